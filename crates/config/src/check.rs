@@ -1,0 +1,864 @@
+//! Turns `proxy.yaml` text into a [`Config`], collecting every problem on the way.
+//!
+//! Each section, each portal and each certificate is decoded on its own, so a type error in
+//! one does not hide the problems in the others.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use http::HeaderName;
+use openssl::asn1::Asn1Time;
+use openssl::pkey::PKey;
+use openssl::x509::X509;
+use serde::de::DeserializeOwned;
+use serde_yaml::{Mapping, Value};
+
+use crate::positions::{Position, Positions};
+use crate::{
+    parse_duration, raw, Admin, AppLogin, Cidr, Config, ConfigError, Cookies, Headers, HealthCheck,
+    Listen, Portal, Problem, Server, ServerCertificate, Target, Timeouts, Tls, TlsVersion,
+    Upstream, UpstreamTls,
+};
+
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "listen",
+    "admin",
+    "tls",
+    "trusted_proxies",
+    "timeouts",
+    "headers",
+    "cookies",
+    "server",
+    "portals",
+];
+
+struct Checker<'a> {
+    positions: Positions,
+    problems: Vec<Problem>,
+    /// Relative file paths in the config are relative to this directory.
+    base_dir: PathBuf,
+    env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+pub(crate) fn check(
+    path: &Path,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let mut checker = Checker {
+        positions: Positions::index(text),
+        problems: Vec::new(),
+        base_dir: path.parent().map(Path::to_owned).unwrap_or_default(),
+        env,
+    };
+    let config = checker.config(path, text);
+    match config {
+        Some(config) if checker.problems.is_empty() => Ok(config),
+        _ => {
+            let mut problems = checker.problems;
+            problems.sort_by_key(|p| (p.position.line, p.position.col));
+            Err(ConfigError {
+                file: path.to_owned(),
+                problems,
+            })
+        }
+    }
+}
+
+fn join(parent: &str, key: &str) -> String {
+    if parent.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{parent}.{key}")
+    }
+}
+
+impl Checker<'_> {
+    fn problem(&mut self, key: &str, message: impl Into<String>) {
+        let position = self.positions.locate(key);
+        self.problems.push(Problem {
+            position,
+            key: key.to_owned(),
+            message: message.into(),
+        });
+    }
+
+    fn config(&mut self, path: &Path, text: &str) -> Option<Config> {
+        let mut doc: Value = match serde_yaml::from_str(text) {
+            Ok(doc) => doc,
+            Err(e) => {
+                let position = e
+                    .location()
+                    .map(|l| Position {
+                        line: l.line(),
+                        col: l.column(),
+                    })
+                    .unwrap_or(Position { line: 1, col: 1 });
+                self.problems.push(Problem {
+                    position,
+                    key: String::new(),
+                    message: format!("not valid YAML: {e}"),
+                });
+                return None;
+            }
+        };
+        self.expand_env(&mut doc, "");
+        let Value::Mapping(top) = doc else {
+            self.problem(
+                "",
+                "the file must be a mapping with listen, admin, tls and portals",
+            );
+            return None;
+        };
+        for key in top.keys() {
+            match key.as_str() {
+                Some(k) if TOP_LEVEL_KEYS.contains(&k) => {}
+                Some(k) => self.problem(
+                    k,
+                    format!("unknown key; known keys: {}", TOP_LEVEL_KEYS.join(", ")),
+                ),
+                None => self.problem("", "top-level keys must be strings"),
+            }
+        }
+
+        let listen = self.required::<raw::Listen>(&top, "listen");
+        let admin = self.required::<raw::Admin>(&top, "admin");
+        let tls = self.required::<raw::Tls>(&top, "tls");
+        let trusted = self
+            .optional::<Vec<String>>(&top, "trusted_proxies")
+            .unwrap_or_default();
+        let timeouts = self
+            .optional::<raw::Timeouts>(&top, "timeouts")
+            .unwrap_or_default();
+        let headers = self
+            .optional::<raw::Headers>(&top, "headers")
+            .unwrap_or_default();
+        let cookies = self
+            .optional::<raw::Cookies>(&top, "cookies")
+            .unwrap_or_default();
+        let server = self
+            .optional::<raw::Server>(&top, "server")
+            .unwrap_or_default();
+
+        let listen = listen.and_then(|l| self.listen(l));
+        let admin = admin.and_then(|a| self.admin(a, listen.as_ref()));
+        let tls = tls.and_then(|t| self.tls(t));
+        let trusted_proxies = self.trusted_proxies(trusted);
+        let timeouts = self.timeouts(&timeouts, "timeouts", Timeouts::default());
+        let headers = self.headers(headers);
+        let cookies = self.cookies(cookies);
+        let server = self.server(server);
+        let portals = self.portals(top.get("portals"), tls.as_ref(), timeouts);
+
+        Some(Config {
+            source: path.to_owned(),
+            listen: listen?,
+            admin: admin?,
+            tls: tls?,
+            trusted_proxies,
+            timeouts,
+            headers: headers?,
+            cookies: cookies?,
+            server: server?,
+            portals: portals?,
+        })
+    }
+
+    /// Replaces `${VAR}` in every string value, in place.
+    fn expand_env(&mut self, value: &mut Value, path: &str) {
+        match value {
+            Value::String(s) => match crate::env::expand(s, self.env) {
+                Ok(expanded) => *s = expanded,
+                Err(message) => self.problem(path, message),
+            },
+            Value::Sequence(items) => {
+                for (i, item) in items.iter_mut().enumerate() {
+                    self.expand_env(item, &format!("{path}[{i}]"));
+                }
+            }
+            Value::Mapping(map) => {
+                for (key, item) in map.iter_mut() {
+                    let key = key.as_str().unwrap_or("?").to_owned();
+                    self.expand_env(item, &join(path, &key));
+                }
+            }
+            Value::Tagged(tagged) => self.expand_env(&mut tagged.value, path),
+            _ => {}
+        }
+    }
+
+    /// Deserializes one value, reporting unknown keys and the first type error in it.
+    fn decode<T: DeserializeOwned>(&mut self, value: &Value, path: &str) -> Option<T> {
+        let mut unknown = Vec::new();
+        let mut track = serde_path_to_error::Track::new();
+        let result = serde_ignored::deserialize(
+            serde_path_to_error::Deserializer::new(value, &mut track),
+            |ignored| unknown.push(ignored_path(path, &ignored)),
+        );
+        for key in unknown {
+            self.problem(&key, "unknown key");
+        }
+        match result {
+            Ok(v) => Some(v),
+            Err(e) => {
+                let mut at = path.to_owned();
+                for segment in track.path().iter() {
+                    match segment {
+                        serde_path_to_error::Segment::Seq { index } => {
+                            at = format!("{at}[{index}]");
+                        }
+                        serde_path_to_error::Segment::Map { key } => at = join(&at, key),
+                        _ => {}
+                    }
+                }
+                let message = e.to_string();
+                match message
+                    .strip_prefix("missing field `")
+                    .and_then(|m| m.split('`').next())
+                {
+                    Some(field) => {
+                        self.problem(&at, format!("required key `{field}` is missing"));
+                    }
+                    None => self.problem(&at, message),
+                }
+                None
+            }
+        }
+    }
+
+    fn required<T: DeserializeOwned>(&mut self, top: &Mapping, key: &str) -> Option<T> {
+        match top.get(key) {
+            Some(value) => self.decode(value, key),
+            None => {
+                self.problem("", format!("required key `{key}` is missing"));
+                None
+            }
+        }
+    }
+
+    fn optional<T: DeserializeOwned>(&mut self, top: &Mapping, key: &str) -> Option<T> {
+        top.get(key).and_then(|value| self.decode(value, key))
+    }
+
+    fn socket_addr(&mut self, value: &str, key: &str) -> Option<SocketAddr> {
+        match value.parse() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                self.problem(
+                    key,
+                    format!(
+                        "{value:?} is not an address: write IP:PORT, e.g. 0.0.0.0:443 or [::]:443"
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn duration(&mut self, value: Option<&String>, key: &str) -> Option<std::time::Duration> {
+        let value = value?;
+        match parse_duration(value) {
+            Ok(d) if d.is_zero() => {
+                self.problem(key, "must be longer than zero");
+                None
+            }
+            Ok(d) => Some(d),
+            Err(message) => {
+                self.problem(key, message);
+                None
+            }
+        }
+    }
+
+    fn file_path(&self, value: &str) -> PathBuf {
+        let path = Path::new(value);
+        if path.is_absolute() {
+            path.to_owned()
+        } else {
+            self.base_dir.join(path)
+        }
+    }
+
+    fn read_file(&mut self, value: &str, key: &str, what: &str) -> Option<(PathBuf, Vec<u8>)> {
+        let path = self.file_path(value);
+        match std::fs::read(&path) {
+            Ok(bytes) => Some((path, bytes)),
+            Err(e) => {
+                self.problem(
+                    key,
+                    format!("cannot read {what} file {}: {e}", path.display()),
+                );
+                None
+            }
+        }
+    }
+
+    fn certificates_pem(
+        &mut self,
+        value: &str,
+        key: &str,
+        what: &str,
+    ) -> Option<(PathBuf, Vec<X509>)> {
+        let (path, bytes) = self.read_file(value, key, what)?;
+        match X509::stack_from_pem(&bytes) {
+            Ok(chain) if !chain.is_empty() => Some((path, chain)),
+            Ok(_) => {
+                self.problem(key, format!("{} holds no PEM certificate", path.display()));
+                None
+            }
+            Err(e) => {
+                self.problem(
+                    key,
+                    format!("{} is not a PEM certificate file: {e}", path.display()),
+                );
+                None
+            }
+        }
+    }
+
+    fn listen(&mut self, raw: raw::Listen) -> Option<Listen> {
+        let https = self.socket_addr(&raw.https, "listen.https");
+        let http_redirect = match &raw.http_redirect {
+            Some(a) => Some(self.socket_addr(a, "listen.http_redirect")?),
+            None => None,
+        };
+        let https = https?;
+        if http_redirect == Some(https) {
+            self.problem("listen.http_redirect", "must differ from listen.https");
+        }
+        Some(Listen {
+            https,
+            http_redirect,
+        })
+    }
+
+    fn admin(&mut self, raw: raw::Admin, listen: Option<&Listen>) -> Option<Admin> {
+        let addr = self.socket_addr(&raw.listen, "admin.listen")?;
+        if let Some(listen) = listen {
+            if addr == listen.https || Some(addr) == listen.http_redirect {
+                self.problem(
+                    "admin.listen",
+                    "the admin listener needs an address of its own, not a public listener's",
+                );
+            }
+        }
+        Some(Admin { listen: addr })
+    }
+
+    fn tls(&mut self, raw: raw::Tls) -> Option<Tls> {
+        let min_version = match raw.min_version.as_deref() {
+            None | Some("1.2") => Some(TlsVersion::Tls12),
+            Some("1.3") => Some(TlsVersion::Tls13),
+            Some(other) => {
+                self.problem(
+                    "tls.min_version",
+                    format!("{other:?} is not allowed: use \"1.2\" or \"1.3\" (older versions are not offered)"),
+                );
+                None
+            }
+        };
+        if raw.certificates.is_empty() {
+            self.problem("tls.certificates", "at least one certificate is needed");
+        }
+        let mut certificates = Vec::new();
+        let mut ok = true;
+        for (i, c) in raw.certificates.iter().enumerate() {
+            match self.server_certificate(c, &format!("tls.certificates[{i}]")) {
+                Some(cert) => certificates.push(cert),
+                None => ok = false,
+            }
+        }
+        (ok && !certificates.is_empty()).then_some(())?;
+        Some(Tls {
+            min_version: min_version?,
+            certificates,
+        })
+    }
+
+    fn server_certificate(
+        &mut self,
+        raw: &raw::Certificate,
+        key: &str,
+    ) -> Option<ServerCertificate> {
+        let cert_key = join(key, "cert");
+        let key_key = join(key, "key");
+        let chain = self.certificates_pem(&raw.cert, &cert_key, "certificate");
+        let private = self
+            .read_file(&raw.key, &key_key, "key")
+            .and_then(|(path, bytes)| match PKey::private_key_from_pem(&bytes) {
+                Ok(k) => Some((path, k)),
+                Err(_) => {
+                    self.problem(
+                        &key_key,
+                        format!("{} is not a PEM private key", path.display()),
+                    );
+                    None
+                }
+            });
+        let (cert_path, chain) = chain?;
+        let (key_path, private) = private?;
+        let leaf = &chain[0];
+        let matches = leaf
+            .public_key()
+            .map(|public| public.public_eq(&private))
+            .unwrap_or(false);
+        if !matches {
+            self.problem(
+                &key_key,
+                format!(
+                    "the key in {} does not belong to the certificate in {}",
+                    key_path.display(),
+                    cert_path.display()
+                ),
+            );
+            return None;
+        }
+        if let Ok(now) = Asn1Time::days_from_now(0) {
+            if leaf.not_after() < now {
+                self.problem(
+                    &cert_key,
+                    format!(
+                        "certificate {} expired on {}",
+                        cert_path.display(),
+                        leaf.not_after()
+                    ),
+                );
+                return None;
+            }
+        }
+        let dns_names: Vec<String> = leaf
+            .subject_alt_names()
+            .map(|names| {
+                names
+                    .iter()
+                    .filter_map(|n| n.dnsname().map(str::to_ascii_lowercase))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if dns_names.is_empty() {
+            self.problem(
+                &cert_key,
+                format!(
+                    "certificate {} has no DNS name in subjectAltName",
+                    cert_path.display()
+                ),
+            );
+            return None;
+        }
+        Some(ServerCertificate {
+            cert_path,
+            chain,
+            key: private,
+            dns_names,
+        })
+    }
+
+    fn trusted_proxies(&mut self, raw: Vec<String>) -> Vec<Cidr> {
+        let mut out = Vec::new();
+        for (i, s) in raw.iter().enumerate() {
+            match s.parse() {
+                Ok(cidr) => out.push(cidr),
+                Err(message) => self.problem(&format!("trusted_proxies[{i}]"), message),
+            }
+        }
+        out
+    }
+
+    fn timeouts(&mut self, raw: &raw::Timeouts, key: &str, defaults: Timeouts) -> Timeouts {
+        let mut t = defaults;
+        if let Some(d) = self.duration(raw.connect.as_ref(), &join(key, "connect")) {
+            t.connect = d;
+        }
+        if let Some(d) = self.duration(raw.read.as_ref(), &join(key, "read")) {
+            t.read = d;
+        }
+        if let Some(d) = self.duration(raw.write.as_ref(), &join(key, "write")) {
+            t.write = d;
+        }
+        if let Some(d) = self.duration(raw.idle.as_ref(), &join(key, "idle")) {
+            t.idle = d;
+        }
+        t
+    }
+
+    fn headers(&mut self, raw: raw::Headers) -> Option<Headers> {
+        let mut ok = true;
+        let mut name = |value: Option<String>, key: &str, default: &str, this: &mut Self| {
+            let value = value.unwrap_or_else(|| default.to_owned());
+            match HeaderName::from_bytes(value.as_bytes()) {
+                Ok(n) => n,
+                Err(_) => {
+                    this.problem(
+                        &join("headers", key),
+                        format!("{value:?} is not a valid header name"),
+                    );
+                    ok = false;
+                    HeaderName::from_static("x-invalid")
+                }
+            }
+        };
+        let headers = Headers {
+            request_id: name(raw.request_id, "request_id", "x-request-id", self),
+            user: name(raw.user, "user", "x-auth-user", self),
+            email: name(raw.email, "email", "x-auth-email", self),
+            name: name(raw.name, "name", "x-auth-name", self),
+            method: name(raw.method, "method", "x-auth-method", self),
+            level: name(raw.level, "level", "x-auth-level", self),
+            amr: name(raw.amr, "amr", "x-auth-amr", self),
+            assertion: name(raw.assertion, "assertion", "x-auth-assertion", self),
+            cert_subject: name(
+                raw.cert_subject,
+                "cert_subject",
+                "x-auth-cert-subject",
+                self,
+            ),
+            cert_issuer: name(raw.cert_issuer, "cert_issuer", "x-auth-cert-issuer", self),
+            cert_serial: name(raw.cert_serial, "cert_serial", "x-auth-cert-serial", self),
+            cert_fingerprint: name(
+                raw.cert_fingerprint,
+                "cert_fingerprint",
+                "x-auth-cert-fingerprint",
+                self,
+            ),
+            strip: raw
+                .strip
+                .into_iter()
+                .enumerate()
+                .map(|(i, s)| name(Some(s), &format!("strip[{i}]"), "", self))
+                .collect(),
+        };
+        let set = headers.identity_names();
+        for (i, n) in set.iter().enumerate().take(11) {
+            if set[..i].contains(n) {
+                self.problem("headers", format!("header name {n} is used twice"));
+                ok = false;
+            }
+        }
+        if set.contains(&headers.request_id) {
+            self.problem(
+                "headers.request_id",
+                "must differ from the identity headers",
+            );
+            ok = false;
+        }
+        ok.then_some(headers)
+    }
+
+    fn cookies(&mut self, raw: raw::Cookies) -> Option<Cookies> {
+        let prefix = raw.prefix.unwrap_or_else(|| "prehod".into());
+        let valid = !prefix.is_empty()
+            && prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !valid {
+            self.problem("cookies.prefix", "use letters, digits, '_' and '-' only");
+            return None;
+        }
+        Some(Cookies { prefix })
+    }
+
+    fn server(&mut self, raw: raw::Server) -> Option<Server> {
+        let threads = raw
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+        if threads == 0 {
+            self.problem("server.threads", "must be at least 1");
+            return None;
+        }
+        let grace_period = match raw.grace_period {
+            Some(ref g) => match parse_duration(g) {
+                Ok(d) => d,
+                Err(message) => {
+                    self.problem("server.grace_period", message);
+                    return None;
+                }
+            },
+            None => std::time::Duration::from_secs(10),
+        };
+        Some(Server {
+            threads,
+            grace_period,
+        })
+    }
+
+    fn portals(
+        &mut self,
+        raw: Option<&Value>,
+        tls: Option<&Tls>,
+        defaults: Timeouts,
+    ) -> Option<Vec<Portal>> {
+        let Some(raw) = raw else {
+            self.problem("", "required key `portals` is missing");
+            return None;
+        };
+        let Value::Mapping(map) = raw else {
+            self.problem("portals", "must map portal names to their settings");
+            return None;
+        };
+        if map.is_empty() {
+            self.problem("portals", "at least one portal is needed");
+            return None;
+        }
+        let mut ok = true;
+        let mut portals: Vec<Portal> = Vec::new();
+        for (name, value) in map {
+            let Some(name) = name.as_str() else {
+                self.problem("portals", "portal names must be strings");
+                ok = false;
+                continue;
+            };
+            let key = join("portals", name);
+            if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            {
+                self.problem(&key, "a portal name uses a-z, 0-9 and '-' only");
+                ok = false;
+            }
+            let portal = self
+                .decode::<raw::Portal>(value, &key)
+                .and_then(|raw| self.portal(name, raw, &key, tls, defaults));
+            match portal {
+                Some(portal) => {
+                    if let Some(other) = portals.iter().find(|p| p.host == portal.host) {
+                        let message = format!(
+                            "host {} is already used by portal {}",
+                            portal.host, other.name
+                        );
+                        self.problem(&join(&key, "host"), message);
+                        ok = false;
+                    }
+                    portals.push(portal);
+                }
+                None => ok = false,
+            }
+        }
+        ok.then_some(portals)
+    }
+
+    fn portal(
+        &mut self,
+        name: &str,
+        raw: raw::Portal,
+        key: &str,
+        tls: Option<&Tls>,
+        defaults: Timeouts,
+    ) -> Option<Portal> {
+        let host_key = join(key, "host");
+        let host = raw.host.to_ascii_lowercase();
+        let host = if is_host_name(&host) {
+            Some(host)
+        } else {
+            self.problem(
+                &host_key,
+                format!("{:?} is not a host name: write only the name, e.g. acq.bankart.si (no scheme, port or path)", raw.host),
+            );
+            None
+        };
+        if let (Some(host), Some(tls)) = (&host, tls) {
+            if !tls.certificates.iter().any(|c| c.covers(host)) {
+                self.problem(
+                    &host_key,
+                    format!("no certificate in tls.certificates covers {host}"),
+                );
+            }
+        }
+        let app_login = match raw.app_login.as_deref() {
+            None | Some("gateway") => Some(AppLogin::Gateway),
+            Some("own") => Some(AppLogin::Own),
+            Some(other) => {
+                self.problem(
+                    &join(key, "app_login"),
+                    format!("{other:?} is not one of: gateway, own"),
+                );
+                None
+            }
+        };
+        let upstream = self.upstream(raw.upstream, &join(key, "upstream"));
+        let timeouts = self.timeouts(&raw.timeouts, &join(key, "timeouts"), defaults);
+        Some(Portal {
+            name: name.to_owned(),
+            host: host?,
+            title: raw.title.unwrap_or_else(|| name.to_owned()),
+            app_login: app_login?,
+            upstream: upstream?,
+            timeouts,
+        })
+    }
+
+    fn upstream(&mut self, raw: raw::Upstream, key: &str) -> Option<Upstream> {
+        let urls_key = join(key, "urls");
+        if raw.urls.is_empty() {
+            self.problem(&urls_key, "at least one upstream URL is needed");
+            return None;
+        }
+        let mut targets = Vec::new();
+        let mut schemes = Vec::new();
+        for (i, s) in raw.urls.iter().enumerate() {
+            let item = format!("{urls_key}[{i}]");
+            match upstream_url(s) {
+                Ok((https, target)) => {
+                    schemes.push(https);
+                    targets.push(target);
+                }
+                Err(message) => self.problem(&item, message),
+            }
+        }
+        if targets.len() != raw.urls.len() {
+            return None;
+        }
+        let https = schemes[0];
+        if schemes.iter().any(|s| *s != https) {
+            self.problem(&urls_key, "all URLs of one portal use the same scheme");
+            return None;
+        }
+        let tls = if https {
+            let ca = match &raw.ca {
+                Some(path) => Some(self.certificates_pem(path, &join(key, "ca"), "CA")?.1),
+                None => None,
+            };
+            Some(UpstreamTls {
+                ca,
+                danger_accept_invalid_certs: raw.danger_accept_invalid_certs,
+            })
+        } else {
+            if raw.ca.is_some() {
+                self.problem(
+                    &join(key, "ca"),
+                    "a CA is only used with https:// upstreams",
+                );
+            }
+            if raw.danger_accept_invalid_certs {
+                self.problem(
+                    &join(key, "danger_accept_invalid_certs"),
+                    "only means something for https:// upstreams",
+                );
+            }
+            None
+        };
+        let hc_key = join(key, "health_check");
+        let interval = self
+            .duration(
+                raw.health_check.interval.as_ref(),
+                &join(&hc_key, "interval"),
+            )
+            .unwrap_or(std::time::Duration::from_secs(5));
+        let timeout = self
+            .duration(raw.health_check.timeout.as_ref(), &join(&hc_key, "timeout"))
+            .unwrap_or(std::time::Duration::from_secs(1));
+        if timeout >= interval {
+            self.problem(
+                &join(&hc_key, "timeout"),
+                "must be shorter than the interval",
+            );
+        }
+        Some(Upstream {
+            targets,
+            tls,
+            health_check: HealthCheck { interval, timeout },
+        })
+    }
+}
+
+/// `http(s)://host[:port][/]` → (is https, target). prehod forwards each request's own path,
+/// so an upstream URL cannot carry a path, query, fragment or credentials.
+fn upstream_url(s: &str) -> Result<(bool, Target), String> {
+    let url = url::Url::parse(s).map_err(|e| format!("{s:?} is not a URL: {e}"))?;
+    let https = match url.scheme() {
+        "http" => false,
+        "https" => true,
+        other => {
+            return Err(format!(
+                "scheme {other:?} is not supported: use http or https"
+            ))
+        }
+    };
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("an upstream URL cannot carry credentials".into());
+    }
+    if url.path() != "/" && !url.path().is_empty() {
+        return Err(format!(
+            "an upstream URL names only scheme, host and port: drop the path {:?} (prehod forwards each request's own path)",
+            url.path()
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("an upstream URL cannot carry a query or fragment".into());
+    }
+    let host = match url.host() {
+        Some(url::Host::Domain(d)) => d.to_owned(),
+        Some(url::Host::Ipv4(ip)) => ip.to_string(),
+        Some(url::Host::Ipv6(ip)) => ip.to_string(),
+        None => return Err(format!("{s:?} has no host")),
+    };
+    let port = url
+        .port_or_known_default()
+        .ok_or_else(|| format!("{s:?} has no port"))?;
+    Ok((https, Target { host, port }))
+}
+
+fn is_host_name(s: &str) -> bool {
+    s.len() <= 253
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+fn ignored_path(prefix: &str, path: &serde_ignored::Path<'_>) -> String {
+    match path {
+        serde_ignored::Path::Root => prefix.to_owned(),
+        serde_ignored::Path::Seq { parent, index } => {
+            format!("{}[{index}]", ignored_path(prefix, parent))
+        }
+        serde_ignored::Path::Map { parent, key } => join(&ignored_path(prefix, parent), key),
+        serde_ignored::Path::Some { parent }
+        | serde_ignored::Path::NewtypeStruct { parent }
+        | serde_ignored::Path::NewtypeVariant { parent } => ignored_path(prefix, parent),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_urls() {
+        assert_eq!(
+            upstream_url("http://10.0.0.1:8080").unwrap(),
+            (
+                false,
+                Target {
+                    host: "10.0.0.1".into(),
+                    port: 8080
+                }
+            )
+        );
+        assert_eq!(upstream_url("https://app.internal/").unwrap().1.port, 443);
+        assert!(upstream_url("http://a:1/app")
+            .unwrap_err()
+            .contains("drop the path"));
+        assert!(upstream_url("http://a:1/?x=1")
+            .unwrap_err()
+            .contains("query"));
+        assert!(upstream_url("ftp://a").unwrap_err().contains("scheme"));
+        assert!(upstream_url("http://u:p@a")
+            .unwrap_err()
+            .contains("credentials"));
+        assert!(upstream_url("nonsense").is_err());
+    }
+
+    #[test]
+    fn host_names() {
+        assert!(is_host_name("acq.bankart.si"));
+        assert!(!is_host_name("https://acq.bankart.si"));
+        assert!(!is_host_name("acq.bankart.si:443"));
+        assert!(!is_host_name("acq..si"));
+    }
+}

@@ -1,0 +1,372 @@
+//! prehod's configuration: `proxy.yaml` read into a raw model, then checked into a [`Config`]
+//! of parsed values (addresses, durations, header names, loaded certificates and keys).
+//!
+//! [`Config::load`] reports every problem at once, each as `FILE:LINE:COL: key: message`.
+//! This crate knows nothing of pingora, so it can be tested and benchmarked alone.
+
+mod check;
+pub mod env;
+mod error;
+pub mod positions;
+mod raw;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http::HeaderName;
+use openssl::pkey::{PKey, Private};
+use openssl::x509::X509;
+
+pub use error::{ConfigError, Problem};
+pub use positions::Position;
+
+/// A checked configuration. Every value in it has been parsed and every file read.
+#[derive(Debug)]
+pub struct Config {
+    /// The file this was read from.
+    pub source: PathBuf,
+    pub listen: Listen,
+    pub admin: Admin,
+    pub tls: Tls,
+    /// Peers whose `X-Forwarded-For` / `-Proto` / `-Host` are believed.
+    pub trusted_proxies: Vec<Cidr>,
+    /// Defaults for every portal.
+    pub timeouts: Timeouts,
+    pub headers: Headers,
+    pub cookies: Cookies,
+    pub server: Server,
+    pub portals: Vec<Portal>,
+}
+
+#[derive(Debug)]
+pub struct Listen {
+    pub https: SocketAddr,
+    /// A plain-HTTP listener that only redirects to HTTPS.
+    pub http_redirect: Option<SocketAddr>,
+}
+
+#[derive(Debug)]
+pub struct Admin {
+    pub listen: SocketAddr,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsVersion {
+    Tls12,
+    Tls13,
+}
+
+#[derive(Debug)]
+pub struct Tls {
+    pub min_version: TlsVersion,
+    /// The first certificate also answers handshakes without SNI or with an unknown name
+    /// (they then get a 421 page).
+    pub certificates: Vec<ServerCertificate>,
+}
+
+/// A server certificate chain with its key, and the DNS names it covers.
+#[derive(Debug)]
+pub struct ServerCertificate {
+    pub cert_path: PathBuf,
+    /// Leaf first, then intermediates.
+    pub chain: Vec<X509>,
+    pub key: PKey<Private>,
+    /// Lower-case DNS names from the subjectAltName; `*.example.com` wildcards included.
+    pub dns_names: Vec<String>,
+}
+
+impl ServerCertificate {
+    /// Whether this certificate is valid for `host` (lower case), wildcards matching one label.
+    pub fn covers(&self, host: &str) -> bool {
+        self.dns_names
+            .iter()
+            .any(|name| dns_name_matches(name, host))
+    }
+}
+
+/// RFC 6125 matching: exact, or `*.` matching exactly one left-most label.
+pub fn dns_name_matches(pattern: &str, host: &str) -> bool {
+    match pattern.strip_prefix("*.") {
+        Some(suffix) => host
+            .split_once('.')
+            .is_some_and(|(label, rest)| !label.is_empty() && rest == suffix),
+        None => pattern == host,
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    pub connect: Duration,
+    /// Longest wait for the upstream's next bytes (504 when it passes).
+    pub read: Duration,
+    pub write: Duration,
+    /// How long an idle upstream connection stays in the keep-alive pool.
+    pub idle: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(5),
+            read: Duration::from_secs(60),
+            write: Duration::from_secs(60),
+            idle: Duration::from_secs(90),
+        }
+    }
+}
+
+/// The names of the headers the gateway owns. A client can never send any of them upstream.
+#[derive(Clone, Debug)]
+pub struct Headers {
+    pub request_id: HeaderName,
+    pub user: HeaderName,
+    pub email: HeaderName,
+    pub name: HeaderName,
+    pub method: HeaderName,
+    pub level: HeaderName,
+    pub amr: HeaderName,
+    pub assertion: HeaderName,
+    pub cert_subject: HeaderName,
+    pub cert_issuer: HeaderName,
+    pub cert_serial: HeaderName,
+    pub cert_fingerprint: HeaderName,
+    /// Further names removed from every client request (e.g. `X-Remote-User`).
+    pub strip: Vec<HeaderName>,
+}
+
+impl Headers {
+    /// Every identity header name: the ones the gateway sets and the extra ones it strips.
+    pub fn identity_names(&self) -> Vec<HeaderName> {
+        let mut names = vec![
+            self.user.clone(),
+            self.email.clone(),
+            self.name.clone(),
+            self.method.clone(),
+            self.level.clone(),
+            self.amr.clone(),
+            self.assertion.clone(),
+            self.cert_subject.clone(),
+            self.cert_issuer.clone(),
+            self.cert_serial.clone(),
+            self.cert_fingerprint.clone(),
+        ];
+        names.extend(self.strip.iter().cloned());
+        names.dedup();
+        names
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Cookies {
+    /// Every cookie whose name starts with this belongs to the gateway and never goes upstream.
+    pub prefix: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Server {
+    pub threads: usize,
+    /// How long in-flight requests may finish after SIGTERM.
+    pub grace_period: Duration,
+}
+
+/// How a portal's users log in to the portal application after the gateway.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AppLogin {
+    /// The gateway's login is the only one.
+    Gateway,
+    /// The portal has its own username/password login, passed through untouched.
+    Own,
+}
+
+#[derive(Debug)]
+pub struct Portal {
+    /// The key in `portals:` (`acq`, `b2b`, …), used in metrics and logs.
+    pub name: String,
+    /// Lower-case host name, without port.
+    pub host: String,
+    pub title: String,
+    pub app_login: AppLogin,
+    pub upstream: Upstream,
+    pub timeouts: Timeouts,
+}
+
+#[derive(Debug)]
+pub struct Upstream {
+    pub targets: Vec<Target>,
+    pub tls: Option<UpstreamTls>,
+    pub health_check: HealthCheck,
+}
+
+/// One upstream address, resolved when the gateway starts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub host: String,
+    pub port: u16,
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct UpstreamTls {
+    /// Trust anchors for the upstream's certificate; `None` uses the system store.
+    pub ca: Option<Vec<X509>>,
+    /// Turns off certificate verification. Named `danger_` in the file for a reason.
+    pub danger_accept_invalid_certs: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HealthCheck {
+    pub interval: Duration,
+    pub timeout: Duration,
+}
+
+/// An IP network in CIDR notation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cidr {
+    pub network: IpAddr,
+    pub prefix: u8,
+}
+
+impl Cidr {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.network, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            (IpAddr::V6(_), IpAddr::V4(ip)) => self.contains(IpAddr::V6(ip.to_ipv6_mapped())),
+            (IpAddr::V4(_), IpAddr::V6(ip)) => ip
+                .to_ipv4_mapped()
+                .is_some_and(|v4| self.contains(IpAddr::V4(v4))),
+        }
+    }
+}
+
+impl std::str::FromStr for Cidr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((addr, prefix)) => (addr, Some(prefix)),
+            None => (s, None),
+        };
+        let network: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("{addr:?} is not an IP address"))?;
+        let max = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("prefix length {p:?} is not between 0 and {max}"))?,
+        };
+        Ok(Self { network, prefix })
+    }
+}
+
+/// Parses `250ms`, `5s`, `2m`, `1h`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("{s:?} has no unit: write e.g. 5s, 250ms, 2m or 1h"))?;
+    let (number, unit) = s.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{s:?} does not start with a whole number"))?;
+    let scale = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        _ => return Err(format!("unknown unit {unit:?} in {s:?}: use ms, s, m or h")),
+    };
+    n.checked_mul(scale)
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("{s:?} is too long"))
+}
+
+impl Config {
+    /// Reads and checks `path`. `${VAR}` references are looked up in the process environment.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_owned(),
+            problems: vec![Problem {
+                position: Position { line: 1, col: 1 },
+                key: String::new(),
+                message: format!("cannot read the file: {e}"),
+            }],
+        })?;
+        Self::from_text(path, &text, |name| std::env::var(name).ok())
+    }
+
+    /// Checks `text` as if read from `path` (relative file paths in it are relative to the
+    /// directory of `path`).
+    pub fn from_text(
+        path: &Path,
+        text: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        check::check(path, text, &env)
+    }
+
+    pub fn portal_by_host(&self, host: &str) -> Option<&Portal> {
+        self.portals.iter().find(|p| p.host == host)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("5s").unwrap(), Duration::from_secs(5));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert!(parse_duration("5").unwrap_err().contains("no unit"));
+        assert!(parse_duration("5d").unwrap_err().contains("unknown unit"));
+        assert!(parse_duration("s").is_err());
+    }
+
+    #[test]
+    fn cidrs() {
+        let net: Cidr = "10.0.0.0/8".parse().unwrap();
+        assert!(net.contains("10.1.2.3".parse().unwrap()));
+        assert!(!net.contains("11.0.0.1".parse().unwrap()));
+        assert!(net.contains("::ffff:10.9.9.9".parse().unwrap()));
+        let all: Cidr = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains("8.8.8.8".parse().unwrap()));
+        let one: Cidr = "::1".parse().unwrap();
+        assert!(one.contains("::1".parse().unwrap()));
+        assert!("10.0.0.0/33".parse::<Cidr>().is_err());
+        assert!("nonsense/8".parse::<Cidr>().is_err());
+    }
+
+    #[test]
+    fn wildcards_match_one_label() {
+        assert!(dns_name_matches("*.bankart.si", "acq.bankart.si"));
+        assert!(!dns_name_matches("*.bankart.si", "bankart.si"));
+        assert!(!dns_name_matches("*.bankart.si", "a.b.bankart.si"));
+        assert!(dns_name_matches("login.bankart.si", "login.bankart.si"));
+    }
+}

@@ -1,0 +1,93 @@
+//! The raw configuration model: exactly what `proxy.yaml` says, read by serde_yaml.
+//!
+//! Nothing here is checked beyond its YAML type; `crate::check` turns it into a [`crate::Config`].
+//! Unknown keys are not refused by serde (that would stop at the first); they are collected by
+//! `serde_ignored` so that every one of them is reported.
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+pub struct Listen {
+    pub https: String,
+    pub http_redirect: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Admin {
+    pub listen: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Tls {
+    pub min_version: Option<String>,
+    pub certificates: Vec<Certificate>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Certificate {
+    pub cert: String,
+    pub key: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct Timeouts {
+    pub connect: Option<String>,
+    pub read: Option<String>,
+    pub write: Option<String>,
+    pub idle: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct Headers {
+    pub request_id: Option<String>,
+    pub user: Option<String>,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub method: Option<String>,
+    pub level: Option<String>,
+    pub amr: Option<String>,
+    pub assertion: Option<String>,
+    pub cert_subject: Option<String>,
+    pub cert_issuer: Option<String>,
+    pub cert_serial: Option<String>,
+    pub cert_fingerprint: Option<String>,
+    #[serde(default)]
+    pub strip: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct Cookies {
+    pub prefix: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct Server {
+    pub threads: Option<usize>,
+    pub grace_period: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Portal {
+    pub host: String,
+    pub title: Option<String>,
+    pub app_login: Option<String>,
+    pub upstream: Upstream,
+    #[serde(default)]
+    pub timeouts: Timeouts,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Upstream {
+    pub urls: Vec<String>,
+    pub ca: Option<String>,
+    #[serde(default)]
+    pub danger_accept_invalid_certs: bool,
+    #[serde(default)]
+    pub health_check: HealthCheck,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct HealthCheck {
+    pub interval: Option<String>,
+    pub timeout: Option<String>,
+}

@@ -1,0 +1,257 @@
+//! A demo Bankart portal: what `prehod dev` puts behind the gateway, and what the tests use as
+//! a real upstream.
+//!
+//! It shows which portal it is and every request header it received (HTML for browsers, JSON
+//! for `Accept: application/json`), and the SHA-256 of any request body, so a test can prove
+//! the gateway forwarded a body byte for byte. A portal with `own_login` has its own
+//! username/password form and session cookie, like ecmsweb and bankomati.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{header, HeaderMap, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use sha2::{Digest, Sha256};
+use tokio::net::TcpListener;
+
+/// The demo application's own credentials (only for `own_login` portals).
+pub const DEMO_USERNAME: &str = "demo";
+pub const DEMO_PASSWORD: &str = "demo123";
+
+#[derive(Clone, Debug)]
+pub struct PortalInfo {
+    /// `acq`, `b2b`, …
+    pub name: String,
+    pub title: String,
+    /// The portal has its own login form after the gateway's.
+    pub own_login: bool,
+}
+
+impl PortalInfo {
+    fn app_cookie(&self) -> String {
+        format!("{}_app_session", self.name)
+    }
+}
+
+/// Binds `addr` (port 0 picks a free port) and serves until the task is dropped or aborted.
+pub async fn spawn(
+    addr: SocketAddr,
+    info: PortalInfo,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    let info = Arc::new(info);
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let info = info.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req| handle(info.clone(), req));
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .with_upgrades()
+                    .await;
+            });
+        }
+    });
+    Ok((local, task))
+}
+
+type Body = Full<Bytes>;
+
+const FORM_LIMIT: usize = 16 * 1024;
+
+async fn handle(
+    info: Arc<PortalInfo>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    let (parts, mut body) = req.into_parts();
+    // Hash the body as it streams in: a 50 MiB upload is never held in memory.
+    let mut hasher = Sha256::new();
+    let mut length: u64 = 0;
+    // The first bytes are kept for the own-login form.
+    let mut head = Vec::new();
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(frame) => {
+                if let Some(data) = frame.data_ref() {
+                    hasher.update(data);
+                    length += data.len() as u64;
+                    let room = FORM_LIMIT.saturating_sub(head.len());
+                    head.extend_from_slice(&data[..room.min(data.len())]);
+                }
+            }
+            Err(_) => return Ok(text(StatusCode::BAD_REQUEST, "body read error")),
+        }
+    }
+    let body_sha256 = hex::encode(hasher.finalize());
+    let path = parts.uri.path();
+
+    if path == "/__demo/slow" {
+        let ms = parts
+            .uri
+            .query()
+            .and_then(|q| q.strip_prefix("ms="))
+            .and_then(|ms| ms.parse().ok())
+            .unwrap_or(5_000u64);
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+
+    if info.own_login {
+        if path == "/login" && parts.method == Method::POST {
+            return Ok(own_login(&info, &head));
+        }
+        let logged_in =
+            has_cookie(&parts.headers, &info.app_cookie()) || basic_auth_ok(&parts.headers);
+        if !logged_in {
+            return Ok(login_form(&info, None));
+        }
+    }
+
+    let headers: Vec<(String, String)> = parts
+        .headers
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let wants_json = parts
+        .headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/json"));
+    if wants_json {
+        let json = serde_json::json!({
+            "portal": info.name,
+            "title": info.title,
+            "method": parts.method.as_str(),
+            "uri": parts.uri.to_string(),
+            "headers": headers,
+            "body_len": length,
+            "body_sha256": body_sha256,
+        });
+        return Ok(Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(json.to_string())))
+            .unwrap_or_default());
+    }
+    let rows: String = headers
+        .iter()
+        .map(|(n, v)| format!("<tr><th>{}</th><td>{}</td></tr>", escape(n), escape(v)))
+        .collect();
+    let page = format!(
+        "<!doctype html><html lang=\"sl\"><head><meta charset=\"utf-8\"><title>{title}</title>\
+         <style>body{{font-family:system-ui,sans-serif;margin:2rem;color:#1d2a3a}}\
+         h1{{color:#00529b}}table{{border-collapse:collapse}}th,td{{border:1px solid #ccd;padding:.3rem .6rem;text-align:left;font-family:monospace}}\
+         th{{background:#eef3f8}}</style></head><body>\
+         <h1>{title}</h1><p>Demo portal <b>{name}</b> behind prehod. {method} {uri}</p>\
+         <p>Body: {length} bytes, SHA-256 {body_sha256}</p>\
+         <h2>Request headers the portal received</h2><table>{rows}</table></body></html>",
+        title = escape(&info.title),
+        name = escape(&info.name),
+        method = parts.method,
+        uri = escape(&parts.uri.to_string()),
+    );
+    Ok(html(StatusCode::OK, page))
+}
+
+/// Checks the posted `username=…&password=…` form; on success sets the application's own
+/// session cookie and sends the browser to `/`.
+fn own_login(info: &PortalInfo, form: &[u8]) -> Response<Body> {
+    let form = String::from_utf8_lossy(form);
+    let field = |name: &str| {
+        form.split('&')
+            .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+            .unwrap_or("")
+            .to_owned()
+    };
+    if field("username") == DEMO_USERNAME && field("password") == DEMO_PASSWORD {
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        return Response::builder()
+            .status(StatusCode::SEE_OTHER)
+            .header(header::LOCATION, "/")
+            .header(
+                header::SET_COOKIE,
+                format!(
+                    "{}={}; Path=/; Secure; HttpOnly; SameSite=Lax",
+                    info.app_cookie(),
+                    token
+                ),
+            )
+            .body(Full::new(Bytes::new()))
+            .unwrap_or_default();
+    }
+    login_form(
+        info,
+        Some("Napačno uporabniško ime ali geslo / Wrong username or password."),
+    )
+}
+
+fn login_form(info: &PortalInfo, error: Option<&str>) -> Response<Body> {
+    let error = error
+        .map(|e| format!("<p class=\"err\">{}</p>", escape(e)))
+        .unwrap_or_default();
+    let page = format!(
+        "<!doctype html><html lang=\"sl\"><head><meta charset=\"utf-8\"><title>{title} — prijava</title></head>\
+         <body style=\"font-family:system-ui,sans-serif;margin:2rem\"><h1>{title}</h1>\
+         <p>Prijava v aplikacijo (application login)</p>{error}\
+         <form method=\"post\" action=\"/login\"><label>Uporabniško ime <input name=\"username\" required></label><br>\
+         <label>Geslo <input name=\"password\" type=\"password\" required></label><br>\
+         <button type=\"submit\">Prijava</button></form></body></html>",
+        title = escape(&info.title),
+    );
+    html(StatusCode::OK, page)
+}
+
+fn has_cookie(headers: &HeaderMap, name: &str) -> bool {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .any(|c| {
+            c.trim()
+                .split_once('=')
+                .is_some_and(|(n, v)| n == name && !v.is_empty())
+        })
+}
+
+fn basic_auth_ok(headers: &HeaderMap) -> bool {
+    // "demo:demo123" in base64.
+    headers
+        .get(header::AUTHORIZATION)
+        .is_some_and(|v| v.as_bytes() == b"Basic ZGVtbzpkZW1vMTIz")
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *r.status_mut() = status;
+    r
+}
+
+fn html(status: StatusCode, page: String) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
+        .body(Full::new(Bytes::from(page)))
+        .unwrap_or_default()
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}

@@ -1,0 +1,237 @@
+//! The development and test PKI: a dev CA, one server certificate for every dev host name,
+//! client certificates for each case the gateway must tell apart, and a CRL.
+//!
+//! Everything is generated (rcgen), never committed: `prehod dev` writes it to `certs/dev/`
+//! when missing, and the tests write a fresh one into a temporary directory.
+
+use std::path::{Path, PathBuf};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, CertifiedIssuer,
+    DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyIdMethod, KeyPair,
+    KeyUsagePurpose, RevokedCertParams, SanType, SerialNumber,
+};
+use time::{Duration, OffsetDateTime};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PkiError {
+    #[error("generating {what}: {source}")]
+    Generate {
+        what: &'static str,
+        #[source]
+        source: rcgen::Error,
+    },
+    #[error("writing {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The host names the dev server certificate covers for a base domain such as
+/// `bankart.localhost`: the domain, every name under it, and the simulator's host.
+pub fn dev_server_names(domain: &str) -> Vec<String> {
+    vec![
+        domain.to_owned(),
+        format!("*.{domain}"),
+        "rekono.localhost".to_owned(),
+        "localhost".to_owned(),
+    ]
+}
+
+/// The files a generated PKI consists of, relative to its directory.
+pub mod files {
+    pub const CA_CERT: &str = "ca.crt";
+    pub const CA_KEY: &str = "ca.key";
+    pub const SERVER_CERT: &str = "server.crt";
+    pub const SERVER_KEY: &str = "server.key";
+    pub const CRL: &str = "ca.crl.pem";
+    pub const UNTRUSTED_CA_CERT: &str = "untrusted-ca.crt";
+    /// Client certificates: `clients/NAME.crt` and `clients/NAME.key`.
+    pub const CLIENTS: [&str; 5] = ["valid", "expired", "revoked", "no-client-auth", "untrusted"];
+}
+
+/// Writes a fresh PKI for `server_names` into `dir`, replacing what is there.
+pub fn generate(dir: &Path, server_names: &[String]) -> Result<(), PkiError> {
+    let out = Writer { dir };
+    let now = OffsetDateTime::now_utc();
+
+    let ca = new_ca("prehod dev CA", now)?;
+    out.write(files::CA_CERT, &ca.pem())?;
+    out.write(files::CA_KEY, &ca.key().serialize_pem())?;
+    let untrusted = new_ca("prehod untrusted dev CA", now)?;
+    out.write(files::UNTRUSTED_CA_CERT, &untrusted.pem())?;
+
+    let mut server = leaf_params("prehod dev server", now, 2)?;
+    server.subject_alt_names = server_names
+        .iter()
+        .map(|n| n.clone().try_into().map(SanType::DnsName))
+        .collect::<Result<_, _>>()
+        .map_err(|source| PkiError::Generate {
+            what: "server names",
+            source,
+        })?;
+    server
+        .subject_alt_names
+        .push(SanType::IpAddress([127, 0, 0, 1].into()));
+    server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let key = new_key("server key")?;
+    let cert = server
+        .signed_by(&key, &ca)
+        .map_err(|source| PkiError::Generate {
+            what: "server certificate",
+            source,
+        })?;
+    out.write(files::SERVER_CERT, &cert.pem())?;
+    out.write(files::SERVER_KEY, &key.serialize_pem())?;
+
+    let mut revoked_serial = None;
+    for (i, name) in files::CLIENTS.iter().enumerate() {
+        let serial = 1000 + i as u64;
+        let mut params = leaf_params(&format!("Testni Uporabnik ({name})"), now, serial)?;
+        params.distinguished_name.push(
+            DnType::CustomDnType(vec![2, 5, 4, 5]),
+            format!("SI-DEV-{serial}"),
+        );
+        params.subject_alt_names = vec![SanType::Rfc822Name(
+            format!("{name}@uporabnik.bankart.localhost")
+                .try_into()
+                .map_err(|source| PkiError::Generate {
+                    what: "client e-mail",
+                    source,
+                })?,
+        )];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        match *name {
+            "expired" => {
+                params.not_before = now - Duration::days(60);
+                params.not_after = now - Duration::days(1);
+            }
+            "no-client-auth" => {
+                params.extended_key_usages = vec![ExtendedKeyUsagePurpose::EmailProtection];
+            }
+            "revoked" => revoked_serial = Some(serial),
+            _ => {}
+        }
+        let issuer = if *name == "untrusted" {
+            &untrusted
+        } else {
+            &ca
+        };
+        let key = new_key("client key")?;
+        let cert = params
+            .signed_by(&key, issuer)
+            .map_err(|source| PkiError::Generate {
+                what: "client certificate",
+                source,
+            })?;
+        out.write(&format!("clients/{name}.crt"), &cert.pem())?;
+        out.write(&format!("clients/{name}.key"), &key.serialize_pem())?;
+    }
+
+    let crl = CertificateRevocationListParams {
+        this_update: now - Duration::minutes(5),
+        next_update: now + Duration::days(7),
+        crl_number: SerialNumber::from(1u64),
+        issuing_distribution_point: None,
+        revoked_certs: revoked_serial
+            .into_iter()
+            .map(|serial| RevokedCertParams {
+                serial_number: SerialNumber::from(serial),
+                revocation_time: now - Duration::minutes(1),
+                reason_code: None,
+                invalidity_date: None,
+            })
+            .collect(),
+        key_identifier_method: KeyIdMethod::Sha256,
+    }
+    .signed_by(&ca)
+    .map_err(|source| PkiError::Generate {
+        what: "CRL",
+        source,
+    })?;
+    let crl_pem = crl.pem().map_err(|source| PkiError::Generate {
+        what: "CRL PEM",
+        source,
+    })?;
+    out.write(files::CRL, &crl_pem)?;
+    Ok(())
+}
+
+/// Generates the PKI into `dir` unless its server certificate is already there.
+/// Returns whether it generated.
+pub fn ensure(dir: &Path, server_names: &[String]) -> Result<bool, PkiError> {
+    if dir.join(files::SERVER_CERT).exists() && dir.join(files::CA_CERT).exists() {
+        return Ok(false);
+    }
+    generate(dir, server_names)?;
+    Ok(true)
+}
+
+fn new_key(what: &'static str) -> Result<KeyPair, PkiError> {
+    KeyPair::generate().map_err(|source| PkiError::Generate { what, source })
+}
+
+fn new_ca(name: &str, now: OffsetDateTime) -> Result<CertifiedIssuer<'static, KeyPair>, PkiError> {
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, name);
+    dn.push(DnType::OrganizationName, "prehod development");
+    params.distinguished_name = dn;
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(1));
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    params.not_before = now - Duration::days(1);
+    params.not_after = now + Duration::days(3650);
+    params.serial_number = Some(SerialNumber::from(1u64));
+    CertifiedIssuer::self_signed(params, new_key("CA key")?).map_err(|source| PkiError::Generate {
+        what: "CA certificate",
+        source,
+    })
+}
+
+fn leaf_params(
+    common_name: &str,
+    now: OffsetDateTime,
+    serial: u64,
+) -> Result<CertificateParams, PkiError> {
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, common_name);
+    dn.push(DnType::OrganizationName, "prehod development");
+    params.distinguished_name = dn;
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.use_authority_key_identifier_extension = true;
+    params.not_before = now - Duration::days(1);
+    params.not_after = now + Duration::days(825);
+    params.serial_number = Some(SerialNumber::from(serial));
+    Ok(params)
+}
+
+struct Writer<'a> {
+    dir: &'a Path,
+}
+
+impl Writer<'_> {
+    fn write(&self, name: &str, contents: &str) -> Result<(), PkiError> {
+        let path = self.dir.join(name);
+        let result = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::write(&path, contents));
+        result.map_err(|source| PkiError::Write { path, source })?;
+        #[cfg(unix)]
+        if name.ends_with(".key") {
+            use std::os::unix::fs::PermissionsExt;
+            let path = self.dir.join(name);
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .map_err(|source| PkiError::Write { path, source })?;
+        }
+        Ok(())
+    }
+}

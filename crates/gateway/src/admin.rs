@@ -1,0 +1,68 @@
+//! The admin listener: `/metrics` (Prometheus), `/healthz` (the process answers) and
+//! `/readyz` (every portal's upstream names resolved and health-checked at least once).
+//! It is meant for a private address: it shows no identities, only counts.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use http::{Response, StatusCode};
+use pingora::apps::http_app::ServeHttp;
+use pingora::protocols::http::ServerSession;
+
+use crate::Shared;
+
+pub struct Admin {
+    pub(crate) shared: Arc<Shared>,
+}
+
+fn respond(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
+    Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .header("content-length", body.len())
+        .header("cache-control", "no-store")
+        .body(body)
+        .unwrap_or_default()
+}
+
+#[async_trait]
+impl ServeHttp for Admin {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        match session.req_header().uri.path() {
+            "/metrics" => respond(
+                StatusCode::OK,
+                "text/plain; version=0.0.4",
+                self.shared.metrics.render(),
+            ),
+            "/healthz" => respond(StatusCode::OK, "text/plain", b"ok\n".to_vec()),
+            "/readyz" => {
+                let portals: Vec<serde_json::Value> = self
+                    .shared
+                    .config
+                    .portals
+                    .iter()
+                    .zip(&self.shared.pools)
+                    .map(|(portal, pool)| {
+                        serde_json::json!({
+                            "portal": portal.name,
+                            "checked": pool.is_checked(),
+                            "healthy_targets": pool.targets.iter().filter(|t| t.is_healthy()).count(),
+                            "targets": pool.targets.len(),
+                        })
+                    })
+                    .collect();
+                // Ready once every pool was checked: an upstream that is down makes its own
+                // portal answer 502, it must not take the whole gateway out of the balancer.
+                let ready = self.shared.pools.iter().all(|p| p.is_checked());
+                let body = serde_json::json!({ "ready": ready, "portals": portals });
+                let status = if ready {
+                    StatusCode::OK
+                } else {
+                    StatusCode::SERVICE_UNAVAILABLE
+                };
+                respond(status, "application/json", body.to_string().into_bytes())
+            }
+            _ => respond(StatusCode::NOT_FOUND, "text/plain", b"not found\n".to_vec()),
+        }
+    }
+}

@@ -1,0 +1,323 @@
+//! Header hygiene: what a client may not send upstream, and the forwarding headers the
+//! gateway sets. Plain functions over `http::HeaderMap`, built once from the config
+//! ([`Hygiene::new`]) and only read per request.
+//!
+//! Strip before set: every identity header a client sent is removed — in any letter case, in
+//! the underscore spelling (`X_Auth_User`, which some servers turn into `X-Auth-User`), every
+//! duplicate, and any header a client nominates in `Connection:` (so it cannot ask a hop to
+//! drop or smuggle one). Only then does the gateway set its own.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+
+use http::{header, HeaderMap, HeaderName};
+use prehod_config::{Cidr, Config};
+
+/// Header names the gateway never lets through from an untrusted client, besides the
+/// configured identity headers: forwarding metadata it sets itself.
+const FORWARDING: &[&str] = &[
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-forwarded-port",
+    "x-real-ip",
+    "forwarded",
+];
+
+#[derive(Debug)]
+pub struct Hygiene {
+    /// Identity header names, lower case with `_` turned into `-`.
+    identity: HashSet<String>,
+    trusted_proxies: Vec<Cidr>,
+    cookie_prefix: String,
+    request_id: HeaderName,
+}
+
+/// Lower case, `_` → `-`: the spelling a server behind us may normalise any name to.
+fn normalise(name: &str) -> String {
+    name.bytes()
+        .map(|b| match b {
+            b'_' => '-',
+            b => char::from(b.to_ascii_lowercase()),
+        })
+        .collect()
+}
+
+impl Hygiene {
+    pub fn new(config: &Config) -> Self {
+        Self {
+            identity: config
+                .headers
+                .identity_names()
+                .iter()
+                .map(|n| normalise(n.as_str()))
+                .collect(),
+            trusted_proxies: config.trusted_proxies.clone(),
+            cookie_prefix: config.cookies.prefix.clone(),
+            request_id: config.headers.request_id.clone(),
+        }
+    }
+
+    pub fn is_trusted_proxy(&self, peer: Option<IpAddr>) -> bool {
+        peer.is_some_and(|ip| self.trusted_proxies.iter().any(|net| net.contains(ip)))
+    }
+
+    /// The headers to remove from a client's request, before anything else looks at it.
+    pub fn names_to_strip(&self, headers: &HeaderMap, trusted: bool) -> Vec<HeaderName> {
+        let mut out: Vec<HeaderName> = Vec::new();
+        let mut push = |name: &HeaderName| {
+            if !out.contains(name) {
+                out.push(name.clone());
+            }
+        };
+        for name in headers.keys() {
+            let normal = normalise(name.as_str());
+            let forwarding = !trusted && FORWARDING.contains(&normal.as_str());
+            let request_id = !trusted && normal == self.request_id.as_str();
+            if self.identity.contains(&normal) || forwarding || request_id {
+                push(name);
+            }
+        }
+        for nominated in connection_tokens(headers) {
+            // `Connection: upgrade` is how WebSockets start; the upgrade itself is handled by
+            // the proxy's upgrade policy. Every other nominated field goes.
+            if nominated == "upgrade" || nominated == "close" || nominated == "keep-alive" {
+                continue;
+            }
+            if let Ok(name) = HeaderName::from_bytes(nominated.as_bytes()) {
+                if headers.contains_key(&name) {
+                    push(&name);
+                }
+            }
+        }
+        out
+    }
+
+    /// The `Cookie` header to send upstream once the gateway's own cookies are removed:
+    /// `None` when nothing changes, `Some(None)` when no cookie is left.
+    pub fn upstream_cookie(&self, headers: &HeaderMap) -> Option<Option<String>> {
+        let mut changed = false;
+        let mut kept: Vec<&str> = Vec::new();
+        let values = headers.get_all(header::COOKIE);
+        let count = values.iter().count();
+        for value in values {
+            let Ok(value) = value.to_str() else {
+                // A non-ASCII cookie header cannot be filtered reliably: drop it whole.
+                changed = true;
+                continue;
+            };
+            for pair in value.split(';') {
+                let pair = pair.trim();
+                if pair.is_empty() {
+                    continue;
+                }
+                let name = pair.split_once('=').map_or(pair, |(n, _)| n).trim();
+                if name.starts_with(&self.cookie_prefix) {
+                    changed = true;
+                } else {
+                    kept.push(pair);
+                }
+            }
+        }
+        // Several Cookie headers (HTTP/2 sends one per cookie) are joined into one for HTTP/1.
+        if !changed && count <= 1 {
+            return None;
+        }
+        Some((!kept.is_empty()).then(|| kept.join("; ")))
+    }
+
+    /// `X-Forwarded-For` for the upstream: the client's chain is kept only from a trusted proxy.
+    pub fn forwarded_for(
+        &self,
+        headers: &HeaderMap,
+        peer: Option<IpAddr>,
+        trusted: bool,
+    ) -> Option<String> {
+        let peer = peer?.to_string();
+        if trusted {
+            let previous: Vec<&str> = headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect();
+            if !previous.is_empty() {
+                return Some(format!("{}, {peer}", previous.join(", ")));
+            }
+        }
+        Some(peer)
+    }
+}
+
+/// Lower-case tokens of every `Connection` header.
+fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = String> + '_ {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+}
+
+/// Accepts a request id from a trusted proxy only if it is short and plain.
+pub fn valid_request_id(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= 128
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+/// A path and query for the access log: values of parameters that may carry secrets
+/// (codes, tokens, passwords…) are replaced by `REDACTED`.
+pub fn loggable_path(path_and_query: &str) -> String {
+    const SECRET: &[&str] = &[
+        "code",
+        "state",
+        "token",
+        "access_token",
+        "id_token",
+        "refresh_token",
+        "password",
+        "passwd",
+        "pwd",
+        "secret",
+        "client_secret",
+        "key",
+        "api_key",
+        "apikey",
+        "session",
+        "sessionid",
+        "jsessionid",
+        "auth",
+        "authorization",
+        "otp",
+        "pin",
+        "sig",
+        "signature",
+        "nonce",
+        "ticket",
+        "samlresponse",
+        "logout_token",
+    ];
+    let Some((path, query)) = path_and_query.split_once('?') else {
+        return path_and_query.to_owned();
+    };
+    let query: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((k, _)) if SECRET.contains(&k.to_ascii_lowercase().as_str()) => {
+                format!("{k}=REDACTED")
+            }
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{path}?{}", query.join("&"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn hygiene() -> Hygiene {
+        Hygiene {
+            identity: ["x-auth-user", "x-auth-email", "x-remote-user"]
+                .into_iter()
+                .map(String::from)
+                .collect(),
+            trusted_proxies: vec!["10.0.0.0/8".parse().unwrap()],
+            cookie_prefix: "prehod".into(),
+            request_id: HeaderName::from_static("x-request-id"),
+        }
+    }
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (n, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn strips_every_spelling_and_nominated_names() {
+        let h = map(&[
+            ("X-Auth-User", "a"),
+            ("x-auth-user", "b"),
+            ("X_Auth_User", "c"),
+            ("x_AUTH-email", "d"),
+            ("Connection", "keep-alive, X-Sneaky"),
+            ("X-Sneaky", "e"),
+            ("X-Forwarded-For", "6.6.6.6"),
+            ("Accept", "text/html"),
+        ]);
+        let names: Vec<String> = hygiene()
+            .names_to_strip(&h, false)
+            .iter()
+            .map(|n| n.as_str().to_owned())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "x-auth-user",
+                "x_auth_user",
+                "x_auth-email",
+                "x-forwarded-for",
+                "x-sneaky"
+            ]
+        );
+        // A trusted proxy may send forwarding headers, never identity headers.
+        let trusted = hygiene().names_to_strip(&h, true);
+        assert!(!trusted.iter().any(|n| n == "x-forwarded-for"));
+        assert!(trusted.iter().any(|n| n == "x-auth-user"));
+    }
+
+    #[test]
+    fn removes_only_gateway_cookies() {
+        let h = map(&[(
+            "Cookie",
+            "prehod_session=s; app=1; prehod_login_x=y; other=2",
+        )]);
+        assert_eq!(
+            hygiene().upstream_cookie(&h),
+            Some(Some("app=1; other=2".into()))
+        );
+        let h = map(&[("Cookie", "prehod_session=s")]);
+        assert_eq!(hygiene().upstream_cookie(&h), Some(None));
+        let h = map(&[("Cookie", "app=1")]);
+        assert_eq!(hygiene().upstream_cookie(&h), None);
+        let h = map(&[("Cookie", "a=1"), ("Cookie", "b=2")]);
+        assert_eq!(hygiene().upstream_cookie(&h), Some(Some("a=1; b=2".into())));
+    }
+
+    #[test]
+    fn forwarded_for_trusts_only_trusted_proxies() {
+        let h = map(&[("X-Forwarded-For", "1.2.3.4")]);
+        let peer = Some("10.1.1.1".parse().unwrap());
+        assert_eq!(
+            hygiene().forwarded_for(&h, peer, true).unwrap(),
+            "1.2.3.4, 10.1.1.1"
+        );
+        assert_eq!(
+            hygiene().forwarded_for(&h, peer, false).unwrap(),
+            "10.1.1.1"
+        );
+        assert!(hygiene().is_trusted_proxy(peer));
+        assert!(!hygiene().is_trusted_proxy(Some("192.0.2.1".parse().unwrap())));
+    }
+
+    #[test]
+    fn redacts_secret_query_values() {
+        assert_eq!(
+            loggable_path("/cb?code=abc&state=xyz&lang=sl"),
+            "/cb?code=REDACTED&state=REDACTED&lang=sl"
+        );
+        assert_eq!(loggable_path("/plain"), "/plain");
+        assert!(valid_request_id("abc-123"));
+        assert!(!valid_request_id("a b"));
+    }
+}

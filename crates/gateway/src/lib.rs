@@ -1,0 +1,195 @@
+//! prehod's gateway: a pingora reverse proxy that terminates TLS for the Bankart portals,
+//! routes by host, keeps client-sent identity headers out, and reports metrics and access logs.
+//!
+//! [`build`] turns a checked [`prehod_config::Config`] into pingora services; everything the
+//! request path reads (router, header sets, upstream pools, peer options) is built there once.
+
+pub mod access_log;
+pub mod admin;
+pub mod auth;
+pub mod hygiene;
+pub mod metrics;
+pub mod pages;
+pub mod pool;
+pub mod proxy;
+pub mod redirect;
+pub mod routing;
+pub mod tls;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use pingora::prelude::background_service;
+use pingora::server::configuration::ServerConf;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use pingora::services::listening::Service;
+use pingora::upstreams::peer::PeerOptions;
+use prehod_config::Config;
+
+use crate::metrics::Metrics;
+use crate::pool::Pool;
+
+/// What every phase of every request reads; built once at start.
+pub struct Shared {
+    pub config: Config,
+    pub router: routing::Router,
+    pub hygiene: hygiene::Hygiene,
+    /// One per portal, in config order.
+    pub pools: Vec<Pool>,
+    pub peers: Vec<PeerTemplate>,
+    pub metrics: Metrics,
+}
+
+/// A portal's upstream connection settings, cloned into each request's peer.
+pub struct PeerTemplate {
+    pub tls: bool,
+    pub options: PeerOptions,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error("TLS settings: {0}")]
+    Tls(Box<pingora::Error>),
+}
+
+impl Shared {
+    pub fn new(config: Config) -> Result<Self, BuildError> {
+        let peers = config
+            .portals
+            .iter()
+            .map(|portal| {
+                let mut options = PeerOptions::new();
+                options.connection_timeout = Some(portal.timeouts.connect);
+                options.total_connection_timeout = Some(portal.timeouts.connect * 2);
+                options.read_timeout = Some(portal.timeouts.read);
+                options.write_timeout = Some(portal.timeouts.write);
+                options.idle_timeout = Some(portal.timeouts.idle);
+                let tls = portal.upstream.tls.as_ref();
+                if let Some(tls) = tls {
+                    options.verify_cert = !tls.danger_accept_invalid_certs;
+                    options.verify_hostname = !tls.danger_accept_invalid_certs;
+                    if let Some(ca) = &tls.ca {
+                        options.ca = Some(Arc::new(ca.clone().into_boxed_slice()));
+                    }
+                }
+                PeerTemplate {
+                    tls: tls.is_some(),
+                    options,
+                }
+            })
+            .collect();
+        Ok(Self {
+            router: routing::Router::new(&config),
+            hygiene: hygiene::Hygiene::new(&config),
+            pools: config
+                .portals
+                .iter()
+                .map(|p| Pool::new(&p.upstream.targets, p.upstream.health_check))
+                .collect(),
+            peers,
+            metrics: Metrics::new()?,
+            config,
+        })
+    }
+}
+
+/// pingora server settings from the config.
+pub fn server_conf(config: &Config) -> ServerConf {
+    ServerConf {
+        threads: config.server.threads,
+        grace_period_seconds: Some(config.server.grace_period.as_secs()),
+        graceful_shutdown_timeout_seconds: Some(config.server.grace_period.as_secs().max(1)),
+        ..ServerConf::default()
+    }
+}
+
+/// All the services of one gateway: the HTTPS proxy, the admin listener, the optional
+/// HTTP→HTTPS redirect, and the upstream health checker.
+pub fn build(
+    config: Config,
+    server_conf: &Arc<ServerConf>,
+) -> Result<Vec<Box<dyn pingora::services::ServiceWithDependents>>, BuildError> {
+    let tls = tls::settings(&config).map_err(BuildError::Tls)?;
+    let https = config.listen.https.to_string();
+    let admin_addr = config.admin.listen.to_string();
+    let redirect_addr = config.listen.http_redirect.map(|a| a.to_string());
+    let shared = Arc::new(Shared::new(config)?);
+
+    let mut proxy = pingora::proxy::http_proxy_service_with_name(
+        server_conf,
+        proxy::Gateway {
+            shared: shared.clone(),
+        },
+        "prehod gateway",
+    );
+    proxy.add_tls_with_settings(&https, None, tls);
+
+    let mut admin = Service::new(
+        "prehod admin".to_owned(),
+        admin::Admin {
+            shared: shared.clone(),
+        },
+    );
+    admin.add_tcp(&admin_addr);
+
+    let mut services: Vec<Box<dyn pingora::services::ServiceWithDependents>> = vec![
+        Box::new(proxy),
+        Box::new(admin),
+        Box::new(background_service(
+            "prehod upstream health",
+            HealthChecker {
+                shared: shared.clone(),
+            },
+        )),
+    ];
+    if let Some(addr) = redirect_addr {
+        let mut redirect = Service::new(
+            "prehod http redirect".to_owned(),
+            redirect::HttpsRedirect { shared },
+        );
+        redirect.add_tcp(&addr);
+        services.push(Box::new(redirect));
+    }
+    Ok(services)
+}
+
+/// Checks every portal's upstream targets on its interval until shutdown.
+struct HealthChecker {
+    shared: Arc<Shared>,
+}
+
+#[async_trait]
+impl BackgroundService for HealthChecker {
+    async fn start(&self, shutdown: ShutdownWatch) {
+        let mut tasks = Vec::new();
+        for (i, pool) in self.shared.pools.iter().enumerate() {
+            let shared = self.shared.clone();
+            let mut shutdown = shutdown.clone();
+            let interval = pool.health_check.interval;
+            tasks.push(tokio::spawn(async move {
+                let pool = &shared.pools[i];
+                let portal = &shared.config.portals[i].name;
+                loop {
+                    for (t, healthy) in pool.check_once().await {
+                        let target = pool.targets[t].target.to_string();
+                        shared
+                            .metrics
+                            .upstream_healthy
+                            .with_label_values(&[portal.as_str(), target.as_str()])
+                            .set(i64::from(healthy));
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(interval) => {}
+                        _ = shutdown.changed() => break,
+                    }
+                }
+            }));
+        }
+        for task in tasks {
+            let _ = task.await;
+        }
+    }
+}

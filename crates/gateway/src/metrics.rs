@@ -1,0 +1,112 @@
+//! Prometheus metrics, all named `prehod_*`, in a registry of the gateway's own (not the
+//! global default), served on the admin listener.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+pub struct Metrics {
+    pub registry: Registry,
+    /// portal, status class (`2xx`…), auth outcome.
+    pub requests: IntCounterVec,
+    pub request_duration: HistogramVec,
+    pub upstream_duration: HistogramVec,
+    /// portal, kind (`connect_refused`, `connect_timeout`, `read_timeout`, `tls`, `other`).
+    pub upstream_errors: IntCounterVec,
+    pub in_flight: IntGauge,
+    /// portal, target: 1 healthy, 0 not.
+    pub upstream_healthy: IntGaugeVec,
+    pub build_info: IntGaugeVec,
+}
+
+const BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+impl Metrics {
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "prehod_requests_total",
+                "Requests handled, by portal, status class and auth outcome",
+            ),
+            &["portal", "status_class", "auth"],
+        )?;
+        let request_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "prehod_request_duration_seconds",
+                "Whole request time at the gateway",
+            )
+            .buckets(BUCKETS.to_vec()),
+            &["portal"],
+        )?;
+        let upstream_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "prehod_upstream_duration_seconds",
+                "Time from choosing an upstream to its response header",
+            )
+            .buckets(BUCKETS.to_vec()),
+            &["portal"],
+        )?;
+        let upstream_errors = IntCounterVec::new(
+            Opts::new(
+                "prehod_upstream_errors_total",
+                "Failed upstream attempts, by portal and kind",
+            ),
+            &["portal", "kind"],
+        )?;
+        let in_flight = IntGauge::new("prehod_requests_in_flight", "Requests being handled now")?;
+        let upstream_healthy = IntGaugeVec::new(
+            Opts::new(
+                "prehod_upstream_healthy",
+                "1 when the upstream target passed its last health check",
+            ),
+            &["portal", "target"],
+        )?;
+        let build_info = IntGaugeVec::new(
+            Opts::new("prehod_build_info", "Always 1; labels say which build runs"),
+            &["version"],
+        )?;
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(request_duration.clone()))?;
+        registry.register(Box::new(upstream_duration.clone()))?;
+        registry.register(Box::new(upstream_errors.clone()))?;
+        registry.register(Box::new(in_flight.clone()))?;
+        registry.register(Box::new(upstream_healthy.clone()))?;
+        registry.register(Box::new(build_info.clone()))?;
+        Ok(Self {
+            registry,
+            requests,
+            request_duration,
+            upstream_duration,
+            upstream_errors,
+            in_flight,
+            upstream_healthy,
+            build_info,
+        })
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        // Encoding into a Vec cannot fail for well-formed metric families.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        out
+    }
+}
+
+pub fn status_class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        500..=599 => "5xx",
+        _ => "none",
+    }
+}

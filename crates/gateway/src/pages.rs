@@ -1,0 +1,159 @@
+//! The gateway's own pages (SL first, EN beneath), in Bankart's style. This is the one place
+//! an outcome becomes a status code and a page: no stack traces, no internal addresses, always
+//! the request id and what the user can do next.
+
+use http::StatusCode;
+
+/// Where users are sent for help (from the seed's Rekono screen).
+pub const SUPPORT_EMAIL: &str = "helpdesk@bankart.si";
+
+/// Security headers on every page the gateway itself serves.
+pub const PAGE_HEADERS: &[(&str, &str)] = &[
+    (
+        "content-security-policy",
+        "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    ),
+    ("x-frame-options", "DENY"),
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "no-referrer"),
+    ("cache-control", "no-store"),
+];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Page {
+    /// 400: the request could not be understood.
+    BadRequest,
+    /// 421: no portal at this address.
+    Misdirected,
+    /// 502: the portal's application is not answering.
+    UpstreamUnavailable,
+    /// 504: the portal's application took too long.
+    UpstreamTimeout,
+    /// 500: the gateway failed.
+    Internal,
+}
+
+struct Text {
+    title_sl: &'static str,
+    body_sl: &'static str,
+    next_sl: &'static str,
+    title_en: &'static str,
+    body_en: &'static str,
+    next_en: &'static str,
+}
+
+impl Page {
+    pub fn status(self) -> StatusCode {
+        match self {
+            Page::BadRequest => StatusCode::BAD_REQUEST,
+            Page::Misdirected => StatusCode::MISDIRECTED_REQUEST,
+            Page::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
+            Page::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Page::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn text(self) -> Text {
+        match self {
+            Page::BadRequest => Text {
+                title_sl: "Napačna zahteva",
+                body_sl: "Brskalnik je poslal zahtevo, ki je prehod ne razume.",
+                next_sl: "Osvežite stran ali jo odprite znova.",
+                title_en: "Bad request",
+                body_en: "Your browser sent a request the gateway cannot understand.",
+                next_en: "Reload the page or open it again.",
+            },
+            Page::Misdirected => Text {
+                title_sl: "Na tem naslovu ni aplikacije",
+                body_sl: "Bankart Varni Spletni Prehod na tem naslovu ne streže nobene aplikacije.",
+                next_sl: "Preverite naslov, npr. https://acq.bankart.si/.",
+                title_en: "No application at this address",
+                body_en: "The Bankart Secure Web Gateway serves no application at this address.",
+                next_en: "Check the address, e.g. https://acq.bankart.si/.",
+            },
+            Page::UpstreamUnavailable => Text {
+                title_sl: "Aplikacija trenutno ni dosegljiva",
+                body_sl: "Aplikacija za prehodom se ne odziva.",
+                next_sl: "Poskusite znova čez nekaj minut.",
+                title_en: "The application is not available",
+                body_en: "The application behind the gateway is not answering.",
+                next_en: "Try again in a few minutes.",
+            },
+            Page::UpstreamTimeout => Text {
+                title_sl: "Aplikacija se ni odzvala pravočasno",
+                body_sl: "Aplikacija za prehodom je za odgovor potrebovala predolgo.",
+                next_sl: "Poskusite znova čez nekaj minut.",
+                title_en: "The application did not answer in time",
+                body_en: "The application behind the gateway took too long to answer.",
+                next_en: "Try again in a few minutes.",
+            },
+            Page::Internal => Text {
+                title_sl: "Napaka prehoda",
+                body_sl: "Pri obdelavi zahteve je prišlo do napake.",
+                next_sl: "Poskusite znova.",
+                title_en: "Gateway error",
+                body_en: "Something went wrong while handling your request.",
+                next_en: "Please try again.",
+            },
+        }
+    }
+
+    /// The page's HTML. `request_id` is printed so support can find the request in the logs.
+    pub fn render(self, request_id: &str) -> String {
+        let t = self.text();
+        let id = escape(request_id);
+        let status = self.status().as_u16();
+        format!(
+            "<!doctype html>\n<html lang=\"sl\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<title>{title_sl} — Bankart</title><style>{STYLE}</style></head><body><main>\
+<p class=\"brand\">Bankart · Varni Spletni Prehod</p>\
+<h1>{title_sl}</h1><p>{body_sl}</p><p>{next_sl}</p>\
+<section lang=\"en\"><h2>{title_en}</h2><p>{body_en}</p><p>{next_en}</p></section>\
+<p class=\"meta\">Koda / Status {status} · ID zahteve / Request ID: <code>{id}</code></p>\
+<p class=\"meta\">Podpora / Support: <a href=\"mailto:{SUPPORT_EMAIL}\">{SUPPORT_EMAIL}</a></p>\
+</main></body></html>\n",
+            title_sl = t.title_sl,
+            body_sl = t.body_sl,
+            next_sl = t.next_sl,
+            title_en = t.title_en,
+            body_en = t.body_en,
+            next_en = t.next_en,
+        )
+    }
+}
+
+const STYLE: &str = "body{margin:0;font-family:system-ui,-apple-system,'Segoe UI',sans-serif;background:#f3f6f9;color:#1d2a3a}\
+main{max-width:40rem;margin:4rem auto;background:#fff;padding:2rem 2.5rem;border-top:6px solid #00529b;box-shadow:0 2px 8px rgba(0,0,0,.08)}\
+.brand{color:#00529b;font-weight:600;letter-spacing:.02em}h1{font-size:1.5rem}h2{font-size:1.15rem;color:#445}\
+section{border-top:1px solid #dde3ea;margin-top:1.5rem;padding-top:.5rem}.meta{color:#556;font-size:.9rem}code{background:#eef3f8;padding:.1rem .3rem}";
+
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_carry_status_id_and_both_languages() {
+        let html = Page::UpstreamUnavailable.render("req-<1>");
+        assert!(html.contains("Aplikacija trenutno ni dosegljiva"));
+        assert!(html.contains("The application is not available"));
+        assert!(html.contains("req-&lt;1&gt;"));
+        assert!(html.contains("502"));
+        assert_eq!(Page::Misdirected.status(), StatusCode::MISDIRECTED_REQUEST);
+    }
+}

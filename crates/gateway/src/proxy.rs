@@ -1,0 +1,414 @@
+//! The pingora `ProxyHttp` implementation. It stays thin: each phase calls the plain
+//! functions of `hygiene`, `routing`, `pool`, `auth` and `pages`.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::HttpPeer;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::{Error, ErrorSource, ErrorType, Result};
+
+use crate::auth::{self, Decision};
+use crate::hygiene::{loggable_path, valid_request_id};
+use crate::pages::{Page, PAGE_HEADERS};
+use crate::routing::Route;
+use crate::tls::HandshakeInfo;
+use crate::{access_log, metrics, Shared};
+
+pub struct Gateway {
+    pub(crate) shared: Arc<Shared>,
+}
+
+/// Per-request state, shared across the phases.
+pub struct RequestCtx {
+    started: Instant,
+    request_id: String,
+    client: Option<IpAddr>,
+    trusted_proxy: bool,
+    portal: Option<usize>,
+    auth: &'static str,
+    /// The target chosen for the current attempt, and the ones that failed before it.
+    target: Option<usize>,
+    failed: Vec<usize>,
+    upstream_started: Option<Instant>,
+    upstream_error: Option<&'static str>,
+    counted_in_flight: bool,
+}
+
+impl Gateway {
+    fn portal_name(&self, ctx: &RequestCtx) -> &str {
+        ctx.portal
+            .map_or("unknown", |i| self.shared.config.portals[i].name.as_str())
+    }
+
+    /// Writes one of the gateway's own pages. Returns the status written.
+    async fn send_page(&self, session: &mut Session, page: Page, ctx: &RequestCtx) -> Result<u16> {
+        let body = Bytes::from(page.render(&ctx.request_id));
+        let status = page.status().as_u16();
+        let mut header = ResponseHeader::build(status, Some(4 + PAGE_HEADERS.len()))?;
+        header.insert_header("content-type", "text/html; charset=utf-8")?;
+        header.insert_header("content-length", body.len().to_string())?;
+        header.insert_header(
+            self.shared.config.headers.request_id.clone(),
+            &ctx.request_id,
+        )?;
+        for (name, value) in PAGE_HEADERS {
+            header.insert_header(*name, *value)?;
+        }
+        session.set_keepalive(None);
+        session
+            .write_response_header(Box::new(header), false)
+            .await?;
+        session.write_response_body(Some(body), true).await?;
+        Ok(status)
+    }
+}
+
+/// Classifies an upstream failure for metrics, logs and the page.
+fn upstream_failure(e: &Error) -> (&'static str, Page) {
+    match e.etype() {
+        ErrorType::ConnectTimedout => ("connect_timeout", Page::UpstreamTimeout),
+        ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
+            ("read_timeout", Page::UpstreamTimeout)
+        }
+        ErrorType::ConnectRefused => ("connect_refused", Page::UpstreamUnavailable),
+        ErrorType::TLSHandshakeFailure
+        | ErrorType::TLSHandshakeTimedout
+        | ErrorType::InvalidCert
+        | ErrorType::HandshakeError => ("tls", Page::UpstreamUnavailable),
+        ErrorType::ConnectNoRoute | ErrorType::ConnectError | ErrorType::BindError => {
+            ("connect_error", Page::UpstreamUnavailable)
+        }
+        _ => ("other", Page::UpstreamUnavailable),
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx {
+            started: Instant::now(),
+            request_id: String::new(),
+            client: None,
+            trusted_proxy: false,
+            portal: None,
+            auth: "none",
+            target: None,
+            failed: Vec::new(),
+            upstream_started: None,
+            upstream_error: None,
+            counted_in_flight: false,
+        }
+    }
+
+    /// Strip before anything else: the client's identity, forwarding and nominated headers go.
+    async fn early_request_filter(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        self.shared.metrics.in_flight.inc();
+        ctx.counted_in_flight = true;
+        ctx.client = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        let hygiene = &self.shared.hygiene;
+        ctx.trusted_proxy = hygiene.is_trusted_proxy(ctx.client);
+        let id_header = &self.shared.config.headers.request_id;
+        let forwarded_id = ctx.trusted_proxy.then(|| {
+            session
+                .req_header()
+                .headers
+                .get(id_header)
+                .and_then(|v| v.to_str().ok())
+                .filter(|v| valid_request_id(v))
+                .map(str::to_owned)
+        });
+        ctx.request_id = forwarded_id
+            .flatten()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+        let strip = hygiene.names_to_strip(&session.req_header().headers, ctx.trusted_proxy);
+        let req = session.req_header_mut();
+        for name in strip {
+            // remove_header removes every value of the name.
+            req.remove_header(&name);
+        }
+        Ok(())
+    }
+
+    /// Routes by Host/SNI and asks the auth decision. `Ok(true)` means a response was already
+    /// written (421 page, redirect, denial) and the request ends here.
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let req = session.req_header();
+        let host = req
+            .uri
+            .authority()
+            .map(|a| a.as_str().to_owned())
+            .or_else(|| {
+                req.headers
+                    .get(http::header::HOST)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            });
+        let sni = session
+            .digest()
+            .and_then(|d| d.ssl_digest.as_ref())
+            .and_then(|s| s.extension.get::<HandshakeInfo>())
+            .and_then(|h| h.sni.clone());
+        match self.shared.router.route(host.as_deref(), sni.as_deref()) {
+            Route::Misdirected => {
+                self.send_page(session, Page::Misdirected, ctx).await?;
+                return Ok(true);
+            }
+            Route::Portal(i) => ctx.portal = Some(i),
+        }
+        let decision = auth::decide(ctx.portal.unwrap_or_default());
+        ctx.auth = decision.outcome();
+        match decision {
+            Decision::Allow => Ok(false),
+            Decision::Redirect(location) => {
+                let mut header = ResponseHeader::build(302, Some(3))?;
+                header.insert_header("location", location)?;
+                header.insert_header("content-length", "0")?;
+                header.insert_header(
+                    self.shared.config.headers.request_id.clone(),
+                    &ctx.request_id,
+                )?;
+                session
+                    .write_response_header(Box::new(header), true)
+                    .await?;
+                Ok(true)
+            }
+            Decision::Deny { status, reason } => {
+                Err(Error::explain(ErrorType::HTTPStatus(status), reason))
+            }
+        }
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        let portal = ctx
+            .portal
+            .ok_or_else(|| Error::explain(ErrorType::InternalError, "no portal routed"))?;
+        let pool = &self.shared.pools[portal];
+        let (target, addr) = pool.select(&ctx.failed).ok_or_else(|| {
+            let mut e = Error::explain(ErrorType::ConnectNoRoute, "no upstream target is resolved");
+            e.esource = ErrorSource::Upstream;
+            e
+        })?;
+        ctx.target = Some(target);
+        ctx.upstream_started = Some(Instant::now());
+        let template = &self.shared.peers[portal];
+        let mut peer = HttpPeer::new(addr, template.tls, pool.targets[target].target.host.clone());
+        peer.options = template.options.clone();
+        Ok(Box::new(peer))
+    }
+
+    /// A connect failure takes the target out of rotation and, when another target is left,
+    /// retries there (nothing was sent yet, so even a POST is safe to retry).
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        if let (Some(portal), Some(target)) = (ctx.portal, ctx.target) {
+            let pool = &self.shared.pools[portal];
+            pool.targets[target].mark(false);
+            ctx.failed.push(target);
+            let (kind, _) = upstream_failure(&e);
+            self.shared
+                .metrics
+                .upstream_errors
+                .with_label_values(&[&self.shared.config.portals[portal].name, kind])
+                .inc();
+            e.set_retry(pool.select(&ctx.failed).is_some());
+        }
+        e
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let shared = &self.shared;
+        let headers = &shared.config.headers;
+        match shared
+            .hygiene
+            .upstream_cookie(&session.req_header().headers)
+        {
+            None => {}
+            Some(None) => {
+                upstream.remove_header("cookie");
+            }
+            Some(Some(cookie)) => {
+                upstream.insert_header("cookie", cookie)?;
+            }
+        }
+        if let Some(xff) = shared.hygiene.forwarded_for(
+            &session.req_header().headers,
+            ctx.client,
+            ctx.trusted_proxy,
+        ) {
+            upstream.insert_header("x-forwarded-for", xff)?;
+        }
+        if !ctx.trusted_proxy || !upstream.headers.contains_key("x-forwarded-proto") {
+            upstream.insert_header("x-forwarded-proto", "https")?;
+        }
+        if !ctx.trusted_proxy || !upstream.headers.contains_key("x-forwarded-host") {
+            if let Some(portal) = ctx.portal {
+                upstream.insert_header(
+                    "x-forwarded-host",
+                    shared.config.portals[portal].host.as_str(),
+                )?;
+            }
+        }
+        upstream.insert_header(headers.request_id.clone(), &ctx.request_id)?;
+        Ok(())
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        _upstream: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let Some(started) = ctx.upstream_started {
+            self.shared
+                .metrics
+                .upstream_duration
+                .with_label_values(&[self.portal_name(ctx)])
+                .observe(started.elapsed().as_secs_f64());
+        }
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        response.insert_header(
+            self.shared.config.headers.request_id.clone(),
+            &ctx.request_id,
+        )?;
+        if !response.headers.contains_key("strict-transport-security") {
+            response.insert_header("strict-transport-security", "max-age=31536000")?;
+        }
+        Ok(())
+    }
+
+    /// The one place a failed request becomes a page: upstream failures give the branded
+    /// 502/504, a refused request its status; nothing internal is shown.
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        let page = match (e.etype(), e.esource()) {
+            (ErrorType::HTTPStatus(400), _) => Some(Page::BadRequest),
+            (ErrorType::HTTPStatus(_), _) => None,
+            (_, ErrorSource::Upstream) => {
+                let (kind, page) = upstream_failure(e);
+                ctx.upstream_error = Some(kind);
+                Some(page)
+            }
+            (
+                ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed,
+                ErrorSource::Downstream,
+            ) => {
+                return FailToProxy {
+                    error_code: 0,
+                    can_reuse_downstream: false,
+                };
+            }
+            (_, ErrorSource::Downstream) => Some(Page::BadRequest),
+            _ => Some(Page::Internal),
+        };
+        if ctx.request_id.is_empty() {
+            ctx.request_id = uuid::Uuid::new_v4().simple().to_string();
+        }
+        let code = match page {
+            Some(page) => self.send_page(session, page, ctx).await.unwrap_or(0),
+            None => {
+                let code = match e.etype() {
+                    ErrorType::HTTPStatus(code) => *code,
+                    _ => 500,
+                };
+                session
+                    .respond_error(code)
+                    .await
+                    .map(|()| code)
+                    .unwrap_or(0)
+            }
+        };
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
+        if ctx.counted_in_flight {
+            self.shared.metrics.in_flight.dec();
+        }
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let portal = self.portal_name(ctx).to_owned();
+        let m = &self.shared.metrics;
+        m.requests
+            .with_label_values(&[portal.as_str(), metrics::status_class(status), ctx.auth])
+            .inc();
+        let elapsed = ctx.started.elapsed();
+        m.request_duration
+            .with_label_values(&[portal.as_str()])
+            .observe(elapsed.as_secs_f64());
+        if ctx.upstream_error.is_some() && ctx.failed.is_empty() {
+            if let Some(kind) = ctx.upstream_error {
+                m.upstream_errors
+                    .with_label_values(&[portal.as_str(), kind])
+                    .inc();
+            }
+        }
+        let req = session.req_header();
+        let path = loggable_path(req.uri.path_and_query().map_or("/", |p| p.as_str()));
+        let host = req
+            .headers
+            .get(http::header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .or_else(|| req.uri.host())
+            .unwrap_or("-");
+        let upstream = match (ctx.portal, ctx.target) {
+            (Some(p), Some(t)) => Some(self.shared.pools[p].targets[t].target.to_string()),
+            _ => None,
+        };
+        access_log::write(&access_log::AccessEntry {
+            request_id: &ctx.request_id,
+            portal: &portal,
+            method: req.method.as_str(),
+            path: &path,
+            host,
+            status,
+            bytes: session.body_bytes_sent(),
+            duration_ms: elapsed.as_secs_f64() * 1000.0,
+            upstream,
+            upstream_error: ctx.upstream_error,
+            auth: ctx.auth,
+            client: ctx.client.map(|c| c.to_string()),
+        });
+    }
+}

@@ -1,0 +1,98 @@
+//! Which portal a request is for: by the Host (or HTTP/2 `:authority`), which must agree with
+//! the TLS SNI when one was sent. Anything else is misdirected (421), never a default portal.
+
+use std::collections::HashMap;
+
+use prehod_config::Config;
+
+#[derive(Debug)]
+pub struct Router {
+    by_host: HashMap<String, usize>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Route {
+    Portal(usize),
+    /// No configured portal has this host, or the SNI names another host.
+    Misdirected,
+}
+
+impl Router {
+    pub fn new(config: &Config) -> Self {
+        Self {
+            by_host: config
+                .portals
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (p.host.clone(), i))
+                .collect(),
+        }
+    }
+
+    /// `host` is the Host header or authority (may carry a port); `sni` the TLS server name.
+    pub fn route(&self, host: Option<&str>, sni: Option<&str>) -> Route {
+        let Some(host) = host.map(strip_port) else {
+            return Route::Misdirected;
+        };
+        let host = host.to_ascii_lowercase();
+        let host = host.strip_suffix('.').unwrap_or(&host);
+        if let Some(sni) = sni {
+            if !sni.eq_ignore_ascii_case(host) {
+                return Route::Misdirected;
+            }
+        }
+        match self.by_host.get(host) {
+            Some(&i) => Route::Portal(i),
+            None => Route::Misdirected,
+        }
+    }
+
+    pub fn knows(&self, host: &str) -> bool {
+        self.by_host.contains_key(host)
+    }
+}
+
+/// `host:port` → `host`; `[v6]:port` → `[v6]`.
+pub fn strip_port(authority: &str) -> &str {
+    if authority.starts_with('[') {
+        return authority
+            .split_once(']')
+            .map_or(authority, |(h, _)| &authority[..h.len() + 1]);
+    }
+    authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn router() -> Router {
+        Router {
+            by_host: [
+                ("acq.bankart.si".to_owned(), 0),
+                ("b2b.bankart.si".to_owned(), 1),
+            ]
+            .into_iter()
+            .collect(),
+        }
+    }
+
+    #[test]
+    fn routes_by_host_and_sni() {
+        let r = router();
+        assert_eq!(
+            r.route(Some("acq.bankart.si"), Some("acq.bankart.si")),
+            Route::Portal(0)
+        );
+        assert_eq!(r.route(Some("B2B.Bankart.si:8443"), None), Route::Portal(1));
+        assert_eq!(r.route(Some("acq.bankart.si."), None), Route::Portal(0));
+        assert_eq!(r.route(Some("evil.example"), None), Route::Misdirected);
+        assert_eq!(r.route(None, None), Route::Misdirected);
+        // SNI for one portal, Host for another: domain fronting is refused.
+        assert_eq!(
+            r.route(Some("b2b.bankart.si"), Some("acq.bankart.si")),
+            Route::Misdirected
+        );
+        assert_eq!(strip_port("[::1]:8443"), "[::1]");
+    }
+}

@@ -1,0 +1,139 @@
+//! Downstream TLS: TLS 1.2 and 1.3 only, modern AEAD ciphers, ALPN h2 and http/1.1, and the
+//! server certificate chosen by SNI. A handshake without SNI, or for a name no certificate
+//! covers, gets the first certificate and then a 421 page — never another portal's content.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use pingora::listeners::tls::TlsSettings;
+use pingora::listeners::TlsAccept;
+use pingora::protocols::tls::TlsRef;
+use pingora::tls::ext;
+use pingora::tls::pkey::{PKey, Private};
+use pingora::tls::ssl::{NameType, SslVersion};
+use pingora::tls::x509::X509;
+use prehod_config::{Config, TlsVersion};
+
+/// TLS 1.2 suites: ECDHE with AES-GCM or ChaCha20-Poly1305 only (TLS 1.3 suites are all AEAD).
+const TLS12_CIPHERS: &str = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:\
+ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:\
+ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+
+/// What the handshake learned, kept on the connection for the HTTP layer
+/// (`SslDigest.extension`).
+#[derive(Debug)]
+pub struct HandshakeInfo {
+    /// The SNI the client sent, lower case.
+    pub sni: Option<String>,
+}
+
+struct Certificate {
+    chain: Vec<X509>,
+    key: PKey<Private>,
+}
+
+/// Server certificates indexed by the names they cover.
+pub struct SniCertificates {
+    certs: Vec<Certificate>,
+    exact: HashMap<String, usize>,
+    /// `*.bankart.si` is stored under `bankart.si`.
+    wildcard: HashMap<String, usize>,
+}
+
+impl SniCertificates {
+    pub fn new(config: &Config) -> Self {
+        let mut exact = HashMap::new();
+        let mut wildcard = HashMap::new();
+        let mut certs = Vec::new();
+        for (i, c) in config.tls.certificates.iter().enumerate() {
+            for name in &c.dns_names {
+                // The first certificate naming a host wins, as listed in the config.
+                match name.strip_prefix("*.") {
+                    Some(suffix) => wildcard.entry(suffix.to_owned()).or_insert(i),
+                    None => exact.entry(name.clone()).or_insert(i),
+                };
+            }
+            certs.push(Certificate {
+                chain: c.chain.clone(),
+                key: c.key.clone(),
+            });
+        }
+        Self {
+            certs,
+            exact,
+            wildcard,
+        }
+    }
+
+    /// The index of the certificate for `sni`; the first one when none covers it.
+    pub fn pick(&self, sni: Option<&str>) -> usize {
+        let Some(sni) = sni else { return 0 };
+        let sni = sni.to_ascii_lowercase();
+        if let Some(&i) = self.exact.get(&sni) {
+            return i;
+        }
+        sni.split_once('.')
+            .and_then(|(_, parent)| self.wildcard.get(parent).copied())
+            .unwrap_or(0)
+    }
+}
+
+#[async_trait]
+impl TlsAccept for SniCertificates {
+    async fn certificate_callback(&self, ssl: &mut TlsRef) {
+        let i = self.pick(ssl.servername(NameType::HOST_NAME));
+        let Some(cert) = self.certs.get(i) else {
+            return;
+        };
+        let result = ext::ssl_use_certificate(ssl, &cert.chain[0])
+            .and_then(|()| ext::ssl_use_private_key(ssl, &cert.key))
+            .and_then(|()| {
+                cert.chain[1..]
+                    .iter()
+                    .try_for_each(|intermediate| ext::ssl_add_chain_cert(ssl, intermediate))
+            });
+        if let Err(e) = result {
+            // Without a certificate the handshake fails: the client sees a TLS alert.
+            tracing::error!(error = %e, "cannot use the server certificate for this handshake");
+        }
+    }
+
+    async fn handshake_complete_callback(
+        &self,
+        ssl: &TlsRef,
+    ) -> Option<Arc<dyn Any + Send + Sync>> {
+        let sni = ssl
+            .servername(NameType::HOST_NAME)
+            .map(str::to_ascii_lowercase);
+        Some(Arc::new(HandshakeInfo { sni }))
+    }
+}
+
+/// Builds the listener's TLS settings.
+pub fn settings(config: &Config) -> pingora::Result<TlsSettings> {
+    use pingora::{ErrorType, OrErr};
+    let mut settings = TlsSettings::with_callbacks(Box::new(SniCertificates::new(config)))?;
+    let min = match config.tls.min_version {
+        TlsVersion::Tls12 => SslVersion::TLS1_2,
+        TlsVersion::Tls13 => SslVersion::TLS1_3,
+    };
+    settings
+        .set_min_proto_version(Some(min))
+        .or_err(ErrorType::InternalError, "setting the minimum TLS version")?;
+    settings
+        .set_max_proto_version(Some(SslVersion::TLS1_3))
+        .or_err(ErrorType::InternalError, "setting the maximum TLS version")?;
+    settings
+        .set_cipher_list(TLS12_CIPHERS)
+        .or_err(ErrorType::InternalError, "setting the TLS 1.2 cipher list")?;
+    // Resumed sessions must stay bound to this server's settings (needed once client
+    // certificates are verified on a host).
+    settings.set_session_id_context(b"prehod").or_err(
+        ErrorType::InternalError,
+        "setting the TLS session id context",
+    )?;
+    settings.enable_h2();
+    Ok(settings)
+}

@@ -1,0 +1,274 @@
+//! `prehod`: the Bankart Secure Web Gateway's command line — `run`, `check`, `dev`, `pki`.
+//!
+//! Exit codes: 0 success, 64 bad configuration or usage (EX_USAGE), 69 a listener address
+//! cannot be bound (EX_UNAVAILABLE), 70 an internal failure (EX_SOFTWARE).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use pingora::server::{RunArgs, Server};
+use prehod_config::{AppLogin, Config};
+
+const EX_CONFIG: u8 = 64;
+const EX_UNAVAILABLE: u8 = 69;
+const EX_SOFTWARE: u8 = 70;
+
+#[derive(Parser)]
+#[command(
+    name = "prehod",
+    version,
+    about = "prehod — the Bankart Secure Web Gateway"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Run {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Check a configuration: exit 0 with a summary, or list every problem as
+    /// FILE:LINE:COL: key: message and exit 64.
+    Check {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Run the whole system on this machine: the gateway with six demo portals and a
+    /// generated dev PKI.
+    Dev {
+        /// The dev configuration.
+        #[arg(long, short, default_value = "deploy/dev/proxy.yaml")]
+        config: PathBuf,
+        /// Where the dev PKI lives (generated when missing); exported as PREHOD_DEV_CERTS.
+        #[arg(long, default_value = "certs/dev")]
+        certs: PathBuf,
+    },
+    /// Generate a PKI (CA, server certificate, client certificates, CRL) into a directory.
+    Pki {
+        #[arg(long)]
+        out: PathBuf,
+        /// The base domain the server certificate covers (with `*.` under it).
+        #[arg(long, default_value = "bankart.localhost")]
+        domain: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { config } => check(&config),
+        Command::Run { config } => match load(&config) {
+            Ok(config) => run(config),
+            Err(code) => code,
+        },
+        Command::Dev { config, certs } => dev(&config, &certs),
+        Command::Pki { out, domain } => {
+            match prehod_devpki::generate(&out, &prehod_devpki::dev_server_names(&domain)) {
+                Ok(()) => {
+                    println!("prehod: wrote a PKI for *.{domain} to {}", out.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("prehod: {e}");
+                    ExitCode::from(EX_SOFTWARE)
+                }
+            }
+        }
+    }
+}
+
+fn load(path: &Path) -> Result<Config, ExitCode> {
+    Config::load(path).map_err(|e| {
+        eprintln!("{e}");
+        eprintln!(
+            "prehod: {} problem(s) in {}; not starting",
+            e.problems.len(),
+            path.display()
+        );
+        ExitCode::from(EX_CONFIG)
+    })
+}
+
+fn check(path: &Path) -> ExitCode {
+    match Config::load(path) {
+        Ok(config) => {
+            let own = config
+                .portals
+                .iter()
+                .filter(|p| p.app_login == AppLogin::Own)
+                .count();
+            println!(
+                "{}: ok — {} portals ({} with their own login), {} certificate(s), https on {}, admin on {}",
+                path.display(),
+                config.portals.len(),
+                own,
+                config.tls.certificates.len(),
+                config.listen.https,
+                config.admin.listen
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            eprintln!("{}: {} problem(s)", path.display(), e.problems.len());
+            ExitCode::from(EX_CONFIG)
+        }
+    }
+}
+
+/// pingora does not stop when a port is taken (its listener thread retries, then panics) and
+/// cannot report a port it picked: every address is tried here first, with a clear error.
+fn check_binds(config: &Config) -> Result<(), String> {
+    let mut addrs: Vec<(&str, SocketAddr)> = vec![
+        ("listen.https", config.listen.https),
+        ("admin.listen", config.admin.listen),
+    ];
+    if let Some(a) = config.listen.http_redirect {
+        addrs.push(("listen.http_redirect", a));
+    }
+    for (key, addr) in addrs {
+        if addr.port() == 0 {
+            return Err(format!(
+                "{key}: port 0 is not supported: prehod cannot report which port it would get"
+            ));
+        }
+        std::net::TcpListener::bind(addr)
+            .map_err(|e| format!("{key}: cannot listen on {addr}: {e}"))?;
+    }
+    Ok(())
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PREHOD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_current_span(false)
+        .with_env_filter(filter)
+        .with_writer(std::io::stdout)
+        .try_init();
+}
+
+fn run(config: Config) -> ExitCode {
+    if let Err(message) = check_binds(&config) {
+        eprintln!("prehod: {message}");
+        return ExitCode::from(EX_UNAVAILABLE);
+    }
+    init_logging();
+    let mut server = Server::new_with_opt_and_conf(None, prehod_gateway::server_conf(&config));
+    server.bootstrap();
+    let conf = server.configuration.clone();
+    let services = match prehod_gateway::build(config, &conf) {
+        Ok(services) => services,
+        Err(e) => {
+            eprintln!("prehod: {e}");
+            return ExitCode::from(EX_SOFTWARE);
+        }
+    };
+    server.add_services(services);
+    tracing::info!("prehod started");
+    // Returns after SIGTERM (graceful, within server.grace_period) or SIGINT (fast).
+    server.run(RunArgs::default());
+    ExitCode::SUCCESS
+}
+
+fn dev(config_path: &Path, certs: &Path) -> ExitCode {
+    let names = prehod_devpki::dev_server_names("bankart.localhost");
+    match prehod_devpki::ensure(certs, &names) {
+        Ok(true) => println!("prehod dev: generated the dev PKI in {}", certs.display()),
+        Ok(false) => {}
+        Err(e) => {
+            eprintln!("prehod dev: {e}");
+            return ExitCode::from(EX_SOFTWARE);
+        }
+    }
+    let certs_abs = std::fs::canonicalize(certs).unwrap_or_else(|_| certs.to_owned());
+    // The dev config names its files as ${PREHOD_DEV_CERTS}/…; set before any thread starts.
+    std::env::set_var("PREHOD_DEV_CERTS", &certs_abs);
+    let config = match load(config_path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+
+    // The demo portals run on a runtime of their own, beside pingora's.
+    let portals: Vec<(SocketAddr, prehod_demo_portal::PortalInfo)> = config
+        .portals
+        .iter()
+        .filter_map(|p| {
+            let target = p.upstream.targets.first()?;
+            let addr: SocketAddr = format!("{target}").parse().ok()?;
+            Some((
+                addr,
+                prehod_demo_portal::PortalInfo {
+                    name: p.name.clone(),
+                    title: p.title.clone(),
+                    own_login: p.app_login == AppLogin::Own,
+                },
+            ))
+        })
+        .collect();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = match tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => {
+                let _ = ready_tx.send(Err(e.to_string()));
+                return;
+            }
+        };
+        runtime.block_on(async move {
+            for (addr, info) in portals {
+                if let Err(e) = prehod_demo_portal::spawn(addr, info).await {
+                    let _ = ready_tx.send(Err(format!("demo portal on {addr}: {e}")));
+                    return;
+                }
+            }
+            let _ = ready_tx.send(Ok(()));
+            std::future::pending::<()>().await;
+        });
+    });
+    match ready_rx.recv() {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            eprintln!("prehod dev: {e}");
+            return ExitCode::from(EX_UNAVAILABLE);
+        }
+        Err(_) => return ExitCode::from(EX_SOFTWARE),
+    }
+
+    let port = config.listen.https.port();
+    println!("\nprehod dev — the Bankart Secure Web Gateway on this machine\n");
+    println!("  Portals (through the gateway):");
+    for p in &config.portals {
+        let own = if p.app_login == AppLogin::Own {
+            format!(
+                "   then the app's own login: {} / {}",
+                prehod_demo_portal::DEMO_USERNAME,
+                prehod_demo_portal::DEMO_PASSWORD
+            )
+        } else {
+            String::new()
+        };
+        println!("    {:<32} https://{}:{port}/{own}", p.title, p.host);
+    }
+    println!(
+        "\n  Admin:   http://{}/metrics  /healthz  /readyz",
+        config.admin.listen
+    );
+    println!(
+        "  Dev CA:  {} (trust it in your browser, or use curl --cacert)",
+        certs_abs.join("ca.crt").display()
+    );
+    println!("  Client certificates: {}/clients/\n", certs_abs.display());
+    run(config)
+}
