@@ -601,6 +601,7 @@ impl Checker<'_> {
         }
         let mut ok = true;
         let mut portals: Vec<Portal> = Vec::new();
+        let mut hosts: Vec<(String, String)> = Vec::new();
         for (name, value) in map {
             let Some(name) = name.as_str() else {
                 self.problem("portals", "portal names must be strings");
@@ -616,21 +617,23 @@ impl Checker<'_> {
                 self.problem(&key, "a portal name uses a-z, 0-9 and '-' only");
                 ok = false;
             }
-            let portal = self
-                .decode::<raw::Portal>(value, &key)
-                .and_then(|raw| self.portal(name, raw, &key, tls, defaults));
-            match portal {
-                Some(portal) => {
-                    if let Some(other) = portals.iter().find(|p| p.host == portal.host) {
-                        let message = format!(
-                            "host {} is already used by portal {}",
-                            portal.host, other.name
-                        );
-                        self.problem(&join(&key, "host"), message);
-                        ok = false;
-                    }
-                    portals.push(portal);
+            let Some(raw) = self.decode::<raw::Portal>(value, &key) else {
+                ok = false;
+                continue;
+            };
+            // Compared before the rest is checked, so a portal with another mistake still
+            // counts as the host's first user.
+            let host = raw.host.to_ascii_lowercase();
+            match hosts.iter().find(|(h, _)| *h == host) {
+                Some((_, other)) => {
+                    let message = format!("host {host} is already used by portal {other}");
+                    self.problem(&join(&key, "host"), message);
+                    ok = false;
                 }
+                None => hosts.push((host, name.to_owned())),
+            }
+            match self.portal(name, raw, &key, tls, defaults) {
+                Some(portal) => portals.push(portal),
                 None => ok = false,
             }
         }

@@ -1,0 +1,146 @@
+//! Loading configurations against a generated PKI.
+
+use std::path::Path;
+
+use prehod_config::{AppLogin, Config, TlsVersion};
+
+fn pki() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tmp");
+    prehod_devpki::generate(
+        dir.path(),
+        &prehod_devpki::dev_server_names("bankart.localhost"),
+    )
+    .expect("pki");
+    dir
+}
+
+fn base(pki: &Path) -> String {
+    format!(
+        "listen:\n  https: 0.0.0.0:443\n  http_redirect: 0.0.0.0:80\nadmin:\n  listen: 127.0.0.1:9090\n\
+tls:\n  min_version: \"1.3\"\n  certificates:\n    - cert: ${{PKI}}/server.crt\n      key: ${{PKI}}/server.key\n\
+trusted_proxies: [10.0.0.0/8]\nheaders:\n  user: X-Remote-User\n  strip: [X-Legacy-User]\n\
+portals:\n  ecmsweb:\n    host: ECMSWEB.bankart.localhost\n    app_login: own\n    upstream:\n      urls: [https://ecms.internal:8443, https://10.1.0.2:8443]\n      ca: {}/ca.crt\n    timeouts:\n      read: 2m\n",
+        pki.display()
+    )
+}
+
+fn load(text: &str, pki: &Path) -> Result<Config, prehod_config::ConfigError> {
+    let dir = pki.display().to_string();
+    Config::from_text(Path::new("/etc/prehod/proxy.yaml"), text, |name| {
+        (name == "PKI").then(|| dir.clone())
+    })
+}
+
+#[test]
+fn a_valid_config_is_fully_parsed() {
+    let pki = pki();
+    let config = load(&base(pki.path()), pki.path()).expect("valid");
+    assert_eq!(config.listen.https.port(), 443);
+    assert_eq!(config.listen.http_redirect.map(|a| a.port()), Some(80));
+    assert_eq!(config.tls.min_version, TlsVersion::Tls13);
+    assert!(config.tls.certificates[0].covers("acq.bankart.localhost"));
+    let portal = &config.portals[0];
+    assert_eq!(
+        portal.host, "ecmsweb.bankart.localhost",
+        "hosts are lower-cased"
+    );
+    assert_eq!(portal.app_login, AppLogin::Own);
+    assert_eq!(portal.upstream.targets.len(), 2);
+    assert_eq!(portal.upstream.targets[0].port, 8443);
+    let tls = portal.upstream.tls.as_ref().expect("https upstream");
+    assert_eq!(tls.ca.as_ref().map(Vec::len), Some(1));
+    assert!(!tls.danger_accept_invalid_certs);
+    assert_eq!(portal.timeouts.read, std::time::Duration::from_secs(120));
+    assert_eq!(
+        portal.timeouts.connect,
+        std::time::Duration::from_secs(5),
+        "default kept"
+    );
+    let names: Vec<String> = config
+        .headers
+        .identity_names()
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    assert!(names.contains(&"x-remote-user".to_owned()));
+    assert!(names.contains(&"x-legacy-user".to_owned()));
+    assert!(config.trusted_proxies[0].contains("10.2.3.4".parse().expect("ip")));
+}
+
+#[test]
+fn a_host_no_certificate_covers_is_refused() {
+    let pki = pki();
+    let text = base(pki.path()).replace("ECMSWEB.bankart.localhost", "ecmsweb.bankart.si");
+    let err = load(&text, pki.path()).expect_err("uncovered host");
+    let shown = err.to_string();
+    assert!(
+        shown.contains("/etc/prehod/proxy.yaml:17:5: portals.ecmsweb.host: no certificate in tls.certificates covers ecmsweb.bankart.si"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn relative_paths_are_relative_to_the_config_file() {
+    let pki = pki();
+    let text = base(pki.path())
+        .replace("${PKI}/server.crt", "server.crt")
+        .replace("${PKI}/server.key", "server.key");
+    let dir = pki.path().display().to_string();
+    let config = Config::from_text(&pki.path().join("proxy.yaml"), &text, |n| {
+        (n == "PKI").then(|| dir.clone())
+    })
+    .expect("relative paths resolve beside the config");
+    assert_eq!(
+        config.tls.certificates[0].cert_path,
+        pki.path().join("server.crt")
+    );
+}
+
+#[test]
+fn danger_options_and_bad_values_are_refused_where_meaningless() {
+    let pki = pki();
+    let text = base(pki.path())
+        .replace(
+            "https://ecms.internal:8443, https://10.1.0.2:8443",
+            "http://ecms.internal:8080",
+        )
+        .replace(
+            "      ca: ",
+            "      danger_accept_invalid_certs: true\n      ca: ",
+        )
+        .replace(
+            "trusted_proxies: [10.0.0.0/8]",
+            "trusted_proxies: [10.0.0.0/40]",
+        )
+        .replace("user: X-Remote-User", "user: \"Bad Header\"");
+    let shown = load(&text, pki.path()).expect_err("invalid").to_string();
+    assert!(
+        shown.contains("danger_accept_invalid_certs: only means something for https:// upstreams"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("trusted_proxies[0]: prefix length \"40\" is not between 0 and 32"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("headers.user: \"Bad Header\" is not a valid header name"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn type_errors_in_several_portals_are_all_reported() {
+    let pki = pki();
+    let text = format!(
+        "{}  acq:\n    host: acq.bankart.localhost\n    upstream:\n      urls: http://not-a-list\n  b2b:\n    host: [b2b]\n    upstream:\n      urls: [http://a:1]\n",
+        base(pki.path())
+    );
+    let shown = load(&text, pki.path())
+        .expect_err("type errors")
+        .to_string();
+    assert!(
+        shown.contains("portals.acq.upstream.urls: invalid type"),
+        "{shown}"
+    );
+    assert!(shown.contains("portals.b2b.host: invalid type"), "{shown}");
+}

@@ -1,0 +1,205 @@
+//! `prehod check` and `prehod run` refusing bad configurations, through the real binary.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+fn run(args: &[&str], config: &std::path::Path) -> (i32, String, String) {
+    let out = Command::new(prehod_bin())
+        .args(args)
+        .arg(config)
+        .output()
+        .expect("run prehod");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A config with one mistake on each marked line; every one must be reported with its line.
+fn broken_config(pki: &Pki, dir: &std::path::Path) -> std::path::PathBuf {
+    // The other PKI's key does not belong to this PKI's certificate.
+    let other = dir.join("other-pki");
+    prehod_devpki::generate(
+        &other,
+        &prehod_devpki::dev_server_names("bankart.localhost"),
+    )
+    .expect("second PKI");
+    let cert = pki.path("server.crt").display().to_string();
+    let key = pki.path("server.key").display().to_string();
+    let wrong_key = other.join("server.key").display().to_string();
+    let lines = [
+        "listen:",                                    // 1
+        "  https: 127.0.0.1:99999",                   // 2  port out of range
+        "admin:",                                     // 3
+        "  listen: 127.0.0.1:9090",                   // 4
+        "  colour: blue",                             // 5  unknown key
+        "tls:",                                       // 6
+        "  certificates:",                            // 7
+        &format!("    - cert: {cert}"),               // 8
+        &format!("      key: {wrong_key}"),           // 9  key of another certificate
+        "    - cert: /nonexistent/server.crt",        // 10 unreadable
+        &format!("      key: {key}"),                 // 11
+        "timeouts:",                                  // 12
+        "  read: 10 seconds",                         // 13 not a duration
+        "portals:",                                   // 14
+        "  acq:",                                     // 15
+        "    host: acq.bankart.localhost",            // 16
+        "    upstream:",                              // 17
+        "      urls: [\"http://10.0.0.1:8080/app\"]", // 18 a path
+        "  b2b:",                                     // 19
+        "    host: acq.bankart.localhost",            // 20 duplicate host
+        "    upstream:",                              // 21
+        "      urls: [\"http://10.0.0.2:8080\"]",     // 22
+        "  bips:",                                    // 23
+        "    host: bips.bankart.localhost",           // 24
+        "    app_login: sometimes",                   // 25 not an option
+        "    upstream:",                              // 26
+        "      urls: [\"http://10.0.0.3:8080\"]",     // 27
+        "      ca: ${PREHOD_TEST_UNSET_VARIABLE}",    // 28 unset variable
+    ];
+    let text = lines.join("\n") + "\n";
+    let path = dir.join("broken.yaml");
+    std::fs::write(&path, text).expect("write");
+    path
+}
+
+#[test]
+fn check_reports_every_problem_with_its_line_and_run_exits_64() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = broken_config(&pki, dir.path());
+    let (code, _, stderr) = run(&["check", "--config"], &path);
+    assert_eq!(code, 64, "{stderr}");
+    let file = path.display().to_string();
+    let expected = [
+        (2, 3, "listen.https", "is not an address"),
+        (5, 3, "admin.colour", "unknown key"),
+        (
+            9,
+            7,
+            "tls.certificates[0].key",
+            "does not belong to the certificate",
+        ),
+        (
+            10,
+            7,
+            "tls.certificates[1].cert",
+            "cannot read certificate file /nonexistent/server.crt",
+        ),
+        (
+            13,
+            3,
+            "timeouts.read",
+            "unknown unit \" seconds\" in \"10 seconds\"",
+        ),
+        (
+            18,
+            14,
+            "portals.acq.upstream.urls[0]",
+            "drop the path \"/app\"",
+        ),
+        (
+            20,
+            5,
+            "portals.b2b.host",
+            "host acq.bankart.localhost is already used by portal acq",
+        ),
+        (
+            25,
+            5,
+            "portals.bips.app_login",
+            "\"sometimes\" is not one of: gateway, own",
+        ),
+        (
+            28,
+            7,
+            "portals.bips.upstream.ca",
+            "environment variable PREHOD_TEST_UNSET_VARIABLE is not set",
+        ),
+        (
+            28,
+            7,
+            "portals.bips.upstream.ca",
+            "a CA is only used with https:// upstreams",
+        ),
+    ];
+    for (line, col, key, message) in expected {
+        let prefix = format!("{file}:{line}:{col}: {key}: ");
+        let found = stderr
+            .lines()
+            .any(|l| l.starts_with(&prefix) && l.contains(message));
+        assert!(found, "missing `{prefix}…{message}` in:\n{stderr}");
+    }
+    assert!(stderr.contains("10 problem(s)"), "{stderr}");
+
+    let (code, _, stderr) = run(&["run", "--config"], &path);
+    assert_eq!(code, 64, "prehod run must refuse the config: {stderr}");
+    assert!(stderr.contains("not starting"));
+}
+
+#[test]
+fn check_accepts_a_good_config_with_a_summary() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("good.yaml");
+    let mut text = format!(
+        "listen:\n  https: 127.0.0.1:8443\nadmin:\n  listen: 127.0.0.1:9090\ntls:\n  certificates:\n    - cert: {}\n      key: {}\nportals:\n",
+        pki.path("server.crt").display(),
+        pki.path("server.key").display()
+    );
+    for (i, p) in PORTALS.iter().enumerate() {
+        text.push_str(&format!(
+            "  {p}:\n    host: {}\n    upstream:\n      urls: [\"http://10.0.0.{i}:8080\"]\n",
+            host(p)
+        ));
+    }
+    std::fs::write(&path, text).expect("write");
+    let (code, stdout, stderr) = run(&["check", "--config"], &path);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout.lines().count(), 1, "one summary line: {stdout}");
+    assert!(stdout.contains("ok — 6 portals"), "{stdout}");
+}
+
+#[test]
+fn check_reports_yaml_syntax_errors_with_position() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("syntax.yaml");
+    std::fs::write(&path, "listen:\n  https: [unclosed\nadmin: {}\n").expect("write");
+    let (code, _, stderr) = run(&["check", "--config"], &path);
+    assert_eq!(code, 64);
+    let first = stderr.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with(&format!("{}:", path.display())),
+        "{stderr}"
+    );
+    assert!(first.contains("not valid YAML"), "{stderr}");
+}
+
+#[test]
+fn run_refuses_a_port_already_in_use() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().expect("tmp");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let path = dir.path().join("taken.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "listen:\n  https: 127.0.0.1:{port}\nadmin:\n  listen: 127.0.0.1:{}\ntls:\n  certificates:\n    - cert: {}\n      key: {}\nportals:\n  acq:\n    host: acq.bankart.localhost\n    upstream:\n      urls: [\"http://127.0.0.1:1\"]\n",
+            free_port(),
+            pki.path("server.crt").display(),
+            pki.path("server.key").display()
+        ),
+    )
+    .expect("write");
+    let (code, _, stderr) = run(&["run", "--config"], &path);
+    assert_eq!(code, 69, "{stderr}");
+    assert!(
+        stderr.contains(&format!("listen.https: cannot listen on 127.0.0.1:{port}")),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,351 @@
+//! The end-to-end harness: a fresh dev PKI, real demo-portal upstreams, and the real `prehod`
+//! binary started on free ports, with clients that speak real TLS and never follow redirects.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use openssl::ssl::{SslConnector, SslMethod};
+
+pub const PORTALS: [&str; 6] = ["acq", "b2b", "bips", "bws", "ecmsweb", "bankomati"];
+
+pub fn prehod_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_prehod")
+}
+
+/// A port nobody listens on right now. pingora cannot report the port of a `:0` listener,
+/// so the harness picks one, and `Gateway::start` then proves the gateway got it (/healthz).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("binding 127.0.0.1:0 works on loopback")
+}
+
+pub fn host(portal: &str) -> String {
+    format!("{portal}.bankart.localhost")
+}
+
+/// A temporary directory with a freshly generated PKI.
+pub struct Pki {
+    pub dir: tempfile::TempDir,
+}
+
+impl Pki {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        prehod_devpki::generate(
+            dir.path(),
+            &prehod_devpki::dev_server_names("bankart.localhost"),
+        )
+        .expect("generate the test PKI");
+        Self { dir }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+/// Upstream addresses for each portal and any per-portal YAML to add.
+pub struct Setup {
+    pub upstreams: Vec<(String, Vec<String>)>,
+    /// Extra YAML lines inside each portal (indented by the harness).
+    pub portal_extra: Vec<(String, String)>,
+    /// Extra top-level YAML.
+    pub top_extra: String,
+    pub http_redirect: bool,
+}
+
+impl Setup {
+    pub fn new() -> Self {
+        Self {
+            upstreams: Vec::new(),
+            portal_extra: Vec::new(),
+            top_extra: String::new(),
+            http_redirect: false,
+        }
+    }
+
+    pub fn upstream(mut self, portal: &str, urls: &[String]) -> Self {
+        self.upstreams.push((portal.to_owned(), urls.to_vec()));
+        self
+    }
+
+    pub fn portal_yaml(mut self, portal: &str, yaml: &str) -> Self {
+        self.portal_extra.push((portal.to_owned(), yaml.to_owned()));
+        self
+    }
+}
+
+/// Starts demo portals for all six portals on free ports; returns the setup and the tasks.
+pub async fn six_demo_portals() -> (Setup, Vec<tokio::task::JoinHandle<()>>) {
+    let mut setup = Setup::new();
+    let mut tasks = Vec::new();
+    for name in PORTALS {
+        let (addr, task) = prehod_demo_portal::spawn(
+            "127.0.0.1:0".parse().expect("literal address"),
+            prehod_demo_portal::PortalInfo {
+                name: name.to_owned(),
+                title: format!("{name} portal"),
+                own_login: matches!(name, "ecmsweb" | "bankomati"),
+            },
+        )
+        .await
+        .expect("demo portal binds");
+        setup = setup.upstream(name, &[format!("http://{addr}")]);
+        tasks.push(task);
+    }
+    (setup, tasks)
+}
+
+/// A running `prehod run`, killed when dropped.
+pub struct Gateway {
+    child: Child,
+    pub https: SocketAddr,
+    pub admin: SocketAddr,
+    pub http: Option<SocketAddr>,
+    pub dir: tempfile::TempDir,
+    pub ca: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Gateway {
+    pub fn start(pki: &Pki, setup: &Setup) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let https: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        let http: Option<SocketAddr> = setup
+            .http_redirect
+            .then(|| format!("127.0.0.1:{}", free_port()).parse().expect("addr"));
+        let mut yaml = format!(
+            "listen:\n  https: {https}\n{redirect}admin:\n  listen: {admin}\ntls:\n  certificates:\n    - cert: {cert}\n      key: {key}\nserver:\n  threads: 2\n  grace_period: 1s\n{top}\nportals:\n",
+            redirect = http.map(|a| format!("  http_redirect: {a}\n")).unwrap_or_default(),
+            cert = pki.path("server.crt").display(),
+            key = pki.path("server.key").display(),
+            top = setup.top_extra,
+        );
+        for (portal, urls) in &setup.upstreams {
+            yaml.push_str(&format!(
+                "  {portal}:\n    host: {}\n    upstream:\n      urls: [{}]\n      health_check: {{interval: 500ms, timeout: 250ms}}\n",
+                host(portal),
+                urls.join(", ")
+            ));
+            if matches!(portal.as_str(), "ecmsweb" | "bankomati") {
+                yaml.push_str("    app_login: own\n");
+            }
+            for (p, extra) in &setup.portal_extra {
+                if p == portal {
+                    for line in extra.lines() {
+                        yaml.push_str(&format!("    {line}\n"));
+                    }
+                }
+            }
+        }
+        let config = dir.path().join("proxy.yaml");
+        std::fs::write(&config, &yaml).expect("write config");
+        let log = dir.path().join("stdout.log");
+        let child = Command::new(prehod_bin())
+            .args(["run", "--config"])
+            .arg(&config)
+            .env("PREHOD_LOG", "info")
+            .stdout(std::fs::File::create(&log).expect("log file"))
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start prehod");
+        let mut gw = Self {
+            child,
+            https,
+            admin,
+            http,
+            dir,
+            ca: pki.path("ca.crt"),
+            log,
+        };
+        gw.wait_healthy();
+        gw
+    }
+
+    /// Polls /healthz, then proves the HTTPS port is ours with a real TLS handshake.
+    fn wait_healthy(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("prehod exited early with {status}");
+            }
+            let ok = http_get(self.admin, "/healthz").is_some_and(|(status, _)| status == 200)
+                && self.tls_handshake_ok();
+            if ok {
+                return;
+            }
+            assert!(Instant::now() < deadline, "prehod did not become healthy");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn tls_handshake_ok(&self) -> bool {
+        self.raw(&host("acq"), b"").is_some()
+    }
+
+    /// The readiness body once /readyz says 200.
+    pub fn wait_ready(&self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some((200, body)) = http_get(self.admin, "/readyz") {
+                return body;
+            }
+            assert!(Instant::now() < deadline, "prehod did not become ready");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn metrics(&self) -> String {
+        http_get(self.admin, "/metrics").expect("metrics answer").1
+    }
+
+    /// A reqwest client that trusts the test CA, resolves every `*.bankart.localhost` name to
+    /// the gateway and never follows redirects.
+    pub fn client(&self) -> reqwest::Client {
+        self.client_builder().build().expect("client")
+    }
+
+    pub fn client_builder(&self) -> reqwest::ClientBuilder {
+        let ca = std::fs::read(&self.ca).expect("read CA");
+        let mut b = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("CA PEM"))
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(60));
+        for name in PORTALS.iter().copied().chain(["unknown", "login"]) {
+            b = b.resolve(&host(name), self.https);
+        }
+        b
+    }
+
+    pub fn url(&self, portal: &str, path: &str) -> String {
+        format!("https://{}:{}{path}", host(portal), self.https.port())
+    }
+
+    /// Sends raw bytes over TLS (SNI `sni`, HTTP/1.1 only) and returns everything the gateway
+    /// answered until it closed or went quiet. `None` when the handshake failed.
+    pub fn raw(&self, sni: &str, request: &[u8]) -> Option<Vec<u8>> {
+        let mut connector = SslConnector::builder(SslMethod::tls()).ok()?;
+        connector.set_ca_file(&self.ca).ok()?;
+        connector.set_alpn_protos(b"\x08http/1.1").ok()?;
+        let connector = connector.build();
+        let tcp = TcpStream::connect(self.https).ok()?;
+        tcp.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+        let mut tls = connector.connect(sni, tcp).ok()?;
+        if request.is_empty() {
+            return Some(Vec::new());
+        }
+        // The gateway may answer (400) and close before a huge request is written: still read.
+        let _ = tls.write_all(request);
+        let mut out = Vec::new();
+        let _ = tls.read_to_end(&mut out);
+        Some(out)
+    }
+
+    /// The lines of the gateway's stdout (JSON logs).
+    pub fn log_lines(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A plain HTTP/1.1 GET; `Some((status, body))` if anything answered.
+pub fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let status = out.split(' ').nth(1)?.parse().ok()?;
+    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())?;
+    Some((status, body))
+}
+
+/// An HTTP/1.1 response split into status, lower-case headers and body.
+pub struct RawResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    pub fn parse(bytes: &[u8]) -> Option<Self> {
+        let split = bytes.windows(4).position(|w| w == b"\r\n\r\n")?;
+        let head = std::str::from_utf8(&bytes[..split]).ok()?;
+        let mut lines = head.split("\r\n");
+        let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+            .collect();
+        Some(Self {
+            status,
+            headers,
+            body: bytes[split + 4..].to_vec(),
+        })
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(data))
+}
+
+/// The header names (lower case) a demo portal reports it received.
+pub fn received_header_names(json: &serde_json::Value) -> Vec<String> {
+    json["headers"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|pair| pair[0].as_str().map(str::to_ascii_lowercase))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub fn received_header<'a>(json: &'a serde_json::Value, name: &str) -> Vec<&'a str> {
+    json["headers"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|pair| {
+                    pair[0]
+                        .as_str()
+                        .is_some_and(|n| n.eq_ignore_ascii_case(name))
+                })
+                .filter_map(|pair| pair[1].as_str())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub fn path_display(p: &Path) -> String {
+    p.display().to_string()
+}

@@ -1,0 +1,553 @@
+//! End-to-end tests of the gateway core: the real `prehod` binary, real TLS, real upstreams.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+async fn json(resp: reqwest::Response) -> Value {
+    let status = resp.status();
+    let text = resp.text().await.expect("body");
+    serde_json::from_str(&text).unwrap_or_else(|_| panic!("{status}: not JSON: {text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_each_portal_by_host_and_refuses_unknown_hosts() {
+    let pki = Pki::new();
+    let (setup, _portals) = six_demo_portals().await;
+    let gw = Gateway::start(&pki, &setup);
+    let client = gw.client();
+
+    for portal in PORTALS {
+        // ecmsweb and bankomati show their own login form unless the app's credentials come
+        // along: Basic auth is the demo app's alternative, passed through untouched.
+        let resp = client
+            .get(gw.url(portal, "/some/page?x=1"))
+            .header("accept", "application/json")
+            .basic_auth("demo", Some("demo123"))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(resp.status(), 200, "{portal}");
+        assert!(resp.headers().contains_key("x-request-id"));
+        let body = json(resp).await;
+        assert_eq!(body["portal"], portal, "routed to the wrong upstream");
+        assert_eq!(body["uri"], "/some/page?x=1");
+        assert_eq!(
+            received_header(&body, "x-forwarded-host"),
+            [host(portal).as_str()]
+        );
+        assert_eq!(received_header(&body, "x-forwarded-proto"), ["https"]);
+        assert_eq!(received_header(&body, "x-forwarded-for"), ["127.0.0.1"]);
+        assert_eq!(received_header(&body, "x-request-id").len(), 1);
+    }
+
+    // An unknown host (its own SNI): a 421 page, not a default portal.
+    let resp = client
+        .get(gw.url("unknown", "/"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), 421);
+    let id = resp.headers()["x-request-id"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    let page = resp.text().await.expect("page");
+    assert!(
+        page.contains("Na tem naslovu ni aplikacije")
+            && page.contains("No application at this address")
+    );
+    assert!(page.contains(&id), "the page shows the request id");
+
+    // SNI of one portal, Host of another (domain fronting): 421 as well.
+    let raw = gw
+        .raw(
+            &host("acq"),
+            format!(
+                "GET / HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+                host("b2b")
+            )
+            .as_bytes(),
+        )
+        .expect("handshake");
+    assert_eq!(RawResponse::parse(&raw).expect("response").status, 421);
+
+    // HTTP/2 is offered to browsers and routes the same way.
+    let resp = client
+        .get(gw.url("bips", "/"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.version(), reqwest::Version::HTTP_2);
+    assert_eq!(json(resp).await["portal"], "bips");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spoofed_identity_headers_never_reach_the_upstream() {
+    let pki = Pki::new();
+    let (setup, _portals) = six_demo_portals().await;
+    let gw = Gateway::start(&pki, &setup);
+
+    // Every spelling a client could try, duplicates, a Connection-nominated header, forwarding
+    // headers, and the gateway's own cookie beside an application cookie.
+    let request = format!(
+        "GET /whoami HTTP/1.1\r\nHost: {host}\r\nAccept: application/json\r\n\
+X-Auth-User: admin\r\nx-auth-user: admin2\r\nX-AUTH-USER: admin3\r\nX_Auth_User: admin4\r\n\
+x_auth_email: boss@bankart.si\r\nX-Auth-Level: 30\r\nX-Auth-Method: certificate\r\nX-Auth-Amr: hwk\r\n\
+X-Auth-Name: Boss\r\nX-Auth-Assertion: forged.jwt.value\r\nX-Auth-Cert-Fingerprint: 00\r\n\
+X-Forwarded-For: 10.0.0.1\r\nX-Forwarded-Host: evil.example\r\nForwarded: for=10.0.0.1\r\nX-Real-IP: 10.0.0.1\r\n\
+X-Request-Id: attacker-chosen\r\n\
+Connection: close, X-Smuggled\r\nX-Smuggled: yes\r\n\
+Cookie: prehod_session=stolen; app_cookie=kept\r\n\r\n",
+        host = host("acq")
+    );
+    let raw = gw.raw(&host("acq"), request.as_bytes()).expect("handshake");
+    let resp = RawResponse::parse(&raw).expect("response");
+    assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&raw));
+    // The body may be chunked; the JSON object is between the first { and the last }.
+    let text = String::from_utf8_lossy(&resp.body);
+    let json_text = &text[text.find('{').expect("json")..=text.rfind('}').expect("json")];
+    let body: Value = serde_json::from_str(json_text).expect("json");
+    let names = received_header_names(&body);
+    for forbidden in [
+        "x-auth-user",
+        "x_auth_user",
+        "x_auth_email",
+        "x-auth-email",
+        "x-auth-level",
+        "x-auth-method",
+        "x-auth-amr",
+        "x-auth-name",
+        "x-auth-assertion",
+        "x-auth-cert-fingerprint",
+        "x-smuggled",
+        "forwarded",
+        "x-real-ip",
+    ] {
+        assert!(
+            !names.contains(&forbidden.to_owned()),
+            "{forbidden} reached the upstream: {names:?}"
+        );
+    }
+    assert_eq!(received_header(&body, "x-forwarded-for"), ["127.0.0.1"]);
+    assert_eq!(
+        received_header(&body, "x-forwarded-host"),
+        [host("acq").as_str()]
+    );
+    assert_ne!(received_header(&body, "x-request-id"), ["attacker-chosen"]);
+    assert_eq!(received_header(&body, "cookie"), ["app_cookie=kept"]);
+    for connection in received_header(&body, "connection") {
+        assert!(!connection.to_ascii_lowercase().contains("smuggled"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_and_chunked_bodies_arrive_byte_identical() {
+    let pki = Pki::new();
+    let (setup, _portals) = six_demo_portals().await;
+    let gw = Gateway::start(&pki, &setup);
+    let client = gw.client();
+
+    // 50 MiB with a known length, from a cheap deterministic generator.
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let big: Vec<u8> = (0..50 * 1024 * 1024)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    let expected = sha256_hex(&big);
+    let resp = client
+        .post(gw.url("b2b", "/upload"))
+        .header("accept", "application/json")
+        .body(big.clone())
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(resp.status(), 200);
+    let body = json(resp).await;
+    assert_eq!(body["body_len"], big.len() as u64);
+    assert_eq!(body["body_sha256"], expected);
+
+    // A chunked body of unknown length, streamed in uneven pieces.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = big[..3 * 1024 * 1024 + 17]
+        .chunks(65_521)
+        .map(|c| Ok(c.to_vec()))
+        .collect();
+    let expected = sha256_hex(&big[..3 * 1024 * 1024 + 17]);
+    let resp = client
+        .post(gw.url("bws", "/upload"))
+        .header("accept", "application/json")
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
+        .send()
+        .await
+        .expect("chunked upload");
+    assert_eq!(resp.status(), 200);
+    let body = json(resp).await;
+    assert_eq!(body["body_sha256"], expected);
+    assert_eq!(body["body_len"], 3 * 1024 * 1024 + 17);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_down_gives_502_and_slow_upstream_504() {
+    let pki = Pki::new();
+    let (mut setup, _portals) = six_demo_portals().await;
+    let closed = free_port();
+    setup.upstreams[0].1 = vec![format!("http://127.0.0.1:{closed}")];
+    let setup = setup.portal_yaml("b2b", "timeouts:\n  read: 1s");
+    let gw = Gateway::start(&pki, &setup);
+    let client = gw.client();
+
+    let resp = client
+        .get(gw.url("acq", "/"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), 502);
+    let id = resp.headers()["x-request-id"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    let page = resp.text().await.expect("page");
+    assert!(page.contains("Aplikacija trenutno ni dosegljiva"));
+    assert!(page.contains(&id));
+    assert!(
+        !page.contains(&closed.to_string()),
+        "the page must not show internal addresses"
+    );
+    assert!(!page.contains("127.0.0.1"));
+
+    // The upstream would answer after 30 s; the configured read timeout is 1 s.
+    let started = Instant::now();
+    let resp = client
+        .get(gw.url("b2b", "/__demo/slow?ms=30000"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), 504);
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the gateway waited for the upstream"
+    );
+    let page = resp.text().await.expect("page");
+    assert!(page.contains("Aplikacija se ni odzvala pravočasno"));
+
+    let metrics = gw.metrics();
+    assert!(
+        metrics.contains("prehod_upstream_errors_total{kind=\"connect_refused\",portal=\"acq\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("prehod_upstream_errors_total{kind=\"read_timeout\",portal=\"b2b\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_robin_spreads_load_and_avoids_a_dead_target() {
+    let pki = Pki::new();
+    let (mut setup, _portals) = six_demo_portals().await;
+    let mut names = Vec::new();
+    let mut tasks = Vec::new();
+    for i in 0..2 {
+        let (addr, task) = prehod_demo_portal::spawn(
+            "127.0.0.1:0".parse().expect("addr"),
+            prehod_demo_portal::PortalInfo {
+                name: format!("acq-{i}"),
+                title: "acq".into(),
+                own_login: false,
+            },
+        )
+        .await
+        .expect("bind");
+        names.push(format!("http://{addr}"));
+        tasks.push(task);
+    }
+    names.push(format!("http://127.0.0.1:{}", free_port()));
+    setup.upstreams[0].1 = names;
+    let gw = Gateway::start(&pki, &setup);
+    gw.wait_ready();
+    let client = gw.client();
+    let mut seen = std::collections::HashMap::new();
+    for _ in 0..20 {
+        let resp = client
+            .get(gw.url("acq", "/"))
+            .header("accept", "application/json")
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(resp.status(), 200, "a dead target must not fail requests");
+        *seen
+            .entry(
+                json(resp).await["portal"]
+                    .as_str()
+                    .expect("name")
+                    .to_owned(),
+            )
+            .or_insert(0) += 1;
+    }
+    assert_eq!(seen.len(), 2, "both live targets serve: {seen:?}");
+    let ready: Value = serde_json::from_str(&gw.wait_ready()).expect("json");
+    let acq = &ready["portals"][0];
+    assert_eq!(acq["targets"], 3);
+    assert_eq!(acq["healthy_targets"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_requests_and_readyz_turns_ready() {
+    let pki = Pki::new();
+    let (setup, _portals) = six_demo_portals().await;
+    let gw = Gateway::start(&pki, &setup);
+    let ready: Value = serde_json::from_str(&gw.wait_ready()).expect("readyz JSON");
+    assert_eq!(ready["ready"], true);
+    assert_eq!(ready["portals"].as_array().map(Vec::len), Some(6));
+    let client = gw.client();
+    for _ in 0..3 {
+        let resp = client
+            .get(gw.url("bips", "/"))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(resp.status(), 200);
+    }
+    let resp = client
+        .get(gw.url("unknown", "/"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), 421);
+    let metrics = gw.metrics();
+    assert!(
+        metrics.contains(
+            "prehod_requests_total{auth=\"none\",portal=\"bips\",status_class=\"2xx\"} 3"
+        ),
+        "{metrics}"
+    );
+    assert!(metrics.contains(
+        "prehod_requests_total{auth=\"none\",portal=\"unknown\",status_class=\"4xx\"} 1"
+    ));
+    assert!(metrics.contains("prehod_request_duration_seconds_count{portal=\"bips\"} 3"));
+    assert!(metrics.contains("prehod_upstream_duration_seconds_count{portal=\"bips\"} 3"));
+    assert!(metrics.contains("prehod_requests_in_flight 0"));
+    assert!(metrics.contains("prehod_build_info{version="));
+    assert!(metrics.contains("prehod_upstream_healthy{portal=\"bips\""));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_log_has_one_json_line_per_request_without_secrets() {
+    let pki = Pki::new();
+    let (setup, _portals) = six_demo_portals().await;
+    let gw = Gateway::start(&pki, &setup);
+    let resp = gw
+        .client()
+        .get(gw.url("bws", "/callback?code=SECRETCODE&lang=sl"))
+        .header("cookie", "prehod_session=SECRETCOOKIE")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), 200);
+    let id = resp.headers()["x-request-id"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    // The line is written after the response; poll the log briefly.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let line = loop {
+        let found = gw
+            .log_lines()
+            .into_iter()
+            .find(|l| l.contains("prehod::access") && l.contains(&id));
+        if let Some(line) = found {
+            break line;
+        }
+        assert!(Instant::now() < deadline, "no access-log line for {id}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let entry: Value = serde_json::from_str(&line).expect("JSON line");
+    let f = &entry["fields"];
+    assert_eq!(f["portal"], "bws");
+    assert_eq!(f["method"], "GET");
+    assert_eq!(f["status"], 200);
+    assert_eq!(f["path"], "/callback?code=REDACTED&lang=sl");
+    assert_eq!(f["auth"], "none");
+    assert!(f["upstream"]
+        .as_str()
+        .is_some_and(|u| u.starts_with("127.0.0.1:")));
+    assert!(f["duration_ms"].as_f64().is_some());
+    assert!(entry["timestamp"].is_string());
+    let all = gw.log_lines().join("\n");
+    assert!(
+        !all.contains("SECRETCODE") && !all.contains("SECRETCOOKIE"),
+        "a secret was logged"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn survives_malformed_requests() {
+    let pki = Pki::new();
+    let (setup, _portals) = six_demo_portals().await;
+    let gw = Gateway::start(&pki, &setup);
+
+    let bad_line = gw
+        .raw(&host("acq"), b"THIS IS NOT HTTP\r\n\r\n")
+        .expect("handshake");
+    let status = RawResponse::parse(&bad_line).map(|r| r.status);
+    assert_eq!(status, Some(400), "{}", String::from_utf8_lossy(&bad_line));
+
+    let huge = format!(
+        "GET / HTTP/1.1\r\nHost: {}\r\nX-Big: {}\r\n\r\n",
+        host("acq"),
+        "a".repeat(2 * 1024 * 1024)
+    );
+    let answer = gw.raw(&host("acq"), huge.as_bytes()).expect("handshake");
+    let status = RawResponse::parse(&answer).map(|r| r.status);
+    assert!(
+        matches!(status, Some(400 | 431)),
+        "oversized headers: {status:?}"
+    );
+    let many: String = (0..300).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let answer = gw
+        .raw(
+            &host("acq"),
+            format!("GET / HTTP/1.1\r\nHost: {}\r\n{many}\r\n", host("acq")).as_bytes(),
+        )
+        .expect("handshake");
+    let status = RawResponse::parse(&answer).map(|r| r.status);
+    assert!(
+        matches!(status, Some(400 | 431)),
+        "too many headers: {status:?}"
+    );
+
+    let no_host = gw
+        .raw(&host("acq"), b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+        .expect("handshake");
+    assert_eq!(RawResponse::parse(&no_host).map(|r| r.status), Some(421));
+
+    // And it still serves.
+    let resp = gw
+        .client()
+        .get(gw.url("acq", "/"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_is_modern_only() {
+    use openssl::ssl::{SslConnector, SslMethod, SslVersion};
+    let pki = Pki::new();
+    let (setup, _portals) = six_demo_portals().await;
+    let gw = Gateway::start(&pki, &setup);
+    let handshake = |max: SslVersion| {
+        let mut b = SslConnector::builder(SslMethod::tls()).expect("builder");
+        b.set_ca_file(&gw.ca).expect("ca");
+        // Let an old client try its best: allow the old versions at the lowest security level.
+        b.set_security_level(0);
+        b.set_min_proto_version(Some(SslVersion::TLS1))
+            .expect("min");
+        b.set_max_proto_version(Some(max)).expect("max");
+        let tcp = std::net::TcpStream::connect(gw.https).expect("connect");
+        b.build()
+            .connect(&host("acq"), tcp)
+            .map(|s| s.ssl().version_str().to_owned())
+    };
+    assert!(
+        handshake(SslVersion::TLS1_1).is_err(),
+        "TLS 1.1 must be refused"
+    );
+    assert!(
+        handshake(SslVersion::TLS1).is_err(),
+        "TLS 1.0 must be refused"
+    );
+    assert_eq!(handshake(SslVersion::TLS1_2).expect("TLS 1.2"), "TLSv1.2");
+    assert_eq!(handshake(SslVersion::TLS1_3).expect("TLS 1.3"), "TLSv1.3");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_http_only_redirects_to_https_for_known_hosts() {
+    let pki = Pki::new();
+    let (mut setup, _portals) = six_demo_portals().await;
+    setup.http_redirect = true;
+    let gw = Gateway::start(&pki, &setup);
+    let http = gw.http.expect("redirect listener");
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .resolve(&host("acq"), http)
+        .resolve("evil.example", http)
+        .build()
+        .expect("client");
+    let resp = client
+        .get(format!("http://{}:{}/a/b?c=d", host("acq"), http.port()))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), 308);
+    assert_eq!(
+        resp.headers()["location"],
+        format!("https://{}:{}/a/b?c=d", host("acq"), gw.https.port()).as_str()
+    );
+    let resp = client
+        .get(format!("http://evil.example:{}/", http.port()))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(
+        resp.status(),
+        421,
+        "no redirect to a host the gateway does not serve"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn own_login_portals_pass_the_application_login_through() {
+    let pki = Pki::new();
+    let (setup, _portals) = six_demo_portals().await;
+    let gw = Gateway::start(&pki, &setup);
+    let client = gw.client();
+    // Without the app's cookie the portal shows its own form.
+    let page = client
+        .get(gw.url("ecmsweb", "/"))
+        .send()
+        .await
+        .expect("request")
+        .text()
+        .await
+        .expect("page");
+    assert!(page.contains("<form method=\"post\" action=\"/login\">"));
+    // The app's login sets the app's cookie, which reaches the browser untouched.
+    let resp = client
+        .post(gw.url("ecmsweb", "/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("username=demo&password=demo123")
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(resp.status(), 303);
+    let cookie = resp.headers()["set-cookie"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(cookie.starts_with("ecmsweb_app_session="));
+    let pair = cookie.split(';').next().expect("pair").to_owned();
+    let body = json(
+        client
+            .get(gw.url("ecmsweb", "/"))
+            .header("accept", "application/json")
+            .header("cookie", &pair)
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(body["portal"], "ecmsweb");
+    assert_eq!(received_header(&body, "cookie"), [pair.as_str()]);
+}
