@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The test command: on a fresh machine it installs what is needed, then runs everything CI
+# gates on — formatting, clippy with warnings as errors, the whole test suite (unit tests and
+# the end-to-end tests against the real binary), and `prehod check` on every shipped config.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash deploy/setup.sh
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== cargo clippy -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+echo "== tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast
+else
+  cargo test --workspace --no-fail-fast
+fi
+
+echo "== prehod check on every shipped config"
+cargo build --quiet --bin prehod
+prehod=target/debug/prehod
+pki=$(mktemp -d)
+trap 'rm -rf "$pki"' EXIT
+# The reference proxy.yaml names production files; check it against a throwaway PKI for
+# *.bankart.si so that everything but the real keys is verified (hosts covered, keys match).
+"$prehod" pki --out "$pki/si" --domain bankart.si >/dev/null
+PREHOD_TLS_CERT="$pki/si/server.crt" PREHOD_TLS_KEY="$pki/si/server.key" \
+  PREHOD_UPSTREAM_CA="$pki/si/ca.crt" "$prehod" check --config proxy.yaml
+"$prehod" pki --out "$pki/dev" --domain bankart.localhost >/dev/null
+PREHOD_DEV_CERTS="$pki/dev" "$prehod" check --config deploy/dev/proxy.yaml
+echo "== all checks passed"
