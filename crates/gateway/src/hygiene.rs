@@ -34,13 +34,20 @@ pub struct Hygiene {
 }
 
 /// Lower case, `_` → `-`: the spelling a server behind us may normalise any name to.
-fn normalise(name: &str) -> String {
-    name.bytes()
-        .map(|b| match b {
-            b'_' => '-',
-            b => char::from(b.to_ascii_lowercase()),
-        })
-        .collect()
+/// Borrows when nothing changes (the common case: `http` names are already lower case).
+fn normalise(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.bytes().any(|b| b == b'_' || b.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(
+            name.bytes()
+                .map(|b| match b {
+                    b'_' => '-',
+                    b => char::from(b.to_ascii_lowercase()),
+                })
+                .collect(),
+        )
+    } else {
+        std::borrow::Cow::Borrowed(name)
+    }
 }
 
 impl Hygiene {
@@ -50,7 +57,7 @@ impl Hygiene {
                 .headers
                 .identity_names()
                 .iter()
-                .map(|n| normalise(n.as_str()))
+                .map(|n| normalise(n.as_str()).into_owned())
                 .collect(),
             trusted_proxies: config.trusted_proxies.clone(),
             cookie_prefix: config.cookies.prefix.clone(),
@@ -72,9 +79,9 @@ impl Hygiene {
         };
         for name in headers.keys() {
             let normal = normalise(name.as_str());
-            let forwarding = !trusted && FORWARDING.contains(&normal.as_str());
+            let forwarding = !trusted && FORWARDING.contains(&normal.as_ref());
             let request_id = !trusted && normal == self.request_id.as_str();
-            if self.identity.contains(&normal) || forwarding || request_id {
+            if self.identity.contains(normal.as_ref()) || forwarding || request_id {
                 push(name);
             }
         }

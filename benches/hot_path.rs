@@ -1,0 +1,103 @@
+//! Criterion benches of the per-request pieces: header hygiene, cookie filtering, routing,
+//! access-log path redaction, and the error page.
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use http::{HeaderMap, HeaderName, HeaderValue};
+use prehod_config::Config;
+use prehod_gateway::hygiene::{loggable_path, Hygiene};
+use prehod_gateway::pages::Page;
+use prehod_gateway::routing::Router;
+use std::hint::black_box;
+
+fn config(pki: &std::path::Path) -> Config {
+    let mut text = format!(
+        "listen:\n  https: 127.0.0.1:8443\nadmin:\n  listen: 127.0.0.1:9090\ntls:\n  certificates:\n    - cert: {0}/server.crt\n      key: {0}/server.key\ntrusted_proxies: [10.0.0.0/8]\nportals:\n",
+        pki.display()
+    );
+    for (i, p) in ["acq", "b2b", "bips", "bws", "ecmsweb", "bankomati"]
+        .iter()
+        .enumerate()
+    {
+        text.push_str(&format!(
+            "  {p}:\n    host: {p}.bankart.localhost\n    upstream:\n      urls: [http://127.0.0.1:{}]\n",
+            9100 + i
+        ));
+    }
+    Config::from_text(std::path::Path::new("bench.yaml"), &text, |_| None).expect("bench config")
+}
+
+/// A typical browser request, with one spoofed header and the gateway's cookie.
+fn browser_headers() -> HeaderMap {
+    let mut h = HeaderMap::new();
+    for (n, v) in [
+        ("host", "acq.bankart.localhost"),
+        (
+            "user-agent",
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/156.0 Safari/537.36",
+        ),
+        (
+            "accept",
+            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+        ),
+        ("accept-language", "sl-SI,sl;q=0.9,en;q=0.8"),
+        ("accept-encoding", "gzip, deflate, br"),
+        (
+            "cookie",
+            "prehod_session=Zm9vYmFyYmF6cXV4; JSESSIONID=1234567890ABCDEF; lang=sl",
+        ),
+        ("x-auth-user", "spoofed"),
+        ("sec-fetch-mode", "navigate"),
+        ("upgrade-insecure-requests", "1"),
+    ] {
+        h.append(HeaderName::from_static(n), HeaderValue::from_static(v));
+    }
+    h
+}
+
+fn benches(c: &mut Criterion) {
+    let pki = tempfile::tempdir().expect("tmp");
+    prehod_devpki::generate(
+        pki.path(),
+        &prehod_devpki::dev_server_names("bankart.localhost"),
+    )
+    .expect("pki");
+    let config = config(pki.path());
+    let hygiene = Hygiene::new(&config);
+    let router = Router::new(&config);
+    let headers = browser_headers();
+
+    c.bench_function("hygiene/names_to_strip (browser request)", |b| {
+        b.iter(|| hygiene.names_to_strip(black_box(&headers), false))
+    });
+    c.bench_function("hygiene/upstream_cookie", |b| {
+        b.iter(|| hygiene.upstream_cookie(black_box(&headers)))
+    });
+    c.bench_function("routing/route", |b| {
+        b.iter(|| {
+            router.route(
+                black_box(Some("bankomati.bankart.localhost:8443")),
+                black_box(Some("bankomati.bankart.localhost")),
+            )
+        })
+    });
+    c.bench_function("access_log/loggable_path", |b| {
+        b.iter(|| {
+            loggable_path(black_box(
+                "/oidc/callback?code=abcdef123456&state=xyz&lang=sl",
+            ))
+        })
+    });
+    c.bench_function("pages/render 502", |b| {
+        b.iter(|| Page::UpstreamUnavailable.render(black_box("0123456789abcdef0123456789abcdef")))
+    });
+    c.bench_function("config/load six portals", |b| {
+        b.iter(|| config_reload(pki.path()))
+    });
+}
+
+fn config_reload(pki: &std::path::Path) -> usize {
+    config(pki).portals.len()
+}
+
+criterion_group!(hot_path, benches);
+criterion_main!(hot_path);

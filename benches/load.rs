@@ -1,0 +1,145 @@
+//! The whole-proxy load benchmark: the real `prehod` binary (build with `--release`) in front
+//! of a demo portal, on loopback, driven by concurrent keep-alive HTTPS clients for a fixed
+//! time; then the same load straight at the demo portal, to show what the gateway adds.
+//!
+//! `cargo bench --bench load` (env: LOAD_SECONDS, default 10; LOAD_CONNECTIONS, default 32).
+//! Figures go in benches/README.md. Every request must succeed: a failure aborts the run.
+
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port")
+}
+
+struct Figures {
+    requests: u64,
+    elapsed: Duration,
+    latencies_us: Vec<u64>,
+}
+
+impl Figures {
+    fn print(&mut self, what: &str) {
+        self.latencies_us.sort_unstable();
+        let p = |q: f64| {
+            let i = ((self.latencies_us.len() as f64 - 1.0) * q).round() as usize;
+            self.latencies_us.get(i).copied().unwrap_or(0) as f64 / 1000.0
+        };
+        println!(
+            "{what:<28} {:>9.0} req/s   p50 {:>6.2} ms   p99 {:>6.2} ms   p99.9 {:>6.2} ms   ({} requests)",
+            self.requests as f64 / self.elapsed.as_secs_f64(),
+            p(0.50),
+            p(0.99),
+            p(0.999),
+            self.requests
+        );
+    }
+}
+
+async fn drive(client: reqwest::Client, url: String, connections: usize, seconds: u64) -> Figures {
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let client = client.clone();
+        let url = url.clone();
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                let resp = client.get(&url).send().await.expect("request");
+                assert_eq!(resp.status(), 200, "load request failed");
+                resp.bytes().await.expect("body");
+                latencies.push(t.elapsed().as_micros() as u64);
+            }
+            latencies
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut latencies_us = Vec::new();
+    for t in tasks {
+        latencies_us.extend(t.await.expect("task"));
+    }
+    Figures {
+        requests: latencies_us.len() as u64,
+        elapsed: started.elapsed(),
+        latencies_us,
+    }
+}
+
+fn main() {
+    let seconds: u64 = std::env::var("LOAD_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    let connections: usize = std::env::var("LOAD_CONNECTIONS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(32);
+    // Both sides share this machine's cores: the client gets one runtime thread per core.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async move {
+        let (upstream, _task) = prehod_demo_portal::spawn(
+            "127.0.0.1:0".parse().expect("addr"),
+            prehod_demo_portal::PortalInfo { name: "acq".into(), title: "Acquiring portal".into(), own_login: false },
+        )
+        .await
+        .expect("demo portal");
+
+        let pki = tempfile::tempdir().expect("tmp");
+        prehod_devpki::generate(pki.path(), &prehod_devpki::dev_server_names("bankart.localhost")).expect("pki");
+        let https: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        let config = pki.path().join("proxy.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                "listen:\n  https: {https}\nadmin:\n  listen: {admin}\ntls:\n  certificates:\n    - cert: server.crt\n      key: server.key\nserver:\n  threads: 2\n  grace_period: 1s\nportals:\n  acq:\n    host: acq.bankart.localhost\n    upstream:\n      urls: [http://{upstream}]\n"
+            ),
+        )
+        .expect("config");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_prehod"))
+            .args(["run", "--config"])
+            .arg(&config)
+            .env("PREHOD_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start prehod");
+        let ca = std::fs::read(pki.path().join("ca.crt")).expect("ca");
+        let client = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("pem"))
+            .resolve("acq.bankart.localhost", https)
+            .http1_only()
+            .pool_max_idle_per_host(connections)
+            .build()
+            .expect("client");
+        let url = format!("https://acq.bankart.localhost:{}/bench", https.port());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while client.get(&url).send().await.map(|r| r.status() != 200).unwrap_or(true) {
+            assert!(Instant::now() < deadline, "gateway did not come up");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        println!("load: {connections} keep-alive connections, {seconds} s each, GET of a ~0.5 KiB page\n");
+        // Warm-up, not counted.
+        drive(client.clone(), url.clone(), connections, 1).await;
+        drive(client.clone(), url.clone(), connections, seconds).await.print("through prehod (HTTPS, h1)");
+
+        let direct = reqwest::Client::builder().http1_only().pool_max_idle_per_host(connections).build().expect("client");
+        let direct_url = format!("http://{upstream}/bench");
+        drive(direct.clone(), direct_url.clone(), connections, 1).await;
+        drive(direct, direct_url, connections, seconds).await.print("demo portal direct (HTTP)");
+        let _ = child.kill();
+        let _ = child.wait();
+    });
+}
