@@ -551,3 +551,58 @@ async fn own_login_portals_pass_the_application_login_through() {
     assert_eq!(body["portal"], "ecmsweb");
     assert_eq!(received_header(&body, "cookie"), [pair.as_str()]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_upgrade_passes_both_ways() {
+    use openssl::ssl::{SslConnector, SslMethod};
+    use std::io::{Read, Write};
+    let pki = Pki::new();
+    let (setup, _portals) = six_demo_portals().await;
+    let gw = Gateway::start(&pki, &setup);
+    let ca = gw.ca.clone();
+    let https = gw.https;
+    // Blocking socket work off the runtime that serves the demo portals.
+    let (head, echoed) = tokio::task::spawn_blocking(move || {
+        let mut b = SslConnector::builder(SslMethod::tls()).expect("builder");
+        b.set_ca_file(&ca).expect("ca");
+        b.set_alpn_protos(b"\x08http/1.1").expect("alpn");
+        let tcp = std::net::TcpStream::connect(https).expect("connect");
+        tcp.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let mut tls = b.build().connect(&host("bws"), tcp).expect("handshake");
+        write!(
+            tls,
+            "GET /__demo/ws HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            host("bws")
+        )
+        .expect("write");
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            tls.read_exact(&mut byte).expect("read head");
+            head.push(byte[0]);
+        }
+        // One masked text frame from the client…
+        let message = b"pozdravljeni, prehod";
+        let mask = [0x37, 0xfa, 0x21, 0x3d];
+        let mut frame = vec![0x81, 0x80 | message.len() as u8];
+        frame.extend_from_slice(&mask);
+        frame.extend(message.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        tls.write_all(&frame).expect("send frame");
+        // …comes back unmasked through the gateway.
+        let mut reply = vec![0u8; 2 + message.len()];
+        tls.read_exact(&mut reply).expect("read frame");
+        (String::from_utf8_lossy(&head).into_owned(), reply)
+    })
+    .await
+    .expect("join");
+    let resp = RawResponse::parse(head.as_bytes()).expect("response");
+    assert_eq!(resp.status, 101, "{head}");
+    assert_eq!(
+        resp.header("sec-websocket-accept"),
+        Some("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+    );
+    assert_eq!(echoed[0], 0x81, "a final text frame");
+    assert_eq!(&echoed[2..], b"pozdravljeni, prehod");
+}

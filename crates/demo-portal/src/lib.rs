@@ -20,6 +20,8 @@ use hyper_util::rt::TokioIo;
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 
+mod websocket;
+
 /// The demo application's own credentials (only for `own_login` portals).
 pub const DEMO_USERNAME: &str = "demo";
 pub const DEMO_PASSWORD: &str = "demo123";
@@ -73,6 +75,9 @@ async fn handle(
     info: Arc<PortalInfo>,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
+    if req.uri().path() == "/__demo/ws" {
+        return Ok(websocket::accept(req));
+    }
     let (parts, mut body) = req.into_parts();
     // Hash the body as it streams in: a 50 MiB upload is never held in memory.
     let mut hasher = Sha256::new();

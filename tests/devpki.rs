@@ -1,0 +1,112 @@
+//! The generated dev PKI has the properties the certificate tests will rely on, checked with
+//! OpenSSL itself rather than with the generator's own code.
+
+mod common;
+
+use common::Pki;
+use openssl::nid::Nid;
+use openssl::x509::X509;
+
+fn cert(pki: &Pki, name: &str) -> X509 {
+    X509::from_pem(&std::fs::read(pki.path(name)).expect("read")).expect("pem")
+}
+
+/// `openssl verify`: `None` when the chain verifies, else OpenSSL's error number.
+fn verify(pki: &Pki, name: &str, with_crl: bool) -> Option<u32> {
+    let mut cmd = std::process::Command::new("openssl");
+    cmd.arg("verify").arg("-CAfile").arg(pki.path("ca.crt"));
+    if with_crl {
+        cmd.arg("-crl_check")
+            .arg("-CRLfile")
+            .arg(pki.path("ca.crl.pem"));
+    }
+    let out = cmd
+        .arg(pki.path(name))
+        .output()
+        .expect("the openssl command (deploy/setup.sh installs it)");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    if out.status.success() {
+        assert!(text.contains(": OK"), "{text}");
+        return None;
+    }
+    let number = text
+        .split("error ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok());
+    Some(number.unwrap_or_else(|| panic!("unexpected openssl output: {text}")))
+}
+
+#[test]
+fn client_certificates_fail_for_the_reason_their_name_says() {
+    let pki = Pki::new();
+    assert_eq!(verify(&pki, "server.crt", true), None);
+    assert_eq!(verify(&pki, "clients/valid.crt", true), None);
+    assert_eq!(
+        verify(&pki, "clients/no-client-auth.crt", true),
+        None,
+        "chain is fine; only the EKU is wrong"
+    );
+    assert_eq!(
+        verify(&pki, "clients/expired.crt", false),
+        Some(10),
+        "X509_V_ERR_CERT_HAS_EXPIRED"
+    );
+    assert_eq!(
+        verify(&pki, "clients/revoked.crt", false),
+        None,
+        "valid without the CRL"
+    );
+    assert_eq!(
+        verify(&pki, "clients/revoked.crt", true),
+        Some(23),
+        "X509_V_ERR_CERT_REVOKED"
+    );
+    assert_eq!(
+        verify(&pki, "clients/untrusted.crt", false),
+        Some(20),
+        "X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY"
+    );
+    let eku = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-ext", "extendedKeyUsage", "-in"])
+        .arg(pki.path("clients/no-client-auth.crt"))
+        .output()
+        .expect("openssl x509");
+    let eku = String::from_utf8_lossy(&eku.stdout);
+    assert!(
+        eku.contains("E-mail Protection") && !eku.contains("Client Authentication"),
+        "{eku}"
+    );
+
+    let valid = cert(&pki, "clients/valid.crt");
+    let serial = valid
+        .subject_name()
+        .entries_by_nid(Nid::SERIALNUMBER)
+        .next()
+        .expect("serialNumber");
+    assert_eq!(
+        serial.data().as_utf8().expect("utf8").to_string(),
+        "SI-DEV-1000"
+    );
+    let server = cert(&pki, "server.crt");
+    let names: Vec<String> = server
+        .subject_alt_names()
+        .expect("SAN")
+        .iter()
+        .filter_map(|n| n.dnsname().map(str::to_owned))
+        .collect();
+    assert!(
+        names.contains(&"*.bankart.localhost".to_owned())
+            && names.contains(&"rekono.localhost".to_owned())
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(pki.path("server.key"))
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "keys are private to their owner");
+    }
+}
