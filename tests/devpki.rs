@@ -85,10 +85,7 @@ fn client_certificates_fail_for_the_reason_their_name_says() {
         .entries_by_nid(Nid::SERIALNUMBER)
         .next()
         .expect("serialNumber");
-    assert_eq!(
-        serial.data().as_utf8().expect("utf8").to_string(),
-        "SI-DEV-1000"
-    );
+    assert_eq!(serial.data().to_string().expect("utf8"), "SI-DEV-1000");
     let server = cert(&pki, "server.crt");
     let names: Vec<String> = server
         .subject_alt_names()
