@@ -49,6 +49,16 @@ enum Command {
         #[arg(long, default_value = "certs/dev")]
         certs: PathBuf,
     },
+    /// Run the Rekono simulator alone (development and tests only).
+    RekonoSim {
+        #[arg(long, short, default_value = "deploy/dev/rekono.yaml")]
+        config: PathBuf,
+        /// Where the dev PKI lives (generated when missing); exported as PREHOD_DEV_CERTS.
+        #[arg(long, default_value = "certs/dev")]
+        certs: PathBuf,
+    },
+    /// Read a password from standard input and print its argon2id hash (for accounts files).
+    HashPassword,
     /// Generate a PKI (CA, server certificate, client certificates, CRL) into a directory.
     Pki {
         #[arg(long)]
@@ -68,6 +78,26 @@ fn main() -> ExitCode {
             Err(code) => code,
         },
         Command::Dev { config, certs } => dev(&config, &certs),
+        Command::RekonoSim { config, certs } => rekono_sim(&config, &certs),
+        Command::HashPassword => {
+            let mut line = String::new();
+            if std::io::stdin().read_line(&mut line).is_err()
+                || line.trim_end_matches(['\r', '\n']).is_empty()
+            {
+                eprintln!("prehod: give the password on standard input");
+                return ExitCode::from(EX_CONFIG);
+            }
+            match prehod_rekono_sim::hash_password(line.trim_end_matches(['\r', '\n'])) {
+                Ok(hash) => {
+                    println!("{hash}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("prehod: {e}");
+                    ExitCode::from(EX_SOFTWARE)
+                }
+            }
+        }
         Command::Pki { out, domain } => {
             match prehod_devpki::generate(&out, &prehod_devpki::dev_server_names(&domain)) {
                 Ok(()) => {
@@ -178,19 +208,119 @@ fn run(config: Config) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn dev(config_path: &Path, certs: &Path) -> ExitCode {
+/// Generates the dev PKI when missing and exports its directory as PREHOD_DEV_CERTS, which
+/// the dev configs name their files by. Call before any thread starts.
+fn dev_pki(certs: &Path) -> Result<PathBuf, ExitCode> {
     let names = prehod_devpki::dev_server_names("bankart.localhost");
     match prehod_devpki::ensure(certs, &names) {
         Ok(true) => println!("prehod dev: generated the dev PKI in {}", certs.display()),
         Ok(false) => {}
         Err(e) => {
             eprintln!("prehod dev: {e}");
-            return ExitCode::from(EX_SOFTWARE);
+            return Err(ExitCode::from(EX_SOFTWARE));
         }
     }
     let certs_abs = std::fs::canonicalize(certs).unwrap_or_else(|_| certs.to_owned());
-    // The dev config names its files as ${PREHOD_DEV_CERTS}/…; set before any thread starts.
     std::env::set_var("PREHOD_DEV_CERTS", &certs_abs);
+    Ok(certs_abs)
+}
+
+fn load_sim(path: &Path) -> Result<prehod_rekono_sim::SimConfig, ExitCode> {
+    prehod_rekono_sim::SimConfig::load(path).map_err(|e| {
+        eprintln!("prehod: Rekono simulator: {e}");
+        ExitCode::from(EX_CONFIG)
+    })
+}
+
+/// Prints the simulator's URL and demo accounts: e-mail, password, level, TOTP secret.
+fn print_sim(sim: &prehod_rekono_sim::Sim) {
+    println!(
+        "  Rekono simulator (NOT Rekono — development only): {}",
+        sim.issuer()
+    );
+    println!(
+        "    try every factor in a browser: {}/dev/try   SMS outbox: {}/dev/outbox",
+        sim.config.public_url, sim.config.public_url
+    );
+    println!("    approve a OnePass push: curl --cacert certs/dev/ca.crt -X POST {}/dev/push/ID/approve  (pending: /dev/push)\n", sim.config.public_url);
+    println!(
+        "    {:<28} {:<14} {:<6} {:<34} factors",
+        "account", "password", "level", "OnePass TOTP secret"
+    );
+    for a in &sim.config.accounts {
+        let factors: Vec<String> = sim
+            .factors_for(a)
+            .iter()
+            .map(|f| format!("{f:?}").to_ascii_lowercase())
+            .collect();
+        println!(
+            "    {:<28} {:<14} {:<6} {:<34} {}",
+            a.email,
+            a.demo_password.as_deref().unwrap_or("(hashed)"),
+            a.level,
+            a.totp_secret_base32.as_deref().unwrap_or("-"),
+            factors.join(", ")
+        );
+        if let Some(secret) = &a.totp_secret_base32 {
+            println!(
+                "      otpauth://totp/Rekono%20(sim):{}?secret={secret}&issuer=Rekono%20(sim)",
+                a.email
+            );
+        }
+    }
+    println!();
+}
+
+fn rekono_sim(config_path: &Path, certs: &Path) -> ExitCode {
+    if let Err(code) = dev_pki(certs) {
+        return code;
+    }
+    let config = match load_sim(config_path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("prehod: {e}");
+            return ExitCode::from(EX_SOFTWARE);
+        }
+    };
+    runtime.block_on(async move {
+        match prehod_rekono_sim::spawn(config).await {
+            Ok(running) => {
+                print_sim(&running.sim);
+                let _ = tokio::signal::ctrl_c().await;
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("prehod: Rekono simulator: {e}");
+                ExitCode::from(EX_UNAVAILABLE)
+            }
+        }
+    })
+}
+
+fn dev(config_path: &Path, certs: &Path) -> ExitCode {
+    let certs_abs = match dev_pki(certs) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let sim_config = match config_path
+        .parent()
+        .map(|d| d.join("rekono.yaml"))
+        .filter(|p| p.exists())
+    {
+        Some(p) => match load_sim(&p) {
+            Ok(c) => Some(c),
+            Err(code) => return code,
+        },
+        None => None,
+    };
     let config = match load(config_path) {
         Ok(c) => c,
         Err(code) => return code,
@@ -233,18 +363,28 @@ fn dev(config_path: &Path, certs: &Path) -> ExitCode {
                     return;
                 }
             }
-            let _ = ready_tx.send(Ok(()));
+            let sim = match sim_config {
+                Some(c) => match prehod_rekono_sim::spawn(c).await {
+                    Ok(running) => Some(running.sim),
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(format!("Rekono simulator: {e}")));
+                        return;
+                    }
+                },
+                None => None,
+            };
+            let _ = ready_tx.send(Ok(sim));
             std::future::pending::<()>().await;
         });
     });
-    match ready_rx.recv() {
-        Ok(Ok(())) => {}
+    let sim = match ready_rx.recv() {
+        Ok(Ok(sim)) => sim,
         Ok(Err(e)) => {
             eprintln!("prehod dev: {e}");
             return ExitCode::from(EX_UNAVAILABLE);
         }
         Err(_) => return ExitCode::from(EX_SOFTWARE),
-    }
+    };
 
     let port = config.listen.https.port();
     println!("\nprehod dev — the Bankart Secure Web Gateway on this machine\n");
@@ -261,8 +401,12 @@ fn dev(config_path: &Path, certs: &Path) -> ExitCode {
         };
         println!("    {:<32} https://{}:{port}/{own}", p.title, p.host);
     }
+    println!();
+    if let Some(sim) = &sim {
+        print_sim(sim);
+    }
     println!(
-        "\n  Admin:   http://{}/metrics  /healthz  /readyz",
+        "  Admin:   http://{}/metrics  /healthz  /readyz",
         config.admin.listen
     );
     println!(

@@ -1,0 +1,224 @@
+//! A Rekono simulator: a real OpenID Provider over real HTTPS that behaves like Rekono as the
+//! seed describes it — e-mail and password, then a second factor chosen among those the
+//! account's level of assurance allows (SMS code, OnePass one-time password, OnePass push,
+//! digital certificate) — so the whole gateway runs and is tested on one machine.
+//!
+//! It is for development and tests only: it binds loopback unless told otherwise, says so on
+//! every page and at start, and has `/dev/…` endpoints (SMS outbox, push approval, key
+//! rotation, logout) that a real provider would never have.
+
+pub mod config;
+pub mod flow;
+pub mod keys;
+pub mod pages;
+mod server;
+pub mod totp;
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+pub use config::{hash_password, Account, Client, SimConfig, SimConfigError};
+pub use server::{spawn, RunningSim, SimError};
+
+/// Rekono's issuer path (MITREid Connect naming).
+pub const BASE_PATH: &str = "/openid-connect-server-webapp";
+
+/// A second factor.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Factor {
+    Sms,
+    Otp,
+    Push,
+    Certificate,
+}
+
+impl Factor {
+    /// RFC 8176 `amr` values for a password plus this factor.
+    pub fn amr(self) -> Vec<String> {
+        let second = match self {
+            Factor::Sms => "sms",
+            Factor::Otp => "otp",
+            Factor::Push => "mfa",
+            Factor::Certificate => "hwk",
+        };
+        vec!["pwd".to_owned(), second.to_owned()]
+    }
+}
+
+/// One SMS the simulator "sent".
+#[derive(Clone, Debug, Serialize)]
+pub struct Sms {
+    pub to: String,
+    pub email: String,
+    pub code: String,
+    pub text: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PushStatus {
+    Pending,
+    Approved,
+    Rejected,
+}
+
+/// A login in progress: from `authorize` until a code is issued.
+#[derive(Debug)]
+pub(crate) struct Tx {
+    pub client: usize,
+    pub redirect_uri: String,
+    pub state: Option<String>,
+    pub nonce: Option<String>,
+    pub code_challenge: String,
+    pub min_level: Option<u8>,
+    pub browser: String,
+    pub csrf: String,
+    pub created: Instant,
+    pub account: Option<usize>,
+    pub password_attempts: u32,
+    pub code_attempts: u32,
+    pub sms_code: Option<String>,
+    pub push: Option<(String, PushStatus)>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Code {
+    pub client: usize,
+    pub redirect_uri: String,
+    pub code_challenge: String,
+    pub nonce: Option<String>,
+    pub sid: String,
+    pub account: usize,
+    pub acr: u8,
+    pub amr: Vec<String>,
+    pub auth_time: u64,
+    pub expires: Instant,
+    pub used: bool,
+    pub access_tokens: Vec<String>,
+}
+
+#[derive(Debug)]
+pub(crate) struct AccessToken {
+    pub account: usize,
+    pub expires: Instant,
+}
+
+/// A Rekono single-sign-on session (cookie `rekono_sid`).
+#[derive(Debug)]
+pub(crate) struct Session {
+    pub account: usize,
+    pub browser: String,
+    pub acr: u8,
+    pub amr: Vec<String>,
+    pub auth_time: u64,
+    pub clients: BTreeSet<usize>,
+}
+
+#[derive(Default, Debug)]
+pub(crate) struct State {
+    pub txs: HashMap<String, Tx>,
+    pub codes: HashMap<String, Code>,
+    pub tokens: HashMap<String, AccessToken>,
+    pub sessions: HashMap<String, Session>,
+    pub outbox: Vec<Sms>,
+    pub used_jti: HashSet<String>,
+    /// Failed attempts per account (password and codes), for the dev console.
+    pub failures: HashMap<String, u32>,
+}
+
+/// The simulator: its configuration, keys and everything in flight.
+pub struct Sim {
+    pub config: SimConfig,
+    pub keys: keys::Keys,
+    pub(crate) state: Mutex<State>,
+    pub(crate) http: reqwest::Client,
+    /// The addresses actually bound (a `:0` port in the config is replaced).
+    pub https: SocketAddr,
+    pub mtls: SocketAddr,
+}
+
+impl Sim {
+    pub fn issuer(&self) -> String {
+        self.config.issuer()
+    }
+
+    pub(crate) fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The factors `account` can use: its level allows them and it has what they need.
+    pub fn factors_for(&self, account: &Account) -> Vec<Factor> {
+        self.config
+            .levels
+            .get(&account.level)
+            .map(|factors| {
+                factors
+                    .iter()
+                    .copied()
+                    .filter(|f| match f {
+                        Factor::Sms => account.phone.is_some(),
+                        Factor::Otp | Factor::Push => account.totp_secret.is_some(),
+                        Factor::Certificate => !account.certificates.is_empty(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The SMS messages sent so far (also at `GET /dev/outbox`).
+    pub fn outbox(&self) -> Vec<Sms> {
+        self.state().outbox.clone()
+    }
+
+    /// Pending OnePass pushes: (push id, account e-mail).
+    pub fn pending_pushes(&self) -> Vec<(String, String)> {
+        let state = self.state();
+        state
+            .txs
+            .values()
+            .filter_map(|tx| match (&tx.push, tx.account) {
+                (Some((id, PushStatus::Pending)), Some(a)) => {
+                    Some((id.clone(), self.config.accounts[a].email.clone()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Approves or rejects a pending push. Returns whether it was found.
+    pub fn answer_push(&self, push_id: &str, approve: bool) -> bool {
+        let mut state = self.state();
+        for tx in state.txs.values_mut() {
+            if let Some((id, status)) = &mut tx.push {
+                if id == push_id && *status == PushStatus::Pending {
+                    *status = if approve {
+                        PushStatus::Approved
+                    } else {
+                        PushStatus::Rejected
+                    };
+                    return true;
+                }
+            }
+        }
+        false
+    }
+}
+
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+/// `+38640123456` → `****456`.
+pub fn mask_phone(phone: &str) -> String {
+    let digits: Vec<char> = phone.chars().filter(char::is_ascii_digit).collect();
+    let tail: String = digits[digits.len().saturating_sub(3)..].iter().collect();
+    format!("****{tail}")
+}
