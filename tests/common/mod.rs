@@ -2,6 +2,8 @@
 //! binary started on free ports, with clients that speak real TLS and never follow redirects.
 #![allow(dead_code)]
 
+pub mod rekono;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
