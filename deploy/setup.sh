@@ -4,9 +4,10 @@
 #   cmake        pingora builds zlib-ng
 #   pkg-config, libssl-dev   link the system OpenSSL (see .cargo/config.toml)
 #   openssl      the command-line tool used by tests and docs
+#   chromium, chromium-driver   the headless browser the end-to-end browser tests drive
 set -euo pipefail
 
-packages=(cmake pkg-config libssl-dev openssl)
+packages=(cmake pkg-config libssl-dev openssl chromium chromium-driver)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

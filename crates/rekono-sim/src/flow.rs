@@ -79,20 +79,14 @@ pub(crate) async fn route(sim: &Sim, r: Req) -> Resp {
 }
 
 fn lang(r: &Req) -> Lang {
+    // Slovenian unless the person chose English (like Rekono, whatever the browser says).
+    let ui_locale = r.query.get("ui_locales").and_then(|l| l.split(' ').next());
     let choice = r
         .query
         .get("lang")
-        .or_else(|| r.cookies.get(LANG_COOKIE))
         .map(String::as_str)
-        .or_else(|| {
-            r.accept_language.as_deref().map(|a| {
-                if a.trim_start().starts_with("en") {
-                    "en"
-                } else {
-                    "sl"
-                }
-            })
-        });
+        .or(ui_locale)
+        .or_else(|| r.cookies.get(LANG_COOKIE).map(String::as_str));
     if choice == Some("en") {
         Lang::En
     } else {
@@ -304,6 +298,11 @@ fn authorize(sim: &Sim, r: &Req) -> Resp {
     }
 
     let mut set_cookies = Vec::new();
+    // OIDC ui_locales: the relying party's language choice holds for the whole login.
+    if let Some(locale) = q.get("ui_locales").and_then(|l| l.split(' ').next()) {
+        let code = if locale.starts_with("en") { "en" } else { "sl" };
+        set_cookies.push(cookie(LANG_COOKIE, code, Some(31_536_000)));
+    }
     let browser = match r.cookies.get(BROWSER_COOKIE) {
         Some(b) if b.len() >= 16 => b.clone(),
         _ => {
@@ -828,8 +827,9 @@ fn token_error(status: StatusCode, error: &str, description: &str) -> Resp {
 }
 
 /// Client authentication: `client_secret_basic` or `private_key_jwt`. Returns the client index.
-fn authenticate_client(sim: &Sim, r: &Req) -> Result<usize, Resp> {
-    let unauthorized = |d: &str| token_error(StatusCode::UNAUTHORIZED, "invalid_client", d);
+/// A failure is the `error_description` of the 401 `invalid_client` answer.
+fn authenticate_client(sim: &Sim, r: &Req) -> Result<usize, &'static str> {
+    let unauthorized = |d: &'static str| d;
     if let Some(basic) = r
         .authorization
         .as_deref()
@@ -930,7 +930,9 @@ fn authenticate_client(sim: &Sim, r: &Req) -> Result<usize, Resp> {
 fn token(sim: &Sim, r: &Req) -> Resp {
     let client = match authenticate_client(sim, r) {
         Ok(c) => c,
-        Err(resp) => return resp,
+        Err(description) => {
+            return token_error(StatusCode::UNAUTHORIZED, "invalid_client", description)
+        }
     };
     let bad = |error: &str, d: &str| token_error(StatusCode::BAD_REQUEST, error, d);
     if r.form.get("grant_type").map(String::as_str) != Some("authorization_code") {
@@ -1280,8 +1282,10 @@ fn playground_start(sim: &Sim, r: &Req) -> Resp {
         ("code_challenge", challenge),
         ("code_challenge_method", "S256".to_owned()),
     ];
-    if let Some(acr) = r.query.get("acr_values") {
-        params.push(("acr_values", acr.clone()));
+    for name in ["acr_values", "prompt", "ui_locales"] {
+        if let Some(value) = r.query.get(name) {
+            params.push((name, value.clone()));
+        }
     }
     let pairs: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let location = with_params(&format!("{}/authorize", sim.issuer()), &pairs);
@@ -1342,7 +1346,6 @@ async fn playground_callback(sim: &Sim, r: &Req) -> Resp {
             "Basic {}",
             STANDARD.encode(format!("{PLAYGROUND_CLIENT}:{secret}"))
         )),
-        accept_language: None,
         conn: r.conn.clone(),
     };
     let body = {

@@ -215,7 +215,6 @@ pub(crate) struct Req {
     pub form: HashMap<String, String>,
     pub cookies: HashMap<String, String>,
     pub authorization: Option<String>,
-    pub accept_language: Option<String>,
     pub conn: Conn,
 }
 
@@ -269,7 +268,6 @@ async fn handle(sim: Arc<Sim>, req: Request<Incoming>, conn: Conn) -> Response<F
         },
         cookies,
         authorization: header_str(header::AUTHORIZATION),
-        accept_language: header_str(header::ACCEPT_LANGUAGE),
         conn,
     };
     crate::flow::route(&sim, r).await
