@@ -146,10 +146,17 @@ fn check_accepts_a_good_config_with_a_summary() {
     let pki = Pki::new();
     let dir = tempfile::tempdir().expect("tmp");
     let path = dir.path().join("good.yaml");
+    let session_key = std::fs::read_to_string(pki.path("session.key")).expect("session key");
     let mut text = format!(
-        "listen:\n  https: 127.0.0.1:8443\nadmin:\n  listen: 127.0.0.1:9090\ntls:\n  certificates:\n    - cert: {}\n      key: {}\nportals:\n",
+        "listen:\n  https: 127.0.0.1:8443\nadmin:\n  listen: 127.0.0.1:9090\ntls:\n  certificates:\n    - cert: {}\n      key: {}\n\
+login:\n  host: login.bankart.localhost\n\
+session:\n  cookie_domain: bankart.localhost\n  keys: [\"{}\"]\n\
+oidc:\n  issuer: https://rekono.localhost:8444/openid-connect-server-webapp\n  client_id: prehod\n  client_secret: s3cret\n\
+assertion:\n  key: {}\nportals:\n",
         pki.path("server.crt").display(),
-        pki.path("server.key").display()
+        pki.path("server.key").display(),
+        session_key.trim(),
+        pki.path("assertion.key").display(),
     );
     for (i, p) in PORTALS.iter().enumerate() {
         text.push_str(&format!(
@@ -189,7 +196,7 @@ fn run_refuses_a_port_already_in_use() {
     std::fs::write(
         &path,
         format!(
-            "listen:\n  https: 127.0.0.1:{port}\nadmin:\n  listen: 127.0.0.1:{}\ntls:\n  certificates:\n    - cert: {}\n      key: {}\nportals:\n  acq:\n    host: acq.bankart.localhost\n    upstream:\n      urls: [\"http://127.0.0.1:1\"]\n",
+            "listen:\n  https: 127.0.0.1:{port}\nadmin:\n  listen: 127.0.0.1:{}\ntls:\n  certificates:\n    - cert: {}\n      key: {}\nportals:\n  acq:\n    host: acq.bankart.localhost\n    upstream:\n      urls: [\"http://127.0.0.1:1\"]\n    danger_no_authentication: true\n",
             free_port(),
             pki.path("server.crt").display(),
             pki.path("server.key").display()

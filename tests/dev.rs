@@ -25,7 +25,7 @@ fn dev_generates_the_pki_and_serves_the_demo_portals() {
             ""
         };
         yaml.push_str(&format!(
-            "  {name}:\n    host: {}\n    title: {name} demo\n{own}    upstream:\n      urls: [http://127.0.0.1:{port}]\n",
+            "  {name}:\n    host: {}\n    title: {name} demo\n{own}    danger_no_authentication: true\n    upstream:\n      urls: [http://127.0.0.1:{port}]\n",
             host(name)
         ));
     }

@@ -61,6 +61,8 @@ pub struct Setup {
     /// Extra top-level YAML.
     pub top_extra: String,
     pub http_redirect: bool,
+    /// The login sections (login, session, oidc, assertion); `None`: portals without login.
+    pub auth: Option<String>,
 }
 
 impl Setup {
@@ -70,6 +72,7 @@ impl Setup {
             portal_extra: Vec::new(),
             top_extra: String::new(),
             http_redirect: false,
+            auth: None,
         }
     }
 
@@ -129,7 +132,7 @@ impl Gateway {
             redirect = http.map(|a| format!("  http_redirect: {a}\n")).unwrap_or_default(),
             cert = pki.path("server.crt").display(),
             key = pki.path("server.key").display(),
-            top = setup.top_extra,
+            top = format!("{}\n{}", setup.top_extra, setup.auth.clone().unwrap_or_default()),
         );
         for (portal, urls) in &setup.upstreams {
             yaml.push_str(&format!(
@@ -139,6 +142,9 @@ impl Gateway {
             ));
             if matches!(portal.as_str(), "ecmsweb" | "bankomati") {
                 yaml.push_str("    app_login: own\n");
+            }
+            if setup.auth.is_none() {
+                yaml.push_str("    danger_no_authentication: true\n");
             }
             for (p, extra) in &setup.portal_extra {
                 if p == portal {

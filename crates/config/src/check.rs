@@ -21,6 +21,10 @@ use crate::{
 };
 
 const TOP_LEVEL_KEYS: &[&str] = &[
+    "login",
+    "session",
+    "oidc",
+    "assertion",
     "listen",
     "admin",
     "tls",
@@ -149,6 +153,10 @@ impl Checker<'_> {
         let cookies = self.cookies(cookies);
         let server = self.server(server);
         let portals = self.portals(top.get("portals"), tls.as_ref(), timeouts);
+        let needs_auth = portals
+            .as_ref()
+            .is_some_and(|p| p.iter().any(|p| !p.danger_no_authentication));
+        let auth = self.auth(&top, needs_auth, tls.as_ref(), portals.as_deref());
 
         Some(Config {
             source: path.to_owned(),
@@ -161,6 +169,258 @@ impl Checker<'_> {
             cookies: cookies?,
             server: server?,
             portals: portals?,
+            auth: auth?,
+        })
+    }
+
+    /// The login sections: required as soon as one portal requires authentication.
+    /// `Some(None)`: not needed and not given; `None`: a problem was reported.
+    #[allow(clippy::option_option)]
+    fn auth(
+        &mut self,
+        top: &Mapping,
+        needed: bool,
+        tls: Option<&Tls>,
+        portals: Option<&[Portal]>,
+    ) -> Option<Option<crate::Auth>> {
+        let present = ["login", "session", "oidc", "assertion"]
+            .iter()
+            .any(|k| top.contains_key(*k));
+        if !needed && !present {
+            return Some(None);
+        }
+        let login = self.required::<raw::Login>(top, "login");
+        let session = self.required::<raw::Session>(top, "session");
+        let oidc = self.required::<raw::Oidc>(top, "oidc");
+        let assertion = self.required::<raw::Assertion>(top, "assertion");
+        let login = login.and_then(|l| self.login(l, tls, portals));
+        let session = session.and_then(|s| self.session(s, portals));
+        let oidc = oidc.and_then(|o| self.oidc(o));
+        let assertion = assertion.and_then(|a| self.assertion(a));
+        Some(Some(crate::Auth {
+            login: login?,
+            session: session?,
+            oidc: oidc?,
+            assertion: assertion?,
+        }))
+    }
+
+    fn login(
+        &mut self,
+        raw: raw::Login,
+        tls: Option<&Tls>,
+        portals: Option<&[Portal]>,
+    ) -> Option<crate::Login> {
+        let host = raw.host.to_ascii_lowercase();
+        if !is_host_name(&host) {
+            self.problem("login.host", format!("{:?} is not a host name", raw.host));
+            return None;
+        }
+        if let Some(tls) = tls {
+            if !tls.certificates.iter().any(|c| c.covers(&host)) {
+                self.problem(
+                    "login.host",
+                    format!("no certificate in tls.certificates covers {host}"),
+                );
+            }
+        }
+        if let Some(p) = portals.and_then(|ps| ps.iter().find(|p| p.host == host)) {
+            self.problem(
+                "login.host",
+                format!("host {host} is already used by portal {}", p.name),
+            );
+        }
+        let mut url = |value: Option<String>, key: &str, default: &str| -> String {
+            let value = value.unwrap_or_else(|| default.to_owned());
+            match url::Url::parse(&value) {
+                Ok(u) if u.scheme() == "https" => value,
+                _ => {
+                    self.problem(
+                        &join("login", key),
+                        format!("{value:?} is not an https:// URL"),
+                    );
+                    value
+                }
+            }
+        };
+        let help_url = url(raw.help_url, "help_url", "https://www.bankart.si/");
+        let rekono_instructions_url = url(
+            raw.rekono_instructions_url,
+            "rekono_instructions_url",
+            "https://www.rekono.si/",
+        );
+        let certificate_instructions_url = url(
+            raw.certificate_instructions_url,
+            "certificate_instructions_url",
+            "https://www.bankart.si/",
+        );
+        let templates = raw.templates.map(|t| self.file_path(&t));
+        if let Some(dir) = &templates {
+            if !dir.is_dir() {
+                self.problem(
+                    "login.templates",
+                    format!("{} is not a directory", dir.display()),
+                );
+            }
+        }
+        Some(crate::Login {
+            host,
+            help_url,
+            rekono_instructions_url,
+            certificate_instructions_url,
+            support_email: raw
+                .support_email
+                .unwrap_or_else(|| "helpdesk@bankart.si".into()),
+            templates,
+        })
+    }
+
+    fn session(
+        &mut self,
+        raw: raw::Session,
+        portals: Option<&[Portal]>,
+    ) -> Option<crate::SessionSettings> {
+        let idle = self
+            .duration(raw.idle_timeout.as_ref(), "session.idle_timeout")
+            .unwrap_or(std::time::Duration::from_secs(30 * 60));
+        let absolute = self
+            .duration(raw.absolute_timeout.as_ref(), "session.absolute_timeout")
+            .unwrap_or(std::time::Duration::from_secs(10 * 3600));
+        if idle > absolute {
+            self.problem(
+                "session.idle_timeout",
+                "must not be longer than session.absolute_timeout",
+            );
+        }
+        let mut keys = Vec::new();
+        if raw.keys.is_empty() {
+            self.problem(
+                "session.keys",
+                "at least one key is needed (32 random bytes, base64)",
+            );
+        }
+        for (i, k) in raw.keys.iter().enumerate() {
+            match decode_key(k) {
+                Some(key) => keys.push(key),
+                // The message never repeats the value: it is a secret.
+                None => self.problem(
+                    &format!("session.keys[{i}]"),
+                    "not 32 bytes of base64 (make one with: openssl rand -base64 32)",
+                ),
+            }
+        }
+        let domain = raw
+            .cookie_domain
+            .map(|d| d.trim_start_matches('.').to_ascii_lowercase());
+        if let (Some(domain), Some(portals)) = (&domain, portals) {
+            for p in portals {
+                if !(p.host == *domain || p.host.ends_with(&format!(".{domain}"))) {
+                    self.problem(
+                        "session.cookie_domain",
+                        format!("portal {} ({}) is not under {domain}: its users could not log in once for all", p.name, p.host),
+                    );
+                }
+            }
+        }
+        let Some(domain) = domain else {
+            self.problem(
+                "session.cookie_domain",
+                "required key `cookie_domain` is missing (e.g. bankart.si)",
+            );
+            return None;
+        };
+        (keys.len() == raw.keys.len() && !keys.is_empty()).then_some(())?;
+        Some(crate::SessionSettings {
+            cookie_domain: domain,
+            idle_timeout: idle,
+            absolute_timeout: absolute,
+            keys,
+            cache_entries: raw.cache_entries.unwrap_or(100_000),
+        })
+    }
+
+    fn oidc(&mut self, raw: raw::Oidc) -> Option<crate::Oidc> {
+        let issuer = raw.issuer.trim_end_matches('/').to_owned();
+        match url::Url::parse(&issuer) {
+            Ok(u) if u.scheme() == "https" && u.query().is_none() => {}
+            _ => {
+                self.problem(
+                    "oidc.issuer",
+                    format!("{issuer:?} is not an https:// issuer URL"),
+                );
+                return None;
+            }
+        }
+        if raw.client_id.is_empty() {
+            self.problem("oidc.client_id", "must not be empty");
+        }
+        if raw.client_secret.is_empty() {
+            self.problem("oidc.client_secret", "must not be empty");
+        }
+        let scopes = raw
+            .scopes
+            .unwrap_or_else(|| vec!["openid".into(), "profile".into(), "email".into()]);
+        if !scopes.iter().any(|s| s == "openid") {
+            self.problem("oidc.scopes", "must include openid");
+        }
+        let acr_levels: Vec<(String, u8)> = raw
+            .acr_levels
+            .unwrap_or_else(|| {
+                [
+                    ("10".to_owned(), 10),
+                    ("20".to_owned(), 20),
+                    ("30".to_owned(), 30),
+                ]
+                .into()
+            })
+            .into_iter()
+            .collect();
+        for (acr, level) in &acr_levels {
+            if !matches!(level, 10 | 20 | 30) {
+                self.problem(
+                    &format!("oidc.acr_levels.{acr}"),
+                    format!("level {level} is not 10, 20 or 30"),
+                );
+            }
+        }
+        let ca = match &raw.ca {
+            Some(path) => Some(self.read_file(path, "oidc.ca", "CA")?.1),
+            None => None,
+        };
+        let timeout = self
+            .duration(raw.timeout.as_ref(), "oidc.timeout")
+            .unwrap_or(std::time::Duration::from_secs(5));
+        Some(crate::Oidc {
+            issuer,
+            client_id: raw.client_id,
+            client_secret: raw.client_secret,
+            scopes,
+            acr_levels,
+            ca,
+            timeout,
+            logout_at_provider: raw.logout_at_provider.unwrap_or(true),
+        })
+    }
+
+    fn assertion(&mut self, raw: raw::Assertion) -> Option<crate::AssertionSettings> {
+        let (path, pem) = self.read_file(&raw.key, "assertion.key", "key")?;
+        let ok = openssl::pkey::PKey::private_key_from_pem(&pem)
+            .ok()
+            .and_then(|k| k.ec_key().ok())
+            .is_some_and(|k| k.group().curve_name() == Some(openssl::nid::Nid::X9_62_PRIME256V1));
+        if !ok {
+            self.problem(
+                "assertion.key",
+                format!("{} is not an EC P-256 private key in PEM", path.display()),
+            );
+            return None;
+        }
+        let lifetime = self
+            .duration(raw.lifetime.as_ref(), "assertion.lifetime")
+            .unwrap_or(std::time::Duration::from_secs(60));
+        Some(crate::AssertionSettings {
+            key_pem: pem,
+            lifetime,
         })
     }
 
@@ -680,7 +940,33 @@ impl Checker<'_> {
         };
         let upstream = self.upstream(raw.upstream, &join(key, "upstream"));
         let timeouts = self.timeouts(&raw.timeouts, &join(key, "timeouts"), defaults);
+        let min_level = raw.min_level.unwrap_or(10);
+        if !matches!(min_level, 10 | 20 | 30) {
+            self.problem(
+                &join(key, "min_level"),
+                format!("{min_level} is not 10 (low), 20 (substantial) or 30 (high)"),
+            );
+        }
+        let mut methods = Vec::new();
+        for (i, m) in raw
+            .methods
+            .unwrap_or_else(|| vec!["rekono".into(), "certificate".into()])
+            .iter()
+            .enumerate()
+        {
+            match m.as_str() {
+                "rekono" => methods.push(crate::LoginMethod::Rekono),
+                "certificate" => methods.push(crate::LoginMethod::Certificate),
+                other => self.problem(
+                    &format!("{key}.methods[{i}]"),
+                    format!("{other:?} is not one of: rekono, certificate"),
+                ),
+            }
+        }
         Some(Portal {
+            min_level,
+            methods,
+            danger_no_authentication: raw.danger_no_authentication,
             name: name.to_owned(),
             host: host?,
             title: raw.title.unwrap_or_else(|| name.to_owned()),
@@ -799,6 +1085,31 @@ fn upstream_url(s: &str) -> Result<(bool, Target), String> {
         .port_or_known_default()
         .ok_or_else(|| format!("{s:?} has no port"))?;
     Ok((https, Target { host, port }))
+}
+
+/// A 32-byte key written in base64 (standard or URL-safe, padded or not).
+fn decode_key(s: &str) -> Option<[u8; 32]> {
+    use base64::Engine;
+    let s = s.trim();
+    let engines = [
+        base64::engine::general_purpose::STANDARD,
+        base64::engine::general_purpose::URL_SAFE,
+    ];
+    let unpadded = s.trim_end_matches('=');
+    engines
+        .iter()
+        .find_map(|e| e.decode(s).ok())
+        .or_else(|| {
+            base64::engine::general_purpose::STANDARD_NO_PAD
+                .decode(unpadded)
+                .ok()
+        })
+        .or_else(|| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(unpadded)
+                .ok()
+        })
+        .and_then(|bytes| bytes.try_into().ok())
 }
 
 fn is_host_name(s: &str) -> bool {

@@ -37,6 +37,69 @@ pub struct Config {
     pub cookies: Cookies,
     pub server: Server,
     pub portals: Vec<Portal>,
+    /// Present when any portal requires authentication.
+    pub auth: Option<Auth>,
+}
+
+/// Everything the gateway's own login needs.
+#[derive(Debug)]
+pub struct Auth {
+    pub login: Login,
+    pub session: SessionSettings,
+    pub oidc: Oidc,
+    pub assertion: AssertionSettings,
+}
+
+#[derive(Debug)]
+pub struct Login {
+    /// The login host (lower case): the Bankart login page, the OIDC callback, logout, JWKS.
+    pub host: String,
+    pub help_url: String,
+    pub rekono_instructions_url: String,
+    pub certificate_instructions_url: String,
+    pub support_email: String,
+    /// A directory whose templates replace the built-in ones (branding).
+    pub templates: Option<PathBuf>,
+}
+
+#[derive(Debug)]
+pub struct SessionSettings {
+    /// `Domain=` of the session cookie: the parent of every portal host, so one login serves all.
+    pub cookie_domain: String,
+    pub idle_timeout: Duration,
+    pub absolute_timeout: Duration,
+    /// AES-256 keys; the first seals, all open. Never printed.
+    pub keys: Vec<[u8; 32]>,
+    pub cache_entries: u64,
+}
+
+#[derive(Debug)]
+pub struct Oidc {
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub scopes: Vec<String>,
+    /// The provider's `acr` values and the levels they stand for.
+    pub acr_levels: Vec<(String, u8)>,
+    /// Extra trust anchors for the provider's TLS certificate (PEM).
+    pub ca: Option<Vec<u8>>,
+    pub timeout: Duration,
+    /// RP-initiated logout also ends the session at the provider.
+    pub logout_at_provider: bool,
+}
+
+#[derive(Debug)]
+pub struct AssertionSettings {
+    /// EC P-256 private key (PEM).
+    pub key_pem: Vec<u8>,
+    pub lifetime: Duration,
+}
+
+/// How a portal's users may have logged in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoginMethod {
+    Rekono,
+    Certificate,
 }
 
 #[derive(Debug)]
@@ -189,6 +252,11 @@ pub struct Portal {
     pub app_login: AppLogin,
     pub upstream: Upstream,
     pub timeouts: Timeouts,
+    /// The lowest level of assurance the portal accepts: 10, 20 or 30.
+    pub min_level: u8,
+    pub methods: Vec<LoginMethod>,
+    /// No login at all for this portal. Only for tests and demos.
+    pub danger_no_authentication: bool,
 }
 
 #[derive(Debug)]

@@ -67,10 +67,51 @@ pub struct Server {
 }
 
 #[derive(Debug, Deserialize)]
+pub struct Login {
+    pub host: String,
+    pub help_url: Option<String>,
+    pub rekono_instructions_url: Option<String>,
+    pub certificate_instructions_url: Option<String>,
+    pub support_email: Option<String>,
+    pub templates: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Session {
+    pub cookie_domain: Option<String>,
+    pub idle_timeout: Option<String>,
+    pub absolute_timeout: Option<String>,
+    pub keys: Vec<String>,
+    pub cache_entries: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Oidc {
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub scopes: Option<Vec<String>>,
+    pub acr_levels: Option<std::collections::BTreeMap<String, u8>>,
+    pub ca: Option<String>,
+    pub timeout: Option<String>,
+    pub logout_at_provider: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Assertion {
+    pub key: String,
+    pub lifetime: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
 pub struct Portal {
     pub host: String,
     pub title: Option<String>,
     pub app_login: Option<String>,
+    pub min_level: Option<u8>,
+    pub methods: Option<Vec<String>>,
+    #[serde(default)]
+    pub danger_no_authentication: bool,
     pub upstream: Upstream,
     #[serde(default)]
     pub timeouts: Timeouts,

@@ -19,7 +19,7 @@ fn base(pki: &Path) -> String {
         "listen:\n  https: 0.0.0.0:443\n  http_redirect: 0.0.0.0:80\nadmin:\n  listen: 127.0.0.1:9090\n\
 tls:\n  min_version: \"1.3\"\n  certificates:\n    - cert: ${{PKI}}/server.crt\n      key: ${{PKI}}/server.key\n\
 trusted_proxies: [10.0.0.0/8]\nheaders:\n  user: X-Remote-User\n  strip: [X-Legacy-User]\n\
-portals:\n  ecmsweb:\n    host: ECMSWEB.bankart.localhost\n    app_login: own\n    upstream:\n      urls: [https://ecms.internal:8443, https://10.1.0.2:8443]\n      ca: {}/ca.crt\n    timeouts:\n      read: 2m\n",
+portals:\n  ecmsweb:\n    host: ECMSWEB.bankart.localhost\n    app_login: own\n    upstream:\n      urls: [https://ecms.internal:8443, https://10.1.0.2:8443]\n      ca: {}/ca.crt\n    timeouts:\n      read: 2m\n    danger_no_authentication: true\n",
         pki.display()
     )
 }

@@ -48,6 +48,10 @@ pub mod files {
     pub const SERVER_KEY: &str = "server.key";
     pub const CRL: &str = "ca.crl.pem";
     pub const UNTRUSTED_CA_CERT: &str = "untrusted-ca.crt";
+    /// EC P-256 key the gateway signs identity assertions with.
+    pub const ASSERTION_KEY: &str = "assertion.key";
+    /// A 32-byte session sealing key, base64.
+    pub const SESSION_KEY: &str = "session.key";
     /// Client certificates: `clients/NAME.crt` and `clients/NAME.key`.
     pub const CLIENTS: [&str; 5] = ["valid", "expired", "revoked", "no-client-auth", "untrusted"];
 }
@@ -85,6 +89,10 @@ pub fn generate(dir: &Path, server_names: &[String]) -> Result<(), PkiError> {
         })?;
     out.write(files::SERVER_CERT, &cert.pem())?;
     out.write(files::SERVER_KEY, &key.serialize_pem())?;
+
+    let assertion = new_key("assertion key")?;
+    out.write(files::ASSERTION_KEY, &assertion.serialize_pem())?;
+    out.write(files::SESSION_KEY, &session_key()?)?;
 
     let mut revoked_serial = None;
     for (i, name) in files::CLIENTS.iter().enumerate() {
@@ -167,6 +175,20 @@ pub fn ensure(dir: &Path, server_names: &[String]) -> Result<bool, PkiError> {
     }
     generate(dir, server_names)?;
     Ok(true)
+}
+
+/// 32 random bytes from the kernel, base64.
+fn session_key() -> Result<String, PkiError> {
+    use std::io::Read;
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|source| PkiError::Write {
+            path: "/dev/urandom".into(),
+            source,
+        })?;
+    use base64::Engine;
+    Ok(base64::engine::general_purpose::STANDARD.encode(bytes) + "\n")
 }
 
 fn new_key(what: &'static str) -> Result<KeyPair, PkiError> {

@@ -1,0 +1,304 @@
+//! Sessions: what a login proves, sealed into one cookie any replica can open, checked on
+//! every request against idle and absolute expiry and the revocation set, and cached after
+//! the first check so the request path does not open the seal again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use moka::sync::Cache;
+use serde::{Deserialize, Serialize};
+
+use crate::seal::{SealError, Sealer};
+
+const PURPOSE: &[u8] = b"prehod session v1";
+
+/// How the user logged in to the gateway.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    Rekono,
+    Certificate,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Rekono => "rekono",
+            Method::Certificate => "certificate",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Session {
+    /// The gateway's own session id: new at every login.
+    pub sid: String,
+    pub sub: String,
+    pub name: String,
+    pub email: String,
+    pub method: Method,
+    pub amr: Vec<String>,
+    /// Level of assurance: 10, 20 or 30.
+    pub level: u8,
+    /// Unix seconds of the authentication.
+    pub auth_time: u64,
+    /// Unix seconds after which the session is over, whatever the activity.
+    pub expires_at: u64,
+    /// Unix seconds after which an idle session is over; pushed forward on activity.
+    pub idle_until: u64,
+    /// The identity provider's session id (`sid` claim), for back-channel logout.
+    pub op_sid: Option<String>,
+    /// For RP-initiated logout (`id_token_hint`).
+    pub id_token: Option<String>,
+    /// SHA-256 of the client certificate, for certificate sessions.
+    pub cert_fingerprint: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Not a session cookie of this gateway (forged, altered, or sealed with a retired key).
+    Invalid,
+    IdleExpired,
+    AbsoluteExpired,
+    Revoked,
+}
+
+impl Refusal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::Invalid => "invalid_session",
+            Refusal::IdleExpired => "idle_timeout",
+            Refusal::AbsoluteExpired => "absolute_timeout",
+            Refusal::Revoked => "revoked",
+        }
+    }
+}
+
+/// A session that passed every check, and the cookie to set if its idle time was rolled.
+#[derive(Debug)]
+pub struct Valid {
+    pub session: Arc<Session>,
+    pub rolled: Option<String>,
+}
+
+pub struct Sessions {
+    sealer: Sealer,
+    idle: Duration,
+    absolute: Duration,
+    /// Cookie value → session that opened from it.
+    cache: Cache<String, Arc<Session>>,
+    /// `sid:…`, `op:…`, `sub:…` → unix time of the revocation.
+    revoked: Cache<String, u64>,
+    pub hits: std::sync::atomic::AtomicU64,
+    pub misses: std::sync::atomic::AtomicU64,
+}
+
+impl Sessions {
+    pub fn new(sealer: Sealer, idle: Duration, absolute: Duration, max_entries: u64) -> Self {
+        Self {
+            sealer,
+            idle,
+            absolute,
+            cache: Cache::builder()
+                .max_capacity(max_entries)
+                // An entry is never older than the longest a session can idle.
+                .time_to_live(idle)
+                .build(),
+            // A revocation must outlive every session it could concern.
+            revoked: Cache::builder()
+                .max_capacity(max_entries)
+                .time_to_live(absolute + Duration::from_secs(60))
+                .build(),
+            hits: Default::default(),
+            misses: Default::default(),
+        }
+    }
+
+    pub fn idle(&self) -> Duration {
+        self.idle
+    }
+
+    pub fn absolute(&self) -> Duration {
+        self.absolute
+    }
+
+    /// A new session for a login at `now`, and its cookie value.
+    pub fn issue(&self, mut session: Session, now: u64) -> Result<(Session, String), SealError> {
+        session.sid = crate::random_id();
+        session.auth_time = session.auth_time.min(now);
+        session.expires_at = now + self.absolute.as_secs();
+        session.idle_until = (now + self.idle.as_secs()).min(session.expires_at);
+        let cookie = self.seal(&session)?;
+        Ok((session, cookie))
+    }
+
+    fn seal(&self, session: &Session) -> Result<String, SealError> {
+        let json = serde_json::to_vec(session).map_err(|e| SealError::Crypto(e.to_string()))?;
+        self.sealer.seal(PURPOSE, &json)
+    }
+
+    /// Checks a cookie value at `now`.
+    pub fn validate(&self, cookie: &str, now: u64) -> Result<Valid, Refusal> {
+        let session = match self.cache.get(cookie) {
+            Some(s) => {
+                self.hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                s
+            }
+            None => {
+                self.misses
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let plain = self
+                    .sealer
+                    .open(PURPOSE, cookie)
+                    .map_err(|_| Refusal::Invalid)?;
+                let s: Session = serde_json::from_slice(&plain).map_err(|_| Refusal::Invalid)?;
+                let s = Arc::new(s);
+                self.cache.insert(cookie.to_owned(), s.clone());
+                s
+            }
+        };
+        if now >= session.expires_at {
+            return Err(Refusal::AbsoluteExpired);
+        }
+        if now >= session.idle_until {
+            return Err(Refusal::IdleExpired);
+        }
+        if self.is_revoked(&session) {
+            return Err(Refusal::Revoked);
+        }
+        // Roll the idle deadline once half of it is used.
+        let rolled = if session.idle_until.saturating_sub(now) < self.idle.as_secs() / 2 {
+            let mut next = (*session).clone();
+            next.idle_until = (now + self.idle.as_secs()).min(next.expires_at);
+            self.seal(&next).ok()
+        } else {
+            None
+        };
+        Ok(Valid { session, rolled })
+    }
+
+    fn is_revoked(&self, s: &Session) -> bool {
+        if self.revoked.contains_key(&format!("sid:{}", s.sid)) {
+            return true;
+        }
+        if let Some(op) = &s.op_sid {
+            if self.revoked.contains_key(&format!("op:{op}")) {
+                return true;
+            }
+        }
+        // A revocation by subject ends the sessions that existed then, not later logins.
+        self.revoked
+            .get(&format!("sub:{}", s.sub))
+            .is_some_and(|at| s.auth_time <= at)
+    }
+
+    pub fn revoke_sid(&self, sid: &str, now: u64) {
+        self.revoked.insert(format!("sid:{sid}"), now);
+    }
+
+    pub fn revoke_op_sid(&self, op_sid: &str, now: u64) {
+        self.revoked.insert(format!("op:{op_sid}"), now);
+    }
+
+    pub fn revoke_sub(&self, sub: &str, now: u64) {
+        self.revoked.insert(format!("sub:{sub}"), now);
+    }
+
+    pub fn cached(&self) -> u64 {
+        self.cache.run_pending_tasks();
+        self.cache.entry_count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session() -> Session {
+        Session {
+            sid: String::new(),
+            sub: "rekono-1".into(),
+            name: "Sara".into(),
+            email: "s@x".into(),
+            method: Method::Rekono,
+            amr: vec!["pwd".into(), "otp".into()],
+            level: 20,
+            auth_time: 1000,
+            expires_at: 0,
+            idle_until: 0,
+            op_sid: Some("op-1".into()),
+            id_token: None,
+            cert_fingerprint: None,
+        }
+    }
+
+    fn sessions() -> Sessions {
+        Sessions::new(
+            Sealer::new(&[[7; 32]]),
+            Duration::from_secs(600),
+            Duration::from_secs(3600),
+            1000,
+        )
+    }
+
+    #[test]
+    fn a_session_lives_between_its_deadlines() {
+        let s = sessions();
+        let (issued, cookie) = s.issue(session(), 1000).unwrap();
+        assert_eq!(issued.idle_until, 1600);
+        assert_eq!(issued.expires_at, 4600);
+        assert_eq!(s.validate(&cookie, 1100).unwrap().session.sub, "rekono-1");
+        assert!(s.validate(&cookie, 1100).unwrap().rolled.is_none());
+        let rolled = s
+            .validate(&cookie, 1400)
+            .unwrap()
+            .rolled
+            .expect("rolled after half the idle time");
+        assert_eq!(s.validate(&cookie, 1600).unwrap_err(), Refusal::IdleExpired);
+        assert!(
+            s.validate(&rolled, 1900).is_ok(),
+            "the rolled cookie lives on"
+        );
+        assert_eq!(
+            s.validate(&rolled, 4600).unwrap_err(),
+            Refusal::AbsoluteExpired
+        );
+    }
+
+    #[test]
+    fn new_sid_every_login_and_revocation() {
+        let s = sessions();
+        let (a, ca) = s.issue(session(), 1000).unwrap();
+        let (b, cb) = s.issue(session(), 1000).unwrap();
+        assert_ne!(a.sid, b.sid);
+        s.revoke_sid(&a.sid, 1010);
+        assert_eq!(s.validate(&ca, 1020).unwrap_err(), Refusal::Revoked);
+        assert!(s.validate(&cb, 1020).is_ok());
+        s.revoke_op_sid("op-1", 1030);
+        assert_eq!(s.validate(&cb, 1040).unwrap_err(), Refusal::Revoked);
+        // Revoking a subject ends earlier logins, not the next one.
+        let s = sessions();
+        let (_, old) = s.issue(session(), 1000).unwrap();
+        s.revoke_sub("rekono-1", 1050);
+        assert_eq!(s.validate(&old, 1060).unwrap_err(), Refusal::Revoked);
+        let mut later = session();
+        later.auth_time = 1100;
+        let (_, new) = s.issue(later, 1100).unwrap();
+        assert!(s.validate(&new, 1110).is_ok());
+    }
+
+    #[test]
+    fn tampered_cookies_are_invalid() {
+        let s = sessions();
+        let (_, cookie) = s.issue(session(), 1000).unwrap();
+        let mut bytes = cookie.into_bytes();
+        let i = bytes.len() / 2;
+        bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
+        assert_eq!(
+            s.validate(&String::from_utf8(bytes).unwrap(), 1001)
+                .unwrap_err(),
+            Refusal::Invalid
+        );
+        assert_eq!(s.validate("", 1001).unwrap_err(), Refusal::Invalid);
+    }
+}
