@@ -31,5 +31,6 @@ trap 'rm -rf "$pki"' EXIT
 PREHOD_TLS_CERT="$pki/si/server.crt" PREHOD_TLS_KEY="$pki/si/server.key" \
   PREHOD_UPSTREAM_CA="$pki/si/ca.crt" "$prehod" check --config proxy.yaml
 "$prehod" pki --out "$pki/dev" --domain bankart.localhost >/dev/null
-PREHOD_DEV_CERTS="$pki/dev" "$prehod" check --config deploy/dev/proxy.yaml
+PREHOD_DEV_CERTS="$pki/dev" PREHOD_SESSION_KEY="$(cat "$pki/dev/session.key")" \
+  "$prehod" check --config deploy/dev/proxy.yaml
 echo "== all checks passed"

@@ -254,6 +254,20 @@ impl Checker<'_> {
             "certificate_instructions_url",
             "https://www.bankart.si/",
         );
+        let public_url = raw
+            .url
+            .map(|u| u.trim_end_matches('/').to_owned())
+            .unwrap_or_else(|| format!("https://{host}"));
+        match url::Url::parse(&public_url) {
+            Ok(u)
+                if u.scheme() == "https"
+                    && u.host_str() == Some(host.as_str())
+                    && (u.path() == "/" || u.path().is_empty()) => {}
+            _ => self.problem(
+                "login.url",
+                format!("{public_url:?} is not https://{host}[:port]"),
+            ),
+        }
         let templates = raw.templates.map(|t| self.file_path(&t));
         if let Some(dir) = &templates {
             if !dir.is_dir() {
@@ -265,6 +279,7 @@ impl Checker<'_> {
         }
         Some(crate::Login {
             host,
+            url: public_url,
             help_url,
             rekono_instructions_url,
             certificate_instructions_url,

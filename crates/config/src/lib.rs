@@ -54,6 +54,9 @@ pub struct Auth {
 pub struct Login {
     /// The login host (lower case): the Bankart login page, the OIDC callback, logout, JWKS.
     pub host: String,
+    /// The login host's public base URL, e.g. `https://login.bankart.si` (no trailing `/`).
+    /// The OIDC redirect URI is this plus `/oidc/callback`.
+    pub url: String,
     pub help_url: String,
     pub rekono_instructions_url: String,
     pub certificate_instructions_url: String,

@@ -69,6 +69,7 @@ pub struct Server {
 #[derive(Debug, Deserialize)]
 pub struct Login {
     pub host: String,
+    pub url: Option<String>,
     pub help_url: Option<String>,
     pub rekono_instructions_url: Option<String>,
     pub certificate_instructions_url: Option<String>,

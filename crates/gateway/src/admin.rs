@@ -29,11 +29,26 @@ fn respond(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Ve
 impl ServeHttp for Admin {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         match session.req_header().uri.path() {
-            "/metrics" => respond(
-                StatusCode::OK,
-                "text/plain; version=0.0.4",
-                self.shared.metrics.render(),
-            ),
+            "/metrics" => {
+                if let Some(auth) = &self.shared.auth {
+                    let m = &self.shared.metrics;
+                    m.session_cache_entries.set(auth.sessions.cached() as i64);
+                    // Counters only go up: add what the session store counted since last time.
+                    for (label, total) in [
+                        ("hit", &auth.sessions.hits),
+                        ("miss", &auth.sessions.misses),
+                    ] {
+                        let c = m.session_cache_lookups.with_label_values(&[label]);
+                        let now = total.load(std::sync::atomic::Ordering::Relaxed);
+                        c.inc_by(now.saturating_sub(c.get()));
+                    }
+                }
+                respond(
+                    StatusCode::OK,
+                    "text/plain; version=0.0.4",
+                    self.shared.metrics.render(),
+                )
+            }
             "/healthz" => respond(StatusCode::OK, "text/plain", b"ok\n".to_vec()),
             "/readyz" => {
                 let portals: Vec<serde_json::Value> = self
@@ -53,8 +68,9 @@ impl ServeHttp for Admin {
                     .collect();
                 // Ready once every pool was checked: an upstream that is down makes its own
                 // portal answer 502, it must not take the whole gateway out of the balancer.
-                let ready = self.shared.pools.iter().all(|p| p.is_checked());
-                let body = serde_json::json!({ "ready": ready, "portals": portals });
+                let oidc = self.shared.auth.as_ref().map(|a| a.provider().is_some());
+                let ready = self.shared.pools.iter().all(|p| p.is_checked()) && oidc != Some(false);
+                let body = serde_json::json!({ "ready": ready, "identity_provider": oidc, "portals": portals });
                 let status = if ready {
                     StatusCode::OK
                 } else {

@@ -1,32 +1,306 @@
-//! Where authentication plugs in: one decision per portal request.
+//! Where authentication happens on a portal request: one decision per request, from the
+//! session cookie and the portal's policy (level of assurance, allowed methods).
 //!
-//! The gateway core has no login yet (that is the Rekono and certificate work to come): every
-//! routed request is `Allow`ed with outcome `none`, and the access log and metrics say so.
-//! The login issues replace [`decide`] — the proxy already acts on all three variants.
+//! [`AuthState`] is built once at start; [`decide`] only reads it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use http::HeaderMap;
+use prehod_config::{Config, LoginMethod, Portal};
+use prehod_identity::assertion::Signer;
+use prehod_identity::oidc::{Provider, Settings};
+use prehod_identity::seal::Sealer;
+use prehod_identity::session::{Method, Refusal, Session, Sessions};
+
+use crate::templates::{Message, Pages};
+
+/// Everything the gateway's login needs, built once.
+pub struct AuthState {
+    pub sessions: Sessions,
+    /// Seals login attempts (same keys as sessions, another purpose).
+    pub sealer: Sealer,
+    pub signer: Signer,
+    /// Filled by the discovery background task once Rekono answers.
+    pub provider: RwLock<Option<Arc<Provider>>>,
+    pub oidc: Settings,
+    pub logout_at_provider: bool,
+    pub pages: Pages,
+    pub login_host: String,
+    /// `https://login.…[:port]`
+    pub login_url: String,
+    pub cookie_name: String,
+    pub attempt_prefix: String,
+    pub lang_cookie: String,
+    pub cookie_domain: String,
+    pub support_email: String,
+    pub help_url: String,
+    pub rekono_instructions_url: String,
+    pub certificate_instructions_url: String,
+    /// Portal host → index, for return-URL checks.
+    pub portal_hosts: HashMap<String, usize>,
+    /// The port of the login URL (None for 443): return URLs must use the same.
+    pub public_port: Option<u16>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthBuildError {
+    #[error("assertion key: {0}")]
+    Assertion(#[from] prehod_identity::assertion::AssertionError),
+    #[error("{0}")]
+    Templates(#[from] crate::templates::TemplateError),
+}
+
+impl AuthState {
+    pub fn new(config: &Config) -> Result<Option<Self>, AuthBuildError> {
+        let Some(auth) = &config.auth else {
+            return Ok(None);
+        };
+        let sealer = Sealer::new(&auth.session.keys);
+        let login_url = auth.login.url.clone();
+        let public_port = url::Url::parse(&login_url).ok().and_then(|u| u.port());
+        Ok(Some(Self {
+            sessions: Sessions::new(
+                sealer.clone(),
+                auth.session.idle_timeout,
+                auth.session.absolute_timeout,
+                auth.session.cache_entries,
+            ),
+            sealer,
+            signer: Signer::new(
+                &auth.assertion.key_pem,
+                login_url.clone(),
+                auth.assertion.lifetime.as_secs(),
+            )?,
+            provider: RwLock::new(None),
+            oidc: Settings {
+                issuer: auth.oidc.issuer.clone(),
+                client_id: auth.oidc.client_id.clone(),
+                client_secret: auth.oidc.client_secret.clone(),
+                redirect_uri: format!("{login_url}/oidc/callback"),
+                scopes: auth.oidc.scopes.clone(),
+                acr_levels: auth.oidc.acr_levels.clone(),
+                extra_roots: auth.oidc.ca.iter().cloned().collect(),
+                timeout: auth.oidc.timeout,
+                max_skew: Duration::from_secs(60),
+            },
+            logout_at_provider: auth.oidc.logout_at_provider,
+            pages: Pages::new(auth.login.templates.as_deref())?,
+            login_host: auth.login.host.clone(),
+            login_url,
+            cookie_name: format!("{}_session", config.cookies.prefix),
+            attempt_prefix: format!("{}_login_", config.cookies.prefix),
+            lang_cookie: format!("{}_lang", config.cookies.prefix),
+            cookie_domain: auth.session.cookie_domain.clone(),
+            support_email: auth.login.support_email.clone(),
+            help_url: auth.login.help_url.clone(),
+            rekono_instructions_url: auth.login.rekono_instructions_url.clone(),
+            certificate_instructions_url: auth.login.certificate_instructions_url.clone(),
+            portal_hosts: config
+                .portals
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (p.host.clone(), i))
+                .collect(),
+            public_port,
+        }))
+    }
+
+    pub fn provider(&self) -> Option<Arc<Provider>> {
+        self.provider
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// A `return` URL is accepted only if it is https, names a configured portal host and the
+    /// gateway's public port: never an open redirect. Returns it normalised, and its portal.
+    pub fn check_return(&self, value: &str) -> Option<(String, usize)> {
+        let url = url::Url::parse(value).ok()?;
+        if url.scheme() != "https" || !url.username().is_empty() || url.password().is_some() {
+            return None;
+        }
+        let portal = *self.portal_hosts.get(url.host_str()?)?;
+        if url.port() != self.public_port {
+            return None;
+        }
+        Some((url.to_string(), portal))
+    }
+
+    /// `Set-Cookie` for the session, on the parent domain so every portal sees it.
+    pub fn session_cookie(&self, value: &str, max_age: u64) -> String {
+        format!(
+            "{}={value}; Domain={}; Path=/; Max-Age={max_age}; Secure; HttpOnly; SameSite=Lax",
+            self.cookie_name, self.cookie_domain
+        )
+    }
+
+    pub fn clear_session_cookie(&self) -> String {
+        format!(
+            "{}=; Domain={}; Path=/; Max-Age=0; Secure; HttpOnly; SameSite=Lax",
+            self.cookie_name, self.cookie_domain
+        )
+    }
+
+    pub fn login_page_url(&self, return_to: &str, notice: Option<&str>) -> String {
+        let mut url = format!("{}/?return={}", self.login_url, encode(return_to));
+        if let Some(n) = notice {
+            url.push_str("&notice=");
+            url.push_str(n);
+        }
+        url
+    }
+
+    pub fn start_url(&self, return_to: &str, level: u8) -> String {
+        format!(
+            "{}/oidc/start?level={level}&return={}",
+            self.login_url,
+            encode(return_to)
+        )
+    }
+}
+
+pub fn encode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// A cookie's value from the `Cookie` headers.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v)
+}
 
 /// What to do with a request for a portal.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Decision {
-    /// Forward it upstream.
-    Allow,
-    /// Send the browser elsewhere (e.g. the login page) with this `Location`.
-    Redirect(String),
-    /// Refuse it with this status and reason (shown on the page and in the audit log).
-    Deny { status: u16, reason: &'static str },
+    /// Forward it; `session` is `None` only for portals without login.
+    Allow {
+        session: Option<Arc<Session>>,
+        /// A new session cookie to set (idle time rolled).
+        rolled: Option<String>,
+    },
+    /// Send the browser to this URL (the login page, or Rekono for a step-up).
+    Redirect { location: String, step_up: bool },
+    /// Not a browser navigation: 401 with JSON naming the login page.
+    LoginRequired { login: String, reason: &'static str },
+    /// Refuse with this page.
+    Deny {
+        message: Message,
+        reason: &'static str,
+    },
 }
 
 impl Decision {
     /// The `auth` label in metrics and the access log.
     pub fn outcome(&self) -> &'static str {
         match self {
-            Decision::Allow => "none",
-            Decision::Redirect(_) => "redirect",
+            Decision::Allow { session: None, .. } => "none",
+            Decision::Allow { .. } => "session",
+            Decision::Redirect { step_up: true, .. } => "step_up",
+            Decision::Redirect { .. } => "redirect",
+            Decision::LoginRequired { .. } => "unauthenticated",
             Decision::Deny { .. } => "denied",
         }
     }
 }
 
-/// The decision for a request to portal number `portal`.
-pub fn decide(_portal: usize) -> Decision {
-    Decision::Allow
+/// A browser navigation (a page load), as opposed to XHR/fetch/API calls.
+fn is_navigation(method: &http::Method, headers: &HeaderMap) -> bool {
+    let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if headers.contains_key("x-requested-with") {
+        return false;
+    }
+    match header("sec-fetch-mode") {
+        "navigate" => return true,
+        "" => {}
+        _ => return false,
+    }
+    matches!(
+        *method,
+        http::Method::GET | http::Method::HEAD | http::Method::POST
+    ) && header("accept").contains("text/html")
+}
+
+/// The decision for `portal`, given the request's method, headers and full URL.
+pub fn decide(
+    auth: Option<&AuthState>,
+    portal: &Portal,
+    method: &http::Method,
+    headers: &HeaderMap,
+    url: &str,
+    now: u64,
+) -> Decision {
+    if portal.danger_no_authentication {
+        return Decision::Allow {
+            session: None,
+            rolled: None,
+        };
+    }
+    let Some(auth) = auth else {
+        // The config check makes this impossible; refuse rather than forward.
+        return Decision::Deny {
+            message: Message::LoginFailed,
+            reason: "no_login_configured",
+        };
+    };
+    let refusal = match cookie(headers, &auth.cookie_name).map(|c| auth.sessions.validate(c, now)) {
+        Some(Ok(valid)) => {
+            let s = &valid.session;
+            let method_allowed = match s.method {
+                Method::Rekono => portal.methods.contains(&LoginMethod::Rekono),
+                Method::Certificate => portal.methods.contains(&LoginMethod::Certificate),
+            };
+            if !method_allowed {
+                return Decision::Deny {
+                    message: Message::MethodNotAllowed,
+                    reason: "method_not_allowed",
+                };
+            }
+            if s.level < portal.min_level {
+                if s.method == Method::Rekono
+                    && portal.methods.contains(&LoginMethod::Rekono)
+                    && is_navigation(method, headers)
+                {
+                    return Decision::Redirect {
+                        location: auth.start_url(url, portal.min_level),
+                        step_up: true,
+                    };
+                }
+                return Decision::Deny {
+                    message: Message::LevelTooLow,
+                    reason: "level_too_low",
+                };
+            }
+            return Decision::Allow {
+                session: Some(valid.session),
+                rolled: valid.rolled,
+            };
+        }
+        Some(Err(r)) => Some(r),
+        None => None,
+    };
+    let reason = refusal.map_or("no_session", Refusal::as_str);
+    if is_navigation(method, headers) {
+        let notice = matches!(
+            refusal,
+            Some(Refusal::IdleExpired | Refusal::AbsoluteExpired | Refusal::Revoked)
+        )
+        .then_some("expired");
+        Decision::Redirect {
+            location: auth.login_page_url(url, notice),
+            step_up: false,
+        }
+    } else {
+        Decision::LoginRequired {
+            login: auth.login_page_url(url, None),
+            reason,
+        }
+    }
 }

@@ -6,14 +6,17 @@
 
 pub mod access_log;
 pub mod admin;
+pub mod audit;
 pub mod auth;
 pub mod hygiene;
+pub mod login;
 pub mod metrics;
 pub mod pages;
 pub mod pool;
 pub mod proxy;
 pub mod redirect;
 pub mod routing;
+pub mod templates;
 pub mod tls;
 
 use std::sync::Arc;
@@ -39,6 +42,8 @@ pub struct Shared {
     pub pools: Vec<Pool>,
     pub peers: Vec<PeerTemplate>,
     pub metrics: Metrics,
+    /// The gateway's login; `None` when every portal is `danger_no_authentication`.
+    pub auth: Option<auth::AuthState>,
 }
 
 /// A portal's upstream connection settings, cloned into each request's peer.
@@ -53,6 +58,8 @@ pub enum BuildError {
     Metrics(#[from] prometheus::Error),
     #[error("TLS settings: {0}")]
     Tls(Box<pingora::Error>),
+    #[error("login: {0}")]
+    Auth(#[from] auth::AuthBuildError),
 }
 
 impl Shared {
@@ -82,6 +89,7 @@ impl Shared {
             })
             .collect();
         Ok(Self {
+            auth: auth::AuthState::new(&config)?,
             router: routing::Router::new(&config),
             hygiene: hygiene::Hygiene::new(&config),
             pools: config
@@ -145,6 +153,14 @@ pub fn build(
             },
         )),
     ];
+    if shared.auth.is_some() {
+        services.push(Box::new(background_service(
+            "prehod identity provider",
+            Discovery {
+                shared: shared.clone(),
+            },
+        )));
+    }
     if let Some(addr) = redirect_addr {
         let mut redirect = Service::new(
             "prehod http redirect".to_owned(),
@@ -190,6 +206,49 @@ impl BackgroundService for HealthChecker {
         }
         for task in tasks {
             let _ = task.await;
+        }
+    }
+}
+
+/// Discovers the identity provider, retrying until it answers; the login waits for it
+/// (a login attempt meanwhile gets the "Rekono unavailable" page).
+struct Discovery {
+    shared: Arc<Shared>,
+}
+
+#[async_trait]
+impl BackgroundService for Discovery {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let Some(auth) = &self.shared.auth else {
+            return;
+        };
+        let metrics = &self.shared.metrics;
+        let mut wait = std::time::Duration::from_millis(200);
+        loop {
+            let started = std::time::Instant::now();
+            let result = prehod_identity::oidc::Provider::discover(auth.oidc.clone()).await;
+            metrics
+                .oidc_duration
+                .with_label_values(&["discovery"])
+                .observe(started.elapsed().as_secs_f64());
+            match result {
+                Ok(provider) => {
+                    *auth.provider.write().unwrap_or_else(|e| e.into_inner()) =
+                        Some(Arc::new(provider));
+                    metrics.oidc_ready.set(1);
+                    tracing::info!(issuer = %auth.oidc.issuer, "identity provider discovered");
+                    return;
+                }
+                Err(e) => {
+                    metrics.oidc_errors.with_label_values(&["discovery"]).inc();
+                    tracing::warn!(issuer = %auth.oidc.issuer, error = %e, "identity provider not reachable yet");
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => return,
+            }
+            wait = (wait * 2).min(std::time::Duration::from_secs(10));
         }
     }
 }

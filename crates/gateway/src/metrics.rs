@@ -18,6 +18,20 @@ pub struct Metrics {
     /// portal, target: 1 healthy, 0 not.
     pub upstream_healthy: IntGaugeVec,
     pub build_info: IntGaugeVec,
+    /// method (`rekono`, `certificate`), outcome (`success`, `failure`).
+    pub logins: IntCounterVec,
+    /// portal
+    pub step_ups: IntCounterVec,
+    /// reason
+    pub denials: IntCounterVec,
+    pub session_cache_entries: IntGauge,
+    /// result (`hit`, `miss`): kept equal to the session store's own counts at each scrape.
+    pub session_cache_lookups: IntCounterVec,
+    /// call (`discovery`, `token`)
+    pub oidc_duration: HistogramVec,
+    pub oidc_errors: IntCounterVec,
+    /// 1 once the identity provider's metadata and keys were fetched.
+    pub oidc_ready: IntGauge,
 }
 
 const BUCKETS: &[f64] = &[
@@ -79,6 +93,63 @@ impl Metrics {
         registry.register(Box::new(in_flight.clone()))?;
         registry.register(Box::new(upstream_healthy.clone()))?;
         registry.register(Box::new(build_info.clone()))?;
+        let logins = IntCounterVec::new(
+            Opts::new("prehod_logins_total", "Logins by method and outcome"),
+            &["method", "outcome"],
+        )?;
+        let step_ups = IntCounterVec::new(
+            Opts::new(
+                "prehod_step_ups_total",
+                "Step-ups to a higher level of assurance, by portal",
+            ),
+            &["portal"],
+        )?;
+        let denials = IntCounterVec::new(
+            Opts::new("prehod_denials_total", "Portal requests refused, by reason"),
+            &["reason"],
+        )?;
+        let session_cache_entries = IntGauge::new(
+            "prehod_session_cache_entries",
+            "Validated sessions in the cache",
+        )?;
+        let session_cache_lookups = IntCounterVec::new(
+            Opts::new(
+                "prehod_session_cache_lookups_total",
+                "Session cache lookups by result",
+            ),
+            &["result"],
+        )?;
+        let oidc_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "prehod_oidc_request_duration_seconds",
+                "Calls to the identity provider",
+            )
+            .buckets(BUCKETS.to_vec()),
+            &["call"],
+        )?;
+        let oidc_errors = IntCounterVec::new(
+            Opts::new(
+                "prehod_oidc_errors_total",
+                "Failed calls to the identity provider",
+            ),
+            &["call"],
+        )?;
+        let oidc_ready = IntGauge::new(
+            "prehod_oidc_ready",
+            "1 once the identity provider was discovered",
+        )?;
+        for c in [
+            &logins,
+            &step_ups,
+            &denials,
+            &session_cache_lookups,
+            &oidc_errors,
+        ] {
+            registry.register(Box::new(c.clone()))?;
+        }
+        registry.register(Box::new(session_cache_entries.clone()))?;
+        registry.register(Box::new(oidc_duration.clone()))?;
+        registry.register(Box::new(oidc_ready.clone()))?;
         Ok(Self {
             registry,
             requests,
@@ -88,6 +159,14 @@ impl Metrics {
             in_flight,
             upstream_healthy,
             build_info,
+            logins,
+            step_ups,
+            denials,
+            session_cache_entries,
+            session_cache_lookups,
+            oidc_duration,
+            oidc_errors,
+            oidc_ready,
         })
     }
 

@@ -37,9 +37,118 @@ pub struct RequestCtx {
     upstream_started: Option<Instant>,
     upstream_error: Option<&'static str>,
     counted_in_flight: bool,
+    /// The session this request was allowed with, and its rolled cookie to set.
+    session: Option<std::sync::Arc<prehod_identity::session::Session>>,
+    rolled: Option<String>,
+}
+
+/// Names can hold any Unicode; a header value is sent as UTF-8 bytes only when they are
+/// visible characters, otherwise percent-encoded (RFC 8187 style) so nothing is lost.
+fn header_safe(value: &str) -> String {
+    if value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        value.to_owned()
+    } else {
+        format!(
+            "UTF-8''{}",
+            url::form_urlencoded::byte_serialize(value.as_bytes())
+                .collect::<String>()
+                .replace('+', "%20")
+        )
+    }
 }
 
 impl Gateway {
+    async fn write_html(
+        &self,
+        session: &mut Session,
+        status: u16,
+        html: String,
+        request_id: &str,
+    ) -> Result<()> {
+        let body = Bytes::from(html);
+        let mut header = ResponseHeader::build(status, Some(4 + PAGE_HEADERS.len()))?;
+        header.insert_header("content-type", "text/html; charset=utf-8")?;
+        header.insert_header("content-length", body.len().to_string())?;
+        header.insert_header(self.shared.config.headers.request_id.clone(), request_id)?;
+        for (name, value) in PAGE_HEADERS {
+            header.insert_header(*name, *value)?;
+        }
+        session
+            .write_response_header(Box::new(header), false)
+            .await?;
+        session.write_response_body(Some(body), true).await?;
+        Ok(())
+    }
+
+    /// Serves a request for the login host (its own pages, never proxied).
+    async fn serve_login(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
+        let Some(auth) = &self.shared.auth else {
+            return self
+                .send_page(session, Page::Misdirected, ctx)
+                .await
+                .map(|_| ());
+        };
+        // Bodies here are small forms (back-channel logout); anything larger is refused.
+        let mut body = Vec::new();
+        if session.req_header().method == http::Method::POST {
+            while let Some(chunk) = session.read_request_body().await? {
+                body.extend_from_slice(&chunk);
+                if body.len() > 64 * 1024 {
+                    return Err(Error::explain(
+                        ErrorType::HTTPStatus(413),
+                        "login host request body too large",
+                    ));
+                }
+            }
+        }
+        let req = session.req_header();
+        let query = req
+            .uri
+            .query()
+            .map(|q| {
+                url::form_urlencoded::parse(q.as_bytes())
+                    .into_owned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        let resp = crate::login::handle(
+            &self.shared,
+            auth,
+            crate::login::LoginRequest {
+                method: &req.method,
+                path: req.uri.path(),
+                query,
+                headers: &req.headers,
+                body: Bytes::from(body),
+                request_id: &ctx.request_id,
+            },
+        )
+        .await;
+        let mut header = ResponseHeader::build(
+            resp.status,
+            Some(resp.headers.len() + 3 + PAGE_HEADERS.len()),
+        )?;
+        for (name, value) in &resp.headers {
+            header.append_header(*name, value.as_str())?;
+        }
+        header.insert_header("content-length", resp.body.len().to_string())?;
+        header.insert_header(
+            self.shared.config.headers.request_id.clone(),
+            &ctx.request_id,
+        )?;
+        for (name, value) in PAGE_HEADERS {
+            header.insert_header(*name, *value)?;
+        }
+        let empty = resp.body.is_empty();
+        session
+            .write_response_header(Box::new(header), empty)
+            .await?;
+        if !empty {
+            session.write_response_body(Some(resp.body), true).await?;
+        }
+        Ok(())
+    }
+
     fn portal_name(&self, ctx: &RequestCtx) -> &str {
         ctx.portal
             .map_or("unknown", |i| self.shared.config.portals[i].name.as_str())
@@ -104,6 +213,8 @@ impl ProxyHttp for Gateway {
             upstream_started: None,
             upstream_error: None,
             counted_in_flight: false,
+            session: None,
+            rolled: None,
         }
     }
 
@@ -162,32 +273,122 @@ impl ProxyHttp for Gateway {
             .and_then(|d| d.ssl_digest.as_ref())
             .and_then(|s| s.extension.get::<HandshakeInfo>())
             .and_then(|h| h.sni.clone());
-        match self.shared.router.route(host.as_deref(), sni.as_deref()) {
+        let portal = match self.shared.router.route(host.as_deref(), sni.as_deref()) {
             Route::Misdirected => {
                 self.send_page(session, Page::Misdirected, ctx).await?;
                 return Ok(true);
             }
-            Route::Portal(i) => ctx.portal = Some(i),
-        }
-        let decision = auth::decide(ctx.portal.unwrap_or_default());
+            Route::Login => {
+                ctx.auth = "login";
+                self.serve_login(session, ctx).await?;
+                return Ok(true);
+            }
+            Route::Portal(i) => i,
+        };
+        ctx.portal = Some(portal);
+        let req = session.req_header();
+        let url = format!(
+            "https://{}{}",
+            host.as_deref().unwrap_or_default(),
+            req.uri.path_and_query().map_or("/", |p| p.as_str())
+        );
+        let shared = &self.shared;
+        let portal_cfg = &shared.config.portals[portal];
+        let decision = auth::decide(
+            shared.auth.as_ref(),
+            portal_cfg,
+            &req.method,
+            &req.headers,
+            &url,
+            prehod_identity::unix_now(),
+        );
         ctx.auth = decision.outcome();
+        let request_id = ctx.request_id.clone();
         match decision {
-            Decision::Allow => Ok(false),
-            Decision::Redirect(location) => {
-                let mut header = ResponseHeader::build(302, Some(3))?;
+            Decision::Allow { session: s, rolled } => {
+                ctx.session = s;
+                ctx.rolled = rolled;
+                Ok(false)
+            }
+            Decision::Redirect { location, step_up } => {
+                if step_up {
+                    shared
+                        .metrics
+                        .step_ups
+                        .with_label_values(&[&portal_cfg.name])
+                        .inc();
+                    let s = crate::auth::cookie(
+                        &req.headers,
+                        shared.auth.as_ref().map_or("", |a| a.cookie_name.as_str()),
+                    )
+                    .and_then(|c| {
+                        shared
+                            .auth
+                            .as_ref()?
+                            .sessions
+                            .validate(c, prehod_identity::unix_now())
+                            .ok()
+                    });
+                    crate::audit::write(&crate::audit::Event {
+                        event: "step_up",
+                        outcome: "started",
+                        sub: s.as_ref().map(|v| v.session.sub.as_str()),
+                        email: s.as_ref().map(|v| v.session.email.as_str()),
+                        portal: Some(&portal_cfg.name),
+                        method: Some("rekono"),
+                        level: Some(portal_cfg.min_level),
+                        request_id: &request_id,
+                        ..Default::default()
+                    });
+                }
+                let mut header = ResponseHeader::build(302, Some(4))?;
                 header.insert_header("location", location)?;
                 header.insert_header("content-length", "0")?;
-                header.insert_header(
-                    self.shared.config.headers.request_id.clone(),
-                    &ctx.request_id,
-                )?;
+                header.insert_header("cache-control", "no-store")?;
+                header.insert_header(shared.config.headers.request_id.clone(), &request_id)?;
                 session
                     .write_response_header(Box::new(header), true)
                     .await?;
                 Ok(true)
             }
-            Decision::Deny { status, reason } => {
-                Err(Error::explain(ErrorType::HTTPStatus(status), reason))
+            Decision::LoginRequired { login, reason } => {
+                shared.metrics.denials.with_label_values(&[reason]).inc();
+                let body = Bytes::from(serde_json::json!({"error": "login_required", "reason": reason, "login": login, "request_id": request_id}).to_string());
+                let mut header = ResponseHeader::build(401, Some(5))?;
+                header.insert_header("content-type", "application/json")?;
+                header.insert_header("content-length", body.len().to_string())?;
+                header.insert_header("www-authenticate", "Cookie realm=\"prehod\"")?;
+                header.insert_header("cache-control", "no-store")?;
+                header.insert_header(shared.config.headers.request_id.clone(), &request_id)?;
+                session
+                    .write_response_header(Box::new(header), false)
+                    .await?;
+                session.write_response_body(Some(body), true).await?;
+                Ok(true)
+            }
+            Decision::Deny { message, reason } => {
+                shared.metrics.denials.with_label_values(&[reason]).inc();
+                crate::audit::write(&crate::audit::Event {
+                    event: "denied",
+                    outcome: "failure",
+                    reason: Some(reason),
+                    portal: Some(&portal_cfg.name),
+                    request_id: &request_id,
+                    ..Default::default()
+                });
+                let html = match &shared.auth {
+                    Some(a) => a.pages.message(
+                        crate::templates::Lang::Sl,
+                        message,
+                        "",
+                        &a.support_email,
+                        &request_id,
+                    ),
+                    None => Page::Internal.render(&request_id),
+                };
+                self.write_html(session, message.status(), html, &request_id)
+                    .await?;
+                Ok(true)
             }
         }
     }
@@ -277,6 +478,28 @@ impl ProxyHttp for Gateway {
             }
         }
         upstream.insert_header(headers.request_id.clone(), &ctx.request_id)?;
+        // Strip before set: the client's identity headers went in early_request_filter.
+        if let (Some(s), Some(auth), Some(portal)) = (&ctx.session, &shared.auth, ctx.portal) {
+            upstream.insert_header(headers.user.clone(), s.sub.as_str())?;
+            upstream.insert_header(headers.email.clone(), s.email.as_str())?;
+            upstream.insert_header(headers.name.clone(), header_safe(&s.name))?;
+            upstream.insert_header(headers.method.clone(), s.method.as_str())?;
+            upstream.insert_header(headers.level.clone(), s.level.to_string())?;
+            upstream.insert_header(headers.amr.clone(), s.amr.join(" "))?;
+            let audience = format!("https://{}", shared.config.portals[portal].host);
+            match auth.signer.sign(s, &audience, prehod_identity::unix_now()) {
+                Ok(jwt) => {
+                    upstream.insert_header(headers.assertion.clone(), jwt)?;
+                }
+                // Without its assertion the request does not go on: the portal may rely on it.
+                Err(e) => {
+                    return Err(Error::explain(
+                        ErrorType::InternalError,
+                        format!("signing the identity assertion: {e}"),
+                    ))
+                }
+            }
+        }
         Ok(())
     }
 

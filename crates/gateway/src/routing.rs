@@ -8,11 +8,14 @@ use prehod_config::Config;
 #[derive(Debug)]
 pub struct Router {
     by_host: HashMap<String, usize>,
+    login_host: Option<String>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Route {
     Portal(usize),
+    /// The login host: login page, OIDC callback, logout, JWKS.
+    Login,
     /// No configured portal has this host, or the SNI names another host.
     Misdirected,
 }
@@ -26,6 +29,7 @@ impl Router {
                 .enumerate()
                 .map(|(i, p)| (p.host.clone(), i))
                 .collect(),
+            login_host: config.auth.as_ref().map(|a| a.login.host.clone()),
         }
     }
 
@@ -40,6 +44,9 @@ impl Router {
             if !sni.eq_ignore_ascii_case(host) {
                 return Route::Misdirected;
             }
+        }
+        if self.login_host.as_deref() == Some(host) {
+            return Route::Login;
         }
         match self.by_host.get(host) {
             Some(&i) => Route::Portal(i),
@@ -94,5 +101,9 @@ mod tests {
             Route::Misdirected
         );
         assert_eq!(strip_port("[::1]:8443"), "[::1]");
+        assert_eq!(
+            r.route(Some("login.bankart.si"), Some("login.bankart.si")),
+            Route::Login
+        );
     }
 }

@@ -222,6 +222,19 @@ fn dev_pki(certs: &Path) -> Result<PathBuf, ExitCode> {
     }
     let certs_abs = std::fs::canonicalize(certs).unwrap_or_else(|_| certs.to_owned());
     std::env::set_var("PREHOD_DEV_CERTS", &certs_abs);
+    if std::env::var_os("PREHOD_SESSION_KEY").is_none() {
+        match std::fs::read_to_string(certs_abs.join(prehod_devpki::files::SESSION_KEY)) {
+            Ok(key) => std::env::set_var("PREHOD_SESSION_KEY", key.trim()),
+            Err(e) => {
+                eprintln!(
+                    "prehod dev: {}: {e} (delete {} to regenerate the dev PKI)",
+                    prehod_devpki::files::SESSION_KEY,
+                    certs.display()
+                );
+                return Err(ExitCode::from(EX_SOFTWARE));
+            }
+        }
+    }
     Ok(certs_abs)
 }
 
@@ -249,7 +262,7 @@ fn print_sim(sim: &prehod_rekono_sim::Sim) {
     );
     for a in &sim.config.accounts {
         let factors: Vec<String> = sim
-            .factors_for(a)
+            .factors_for(a, a.level)
             .iter()
             .map(|f| format!("{f:?}").to_ascii_lowercase())
             .collect();
@@ -388,6 +401,9 @@ fn dev(config_path: &Path, certs: &Path) -> ExitCode {
 
     let port = config.listen.https.port();
     println!("\nprehod dev — the Bankart Secure Web Gateway on this machine\n");
+    if let Some(auth) = &config.auth {
+        println!("  Bankart login page: {}/\n", auth.login.url);
+    }
     println!("  Portals (through the gateway):");
     for p in &config.portals {
         let own = if p.app_login == AppLogin::Own {

@@ -345,6 +345,7 @@ fn authorize(sim: &Sim, r: &Req) -> Resp {
         nonce: q.get("nonce").cloned(),
         code_challenge: challenge,
         min_level,
+        target_level: 0,
         browser,
         csrf: random_token(18),
         created: Instant::now(),
@@ -521,6 +522,7 @@ fn login(sim: &Sim, r: &Req) -> Resp {
             );
         }
         tx.account = Some(a);
+        tx.target_level = tx.min_level.unwrap_or(level);
         redirect(&format!("{BASE_PATH}/choose?tx={id}"), &[])
     })
 }
@@ -538,7 +540,7 @@ fn chooser(sim: &Sim, r: &Req, id: &str, tx: &mut Tx, error: Option<&str>) -> Re
     let Some(a) = tx.account else {
         return html(StatusCode::OK, pages::login(&ctx(sim, r, id, tx), "", None));
     };
-    let factors = sim.factors_for(&sim.config.accounts[a]);
+    let factors = sim.factors_for(&sim.config.accounts[a], tx.target_level);
     let cert_url = format!(
         "{}{BASE_PATH}/factor/cert?tx={id}",
         sim.config.public_mtls_url
@@ -552,7 +554,7 @@ fn chooser(sim: &Sim, r: &Req, id: &str, tx: &mut Tx, error: Option<&str>) -> Re
 /// The account of the transaction, if it may use `factor`.
 fn allowed(sim: &Sim, tx: &Tx, factor: Factor) -> Option<usize> {
     let a = tx.account?;
-    sim.factors_for(&sim.config.accounts[a])
+    sim.factors_for(&sim.config.accounts[a], tx.target_level)
         .contains(&factor)
         .then_some(a)
 }
@@ -741,7 +743,8 @@ fn certificate(sim: &Sim, r: &Req, _id: &str, tx: &mut Tx) -> Resp {
 /// The second factor passed: a new SSO session, a code, and back to the relying party.
 fn complete(sim: &Sim, tx: &Tx, account: usize, factor: Factor) -> Resp {
     let sid = random_token(18);
-    let acr = sim.config.accounts[account].level;
+    // The level this login established: what was asked, never more than the account has.
+    let acr = tx.target_level.min(sim.config.accounts[account].level);
     sim.state().sessions.insert(
         sid.clone(),
         Session {

@@ -76,6 +76,8 @@ pub(crate) struct Tx {
     pub nonce: Option<String>,
     pub code_challenge: String,
     pub min_level: Option<u8>,
+    /// The level this login establishes: the requested one, or the account's own.
+    pub target_level: u8,
     pub browser: String,
     pub csrf: String,
     pub created: Instant,
@@ -151,11 +153,12 @@ impl Sim {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The factors `account` can use: its level allows them and it has what they need.
-    pub fn factors_for(&self, account: &Account) -> Vec<Factor> {
+    /// The factors `account` can use for a login at `level`: that level allows them and the
+    /// account has what they need.
+    pub fn factors_for(&self, account: &Account, level: u8) -> Vec<Factor> {
         self.config
             .levels
-            .get(&account.level)
+            .get(&level)
             .map(|factors| {
                 factors
                     .iter()

@@ -1,0 +1,480 @@
+//! The login host: the Bankart login page, the OIDC start and callback, logout (RP-initiated
+//! and back-channel), the gateway's JWKS, and the message pages. Plain async functions over a
+//! [`LoginRequest`]; the proxy only reads the request and writes the [`LoginResponse`].
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use bytes::Bytes;
+use prehod_identity::oidc::{Attempt, OidcError};
+use prehod_identity::session::{Method, Session};
+use prehod_identity::unix_now;
+
+use crate::audit;
+use crate::auth::{encode, AuthState};
+use crate::templates::{Lang, LoginLinks, Message};
+use crate::Shared;
+
+const ATTEMPT_PURPOSE: &[u8] = b"prehod login attempt v1";
+const ATTEMPT_LIFETIME: u64 = 600;
+/// At most this many login attempts (tabs) are kept per browser; older ones are dropped.
+const MAX_ATTEMPTS: usize = 5;
+
+pub struct LoginRequest<'a> {
+    pub method: &'a http::Method,
+    pub path: &'a str,
+    pub query: HashMap<String, String>,
+    pub headers: &'a http::HeaderMap,
+    pub body: Bytes,
+    pub request_id: &'a str,
+}
+
+pub struct LoginResponse {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Bytes,
+}
+
+impl LoginResponse {
+    fn html(status: u16, body: String) -> Self {
+        Self {
+            status,
+            headers: vec![("content-type", "text/html; charset=utf-8".into())],
+            body: Bytes::from(body),
+        }
+    }
+
+    fn json(status: u16, value: &serde_json::Value) -> Self {
+        Self {
+            status,
+            headers: vec![("content-type", "application/json".into())],
+            body: Bytes::from(value.to_string()),
+        }
+    }
+
+    fn redirect(location: String) -> Self {
+        Self {
+            status: 302,
+            headers: vec![("location", location)],
+            body: Bytes::new(),
+        }
+    }
+
+    fn cookie(mut self, value: String) -> Self {
+        self.headers.push(("set-cookie", value));
+        self
+    }
+}
+
+struct Ctx<'a, 'r> {
+    shared: &'a Shared,
+    auth: &'a AuthState,
+    req: &'a LoginRequest<'r>,
+    lang: Lang,
+}
+
+impl Ctx<'_, '_> {
+    fn switch_url(&self) -> String {
+        let other = if self.lang == Lang::Sl { "en" } else { "sl" };
+        let mut pairs: Vec<(String, String)> = self
+            .req
+            .query
+            .iter()
+            .filter(|(k, _)| *k != "lang")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        pairs.sort();
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in &pairs {
+            q.append_pair(k, v);
+        }
+        q.append_pair("lang", other);
+        format!("{}?{}", self.req.path, q.finish())
+    }
+
+    fn message(&self, m: Message) -> LoginResponse {
+        let body = self.auth.pages.message(
+            self.lang,
+            m,
+            &self.switch_url(),
+            &self.auth.support_email,
+            self.req.request_id,
+        );
+        LoginResponse::html(m.status(), body)
+    }
+
+    fn audit(&self, e: audit::Event<'_>) {
+        audit::write(&audit::Event {
+            request_id: self.req.request_id,
+            ..e
+        });
+    }
+
+    fn login_failed(&self, reason: &'static str, m: Message) -> LoginResponse {
+        self.shared
+            .metrics
+            .logins
+            .with_label_values(&["rekono", "failure"])
+            .inc();
+        self.audit(audit::Event {
+            event: "login",
+            outcome: "failure",
+            reason: Some(reason),
+            method: Some("rekono"),
+            ..Default::default()
+        });
+        self.message(m)
+    }
+}
+
+pub async fn handle(shared: &Shared, auth: &AuthState, req: LoginRequest<'_>) -> LoginResponse {
+    let lang = Lang::choose(
+        req.query.get("lang").map(String::as_str),
+        crate::auth::cookie(req.headers, &auth.lang_cookie),
+        req.headers
+            .get(http::header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let ctx = Ctx {
+        shared,
+        auth,
+        req: &req,
+        lang,
+    };
+    let mut resp = match (req.method.as_str(), req.path) {
+        ("GET" | "HEAD", "/") => login_page(&ctx),
+        ("GET", "/oidc/start") => start(&ctx),
+        ("GET", "/oidc/callback") => callback(&ctx).await,
+        ("GET" | "POST", "/logout") => logout(&ctx),
+        ("GET", "/logged-out") => ctx.message(Message::LoggedOut),
+        ("POST", "/oidc/backchannel-logout") => backchannel_logout(&ctx).await,
+        ("GET", "/.well-known/jwks.json") => LoginResponse::json(200, auth.signer.jwks()),
+        ("GET", "/certificate") => ctx.message(Message::CertificateNotYet),
+        _ => ctx.message(Message::NotFound),
+    };
+    if let Some(l) = req.query.get("lang").filter(|l| *l == "en" || *l == "sl") {
+        resp = resp.cookie(format!(
+            "{}={l}; Path=/; Max-Age=31536000; Secure; HttpOnly; SameSite=Lax",
+            auth.lang_cookie
+        ));
+    }
+    resp
+}
+
+fn login_page(ctx: &Ctx<'_, '_>) -> LoginResponse {
+    let auth = ctx.auth;
+    let return_to = match ctx.req.query.get("return") {
+        Some(r) => match auth.check_return(r) {
+            Some((r, _)) => Some(r),
+            None => return ctx.message(Message::BadReturn),
+        },
+        None => None,
+    };
+    let ret = return_to
+        .as_deref()
+        .map(|r| format!("return={}", encode(r)))
+        .unwrap_or_default();
+    let links = LoginLinks {
+        help: auth.help_url.clone(),
+        rekono: format!("/oidc/start?{ret}"),
+        rekono_instructions: auth.rekono_instructions_url.clone(),
+        certificate: format!("/certificate?{ret}"),
+        certificate_instructions: auth.certificate_instructions_url.clone(),
+    };
+    let notice = match ctx.req.query.get("notice").map(String::as_str) {
+        Some("expired") => Some(if ctx.lang == Lang::Sl {
+            "Vaša seja je potekla. Prijavite se znova."
+        } else {
+            "Your session has expired. Please log in again."
+        }),
+        _ => None,
+    };
+    let body = auth.pages.login(
+        ctx.lang,
+        &links,
+        notice,
+        &ctx.switch_url(),
+        &auth.support_email,
+    );
+    LoginResponse::html(200, body)
+}
+
+/// Starts a Rekono login: a sealed attempt cookie per tab, then off to Rekono.
+fn start(ctx: &Ctx<'_, '_>) -> LoginResponse {
+    let auth = ctx.auth;
+    let Some((return_to, portal)) = ctx
+        .req
+        .query
+        .get("return")
+        .and_then(|r| auth.check_return(r))
+    else {
+        return ctx.message(Message::BadReturn);
+    };
+    let portal_cfg = &ctx.shared.config.portals[portal];
+    if !portal_cfg
+        .methods
+        .contains(&prehod_config::LoginMethod::Rekono)
+    {
+        return ctx.message(Message::MethodNotAllowed);
+    }
+    let Some(provider) = auth.provider() else {
+        return ctx.login_failed("rekono_unavailable", Message::RekonoUnavailable);
+    };
+    // Never below the portal's own minimum, whatever the query says.
+    let asked: u8 = ctx
+        .req
+        .query
+        .get("level")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(0);
+    let level = asked.max(portal_cfg.min_level);
+    let now = unix_now();
+    let (url, attempt) = provider.start(level, return_to, now);
+    let Ok(json) = serde_json::to_vec(&attempt) else {
+        return ctx.message(Message::LoginFailed);
+    };
+    let Ok(sealed) = auth.sealer.seal(ATTEMPT_PURPOSE, &json) else {
+        return ctx.message(Message::LoginFailed);
+    };
+    let mut resp = LoginResponse::redirect(url);
+    // Drop the oldest attempts beyond the cap (mod_auth_openidc #331: they must not pile up).
+    let mut existing: Vec<(u64, String)> = attempt_cookies(ctx)
+        .into_iter()
+        .map(|(name, value)| {
+            let created = open_attempt(auth, &value).map_or(0, |a| a.created);
+            (created, name)
+        })
+        .collect();
+    existing.sort();
+    let excess = (existing.len() + 1).saturating_sub(MAX_ATTEMPTS);
+    for (_, name) in existing.into_iter().take(excess) {
+        resp = resp.cookie(format!(
+            "{name}=; Path=/oidc/; Max-Age=0; Secure; HttpOnly; SameSite=Lax"
+        ));
+    }
+    let name = format!(
+        "{}{}",
+        auth.attempt_prefix,
+        &attempt.state[..attempt.state.len().min(16)]
+    );
+    resp.cookie(format!(
+        "{name}={sealed}; Path=/oidc/; Max-Age={ATTEMPT_LIFETIME}; Secure; HttpOnly; SameSite=Lax"
+    ))
+}
+
+fn attempt_cookies(ctx: &Ctx<'_, '_>) -> Vec<(String, String)> {
+    ctx.req
+        .headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .filter(|(n, _)| n.starts_with(&ctx.auth.attempt_prefix))
+        .map(|(n, v)| (n.to_owned(), v.to_owned()))
+        .collect()
+}
+
+fn open_attempt(auth: &AuthState, value: &str) -> Option<Attempt> {
+    let plain = auth.sealer.open(ATTEMPT_PURPOSE, value).ok()?;
+    serde_json::from_slice(&plain).ok()
+}
+
+async fn callback(ctx: &Ctx<'_, '_>) -> LoginResponse {
+    let auth = ctx.auth;
+    let q = &ctx.req.query;
+    if let Some(error) = q.get("error") {
+        let m = if error == "unmet_authentication_requirements" {
+            Message::LevelTooLow
+        } else {
+            Message::Denied
+        };
+        let reason = if m == Message::LevelTooLow {
+            "level_too_low"
+        } else {
+            "denied_by_provider"
+        };
+        return ctx.login_failed(reason, m);
+    }
+    let Some(state) = q.get("state").filter(|s| s.len() >= 16) else {
+        return ctx.login_failed("missing_state", Message::LoginFailed);
+    };
+    let name = format!("{}{}", auth.attempt_prefix, &state[..16.min(state.len())]);
+    let attempt = attempt_cookies(ctx)
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .and_then(|(_, v)| open_attempt(auth, &v));
+    let clear = format!("{name}=; Path=/oidc/; Max-Age=0; Secure; HttpOnly; SameSite=Lax");
+    let Some(attempt) = attempt.filter(|a| constant_time_eq(a.state.as_bytes(), state.as_bytes()))
+    else {
+        return ctx.login_failed("state_mismatch", Message::LoginFailed);
+    };
+    let now = unix_now();
+    if now.saturating_sub(attempt.created) > ATTEMPT_LIFETIME {
+        return ctx
+            .login_failed("attempt_expired", Message::LoginFailed)
+            .cookie(clear);
+    }
+    let Some(code) = q.get("code") else {
+        return ctx
+            .login_failed("missing_code", Message::LoginFailed)
+            .cookie(clear);
+    };
+    let Some(provider) = auth.provider() else {
+        return ctx.login_failed("rekono_unavailable", Message::RekonoUnavailable);
+    };
+    let started = Instant::now();
+    let result = provider
+        .finish(code, q.get("iss").map(String::as_str), &attempt, now)
+        .await;
+    let metrics = &ctx.shared.metrics;
+    metrics
+        .oidc_duration
+        .with_label_values(&["token"])
+        .observe(started.elapsed().as_secs_f64());
+    let identity = match result {
+        Ok(i) => i,
+        Err(e) => {
+            let (reason, m) = match &e {
+                OidcError::Unavailable(_) => ("rekono_unavailable", Message::RekonoUnavailable),
+                OidcError::LevelTooLow { .. } => ("level_too_low", Message::LevelTooLow),
+                OidcError::WrongIssuer(_) => ("wrong_issuer", Message::LoginFailed),
+                OidcError::Refused(_) => ("code_refused", Message::LoginFailed),
+                OidcError::InvalidToken(_) => ("invalid_id_token", Message::LoginFailed),
+                OidcError::Config(_) => ("configuration", Message::LoginFailed),
+            };
+            if matches!(e, OidcError::Unavailable(_)) {
+                metrics.oidc_errors.with_label_values(&["token"]).inc();
+            }
+            tracing::warn!(request_id = ctx.req.request_id, error = %e, "Rekono login failed");
+            return ctx.login_failed(reason, m).cookie(clear);
+        }
+    };
+    let session = Session {
+        sid: String::new(),
+        sub: identity.sub,
+        name: identity.name,
+        email: identity.email,
+        method: Method::Rekono,
+        amr: identity.amr,
+        level: identity.level,
+        auth_time: identity.auth_time,
+        expires_at: 0,
+        idle_until: 0,
+        op_sid: identity.op_sid,
+        id_token: Some(identity.id_token),
+        cert_fingerprint: None,
+    };
+    let Ok((session, cookie)) = auth.sessions.issue(session, now) else {
+        return ctx.login_failed("seal_failed", Message::LoginFailed);
+    };
+    metrics
+        .logins
+        .with_label_values(&["rekono", "success"])
+        .inc();
+    let portal = auth
+        .check_return(&attempt.return_to)
+        .map(|(_, p)| ctx.shared.config.portals[p].name.as_str());
+    ctx.audit(audit::Event {
+        event: "login",
+        outcome: "success",
+        sub: Some(&session.sub),
+        email: Some(&session.email),
+        portal,
+        method: Some("rekono"),
+        level: Some(session.level),
+        ..Default::default()
+    });
+    LoginResponse::redirect(attempt.return_to)
+        .cookie(auth.session_cookie(&cookie, auth.sessions.absolute().as_secs()))
+        .cookie(clear)
+}
+
+fn logout(ctx: &Ctx<'_, '_>) -> LoginResponse {
+    let auth = ctx.auth;
+    let now = unix_now();
+    let session = crate::auth::cookie(ctx.req.headers, &auth.cookie_name)
+        .and_then(|c| auth.sessions.validate(c, now).ok());
+    let mut target = format!("{}/logged-out", auth.login_url);
+    if let Some(valid) = &session {
+        let s = &valid.session;
+        auth.sessions.revoke_sid(&s.sid, now);
+        ctx.audit(audit::Event {
+            event: "logout",
+            outcome: "success",
+            reason: Some("user"),
+            sub: Some(&s.sub),
+            email: Some(&s.email),
+            method: Some(s.method.as_str()),
+            level: Some(s.level),
+            ..Default::default()
+        });
+        if auth.logout_at_provider {
+            let hint = s.id_token.as_deref().zip(auth.provider());
+            if let Some(url) = hint.and_then(|(t, p)| p.end_session_url(t, &target)) {
+                target = url;
+            }
+        }
+    }
+    LoginResponse::redirect(target).cookie(auth.clear_session_cookie())
+}
+
+async fn backchannel_logout(ctx: &Ctx<'_, '_>) -> LoginResponse {
+    let auth = ctx.auth;
+    let form: HashMap<String, String> = url::form_urlencoded::parse(&ctx.req.body)
+        .into_owned()
+        .collect();
+    let bad = |reason: &'static str| {
+        ctx.audit(audit::Event {
+            event: "logout",
+            outcome: "failure",
+            reason: Some(reason),
+            ..Default::default()
+        });
+        let mut r = LoginResponse::json(400, &serde_json::json!({"error": "invalid_request"}));
+        r.headers.push(("cache-control", "no-store".into()));
+        r
+    };
+    let Some(token) = form.get("logout_token") else {
+        return bad("missing_logout_token");
+    };
+    let Some(provider) = auth.provider() else {
+        return bad("rekono_unavailable");
+    };
+    let now = unix_now();
+    match provider.verify_logout_token(token, now).await {
+        Ok(logout) => {
+            if let Some(sid) = &logout.sid {
+                auth.sessions.revoke_op_sid(sid, now);
+            }
+            if let Some(sub) = &logout.sub {
+                if logout.sid.is_none() {
+                    auth.sessions.revoke_sub(sub, now);
+                }
+            }
+            ctx.audit(audit::Event {
+                event: "logout",
+                outcome: "success",
+                reason: Some("back_channel"),
+                sub: logout.sub.as_deref(),
+                method: Some("rekono"),
+                ..Default::default()
+            });
+            let mut r = LoginResponse {
+                status: 200,
+                headers: Vec::new(),
+                body: Bytes::new(),
+            };
+            r.headers.push(("cache-control", "no-store".into()));
+            r
+        }
+        Err(e) => {
+            tracing::warn!(request_id = ctx.req.request_id, error = %e, "back-channel logout refused");
+            bad("invalid_logout_token")
+        }
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -1,0 +1,475 @@
+//! The login host's pages, rendered with minijinja from templates embedded in the binary;
+//! `login.templates` in the config names a directory whose files replace them (branding).
+//! Slovenian by default; English by choice (`?lang=en`, remembered) or by `Accept-Language`.
+
+use std::path::Path;
+
+use minijinja::{context, Environment};
+use serde::Serialize;
+
+const EMBEDDED: &[(&str, &str)] = &[
+    ("base.html", include_str!("../templates/base.html")),
+    ("login.html", include_str!("../templates/login.html")),
+    ("message.html", include_str!("../templates/message.html")),
+];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lang {
+    Sl,
+    En,
+}
+
+impl Lang {
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::Sl => "sl",
+            Lang::En => "en",
+        }
+    }
+
+    /// `?lang=` first, then the remembered choice, then `Accept-Language` (first match).
+    pub fn choose(
+        query: Option<&str>,
+        cookie: Option<&str>,
+        accept_language: Option<&str>,
+    ) -> Lang {
+        let pick = |v: &str| match v {
+            "en" => Some(Lang::En),
+            "sl" => Some(Lang::Sl),
+            _ => None,
+        };
+        if let Some(l) = query.and_then(pick).or_else(|| cookie.and_then(pick)) {
+            return l;
+        }
+        accept_language
+            .into_iter()
+            .flat_map(|a| a.split(','))
+            .map(|l| {
+                l.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase()
+            })
+            .find_map(|l| match l.split('-').next() {
+                Some("sl") => Some(Lang::Sl),
+                Some("en") => Some(Lang::En),
+                _ => None,
+            })
+            .unwrap_or(Lang::Sl)
+    }
+}
+
+#[derive(Serialize)]
+pub struct Texts {
+    brand: &'static str,
+    welcome: &'static str,
+    tagline: &'static str,
+    choose: &'static str,
+    help: &'static str,
+    rekono: &'static str,
+    rekono_instructions: &'static str,
+    certificate: &'static str,
+    certificate_instructions: &'static str,
+    support: &'static str,
+    request_id: &'static str,
+}
+
+pub fn texts(lang: Lang) -> Texts {
+    match lang {
+        Lang::Sl => Texts {
+            brand: "Varni Spletni Prehod",
+            welcome: "Pozdravljeni na prijavni strani Bankart",
+            tagline: "Bankartove spletne aplikacije vam omogočajo lažje, hitrejše ter bolj učinkovito poslovanje z vašimi komitenti.",
+            choose: "Izberite način prijave",
+            help: "Pomoč",
+            rekono: "Prijava z Rekono računom",
+            rekono_instructions: "Navodila za ustvarjanje Rekono računa",
+            certificate: "Prijava s certifikatom",
+            certificate_instructions: "Navodila za prijavo s certifikatom",
+            support: "Podpora",
+            request_id: "ID zahteve",
+        },
+        Lang::En => Texts {
+            brand: "Secure Web Gateway",
+            welcome: "Welcome to the Bankart login page",
+            tagline: "Bankart's web applications let you work with your clients more easily, faster and more efficiently.",
+            choose: "Choose how to log in",
+            help: "Help",
+            rekono: "Log in with a Rekono account",
+            rekono_instructions: "Instructions for creating a Rekono account",
+            certificate: "Log in with a certificate",
+            certificate_instructions: "Instructions for logging in with a certificate",
+            support: "Support",
+            request_id: "Request ID",
+        },
+    }
+}
+
+/// The messages the login host shows, each with what the user can do next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Message {
+    /// The login was refused (state mismatch, bad token, …).
+    LoginFailed,
+    /// Rekono refused (the person cancelled, too many attempts…).
+    Denied,
+    /// The account's level of assurance is below the portal's.
+    LevelTooLow,
+    /// Rekono cannot be reached.
+    RekonoUnavailable,
+    /// The return address is not one of the portals.
+    BadReturn,
+    LoggedOut,
+    /// The login method is not allowed for this portal.
+    MethodNotAllowed,
+    CertificateNotYet,
+    NotFound,
+}
+
+impl Message {
+    pub fn status(self) -> u16 {
+        match self {
+            Message::LoginFailed | Message::BadReturn => 400,
+            Message::Denied | Message::LevelTooLow | Message::MethodNotAllowed => 403,
+            Message::RekonoUnavailable | Message::CertificateNotYet => 503,
+            Message::LoggedOut => 200,
+            Message::NotFound => 404,
+        }
+    }
+
+    /// Title, body, what next.
+    fn text(self, lang: Lang) -> (&'static str, &'static str, &'static str) {
+        let sl = lang == Lang::Sl;
+        match self {
+            Message::LoginFailed => {
+                if sl {
+                    ("Prijava ni uspela", "Prijave ni bilo mogoče dokončati: odgovor ponudnika identitete ni veljaven ali je potekel.", "Poskusite se prijaviti znova.")
+                } else {
+                    ("The login failed", "The login could not be completed: the identity provider's answer is not valid or has expired.", "Please log in again.")
+                }
+            }
+            Message::Denied => {
+                if sl {
+                    (
+                        "Prijava je bila zavrnjena",
+                        "Rekono prijave ni potrdil.",
+                        "Poskusite znova ali se obrnite na podporo.",
+                    )
+                } else {
+                    (
+                        "The login was refused",
+                        "Rekono did not confirm the login.",
+                        "Try again, or contact support.",
+                    )
+                }
+            }
+            Message::LevelTooLow => {
+                if sl {
+                    (
+                        "Stopnja zaupanja je prenizka",
+                        "Aplikacija zahteva višjo stopnjo zaupanja, kot jo ima vaš račun Rekono.",
+                        "Zvišajte stopnjo zaupanja računa Rekono ali se prijavite s certifikatom.",
+                    )
+                } else {
+                    ("Level of assurance too low", "The application requires a higher level of assurance than your Rekono account has.", "Raise your Rekono account's level of assurance, or log in with a certificate.")
+                }
+            }
+            Message::RekonoUnavailable => {
+                if sl {
+                    (
+                        "Rekono trenutno ni dosegljiv",
+                        "Ponudnik identitete Rekono se ne odziva.",
+                        "Poskusite znova čez nekaj minut ali se prijavite s certifikatom.",
+                    )
+                } else {
+                    (
+                        "Rekono is not available",
+                        "The Rekono identity provider is not answering.",
+                        "Try again in a few minutes, or log in with a certificate.",
+                    )
+                }
+            }
+            Message::BadReturn => {
+                if sl {
+                    (
+                        "Neveljaven naslov",
+                        "Naslov, na katerega naj vas prehod vrne, ni ena od Bankartovih aplikacij.",
+                        "Odprite aplikacijo neposredno, npr. https://acq.bankart.si/.",
+                    )
+                } else {
+                    (
+                        "Invalid address",
+                        "The address to return to is not one of Bankart's applications.",
+                        "Open the application directly, e.g. https://acq.bankart.si/.",
+                    )
+                }
+            }
+            Message::LoggedOut => {
+                if sl {
+                    (
+                        "Odjavljeni ste",
+                        "Vaša seja na Bankart Varnem Spletnem Prehodu je končana.",
+                        "Za ponovno prijavo odprite aplikacijo.",
+                    )
+                } else {
+                    (
+                        "You are logged out",
+                        "Your session at the Bankart Secure Web Gateway has ended.",
+                        "Open an application to log in again.",
+                    )
+                }
+            }
+            Message::MethodNotAllowed => {
+                if sl {
+                    (
+                        "Način prijave ni dovoljen",
+                        "Ta aplikacija ne sprejema tega načina prijave.",
+                        "Odjavite se in se prijavite na drug način.",
+                    )
+                } else {
+                    (
+                        "Login method not allowed",
+                        "This application does not accept this way of logging in.",
+                        "Log out and log in another way.",
+                    )
+                }
+            }
+            Message::CertificateNotYet => {
+                if sl {
+                    (
+                        "Prijava s certifikatom še ni na voljo",
+                        "Prijava s certifikatom na tem prehodu še ni vključena.",
+                        "Prijavite se z računom Rekono.",
+                    )
+                } else {
+                    (
+                        "Certificate login is not available yet",
+                        "Certificate login is not enabled on this gateway yet.",
+                        "Log in with a Rekono account.",
+                    )
+                }
+            }
+            Message::NotFound => {
+                if sl {
+                    (
+                        "Strani ni",
+                        "Te strani na prijavnem naslovu ni.",
+                        "Odprite aplikacijo, v katero se želite prijaviti.",
+                    )
+                } else {
+                    (
+                        "No such page",
+                        "There is no such page on the login host.",
+                        "Open the application you want to log in to.",
+                    )
+                }
+            }
+        }
+    }
+}
+
+pub struct Pages {
+    env: Environment<'static>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("template {name}: {message}")]
+pub struct TemplateError {
+    pub name: String,
+    pub message: String,
+}
+
+impl Pages {
+    /// The embedded templates, each replaced by a file of the same name in `dir` if present.
+    pub fn new(dir: Option<&Path>) -> Result<Self, TemplateError> {
+        let mut env = Environment::new();
+        for (name, source) in EMBEDDED {
+            let custom = dir.map(|d| d.join(name)).filter(|p| p.is_file());
+            let source: String = match custom {
+                Some(path) => std::fs::read_to_string(&path).map_err(|e| TemplateError {
+                    name: (*name).into(),
+                    message: e.to_string(),
+                })?,
+                None => (*source).to_owned(),
+            };
+            env.add_template_owned(*name, source)
+                .map_err(|e| TemplateError {
+                    name: (*name).into(),
+                    message: e.to_string(),
+                })?;
+        }
+        // Render both pages once now: a broken override fails at start, not per request.
+        let pages = Self { env };
+        for lang in [Lang::Sl, Lang::En] {
+            pages.try_login(lang, &LoginLinks::default(), None, "", "")?;
+            pages.try_message(lang, Message::NotFound, "", "", None)?;
+        }
+        Ok(pages)
+    }
+
+    fn try_login(
+        &self,
+        lang: Lang,
+        links: &LoginLinks,
+        notice: Option<&str>,
+        switch_url: &str,
+        support: &str,
+    ) -> Result<String, TemplateError> {
+        let err = |e: minijinja::Error| TemplateError {
+            name: "login.html".into(),
+            message: e.to_string(),
+        };
+        self.env
+            .get_template("login.html")
+            .map_err(err)?
+            .render(context! {
+                lang => lang.code(),
+                t => texts(lang),
+                notice => notice,
+                switch_url => switch_url,
+                support_email => support,
+                request_id => "",
+                help_url => &links.help,
+                rekono_url => &links.rekono,
+                rekono_instructions_url => &links.rekono_instructions,
+                certificate_url => &links.certificate,
+                certificate_instructions_url => &links.certificate_instructions,
+            })
+            .map_err(err)
+    }
+
+    fn try_message(
+        &self,
+        lang: Lang,
+        m: Message,
+        switch_url: &str,
+        support: &str,
+        request_id: Option<&str>,
+    ) -> Result<String, TemplateError> {
+        let err = |e: minijinja::Error| TemplateError {
+            name: "message.html".into(),
+            message: e.to_string(),
+        };
+        let (title, body, next) = m.text(lang);
+        self.env
+            .get_template("message.html")
+            .map_err(err)?
+            .render(context! {
+                lang => lang.code(),
+                t => texts(lang),
+                title => title,
+                body => body,
+                next => next,
+                switch_url => switch_url,
+                support_email => support,
+                request_id => request_id.unwrap_or(""),
+            })
+            .map_err(err)
+    }
+
+    pub fn login(
+        &self,
+        lang: Lang,
+        links: &LoginLinks,
+        notice: Option<&str>,
+        switch_url: &str,
+        support: &str,
+    ) -> String {
+        self.try_login(lang, links, notice, switch_url, support)
+            .unwrap_or_else(|e| {
+                format!(
+                    "<!doctype html><p>{}</p>",
+                    crate::pages::escape(&e.to_string())
+                )
+            })
+    }
+
+    pub fn message(
+        &self,
+        lang: Lang,
+        m: Message,
+        switch_url: &str,
+        support: &str,
+        request_id: &str,
+    ) -> String {
+        self.try_message(lang, m, switch_url, support, Some(request_id))
+            .unwrap_or_else(|e| {
+                format!(
+                    "<!doctype html><p>{}</p>",
+                    crate::pages::escape(&e.to_string())
+                )
+            })
+    }
+}
+
+/// The links of the login page.
+#[derive(Default)]
+pub struct LoginLinks {
+    pub help: String,
+    pub rekono: String,
+    pub rekono_instructions: String,
+    pub certificate: String,
+    pub certificate_instructions: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn language_choice() {
+        assert_eq!(Lang::choose(None, None, None), Lang::Sl);
+        assert_eq!(Lang::choose(None, None, Some("en-GB,en;q=0.9")), Lang::En);
+        assert_eq!(Lang::choose(None, None, Some("de-DE, sl;q=0.8")), Lang::Sl);
+        assert_eq!(Lang::choose(None, Some("en"), Some("sl")), Lang::En);
+        assert_eq!(Lang::choose(Some("sl"), Some("en"), None), Lang::Sl);
+    }
+
+    #[test]
+    fn pages_render_and_escape() {
+        let pages = Pages::new(None).unwrap();
+        let links = LoginLinks {
+            rekono: "/oidc/start?return=x&y=\"z\"".into(),
+            ..Default::default()
+        };
+        let html = pages.login(
+            Lang::Sl,
+            &links,
+            Some("<b>seja</b>"),
+            "?lang=en",
+            "helpdesk@bankart.si",
+        );
+        assert!(html.contains("Pozdravljeni na prijavni strani Bankart"));
+        assert!(
+            html.contains("Prijava z Rekono računom") && html.contains("Prijava s certifikatom")
+        );
+        assert!(
+            html.contains("&lt;b&gt;seja") && !html.contains("<b>seja"),
+            "notices are escaped"
+        );
+        assert!(!html.contains("y=\"z\""), "attributes are escaped");
+        let en = pages.message(Lang::En, Message::LevelTooLow, "?lang=sl", "h@b", "req-1");
+        assert!(en.contains("Level of assurance too low") && en.contains("req-1"));
+    }
+
+    #[test]
+    fn a_directory_overrides_templates() {
+        let dir = std::env::temp_dir().join(format!("prehod-templates-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("login.html"),
+            "{% extends \"base.html\" %}{% block main %}BRANDED {{ t.welcome }}{% endblock %}",
+        )
+        .unwrap();
+        let pages = Pages::new(Some(&dir)).unwrap();
+        assert!(pages
+            .login(Lang::Sl, &LoginLinks::default(), None, "", "")
+            .contains("BRANDED Pozdravljeni"));
+        std::fs::write(dir.join("login.html"), "{% broken").unwrap();
+        assert!(
+            Pages::new(Some(&dir)).is_err(),
+            "a broken override fails at start"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
