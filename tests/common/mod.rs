@@ -2,6 +2,7 @@
 //! binary started on free ports, with clients that speak real TLS and never follow redirects.
 #![allow(dead_code)]
 
+pub mod login;
 pub mod rekono;
 pub mod webdriver;
 
@@ -63,6 +64,8 @@ pub struct Setup {
     pub http_redirect: bool,
     /// The login sections (login, session, oidc, assertion); `None`: portals without login.
     pub auth: Option<String>,
+    /// The HTTPS port, when it must be known before the gateway starts (OIDC redirect URI).
+    pub https_port: Option<u16>,
 }
 
 impl Setup {
@@ -73,6 +76,7 @@ impl Setup {
             top_extra: String::new(),
             http_redirect: false,
             auth: None,
+            https_port: None,
         }
     }
 
@@ -122,17 +126,20 @@ pub struct Gateway {
 impl Gateway {
     pub fn start(pki: &Pki, setup: &Setup) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let https: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        let https: SocketAddr = format!("127.0.0.1:{}", setup.https_port.unwrap_or_else(free_port))
+            .parse()
+            .expect("addr");
         let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
         let http: Option<SocketAddr> = setup
             .http_redirect
             .then(|| format!("127.0.0.1:{}", free_port()).parse().expect("addr"));
         let mut yaml = format!(
-            "listen:\n  https: {https}\n{redirect}admin:\n  listen: {admin}\ntls:\n  certificates:\n    - cert: {cert}\n      key: {key}\nserver:\n  threads: 2\n  grace_period: 1s\n{top}\nportals:\n",
+            "listen:\n  https: {https}\n{redirect}admin:\n  listen: {admin}\ntls:\n  certificates:\n    - cert: {cert}\n      key: {key}\nserver:\n  threads: 2\n  grace_period: 1s\n{top}\n{auth}\nportals:\n",
             redirect = http.map(|a| format!("  http_redirect: {a}\n")).unwrap_or_default(),
             cert = pki.path("server.crt").display(),
             key = pki.path("server.key").display(),
-            top = format!("{}\n{}", setup.top_extra, setup.auth.clone().unwrap_or_default()),
+            top = setup.top_extra,
+            auth = setup.auth.as_deref().unwrap_or_default(),
         );
         for (portal, urls) in &setup.upstreams {
             yaml.push_str(&format!(
@@ -227,7 +234,11 @@ impl Gateway {
             .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("CA PEM"))
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(60));
-        for name in PORTALS.iter().copied().chain(["unknown", "login"]) {
+        for name in PORTALS
+            .iter()
+            .copied()
+            .chain(["unknown", "login", "certlogin"])
+        {
             b = b.resolve(&host(name), self.https);
         }
         b

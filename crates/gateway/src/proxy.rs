@@ -532,6 +532,13 @@ impl ProxyHttp for Gateway {
         if !response.headers.contains_key("strict-transport-security") {
             response.insert_header("strict-transport-security", "max-age=31536000")?;
         }
+        // The session's idle time was rolled: hand the browser the new cookie.
+        if let (Some(rolled), Some(auth)) = (&ctx.rolled, &self.shared.auth) {
+            response.append_header(
+                "set-cookie",
+                auth.session_cookie(rolled, auth.sessions.absolute().as_secs()),
+            )?;
+        }
         Ok(())
     }
 

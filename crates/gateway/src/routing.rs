@@ -81,6 +81,7 @@ mod tests {
             ]
             .into_iter()
             .collect(),
+            login_host: Some("login.bankart.si".to_owned()),
         }
     }
 
@@ -101,6 +102,10 @@ mod tests {
             Route::Misdirected
         );
         assert_eq!(strip_port("[::1]:8443"), "[::1]");
+        assert_eq!(
+            r.route(Some("login.bankart.si"), Some("login.bankart.si")),
+            Route::Login
+        );
         assert_eq!(
             r.route(Some("login.bankart.si"), Some("login.bankart.si")),
             Route::Login

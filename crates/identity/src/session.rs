@@ -166,8 +166,9 @@ impl Sessions {
         if self.is_revoked(&session) {
             return Err(Refusal::Revoked);
         }
-        // Roll the idle deadline once half of it is used.
-        let rolled = if session.idle_until.saturating_sub(now) < self.idle.as_secs() / 2 {
+        // Roll the idle deadline once half of it is used (deadlines are whole seconds, so
+        // "half or less" keeps even a very short idle time rolling).
+        let rolled = if session.idle_until.saturating_sub(now) <= self.idle.as_secs() / 2 {
             let mut next = (*session).clone();
             next.idle_until = (now + self.idle.as_secs()).min(next.expires_at);
             self.seal(&next).ok()

@@ -1,0 +1,474 @@
+//! Harness for the login tests: the Rekono simulator in-process, the real gateway binary
+//! registered with it as a relying party, six demo portals, and a browser-like client whose
+//! cookie jar honours `Domain`, `Path` and `Max-Age=0` as a browser does.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+
+use super::rekono::accounts_file;
+use super::{free_port, host, six_demo_portals, Gateway, Pki};
+
+pub const CLIENT_ID: &str = "prehod-test";
+pub const CLIENT_SECRET: &str = "prehod-test-secret";
+
+pub struct World {
+    pub pki: Pki,
+    pub sim: prehod_rekono_sim::RunningSim,
+    pub gw: Gateway,
+    pub _portals: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Options for one world.
+pub struct Options {
+    pub idle: &'static str,
+    pub absolute: &'static str,
+    /// Extra lines per portal, e.g. `("bips", "min_level: 20")`.
+    pub portal_yaml: Vec<(&'static str, &'static str)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            idle: "30m",
+            absolute: "10h",
+            portal_yaml: vec![("bips", "min_level: 20"), ("bws", "min_level: 30")],
+        }
+    }
+}
+
+pub async fn world(options: Options) -> World {
+    let pki = Pki::new();
+    let port = free_port();
+    let login_url = format!("https://login.bankart.localhost:{port}");
+    let accounts =
+        prehod_rekono_sim::config::load_accounts(&accounts_file(&pki)).expect("accounts");
+    let rp = prehod_rekono_sim::config::RawClient {
+        client_id: CLIENT_ID.into(),
+        name: "Bankart Varni Spletni Prehod".into(),
+        secret: Some(CLIENT_SECRET.into()),
+        jwt_keys: vec![],
+        redirect_uris: vec![format!("{login_url}/oidc/callback")],
+        post_logout_redirect_uris: vec![format!("{login_url}/logged-out")],
+        backchannel_logout_uri: Some(format!("{login_url}/oidc/backchannel-logout")),
+        id_token_alg: None,
+    };
+    let config = prehod_rekono_sim::SimConfig {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        listen_mtls: "127.0.0.1:0".parse().expect("addr"),
+        public_url: "https://rekono.localhost:0".into(),
+        public_mtls_url: "https://rekono.localhost:0".into(),
+        tls_cert: pki.path("server.crt"),
+        tls_key: pki.path("server.key"),
+        accounts,
+        levels: prehod_rekono_sim::config::default_levels(),
+        clients: vec![prehod_rekono_sim::config::client(&rp, pki.dir.path()).expect("client")],
+        backchannel_ca: Some(pki.path("ca.crt")),
+        danger_allow_non_loopback: false,
+    };
+    let sim = prehod_rekono_sim::spawn(config).await.expect("simulator");
+    let (mut setup, portals) = six_demo_portals().await;
+    for (portal, yaml) in options.portal_yaml {
+        setup = setup.portal_yaml(portal, yaml);
+    }
+    setup.https_port = Some(port);
+    let key = std::fs::read_to_string(pki.path("session.key")).expect("session key");
+    setup.auth = Some(format!(
+        "login:\n  host: login.bankart.localhost\n  url: {login_url}\n\
+session:\n  cookie_domain: bankart.localhost\n  idle_timeout: {idle}\n  absolute_timeout: {absolute}\n  keys: [\"{key}\"]\n\
+oidc:\n  issuer: {issuer}\n  client_id: {CLIENT_ID}\n  client_secret: {CLIENT_SECRET}\n  ca: {ca}\n  timeout: 5s\n\
+assertion:\n  key: {assertion}\n",
+        idle = options.idle,
+        absolute = options.absolute,
+        key = key.trim(),
+        issuer = sim.issuer(),
+        ca = pki.path("ca.crt").display(),
+        assertion = pki.path("assertion.key").display(),
+    ));
+    let gw = Gateway::start(&pki, &setup);
+    gw.wait_ready();
+    World {
+        pki,
+        sim,
+        gw,
+        _portals: portals,
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Cookie {
+    name: String,
+    value: String,
+    /// `Some(domain)`: sent to the domain and every name under it; `None`: host-only.
+    domain: Option<String>,
+    host: String,
+    path: String,
+}
+
+/// A browser: keeps cookies as a browser does, follows no redirect on its own.
+pub struct Browser {
+    pub http: reqwest::Client,
+    jar: Vec<Cookie>,
+}
+
+pub struct Page {
+    pub status: u16,
+    pub url: String,
+    pub location: Option<String>,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
+}
+
+impl Page {
+    pub fn hidden(&self, name: &str) -> String {
+        let marker = format!("name=\"{name}\" value=\"");
+        let start = self
+            .body
+            .find(&marker)
+            .unwrap_or_else(|| panic!("no {name} on {}:\n{}", self.url, self.body))
+            + marker.len();
+        self.body[start..]
+            .split('"')
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|_| panic!("not JSON ({}) at {}: {}", self.status, self.url, self.body))
+    }
+}
+
+impl Browser {
+    pub fn new(world: &World) -> Self {
+        Self::with_identity(world, None)
+    }
+
+    /// A browser holding the client certificate `name` of the test PKI.
+    pub fn with_certificate(world: &World, name: &str) -> Self {
+        let mut pem = std::fs::read(world.pki.path(&format!("clients/{name}.crt"))).expect("cert");
+        pem.extend(std::fs::read(world.pki.path(&format!("clients/{name}.key"))).expect("key"));
+        Self::with_identity(
+            world,
+            Some(reqwest::Identity::from_pem(&pem).expect("identity")),
+        )
+    }
+
+    fn with_identity(world: &World, identity: Option<reqwest::Identity>) -> Self {
+        let ca = std::fs::read(world.pki.path("ca.crt")).expect("ca");
+        let mut b = world
+            .gw
+            .client_builder()
+            .resolve("rekono.localhost", SocketAddr::from(([127, 0, 0, 1], 0)));
+        b = b.add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("ca"));
+        if let Some(id) = identity {
+            b = b.identity(id);
+        }
+        Self {
+            http: b.build().expect("client"),
+            jar: Vec::new(),
+        }
+    }
+
+    fn cookie_header(&self, url: &url::Url) -> Option<String> {
+        let host = url.host_str()?;
+        let path = url.path();
+        let pairs: Vec<String> = self
+            .jar
+            .iter()
+            .filter(|c| match &c.domain {
+                Some(d) => host == d || host.ends_with(&format!(".{d}")),
+                None => host == c.host,
+            })
+            .filter(|c| path.starts_with(&c.path))
+            .map(|c| format!("{}={}", c.name, c.value))
+            .collect();
+        (!pairs.is_empty()).then(|| pairs.join("; "))
+    }
+
+    fn store(&mut self, url: &url::Url, set_cookie: &str) {
+        let mut parts = set_cookie.split(';');
+        let Some((name, value)) = parts.next().and_then(|p| p.trim().split_once('=')) else {
+            return;
+        };
+        let mut domain = None;
+        let mut path = "/".to_owned();
+        let mut delete = false;
+        for attr in parts {
+            let (k, v) = attr.trim().split_once('=').unwrap_or((attr.trim(), ""));
+            match k.to_ascii_lowercase().as_str() {
+                "domain" => domain = Some(v.trim_start_matches('.').to_ascii_lowercase()),
+                "path" => path = v.to_owned(),
+                "max-age" if v.trim() == "0" => delete = true,
+                _ => {}
+            }
+        }
+        let host = url.host_str().unwrap_or_default().to_owned();
+        self.jar.retain(|c| {
+            !(c.name == name
+                && c.domain == domain
+                && c.path == path
+                && (domain.is_some() || c.host == host))
+        });
+        if !delete && !value.is_empty() {
+            self.jar.push(Cookie {
+                name: name.to_owned(),
+                value: value.to_owned(),
+                domain,
+                host,
+                path,
+            });
+        }
+    }
+
+    /// The value of a cookie the browser holds.
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.jar
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| c.value.clone())
+    }
+
+    pub fn set_cookie_value(&mut self, name: &str, value: &str) {
+        for c in self.jar.iter_mut().filter(|c| c.name == name) {
+            c.value = value.to_owned();
+        }
+    }
+
+    pub fn cookie_names(&self) -> Vec<String> {
+        self.jar.iter().map(|c| c.name.clone()).collect()
+    }
+
+    pub async fn send(
+        &mut self,
+        method: reqwest::Method,
+        url: &str,
+        form: Option<&[(&str, &str)]>,
+        headers: &[(&str, &str)],
+    ) -> Page {
+        let parsed = url::Url::parse(url).unwrap_or_else(|_| panic!("bad url {url}"));
+        let mut req = self.http.request(method, url);
+        if let Some(c) = self.cookie_header(&parsed) {
+            req = req.header("cookie", c);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(f) = form {
+            req = req.form(f);
+        }
+        let resp = req.send().await.unwrap_or_else(|e| panic!("{url}: {e}"));
+        for c in resp.headers().get_all("set-cookie") {
+            self.store(&parsed, c.to_str().expect("ascii"));
+        }
+        let status = resp.status().as_u16();
+        let location = resp.headers().get("location").map(|l| {
+            let l = l.to_str().expect("ascii");
+            parsed
+                .join(l)
+                .map(|u| u.to_string())
+                .unwrap_or_else(|_| l.to_owned())
+        });
+        let headers = resp.headers().clone();
+        let body = resp.text().await.expect("body");
+        Page {
+            status,
+            url: url.to_owned(),
+            location,
+            headers,
+            body,
+        }
+    }
+
+    /// A page load as a browser does it (`Accept: text/html`, `Sec-Fetch-Mode: navigate`).
+    pub async fn navigate(&mut self, url: &str) -> Page {
+        self.send(
+            reqwest::Method::GET,
+            url,
+            None,
+            &[("accept", "text/html"), ("sec-fetch-mode", "navigate")],
+        )
+        .await
+    }
+
+    /// Follows redirects (as navigations) until a page that is not a redirect.
+    pub async fn follow(&mut self, url: &str) -> Page {
+        let mut page = self.navigate(url).await;
+        for _ in 0..20 {
+            match (page.status, page.location.clone()) {
+                (301 | 302 | 303 | 307 | 308, Some(next)) => page = self.navigate(&next).await,
+                _ => return page,
+            }
+        }
+        panic!("too many redirects from {url}");
+    }
+
+    pub async fn post_form(&mut self, url: &str, form: &[(&str, &str)]) -> Page {
+        let page = self
+            .send(
+                reqwest::Method::POST,
+                url,
+                Some(form),
+                &[("accept", "text/html")],
+            )
+            .await;
+        match (page.status, page.location.clone()) {
+            (301..=303, Some(next)) => self.follow(&next).await,
+            _ => page,
+        }
+    }
+
+    /// An API call (JSON, not a navigation).
+    pub async fn api(&mut self, url: &str) -> Page {
+        self.send(
+            reqwest::Method::GET,
+            url,
+            None,
+            &[("accept", "application/json")],
+        )
+        .await
+    }
+}
+
+pub fn sim_url(world: &World, path: &str) -> String {
+    format!("{}{path}", world.sim.sim.config.public_url)
+}
+
+pub fn portal_url(world: &World, portal: &str, path: &str) -> String {
+    format!("https://{}:{}{path}", host(portal), world.gw.https.port())
+}
+
+pub fn login_url(world: &World, path: &str) -> String {
+    format!(
+        "https://login.bankart.localhost:{}{path}",
+        world.gw.https.port()
+    )
+}
+
+/// From the Rekono login page: e-mail and password, then the chooser page.
+pub async fn rekono_password(
+    world: &World,
+    browser: &mut Browser,
+    page: &Page,
+    account: (&str, &str),
+) -> Page {
+    assert!(
+        page.body.contains("Prijavljate se v storitev"),
+        "not the Rekono login page: {} {}",
+        page.url,
+        page.body
+    );
+    let (tx, csrf) = (page.hidden("tx"), page.hidden("csrf"));
+    browser
+        .post_form(
+            &sim_url(world, "/openid-connect-server-webapp/login"),
+            &[
+                ("tx", &tx),
+                ("csrf", &csrf),
+                ("email", account.0),
+                ("password", account.1),
+            ],
+        )
+        .await
+}
+
+pub fn totp_now(secret: &str) -> String {
+    let secret = prehod_rekono_sim::totp::base32_decode(secret).expect("base32");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    prehod_rekono_sim::totp::totp(&secret, now)
+}
+
+/// Chooser → OnePass code → back at the gateway and on to the portal.
+pub async fn rekono_otp(
+    world: &World,
+    browser: &mut Browser,
+    chooser: &Page,
+    secret: &str,
+) -> Page {
+    assert!(
+        chooser.body.contains("Izberite način prijave"),
+        "{}",
+        chooser.body
+    );
+    let (tx, csrf) = (chooser.hidden("tx"), chooser.hidden("csrf"));
+    browser
+        .post_form(
+            &sim_url(world, "/openid-connect-server-webapp/factor/otp/verify"),
+            &[("tx", &tx), ("csrf", &csrf), ("code", &totp_now(secret))],
+        )
+        .await
+}
+
+/// Opens `url` (a portal page), chooses Rekono on the Bankart login page, and logs in with
+/// the OnePass code of `account`. Returns the portal's page (JSON).
+pub async fn login_otp(
+    world: &World,
+    browser: &mut Browser,
+    url: &str,
+    account: (&str, &str),
+    secret: &str,
+) -> Page {
+    let login_page = browser.follow(url).await;
+    assert!(
+        login_page
+            .body
+            .contains("Pozdravljeni na prijavni strani Bankart"),
+        "{}: {}",
+        login_page.url,
+        login_page.body
+    );
+    let rekono = browser.follow(&rekono_link(world, &login_page)).await;
+    let chooser = rekono_password(world, browser, &rekono, account).await;
+    let back = rekono_otp(world, browser, &chooser, secret).await;
+    // The portal page after the gateway's redirect back: fetch it as JSON.
+    browser.api(&back.url).await
+}
+
+/// The "Prijava z Rekono računom" link of a Bankart login page, absolute.
+pub fn rekono_link(world: &World, page: &Page) -> String {
+    let marker = "id=\"login-rekono\" href=\"";
+    let start = page.body.find(marker).expect("Rekono button") + marker.len();
+    let href = page.body[start..].split('"').next().unwrap_or_default();
+    login_url(world, &unescape(href))
+}
+
+/// Undoes HTML escaping in an attribute value (`&amp;`, `&#x2f;`, `&#61;`…).
+pub fn unescape(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find('&') {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        let Some(end) = tail.find(';') else {
+            out.push_str(tail);
+            return out;
+        };
+        let entity = &tail[1..end];
+        let decoded = match entity {
+            "amp" => Some('&'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "quot" => Some('"'),
+            e if e.starts_with("#x") => u32::from_str_radix(&e[2..], 16)
+                .ok()
+                .and_then(char::from_u32),
+            e if e.starts_with('#') => e[1..].parse().ok().and_then(char::from_u32),
+            _ => None,
+        };
+        match decoded {
+            Some(c) => {
+                out.push(c);
+                rest = &tail[end + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = &tail[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}

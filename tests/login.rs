@@ -1,0 +1,774 @@
+//! The Rekono login through the real gateway and the Rekono simulator, over real TLS: the
+//! Bankart login page, each second factor, one login for six portals, step-up, sessions,
+//! logout, and the attacks on each of them.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::login::*;
+use common::rekono::{NIZKA, SREDNJA, SREDNJA_TOTP, VISOKA, VISOKA_TOTP};
+use common::{received_header, PORTALS};
+use serde_json::Value;
+
+/// Verifies the signed identity assertion a portal received, with the gateway's JWKS.
+async fn verify_assertion(world: &World, browser: &Browser, portal: &str, body: &Value) -> Value {
+    let token = received_header(body, "x-auth-assertion");
+    assert_eq!(token.len(), 1, "exactly one assertion");
+    let jwks: jsonwebtoken::jwk::JwkSet = browser
+        .http
+        .get(login_url(world, "/.well-known/jwks.json"))
+        .send()
+        .await
+        .expect("jwks")
+        .json()
+        .await
+        .expect("json");
+    let header = jsonwebtoken::decode_header(token[0]).expect("header");
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::ES256);
+    let key = jsonwebtoken::DecodingKey::from_jwk(
+        jwks.find(header.kid.as_deref().expect("kid")).expect("key"),
+    )
+    .expect("key");
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+    v.set_issuer(&[login_url(world, "")]);
+    v.set_audience(&[format!("https://{}", common::host(portal))]);
+    jsonwebtoken::decode::<Value>(token[0], &key, &v)
+        .expect("the assertion verifies")
+        .claims
+}
+
+fn audit_lines(world: &World) -> Vec<Value> {
+    world
+        .gw
+        .log_lines()
+        .iter()
+        .filter(|l| l.contains("prehod::audit"))
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .map(|v| v["fields"].clone())
+        .collect()
+}
+
+/// Polls the audit log for a line with these fields (it is written as the response goes).
+async fn expect_audit(world: &World, event: &str, outcome: &str, reason: Option<&str>) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let found = audit_lines(world).into_iter().find(|l| {
+            l["event"] == event
+                && l["outcome"] == outcome
+                && reason.is_none_or(|r| l["reason"] == r)
+        });
+        if let Some(l) = found {
+            return l;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no audit line {event}/{outcome}/{reason:?} in {:#?}",
+            audit_lines(world)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn onepass_login_reaches_the_portal_with_identity_headers_and_a_valid_assertion() {
+    let world = world(Options::default()).await;
+    let mut browser = Browser::new(&world);
+    let url = portal_url(&world, "bips", "/accounts?page=2");
+    let first = browser.navigate(&url).await;
+    assert_eq!(first.status, 302);
+    assert!(first
+        .location
+        .as_deref()
+        .is_some_and(|l| l.starts_with(&login_url(&world, "/?return="))));
+    let body = login_otp(&world, &mut browser, &url, SREDNJA, SREDNJA_TOTP).await;
+    assert_eq!(body.status, 200, "{}", body.body);
+    assert_eq!(body.url, url, "back on the original URL");
+    let json = body.json();
+    assert_eq!(json["portal"], "bips");
+    let sub = received_header(&json, "x-auth-user")[0].to_owned();
+    assert!(sub.starts_with("rekono-"));
+    assert_eq!(received_header(&json, "x-auth-email"), [SREDNJA.0]);
+    assert_eq!(received_header(&json, "x-auth-name"), ["Sara Srednja"]);
+    assert_eq!(received_header(&json, "x-auth-method"), ["rekono"]);
+    assert_eq!(
+        received_header(&json, "x-auth-level"),
+        ["20"],
+        "bips asks for level 20"
+    );
+    assert_eq!(received_header(&json, "x-auth-amr"), ["pwd otp"]);
+    assert!(
+        received_header(&json, "cookie")
+            .iter()
+            .all(|c| !c.contains("prehod_")),
+        "the gateway's cookies stay at the gateway"
+    );
+    let claims = verify_assertion(&world, &browser, "bips", &json).await;
+    assert_eq!(claims["sub"], sub.as_str());
+    assert_eq!(claims["level"], 20);
+    assert_eq!(claims["method"], "rekono");
+    assert!(claims["exp"].as_u64() > claims["iat"].as_u64());
+    // The session cookie is on the parent domain, Secure, HttpOnly, SameSite=Lax.
+    let audit = expect_audit(&world, "login", "success", None).await;
+    assert_eq!(audit["email"], SREDNJA.0);
+    assert_eq!(audit["portal"], "bips");
+    // Later requests are answered from the session cache, and the metrics say so.
+    for _ in 0..3 {
+        assert_eq!(browser.api(&url).await.status, 200);
+    }
+    let metrics = world.gw.metrics();
+    assert!(
+        metrics.contains("prehod_logins_total{method=\"rekono\",outcome=\"success\"} 1"),
+        "{metrics}"
+    );
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(-1.0)
+    };
+    assert!(
+        value("prehod_session_cache_lookups_total{result=\"hit\"}") >= 3.0,
+        "{metrics}"
+    );
+    assert!(value("prehod_session_cache_entries") >= 1.0, "{metrics}");
+    assert_eq!(value("prehod_oidc_ready"), 1.0);
+}
+
+async fn outbox_code(world: &World, browser: &Browser, to: &str) -> String {
+    let outbox: Value = browser
+        .http
+        .get(sim_url(world, "/dev/outbox"))
+        .send()
+        .await
+        .expect("outbox")
+        .json()
+        .await
+        .expect("json");
+    outbox
+        .as_array()
+        .expect("list")
+        .iter()
+        .rev()
+        .find(|m| m["to"] == to)
+        .and_then(|m| m["code"].as_str())
+        .expect("an SMS")
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sms_push_and_certificate_logins_reach_portals_with_their_amr() {
+    let world = world(Options::default()).await;
+    let base = "/openid-connect-server-webapp";
+
+    // SMS, for acq (level 10).
+    let mut browser = Browser::new(&world);
+    let login_page = browser.follow(&portal_url(&world, "acq", "/")).await;
+    let rekono = browser.follow(&rekono_link(&world, &login_page)).await;
+    let chooser = rekono_password(&world, &mut browser, &rekono, NIZKA).await;
+    let (tx, csrf) = (chooser.hidden("tx"), chooser.hidden("csrf"));
+    browser
+        .post_form(
+            &sim_url(&world, &format!("{base}/factor/sms")),
+            &[("tx", &tx), ("csrf", &csrf)],
+        )
+        .await;
+    let code = outbox_code(&world, &browser, "+38640111222").await;
+    let back = browser
+        .post_form(
+            &sim_url(&world, &format!("{base}/factor/sms/verify")),
+            &[("tx", &tx), ("csrf", &csrf), ("code", &code)],
+        )
+        .await;
+    let json = browser.api(&back.url).await.json();
+    assert_eq!(json["portal"], "acq");
+    assert_eq!(received_header(&json, "x-auth-amr"), ["pwd sms"]);
+    assert_eq!(received_header(&json, "x-auth-level"), ["10"]);
+    verify_assertion(&world, &browser, "acq", &json).await;
+
+    // OnePass push, for b2b.
+    let mut browser = Browser::new(&world);
+    let login_page = browser.follow(&portal_url(&world, "b2b", "/")).await;
+    let rekono = browser
+        .follow(&format!("{}&level=20", rekono_link(&world, &login_page)))
+        .await;
+    let chooser = rekono_password(&world, &mut browser, &rekono, SREDNJA).await;
+    let (tx, csrf) = (chooser.hidden("tx"), chooser.hidden("csrf"));
+    let waiting = browser
+        .post_form(
+            &sim_url(&world, &format!("{base}/factor/push")),
+            &[("tx", &tx), ("csrf", &csrf)],
+        )
+        .await;
+    assert!(waiting.body.contains("Potrdite obvestilo"));
+    let pending: Value = browser
+        .http
+        .get(sim_url(&world, "/dev/push"))
+        .send()
+        .await
+        .expect("push")
+        .json()
+        .await
+        .expect("json");
+    let id = pending[0]["id"].as_str().expect("push id");
+    browser
+        .http
+        .post(sim_url(&world, &format!("/dev/push/{id}/approve")))
+        .send()
+        .await
+        .expect("approve");
+    let back = browser
+        .follow(&sim_url(
+            &world,
+            &format!("{base}/factor/push/wait?tx={tx}"),
+        ))
+        .await;
+    let json = browser.api(&back.url).await.json();
+    assert_eq!(json["portal"], "b2b");
+    assert_eq!(received_header(&json, "x-auth-amr"), ["pwd mfa"]);
+    assert_eq!(
+        received_header(&json, "x-auth-level"),
+        ["20"],
+        "the level asked for on the way in"
+    );
+
+    // Digital certificate at Rekono, for bws (level 30).
+    let mut browser = Browser::with_certificate(&world, "valid");
+    let login_page = browser.follow(&portal_url(&world, "bws", "/")).await;
+    let rekono = browser.follow(&rekono_link(&world, &login_page)).await;
+    let chooser = rekono_password(&world, &mut browser, &rekono, VISOKA).await;
+    assert!(chooser.body.contains("Digitalno potrdilo"));
+    let tx = chooser.hidden("tx");
+    let mtls = &world.sim.sim.config.public_mtls_url;
+    let back = browser
+        .follow(&format!("{mtls}{base}/factor/cert?tx={tx}"))
+        .await;
+    let json = browser.api(&back.url).await.json();
+    assert_eq!(json["portal"], "bws");
+    assert_eq!(received_header(&json, "x-auth-amr"), ["pwd hwk"]);
+    assert_eq!(received_header(&json, "x-auth-level"), ["30"]);
+    verify_assertion(&world, &browser, "bws", &json).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_login_serves_every_portal_its_policy_allows_and_steps_up_for_the_others() {
+    let world = world(Options::default()).await;
+    let mut browser = Browser::new(&world);
+    // Vid (level 30 account) logs in for bips, which asks for 20.
+    let json = login_otp(
+        &world,
+        &mut browser,
+        &portal_url(&world, "bips", "/"),
+        VISOKA,
+        VISOKA_TOTP,
+    )
+    .await
+    .json();
+    assert_eq!(received_header(&json, "x-auth-level"), ["20"]);
+    for portal in PORTALS.iter().filter(|p| **p != "bws") {
+        let page = browser
+            .send(
+                reqwest::Method::GET,
+                &portal_url(&world, portal, "/"),
+                None,
+                &[
+                    ("accept", "application/json"),
+                    ("authorization", "Basic ZGVtbzpkZW1vMTIz"),
+                ],
+            )
+            .await;
+        assert_eq!(page.status, 200, "{portal} without a second login");
+        assert_eq!(page.json()["portal"], *portal);
+    }
+    // bws asks for 30: a step-up, not a dead end — back to Rekono for the higher level…
+    let target = portal_url(&world, "bws", "/reports?month=11");
+    let first = browser.navigate(&target).await;
+    assert_eq!(first.status, 302);
+    let location = first.location.clone().expect("location");
+    assert!(
+        location.starts_with(&login_url(&world, "/oidc/start?level=30&return=")),
+        "{location}"
+    );
+    let rekono = browser.follow(&location).await;
+    // …where the single sign-on session (level 20) is not enough: password and factor again.
+    let chooser = rekono_password(&world, &mut browser, &rekono, VISOKA).await;
+    let back = rekono_otp(&world, &mut browser, &chooser, VISOKA_TOTP).await;
+    assert_eq!(back.url, target, "the step-up ends on the original URL");
+    let json = browser.api(&target).await.json();
+    assert_eq!(json["portal"], "bws");
+    assert_eq!(received_header(&json, "x-auth-level"), ["30"]);
+    expect_audit(&world, "step_up", "started", None).await;
+    assert!(world
+        .gw
+        .metrics()
+        .contains("prehod_step_ups_total{portal=\"bws\"} 1"));
+
+    // A level-20 account cannot step up to 30: Rekono answers with an error, the gateway
+    // shows the "level too low" page.
+    let mut browser = Browser::new(&world);
+    login_otp(
+        &world,
+        &mut browser,
+        &portal_url(&world, "bips", "/"),
+        SREDNJA,
+        SREDNJA_TOTP,
+    )
+    .await;
+    let rekono = browser.follow(&portal_url(&world, "bws", "/")).await;
+    let page = rekono_password(&world, &mut browser, &rekono, SREDNJA).await;
+    assert_eq!(page.status, 403);
+    assert!(
+        page.body.contains("Stopnja zaupanja je prenizka"),
+        "{}",
+        page.body
+    );
+    expect_audit(&world, "login", "failure", Some("level_too_low")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_calls_without_a_session_get_401_json_and_navigations_the_login_page() {
+    let world = world(Options::default()).await;
+    let mut browser = Browser::new(&world);
+    let api = browser
+        .api(&portal_url(&world, "acq", "/api/balance"))
+        .await;
+    assert_eq!(api.status, 401);
+    let json = api.json();
+    assert_eq!(json["error"], "login_required");
+    assert!(json["login"]
+        .as_str()
+        .is_some_and(|l| l.starts_with(&login_url(&world, "/?return="))));
+    let xhr = browser
+        .send(
+            reqwest::Method::GET,
+            &portal_url(&world, "acq", "/x"),
+            None,
+            &[
+                ("accept", "text/html"),
+                ("x-requested-with", "XMLHttpRequest"),
+            ],
+        )
+        .await;
+    assert_eq!(xhr.status, 401, "XHR is not a navigation");
+    let page = browser.follow(&portal_url(&world, "acq", "/")).await;
+    assert!(page
+        .body
+        .contains("Pozdravljeni na prijavni strani Bankart"));
+    assert!(
+        page.body.contains("Prijava z Rekono računom")
+            && page.body.contains("Prijava s certifikatom")
+    );
+    for (name, value) in [("x-frame-options", "DENY"), ("cache-control", "no-store")] {
+        assert_eq!(
+            page.headers.get(name).and_then(|v| v.to_str().ok()),
+            Some(value),
+            "{name}"
+        );
+    }
+    assert!(page.headers["content-security-policy"]
+        .to_str()
+        .expect("csp")
+        .contains("default-src 'none'"));
+    // English by Accept-Language, and by the switch.
+    let en = browser
+        .send(
+            reqwest::Method::GET,
+            &login_url(&world, "/"),
+            None,
+            &[("accept-language", "en-GB,en;q=0.8")],
+        )
+        .await;
+    assert!(
+        en.body.contains("Welcome to the Bankart login page")
+            && en.body.contains("Log in with a Rekono account")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampered_replayed_and_logged_out_cookies_are_refused() {
+    let world = world(Options::default()).await;
+    let mut browser = Browser::new(&world);
+    login_otp(
+        &world,
+        &mut browser,
+        &portal_url(&world, "bips", "/"),
+        SREDNJA,
+        SREDNJA_TOTP,
+    )
+    .await;
+    let good = browser.cookie("prehod_session").expect("session cookie");
+    assert_eq!(
+        browser.api(&portal_url(&world, "bips", "/")).await.status,
+        200
+    );
+
+    // One character changed anywhere: refused.
+    let mut tampered = good.clone().into_bytes();
+    let i = tampered.len() / 2;
+    tampered[i] = if tampered[i] == b'A' { b'B' } else { b'A' };
+    browser.set_cookie_value(
+        "prehod_session",
+        &String::from_utf8(tampered).expect("ascii"),
+    );
+    assert_eq!(
+        browser.api(&portal_url(&world, "bips", "/")).await.status,
+        401
+    );
+    // A cookie forged from scratch: refused.
+    browser.set_cookie_value(
+        "prehod_session",
+        "AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+    );
+    assert_eq!(
+        browser.api(&portal_url(&world, "bips", "/")).await.status,
+        401
+    );
+
+    // Logout, then the old cookie replayed: refused at once.
+    browser.set_cookie_value("prehod_session", &good);
+    let out = browser.follow(&login_url(&world, "/logout")).await;
+    assert!(
+        out.body.contains("Odjavljeni ste") || out.url.contains("logged-out"),
+        "{} {}",
+        out.url,
+        out.body
+    );
+    assert!(
+        browser.cookie("prehod_session").is_none(),
+        "the cookie is cleared"
+    );
+    let mut replay = Browser::new(&world);
+    replay.navigate(&login_url(&world, "/")).await;
+    let page = replay
+        .send(
+            reqwest::Method::GET,
+            &portal_url(&world, "bips", "/"),
+            None,
+            &[
+                ("accept", "application/json"),
+                ("cookie", &format!("prehod_session={good}")),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 401);
+    assert_eq!(page.json()["reason"], "revoked");
+    expect_audit(&world, "logout", "success", Some("user")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_and_absolute_timeouts_end_sessions() {
+    let world = world(Options {
+        idle: "2s",
+        absolute: "5s",
+        ..Options::default()
+    })
+    .await;
+    let mut browser = Browser::new(&world);
+    login_otp(
+        &world,
+        &mut browser,
+        &portal_url(&world, "bips", "/"),
+        SREDNJA,
+        SREDNJA_TOTP,
+    )
+    .await;
+    let url = portal_url(&world, "bips", "/");
+    // Activity keeps it alive past the idle time (the cookie is rolled)…
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(3500) {
+        let page = browser.api(&url).await;
+        assert_eq!(
+            page.status,
+            200,
+            "an active session lives on after {:?}",
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(600)).await;
+    }
+    // …but not past the absolute lifetime.
+    tokio::time::sleep(Duration::from_millis(5200).saturating_sub(started.elapsed())).await;
+    let page = browser.api(&url).await;
+    assert_eq!(page.status, 401);
+    assert_eq!(page.json()["reason"], "absolute_timeout");
+
+    // Idle: a fresh login, then nothing for longer than the idle time.
+    let mut browser = Browser::new(&world);
+    login_otp(&world, &mut browser, &url, SREDNJA, SREDNJA_TOTP).await;
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    let page = browser.api(&url).await;
+    assert_eq!(page.status, 401);
+    assert_eq!(page.json()["reason"], "idle_timeout");
+    let nav = browser.navigate(&url).await;
+    assert!(
+        nav.location
+            .as_deref()
+            .is_some_and(|l| l.contains("notice=expired")),
+        "the login page says why"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn back_channel_logout_from_rekono_ends_the_session() {
+    let world = world(Options::default()).await;
+    let mut browser = Browser::new(&world);
+    let json = login_otp(
+        &world,
+        &mut browser,
+        &portal_url(&world, "bips", "/"),
+        SREDNJA,
+        SREDNJA_TOTP,
+    )
+    .await
+    .json();
+    let sub = received_header(&json, "x-auth-user")[0].to_owned();
+    assert_eq!(
+        browser.api(&portal_url(&world, "bips", "/")).await.status,
+        200
+    );
+    // Rekono ends the user's session (as an admin or another relying party's logout would).
+    let result: Value = browser
+        .http
+        .post(sim_url(&world, "/dev/logout"))
+        .form(&[("sub", sub.as_str())])
+        .send()
+        .await
+        .expect("dev logout")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        result["back_channel_delivered"], 1,
+        "the gateway accepted the logout token"
+    );
+    let page = browser.api(&portal_url(&world, "bips", "/")).await;
+    assert_eq!(page.status, 401);
+    assert_eq!(page.json()["reason"], "revoked");
+    expect_audit(&world, "logout", "success", Some("back_channel")).await;
+    // A forged logout token is refused.
+    let forged = browser
+        .http
+        .post(login_url(&world, "/oidc/backchannel-logout"))
+        .form(&[("logout_token", "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(forged.status(), 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callback_attacks_and_open_redirects_are_refused() {
+    let world = world(Options::default()).await;
+    let mut browser = Browser::new(&world);
+    // Missing and forged state.
+    let page = browser
+        .navigate(&login_url(&world, "/oidc/callback?code=abc"))
+        .await;
+    assert_eq!(page.status, 400);
+    expect_audit(&world, "login", "failure", Some("missing_state")).await;
+    let page = browser
+        .navigate(&login_url(
+            &world,
+            "/oidc/callback?code=abc&state=AAAAAAAAAAAAAAAAAAAAAA",
+        ))
+        .await;
+    assert_eq!(page.status, 400);
+    assert!(page.body.contains("Prijava ni uspela"));
+    expect_audit(&world, "login", "failure", Some("state_mismatch")).await;
+
+    // A replayed code: complete a login, then send the same callback (with its attempt
+    // cookie) again.
+    let login_page = browser.follow(&portal_url(&world, "bips", "/")).await;
+    let rekono = browser.follow(&rekono_link(&world, &login_page)).await;
+    let chooser = rekono_password(&world, &mut browser, &rekono, SREDNJA).await;
+    let (tx, csrf) = (chooser.hidden("tx"), chooser.hidden("csrf"));
+    let to_gateway = browser
+        .send(
+            reqwest::Method::POST,
+            &sim_url(&world, "/openid-connect-server-webapp/factor/otp/verify"),
+            Some(&[
+                ("tx", &tx),
+                ("csrf", &csrf),
+                ("code", &totp_now(SREDNJA_TOTP)),
+            ]),
+            &[],
+        )
+        .await;
+    let callback = to_gateway.location.expect("redirect to the callback");
+    let attempt = browser
+        .cookie_names()
+        .into_iter()
+        .find(|n| n.starts_with("prehod_login_"))
+        .expect("attempt cookie");
+    let attempt_value = browser.cookie(&attempt).expect("value");
+    let ok = browser.navigate(&callback).await;
+    assert_eq!(ok.status, 302, "the first use logs in");
+    let mut attacker = Browser::new(&world);
+    let replay = attacker
+        .send(
+            reqwest::Method::GET,
+            &callback,
+            None,
+            &[
+                ("accept", "text/html"),
+                ("cookie", &format!("{attempt}={attempt_value}")),
+            ],
+        )
+        .await;
+    assert_eq!(replay.status, 400);
+    expect_audit(&world, "login", "failure", Some("code_refused")).await;
+
+    // Open redirects: another host, another scheme, another port, credentials in the URL.
+    for evil in [
+        "https://evil.example/".to_owned(),
+        format!("http://acq.bankart.localhost:{}/", world.gw.https.port()),
+        "https://acq.bankart.localhost:1/".to_owned(),
+        format!(
+            "https://user@acq.bankart.localhost:{}/",
+            world.gw.https.port()
+        ),
+        "//evil.example/".to_owned(),
+    ] {
+        let q = url::form_urlencoded::byte_serialize(evil.as_bytes()).collect::<String>();
+        for path in ["/?return=", "/oidc/start?return="] {
+            let page = browser
+                .navigate(&login_url(&world, &format!("{path}{q}")))
+                .await;
+            assert_eq!(page.status, 400, "{path}{evil}");
+            assert!(page.location.is_none());
+            assert!(page.body.contains("Neveljaven naslov"));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_tabs_logging_in_at_once_both_succeed_and_attempt_cookies_are_capped() {
+    let world = world(Options::default()).await;
+    let mut browser = Browser::new(&world);
+    // Tab 1 and tab 2 both start a login before either finishes.
+    let tab1 = browser
+        .follow(&login_url(
+            &world,
+            &format!(
+                "/oidc/start?return={}",
+                url::form_urlencoded::byte_serialize(portal_url(&world, "bips", "/one").as_bytes())
+                    .collect::<String>()
+            ),
+        ))
+        .await;
+    let tab2 = browser
+        .follow(&login_url(
+            &world,
+            &format!(
+                "/oidc/start?return={}",
+                url::form_urlencoded::byte_serialize(portal_url(&world, "bips", "/two").as_bytes())
+                    .collect::<String>()
+            ),
+        ))
+        .await;
+    // Tab 2 finishes first, then tab 1.
+    let chooser2 = rekono_password(&world, &mut browser, &tab2, SREDNJA).await;
+    let back2 = rekono_otp(&world, &mut browser, &chooser2, SREDNJA_TOTP).await;
+    assert_eq!(back2.url, portal_url(&world, "bips", "/two"));
+    let chooser1 = rekono_password(&world, &mut browser, &tab1, SREDNJA).await;
+    let back1 = rekono_otp(&world, &mut browser, &chooser1, SREDNJA_TOTP).await;
+    assert_eq!(back1.url, portal_url(&world, "bips", "/one"));
+    assert_eq!(
+        browser
+            .api(&portal_url(&world, "bips", "/one"))
+            .await
+            .status,
+        200
+    );
+    // Attempts that are never finished do not pile up.
+    for _ in 0..8 {
+        browser
+            .navigate(&login_url(
+                &world,
+                &format!(
+                    "/oidc/start?return={}",
+                    url::form_urlencoded::byte_serialize(portal_url(&world, "acq", "/").as_bytes())
+                        .collect::<String>()
+                ),
+            ))
+            .await;
+    }
+    let attempts = browser
+        .cookie_names()
+        .into_iter()
+        .filter(|n| n.starts_with("prehod_login_"))
+        .count();
+    assert!(attempts <= 5, "{attempts} attempt cookies kept");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn own_login_portals_keep_their_form_cookie_and_authorization_after_the_gateway_login() {
+    let world = world(Options::default()).await;
+    let mut browser = Browser::new(&world);
+    let url = portal_url(&world, "ecmsweb", "/");
+    let login_page = browser.follow(&url).await;
+    let rekono = browser.follow(&rekono_link(&world, &login_page)).await;
+    let chooser = rekono_password(&world, &mut browser, &rekono, NIZKA).await;
+    let (tx, csrf) = (chooser.hidden("tx"), chooser.hidden("csrf"));
+    browser
+        .post_form(
+            &sim_url(&world, "/openid-connect-server-webapp/factor/sms"),
+            &[("tx", &tx), ("csrf", &csrf)],
+        )
+        .await;
+    let code = outbox_code(&world, &browser, "+38640111222").await;
+    let app_form = browser
+        .post_form(
+            &sim_url(&world, "/openid-connect-server-webapp/factor/sms/verify"),
+            &[("tx", &tx), ("csrf", &csrf), ("code", &code)],
+        )
+        .await;
+    // After the gateway login: the application's own login form, untouched.
+    assert!(
+        app_form
+            .body
+            .contains("<form method=\"post\" action=\"/login\">"),
+        "{}",
+        app_form.body
+    );
+    let logged_in = browser
+        .post_form(
+            &portal_url(&world, "ecmsweb", "/login"),
+            &[("username", "demo"), ("password", "demo123")],
+        )
+        .await;
+    assert_eq!(logged_in.status, 200);
+    assert!(
+        browser.cookie("ecmsweb_app_session").is_some(),
+        "the application's cookie reached the browser"
+    );
+    let json = browser.api(&url).await.json();
+    let cookies = received_header(&json, "cookie").join("; ");
+    assert!(
+        cookies.contains("ecmsweb_app_session=") && !cookies.contains("prehod_session"),
+        "{cookies}"
+    );
+    assert_eq!(
+        received_header(&json, "x-auth-email"),
+        [NIZKA.0],
+        "identity headers still added"
+    );
+    // An Authorization header is the application's too.
+    let page = browser
+        .send(
+            reqwest::Method::GET,
+            &portal_url(&world, "bankomati", "/"),
+            None,
+            &[
+                ("accept", "application/json"),
+                ("authorization", "Basic ZGVtbzpkZW1vMTIz"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 200);
+    assert_eq!(
+        received_header(&page.json(), "authorization"),
+        ["Basic ZGVtbzpkZW1vMTIz"]
+    );
+}
