@@ -77,3 +77,66 @@ async fn chromium_logs_in_through_the_simulator_with_a_onepass_code() {
     save("rekono-chooser-en.png", &chrome.screenshot().await);
     chrome.quit().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_walks_from_a_portal_through_the_bankart_login_page_and_rekono_back_to_the_portal()
+{
+    use common::login::{world, Options};
+    let world = world(Options::default()).await;
+    let chrome = Chrome::start(&spki_hash(
+        &std::fs::read(world.pki.path("server.crt")).expect("cert"),
+    ))
+    .await;
+    let portal = format!(
+        "https://bips.bankart.localhost:{}/statements?year=2026",
+        world.gw.https.port()
+    );
+
+    chrome.goto(&portal).await;
+    chrome
+        .wait_for("Pozdravljeni na prijavni strani Bankart")
+        .await;
+    assert!(chrome.url().await.starts_with(&format!(
+        "https://login.bankart.localhost:{}/?return=",
+        world.gw.https.port()
+    )));
+    save("bankart-login-sl.png", &chrome.screenshot().await);
+    let sl_url = chrome.url().await;
+    chrome.goto(&format!("{sl_url}&lang=en")).await;
+    chrome.wait_for("Welcome to the Bankart login page").await;
+    save("bankart-login-en.png", &chrome.screenshot().await);
+    chrome.goto(&format!("{sl_url}&lang=sl")).await;
+    chrome.wait_for("Prijava z Rekono računom").await;
+
+    chrome.click("#login-rekono").await;
+    chrome.wait_for("Prijavljate se v storitev").await;
+    chrome.type_into("#email", SREDNJA.0).await;
+    chrome.type_into("#password", SREDNJA.1).await;
+    chrome.click("#login").await;
+    chrome.wait_for("Izberite način prijave").await;
+    chrome.click("#factor-otp").await;
+    chrome.wait_for("Rekono OnePass").await;
+    let secret = prehod_rekono_sim::totp::base32_decode(SREDNJA_TOTP).expect("secret");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    chrome
+        .type_into("#code", &prehod_rekono_sim::totp::totp(&secret, now))
+        .await;
+    chrome.click("#confirm").await;
+
+    let page = chrome.wait_for("Request headers the portal received").await;
+    assert_eq!(
+        chrome.url().await,
+        portal,
+        "back on the page first asked for"
+    );
+    assert!(
+        page.contains("x-auth-email") && page.contains(SREDNJA.0),
+        "{page}"
+    );
+    assert!(page.contains("x-auth-assertion"));
+    save("bankart-portal-after-login.png", &chrome.screenshot().await);
+    chrome.quit().await;
+}

@@ -772,3 +772,216 @@ async fn own_login_portals_keep_their_form_cookie_and_authorization_after_the_ga
         ["Basic ZGVtbzpkZW1vMTIz"]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_rotated_at_rekono_is_fetched_and_a_foreign_iss_is_refused() {
+    let world = world(Options::default()).await;
+    // Rekono rotates its signing key after the gateway fetched the old JWKS: the ID token
+    // names an unknown kid, the gateway fetches the keys again and the login succeeds.
+    let mut browser = Browser::new(&world);
+    let rotated: Value = browser
+        .http
+        .post(sim_url(&world, "/dev/keys/rotate"))
+        .send()
+        .await
+        .expect("rotate")
+        .json()
+        .await
+        .expect("json");
+    assert!(rotated["kid"].is_string());
+    let page = login_otp(
+        &world,
+        &mut browser,
+        &portal_url(&world, "bips", "/"),
+        SREDNJA,
+        SREDNJA_TOTP,
+    )
+    .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+
+    // RFC 9207: an `iss` in the authorization response that is not Rekono's is refused.
+    let mut browser = Browser::new(&world);
+    let login_page = browser.follow(&portal_url(&world, "bips", "/")).await;
+    let rekono = browser.follow(&rekono_link(&world, &login_page)).await;
+    let chooser = rekono_password(&world, &mut browser, &rekono, SREDNJA).await;
+    let (tx, csrf) = (chooser.hidden("tx"), chooser.hidden("csrf"));
+    let to_gateway = browser
+        .send(
+            reqwest::Method::POST,
+            &sim_url(&world, "/openid-connect-server-webapp/factor/otp/verify"),
+            Some(&[
+                ("tx", &tx),
+                ("csrf", &csrf),
+                ("code", &totp_now(SREDNJA_TOTP)),
+            ]),
+            &[],
+        )
+        .await;
+    let callback = to_gateway.location.expect("callback");
+    let mut forged = url::Url::parse(&callback).expect("url");
+    let pairs: Vec<(String, String)> = forged
+        .query_pairs()
+        .map(|(k, v)| {
+            let value = if k == "iss" {
+                "https://evil.example".to_owned()
+            } else {
+                v.into_owned()
+            };
+            (k.into_owned(), value)
+        })
+        .collect();
+    forged.query_pairs_mut().clear().extend_pairs(pairs);
+    let page = browser.navigate(forged.as_str()).await;
+    assert_eq!(page.status, 400);
+    expect_audit(&world, "login", "failure", Some("wrong_issuer")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_token_with_another_nonce_is_refused() {
+    let world = world(Options::default()).await;
+    // The relying party itself, outside the gateway, against the same Rekono registration.
+    let settings = prehod_identity::oidc::Settings {
+        issuer: world.sim.issuer(),
+        client_id: CLIENT_ID.into(),
+        client_secret: CLIENT_SECRET.into(),
+        redirect_uri: login_url(&world, "/oidc/callback"),
+        scopes: vec!["openid".into(), "email".into(), "profile".into()],
+        acr_levels: vec![("10".into(), 10), ("20".into(), 20), ("30".into(), 30)],
+        extra_roots: vec![std::fs::read(world.pki.path("ca.crt")).expect("ca")],
+        timeout: Duration::from_secs(5),
+        max_skew: Duration::from_secs(60),
+    };
+    let provider = prehod_identity::oidc::Provider::discover(settings)
+        .await
+        .expect("discovery");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let (url, attempt) = provider.start(20, portal_url(&world, "bips", "/"), now);
+    let mut browser = Browser::new(&world);
+    let rekono = browser.navigate(&url).await;
+    let chooser = rekono_password(&world, &mut browser, &rekono, SREDNJA).await;
+    let (tx, csrf) = (chooser.hidden("tx"), chooser.hidden("csrf"));
+    let done = browser
+        .send(
+            reqwest::Method::POST,
+            &sim_url(&world, "/openid-connect-server-webapp/factor/otp/verify"),
+            Some(&[
+                ("tx", &tx),
+                ("csrf", &csrf),
+                ("code", &totp_now(SREDNJA_TOTP)),
+            ]),
+            &[],
+        )
+        .await;
+    let location = url::Url::parse(&done.location.expect("redirect")).expect("url");
+    let code = location
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .expect("code");
+    let wrong = prehod_identity::oidc::Attempt {
+        nonce: "not-the-nonce-that-was-sent".into(),
+        ..attempt.clone()
+    };
+    match provider
+        .finish(&code, Some(provider.issuer()), &wrong, now)
+        .await
+    {
+        Err(prehod_identity::oidc::OidcError::InvalidToken(m)) => {
+            assert!(m.to_ascii_lowercase().contains("nonce"), "{m}")
+        }
+        other => panic!("a wrong nonce must be refused, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_logout_token_is_refused() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Rekono posts its logout token to this recorder; the test delivers it to the gateway.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(2);
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 8192];
+            loop {
+                let n = s.read(&mut chunk).await.unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).into_owned();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if body.len() >= len {
+                        let _ = tx.send(body.to_owned()).await;
+                        let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    let world = world(Options {
+        backchannel: Some(format!("http://{addr}/record")),
+        ..Options::default()
+    })
+    .await;
+    let mut browser = Browser::new(&world);
+    let json = login_otp(
+        &world,
+        &mut browser,
+        &portal_url(&world, "bips", "/"),
+        SREDNJA,
+        SREDNJA_TOTP,
+    )
+    .await
+    .json();
+    let sub = received_header(&json, "x-auth-user")[0].to_owned();
+    browser
+        .http
+        .post(sim_url(&world, "/dev/logout"))
+        .form(&[("sub", sub.as_str())])
+        .send()
+        .await
+        .expect("logout");
+    let body = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("a token")
+        .expect("body");
+    let http = browser.http.clone();
+    let deliver = || {
+        http.post(login_url(&world, "/oidc/backchannel-logout"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.clone())
+            .send()
+    };
+    assert_eq!(
+        deliver().await.expect("post").status(),
+        200,
+        "the first delivery is accepted"
+    );
+    assert_eq!(
+        browser.api(&portal_url(&world, "bips", "/")).await.status,
+        401,
+        "and ends the session"
+    );
+    assert_eq!(
+        deliver().await.expect("post").status(),
+        400,
+        "a replay is refused"
+    );
+    expect_audit(&world, "logout", "failure", Some("invalid_logout_token")).await;
+}

@@ -24,6 +24,8 @@ pub struct Options {
     pub absolute: &'static str,
     /// Extra lines per portal, e.g. `("bips", "min_level: 20")`.
     pub portal_yaml: Vec<(&'static str, &'static str)>,
+    /// Where Rekono posts back-channel logout tokens instead of the gateway.
+    pub backchannel: Option<String>,
 }
 
 impl Default for Options {
@@ -32,6 +34,7 @@ impl Default for Options {
             idle: "30m",
             absolute: "10h",
             portal_yaml: vec![("bips", "min_level: 20"), ("bws", "min_level: 30")],
+            backchannel: None,
         }
     }
 }
@@ -49,7 +52,12 @@ pub async fn world(options: Options) -> World {
         jwt_keys: vec![],
         redirect_uris: vec![format!("{login_url}/oidc/callback")],
         post_logout_redirect_uris: vec![format!("{login_url}/logged-out")],
-        backchannel_logout_uri: Some(format!("{login_url}/oidc/backchannel-logout")),
+        backchannel_logout_uri: Some(
+            options
+                .backchannel
+                .clone()
+                .unwrap_or_else(|| format!("{login_url}/oidc/backchannel-logout")),
+        ),
         id_token_alg: None,
     };
     let config = prehod_rekono_sim::SimConfig {

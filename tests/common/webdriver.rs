@@ -61,7 +61,8 @@ impl Chrome {
         ];
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
-            "goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": args},
+            // A Slovenian bank clerk's browser.
+            "goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": args, "prefs": {"intl.accept_languages": "sl-SI,sl,en"}},
         }}});
         let resp: Value = http
             .post(format!("{base}/session"))

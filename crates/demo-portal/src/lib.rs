@@ -152,18 +152,33 @@ async fn handle(
             .body(Full::new(Bytes::from(json.to_string())))
             .unwrap_or_default());
     }
+    let row = |(n, v): &(String, String)| {
+        format!("<tr><th>{}</th><td>{}</td></tr>", escape(n), escape(v))
+    };
+    let identity: String = headers
+        .iter()
+        .filter(|(n, _)| n.starts_with("x-auth-"))
+        .map(row)
+        .collect();
     let rows: String = headers
         .iter()
-        .map(|(n, v)| format!("<tr><th>{}</th><td>{}</td></tr>", escape(n), escape(v)))
+        .filter(|(n, _)| !n.starts_with("x-auth-"))
+        .map(row)
         .collect();
+    let identity = if identity.is_empty() {
+        "<p>(none: this portal is not behind a gateway login)</p>".to_owned()
+    } else {
+        format!("<table class=\"id\">{identity}</table>")
+    };
     let page = format!(
         "<!doctype html><html lang=\"sl\"><head><meta charset=\"utf-8\"><title>{title}</title>\
          <style>body{{font-family:system-ui,sans-serif;margin:2rem;color:#1d2a3a}}\
-         h1{{color:#00529b}}table{{border-collapse:collapse}}th,td{{border:1px solid #ccd;padding:.3rem .6rem;text-align:left;font-family:monospace}}\
-         th{{background:#eef3f8}}</style></head><body>\
+         h1{{color:#00529b}}table{{border-collapse:collapse;table-layout:fixed;width:100%}}th,td{{border:1px solid #ccd;padding:.3rem .6rem;text-align:left;font-family:monospace;word-break:break-all}}\
+         th{{background:#eef3f8;width:14rem}}table.id th{{background:#dff0d8}}</style></head><body>\
          <h1>{title}</h1><p>Demo portal <b>{name}</b> behind prehod. {method} {uri}</p>\
-         <p>Body: {length} bytes, SHA-256 {body_sha256}</p>\
-         <h2>Request headers the portal received</h2><table>{rows}</table></body></html>",
+         <h2>Identity the gateway vouches for</h2>{identity}\
+         <h2>Request headers the portal received</h2><table>{rows}</table>\
+         <p>Body: {length} bytes, SHA-256 {body_sha256}</p></body></html>",
         title = escape(&info.title),
         name = escape(&info.name),
         method = parts.method,

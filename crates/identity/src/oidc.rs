@@ -103,7 +103,8 @@ pub struct Provider {
     settings: Settings,
     http: reqwest::Client,
     current: RwLock<Arc<Discovered>>,
-    last_refresh: Mutex<Instant>,
+    /// When keys were last fetched again after an unknown `kid` (not the first discovery).
+    last_refresh: Mutex<Option<Instant>>,
     /// Logout token `jti`s already seen (replay protection), kept for 10 minutes.
     seen_jti: moka::sync::Cache<String, ()>,
 }
@@ -184,7 +185,7 @@ impl Provider {
             settings,
             http,
             current: RwLock::new(Arc::new(discovered)),
-            last_refresh: Mutex::new(Instant::now()),
+            last_refresh: Mutex::new(None),
             seen_jti: moka::sync::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(600))
@@ -203,10 +204,10 @@ impl Provider {
     async fn refresh(&self) -> bool {
         {
             let mut last = self.last_refresh.lock().unwrap_or_else(|e| e.into_inner());
-            if last.elapsed() < JWKS_REFETCH_INTERVAL {
+            if last.is_some_and(|t| t.elapsed() < JWKS_REFETCH_INTERVAL) {
                 return false;
             }
-            *last = Instant::now();
+            *last = Some(Instant::now());
         }
         match fetch(&self.settings, &self.http).await {
             Ok(d) => {
