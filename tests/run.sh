@@ -29,7 +29,9 @@ trap 'rm -rf "$pki"' EXIT
 # *.bankart.si so that everything but the real keys is verified (hosts covered, keys match).
 "$prehod" pki --out "$pki/si" --domain bankart.si >/dev/null
 PREHOD_TLS_CERT="$pki/si/server.crt" PREHOD_TLS_KEY="$pki/si/server.key" \
-  PREHOD_UPSTREAM_CA="$pki/si/ca.crt" "$prehod" check --config proxy.yaml
+  PREHOD_UPSTREAM_CA="$pki/si/ca.crt" PREHOD_SESSION_KEY="$(cat "$pki/si/session.key")" \
+  PREHOD_OIDC_CLIENT_ID=ci-check PREHOD_OIDC_CLIENT_SECRET=ci-check \
+  PREHOD_ASSERTION_KEY="$pki/si/assertion.key" "$prehod" check --config proxy.yaml
 "$prehod" pki --out "$pki/dev" --domain bankart.localhost >/dev/null
 PREHOD_DEV_CERTS="$pki/dev" PREHOD_SESSION_KEY="$(cat "$pki/dev/session.key")" \
   "$prehod" check --config deploy/dev/proxy.yaml
