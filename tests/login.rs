@@ -843,8 +843,9 @@ async fn an_id_token_with_another_nonce_is_refused() {
     let settings = prehod_identity::oidc::Settings {
         issuer: world.sim.issuer(),
         client_id: CLIENT_ID.into(),
-        client_secret: CLIENT_SECRET.into(),
+        client_auth: prehod_identity::oidc::ClientAuth::Secret(CLIENT_SECRET.into()),
         redirect_uri: login_url(&world, "/oidc/callback"),
+
         scopes: vec!["openid".into(), "email".into(), "profile".into()],
         acr_levels: vec![("10".into(), 10), ("20".into(), 20), ("30".into(), 30)],
         extra_roots: vec![std::fs::read(world.pki.path("ca.crt")).expect("ca")],
@@ -984,4 +985,25 @@ async fn a_replayed_logout_token_is_refused() {
         "a replay is refused"
     );
     expect_audit(&world, "logout", "failure", Some("invalid_logout_token")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_can_authenticate_to_rekono_with_private_key_jwt() {
+    // Rekono has only the gateway's public key: no secret would be accepted.
+    let world = world(Options {
+        private_key_jwt: true,
+        ..Options::default()
+    })
+    .await;
+    let mut browser = Browser::new(&world);
+    let page = login_otp(
+        &world,
+        &mut browser,
+        &portal_url(&world, "bips", "/"),
+        SREDNJA,
+        SREDNJA_TOTP,
+    )
+    .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(received_header(&page.json(), "x-auth-email"), [SREDNJA.0]);
 }

@@ -26,6 +26,8 @@ pub struct Options {
     pub portal_yaml: Vec<(&'static str, &'static str)>,
     /// Where Rekono posts back-channel logout tokens instead of the gateway.
     pub backchannel: Option<String>,
+    /// The gateway authenticates to Rekono with `private_key_jwt`; Rekono knows no secret.
+    pub private_key_jwt: bool,
 }
 
 impl Default for Options {
@@ -35,6 +37,7 @@ impl Default for Options {
             absolute: "10h",
             portal_yaml: vec![("bips", "min_level: 20"), ("bws", "min_level: 30")],
             backchannel: None,
+            private_key_jwt: false,
         }
     }
 }
@@ -45,11 +48,29 @@ pub async fn world(options: Options) -> World {
     let login_url = format!("https://login.bankart.localhost:{port}");
     let accounts =
         prehod_rekono_sim::config::load_accounts(&accounts_file(&pki)).expect("accounts");
+    let client_key = pki.path("oidc-client.key");
+    if options.private_key_jwt {
+        let group = openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1)
+            .expect("curve");
+        let key =
+            openssl::pkey::PKey::from_ec_key(openssl::ec::EcKey::generate(&group).expect("key"))
+                .expect("pkey");
+        std::fs::write(&client_key, key.private_key_to_pem_pkcs8().expect("pem")).expect("write");
+        std::fs::write(
+            pki.path("oidc-client.pub"),
+            key.public_key_to_pem().expect("pem"),
+        )
+        .expect("write");
+    }
     let rp = prehod_rekono_sim::config::RawClient {
         client_id: CLIENT_ID.into(),
         name: "Bankart Varni Spletni Prehod".into(),
-        secret: Some(CLIENT_SECRET.into()),
-        jwt_keys: vec![],
+        secret: (!options.private_key_jwt).then(|| CLIENT_SECRET.into()),
+        jwt_keys: if options.private_key_jwt {
+            vec![pki.path("oidc-client.pub").display().to_string()]
+        } else {
+            vec![]
+        },
         redirect_uris: vec![format!("{login_url}/oidc/callback")],
         post_logout_redirect_uris: vec![format!("{login_url}/logged-out")],
         backchannel_logout_uri: Some(
@@ -83,15 +104,21 @@ pub async fn world(options: Options) -> World {
     setup.auth = Some(format!(
         "login:\n  host: login.bankart.localhost\n  url: {login_url}\n\
 session:\n  cookie_domain: bankart.localhost\n  idle_timeout: {idle}\n  absolute_timeout: {absolute}\n  keys: [\"{key}\"]\n\
-oidc:\n  issuer: {issuer}\n  client_id: {CLIENT_ID}\n  client_secret: {CLIENT_SECRET}\n  ca: {ca}\n  timeout: 5s\n\
+oidc:\n  issuer: {issuer}\n  client_id: {CLIENT_ID}\n{client_auth}  ca: {ca}\n  timeout: 5s\n\
 assertion:\n  key: {assertion}\n",
         idle = options.idle,
         absolute = options.absolute,
         key = key.trim(),
         issuer = sim.issuer(),
         ca = pki.path("ca.crt").display(),
-        assertion = pki.path("assertion.key").display(),
+                assertion = pki.path("assertion.key").display(),
+        client_auth = if options.private_key_jwt {
+            format!("  client_auth: private_key_jwt\n  client_key: {}\n", client_key.display())
+        } else {
+            format!("  client_secret: {CLIENT_SECRET}\n")
+        },
     ));
+
     let gw = Gateway::start(&pki, &setup);
     gw.wait_ready();
     World {

@@ -351,6 +351,19 @@ impl Checker<'_> {
             absolute_timeout: absolute,
             keys,
             cache_entries: raw.cache_entries.unwrap_or(100_000),
+            cache_memory: match raw.cache_memory.as_deref() {
+                None => 64 * 1024 * 1024,
+                Some(v) => match parse_size(v) {
+                    Some(n) if n > 0 => n,
+                    _ => {
+                        self.problem(
+                            "session.cache_memory",
+                            format!("{v:?} is not a size: write e.g. 64MiB or 512KiB"),
+                        );
+                        return None;
+                    }
+                },
+            },
         })
     }
 
@@ -369,9 +382,67 @@ impl Checker<'_> {
         if raw.client_id.is_empty() {
             self.problem("oidc.client_id", "must not be empty");
         }
-        if raw.client_secret.is_empty() {
-            self.problem("oidc.client_secret", "must not be empty");
-        }
+        let client_auth = match raw.client_auth.as_deref().unwrap_or("client_secret_basic") {
+            "client_secret_basic" => match raw.client_secret.as_deref() {
+                Some(secret) if !secret.is_empty() => {
+                    Some(crate::ClientAuth::Secret(secret.to_owned()))
+                }
+                _ => {
+                    self.problem(
+                        "oidc.client_secret",
+                        "client_secret_basic needs a non-empty client_secret",
+                    );
+                    None
+                }
+            },
+            "private_key_jwt" => match &raw.client_key {
+                Some(path) => self
+                    .read_file(path, "oidc.client_key", "client key")
+                    .and_then(
+                        |(p, pem)| match openssl::pkey::PKey::private_key_from_pem(&pem) {
+                            Ok(k) if k.rsa().is_ok() => Some(crate::ClientAuth::PrivateKeyJwt {
+                                key_pem: pem,
+                                rsa: true,
+                            }),
+                            Ok(k)
+                                if k.ec_key().is_ok_and(|e| {
+                                    e.group().curve_name()
+                                        == Some(openssl::nid::Nid::X9_62_PRIME256V1)
+                                }) =>
+                            {
+                                Some(crate::ClientAuth::PrivateKeyJwt {
+                                    key_pem: pem,
+                                    rsa: false,
+                                })
+                            }
+                            _ => {
+                                self.problem(
+                                    "oidc.client_key",
+                                    format!(
+                                        "{} is not an RSA or EC P-256 private key in PEM",
+                                        p.display()
+                                    ),
+                                );
+                                None
+                            }
+                        },
+                    ),
+                None => {
+                    self.problem(
+                        "oidc.client_key",
+                        "private_key_jwt needs client_key (a PEM private key)",
+                    );
+                    None
+                }
+            },
+            other => {
+                self.problem(
+                    "oidc.client_auth",
+                    format!("{other:?} is not one of: client_secret_basic, private_key_jwt"),
+                );
+                None
+            }
+        };
         let scopes = raw
             .scopes
             .unwrap_or_else(|| vec!["openid".into(), "profile".into(), "email".into()]);
@@ -408,7 +479,7 @@ impl Checker<'_> {
         Some(crate::Oidc {
             issuer,
             client_id: raw.client_id,
-            client_secret: raw.client_secret,
+            client_auth: client_auth?,
             scopes,
             acr_levels,
             ca,
@@ -1100,6 +1171,22 @@ fn upstream_url(s: &str) -> Result<(bool, Target), String> {
         .port_or_known_default()
         .ok_or_else(|| format!("{s:?} has no port"))?;
     Ok((https, Target { host, port }))
+}
+
+/// `512KiB`, `64MiB`, `1GiB` or plain bytes.
+fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().ok()?;
+    let scale = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(scale)
 }
 
 /// A 32-byte key written in base64 (standard or URL-safe, padded or not).

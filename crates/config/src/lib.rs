@@ -74,13 +74,16 @@ pub struct SessionSettings {
     /// AES-256 keys; the first seals, all open. Never printed.
     pub keys: Vec<[u8; 32]>,
     pub cache_entries: u64,
+    /// Bytes the session cache may hold.
+    pub cache_memory: u64,
 }
 
 #[derive(Debug)]
 pub struct Oidc {
     pub issuer: String,
     pub client_id: String,
-    pub client_secret: String,
+    /// How the gateway authenticates to the token endpoint.
+    pub client_auth: ClientAuth,
     pub scopes: Vec<String>,
     /// The provider's `acr` values and the levels they stand for.
     pub acr_levels: Vec<(String, u8)>,
@@ -89,6 +92,25 @@ pub struct Oidc {
     pub timeout: Duration,
     /// RP-initiated logout also ends the session at the provider.
     pub logout_at_provider: bool,
+}
+
+/// Client authentication at the provider's token endpoint.
+#[derive(Clone)]
+pub enum ClientAuth {
+    /// `client_secret_basic`
+    Secret(String),
+    /// `private_key_jwt`: a PEM private key (EC P-256 → ES256, RSA → RS256).
+    PrivateKeyJwt { key_pem: Vec<u8>, rsa: bool },
+}
+
+impl std::fmt::Debug for ClientAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print secrets or keys.
+        match self {
+            ClientAuth::Secret(_) => f.write_str("client_secret_basic"),
+            ClientAuth::PrivateKeyJwt { .. } => f.write_str("private_key_jwt"),
+        }
+    }
 }
 
 #[derive(Debug)]

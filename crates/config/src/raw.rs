@@ -84,13 +84,17 @@ pub struct Session {
     pub absolute_timeout: Option<String>,
     pub keys: Vec<String>,
     pub cache_entries: Option<u64>,
+    /// e.g. `64MiB`
+    pub cache_memory: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
 pub struct Oidc {
     pub issuer: String,
     pub client_id: String,
-    pub client_secret: String,
+    pub client_secret: Option<String>,
+    pub client_auth: Option<String>,
+    pub client_key: Option<String>,
     pub scopes: Option<Vec<String>>,
     pub acr_levels: Option<std::collections::BTreeMap<String, u8>>,
     pub ca: Option<String>,

@@ -61,11 +61,12 @@ impl AuthState {
         let login_url = auth.login.url.clone();
         let public_port = url::Url::parse(&login_url).ok().and_then(|u| u.port());
         Ok(Some(Self {
-            sessions: Sessions::new(
+            sessions: Sessions::with_memory_bound(
                 sealer.clone(),
                 auth.session.idle_timeout,
                 auth.session.absolute_timeout,
                 auth.session.cache_entries,
+                auth.session.cache_memory,
             ),
             sealer,
             signer: Signer::new(
@@ -77,7 +78,18 @@ impl AuthState {
             oidc: Settings {
                 issuer: auth.oidc.issuer.clone(),
                 client_id: auth.oidc.client_id.clone(),
-                client_secret: auth.oidc.client_secret.clone(),
+                client_auth: match &auth.oidc.client_auth {
+                    prehod_config::ClientAuth::Secret(secret) => {
+                        prehod_identity::oidc::ClientAuth::Secret(secret.clone())
+                    }
+                    prehod_config::ClientAuth::PrivateKeyJwt { key_pem, rsa } => {
+                        prehod_identity::oidc::ClientAuth::PrivateKeyJwt {
+                            key_pem: key_pem.clone(),
+                            rsa: *rsa,
+                        }
+                    }
+                },
+
                 redirect_uri: format!("{login_url}/oidc/callback"),
                 scopes: auth.oidc.scopes.clone(),
                 acr_levels: auth.oidc.acr_levels.clone(),

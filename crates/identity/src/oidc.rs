@@ -31,7 +31,8 @@ type Client = CoreClient<
 pub struct Settings {
     pub issuer: String,
     pub client_id: String,
-    pub client_secret: String,
+    pub client_auth: ClientAuth,
+
     /// `https://login.…/oidc/callback`
     pub redirect_uri: String,
     pub scopes: Vec<String>,
@@ -42,6 +43,24 @@ pub struct Settings {
     pub timeout: Duration,
     /// Allowed clock difference for `iat`.
     pub max_skew: Duration,
+}
+
+/// How the relying party authenticates at the token endpoint.
+#[derive(Clone)]
+pub enum ClientAuth {
+    /// `client_secret_basic`
+    Secret(String),
+    /// `private_key_jwt` (RFC 7523), signed with this PEM key: ES256, or RS256 when `rsa`.
+    PrivateKeyJwt { key_pem: Vec<u8>, rsa: bool },
+}
+
+impl std::fmt::Debug for ClientAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClientAuth::Secret(_) => f.write_str("client_secret_basic"),
+            ClientAuth::PrivateKeyJwt { .. } => f.write_str("private_key_jwt"),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +114,7 @@ pub struct Logout {
 
 struct Discovered {
     client: Client,
+    token_endpoint: String,
     end_session: Option<String>,
     jwks: jsonwebtoken::jwk::JwkSet,
 }
@@ -142,6 +162,10 @@ async fn fetch(settings: &Settings, http: &reqwest::Client) -> Result<Discovered
         .await
         .map_err(|e| OidcError::Unavailable(format!("discovery: {e}")))?;
     let jwks_uri = metadata.jwks_uri().url().clone();
+    let token_endpoint = metadata
+        .token_endpoint()
+        .map(|t| t.url().to_string())
+        .ok_or_else(|| OidcError::Unavailable("discovery names no token endpoint".into()))?;
     let end_session = discovery_field(http, &settings.issuer, "end_session_endpoint").await;
     let jwks: jsonwebtoken::jwk::JwkSet = http
         .get(jwks_uri)
@@ -153,14 +177,19 @@ async fn fetch(settings: &Settings, http: &reqwest::Client) -> Result<Discovered
         .map_err(|e| OidcError::Unavailable(format!("JWKS: {e}")))?;
     let redirect = RedirectUrl::new(settings.redirect_uri.clone())
         .map_err(|e| OidcError::Config(e.to_string()))?;
+    let secret = match &settings.client_auth {
+        ClientAuth::Secret(s) => Some(ClientSecret::new(s.clone())),
+        ClientAuth::PrivateKeyJwt { .. } => None,
+    };
     let client = CoreClient::from_provider_metadata(
         metadata,
         ClientId::new(settings.client_id.clone()),
-        Some(ClientSecret::new(settings.client_secret.clone())),
+        secret,
     )
     .set_redirect_uri(redirect);
     Ok(Discovered {
         client,
+        token_endpoint,
         end_session,
         jwks,
     })
@@ -288,19 +317,32 @@ impl Provider {
             }
         }
         let current = self.current();
-        let token = current
-            .client
-            .exchange_code(AuthorizationCode::new(code.to_owned()))
-            .map_err(|e| OidcError::Config(e.to_string()))?
-            .set_pkce_verifier(PkceCodeVerifier::new(attempt.verifier.clone()))
-            .request_async(&self.http)
-            .await
-            .map_err(|e| match e {
-                openidconnect::RequestTokenError::ServerResponse(r) => {
-                    OidcError::Refused(r.to_string())
-                }
-                other => OidcError::Unavailable(other.to_string()),
-            })?;
+        let token = match &self.settings.client_auth {
+            ClientAuth::Secret(_) => current
+                .client
+                .exchange_code(AuthorizationCode::new(code.to_owned()))
+                .map_err(|e| OidcError::Config(e.to_string()))?
+                .set_pkce_verifier(PkceCodeVerifier::new(attempt.verifier.clone()))
+                .request_async(&self.http)
+                .await
+                .map_err(|e| match e {
+                    openidconnect::RequestTokenError::ServerResponse(r) => {
+                        OidcError::Refused(r.to_string())
+                    }
+                    other => OidcError::Unavailable(other.to_string()),
+                })?,
+            ClientAuth::PrivateKeyJwt { key_pem, rsa } => {
+                self.token_with_client_assertion(
+                    &current.token_endpoint,
+                    code,
+                    &attempt.verifier,
+                    key_pem,
+                    *rsa,
+                    now,
+                )
+                .await?
+            }
+        };
         let id_token = token
             .id_token()
             .ok_or_else(|| OidcError::InvalidToken("no id_token".into()))?;
@@ -382,7 +424,77 @@ impl Provider {
         })
     }
 
+    /// The token request of `private_key_jwt` (RFC 7523 2.2), which `openidconnect` does not
+    /// build itself: a short-lived JWT signed with the client's key, `aud` = token endpoint.
+    async fn token_with_client_assertion(
+        &self,
+        token_endpoint: &str,
+        code: &str,
+        verifier: &str,
+        key_pem: &[u8],
+        rsa: bool,
+        now: u64,
+    ) -> Result<openidconnect::core::CoreTokenResponse, OidcError> {
+        let (alg, key) = if rsa {
+            (
+                jsonwebtoken::Algorithm::RS256,
+                jsonwebtoken::EncodingKey::from_rsa_pem(key_pem),
+            )
+        } else {
+            (
+                jsonwebtoken::Algorithm::ES256,
+                jsonwebtoken::EncodingKey::from_ec_pem(key_pem),
+            )
+        };
+        let key = key.map_err(|e| OidcError::Config(format!("client key: {e}")))?;
+        let claims = serde_json::json!({
+            "iss": self.settings.client_id,
+            "sub": self.settings.client_id,
+            "aud": token_endpoint,
+            "iat": now,
+            "exp": now + 60,
+            "jti": crate::random_id(),
+        });
+        let assertion = jsonwebtoken::encode(&jsonwebtoken::Header::new(alg), &claims, &key)
+            .map_err(|e| OidcError::Config(format!("client assertion: {e}")))?;
+        let resp = self
+            .http
+            .post(token_endpoint)
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", self.settings.redirect_uri.as_str()),
+                ("code_verifier", verifier),
+                ("client_id", self.settings.client_id.as_str()),
+                (
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                ),
+                ("client_assertion", assertion.as_str()),
+            ])
+            .send()
+            .await
+            .map_err(|e| OidcError::Unavailable(format!("token endpoint: {e}")))?;
+        let status = resp.status();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| OidcError::Unavailable(format!("token endpoint: {e}")))?;
+        if !status.is_success() {
+            let error: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            return Err(OidcError::Refused(
+                error["error"]
+                    .as_str()
+                    .unwrap_or("token request refused")
+                    .to_owned(),
+            ));
+        }
+        serde_json::from_slice(&body)
+            .map_err(|e| OidcError::Refused(format!("token response: {e}")))
+    }
+
     /// The provider's end-session URL for RP-initiated logout, when it has one.
+
     pub fn end_session_url(
         &self,
         id_token_hint: &str,

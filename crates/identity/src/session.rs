@@ -54,6 +54,19 @@ pub struct Session {
     pub cert_fingerprint: Option<String>,
 }
 
+/// Roughly the heap bytes of a session.
+fn approximate_size(s: &Session) -> u64 {
+    let strings = s.sid.len()
+        + s.sub.len()
+        + s.name.len()
+        + s.email.len()
+        + s.amr.iter().map(String::len).sum::<usize>()
+        + s.op_sid.as_ref().map_or(0, String::len)
+        + s.id_token.as_ref().map_or(0, String::len)
+        + s.cert_fingerprint.as_ref().map_or(0, String::len);
+    (std::mem::size_of::<Session>() + strings) as u64
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refusal {
     /// Not a session cookie of this gateway (forged, altered, or sealed with a retired key).
@@ -94,13 +107,32 @@ pub struct Sessions {
 }
 
 impl Sessions {
+    /// `max_entries` bounds the number of cached sessions, `max_bytes` the memory they take
+    /// (cookie and session sizes as weights); whichever is reached first evicts.
     pub fn new(sealer: Sealer, idle: Duration, absolute: Duration, max_entries: u64) -> Self {
+        Self::with_memory_bound(sealer, idle, absolute, max_entries, 64 * 1024 * 1024)
+    }
+
+    pub fn with_memory_bound(
+        sealer: Sealer,
+        idle: Duration,
+        absolute: Duration,
+        max_entries: u64,
+        max_bytes: u64,
+    ) -> Self {
+        // moka bounds one quantity: the weight. Each entry weighs its bytes, and at least
+        // max_bytes / max_entries, so the entry count is bounded too.
+        let floor = (max_bytes / max_entries.max(1)).max(1);
         Self {
             sealer,
             idle,
             absolute,
             cache: Cache::builder()
-                .max_capacity(max_entries)
+                .max_capacity(max_bytes)
+                .weigher(move |cookie: &String, s: &Arc<Session>| -> u32 {
+                    let bytes = cookie.len() as u64 + approximate_size(s);
+                    u32::try_from(bytes.max(floor)).unwrap_or(u32::MAX)
+                })
                 // An entry is never older than the longest a session can idle.
                 .time_to_live(idle)
                 .build(),
@@ -286,6 +318,42 @@ mod tests {
         later.auth_time = 1100;
         let (_, new) = s.issue(later, 1100).unwrap();
         assert!(s.validate(&new, 1110).is_ok());
+    }
+
+    #[test]
+    fn the_cache_is_bounded_by_entries_and_by_memory() {
+        // 10 entries at most…
+        let s = Sessions::with_memory_bound(
+            Sealer::new(&[[7; 32]]),
+            Duration::from_secs(600),
+            Duration::from_secs(3600),
+            10,
+            1 << 30,
+        );
+        for _ in 0..50 {
+            let (_, c) = s.issue(session(), 1000).unwrap();
+            s.validate(&c, 1001).unwrap();
+        }
+        assert!(s.cached() <= 10, "{} entries", s.cached());
+        // …and 8 KiB at most, whatever the entry bound.
+        let s = Sessions::with_memory_bound(
+            Sealer::new(&[[7; 32]]),
+            Duration::from_secs(600),
+            Duration::from_secs(3600),
+            1_000_000,
+            8 * 1024,
+        );
+        let mut big = session();
+        big.id_token = Some("x".repeat(1500));
+        for _ in 0..50 {
+            let (_, c) = s.issue(big.clone(), 1000).unwrap();
+            s.validate(&c, 1001).unwrap();
+        }
+        assert!(
+            s.cached() <= 4,
+            "{} entries of ~3.5 KiB in 8 KiB",
+            s.cached()
+        );
     }
 
     #[test]
