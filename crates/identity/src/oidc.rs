@@ -494,7 +494,6 @@ impl Provider {
     }
 
     /// The provider's end-session URL for RP-initiated logout, when it has one.
-
     pub fn end_session_url(
         &self,
         id_token_hint: &str,
