@@ -1007,3 +1007,106 @@ async fn the_gateway_can_authenticate_to_rekono_with_private_key_jwt() {
     assert_eq!(page.status, 200, "{}", page.body);
     assert_eq!(received_header(&page.json(), "x-auth-email"), [SREDNJA.0]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_form_interrupted_by_the_login_arrives_at_the_portal_with_its_body_intact() {
+    let world = world(Options::default()).await;
+    let mut browser = Browser::new(&world);
+    let target = portal_url(&world, "bips", "/transfer?step=2");
+    let fields = [
+        ("amount", "12.50"),
+        ("iban", "SI56 0100 0000 0123 456"),
+        ("note", "plačilo računa <št. 7> & več"),
+    ];
+    let encoded: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(fields)
+        .finish();
+    let sent = browser
+        .send(
+            reqwest::Method::POST,
+            &target,
+            Some(&fields),
+            &[("accept", "text/html"), ("sec-fetch-mode", "navigate")],
+        )
+        .await;
+    assert_eq!(
+        sent.status, 303,
+        "after a POST the login page is fetched with GET"
+    );
+    assert!(
+        browser.cookie("prehod_post").is_some(),
+        "the form is kept in a sealed cookie"
+    );
+    let login_page = browser
+        .follow(&sent.location.expect("to the login page"))
+        .await;
+    let rekono = browser.follow(&rekono_link(&world, &login_page)).await;
+    let chooser = rekono_password(&world, &mut browser, &rekono, SREDNJA).await;
+    let back = rekono_otp(&world, &mut browser, &chooser, SREDNJA_TOTP).await;
+    // Back on the URL of the form: a page that sends the form again.
+    assert_eq!(back.url, target);
+    assert!(back.body.contains("id=\"resubmit\""), "{}", back.body);
+    assert!(back.headers["content-security-policy"]
+        .to_str()
+        .expect("csp")
+        .contains("script-src 'sha256-"));
+    assert!(
+        browser.cookie("prehod_post").is_none(),
+        "used once, then cleared"
+    );
+    // What a browser does with that page: post its fields to its action.
+    let inputs: Vec<(String, String)> = back
+        .body
+        .split("<input type=\"hidden\" ")
+        .skip(1)
+        .map(|i| {
+            let attr = |name: &str| {
+                let m = format!("{name}=\"");
+                let start = i.find(&m).expect("attribute") + m.len();
+                unescape(i[start..].split('"').next().unwrap_or_default())
+            };
+            (attr("name"), attr("value"))
+        })
+        .collect();
+    let form: Vec<(&str, &str)> = inputs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let arrived = browser
+        .send(
+            reqwest::Method::POST,
+            &target,
+            Some(&form),
+            &[("accept", "application/json")],
+        )
+        .await;
+    assert_eq!(arrived.status, 200);
+    let json = arrived.json();
+    assert_eq!(json["method"], "POST");
+    assert_eq!(
+        json["body_sha256"],
+        common::sha256_hex(encoded.as_bytes()),
+        "the body arrives byte for byte"
+    );
+    assert_eq!(received_header(&json, "x-auth-email"), [SREDNJA.0]);
+
+    // A form too large to keep is not silently dropped: the login page says so.
+    let mut other = Browser::new(&world);
+    let big = "x".repeat(3000);
+    let sent = other
+        .send(
+            reqwest::Method::POST,
+            &target,
+            Some(&[("blob", big.as_str())]),
+            &[("accept", "text/html"), ("sec-fetch-mode", "navigate")],
+        )
+        .await;
+    assert!(sent
+        .location
+        .as_deref()
+        .is_some_and(|l| l.contains("notice=form_not_kept")));
+    let page = other.follow(&sent.location.expect("login")).await;
+    assert!(page
+        .body
+        .contains("Obrazca, ki ste ga poslali, ni bilo mogoče ohraniti"));
+}

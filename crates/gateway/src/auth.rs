@@ -32,6 +32,8 @@ pub struct AuthState {
     pub login_url: String,
     pub cookie_name: String,
     pub attempt_prefix: String,
+    /// The cookie that carries a form POST across the login.
+    pub post_cookie: String,
     pub lang_cookie: String,
     pub cookie_domain: String,
     pub support_email: String,
@@ -103,6 +105,8 @@ impl AuthState {
             login_url,
             cookie_name: format!("{}_session", config.cookies.prefix),
             attempt_prefix: format!("{}_login_", config.cookies.prefix),
+            post_cookie: format!("{}_post", config.cookies.prefix),
+
             lang_cookie: format!("{}_lang", config.cookies.prefix),
             cookie_domain: auth.session.cookie_domain.clone(),
             support_email: auth.login.support_email.clone(),

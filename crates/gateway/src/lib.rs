@@ -13,6 +13,7 @@ pub mod login;
 pub mod metrics;
 pub mod pages;
 pub mod pool;
+pub mod preserve;
 pub mod proxy;
 pub mod redirect;
 pub mod routing;

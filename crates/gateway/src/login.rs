@@ -187,6 +187,12 @@ fn login_page(ctx: &Ctx<'_, '_>) -> LoginResponse {
         } else {
             "Your session has expired. Please log in again."
         }),
+        Some("form_not_kept") => Some(if ctx.lang == Lang::Sl {
+            "Obrazca, ki ste ga poslali, ni bilo mogoče ohraniti. Po prijavi ga pošljite znova."
+        } else {
+            "The form you sent could not be kept. Please send it again after logging in."
+        }),
+
         _ => None,
     };
     let body = auth.pages.login(

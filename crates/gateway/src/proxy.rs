@@ -306,11 +306,89 @@ impl ProxyHttp for Gateway {
         let request_id = ctx.request_id.clone();
         match decision {
             Decision::Allow { session: s, rolled } => {
+                // Back from the login with a form kept for this URL: send it again.
+                if let (Some(_), Some(auth)) = (&s, &shared.auth) {
+                    let kept = (req.method == http::Method::GET)
+                        .then(|| crate::auth::cookie(&req.headers, &auth.post_cookie))
+                        .flatten()
+                        .and_then(|c| {
+                            crate::preserve::open(
+                                &auth.sealer,
+                                c,
+                                &url,
+                                prehod_identity::unix_now(),
+                            )
+                        });
+                    if let Some(kept) = kept {
+                        let body = Bytes::from(crate::preserve::resubmit_page(&kept));
+                        let mut header = ResponseHeader::build(200, Some(6))?;
+                        header.insert_header("content-type", "text/html; charset=utf-8")?;
+                        header.insert_header("content-length", body.len().to_string())?;
+                        header.insert_header(
+                            "content-security-policy",
+                            crate::preserve::content_security_policy(),
+                        )?;
+                        header.insert_header("cache-control", "no-store")?;
+                        header.insert_header(
+                            "set-cookie",
+                            format!(
+                                "{}=; Domain={}; Path=/; Max-Age=0; Secure; HttpOnly; SameSite=Lax",
+                                auth.post_cookie, auth.cookie_domain
+                            ),
+                        )?;
+                        header
+                            .insert_header(shared.config.headers.request_id.clone(), &request_id)?;
+                        session
+                            .write_response_header(Box::new(header), false)
+                            .await?;
+                        session.write_response_body(Some(body), true).await?;
+                        return Ok(true);
+                    }
+                }
                 ctx.session = s;
                 ctx.rolled = rolled;
                 Ok(false)
             }
-            Decision::Redirect { location, step_up } => {
+            Decision::Redirect {
+                mut location,
+                step_up,
+            } => {
+                // The request head is needed after the body is read: keep a copy.
+                let headers = req.headers.clone();
+                // A form sent without a session: keep it across the login when it is small.
+                let mut kept_cookie = None;
+                let is_post = req.method == http::Method::POST;
+                if is_post && !step_up {
+                    let content_type = headers
+                        .get(http::header::CONTENT_TYPE)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
+                    let declared: Option<usize> = headers
+                        .get(http::header::CONTENT_LENGTH)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse().ok());
+
+                    let mut body = Vec::new();
+                    // Only a body read to its end, within the limit, may be kept.
+                    let mut complete = false;
+                    if declared.is_none_or(|n| n <= crate::preserve::MAX_BODY) {
+                        complete = true;
+                        while let Some(chunk) = session.read_request_body().await? {
+                            body.extend_from_slice(&chunk);
+                            if body.len() > crate::preserve::MAX_BODY {
+                                complete = false;
+                                break;
+                            }
+                        }
+                    }
+                    if let (Some(auth), true) = (&shared.auth, complete) {
+                        kept_cookie = crate::preserve::seal(&auth.sealer, &url, content_type.as_deref(), &body, prehod_identity::unix_now())
+                            .map(|v| format!("{}={v}; Domain={}; Path=/; Max-Age={}; Secure; HttpOnly; SameSite=Lax", auth.post_cookie, auth.cookie_domain, crate::preserve::LIFETIME));
+                    }
+                    if kept_cookie.is_none() {
+                        location.push_str("&notice=form_not_kept");
+                    }
+                }
                 if step_up {
                     shared
                         .metrics
@@ -318,7 +396,7 @@ impl ProxyHttp for Gateway {
                         .with_label_values(&[&portal_cfg.name])
                         .inc();
                     let s = crate::auth::cookie(
-                        &req.headers,
+                        &headers,
                         shared.auth.as_ref().map_or("", |a| a.cookie_name.as_str()),
                     )
                     .and_then(|c| {
@@ -341,8 +419,13 @@ impl ProxyHttp for Gateway {
                         ..Default::default()
                     });
                 }
-                let mut header = ResponseHeader::build(302, Some(4))?;
+                // 303: after a POST the browser fetches the login page with GET.
+                let mut header = ResponseHeader::build(if is_post { 303 } else { 302 }, Some(5))?;
                 header.insert_header("location", location)?;
+                if let Some(c) = kept_cookie {
+                    header.insert_header("set-cookie", c)?;
+                }
+
                 header.insert_header("content-length", "0")?;
                 header.insert_header("cache-control", "no-store")?;
                 header.insert_header(shared.config.headers.request_id.clone(), &request_id)?;
