@@ -19,7 +19,8 @@ fn config(pki: &std::path::Path) -> Config {
         .enumerate()
     {
         text.push_str(&format!(
-            "  {p}:\n    host: {p}.bankart.localhost\n    upstream:\n      urls: [http://127.0.0.1:{}]\n",
+                        "  {p}:\n    host: {p}.bankart.localhost\n    danger_no_authentication: true\n    upstream:\n      urls: [http://127.0.0.1:{}]\n",
+
             9100 + i
         ));
     }
@@ -92,6 +93,92 @@ fn benches(c: &mut Criterion) {
     });
     c.bench_function("config/load six portals", |b| {
         b.iter(|| config_reload(pki.path()))
+    });
+
+    // The login's per-request pieces.
+    let key = std::fs::read_to_string(pki.path().join("session.key")).expect("session key");
+    let auth_config = Config::from_text(
+        std::path::Path::new("bench.yaml"),
+        &format!(
+            "listen:\n  https: 127.0.0.1:8443\nadmin:\n  listen: 127.0.0.1:9090\ntls:\n  certificates:\n    - cert: {0}/server.crt\n      key: {0}/server.key\n\
+login:\n  host: login.bankart.localhost\nsession:\n  cookie_domain: bankart.localhost\n  keys: [\"{1}\"]\n\
+oidc:\n  issuer: https://rekono.localhost:8444/openid-connect-server-webapp\n  client_id: b\n  client_secret: s\n\
+assertion:\n  key: {0}/assertion.key\nportals:\n  bips:\n    host: bips.bankart.localhost\n    min_level: 20\n    upstream:\n      urls: [http://127.0.0.1:9103]\n",
+            pki.path().display(),
+            key.trim()
+        ),
+        |_| None,
+    )
+    .expect("auth config");
+    let auth = prehod_gateway::auth::AuthState::new(&auth_config)
+        .expect("auth")
+        .expect("configured");
+    let now = prehod_identity::unix_now();
+    let session = prehod_identity::session::Session {
+        sid: String::new(),
+        sub: "rekono-92bcfca13abe4441".into(),
+        name: "Sara Srednja".into(),
+        email: "srednja@rekono.localhost".into(),
+        method: prehod_identity::session::Method::Rekono,
+        amr: vec!["pwd".into(), "otp".into()],
+        level: 20,
+        auth_time: now,
+        expires_at: 0,
+        idle_until: 0,
+        op_sid: Some("op-sid".into()),
+        id_token: Some("x".repeat(700)),
+        cert_fingerprint: None,
+    };
+    let (issued, cookie) = auth.sessions.issue(session, now).expect("issue");
+    c.bench_function("session/validate (cached)", |b| {
+        b.iter(|| auth.sessions.validate(black_box(&cookie), now).is_ok())
+    });
+    let fresh = prehod_identity::session::Sessions::new(
+        prehod_identity::seal::Sealer::new(&auth_config.auth.as_ref().expect("auth").session.keys),
+        std::time::Duration::from_secs(1800),
+        std::time::Duration::from_secs(36000),
+        1,
+    );
+    c.bench_function("session/open the seal (cache miss)", |b| {
+        b.iter(|| {
+            fresh.revoke_sid("none", now);
+            let (_, c) = fresh.issue(issued.clone(), now).expect("issue");
+            fresh.validate(black_box(&c), now).is_ok()
+        })
+    });
+    c.bench_function("assertion/sign ES256", |b| {
+        b.iter(|| {
+            auth.signer
+                .sign(black_box(&issued), "https://bips.bankart.localhost", now)
+                .expect("sign")
+        })
+    });
+    c.bench_function("assertion/sign_cached (same session and portal)", |b| {
+        b.iter(|| {
+            auth.signer
+                .sign_cached(black_box(&issued), "https://bips.bankart.localhost", now)
+                .expect("sign")
+        })
+    });
+
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        "cookie",
+        HeaderValue::from_str(&format!("prehod_session={cookie}")).expect("ascii"),
+    );
+    headers.insert("accept", HeaderValue::from_static("text/html"));
+    let portal = &auth_config.portals[0];
+    c.bench_function("auth/decide (valid session, allowed)", |b| {
+        b.iter(|| {
+            prehod_gateway::auth::decide(
+                Some(&auth),
+                portal,
+                &http::Method::GET,
+                black_box(&headers),
+                "https://bips.bankart.localhost/",
+                now,
+            )
+        })
     });
 }
 

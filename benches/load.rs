@@ -101,11 +101,20 @@ fn main() {
         prehod_devpki::generate(pki.path(), &prehod_devpki::dev_server_names("bankart.localhost")).expect("pki");
         let https: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
         let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-        let config = pki.path().join("proxy.yaml");
+                let config = pki.path().join("proxy.yaml");
+        let key = std::fs::read_to_string(pki.path().join("session.key")).expect("session key");
+        // acq needs no login; bips needs a session: the two measure the gateway without and
+        // with the login's per-request work (session check, identity headers, assertion).
         std::fs::write(
             &config,
             format!(
-                "listen:\n  https: {https}\nadmin:\n  listen: {admin}\ntls:\n  certificates:\n    - cert: server.crt\n      key: server.key\nserver:\n  threads: 2\n  grace_period: 1s\nportals:\n  acq:\n    host: acq.bankart.localhost\n    upstream:\n      urls: [http://{upstream}]\n"
+                "listen:\n  https: {https}\nadmin:\n  listen: {admin}\ntls:\n  certificates:\n    - cert: server.crt\n      key: server.key\nserver:\n  threads: 2\n  grace_period: 1s\n\
+login:\n  host: login.bankart.localhost\nsession:\n  cookie_domain: bankart.localhost\n  keys: [\"{key}\"]\n\
+oidc:\n  issuer: https://rekono.localhost:1/openid-connect-server-webapp\n  client_id: load\n  client_secret: load\n\
+assertion:\n  key: assertion.key\n\
+portals:\n  acq:\n    host: acq.bankart.localhost\n    danger_no_authentication: true\n    upstream:\n      urls: [http://{upstream}]\n  bips:\n    host: bips.bankart.localhost\n    upstream:\n      urls: [http://{upstream}]\n",
+
+                key = key.trim()
             ),
         )
         .expect("config");
@@ -117,9 +126,10 @@ fn main() {
             .spawn()
             .expect("start prehod");
         let ca = std::fs::read(pki.path().join("ca.crt")).expect("ca");
-        let client = reqwest::Client::builder()
+                let client = reqwest::Client::builder()
             .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("pem"))
             .resolve("acq.bankart.localhost", https)
+            .resolve("bips.bankart.localhost", https)
             .http1_only()
             .pool_max_idle_per_host(connections)
             .build()
@@ -133,7 +143,51 @@ fn main() {
         println!("load: {connections} keep-alive connections, {seconds} s each, GET of a ~0.5 KiB page\n");
         // Warm-up, not counted.
         drive(client.clone(), url.clone(), connections, 1).await;
-        drive(client.clone(), url.clone(), connections, seconds).await.print("through prehod (HTTPS, h1)");
+                drive(client.clone(), url.clone(), connections, seconds).await.print("through prehod (HTTPS, h1)");
+
+        // A session as a Rekono login would have issued it, sealed with the configured key.
+        let keys = [decode_key(key.trim())];
+        let sessions = prehod_identity::session::Sessions::new(
+            prehod_identity::seal::Sealer::new(&keys),
+            Duration::from_secs(1800),
+            Duration::from_secs(36000),
+            10,
+        );
+        let now = prehod_identity::unix_now();
+        let (_, cookie) = sessions
+            .issue(
+                prehod_identity::session::Session {
+                    sid: String::new(),
+                    sub: "rekono-load".into(),
+                    name: "Load Test".into(),
+                    email: "load@rekono.localhost".into(),
+                    method: prehod_identity::session::Method::Rekono,
+                    amr: vec!["pwd".into(), "otp".into()],
+                    level: 20,
+                    auth_time: now,
+                    expires_at: 0,
+                    idle_until: 0,
+                    op_sid: None,
+                    id_token: None,
+                    cert_fingerprint: None,
+                },
+                now,
+            )
+            .expect("session");
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("cookie", format!("prehod_session={cookie}").parse().expect("header"));
+        let with_session = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("pem"))
+            .resolve("bips.bankart.localhost", https)
+            .default_headers(headers)
+            .http1_only()
+            .pool_max_idle_per_host(connections)
+            .build()
+            .expect("client");
+        let bips = format!("https://bips.bankart.localhost:{}/bench", https.port());
+        drive(with_session.clone(), bips.clone(), connections, 1).await;
+        drive(with_session, bips, connections, seconds).await.print("… with a login session");
+
 
         let direct = reqwest::Client::builder().http1_only().pool_max_idle_per_host(connections).build().expect("client");
         let direct_url = format!("http://{upstream}/bench");
@@ -142,4 +196,13 @@ fn main() {
         let _ = child.kill();
         let _ = child.wait();
     });
+}
+
+fn decode_key(b64: &str) -> [u8; 32] {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .expect("base64 session key")
+        .try_into()
+        .expect("32 bytes")
 }

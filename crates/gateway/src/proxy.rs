@@ -570,10 +570,14 @@ impl ProxyHttp for Gateway {
             upstream.insert_header(headers.level.clone(), s.level.to_string())?;
             upstream.insert_header(headers.amr.clone(), s.amr.join(" "))?;
             let audience = format!("https://{}", shared.config.portals[portal].host);
-            match auth.signer.sign(s, &audience, prehod_identity::unix_now()) {
+            match auth
+                .signer
+                .sign_cached(s, &audience, prehod_identity::unix_now())
+            {
                 Ok(jwt) => {
-                    upstream.insert_header(headers.assertion.clone(), jwt)?;
+                    upstream.insert_header(headers.assertion.clone(), &*jwt)?;
                 }
+
                 // Without its assertion the request does not go on: the portal may rely on it.
                 Err(e) => {
                     return Err(Error::explain(

@@ -26,6 +26,9 @@ pub struct Signer {
     jwks: serde_json::Value,
     issuer: String,
     lifetime: u64,
+    /// (session id, audience) → an assertion still valid for at least half its lifetime.
+    /// Signing costs far more than a request should; a session's assertion is reused.
+    recent: moka::sync::Cache<(String, String), (u64, std::sync::Arc<str>)>,
 }
 
 #[derive(Serialize)]
@@ -75,7 +78,30 @@ impl Signer {
             kid,
             issuer,
             lifetime,
+            recent: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(std::time::Duration::from_secs((lifetime / 2).max(1)))
+                .build(),
         })
+    }
+
+    /// Like [`Signer::sign`], but reuses an assertion issued for the same session and audience
+    /// less than half a lifetime ago.
+    pub fn sign_cached(
+        &self,
+        session: &Session,
+        audience: &str,
+        now: u64,
+    ) -> Result<std::sync::Arc<str>, AssertionError> {
+        let key = (session.sid.clone(), audience.to_owned());
+        if let Some((issued, token)) = self.recent.get(&key) {
+            if now.saturating_sub(issued) < self.lifetime / 2 {
+                return Ok(token);
+            }
+        }
+        let token: std::sync::Arc<str> = self.sign(session, audience, now)?.into();
+        self.recent.insert(key, (now, token.clone()));
+        Ok(token)
     }
 
     pub fn jwks(&self) -> &serde_json::Value {
@@ -113,5 +139,71 @@ impl Signer {
             cert_fingerprint: session.cert_fingerprint.as_deref(),
         };
         Ok(jsonwebtoken::encode(&header, &claims, &self.key)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::{Method, Session};
+
+    fn signer() -> Signer {
+        let group =
+            openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap();
+        let key = PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap();
+        Signer::new(
+            &key.private_key_to_pem_pkcs8().unwrap(),
+            "https://login.example".into(),
+            60,
+        )
+        .unwrap()
+    }
+
+    fn session(sid: &str) -> Session {
+        Session {
+            sid: sid.into(),
+            sub: "s".into(),
+            name: "n".into(),
+            email: "e".into(),
+            method: Method::Rekono,
+            amr: vec![],
+            level: 20,
+            auth_time: 0,
+            expires_at: u64::MAX,
+            idle_until: u64::MAX,
+            op_sid: None,
+            id_token: None,
+            cert_fingerprint: None,
+        }
+    }
+
+    #[test]
+    fn assertions_are_reused_for_half_their_lifetime_per_session_and_audience() {
+        let s = signer();
+        let a = s.sign_cached(&session("1"), "https://acq", 1000).unwrap();
+        assert_eq!(
+            s.sign_cached(&session("1"), "https://acq", 1029).unwrap(),
+            a
+        );
+        assert_ne!(
+            s.sign_cached(&session("1"), "https://b2b", 1001).unwrap(),
+            a,
+            "per audience"
+        );
+        assert_ne!(
+            s.sign_cached(&session("2"), "https://acq", 1001).unwrap(),
+            a,
+            "per session"
+        );
+        assert_ne!(
+            s.sign_cached(&session("1"), "https://acq", 1030).unwrap(),
+            a,
+            "renewed at half its lifetime"
+        );
+        // Every reused assertion still has at least half its lifetime left.
+        let claims = jsonwebtoken::dangerous::insecure_decode::<serde_json::Value>(a.as_bytes())
+            .unwrap()
+            .claims;
+        assert_eq!(claims["exp"].as_u64().unwrap() - 1029, 31);
     }
 }
