@@ -579,23 +579,7 @@ async fn callback_attacks_and_open_redirects_are_refused() {
 
     // A replayed code: complete a login, then send the same callback (with its attempt
     // cookie) again.
-    let login_page = browser.follow(&portal_url(&world, "bips", "/")).await;
-    let rekono = browser.follow(&rekono_link(&world, &login_page)).await;
-    let chooser = rekono_password(&world, &mut browser, &rekono, SREDNJA).await;
-    let (tx, csrf) = (chooser.hidden("tx"), chooser.hidden("csrf"));
-    let to_gateway = browser
-        .send(
-            reqwest::Method::POST,
-            &sim_url(&world, "/openid-connect-server-webapp/factor/otp/verify"),
-            Some(&[
-                ("tx", &tx),
-                ("csrf", &csrf),
-                ("code", &totp_now(SREDNJA_TOTP)),
-            ]),
-            &[],
-        )
-        .await;
-    let callback = to_gateway.location.expect("redirect to the callback");
+    let callback = callback_url(&world, &mut browser, &portal_url(&world, "bips", "/")).await;
     let attempt = browser
         .cookie_names()
         .into_iter()
@@ -801,23 +785,7 @@ async fn a_key_rotated_at_rekono_is_fetched_and_a_foreign_iss_is_refused() {
 
     // RFC 9207: an `iss` in the authorization response that is not Rekono's is refused.
     let mut browser = Browser::new(&world);
-    let login_page = browser.follow(&portal_url(&world, "bips", "/")).await;
-    let rekono = browser.follow(&rekono_link(&world, &login_page)).await;
-    let chooser = rekono_password(&world, &mut browser, &rekono, SREDNJA).await;
-    let (tx, csrf) = (chooser.hidden("tx"), chooser.hidden("csrf"));
-    let to_gateway = browser
-        .send(
-            reqwest::Method::POST,
-            &sim_url(&world, "/openid-connect-server-webapp/factor/otp/verify"),
-            Some(&[
-                ("tx", &tx),
-                ("csrf", &csrf),
-                ("code", &totp_now(SREDNJA_TOTP)),
-            ]),
-            &[],
-        )
-        .await;
-    let callback = to_gateway.location.expect("callback");
+    let callback = callback_url(&world, &mut browser, &portal_url(&world, "bips", "/")).await;
     let mut forged = url::Url::parse(&callback).expect("url");
     let pairs: Vec<(String, String)> = forged
         .query_pairs()
@@ -899,42 +867,8 @@ async fn an_id_token_with_another_nonce_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replayed_logout_token_is_refused() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     // Rekono posts its logout token to this recorder; the test delivers it to the gateway.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(2);
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 8192];
-            loop {
-                let n = s.read(&mut chunk).await.unwrap_or(0);
-                if n == 0 {
-                    break;
-                }
-                buf.extend_from_slice(&chunk[..n]);
-                let text = String::from_utf8_lossy(&buf).into_owned();
-                if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                    let len: usize = head
-                        .lines()
-                        .find_map(|l| {
-                            l.to_ascii_lowercase()
-                                .strip_prefix("content-length:")
-                                .map(|v| v.trim().parse().unwrap_or(0))
-                        })
-                        .unwrap_or(0);
-                    if body.len() >= len {
-                        let _ = tx.send(body.to_owned()).await;
-                        let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
-                        break;
-                    }
-                }
-            }
-        }
-    });
+    let (addr, mut rx) = common::body_recorder().await;
     let world = world(Options {
         backchannel: Some(format!("http://{addr}/record")),
         ..Options::default()

@@ -608,42 +608,8 @@ async fn password_attempts_are_limited_and_forms_need_their_csrf_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn back_channel_logout_token_reaches_the_relying_party_and_verifies() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     // The relying party's back-channel endpoint: plain HTTP on loopback, recording the body.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(4);
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 4096];
-            loop {
-                let n = s.read(&mut chunk).await.unwrap_or(0);
-                if n == 0 {
-                    break;
-                }
-                buf.extend_from_slice(&chunk[..n]);
-                let text = String::from_utf8_lossy(&buf);
-                if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                    let len: usize = head
-                        .lines()
-                        .find_map(|l| {
-                            l.to_ascii_lowercase()
-                                .strip_prefix("content-length:")
-                                .map(|v| v.trim().parse().unwrap_or(0))
-                        })
-                        .unwrap_or(0);
-                    if body.len() >= len {
-                        let _ = tx.send(body.to_owned()).await;
-                        let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
-                        break;
-                    }
-                }
-            }
-        }
-    });
+    let (addr, mut rx) = common::body_recorder().await;
     let pki = Pki::new();
     let rekono = start(&pki, Some(format!("http://{addr}/backchannel"))).await;
     let rp = rekono.rp().await;
@@ -812,21 +778,8 @@ async fn key_rotation_signs_with_the_new_kid_and_publishes_both() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refuses_to_bind_anything_but_loopback() {
     let pki = Pki::new();
-    let accounts =
-        prehod_rekono_sim::config::load_accounts(&accounts_file(&pki)).expect("accounts");
-    let c = prehod_rekono_sim::SimConfig {
-        listen: "0.0.0.0:0".parse().expect("addr"),
-        listen_mtls: "127.0.0.1:0".parse().expect("addr"),
-        public_url: "https://rekono.localhost:0".into(),
-        public_mtls_url: "https://rekono.localhost:0".into(),
-        tls_cert: pki.path("server.crt"),
-        tls_key: pki.path("server.key"),
-        accounts,
-        levels: prehod_rekono_sim::config::default_levels(),
-        clients: Vec::new(),
-        backchannel_ca: None,
-        danger_allow_non_loopback: false,
-    };
+    let mut c = sim_config(&pki, Vec::new(), None);
+    c.listen = "0.0.0.0:0".parse().expect("addr");
     let err = prehod_rekono_sim::spawn(c).await.err().expect("refused");
     assert!(err.to_string().contains("binds loopback only"), "{err}");
 }
@@ -932,22 +885,12 @@ async fn private_key_jwt_client_authentication_and_assertion_replay() {
         id_token_alg: Some("RS256".into()),
     };
     // Registered after start through the same loader, by restarting with both clients.
-    let accounts =
-        prehod_rekono_sim::config::load_accounts(&accounts_file(&pki)).expect("accounts");
     drop(rekono);
-    let config = prehod_rekono_sim::SimConfig {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        listen_mtls: "127.0.0.1:0".parse().expect("addr"),
-        public_url: "https://rekono.localhost:0".into(),
-        public_mtls_url: "https://rekono.localhost:0".into(),
-        tls_cert: pki.path("server.crt"),
-        tls_key: pki.path("server.key"),
-        accounts,
-        levels: prehod_rekono_sim::config::default_levels(),
-        clients: vec![prehod_rekono_sim::config::client(&raw, pki.dir.path()).expect("client")],
-        backchannel_ca: None,
-        danger_allow_non_loopback: false,
-    };
+    let config = sim_config(
+        &pki,
+        vec![prehod_rekono_sim::config::client(&raw, pki.dir.path()).expect("client")],
+        None,
+    );
     let running = prehod_rekono_sim::spawn(config).await.expect("start");
     let rekono = Rekono {
         running,

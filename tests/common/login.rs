@@ -5,7 +5,6 @@
 
 use std::net::SocketAddr;
 
-use super::rekono::accounts_file;
 use super::{free_port, host, six_demo_portals, Gateway, Pki};
 
 pub const CLIENT_ID: &str = "prehod-test";
@@ -43,11 +42,20 @@ impl Default for Options {
 }
 
 pub async fn world(options: Options) -> World {
+    // The HTTPS port is part of the redirect URI registered at Rekono, so it is chosen first;
+    // if another process takes it before the gateway binds it, everything starts again.
+    for _ in 0..5 {
+        if let Some(world) = try_world(&options).await {
+            return world;
+        }
+    }
+    panic!("five attempts to start the gateway lost its port to another process");
+}
+
+async fn try_world(options: &Options) -> Option<World> {
     let pki = Pki::new();
     let port = free_port();
     let login_url = format!("https://login.bankart.localhost:{port}");
-    let accounts =
-        prehod_rekono_sim::config::load_accounts(&accounts_file(&pki)).expect("accounts");
     let client_key = pki.path("oidc-client.key");
     if options.private_key_jwt {
         let group = openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1)
@@ -81,22 +89,14 @@ pub async fn world(options: Options) -> World {
         ),
         id_token_alg: None,
     };
-    let config = prehod_rekono_sim::SimConfig {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        listen_mtls: "127.0.0.1:0".parse().expect("addr"),
-        public_url: "https://rekono.localhost:0".into(),
-        public_mtls_url: "https://rekono.localhost:0".into(),
-        tls_cert: pki.path("server.crt"),
-        tls_key: pki.path("server.key"),
-        accounts,
-        levels: prehod_rekono_sim::config::default_levels(),
-        clients: vec![prehod_rekono_sim::config::client(&rp, pki.dir.path()).expect("client")],
-        backchannel_ca: Some(pki.path("ca.crt")),
-        danger_allow_non_loopback: false,
-    };
+    let config = super::rekono::sim_config(
+        &pki,
+        vec![prehod_rekono_sim::config::client(&rp, pki.dir.path()).expect("client")],
+        Some(pki.path("ca.crt")),
+    );
     let sim = prehod_rekono_sim::spawn(config).await.expect("simulator");
     let (mut setup, portals) = six_demo_portals().await;
-    for (portal, yaml) in options.portal_yaml {
+    for (portal, yaml) in &options.portal_yaml {
         setup = setup.portal_yaml(portal, yaml);
     }
     setup.https_port = Some(port);
@@ -119,14 +119,14 @@ assertion:\n  key: {assertion}\n",
         },
     ));
 
-    let gw = Gateway::start(&pki, &setup);
+    let gw = Gateway::try_start(&pki, &setup)?;
     gw.wait_ready();
-    World {
+    Some(World {
         pki,
         sim,
         gw,
         _portals: portals,
-    }
+    })
 }
 
 #[derive(Clone, Debug)]
@@ -506,4 +506,29 @@ pub fn unescape(s: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// Logs Sara in at Rekono for `portal_url` and returns the gateway callback URL Rekono sends
+/// the browser to — without following it, so a test can use (or abuse) it.
+pub async fn callback_url(world: &World, browser: &mut Browser, portal_url: &str) -> String {
+    let login_page = browser.follow(portal_url).await;
+    let rekono = browser.follow(&rekono_link(world, &login_page)).await;
+    let chooser = rekono_password(world, browser, &rekono, super::rekono::SREDNJA).await;
+    let (tx, csrf) = (chooser.hidden("tx"), chooser.hidden("csrf"));
+    let code = totp_now(super::rekono::SREDNJA_TOTP);
+    let to_gateway = browser
+        .send(
+            reqwest::Method::POST,
+            &sim_url(world, "/openid-connect-server-webapp/factor/otp/verify"),
+            Some(&[
+                ("tx", tx.as_str()),
+                ("csrf", csrf.as_str()),
+                ("code", code.as_str()),
+            ]),
+            &[],
+        )
+        .await;
+    to_gateway
+        .location
+        .expect("Rekono redirects to the gateway's callback")
 }

@@ -22,11 +22,19 @@ pub fn prehod_bin() -> &'static str {
 
 /// A port nobody listens on right now. pingora cannot report the port of a `:0` listener,
 /// so the harness picks one, and `Gateway::start` then proves the gateway got it (/healthz).
+///
+/// The port is drawn at random from 20000–32767, below the kernel's ephemeral range
+/// (32768–60999): a port handed out by `bind(:0)` could be taken by any outgoing connection
+/// before the gateway binds it, one outside that range only by another test's own choice.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("binding 127.0.0.1:0 works on loopback")
+    loop {
+        let mut r = [0u8; 2];
+        openssl::rand::rand_bytes(&mut r).expect("randomness");
+        let port = 20_000 + u16::from_le_bytes(r) % 12_768;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 pub fn host(portal: &str) -> String {
@@ -124,7 +132,19 @@ pub struct Gateway {
 }
 
 impl Gateway {
+    /// Starts the gateway, on new ports again if another process took one first (the
+    /// gateway then exits 69); a fixed `https_port` is not changed: `None` is returned.
     pub fn start(pki: &Pki, setup: &Setup) -> Self {
+        for _ in 0..5 {
+            if let Some(gw) = Self::try_start(pki, setup) {
+                return gw;
+            }
+            assert!(setup.https_port.is_none(), "the fixed HTTPS port was taken");
+        }
+        panic!("five attempts to start prehod lost a port to another process");
+    }
+
+    pub fn try_start(pki: &Pki, setup: &Setup) -> Option<Self> {
         let dir = tempfile::tempdir().expect("temp dir");
         let https: SocketAddr = format!("127.0.0.1:{}", setup.https_port.unwrap_or_else(free_port))
             .parse()
@@ -181,21 +201,24 @@ impl Gateway {
             ca: pki.path("ca.crt"),
             log,
         };
-        gw.wait_healthy();
-        gw
+        gw.wait_healthy().then_some(gw)
     }
 
     /// Polls /healthz, then proves the HTTPS port is ours with a real TLS handshake.
-    fn wait_healthy(&mut self) {
+    /// `false` when prehod exited because a port was taken (exit 69); any other exit fails.
+    fn wait_healthy(&mut self) -> bool {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
+                if status.code() == Some(69) {
+                    return false;
+                }
                 panic!("prehod exited early with {status}");
             }
             let ok = http_get(self.admin, "/healthz").is_some_and(|(status, _)| status == 200)
                 && self.tls_handshake_ok();
             if ok {
-                return;
+                return true;
             }
             assert!(Instant::now() < deadline, "prehod did not become healthy");
             std::thread::sleep(Duration::from_millis(50));
@@ -368,4 +391,45 @@ pub fn received_header<'a>(json: &'a serde_json::Value, name: &str) -> Vec<&'a s
 
 pub fn path_display(p: &Path) -> String {
     p.display().to_string()
+}
+
+/// A plain-HTTP endpoint on loopback that answers 200 to every request and hands each request
+/// body to the test: a relying party's back-channel logout endpoint, for instance.
+pub async fn body_recorder() -> (SocketAddr, tokio::sync::mpsc::Receiver<String>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = tokio::sync::mpsc::channel::<String>(4);
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 8192];
+            loop {
+                let n = s.read(&mut chunk).await.unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).into_owned();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if body.len() >= len {
+                        let _ = tx.send(body.to_owned()).await;
+                        let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    (addr, rx)
 }

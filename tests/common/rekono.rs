@@ -46,11 +46,32 @@ pub struct Rekono {
     pub pki_ca: Vec<u8>,
 }
 
+/// The simulator's configuration for a test: loopback `:0` ports (the simulator reports the
+/// ones it got), the test PKI, the shipped demo accounts and the given relying parties.
+pub fn sim_config(
+    pki: &Pki,
+    clients: Vec<prehod_rekono_sim::Client>,
+    backchannel_ca: Option<std::path::PathBuf>,
+) -> SimConfig {
+    SimConfig {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        listen_mtls: "127.0.0.1:0".parse().expect("addr"),
+        public_url: "https://rekono.localhost:0".into(),
+        public_mtls_url: "https://rekono.localhost:0".into(),
+        tls_cert: pki.path("server.crt"),
+        tls_key: pki.path("server.key"),
+        accounts: prehod_rekono_sim::config::load_accounts(&accounts_file(pki))
+            .expect("demo accounts load"),
+        levels: prehod_rekono_sim::config::default_levels(),
+        clients,
+        backchannel_ca,
+        danger_allow_non_loopback: false,
+    }
+}
+
 /// Starts the simulator with one relying party (`RP_ID`), whose back-channel logout goes to
 /// `backchannel` when given.
 pub async fn start(pki: &Pki, backchannel: Option<String>) -> Rekono {
-    let accounts =
-        prehod_rekono_sim::config::load_accounts(&accounts_file(pki)).expect("demo accounts load");
     let rp = prehod_rekono_sim::config::RawClient {
         client_id: RP_ID.into(),
         name: "Bankart Varni Spletni Prehod".into(),
@@ -61,19 +82,11 @@ pub async fn start(pki: &Pki, backchannel: Option<String>) -> Rekono {
         backchannel_logout_uri: backchannel,
         id_token_alg: None,
     };
-    let config = SimConfig {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        listen_mtls: "127.0.0.1:0".parse().expect("addr"),
-        public_url: "https://rekono.localhost:0".into(),
-        public_mtls_url: "https://rekono.localhost:0".into(),
-        tls_cert: pki.path("server.crt"),
-        tls_key: pki.path("server.key"),
-        accounts,
-        levels: prehod_rekono_sim::config::default_levels(),
-        clients: vec![prehod_rekono_sim::config::client(&rp, pki.dir.path()).expect("client")],
-        backchannel_ca: None,
-        danger_allow_non_loopback: false,
-    };
+    let config = sim_config(
+        pki,
+        vec![prehod_rekono_sim::config::client(&rp, pki.dir.path()).expect("client")],
+        None,
+    );
     let running = prehod_rekono_sim::spawn(config)
         .await
         .expect("simulator starts");

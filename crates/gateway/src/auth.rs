@@ -80,18 +80,7 @@ impl AuthState {
             oidc: Settings {
                 issuer: auth.oidc.issuer.clone(),
                 client_id: auth.oidc.client_id.clone(),
-                client_auth: match &auth.oidc.client_auth {
-                    prehod_config::ClientAuth::Secret(secret) => {
-                        prehod_identity::oidc::ClientAuth::Secret(secret.clone())
-                    }
-                    prehod_config::ClientAuth::PrivateKeyJwt { key_pem, rsa } => {
-                        prehod_identity::oidc::ClientAuth::PrivateKeyJwt {
-                            key_pem: key_pem.clone(),
-                            rsa: *rsa,
-                        }
-                    }
-                },
-
+                client_auth: auth.oidc.client_auth.clone(),
                 redirect_uri: format!("{login_url}/oidc/callback"),
                 scopes: auth.oidc.scopes.clone(),
                 acr_levels: auth.oidc.acr_levels.clone(),

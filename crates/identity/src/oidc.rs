@@ -45,23 +45,8 @@ pub struct Settings {
     pub max_skew: Duration,
 }
 
-/// How the relying party authenticates at the token endpoint.
-#[derive(Clone)]
-pub enum ClientAuth {
-    /// `client_secret_basic`
-    Secret(String),
-    /// `private_key_jwt` (RFC 7523), signed with this PEM key: ES256, or RS256 when `rsa`.
-    PrivateKeyJwt { key_pem: Vec<u8>, rsa: bool },
-}
-
-impl std::fmt::Debug for ClientAuth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ClientAuth::Secret(_) => f.write_str("client_secret_basic"),
-            ClientAuth::PrivateKeyJwt { .. } => f.write_str("private_key_jwt"),
-        }
-    }
-}
+/// How the relying party authenticates at the token endpoint (the config's own type).
+pub use prehod_config::ClientAuth;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OidcError {
