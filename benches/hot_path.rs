@@ -128,6 +128,7 @@ assertion:\n  key: {0}/assertion.key\nportals:\n  bips:\n    host: bips.bankart.
         op_sid: Some("op-sid".into()),
         id_token: Some("x".repeat(700)),
         cert_fingerprint: None,
+        cert: None,
     };
     let (issued, cookie) = auth.sessions.issue(session, now).expect("issue");
     c.bench_function("session/validate (cached)", |b| {

@@ -170,6 +170,7 @@ portals:\n  acq:\n    host: acq.bankart.localhost\n    danger_no_authentication:
                     op_sid: None,
                     id_token: None,
                     cert_fingerprint: None,
+        cert: None,
                 },
                 now,
             )

@@ -27,6 +27,9 @@ pub struct Options {
     pub backchannel: Option<String>,
     /// The gateway authenticates to Rekono with `private_key_jwt`; Rekono knows no secret.
     pub private_key_jwt: bool,
+    /// Certificate login on certlogin.bankart.localhost, trusting the dev CA with this CRL file
+    /// (relative to the PKI directory) and `crl_refresh`.
+    pub certificates: Option<(&'static str, &'static str)>,
 }
 
 impl Default for Options {
@@ -37,6 +40,7 @@ impl Default for Options {
             portal_yaml: vec![("bips", "min_level: 20"), ("bws", "min_level: 30")],
             backchannel: None,
             private_key_jwt: false,
+            certificates: None,
         }
     }
 }
@@ -105,13 +109,21 @@ async fn try_world(options: &Options) -> Option<World> {
         "login:\n  host: login.bankart.localhost\n  url: {login_url}\n\
 session:\n  cookie_domain: bankart.localhost\n  idle_timeout: {idle}\n  absolute_timeout: {absolute}\n  keys: [\"{key}\"]\n\
 oidc:\n  issuer: {issuer}\n  client_id: {CLIENT_ID}\n{client_auth}  ca: {ca}\n  timeout: 5s\n\
-assertion:\n  key: {assertion}\n",
+assertion:\n  key: {assertion}\n{certificates}",
         idle = options.idle,
         absolute = options.absolute,
         key = key.trim(),
         issuer = sim.issuer(),
         ca = pki.path("ca.crt").display(),
                 assertion = pki.path("assertion.key").display(),
+        certificates = match options.certificates {
+            Some((crl, refresh)) => format!(
+                "certificate_login:\n  host: certlogin.bankart.localhost\n  level: 30\n  crl_refresh: {refresh}\n  anchors:\n    - name: prehod dev CA\n      ca: {}\n      crls: [{}]\n      user_id: serial_number\n",
+                pki.path("ca.crt").display(),
+                pki.path(crl).display()
+            ),
+            None => String::new(),
+        },
         client_auth = if options.private_key_jwt {
             format!("  client_auth: private_key_jwt\n  client_key: {}\n", client_key.display())
         } else {

@@ -21,6 +21,7 @@ use crate::{
 };
 
 const TOP_LEVEL_KEYS: &[&str] = &[
+    "certificate_login",
     "login",
     "session",
     "oidc",
@@ -197,12 +198,103 @@ impl Checker<'_> {
         let session = session.and_then(|s| self.session(s, portals));
         let oidc = oidc.and_then(|o| self.oidc(o));
         let assertion = assertion.and_then(|a| self.assertion(a));
+        let certificate_login =
+            match self.optional::<raw::CertificateLogin>(top, "certificate_login") {
+                Some(c) => self.certificate_login(c, tls),
+                None if top.contains_key("certificate_login") => return None,
+                None => None,
+            };
         Some(Some(crate::Auth {
             login: login?,
             session: session?,
             oidc: oidc?,
             assertion: assertion?,
+            certificate_login,
         }))
+    }
+
+    fn certificate_login(
+        &mut self,
+        raw: raw::CertificateLogin,
+        tls: Option<&Tls>,
+    ) -> Option<crate::CertificateLogin> {
+        let host = raw.host.to_ascii_lowercase();
+        if !is_host_name(&host) {
+            self.problem(
+                "certificate_login.host",
+                format!("{:?} is not a host name", raw.host),
+            );
+        }
+        if let Some(tls) = tls {
+            if !tls.certificates.iter().any(|c| c.covers(&host)) {
+                self.problem(
+                    "certificate_login.host",
+                    format!("no certificate in tls.certificates covers {host}"),
+                );
+            }
+        }
+        let level = raw.level.unwrap_or(30);
+        if !matches!(level, 10 | 20 | 30) {
+            self.problem(
+                "certificate_login.level",
+                format!("{level} is not 10, 20 or 30"),
+            );
+        }
+        if raw.anchors.is_empty() {
+            self.problem(
+                "certificate_login.anchors",
+                "at least one trust anchor is needed",
+            );
+        }
+        let mut anchors = Vec::new();
+        for (i, a) in raw.anchors.iter().enumerate() {
+            let key = format!("certificate_login.anchors[{i}]");
+            let ca = self
+                .certificates_pem(&a.ca, &join(&key, "ca"), "CA")
+                .map(|(_, c)| c);
+            let user_id = a.user_id.clone().unwrap_or_else(|| "serial_number".into());
+            if !matches!(user_id.as_str(), "serial_number" | "common_name" | "email") {
+                self.problem(
+                    &join(&key, "user_id"),
+                    format!("{user_id:?} is not one of: serial_number, common_name, email"),
+                );
+            }
+            let crls: Vec<PathBuf> = a.crls.iter().map(|c| self.file_path(c)).collect();
+            for (j, path) in crls.iter().enumerate() {
+                if !path.is_file() {
+                    self.problem(
+                        &format!("{key}.crls[{j}]"),
+                        format!("cannot read CRL file {}", path.display()),
+                    );
+                }
+            }
+            if let Some(ca) = ca {
+                anchors.push(crate::TrustAnchor {
+                    name: a.name.clone(),
+                    ca,
+                    crls,
+                    user_id,
+                    policies: a.policies.clone(),
+                });
+            }
+        }
+        let skew = self
+            .duration(raw.clock_skew.as_ref(), "certificate_login.clock_skew")
+            .unwrap_or(std::time::Duration::from_secs(300));
+        let refresh = self
+            .duration(raw.crl_refresh.as_ref(), "certificate_login.crl_refresh")
+            .unwrap_or(std::time::Duration::from_secs(60));
+        let grace = self.duration(raw.crl_grace.as_ref(), "certificate_login.crl_grace");
+        (anchors.len() == raw.anchors.len()).then_some(())?;
+        Some(crate::CertificateLogin {
+            host,
+            level,
+            clock_skew: skew,
+            max_chain_depth: raw.max_chain_depth.unwrap_or(4),
+            crl_refresh: refresh,
+            crl_grace: grace,
+            anchors,
+        })
     }
 
     fn login(
@@ -1052,6 +1144,7 @@ impl Checker<'_> {
         Some(Portal {
             min_level,
             methods,
+            allowed_users: raw.allowed_users,
             danger_no_authentication: raw.danger_no_authentication,
             name: name.to_owned(),
             host: host?,

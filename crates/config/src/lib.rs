@@ -48,6 +48,33 @@ pub struct Auth {
     pub session: SessionSettings,
     pub oidc: Oidc,
     pub assertion: AssertionSettings,
+    /// Certificate login (mTLS), when configured.
+    pub certificate_login: Option<CertificateLogin>,
+}
+
+#[derive(Debug)]
+pub struct CertificateLogin {
+    /// The only host whose handshake asks for a client certificate (optional mode).
+    pub host: String,
+    /// The level of assurance a certificate session has.
+    pub level: u8,
+    pub clock_skew: Duration,
+    pub max_chain_depth: u32,
+    pub crl_refresh: Duration,
+    /// `None`: a CRL past its nextUpdate refuses logins (fail closed).
+    pub crl_grace: Option<Duration>,
+    pub anchors: Vec<TrustAnchor>,
+}
+
+#[derive(Debug)]
+pub struct TrustAnchor {
+    pub name: String,
+    /// The CA certificate(s): the root and any intermediates of this anchor.
+    pub ca: Vec<X509>,
+    pub crls: Vec<PathBuf>,
+    /// `serial_number`, `common_name` or `email`.
+    pub user_id: String,
+    pub policies: Option<Vec<String>>,
 }
 
 #[derive(Debug)]
@@ -280,6 +307,9 @@ pub struct Portal {
     /// The lowest level of assurance the portal accepts: 10, 20 or 30.
     pub min_level: u8,
     pub methods: Vec<LoginMethod>,
+    /// Only these user ids (the session's subject) may use the portal; `None`: anyone.
+    pub allowed_users: Option<Vec<String>>,
+
     /// No login at all for this portal. Only for tests and demos.
     pub danger_no_authentication: bool,
 }

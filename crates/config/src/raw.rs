@@ -103,6 +103,28 @@ pub struct Oidc {
 }
 
 #[derive(Debug, Deserialize)]
+pub struct CertificateLogin {
+    pub host: String,
+    pub level: Option<u8>,
+    pub clock_skew: Option<String>,
+    pub max_chain_depth: Option<u32>,
+    pub crl_refresh: Option<String>,
+    /// How long a CRL past its nextUpdate is still used; absent: fail closed.
+    pub crl_grace: Option<String>,
+    pub anchors: Vec<Anchor>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Anchor {
+    pub name: String,
+    pub ca: String,
+    #[serde(default)]
+    pub crls: Vec<String>,
+    pub user_id: Option<String>,
+    pub policies: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
 pub struct Assertion {
     pub key: String,
     pub lifetime: Option<String>,
@@ -115,6 +137,8 @@ pub struct Portal {
     pub app_login: Option<String>,
     pub min_level: Option<u8>,
     pub methods: Option<Vec<String>>,
+    pub allowed_users: Option<Vec<String>>,
+
     #[serde(default)]
     pub danger_no_authentication: bool,
     pub upstream: Upstream,

@@ -53,7 +53,15 @@ pub mod files {
     /// A 32-byte session sealing key, base64.
     pub const SESSION_KEY: &str = "session.key";
     /// Client certificates: `clients/NAME.crt` and `clients/NAME.key`.
-    pub const CLIENTS: [&str; 5] = ["valid", "expired", "revoked", "no-client-auth", "untrusted"];
+    pub const CLIENTS: [&str; 7] = [
+        "valid",
+        "expired",
+        "revoked",
+        "no-client-auth",
+        "untrusted",
+        "not-yet-valid",
+        "impostor",
+    ];
 }
 
 /// Writes a fresh PKI for `server_names` into `dir`, replacing what is there.
@@ -66,6 +74,8 @@ pub fn generate(dir: &Path, server_names: &[String]) -> Result<(), PkiError> {
     out.write(files::CA_KEY, &ca.key().serialize_pem())?;
     let untrusted = new_ca("prehod untrusted dev CA", now)?;
     out.write(files::UNTRUSTED_CA_CERT, &untrusted.pem())?;
+    // Same name as the dev CA, another key: what an impostor would make.
+    let impostor = new_ca("prehod dev CA", now)?;
 
     let mut server = leaf_params("prehod dev server", now, 2)?;
     server.subject_alt_names = server_names
@@ -120,13 +130,18 @@ pub fn generate(dir: &Path, server_names: &[String]) -> Result<(), PkiError> {
                 params.extended_key_usages = vec![ExtendedKeyUsagePurpose::EmailProtection];
             }
             "revoked" => revoked_serial = Some(serial),
+            "not-yet-valid" => {
+                params.not_before = now + Duration::days(2);
+                params.not_after = now + Duration::days(30);
+            }
             _ => {}
         }
-        let issuer = if *name == "untrusted" {
-            &untrusted
-        } else {
-            &ca
+        let issuer = match *name {
+            "untrusted" => &untrusted,
+            "impostor" => &impostor,
+            _ => &ca,
         };
+
         let key = new_key("client key")?;
         let cert = params
             .signed_by(&key, issuer)
@@ -256,4 +271,68 @@ impl Writer<'_> {
         }
         Ok(())
     }
+}
+
+/// Writes a new CRL for the dev CA in `dir` to `path`, listing `serials`, with a nextUpdate
+/// `next_update` from now (negative: already stale). For tests of CRL reloading.
+pub fn write_crl(
+    dir: &Path,
+    path: &Path,
+    serials: &[u64],
+    next_update: Duration,
+) -> Result<(), PkiError> {
+    let read = |name: &str| {
+        let p = dir.join(name);
+        std::fs::read_to_string(&p).map_err(|source| PkiError::Write { path: p, source })
+    };
+    let key = KeyPair::from_pem(&read(files::CA_KEY)?).map_err(|source| PkiError::Generate {
+        what: "CA key",
+        source,
+    })?;
+    let issuer =
+        rcgen::Issuer::from_ca_cert_pem(&read(files::CA_CERT)?, key).map_err(|source| {
+            PkiError::Generate {
+                what: "CA certificate",
+                source,
+            }
+        })?;
+    let now = OffsetDateTime::now_utc();
+    let (this_update, next) = if next_update.is_negative() {
+        (now + next_update - Duration::days(1), now + next_update)
+    } else {
+        (now - Duration::minutes(1), now + next_update)
+    };
+    let crl = CertificateRevocationListParams {
+        this_update,
+        next_update: next,
+        crl_number: SerialNumber::from(now.unix_timestamp() as u64),
+        issuing_distribution_point: None,
+        revoked_certs: serials
+            .iter()
+            .map(|s| RevokedCertParams {
+                serial_number: SerialNumber::from(*s),
+                revocation_time: now - Duration::minutes(1),
+                reason_code: None,
+                invalidity_date: None,
+            })
+            .collect(),
+        key_identifier_method: KeyIdMethod::Sha256,
+    }
+    .signed_by(&issuer)
+    .map_err(|source| PkiError::Generate {
+        what: "CRL",
+        source,
+    })?;
+    let pem = crl.pem().map_err(|source| PkiError::Generate {
+        what: "CRL PEM",
+        source,
+    })?;
+    // Written whole, then renamed: a reader never sees half a CRL.
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, pem)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|source| PkiError::Write {
+            path: path.to_owned(),
+            source,
+        })
 }

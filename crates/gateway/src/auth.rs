@@ -44,6 +44,16 @@ pub struct AuthState {
     pub portal_hosts: HashMap<String, usize>,
     /// The port of the login URL (None for 443): return URLs must use the same.
     pub public_port: Option<u16>,
+    /// Certificate login, when configured: the checks, the session level, its URL.
+    pub certificates: Option<CertLogin>,
+}
+
+pub struct CertLogin {
+    pub checker: std::sync::Arc<prehod_identity::cert::Checker>,
+    pub level: u8,
+    /// `https://certlogin.…[:port]`
+    pub url: String,
+    pub crl_refresh: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +119,34 @@ impl AuthState {
                 .map(|(i, p)| (p.host.clone(), i))
                 .collect(),
             public_port,
+            certificates: auth.certificate_login.as_ref().map(|c| CertLogin {
+                checker: std::sync::Arc::new(prehod_identity::cert::Checker {
+                    anchors: c
+                        .anchors
+                        .iter()
+                        .map(|a| {
+                            let user_id = match a.user_id.as_str() {
+                                "common_name" => prehod_identity::cert::UserId::CommonName,
+                                "email" => prehod_identity::cert::UserId::Email,
+                                _ => prehod_identity::cert::UserId::SerialNumber,
+                            };
+                            let anchor = prehod_identity::cert::Anchor::new(a.name.clone(), a.ca.clone(), user_id, a.policies.clone(), a.crls.clone());
+                            for problem in anchor.reload_crls() {
+                                tracing::error!(anchor = %a.name, problem = %problem, "CRL not loaded");
+                            }
+                            anchor
+                        })
+                        .collect(),
+                    clock_skew: c.clock_skew.as_secs() as i64,
+                    stale_grace: c.crl_grace.map(|g| g.as_secs() as i64),
+                }),
+                level: c.level,
+                url: match public_port {
+                    Some(p) => format!("https://{}:{p}", c.host),
+                    None => format!("https://{}", c.host),
+                },
+                crl_refresh: c.crl_refresh,
+            }),
         }))
     }
 
@@ -266,6 +304,16 @@ pub fn decide(
                 return Decision::Deny {
                     message: Message::MethodNotAllowed,
                     reason: "method_not_allowed",
+                };
+            }
+            if portal
+                .allowed_users
+                .as_ref()
+                .is_some_and(|users| !users.contains(&s.sub))
+            {
+                return Decision::Deny {
+                    message: Message::UserNotAllowed,
+                    reason: "user_not_allowed",
                 };
             }
             if s.level < portal.min_level {

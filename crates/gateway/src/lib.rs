@@ -154,6 +154,18 @@ pub fn build(
             },
         )),
     ];
+    if shared
+        .auth
+        .as_ref()
+        .is_some_and(|a| a.certificates.is_some())
+    {
+        services.push(Box::new(background_service(
+            "prehod CRL refresh",
+            CrlRefresh {
+                shared: shared.clone(),
+            },
+        )));
+    }
     if shared.auth.is_some() {
         services.push(Box::new(background_service(
             "prehod identity provider",
@@ -250,6 +262,37 @@ impl BackgroundService for Discovery {
                 _ = shutdown.changed() => return,
             }
             wait = (wait * 2).min(std::time::Duration::from_secs(10));
+        }
+    }
+}
+
+/// Reads every trust anchor's CRLs again on `certificate_login.crl_refresh`, so a new CRL
+/// takes effect without a restart. A CRL that fails to load or verify keeps the previous one.
+struct CrlRefresh {
+    shared: Arc<Shared>,
+}
+
+#[async_trait]
+impl BackgroundService for CrlRefresh {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let Some(certs) = self
+            .shared
+            .auth
+            .as_ref()
+            .and_then(|a| a.certificates.as_ref())
+        else {
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(certs.crl_refresh) => {}
+                _ = shutdown.changed() => return,
+            }
+            for anchor in &certs.checker.anchors {
+                for problem in anchor.reload_crls() {
+                    tracing::warn!(anchor = %anchor.name, problem = %problem, "CRL not reloaded");
+                }
+            }
         }
     }
 }

@@ -178,7 +178,10 @@ fn login_page(ctx: &Ctx<'_, '_>) -> LoginResponse {
         help: auth.help_url.clone(),
         rekono: format!("/oidc/start?{ret}"),
         rekono_instructions: auth.rekono_instructions_url.clone(),
-        certificate: format!("/certificate?{ret}"),
+        certificate: match &auth.certificates {
+            Some(c) => format!("{}/?{ret}", c.url),
+            None => format!("/certificate?{ret}"),
+        },
         certificate_instructions: auth.certificate_instructions_url.clone(),
     };
     let notice = match ctx.req.query.get("notice").map(String::as_str) {
@@ -370,6 +373,7 @@ async fn callback(ctx: &Ctx<'_, '_>) -> LoginResponse {
         op_sid: identity.op_sid,
         id_token: Some(identity.id_token),
         cert_fingerprint: None,
+        cert: None,
     };
     let Ok((session, cookie)) = auth.sessions.issue(session, now) else {
         return ctx.login_failed("seal_failed", Message::LoginFailed);
@@ -483,4 +487,134 @@ async fn backchannel_logout(ctx: &Ctx<'_, '_>) -> LoginResponse {
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The certificate-login host: the handshake asked for a client certificate; decide, and
+/// either issue a session and go back to the portal, or say why not.
+pub fn certificate(
+    shared: &Shared,
+    auth: &AuthState,
+    certs: &crate::auth::CertLogin,
+    client: Option<&crate::tls::ClientCert>,
+    req: LoginRequest<'_>,
+) -> LoginResponse {
+    let lang = Lang::choose(
+        req.query.get("lang").map(String::as_str),
+        crate::auth::cookie(req.headers, &auth.lang_cookie),
+        req.headers
+            .get(http::header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let ctx = Ctx {
+        shared,
+        auth,
+        req: &req,
+        lang,
+    };
+    let Some((return_to, portal)) = req.query.get("return").and_then(|r| auth.check_return(r))
+    else {
+        return ctx.message(Message::BadReturn);
+    };
+    let portal = &shared.config.portals[portal];
+    if !portal
+        .methods
+        .contains(&prehod_config::LoginMethod::Certificate)
+    {
+        return ctx.message(Message::MethodNotAllowed);
+    }
+    let now = unix_now();
+    let checked = certs
+        .checker
+        .check(
+            client.and_then(|c| c.der.as_deref()),
+            client.map_or(0, |c| c.verify_code),
+            now as i64,
+        )
+        .and_then(|id| {
+            let allowed = portal
+                .allowed_users
+                .as_ref()
+                .is_none_or(|u| u.contains(&id.user_id));
+            if allowed {
+                Ok(id)
+            } else {
+                Err(prehod_identity::cert::Refusal::UserNotAllowed)
+            }
+        });
+    let metrics = &shared.metrics;
+    let id = match checked {
+        Ok(id) => id,
+        Err(refusal) => {
+            metrics
+                .certificates
+                .with_label_values(&["failure", refusal.label()])
+                .inc();
+            metrics
+                .logins
+                .with_label_values(&["certificate", "failure"])
+                .inc();
+            ctx.audit(audit::Event {
+                event: "login",
+                outcome: "failure",
+                reason: Some(refusal.label()),
+                portal: Some(&portal.name),
+                method: Some("certificate"),
+                ..Default::default()
+            });
+            let detail = crate::templates::certificate_reason(lang, refusal);
+            let body = auth.pages.message_detail(
+                lang,
+                Message::CertificateRefused,
+                detail,
+                &ctx.switch_url(),
+                &auth.support_email,
+                req.request_id,
+            );
+            return LoginResponse::html(403, body);
+        }
+    };
+    let session = Session {
+        sid: String::new(),
+        sub: id.user_id.clone(),
+        name: id.name.clone(),
+        email: id.email.clone(),
+        method: Method::Certificate,
+        // RFC 8176: a software-secured key (the browser's certificate store).
+        amr: vec!["swk".into()],
+        level: certs.level,
+        auth_time: now,
+        expires_at: 0,
+        idle_until: 0,
+        op_sid: None,
+        id_token: None,
+        cert_fingerprint: Some(id.fingerprint.clone()),
+        cert: Some(prehod_identity::session::CertInfo {
+            subject: id.subject.clone(),
+            issuer: id.issuer.clone(),
+            serial: id.serial.clone(),
+        }),
+    };
+    let Ok((session, cookie)) = auth.sessions.issue(session, now) else {
+        return ctx.message(Message::LoginFailed);
+    };
+    metrics
+        .certificates
+        .with_label_values(&["success", "ok"])
+        .inc();
+    metrics
+        .logins
+        .with_label_values(&["certificate", "success"])
+        .inc();
+    ctx.audit(audit::Event {
+        event: "login",
+        outcome: "success",
+        sub: Some(&session.sub),
+        email: Some(&session.email),
+        portal: Some(&portal.name),
+        method: Some("certificate"),
+        level: Some(session.level),
+        ..Default::default()
+    });
+    LoginResponse::redirect(return_to)
+        .cookie(auth.session_cookie(&cookie, auth.sessions.absolute().as_secs()))
 }

@@ -32,6 +32,8 @@ pub struct Metrics {
     pub oidc_errors: IntCounterVec,
     /// 1 once the identity provider's metadata and keys were fetched.
     pub oidc_ready: IntGauge,
+    /// outcome (`success`, `failure`), reason (`ok`, `expired`, `revoked`, …)
+    pub certificates: IntCounterVec,
 }
 
 const BUCKETS: &[f64] = &[
@@ -150,6 +152,14 @@ impl Metrics {
         registry.register(Box::new(session_cache_entries.clone()))?;
         registry.register(Box::new(oidc_duration.clone()))?;
         registry.register(Box::new(oidc_ready.clone()))?;
+        let certificates = IntCounterVec::new(
+            Opts::new(
+                "prehod_certificate_verifications_total",
+                "Certificate logins by outcome and reason",
+            ),
+            &["outcome", "reason"],
+        )?;
+        registry.register(Box::new(certificates.clone()))?;
         Ok(Self {
             registry,
             requests,
@@ -167,6 +177,7 @@ impl Metrics {
             oidc_duration,
             oidc_errors,
             oidc_ready,
+            certificates,
         })
     }
 

@@ -124,6 +124,15 @@ impl Gateway {
             },
         )
         .await;
+        self.write_login_response(session, ctx, resp).await
+    }
+
+    async fn write_login_response(
+        &self,
+        session: &mut Session,
+        ctx: &RequestCtx,
+        resp: crate::login::LoginResponse,
+    ) -> Result<()> {
         let mut header = ResponseHeader::build(
             resp.status,
             Some(resp.headers.len() + 3 + PAGE_HEADERS.len()),
@@ -147,6 +156,56 @@ impl Gateway {
             session.write_response_body(Some(resp.body), true).await?;
         }
         Ok(())
+    }
+
+    /// The certificate-login host: the handshake asked for a certificate; decide on it.
+    async fn serve_cert_login(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
+        let (Some(auth), Some(certs)) = (
+            &self.shared.auth,
+            self.shared
+                .auth
+                .as_ref()
+                .and_then(|a| a.certificates.as_ref()),
+        ) else {
+            return self
+                .send_page(session, Page::Misdirected, ctx)
+                .await
+                .map(|_| ());
+        };
+        let client = session
+            .digest()
+            .and_then(|d| d.ssl_digest.as_ref())
+            .and_then(|s| s.extension.get::<HandshakeInfo>())
+            .and_then(|h| h.client_cert.as_ref())
+            .map(|c| crate::tls::ClientCert {
+                der: c.der.clone(),
+                verify_code: c.verify_code,
+            });
+        let req = session.req_header();
+        let query = req
+            .uri
+            .query()
+            .map(|q| {
+                url::form_urlencoded::parse(q.as_bytes())
+                    .into_owned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        let resp = crate::login::certificate(
+            &self.shared,
+            auth,
+            certs,
+            client.as_ref(),
+            crate::login::LoginRequest {
+                method: &req.method,
+                path: req.uri.path(),
+                query,
+                headers: &req.headers,
+                body: Bytes::new(),
+                request_id: &ctx.request_id,
+            },
+        );
+        self.write_login_response(session, ctx, resp).await
     }
 
     fn portal_name(&self, ctx: &RequestCtx) -> &str {
@@ -281,6 +340,11 @@ impl ProxyHttp for Gateway {
             Route::Login => {
                 ctx.auth = "login";
                 self.serve_login(session, ctx).await?;
+                return Ok(true);
+            }
+            Route::CertLogin => {
+                ctx.auth = "certificate";
+                self.serve_cert_login(session, ctx).await?;
                 return Ok(true);
             }
             Route::Portal(i) => i,
@@ -569,6 +633,14 @@ impl ProxyHttp for Gateway {
             upstream.insert_header(headers.method.clone(), s.method.as_str())?;
             upstream.insert_header(headers.level.clone(), s.level.to_string())?;
             upstream.insert_header(headers.amr.clone(), s.amr.join(" "))?;
+            if let Some(cert) = &s.cert {
+                upstream.insert_header(headers.cert_subject.clone(), header_safe(&cert.subject))?;
+                upstream.insert_header(headers.cert_issuer.clone(), header_safe(&cert.issuer))?;
+                upstream.insert_header(headers.cert_serial.clone(), cert.serial.as_str())?;
+            }
+            if let Some(fp) = &s.cert_fingerprint {
+                upstream.insert_header(headers.cert_fingerprint.clone(), fp.as_str())?;
+            }
             let audience = format!("https://{}", shared.config.portals[portal].host);
             match auth
                 .signer

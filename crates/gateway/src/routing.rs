@@ -9,6 +9,7 @@ use prehod_config::Config;
 pub struct Router {
     by_host: HashMap<String, usize>,
     login_host: Option<String>,
+    cert_host: Option<String>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -16,6 +17,8 @@ pub enum Route {
     Portal(usize),
     /// The login host: login page, OIDC callback, logout, JWKS.
     Login,
+    /// The certificate-login host: its handshake asks for a client certificate.
+    CertLogin,
     /// No configured portal has this host, or the SNI names another host.
     Misdirected,
 }
@@ -30,6 +33,11 @@ impl Router {
                 .map(|(i, p)| (p.host.clone(), i))
                 .collect(),
             login_host: config.auth.as_ref().map(|a| a.login.host.clone()),
+            cert_host: config
+                .auth
+                .as_ref()
+                .and_then(|a| a.certificate_login.as_ref())
+                .map(|c| c.host.clone()),
         }
     }
 
@@ -47,6 +55,9 @@ impl Router {
         }
         if self.login_host.as_deref() == Some(host) {
             return Route::Login;
+        }
+        if self.cert_host.as_deref() == Some(host) {
+            return Route::CertLogin;
         }
         match self.by_host.get(host) {
             Some(&i) => Route::Portal(i),
@@ -82,6 +93,7 @@ mod tests {
             .into_iter()
             .collect(),
             login_host: Some("login.bankart.si".to_owned()),
+            cert_host: None,
         }
     }
 

@@ -124,6 +124,10 @@ pub enum Message {
     MethodNotAllowed,
     CertificateNotYet,
     NotFound,
+    /// The portal admits only some users, and this is not one of them.
+    UserNotAllowed,
+    /// A certificate login was refused; the reason is shown with it.
+    CertificateRefused,
 }
 
 impl Message {
@@ -132,6 +136,7 @@ impl Message {
             Message::LoginFailed | Message::BadReturn => 400,
             Message::Denied | Message::LevelTooLow | Message::MethodNotAllowed => 403,
             Message::RekonoUnavailable | Message::CertificateNotYet => 503,
+            Message::UserNotAllowed | Message::CertificateRefused => 403,
             Message::LoggedOut => 200,
             Message::NotFound => 404,
         }
@@ -247,6 +252,28 @@ impl Message {
                         "Certificate login is not enabled on this gateway yet.",
                         "Log in with a Rekono account.",
                     )
+                }
+            }
+            Message::UserNotAllowed => {
+                if sl {
+                    (
+                        "Dostop ni dovoljen",
+                        "Vaš uporabnik nima dostopa do te aplikacije.",
+                        "Če menite, da bi ga moral imeti, se obrnite na podporo.",
+                    )
+                } else {
+                    (
+                        "Access not allowed",
+                        "Your user has no access to this application.",
+                        "If you think you should, contact support.",
+                    )
+                }
+            }
+            Message::CertificateRefused => {
+                if sl {
+                    ("Prijava s certifikatom ni uspela", "Certifikata ni bilo mogoče sprejeti.", "Preverite, da ste izbrali pravi certifikat, ali se prijavite z računom Rekono.")
+                } else {
+                    ("Certificate login failed", "The certificate could not be accepted.", "Check that you chose the right certificate, or log in with a Rekono account.")
                 }
             }
             Message::NotFound => {
@@ -384,6 +411,34 @@ impl Pages {
             })
     }
 
+    /// A message page whose body says something more specific (a certificate refusal's reason).
+    pub fn message_detail(
+        &self,
+        lang: Lang,
+        m: Message,
+        detail: &str,
+        switch_url: &str,
+        support: &str,
+        request_id: &str,
+    ) -> String {
+        let err = |e: minijinja::Error| TemplateError {
+            name: "message.html".into(),
+            message: e.to_string(),
+        };
+        let (title, _, next) = m.text(lang);
+        self.env
+            .get_template("message.html")
+            .map_err(err)
+            .and_then(|t| {
+                t.render(context! {
+                    lang => lang.code(), t => texts(lang), title => title, body => detail, next => next,
+                    switch_url => switch_url, support_email => support, request_id => request_id,
+                })
+                .map_err(err)
+            })
+            .unwrap_or_else(|e| format!("<!doctype html><p>{}</p>", crate::pages::escape(&e.to_string())))
+    }
+
     pub fn message(
         &self,
         lang: Lang,
@@ -410,6 +465,98 @@ pub struct LoginLinks {
     pub rekono_instructions: String,
     pub certificate: String,
     pub certificate_instructions: String,
+}
+
+/// Why a certificate was refused, in words a bank clerk understands.
+pub fn certificate_reason(lang: Lang, r: prehod_identity::cert::Refusal) -> &'static str {
+    use prehod_identity::cert::Refusal as R;
+    let sl = lang == Lang::Sl;
+    match r {
+        R::NoCertificate => {
+            if sl {
+                "Brskalnik ni poslal certifikata. Izberite ga, ko vas brskalnik vpraša."
+            } else {
+                "Your browser sent no certificate. Choose one when the browser asks."
+            }
+        }
+        R::Expired => {
+            if sl {
+                "Certifikat je potekel."
+            } else {
+                "The certificate has expired."
+            }
+        }
+        R::NotYetValid => {
+            if sl {
+                "Certifikat še ni veljaven."
+            } else {
+                "The certificate is not valid yet."
+            }
+        }
+        R::Untrusted => {
+            if sl {
+                "Certifikata ni izdal izdajatelj, ki mu prehod zaupa (ACNLB, POSTArCA)."
+            } else {
+                "The certificate was not issued by an authority the gateway trusts (ACNLB, POSTArCA)."
+            }
+        }
+        R::Revoked => {
+            if sl {
+                "Certifikat je preklican."
+            } else {
+                "The certificate has been revoked."
+            }
+        }
+        R::NotForClientAuth => {
+            if sl {
+                "Certifikat ni namenjen prijavi (overjanju odjemalca)."
+            } else {
+                "The certificate is not meant for logging in (client authentication)."
+            }
+        }
+        R::PolicyNotAllowed => {
+            if sl {
+                "Politika tega certifikata ni dovoljena."
+            } else {
+                "This certificate's policy is not allowed."
+            }
+        }
+        R::UnknownCriticalExtension => {
+            if sl {
+                "Certifikat vsebuje neznano kritično razširitev."
+            } else {
+                "The certificate has an unknown critical extension."
+            }
+        }
+        R::ChainTooDeep => {
+            if sl {
+                "Veriga certifikatov je predolga."
+            } else {
+                "The certificate chain is too long."
+            }
+        }
+        R::RevocationUnknown => {
+            if sl {
+                "Preklicnosti certifikata trenutno ni mogoče preveriti."
+            } else {
+                "The certificate's revocation status cannot be checked right now."
+            }
+        }
+        R::Unreadable => {
+            if sl {
+                "Certifikata ni bilo mogoče prebrati."
+            } else {
+                "The certificate could not be read."
+            }
+        }
+        R::UserNotAllowed => {
+            if sl {
+                "Uporabnik tega certifikata nima dostopa do aplikacije."
+            } else {
+                "This certificate's user has no access to the application."
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -27,6 +27,22 @@ ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
 pub struct HandshakeInfo {
     /// The SNI the client sent, lower case.
     pub sni: Option<String>,
+    /// On the certificate-login host: the certificate the client presented (DER) and what
+    /// OpenSSL made of its chain (`X509_V_OK` = 0). `None` elsewhere.
+    pub client_cert: Option<ClientCert>,
+}
+
+#[derive(Debug)]
+pub struct ClientCert {
+    pub der: Option<Vec<u8>>,
+    pub verify_code: i32,
+}
+
+/// Asking for a client certificate, only on one host.
+struct ClientAuth {
+    host: String,
+    store: pingora::tls::x509::store::X509Store,
+    max_depth: u32,
 }
 
 struct Certificate {
@@ -37,6 +53,7 @@ struct Certificate {
 /// Server certificates indexed by the names they cover.
 pub struct SniCertificates {
     certs: Vec<Certificate>,
+    client_auth: Option<ClientAuth>,
     exact: HashMap<String, usize>,
     /// `*.bankart.si` is stored under `bankart.si`.
     wildcard: HashMap<String, usize>,
@@ -60,10 +77,28 @@ impl SniCertificates {
                 key: c.key.clone(),
             });
         }
+        let client_auth = config
+            .auth
+            .as_ref()
+            .and_then(|a| a.certificate_login.as_ref())
+            .and_then(|c| {
+                let mut store = pingora::tls::x509::store::X509StoreBuilder::new().ok()?;
+                for anchor in &c.anchors {
+                    for ca in &anchor.ca {
+                        store.add_cert(ca.clone()).ok()?;
+                    }
+                }
+                Some(ClientAuth {
+                    host: c.host.clone(),
+                    store: store.build(),
+                    max_depth: c.max_chain_depth,
+                })
+            });
         Self {
             certs,
             exact,
             wildcard,
+            client_auth,
         }
     }
 
@@ -83,7 +118,24 @@ impl SniCertificates {
 #[async_trait]
 impl TlsAccept for SniCertificates {
     async fn certificate_callback(&self, ssl: &mut TlsRef) {
-        let i = self.pick(ssl.servername(NameType::HOST_NAME));
+        let sni = ssl
+            .servername(NameType::HOST_NAME)
+            .map(str::to_ascii_lowercase);
+        // Only the certificate-login host asks for a client certificate (optional mode): a
+        // Rekono user is never prompted. The callback accepts any certificate so that a bad
+        // one gets a page saying why, not a TLS alert; OpenSSL's verdict is kept below.
+        if let Some(ca) = self
+            .client_auth
+            .as_ref()
+            .filter(|c| sni.as_deref() == Some(c.host.as_str()))
+        {
+            ssl.set_verify_callback(pingora::tls::ssl::SslVerifyMode::PEER, |_, _| true);
+            if let Err(e) = ext::ssl_set_verify_cert_store(ssl, &ca.store) {
+                tracing::error!(error = %e, "cannot set the client-certificate trust store");
+            }
+            ssl.param_mut().set_depth(ca.max_depth as i32);
+        }
+        let i = self.pick(sni.as_deref());
         let Some(cert) = self.certs.get(i) else {
             return;
         };
@@ -107,7 +159,15 @@ impl TlsAccept for SniCertificates {
         let sni = ssl
             .servername(NameType::HOST_NAME)
             .map(str::to_ascii_lowercase);
-        Some(Arc::new(HandshakeInfo { sni }))
+        let client_cert = self
+            .client_auth
+            .as_ref()
+            .filter(|c| sni.as_deref() == Some(c.host.as_str()))
+            .map(|_| ClientCert {
+                der: ssl.peer_certificate().and_then(|c| c.to_der().ok()),
+                verify_code: ssl.verify_result().as_raw(),
+            });
+        Some(Arc::new(HandshakeInfo { sni, client_cert }))
     }
 }
 

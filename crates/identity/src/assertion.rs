@@ -174,6 +174,7 @@ mod tests {
             op_sid: None,
             id_token: None,
             cert_fingerprint: None,
+            cert: None,
         }
     }
 

@@ -3,6 +3,7 @@
 //! gateway hands to portals.
 
 pub mod assertion;
+pub mod cert;
 pub mod oidc;
 pub mod seal;
 pub mod session;

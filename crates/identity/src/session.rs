@@ -52,6 +52,16 @@ pub struct Session {
     pub id_token: Option<String>,
     /// SHA-256 of the client certificate, for certificate sessions.
     pub cert_fingerprint: Option<String>,
+    /// Subject, issuer and serial of the client certificate, for certificate sessions.
+    #[serde(default)]
+    pub cert: Option<CertInfo>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CertInfo {
+    pub subject: String,
+    pub issuer: String,
+    pub serial: String,
 }
 
 /// Roughly the heap bytes of a session.
@@ -262,6 +272,7 @@ mod tests {
             op_sid: Some("op-1".into()),
             id_token: None,
             cert_fingerprint: None,
+            cert: None,
         }
     }
 

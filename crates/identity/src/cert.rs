@@ -1,0 +1,316 @@
+//! Certificate login checks. OpenSSL has checked the chain in the handshake against the
+//! configured trust anchors (its result comes in as `verify_code`); this module decides the
+//! rest with x509-parser — validity with bounded clock skew, extended key usage `clientAuth`,
+//! key usage `digitalSignature`, unknown critical extensions, the certificate-policy
+//! allow-list — checks revocation against the anchors' CRLs (their signatures checked with
+//! OpenSSL, reloaded from disk while the gateway runs), and maps the certificate to a user id.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::RwLock;
+
+use openssl::x509::{X509Crl, X509};
+use sha2::{Digest, Sha256};
+use x509_parser::prelude::*;
+
+/// Why a certificate login is refused. Each has its own page text and metric label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    NoCertificate,
+    Expired,
+    NotYetValid,
+    Untrusted,
+    Revoked,
+    NotForClientAuth,
+    PolicyNotAllowed,
+    UnknownCriticalExtension,
+    ChainTooDeep,
+    /// The CA's CRL is past its nextUpdate and the policy is to fail closed.
+    RevocationUnknown,
+    Unreadable,
+    /// Valid, but this user may not use the portal.
+    UserNotAllowed,
+}
+
+impl Refusal {
+    pub fn label(self) -> &'static str {
+        match self {
+            Refusal::NoCertificate => "no_certificate",
+            Refusal::Expired => "expired",
+            Refusal::NotYetValid => "not_yet_valid",
+            Refusal::Untrusted => "untrusted",
+            Refusal::Revoked => "revoked",
+            Refusal::NotForClientAuth => "not_for_client_auth",
+            Refusal::PolicyNotAllowed => "policy_not_allowed",
+            Refusal::UnknownCriticalExtension => "unknown_critical_extension",
+            Refusal::ChainTooDeep => "chain_too_deep",
+            Refusal::RevocationUnknown => "revocation_unknown",
+            Refusal::Unreadable => "unreadable",
+            Refusal::UserNotAllowed => "user_not_allowed",
+        }
+    }
+}
+
+/// Which certificate attribute names the user.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UserId {
+    SerialNumber,
+    CommonName,
+    Email,
+}
+
+pub struct Anchor {
+    pub name: String,
+    pub ca: Vec<X509>,
+    pub user_id: UserId,
+    /// `None`: any policy.
+    pub policies: Option<Vec<String>>,
+    pub crl_files: Vec<PathBuf>,
+    crl: RwLock<Option<LoadedCrl>>,
+}
+
+struct LoadedCrl {
+    revoked: HashSet<Vec<u8>>,
+    next_update: i64,
+}
+
+/// What a certificate that passed proves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertIdentity {
+    pub user_id: String,
+    pub name: String,
+    pub email: String,
+    pub subject: String,
+    pub issuer: String,
+    pub serial: String,
+    pub fingerprint: String,
+    pub anchor: String,
+}
+
+pub struct Checker {
+    pub anchors: Vec<Anchor>,
+    pub clock_skew: i64,
+    /// Seconds a CRL may be past its nextUpdate and still be used; `None`: fail closed.
+    pub stale_grace: Option<i64>,
+}
+
+fn asn1_unix(t: &openssl::asn1::Asn1TimeRef) -> Option<i64> {
+    let epoch = openssl::asn1::Asn1Time::from_unix(0).ok()?;
+    let d = epoch.diff(t).ok()?;
+    Some(i64::from(d.days) * 86_400 + i64::from(d.secs))
+}
+
+impl Anchor {
+    pub fn new(
+        name: String,
+        ca: Vec<X509>,
+        user_id: UserId,
+        policies: Option<Vec<String>>,
+        crl_files: Vec<PathBuf>,
+    ) -> Self {
+        Self {
+            name,
+            ca,
+            user_id,
+            policies,
+            crl_files,
+            crl: RwLock::new(None),
+        }
+    }
+
+    /// Reads the CRL files again. A CRL whose signature does not verify with this anchor's CA
+    /// is refused (the old one stays). Returns the problems found.
+    pub fn reload_crls(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.crl_files.is_empty() {
+            return problems;
+        }
+        let mut revoked = HashSet::new();
+        let mut next_update = i64::MAX;
+        for path in &self.crl_files {
+            let parsed = std::fs::read(path)
+                .map_err(|e| e.to_string())
+                .and_then(|b| {
+                    X509Crl::from_pem(&b)
+                        .or_else(|_| X509Crl::from_der(&b))
+                        .map_err(|e| e.to_string())
+                });
+            let crl = match parsed {
+                Ok(c) => c,
+                Err(e) => {
+                    problems.push(format!("{}: {e}", path.display()));
+                    return problems;
+                }
+            };
+            let signed = self.ca.iter().any(|ca| {
+                ca.public_key()
+                    .is_ok_and(|k| crl.verify(&k).unwrap_or(false))
+            });
+            if !signed {
+                problems.push(format!(
+                    "{}: not signed by the {} CA",
+                    path.display(),
+                    self.name
+                ));
+                return problems;
+            }
+            if let Some(list) = crl.get_revoked() {
+                for r in list {
+                    if let Ok(bn) = r.serial_number().to_bn() {
+                        revoked.insert(bn.to_vec());
+                    }
+                }
+            }
+            next_update =
+                next_update.min(crl.next_update().and_then(asn1_unix).unwrap_or(i64::MAX));
+        }
+        *self.crl.write().unwrap_or_else(|e| e.into_inner()) = Some(LoadedCrl {
+            revoked,
+            next_update,
+        });
+        problems
+    }
+
+    /// Seconds since the loaded CRL's nextUpdate passed (negative: still fresh).
+    pub fn crl_overdue(&self, now: i64) -> Option<i64> {
+        self.crl
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|c| now - c.next_update)
+    }
+}
+
+impl Checker {
+    /// Checks the client certificate `der`, whose chain OpenSSL judged with `verify_code`
+    /// (0 = OK), at unix time `now`.
+    pub fn check(
+        &self,
+        der: Option<&[u8]>,
+        verify_code: i32,
+        now: i64,
+    ) -> Result<CertIdentity, Refusal> {
+        let der = der.ok_or(Refusal::NoCertificate)?;
+        let (_, cert) = X509Certificate::from_der(der).map_err(|_| Refusal::Unreadable)?;
+        let not_before = cert.validity().not_before.timestamp();
+        let not_after = cert.validity().not_after.timestamp();
+        match verify_code {
+            0 => {}
+            // Validity: decided below, with the configured clock skew.
+            9 | 10 => {}
+            22 => return Err(Refusal::ChainTooDeep),
+            // X509_V_ERR_INVALID_PURPOSE: not for TLS client authentication.
+            26 => return Err(Refusal::NotForClientAuth),
+
+            _ => return Err(Refusal::Untrusted),
+        }
+        if now + self.clock_skew < not_before {
+            return Err(Refusal::NotYetValid);
+        }
+        if now - self.clock_skew > not_after {
+            return Err(Refusal::Expired);
+        }
+        let issuer_der = cert.issuer().as_raw();
+        let anchor = self
+            .anchors
+            .iter()
+            .find(|a| {
+                a.ca.iter()
+                    .any(|ca| ca.subject_name().to_der().is_ok_and(|d| d == issuer_der))
+            })
+            .ok_or(Refusal::Untrusted)?;
+        let mut client_auth = false;
+        let mut has_policies = false;
+        for ext in cert.extensions() {
+            match ext.parsed_extension() {
+                ParsedExtension::ExtendedKeyUsage(eku) => client_auth = eku.client_auth || eku.any,
+                ParsedExtension::KeyUsage(ku) if !ku.digital_signature() => {
+                    return Err(Refusal::NotForClientAuth)
+                }
+                ParsedExtension::CertificatePolicies(policies) => {
+                    has_policies = true;
+                    if let Some(allowed) = &anchor.policies {
+                        let ok = policies
+                            .iter()
+                            .any(|p| allowed.contains(&p.policy_id.to_id_string()));
+                        if !ok {
+                            return Err(Refusal::PolicyNotAllowed);
+                        }
+                    }
+                }
+                ParsedExtension::UnsupportedExtension { .. }
+                | ParsedExtension::ParseError { .. }
+                    if ext.critical =>
+                {
+                    return Err(Refusal::UnknownCriticalExtension);
+                }
+                _ => {}
+            }
+        }
+        if !client_auth {
+            return Err(Refusal::NotForClientAuth);
+        }
+        if anchor.policies.is_some() && !has_policies {
+            return Err(Refusal::PolicyNotAllowed);
+        }
+        if let Some(crl) = anchor
+            .crl
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            if now > crl.next_update && self.stale_grace.is_none_or(|g| now > crl.next_update + g) {
+                return Err(Refusal::RevocationUnknown);
+            }
+            let serial = cert.tbs_certificate.raw_serial();
+            let serial = serial
+                .iter()
+                .skip_while(|b| **b == 0)
+                .copied()
+                .collect::<Vec<u8>>();
+            if crl.revoked.contains(&serial) {
+                return Err(Refusal::Revoked);
+            }
+        } else if !anchor.crl_files.is_empty() {
+            // CRLs are configured but none could be loaded: fail closed.
+            return Err(Refusal::RevocationUnknown);
+        }
+        let subject = cert.subject();
+        let first = |it: &mut dyn Iterator<Item = &AttributeTypeAndValue>| {
+            it.next().and_then(|a| a.as_str().ok()).map(str::to_owned)
+        };
+        let cn = first(&mut subject.iter_common_name()).unwrap_or_default();
+        let email = cert
+            .subject_alternative_name()
+            .ok()
+            .flatten()
+            .and_then(|san| {
+                san.value.general_names.iter().find_map(|n| match n {
+                    GeneralName::RFC822Name(e) => Some((*e).to_owned()),
+                    _ => None,
+                })
+            })
+            .unwrap_or_default();
+        let serial_number = subject
+            .iter_by_oid(&oid_registry::OID_X509_SERIALNUMBER)
+            .next()
+            .and_then(|a| a.as_str().ok())
+            .map(str::to_owned);
+        let user_id = match anchor.user_id {
+            UserId::SerialNumber => serial_number,
+            UserId::CommonName => (!cn.is_empty()).then(|| cn.clone()),
+            UserId::Email => (!email.is_empty()).then(|| email.clone()),
+        }
+        .ok_or(Refusal::Unreadable)?;
+        Ok(CertIdentity {
+            user_id,
+            name: cn,
+            email,
+            subject: subject.to_string(),
+            issuer: cert.issuer().to_string(),
+            serial: hex::encode(cert.tbs_certificate.raw_serial()),
+            fingerprint: hex::encode(Sha256::digest(der)),
+            anchor: anchor.name.clone(),
+        })
+    }
+}

@@ -1,0 +1,239 @@
+//! Certificate login (mTLS) through the real gateway: a valid certificate logs in; every other
+//! case is refused with its own reason page and metric label; a new CRL takes effect without a
+//! restart; portal hosts never ask for a certificate.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::login::*;
+use common::received_header;
+
+fn cert_options() -> Options {
+    Options {
+        certificates: Some(("ca.crl.pem", "1s")),
+        portal_yaml: vec![
+            ("bips", "min_level: 20"),
+            ("bws", "min_level: 30"),
+            ("b2b", "allowed_users: [SI-DEV-9999]"),
+        ],
+        ..Options::default()
+    }
+}
+
+fn certlogin(world: &World, portal: &str) -> String {
+    let ret = url::form_urlencoded::byte_serialize(portal_url(world, portal, "/home").as_bytes())
+        .collect::<String>();
+    format!(
+        "https://certlogin.bankart.localhost:{}/?return={ret}",
+        world.gw.https.port()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_valid_certificate_logs_in_and_reaches_the_portal_with_certificate_headers() {
+    let world = world(cert_options()).await;
+    let mut browser = Browser::with_certificate(&world, "valid");
+    // The login page's "Prijava s certifikatom" goes to the certificate-login host.
+    let login_page = browser.follow(&portal_url(&world, "bws", "/home")).await;
+    assert!(
+        login_page.body.contains("certlogin.bankart.localhost"),
+        "{}",
+        login_page.body
+    );
+    let page = browser.follow(&certlogin(&world, "bws")).await;
+    assert_eq!(
+        page.url,
+        portal_url(&world, "bws", "/home"),
+        "back on the portal (level 30)"
+    );
+    let json = browser
+        .api(&portal_url(&world, "bws", "/home"))
+        .await
+        .json();
+    assert_eq!(received_header(&json, "x-auth-user"), ["SI-DEV-1000"]);
+    assert_eq!(received_header(&json, "x-auth-method"), ["certificate"]);
+    assert_eq!(received_header(&json, "x-auth-level"), ["30"]);
+    assert!(received_header(&json, "x-auth-cert-subject")[0].contains("Testni Uporabnik (valid)"));
+    assert!(received_header(&json, "x-auth-cert-issuer")[0].contains("prehod dev CA"));
+    assert_eq!(received_header(&json, "x-auth-cert-serial"), ["03e8"]);
+    let der = openssl::x509::X509::from_pem(
+        &std::fs::read(world.pki.path("clients/valid.crt")).expect("cert"),
+    )
+    .expect("pem")
+    .to_der()
+    .expect("der");
+    assert_eq!(
+        received_header(&json, "x-auth-cert-fingerprint"),
+        [common::sha256_hex(&der).as_str()]
+    );
+    assert!(world
+        .gw
+        .metrics()
+        .contains("prehod_certificate_verifications_total{outcome=\"success\",reason=\"ok\"} 1"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_bad_certificate_gets_its_own_reason_page_and_metric() {
+    let world = world(cert_options()).await;
+    let cases = [
+        (
+            None,
+            "bws",
+            "no_certificate",
+            "Brskalnik ni poslal certifikata",
+        ),
+        (Some("expired"), "bws", "expired", "Certifikat je potekel"),
+        (
+            Some("not-yet-valid"),
+            "bws",
+            "not_yet_valid",
+            "Certifikat še ni veljaven",
+        ),
+        (
+            Some("untrusted"),
+            "bws",
+            "untrusted",
+            "ni izdal izdajatelj, ki mu prehod zaupa",
+        ),
+        (
+            Some("impostor"),
+            "bws",
+            "untrusted",
+            "ni izdal izdajatelj, ki mu prehod zaupa",
+        ),
+        (
+            Some("no-client-auth"),
+            "bws",
+            "not_for_client_auth",
+            "ni namenjen prijavi",
+        ),
+        (Some("revoked"), "bws", "revoked", "Certifikat je preklican"),
+        (
+            Some("valid"),
+            "b2b",
+            "user_not_allowed",
+            "nima dostopa do aplikacije",
+        ),
+    ];
+    for (cert, portal, label, text) in cases {
+        let mut browser = match cert {
+            Some(name) => Browser::with_certificate(&world, name),
+            None => Browser::new(&world),
+        };
+        let page = browser.navigate(&certlogin(&world, portal)).await;
+        assert_eq!(page.status, 403, "{cert:?}: {}", page.body);
+        assert!(
+            page.body.contains(text),
+            "{cert:?}: expected {text:?} in {}",
+            page.body
+        );
+        assert!(page.body.contains("Prijava s certifikatom ni uspela"));
+        assert!(
+            browser.cookie("prehod_session").is_none(),
+            "{cert:?} got no session"
+        );
+        let metrics = world.gw.metrics();
+        assert!(
+            metrics.contains(&format!(
+                "prehod_certificate_verifications_total{{outcome=\"failure\",reason=\"{label}\"}}"
+            )),
+            "{label} in {metrics}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_crl_takes_effect_without_restart_and_a_stale_one_fails_closed() {
+    let world = world(cert_options()).await;
+    let crl = world.pki.path("ca.crl.pem");
+    let mut browser = Browser::with_certificate(&world, "valid");
+    assert_eq!(
+        browser.navigate(&certlogin(&world, "bws")).await.status,
+        302,
+        "valid before"
+    );
+    // The CA revokes the valid certificate (serial 1000): within the refresh, it is refused.
+    prehod_devpki::write_crl(
+        world.pki.dir.path(),
+        &crl,
+        &[1000, 1002],
+        time::Duration::days(7),
+    )
+    .expect("crl");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let page = Browser::with_certificate(&world, "valid")
+            .navigate(&certlogin(&world, "bws"))
+            .await;
+        if page.status == 403 && page.body.contains("Certifikat je preklican") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the new CRL never took effect: {}",
+            page.status
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // A CRL past its nextUpdate: without a grace period, logins fail closed.
+    prehod_devpki::write_crl(world.pki.dir.path(), &crl, &[], time::Duration::hours(-1))
+        .expect("crl");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let page = Browser::with_certificate(&world, "valid")
+            .navigate(&certlogin(&world, "bws"))
+            .await;
+        if page.status == 403
+            && page
+                .body
+                .contains("Preklicnosti certifikata trenutno ni mogoče preveriti")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a stale CRL was accepted: {}",
+            page.status
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn portal_hosts_never_ask_for_a_certificate() {
+    let world = world(cert_options()).await;
+    let handshake = |host: String| {
+        let port = world.gw.https.port();
+        let ca = world.pki.path("ca.crt");
+        std::process::Command::new("openssl")
+            .args([
+                "s_client",
+                "-msg",
+                "-connect",
+                &format!("127.0.0.1:{port}"),
+                "-servername",
+                &host,
+                "-CAfile",
+            ])
+            .arg(ca)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("openssl s_client")
+    };
+    for portal in common::PORTALS.iter().copied().chain(["login"]) {
+        let out = handshake(common::host(portal));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("ServerHello"),
+            "{portal}: no handshake?\n{text}"
+        );
+        assert!(
+            !text.contains("CertificateRequest"),
+            "{portal} asked for a client certificate"
+        );
+    }
+    // The certificate-login host does ask: the check above can see a request when there is one.
+    let out = handshake("certlogin.bankart.localhost".into());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("CertificateRequest"));
+}
