@@ -11,7 +11,10 @@ use common::received_header;
 
 fn cert_options() -> Options {
     Options {
-        certificates: Some(("ca.crl.pem", "1s")),
+        certificates: Some(CertOptions {
+            crl: Some(("ca.crl.pem", "1s")),
+            ocsp: None,
+        }),
         portal_yaml: vec![
             ("bips", "min_level: 20"),
             ("bws", "min_level: 30"),
@@ -236,4 +239,75 @@ async fn portal_hosts_never_ask_for_a_certificate() {
     // The certificate-login host does ask: the check above can see a request when there is one.
     let out = handshake("certlogin.bankart.localhost".into());
     assert!(String::from_utf8_lossy(&out.stdout).contains("CertificateRequest"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ocsp_decides_revocation_and_an_unreachable_responder_follows_its_policy() {
+    // A real `openssl ocsp` responder; the anchor has no CRL, so OCSP alone decides.
+    let w = world(Options {
+        certificates: Some(CertOptions {
+            crl: None,
+            ocsp: Some(Ocsp::Responder),
+        }),
+        ..Options::default()
+    })
+    .await;
+    let page = Browser::with_certificate(&w, "valid")
+        .navigate(&certlogin(&w, "bws"))
+        .await;
+    assert_eq!(page.status, 302, "good at the responder: {}", page.body);
+    let page = Browser::with_certificate(&w, "revoked")
+        .navigate(&certlogin(&w, "bws"))
+        .await;
+    assert_eq!(page.status, 403);
+    assert!(
+        page.body.contains("Certifikat je preklican (OCSP)"),
+        "{}",
+        page.body
+    );
+    let metrics = w.gw.metrics();
+    assert!(
+        metrics.contains(
+            "prehod_certificate_verifications_total{outcome=\"failure\",reason=\"revoked_ocsp\"} 1"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("prehod_ocsp_request_duration_seconds_count 2"),
+        "{metrics}"
+    );
+    drop(w);
+
+    // Nobody answers: fail closed refuses…
+    let w = world(Options {
+        certificates: Some(CertOptions {
+            crl: None,
+            ocsp: Some(Ocsp::Unreachable { soft_fail: false }),
+        }),
+        ..Options::default()
+    })
+    .await;
+    let page = Browser::with_certificate(&w, "valid")
+        .navigate(&certlogin(&w, "bws"))
+        .await;
+    assert_eq!(page.status, 403);
+    assert!(page
+        .body
+        .contains("Preklicnosti certifikata trenutno ni mogoče preveriti"));
+    assert!(w.gw.metrics().contains("prehod_ocsp_errors_total 1"));
+    drop(w);
+
+    // …soft-fail lets the login through.
+    let w = world(Options {
+        certificates: Some(CertOptions {
+            crl: None,
+            ocsp: Some(Ocsp::Unreachable { soft_fail: true }),
+        }),
+        ..Options::default()
+    })
+    .await;
+    let page = Browser::with_certificate(&w, "valid")
+        .navigate(&certlogin(&w, "bws"))
+        .await;
+    assert_eq!(page.status, 302, "{}", page.body);
 }

@@ -11,6 +11,7 @@ pub const CLIENT_ID: &str = "prehod-test";
 pub const CLIENT_SECRET: &str = "prehod-test-secret";
 
 pub struct World {
+    pub _responder: Option<Responder>,
     pub pki: Pki,
     pub sim: prehod_rekono_sim::RunningSim,
     pub gw: Gateway,
@@ -27,9 +28,8 @@ pub struct Options {
     pub backchannel: Option<String>,
     /// The gateway authenticates to Rekono with `private_key_jwt`; Rekono knows no secret.
     pub private_key_jwt: bool,
-    /// Certificate login on certlogin.bankart.localhost, trusting the dev CA with this CRL file
-    /// (relative to the PKI directory) and `crl_refresh`.
-    pub certificates: Option<(&'static str, &'static str)>,
+    /// Certificate login on certlogin.bankart.localhost, trusting the dev CA.
+    pub certificates: Option<CertOptions>,
 }
 
 impl Default for Options {
@@ -42,6 +42,94 @@ impl Default for Options {
             private_key_jwt: false,
             certificates: None,
         }
+    }
+}
+
+/// How the dev CA is trusted for certificate login.
+#[derive(Clone, Default)]
+pub struct CertOptions {
+    /// A CRL file relative to the PKI directory, and the refresh interval.
+    pub crl: Option<(&'static str, &'static str)>,
+    pub ocsp: Option<Ocsp>,
+}
+
+#[derive(Clone, Copy)]
+pub enum Ocsp {
+    /// A real `openssl ocsp` responder for the world's CA: `valid` good, `revoked` revoked.
+    Responder,
+    /// A responder address where nothing listens.
+    Unreachable { soft_fail: bool },
+}
+
+/// `openssl ocsp` running as a responder on loopback; stopped when dropped.
+pub struct Responder {
+    child: std::process::Child,
+    pub url: String,
+}
+
+impl Drop for Responder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn ocsp_responder(pki: &super::Pki) -> Responder {
+    let index = pki.path("ocsp-index.txt");
+    std::fs::write(
+        &index,
+        "V\t301231235959Z\t\t03E8\tunknown\t/CN=valid\nR\t301231235959Z\t251101000000Z\t03EA\tunknown\t/CN=revoked\n",
+    )
+    .expect("index");
+    let port = free_port();
+    let mut child = std::process::Command::new("openssl")
+        .args(["ocsp", "-index"])
+        .arg(&index)
+        .args(["-port", &port.to_string(), "-rsigner"])
+        .arg(pki.path("ca.crt"))
+        .arg("-rkey")
+        .arg(pki.path("ca.key"))
+        .arg("-CA")
+        .arg(pki.path("ca.crt"))
+        .args(["-nmin", "5", "-ignore_err"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("openssl ocsp");
+    // Ready when it says so. (Not by connecting: it serves one connection at a time, and a
+    // connection that sends nothing leaves it waiting for good.)
+    let (tx, rx) = std::sync::mpsc::channel();
+    for stream in [
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stream)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if line.contains("waiting for OCSP client connections") {
+                    let _ = tx.send(());
+                }
+            }
+        });
+    }
+    rx.recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the OCSP responder did not start");
+    Responder {
+        child,
+        url: format!("http://127.0.0.1:{port}/"),
     }
 }
 
@@ -105,6 +193,11 @@ async fn try_world(options: &Options) -> Option<World> {
     }
     setup.https_port = Some(port);
     let key = std::fs::read_to_string(pki.path("session.key")).expect("session key");
+    let responder = options
+        .certificates
+        .as_ref()
+        .is_some_and(|c| matches!(c.ocsp, Some(Ocsp::Responder)))
+        .then(|| ocsp_responder(&pki));
     setup.auth = Some(format!(
         "login:\n  host: login.bankart.localhost\n  url: {login_url}\n\
 session:\n  cookie_domain: bankart.localhost\n  idle_timeout: {idle}\n  absolute_timeout: {absolute}\n  keys: [\"{key}\"]\n\
@@ -116,12 +209,29 @@ assertion:\n  key: {assertion}\n{certificates}",
         issuer = sim.issuer(),
         ca = pki.path("ca.crt").display(),
                 assertion = pki.path("assertion.key").display(),
-        certificates = match options.certificates {
-            Some((crl, refresh)) => format!(
-                "certificate_login:\n  host: certlogin.bankart.localhost\n  level: 30\n  crl_refresh: {refresh}\n  anchors:\n    - name: prehod dev CA\n      ca: {}\n      crls: [{}]\n      user_id: serial_number\n",
-                pki.path("ca.crt").display(),
-                pki.path(crl).display()
-            ),
+        certificates = match &options.certificates {
+            Some(c) => {
+                let mut yaml = format!(
+                    "certificate_login:\n  host: certlogin.bankart.localhost\n  level: 30\n  crl_refresh: {}\n  anchors:\n    - name: prehod dev CA\n      ca: {}\n      user_id: serial_number\n",
+                    c.crl.map_or("1m", |(_, r)| r),
+                    pki.path("ca.crt").display(),
+                );
+                if let Some((crl, _)) = c.crl {
+                    yaml.push_str(&format!("      crls: [{}]\n", pki.path(crl).display()));
+                }
+                match c.ocsp {
+                    Some(Ocsp::Responder) => {
+                        let url = responder.as_ref().map(|r| r.url.clone()).unwrap_or_default();
+                        yaml.push_str(&format!("      ocsp:\n        url: {url}\n        policy: fail_closed\n        timeout: 2s\n"));
+                    }
+                    Some(Ocsp::Unreachable { soft_fail }) => {
+                        let policy = if soft_fail { "soft_fail" } else { "fail_closed" };
+                        yaml.push_str(&format!("      ocsp:\n        url: http://127.0.0.1:{}/\n        policy: {policy}\n        timeout: 1s\n", free_port()));
+                    }
+                    None => {}
+                }
+                yaml
+            }
             None => String::new(),
         },
         client_auth = if options.private_key_jwt {
@@ -134,6 +244,7 @@ assertion:\n  key: {assertion}\n{certificates}",
     let gw = Gateway::try_start(&pki, &setup)?;
     gw.wait_ready();
     Some(World {
+        _responder: responder,
         pki,
         sim,
         gw,

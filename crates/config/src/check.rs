@@ -268,6 +268,40 @@ impl Checker<'_> {
                     );
                 }
             }
+            let ocsp = a.ocsp.as_ref().and_then(|o| {
+                let okey = join(&key, "ocsp");
+                match url::Url::parse(&o.url) {
+                    Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+                    _ => {
+                        self.problem(
+                            &join(&okey, "url"),
+                            format!("{:?} is not an http(s) URL", o.url),
+                        );
+                        return None;
+                    }
+                }
+                let soft_fail = match o.policy.as_deref().unwrap_or("fail_closed") {
+                    "fail_closed" => false,
+                    "soft_fail" => true,
+                    other => {
+                        self.problem(
+                            &join(&okey, "policy"),
+                            format!("{other:?} is not one of: fail_closed, soft_fail"),
+                        );
+                        return None;
+                    }
+                };
+                Some(crate::OcspSettings {
+                    url: o.url.clone(),
+                    soft_fail,
+                    timeout: self
+                        .duration(o.timeout.as_ref(), &join(&okey, "timeout"))
+                        .unwrap_or(std::time::Duration::from_secs(3)),
+                    cache: self
+                        .duration(o.cache.as_ref(), &join(&okey, "cache"))
+                        .unwrap_or(std::time::Duration::from_secs(300)),
+                })
+            });
             if let Some(ca) = ca {
                 anchors.push(crate::TrustAnchor {
                     name: a.name.clone(),
@@ -275,6 +309,7 @@ impl Checker<'_> {
                     crls,
                     user_id,
                     policies: a.policies.clone(),
+                    ocsp,
                 });
             }
         }

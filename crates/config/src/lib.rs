@@ -75,6 +75,17 @@ pub struct TrustAnchor {
     /// `serial_number`, `common_name` or `email`.
     pub user_id: String,
     pub policies: Option<Vec<String>>,
+    pub ocsp: Option<OcspSettings>,
+}
+
+#[derive(Debug)]
+pub struct OcspSettings {
+    pub url: String,
+    /// An unreachable or unusable responder lets logins through.
+    pub soft_fail: bool,
+    pub timeout: Duration,
+    /// How long an answer is reused.
+    pub cache: Duration,
 }
 
 #[derive(Debug)]

@@ -122,6 +122,16 @@ pub struct Anchor {
     pub crls: Vec<String>,
     pub user_id: Option<String>,
     pub policies: Option<Vec<String>>,
+    pub ocsp: Option<Ocsp>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Ocsp {
+    pub url: String,
+    /// `fail_closed` (default) or `soft_fail`.
+    pub policy: Option<String>,
+    pub timeout: Option<String>,
+    pub cache: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -50,6 +50,8 @@ pub struct AuthState {
 
 pub struct CertLogin {
     pub checker: std::sync::Arc<prehod_identity::cert::Checker>,
+    /// For OCSP requests: no redirects; each responder has its own timeout.
+    pub http: reqwest::Client,
     pub level: u8,
     /// `https://certlogin.…[:port]`
     pub url: String,
@@ -130,7 +132,12 @@ impl AuthState {
                                 "email" => prehod_identity::cert::UserId::Email,
                                 _ => prehod_identity::cert::UserId::SerialNumber,
                             };
-                            let anchor = prehod_identity::cert::Anchor::new(a.name.clone(), a.ca.clone(), user_id, a.policies.clone(), a.crls.clone());
+                            let ocsp = a.ocsp.as_ref().and_then(|o| {
+                                prehod_identity::cert::Ocsp::new(o.url.clone(), o.soft_fail, o.timeout, o.cache, &a.ca)
+                                    .map_err(|e| tracing::error!(anchor = %a.name, error = %e, "OCSP store"))
+                                    .ok()
+                            });
+                            let anchor = prehod_identity::cert::Anchor::new(a.name.clone(), a.ca.clone(), user_id, a.policies.clone(), a.crls.clone(), ocsp);
                             for problem in anchor.reload_crls() {
                                 tracing::error!(anchor = %a.name, problem = %problem, "CRL not loaded");
                             }
@@ -140,6 +147,7 @@ impl AuthState {
                     clock_skew: c.clock_skew.as_secs() as i64,
                     stale_grace: c.crl_grace.map(|g| g.as_secs() as i64),
                 }),
+                http: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap_or_default(),
                 level: c.level,
                 url: match public_port {
                     Some(p) => format!("https://{}:{p}", c.host),

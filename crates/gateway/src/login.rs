@@ -491,7 +491,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// The certificate-login host: the handshake asked for a client certificate; decide, and
 /// either issue a session and go back to the portal, or say why not.
-pub fn certificate(
+pub async fn certificate(
     shared: &Shared,
     auth: &AuthState,
     certs: &crate::auth::CertLogin,
@@ -542,6 +542,28 @@ pub fn certificate(
             }
         });
     let metrics = &shared.metrics;
+    // OCSP, when the anchor names a responder (after every local check passed).
+    let checked = match checked {
+        Ok(id) => {
+            let started = std::time::Instant::now();
+            let der = client.and_then(|c| c.der.as_deref()).unwrap_or_default();
+            let ocsp = certs.checker.check_ocsp(&certs.http, &id, der).await;
+            metrics
+                .ocsp_duration
+                .observe(started.elapsed().as_secs_f64());
+            match ocsp {
+                Ok(()) => Ok(id),
+                Err((refusal, why)) => {
+                    if let Some(why) = why {
+                        metrics.ocsp_errors.inc();
+                        tracing::warn!(request_id = req.request_id, problem = %why, "OCSP gave no usable answer");
+                    }
+                    Err(refusal)
+                }
+            }
+        }
+        Err(r) => Err(r),
+    };
     let id = match checked {
         Ok(id) => id,
         Err(refusal) => {

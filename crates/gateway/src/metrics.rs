@@ -34,6 +34,8 @@ pub struct Metrics {
     pub oidc_ready: IntGauge,
     /// outcome (`success`, `failure`), reason (`ok`, `expired`, `revoked`, …)
     pub certificates: IntCounterVec,
+    pub ocsp_duration: prometheus::Histogram,
+    pub ocsp_errors: prometheus::IntCounter,
 }
 
 const BUCKETS: &[f64] = &[
@@ -160,6 +162,19 @@ impl Metrics {
             &["outcome", "reason"],
         )?;
         registry.register(Box::new(certificates.clone()))?;
+        let ocsp_duration = prometheus::Histogram::with_opts(
+            HistogramOpts::new(
+                "prehod_ocsp_request_duration_seconds",
+                "OCSP checks of client certificates (cache hits included)",
+            )
+            .buckets(BUCKETS.to_vec()),
+        )?;
+        let ocsp_errors = prometheus::IntCounter::new(
+            "prehod_ocsp_errors_total",
+            "OCSP checks without a usable answer",
+        )?;
+        registry.register(Box::new(ocsp_duration.clone()))?;
+        registry.register(Box::new(ocsp_errors.clone()))?;
         Ok(Self {
             registry,
             requests,
@@ -178,6 +193,8 @@ impl Metrics {
             oidc_errors,
             oidc_ready,
             certificates,
+            ocsp_duration,
+            ocsp_errors,
         })
     }
 

@@ -204,7 +204,8 @@ impl Gateway {
                 body: Bytes::new(),
                 request_id: &ctx.request_id,
             },
-        );
+        )
+        .await;
         self.write_login_response(session, ctx, resp).await
     }
 

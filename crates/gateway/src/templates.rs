@@ -535,6 +535,13 @@ pub fn certificate_reason(lang: Lang, r: prehod_identity::cert::Refusal) -> &'st
                 "The certificate chain is too long."
             }
         }
+        R::RevokedOcsp => {
+            if sl {
+                "Certifikat je preklican (OCSP)."
+            } else {
+                "The certificate has been revoked (OCSP)."
+            }
+        }
         R::RevocationUnknown => {
             if sl {
                 "Preklicnosti certifikata trenutno ni mogoče preveriti."

@@ -27,6 +27,8 @@ pub enum Refusal {
     ChainTooDeep,
     /// The CA's CRL is past its nextUpdate and the policy is to fail closed.
     RevocationUnknown,
+    /// The CA's OCSP responder says revoked.
+    RevokedOcsp,
     Unreadable,
     /// Valid, but this user may not use the portal.
     UserNotAllowed,
@@ -45,6 +47,7 @@ impl Refusal {
             Refusal::UnknownCriticalExtension => "unknown_critical_extension",
             Refusal::ChainTooDeep => "chain_too_deep",
             Refusal::RevocationUnknown => "revocation_unknown",
+            Refusal::RevokedOcsp => "revoked_ocsp",
             Refusal::Unreadable => "unreadable",
             Refusal::UserNotAllowed => "user_not_allowed",
         }
@@ -67,6 +70,131 @@ pub struct Anchor {
     pub policies: Option<Vec<String>>,
     pub crl_files: Vec<PathBuf>,
     crl: RwLock<Option<LoadedCrl>>,
+    /// Revocation by OCSP, when the anchor names a responder.
+    pub ocsp: Option<Ocsp>,
+}
+
+/// An OCSP responder for one anchor: answers are verified against the anchor's CA and cached.
+pub struct Ocsp {
+    pub url: String,
+    /// An unreachable or unusable responder lets the login through (`soft_fail`) or not.
+    pub soft_fail: bool,
+    pub timeout: std::time::Duration,
+    store: openssl::x509::store::X509Store,
+    /// Certificate fingerprint → was it good.
+    cache: moka::sync::Cache<String, bool>,
+}
+
+/// What asking the responder gave, before the policy applies.
+#[derive(Debug, PartialEq, Eq)]
+pub enum OcspAnswer {
+    Good,
+    Revoked,
+    /// No usable answer: unreachable, an error status, a bad signature, unknown, stale.
+    Unusable(String),
+}
+
+impl Ocsp {
+    pub fn new(
+        url: String,
+        soft_fail: bool,
+        timeout: std::time::Duration,
+        cache_for: std::time::Duration,
+        ca: &[X509],
+    ) -> Result<Self, openssl::error::ErrorStack> {
+        let mut store = openssl::x509::store::X509StoreBuilder::new()?;
+        for c in ca {
+            store.add_cert(c.clone())?;
+        }
+        Ok(Self {
+            url,
+            soft_fail,
+            timeout,
+            store: store.build(),
+            cache: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(cache_for)
+                .build(),
+        })
+    }
+
+    /// Asks the responder about `cert` (issued by `issuer`), or answers from the cache.
+    pub async fn ask(
+        &self,
+        http: &reqwest::Client,
+        cert: &X509,
+        issuer: &X509,
+        fingerprint: &str,
+    ) -> OcspAnswer {
+        use openssl::hash::MessageDigest;
+        use openssl::ocsp::{
+            OcspCertId, OcspCertStatus, OcspFlag, OcspRequest, OcspResponse, OcspResponseStatus,
+        };
+        if let Some(good) = self.cache.get(fingerprint) {
+            return if good {
+                OcspAnswer::Good
+            } else {
+                OcspAnswer::Revoked
+            };
+        }
+        let unusable = |m: &dyn std::fmt::Display| OcspAnswer::Unusable(m.to_string());
+        let request = (|| {
+            let mut req = OcspRequest::new()?;
+            req.add_id(OcspCertId::from_cert(MessageDigest::sha1(), cert, issuer)?)?;
+            req.to_der()
+        })();
+        let body = match request {
+            Ok(b) => b,
+            Err(e) => return unusable(&e),
+        };
+        let sent = http
+            .post(&self.url)
+            .header("content-type", "application/ocsp-request")
+            .timeout(self.timeout)
+            .body(body)
+            .send()
+            .await;
+        let bytes = match sent {
+            Ok(r) if r.status().is_success() => match r.bytes().await {
+                Ok(b) => b,
+                Err(e) => return unusable(&e),
+            },
+            Ok(r) => return unusable(&format!("responder answered {}", r.status())),
+            Err(e) => return unusable(&e),
+        };
+        let answer = (|| -> Result<OcspAnswer, String> {
+            let resp = OcspResponse::from_der(&bytes).map_err(|e| e.to_string())?;
+            if resp.status() != OcspResponseStatus::SUCCESSFUL {
+                return Err(format!("response status {:?}", resp.status().as_raw()));
+            }
+            let basic = resp.basic().map_err(|e| e.to_string())?;
+            let certs = openssl::stack::Stack::<X509>::new().map_err(|e| e.to_string())?;
+            basic
+                .verify(&certs, &self.store, OcspFlag::empty())
+                .map_err(|e| format!("signature: {e}"))?;
+            let id = OcspCertId::from_cert(MessageDigest::sha1(), cert, issuer)
+                .map_err(|e| e.to_string())?;
+            let status = basic
+                .find_status(&id)
+                .ok_or("no status for this certificate")?;
+            status
+                .check_validity(300, None)
+                .map_err(|e| format!("stale answer: {e}"))?;
+            match status.status {
+                OcspCertStatus::GOOD => Ok(OcspAnswer::Good),
+                OcspCertStatus::REVOKED => Ok(OcspAnswer::Revoked),
+                _ => Err("status unknown".into()),
+            }
+        })();
+        match answer {
+            Ok(a) => {
+                self.cache
+                    .insert(fingerprint.to_owned(), a == OcspAnswer::Good);
+                a
+            }
+            Err(m) => OcspAnswer::Unusable(m),
+        }
+    }
 }
 
 struct LoadedCrl {
@@ -107,6 +235,7 @@ impl Anchor {
         user_id: UserId,
         policies: Option<Vec<String>>,
         crl_files: Vec<PathBuf>,
+        ocsp: Option<Ocsp>,
     ) -> Self {
         Self {
             name,
@@ -115,6 +244,7 @@ impl Anchor {
             policies,
             crl_files,
             crl: RwLock::new(None),
+            ocsp,
         }
     }
 
@@ -312,5 +442,40 @@ impl Checker {
             fingerprint: hex::encode(Sha256::digest(der)),
             anchor: anchor.name.clone(),
         })
+    }
+}
+
+impl Checker {
+    /// The OCSP step, after [`Checker::check`] passed: asks the anchor's responder (if it has
+    /// one) and applies its policy. Returns the refusal, and what went wrong for the logs.
+    pub async fn check_ocsp(
+        &self,
+        http: &reqwest::Client,
+        id: &CertIdentity,
+        der: &[u8],
+    ) -> Result<(), (Refusal, Option<String>)> {
+        let Some(anchor) = self.anchors.iter().find(|a| a.name == id.anchor) else {
+            return Ok(());
+        };
+        let Some(ocsp) = &anchor.ocsp else {
+            return Ok(());
+        };
+        let Ok(cert) = X509::from_der(der) else {
+            return Err((Refusal::Unreadable, None));
+        };
+        let issuer = anchor
+            .ca
+            .iter()
+            .find(|ca| ca.subject_name().to_der().ok() == cert.issuer_name().to_der().ok())
+            .unwrap_or(&anchor.ca[0]);
+        match ocsp.ask(http, &cert, issuer, &id.fingerprint).await {
+            OcspAnswer::Good => Ok(()),
+            OcspAnswer::Revoked => Err((Refusal::RevokedOcsp, None)),
+            OcspAnswer::Unusable(why) if ocsp.soft_fail => {
+                tracing::warn!(anchor = %anchor.name, problem = %why, "OCSP unusable; soft-fail lets the login through");
+                Ok(())
+            }
+            OcspAnswer::Unusable(why) => Err((Refusal::RevocationUnknown, Some(why))),
+        }
     }
 }
