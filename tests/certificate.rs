@@ -14,6 +14,7 @@ fn cert_options() -> Options {
         certificates: Some(CertOptions {
             crl: Some(("ca.crl.pem", "1s")),
             ocsp: None,
+            ..CertOptions::default()
         }),
         portal_yaml: vec![
             ("bips", "min_level: 20"),
@@ -248,6 +249,7 @@ async fn ocsp_decides_revocation_and_an_unreachable_responder_follows_its_policy
         certificates: Some(CertOptions {
             crl: None,
             ocsp: Some(Ocsp::Responder),
+            ..CertOptions::default()
         }),
         ..Options::default()
     })
@@ -281,8 +283,8 @@ async fn ocsp_decides_revocation_and_an_unreachable_responder_follows_its_policy
     // Nobody answers: fail closed refuses…
     let w = world(Options {
         certificates: Some(CertOptions {
-            crl: None,
             ocsp: Some(Ocsp::Unreachable { soft_fail: false }),
+            ..CertOptions::default()
         }),
         ..Options::default()
     })
@@ -300,8 +302,8 @@ async fn ocsp_decides_revocation_and_an_unreachable_responder_follows_its_policy
     // …soft-fail lets the login through.
     let w = world(Options {
         certificates: Some(CertOptions {
-            crl: None,
             ocsp: Some(Ocsp::Unreachable { soft_fail: true }),
+            ..CertOptions::default()
         }),
         ..Options::default()
     })
@@ -310,4 +312,88 @@ async fn ocsp_decides_revocation_and_an_unreachable_responder_follows_its_policy
         .navigate(&certlogin(&w, "bws"))
         .await;
     assert_eq!(page.status, 302, "{}", page.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chain_depth_and_policy_allow_lists_are_enforced() {
+    // A certificate under an intermediate: fine with the default depth (intermediates
+    // allowed: 4), refused when no intermediate is allowed — while one issued by the anchor
+    // itself still passes.
+    let w = world(Options {
+        certificates: Some(CertOptions::default()),
+        ..Options::default()
+    })
+    .await;
+    let page = Browser::with_certificate(&w, "deep")
+        .navigate(&certlogin(&w, "bws"))
+        .await;
+    assert_eq!(
+        page.status, 302,
+        "a chain of three within the default depth: {}",
+        page.body
+    );
+    drop(w);
+    let w = world(Options {
+        certificates: Some(CertOptions {
+            max_chain_depth: Some(0),
+            ..CertOptions::default()
+        }),
+        ..Options::default()
+    })
+    .await;
+    let page = Browser::with_certificate(&w, "deep")
+        .navigate(&certlogin(&w, "bws"))
+        .await;
+    assert_eq!(page.status, 403);
+    assert!(
+        page.body.contains("Veriga certifikatov je predolga"),
+        "{}",
+        page.body
+    );
+    assert!(w.gw.metrics().contains("reason=\"chain_too_deep\""));
+    assert_eq!(
+        Browser::with_certificate(&w, "valid")
+            .navigate(&certlogin(&w, "bws"))
+            .await
+            .status,
+        302
+    );
+    drop(w);
+
+    // An allow-list of certificate policies: the certificate with the listed OID passes, one
+    // without any policy and one with another are refused.
+    let w = world(Options {
+        certificates: Some(CertOptions {
+            policies: Some(prehod_devpki::files::POLICY_OID),
+            ..CertOptions::default()
+        }),
+        ..Options::default()
+    })
+    .await;
+    assert_eq!(
+        Browser::with_certificate(&w, "policy")
+            .navigate(&certlogin(&w, "bws"))
+            .await
+            .status,
+        302
+    );
+    let page = Browser::with_certificate(&w, "valid")
+        .navigate(&certlogin(&w, "bws"))
+        .await;
+    assert_eq!(page.status, 403);
+    assert!(page.body.contains("Politika tega certifikata ni dovoljena"));
+    drop(w);
+    let w = world(Options {
+        certificates: Some(CertOptions {
+            policies: Some("1.3.6.1.4.1.15284.9.9"),
+            ..CertOptions::default()
+        }),
+        ..Options::default()
+    })
+    .await;
+    let page = Browser::with_certificate(&w, "policy")
+        .navigate(&certlogin(&w, "bws"))
+        .await;
+    assert_eq!(page.status, 403, "{}", page.body);
+    assert!(w.gw.metrics().contains("reason=\"policy_not_allowed\""));
 }

@@ -51,6 +51,9 @@ pub struct CertOptions {
     /// A CRL file relative to the PKI directory, and the refresh interval.
     pub crl: Option<(&'static str, &'static str)>,
     pub ocsp: Option<Ocsp>,
+    /// The anchor's certificate-policy allow-list.
+    pub policies: Option<&'static str>,
+    pub max_chain_depth: Option<u32>,
 }
 
 #[derive(Clone, Copy)]
@@ -216,6 +219,12 @@ assertion:\n  key: {assertion}\n{certificates}",
                     c.crl.map_or("1m", |(_, r)| r),
                     pki.path("ca.crt").display(),
                 );
+                if let Some(depth) = c.max_chain_depth {
+                    yaml = yaml.replace("  level: 30\n", &format!("  level: 30\n  max_chain_depth: {depth}\n"));
+                }
+                if let Some(policies) = c.policies {
+                    yaml.push_str(&format!("      policies: [\"{policies}\"]\n"));
+                }
                 if let Some((crl, _)) = c.crl {
                     yaml.push_str(&format!("      crls: [{}]\n", pki.path(crl).display()));
                 }

@@ -59,6 +59,8 @@ pub struct CertificateLogin {
     /// The level of assurance a certificate session has.
     pub level: u8,
     pub clock_skew: Duration,
+    /// How many intermediate CAs may stand between a client certificate and its trust anchor
+    /// (OpenSSL's verify depth).
     pub max_chain_depth: u32,
     pub crl_refresh: Duration,
     /// `None`: a CRL past its nextUpdate refuses logins (fail closed).

@@ -53,7 +53,7 @@ pub mod files {
     /// A 32-byte session sealing key, base64.
     pub const SESSION_KEY: &str = "session.key";
     /// Client certificates: `clients/NAME.crt` and `clients/NAME.key`.
-    pub const CLIENTS: [&str; 7] = [
+    pub const CLIENTS: [&str; 9] = [
         "valid",
         "expired",
         "revoked",
@@ -61,7 +61,11 @@ pub mod files {
         "untrusted",
         "not-yet-valid",
         "impostor",
+        "policy",
+        "deep",
     ];
+    /// The certificate policy `clients/policy.crt` carries (under POŠTA®CA's arc).
+    pub const POLICY_OID: &str = "1.3.6.1.4.1.15284.1.1";
 }
 
 /// Writes a fresh PKI for `server_names` into `dir`, replacing what is there.
@@ -76,6 +80,30 @@ pub fn generate(dir: &Path, server_names: &[String]) -> Result<(), PkiError> {
     out.write(files::UNTRUSTED_CA_CERT, &untrusted.pem())?;
     // Same name as the dev CA, another key: what an impostor would make.
     let impostor = new_ca("prehod dev CA", now)?;
+    // An intermediate under the dev CA: `deep` is issued by it (a chain of three).
+    let intermediate = {
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, "prehod dev intermediate CA");
+        dn.push(DnType::OrganizationName, "prehod development");
+        params.distinguished_name = dn;
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        params.not_before = now - Duration::days(1);
+        params.not_after = now + Duration::days(1825);
+        params.serial_number = Some(SerialNumber::from(2u64));
+        params.use_authority_key_identifier_extension = true;
+        CertifiedIssuer::signed_by(params, new_key("intermediate key")?, &ca).map_err(|source| {
+            PkiError::Generate {
+                what: "intermediate CA",
+                source,
+            }
+        })?
+    };
 
     let mut server = leaf_params("prehod dev server", now, 2)?;
     server.subject_alt_names = server_names
@@ -130,6 +158,19 @@ pub fn generate(dir: &Path, server_names: &[String]) -> Result<(), PkiError> {
                 params.extended_key_usages = vec![ExtendedKeyUsagePurpose::EmailProtection];
             }
             "revoked" => revoked_serial = Some(serial),
+            "policy" => {
+                // certificatePolicies: SEQUENCE { SEQUENCE { OID 1.3.6.1.4.1.15284.1.1 } }
+                let der = vec![
+                    0x30, 0x0d, 0x30, 0x0b, 0x06, 0x09, 0x2b, 0x06, 0x01, 0x04, 0x01, 0xf7, 0x34,
+                    0x01, 0x01,
+                ];
+                params
+                    .custom_extensions
+                    .push(rcgen::CustomExtension::from_oid_content(
+                        &[2, 5, 29, 32],
+                        der,
+                    ));
+            }
             "not-yet-valid" => {
                 params.not_before = now + Duration::days(2);
                 params.not_after = now + Duration::days(30);
@@ -139,6 +180,7 @@ pub fn generate(dir: &Path, server_names: &[String]) -> Result<(), PkiError> {
         let issuer = match *name {
             "untrusted" => &untrusted,
             "impostor" => &impostor,
+            "deep" => &intermediate,
             _ => &ca,
         };
 
@@ -149,7 +191,13 @@ pub fn generate(dir: &Path, server_names: &[String]) -> Result<(), PkiError> {
                 what: "client certificate",
                 source,
             })?;
-        out.write(&format!("clients/{name}.crt"), &cert.pem())?;
+        // A client sends its chain: `deep` comes with its intermediate.
+        let chain = if *name == "deep" {
+            format!("{}{}", cert.pem(), intermediate.pem())
+        } else {
+            cert.pem()
+        };
+        out.write(&format!("clients/{name}.crt"), &chain)?;
         out.write(&format!("clients/{name}.key"), &key.serialize_pem())?;
     }
 

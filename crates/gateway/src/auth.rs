@@ -144,6 +144,7 @@ impl AuthState {
                             anchor
                         })
                         .collect(),
+                    max_intermediates: c.max_chain_depth as usize,
                     clock_skew: c.clock_skew.as_secs() as i64,
                     stale_grace: c.crl_grace.map(|g| g.as_secs() as i64),
                 }),

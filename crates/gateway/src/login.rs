@@ -528,6 +528,8 @@ pub async fn certificate(
         .check(
             client.and_then(|c| c.der.as_deref()),
             client.map_or(0, |c| c.verify_code),
+            client.and_then(|c| c.root_subject.as_deref()),
+            client.map_or(0, |c| c.chain_len),
             now as i64,
         )
         .and_then(|id| {

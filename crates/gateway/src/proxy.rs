@@ -180,6 +180,8 @@ impl Gateway {
             .map(|c| crate::tls::ClientCert {
                 der: c.der.clone(),
                 verify_code: c.verify_code,
+                root_subject: c.root_subject.clone(),
+                chain_len: c.chain_len,
             });
         let req = session.req_header();
         let query = req

@@ -36,6 +36,10 @@ pub struct HandshakeInfo {
 pub struct ClientCert {
     pub der: Option<Vec<u8>>,
     pub verify_code: i32,
+    /// DER of the subject of the chain's root, as OpenSSL built it (the trust anchor).
+    pub root_subject: Option<Vec<u8>>,
+    /// How many certificates the verified chain has (leaf and root included).
+    pub chain_len: usize,
 }
 
 /// Asking for a client certificate, only on one host.
@@ -133,7 +137,7 @@ impl TlsAccept for SniCertificates {
             if let Err(e) = ext::ssl_set_verify_cert_store(ssl, &ca.store) {
                 tracing::error!(error = %e, "cannot set the client-certificate trust store");
             }
-            ssl.param_mut().set_depth(ca.max_depth as i32);
+            ssl.param_mut().set_depth(ca.max_depth as i32 + 8);
         }
         let i = self.pick(sni.as_deref());
         let Some(cert) = self.certs.get(i) else {
@@ -166,6 +170,13 @@ impl TlsAccept for SniCertificates {
             .map(|_| ClientCert {
                 der: ssl.peer_certificate().and_then(|c| c.to_der().ok()),
                 verify_code: ssl.verify_result().as_raw(),
+                chain_len: ssl.verified_chain().map_or(0, |c| c.len()),
+                root_subject: ssl.verified_chain().and_then(|chain| {
+                    chain
+                        .iter()
+                        .last()
+                        .and_then(|root| root.subject_name().to_der().ok())
+                }),
             });
         Some(Arc::new(HandshakeInfo { sni, client_cert }))
     }

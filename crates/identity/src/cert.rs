@@ -217,6 +217,8 @@ pub struct CertIdentity {
 
 pub struct Checker {
     pub anchors: Vec<Anchor>,
+    /// How many intermediate CAs may stand between a certificate and its anchor.
+    pub max_intermediates: usize,
     pub clock_skew: i64,
     /// Seconds a CRL may be past its nextUpdate and still be used; `None`: fail closed.
     pub stale_grace: Option<i64>,
@@ -314,10 +316,15 @@ impl Anchor {
 impl Checker {
     /// Checks the client certificate `der`, whose chain OpenSSL judged with `verify_code`
     /// (0 = OK), at unix time `now`.
+    ///
+    /// `root_subject` is the DER subject of the root of the chain OpenSSL built: with a
+    /// certificate issued by an intermediate the client sent, the anchor is found by its root.
     pub fn check(
         &self,
         der: Option<&[u8]>,
         verify_code: i32,
+        root_subject: Option<&[u8]>,
+        chain_len: usize,
         now: i64,
     ) -> Result<CertIdentity, Refusal> {
         let der = der.ok_or(Refusal::NoCertificate)?;
@@ -328,11 +335,14 @@ impl Checker {
             0 => {}
             // Validity: decided below, with the configured clock skew.
             9 | 10 => {}
-            22 => return Err(Refusal::ChainTooDeep),
+            22 | 25 => return Err(Refusal::ChainTooDeep),
             // X509_V_ERR_INVALID_PURPOSE: not for TLS client authentication.
             26 => return Err(Refusal::NotForClientAuth),
 
             _ => return Err(Refusal::Untrusted),
+        }
+        if verify_code == 0 && chain_len.saturating_sub(2) > self.max_intermediates {
+            return Err(Refusal::ChainTooDeep);
         }
         if now + self.clock_skew < not_before {
             return Err(Refusal::NotYetValid);
@@ -345,8 +355,11 @@ impl Checker {
             .anchors
             .iter()
             .find(|a| {
-                a.ca.iter()
-                    .any(|ca| ca.subject_name().to_der().is_ok_and(|d| d == issuer_der))
+                a.ca.iter().any(|ca| {
+                    ca.subject_name()
+                        .to_der()
+                        .is_ok_and(|d| d == issuer_der || Some(d.as_slice()) == root_subject)
+                })
             })
             .ok_or(Refusal::Untrusted)?;
         let mut client_auth = false;
