@@ -397,3 +397,66 @@ async fn chain_depth_and_policy_allow_lists_are_enforced() {
     assert_eq!(page.status, 403, "{}", page.body);
     assert!(w.gw.metrics().contains("reason=\"policy_not_allowed\""));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crl_from_an_http_url_is_fetched_refreshed_and_reported() {
+    let w = world(Options {
+        certificates: Some(CertOptions {
+            crl: Some(("ca.crl.pem", "1s")),
+            crl_over_http: true,
+            ..CertOptions::default()
+        }),
+        ..Options::default()
+    })
+    .await;
+    // Fetched at start: the CRL's revoked certificate is refused, the valid one logs in.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let page = Browser::with_certificate(&w, "revoked")
+            .navigate(&certlogin(&w, "bws"))
+            .await;
+        if page.body.contains("Certifikat je preklican") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the CRL was never fetched: {}",
+            page.status
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        Browser::with_certificate(&w, "valid")
+            .navigate(&certlogin(&w, "bws"))
+            .await
+            .status,
+        302
+    );
+    // The distribution point publishes a new CRL: the next refresh applies it.
+    prehod_devpki::write_crl(
+        w.pki.dir.path(),
+        &w.pki.path("ca.crl.pem"),
+        &[1000],
+        time::Duration::days(7),
+    )
+    .expect("crl");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Browser::with_certificate(&w, "valid")
+        .navigate(&certlogin(&w, "bws"))
+        .await
+        .status
+        != 403
+    {
+        assert!(Instant::now() < deadline, "the new CRL was never fetched");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let metrics = w.gw.metrics();
+    assert!(
+        metrics.contains("prehod_crl_age_seconds{anchor=\"prehod dev CA\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("prehod_crl_next_update_seconds{anchor=\"prehod dev CA\"}"));
+    let ready: serde_json::Value = serde_json::from_str(&w.gw.wait_ready()).expect("json");
+    assert_eq!(ready["certificate_revocation"][0]["loaded"], true);
+    assert_eq!(ready["certificate_revocation"][0]["stale"], false);
+}

@@ -53,6 +53,8 @@ pub struct CertOptions {
     pub ocsp: Option<Ocsp>,
     /// The anchor's certificate-policy allow-list.
     pub policies: Option<&'static str>,
+    /// Serve the CRL file over http and configure that URL instead of the file.
+    pub crl_over_http: bool,
     pub max_chain_depth: Option<u32>,
 }
 
@@ -201,6 +203,14 @@ async fn try_world(options: &Options) -> Option<World> {
         .as_ref()
         .is_some_and(|c| matches!(c.ocsp, Some(Ocsp::Responder)))
         .then(|| ocsp_responder(&pki));
+    let crl_url = match &options.certificates {
+        Some(CertOptions {
+            crl: Some((crl, _)),
+            crl_over_http: true,
+            ..
+        }) => Some(super::serve_file(pki.path(crl)).await),
+        _ => None,
+    };
     setup.auth = Some(format!(
         "login:\n  host: login.bankart.localhost\n  url: {login_url}\n\
 session:\n  cookie_domain: bankart.localhost\n  idle_timeout: {idle}\n  absolute_timeout: {absolute}\n  keys: [\"{key}\"]\n\
@@ -226,7 +236,11 @@ assertion:\n  key: {assertion}\n{certificates}",
                     yaml.push_str(&format!("      policies: [\"{policies}\"]\n"));
                 }
                 if let Some((crl, _)) = c.crl {
-                    yaml.push_str(&format!("      crls: [{}]\n", pki.path(crl).display()));
+                    let source = match crl_url {
+                        Some(addr) => format!("http://{addr}/{crl}"),
+                        None => pki.path(crl).display().to_string(),
+                    };
+                    yaml.push_str(&format!("      crls: [\"{source}\"]\n"));
                 }
                 match c.ocsp {
                     Some(Ocsp::Responder) => {

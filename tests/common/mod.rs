@@ -433,3 +433,27 @@ pub async fn body_recorder() -> (SocketAddr, tokio::sync::mpsc::Receiver<String>
     });
     (addr, rx)
 }
+
+/// Serves the current contents of `path` over plain HTTP on loopback (read at each request):
+/// a CRL distribution point, for instance.
+pub async fn serve_file(path: PathBuf) -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let path = path.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let body = std::fs::read(&path).unwrap_or_default();
+                let head = format!("HTTP/1.1 200 OK\r\ncontent-type: application/pkix-crl\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len());
+                let _ = s.write_all(head.as_bytes()).await;
+                let _ = s.write_all(&body).await;
+            });
+        }
+    });
+    addr
+}

@@ -259,13 +259,26 @@ impl Checker<'_> {
                     format!("{user_id:?} is not one of: serial_number, common_name, email"),
                 );
             }
-            let crls: Vec<PathBuf> = a.crls.iter().map(|c| self.file_path(c)).collect();
-            for (j, path) in crls.iter().enumerate() {
-                if !path.is_file() {
-                    self.problem(
-                        &format!("{key}.crls[{j}]"),
-                        format!("cannot read CRL file {}", path.display()),
-                    );
+            let mut crls = Vec::new();
+            for (j, c) in a.crls.iter().enumerate() {
+                if c.starts_with("http://") || c.starts_with("https://") {
+                    match url::Url::parse(c) {
+                        Ok(_) => crls.push(crate::CrlSource::Url(c.clone())),
+                        Err(e) => self.problem(
+                            &format!("{key}.crls[{j}]"),
+                            format!("{c:?} is not a URL: {e}"),
+                        ),
+                    }
+                } else {
+                    let path = self.file_path(c);
+                    if path.is_file() {
+                        crls.push(crate::CrlSource::File(path));
+                    } else {
+                        self.problem(
+                            &format!("{key}.crls[{j}]"),
+                            format!("cannot read CRL file {}", path.display()),
+                        );
+                    }
                 }
             }
             let ocsp = a.ocsp.as_ref().and_then(|o| {

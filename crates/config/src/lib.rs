@@ -73,11 +73,18 @@ pub struct TrustAnchor {
     pub name: String,
     /// The CA certificate(s): the root and any intermediates of this anchor.
     pub ca: Vec<X509>,
-    pub crls: Vec<PathBuf>,
+    pub crls: Vec<CrlSource>,
     /// `serial_number`, `common_name` or `email`.
     pub user_id: String,
     pub policies: Option<Vec<String>>,
     pub ocsp: Option<OcspSettings>,
+}
+
+/// Where a CRL comes from: a file, or an http(s) URL fetched in the background.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CrlSource {
+    File(PathBuf),
+    Url(String),
 }
 
 #[derive(Debug)]

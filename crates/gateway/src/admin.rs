@@ -32,6 +32,20 @@ impl ServeHttp for Admin {
             "/metrics" => {
                 if let Some(auth) = &self.shared.auth {
                     let m = &self.shared.metrics;
+                    let now = prehod_identity::unix_now() as i64;
+                    for anchor in auth.certificates.iter().flat_map(|c| &c.checker.anchors) {
+                        if let Some(crl) = anchor.crl_state() {
+                            m.crl_age
+                                .with_label_values(&[anchor.name.as_str()])
+                                .set(now - crl.this_update);
+                            m.crl_next_update
+                                .with_label_values(&[anchor.name.as_str()])
+                                .set(crl.next_update.min(i64::MAX / 2) - now);
+                            m.crl_loaded
+                                .with_label_values(&[anchor.name.as_str()])
+                                .set(crl.loaded_at);
+                        }
+                    }
                     m.session_cache_entries.set(auth.sessions.cached() as i64);
                     // Counters only go up: add what the session store counted since last time.
                     for (label, total) in [
@@ -70,7 +84,26 @@ impl ServeHttp for Admin {
                 // portal answer 502, it must not take the whole gateway out of the balancer.
                 let oidc = self.shared.auth.as_ref().map(|a| a.provider().is_some());
                 let ready = self.shared.pools.iter().all(|p| p.is_checked()) && oidc != Some(false);
-                let body = serde_json::json!({ "ready": ready, "identity_provider": oidc, "portals": portals });
+                let now = prehod_identity::unix_now() as i64;
+                // Certificate revocation state: shown, but a stale CRL only stops certificate
+                // logins (its own policy); it does not take the gateway out of the balancer.
+                let crls: Vec<serde_json::Value> = self
+                    .shared
+                    .auth
+                    .iter()
+                    .flat_map(|a| a.certificates.iter())
+                    .flat_map(|c| c.checker.anchors.iter())
+                    .filter(|a| !a.crl_sources.is_empty())
+                    .map(|a| {
+                        let state = a.crl_state();
+                        serde_json::json!({
+                            "anchor": a.name,
+                            "loaded": state.is_some(),
+                            "stale": state.is_some_and(|s| now > s.next_update),
+                        })
+                    })
+                    .collect();
+                let body = serde_json::json!({ "ready": ready, "identity_provider": oidc, "certificate_revocation": crls, "portals": portals });
                 let status = if ready {
                     StatusCode::OK
                 } else {

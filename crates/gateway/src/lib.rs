@@ -283,15 +283,16 @@ impl BackgroundService for CrlRefresh {
         else {
             return;
         };
+        // First at once (URLs are only fetched here), then on every interval.
         loop {
+            for anchor in &certs.checker.anchors {
+                for problem in anchor.refresh_crls(&certs.http).await {
+                    tracing::warn!(anchor = %anchor.name, problem = %problem, "CRL not refreshed; the previous one stays");
+                }
+            }
             tokio::select! {
                 _ = tokio::time::sleep(certs.crl_refresh) => {}
                 _ = shutdown.changed() => return,
-            }
-            for anchor in &certs.checker.anchors {
-                for problem in anchor.reload_crls() {
-                    tracing::warn!(anchor = %anchor.name, problem = %problem, "CRL not reloaded");
-                }
             }
         }
     }

@@ -36,6 +36,12 @@ pub struct Metrics {
     pub certificates: IntCounterVec,
     pub ocsp_duration: prometheus::Histogram,
     pub ocsp_errors: prometheus::IntCounter,
+    /// anchor: seconds since the loaded CRL's thisUpdate.
+    pub crl_age: IntGaugeVec,
+    /// anchor: seconds until its nextUpdate (negative once stale).
+    pub crl_next_update: IntGaugeVec,
+    /// anchor: unix time the CRL was last loaded.
+    pub crl_loaded: IntGaugeVec,
 }
 
 const BUCKETS: &[f64] = &[
@@ -175,6 +181,30 @@ impl Metrics {
         )?;
         registry.register(Box::new(ocsp_duration.clone()))?;
         registry.register(Box::new(ocsp_errors.clone()))?;
+        let crl_age = IntGaugeVec::new(
+            Opts::new(
+                "prehod_crl_age_seconds",
+                "Seconds since the anchor's CRL was issued (thisUpdate)",
+            ),
+            &["anchor"],
+        )?;
+        let crl_next_update = IntGaugeVec::new(
+            Opts::new(
+                "prehod_crl_next_update_seconds",
+                "Seconds until the anchor's CRL's nextUpdate; negative once stale",
+            ),
+            &["anchor"],
+        )?;
+        let crl_loaded = IntGaugeVec::new(
+            Opts::new(
+                "prehod_crl_last_refresh_timestamp_seconds",
+                "When the anchor's CRL was last loaded",
+            ),
+            &["anchor"],
+        )?;
+        for g in [&crl_age, &crl_next_update, &crl_loaded] {
+            registry.register(Box::new(g.clone()))?;
+        }
         Ok(Self {
             registry,
             requests,
@@ -195,6 +225,9 @@ impl Metrics {
             certificates,
             ocsp_duration,
             ocsp_errors,
+            crl_age,
+            crl_next_update,
+            crl_loaded,
         })
     }
 

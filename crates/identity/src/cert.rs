@@ -6,7 +6,6 @@
 //! OpenSSL, reloaded from disk while the gateway runs), and maps the certificate to a user id.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::sync::RwLock;
 
 use openssl::x509::{X509Crl, X509};
@@ -68,7 +67,7 @@ pub struct Anchor {
     pub user_id: UserId,
     /// `None`: any policy.
     pub policies: Option<Vec<String>>,
-    pub crl_files: Vec<PathBuf>,
+    pub crl_sources: Vec<CrlSource>,
     crl: RwLock<Option<LoadedCrl>>,
     /// Revocation by OCSP, when the anchor names a responder.
     pub ocsp: Option<Ocsp>,
@@ -199,7 +198,20 @@ impl Ocsp {
 
 struct LoadedCrl {
     revoked: HashSet<Vec<u8>>,
+    this_update: i64,
     next_update: i64,
+    /// When it was loaded (unix seconds).
+    loaded_at: i64,
+}
+
+pub use prehod_config::CrlSource;
+
+/// The state of an anchor's CRLs, for metrics and `/readyz`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CrlState {
+    pub this_update: i64,
+    pub next_update: i64,
+    pub loaded_at: i64,
 }
 
 /// What a certificate that passed proves.
@@ -236,7 +248,7 @@ impl Anchor {
         ca: Vec<X509>,
         user_id: UserId,
         policies: Option<Vec<String>>,
-        crl_files: Vec<PathBuf>,
+        crl_sources: Vec<CrlSource>,
         ocsp: Option<Ocsp>,
     ) -> Self {
         Self {
@@ -244,47 +256,87 @@ impl Anchor {
             ca,
             user_id,
             policies,
-            crl_files,
+            crl_sources,
             crl: RwLock::new(None),
             ocsp,
         }
     }
 
-    /// Reads the CRL files again. A CRL whose signature does not verify with this anchor's CA
-    /// is refused (the old one stays). Returns the problems found.
+    /// Reads the CRL files again (start-up: URLs are fetched by [`Anchor::refresh_crls`]).
     pub fn reload_crls(&self) -> Vec<String> {
-        let mut problems = Vec::new();
-        if self.crl_files.is_empty() {
-            return problems;
+        if self
+            .crl_sources
+            .iter()
+            .any(|s| matches!(s, CrlSource::Url(_)))
+        {
+            return Vec::new();
+        }
+        let blobs = self
+            .crl_sources
+            .iter()
+            .map(|s| match s {
+                CrlSource::File(p) => (
+                    p.display().to_string(),
+                    std::fs::read(p).map_err(|e| e.to_string()),
+                ),
+                CrlSource::Url(u) => (u.clone(), Err("not fetched".into())),
+            })
+            .collect();
+        self.install(blobs)
+    }
+
+    /// Reads the files and fetches the URLs, then installs the CRLs if all load and verify.
+    pub async fn refresh_crls(&self, http: &reqwest::Client) -> Vec<String> {
+        let mut blobs = Vec::new();
+        for source in &self.crl_sources {
+            let blob = match source {
+                CrlSource::File(p) => (
+                    p.display().to_string(),
+                    std::fs::read(p).map_err(|e| e.to_string()),
+                ),
+                CrlSource::Url(u) => {
+                    let got = async {
+                        let resp = http.get(u).send().await.map_err(|e| e.to_string())?;
+                        if !resp.status().is_success() {
+                            return Err(format!("answered {}", resp.status()));
+                        }
+                        resp.bytes()
+                            .await
+                            .map(|b| b.to_vec())
+                            .map_err(|e| e.to_string())
+                    };
+                    (u.clone(), got.await)
+                }
+            };
+            blobs.push(blob);
+        }
+        self.install(blobs)
+    }
+
+    /// Parses and checks every CRL; installs them only if all are good (a bad download keeps
+    /// the previous ones). Returns the problems.
+    fn install(&self, blobs: Vec<(String, Result<Vec<u8>, String>)>) -> Vec<String> {
+        if blobs.is_empty() {
+            return Vec::new();
         }
         let mut revoked = HashSet::new();
-        let mut next_update = i64::MAX;
-        for path in &self.crl_files {
-            let parsed = std::fs::read(path)
-                .map_err(|e| e.to_string())
-                .and_then(|b| {
-                    X509Crl::from_pem(&b)
-                        .or_else(|_| X509Crl::from_der(&b))
-                        .map_err(|e| e.to_string())
-                });
+        let (mut this_update, mut next_update) = (i64::MIN, i64::MAX);
+        for (name, bytes) in blobs {
+            let parsed = bytes.and_then(|b| {
+                X509Crl::from_pem(&b)
+                    .or_else(|_| X509Crl::from_der(&b))
+                    .map_err(|e| e.to_string())
+            });
             let crl = match parsed {
                 Ok(c) => c,
-                Err(e) => {
-                    problems.push(format!("{}: {e}", path.display()));
-                    return problems;
-                }
+                Err(e) => return vec![format!("{name}: {e}")],
             };
             let signed = self.ca.iter().any(|ca| {
                 ca.public_key()
                     .is_ok_and(|k| crl.verify(&k).unwrap_or(false))
             });
             if !signed {
-                problems.push(format!(
-                    "{}: not signed by the {} CA",
-                    path.display(),
-                    self.name
-                ));
-                return problems;
+                return vec![format!("{name}: not signed by the {} CA", self.name)];
             }
             if let Some(list) = crl.get_revoked() {
                 for r in list {
@@ -293,14 +345,33 @@ impl Anchor {
                     }
                 }
             }
+            this_update = this_update.max(asn1_unix(crl.last_update()).unwrap_or(i64::MIN));
             next_update =
                 next_update.min(crl.next_update().and_then(asn1_unix).unwrap_or(i64::MAX));
         }
+        let loaded_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
         *self.crl.write().unwrap_or_else(|e| e.into_inner()) = Some(LoadedCrl {
             revoked,
+            this_update,
             next_update,
+            loaded_at,
         });
-        problems
+        Vec::new()
+    }
+
+    /// The loaded CRLs' dates, if any are loaded.
+    pub fn crl_state(&self) -> Option<CrlState> {
+        self.crl
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|c| CrlState {
+                this_update: c.this_update,
+                next_update: c.next_update,
+                loaded_at: c.loaded_at,
+            })
     }
 
     /// Seconds since the loaded CRL's nextUpdate passed (negative: still fresh).
@@ -414,7 +485,7 @@ impl Checker {
             if crl.revoked.contains(&serial) {
                 return Err(Refusal::Revoked);
             }
-        } else if !anchor.crl_files.is_empty() {
+        } else if !anchor.crl_sources.is_empty() {
             // CRLs are configured but none could be loaded: fail closed.
             return Err(Refusal::RevocationUnknown);
         }
