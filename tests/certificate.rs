@@ -460,3 +460,48 @@ async fn a_crl_from_an_http_url_is_fetched_refreshed_and_reported() {
     assert_eq!(ready["certificate_revocation"][0]["loaded"], true);
     assert_eq!(ready["certificate_revocation"][0]["stale"], false);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_crl_within_the_grace_period_is_still_used() {
+    let w = world(Options {
+        certificates: Some(CertOptions {
+            crl: Some(("ca.crl.pem", "1s")),
+            crl_grace: Some("2h"),
+            ..CertOptions::default()
+        }),
+        ..Options::default()
+    })
+    .await;
+    // Past its nextUpdate by an hour, still listing `revoked`: within the 2 h grace it is used.
+    prehod_devpki::write_crl(
+        w.pki.dir.path(),
+        &w.pki.path("ca.crl.pem"),
+        &[1002],
+        time::Duration::hours(-1),
+    )
+    .expect("crl");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let ready: serde_json::Value = serde_json::from_str(&w.gw.wait_ready()).expect("json");
+        if ready["certificate_revocation"][0]["stale"] == true {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the stale CRL was never loaded");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        Browser::with_certificate(&w, "valid")
+            .navigate(&certlogin(&w, "bws"))
+            .await
+            .status,
+        302,
+        "within the grace period"
+    );
+    let page = Browser::with_certificate(&w, "revoked")
+        .navigate(&certlogin(&w, "bws"))
+        .await;
+    assert!(
+        page.body.contains("Certifikat je preklican"),
+        "the stale CRL still revokes"
+    );
+}

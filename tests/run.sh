@@ -31,7 +31,10 @@ trap 'rm -rf "$pki"' EXIT
 PREHOD_TLS_CERT="$pki/si/server.crt" PREHOD_TLS_KEY="$pki/si/server.key" \
   PREHOD_UPSTREAM_CA="$pki/si/ca.crt" PREHOD_SESSION_KEY="$(cat "$pki/si/session.key")" \
   PREHOD_OIDC_CLIENT_ID=ci-check PREHOD_OIDC_CLIENT_SECRET=ci-check \
-  PREHOD_ASSERTION_KEY="$pki/si/assertion.key" "$prehod" check --config proxy.yaml
+  PREHOD_ASSERTION_KEY="$pki/si/assertion.key" \
+  PREHOD_ACNLB_CA="$pki/si/ca.crt" PREHOD_ACNLB_CRL="$pki/si/ca.crl.pem" \
+  PREHOD_POSTARCA_CA="$pki/si/untrusted-ca.crt" PREHOD_POSTARCA_CRL="$pki/si/ca.crl.pem" \
+  "$prehod" check --config proxy.yaml
 "$prehod" pki --out "$pki/dev" --domain bankart.localhost >/dev/null
 PREHOD_DEV_CERTS="$pki/dev" PREHOD_SESSION_KEY="$(cat "$pki/dev/session.key")" \
   "$prehod" check --config deploy/dev/proxy.yaml

@@ -55,6 +55,8 @@ pub struct CertOptions {
     pub policies: Option<&'static str>,
     /// Serve the CRL file over http and configure that URL instead of the file.
     pub crl_over_http: bool,
+    /// `certificate_login.crl_grace`.
+    pub crl_grace: Option<&'static str>,
     pub max_chain_depth: Option<u32>,
 }
 
@@ -229,6 +231,9 @@ assertion:\n  key: {assertion}\n{certificates}",
                     c.crl.map_or("1m", |(_, r)| r),
                     pki.path("ca.crt").display(),
                 );
+                if let Some(grace) = c.crl_grace {
+                    yaml = yaml.replace("  level: 30\n", &format!("  level: 30\n  crl_grace: {grace}\n"));
+                }
                 if let Some(depth) = c.max_chain_depth {
                     yaml = yaml.replace("  level: 30\n", &format!("  level: 30\n  max_chain_depth: {depth}\n"));
                 }
