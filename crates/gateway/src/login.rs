@@ -29,6 +29,43 @@ pub struct LoginRequest<'a> {
     pub request_id: &'a str,
 }
 
+impl LoginRequest<'_> {
+    /// `?lang=` first, then the remembered choice, then `Accept-Language`.
+    pub fn lang(&self, auth: &AuthState) -> Lang {
+        Lang::choose(
+            self.query.get("lang").map(String::as_str),
+            crate::auth::cookie(self.headers, &auth.lang_cookie),
+            self.headers
+                .get(http::header::ACCEPT_LANGUAGE)
+                .and_then(|v| v.to_str().ok()),
+        )
+    }
+
+    /// The parts of a proxied request the login host's handlers read.
+    pub fn from_header<'a>(
+        req: &'a pingora::http::RequestHeader,
+        body: Bytes,
+        request_id: &'a str,
+    ) -> LoginRequest<'a> {
+        LoginRequest {
+            method: &req.method,
+            path: req.uri.path(),
+            query: req
+                .uri
+                .query()
+                .map(|q| {
+                    url::form_urlencoded::parse(q.as_bytes())
+                        .into_owned()
+                        .collect()
+                })
+                .unwrap_or_default(),
+            headers: &req.headers,
+            body,
+            request_id,
+        }
+    }
+}
+
 pub struct LoginResponse {
     pub status: u16,
     pub headers: Vec<(&'static str, String)>,
@@ -128,13 +165,7 @@ impl Ctx<'_, '_> {
 }
 
 pub async fn handle(shared: &Shared, auth: &AuthState, req: LoginRequest<'_>) -> LoginResponse {
-    let lang = Lang::choose(
-        req.query.get("lang").map(String::as_str),
-        crate::auth::cookie(req.headers, &auth.lang_cookie),
-        req.headers
-            .get(http::header::ACCEPT_LANGUAGE)
-            .and_then(|v| v.to_str().ok()),
-    );
+    let lang = req.lang(auth);
     let ctx = Ctx {
         shared,
         auth,
@@ -498,13 +529,7 @@ pub async fn certificate(
     client: Option<&crate::tls::ClientCert>,
     req: LoginRequest<'_>,
 ) -> LoginResponse {
-    let lang = Lang::choose(
-        req.query.get("lang").map(String::as_str),
-        crate::auth::cookie(req.headers, &auth.lang_cookie),
-        req.headers
-            .get(http::header::ACCEPT_LANGUAGE)
-            .and_then(|v| v.to_str().ok()),
-    );
+    let lang = req.lang(auth);
     let ctx = Ctx {
         shared,
         auth,

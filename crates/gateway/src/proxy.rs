@@ -101,27 +101,14 @@ impl Gateway {
                 }
             }
         }
-        let req = session.req_header();
-        let query = req
-            .uri
-            .query()
-            .map(|q| {
-                url::form_urlencoded::parse(q.as_bytes())
-                    .into_owned()
-                    .collect()
-            })
-            .unwrap_or_default();
         let resp = crate::login::handle(
             &self.shared,
             auth,
-            crate::login::LoginRequest {
-                method: &req.method,
-                path: req.uri.path(),
-                query,
-                headers: &req.headers,
-                body: Bytes::from(body),
-                request_id: &ctx.request_id,
-            },
+            crate::login::LoginRequest::from_header(
+                session.req_header(),
+                Bytes::from(body),
+                &ctx.request_id,
+            ),
         )
         .await;
         self.write_login_response(session, ctx, resp).await
@@ -177,35 +164,17 @@ impl Gateway {
             .and_then(|d| d.ssl_digest.as_ref())
             .and_then(|s| s.extension.get::<HandshakeInfo>())
             .and_then(|h| h.client_cert.as_ref())
-            .map(|c| crate::tls::ClientCert {
-                der: c.der.clone(),
-                verify_code: c.verify_code,
-                root_subject: c.root_subject.clone(),
-                chain_len: c.chain_len,
-            });
-        let req = session.req_header();
-        let query = req
-            .uri
-            .query()
-            .map(|q| {
-                url::form_urlencoded::parse(q.as_bytes())
-                    .into_owned()
-                    .collect()
-            })
-            .unwrap_or_default();
+            .cloned();
         let resp = crate::login::certificate(
             &self.shared,
             auth,
             certs,
             client.as_ref(),
-            crate::login::LoginRequest {
-                method: &req.method,
-                path: req.uri.path(),
-                query,
-                headers: &req.headers,
-                body: Bytes::new(),
-                request_id: &ctx.request_id,
-            },
+            crate::login::LoginRequest::from_header(
+                session.req_header(),
+                Bytes::new(),
+                &ctx.request_id,
+            ),
         )
         .await;
         self.write_login_response(session, ctx, resp).await

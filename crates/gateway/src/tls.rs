@@ -32,7 +32,7 @@ pub struct HandshakeInfo {
     pub client_cert: Option<ClientCert>,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct ClientCert {
     pub der: Option<Vec<u8>>,
     pub verify_code: i32,
