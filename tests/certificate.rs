@@ -505,3 +505,54 @@ async fn a_stale_crl_within_the_grace_period_is_still_used() {
         "the stale CRL still revokes"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_only_portal_requires_a_certificate_in_its_own_handshake() {
+    let w = world(Options {
+        certificates: Some(CertOptions {
+            crl: Some(("ca.crl.pem", "1m")),
+            ..CertOptions::default()
+        }),
+        portal_yaml: vec![("bws", "client_certificate: required")],
+        ..Options::default()
+    })
+    .await;
+    let url = portal_url(&w, "bws", "/api/report");
+    // Without a certificate the handshake itself fails: that is what `required` means.
+    assert!(
+        Browser::new(&w).http.get(&url).send().await.is_err(),
+        "no certificate, no connection"
+    );
+    // With one, every request is authenticated by it: no login, no cookie.
+    let mut browser = Browser::with_certificate(&w, "valid");
+    let page = browser.api(&url).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let json = page.json();
+    assert_eq!(received_header(&json, "x-auth-user"), ["SI-DEV-1000"]);
+    assert_eq!(received_header(&json, "x-auth-method"), ["certificate"]);
+    assert_eq!(received_header(&json, "x-auth-assertion").len(), 1);
+    assert!(browser.cookie("prehod_session").is_none());
+    // The checks after the handshake still apply: a revoked certificate gets the reason page.
+    let page = Browser::with_certificate(&w, "revoked")
+        .navigate(&url)
+        .await;
+    assert_eq!(page.status, 403);
+    assert!(page.body.contains("Certifikat je preklican"));
+    // Portals that are not certificate-only still never ask (see the s_client test), and a
+    // certificate-only portal's handshake does.
+    let out = std::process::Command::new("openssl")
+        .args([
+            "s_client",
+            "-msg",
+            "-connect",
+            &format!("127.0.0.1:{}", w.gw.https.port()),
+            "-servername",
+            &common::host("bws"),
+            "-CAfile",
+        ])
+        .arg(w.pki.path("ca.crt"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("openssl s_client");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("CertificateRequest"));
+}

@@ -198,6 +198,11 @@ impl Checker<'_> {
         let session = session.and_then(|s| self.session(s, portals));
         let oidc = oidc.and_then(|o| self.oidc(o));
         let assertion = assertion.and_then(|a| self.assertion(a));
+        let needs_certificates =
+            portals.is_some_and(|ps| ps.iter().any(|p| p.client_certificate_required));
+        if needs_certificates && !top.contains_key("certificate_login") {
+            self.problem("", "a portal with client_certificate: required needs the certificate_login section (its trust anchors)");
+        }
         let certificate_login =
             match self.optional::<raw::CertificateLogin>(top, "certificate_login") {
                 Some(c) => self.certificate_login(c, tls),
@@ -1193,6 +1198,14 @@ impl Checker<'_> {
             min_level,
             methods,
             allowed_users: raw.allowed_users,
+            client_certificate_required: match raw.client_certificate.as_deref() {
+                None => false,
+                Some("required") => true,
+                Some(other) => {
+                    self.problem(&join(key, "client_certificate"), format!("{other:?} is not `required` (certificate login elsewhere is optional by design)"));
+                    false
+                }
+            },
             danger_no_authentication: raw.danger_no_authentication,
             name: name.to_owned(),
             host: host?,

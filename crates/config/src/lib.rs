@@ -329,6 +329,9 @@ pub struct Portal {
     pub methods: Vec<LoginMethod>,
     /// Only these user ids (the session's subject) may use the portal; `None`: anyone.
     pub allowed_users: Option<Vec<String>>,
+    /// A certificate-only portal: its own handshake requires a client certificate from the
+    /// `certificate_login` anchors, and every request is authenticated by it (no session).
+    pub client_certificate_required: bool,
 
     /// No login at all for this portal. Only for tests and demos.
     pub danger_no_authentication: bool,

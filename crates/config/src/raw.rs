@@ -148,6 +148,8 @@ pub struct Portal {
     pub min_level: Option<u8>,
     pub methods: Option<Vec<String>>,
     pub allowed_users: Option<Vec<String>>,
+    /// `required`: a certificate-only portal (its handshake demands a client certificate).
+    pub client_certificate: Option<String>,
 
     #[serde(default)]
     pub danger_no_authentication: bool,

@@ -548,6 +548,75 @@ pub async fn certificate(
         return ctx.message(Message::MethodNotAllowed);
     }
     let now = unix_now();
+    let checked = check_certificate(shared, certs, portal, client, req.request_id).await;
+    let metrics = &shared.metrics;
+    let id = match checked {
+        Ok(id) => id,
+        Err(refusal) => {
+            metrics
+                .certificates
+                .with_label_values(&["failure", refusal.label()])
+                .inc();
+            metrics
+                .logins
+                .with_label_values(&["certificate", "failure"])
+                .inc();
+            ctx.audit(audit::Event {
+                event: "login",
+                outcome: "failure",
+                reason: Some(refusal.label()),
+                portal: Some(&portal.name),
+                method: Some("certificate"),
+                ..Default::default()
+            });
+            let detail = crate::templates::certificate_reason(lang, refusal);
+            let body = auth.pages.message_detail(
+                lang,
+                Message::CertificateRefused,
+                detail,
+                &ctx.switch_url(),
+                &auth.support_email,
+                req.request_id,
+            );
+            return LoginResponse::html(403, body);
+        }
+    };
+    let session = certificate_session(&id, certs.level, now);
+    let Ok((session, cookie)) = auth.sessions.issue(session, now) else {
+        return ctx.message(Message::LoginFailed);
+    };
+    metrics
+        .certificates
+        .with_label_values(&["success", "ok"])
+        .inc();
+    metrics
+        .logins
+        .with_label_values(&["certificate", "success"])
+        .inc();
+    ctx.audit(audit::Event {
+        event: "login",
+        outcome: "success",
+        sub: Some(&session.sub),
+        email: Some(&session.email),
+        portal: Some(&portal.name),
+        method: Some("certificate"),
+        level: Some(session.level),
+        ..Default::default()
+    });
+    LoginResponse::redirect(return_to)
+        .cookie(auth.session_cookie(&cookie, auth.sessions.absolute().as_secs()))
+}
+
+/// Every check of a client certificate for `portal`: the local ones, the portal's allow-list,
+/// then OCSP. Counts OCSP latency and errors; the caller counts the outcome.
+pub async fn check_certificate(
+    shared: &Shared,
+    certs: &crate::auth::CertLogin,
+    portal: &prehod_config::Portal,
+    client: Option<&crate::tls::ClientCert>,
+    request_id: &str,
+) -> Result<prehod_identity::cert::CertIdentity, prehod_identity::cert::Refusal> {
+    let now = unix_now();
     let checked = certs
         .checker
         .check(
@@ -583,7 +652,7 @@ pub async fn certificate(
                 Err((refusal, why)) => {
                     if let Some(why) = why {
                         metrics.ocsp_errors.inc();
-                        tracing::warn!(request_id = req.request_id, problem = %why, "OCSP gave no usable answer");
+                        tracing::warn!(request_id = request_id, problem = %why, "OCSP gave no usable answer");
                     }
                     Err(refusal)
                 }
@@ -591,38 +660,16 @@ pub async fn certificate(
         }
         Err(r) => Err(r),
     };
-    let id = match checked {
-        Ok(id) => id,
-        Err(refusal) => {
-            metrics
-                .certificates
-                .with_label_values(&["failure", refusal.label()])
-                .inc();
-            metrics
-                .logins
-                .with_label_values(&["certificate", "failure"])
-                .inc();
-            ctx.audit(audit::Event {
-                event: "login",
-                outcome: "failure",
-                reason: Some(refusal.label()),
-                portal: Some(&portal.name),
-                method: Some("certificate"),
-                ..Default::default()
-            });
-            let detail = crate::templates::certificate_reason(lang, refusal);
-            let body = auth.pages.message_detail(
-                lang,
-                Message::CertificateRefused,
-                detail,
-                &ctx.switch_url(),
-                &auth.support_email,
-                req.request_id,
-            );
-            return LoginResponse::html(403, body);
-        }
-    };
-    let session = Session {
+    checked
+}
+
+/// The session a certificate stands for.
+pub fn certificate_session(
+    id: &prehod_identity::cert::CertIdentity,
+    level: u8,
+    now: u64,
+) -> Session {
+    Session {
         sid: String::new(),
         sub: id.user_id.clone(),
         name: id.name.clone(),
@@ -630,7 +677,7 @@ pub async fn certificate(
         method: Method::Certificate,
         // RFC 8176: a software-secured key (the browser's certificate store).
         amr: vec!["swk".into()],
-        level: certs.level,
+        level,
         auth_time: now,
         expires_at: 0,
         idle_until: 0,
@@ -642,28 +689,5 @@ pub async fn certificate(
             issuer: id.issuer.clone(),
             serial: id.serial.clone(),
         }),
-    };
-    let Ok((session, cookie)) = auth.sessions.issue(session, now) else {
-        return ctx.message(Message::LoginFailed);
-    };
-    metrics
-        .certificates
-        .with_label_values(&["success", "ok"])
-        .inc();
-    metrics
-        .logins
-        .with_label_values(&["certificate", "success"])
-        .inc();
-    ctx.audit(audit::Event {
-        event: "login",
-        outcome: "success",
-        sub: Some(&session.sub),
-        email: Some(&session.email),
-        portal: Some(&portal.name),
-        method: Some("certificate"),
-        level: Some(session.level),
-        ..Default::default()
-    });
-    LoginResponse::redirect(return_to)
-        .cookie(auth.session_cookie(&cookie, auth.sessions.absolute().as_secs()))
+    }
 }

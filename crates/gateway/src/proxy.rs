@@ -330,6 +330,86 @@ impl ProxyHttp for Gateway {
         );
         let shared = &self.shared;
         let portal_cfg = &shared.config.portals[portal];
+        // A certificate-only portal: the handshake demanded a certificate; it is the identity.
+        if portal_cfg.client_certificate_required {
+            let request_id = ctx.request_id.clone();
+            let client = session
+                .digest()
+                .and_then(|d| d.ssl_digest.as_ref())
+                .and_then(|s| s.extension.get::<HandshakeInfo>())
+                .and_then(|h| h.client_cert.clone());
+            let Some(certs) = shared.auth.as_ref().and_then(|a| a.certificates.as_ref()) else {
+                return Err(Error::explain(
+                    ErrorType::HTTPStatus(403),
+                    "certificate-only portal without certificate_login",
+                ));
+            };
+            let checked = crate::login::check_certificate(
+                shared,
+                certs,
+                portal_cfg,
+                client.as_ref(),
+                &request_id,
+            )
+            .await;
+            match checked {
+                Ok(id) => {
+                    shared
+                        .metrics
+                        .certificates
+                        .with_label_values(&["success", "ok"])
+                        .inc();
+                    let mut s = crate::login::certificate_session(
+                        &id,
+                        certs.level,
+                        prehod_identity::unix_now(),
+                    );
+                    // One identity per certificate: its assertion is reused like a session's.
+                    s.sid = format!("cert-{}", id.fingerprint);
+                    ctx.session = Some(std::sync::Arc::new(s));
+                    ctx.auth = "certificate";
+                    return Ok(false);
+                }
+                Err(refusal) => {
+                    shared
+                        .metrics
+                        .certificates
+                        .with_label_values(&["failure", refusal.label()])
+                        .inc();
+                    shared
+                        .metrics
+                        .denials
+                        .with_label_values(&[refusal.label()])
+                        .inc();
+                    crate::audit::write(&crate::audit::Event {
+                        event: "denied",
+                        outcome: "failure",
+                        reason: Some(refusal.label()),
+                        portal: Some(&portal_cfg.name),
+                        method: Some("certificate"),
+                        request_id: &request_id,
+                        ..Default::default()
+                    });
+                    ctx.auth = "denied";
+                    let html = match &shared.auth {
+                        Some(a) => a.pages.message_detail(
+                            crate::templates::Lang::Sl,
+                            crate::templates::Message::CertificateRefused,
+                            crate::templates::certificate_reason(
+                                crate::templates::Lang::Sl,
+                                refusal,
+                            ),
+                            "",
+                            &a.support_email,
+                            &request_id,
+                        ),
+                        None => Page::Internal.render(&request_id),
+                    };
+                    self.write_html(session, 403, html, &request_id).await?;
+                    return Ok(true);
+                }
+            }
+        }
         let decision = auth::decide(
             shared.auth.as_ref(),
             portal_cfg,

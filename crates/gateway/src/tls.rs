@@ -45,6 +45,8 @@ pub struct ClientCert {
 /// Asking for a client certificate, only on one host.
 struct ClientAuth {
     host: String,
+    /// Certificate-only portal hosts: their handshake fails without a good certificate.
+    required_hosts: Vec<String>,
     store: pingora::tls::x509::store::X509Store,
     max_depth: u32,
 }
@@ -93,6 +95,12 @@ impl SniCertificates {
                     }
                 }
                 Some(ClientAuth {
+                    required_hosts: config
+                        .portals
+                        .iter()
+                        .filter(|p| p.client_certificate_required)
+                        .map(|p| p.host.clone())
+                        .collect(),
                     host: c.host.clone(),
                     store: store.build(),
                     max_depth: c.max_chain_depth,
@@ -128,7 +136,21 @@ impl TlsAccept for SniCertificates {
         // Only the certificate-login host asks for a client certificate (optional mode): a
         // Rekono user is never prompted. The callback accepts any certificate so that a bad
         // one gets a page saying why, not a TLS alert; OpenSSL's verdict is kept below.
-        if let Some(ca) = self
+        if let Some(ca) = self.client_auth.as_ref().filter(|c| {
+            sni.as_deref()
+                .is_some_and(|s| c.required_hosts.iter().any(|h| h == s))
+        }) {
+            // A certificate-only portal: no certificate, or one OpenSSL rejects, ends the
+            // handshake (that is what `required` means).
+            ssl.set_verify(
+                pingora::tls::ssl::SslVerifyMode::PEER
+                    | pingora::tls::ssl::SslVerifyMode::FAIL_IF_NO_PEER_CERT,
+            );
+            if let Err(e) = ext::ssl_set_verify_cert_store(ssl, &ca.store) {
+                tracing::error!(error = %e, "cannot set the client-certificate trust store");
+            }
+            ssl.param_mut().set_depth(ca.max_depth as i32 + 8);
+        } else if let Some(ca) = self
             .client_auth
             .as_ref()
             .filter(|c| sni.as_deref() == Some(c.host.as_str()))
@@ -166,7 +188,10 @@ impl TlsAccept for SniCertificates {
         let client_cert = self
             .client_auth
             .as_ref()
-            .filter(|c| sni.as_deref() == Some(c.host.as_str()))
+            .filter(|c| {
+                sni.as_deref()
+                    .is_some_and(|s| s == c.host || c.required_hosts.iter().any(|h| h == s))
+            })
             .map(|_| ClientCert {
                 der: ssl.peer_certificate().and_then(|c| c.to_der().ok()),
                 verify_code: ssl.verify_result().as_raw(),
