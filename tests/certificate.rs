@@ -556,3 +556,35 @@ async fn a_certificate_only_portal_requires_a_certificate_in_its_own_handshake()
         .expect("openssl s_client");
     assert!(String::from_utf8_lossy(&out.stdout).contains("CertificateRequest"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_id_template_and_organisation_allow_lists() {
+    let w = world(Options {
+        certificates: Some(CertOptions {
+            user_id: Some("{organization}/{serial_number}"),
+            ..CertOptions::default()
+        }),
+        portal_yaml: vec![
+            ("b2b", "allowed_organisations: [Banka X]"),
+            ("bips", "allowed_organisations: [prehod development]"),
+        ],
+        ..Options::default()
+    })
+    .await;
+    let mut browser = Browser::with_certificate(&w, "valid");
+    let page = browser.follow(&certlogin(&w, "bips")).await;
+    assert_eq!(page.url, portal_url(&w, "bips", "/home"));
+    let json = browser.api(&portal_url(&w, "bips", "/home")).await.json();
+    assert_eq!(
+        received_header(&json, "x-auth-user"),
+        ["prehod development/SI-DEV-1000"]
+    );
+    // Another portal admits another organisation only: the same session is refused there…
+    assert_eq!(browser.api(&portal_url(&w, "b2b", "/")).await.status, 403);
+    // …and a certificate login straight for it is refused with the reason.
+    let page = Browser::with_certificate(&w, "valid")
+        .navigate(&certlogin(&w, "b2b"))
+        .await;
+    assert_eq!(page.status, 403);
+    assert!(page.body.contains("nima dostopa do aplikacije"));
+}

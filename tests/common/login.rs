@@ -57,6 +57,8 @@ pub struct CertOptions {
     pub crl_over_http: bool,
     /// `certificate_login.crl_grace`.
     pub crl_grace: Option<&'static str>,
+    /// The anchor's `user_id` (default `serial_number`).
+    pub user_id: Option<&'static str>,
     pub max_chain_depth: Option<u32>,
 }
 
@@ -231,6 +233,9 @@ assertion:\n  key: {assertion}\n{certificates}",
                     c.crl.map_or("1m", |(_, r)| r),
                     pki.path("ca.crt").display(),
                 );
+                if let Some(user_id) = c.user_id {
+                    yaml = yaml.replace("      user_id: serial_number\n", &format!("      user_id: \"{user_id}\"\n"));
+                }
                 if let Some(grace) = c.crl_grace {
                     yaml = yaml.replace("  level: 30\n", &format!("  level: 30\n  crl_grace: {grace}\n"));
                 }

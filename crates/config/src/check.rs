@@ -258,7 +258,22 @@ impl Checker<'_> {
                 .certificates_pem(&a.ca, &join(&key, "ca"), "CA")
                 .map(|(_, c)| c);
             let user_id = a.user_id.clone().unwrap_or_else(|| "serial_number".into());
-            if !matches!(user_id.as_str(), "serial_number" | "common_name" | "email") {
+            let template = user_id.contains('{');
+            if template {
+                let known = ["serial_number", "common_name", "email", "organization"];
+                let unknown: Vec<&str> = user_id
+                    .split('{')
+                    .skip(1)
+                    .filter_map(|p| p.split('}').next())
+                    .filter(|p| !known.contains(p))
+                    .collect();
+                if !unknown.is_empty() {
+                    self.problem(
+                        &join(&key, "user_id"),
+                        format!("unknown placeholder(s) {unknown:?}; use {known:?}"),
+                    );
+                }
+            } else if !matches!(user_id.as_str(), "serial_number" | "common_name" | "email") {
                 self.problem(
                     &join(&key, "user_id"),
                     format!("{user_id:?} is not one of: serial_number, common_name, email"),
@@ -1198,6 +1213,7 @@ impl Checker<'_> {
             min_level,
             methods,
             allowed_users: raw.allowed_users,
+            allowed_organisations: raw.allowed_organisations,
             client_certificate_required: match raw.client_certificate.as_deref() {
                 None => false,
                 Some("required") => true,

@@ -329,6 +329,8 @@ pub struct Portal {
     pub methods: Vec<LoginMethod>,
     /// Only these user ids (the session's subject) may use the portal; `None`: anyone.
     pub allowed_users: Option<Vec<String>>,
+    /// Only certificate sessions whose subject organisation (O) is listed may use the portal.
+    pub allowed_organisations: Option<Vec<String>>,
     /// A certificate-only portal: its own handshake requires a client certificate from the
     /// `certificate_login` anchors, and every request is authenticated by it (no session).
     pub client_certificate_required: bool,

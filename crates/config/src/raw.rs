@@ -148,6 +148,7 @@ pub struct Portal {
     pub min_level: Option<u8>,
     pub methods: Option<Vec<String>>,
     pub allowed_users: Option<Vec<String>>,
+    pub allowed_organisations: Option<Vec<String>>,
     /// `required`: a certificate-only portal (its handshake demands a client certificate).
     pub client_certificate: Option<String>,
 

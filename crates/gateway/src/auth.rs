@@ -130,6 +130,7 @@ impl AuthState {
                             let user_id = match a.user_id.as_str() {
                                 "common_name" => prehod_identity::cert::UserId::CommonName,
                                 "email" => prehod_identity::cert::UserId::Email,
+                                t if t.contains('{') => prehod_identity::cert::UserId::Template(t.to_owned()),
                                 _ => prehod_identity::cert::UserId::SerialNumber,
                             };
                             let ocsp = a.ocsp.as_ref().and_then(|o| {
@@ -315,10 +316,16 @@ pub fn decide(
                     reason: "method_not_allowed",
                 };
             }
-            if portal
-                .allowed_users
-                .as_ref()
-                .is_some_and(|users| !users.contains(&s.sub))
+            let organisation_allowed = portal.allowed_organisations.as_ref().is_none_or(|orgs| {
+                s.cert
+                    .as_ref()
+                    .is_some_and(|c| orgs.contains(&c.organization))
+            });
+            if !organisation_allowed
+                || portal
+                    .allowed_users
+                    .as_ref()
+                    .is_some_and(|users| !users.contains(&s.sub))
             {
                 return Decision::Deny {
                     message: Message::UserNotAllowed,

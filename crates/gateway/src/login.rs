@@ -630,7 +630,11 @@ pub async fn check_certificate(
             let allowed = portal
                 .allowed_users
                 .as_ref()
-                .is_none_or(|u| u.contains(&id.user_id));
+                .is_none_or(|u| u.contains(&id.user_id))
+                && portal
+                    .allowed_organisations
+                    .as_ref()
+                    .is_none_or(|o| o.contains(&id.organization));
             if allowed {
                 Ok(id)
             } else {
@@ -685,6 +689,7 @@ pub fn certificate_session(
         id_token: None,
         cert_fingerprint: Some(id.fingerprint.clone()),
         cert: Some(prehod_identity::session::CertInfo {
+            organization: id.organization.clone(),
             subject: id.subject.clone(),
             issuer: id.issuer.clone(),
             serial: id.serial.clone(),

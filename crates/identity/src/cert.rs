@@ -53,12 +53,15 @@ impl Refusal {
     }
 }
 
-/// Which certificate attribute names the user.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Which certificate attribute names the user, or a template of them.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum UserId {
     SerialNumber,
     CommonName,
     Email,
+    /// e.g. `"{organization}/{serial_number}"`; placeholders: `serial_number`, `common_name`,
+    /// `email`, `organization`. An empty placeholder makes the certificate unusable.
+    Template(String),
 }
 
 pub struct Anchor {
@@ -218,6 +221,8 @@ pub struct CrlState {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CertIdentity {
     pub user_id: String,
+    /// The subject's organisation (O), if any.
+    pub organization: String,
     pub name: String,
     pub email: String,
     pub subject: String,
@@ -510,14 +515,35 @@ impl Checker {
             .next()
             .and_then(|a| a.as_str().ok())
             .map(str::to_owned);
-        let user_id = match anchor.user_id {
+        let organization = first(&mut subject.iter_organization()).unwrap_or_default();
+        let user_id = match &anchor.user_id {
             UserId::SerialNumber => serial_number,
             UserId::CommonName => (!cn.is_empty()).then(|| cn.clone()),
             UserId::Email => (!email.is_empty()).then(|| email.clone()),
+            UserId::Template(t) => {
+                let serial = serial_number.clone().unwrap_or_default();
+                let values = [
+                    ("serial_number", serial.as_str()),
+                    ("common_name", cn.as_str()),
+                    ("email", email.as_str()),
+                    ("organization", organization.as_str()),
+                ];
+                let mut out = t.clone();
+                let mut complete = true;
+                for (name, value) in values {
+                    let placeholder = format!("{{{name}}}");
+                    if out.contains(&placeholder) {
+                        complete &= !value.is_empty();
+                        out = out.replace(&placeholder, value);
+                    }
+                }
+                complete.then_some(out)
+            }
         }
         .ok_or(Refusal::Unreadable)?;
         Ok(CertIdentity {
             user_id,
+            organization,
             name: cn,
             email,
             subject: subject.to_string(),

@@ -59,6 +59,8 @@ pub struct Session {
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct CertInfo {
+    #[serde(default)]
+    pub organization: String,
     pub subject: String,
     pub issuer: String,
     pub serial: String,
