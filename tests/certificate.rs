@@ -588,3 +588,79 @@ async fn a_user_id_template_and_organisation_allow_lists() {
     assert_eq!(page.status, 403);
     assert!(page.body.contains("nima dostopa do aplikacije"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_not_listed_at_its_own_distribution_point_logs_in() {
+    let w = world(Options {
+        certificates: Some(CertOptions {
+            distribution_points: true,
+            crl: None,
+            ..CertOptions::default()
+        }),
+        ..Options::default()
+    })
+    .await;
+    // The CA's distribution point, and a certificate that names it.
+    let crl = w.pki.path("dp.crl.pem");
+    prehod_devpki::write_crl(w.pki.dir.path(), &crl, &[], time::Duration::days(7)).expect("crl");
+    let dp = common::serve_file(crl.clone()).await;
+    prehod_devpki::issue_client_with_crl_dp(
+        w.pki.dir.path(),
+        "dp",
+        4242,
+        &format!("http://{dp}/ca.crl"),
+    )
+    .expect("issue");
+    let page = Browser::with_certificate(&w, "dp")
+        .navigate(&certlogin(&w, "bws"))
+        .await;
+    assert_eq!(page.status, 302, "not listed: {}", page.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_certificate_at_its_distribution_point_and_an_unreachable_one_are_refused() {
+    let w = world(Options {
+        certificates: Some(CertOptions {
+            distribution_points: true,
+            ..CertOptions::default()
+        }),
+        ..Options::default()
+    })
+    .await;
+    let crl = w.pki.path("dp.crl.pem");
+    prehod_devpki::write_crl(w.pki.dir.path(), &crl, &[4242], time::Duration::days(7))
+        .expect("crl");
+    let dp = common::serve_file(crl.clone()).await;
+    prehod_devpki::issue_client_with_crl_dp(
+        w.pki.dir.path(),
+        "dp-revoked",
+        4242,
+        &format!("http://{dp}/ca.crl"),
+    )
+    .expect("issue");
+    let page = Browser::with_certificate(&w, "dp-revoked")
+        .navigate(&certlogin(&w, "bws"))
+        .await;
+    assert_eq!(page.status, 403);
+    assert!(
+        page.body.contains("Certifikat je preklican"),
+        "{}",
+        page.body
+    );
+    // A distribution point nobody answers at: fail closed.
+    let nowhere = common::free_port();
+    prehod_devpki::issue_client_with_crl_dp(
+        w.pki.dir.path(),
+        "dp-nowhere",
+        4343,
+        &format!("http://127.0.0.1:{nowhere}/ca.crl"),
+    )
+    .expect("issue");
+    let page = Browser::with_certificate(&w, "dp-nowhere")
+        .navigate(&certlogin(&w, "bws"))
+        .await;
+    assert_eq!(page.status, 403);
+    assert!(page
+        .body
+        .contains("Preklicnosti certifikata trenutno ni mogoče preveriti"));
+}

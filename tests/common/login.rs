@@ -59,6 +59,8 @@ pub struct CertOptions {
     pub crl_grace: Option<&'static str>,
     /// The anchor's `user_id` (default `serial_number`).
     pub user_id: Option<&'static str>,
+    /// Check CRL distribution points named in the certificates.
+    pub distribution_points: bool,
     pub max_chain_depth: Option<u32>,
 }
 
@@ -233,6 +235,9 @@ assertion:\n  key: {assertion}\n{certificates}",
                     c.crl.map_or("1m", |(_, r)| r),
                     pki.path("ca.crt").display(),
                 );
+                if c.distribution_points {
+                    yaml.push_str("      crl_distribution_points: true\n");
+                }
                 if let Some(user_id) = c.user_id {
                     yaml = yaml.replace("      user_id: serial_number\n", &format!("      user_id: \"{user_id}\"\n"));
                 }

@@ -343,6 +343,7 @@ impl Checker<'_> {
                     user_id,
                     policies: a.policies.clone(),
                     ocsp,
+                    crl_distribution_points: a.crl_distribution_points,
                 });
             }
         }

@@ -78,6 +78,8 @@ pub struct TrustAnchor {
     pub user_id: String,
     pub policies: Option<Vec<String>>,
     pub ocsp: Option<OcspSettings>,
+    /// Also check the CRLs each certificate names in its CRL distribution points (http).
+    pub crl_distribution_points: bool,
 }
 
 /// Where a CRL comes from: a file, or an http(s) URL fetched in the background.

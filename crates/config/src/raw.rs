@@ -123,6 +123,8 @@ pub struct Anchor {
     pub user_id: Option<String>,
     pub policies: Option<Vec<String>>,
     pub ocsp: Option<Ocsp>,
+    #[serde(default)]
+    pub crl_distribution_points: bool,
 }
 
 #[derive(Debug, Deserialize)]

@@ -384,3 +384,49 @@ pub fn write_crl(
             source,
         })
 }
+
+/// Issues `clients/NAME.crt` and `.key` from the dev CA in `dir`, with serial `serial` and a
+/// CRL distribution point `crl_url`: for tests of distribution-point checking, whose URL is
+/// only known once the test's server runs.
+pub fn issue_client_with_crl_dp(
+    dir: &Path,
+    name: &str,
+    serial: u64,
+    crl_url: &str,
+) -> Result<(), PkiError> {
+    let read = |file: &str| {
+        let p = dir.join(file);
+        std::fs::read_to_string(&p).map_err(|source| PkiError::Write { path: p, source })
+    };
+    let key = KeyPair::from_pem(&read(files::CA_KEY)?).map_err(|source| PkiError::Generate {
+        what: "CA key",
+        source,
+    })?;
+    let issuer =
+        rcgen::Issuer::from_ca_cert_pem(&read(files::CA_CERT)?, key).map_err(|source| {
+            PkiError::Generate {
+                what: "CA certificate",
+                source,
+            }
+        })?;
+    let now = OffsetDateTime::now_utc();
+    let mut params = leaf_params(&format!("Testni Uporabnik ({name})"), now, serial)?;
+    params.distinguished_name.push(
+        DnType::CustomDnType(vec![2, 5, 4, 5]),
+        format!("SI-DEV-{serial}"),
+    );
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    params.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
+        uris: vec![crl_url.to_owned()],
+    }];
+    let leaf_key = new_key("client key")?;
+    let cert = params
+        .signed_by(&leaf_key, &issuer)
+        .map_err(|source| PkiError::Generate {
+            what: "client certificate",
+            source,
+        })?;
+    let out = Writer { dir };
+    out.write(&format!("clients/{name}.crt"), &cert.pem())?;
+    out.write(&format!("clients/{name}.key"), &leaf_key.serialize_pem())
+}

@@ -138,7 +138,9 @@ impl AuthState {
                                     .map_err(|e| tracing::error!(anchor = %a.name, error = %e, "OCSP store"))
                                     .ok()
                             });
-                            let anchor = prehod_identity::cert::Anchor::new(a.name.clone(), a.ca.clone(), user_id, a.policies.clone(), a.crls.clone(), ocsp);
+                            let anchor = prehod_identity::cert::Anchor::new(a.name.clone(), a.ca.clone(), user_id, a.policies.clone(), a.crls.clone(), ocsp,
+                                a.crl_distribution_points.then(|| prehod_identity::cert::DistributionPoints::new(c.crl_refresh)),
+                            );
                             for problem in anchor.reload_crls() {
                                 tracing::error!(anchor = %a.name, problem = %problem, "CRL not loaded");
                             }

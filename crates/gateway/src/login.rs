@@ -647,7 +647,14 @@ pub async fn check_certificate(
         Ok(id) => {
             let started = std::time::Instant::now();
             let der = client.and_then(|c| c.der.as_deref()).unwrap_or_default();
-            let ocsp = certs.checker.check_ocsp(&certs.http, &id, der).await;
+            let ocsp = match certs
+                .checker
+                .check_distribution_points(&certs.http, &id, der)
+                .await
+            {
+                Ok(()) => certs.checker.check_ocsp(&certs.http, &id, der).await,
+                Err(e) => Err(e),
+            };
             metrics
                 .ocsp_duration
                 .observe(started.elapsed().as_secs_f64());
@@ -656,7 +663,7 @@ pub async fn check_certificate(
                 Err((refusal, why)) => {
                     if let Some(why) = why {
                         metrics.ocsp_errors.inc();
-                        tracing::warn!(request_id = request_id, problem = %why, "OCSP gave no usable answer");
+                        tracing::warn!(request_id = request_id, problem = %why, "revocation check (distribution point or OCSP) gave no usable answer");
                     }
                     Err(refusal)
                 }

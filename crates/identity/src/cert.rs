@@ -74,6 +74,25 @@ pub struct Anchor {
     crl: RwLock<Option<LoadedCrl>>,
     /// Revocation by OCSP, when the anchor names a responder.
     pub ocsp: Option<Ocsp>,
+    /// Also check the CRLs named in each certificate's CRL distribution points (http).
+    pub distribution_points: Option<DistributionPoints>,
+}
+
+/// CRLs fetched from certificates' distribution points, kept for a while per URL.
+pub struct DistributionPoints {
+    /// URL → serials it revokes (only CRLs signed by the anchor's CA are kept).
+    cache: moka::sync::Cache<String, std::sync::Arc<HashSet<Vec<u8>>>>,
+}
+
+impl DistributionPoints {
+    pub fn new(keep_for: std::time::Duration) -> Self {
+        Self {
+            cache: moka::sync::Cache::builder()
+                .max_capacity(1_000)
+                .time_to_live(keep_for)
+                .build(),
+        }
+    }
 }
 
 /// An OCSP responder for one anchor: answers are verified against the anchor's CA and cached.
@@ -255,6 +274,7 @@ impl Anchor {
         policies: Option<Vec<String>>,
         crl_sources: Vec<CrlSource>,
         ocsp: Option<Ocsp>,
+        distribution_points: Option<DistributionPoints>,
     ) -> Self {
         Self {
             name,
@@ -264,6 +284,7 @@ impl Anchor {
             crl_sources,
             crl: RwLock::new(None),
             ocsp,
+            distribution_points,
         }
     }
 
@@ -587,5 +608,97 @@ impl Checker {
             }
             OcspAnswer::Unusable(why) => Err((Refusal::RevocationUnknown, Some(why))),
         }
+    }
+}
+
+impl Checker {
+    /// The distribution-point step, after [`Checker::check`] passed: every http CRL
+    /// distribution point the certificate names is fetched (or taken from the cache), must be
+    /// signed by the anchor's CA, and must not list the certificate. One that cannot be had
+    /// refuses the login (fail closed).
+    pub async fn check_distribution_points(
+        &self,
+        http: &reqwest::Client,
+        id: &CertIdentity,
+        der: &[u8],
+    ) -> Result<(), (Refusal, Option<String>)> {
+        let Some(anchor) = self.anchors.iter().find(|a| a.name == id.anchor) else {
+            return Ok(());
+        };
+        let Some(dps) = &anchor.distribution_points else {
+            return Ok(());
+        };
+        let Ok((_, cert)) = X509Certificate::from_der(der) else {
+            return Err((Refusal::Unreadable, None));
+        };
+        let mut urls = Vec::new();
+        for ext in cert.extensions() {
+            if let ParsedExtension::CRLDistributionPoints(points) = ext.parsed_extension() {
+                for point in points.iter() {
+                    if let Some(DistributionPointName::FullName(names)) = &point.distribution_point
+                    {
+                        for name in names {
+                            if let GeneralName::URI(uri) = name {
+                                if uri.starts_with("http://") || uri.starts_with("https://") {
+                                    urls.push((*uri).to_owned());
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let serial: Vec<u8> = cert
+            .tbs_certificate
+            .raw_serial()
+            .iter()
+            .skip_while(|b| **b == 0)
+            .copied()
+            .collect();
+        for url in urls {
+            let revoked = match dps.cache.get(&url) {
+                Some(r) => r,
+                None => {
+                    let fetched = async {
+                        let resp = http.get(&url).send().await.map_err(|e| e.to_string())?;
+                        if !resp.status().is_success() {
+                            return Err(format!("answered {}", resp.status()));
+                        }
+                        resp.bytes().await.map_err(|e| e.to_string())
+                    }
+                    .await;
+                    let bytes = fetched
+                        .map_err(|e| (Refusal::RevocationUnknown, Some(format!("{url}: {e}"))))?;
+                    let crl = X509Crl::from_pem(&bytes)
+                        .or_else(|_| X509Crl::from_der(&bytes))
+                        .map_err(|e| (Refusal::RevocationUnknown, Some(format!("{url}: {e}"))))?;
+                    let signed = anchor.ca.iter().any(|ca| {
+                        ca.public_key()
+                            .is_ok_and(|k| crl.verify(&k).unwrap_or(false))
+                    });
+                    if !signed {
+                        return Err((
+                            Refusal::RevocationUnknown,
+                            Some(format!("{url}: not signed by the {} CA", anchor.name)),
+                        ));
+                    }
+                    let set: HashSet<Vec<u8>> = crl
+                        .get_revoked()
+                        .map(|list| {
+                            list.iter()
+                                .filter_map(|r| r.serial_number().to_bn().ok().map(|b| b.to_vec()))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    let set = std::sync::Arc::new(set);
+                    dps.cache.insert(url.clone(), set.clone());
+                    set
+                }
+            };
+            if revoked.contains(&serial) {
+                return Err((Refusal::Revoked, None));
+            }
+        }
+        Ok(())
     }
 }
