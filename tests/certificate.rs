@@ -103,8 +103,8 @@ async fn each_bad_certificate_gets_its_own_reason_page_and_metric() {
         (
             Some("impostor"),
             "bws",
-            "untrusted",
-            "ni izdal izdajatelj, ki mu prehod zaupa",
+            "bad_signature",
+            "morda ponarejen izdajatelj",
         ),
         (
             Some("no-client-auth"),
@@ -663,4 +663,52 @@ async fn a_revoked_certificate_at_its_distribution_point_and_an_unreachable_one_
     assert!(page
         .body
         .contains("Preklicnosti certifikata trenutno ni mogoče preveriti"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_with_an_unknown_critical_extension_is_refused() {
+    let w = world(cert_options()).await;
+    // rustls will not even load such a certificate as a client identity: use OpenSSL.
+    let (ca, cert, key, port) = (
+        w.pki.path("ca.crt"),
+        w.pki.path("clients/critical.crt"),
+        w.pki.path("clients/critical.key"),
+        w.gw.https.port(),
+    );
+    let url = certlogin(&w, "bws");
+    let path = url
+        .split_once(&format!(":{port}"))
+        .map(|(_, p)| p.to_owned())
+        .expect("path");
+    let answer = tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut b =
+            openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls()).expect("tls");
+        b.set_ca_file(&ca).expect("ca");
+        b.set_certificate_file(&cert, openssl::ssl::SslFiletype::PEM)
+            .expect("cert");
+        b.set_private_key_file(&key, openssl::ssl::SslFiletype::PEM)
+            .expect("key");
+        let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        let mut tls = b
+            .build()
+            .connect("certlogin.bankart.localhost", tcp)
+            .expect("handshake");
+        write!(
+            tls,
+            "GET {path} HTTP/1.1\r\nHost: certlogin.bankart.localhost\r\nConnection: close\r\n\r\n"
+        )
+        .expect("write");
+        let mut out = String::new();
+        let _ = tls.read_to_string(&mut out);
+        out
+    })
+    .await
+    .expect("join");
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    assert!(answer.contains("neznano kritično razširitev"), "{answer}");
+    assert!(w
+        .gw
+        .metrics()
+        .contains("reason=\"unknown_critical_extension\""));
 }

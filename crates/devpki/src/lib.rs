@@ -53,7 +53,7 @@ pub mod files {
     /// A 32-byte session sealing key, base64.
     pub const SESSION_KEY: &str = "session.key";
     /// Client certificates: `clients/NAME.crt` and `clients/NAME.key`.
-    pub const CLIENTS: [&str; 9] = [
+    pub const CLIENTS: [&str; 10] = [
         "valid",
         "expired",
         "revoked",
@@ -63,6 +63,7 @@ pub mod files {
         "impostor",
         "policy",
         "deep",
+        "critical",
     ];
     /// The certificate policy `clients/policy.crt` carries (under POŠTA®CA's arc).
     pub const POLICY_OID: &str = "1.3.6.1.4.1.15284.1.1";
@@ -170,6 +171,15 @@ pub fn generate(dir: &Path, server_names: &[String]) -> Result<(), PkiError> {
                         &[2, 5, 29, 32],
                         der,
                     ));
+            }
+            "critical" => {
+                // A critical extension nobody knows (a private OID, value NULL).
+                let mut ext = rcgen::CustomExtension::from_oid_content(
+                    &[1, 3, 6, 1, 4, 1, 55555, 1],
+                    vec![0x05, 0x00],
+                );
+                ext.set_criticality(true);
+                params.custom_extensions.push(ext);
             }
             "not-yet-valid" => {
                 params.not_before = now + Duration::days(2);

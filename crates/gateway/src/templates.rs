@@ -500,6 +500,13 @@ pub fn certificate_reason(lang: Lang, r: prehod_identity::cert::Refusal) -> &'st
                 "The certificate was not issued by an authority the gateway trusts (ACNLB, POSTArCA)."
             }
         }
+        R::BadSignature => {
+            if sl {
+                "Podpis certifikata se ne ujema z izdajateljem, ki mu prehod zaupa (morda ponarejen izdajatelj)."
+            } else {
+                "The certificate's signature does not match the issuer the gateway trusts (possibly an impostor authority)."
+            }
+        }
         R::Revoked => {
             if sl {
                 "Certifikat je preklican."

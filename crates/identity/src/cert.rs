@@ -19,6 +19,8 @@ pub enum Refusal {
     Expired,
     NotYetValid,
     Untrusted,
+    /// Its signature does not verify with the trusted CA of that name: an impostor CA.
+    BadSignature,
     Revoked,
     NotForClientAuth,
     PolicyNotAllowed,
@@ -40,6 +42,7 @@ impl Refusal {
             Refusal::Expired => "expired",
             Refusal::NotYetValid => "not_yet_valid",
             Refusal::Untrusted => "untrusted",
+            Refusal::BadSignature => "bad_signature",
             Refusal::Revoked => "revoked",
             Refusal::NotForClientAuth => "not_for_client_auth",
             Refusal::PolicyNotAllowed => "policy_not_allowed",
@@ -435,8 +438,24 @@ impl Checker {
             22 | 25 => return Err(Refusal::ChainTooDeep),
             // X509_V_ERR_INVALID_PURPOSE: not for TLS client authentication.
             26 => return Err(Refusal::NotForClientAuth),
-
-            _ => return Err(Refusal::Untrusted),
+            // X509_V_ERR_CERT_SIGNATURE_FAILURE: a CA of the trusted name did not sign it.
+            7 => return Err(Refusal::BadSignature),
+            // X509_V_ERR_UNHANDLED_CRITICAL_EXTENSION
+            34 => return Err(Refusal::UnknownCriticalExtension),
+            _ => {
+                // An issuer bearing a trusted anchor's exact name that did not verify is an
+                // impostor, not merely an unknown authority.
+                let issuer = cert.issuer().as_raw();
+                let claims_trusted_name = self.anchors.iter().any(|a| {
+                    a.ca.iter()
+                        .any(|ca| ca.subject_name().to_der().is_ok_and(|d| d == issuer))
+                });
+                return Err(if claims_trusted_name {
+                    Refusal::BadSignature
+                } else {
+                    Refusal::Untrusted
+                });
+            }
         }
         if verify_code == 0 && chain_len.saturating_sub(2) > self.max_intermediates {
             return Err(Refusal::ChainTooDeep);
