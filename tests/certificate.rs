@@ -712,3 +712,28 @@ async fn a_certificate_with_an_unknown_critical_extension_is_refused() {
         .metrics()
         .contains("reason=\"unknown_critical_extension\""));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_anchor_can_have_its_own_chain_depth() {
+    // The global limit allows intermediates; this anchor allows none.
+    let w = world(Options {
+        certificates: Some(CertOptions {
+            anchor_yaml: Some("max_chain_depth: 0"),
+            ..CertOptions::default()
+        }),
+        ..Options::default()
+    })
+    .await;
+    let page = Browser::with_certificate(&w, "deep")
+        .navigate(&certlogin(&w, "bws"))
+        .await;
+    assert_eq!(page.status, 403);
+    assert!(page.body.contains("Veriga certifikatov je predolga"));
+    assert_eq!(
+        Browser::with_certificate(&w, "valid")
+            .navigate(&certlogin(&w, "bws"))
+            .await
+            .status,
+        302
+    );
+}

@@ -109,6 +109,23 @@ async fn onepass_login_reaches_the_portal_with_identity_headers_and_a_valid_asse
     assert_eq!(claims["method"], "rekono");
     assert!(claims["exp"].as_u64() > claims["iat"].as_u64());
     // The session cookie is on the parent domain, Secure, HttpOnly, SameSite=Lax.
+    let set = browser
+        .set_cookies
+        .iter()
+        .find(|c| c.starts_with("prehod_session="))
+        .expect("a session cookie was set");
+    for attribute in [
+        "Domain=bankart.localhost",
+        "Path=/",
+        "Secure",
+        "HttpOnly",
+        "SameSite=Lax",
+    ] {
+        assert!(
+            set.split("; ").any(|a| a == attribute),
+            "{attribute} missing in {set}"
+        );
+    }
     let audit = expect_audit(&world, "login", "success", None).await;
     assert_eq!(audit["email"], SREDNJA.0);
     assert_eq!(audit["portal"], "bips");

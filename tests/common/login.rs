@@ -61,6 +61,8 @@ pub struct CertOptions {
     pub user_id: Option<&'static str>,
     /// Check CRL distribution points named in the certificates.
     pub distribution_points: bool,
+    /// More YAML lines for the anchor (e.g. its own `max_chain_depth`).
+    pub anchor_yaml: Option<&'static str>,
     pub max_chain_depth: Option<u32>,
 }
 
@@ -235,6 +237,9 @@ assertion:\n  key: {assertion}\n{certificates}",
                     c.crl.map_or("1m", |(_, r)| r),
                     pki.path("ca.crt").display(),
                 );
+                if let Some(extra) = c.anchor_yaml {
+                    yaml.push_str(&format!("      {extra}\n"));
+                }
                 if c.distribution_points {
                     yaml.push_str("      crl_distribution_points: true\n");
                 }
@@ -304,6 +309,8 @@ struct Cookie {
 pub struct Browser {
     pub http: reqwest::Client,
     jar: Vec<Cookie>,
+    /// Every `Set-Cookie` line received, as sent.
+    pub set_cookies: Vec<String>,
 }
 
 pub struct Page {
@@ -363,6 +370,7 @@ impl Browser {
         Self {
             http: b.build().expect("client"),
             jar: Vec::new(),
+            set_cookies: Vec::new(),
         }
     }
 
@@ -455,7 +463,9 @@ impl Browser {
         }
         let resp = req.send().await.unwrap_or_else(|e| panic!("{url}: {e}"));
         for c in resp.headers().get_all("set-cookie") {
-            self.store(&parsed, c.to_str().expect("ascii"));
+            let line = c.to_str().expect("ascii");
+            self.set_cookies.push(line.to_owned());
+            self.store(&parsed, line);
         }
         let status = resp.status().as_u16();
         let location = resp.headers().get("location").map(|l| {

@@ -344,6 +344,8 @@ impl Checker<'_> {
                     policies: a.policies.clone(),
                     ocsp,
                     crl_distribution_points: a.crl_distribution_points,
+                    clock_skew: self.duration(a.clock_skew.as_ref(), &join(&key, "clock_skew")),
+                    max_chain_depth: a.max_chain_depth,
                 });
             }
         }

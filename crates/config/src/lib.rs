@@ -80,6 +80,9 @@ pub struct TrustAnchor {
     pub ocsp: Option<OcspSettings>,
     /// Also check the CRLs each certificate names in its CRL distribution points (http).
     pub crl_distribution_points: bool,
+    /// This anchor's own clock skew and intermediate limit, when set.
+    pub clock_skew: Option<Duration>,
+    pub max_chain_depth: Option<u32>,
 }
 
 /// Where a CRL comes from: a file, or an http(s) URL fetched in the background.

@@ -125,6 +125,9 @@ pub struct Anchor {
     pub ocsp: Option<Ocsp>,
     #[serde(default)]
     pub crl_distribution_points: bool,
+    /// Overrides of the `certificate_login` values for this anchor.
+    pub clock_skew: Option<String>,
+    pub max_chain_depth: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -144,6 +144,9 @@ impl AuthState {
                             for problem in anchor.reload_crls() {
                                 tracing::error!(anchor = %a.name, problem = %problem, "CRL not loaded");
                             }
+                            let mut anchor = anchor;
+                            anchor.clock_skew = a.clock_skew.map(|d| d.as_secs() as i64);
+                            anchor.max_intermediates = a.max_chain_depth.map(|d| d as usize);
                             anchor
                         })
                         .collect(),

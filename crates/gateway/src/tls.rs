@@ -94,6 +94,11 @@ impl SniCertificates {
                         store.add_cert(ca.clone()).ok()?;
                     }
                 }
+                let deepest = c
+                    .anchors
+                    .iter()
+                    .filter_map(|a| a.max_chain_depth)
+                    .fold(c.max_chain_depth, u32::max);
                 Some(ClientAuth {
                     required_hosts: config
                         .portals
@@ -103,7 +108,7 @@ impl SniCertificates {
                         .collect(),
                     host: c.host.clone(),
                     store: store.build(),
-                    max_depth: c.max_chain_depth,
+                    max_depth: deepest,
                 })
             });
         Self {

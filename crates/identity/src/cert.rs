@@ -79,6 +79,9 @@ pub struct Anchor {
     pub ocsp: Option<Ocsp>,
     /// Also check the CRLs named in each certificate's CRL distribution points (http).
     pub distribution_points: Option<DistributionPoints>,
+    /// This anchor's own clock skew (seconds) and intermediate limit, over the checker's.
+    pub clock_skew: Option<i64>,
+    pub max_intermediates: Option<usize>,
 }
 
 /// CRLs fetched from certificates' distribution points, kept for a while per URL.
@@ -288,6 +291,8 @@ impl Anchor {
             crl: RwLock::new(None),
             ocsp,
             distribution_points,
+            clock_skew: None,
+            max_intermediates: None,
         }
     }
 
@@ -457,15 +462,6 @@ impl Checker {
                 });
             }
         }
-        if verify_code == 0 && chain_len.saturating_sub(2) > self.max_intermediates {
-            return Err(Refusal::ChainTooDeep);
-        }
-        if now + self.clock_skew < not_before {
-            return Err(Refusal::NotYetValid);
-        }
-        if now - self.clock_skew > not_after {
-            return Err(Refusal::Expired);
-        }
         let issuer_der = cert.issuer().as_raw();
         let anchor = self
             .anchors
@@ -478,6 +474,19 @@ impl Checker {
                 })
             })
             .ok_or(Refusal::Untrusted)?;
+        let skew = anchor.clock_skew.unwrap_or(self.clock_skew);
+        if verify_code == 0
+            && chain_len.saturating_sub(2)
+                > anchor.max_intermediates.unwrap_or(self.max_intermediates)
+        {
+            return Err(Refusal::ChainTooDeep);
+        }
+        if now + skew < not_before {
+            return Err(Refusal::NotYetValid);
+        }
+        if now - skew > not_after {
+            return Err(Refusal::Expired);
+        }
         let mut client_auth = false;
         let mut has_policies = false;
         for ext in cert.extensions() {
