@@ -63,6 +63,8 @@ pub struct CertOptions {
     pub distribution_points: bool,
     /// More YAML lines for the anchor (e.g. its own `max_chain_depth`).
     pub anchor_yaml: Option<&'static str>,
+    /// Trust the PKI's "untrusted" CA as a second anchor, mapping users by common name.
+    pub second_anchor: bool,
     pub max_chain_depth: Option<u32>,
 }
 
@@ -261,6 +263,12 @@ assertion:\n  key: {assertion}\n{certificates}",
                         None => pki.path(crl).display().to_string(),
                     };
                     yaml.push_str(&format!("      crls: [\"{source}\"]\n"));
+                }
+                if c.second_anchor {
+                    yaml.push_str(&format!(
+                        "    - name: second CA\n      ca: {}\n      user_id: common_name\n",
+                        pki.path("untrusted-ca.crt").display()
+                    ));
                 }
                 match c.ocsp {
                     Some(Ocsp::Responder) => {
