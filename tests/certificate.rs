@@ -740,7 +740,14 @@ async fn an_anchor_can_have_its_own_chain_depth() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn several_anchors_each_with_their_own_user_id_mapping() {
-    let w = world(Options { certificates: Some(CertOptions { second_anchor: true, ..CertOptions::default() }), ..Options::default() }).await;
+    let w = world(Options {
+        certificates: Some(CertOptions {
+            second_anchor: true,
+            ..CertOptions::default()
+        }),
+        ..Options::default()
+    })
+    .await;
     // The first anchor maps users by serialNumber…
     let mut first = Browser::with_certificate(&w, "valid");
     first.follow(&certlogin(&w, "bws")).await;
@@ -750,6 +757,9 @@ async fn several_anchors_each_with_their_own_user_id_mapping() {
     let mut second = Browser::with_certificate(&w, "untrusted");
     second.follow(&certlogin(&w, "bws")).await;
     let json = second.api(&portal_url(&w, "bws", "/home")).await.json();
-    assert_eq!(received_header(&json, "x-auth-user"), ["Testni Uporabnik (untrusted)"]);
+    assert_eq!(
+        received_header(&json, "x-auth-user"),
+        ["Testni Uporabnik (untrusted)"]
+    );
     assert!(received_header(&json, "x-auth-cert-issuer")[0].contains("prehod untrusted dev CA"));
 }
