@@ -339,21 +339,7 @@ pub fn write_crl(
     serials: &[u64],
     next_update: Duration,
 ) -> Result<(), PkiError> {
-    let read = |name: &str| {
-        let p = dir.join(name);
-        std::fs::read_to_string(&p).map_err(|source| PkiError::Write { path: p, source })
-    };
-    let key = KeyPair::from_pem(&read(files::CA_KEY)?).map_err(|source| PkiError::Generate {
-        what: "CA key",
-        source,
-    })?;
-    let issuer =
-        rcgen::Issuer::from_ca_cert_pem(&read(files::CA_CERT)?, key).map_err(|source| {
-            PkiError::Generate {
-                what: "CA certificate",
-                source,
-            }
-        })?;
+    let issuer = load_ca(dir)?;
     let now = OffsetDateTime::now_utc();
     let (this_update, next) = if next_update.is_negative() {
         (now + next_update - Duration::days(1), now + next_update)
@@ -404,21 +390,7 @@ pub fn issue_client_with_crl_dp(
     serial: u64,
     crl_url: &str,
 ) -> Result<(), PkiError> {
-    let read = |file: &str| {
-        let p = dir.join(file);
-        std::fs::read_to_string(&p).map_err(|source| PkiError::Write { path: p, source })
-    };
-    let key = KeyPair::from_pem(&read(files::CA_KEY)?).map_err(|source| PkiError::Generate {
-        what: "CA key",
-        source,
-    })?;
-    let issuer =
-        rcgen::Issuer::from_ca_cert_pem(&read(files::CA_CERT)?, key).map_err(|source| {
-            PkiError::Generate {
-                what: "CA certificate",
-                source,
-            }
-        })?;
+    let issuer = load_ca(dir)?;
     let now = OffsetDateTime::now_utc();
     let mut params = leaf_params(&format!("Testni Uporabnik ({name})"), now, serial)?;
     params.distinguished_name.push(
@@ -439,4 +411,22 @@ pub fn issue_client_with_crl_dp(
     let out = Writer { dir };
     out.write(&format!("clients/{name}.crt"), &cert.pem())?;
     out.write(&format!("clients/{name}.key"), &leaf_key.serialize_pem())
+}
+
+/// The dev CA of the PKI in `dir`, ready to sign (its certificate and key as written).
+fn load_ca(dir: &Path) -> Result<rcgen::Issuer<'static, KeyPair>, PkiError> {
+    let read = |name: &str| {
+        let p = dir.join(name);
+        std::fs::read_to_string(&p).map_err(|source| PkiError::Write { path: p, source })
+    };
+    let key = KeyPair::from_pem(&read(files::CA_KEY)?).map_err(|source| PkiError::Generate {
+        what: "CA key",
+        source,
+    })?;
+    rcgen::Issuer::from_ca_cert_pem(&read(files::CA_CERT)?, key).map_err(|source| {
+        PkiError::Generate {
+            what: "CA certificate",
+            source,
+        }
+    })
 }
