@@ -55,7 +55,10 @@ async fn a_valid_certificate_logs_in_and_reaches_the_portal_with_certificate_hea
         .api(&portal_url(&world, "bws", "/home"))
         .await
         .json();
-    assert_eq!(received_header(&json, "x-auth-user"), ["SI-DEV-1000"]);
+    assert_eq!(
+        received_header(&json, "x-auth-user"),
+        ["prehod-dev-ca:SI-DEV-1000"]
+    );
     assert_eq!(received_header(&json, "x-auth-method"), ["certificate"]);
     assert_eq!(received_header(&json, "x-auth-level"), ["30"]);
     assert!(received_header(&json, "x-auth-cert-subject")[0].contains("Testni Uporabnik (valid)"));
@@ -528,7 +531,10 @@ async fn a_certificate_only_portal_requires_a_certificate_in_its_own_handshake()
     let page = browser.api(&url).await;
     assert_eq!(page.status, 200, "{}", page.body);
     let json = page.json();
-    assert_eq!(received_header(&json, "x-auth-user"), ["SI-DEV-1000"]);
+    assert_eq!(
+        received_header(&json, "x-auth-user"),
+        ["prehod-dev-ca:SI-DEV-1000"]
+    );
     assert_eq!(received_header(&json, "x-auth-method"), ["certificate"]);
     assert_eq!(received_header(&json, "x-auth-assertion").len(), 1);
     assert!(browser.cookie("prehod_session").is_none());
@@ -577,7 +583,7 @@ async fn a_user_id_template_and_organisation_allow_lists() {
     let json = browser.api(&portal_url(&w, "bips", "/home")).await.json();
     assert_eq!(
         received_header(&json, "x-auth-user"),
-        ["prehod development/SI-DEV-1000"]
+        ["prehod-dev-ca:prehod development/SI-DEV-1000"]
     );
     // Another portal admits another organisation only: the same session is refused there…
     assert_eq!(browser.api(&portal_url(&w, "b2b", "/")).await.status, 403);
@@ -752,14 +758,93 @@ async fn several_anchors_each_with_their_own_user_id_mapping() {
     let mut first = Browser::with_certificate(&w, "valid");
     first.follow(&certlogin(&w, "bws")).await;
     let json = first.api(&portal_url(&w, "bws", "/home")).await.json();
-    assert_eq!(received_header(&json, "x-auth-user"), ["SI-DEV-1000"]);
+    assert_eq!(
+        received_header(&json, "x-auth-user"),
+        ["prehod-dev-ca:SI-DEV-1000"]
+    );
     // …the second (trusted here) by common name.
     let mut second = Browser::with_certificate(&w, "untrusted");
     second.follow(&certlogin(&w, "bws")).await;
     let json = second.api(&portal_url(&w, "bws", "/home")).await.json();
     assert_eq!(
         received_header(&json, "x-auth-user"),
-        ["Testni Uporabnik (untrusted)"]
+        ["second-ca:Testni Uporabnik (untrusted)"]
     );
     assert!(received_header(&json, "x-auth-cert-issuer")[0].contains("prehod untrusted dev CA"));
+}
+
+/// The attacks of issue 8: a certificate signed by an attacker's key under a trusted anchor's
+/// exact name — with dates an attacker picks so that OpenSSL's *last* error is a date error
+/// inside the clock skew — and chains whose CA certificates are out of date. Each is refused
+/// with its own reason, gets no session, and nothing reaches the portal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_certificates_and_out_of_date_chains_never_log_in() {
+    let world = world(Options {
+        certificates: Some(CertOptions {
+            future_anchor: true,
+            ..CertOptions::default()
+        }),
+        ..cert_options()
+    })
+    .await;
+    let cases = [
+        ("forged", "bad_signature", "morda ponarejen izdajatelj"),
+        (
+            "forged-not-yet-valid",
+            "bad_signature",
+            "morda ponarejen izdajatelj",
+        ),
+        (
+            "forged-expired",
+            "bad_signature",
+            "morda ponarejen izdajatelj",
+        ),
+        ("forged-akid", "bad_signature", "morda ponarejen izdajatelj"),
+        (
+            "forged-intermediate",
+            "bad_signature",
+            "morda ponarejen izdajatelj",
+        ),
+        (
+            "expired-intermediate",
+            "ca_expired",
+            "Certifikat izdajatelja je potekel",
+        ),
+        (
+            "future-root",
+            "ca_not_yet_valid",
+            "Certifikat izdajatelja še ni veljaven",
+        ),
+    ];
+    for (name, label, text) in cases {
+        let mut browser = Browser::with_certificate(&world, name);
+        let page = browser.navigate(&certlogin(&world, "bws")).await;
+        assert_eq!(page.status, 403, "{name}: {}", page.body);
+        assert!(
+            page.body.contains(text),
+            "{name}: expected {text:?} in {}",
+            page.body
+        );
+        assert!(
+            browser.cookie("prehod_session").is_none(),
+            "{name} got a session"
+        );
+        let metrics = world.gw.metrics();
+        assert!(
+            metrics.contains(&format!(
+                "prehod_certificate_verifications_total{{outcome=\"failure\",reason=\"{label}\"}}"
+            )),
+            "{name}: {label} in {metrics}"
+        );
+        // Nothing reaches the portal: without a session it still sends the browser to log in.
+        let portal = browser.navigate(&portal_url(&world, "bws", "/home")).await;
+        assert_eq!(portal.status, 302, "{name}: the portal answered itself");
+    }
+    assert!(
+        !world
+            .gw
+            .metrics()
+            .contains("prehod_certificate_verifications_total{outcome=\"success\""),
+        "no forgery was accepted"
+    );
 }

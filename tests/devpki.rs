@@ -68,6 +68,18 @@ fn client_certificates_fail_for_the_reason_their_name_says() {
         Some(20),
         "X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY"
     );
+    // The forgeries, as OpenSSL itself sees them: with the attacker's key identifier no
+    // issuer is found; with the real CA's, its signature fails.
+    assert_eq!(
+        verify(&pki, "clients/forged.crt", false),
+        Some(20),
+        "X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY"
+    );
+    assert_eq!(
+        verify(&pki, "clients/forged-akid.crt", false),
+        Some(7),
+        "X509_V_ERR_CERT_SIGNATURE_FAILURE"
+    );
     let eku = std::process::Command::new("openssl")
         .args(["x509", "-noout", "-ext", "extendedKeyUsage", "-in"])
         .arg(pki.path("clients/no-client-auth.crt"))

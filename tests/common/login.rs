@@ -66,6 +66,8 @@ pub struct CertOptions {
     /// Trust the PKI's "untrusted" CA as a second anchor, mapping users by common name.
     pub second_anchor: bool,
     pub max_chain_depth: Option<u32>,
+    /// Trust the PKI's `future-ca.crt` (valid only from tomorrow) as another anchor.
+    pub future_anchor: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -263,6 +265,12 @@ assertion:\n  key: {assertion}\n{certificates}",
                         None => pki.path(crl).display().to_string(),
                     };
                     yaml.push_str(&format!("      crls: [\"{source}\"]\n"));
+                }
+                if c.future_anchor {
+                    yaml.push_str(&format!(
+                        "    - name: future CA\n      ca: {}\n      user_id: serial_number\n",
+                        pki.path("future-ca.crt").display()
+                    ));
                 }
                 if c.second_anchor {
                     yaml.push_str(&format!(

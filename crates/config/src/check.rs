@@ -209,6 +209,9 @@ impl Checker<'_> {
                 None if top.contains_key("certificate_login") => return None,
                 None => None,
             };
+        if let Some(portals) = portals {
+            self.portals_against_certificate_login(portals, certificate_login.as_ref());
+        }
         Some(Some(crate::Auth {
             login: login?,
             session: session?,
@@ -216,6 +219,53 @@ impl Checker<'_> {
             assertion: assertion?,
             certificate_login,
         }))
+    }
+
+    /// What a portal says about certificates must fit the `certificate_login` section: a
+    /// certificate-only portal must accept certificate sessions at their level, and every
+    /// `allowed_users` entry with a `:` must be a certificate id of a configured anchor.
+    fn portals_against_certificate_login(
+        &mut self,
+        portals: &[Portal],
+        certs: Option<&crate::CertificateLogin>,
+    ) {
+        for p in portals {
+            let key = format!("portals.{}", p.name);
+            if p.client_certificate_required {
+                if !p.methods.contains(&crate::LoginMethod::Certificate) {
+                    self.problem(
+                        &join(&key, "methods"),
+                        "a portal with client_certificate: required must allow the certificate method",
+                    );
+                }
+                if let Some(c) = certs.filter(|c| p.min_level > c.level) {
+                    self.problem(
+                        &join(&key, "min_level"),
+                        format!(
+                            "{} is above certificate_login.level ({}): no certificate could ever reach this certificate-only portal",
+                            p.min_level, c.level
+                        ),
+                    );
+                }
+            }
+            for (i, user) in p.allowed_users.iter().flatten().enumerate() {
+                let Some((prefix, _)) = user.split_once(':') else {
+                    continue;
+                };
+                let prefix = format!("{prefix}:");
+                let known = certs.is_some_and(|c| {
+                    c.anchors
+                        .iter()
+                        .any(|a| a.user_id_prefix.eq_ignore_ascii_case(&prefix))
+                });
+                if !known {
+                    self.problem(
+                        &format!("{key}.allowed_users[{i}]"),
+                        format!("{user:?}: {prefix:?} is not the user_id_prefix of any certificate_login anchor (certificate ids are PREFIX:VALUE; Rekono subs contain no ':')"),
+                    );
+                }
+            }
+        }
     }
 
     fn certificate_login(
@@ -252,6 +302,7 @@ impl Checker<'_> {
             );
         }
         let mut anchors = Vec::new();
+        let mut prefixes: Vec<String> = Vec::new();
         for (i, a) in raw.anchors.iter().enumerate() {
             let key = format!("certificate_login.anchors[{i}]");
             let ca = self
@@ -335,12 +386,37 @@ impl Checker<'_> {
                         .unwrap_or(std::time::Duration::from_secs(300)),
                 })
             });
+            let prefix = a
+                .user_id_prefix
+                .clone()
+                .unwrap_or_else(|| crate::default_user_id_prefix(&a.name));
+            let prefix_key = join(&key, "user_id_prefix");
+            if prefix.len() < 2
+                || !prefix.ends_with(':')
+                || prefix.matches(':').count() != 1
+                || prefix.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                self.problem(
+                    &prefix_key,
+                    format!("{prefix:?} must be a name followed by one ':' (such as \"acnlb:\"), so that certificate ids never equal a Rekono sub or another anchor's ids"),
+                );
+            } else if let Some(j) = prefixes
+                .iter()
+                .position(|p: &String| p.eq_ignore_ascii_case(&prefix))
+            {
+                self.problem(
+                    &prefix_key,
+                    format!("{prefix:?} is also the user-id prefix of certificate_login.anchors[{j}]: their user ids could collide; give each anchor its own user_id_prefix"),
+                );
+            }
+            prefixes.push(prefix.clone());
             if let Some(ca) = ca {
                 anchors.push(crate::TrustAnchor {
                     name: a.name.clone(),
                     ca,
                     crls,
                     user_id,
+                    user_id_prefix: prefix,
                     policies: a.policies.clone(),
                     ocsp,
                     crl_distribution_points: a.crl_distribution_points,

@@ -76,6 +76,9 @@ pub struct TrustAnchor {
     pub crls: Vec<CrlSource>,
     /// `serial_number`, `common_name` or `email`.
     pub user_id: String,
+    /// Put before every user id of this anchor (`acnlb:SI-1234`): ids of two anchors never
+    /// meet, and none equals a Rekono `sub` (a Rekono `sub` with `:` is refused).
+    pub user_id_prefix: String,
     pub policies: Option<Vec<String>>,
     pub ocsp: Option<OcspSettings>,
     /// Also check the CRLs each certificate names in its CRL distribution points (http).
@@ -83,6 +86,22 @@ pub struct TrustAnchor {
     /// This anchor's own clock skew and intermediate limit, when set.
     pub clock_skew: Option<Duration>,
     pub max_chain_depth: Option<u32>,
+}
+
+/// An anchor's user-id prefix when the config names none: its name in lower case, every run
+/// of characters other than ASCII letters and digits one `-`, then `:`
+/// (`POSTArCA G2` → `postarca-g2:`).
+pub fn default_user_id_prefix(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.is_empty() && !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    let trimmed = out.trim_end_matches('-');
+    format!("{trimmed}:")
 }
 
 /// Where a CRL comes from: a file, or an http(s) URL fetched in the background.

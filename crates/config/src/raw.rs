@@ -121,6 +121,8 @@ pub struct Anchor {
     #[serde(default)]
     pub crls: Vec<String>,
     pub user_id: Option<String>,
+    /// Put before every user id of this anchor; default from its name (`acnlb:`).
+    pub user_id_prefix: Option<String>,
     pub policies: Option<Vec<String>>,
     pub ocsp: Option<Ocsp>,
     #[serde(default)]

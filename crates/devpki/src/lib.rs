@@ -65,6 +65,28 @@ pub mod files {
         "deep",
         "critical",
     ];
+    /// Forgeries and broken chains, each refused for the reason its name says:
+    /// - `forged`, `forged-not-yet-valid`, `forged-expired`: signed by an attacker's key under
+    ///   the dev CA's exact name (valid dates; valid from 2 minutes from now; expired 2 minutes
+    ///   ago — both inside the default clock skew);
+    /// - `forged-akid`: the same, carrying the dev CA's authority key identifier;
+    /// - `forged-intermediate`: issued by an intermediate that names the dev CA as its issuer
+    ///   but is signed by the attacker's key (the `.crt` holds the chain);
+    /// - `expired-intermediate`: issued by a real intermediate of the dev CA that expired
+    ///   yesterday (the `.crt` holds the chain);
+    /// - `future-root`: issued by `future-ca.crt`, a root valid only from tomorrow (trust it as
+    ///   an anchor to see the refusal).
+    pub const FORGED: [&str; 7] = [
+        "forged",
+        "forged-not-yet-valid",
+        "forged-expired",
+        "forged-akid",
+        "forged-intermediate",
+        "expired-intermediate",
+        "future-root",
+    ];
+    /// A root CA that is valid only from tomorrow.
+    pub const FUTURE_CA_CERT: &str = "future-ca.crt";
     /// The certificate policy `clients/policy.crt` carries (under POŠTA®CA's arc).
     pub const POLICY_OID: &str = "1.3.6.1.4.1.15284.1.1";
 }
@@ -211,6 +233,8 @@ pub fn generate(dir: &Path, server_names: &[String]) -> Result<(), PkiError> {
         out.write(&format!("clients/{name}.key"), &key.serialize_pem())?;
     }
 
+    forgeries(&out, &ca, now)?;
+
     let crl = CertificateRevocationListParams {
         this_update: now - Duration::minutes(5),
         next_update: now + Duration::days(7),
@@ -237,6 +261,113 @@ pub fn generate(dir: &Path, server_names: &[String]) -> Result<(), PkiError> {
         source,
     })?;
     out.write(files::CRL, &crl_pem)?;
+    Ok(())
+}
+
+/// The certificates of [`files::FORGED`]: what an attacker makes to pass as a user of `ca`,
+/// and chains whose CA certificates are out of date.
+fn forgeries(
+    out: &Writer<'_>,
+    ca: &CertifiedIssuer<'static, KeyPair>,
+    now: OffsetDateTime,
+) -> Result<(), PkiError> {
+    // The attacker's CA: the dev CA's exact name, the attacker's key.
+    let attacker = new_ca("prehod dev CA", now)?;
+    // The same, presenting the real CA's key identifier (so the AKID points at the real CA).
+    let real_skid = ca_params("prehod dev CA", now).key_identifier(ca.key());
+    let attacker_with_akid = {
+        let mut params = ca_params("prehod dev CA", now);
+        params.key_identifier_method = KeyIdMethod::PreSpecified(real_skid);
+        CertifiedIssuer::self_signed(params, new_key("attacker key")?).map_err(|source| {
+            PkiError::Generate {
+                what: "attacker CA",
+                source,
+            }
+        })?
+    };
+    let intermediate = |name: &str,
+                        issuer: &CertifiedIssuer<'static, KeyPair>,
+                        not_before: OffsetDateTime,
+                        not_after: OffsetDateTime|
+     -> Result<CertifiedIssuer<'static, KeyPair>, PkiError> {
+        let mut params = ca_params(name, now);
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        params.not_before = not_before;
+        params.not_after = not_after;
+        params.serial_number = Some(SerialNumber::from(3u64));
+        params.use_authority_key_identifier_extension = true;
+        CertifiedIssuer::signed_by(params, new_key("intermediate key")?, issuer).map_err(|source| {
+            PkiError::Generate {
+                what: "intermediate CA",
+                source,
+            }
+        })
+    };
+    let forged_intermediate = intermediate(
+        "prehod forged intermediate CA",
+        &attacker,
+        now - Duration::days(1),
+        now + Duration::days(365),
+    )?;
+    let expired_intermediate = intermediate(
+        "prehod expired intermediate CA",
+        ca,
+        now - Duration::days(60),
+        now - Duration::days(1),
+    )?;
+    let future_root = {
+        let mut params = ca_params("prehod future CA", now);
+        params.not_before = now + Duration::days(1);
+        CertifiedIssuer::self_signed(params, new_key("CA key")?).map_err(|source| {
+            PkiError::Generate {
+                what: "future CA",
+                source,
+            }
+        })?
+    };
+    out.write(files::FUTURE_CA_CERT, &future_root.pem())?;
+    for (i, name) in files::FORGED.iter().enumerate() {
+        // The serial of `valid`, so that a forgery claims the valid user's identity.
+        let mut params = leaf_params(&format!("Testni Uporabnik ({name})"), now, 1000)?;
+        if *name == "future-root" || *name == "expired-intermediate" {
+            params.serial_number = Some(SerialNumber::from(2000 + i as u64));
+        }
+        params
+            .distinguished_name
+            .push(DnType::CustomDnType(vec![2, 5, 4, 5]), "SI-DEV-1000");
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        match *name {
+            "forged-not-yet-valid" => {
+                params.not_before = now + Duration::minutes(2);
+                params.not_after = now + Duration::days(30);
+            }
+            "forged-expired" => {
+                params.not_before = now - Duration::days(30);
+                params.not_after = now - Duration::minutes(2);
+            }
+            _ => {}
+        }
+        let (issuer, chain_ca) = match *name {
+            "forged-akid" => (&attacker_with_akid, None),
+            "forged-intermediate" => (&forged_intermediate, Some(&forged_intermediate)),
+            "expired-intermediate" => (&expired_intermediate, Some(&expired_intermediate)),
+            "future-root" => (&future_root, None),
+            _ => (&attacker, None),
+        };
+        let key = new_key("client key")?;
+        let cert = params
+            .signed_by(&key, issuer)
+            .map_err(|source| PkiError::Generate {
+                what: "forged client certificate",
+                source,
+            })?;
+        let chain = match chain_ca {
+            Some(c) => format!("{}{}", cert.pem(), c.pem()),
+            None => cert.pem(),
+        };
+        out.write(&format!("clients/{name}.crt"), &chain)?;
+        out.write(&format!("clients/{name}.key"), &key.serialize_pem())?;
+    }
     Ok(())
 }
 
@@ -269,6 +400,16 @@ fn new_key(what: &'static str) -> Result<KeyPair, PkiError> {
 }
 
 fn new_ca(name: &str, now: OffsetDateTime) -> Result<CertifiedIssuer<'static, KeyPair>, PkiError> {
+    CertifiedIssuer::self_signed(ca_params(name, now), new_key("CA key")?).map_err(|source| {
+        PkiError::Generate {
+            what: "CA certificate",
+            source,
+        }
+    })
+}
+
+/// A root CA's parameters: `name` in organisation "prehod development", valid for ten years.
+fn ca_params(name: &str, now: OffsetDateTime) -> CertificateParams {
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, name);
@@ -283,10 +424,7 @@ fn new_ca(name: &str, now: OffsetDateTime) -> Result<CertifiedIssuer<'static, Ke
     params.not_before = now - Duration::days(1);
     params.not_after = now + Duration::days(3650);
     params.serial_number = Some(SerialNumber::from(1u64));
-    CertifiedIssuer::self_signed(params, new_key("CA key")?).map_err(|source| PkiError::Generate {
-        what: "CA certificate",
-        source,
-    })
+    params
 }
 
 fn leaf_params(

@@ -58,8 +58,78 @@ pub struct CertLogin {
     pub crl_refresh: Duration,
 }
 
+impl CertLogin {
+    fn new(
+        c: &prehod_config::CertificateLogin,
+        public_port: Option<u16>,
+    ) -> Result<Self, AuthBuildError> {
+        use prehod_identity::cert::{Anchor, Checker, DistributionPoints, Ocsp, UserId};
+        let mut anchors = Vec::new();
+        for a in &c.anchors {
+            let user_id = match a.user_id.as_str() {
+                "common_name" => UserId::CommonName,
+                "email" => UserId::Email,
+                t if t.contains('{') => UserId::Template(t.to_owned()),
+                _ => UserId::SerialNumber,
+            };
+            let ocsp = a
+                .ocsp
+                .as_ref()
+                .map(|o| Ocsp::new(o.url.clone(), o.soft_fail, o.timeout, o.cache, &a.ca))
+                .transpose()
+                .map_err(|e| {
+                    AuthBuildError::Certificates(format!("{}: OCSP store: {e}", a.name))
+                })?;
+            let mut anchor = Anchor::new(
+                a.name.clone(),
+                a.ca.clone(),
+                user_id,
+                a.policies.clone(),
+                a.crls.clone(),
+                ocsp,
+                a.crl_distribution_points
+                    .then(|| DistributionPoints::new(c.crl_refresh)),
+            );
+            anchor.user_id_prefix = a.user_id_prefix.clone();
+            anchor.clock_skew = a.clock_skew.map(|d| d.as_secs() as i64);
+            anchor.max_intermediates = a.max_chain_depth.map(|d| d as usize);
+            for problem in anchor.reload_crls() {
+                tracing::error!(anchor = %a.name, problem = %problem, "CRL not loaded");
+            }
+            anchors.push(anchor);
+        }
+        Ok(Self {
+            checker: Arc::new(Checker {
+                anchors,
+                max_intermediates: c.max_chain_depth as usize,
+                clock_skew: c.clock_skew.as_secs() as i64,
+                stale_grace: c.crl_grace.map(|g| g.as_secs() as i64),
+            }),
+            // CRLs, distribution points and OCSP: bounded in time (OCSP also per responder)
+            // and in size, so that no revocation server can hold a login or a refresh.
+            http: prehod_identity::cert::revocation_client(
+                REVOCATION_CONNECT_TIMEOUT,
+                REVOCATION_TOTAL_TIMEOUT,
+            )
+            .map_err(AuthBuildError::Certificates)?,
+            level: c.level,
+            url: match public_port {
+                Some(p) => format!("https://{}:{p}", c.host),
+                None => format!("https://{}", c.host),
+            },
+            crl_refresh: c.crl_refresh,
+        })
+    }
+}
+
+/// Time limits of every revocation call (CRL, distribution point, OCSP).
+const REVOCATION_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+const REVOCATION_TOTAL_TIMEOUT: Duration = Duration::from_secs(10);
+
 #[derive(Debug, thiserror::Error)]
 pub enum AuthBuildError {
+    #[error("certificate login: {0}")]
+    Certificates(String),
     #[error("assertion key: {0}")]
     Assertion(#[from] prehod_identity::assertion::AssertionError),
     #[error("{0}")]
@@ -121,47 +191,11 @@ impl AuthState {
                 .map(|(i, p)| (p.host.clone(), i))
                 .collect(),
             public_port,
-            certificates: auth.certificate_login.as_ref().map(|c| CertLogin {
-                checker: std::sync::Arc::new(prehod_identity::cert::Checker {
-                    anchors: c
-                        .anchors
-                        .iter()
-                        .map(|a| {
-                            let user_id = match a.user_id.as_str() {
-                                "common_name" => prehod_identity::cert::UserId::CommonName,
-                                "email" => prehod_identity::cert::UserId::Email,
-                                t if t.contains('{') => prehod_identity::cert::UserId::Template(t.to_owned()),
-                                _ => prehod_identity::cert::UserId::SerialNumber,
-                            };
-                            let ocsp = a.ocsp.as_ref().and_then(|o| {
-                                prehod_identity::cert::Ocsp::new(o.url.clone(), o.soft_fail, o.timeout, o.cache, &a.ca)
-                                    .map_err(|e| tracing::error!(anchor = %a.name, error = %e, "OCSP store"))
-                                    .ok()
-                            });
-                            let anchor = prehod_identity::cert::Anchor::new(a.name.clone(), a.ca.clone(), user_id, a.policies.clone(), a.crls.clone(), ocsp,
-                                a.crl_distribution_points.then(|| prehod_identity::cert::DistributionPoints::new(c.crl_refresh)),
-                            );
-                            for problem in anchor.reload_crls() {
-                                tracing::error!(anchor = %a.name, problem = %problem, "CRL not loaded");
-                            }
-                            let mut anchor = anchor;
-                            anchor.clock_skew = a.clock_skew.map(|d| d.as_secs() as i64);
-                            anchor.max_intermediates = a.max_chain_depth.map(|d| d as usize);
-                            anchor
-                        })
-                        .collect(),
-                    max_intermediates: c.max_chain_depth as usize,
-                    clock_skew: c.clock_skew.as_secs() as i64,
-                    stale_grace: c.crl_grace.map(|g| g.as_secs() as i64),
-                }),
-                http: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap_or_default(),
-                level: c.level,
-                url: match public_port {
-                    Some(p) => format!("https://{}:{p}", c.host),
-                    None => format!("https://{}", c.host),
-                },
-                crl_refresh: c.crl_refresh,
-            }),
+            certificates: auth
+                .certificate_login
+                .as_ref()
+                .map(|c| CertLogin::new(c, public_port))
+                .transpose()?,
         }))
     }
 
@@ -336,6 +370,30 @@ pub fn decide(
                     message: Message::UserNotAllowed,
                     reason: "user_not_allowed",
                 };
+            }
+            // A certificate session holds only while its certificate does: revoked since the
+            // login (a newer CRL, a cached OCSP answer) or expired, it ends here.
+            if let (Method::Certificate, Some(certs)) = (s.method, &auth.certificates) {
+                let still =
+                    s.cert
+                        .as_ref()
+                        .map_or(Err(prehod_identity::cert::Refusal::Unreadable), |c| {
+                            certs.checker.still_valid(
+                                &prehod_identity::cert::SessionCert {
+                                    anchor: &c.anchor,
+                                    fingerprint: s.cert_fingerprint.as_deref().unwrap_or_default(),
+                                    not_after: c.not_after,
+                                    revocation_keys: &c.revocation_keys,
+                                },
+                                now as i64,
+                            )
+                        });
+                if let Err(refusal) = still {
+                    return Decision::Deny {
+                        message: Message::CertificateRefused,
+                        reason: refusal.label(),
+                    };
+                }
             }
             if s.level < portal.min_level {
                 if s.method == Method::Rekono

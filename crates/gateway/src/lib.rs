@@ -268,13 +268,15 @@ impl BackgroundService for Discovery {
 
 /// Reads every trust anchor's CRLs again on `certificate_login.crl_refresh`, so a new CRL
 /// takes effect without a restart. A CRL that fails to load or verify keeps the previous one.
+/// Each anchor refreshes on its own: one that hangs (until the revocation client's timeout)
+/// does not hold the others.
 struct CrlRefresh {
     shared: Arc<Shared>,
 }
 
 #[async_trait]
 impl BackgroundService for CrlRefresh {
-    async fn start(&self, mut shutdown: ShutdownWatch) {
+    async fn start(&self, shutdown: ShutdownWatch) {
         let Some(certs) = self
             .shared
             .auth
@@ -283,17 +285,21 @@ impl BackgroundService for CrlRefresh {
         else {
             return;
         };
-        // First at once (URLs are only fetched here), then on every interval.
-        loop {
-            for anchor in &certs.checker.anchors {
-                for problem in anchor.refresh_crls(&certs.http).await {
-                    tracing::warn!(anchor = %anchor.name, problem = %problem, "CRL not refreshed; the previous one stays");
+        let refreshes = certs.checker.anchors.iter().map(|anchor| {
+            let mut shutdown = shutdown.clone();
+            async move {
+                // First at once (URLs are only fetched here), then on every interval.
+                loop {
+                    for problem in anchor.refresh_crls(&certs.http).await {
+                        tracing::warn!(anchor = %anchor.name, problem = %problem, "CRL not refreshed; the previous one stays");
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(certs.crl_refresh) => {}
+                        _ = shutdown.changed() => return,
+                    }
                 }
             }
-            tokio::select! {
-                _ = tokio::time::sleep(certs.crl_refresh) => {}
-                _ = shutdown.changed() => return,
-            }
-        }
+        });
+        futures_util::future::join_all(refreshes).await;
     }
 }

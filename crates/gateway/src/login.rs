@@ -210,7 +210,8 @@ fn login_page(ctx: &Ctx<'_, '_>) -> LoginResponse {
         rekono: format!("/oidc/start?{ret}"),
         rekono_instructions: auth.rekono_instructions_url.clone(),
         certificate: match &auth.certificates {
-            Some(c) => format!("{}/?{ret}", c.url),
+            // The certificate-login host is another origin: the language goes along.
+            Some(c) => format!("{}/?{ret}&lang={}", c.url, ctx.lang.code()),
             None => format!("/certificate?{ret}"),
         },
         certificate_instructions: auth.certificate_instructions_url.clone(),
@@ -526,7 +527,7 @@ pub async fn certificate(
     shared: &Shared,
     auth: &AuthState,
     certs: &crate::auth::CertLogin,
-    client: Option<&crate::tls::ClientCert>,
+    client: Option<&prehod_identity::cert::Presented>,
     req: LoginRequest<'_>,
 ) -> LoginResponse {
     let lang = req.lang(auth);
@@ -608,70 +609,59 @@ pub async fn certificate(
 }
 
 /// Every check of a client certificate for `portal`: the local ones, the portal's allow-list,
-/// then OCSP. Counts OCSP latency and errors; the caller counts the outcome.
+/// then the distribution points and OCSP. Counts OCSP latency and errors; the caller counts
+/// the outcome.
 pub async fn check_certificate(
     shared: &Shared,
     certs: &crate::auth::CertLogin,
     portal: &prehod_config::Portal,
-    client: Option<&crate::tls::ClientCert>,
+    client: Option<&prehod_identity::cert::Presented>,
     request_id: &str,
 ) -> Result<prehod_identity::cert::CertIdentity, prehod_identity::cert::Refusal> {
-    let now = unix_now();
-    let checked = certs
-        .checker
-        .check(
-            client.and_then(|c| c.der.as_deref()),
-            client.map_or(0, |c| c.verify_code),
-            client.and_then(|c| c.root_subject.as_deref()),
-            client.map_or(0, |c| c.chain_len),
-            now as i64,
-        )
-        .and_then(|id| {
-            let allowed = portal
-                .allowed_users
-                .as_ref()
-                .is_none_or(|u| u.contains(&id.user_id))
-                && portal
-                    .allowed_organisations
-                    .as_ref()
-                    .is_none_or(|o| o.contains(&id.organization));
-            if allowed {
-                Ok(id)
-            } else {
-                Err(prehod_identity::cert::Refusal::UserNotAllowed)
-            }
-        });
-    let metrics = &shared.metrics;
-    // OCSP, when the anchor names a responder (after every local check passed).
-    let checked = match checked {
-        Ok(id) => {
-            let started = std::time::Instant::now();
-            let der = client.and_then(|c| c.der.as_deref()).unwrap_or_default();
-            let ocsp = match certs
-                .checker
-                .check_distribution_points(&certs.http, &id, der)
-                .await
-            {
-                Ok(()) => certs.checker.check_ocsp(&certs.http, &id, der).await,
-                Err(e) => Err(e),
-            };
-            metrics
-                .ocsp_duration
-                .observe(started.elapsed().as_secs_f64());
-            match ocsp {
-                Ok(()) => Ok(id),
-                Err((refusal, why)) => {
-                    if let Some(why) = why {
-                        metrics.ocsp_errors.inc();
-                        tracing::warn!(request_id = request_id, problem = %why, "revocation check (distribution point or OCSP) gave no usable answer");
-                    }
-                    Err(refusal)
-                }
-            }
-        }
-        Err(r) => Err(r),
+    use prehod_identity::cert::{Presented, Refusal};
+    let no_certificate = Presented {
+        verified: true,
+        ..Presented::default()
     };
-    checked
+    let presented = client.unwrap_or(&no_certificate);
+    let id = certs.checker.check(presented, unix_now() as i64)?;
+    let allowed = portal
+        .allowed_users
+        .as_ref()
+        .is_none_or(|u| u.contains(&id.user_id))
+        && portal
+            .allowed_organisations
+            .as_ref()
+            .is_none_or(|o| o.contains(&id.organization));
+    if !allowed {
+        return Err(Refusal::UserNotAllowed);
+    }
+    // The network checks come last, after the chain verified: a forged certificate never
+    // makes the gateway fetch the URLs it names.
+    let started = std::time::Instant::now();
+    let der = presented.leaf.as_deref().unwrap_or_default();
+    let remote = match certs
+        .checker
+        .check_distribution_points(&certs.http, &id, der)
+        .await
+    {
+        Ok(()) => certs.checker.check_ocsp(&certs.http, &id, presented).await,
+        Err(e) => Err(e),
+    };
+    let metrics = &shared.metrics;
+    metrics
+        .ocsp_duration
+        .observe(started.elapsed().as_secs_f64());
+    match remote {
+        Ok(()) => Ok(id),
+        Err((refusal, why)) => {
+            if let Some(why) = why {
+                metrics.ocsp_errors.inc();
+                tracing::warn!(request_id = request_id, problem = %why, "revocation check (distribution point or OCSP) gave no usable answer");
+            }
+            Err(refusal)
+        }
+    }
 }
 
 /// The session a certificate stands for.
@@ -700,6 +690,9 @@ pub fn certificate_session(
             subject: id.subject.clone(),
             issuer: id.issuer.clone(),
             serial: id.serial.clone(),
+            anchor: id.anchor.clone(),
+            not_after: id.not_after,
+            revocation_keys: id.revocation_keys.clone(),
         }),
     }
 }

@@ -392,17 +392,22 @@ impl ProxyHttp for Gateway {
                     });
                     ctx.auth = "denied";
                     let html = match &shared.auth {
-                        Some(a) => a.pages.message_detail(
-                            crate::templates::Lang::Sl,
-                            crate::templates::Message::CertificateRefused,
-                            crate::templates::certificate_reason(
-                                crate::templates::Lang::Sl,
-                                refusal,
-                            ),
-                            "",
-                            &a.support_email,
-                            &request_id,
-                        ),
+                        Some(a) => {
+                            let lang = crate::login::LoginRequest::from_header(
+                                session.req_header(),
+                                Bytes::new(),
+                                &request_id,
+                            )
+                            .lang(a);
+                            a.pages.message_detail(
+                                lang,
+                                crate::templates::Message::CertificateRefused,
+                                crate::templates::certificate_reason(lang, refusal),
+                                "",
+                                &a.support_email,
+                                &request_id,
+                            )
+                        }
                         None => Page::Internal.render(&request_id),
                     };
                     self.write_html(session, 403, html, &request_id).await?;

@@ -493,6 +493,34 @@ pub fn certificate_reason(lang: Lang, r: prehod_identity::cert::Refusal) -> &'st
                 "The certificate is not valid yet."
             }
         }
+        R::IssuerExpired => {
+            if sl {
+                "Certifikat izdajatelja je potekel (vmesni ali korenski overitelj v verigi)."
+            } else {
+                "The issuer's certificate has expired (an intermediate or root authority on the chain)."
+            }
+        }
+        R::IssuerNotYetValid => {
+            if sl {
+                "Certifikat izdajatelja še ni veljaven (vmesni ali korenski overitelj v verigi)."
+            } else {
+                "The issuer's certificate is not valid yet (an intermediate or root authority on the chain)."
+            }
+        }
+        R::ChainInvalid => {
+            if sl {
+                "Verige certifikatov ni bilo mogoče preveriti."
+            } else {
+                "The certificate chain could not be verified."
+            }
+        }
+        R::NotVerified => {
+            if sl {
+                "Certifikat v tej povezavi ni bil preverjen. Zaprite brskalnik in poskusite znova."
+            } else {
+                "The certificate was not verified on this connection. Close the browser and try again."
+            }
+        }
         R::Untrusted => {
             if sl {
                 "Certifikata ni izdal izdajatelj, ki mu prehod zaupa (ACNLB, POSTArCA)."

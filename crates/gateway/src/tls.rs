@@ -4,17 +4,23 @@
 
 use std::any::Any;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
+use openssl::ex_data::Index;
+use openssl::stack::Stack;
 use pingora::listeners::tls::TlsSettings;
 use pingora::listeners::TlsAccept;
 use pingora::protocols::tls::TlsRef;
 use pingora::tls::ext;
 use pingora::tls::pkey::{PKey, Private};
-use pingora::tls::ssl::{NameType, SslVersion};
-use pingora::tls::x509::X509;
+use pingora::tls::ssl::{NameType, Ssl, SslVerifyMode, SslVersion};
+use pingora::tls::x509::store::{X509Store, X509StoreBuilder};
+use pingora::tls::x509::{X509Name, X509NameRef, X509};
 use prehod_config::{Config, TlsVersion};
+use prehod_identity::cert::{ChainError, Presented};
+use sha2::{Digest, Sha256};
 
 /// TLS 1.2 suites: ECDHE with AES-GCM or ChaCha20-Poly1305 only (TLS 1.3 suites are all AEAD).
 const TLS12_CIPHERS: &str = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:\
@@ -27,28 +33,189 @@ ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
 pub struct HandshakeInfo {
     /// The SNI the client sent, lower case.
     pub sni: Option<String>,
-    /// On the certificate-login host: the certificate the client presented (DER) and what
-    /// OpenSSL made of its chain (`X509_V_OK` = 0). `None` elsewhere.
-    pub client_cert: Option<ClientCert>,
+    /// On a host that asks for a client certificate: everything the handshake established
+    /// about it (the certificate, the chain OpenSSL built, every error it reported). `None`
+    /// elsewhere.
+    pub client_cert: Option<Presented>,
 }
 
-#[derive(Clone, Debug)]
-pub struct ClientCert {
-    pub der: Option<Vec<u8>>,
-    pub verify_code: i32,
-    /// DER of the subject of the chain's root, as OpenSSL built it (the trust anchor).
-    pub root_subject: Option<Vec<u8>>,
-    /// How many certificates the verified chain has (leaf and root included).
-    pub chain_len: usize,
-}
+/// The errors OpenSSL reports for one handshake, recorded by its verify callback.
+type ErrorRecord = Arc<Mutex<Vec<ChainError>>>;
 
-/// Asking for a client certificate, only on one host.
+/// Asking for a client certificate, on the certificate-login host and certificate-only portals.
 struct ClientAuth {
     host: String,
     /// Certificate-only portal hosts: their handshake fails without a good certificate.
     required_hosts: Vec<String>,
-    store: pingora::tls::x509::store::X509Store,
+    store: X509Store,
+    /// The anchors' names, sent in the CertificateRequest so that a browser offers only
+    /// certificates of those issuers.
+    ca_names: Vec<X509Name>,
     max_depth: u32,
+    /// Where the verify callback of a handshake leaves its errors.
+    record_index: Index<Ssl, ErrorRecord>,
+    /// The verdict of each certificate's last full handshake (by SHA-256 of its DER): a
+    /// resumed TLS session runs no verification, so it carries the verdict of the handshake
+    /// that made it — or, when that is not known here, none (refused).
+    verdicts: moka::sync::Cache<[u8; 32], Arc<Presented>>,
+}
+
+/// How long a verdict is kept for resumed sessions: longer than a TLS session lives
+/// (OpenSSL's default for TLS, which the listener keeps: two hours).
+const VERDICT_LIFETIME: Duration = Duration::from_secs(3 * 3600);
+
+impl ClientAuth {
+    fn new(config: &Config) -> Result<Option<Self>, TlsBuildError> {
+        let Some(c) = config
+            .auth
+            .as_ref()
+            .and_then(|a| a.certificate_login.as_ref())
+        else {
+            return Ok(None);
+        };
+        let mut store = X509StoreBuilder::new().map_err(TlsBuildError::ClientStore)?;
+        let mut ca_names = Vec::new();
+        for anchor in &c.anchors {
+            for ca in &anchor.ca {
+                store
+                    .add_cert(ca.clone())
+                    .map_err(TlsBuildError::ClientStore)?;
+                ca_names.push(
+                    X509NameRef::to_owned(ca.subject_name()).map_err(TlsBuildError::ClientStore)?,
+                );
+            }
+        }
+        let deepest = c
+            .anchors
+            .iter()
+            .filter_map(|a| a.max_chain_depth)
+            .fold(c.max_chain_depth, u32::max);
+        Ok(Some(ClientAuth {
+            required_hosts: config
+                .portals
+                .iter()
+                .filter(|p| p.client_certificate_required)
+                .map(|p| p.host.clone())
+                .collect(),
+            host: c.host.clone(),
+            store: store.build(),
+            ca_names,
+            max_depth: deepest,
+            record_index: Ssl::new_ex_index().map_err(TlsBuildError::ClientStore)?,
+            verdicts: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(VERDICT_LIFETIME)
+                .build(),
+        }))
+    }
+
+    /// Whether `sni` asks for a client certificate, and whether it demands one.
+    fn policy(&self, sni: Option<&str>) -> Option<Demand> {
+        let sni = sni?;
+        if self.required_hosts.iter().any(|h| h == sni) {
+            Some(Demand::Required)
+        } else if sni == self.host {
+            Some(Demand::Optional)
+        } else {
+            None
+        }
+    }
+
+    /// Sets up this handshake to ask for a client certificate and to record every error
+    /// OpenSSL reports on its chain.
+    fn ask(&self, ssl: &mut TlsRef, demand: Demand) {
+        let record = ErrorRecord::default();
+        ssl.set_ex_data(self.record_index, record.clone());
+        let mode = match demand {
+            Demand::Required => SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT,
+            Demand::Optional => SslVerifyMode::PEER,
+        };
+        ssl.set_verify_callback(mode, move |ok, store| {
+            if !ok {
+                record
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(ChainError {
+                        depth: store.error_depth(),
+                        code: store.error().as_raw(),
+                    });
+            }
+            // Optional (the certificate-login host): the handshake completes whatever the
+            // errors, so that the page can say why; the decision is taken from the record.
+            // Required: the first error ends the handshake.
+            ok || demand == Demand::Optional
+        });
+        if let Err(e) = ext::ssl_set_verify_cert_store(ssl, &self.store) {
+            // Without the store no chain verifies: every certificate is refused.
+            tracing::error!(error = %e, "cannot set the client-certificate trust store");
+        }
+        ssl.param_mut().set_depth(
+            i32::try_from(self.max_depth)
+                .unwrap_or(i32::MAX)
+                .saturating_add(8),
+        );
+        match self
+            .ca_names
+            .iter()
+            .map(|n| X509NameRef::to_owned(n))
+            .collect::<Result<Vec<_>, _>>()
+            .and_then(|names| {
+                let mut stack = Stack::new()?;
+                for n in names {
+                    stack.push(n)?;
+                }
+                Ok(stack)
+            }) {
+            Ok(stack) => ssl.set_client_ca_list(stack),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot list the anchors in the CertificateRequest")
+            }
+        }
+    }
+
+    /// What this handshake established about the client's certificate.
+    fn presented(&self, ssl: &TlsRef) -> Presented {
+        let leaf = ssl.peer_certificate().and_then(|c| c.to_der().ok());
+        let Some(leaf) = leaf else {
+            return Presented {
+                verified: true,
+                ..Presented::default()
+            };
+        };
+        let key: [u8; 32] = Sha256::digest(&leaf).into();
+        if ssl.session_reused() {
+            // No verification ran: the verdict is the one of the handshake that made this
+            // TLS session, for this very certificate, if known.
+            return match self.verdicts.get(&key) {
+                Some(v) => (*v).clone(),
+                None => Presented {
+                    leaf: Some(leaf),
+                    ..Presented::default()
+                },
+            };
+        }
+        let errors = ssl
+            .ex_data(self.record_index)
+            .map(|r| r.lock().unwrap_or_else(|e| e.into_inner()).clone());
+        let presented = Presented {
+            chain: ssl
+                .verified_chain()
+                .map(|chain| chain.iter().filter_map(|c| c.to_der().ok()).collect())
+                .unwrap_or_default(),
+            leaf: Some(leaf),
+            // No record: the verify callback was never set up for this handshake.
+            verified: errors.is_some(),
+            errors: errors.unwrap_or_default(),
+        };
+        self.verdicts.insert(key, Arc::new(presented.clone()));
+        presented
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Demand {
+    Optional,
+    Required,
 }
 
 struct Certificate {
@@ -65,8 +232,15 @@ pub struct SniCertificates {
     wildcard: HashMap<String, usize>,
 }
 
+/// A TLS set-up that cannot be built: the gateway does not start.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsBuildError {
+    #[error("client-certificate trust store: {0}")]
+    ClientStore(#[source] pingora::tls::error::ErrorStack),
+}
+
 impl SniCertificates {
-    pub fn new(config: &Config) -> Self {
+    pub fn new(config: &Config) -> Result<Self, TlsBuildError> {
         let mut exact = HashMap::new();
         let mut wildcard = HashMap::new();
         let mut certs = Vec::new();
@@ -83,40 +257,12 @@ impl SniCertificates {
                 key: c.key.clone(),
             });
         }
-        let client_auth = config
-            .auth
-            .as_ref()
-            .and_then(|a| a.certificate_login.as_ref())
-            .and_then(|c| {
-                let mut store = pingora::tls::x509::store::X509StoreBuilder::new().ok()?;
-                for anchor in &c.anchors {
-                    for ca in &anchor.ca {
-                        store.add_cert(ca.clone()).ok()?;
-                    }
-                }
-                let deepest = c
-                    .anchors
-                    .iter()
-                    .filter_map(|a| a.max_chain_depth)
-                    .fold(c.max_chain_depth, u32::max);
-                Some(ClientAuth {
-                    required_hosts: config
-                        .portals
-                        .iter()
-                        .filter(|p| p.client_certificate_required)
-                        .map(|p| p.host.clone())
-                        .collect(),
-                    host: c.host.clone(),
-                    store: store.build(),
-                    max_depth: deepest,
-                })
-            });
-        Self {
+        Ok(Self {
             certs,
             exact,
             wildcard,
-            client_auth,
-        }
+            client_auth: ClientAuth::new(config)?,
+        })
     }
 
     /// The index of the certificate for `sni`; the first one when none covers it.
@@ -134,37 +280,18 @@ impl SniCertificates {
 
 #[async_trait]
 impl TlsAccept for SniCertificates {
+    /// Not called for a resumed TLS session (OpenSSL skips it), which is why a resumed
+    /// session's certificate verdict comes from [`ClientAuth::presented`].
     async fn certificate_callback(&self, ssl: &mut TlsRef) {
         let sni = ssl
             .servername(NameType::HOST_NAME)
             .map(str::to_ascii_lowercase);
-        // Only the certificate-login host asks for a client certificate (optional mode): a
-        // Rekono user is never prompted. The callback accepts any certificate so that a bad
-        // one gets a page saying why, not a TLS alert; OpenSSL's verdict is kept below.
-        if let Some(ca) = self.client_auth.as_ref().filter(|c| {
-            sni.as_deref()
-                .is_some_and(|s| c.required_hosts.iter().any(|h| h == s))
-        }) {
-            // A certificate-only portal: no certificate, or one OpenSSL rejects, ends the
-            // handshake (that is what `required` means).
-            ssl.set_verify(
-                pingora::tls::ssl::SslVerifyMode::PEER
-                    | pingora::tls::ssl::SslVerifyMode::FAIL_IF_NO_PEER_CERT,
-            );
-            if let Err(e) = ext::ssl_set_verify_cert_store(ssl, &ca.store) {
-                tracing::error!(error = %e, "cannot set the client-certificate trust store");
+        // Only the certificate-login host (optional) and certificate-only portals (required)
+        // ask for a client certificate: a Rekono user is never prompted.
+        if let Some(ca) = &self.client_auth {
+            if let Some(demand) = ca.policy(sni.as_deref()) {
+                ca.ask(ssl, demand);
             }
-            ssl.param_mut().set_depth(ca.max_depth as i32 + 8);
-        } else if let Some(ca) = self
-            .client_auth
-            .as_ref()
-            .filter(|c| sni.as_deref() == Some(c.host.as_str()))
-        {
-            ssl.set_verify_callback(pingora::tls::ssl::SslVerifyMode::PEER, |_, _| true);
-            if let Err(e) = ext::ssl_set_verify_cert_store(ssl, &ca.store) {
-                tracing::error!(error = %e, "cannot set the client-certificate trust store");
-            }
-            ssl.param_mut().set_depth(ca.max_depth as i32 + 8);
         }
         let i = self.pick(sni.as_deref());
         let Some(cert) = self.certs.get(i) else {
@@ -193,21 +320,8 @@ impl TlsAccept for SniCertificates {
         let client_cert = self
             .client_auth
             .as_ref()
-            .filter(|c| {
-                sni.as_deref()
-                    .is_some_and(|s| s == c.host || c.required_hosts.iter().any(|h| h == s))
-            })
-            .map(|_| ClientCert {
-                der: ssl.peer_certificate().and_then(|c| c.to_der().ok()),
-                verify_code: ssl.verify_result().as_raw(),
-                chain_len: ssl.verified_chain().map_or(0, |c| c.len()),
-                root_subject: ssl.verified_chain().and_then(|chain| {
-                    chain
-                        .iter()
-                        .last()
-                        .and_then(|root| root.subject_name().to_der().ok())
-                }),
-            });
+            .filter(|c| c.policy(sni.as_deref()).is_some())
+            .map(|c| c.presented(ssl));
         Some(Arc::new(HandshakeInfo { sni, client_cert }))
     }
 }
@@ -215,7 +329,9 @@ impl TlsAccept for SniCertificates {
 /// Builds the listener's TLS settings.
 pub fn settings(config: &Config) -> pingora::Result<TlsSettings> {
     use pingora::{ErrorType, OrErr};
-    let mut settings = TlsSettings::with_callbacks(Box::new(SniCertificates::new(config)))?;
+    let certificates = SniCertificates::new(config)
+        .or_err(ErrorType::InternalError, "building the TLS certificates")?;
+    let mut settings = TlsSettings::with_callbacks(Box::new(certificates))?;
     let min = match config.tls.min_version {
         TlsVersion::Tls12 => SslVersion::TLS1_2,
         TlsVersion::Tls13 => SslVersion::TLS1_3,

@@ -1,9 +1,12 @@
-//! Certificate login checks. OpenSSL has checked the chain in the handshake against the
-//! configured trust anchors (its result comes in as `verify_code`); this module decides the
-//! rest with x509-parser — validity with bounded clock skew, extended key usage `clientAuth`,
-//! key usage `digitalSignature`, unknown critical extensions, the certificate-policy
-//! allow-list — checks revocation against the anchors' CRLs (their signatures checked with
-//! OpenSSL, reloaded from disk while the gateway runs), and maps the certificate to a user id.
+//! Certificate login checks. OpenSSL builds and checks the client's chain in the handshake
+//! against the configured trust anchors and reports *every* error it finds (a [`Presented`]
+//! carries them all, with the chain it built); this module takes the verdict from that whole
+//! record — only date errors may be forgiven, by the clock skew, and only when they are the
+//! only errors — then decides the rest with x509-parser: validity of every certificate on the
+//! chain with bounded skew, extended key usage `clientAuth`, key usage `digitalSignature`,
+//! unknown critical extensions, the certificate-policy allow-list; checks revocation against
+//! the anchors' CRLs (their signatures checked with OpenSSL, reloaded while the gateway runs)
+//! and OCSP; and maps the certificate to a user id that names its anchor.
 
 use std::collections::HashSet;
 use std::sync::RwLock;
@@ -12,12 +15,48 @@ use openssl::x509::{X509Crl, X509};
 use sha2::{Digest, Sha256};
 use x509_parser::prelude::*;
 
+/// One error OpenSSL reported while verifying a client's chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChainError {
+    /// Which certificate: 0 is the client's own, the root has the highest depth.
+    pub depth: u32,
+    /// The `X509_V_ERR_*` code.
+    pub code: i32,
+}
+
+/// What a TLS handshake established about the client's certificate: the evidence every
+/// decision below is taken from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Presented {
+    /// The client's certificate (DER), if it sent one.
+    pub leaf: Option<Vec<u8>>,
+    /// The chain OpenSSL built, the client's certificate first and the root last (DER).
+    pub chain: Vec<Vec<u8>>,
+    /// Every error OpenSSL reported while building and checking that chain.
+    pub errors: Vec<ChainError>,
+    /// OpenSSL verified the chain in this handshake, or the verdict of the handshake that
+    /// made a resumed TLS session was carried over. `false`: nothing is known about it.
+    pub verified: bool,
+}
+
+// X509_V_ERR_* codes (OpenSSL's x509_vfy.h), for the verdict.
+const CERT_NOT_YET_VALID: i32 = 9;
+const CERT_HAS_EXPIRED: i32 = 10;
+
 /// Why a certificate login is refused. Each has its own page text and metric label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refusal {
     NoCertificate,
     Expired,
     NotYetValid,
+    /// A CA certificate on the chain (intermediate or root) has expired.
+    IssuerExpired,
+    /// A CA certificate on the chain (intermediate or root) is not valid yet.
+    IssuerNotYetValid,
+    /// OpenSSL reported an error this module does not know: refused, never guessed at.
+    ChainInvalid,
+    /// A resumed TLS session whose certificate check is not known here (no full handshake).
+    NotVerified,
     Untrusted,
     /// Its signature does not verify with the trusted CA of that name: an impostor CA.
     BadSignature,
@@ -41,6 +80,10 @@ impl Refusal {
             Refusal::NoCertificate => "no_certificate",
             Refusal::Expired => "expired",
             Refusal::NotYetValid => "not_yet_valid",
+            Refusal::IssuerExpired => "ca_expired",
+            Refusal::IssuerNotYetValid => "ca_not_yet_valid",
+            Refusal::ChainInvalid => "chain_invalid",
+            Refusal::NotVerified => "not_verified",
             Refusal::Untrusted => "untrusted",
             Refusal::BadSignature => "bad_signature",
             Refusal::Revoked => "revoked",
@@ -71,6 +114,9 @@ pub struct Anchor {
     pub name: String,
     pub ca: Vec<X509>,
     pub user_id: UserId,
+    /// Put before every user id of this anchor (`acnlb:`), so that ids of two anchors never
+    /// meet, nor a Rekono `sub` (which may not contain `:`).
+    pub user_id_prefix: String,
     /// `None`: any policy.
     pub policies: Option<Vec<String>>,
     pub crl_sources: Vec<CrlSource>,
@@ -146,11 +192,14 @@ impl Ocsp {
     }
 
     /// Asks the responder about `cert` (issued by `issuer`), or answers from the cache.
+    /// `intermediates` are the chain's CA certificates below the anchor: a responder may sign
+    /// with one of them (or a certificate it issued).
     pub async fn ask(
         &self,
         http: &reqwest::Client,
         cert: &X509,
         issuer: &X509,
+        intermediates: &[X509],
         fingerprint: &str,
     ) -> OcspAnswer {
         use openssl::hash::MessageDigest;
@@ -182,11 +231,10 @@ impl Ocsp {
             .send()
             .await;
         let bytes = match sent {
-            Ok(r) if r.status().is_success() => match r.bytes().await {
+            Ok(r) => match bounded_body(r).await {
                 Ok(b) => b,
-                Err(e) => return unusable(&e),
+                Err(e) => return unusable(&format!("responder: {e}")),
             },
-            Ok(r) => return unusable(&format!("responder answered {}", r.status())),
             Err(e) => return unusable(&e),
         };
         let answer = (|| -> Result<OcspAnswer, String> {
@@ -195,7 +243,10 @@ impl Ocsp {
                 return Err(format!("response status {:?}", resp.status().as_raw()));
             }
             let basic = resp.basic().map_err(|e| e.to_string())?;
-            let certs = openssl::stack::Stack::<X509>::new().map_err(|e| e.to_string())?;
+            let mut certs = openssl::stack::Stack::<X509>::new().map_err(|e| e.to_string())?;
+            for c in intermediates {
+                certs.push(c.clone()).map_err(|e| e.to_string())?;
+            }
             basic
                 .verify(&certs, &self.store, OcspFlag::empty())
                 .map_err(|e| format!("signature: {e}"))?;
@@ -224,8 +275,57 @@ impl Ocsp {
     }
 }
 
+/// The most a CRL or OCSP answer may weigh: a responder that streams without end is cut off.
+pub const MAX_FETCH_BYTES: usize = 16 * 1024 * 1024;
+
+/// The HTTP client for revocation data (CRLs, distribution points, OCSP): no redirects, a
+/// connect timeout and a total timeout for every call, so that a server that never answers
+/// cannot hold a login or a refresh.
+pub fn revocation_client(
+    connect: std::time::Duration,
+    total: std::time::Duration,
+) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(connect)
+        .timeout(total)
+        .build()
+        .map_err(|e| format!("revocation HTTP client: {e}"))
+}
+
+/// Reads a response body, at most [`MAX_FETCH_BYTES`] of it.
+async fn bounded_body(mut resp: reqwest::Response) -> Result<Vec<u8>, String> {
+    if !resp.status().is_success() {
+        return Err(format!("answered {}", resp.status()));
+    }
+    if resp
+        .content_length()
+        .is_some_and(|l| l > MAX_FETCH_BYTES as u64)
+    {
+        return Err(format!("larger than {MAX_FETCH_BYTES} bytes"));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+        if body.len() + chunk.len() > MAX_FETCH_BYTES {
+            return Err(format!("larger than {MAX_FETCH_BYTES} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// GETs `url` (http or https only) with the client's timeouts and the size limit.
+async fn fetch(http: &reqwest::Client, url: &str) -> Result<Vec<u8>, String> {
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err("not an http(s) URL".into());
+    }
+    let resp = http.get(url).send().await.map_err(|e| e.to_string())?;
+    bounded_body(resp).await
+}
+
 struct LoadedCrl {
-    revoked: HashSet<Vec<u8>>,
+    /// [`revocation_key`]s of every certificate the CRLs list.
+    revoked: HashSet<String>,
     this_update: i64,
     next_update: i64,
     /// When it was loaded (unix seconds).
@@ -255,6 +355,10 @@ pub struct CertIdentity {
     pub serial: String,
     pub fingerprint: String,
     pub anchor: String,
+    /// The certificate's notAfter (unix seconds).
+    pub not_after: i64,
+    /// How the CRLs name each certificate of its chain but the root (see [`revocation_key`]).
+    pub revocation_keys: Vec<String>,
 }
 
 pub struct Checker {
@@ -283,6 +387,7 @@ impl Anchor {
         distribution_points: Option<DistributionPoints>,
     ) -> Self {
         Self {
+            user_id_prefix: prehod_config::default_user_id_prefix(&name),
             name,
             ca,
             user_id,
@@ -328,19 +433,7 @@ impl Anchor {
                     p.display().to_string(),
                     std::fs::read(p).map_err(|e| e.to_string()),
                 ),
-                CrlSource::Url(u) => {
-                    let got = async {
-                        let resp = http.get(u).send().await.map_err(|e| e.to_string())?;
-                        if !resp.status().is_success() {
-                            return Err(format!("answered {}", resp.status()));
-                        }
-                        resp.bytes()
-                            .await
-                            .map(|b| b.to_vec())
-                            .map_err(|e| e.to_string())
-                    };
-                    (u.clone(), got.await)
-                }
+                CrlSource::Url(u) => (u.clone(), fetch(http, u).await),
             };
             blobs.push(blob);
         }
@@ -372,10 +465,11 @@ impl Anchor {
             if !signed {
                 return vec![format!("{name}: not signed by the {} CA", self.name)];
             }
+            let issuer = crl.issuer_name().to_der().unwrap_or_default();
             if let Some(list) = crl.get_revoked() {
                 for r in list {
                     if let Ok(bn) = r.serial_number().to_bn() {
-                        revoked.insert(bn.to_vec());
+                        revoked.insert(revocation_key(&issuer, &bn.to_vec()));
                     }
                 }
             }
@@ -419,130 +513,72 @@ impl Anchor {
 }
 
 impl Checker {
-    /// Checks the client certificate `der`, whose chain OpenSSL judged with `verify_code`
-    /// (0 = OK), at unix time `now`.
-    ///
-    /// `root_subject` is the DER subject of the root of the chain OpenSSL built: with a
-    /// certificate issued by an intermediate the client sent, the anchor is found by its root.
-    pub fn check(
-        &self,
-        der: Option<&[u8]>,
-        verify_code: i32,
-        root_subject: Option<&[u8]>,
-        chain_len: usize,
-        now: i64,
-    ) -> Result<CertIdentity, Refusal> {
-        let der = der.ok_or(Refusal::NoCertificate)?;
+    /// Decides on the certificate a client presented, at unix time `now`: first the verdict
+    /// on its chain from every error OpenSSL reported, then the dates of every certificate on
+    /// the chain, its anchor, the chain's length, the certificate's own extensions, the CRLs,
+    /// and last the user id.
+    pub fn check(&self, presented: &Presented, now: i64) -> Result<CertIdentity, Refusal> {
+        let der = presented.leaf.as_deref().ok_or(Refusal::NoCertificate)?;
         let (_, cert) = X509Certificate::from_der(der).map_err(|_| Refusal::Unreadable)?;
-        let not_before = cert.validity().not_before.timestamp();
-        let not_after = cert.validity().not_after.timestamp();
-        match verify_code {
-            0 => {}
-            // Validity: decided below, with the configured clock skew.
-            9 | 10 => {}
-            22 | 25 => return Err(Refusal::ChainTooDeep),
-            // X509_V_ERR_INVALID_PURPOSE: not for TLS client authentication.
-            26 => return Err(Refusal::NotForClientAuth),
-            // X509_V_ERR_CERT_SIGNATURE_FAILURE: a CA of the trusted name did not sign it.
-            7 => return Err(Refusal::BadSignature),
-            // X509_V_ERR_UNHANDLED_CRITICAL_EXTENSION
-            34 => return Err(Refusal::UnknownCriticalExtension),
-            _ => {
-                // An issuer bearing a trusted anchor's exact name that did not verify is an
-                // impostor, not merely an unknown authority.
-                let issuer = cert.issuer().as_raw();
-                let claims_trusted_name = self.anchors.iter().any(|a| {
-                    a.ca.iter()
-                        .any(|ca| ca.subject_name().to_der().is_ok_and(|d| d == issuer))
-                });
-                return Err(if claims_trusted_name {
-                    Refusal::BadSignature
-                } else {
-                    Refusal::Untrusted
-                });
-            }
+        if !presented.verified {
+            return Err(Refusal::NotVerified);
         }
-        let issuer_der = cert.issuer().as_raw();
+        // Every error but a date error refuses, whatever else OpenSSL reported after it.
+        if let Some(e) = presented
+            .errors
+            .iter()
+            .find(|e| !matches!(e.code, CERT_NOT_YET_VALID | CERT_HAS_EXPIRED))
+        {
+            // The certificate the error is about: the chain OpenSSL built, at its depth.
+            let at_depth = presented
+                .chain
+                .get(e.depth as usize)
+                .and_then(|d| X509Certificate::from_der(d).ok().map(|(_, c)| c));
+            return Err(self.refusal_for(e.code, at_depth.as_ref().unwrap_or(&cert)));
+        }
+        // The chain OpenSSL built: the client's certificate first, a configured root last.
+        let chain = presented
+            .chain
+            .iter()
+            .map(|c| X509Certificate::from_der(c).map(|(_, c)| c))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| Refusal::Unreadable)?;
+        if presented.chain.first().map(Vec::as_slice) != Some(der) {
+            return Err(Refusal::ChainInvalid);
+        }
+        let root = presented.chain.last().ok_or(Refusal::Untrusted)?;
         let anchor = self
             .anchors
             .iter()
-            .find(|a| {
-                a.ca.iter().any(|ca| {
-                    ca.subject_name()
-                        .to_der()
-                        .is_ok_and(|d| d == issuer_der || Some(d.as_slice()) == root_subject)
-                })
-            })
+            .find(|a| a.ca.iter().any(|ca| ca.to_der().is_ok_and(|d| &d == root)))
             .ok_or(Refusal::Untrusted)?;
+        // Date errors are forgiven only inside the skew, for every certificate on the chain.
         let skew = anchor.clock_skew.unwrap_or(self.clock_skew);
-        if verify_code == 0
-            && chain_len.saturating_sub(2)
-                > anchor.max_intermediates.unwrap_or(self.max_intermediates)
+        for (depth, c) in chain.iter().enumerate() {
+            let leaf = depth == 0;
+            if now + skew < c.validity().not_before.timestamp() {
+                return Err(if leaf {
+                    Refusal::NotYetValid
+                } else {
+                    Refusal::IssuerNotYetValid
+                });
+            }
+            if now - skew > c.validity().not_after.timestamp() {
+                return Err(if leaf {
+                    Refusal::Expired
+                } else {
+                    Refusal::IssuerExpired
+                });
+            }
+        }
+        if chain.len().saturating_sub(2)
+            > anchor.max_intermediates.unwrap_or(self.max_intermediates)
         {
             return Err(Refusal::ChainTooDeep);
         }
-        if now + skew < not_before {
-            return Err(Refusal::NotYetValid);
-        }
-        if now - skew > not_after {
-            return Err(Refusal::Expired);
-        }
-        let mut client_auth = false;
-        let mut has_policies = false;
-        for ext in cert.extensions() {
-            match ext.parsed_extension() {
-                ParsedExtension::ExtendedKeyUsage(eku) => client_auth = eku.client_auth || eku.any,
-                ParsedExtension::KeyUsage(ku) if !ku.digital_signature() => {
-                    return Err(Refusal::NotForClientAuth)
-                }
-                ParsedExtension::CertificatePolicies(policies) => {
-                    has_policies = true;
-                    if let Some(allowed) = &anchor.policies {
-                        let ok = policies
-                            .iter()
-                            .any(|p| allowed.contains(&p.policy_id.to_id_string()));
-                        if !ok {
-                            return Err(Refusal::PolicyNotAllowed);
-                        }
-                    }
-                }
-                ParsedExtension::UnsupportedExtension { .. }
-                | ParsedExtension::ParseError { .. }
-                    if ext.critical =>
-                {
-                    return Err(Refusal::UnknownCriticalExtension);
-                }
-                _ => {}
-            }
-        }
-        if !client_auth {
-            return Err(Refusal::NotForClientAuth);
-        }
-        if anchor.policies.is_some() && !has_policies {
-            return Err(Refusal::PolicyNotAllowed);
-        }
-        if let Some(crl) = anchor
-            .crl
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-        {
-            if now > crl.next_update && self.stale_grace.is_none_or(|g| now > crl.next_update + g) {
-                return Err(Refusal::RevocationUnknown);
-            }
-            let serial = cert.tbs_certificate.raw_serial();
-            let serial = serial
-                .iter()
-                .skip_while(|b| **b == 0)
-                .copied()
-                .collect::<Vec<u8>>();
-            if crl.revoked.contains(&serial) {
-                return Err(Refusal::Revoked);
-            }
-        } else if !anchor.crl_sources.is_empty() {
-            // CRLs are configured but none could be loaded: fail closed.
-            return Err(Refusal::RevocationUnknown);
-        }
+        check_extensions(&cert, anchor)?;
+        let revocation_keys = revocation_keys(&chain);
+        anchor.check_crls(&revocation_keys, now, self.stale_grace)?;
         let subject = cert.subject();
         let first = |it: &mut dyn Iterator<Item = &AttributeTypeAndValue>| {
             it.next().and_then(|a| a.as_str().ok()).map(str::to_owned)
@@ -563,33 +599,16 @@ impl Checker {
             .iter_by_oid(&oid_registry::OID_X509_SERIALNUMBER)
             .next()
             .and_then(|a| a.as_str().ok())
-            .map(str::to_owned);
+            .map(str::to_owned)
+            .unwrap_or_default();
         let organization = first(&mut subject.iter_organization()).unwrap_or_default();
-        let user_id = match &anchor.user_id {
-            UserId::SerialNumber => serial_number,
-            UserId::CommonName => (!cn.is_empty()).then(|| cn.clone()),
-            UserId::Email => (!email.is_empty()).then(|| email.clone()),
-            UserId::Template(t) => {
-                let serial = serial_number.clone().unwrap_or_default();
-                let values = [
-                    ("serial_number", serial.as_str()),
-                    ("common_name", cn.as_str()),
-                    ("email", email.as_str()),
-                    ("organization", organization.as_str()),
-                ];
-                let mut out = t.clone();
-                let mut complete = true;
-                for (name, value) in values {
-                    let placeholder = format!("{{{name}}}");
-                    if out.contains(&placeholder) {
-                        complete &= !value.is_empty();
-                        out = out.replace(&placeholder, value);
-                    }
-                }
-                complete.then_some(out)
-            }
-        }
-        .ok_or(Refusal::Unreadable)?;
+        let attributes = Attributes {
+            serial_number: &serial_number,
+            common_name: &cn,
+            email: &email,
+            organization: &organization,
+        };
+        let user_id = anchor.user_id(&attributes).ok_or(Refusal::Unreadable)?;
         Ok(CertIdentity {
             user_id,
             organization,
@@ -600,7 +619,197 @@ impl Checker {
             serial: hex::encode(cert.tbs_certificate.raw_serial()),
             fingerprint: hex::encode(Sha256::digest(der)),
             anchor: anchor.name.clone(),
+            not_after: cert.validity().not_after.timestamp(),
+            revocation_keys,
         })
+    }
+
+    /// The refusal for an error OpenSSL reported about `cert`, a certificate of the chain (not
+    /// a date error).
+    fn refusal_for(&self, code: i32, cert: &X509Certificate<'_>) -> Refusal {
+        match code {
+            // CERT_SIGNATURE_FAILURE, UNABLE_TO_DECRYPT_CERT_SIGNATURE,
+            // UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY: a CA of the trusted name did not sign it.
+            7 | 4 | 6 => Refusal::BadSignature,
+            // CERT_CHAIN_TOO_LONG, PATH_LENGTH_EXCEEDED
+            22 | 25 => Refusal::ChainTooDeep,
+            // INVALID_PURPOSE: not for TLS client authentication.
+            26 => Refusal::NotForClientAuth,
+            34 => Refusal::UnknownCriticalExtension,
+            // ERROR_IN_CERT_NOT_BEFORE_FIELD / _NOT_AFTER_FIELD
+            13 | 14 => Refusal::Unreadable,
+            // The issuer cannot be found or is not trusted: UNABLE_TO_GET_ISSUER_CERT(_LOCALLY),
+            // UNABLE_TO_VERIFY_LEAF_SIGNATURE, DEPTH_ZERO_SELF_SIGNED_CERT,
+            // SELF_SIGNED_CERT_IN_CHAIN, INVALID_CA, CERT_UNTRUSTED, CERT_REJECTED,
+            // SUBJECT_ISSUER_MISMATCH, AKID_SKID_MISMATCH, AKID_ISSUER_SERIAL_MISMATCH,
+            // KEYUSAGE_NO_CERTSIGN.
+            2 | 18 | 19 | 20 | 21 | 24 | 27 | 28 | 29 | 30 | 31 | 32 => {
+                // An issuer bearing a trusted anchor's exact name that did not verify is an
+                // impostor, not merely an unknown authority.
+                let issuer = cert.issuer().as_raw();
+                let claims_trusted_name = self.anchors.iter().any(|a| {
+                    a.ca.iter()
+                        .any(|ca| ca.subject_name().to_der().is_ok_and(|d| d == issuer))
+                });
+                if claims_trusted_name {
+                    Refusal::BadSignature
+                } else {
+                    Refusal::Untrusted
+                }
+            }
+            _ => Refusal::ChainInvalid,
+        }
+    }
+
+    /// The checks a certificate session gets on every request after its login: the anchor's
+    /// current CRLs (in memory), the OCSP answers already cached, and the certificate's own
+    /// expiry. No network call.
+    pub fn still_valid(&self, cert: &SessionCert<'_>, now: i64) -> Result<(), Refusal> {
+        let anchor = self
+            .anchors
+            .iter()
+            .find(|a| a.name == cert.anchor)
+            .ok_or(Refusal::Untrusted)?;
+        let skew = anchor.clock_skew.unwrap_or(self.clock_skew);
+        if now - skew > cert.not_after {
+            return Err(Refusal::Expired);
+        }
+        anchor.check_crls(cert.revocation_keys, now, self.stale_grace)?;
+        if let Some(ocsp) = &anchor.ocsp {
+            if ocsp.cache.get(cert.fingerprint) == Some(false) {
+                return Err(Refusal::RevokedOcsp);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a certificate session carries for [`Checker::still_valid`].
+pub struct SessionCert<'a> {
+    pub anchor: &'a str,
+    pub fingerprint: &'a str,
+    pub not_after: i64,
+    pub revocation_keys: &'a [String],
+}
+
+/// The client certificate's own extensions: `clientAuth`, `digitalSignature`, no unknown
+/// critical extension, and the anchor's policy allow-list.
+fn check_extensions(cert: &X509Certificate<'_>, anchor: &Anchor) -> Result<(), Refusal> {
+    let mut client_auth = false;
+    let mut has_policies = false;
+    for ext in cert.extensions() {
+        match ext.parsed_extension() {
+            ParsedExtension::ExtendedKeyUsage(eku) => client_auth = eku.client_auth || eku.any,
+            ParsedExtension::KeyUsage(ku) if !ku.digital_signature() => {
+                return Err(Refusal::NotForClientAuth)
+            }
+            ParsedExtension::CertificatePolicies(policies) => {
+                has_policies = true;
+                if let Some(allowed) = &anchor.policies {
+                    let ok = policies
+                        .iter()
+                        .any(|p| allowed.contains(&p.policy_id.to_id_string()));
+                    if !ok {
+                        return Err(Refusal::PolicyNotAllowed);
+                    }
+                }
+            }
+            ParsedExtension::UnsupportedExtension { .. } | ParsedExtension::ParseError { .. }
+                if ext.critical =>
+            {
+                return Err(Refusal::UnknownCriticalExtension);
+            }
+            _ => {}
+        }
+    }
+    if !client_auth {
+        return Err(Refusal::NotForClientAuth);
+    }
+    if anchor.policies.is_some() && !has_policies {
+        return Err(Refusal::PolicyNotAllowed);
+    }
+    Ok(())
+}
+
+/// How a CRL entry names a certificate: its issuer's name and its serial, so that two CAs'
+/// serials never meet. `issuer` is the DER of the issuer's name.
+fn revocation_key(issuer: &[u8], serial: &[u8]) -> String {
+    let serial: Vec<u8> = serial.iter().skip_while(|b| **b == 0).copied().collect();
+    let issuer = Sha256::digest(issuer);
+    format!(
+        "{}:{}",
+        hex::encode(issuer.get(..16).unwrap_or_default()),
+        hex::encode(serial)
+    )
+}
+
+/// The revocation keys of every certificate on a chain but its root.
+fn revocation_keys(chain: &[X509Certificate<'_>]) -> Vec<String> {
+    let below_root = chain.len().saturating_sub(1);
+    chain
+        .iter()
+        .take(below_root)
+        .map(|c| revocation_key(c.issuer().as_raw(), c.tbs_certificate.raw_serial()))
+        .collect()
+}
+
+/// The certificate attributes a user id may be made of.
+struct Attributes<'a> {
+    serial_number: &'a str,
+    common_name: &'a str,
+    email: &'a str,
+    organization: &'a str,
+}
+
+impl Anchor {
+    /// The user id: this anchor's prefix, then the configured attribute (or template). `None`
+    /// when an attribute it needs is empty.
+    fn user_id(&self, a: &Attributes<'_>) -> Option<String> {
+        let value = match &self.user_id {
+            UserId::SerialNumber => a.serial_number.to_owned(),
+            UserId::CommonName => a.common_name.to_owned(),
+            UserId::Email => a.email.to_owned(),
+            UserId::Template(t) => {
+                let values = [
+                    ("serial_number", a.serial_number),
+                    ("common_name", a.common_name),
+                    ("email", a.email),
+                    ("organization", a.organization),
+                ];
+                let mut out = t.clone();
+                for (name, value) in values {
+                    let placeholder = format!("{{{name}}}");
+                    if out.contains(&placeholder) {
+                        if value.is_empty() {
+                            return None;
+                        }
+                        out = out.replace(&placeholder, value);
+                    }
+                }
+                out
+            }
+        };
+        (!value.is_empty()).then(|| format!("{}{value}", self.user_id_prefix))
+    }
+
+    /// Refuses a chain any of whose certificates (`keys`, see [`revocation_key`]) the loaded
+    /// CRLs list, or any CRL that is past its nextUpdate beyond the grace period.
+    fn check_crls(&self, keys: &[String], now: i64, grace: Option<i64>) -> Result<(), Refusal> {
+        let crl = self.crl.read().unwrap_or_else(|e| e.into_inner());
+        match crl.as_ref() {
+            Some(crl) => {
+                if now > crl.next_update && grace.is_none_or(|g| now > crl.next_update + g) {
+                    return Err(Refusal::RevocationUnknown);
+                }
+                if keys.iter().any(|k| crl.revoked.contains(k)) {
+                    return Err(Refusal::Revoked);
+                }
+                Ok(())
+            }
+            // CRLs are configured but none could be loaded: fail closed.
+            None if !self.crl_sources.is_empty() => Err(Refusal::RevocationUnknown),
+            None => Ok(()),
+        }
     }
 }
 
@@ -611,7 +820,7 @@ impl Checker {
         &self,
         http: &reqwest::Client,
         id: &CertIdentity,
-        der: &[u8],
+        presented: &Presented,
     ) -> Result<(), (Refusal, Option<String>)> {
         let Some(anchor) = self.anchors.iter().find(|a| a.name == id.anchor) else {
             return Ok(());
@@ -619,15 +828,23 @@ impl Checker {
         let Some(ocsp) = &anchor.ocsp else {
             return Ok(());
         };
-        let Ok(cert) = X509::from_der(der) else {
+        // The verified chain: the client's certificate, its issuer, …, the anchor's root.
+        let chain = presented
+            .chain
+            .iter()
+            .map(|d| X509::from_der(d))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| (Refusal::Unreadable, None))?;
+        let (Some(cert), Some(issuer)) = (chain.first(), chain.get(1).or(chain.first())) else {
             return Err((Refusal::Unreadable, None));
         };
-        let issuer = anchor
-            .ca
-            .iter()
-            .find(|ca| ca.subject_name().to_der().ok() == cert.issuer_name().to_der().ok())
-            .unwrap_or(&anchor.ca[0]);
-        match ocsp.ask(http, &cert, issuer, &id.fingerprint).await {
+        let intermediates = chain
+            .get(1..chain.len().saturating_sub(1))
+            .unwrap_or_default();
+        match ocsp
+            .ask(http, cert, issuer, intermediates, &id.fingerprint)
+            .await
+        {
             OcspAnswer::Good => Ok(()),
             OcspAnswer::Revoked => Err((Refusal::RevokedOcsp, None)),
             OcspAnswer::Unusable(why) if ocsp.soft_fail => {
@@ -687,14 +904,7 @@ impl Checker {
             let revoked = match dps.cache.get(&url) {
                 Some(r) => r,
                 None => {
-                    let fetched = async {
-                        let resp = http.get(&url).send().await.map_err(|e| e.to_string())?;
-                        if !resp.status().is_success() {
-                            return Err(format!("answered {}", resp.status()));
-                        }
-                        resp.bytes().await.map_err(|e| e.to_string())
-                    }
-                    .await;
+                    let fetched = fetch(http, &url).await;
                     let bytes = fetched
                         .map_err(|e| (Refusal::RevocationUnknown, Some(format!("{url}: {e}"))))?;
                     let crl = X509Crl::from_pem(&bytes)

@@ -392,8 +392,15 @@ impl Provider {
             .and_then(|n| n.get(None))
             .map(|n| n.to_string())
             .unwrap_or_default();
+        let sub = claims.subject().to_string();
+        // Certificate user ids are `PREFIX:VALUE`; a Rekono `sub` may never look like one.
+        if sub.contains(':') {
+            return Err(OidcError::InvalidToken(format!(
+                "sub {sub:?} contains ':', which only certificate user ids may"
+            )));
+        }
         Ok(Identity {
-            sub: claims.subject().to_string(),
+            sub,
             name,
             email: claims.email().map(|e| e.to_string()).unwrap_or_default(),
             amr: claims

@@ -64,6 +64,15 @@ pub struct CertInfo {
     pub subject: String,
     pub issuer: String,
     pub serial: String,
+    /// The anchor it verified under, its notAfter, and how CRLs name its chain: what every
+    /// request of the session is checked against again ([`crate::cert::Checker::still_valid`]).
+    /// Absent in a session from an older gateway: it then fails those checks (logs in again).
+    #[serde(default)]
+    pub anchor: String,
+    #[serde(default)]
+    pub not_after: i64,
+    #[serde(default)]
+    pub revocation_keys: Vec<String>,
 }
 
 /// Roughly the heap bytes of a session.
@@ -75,7 +84,15 @@ fn approximate_size(s: &Session) -> u64 {
         + s.amr.iter().map(String::len).sum::<usize>()
         + s.op_sid.as_ref().map_or(0, String::len)
         + s.id_token.as_ref().map_or(0, String::len)
-        + s.cert_fingerprint.as_ref().map_or(0, String::len);
+        + s.cert_fingerprint.as_ref().map_or(0, String::len)
+        + s.cert.as_ref().map_or(0, |c| {
+            c.organization.len()
+                + c.subject.len()
+                + c.issuer.len()
+                + c.serial.len()
+                + c.anchor.len()
+                + c.revocation_keys.iter().map(String::len).sum::<usize>()
+        });
     (std::mem::size_of::<Session>() + strings) as u64
 }
 
