@@ -848,3 +848,374 @@ async fn forged_certificates_and_out_of_date_chains_never_log_in() {
         "no forgery was accepted"
     );
 }
+
+/// Issue 8, point 8: OCSP for a certificate issued by an intermediate asks about it with the
+/// intermediate as the issuer. Asked with the anchor's root instead, the responder has no
+/// answer, and `soft_fail` lets a revoked certificate through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ocsp_for_an_intermediate_issued_certificate_asks_with_its_real_issuer() {
+    let w = world(Options {
+        certificates: Some(CertOptions {
+            crl: None,
+            ocsp: Some(Ocsp::IntermediateResponder),
+            ..CertOptions::default()
+        }),
+        ..Options::default()
+    })
+    .await;
+    let page = Browser::with_certificate(&w, "deep")
+        .navigate(&certlogin(&w, "bws"))
+        .await;
+    assert_eq!(page.status, 403, "{}", page.body);
+    assert!(
+        page.body.contains("Certifikat je preklican (OCSP)"),
+        "{}",
+        page.body
+    );
+    assert!(w.gw.metrics().contains(
+        "prehod_certificate_verifications_total{outcome=\"failure\",reason=\"revoked_ocsp\"} 1"
+    ));
+}
+
+/// Issue 8, point 5: a certificate session ends when its certificate is revoked — at the
+/// first request after the new CRL is loaded, on every portal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_session_ends_when_its_certificate_is_revoked() {
+    let w = world(cert_options()).await;
+    let mut browser = Browser::with_certificate(&w, "valid");
+    let page = browser.follow(&certlogin(&w, "bws")).await;
+    assert_eq!(page.url, portal_url(&w, "bws", "/home"));
+    let page = browser.api(&portal_url(&w, "bips", "/home")).await;
+    assert_eq!(page.status, 200, "the session works before");
+    prehod_devpki::write_crl(
+        w.pki.dir.path(),
+        &w.pki.path("ca.crl.pem"),
+        &[1000],
+        time::Duration::days(7),
+    )
+    .expect("crl");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let page = browser.navigate(&portal_url(&w, "bips", "/home")).await;
+        if page.status == 403 {
+            assert!(
+                page.body.contains("Prijava s certifikatom ni uspela"),
+                "{}",
+                page.body
+            );
+            break;
+        }
+        assert_eq!(page.status, 200);
+        assert!(
+            Instant::now() < deadline,
+            "the revocation never reached the session"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let metrics = w.gw.metrics();
+    assert!(
+        metrics.contains("prehod_denials_total{reason=\"revoked\"}"),
+        "{metrics}"
+    );
+}
+
+/// Issue 8, point 4: user ids name their anchor, so two anchors' users (or an id equal to
+/// another anchor's) never meet, and `allowed_users` takes the same form.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_user_ids_name_their_anchor_in_headers_and_allow_lists() {
+    let w = world(Options {
+        certificates: Some(CertOptions {
+            second_anchor: true,
+            ..CertOptions::default()
+        }),
+        portal_yaml: vec![
+            ("bws", "min_level: 30"),
+            ("b2b", "allowed_users: [\"prehod-dev-ca:SI-DEV-1000\"]"),
+            // The same value under the other anchor's prefix: not the same user.
+            (
+                "acq",
+                "allowed_users: [\"second-ca:SI-DEV-1000\", \"SI-DEV-1000\"]",
+            ),
+        ],
+        ..Options::default()
+    })
+    .await;
+    let mut browser = Browser::with_certificate(&w, "valid");
+    let page = browser.follow(&certlogin(&w, "b2b")).await;
+    assert_eq!(page.url, portal_url(&w, "b2b", "/home"), "{}", page.body);
+    let json = browser.api(&portal_url(&w, "b2b", "/home")).await.json();
+    assert_eq!(
+        received_header(&json, "x-auth-user"),
+        ["prehod-dev-ca:SI-DEV-1000"]
+    );
+    let page = browser.navigate(&portal_url(&w, "acq", "/home")).await;
+    assert_eq!(
+        page.status, 403,
+        "another anchor's id, and a bare one, are other users"
+    );
+    let page = Browser::with_certificate(&w, "valid")
+        .navigate(&certlogin(&w, "acq"))
+        .await;
+    assert_eq!(page.status, 403);
+    assert!(page.body.contains("nima dostopa do aplikacije"));
+}
+
+/// `openssl s_client` to the gateway: SNI `sni`, optionally a client certificate of the test
+/// PKI, a TLS session saved to or resumed from `session`, one HTTP/1.1 request. Returns what
+/// it printed (the handshake summary, then the response).
+fn s_client(
+    w: &World,
+    sni: &str,
+    cert: Option<&str>,
+    session: (&str, &std::path::Path),
+    tls12: bool,
+    path: &str,
+) -> String {
+    use std::io::Write;
+    let mut cmd = std::process::Command::new("openssl");
+    cmd.args([
+        "s_client",
+        "-connect",
+        &format!("127.0.0.1:{}", w.gw.https.port()),
+        "-servername",
+        sni,
+        "-ign_eof",
+        "-alpn",
+        "http/1.1",
+        "-CAfile",
+    ])
+    .arg(w.pki.path("ca.crt"))
+    .arg(session.0)
+    .arg(session.1);
+    if tls12 {
+        cmd.arg("-tls1_2");
+    }
+    if let Some(name) = cert {
+        cmd.arg("-cert")
+            .arg(w.pki.path(&format!("clients/{name}.crt")))
+            .arg("-key")
+            .arg(w.pki.path(&format!("clients/{name}.key")));
+    }
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("openssl s_client");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {sni}\r\nConnection: close\r\n\r\n");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(request.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("s_client");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The HTTP status in what `s_client` printed.
+fn http_status(out: &str) -> Option<u16> {
+    out.split("HTTP/1.1 ")
+        .nth(1)
+        .and_then(|rest| rest.get(..3))
+        .and_then(|s| s.parse().ok())
+}
+
+/// Issue 8, point 7: a TLS session resumed on a certificate-only portal (a resumed handshake
+/// runs no certificate verification) carries the verdict of the handshake that made it: a
+/// session made on the certificate-login host with a forged certificate cannot be resumed
+/// into the portal, with TLS 1.3 tickets or TLS 1.2 sessions; a good one keeps working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_tls_session_cannot_skip_the_certificate_check() {
+    let w = world(Options {
+        certificates: Some(CertOptions::default()),
+        portal_yaml: vec![("bws", "client_certificate: required")],
+        ..Options::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let sess = dir.path().join("session.pem");
+    let certlogin_host = "certlogin.bankart.localhost";
+    let portal = common::host("bws");
+    for tls12 in [false, true] {
+        for (cert, expected) in [
+            ("forged-not-yet-valid", 403),
+            ("forged", 403),
+            ("valid", 200),
+        ] {
+            let _ = std::fs::remove_file(&sess);
+            let first = s_client(
+                &w,
+                certlogin_host,
+                Some(cert),
+                ("-sess_out", &sess),
+                tls12,
+                "/",
+            );
+            assert!(first.contains("New, TLS"), "{cert}: {first}");
+            assert!(sess.exists(), "{cert}: no session was saved: {first}");
+            let out = s_client(&w, &portal, None, ("-sess_in", &sess), tls12, "/api/x");
+            assert!(
+                out.contains("Reused, TLS"),
+                "tls12={tls12} {cert}: the session was not resumed, so this proves nothing: {out}"
+            );
+            assert_eq!(
+                http_status(&out),
+                Some(expected),
+                "tls12={tls12} {cert}: {out}"
+            );
+        }
+    }
+    assert!(!w
+        .gw
+        .metrics()
+        .contains("prehod_certificate_verifications_total{outcome=\"success\",reason=\"ok\"} 0"));
+}
+
+/// Issue 8, point 9: the CertificateRequest names the anchors, so a browser offers only
+/// certificates of those issuers; and the certificate-login host speaks the language chosen
+/// on the login page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_certificate_request_names_the_anchors_and_pages_follow_the_language() {
+    let w = world(Options {
+        certificates: Some(CertOptions {
+            second_anchor: true,
+            ..CertOptions::default()
+        }),
+        ..Options::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = s_client(
+        &w,
+        "certlogin.bankart.localhost",
+        None,
+        ("-sess_out", &dir.path().join("s")),
+        false,
+        "/",
+    );
+    let names = out
+        .split("Acceptable client certificate CA names")
+        .nth(1)
+        .and_then(|rest| rest.split("Requested Signature Algorithms").next())
+        .unwrap_or_else(|| panic!("no CA names in the CertificateRequest: {out}"));
+    assert!(names.contains("CN = prehod dev CA"), "{names}");
+    assert!(names.contains("CN = prehod untrusted dev CA"), "{names}");
+    assert!(!names.contains("rekono"), "{names}");
+    // EN on the login page → the certificate link carries it → the refusal is in English.
+    let mut browser = Browser::new(&w);
+    let page = browser
+        .navigate(&login_url(
+            &w,
+            &format!(
+                "/?lang=en&return={}",
+                url::form_urlencoded::byte_serialize(portal_url(&w, "bws", "/").as_bytes())
+                    .collect::<String>()
+            ),
+        ))
+        .await;
+    let link = page
+        .body
+        .split("href=\"")
+        .filter_map(|s| s.split('"').next())
+        .map(unescape)
+        .find(|s| s.starts_with("https://certlogin."))
+        .unwrap_or_else(|| panic!("no certificate link: {}", page.body));
+    assert!(link.contains("lang=en"), "{link}");
+    let page = browser.navigate(&link).await;
+    assert_eq!(page.status, 403);
+    assert!(
+        page.body.contains("Your browser sent no certificate"),
+        "{}",
+        page.body
+    );
+}
+
+/// Issue 8, point 6: revocation downloads can neither hang the gateway nor fill its memory. An
+/// anchor whose CRL URL never answers (listed first) does not hold the next anchor's refresh;
+/// one that streams without end is cut off; a distribution point that never answers refuses
+/// the login within the fetch timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_downloads_that_hang_or_never_end_are_cut_off() {
+    for hostile in [common::Hostile::Silent, common::Hostile::Endless] {
+        let addr = common::hostile_http(hostile).await;
+        let w = world(Options {
+            certificates: Some(CertOptions {
+                crl: Some(("ca.crl.pem", "1s")),
+                crl_over_http: true,
+                leading_anchor_crl: Some(format!("http://{addr}/hostile.crl")),
+                fetch_timeout: Some("2s"),
+                ..CertOptions::default()
+            }),
+            ..Options::default()
+        })
+        .await;
+        // The dev CA's CRL (served normally, after the hostile one in the anchor list) loads.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let page = Browser::with_certificate(&w, "valid")
+                .navigate(&certlogin(&w, "bws"))
+                .await;
+            if page.status == 302 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{hostile:?}: the next anchor's CRL never loaded: {}",
+                page.body
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        // The hostile anchor's CRL never loads, and that is said.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !w
+            .gw
+            .log_lines()
+            .iter()
+            .any(|l| l.contains("CRL not refreshed") && l.contains("hostile.crl"))
+        {
+            assert!(
+                Instant::now() < deadline,
+                "{hostile:?}: no word of the hostile CRL"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        if matches!(hostile, common::Hostile::Endless) {
+            assert!(
+                w.gw.log_lines().iter().any(|l| l.contains("larger than")),
+                "the endless CRL was not cut off by size"
+            );
+        }
+    }
+    // A distribution point that never answers: refused within the fetch timeout.
+    let addr = common::hostile_http(common::Hostile::Silent).await;
+    let w = world(Options {
+        certificates: Some(CertOptions {
+            distribution_points: true,
+            fetch_timeout: Some("2s"),
+            ..CertOptions::default()
+        }),
+        ..Options::default()
+    })
+    .await;
+    prehod_devpki::issue_client_with_crl_dp(
+        w.pki.dir.path(),
+        "dp-silent",
+        4242,
+        &format!("http://{addr}/dp.crl"),
+    )
+    .expect("cert");
+    let started = Instant::now();
+    let page = Browser::with_certificate(&w, "dp-silent")
+        .navigate(&certlogin(&w, "bws"))
+        .await;
+    assert_eq!(page.status, 403, "{}", page.body);
+    assert!(page
+        .body
+        .contains("Preklicnosti certifikata trenutno ni mogoče preveriti"));
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "the login waited {:?} for a silent distribution point",
+        started.elapsed()
+    );
+}

@@ -68,12 +68,20 @@ pub struct CertOptions {
     pub max_chain_depth: Option<u32>,
     /// Trust the PKI's `future-ca.crt` (valid only from tomorrow) as another anchor.
     pub future_anchor: bool,
+    /// An anchor listed *first* (the untrusted CA, no users here) whose CRL comes from this URL.
+    pub leading_anchor_crl: Option<String>,
+    /// `certificate_login.fetch_timeout`.
+    pub fetch_timeout: Option<&'static str>,
 }
 
 #[derive(Clone, Copy)]
 pub enum Ocsp {
     /// A real `openssl ocsp` responder for the world's CA: `valid` good, `revoked` revoked.
     Responder,
+    /// A real `openssl ocsp` responder for the dev CA's intermediate, signing with its key:
+    /// `deep` (issued by the intermediate) revoked. The anchor's policy is `soft_fail`, so an
+    /// answer that cannot be used (asked with the wrong issuer) would let `deep` through.
+    IntermediateResponder,
     /// A responder address where nothing listens.
     Unreachable { soft_fail: bool },
 }
@@ -91,23 +99,31 @@ impl Drop for Responder {
     }
 }
 
-fn ocsp_responder(pki: &super::Pki) -> Responder {
+fn ocsp_responder(pki: &super::Pki, kind: Ocsp) -> Responder {
     let index = pki.path("ocsp-index.txt");
-    std::fs::write(
-        &index,
-        "V\t301231235959Z\t\t03E8\tunknown\t/CN=valid\nR\t301231235959Z\t251101000000Z\t03EA\tunknown\t/CN=revoked\n",
-    )
-    .expect("index");
+    let (lines, ca, key) = match kind {
+        Ocsp::IntermediateResponder => (
+            "R\t301231235959Z\t251101000000Z\t03F0\tunknown\t/CN=deep\n",
+            "intermediate.crt",
+            "intermediate.key",
+        ),
+        _ => (
+            "V\t301231235959Z\t\t03E8\tunknown\t/CN=valid\nR\t301231235959Z\t251101000000Z\t03EA\tunknown\t/CN=revoked\n",
+            "ca.crt",
+            "ca.key",
+        ),
+    };
+    std::fs::write(&index, lines).expect("index");
     let port = free_port();
     let mut child = std::process::Command::new("openssl")
         .args(["ocsp", "-index"])
         .arg(&index)
         .args(["-port", &port.to_string(), "-rsigner"])
-        .arg(pki.path("ca.crt"))
+        .arg(pki.path(ca))
         .arg("-rkey")
-        .arg(pki.path("ca.key"))
+        .arg(pki.path(key))
         .arg("-CA")
-        .arg(pki.path("ca.crt"))
+        .arg(pki.path(ca))
         .args(["-nmin", "5", "-ignore_err"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -213,8 +229,9 @@ async fn try_world(options: &Options) -> Option<World> {
     let responder = options
         .certificates
         .as_ref()
-        .is_some_and(|c| matches!(c.ocsp, Some(Ocsp::Responder)))
-        .then(|| ocsp_responder(&pki));
+        .and_then(|c| c.ocsp)
+        .filter(|o| matches!(o, Ocsp::Responder | Ocsp::IntermediateResponder))
+        .map(|o| ocsp_responder(&pki, o));
     let crl_url = match &options.certificates {
         Some(CertOptions {
             crl: Some((crl, _)),
@@ -241,6 +258,15 @@ assertion:\n  key: {assertion}\n{certificates}",
                     c.crl.map_or("1m", |(_, r)| r),
                     pki.path("ca.crt").display(),
                 );
+                if let Some(url) = &c.leading_anchor_crl {
+                    yaml = yaml.replace("  anchors:\n", &format!(
+                        "  anchors:\n    - name: leading CA\n      ca: {}\n      crls: [\"{url}\"]\n",
+                        pki.path("untrusted-ca.crt").display()
+                    ));
+                }
+                if let Some(t) = c.fetch_timeout {
+                    yaml = yaml.replace("  level: 30\n", &format!("  level: 30\n  fetch_timeout: {t}\n"));
+                }
                 if let Some(extra) = c.anchor_yaml {
                     yaml.push_str(&format!("      {extra}\n"));
                 }
@@ -279,9 +305,10 @@ assertion:\n  key: {assertion}\n{certificates}",
                     ));
                 }
                 match c.ocsp {
-                    Some(Ocsp::Responder) => {
+                    Some(o @ (Ocsp::Responder | Ocsp::IntermediateResponder)) => {
                         let url = responder.as_ref().map(|r| r.url.clone()).unwrap_or_default();
-                        yaml.push_str(&format!("      ocsp:\n        url: {url}\n        policy: fail_closed\n        timeout: 2s\n"));
+                        let policy = if matches!(o, Ocsp::Responder) { "fail_closed" } else { "soft_fail" };
+                        yaml.push_str(&format!("      ocsp:\n        url: {url}\n        policy: {policy}\n        timeout: 2s\n"));
                     }
                     Some(Ocsp::Unreachable { soft_fail }) => {
                         let policy = if soft_fail { "soft_fail" } else { "fail_closed" };

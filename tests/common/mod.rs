@@ -457,3 +457,45 @@ pub async fn serve_file(path: PathBuf) -> SocketAddr {
     });
     addr
 }
+
+/// How a hostile HTTP server misbehaves.
+#[derive(Clone, Copy, Debug)]
+pub enum Hostile {
+    /// Accepts, reads the request, and never answers (holding the connection).
+    Silent,
+    /// Answers 200 and then streams a body that never ends.
+    Endless,
+}
+
+/// An HTTP server on loopback that misbehaves as `kind` says, for every connection.
+pub async fn hostile_http(kind: Hostile) -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                match kind {
+                    Hostile::Silent => {
+                        tokio::time::sleep(Duration::from_secs(3600)).await;
+                    }
+                    Hostile::Endless => {
+                        let _ = s
+                            .write_all(
+                                b"HTTP/1.1 200 OK\r\ncontent-type: application/pkix-crl\r\n\r\n",
+                            )
+                            .await;
+                        let chunk = vec![0x30u8; 64 * 1024];
+                        while s.write_all(&chunk).await.is_ok() {}
+                    }
+                }
+                drop(s);
+            });
+        }
+    });
+    addr
+}

@@ -432,6 +432,12 @@ impl Checker<'_> {
             .duration(raw.crl_refresh.as_ref(), "certificate_login.crl_refresh")
             .unwrap_or(std::time::Duration::from_secs(60));
         let grace = self.duration(raw.crl_grace.as_ref(), "certificate_login.crl_grace");
+        let fetch_timeout = self
+            .duration(
+                raw.fetch_timeout.as_ref(),
+                "certificate_login.fetch_timeout",
+            )
+            .unwrap_or(std::time::Duration::from_secs(10));
         (anchors.len() == raw.anchors.len()).then_some(())?;
         Some(crate::CertificateLogin {
             host,
@@ -440,6 +446,7 @@ impl Checker<'_> {
             max_chain_depth: raw.max_chain_depth.unwrap_or(4),
             crl_refresh: refresh,
             crl_grace: grace,
+            fetch_timeout,
             anchors,
         })
     }

@@ -65,6 +65,8 @@ pub struct CertificateLogin {
     pub crl_refresh: Duration,
     /// `None`: a CRL past its nextUpdate refuses logins (fail closed).
     pub crl_grace: Option<Duration>,
+    /// The longest a CRL or distribution-point download may take, connect included.
+    pub fetch_timeout: Duration,
     pub anchors: Vec<TrustAnchor>,
 }
 

@@ -111,6 +111,8 @@ pub struct CertificateLogin {
     pub crl_refresh: Option<String>,
     /// How long a CRL past its nextUpdate is still used; absent: fail closed.
     pub crl_grace: Option<String>,
+    /// The longest a CRL or distribution-point download may take, connect included.
+    pub fetch_timeout: Option<String>,
     pub anchors: Vec<Anchor>,
 }
 

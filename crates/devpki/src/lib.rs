@@ -48,6 +48,10 @@ pub mod files {
     pub const SERVER_KEY: &str = "server.key";
     pub const CRL: &str = "ca.crl.pem";
     pub const UNTRUSTED_CA_CERT: &str = "untrusted-ca.crt";
+    /// The dev CA's intermediate, which issues `clients/deep.crt` (and its key, for tests
+    /// that run an OCSP responder for it).
+    pub const INTERMEDIATE_CERT: &str = "intermediate.crt";
+    pub const INTERMEDIATE_KEY: &str = "intermediate.key";
     /// EC P-256 key the gateway signs identity assertions with.
     pub const ASSERTION_KEY: &str = "assertion.key";
     /// A 32-byte session sealing key, base64.
@@ -127,6 +131,9 @@ pub fn generate(dir: &Path, server_names: &[String]) -> Result<(), PkiError> {
             }
         })?
     };
+
+    out.write(files::INTERMEDIATE_CERT, &intermediate.pem())?;
+    out.write(files::INTERMEDIATE_KEY, &intermediate.key().serialize_pem())?;
 
     let mut server = leaf_params("prehod dev server", now, 2)?;
     server.subject_alt_names = server_names

@@ -108,8 +108,8 @@ impl CertLogin {
             // CRLs, distribution points and OCSP: bounded in time (OCSP also per responder)
             // and in size, so that no revocation server can hold a login or a refresh.
             http: prehod_identity::cert::revocation_client(
-                REVOCATION_CONNECT_TIMEOUT,
-                REVOCATION_TOTAL_TIMEOUT,
+                REVOCATION_CONNECT_TIMEOUT.min(c.fetch_timeout),
+                c.fetch_timeout,
             )
             .map_err(AuthBuildError::Certificates)?,
             level: c.level,
@@ -122,9 +122,9 @@ impl CertLogin {
     }
 }
 
-/// Time limits of every revocation call (CRL, distribution point, OCSP).
+/// The connect timeout of every revocation call (CRL, distribution point, OCSP); the total
+/// is `certificate_login.fetch_timeout` (OCSP: each responder's own `timeout`).
 const REVOCATION_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-const REVOCATION_TOTAL_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthBuildError {

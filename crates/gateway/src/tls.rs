@@ -317,10 +317,14 @@ impl TlsAccept for SniCertificates {
         let sni = ssl
             .servername(NameType::HOST_NAME)
             .map(str::to_ascii_lowercase);
+        // A resumed TLS 1.2 session reports the SNI of its first handshake only when that one
+        // was acknowledged, which pingora's does not: none at all. Such a connection may go
+        // to any host (routing then follows Host), so it carries its certificate verdict too.
+        let resumed_without_sni = sni.is_none() && ssl.session_reused();
         let client_cert = self
             .client_auth
             .as_ref()
-            .filter(|c| c.policy(sni.as_deref()).is_some())
+            .filter(|c| c.policy(sni.as_deref()).is_some() || resumed_without_sni)
             .map(|c| c.presented(ssl));
         Some(Arc::new(HandshakeInfo { sni, client_cert }))
     }
