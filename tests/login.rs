@@ -1061,3 +1061,32 @@ async fn a_form_interrupted_by_the_login_arrives_at_the_portal_with_its_body_int
         .body
         .contains("Obrazca, ki ste ga poslali, ni bilo mogoče ohraniti"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_authorization_response_without_iss_is_refused_when_rekono_promises_it() {
+    let world = world(Options::default()).await;
+    // The simulator's discovery says authorization_response_iss_parameter_supported: true
+    // (RFC 9207), so a callback whose `iss` was removed (a mix-up attack) must not log in.
+    let mut browser = Browser::new(&world);
+    let callback = callback_url(&world, &mut browser, &portal_url(&world, "bips", "/")).await;
+    let mut stripped = url::Url::parse(&callback).expect("url");
+    assert!(
+        stripped.query_pairs().any(|(k, _)| k == "iss"),
+        "{callback}"
+    );
+    let pairs: Vec<(String, String)> = stripped
+        .query_pairs()
+        .filter(|(k, _)| k != "iss")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    stripped.query_pairs_mut().clear().extend_pairs(pairs);
+    let page = browser.navigate(stripped.as_str()).await;
+    assert_eq!(page.status, 400, "{}", page.body);
+    assert!(page.body.contains("Prijava ni uspela"), "{}", page.body);
+    assert!(browser.cookie("prehod_session").is_none(), "no session");
+    expect_audit(&world, "login", "failure", Some("missing_issuer")).await;
+    assert!(world
+        .gw
+        .metrics()
+        .contains("prehod_denials_total{reason=\"missing_issuer\"} 1"));
+}

@@ -148,11 +148,12 @@ impl Ctx<'_, '_> {
     }
 
     fn login_failed(&self, reason: &'static str, m: Message) -> LoginResponse {
-        self.shared
-            .metrics
+        let metrics = &self.shared.metrics;
+        metrics
             .logins
             .with_label_values(&["rekono", "failure"])
             .inc();
+        metrics.denials.with_label_values(&[reason]).inc();
         self.audit(audit::Event {
             event: "login",
             outcome: "failure",
@@ -375,14 +376,7 @@ async fn callback(ctx: &Ctx<'_, '_>) -> LoginResponse {
     let identity = match result {
         Ok(i) => i,
         Err(e) => {
-            let (reason, m) = match &e {
-                OidcError::Unavailable(_) => ("rekono_unavailable", Message::RekonoUnavailable),
-                OidcError::LevelTooLow { .. } => ("level_too_low", Message::LevelTooLow),
-                OidcError::WrongIssuer(_) => ("wrong_issuer", Message::LoginFailed),
-                OidcError::Refused(_) => ("code_refused", Message::LoginFailed),
-                OidcError::InvalidToken(_) => ("invalid_id_token", Message::LoginFailed),
-                OidcError::Config(_) => ("configuration", Message::LoginFailed),
-            };
+            let (reason, m) = oidc_refusal(&e);
             if matches!(e, OidcError::Unavailable(_)) {
                 metrics.oidc_errors.with_label_values(&["token"]).inc();
             }
@@ -429,6 +423,20 @@ async fn callback(ctx: &Ctx<'_, '_>) -> LoginResponse {
     LoginResponse::redirect(attempt.return_to)
         .cookie(auth.session_cookie(&cookie, auth.sessions.absolute().as_secs()))
         .cookie(clear)
+}
+
+/// The one place a failed Rekono login becomes a reason (audit and metric label) and a page:
+/// only an outage says "Rekono is not available"; a bad answer is a failed login.
+fn oidc_refusal(e: &OidcError) -> (&'static str, Message) {
+    match e {
+        OidcError::Unavailable(_) => ("rekono_unavailable", Message::RekonoUnavailable),
+        OidcError::LevelTooLow { .. } => ("level_too_low", Message::LevelTooLow),
+        OidcError::WrongIssuer(_) => ("wrong_issuer", Message::LoginFailed),
+        OidcError::MissingIssuer => ("missing_issuer", Message::LoginFailed),
+        OidcError::Refused(_) => ("code_refused", Message::LoginFailed),
+        OidcError::InvalidToken(_) => ("invalid_id_token", Message::LoginFailed),
+        OidcError::Config(_) => ("configuration", Message::LoginFailed),
+    }
 }
 
 fn logout(ctx: &Ctx<'_, '_>) -> LoginResponse {
@@ -701,5 +709,27 @@ pub fn certificate_session(
             issuer: id.issuer.clone(),
             serial: id.serial.clone(),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_answer_is_a_failed_login_and_only_an_outage_says_unavailable() {
+        let invalid = OidcError::InvalidToken("an ID token without exp".into());
+        assert_eq!(
+            oidc_refusal(&invalid),
+            ("invalid_id_token", Message::LoginFailed)
+        );
+        assert_eq!(
+            oidc_refusal(&OidcError::MissingIssuer),
+            ("missing_issuer", Message::LoginFailed)
+        );
+        assert_eq!(
+            oidc_refusal(&OidcError::Unavailable("timeout".into())),
+            ("rekono_unavailable", Message::RekonoUnavailable)
+        );
     }
 }
