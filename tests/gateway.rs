@@ -606,3 +606,55 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
     assert_eq!(echoed[0], 0x81, "a final text frame");
     assert_eq!(&echoed[2..], b"pozdravljeni, prehod");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_portal_cannot_plant_the_gateways_cookies() {
+    let pki = Pki::new();
+    let (setup, _portals) = six_demo_portals().await;
+    let gw = Gateway::start(&pki, &setup);
+    // Cookie tossing: a portal (or an own-login application) sets the gateway's cookies on
+    // the parent domain, to swap the user's session on every portal. Every spelling a
+    // browser would store under a gateway cookie name, beside the application's own cookie.
+    let planted = [
+        "prehod_session=evil; Domain=bankart.localhost; Path=/; Secure; HttpOnly",
+        "PREHOD_SESSION=evil; Domain=bankart.localhost",
+        "Prehod_Lang=en; Path=/",
+        "prehod_post=evil; Max-Age=600",
+        " prehod_session=evil; Domain=.bankart.localhost",
+        "__Host-prehod_session=evil; Path=/; Secure",
+        "__Secure-prehod_session=evil; Domain=bankart.localhost; Secure",
+        "__host-PREHOD_login_x=evil; Path=/; Secure",
+        // A nameless cookie whose value a browser sends as `prehod_session=evil`.
+        "=prehod_session=evil; Domain=bankart.localhost",
+        "prehod_session",
+    ];
+    let app = "app_cookie=kept; Path=/; Secure";
+    let query: Vec<String> = planted
+        .iter()
+        .chain([&app])
+        .map(|c| {
+            format!(
+                "c={}",
+                url::form_urlencoded::byte_serialize(c.as_bytes()).collect::<String>()
+            )
+        })
+        .collect();
+    let resp = gw
+        .client()
+        .get(gw.url("acq", &format!("/__demo/set-cookie?{}", query.join("&"))))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), 200);
+    let received: Vec<String> = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .collect();
+    assert_eq!(
+        received,
+        [app],
+        "only the application's cookie reaches the browser"
+    );
+}

@@ -445,7 +445,7 @@ async fn tampered_replayed_and_logged_out_cookies_are_refused() {
 
     // Logout, then the old cookie replayed: refused at once.
     browser.set_cookie_value("prehod_session", &good);
-    let out = browser.follow(&login_url(&world, "/logout")).await;
+    let out = log_out(&world, &mut browser).await;
     assert!(
         out.body.contains("Odjavljeni ste") || out.url.contains("logged-out"),
         "{} {}",
@@ -1060,4 +1060,214 @@ async fn a_form_interrupted_by_the_login_arrives_at_the_portal_with_its_body_int
     assert!(page
         .body
         .contains("Obrazca, ki ste ga poslali, ni bilo mogoče ohraniti"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_authorization_response_without_iss_is_refused_when_rekono_promises_it() {
+    let world = world(Options::default()).await;
+    // The simulator's discovery says authorization_response_iss_parameter_supported: true
+    // (RFC 9207), so a callback whose `iss` was removed (a mix-up attack) must not log in.
+    let mut browser = Browser::new(&world);
+    let callback = callback_url(&world, &mut browser, &portal_url(&world, "bips", "/")).await;
+    let mut stripped = url::Url::parse(&callback).expect("url");
+    assert!(
+        stripped.query_pairs().any(|(k, _)| k == "iss"),
+        "{callback}"
+    );
+    let pairs: Vec<(String, String)> = stripped
+        .query_pairs()
+        .filter(|(k, _)| k != "iss")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    stripped.query_pairs_mut().clear().extend_pairs(pairs);
+    let page = browser.navigate(stripped.as_str()).await;
+    assert_eq!(page.status, 400, "{}", page.body);
+    assert!(page.body.contains("Prijava ni uspela"), "{}", page.body);
+    assert!(browser.cookie("prehod_session").is_none(), "no session");
+    expect_audit(&world, "login", "failure", Some("missing_issuer")).await;
+    assert!(world
+        .gw
+        .metrics()
+        .contains("prehod_denials_total{reason=\"missing_issuer\"} 1"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_forced_from_another_site_leaves_the_session() {
+    let world = world(Options::default()).await;
+    let mut browser = Browser::new(&world);
+    login_otp(
+        &world,
+        &mut browser,
+        &portal_url(&world, "bips", "/"),
+        SREDNJA,
+        SREDNJA_TOTP,
+    )
+    .await;
+    let session = browser.cookie("prehod_session").expect("session");
+    // Another site links to, or embeds, the logout URL: the Lax session cookie goes along
+    // with a top-level GET, and with an <img> from the same site.
+    for headers in [
+        &[
+            ("accept", "text/html"),
+            ("sec-fetch-mode", "navigate"),
+            ("sec-fetch-site", "cross-site"),
+        ][..],
+        &[("accept", "image/*"), ("sec-fetch-mode", "no-cors")][..],
+    ] {
+        let page = browser
+            .send(
+                reqwest::Method::GET,
+                &login_url(&world, "/logout"),
+                None,
+                headers,
+            )
+            .await;
+        assert_eq!(page.status, 200, "a confirmation page, not a logout");
+        assert!(page.location.is_none());
+        assert!(
+            page.body.contains("method=\"post\"") && page.body.contains("name=\"csrf\""),
+            "{}",
+            page.body
+        );
+        assert!(
+            !page
+                .headers
+                .get_all("set-cookie")
+                .iter()
+                .any(|c| c.to_str().is_ok_and(|c| c.starts_with("prehod_session="))),
+            "the session cookie is not touched"
+        );
+    }
+    assert_eq!(browser.cookie("prehod_session"), Some(session));
+    assert_eq!(
+        browser.api(&portal_url(&world, "bips", "/")).await.status,
+        200,
+        "the session is still valid"
+    );
+    assert!(!audit_lines(&world).iter().any(|l| l["event"] == "logout"));
+    // The page follows the user's language.
+    let en = browser
+        .send(
+            reqwest::Method::GET,
+            &login_url(&world, "/logout?lang=en"),
+            None,
+            &[("accept", "text/html")],
+        )
+        .await;
+    assert!(en.body.contains("Log out"), "{}", en.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_post_without_the_sessions_token_is_refused() {
+    let world = world(Options::default()).await;
+    let mut browser = Browser::new(&world);
+    login_otp(
+        &world,
+        &mut browser,
+        &portal_url(&world, "bips", "/"),
+        SREDNJA,
+        SREDNJA_TOTP,
+    )
+    .await;
+    // Another browser's own, valid token: bound to its session, not to this one.
+    let mut other = Browser::new(&world);
+    login_otp(
+        &world,
+        &mut other,
+        &portal_url(&world, "bips", "/"),
+        VISOKA,
+        VISOKA_TOTP,
+    )
+    .await;
+    let confirm = other.navigate(&login_url(&world, "/logout")).await;
+    let foreign = unescape(&confirm.hidden("csrf"));
+    // A cross-site form POST (a Lax cookie is not sent then, but a same-site page of another
+    // portal could send one): no token, a made-up one, another session's.
+    for form in [
+        vec![],
+        vec![("csrf", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")],
+        vec![("csrf", "ü")],
+        vec![("csrf", foreign.as_str())],
+    ] {
+        let page = browser
+            .send(
+                reqwest::Method::POST,
+                &login_url(&world, "/logout"),
+                Some(&form),
+                &[("accept", "text/html")],
+            )
+            .await;
+        assert_eq!(page.status, 403, "{form:?}: {}", page.body);
+        assert!(page.location.is_none());
+    }
+    assert!(browser.cookie("prehod_session").is_some());
+    assert_eq!(
+        browser.api(&portal_url(&world, "bips", "/")).await.status,
+        200,
+        "the session is still valid"
+    );
+    expect_audit(&world, "logout", "failure", Some("bad_logout_token")).await;
+    // With its own token the logout goes through, to Rekono's end-session and back.
+    let out = log_out(&world, &mut browser).await;
+    assert!(
+        out.body.contains("Odjavljeni ste"),
+        "{} {}",
+        out.url,
+        out.body
+    );
+    assert!(browser.cookie("prehod_session").is_none());
+    assert_eq!(
+        other.api(&portal_url(&world, "bips", "/")).await.status,
+        200,
+        "the other browser's session is not affected"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_up_as_another_rekono_user_is_refused_and_the_session_stays() {
+    let world = world(Options::default()).await;
+    let mut browser = Browser::new(&world);
+    // Sara (level 20) is logged in on bips.
+    let json = login_otp(
+        &world,
+        &mut browser,
+        &portal_url(&world, "bips", "/"),
+        SREDNJA,
+        SREDNJA_TOTP,
+    )
+    .await
+    .json();
+    let sara = received_header(&json, "x-auth-user")[0].to_owned();
+    let session = browser.cookie("prehod_session").expect("session");
+    // bws asks for 30: a step-up, where someone else's account (Vid, level 30) is entered.
+    let rekono = browser.follow(&portal_url(&world, "bws", "/")).await;
+    let chooser = rekono_password(&world, &mut browser, &rekono, VISOKA).await;
+    let page = rekono_otp(&world, &mut browser, &chooser, VISOKA_TOTP).await;
+    assert_eq!(page.status, 403, "{} {}", page.url, page.body);
+    assert!(
+        page.body.contains("Prijavili ste se kot drug uporabnik"),
+        "{}",
+        page.body
+    );
+    expect_audit(&world, "step_up", "failure", Some("other_user")).await;
+    // The session is as it was: Sara on bips, and bws still asks for a step-up.
+    assert_eq!(browser.cookie("prehod_session"), Some(session));
+    let json = browser.api(&portal_url(&world, "bips", "/")).await.json();
+    assert_eq!(received_header(&json, "x-auth-user"), [sara.as_str()]);
+    assert_eq!(
+        browser.api(&portal_url(&world, "bws", "/")).await.status,
+        403,
+        "still level 20"
+    );
+    // The page offers to log in as someone else: that ends the old session everywhere.
+    let marker = "class=\"button\" href=\"";
+    let start = page.body.find(marker).expect("a link to log in as another") + marker.len();
+    let href = unescape(page.body[start..].split('"').next().unwrap_or_default());
+    assert!(href.starts_with("/logout"), "{href}");
+    let out = log_out(&world, &mut browser).await;
+    assert!(out.body.contains("Odjavljeni ste"), "{}", out.body);
+    assert_eq!(
+        browser.api(&portal_url(&world, "bips", "/")).await.status,
+        401
+    );
 }

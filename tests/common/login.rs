@@ -746,3 +746,18 @@ pub async fn callback_url(world: &World, browser: &mut Browser, portal_url: &str
         .location
         .expect("Rekono redirects to the gateway's callback")
 }
+
+/// Logs out as a person does: the confirmation page at `GET /logout`, then its form.
+/// Returns the page at the end of the redirects.
+pub async fn log_out(world: &World, browser: &mut Browser) -> Page {
+    let confirm = browser.navigate(&login_url(world, "/logout")).await;
+    assert_eq!(
+        confirm.status, 200,
+        "the confirmation page: {}",
+        confirm.body
+    );
+    let csrf = unescape(&confirm.hidden("csrf"));
+    browser
+        .post_form(&login_url(world, "/logout"), &[("csrf", &csrf)])
+        .await
+}

@@ -110,6 +110,10 @@ async fn handle(
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
 
+    if path == "/__demo/set-cookie" {
+        return Ok(set_cookies(parts.uri.query().unwrap_or("")));
+    }
+
     if info.own_login {
         if path == "/login" && parts.method == Method::POST {
             return Ok(own_login(&info, &head));
@@ -217,6 +221,48 @@ fn own_login(info: &PortalInfo, form: &[u8]) -> Response<Body> {
         info,
         Some("Napačno uporabniško ime ali geslo / Wrong username or password."),
     )
+}
+
+/// A test endpoint: each `c=` query value (percent-encoded) comes back as one `Set-Cookie`
+/// line, so a test can prove which cookies a portal can set in the browser through the
+/// gateway. Values that are not valid header values are left out.
+fn set_cookies(query: &str) -> Response<Body> {
+    let mut response = text(StatusCode::OK, "cookies set");
+    for value in query.split('&').filter_map(|p| p.strip_prefix("c=")) {
+        let line = percent_decode(value);
+        if let Ok(v) = http::HeaderValue::from_str(&line) {
+            response.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    response
+}
+
+/// `%XX` and `+` decoding of a query value; malformed escapes are kept as they are.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b'+', _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn login_form(info: &PortalInfo, error: Option<&str>) -> Response<Body> {

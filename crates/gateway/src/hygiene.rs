@@ -133,6 +133,28 @@ impl Hygiene {
         Some((!kept.is_empty()).then(|| kept.join("; ")))
     }
 
+    /// Whether an upstream `Set-Cookie` line would set one of the gateway's cookies in the
+    /// browser: its name starts with the cookie prefix in any letter case, also behind a
+    /// `__Host-` or `__Secure-` prefix, and also as a nameless cookie (`=prehod_session=x`,
+    /// which a browser sends back as `prehod_session=x`). A portal must never set them: one
+    /// portal could otherwise swap the user's session on every portal (cookie tossing).
+    pub fn is_gateway_set_cookie(&self, line: &[u8]) -> bool {
+        let line = String::from_utf8_lossy(line);
+        let pair = line.split(';').next().unwrap_or_default().trim();
+        // RFC 6265bis 5.6: no `=` is a nameless cookie whose value is the whole pair.
+        let mut name = pair.split_once('=').map_or(pair, |(n, _)| n).trim();
+        if name.is_empty() {
+            let value = pair.split_once('=').map_or("", |(_, v)| v).trim();
+            name = value.split_once('=').map_or(value, |(n, _)| n).trim();
+        }
+        let lower = name.to_ascii_lowercase();
+        let unprefixed = ["__host-", "__secure-"]
+            .iter()
+            .find_map(|p| lower.strip_prefix(p))
+            .unwrap_or(&lower);
+        unprefixed.starts_with(&self.cookie_prefix.to_ascii_lowercase())
+    }
+
     /// `X-Forwarded-For` for the upstream: the client's chain is kept only from a trusted proxy.
     pub fn forwarded_for(
         &self,
@@ -299,6 +321,27 @@ mod tests {
         assert_eq!(hygiene().upstream_cookie(&h), None);
         let h = map(&[("Cookie", "a=1"), ("Cookie", "b=2")]);
         assert_eq!(hygiene().upstream_cookie(&h), Some(Some("a=1; b=2".into())));
+    }
+
+    #[test]
+    fn recognises_every_spelling_of_a_gateway_set_cookie() {
+        let h = hygiene();
+        for line in [
+            "prehod_session=x; Domain=bankart.si; Path=/",
+            "PREHOD_SESSION=x",
+            " Prehod_lang=en",
+            "__Host-prehod_session=x; Secure; Path=/",
+            "__SECURE-prehod_post=x",
+            "=prehod_session=x",
+            "prehod_session",
+            "prehod",
+        ] {
+            assert!(h.is_gateway_set_cookie(line.as_bytes()), "{line}");
+        }
+        for line in ["app=1; Path=/", "my_prehod=1", "__Host-app=1", "=app=1", ""] {
+            assert!(!h.is_gateway_set_cookie(line.as_bytes()), "{line}");
+        }
+        assert!(h.is_gateway_set_cookie(b"prehod\xff=1"), "not UTF-8");
     }
 
     #[test]

@@ -16,6 +16,9 @@ use crate::templates::{Lang, LoginLinks, Message};
 use crate::Shared;
 
 const ATTEMPT_PURPOSE: &[u8] = b"prehod login attempt v1";
+/// Seals the session id into the logout form's token: only a page the gateway served to this
+/// session can end it.
+const LOGOUT_PURPOSE: &[u8] = b"prehod logout v1";
 const ATTEMPT_LIFETIME: u64 = 600;
 /// At most this many login attempts (tabs) are kept per browser; older ones are dropped.
 const MAX_ATTEMPTS: usize = 5;
@@ -140,6 +143,24 @@ impl Ctx<'_, '_> {
         LoginResponse::html(m.status(), body)
     }
 
+    fn message_action(&self, m: Message, url: &str, label: &str) -> LoginResponse {
+        let body = self.auth.pages.message_action(
+            self.lang,
+            m,
+            Some((url, label)),
+            &self.switch_url(),
+            &self.auth.support_email,
+            self.req.request_id,
+        );
+        LoginResponse::html(m.status(), body)
+    }
+
+    /// The session of the request's cookie, when it is valid now.
+    fn session(&self, now: u64) -> Option<prehod_identity::session::Valid> {
+        crate::auth::cookie(self.req.headers, &self.auth.cookie_name)
+            .and_then(|c| self.auth.sessions.validate(c, now).ok())
+    }
+
     fn audit(&self, e: audit::Event<'_>) {
         audit::write(&audit::Event {
             request_id: self.req.request_id,
@@ -148,11 +169,12 @@ impl Ctx<'_, '_> {
     }
 
     fn login_failed(&self, reason: &'static str, m: Message) -> LoginResponse {
-        self.shared
-            .metrics
+        let metrics = &self.shared.metrics;
+        metrics
             .logins
             .with_label_values(&["rekono", "failure"])
             .inc();
+        metrics.denials.with_label_values(&[reason]).inc();
         self.audit(audit::Event {
             event: "login",
             outcome: "failure",
@@ -176,7 +198,8 @@ pub async fn handle(shared: &Shared, auth: &AuthState, req: LoginRequest<'_>) ->
         ("GET" | "HEAD", "/") => login_page(&ctx),
         ("GET", "/oidc/start") => start(&ctx),
         ("GET", "/oidc/callback") => callback(&ctx).await,
-        ("GET" | "POST", "/logout") => logout(&ctx),
+        ("GET", "/logout") => logout_confirmation(&ctx),
+        ("POST", "/logout") => logout(&ctx),
         ("GET", "/logged-out") => ctx.message(Message::LoggedOut),
         ("POST", "/oidc/backchannel-logout") => backchannel_logout(&ctx).await,
         ("GET", "/.well-known/jwks.json") => LoginResponse::json(200, auth.signer.jwks()),
@@ -376,14 +399,7 @@ async fn callback(ctx: &Ctx<'_, '_>) -> LoginResponse {
     let identity = match result {
         Ok(i) => i,
         Err(e) => {
-            let (reason, m) = match &e {
-                OidcError::Unavailable(_) => ("rekono_unavailable", Message::RekonoUnavailable),
-                OidcError::LevelTooLow { .. } => ("level_too_low", Message::LevelTooLow),
-                OidcError::WrongIssuer(_) => ("wrong_issuer", Message::LoginFailed),
-                OidcError::Refused(_) => ("code_refused", Message::LoginFailed),
-                OidcError::InvalidToken(_) => ("invalid_id_token", Message::LoginFailed),
-                OidcError::Config(_) => ("configuration", Message::LoginFailed),
-            };
+            let (reason, m) = oidc_refusal(&e);
             if matches!(e, OidcError::Unavailable(_)) {
                 metrics.oidc_errors.with_label_values(&["token"]).inc();
             }
@@ -391,6 +407,30 @@ async fn callback(ctx: &Ctx<'_, '_>) -> LoginResponse {
             return ctx.login_failed(reason, m).cookie(clear);
         }
     };
+    // A login never replaces the live session of another person: a step-up that comes back
+    // with another Rekono account is refused, and the session stays as it was.
+    if let Some(current) = ctx.session(now).filter(|v| v.session.sub != identity.sub) {
+        let s = &current.session;
+        metrics
+            .logins
+            .with_label_values(&["rekono", "failure"])
+            .inc();
+        metrics.denials.with_label_values(&["other_user"]).inc();
+        ctx.audit(audit::Event {
+            event: "step_up",
+            outcome: "failure",
+            reason: Some("other_user"),
+            sub: Some(&s.sub),
+            email: Some(&s.email),
+            method: Some("rekono"),
+            level: Some(attempt.level),
+            ..Default::default()
+        });
+        let (_, _, log_out) = Message::LogoutConfirm.text(ctx.lang);
+        return ctx
+            .message_action(Message::StepUpOtherUser, "/logout", log_out)
+            .cookie(clear);
+    }
     let session = Session {
         sid: String::new(),
         sub: identity.sub,
@@ -432,14 +472,79 @@ async fn callback(ctx: &Ctx<'_, '_>) -> LoginResponse {
         .cookie(clear)
 }
 
+/// The one place a failed Rekono login becomes a reason (audit and metric label) and a page:
+/// only an outage says "Rekono is not available"; a bad answer is a failed login.
+fn oidc_refusal(e: &OidcError) -> (&'static str, Message) {
+    match e {
+        OidcError::Unavailable(_) => ("rekono_unavailable", Message::RekonoUnavailable),
+        OidcError::LevelTooLow { .. } => ("level_too_low", Message::LevelTooLow),
+        OidcError::WrongIssuer(_) => ("wrong_issuer", Message::LoginFailed),
+        OidcError::MissingIssuer => ("missing_issuer", Message::LoginFailed),
+        OidcError::Refused(_) => ("code_refused", Message::LoginFailed),
+        OidcError::InvalidToken(_) => ("invalid_id_token", Message::LoginFailed),
+        OidcError::Config(_) => ("configuration", Message::LoginFailed),
+    }
+}
+
+/// `GET /logout` only asks: a link or an image on any site must not end the session. The
+/// form posts the session's logout token.
+fn logout_confirmation(ctx: &Ctx<'_, '_>) -> LoginResponse {
+    let auth = ctx.auth;
+    let Some(valid) = ctx.session(unix_now()) else {
+        // No session to protect: nothing to ask.
+        return LoginResponse::redirect(format!("{}/logged-out", auth.login_url))
+            .cookie(auth.clear_session_cookie());
+    };
+    let Ok(token) = auth
+        .sealer
+        .seal(LOGOUT_PURPOSE, valid.session.sid.as_bytes())
+    else {
+        return ctx.message(Message::LoginFailed);
+    };
+    let body = auth.pages.logout(
+        ctx.lang,
+        &token,
+        &ctx.switch_url(),
+        &auth.support_email,
+        ctx.req.request_id,
+    );
+    LoginResponse::html(Message::LogoutConfirm.status(), body)
+}
+
+/// `POST /logout` from the confirmation form: ends the session (and Rekono's) when the form's
+/// token was sealed for this session; otherwise refuses and the session stays valid.
 fn logout(ctx: &Ctx<'_, '_>) -> LoginResponse {
     let auth = ctx.auth;
     let now = unix_now();
-    let session = crate::auth::cookie(ctx.req.headers, &auth.cookie_name)
-        .and_then(|c| auth.sessions.validate(c, now).ok());
+    let session = ctx.session(now);
     let mut target = format!("{}/logged-out", auth.login_url);
     if let Some(valid) = &session {
         let s = &valid.session;
+        let form: HashMap<String, String> = url::form_urlencoded::parse(&ctx.req.body)
+            .into_owned()
+            .collect();
+        let bound = form
+            .get("csrf")
+            .and_then(|t| auth.sealer.open(LOGOUT_PURPOSE, t).ok())
+            .is_some_and(|sid| constant_time_eq(&sid, s.sid.as_bytes()));
+        if !bound {
+            ctx.shared
+                .metrics
+                .denials
+                .with_label_values(&["bad_logout_token"])
+                .inc();
+            ctx.audit(audit::Event {
+                event: "logout",
+                outcome: "failure",
+                reason: Some("bad_logout_token"),
+                sub: Some(&s.sub),
+                email: Some(&s.email),
+                method: Some(s.method.as_str()),
+                ..Default::default()
+            });
+            let (_, _, log_out) = Message::LogoutConfirm.text(ctx.lang);
+            return ctx.message_action(Message::LogoutRefused, "/logout", log_out);
+        }
         auth.sessions.revoke_sid(&s.sid, now);
         ctx.audit(audit::Event {
             event: "logout",
@@ -694,5 +799,27 @@ pub fn certificate_session(
             not_after: id.not_after,
             revocation_keys: id.revocation_keys.clone(),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_answer_is_a_failed_login_and_only_an_outage_says_unavailable() {
+        let invalid = OidcError::InvalidToken("an ID token without exp".into());
+        assert_eq!(
+            oidc_refusal(&invalid),
+            ("invalid_id_token", Message::LoginFailed)
+        );
+        assert_eq!(
+            oidc_refusal(&OidcError::MissingIssuer),
+            ("missing_issuer", Message::LoginFailed)
+        );
+        assert_eq!(
+            oidc_refusal(&OidcError::Unavailable("timeout".into())),
+            ("rekono_unavailable", Message::RekonoUnavailable)
+        );
     }
 }

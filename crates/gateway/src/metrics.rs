@@ -115,7 +115,10 @@ impl Metrics {
             &["portal"],
         )?;
         let denials = IntCounterVec::new(
-            Opts::new("prehod_denials_total", "Portal requests refused, by reason"),
+            Opts::new(
+                "prehod_denials_total",
+                "Portal requests and logins refused, by reason",
+            ),
             &["reason"],
         )?;
         let session_cache_entries = IntGauge::new(

@@ -719,12 +719,30 @@ impl ProxyHttp for Gateway {
         Ok(())
     }
 
+    /// The gateway's cookies are its own: a portal's `Set-Cookie` for one of them is dropped
+    /// (before `response_filter` adds the gateway's).
     async fn upstream_response_filter(
         &self,
         _session: &mut Session,
-        _upstream: &mut ResponseHeader,
+        upstream: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        let hygiene = &self.shared.hygiene;
+        let set_cookies = upstream.headers.get_all(http::header::SET_COOKIE);
+        if set_cookies
+            .iter()
+            .any(|v| hygiene.is_gateway_set_cookie(v.as_bytes()))
+        {
+            let kept: Vec<http::HeaderValue> = set_cookies
+                .iter()
+                .filter(|v| !hygiene.is_gateway_set_cookie(v.as_bytes()))
+                .cloned()
+                .collect();
+            upstream.remove_header(&http::header::SET_COOKIE);
+            for v in kept {
+                upstream.append_header(http::header::SET_COOKIE, v)?;
+            }
+        }
         if let Some(started) = ctx.upstream_started {
             self.shared
                 .metrics

@@ -11,6 +11,7 @@ const EMBEDDED: &[(&str, &str)] = &[
     ("base.html", include_str!("../templates/base.html")),
     ("login.html", include_str!("../templates/login.html")),
     ("message.html", include_str!("../templates/message.html")),
+    ("logout.html", include_str!("../templates/logout.html")),
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -128,6 +129,12 @@ pub enum Message {
     UserNotAllowed,
     /// A certificate login was refused; the reason is shown with it.
     CertificateRefused,
+    /// `GET /logout`: the question, answered by a form that posts the logout token.
+    LogoutConfirm,
+    /// A logout POST without the session's logout token (a forged cross-site request).
+    LogoutRefused,
+    /// A step-up returned another Rekono account than the session's: refused.
+    StepUpOtherUser,
 }
 
 impl Message {
@@ -137,13 +144,14 @@ impl Message {
             Message::Denied | Message::LevelTooLow | Message::MethodNotAllowed => 403,
             Message::RekonoUnavailable | Message::CertificateNotYet => 503,
             Message::UserNotAllowed | Message::CertificateRefused => 403,
-            Message::LoggedOut => 200,
+            Message::LoggedOut | Message::LogoutConfirm => 200,
+            Message::LogoutRefused | Message::StepUpOtherUser => 403,
             Message::NotFound => 404,
         }
     }
 
     /// Title, body, what next.
-    fn text(self, lang: Lang) -> (&'static str, &'static str, &'static str) {
+    pub fn text(self, lang: Lang) -> (&'static str, &'static str, &'static str) {
         let sl = lang == Lang::Sl;
         match self {
             Message::LoginFailed => {
@@ -276,6 +284,27 @@ impl Message {
                     ("Certificate login failed", "The certificate could not be accepted.", "Check that you chose the right certificate, or log in with a Rekono account.")
                 }
             }
+            Message::LogoutConfirm => {
+                if sl {
+                    ("Odjava", "Ali se želite odjaviti z Bankart Varnega Spletnega Prehoda? Odjava konča sejo v vseh aplikacijah.", "Odjava")
+                } else {
+                    ("Log out", "Do you want to log out of the Bankart Secure Web Gateway? Logging out ends your session in every application.", "Log out")
+                }
+            }
+            Message::LogoutRefused => {
+                if sl {
+                    ("Odjava ni bila potrjena", "Zahteva za odjavo ni prišla z odjavne strani prehoda, zato vaša seja ostaja odprta.", "Za odjavo odprite odjavno stran in jo potrdite.")
+                } else {
+                    ("The logout was not confirmed", "The logout request did not come from the gateway's logout page, so your session stays open.", "To log out, open the logout page and confirm.")
+                }
+            }
+            Message::StepUpOtherUser => {
+                if sl {
+                    ("Prijavili ste se kot drug uporabnik", "Pri Rekonu ste se prijavili z drugim računom, kot je prijavljen na prehodu. Višje stopnje zaupanja zato niste dobili; vaša seja ostaja taka, kot je bila.", "Za višjo stopnjo se prijavite z istim računom Rekono. Če se želite prijaviti kot nekdo drug, se najprej odjavite.")
+                } else {
+                    ("You logged in as another user", "At Rekono you logged in with another account than the one logged in at the gateway. You did not get the higher level of assurance; your session is as it was.", "For the higher level, log in with the same Rekono account. To log in as someone else, log out first.")
+                }
+            }
             Message::NotFound => {
                 if sl {
                     (
@@ -329,7 +358,9 @@ impl Pages {
         let pages = Self { env };
         for lang in [Lang::Sl, Lang::En] {
             pages.try_login(lang, &LoginLinks::default(), None, "", "")?;
-            pages.try_message(lang, Message::NotFound, "", "", None)?;
+            pages.try_message(lang, Message::NotFound, "", "", None, None)?;
+            pages.try_message(lang, Message::NotFound, "", "", None, Some(("/", "x")))?;
+            pages.try_logout(lang, "", "", "", "")?;
         }
         Ok(pages)
     }
@@ -372,6 +403,7 @@ impl Pages {
         switch_url: &str,
         support: &str,
         request_id: Option<&str>,
+        action: Option<(&str, &str)>,
     ) -> Result<String, TemplateError> {
         let err = |e: minijinja::Error| TemplateError {
             name: "message.html".into(),
@@ -390,8 +422,52 @@ impl Pages {
                 switch_url => switch_url,
                 support_email => support,
                 request_id => request_id.unwrap_or(""),
+                action_url => action.map(|(url, _)| url),
+                action => action.map(|(_, label)| label),
             })
             .map_err(err)
+    }
+
+    fn try_logout(
+        &self,
+        lang: Lang,
+        csrf: &str,
+        switch_url: &str,
+        support: &str,
+        request_id: &str,
+    ) -> Result<String, TemplateError> {
+        let err = |e: minijinja::Error| TemplateError {
+            name: "logout.html".into(),
+            message: e.to_string(),
+        };
+        let (title, body, next) = Message::LogoutConfirm.text(lang);
+        self.env
+            .get_template("logout.html")
+            .map_err(err)?
+            .render(context! {
+                lang => lang.code(), t => texts(lang), title => title, body => body, next => next,
+                csrf => csrf, switch_url => switch_url, support_email => support,
+                request_id => request_id,
+            })
+            .map_err(err)
+    }
+
+    /// The logout confirmation: a form that posts `csrf` (the session's logout token).
+    pub fn logout(
+        &self,
+        lang: Lang,
+        csrf: &str,
+        switch_url: &str,
+        support: &str,
+        request_id: &str,
+    ) -> String {
+        self.try_logout(lang, csrf, switch_url, support, request_id)
+            .unwrap_or_else(|e| {
+                format!(
+                    "<!doctype html><p>{}</p>",
+                    crate::pages::escape(&e.to_string())
+                )
+            })
     }
 
     pub fn login(
@@ -447,7 +523,20 @@ impl Pages {
         support: &str,
         request_id: &str,
     ) -> String {
-        self.try_message(lang, m, switch_url, support, Some(request_id))
+        self.message_action(lang, m, None, switch_url, support, request_id)
+    }
+
+    /// A message page with a button: `action` is its URL and label.
+    pub fn message_action(
+        &self,
+        lang: Lang,
+        m: Message,
+        action: Option<(&str, &str)>,
+        switch_url: &str,
+        support: &str,
+        request_id: &str,
+    ) -> String {
+        self.try_message(lang, m, switch_url, support, Some(request_id), action)
             .unwrap_or_else(|e| {
                 format!(
                     "<!doctype html><p>{}</p>",

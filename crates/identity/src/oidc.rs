@@ -4,6 +4,7 @@
 //! logout tokens are checked with `jsonwebtoken`.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -11,8 +12,8 @@ use openidconnect::core::{
     CoreAuthenticationFlow, CoreClient, CoreJwsSigningAlgorithm, CoreProviderMetadata,
 };
 use openidconnect::{
-    AuthenticationContextClass, AuthorizationCode, ClientId, ClientSecret, CsrfToken,
-    EndpointMaybeSet, EndpointNotSet, EndpointSet, IssuerUrl, Nonce, PkceCodeChallenge,
+    AsyncHttpClient, AuthenticationContextClass, AuthorizationCode, ClientId, ClientSecret,
+    CsrfToken, EndpointMaybeSet, EndpointNotSet, EndpointSet, IssuerUrl, Nonce, PkceCodeChallenge,
     PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
 };
 use serde::{Deserialize, Serialize};
@@ -60,6 +61,8 @@ pub enum OidcError {
     LevelTooLow { got: u8, wanted: u8 },
     #[error("the response names another issuer ({0})")]
     WrongIssuer(String),
+    #[error("the response has no `iss`, which the provider promises (RFC 9207)")]
+    MissingIssuer,
     #[error("configuration: {0}")]
     Config(String),
 }
@@ -101,6 +104,9 @@ struct Discovered {
     client: Client,
     token_endpoint: String,
     end_session: Option<String>,
+    /// RFC 9207: the provider puts `iss` in every authorization response, so one without it
+    /// is refused.
+    iss_in_response: bool,
     jwks: jsonwebtoken::jwk::JwkSet,
 }
 
@@ -151,7 +157,11 @@ async fn fetch(settings: &Settings, http: &reqwest::Client) -> Result<Discovered
         .token_endpoint()
         .map(|t| t.url().to_string())
         .ok_or_else(|| OidcError::Unavailable("discovery names no token endpoint".into()))?;
-    let end_session = discovery_field(http, &settings.issuer, "end_session_endpoint").await;
+    // Fields `openidconnect`'s core metadata does not carry. Required like the rest of
+    // discovery: a missed RFC 9207 flag would silently accept responses without `iss`.
+    let doc = discovery_document(http, &settings.issuer).await?;
+    let end_session = doc["end_session_endpoint"].as_str().map(str::to_owned);
+    let iss_in_response = doc["authorization_response_iss_parameter_supported"] == true;
     let jwks: jsonwebtoken::jwk::JwkSet = http
         .get(jwks_uri)
         .send()
@@ -176,18 +186,75 @@ async fn fetch(settings: &Settings, http: &reqwest::Client) -> Result<Discovered
         client,
         token_endpoint,
         end_session,
+        iss_in_response,
         jwks,
     })
 }
 
-/// One field of the discovery document that `openidconnect`'s core metadata does not carry.
-async fn discovery_field(http: &reqwest::Client, issuer: &str, field: &str) -> Option<String> {
+/// The discovery document as JSON, for the fields `openidconnect`'s core metadata lacks.
+async fn discovery_document(
+    http: &reqwest::Client,
+    issuer: &str,
+) -> Result<serde_json::Value, OidcError> {
     let url = format!(
         "{}/.well-known/openid-configuration",
         issuer.trim_end_matches('/')
     );
-    let doc: serde_json::Value = http.get(url).send().await.ok()?.json().await.ok()?;
-    doc[field].as_str().map(str::to_owned)
+    let unavailable = |e: reqwest::Error| OidcError::Unavailable(format!("discovery: {e}"));
+    http.get(url)
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .map_err(unavailable)?
+        .json()
+        .await
+        .map_err(unavailable)
+}
+
+/// What a failed token request means, from the status the token endpoint answered with:
+/// none or a 5xx is an outage (the login can be tried again later); another error status is
+/// a refusal of the code; a 200 whose body is not a valid token response (an ID token without
+/// `exp`, `iat` or `sub`, say) is an invalid token — a refused login, never an outage.
+fn token_failure(status: u16, detail: String) -> OidcError {
+    match status {
+        0 | 500.. => OidcError::Unavailable(format!("token endpoint ({status}): {detail}")),
+        200 => OidcError::InvalidToken(format!("token response: {detail}")),
+        _ => OidcError::Refused(detail),
+    }
+}
+
+/// The provider's HTTP client for one token request, remembering the status of the answer.
+struct StatusRecorder<'a> {
+    http: &'a reqwest::Client,
+    status: AtomicU16,
+}
+
+impl StatusRecorder<'_> {
+    /// The answer's status; 0 when there was none.
+    fn status(&self) -> u16 {
+        self.status.load(Ordering::Relaxed)
+    }
+}
+
+impl<'c> AsyncHttpClient<'c> for StatusRecorder<'_> {
+    type Error = openidconnect::HttpClientError<reqwest::Error>;
+    type Future = std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Result<openidconnect::HttpResponse, Self::Error>>
+                + Send
+                + Sync
+                + 'c,
+        >,
+    >;
+
+    fn call(&'c self, request: openidconnect::HttpRequest) -> Self::Future {
+        Box::pin(async move {
+            let response = self.http.call(request).await?;
+            self.status
+                .store(response.status().as_u16(), Ordering::Relaxed);
+            Ok(response)
+        })
+    }
 }
 
 impl Provider {
@@ -296,26 +363,36 @@ impl Provider {
         attempt: &Attempt,
         now: u64,
     ) -> Result<Identity, OidcError> {
-        if let Some(iss) = iss {
-            if iss != self.settings.issuer {
+        let current = self.current();
+        match iss {
+            Some(iss) if iss != self.settings.issuer => {
                 return Err(OidcError::WrongIssuer(iss.to_owned()));
             }
+            None if current.iss_in_response => return Err(OidcError::MissingIssuer),
+            _ => {}
         }
-        let current = self.current();
         let token = match &self.settings.client_auth {
-            ClientAuth::Secret(_) => current
-                .client
-                .exchange_code(AuthorizationCode::new(code.to_owned()))
-                .map_err(|e| OidcError::Config(e.to_string()))?
-                .set_pkce_verifier(PkceCodeVerifier::new(attempt.verifier.clone()))
-                .request_async(&self.http)
-                .await
-                .map_err(|e| match e {
-                    openidconnect::RequestTokenError::ServerResponse(r) => {
-                        OidcError::Refused(r.to_string())
-                    }
-                    other => OidcError::Unavailable(other.to_string()),
-                })?,
+            ClientAuth::Secret(_) => {
+                // The status of the answer decides what a failure is (see `token_failure`);
+                // openidconnect reports a 5xx page and a malformed ID token alike as `Parse`.
+                let http = StatusRecorder {
+                    http: &self.http,
+                    status: AtomicU16::new(0),
+                };
+                current
+                    .client
+                    .exchange_code(AuthorizationCode::new(code.to_owned()))
+                    .map_err(|e| OidcError::Config(e.to_string()))?
+                    .set_pkce_verifier(PkceCodeVerifier::new(attempt.verifier.clone()))
+                    .request_async(&http)
+                    .await
+                    .map_err(|e| match e {
+                        openidconnect::RequestTokenError::Request(e) => {
+                            OidcError::Unavailable(format!("token endpoint: {e}"))
+                        }
+                        other => token_failure(http.status(), other.to_string()),
+                    })?
+            }
             ClientAuth::PrivateKeyJwt { key_pem, rsa } => {
                 self.token_with_client_assertion(
                     &current.token_endpoint,
@@ -352,6 +429,22 @@ impl Provider {
             }
             Err(e) => return Err(OidcError::InvalidToken(e.to_string())),
         };
+        // OIDC Core 3.1.3.7 steps 4 and 5, which openidconnect leaves to its users: a token
+        // for several audiences names the one it was issued to, and that must be us.
+        match claims.authorized_party() {
+            Some(azp) if azp.as_str() != self.settings.client_id => {
+                return Err(OidcError::InvalidToken(format!(
+                    "azp {:?} is another client",
+                    azp.as_str()
+                )));
+            }
+            None if claims.audiences().len() > 1 => {
+                return Err(OidcError::InvalidToken(
+                    "several audiences and no azp".into(),
+                ));
+            }
+            _ => {}
+        }
         let iat = claims.issue_time().timestamp();
         let skew = self.settings.max_skew.as_secs() as i64;
         if iat > now as i64 + skew {
@@ -467,22 +560,18 @@ impl Provider {
             .send()
             .await
             .map_err(|e| OidcError::Unavailable(format!("token endpoint: {e}")))?;
-        let status = resp.status();
+        let status = resp.status().as_u16();
         let body = resp
             .bytes()
             .await
             .map_err(|e| OidcError::Unavailable(format!("token endpoint: {e}")))?;
-        if !status.is_success() {
+        if status != 200 {
             let error: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-            return Err(OidcError::Refused(
-                error["error"]
-                    .as_str()
-                    .unwrap_or("token request refused")
-                    .to_owned(),
-            ));
+            let detail = error["error"].as_str().unwrap_or("token request refused");
+            return Err(token_failure(status, detail.to_owned()));
         }
-        serde_json::from_slice(&body)
-            .map_err(|e| OidcError::Refused(format!("token response: {e}")))
+        // The ID token's claims are parsed here: one without `exp`, `iat` or `sub` fails.
+        serde_json::from_slice(&body).map_err(|e| token_failure(status, e.to_string()))
     }
 
     /// The provider's end-session URL for RP-initiated logout, when it has one.
@@ -568,5 +657,289 @@ impl Provider {
         }
         self.seen_jti.insert(jti.to_owned(), ());
         Ok(Logout { sid, sub })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The relying party against a test-only provider on loopback whose token endpoint
+    //! answers with whatever a test puts there: ID tokens signed with the provider's key but
+    //! with bad claims, malformed responses, and failures.
+
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    const CLIENT: &str = "prehod-test";
+
+    /// What the token endpoint answers: status and body.
+    type Answer = Arc<Mutex<(u16, String)>>;
+
+    struct TestProvider {
+        issuer: String,
+        kid: String,
+        key: jsonwebtoken::EncodingKey,
+        answer: Answer,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    impl TestProvider {
+        async fn start() -> Self {
+            let group =
+                openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap();
+            let pkey =
+                openssl::pkey::PKey::from_ec_key(openssl::ec::EcKey::generate(&group).unwrap())
+                    .unwrap();
+            let pem = pkey.private_key_to_pem_pkcs8().unwrap();
+            let signer = crate::assertion::Signer::new(&pem, String::new(), 60).unwrap();
+            let jwks = signer.jwks().to_string();
+            let kid = signer.jwks()["keys"][0]["kid"].as_str().unwrap().to_owned();
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let issuer = format!("http://{}", listener.local_addr().unwrap());
+            let discovery = serde_json::json!({
+                "issuer": issuer,
+                "authorization_endpoint": format!("{issuer}/authorize"),
+                "token_endpoint": format!("{issuer}/token"),
+                "jwks_uri": format!("{issuer}/jwks"),
+                "response_types_supported": ["code"],
+                "subject_types_supported": ["public"],
+                "id_token_signing_alg_values_supported": ["ES256"],
+                "authorization_response_iss_parameter_supported": true,
+            })
+            .to_string();
+            let answer: Answer = Arc::new(Mutex::new((500, String::new())));
+            let shared = answer.clone();
+            let task = tokio::spawn(async move {
+                while let Ok((mut stream, _)) = listener.accept().await {
+                    let (discovery, jwks, answer) =
+                        (discovery.clone(), jwks.clone(), shared.clone());
+                    tokio::spawn(async move {
+                        let mut request = Vec::new();
+                        let mut buf = [0u8; 4096];
+                        // Enough of the request to route it: the request line and headers.
+                        while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                            match stream.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => request.extend_from_slice(&buf[..n]),
+                            }
+                        }
+                        let line = String::from_utf8_lossy(&request);
+                        let path = line.split(' ').nth(1).unwrap_or("");
+                        let (status, body) = match path {
+                            "/.well-known/openid-configuration" => (200, discovery),
+                            "/jwks" => (200, jwks),
+                            _ => answer.lock().unwrap().clone(),
+                        };
+                        let head = format!(
+                            "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\n\
+                             content-length: {}\r\nconnection: close\r\n\r\n",
+                            body.len()
+                        );
+                        let _ = stream.write_all(head.as_bytes()).await;
+                        let _ = stream.write_all(body.as_bytes()).await;
+                    });
+                }
+            });
+            Self {
+                issuer,
+                kid,
+                key: jsonwebtoken::EncodingKey::from_ec_pem(&pem).unwrap(),
+                answer,
+                task,
+            }
+        }
+
+        fn settings(&self, client_auth: ClientAuth) -> Settings {
+            Settings {
+                issuer: self.issuer.clone(),
+                client_id: CLIENT.into(),
+                client_auth,
+                redirect_uri: "https://login.example/oidc/callback".into(),
+                scopes: vec!["openid".into()],
+                acr_levels: vec![("10".into(), 10), ("20".into(), 20), ("30".into(), 30)],
+                extra_roots: vec![],
+                timeout: Duration::from_secs(2),
+                max_skew: Duration::from_secs(60),
+            }
+        }
+
+        /// The claims of a good ID token for `attempt`.
+        fn claims(&self, attempt: &Attempt, now: u64) -> serde_json::Value {
+            serde_json::json!({
+                "iss": self.issuer,
+                "sub": "user-1",
+                "aud": CLIENT,
+                "exp": now + 300,
+                "iat": now,
+                "nonce": attempt.nonce,
+                "acr": "20",
+            })
+        }
+
+        fn answer_with_id_token(&self, claims: &serde_json::Value) {
+            let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+            header.kid = Some(self.kid.clone());
+            let jwt = jsonwebtoken::encode(&header, claims, &self.key).unwrap();
+            self.answer_raw(
+                200,
+                serde_json::json!({"access_token": "a", "token_type": "Bearer", "id_token": jwt})
+                    .to_string(),
+            );
+        }
+
+        fn answer_raw(&self, status: u16, body: String) {
+            *self.answer.lock().unwrap() = (status, body);
+        }
+    }
+
+    /// Both ways the gateway authenticates at the token endpoint (they build the request
+    /// differently, so each is tried).
+    fn client_auths() -> Vec<ClientAuth> {
+        let group =
+            openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap();
+        let key = openssl::ec::EcKey::generate(&group).unwrap();
+        let pem = openssl::pkey::PKey::from_ec_key(key)
+            .unwrap()
+            .private_key_to_pem_pkcs8()
+            .unwrap();
+        vec![
+            ClientAuth::Secret("secret".into()),
+            ClientAuth::PrivateKeyJwt {
+                key_pem: pem,
+                rsa: false,
+            },
+        ]
+    }
+
+    async fn login(
+        op: &TestProvider,
+        auth: ClientAuth,
+        claims: Option<serde_json::Value>,
+    ) -> Result<Identity, OidcError> {
+        let provider = Provider::discover(op.settings(auth)).await.unwrap();
+        let now = crate::unix_now();
+        let (_, attempt) = provider.start(20, "https://portal.example/".into(), now);
+        if let Some(edit) = claims {
+            let mut c = op.claims(&attempt, now);
+            for (k, v) in edit.as_object().unwrap() {
+                if v.is_null() {
+                    c.as_object_mut().unwrap().remove(k);
+                } else {
+                    c[k] = v.clone();
+                }
+            }
+            op.answer_with_id_token(&c);
+        }
+        provider
+            .finish("code", Some(&op.issuer), &attempt, now)
+            .await
+    }
+
+    #[tokio::test]
+    async fn a_good_id_token_logs_in() {
+        let op = TestProvider::start().await;
+        for auth in client_auths() {
+            let id = login(&op, auth.clone(), Some(serde_json::json!({})))
+                .await
+                .unwrap();
+            assert_eq!((id.sub.as_str(), id.level), ("user-1", 20));
+            let with_azp = serde_json::json!({"azp": CLIENT});
+            assert!(login(&op, auth, Some(with_azp)).await.is_ok());
+        }
+    }
+
+    #[tokio::test]
+    async fn an_id_token_for_another_authorized_party_is_refused() {
+        let op = TestProvider::start().await;
+        for auth in client_auths() {
+            for edit in [
+                // azp names another client.
+                serde_json::json!({"azp": "another-client"}),
+                // Several audiences and no azp.
+                serde_json::json!({"aud": [CLIENT, "another-client"]}),
+                // Several audiences, azp another one of them.
+                serde_json::json!({"aud": [CLIENT, "another-client"], "azp": "another-client"}),
+            ] {
+                match login(&op, auth.clone(), Some(edit.clone())).await {
+                    Err(OidcError::InvalidToken(m)) => {
+                        assert!(m.contains("azp") || m.contains("aud"), "{edit}: {m}")
+                    }
+                    other => panic!("{edit} must be refused as an invalid token, got {other:?}"),
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_malformed_id_token_is_an_invalid_token_not_an_outage() {
+        let op = TestProvider::start().await;
+        for auth in client_auths() {
+            for missing in ["exp", "iat", "sub", "iss", "aud"] {
+                let edit = serde_json::json!({ missing: null });
+                match login(&op, auth.clone(), Some(edit)).await {
+                    Err(OidcError::InvalidToken(_)) => {}
+                    other => panic!("an ID token without {missing}: {other:?}"),
+                }
+            }
+            for body in [
+                "not json".to_owned(),
+                r#"{"access_token":"a","token_type":"Bearer","id_token":"not.a.jwt"}"#.to_owned(),
+                r#"{"access_token":"a","token_type":"Bearer"}"#.to_owned(),
+            ] {
+                op.answer_raw(200, body.clone());
+                match login(&op, auth.clone(), None).await {
+                    Err(OidcError::InvalidToken(_)) => {}
+                    other => panic!("a token response {body}: {other:?}"),
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn an_outage_stays_an_outage_and_a_refusal_a_refusal() {
+        let mut op = TestProvider::start().await;
+        for auth in client_auths() {
+            for (status, body) in [(503, "{}"), (500, "<html>oops</html>"), (502, "")] {
+                op.answer_raw(status, body.into());
+                match login(&op, auth.clone(), None).await {
+                    Err(OidcError::Unavailable(_)) => {}
+                    other => panic!("{status} {body}: {other:?}"),
+                }
+            }
+            op.answer_raw(400, r#"{"error":"invalid_grant"}"#.into());
+            match login(&op, auth.clone(), None).await {
+                Err(OidcError::Refused(_)) => {}
+                other => panic!("invalid_grant: {other:?}"),
+            }
+        }
+        // The token endpoint stops answering after discovery.
+        let provider = Provider::discover(op.settings(ClientAuth::Secret("s".into())))
+            .await
+            .unwrap();
+        op.task.abort();
+        let _ = (&mut op.task).await;
+        let now = crate::unix_now();
+        let (_, attempt) = provider.start(20, "https://portal.example/".into(), now);
+        match provider
+            .finish("code", Some(&op.issuer), &attempt, now)
+            .await
+        {
+            Err(OidcError::Unavailable(_)) => {}
+            other => panic!("an unreachable token endpoint: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_response_without_iss_is_refused_when_the_provider_promises_it() {
+        let op = TestProvider::start().await;
+        let provider = Provider::discover(op.settings(ClientAuth::Secret("s".into())))
+            .await
+            .unwrap();
+        let now = crate::unix_now();
+        let (_, attempt) = provider.start(20, "https://portal.example/".into(), now);
+        op.answer_with_id_token(&op.claims(&attempt, now));
+        assert!(matches!(
+            provider.finish("code", None, &attempt, now).await,
+            Err(OidcError::MissingIssuer)
+        ));
     }
 }
