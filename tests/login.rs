@@ -1061,3 +1061,44 @@ async fn a_form_interrupted_by_the_login_arrives_at_the_portal_with_its_body_int
         .body
         .contains("Obrazca, ki ste ga poslali, ni bilo mogoče ohraniti"));
 }
+
+/// Issue 10: a `state` with a multi-byte character across byte 16 once panicked the handler
+/// (it sliced by byte index), resetting the connection and leaking the in-flight gauge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_with_multi_byte_characters_is_refused_without_a_panic() {
+    let world = world(Options::default()).await;
+    let mut browser = Browser::new(&world);
+    for state in [
+        "aaaaaaaaaaaaaaa%C3%A9",
+        "aaaaaaaaaaaaaa%E2%82%AC",
+        "%F0%9F%92%A5%F0%9F%92%A5%F0%9F%92%A5%F0%9F%92%A5%F0%9F%92%A5",
+        "aaaaaaaaaaaaaaa%FF%FE",
+    ] {
+        let page = browser
+            .navigate(&login_url(
+                &world,
+                &format!("/oidc/callback?code=x&state={state}"),
+            ))
+            .await;
+        assert_eq!(page.status, 400, "state={state}: {}", page.body);
+        assert!(page.body.contains("Prijava ni uspela"));
+    }
+    expect_audit(&world, "login", "failure", Some("state_mismatch")).await;
+    // Every request finished: nothing is left counted in flight.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let metrics = world.gw.metrics();
+        if metrics.lines().any(|l| l == "prehod_requests_in_flight 0") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "in-flight gauge stuck:\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        !world.gw.log_lines().iter().any(|l| l.contains("panicked")),
+        "a request panicked"
+    );
+}

@@ -292,14 +292,20 @@ fn start(ctx: &Ctx<'_, '_>) -> LoginResponse {
             "{name}=; Path=/oidc/; Max-Age=0; Secure; HttpOnly; SameSite=Lax"
         ));
     }
-    let name = format!(
-        "{}{}",
-        auth.attempt_prefix,
-        &attempt.state[..attempt.state.len().min(16)]
-    );
+    let name = attempt_cookie_name(&auth.attempt_prefix, &attempt.state);
     resp.cookie(format!(
         "{name}={sealed}; Path=/oidc/; Max-Age={ATTEMPT_LIFETIME}; Secure; HttpOnly; SameSite=Lax"
     ))
+}
+
+/// The attempt cookie's name: the prefix and the state's first 16 bytes (states are ASCII; any
+/// other text keeps its characters up to byte 16, never a split one, and so matches no cookie).
+fn attempt_cookie_name(prefix: &str, state: &str) -> String {
+    let end = (0..=state.len().min(16))
+        .rev()
+        .find(|&i| state.is_char_boundary(i))
+        .unwrap_or(0);
+    format!("{prefix}{}", state.get(..end).unwrap_or_default())
 }
 
 fn attempt_cookies(ctx: &Ctx<'_, '_>) -> Vec<(String, String)> {
@@ -339,7 +345,8 @@ async fn callback(ctx: &Ctx<'_, '_>) -> LoginResponse {
     let Some(state) = q.get("state").filter(|s| s.len() >= 16) else {
         return ctx.login_failed("missing_state", Message::LoginFailed);
     };
-    let name = format!("{}{}", auth.attempt_prefix, &state[..16.min(state.len())]);
+    // The state is client input of any shape: a name from it is never sliced by byte index.
+    let name = attempt_cookie_name(&auth.attempt_prefix, state);
     let attempt = attempt_cookies(ctx)
         .into_iter()
         .find(|(n, _)| *n == name)
@@ -701,5 +708,26 @@ pub fn certificate_session(
             issuer: id.issuer.clone(),
             serial: id.serial.clone(),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attempt_cookie_names_never_split_a_character() {
+        assert_eq!(
+            attempt_cookie_name("p_", "abcdefghijklmnopqrstuvwxyz"),
+            "p_abcdefghijklmnop"
+        );
+        assert_eq!(attempt_cookie_name("p_", "short"), "p_short");
+        // A multi-byte character across byte 16 is left out, not split (this panicked).
+        assert_eq!(
+            attempt_cookie_name("p_", "aaaaaaaaaaaaaaaé"),
+            "p_aaaaaaaaaaaaaaa"
+        );
+        assert_eq!(attempt_cookie_name("p_", "💥💥💥💥💥"), "p_💥💥💥💥");
+        assert_eq!(attempt_cookie_name("p_", ""), "p_");
     }
 }
