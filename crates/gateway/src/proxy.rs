@@ -182,7 +182,8 @@ impl Gateway {
 
     fn portal_name(&self, ctx: &RequestCtx) -> &str {
         ctx.portal
-            .map_or("unknown", |i| self.shared.config.portals[i].name.as_str())
+            .and_then(|i| self.shared.config.portals.get(i))
+            .map_or("unknown", |p| p.name.as_str())
     }
 
     /// Writes one of the gateway's own pages. Returns the status written.
@@ -329,7 +330,12 @@ impl ProxyHttp for Gateway {
             req.uri.path_and_query().map_or("/", |p| p.as_str())
         );
         let shared = &self.shared;
-        let portal_cfg = &shared.config.portals[portal];
+        let Some(portal_cfg) = shared.config.portals.get(portal) else {
+            return Err(Error::explain(
+                ErrorType::InternalError,
+                "routed to no portal",
+            ));
+        };
         // A certificate-only portal: the handshake demanded a certificate; it is the identity.
         if portal_cfg.client_certificate_required {
             let request_id = ctx.request_id.clone();
@@ -600,7 +606,14 @@ impl ProxyHttp for Gateway {
         let portal = ctx
             .portal
             .ok_or_else(|| Error::explain(ErrorType::InternalError, "no portal routed"))?;
-        let pool = &self.shared.pools[portal];
+        let (Some(pool), Some(template)) =
+            (self.shared.pools.get(portal), self.shared.peers.get(portal))
+        else {
+            return Err(Error::explain(
+                ErrorType::InternalError,
+                "routed to no portal",
+            ));
+        };
         let (target, addr) = pool.select(&ctx.failed).ok_or_else(|| {
             let mut e = Error::explain(ErrorType::ConnectNoRoute, "no upstream target is resolved");
             e.esource = ErrorSource::Upstream;
@@ -608,8 +621,12 @@ impl ProxyHttp for Gateway {
         })?;
         ctx.target = Some(target);
         ctx.upstream_started = Some(Instant::now());
-        let template = &self.shared.peers[portal];
-        let mut peer = HttpPeer::new(addr, template.tls, pool.targets[target].target.host.clone());
+        let sni = pool
+            .targets
+            .get(target)
+            .map(|t| t.target.host.clone())
+            .unwrap_or_default();
+        let mut peer = HttpPeer::new(addr, template.tls, sni);
         peer.options = template.options.clone();
         Ok(Box::new(peer))
     }
@@ -623,15 +640,22 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
         mut e: Box<Error>,
     ) -> Box<Error> {
-        if let (Some(portal), Some(target)) = (ctx.portal, ctx.target) {
-            let pool = &self.shared.pools[portal];
-            pool.targets[target].mark(false);
+        let portal = ctx.portal.and_then(|p| {
+            Some((
+                self.shared.pools.get(p)?,
+                self.shared.config.portals.get(p)?,
+            ))
+        });
+        if let (Some((pool, portal)), Some(target)) = (portal, ctx.target) {
+            if let Some(t) = pool.targets.get(target) {
+                t.mark(false);
+            }
             ctx.failed.push(target);
             let (kind, _) = upstream_failure(&e);
             self.shared
                 .metrics
                 .upstream_errors
-                .with_label_values(&[&self.shared.config.portals[portal].name, kind])
+                .with_label_values(&[&portal.name, kind])
                 .inc();
             e.set_retry(pool.select(&ctx.failed).is_some());
         }
@@ -669,16 +693,14 @@ impl ProxyHttp for Gateway {
             upstream.insert_header("x-forwarded-proto", "https")?;
         }
         if !ctx.trusted_proxy || !upstream.headers.contains_key("x-forwarded-host") {
-            if let Some(portal) = ctx.portal {
-                upstream.insert_header(
-                    "x-forwarded-host",
-                    shared.config.portals[portal].host.as_str(),
-                )?;
+            if let Some(portal) = ctx.portal.and_then(|p| shared.config.portals.get(p)) {
+                upstream.insert_header("x-forwarded-host", portal.host.as_str())?;
             }
         }
         upstream.insert_header(headers.request_id.clone(), &ctx.request_id)?;
         // Strip before set: the client's identity headers went in early_request_filter.
-        if let (Some(s), Some(auth), Some(portal)) = (&ctx.session, &shared.auth, ctx.portal) {
+        let portal = ctx.portal.and_then(|p| shared.config.portals.get(p));
+        if let (Some(s), Some(auth), Some(portal)) = (&ctx.session, &shared.auth, portal) {
             upstream.insert_header(headers.user.clone(), s.sub.as_str())?;
             upstream.insert_header(headers.email.clone(), s.email.as_str())?;
             upstream.insert_header(headers.name.clone(), header_safe(&s.name))?;
@@ -693,7 +715,7 @@ impl ProxyHttp for Gateway {
             if let Some(fp) = &s.cert_fingerprint {
                 upstream.insert_header(headers.cert_fingerprint.clone(), fp.as_str())?;
             }
-            let audience = format!("https://{}", shared.config.portals[portal].host);
+            let audience = format!("https://{}", portal.host);
             match auth
                 .signer
                 .sign_cached(s, &audience, prehod_identity::unix_now())
@@ -834,7 +856,12 @@ impl ProxyHttp for Gateway {
             .or_else(|| req.uri.host())
             .unwrap_or("-");
         let upstream = match (ctx.portal, ctx.target) {
-            (Some(p), Some(t)) => Some(self.shared.pools[p].targets[t].target.to_string()),
+            (Some(p), Some(t)) => self
+                .shared
+                .pools
+                .get(p)
+                .and_then(|pool| pool.targets.get(t))
+                .map(|t| t.target.to_string()),
             _ => None,
         };
         access_log::write(&access_log::AccessEntry {

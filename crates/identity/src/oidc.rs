@@ -187,7 +187,7 @@ async fn discovery_field(http: &reqwest::Client, issuer: &str, field: &str) -> O
         issuer.trim_end_matches('/')
     );
     let doc: serde_json::Value = http.get(url).send().await.ok()?.json().await.ok()?;
-    doc[field].as_str().map(str::to_owned)
+    doc.get(field)?.as_str().map(str::to_owned)
 }
 
 impl Provider {
@@ -404,7 +404,10 @@ impl Provider {
             auth_time: claims
                 .auth_time()
                 .map_or(now, |t| t.timestamp().max(0) as u64),
-            op_sid: payload["sid"].as_str().map(str::to_owned),
+            op_sid: payload
+                .get("sid")
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned),
             id_token: raw,
         })
     }
@@ -468,8 +471,9 @@ impl Provider {
         if !status.is_success() {
             let error: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
             return Err(OidcError::Refused(
-                error["error"]
-                    .as_str()
+                error
+                    .get("error")
+                    .and_then(serde_json::Value::as_str)
                     .unwrap_or("token request refused")
                     .to_owned(),
             ));
@@ -530,30 +534,34 @@ impl Provider {
         let claims = jsonwebtoken::decode::<serde_json::Value>(token, &key, &v)
             .map_err(|e| OidcError::InvalidToken(format!("logout token: {e}")))?
             .claims;
-        let iat = claims["iat"]
+        let claim = |name: &str| claims.get(name).unwrap_or(&serde_json::Value::Null);
+        let iat = claim("iat")
             .as_u64()
             .ok_or_else(|| invalid("logout token has no iat"))?;
         let skew = self.settings.max_skew.as_secs();
         if iat > now + skew || iat + 600 + skew < now {
             return Err(invalid("logout token iat out of range"));
         }
-        if let Some(exp) = claims["exp"].as_u64() {
+        if let Some(exp) = claim("exp").as_u64() {
             if exp + skew < now {
                 return Err(invalid("logout token expired"));
             }
         }
-        if !claims["events"]["http://schemas.openid.net/event/backchannel-logout"].is_object() {
+        if !claim("events")
+            .get("http://schemas.openid.net/event/backchannel-logout")
+            .is_some_and(serde_json::Value::is_object)
+        {
             return Err(invalid("logout token has no back-channel logout event"));
         }
         if claims.get("nonce").is_some() {
             return Err(invalid("a logout token must not have a nonce"));
         }
-        let sid = claims["sid"].as_str().map(str::to_owned);
-        let sub = claims["sub"].as_str().map(str::to_owned);
+        let sid = claim("sid").as_str().map(str::to_owned);
+        let sub = claim("sub").as_str().map(str::to_owned);
         if sid.is_none() && sub.is_none() {
             return Err(invalid("logout token has neither sid nor sub"));
         }
-        let jti = claims["jti"]
+        let jti = claim("jti")
             .as_str()
             .ok_or_else(|| invalid("logout token has no jti"))?;
         if self.seen_jti.contains_key(jti) {
