@@ -2,11 +2,13 @@
 //! functions of `hygiene`, `routing`, `pool`, `auth` and `pages`.
 
 use std::net::IpAddr;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures_util::FutureExt;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
@@ -36,7 +38,8 @@ pub struct RequestCtx {
     failed: Vec<usize>,
     upstream_started: Option<Instant>,
     upstream_error: Option<&'static str>,
-    counted_in_flight: bool,
+    /// Counted in `prehod_requests_in_flight` until the context is dropped, panic or not.
+    in_flight: Option<metrics::InFlight>,
     /// The session this request was allowed with, and its rolled cookie to set.
     session: Option<std::sync::Arc<prehod_identity::session::Session>>,
     rolled: Option<String>,
@@ -55,6 +58,15 @@ fn header_safe(value: &str) -> String {
                 .replace('+', "%20")
         )
     }
+}
+
+/// The text a panic was raised with, when it has one.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
 }
 
 impl Gateway {
@@ -180,6 +192,39 @@ impl Gateway {
         self.write_login_response(session, ctx, resp).await
     }
 
+    /// The outcome of a handler that writes a whole response, run under `catch_unwind`: a panic
+    /// becomes a 500 page (or, when a response had already started, a closed connection), a
+    /// count in `prehod_panics_total` and an ERROR line — never a worker task lost mid-request.
+    async fn contain_panic(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        handler: &'static str,
+        served: std::thread::Result<Result<()>>,
+    ) -> Result<()> {
+        let payload = match served {
+            Ok(result) => return result,
+            Err(payload) => payload,
+        };
+        self.shared
+            .metrics
+            .panics
+            .with_label_values(&[handler])
+            .inc();
+        tracing::error!(
+            request_id = %ctx.request_id,
+            handler,
+            panic = panic_message(payload.as_ref()),
+            "a request handler panicked; answered 500"
+        );
+        ctx.auth = "panic";
+        session.set_keepalive(None);
+        if session.response_written().is_none() {
+            self.send_page(session, Page::Internal, ctx).await?;
+        }
+        Ok(())
+    }
+
     fn portal_name(&self, ctx: &RequestCtx) -> &str {
         ctx.portal
             .and_then(|i| self.shared.config.portals.get(i))
@@ -244,7 +289,7 @@ impl ProxyHttp for Gateway {
             failed: Vec::new(),
             upstream_started: None,
             upstream_error: None,
-            counted_in_flight: false,
+            in_flight: None,
             session: None,
             rolled: None,
         }
@@ -256,8 +301,7 @@ impl ProxyHttp for Gateway {
         session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        self.shared.metrics.in_flight.inc();
-        ctx.counted_in_flight = true;
+        ctx.in_flight = Some(metrics::InFlight::count(&self.shared.metrics.in_flight));
         ctx.client = session
             .client_addr()
             .and_then(|a| a.as_inet())
@@ -312,12 +356,19 @@ impl ProxyHttp for Gateway {
             }
             Route::Login => {
                 ctx.auth = "login";
-                self.serve_login(session, ctx).await?;
+                let served = AssertUnwindSafe(self.serve_login(session, ctx))
+                    .catch_unwind()
+                    .await;
+                self.contain_panic(session, ctx, "login", served).await?;
                 return Ok(true);
             }
             Route::CertLogin => {
                 ctx.auth = "certificate";
-                self.serve_cert_login(session, ctx).await?;
+                let served = AssertUnwindSafe(self.serve_cert_login(session, ctx))
+                    .catch_unwind()
+                    .await;
+                self.contain_panic(session, ctx, "certificate_login", served)
+                    .await?;
                 return Ok(true);
             }
             Route::Portal(i) => i,
@@ -827,9 +878,6 @@ impl ProxyHttp for Gateway {
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
-        if ctx.counted_in_flight {
-            self.shared.metrics.in_flight.dec();
-        }
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let portal = self.portal_name(ctx).to_owned();
         let m = &self.shared.metrics;
@@ -878,5 +926,29 @@ impl ProxyHttp for Gateway {
             auth: ctx.auth,
             client: ctx.client.map(|c| c.to_string()),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_message_is_read_from_either_payload() {
+        let text = std::panic::catch_unwind(|| panic!("plain")).unwrap_err();
+        assert_eq!(panic_message(text.as_ref()), "plain");
+        let n = 3;
+        let formatted = std::panic::catch_unwind(|| panic!("formatted {n}")).unwrap_err();
+        assert_eq!(panic_message(formatted.as_ref()), "formatted 3");
+        let other = std::panic::catch_unwind(|| std::panic::panic_any(7u8)).unwrap_err();
+        assert_eq!(panic_message(other.as_ref()), "(no message)");
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_caught_as_an_error_value() {
+        let caught: std::thread::Result<()> = AssertUnwindSafe(async { panic!("in a handler") })
+            .catch_unwind()
+            .await;
+        assert_eq!(panic_message(caught.unwrap_err().as_ref()), "in a handler");
     }
 }
