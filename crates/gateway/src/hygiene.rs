@@ -5,7 +5,9 @@
 //! Strip before set: every identity header a client sent is removed — in any letter case, in
 //! the underscore spelling (`X_Auth_User`, which some servers turn into `X-Auth-User`), every
 //! duplicate, and any header a client nominates in `Connection:` (so it cannot ask a hop to
-//! drop or smuggle one). Only then does the gateway set its own.
+//! drop or smuggle one). Only then does the gateway set its own. A request whose `Connection:`
+//! names a framing or routing header (`Content-Length`, `Transfer-Encoding`, `Host`) is refused
+//! outright: removing those would reframe its body as another request.
 
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -155,6 +157,18 @@ impl Hygiene {
     }
 }
 
+/// Header fields a client may not nominate in `Connection:`: removing them would change how
+/// the message is framed (`Content-Length`, `Transfer-Encoding`) or where it goes (`Host`) —
+/// request smuggling. `TE` (RFC 9110 asks clients to nominate it), `Upgrade` (WebSockets),
+/// `Trailer` and the client's own fields stay allowed: dropping them changes neither.
+const FRAMING: &[&str] = &["content-length", "transfer-encoding", "host"];
+
+/// The first framing or routing header a request nominates in `Connection:`, if any: such a
+/// request is refused (400) before anything is removed from it.
+pub fn nominated_framing_header(headers: &HeaderMap) -> Option<String> {
+    connection_tokens(headers).find(|t| FRAMING.contains(&t.as_str()))
+}
+
 /// Lower-case tokens of every `Connection` header.
 fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = String> + '_ {
     headers
@@ -281,6 +295,31 @@ mod tests {
         let trusted = hygiene().names_to_strip(&h, true);
         assert!(!trusted.iter().any(|n| n == "x-forwarded-for"));
         assert!(trusted.iter().any(|n| n == "x-auth-user"));
+    }
+
+    #[test]
+    fn framing_and_routing_headers_may_not_be_nominated() {
+        for bad in [
+            "content-length",
+            "Content-Length",
+            "keep-alive, transfer-encoding",
+            "close,HOST",
+        ] {
+            let h = map(&[("Connection", bad)]);
+            assert!(nominated_framing_header(&h).is_some(), "{bad}");
+        }
+        let split = map(&[
+            ("Connection", "keep-alive"),
+            ("Connection", "content-length"),
+        ]);
+        assert_eq!(
+            nominated_framing_header(&split).as_deref(),
+            Some("content-length")
+        );
+        for fine in ["upgrade", "TE, close", "keep-alive, X-Own", "trailer"] {
+            let h = map(&[("Connection", fine)]);
+            assert_eq!(nominated_framing_header(&h), None, "{fine}");
+        }
     }
 
     #[test]

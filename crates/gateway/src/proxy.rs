@@ -321,6 +321,15 @@ impl ProxyHttp for Gateway {
         ctx.request_id = forwarded_id
             .flatten()
             .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+        // Refused before anything is removed: dropping a framing header would turn the body
+        // into the next request on the connection (the 400 page closes it).
+        if let Some(name) = crate::hygiene::nominated_framing_header(&session.req_header().headers)
+        {
+            return Err(Error::explain(
+                ErrorType::HTTPStatus(400),
+                format!("Connection: nominates {name}"),
+            ));
+        }
         let strip = hygiene.names_to_strip(&session.req_header().headers, ctx.trusted_proxy);
         let req = session.req_header_mut();
         for name in strip {
