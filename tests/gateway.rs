@@ -657,3 +657,56 @@ Connection: TE, close\r\n\r\n"
     let raw = gw.raw(&h, request.as_bytes()).expect("handshake");
     assert_eq!(RawResponse::parse(&raw).expect("response").status, 200);
 }
+
+/// Issue 10: identity headers of other gateways (Apache/Authelia, oauth2-proxy, nginx client
+/// certificates) reached the portal, which may still trust them from an earlier set-up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_gateways_identity_headers_never_reach_the_upstream() {
+    let pki = Pki::new();
+    let (setup, _portals) = six_demo_portals().await;
+    let gw = Gateway::start(&pki, &setup);
+    let spoofed = [
+        "X-Remote-User",
+        "x_remote_user",
+        "Remote-User",
+        "REMOTE_USER",
+        "X-Forwarded-User",
+        "X-Forwarded-Email",
+        "X-Forwarded-Groups",
+        "X-Forwarded-Preferred-Username",
+        "X-Auth-Request-User",
+        "X-Auth-Request-Email",
+        "x_auth_request_groups",
+        "X-SSL-Client-Cert",
+        "X-SSL-Client-S-DN",
+        "X-Ssl-Client-Verify",
+        "X-Client-Cert",
+        "X-Client-Cert-Chain",
+    ];
+    let mut request = format!(
+        "GET /whoami HTTP/1.1\r\nHost: {}\r\nAccept: application/json\r\nConnection: close\r\n",
+        host("b2b")
+    );
+    for name in spoofed {
+        request.push_str(&format!("{name}: evil\r\n"));
+    }
+    request.push_str("X-Harmless: kept\r\n\r\n");
+    let raw = gw.raw(&host("b2b"), request.as_bytes()).expect("handshake");
+    let resp = RawResponse::parse(&raw).expect("response");
+    assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&raw));
+    let text = String::from_utf8_lossy(&resp.body);
+    let json_text = &text[text.find('{').expect("json")..=text.rfind('}').expect("json")];
+    let body: Value = serde_json::from_str(json_text).expect("json");
+    let names = received_header_names(&body);
+    for name in spoofed {
+        assert!(
+            !names.contains(&name.to_ascii_lowercase()),
+            "{name} reached the upstream: {names:?}"
+        );
+    }
+    assert!(
+        !json_text.contains("evil"),
+        "a spoofed value arrived: {json_text}"
+    );
+    assert_eq!(received_header(&body, "x-harmless"), ["kept"]);
+}

@@ -26,6 +26,36 @@ const FORWARDING: &[&str] = &[
     "forwarded",
 ];
 
+/// Identity headers other gateways set (Apache and Authelia `Remote-User`, oauth2-proxy's
+/// `X-Forwarded-*` and `X-Auth-Request-*`, nginx/HAProxy client-certificate headers). A portal
+/// that once sat behind one may still trust them, so no client may send them, trusted proxy or
+/// not. Names in the normalised spelling; the `PREFIXES` match every name they begin.
+const FOREIGN_IDENTITY: &[&str] = &[
+    "remote-user",
+    "remote-groups",
+    "remote-name",
+    "remote-email",
+    "x-forwarded-user",
+    "x-forwarded-email",
+    "x-forwarded-groups",
+    "x-forwarded-preferred-username",
+    "x-forwarded-access-token",
+];
+const FOREIGN_IDENTITY_PREFIXES: &[&str] = &[
+    "x-remote-",
+    "x-auth-request-",
+    "x-ssl-client-",
+    "x-client-cert",
+];
+
+/// Whether a normalised name is another gateway's identity header.
+fn foreign_identity(normal: &str) -> bool {
+    FOREIGN_IDENTITY.contains(&normal)
+        || FOREIGN_IDENTITY_PREFIXES
+            .iter()
+            .any(|p| normal.starts_with(p))
+}
+
 #[derive(Debug)]
 pub struct Hygiene {
     /// Identity header names, lower case with `_` turned into `-`.
@@ -83,7 +113,8 @@ impl Hygiene {
             let normal = normalise(name.as_str());
             let forwarding = !trusted && FORWARDING.contains(&normal.as_ref());
             let request_id = !trusted && normal == self.request_id.as_str();
-            if self.identity.contains(normal.as_ref()) || forwarding || request_id {
+            let identity = self.identity.contains(normal.as_ref()) || foreign_identity(&normal);
+            if identity || forwarding || request_id {
                 push(name);
             }
         }
@@ -295,6 +326,51 @@ mod tests {
         let trusted = hygiene().names_to_strip(&h, true);
         assert!(!trusted.iter().any(|n| n == "x-forwarded-for"));
         assert!(trusted.iter().any(|n| n == "x-auth-user"));
+    }
+
+    #[test]
+    fn other_gateways_identity_headers_go_in_every_spelling_even_from_a_trusted_proxy() {
+        let spoofed = [
+            "X-Remote-User",
+            "x_remote_user",
+            "REMOTE-USER",
+            "Remote_User",
+            "X-Forwarded-User",
+            "X-Forwarded-Email",
+            "x-forwarded-groups",
+            "X-Forwarded-Preferred-Username",
+            "X-Auth-Request-User",
+            "X_Auth_Request_Email",
+            "x-auth-request-anything",
+            "X-SSL-Client-Cert",
+            "X-Ssl-Client-S-Dn",
+            "X_SSL_CLIENT_VERIFY",
+            "X-Client-Cert",
+            "X-Client-Cert-Chain",
+            "x-client-certificate",
+        ];
+        let pairs: Vec<(&str, &str)> = spoofed.iter().map(|n| (*n, "evil")).collect();
+        let h = map(&pairs);
+        for trusted in [false, true] {
+            let strip: Vec<String> = hygiene()
+                .names_to_strip(&h, trusted)
+                .iter()
+                .map(|n| n.as_str().to_owned())
+                .collect();
+            for name in spoofed {
+                assert!(
+                    strip.contains(&name.to_ascii_lowercase()),
+                    "{name} kept (trusted: {trusted})"
+                );
+            }
+        }
+        // Look-alikes of no gateway stay.
+        let h = map(&[
+            ("X-Forwarded-Usership", "x"),
+            ("X-Remote", "x"),
+            ("User-Agent", "x"),
+        ]);
+        assert!(hygiene().names_to_strip(&h, false).is_empty());
     }
 
     #[test]
