@@ -1102,3 +1102,37 @@ async fn a_state_with_multi_byte_characters_is_refused_without_a_panic() {
         "a request panicked"
     );
 }
+
+/// Issue 10: the language switch was built from the raw path, so `https://login…//evil.example`
+/// showed a genuine page whose EN link (`//evil.example?lang=en`) left the site.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_language_switch_never_leaves_the_login_host() {
+    let world = world(Options::default()).await;
+    let mut browser = Browser::new(&world);
+    for path in [
+        "//evil.example",
+        "//evil.example/x?return=y",
+        "///evil.example",
+        "/%2F/evil.example",
+        "/oidc/callback?code=x&state=y",
+        "/?lang=sl",
+    ] {
+        let url = login_url(&world, path);
+        let page = browser.navigate(&url).await;
+        let marker = "\">EN</a>";
+        let end = page
+            .body
+            .find(marker)
+            .unwrap_or_else(|| panic!("{path}: no EN link in {}", page.body));
+        let start = page.body[..end].rfind("href=\"").expect("href") + "href=\"".len();
+        let href = unescape(&page.body[start..end]);
+        let here = url::Url::parse(&url).expect("url");
+        let target = here.join(&href).expect("resolvable");
+        assert_eq!(
+            (target.scheme(), target.host_str(), target.port()),
+            (here.scheme(), here.host_str(), here.port()),
+            "{path}: the EN link {href:?} leaves the login host"
+        );
+        assert!(target.query().is_some_and(|q| q.contains("lang=en")), "{href}");
+    }
+}

@@ -111,6 +111,7 @@ struct Ctx<'a, 'r> {
 }
 
 impl Ctx<'_, '_> {
+    /// The link to this page in the other language.
     fn switch_url(&self) -> String {
         let other = if self.lang == Lang::Sl { "en" } else { "sl" };
         let mut pairs: Vec<(String, String)> = self
@@ -126,7 +127,9 @@ impl Ctx<'_, '_> {
             q.append_pair(k, v);
         }
         q.append_pair("lang", other);
-        format!("{}?{}", self.req.path, q.finish())
+        // Query only: a reference that keeps this page's scheme, host and path, whatever the
+        // path is (the raw path `//evil.example` made a protocol-relative link off-site).
+        format!("?{}", q.finish())
     }
 
     fn message(&self, m: Message) -> LoginResponse {
