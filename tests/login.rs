@@ -1133,6 +1133,9 @@ async fn the_language_switch_never_leaves_the_login_host() {
             (here.scheme(), here.host_str(), here.port()),
             "{path}: the EN link {href:?} leaves the login host"
         );
-        assert!(target.query().is_some_and(|q| q.contains("lang=en")), "{href}");
+        assert!(
+            target.query().is_some_and(|q| q.contains("lang=en")),
+            "{href}"
+        );
     }
 }
