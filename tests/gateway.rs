@@ -710,3 +710,93 @@ async fn other_gateways_identity_headers_never_reach_the_upstream() {
     );
     assert_eq!(received_header(&body, "x-harmless"), ["kept"]);
 }
+
+/// A TLS connection to the gateway under the test's control (HTTP/1.1).
+fn tls_connection(gw: &Gateway, sni: &str) -> openssl::ssl::SslStream<std::net::TcpStream> {
+    let mut connector =
+        openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls()).expect("connector");
+    connector.set_ca_file(&gw.ca).expect("ca");
+    connector.set_alpn_protos(b"\x08http/1.1").expect("alpn");
+    let tcp = std::net::TcpStream::connect(gw.https).expect("connect");
+    connector.build().connect(sni, tcp).expect("handshake")
+}
+
+fn metric_value(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Issue 10: clients that go away (mid-request, mid-header) logged "Fail to proxy: Downstream
+/// ConnectionClosed" at ERROR by the thousand; they are counted, logged at debug, and ERROR is
+/// left for what someone must act on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_that_go_away_are_counted_not_logged_as_errors() {
+    use std::io::Write;
+    let pki = Pki::new();
+    let (setup, _portals) = six_demo_portals().await;
+    let gw = Gateway::start(&pki, &setup);
+    let h = host("b2b");
+
+    // Gone while the gateway waits for the upstream.
+    let mut conn = tls_connection(&gw, &h);
+    write!(
+        conn,
+        "GET /__demo/slow?ms=5000 HTTP/1.1\r\nHost: {h}\r\nAccept: application/json\r\n\r\n"
+    )
+    .expect("write");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric_value(&gw.metrics(), "prehod_requests_in_flight") < 1.0 {
+        assert!(Instant::now() < deadline, "the request never arrived");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = conn.shutdown();
+    drop(conn);
+    // Gone in the middle of its request header.
+    let mut conn = tls_connection(&gw, &h);
+    write!(conn, "GET / HTTP/1.1\r\nHost: {h}\r\nAcc").expect("write");
+    conn.flush().expect("flush");
+    drop(conn);
+    // Gone right after the handshake.
+    drop(tls_connection(&gw, &h));
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let counted = |m: &str| {
+        (
+            metric_value(m, "prehod_client_disconnects_total{kind=\"header\"}"),
+            metric_value(m, "prehod_client_disconnects_total"),
+        )
+    };
+    // One while its header was read, one while the upstream was awaited.
+    while {
+        let (header, all) = counted(&gw.metrics());
+        header < 1.0 || all - header < 1.0
+    } {
+        assert!(
+            Instant::now() < deadline,
+            "no disconnect counted:\n{}",
+            gw.metrics()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A normal request after them, so everything before it has been handled and logged.
+    let resp = gw
+        .client()
+        .get(gw.url("b2b", "/after"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), 200);
+    let errors: Vec<String> = gw
+        .log_lines()
+        .into_iter()
+        .filter(|l| l.contains("\"level\":\"ERROR\""))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "client disconnects logged at ERROR: {errors:#?}"
+    );
+}

@@ -17,6 +17,8 @@ pub struct Metrics {
     pub in_flight: IntGauge,
     /// handler (`login`, `certificate_login`): panics caught and answered with a 500 page.
     pub panics: IntCounterVec,
+    /// kind (`closed`, `read_error`, `write_error`): clients that went away mid-request.
+    pub client_disconnects: IntCounterVec,
     /// portal, target: 1 healthy, 0 not.
     pub upstream_healthy: IntGaugeVec,
     pub build_info: IntGaugeVec,
@@ -111,6 +113,8 @@ impl Metrics {
             &["handler"],
         )?;
         registry.register(Box::new(panics.clone()))?;
+        let client_disconnects = CLIENT_DISCONNECTS.clone();
+        registry.register(Box::new(client_disconnects.clone()))?;
         registry.register(Box::new(upstream_healthy.clone()))?;
         registry.register(Box::new(build_info.clone()))?;
         let logins = IntCounterVec::new(
@@ -223,6 +227,7 @@ impl Metrics {
             upstream_errors,
             in_flight,
             panics,
+            client_disconnects,
             upstream_healthy,
             build_info,
             logins,
@@ -249,6 +254,26 @@ impl Metrics {
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         out
     }
+}
+
+/// Clients that went away, by kind (`closed`, `read_error`, `write_error`, `header`). One for the
+/// process: besides `fail_to_proxy`, the log filter counts the one pingora reports only in its
+/// own log (a client gone while its request header was read: `header`).
+static CLIENT_DISCONNECTS: std::sync::LazyLock<IntCounterVec> = std::sync::LazyLock::new(|| {
+    IntCounterVec::new(
+        Opts::new(
+            "prehod_client_disconnects_total",
+            "Clients that closed or reset their connection before the response was done",
+        ),
+        &["kind"],
+    )
+    // Invariant: a constant, valid metric name and label.
+    .expect("a valid metric definition")
+});
+
+/// Counts a client that went away; `kind` is a short constant label.
+pub fn count_client_disconnect(kind: &str) {
+    CLIENT_DISCONNECTS.with_label_values(&[kind]).inc();
 }
 
 /// One request counted in `prehod_requests_in_flight` for as long as this lives. It is kept in

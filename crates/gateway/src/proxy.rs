@@ -259,6 +259,20 @@ impl Gateway {
     }
 }
 
+/// A client that went away (closed or reset its connection, or it broke while we read or
+/// wrote): nothing to answer and nothing for anyone to act on. The metric label, if so.
+fn client_disconnect(e: &Error) -> Option<&'static str> {
+    if *e.esource() != ErrorSource::Downstream {
+        return None;
+    }
+    match e.etype() {
+        ErrorType::ConnectionClosed => Some("closed"),
+        ErrorType::ReadError => Some("read_error"),
+        ErrorType::WriteError => Some("write_error"),
+        _ => None,
+    }
+}
+
 /// Classifies an upstream failure for metrics, logs and the page.
 fn upstream_failure(e: &Error) -> (&'static str, Page) {
     match e.etype() {
@@ -857,10 +871,10 @@ impl ProxyHttp for Gateway {
                 ctx.upstream_error = Some(kind);
                 Some(page)
             }
-            (
-                ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed,
-                ErrorSource::Downstream,
-            ) => {
+            _ if client_disconnect(e).is_some() => {
+                let kind = client_disconnect(e).unwrap_or("closed");
+                metrics::count_client_disconnect(kind);
+                tracing::debug!(request_id = %ctx.request_id, error = %e, "client went away");
                 return FailToProxy {
                     error_code: 0,
                     can_reuse_downstream: false,
@@ -890,6 +904,14 @@ impl ProxyHttp for Gateway {
             error_code: code,
             can_reuse_downstream: false,
         }
+    }
+
+    /// pingora logs every failed request at ERROR unless this says no. A client that went away
+    /// (counted in `fail_to_proxy`) and a request the gateway refused with a 4xx (it is in the
+    /// access log with its status) are not for an SRE to act on; everything else stays ERROR.
+    fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, e: &Error) -> bool {
+        client_disconnect(e).is_some()
+            || matches!(e.etype(), ErrorType::HTTPStatus(code) if (400..500).contains(code))
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
