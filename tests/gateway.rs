@@ -658,3 +658,197 @@ async fn a_portal_cannot_plant_the_gateways_cookies() {
         "only the application's cookie reaches the browser"
     );
 }
+
+/// Issue 10: `Connection:` naming a framing or routing header once had it removed before the
+/// body was framed, so a body became the next request on the connection (request smuggling).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_header_naming_framing_headers_is_refused_and_nothing_is_smuggled() {
+    let pki = Pki::new();
+    let (setup, _portals) = six_demo_portals().await;
+    let gw = Gateway::start(&pki, &setup);
+    let h = host("acq");
+    let smuggled =
+        format!("GET /smuggled HTTP/1.1\r\nHost: {h}\r\nAccept: application/json\r\n\r\n");
+    for nominated in [
+        "content-length",
+        "Content-Length",
+        "keep-alive, content-length",
+        "transfer-encoding",
+        "host",
+    ] {
+        let request = format!(
+            "POST /upload HTTP/1.1\r\nHost: {h}\r\nAccept: application/json\r\n\
+Connection: {nominated}\r\nContent-Length: {}\r\n\r\n{smuggled}",
+            smuggled.len()
+        );
+        let raw = gw.raw(&h, request.as_bytes()).expect("handshake");
+        let text = String::from_utf8_lossy(&raw);
+        let responses = text.matches("HTTP/1.1 ").count();
+        assert_eq!(responses, 1, "Connection: {nominated}: {text}");
+        let resp = RawResponse::parse(&raw).expect("response");
+        assert_eq!(resp.status, 400, "Connection: {nominated}: {text}");
+        assert!(!text.contains("smuggled"), "{text}");
+    }
+    // Chunked framing with Transfer-Encoding nominated: refused the same way.
+    let request = format!(
+        "POST /upload HTTP/1.1\r\nHost: {h}\r\nConnection: transfer-encoding\r\n\
+Transfer-Encoding: chunked\r\n\r\n{:x}\r\n{smuggled}\r\n0\r\n\r\n",
+        smuggled.len()
+    );
+    let raw = gw.raw(&h, request.as_bytes()).expect("handshake");
+    let text = String::from_utf8_lossy(&raw);
+    assert_eq!(text.matches("HTTP/1.1 ").count(), 1, "{text}");
+    assert_eq!(RawResponse::parse(&raw).expect("response").status, 400);
+
+    // What a client may nominate still works: TE (RFC 9110 asks for `Connection: TE`) and a
+    // header of its own.
+    let request = format!(
+        "GET /x HTTP/1.1\r\nHost: {h}\r\nAccept: application/json\r\nTE: trailers\r\n\
+Connection: TE, close\r\n\r\n"
+    );
+    let raw = gw.raw(&h, request.as_bytes()).expect("handshake");
+    assert_eq!(RawResponse::parse(&raw).expect("response").status, 200);
+}
+
+/// Issue 10: identity headers of other gateways (Apache/Authelia, oauth2-proxy, nginx client
+/// certificates) reached the portal, which may still trust them from an earlier set-up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_gateways_identity_headers_never_reach_the_upstream() {
+    let pki = Pki::new();
+    let (setup, _portals) = six_demo_portals().await;
+    let gw = Gateway::start(&pki, &setup);
+    let spoofed = [
+        "X-Remote-User",
+        "x_remote_user",
+        "Remote-User",
+        "REMOTE_USER",
+        "X-Forwarded-User",
+        "X-Forwarded-Email",
+        "X-Forwarded-Groups",
+        "X-Forwarded-Preferred-Username",
+        "X-Auth-Request-User",
+        "X-Auth-Request-Email",
+        "x_auth_request_groups",
+        "X-SSL-Client-Cert",
+        "X-SSL-Client-S-DN",
+        "X-Ssl-Client-Verify",
+        "X-Client-Cert",
+        "X-Client-Cert-Chain",
+    ];
+    let mut request = format!(
+        "GET /whoami HTTP/1.1\r\nHost: {}\r\nAccept: application/json\r\nConnection: close\r\n",
+        host("b2b")
+    );
+    for name in spoofed {
+        request.push_str(&format!("{name}: evil\r\n"));
+    }
+    request.push_str("X-Harmless: kept\r\n\r\n");
+    let raw = gw.raw(&host("b2b"), request.as_bytes()).expect("handshake");
+    let resp = RawResponse::parse(&raw).expect("response");
+    assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&raw));
+    let text = String::from_utf8_lossy(&resp.body);
+    let json_text = &text[text.find('{').expect("json")..=text.rfind('}').expect("json")];
+    let body: Value = serde_json::from_str(json_text).expect("json");
+    let names = received_header_names(&body);
+    for name in spoofed {
+        assert!(
+            !names.contains(&name.to_ascii_lowercase()),
+            "{name} reached the upstream: {names:?}"
+        );
+    }
+    assert!(
+        !json_text.contains("evil"),
+        "a spoofed value arrived: {json_text}"
+    );
+    assert_eq!(received_header(&body, "x-harmless"), ["kept"]);
+}
+
+/// A TLS connection to the gateway under the test's control (HTTP/1.1).
+fn tls_connection(gw: &Gateway, sni: &str) -> openssl::ssl::SslStream<std::net::TcpStream> {
+    let mut connector =
+        openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls()).expect("connector");
+    connector.set_ca_file(&gw.ca).expect("ca");
+    connector.set_alpn_protos(b"\x08http/1.1").expect("alpn");
+    let tcp = std::net::TcpStream::connect(gw.https).expect("connect");
+    connector.build().connect(sni, tcp).expect("handshake")
+}
+
+fn metric_value(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Issue 10: clients that go away (mid-request, mid-header) logged "Fail to proxy: Downstream
+/// ConnectionClosed" at ERROR by the thousand; they are counted, logged at debug, and ERROR is
+/// left for what someone must act on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_that_go_away_are_counted_not_logged_as_errors() {
+    use std::io::Write;
+    let pki = Pki::new();
+    let (setup, _portals) = six_demo_portals().await;
+    let gw = Gateway::start(&pki, &setup);
+    let h = host("b2b");
+
+    // Gone while the gateway waits for the upstream.
+    let mut conn = tls_connection(&gw, &h);
+    write!(
+        conn,
+        "GET /__demo/slow?ms=5000 HTTP/1.1\r\nHost: {h}\r\nAccept: application/json\r\n\r\n"
+    )
+    .expect("write");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric_value(&gw.metrics(), "prehod_requests_in_flight") < 1.0 {
+        assert!(Instant::now() < deadline, "the request never arrived");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = conn.shutdown();
+    drop(conn);
+    // Gone in the middle of its request header.
+    let mut conn = tls_connection(&gw, &h);
+    write!(conn, "GET / HTTP/1.1\r\nHost: {h}\r\nAcc").expect("write");
+    conn.flush().expect("flush");
+    drop(conn);
+    // Gone right after the handshake.
+    drop(tls_connection(&gw, &h));
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let counted = |m: &str| {
+        (
+            metric_value(m, "prehod_client_disconnects_total{kind=\"header\"}"),
+            metric_value(m, "prehod_client_disconnects_total"),
+        )
+    };
+    // One while its header was read, one while the upstream was awaited.
+    while {
+        let (header, all) = counted(&gw.metrics());
+        header < 1.0 || all - header < 1.0
+    } {
+        assert!(
+            Instant::now() < deadline,
+            "no disconnect counted:\n{}",
+            gw.metrics()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A normal request after them, so everything before it has been handled and logged.
+    let resp = gw
+        .client()
+        .get(gw.url("b2b", "/after"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), 200);
+    let errors: Vec<String> = gw
+        .log_lines()
+        .into_iter()
+        .filter(|l| l.contains("\"level\":\"ERROR\""))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "client disconnects logged at ERROR: {errors:#?}"
+    );
+}

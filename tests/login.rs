@@ -1271,3 +1271,81 @@ async fn a_step_up_as_another_rekono_user_is_refused_and_the_session_stays() {
         401
     );
 }
+
+/// Issue 10: a `state` with a multi-byte character across byte 16 once panicked the handler
+/// (it sliced by byte index), resetting the connection and leaking the in-flight gauge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_with_multi_byte_characters_is_refused_without_a_panic() {
+    let world = world(Options::default()).await;
+    let mut browser = Browser::new(&world);
+    for state in [
+        "aaaaaaaaaaaaaaa%C3%A9",
+        "aaaaaaaaaaaaaa%E2%82%AC",
+        "%F0%9F%92%A5%F0%9F%92%A5%F0%9F%92%A5%F0%9F%92%A5%F0%9F%92%A5",
+        "aaaaaaaaaaaaaaa%FF%FE",
+    ] {
+        let page = browser
+            .navigate(&login_url(
+                &world,
+                &format!("/oidc/callback?code=x&state={state}"),
+            ))
+            .await;
+        assert_eq!(page.status, 400, "state={state}: {}", page.body);
+        assert!(page.body.contains("Prijava ni uspela"));
+    }
+    expect_audit(&world, "login", "failure", Some("state_mismatch")).await;
+    // Every request finished: nothing is left counted in flight.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let metrics = world.gw.metrics();
+        if metrics.lines().any(|l| l == "prehod_requests_in_flight 0") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "in-flight gauge stuck:\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        !world.gw.log_lines().iter().any(|l| l.contains("panicked")),
+        "a request panicked"
+    );
+}
+
+/// Issue 10: the language switch was built from the raw path, so `https://login…//evil.example`
+/// showed a genuine page whose EN link (`//evil.example?lang=en`) left the site.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_language_switch_never_leaves_the_login_host() {
+    let world = world(Options::default()).await;
+    let mut browser = Browser::new(&world);
+    for path in [
+        "//evil.example",
+        "//evil.example/x?return=y",
+        "///evil.example",
+        "/%2F/evil.example",
+        "/oidc/callback?code=x&state=y",
+        "/?lang=sl",
+    ] {
+        let url = login_url(&world, path);
+        let page = browser.navigate(&url).await;
+        let marker = "\">EN</a>";
+        let end = page
+            .body
+            .find(marker)
+            .unwrap_or_else(|| panic!("{path}: no EN link in {}", page.body));
+        let start = page.body[..end].rfind("href=\"").expect("href") + "href=\"".len();
+        let href = unescape(&page.body[start..end]);
+        let here = url::Url::parse(&url).expect("url");
+        let target = here.join(&href).expect("resolvable");
+        assert_eq!(
+            (target.scheme(), target.host_str(), target.port()),
+            (here.scheme(), here.host_str(), here.port()),
+            "{path}: the EN link {href:?} leaves the login host"
+        );
+        assert!(
+            target.query().is_some_and(|q| q.contains("lang=en")),
+            "{href}"
+        );
+    }
+}

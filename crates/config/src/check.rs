@@ -989,7 +989,7 @@ impl Checker<'_> {
             });
         let (cert_path, chain) = chain?;
         let (key_path, private) = private?;
-        let leaf = &chain[0];
+        let leaf = chain.first()?;
         let matches = leaf
             .public_key()
             .map(|public| public.public_eq(&private))
@@ -1121,7 +1121,7 @@ impl Checker<'_> {
         };
         let set = headers.identity_names();
         for (i, n) in set.iter().enumerate().take(11) {
-            if set[..i].contains(n) {
+            if set.iter().take(i).any(|m| m == n) {
                 self.problem("headers", format!("header name {n} is used twice"));
                 ok = false;
             }
@@ -1339,7 +1339,7 @@ impl Checker<'_> {
         if targets.len() != raw.urls.len() {
             return None;
         }
-        let https = schemes[0];
+        let https = *schemes.first()?;
         if schemes.iter().any(|s| *s != https) {
             self.problem(&urls_key, "all URLs of one portal use the same scheme");
             return None;

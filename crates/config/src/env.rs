@@ -12,17 +12,15 @@ pub fn expand(input: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<St
     }
     let mut out = String::with_capacity(input.len());
     let mut rest = input;
-    while let Some(at) = rest.find('$') {
-        out.push_str(&rest[..at]);
-        let after = &rest[at + 1..];
+    while let Some((before, after)) = rest.split_once('$') {
+        out.push_str(before);
         if let Some(tail) = after.strip_prefix('$') {
             out.push('$');
             rest = tail;
         } else if let Some(body) = after.strip_prefix('{') {
-            let end = body
-                .find('}')
+            let (reference, tail) = body
+                .split_once('}')
                 .ok_or_else(|| format!("unclosed `${{` in {input:?}"))?;
-            let reference = &body[..end];
             let (name, default) = match reference.split_once(":-") {
                 Some((name, default)) => (name, Some(default)),
                 None => (reference, None),
@@ -38,7 +36,7 @@ pub fn expand(input: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<St
                 (_, Some(default)) => out.push_str(default),
                 (None, None) => return Err(format!("environment variable {name} is not set")),
             }
-            rest = &body[end + 1..];
+            rest = tail;
         } else {
             out.push('$');
             rest = after;

@@ -45,8 +45,8 @@ impl Positions {
             if let Some(position) = self.by_path.get(path) {
                 return *position;
             }
-            match path.rfind(['.', '[']) {
-                Some(cut) => path = &path[..cut],
+            match path.rsplit_once(['.', '[']) {
+                Some((parent, _)) => path = parent,
                 None => return Position { line: 1, col: 1 },
             }
         }

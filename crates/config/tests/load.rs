@@ -1,4 +1,6 @@
 //! Loading configurations against a generated PKI.
+// Tests index into their own fixtures, where a panic is the failure report.
+#![allow(clippy::indexing_slicing, clippy::string_slice)]
 
 use std::path::Path;
 

@@ -5,7 +5,9 @@
 //! Strip before set: every identity header a client sent is removed — in any letter case, in
 //! the underscore spelling (`X_Auth_User`, which some servers turn into `X-Auth-User`), every
 //! duplicate, and any header a client nominates in `Connection:` (so it cannot ask a hop to
-//! drop or smuggle one). Only then does the gateway set its own.
+//! drop or smuggle one). Only then does the gateway set its own. A request whose `Connection:`
+//! names a framing or routing header (`Content-Length`, `Transfer-Encoding`, `Host`) is refused
+//! outright: removing those would reframe its body as another request.
 
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -23,6 +25,36 @@ const FORWARDING: &[&str] = &[
     "x-real-ip",
     "forwarded",
 ];
+
+/// Identity headers other gateways set (Apache and Authelia `Remote-User`, oauth2-proxy's
+/// `X-Forwarded-*` and `X-Auth-Request-*`, nginx/HAProxy client-certificate headers). A portal
+/// that once sat behind one may still trust them, so no client may send them, trusted proxy or
+/// not. Names in the normalised spelling; the `PREFIXES` match every name they begin.
+const FOREIGN_IDENTITY: &[&str] = &[
+    "remote-user",
+    "remote-groups",
+    "remote-name",
+    "remote-email",
+    "x-forwarded-user",
+    "x-forwarded-email",
+    "x-forwarded-groups",
+    "x-forwarded-preferred-username",
+    "x-forwarded-access-token",
+];
+const FOREIGN_IDENTITY_PREFIXES: &[&str] = &[
+    "x-remote-",
+    "x-auth-request-",
+    "x-ssl-client-",
+    "x-client-cert",
+];
+
+/// Whether a normalised name is another gateway's identity header.
+fn foreign_identity(normal: &str) -> bool {
+    FOREIGN_IDENTITY.contains(&normal)
+        || FOREIGN_IDENTITY_PREFIXES
+            .iter()
+            .any(|p| normal.starts_with(p))
+}
 
 #[derive(Debug)]
 pub struct Hygiene {
@@ -81,7 +113,8 @@ impl Hygiene {
             let normal = normalise(name.as_str());
             let forwarding = !trusted && FORWARDING.contains(&normal.as_ref());
             let request_id = !trusted && normal == self.request_id.as_str();
-            if self.identity.contains(normal.as_ref()) || forwarding || request_id {
+            let identity = self.identity.contains(normal.as_ref()) || foreign_identity(&normal);
+            if identity || forwarding || request_id {
                 push(name);
             }
         }
@@ -175,6 +208,18 @@ impl Hygiene {
         }
         Some(peer)
     }
+}
+
+/// Header fields a client may not nominate in `Connection:`: removing them would change how
+/// the message is framed (`Content-Length`, `Transfer-Encoding`) or where it goes (`Host`) —
+/// request smuggling. `TE` (RFC 9110 asks clients to nominate it), `Upgrade` (WebSockets),
+/// `Trailer` and the client's own fields stay allowed: dropping them changes neither.
+const FRAMING: &[&str] = &["content-length", "transfer-encoding", "host"];
+
+/// The first framing or routing header a request nominates in `Connection:`, if any: such a
+/// request is refused (400) before anything is removed from it.
+pub fn nominated_framing_header(headers: &HeaderMap) -> Option<String> {
+    connection_tokens(headers).find(|t| FRAMING.contains(&t.as_str()))
 }
 
 /// Lower-case tokens of every `Connection` header.
@@ -303,6 +348,76 @@ mod tests {
         let trusted = hygiene().names_to_strip(&h, true);
         assert!(!trusted.iter().any(|n| n == "x-forwarded-for"));
         assert!(trusted.iter().any(|n| n == "x-auth-user"));
+    }
+
+    #[test]
+    fn other_gateways_identity_headers_go_in_every_spelling_even_from_a_trusted_proxy() {
+        let spoofed = [
+            "X-Remote-User",
+            "x_remote_user",
+            "REMOTE-USER",
+            "Remote_User",
+            "X-Forwarded-User",
+            "X-Forwarded-Email",
+            "x-forwarded-groups",
+            "X-Forwarded-Preferred-Username",
+            "X-Auth-Request-User",
+            "X_Auth_Request_Email",
+            "x-auth-request-anything",
+            "X-SSL-Client-Cert",
+            "X-Ssl-Client-S-Dn",
+            "X_SSL_CLIENT_VERIFY",
+            "X-Client-Cert",
+            "X-Client-Cert-Chain",
+            "x-client-certificate",
+        ];
+        let pairs: Vec<(&str, &str)> = spoofed.iter().map(|n| (*n, "evil")).collect();
+        let h = map(&pairs);
+        for trusted in [false, true] {
+            let strip: Vec<String> = hygiene()
+                .names_to_strip(&h, trusted)
+                .iter()
+                .map(|n| n.as_str().to_owned())
+                .collect();
+            for name in spoofed {
+                assert!(
+                    strip.contains(&name.to_ascii_lowercase()),
+                    "{name} kept (trusted: {trusted})"
+                );
+            }
+        }
+        // Look-alikes of no gateway stay.
+        let h = map(&[
+            ("X-Forwarded-Usership", "x"),
+            ("X-Remote", "x"),
+            ("User-Agent", "x"),
+        ]);
+        assert!(hygiene().names_to_strip(&h, false).is_empty());
+    }
+
+    #[test]
+    fn framing_and_routing_headers_may_not_be_nominated() {
+        for bad in [
+            "content-length",
+            "Content-Length",
+            "keep-alive, transfer-encoding",
+            "close,HOST",
+        ] {
+            let h = map(&[("Connection", bad)]);
+            assert!(nominated_framing_header(&h).is_some(), "{bad}");
+        }
+        let split = map(&[
+            ("Connection", "keep-alive"),
+            ("Connection", "content-length"),
+        ]);
+        assert_eq!(
+            nominated_framing_header(&split).as_deref(),
+            Some("content-length")
+        );
+        for fine in ["upgrade", "TE, close", "keep-alive, X-Own", "trailer"] {
+            let h = map(&[("Connection", fine)]);
+            assert_eq!(nominated_framing_header(&h), None, "{fine}");
+        }
     }
 
     #[test]

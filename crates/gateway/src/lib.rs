@@ -199,11 +199,18 @@ impl BackgroundService for HealthChecker {
             let mut shutdown = shutdown.clone();
             let interval = pool.health_check.interval;
             tasks.push(tokio::spawn(async move {
-                let pool = &shared.pools[i];
-                let portal = &shared.config.portals[i].name;
+                let (Some(pool), Some(portal)) =
+                    (shared.pools.get(i), shared.config.portals.get(i))
+                else {
+                    return;
+                };
+                let portal = &portal.name;
                 loop {
                     for (t, healthy) in pool.check_once().await {
-                        let target = pool.targets[t].target.to_string();
+                        let Some(target) = pool.targets.get(t) else {
+                            continue;
+                        };
+                        let target = target.target.to_string();
                         shared
                             .metrics
                             .upstream_healthy

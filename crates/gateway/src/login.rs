@@ -114,6 +114,7 @@ struct Ctx<'a, 'r> {
 }
 
 impl Ctx<'_, '_> {
+    /// The link to this page in the other language.
     fn switch_url(&self) -> String {
         let other = if self.lang == Lang::Sl { "en" } else { "sl" };
         let mut pairs: Vec<(String, String)> = self
@@ -129,7 +130,9 @@ impl Ctx<'_, '_> {
             q.append_pair(k, v);
         }
         q.append_pair("lang", other);
-        format!("{}?{}", self.req.path, q.finish())
+        // Query only: a reference that keeps this page's scheme, host and path, whatever the
+        // path is (the raw path `//evil.example` made a protocol-relative link off-site).
+        format!("?{}", q.finish())
     }
 
     fn message(&self, m: Message) -> LoginResponse {
@@ -274,7 +277,9 @@ fn start(ctx: &Ctx<'_, '_>) -> LoginResponse {
     else {
         return ctx.message(Message::BadReturn);
     };
-    let portal_cfg = &ctx.shared.config.portals[portal];
+    let Some(portal_cfg) = ctx.shared.config.portals.get(portal) else {
+        return ctx.message(Message::BadReturn);
+    };
     if !portal_cfg
         .methods
         .contains(&prehod_config::LoginMethod::Rekono)
@@ -316,14 +321,20 @@ fn start(ctx: &Ctx<'_, '_>) -> LoginResponse {
             "{name}=; Path=/oidc/; Max-Age=0; Secure; HttpOnly; SameSite=Lax"
         ));
     }
-    let name = format!(
-        "{}{}",
-        auth.attempt_prefix,
-        &attempt.state[..attempt.state.len().min(16)]
-    );
+    let name = attempt_cookie_name(&auth.attempt_prefix, &attempt.state);
     resp.cookie(format!(
         "{name}={sealed}; Path=/oidc/; Max-Age={ATTEMPT_LIFETIME}; Secure; HttpOnly; SameSite=Lax"
     ))
+}
+
+/// The attempt cookie's name: the prefix and the state's first 16 bytes (states are ASCII; any
+/// other text keeps its characters up to byte 16, never a split one, and so matches no cookie).
+fn attempt_cookie_name(prefix: &str, state: &str) -> String {
+    let end = (0..=state.len().min(16))
+        .rev()
+        .find(|&i| state.is_char_boundary(i))
+        .unwrap_or(0);
+    format!("{prefix}{}", state.get(..end).unwrap_or_default())
 }
 
 fn attempt_cookies(ctx: &Ctx<'_, '_>) -> Vec<(String, String)> {
@@ -363,7 +374,8 @@ async fn callback(ctx: &Ctx<'_, '_>) -> LoginResponse {
     let Some(state) = q.get("state").filter(|s| s.len() >= 16) else {
         return ctx.login_failed("missing_state", Message::LoginFailed);
     };
-    let name = format!("{}{}", auth.attempt_prefix, &state[..16.min(state.len())]);
+    // The state is client input of any shape: a name from it is never sliced by byte index.
+    let name = attempt_cookie_name(&auth.attempt_prefix, state);
     let attempt = attempt_cookies(ctx)
         .into_iter()
         .find(|(n, _)| *n == name)
@@ -456,7 +468,8 @@ async fn callback(ctx: &Ctx<'_, '_>) -> LoginResponse {
         .inc();
     let portal = auth
         .check_return(&attempt.return_to)
-        .map(|(_, p)| ctx.shared.config.portals[p].name.as_str());
+        .and_then(|(_, p)| ctx.shared.config.portals.get(p))
+        .map(|p| p.name.as_str());
     ctx.audit(audit::Event {
         event: "login",
         outcome: "success",
@@ -646,7 +659,9 @@ pub async fn certificate(
     else {
         return ctx.message(Message::BadReturn);
     };
-    let portal = &shared.config.portals[portal];
+    let Some(portal) = shared.config.portals.get(portal) else {
+        return ctx.message(Message::BadReturn);
+    };
     if !portal
         .methods
         .contains(&prehod_config::LoginMethod::Certificate)
@@ -821,5 +836,21 @@ mod tests {
             oidc_refusal(&OidcError::Unavailable("timeout".into())),
             ("rekono_unavailable", Message::RekonoUnavailable)
         );
+    }
+
+    #[test]
+    fn attempt_cookie_names_never_split_a_character() {
+        assert_eq!(
+            attempt_cookie_name("p_", "abcdefghijklmnopqrstuvwxyz"),
+            "p_abcdefghijklmnop"
+        );
+        assert_eq!(attempt_cookie_name("p_", "short"), "p_short");
+        // A multi-byte character across byte 16 is left out, not split (this panicked).
+        assert_eq!(
+            attempt_cookie_name("p_", "aaaaaaaaaaaaaaaé"),
+            "p_aaaaaaaaaaaaaaa"
+        );
+        assert_eq!(attempt_cookie_name("p_", "💥💥💥💥💥"), "p_💥💥💥💥");
+        assert_eq!(attempt_cookie_name("p_", ""), "p_");
     }
 }

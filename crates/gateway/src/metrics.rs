@@ -15,6 +15,10 @@ pub struct Metrics {
     /// portal, kind (`connect_refused`, `connect_timeout`, `read_timeout`, `tls`, `other`).
     pub upstream_errors: IntCounterVec,
     pub in_flight: IntGauge,
+    /// handler (`login`, `certificate_login`): panics caught and answered with a 500 page.
+    pub panics: IntCounterVec,
+    /// kind (`closed`, `read_error`, `write_error`): clients that went away mid-request.
+    pub client_disconnects: IntCounterVec,
     /// portal, target: 1 healthy, 0 not.
     pub upstream_healthy: IntGaugeVec,
     pub build_info: IntGaugeVec,
@@ -101,6 +105,16 @@ impl Metrics {
         registry.register(Box::new(upstream_duration.clone()))?;
         registry.register(Box::new(upstream_errors.clone()))?;
         registry.register(Box::new(in_flight.clone()))?;
+        let panics = IntCounterVec::new(
+            Opts::new(
+                "prehod_panics_total",
+                "Request handlers that panicked (answered 500), by handler",
+            ),
+            &["handler"],
+        )?;
+        registry.register(Box::new(panics.clone()))?;
+        let client_disconnects = CLIENT_DISCONNECTS.clone();
+        registry.register(Box::new(client_disconnects.clone()))?;
         registry.register(Box::new(upstream_healthy.clone()))?;
         registry.register(Box::new(build_info.clone()))?;
         let logins = IntCounterVec::new(
@@ -215,6 +229,8 @@ impl Metrics {
             upstream_duration,
             upstream_errors,
             in_flight,
+            panics,
+            client_disconnects,
             upstream_healthy,
             build_info,
             logins,
@@ -243,6 +259,44 @@ impl Metrics {
     }
 }
 
+/// Clients that went away, by kind (`closed`, `read_error`, `write_error`, `header`). One for the
+/// process: besides `fail_to_proxy`, the log filter counts the one pingora reports only in its
+/// own log (a client gone while its request header was read: `header`).
+static CLIENT_DISCONNECTS: std::sync::LazyLock<IntCounterVec> = std::sync::LazyLock::new(|| {
+    IntCounterVec::new(
+        Opts::new(
+            "prehod_client_disconnects_total",
+            "Clients that closed or reset their connection before the response was done",
+        ),
+        &["kind"],
+    )
+    // Invariant: a constant, valid metric name and label.
+    .expect("a valid metric definition")
+});
+
+/// Counts a client that went away; `kind` is a short constant label.
+pub fn count_client_disconnect(kind: &str) {
+    CLIENT_DISCONNECTS.with_label_values(&[kind]).inc();
+}
+
+/// One request counted in `prehod_requests_in_flight` for as long as this lives. It is kept in
+/// the request's context, so it is dropped on every way a request ends: answered, failed, or a
+/// panic that unwinds the connection's task (pingora does not catch those).
+pub struct InFlight(IntGauge);
+
+impl InFlight {
+    pub fn count(gauge: &IntGauge) -> Self {
+        gauge.inc();
+        Self(gauge.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 pub fn status_class(status: u16) -> &'static str {
     match status {
         100..=199 => "1xx",
@@ -251,5 +305,27 @@ pub fn status_class(status: u16) -> &'static str {
         400..=499 => "4xx",
         500..=599 => "5xx",
         _ => "none",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_flight_is_given_back_even_when_a_request_panics() {
+        let gauge = IntGauge::new("g", "g").expect("gauge");
+        {
+            let _a = InFlight::count(&gauge);
+            assert_eq!(gauge.get(), 1);
+        }
+        assert_eq!(gauge.get(), 0);
+        let guard = InFlight::count(&gauge);
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            let _held = guard;
+            panic!("a handler panics");
+        }));
+        assert!(unwound.is_err());
+        assert_eq!(gauge.get(), 0, "the unwinding dropped the guard");
     }
 }

@@ -2,11 +2,13 @@
 //! functions of `hygiene`, `routing`, `pool`, `auth` and `pages`.
 
 use std::net::IpAddr;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures_util::FutureExt;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
@@ -36,16 +38,22 @@ pub struct RequestCtx {
     failed: Vec<usize>,
     upstream_started: Option<Instant>,
     upstream_error: Option<&'static str>,
-    counted_in_flight: bool,
+    /// Counted in `prehod_requests_in_flight` until the context is dropped, panic or not.
+    in_flight: Option<metrics::InFlight>,
     /// The session this request was allowed with, and its rolled cookie to set.
     session: Option<std::sync::Arc<prehod_identity::session::Session>>,
     rolled: Option<String>,
 }
 
-/// Names can hold any Unicode; a header value is sent as UTF-8 bytes only when they are
-/// visible characters, otherwise percent-encoded (RFC 8187 style) so nothing is lost.
+/// Identity values (a certificate CN "Žan", a Rekono name with č, an IDN e-mail) can hold any
+/// Unicode; a header value is sent as it is only when it is visible ASCII, otherwise (and when
+/// it already looks encoded, so a chosen name cannot pass for another) percent-encoded as
+/// UTF-8, RFC 8187 style (`UTF-8''%C5%BDan`), so nothing is lost and nothing becomes a 500.
 fn header_safe(value: &str) -> String {
-    if value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+    let looks_encoded = value
+        .get(..7)
+        .is_some_and(|p| p.eq_ignore_ascii_case("UTF-8''"));
+    if !looks_encoded && value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
         value.to_owned()
     } else {
         format!(
@@ -55,6 +63,15 @@ fn header_safe(value: &str) -> String {
                 .replace('+', "%20")
         )
     }
+}
+
+/// The text a panic was raised with, when it has one.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
 }
 
 impl Gateway {
@@ -180,9 +197,43 @@ impl Gateway {
         self.write_login_response(session, ctx, resp).await
     }
 
+    /// The outcome of a handler that writes a whole response, run under `catch_unwind`: a panic
+    /// becomes a 500 page (or, when a response had already started, a closed connection), a
+    /// count in `prehod_panics_total` and an ERROR line — never a worker task lost mid-request.
+    async fn contain_panic(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        handler: &'static str,
+        served: std::thread::Result<Result<()>>,
+    ) -> Result<()> {
+        let payload = match served {
+            Ok(result) => return result,
+            Err(payload) => payload,
+        };
+        self.shared
+            .metrics
+            .panics
+            .with_label_values(&[handler])
+            .inc();
+        tracing::error!(
+            request_id = %ctx.request_id,
+            handler,
+            panic = panic_message(payload.as_ref()),
+            "a request handler panicked; answered 500"
+        );
+        ctx.auth = "panic";
+        session.set_keepalive(None);
+        if session.response_written().is_none() {
+            self.send_page(session, Page::Internal, ctx).await?;
+        }
+        Ok(())
+    }
+
     fn portal_name(&self, ctx: &RequestCtx) -> &str {
         ctx.portal
-            .map_or("unknown", |i| self.shared.config.portals[i].name.as_str())
+            .and_then(|i| self.shared.config.portals.get(i))
+            .map_or("unknown", |p| p.name.as_str())
     }
 
     /// Writes one of the gateway's own pages. Returns the status written.
@@ -205,6 +256,20 @@ impl Gateway {
             .await?;
         session.write_response_body(Some(body), true).await?;
         Ok(status)
+    }
+}
+
+/// A client that went away (closed or reset its connection, or it broke while we read or
+/// wrote): nothing to answer and nothing for anyone to act on. The metric label, if so.
+fn client_disconnect(e: &Error) -> Option<&'static str> {
+    if *e.esource() != ErrorSource::Downstream {
+        return None;
+    }
+    match e.etype() {
+        ErrorType::ConnectionClosed => Some("closed"),
+        ErrorType::ReadError => Some("read_error"),
+        ErrorType::WriteError => Some("write_error"),
+        _ => None,
     }
 }
 
@@ -243,7 +308,7 @@ impl ProxyHttp for Gateway {
             failed: Vec::new(),
             upstream_started: None,
             upstream_error: None,
-            counted_in_flight: false,
+            in_flight: None,
             session: None,
             rolled: None,
         }
@@ -255,8 +320,7 @@ impl ProxyHttp for Gateway {
         session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        self.shared.metrics.in_flight.inc();
-        ctx.counted_in_flight = true;
+        ctx.in_flight = Some(metrics::InFlight::count(&self.shared.metrics.in_flight));
         ctx.client = session
             .client_addr()
             .and_then(|a| a.as_inet())
@@ -276,6 +340,15 @@ impl ProxyHttp for Gateway {
         ctx.request_id = forwarded_id
             .flatten()
             .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+        // Refused before anything is removed: dropping a framing header would turn the body
+        // into the next request on the connection (the 400 page closes it).
+        if let Some(name) = crate::hygiene::nominated_framing_header(&session.req_header().headers)
+        {
+            return Err(Error::explain(
+                ErrorType::HTTPStatus(400),
+                format!("Connection: nominates {name}"),
+            ));
+        }
         let strip = hygiene.names_to_strip(&session.req_header().headers, ctx.trusted_proxy);
         let req = session.req_header_mut();
         for name in strip {
@@ -311,12 +384,19 @@ impl ProxyHttp for Gateway {
             }
             Route::Login => {
                 ctx.auth = "login";
-                self.serve_login(session, ctx).await?;
+                let served = AssertUnwindSafe(self.serve_login(session, ctx))
+                    .catch_unwind()
+                    .await;
+                self.contain_panic(session, ctx, "login", served).await?;
                 return Ok(true);
             }
             Route::CertLogin => {
                 ctx.auth = "certificate";
-                self.serve_cert_login(session, ctx).await?;
+                let served = AssertUnwindSafe(self.serve_cert_login(session, ctx))
+                    .catch_unwind()
+                    .await;
+                self.contain_panic(session, ctx, "certificate_login", served)
+                    .await?;
                 return Ok(true);
             }
             Route::Portal(i) => i,
@@ -329,7 +409,12 @@ impl ProxyHttp for Gateway {
             req.uri.path_and_query().map_or("/", |p| p.as_str())
         );
         let shared = &self.shared;
-        let portal_cfg = &shared.config.portals[portal];
+        let Some(portal_cfg) = shared.config.portals.get(portal) else {
+            return Err(Error::explain(
+                ErrorType::InternalError,
+                "routed to no portal",
+            ));
+        };
         // A certificate-only portal: the handshake demanded a certificate; it is the identity.
         if portal_cfg.client_certificate_required {
             let request_id = ctx.request_id.clone();
@@ -605,7 +690,14 @@ impl ProxyHttp for Gateway {
         let portal = ctx
             .portal
             .ok_or_else(|| Error::explain(ErrorType::InternalError, "no portal routed"))?;
-        let pool = &self.shared.pools[portal];
+        let (Some(pool), Some(template)) =
+            (self.shared.pools.get(portal), self.shared.peers.get(portal))
+        else {
+            return Err(Error::explain(
+                ErrorType::InternalError,
+                "routed to no portal",
+            ));
+        };
         let (target, addr) = pool.select(&ctx.failed).ok_or_else(|| {
             let mut e = Error::explain(ErrorType::ConnectNoRoute, "no upstream target is resolved");
             e.esource = ErrorSource::Upstream;
@@ -613,8 +705,12 @@ impl ProxyHttp for Gateway {
         })?;
         ctx.target = Some(target);
         ctx.upstream_started = Some(Instant::now());
-        let template = &self.shared.peers[portal];
-        let mut peer = HttpPeer::new(addr, template.tls, pool.targets[target].target.host.clone());
+        let sni = pool
+            .targets
+            .get(target)
+            .map(|t| t.target.host.clone())
+            .unwrap_or_default();
+        let mut peer = HttpPeer::new(addr, template.tls, sni);
         peer.options = template.options.clone();
         Ok(Box::new(peer))
     }
@@ -628,15 +724,22 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
         mut e: Box<Error>,
     ) -> Box<Error> {
-        if let (Some(portal), Some(target)) = (ctx.portal, ctx.target) {
-            let pool = &self.shared.pools[portal];
-            pool.targets[target].mark(false);
+        let portal = ctx.portal.and_then(|p| {
+            Some((
+                self.shared.pools.get(p)?,
+                self.shared.config.portals.get(p)?,
+            ))
+        });
+        if let (Some((pool, portal)), Some(target)) = (portal, ctx.target) {
+            if let Some(t) = pool.targets.get(target) {
+                t.mark(false);
+            }
             ctx.failed.push(target);
             let (kind, _) = upstream_failure(&e);
             self.shared
                 .metrics
                 .upstream_errors
-                .with_label_values(&[&self.shared.config.portals[portal].name, kind])
+                .with_label_values(&[&portal.name, kind])
                 .inc();
             e.set_retry(pool.select(&ctx.failed).is_some());
         }
@@ -674,31 +777,30 @@ impl ProxyHttp for Gateway {
             upstream.insert_header("x-forwarded-proto", "https")?;
         }
         if !ctx.trusted_proxy || !upstream.headers.contains_key("x-forwarded-host") {
-            if let Some(portal) = ctx.portal {
-                upstream.insert_header(
-                    "x-forwarded-host",
-                    shared.config.portals[portal].host.as_str(),
-                )?;
+            if let Some(portal) = ctx.portal.and_then(|p| shared.config.portals.get(p)) {
+                upstream.insert_header("x-forwarded-host", portal.host.as_str())?;
             }
         }
         upstream.insert_header(headers.request_id.clone(), &ctx.request_id)?;
         // Strip before set: the client's identity headers went in early_request_filter.
-        if let (Some(s), Some(auth), Some(portal)) = (&ctx.session, &shared.auth, ctx.portal) {
-            upstream.insert_header(headers.user.clone(), s.sub.as_str())?;
-            upstream.insert_header(headers.email.clone(), s.email.as_str())?;
+        let portal = ctx.portal.and_then(|p| shared.config.portals.get(p));
+        if let (Some(s), Some(auth), Some(portal)) = (&ctx.session, &shared.auth, portal) {
+            // Every value from an identity goes through header_safe: any of them may be text.
+            upstream.insert_header(headers.user.clone(), header_safe(&s.sub))?;
+            upstream.insert_header(headers.email.clone(), header_safe(&s.email))?;
             upstream.insert_header(headers.name.clone(), header_safe(&s.name))?;
             upstream.insert_header(headers.method.clone(), s.method.as_str())?;
             upstream.insert_header(headers.level.clone(), s.level.to_string())?;
-            upstream.insert_header(headers.amr.clone(), s.amr.join(" "))?;
+            upstream.insert_header(headers.amr.clone(), header_safe(&s.amr.join(" ")))?;
             if let Some(cert) = &s.cert {
                 upstream.insert_header(headers.cert_subject.clone(), header_safe(&cert.subject))?;
                 upstream.insert_header(headers.cert_issuer.clone(), header_safe(&cert.issuer))?;
-                upstream.insert_header(headers.cert_serial.clone(), cert.serial.as_str())?;
+                upstream.insert_header(headers.cert_serial.clone(), header_safe(&cert.serial))?;
             }
             if let Some(fp) = &s.cert_fingerprint {
-                upstream.insert_header(headers.cert_fingerprint.clone(), fp.as_str())?;
+                upstream.insert_header(headers.cert_fingerprint.clone(), header_safe(fp))?;
             }
-            let audience = format!("https://{}", shared.config.portals[portal].host);
+            let audience = format!("https://{}", portal.host);
             match auth
                 .signer
                 .sign_cached(s, &audience, prehod_identity::unix_now())
@@ -792,10 +894,10 @@ impl ProxyHttp for Gateway {
                 ctx.upstream_error = Some(kind);
                 Some(page)
             }
-            (
-                ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed,
-                ErrorSource::Downstream,
-            ) => {
+            _ if client_disconnect(e).is_some() => {
+                let kind = client_disconnect(e).unwrap_or("closed");
+                metrics::count_client_disconnect(kind);
+                tracing::debug!(request_id = %ctx.request_id, error = %e, "client went away");
                 return FailToProxy {
                     error_code: 0,
                     can_reuse_downstream: false,
@@ -827,10 +929,15 @@ impl ProxyHttp for Gateway {
         }
     }
 
+    /// pingora logs every failed request at ERROR unless this says no. A client that went away
+    /// (counted in `fail_to_proxy`) and a request the gateway refused with a 4xx (it is in the
+    /// access log with its status) are not for an SRE to act on; everything else stays ERROR.
+    fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, e: &Error) -> bool {
+        client_disconnect(e).is_some()
+            || matches!(e.etype(), ErrorType::HTTPStatus(code) if (400..500).contains(code))
+    }
+
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
-        if ctx.counted_in_flight {
-            self.shared.metrics.in_flight.dec();
-        }
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let portal = self.portal_name(ctx).to_owned();
         let m = &self.shared.metrics;
@@ -857,7 +964,12 @@ impl ProxyHttp for Gateway {
             .or_else(|| req.uri.host())
             .unwrap_or("-");
         let upstream = match (ctx.portal, ctx.target) {
-            (Some(p), Some(t)) => Some(self.shared.pools[p].targets[t].target.to_string()),
+            (Some(p), Some(t)) => self
+                .shared
+                .pools
+                .get(p)
+                .and_then(|pool| pool.targets.get(t))
+                .map(|t| t.target.to_string()),
             _ => None,
         };
         access_log::write(&access_log::AccessEntry {
@@ -874,5 +986,71 @@ impl ProxyHttp for Gateway {
             auth: ctx.auth,
             client: ctx.client.map(|c| c.to_string()),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_values_of_any_text_become_valid_header_values() {
+        // Why: a raw value with a control character is refused as a header value (a 500), and
+        // raw UTF-8 goes out as obs-text that portals read as Latin-1 or drop.
+        let mut raw = RequestHeader::build("GET", b"/", None).unwrap();
+        assert!(raw.insert_header("x-auth-user", "a\nb").is_err());
+        assert_eq!(header_safe("Jan Novak"), "Jan Novak");
+        assert_eq!(header_safe("Žan"), "UTF-8''%C5%BDan");
+        assert_eq!(
+            header_safe("Špela Čeh Žužek"),
+            "UTF-8''%C5%A0pela%20%C4%8Ceh%20%C5%BDu%C5%BEek"
+        );
+        assert_eq!(
+            header_safe("žan@bankart.si"),
+            "UTF-8''%C5%BEan%40bankart.si"
+        );
+        // Control characters cannot split the header; an ASCII look-alike of an encoded value
+        // is encoded too, so it cannot decode to another name.
+        assert_eq!(
+            header_safe("a\r\nX-Auth-User: admin"),
+            "UTF-8''a%0D%0AX-Auth-User%3A%20admin"
+        );
+        assert_eq!(header_safe("utf-8''%41dmin"), "UTF-8''utf-8%27%27%2541dmin");
+        for value in [
+            "Žan",
+            "a\r\nb",
+            "\u{7f}",
+            "tab\there",
+            "UTF-8''x",
+            "",
+            "日本",
+        ] {
+            let safe = header_safe(value);
+            assert!(
+                http::HeaderValue::from_str(&safe).is_ok(),
+                "{value:?} → {safe:?} is no header value"
+            );
+            let mut h = RequestHeader::build("GET", b"/", None).unwrap();
+            h.insert_header("x-auth-name", safe).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_panic_message_is_read_from_either_payload() {
+        let text = std::panic::catch_unwind(|| panic!("plain")).unwrap_err();
+        assert_eq!(panic_message(text.as_ref()), "plain");
+        let n = 3;
+        let formatted = std::panic::catch_unwind(|| panic!("formatted {n}")).unwrap_err();
+        assert_eq!(panic_message(formatted.as_ref()), "formatted 3");
+        let other = std::panic::catch_unwind(|| std::panic::panic_any(7u8)).unwrap_err();
+        assert_eq!(panic_message(other.as_ref()), "(no message)");
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_caught_as_an_error_value() {
+        let caught: std::thread::Result<()> = AssertUnwindSafe(async { panic!("in a handler") })
+            .catch_unwind()
+            .await;
+        assert_eq!(panic_message(caught.unwrap_err().as_ref()), "in a handler");
     }
 }

@@ -74,8 +74,9 @@ impl Router {
 pub fn strip_port(authority: &str) -> &str {
     if authority.starts_with('[') {
         return authority
-            .split_once(']')
-            .map_or(authority, |(h, _)| &authority[..h.len() + 1]);
+            .find(']')
+            .and_then(|end| authority.get(..=end))
+            .unwrap_or(authority);
     }
     authority.rsplit_once(':').map_or(authority, |(h, _)| h)
 }

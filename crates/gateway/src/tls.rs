@@ -294,13 +294,19 @@ impl TlsAccept for SniCertificates {
             }
         }
         let i = self.pick(sni.as_deref());
-        let Some(cert) = self.certs.get(i) else {
+        // The config check gives every certificate at least its leaf.
+        let Some((leaf, intermediates)) = self.certs.get(i).and_then(|c| {
+            c.chain
+                .split_first()
+                .map(|(leaf, rest)| ((leaf, &c.key), rest))
+        }) else {
+            tracing::error!("no server certificate for this handshake");
             return;
         };
-        let result = ext::ssl_use_certificate(ssl, &cert.chain[0])
-            .and_then(|()| ext::ssl_use_private_key(ssl, &cert.key))
+        let result = ext::ssl_use_certificate(ssl, leaf.0)
+            .and_then(|()| ext::ssl_use_private_key(ssl, leaf.1))
             .and_then(|()| {
-                cert.chain[1..]
+                intermediates
                     .iter()
                     .try_for_each(|intermediate| ext::ssl_add_chain_cert(ssl, intermediate))
             });

@@ -70,7 +70,8 @@ impl Signer {
         let x = URL_SAFE_NO_PAD.encode(x.to_vec_padded(32).map_err(|e| bad(&e))?);
         let y = URL_SAFE_NO_PAD.encode(y.to_vec_padded(32).map_err(|e| bad(&e))?);
         // The kid is derived from the public key, so every replica with the key agrees.
-        let kid = hex::encode(&<sha2::Sha256 as sha2::Digest>::digest(format!("{x}.{y}"))[..8]);
+        let digest: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(format!("{x}.{y}")).into();
+        let kid = hex::encode(&digest[..8]);
         let pkcs8 = pkey.private_key_to_pem_pkcs8().map_err(|e| bad(&e))?;
         Ok(Self {
             key: EncodingKey::from_ec_pem(&pkcs8)?,
@@ -143,6 +144,7 @@ impl Signer {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)] // a test's own fixture; a panic is the failure report
 mod tests {
     use super::*;
     use crate::session::{Method, Session};

@@ -160,8 +160,14 @@ async fn fetch(settings: &Settings, http: &reqwest::Client) -> Result<Discovered
     // Fields `openidconnect`'s core metadata does not carry. Required like the rest of
     // discovery: a missed RFC 9207 flag would silently accept responses without `iss`.
     let doc = discovery_document(http, &settings.issuer).await?;
-    let end_session = doc["end_session_endpoint"].as_str().map(str::to_owned);
-    let iss_in_response = doc["authorization_response_iss_parameter_supported"] == true;
+    let end_session = doc
+        .get("end_session_endpoint")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned);
+    let iss_in_response = doc
+        .get("authorization_response_iss_parameter_supported")
+        .and_then(serde_json::Value::as_bool)
+        == Some(true);
     let jwks: jsonwebtoken::jwk::JwkSet = http
         .get(jwks_uri)
         .send()
@@ -504,7 +510,10 @@ impl Provider {
             auth_time: claims
                 .auth_time()
                 .map_or(now, |t| t.timestamp().max(0) as u64),
-            op_sid: payload["sid"].as_str().map(str::to_owned),
+            op_sid: payload
+                .get("sid")
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned),
             id_token: raw,
         })
     }
@@ -567,7 +576,10 @@ impl Provider {
             .map_err(|e| OidcError::Unavailable(format!("token endpoint: {e}")))?;
         if status != 200 {
             let error: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-            let detail = error["error"].as_str().unwrap_or("token request refused");
+            let detail = error
+                .get("error")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("token request refused");
             return Err(token_failure(status, detail.to_owned()));
         }
         // The ID token's claims are parsed here: one without `exp`, `iat` or `sub` fails.
@@ -626,30 +638,34 @@ impl Provider {
         let claims = jsonwebtoken::decode::<serde_json::Value>(token, &key, &v)
             .map_err(|e| OidcError::InvalidToken(format!("logout token: {e}")))?
             .claims;
-        let iat = claims["iat"]
+        let claim = |name: &str| claims.get(name).unwrap_or(&serde_json::Value::Null);
+        let iat = claim("iat")
             .as_u64()
             .ok_or_else(|| invalid("logout token has no iat"))?;
         let skew = self.settings.max_skew.as_secs();
         if iat > now + skew || iat + 600 + skew < now {
             return Err(invalid("logout token iat out of range"));
         }
-        if let Some(exp) = claims["exp"].as_u64() {
+        if let Some(exp) = claim("exp").as_u64() {
             if exp + skew < now {
                 return Err(invalid("logout token expired"));
             }
         }
-        if !claims["events"]["http://schemas.openid.net/event/backchannel-logout"].is_object() {
+        if !claim("events")
+            .get("http://schemas.openid.net/event/backchannel-logout")
+            .is_some_and(serde_json::Value::is_object)
+        {
             return Err(invalid("logout token has no back-channel logout event"));
         }
         if claims.get("nonce").is_some() {
             return Err(invalid("a logout token must not have a nonce"));
         }
-        let sid = claims["sid"].as_str().map(str::to_owned);
-        let sub = claims["sub"].as_str().map(str::to_owned);
+        let sid = claim("sid").as_str().map(str::to_owned);
+        let sub = claim("sub").as_str().map(str::to_owned);
         if sid.is_none() && sub.is_none() {
             return Err(invalid("logout token has neither sid nor sub"));
         }
-        let jti = claims["jti"]
+        let jti = claim("jti")
             .as_str()
             .ok_or_else(|| invalid("logout token has no jti"))?;
         if self.seen_jti.contains_key(jti) {

@@ -47,8 +47,9 @@ impl Sealer {
             keys: keys
                 .iter()
                 .map(|k| {
-                    let digest = Sha256::digest(k);
-                    ([digest[0], digest[1], digest[2], digest[3]], *k)
+                    let digest: [u8; 32] = Sha256::digest(k).into();
+                    let [a, b, c, d, ..] = digest;
+                    ([a, b, c, d], *k)
                 })
                 .collect(),
         }
@@ -81,17 +82,21 @@ impl Sealer {
         let raw = URL_SAFE_NO_PAD
             .decode(sealed.trim())
             .map_err(|_| SealError::Malformed)?;
-        if raw.len() < 1 + 4 + NONCE + TAG || raw[0] != VERSION {
+        // version, key id, nonce, ciphertext, tag — split by checked forms (any bytes come in).
+        let (&version, rest) = raw.split_first().ok_or(SealError::Malformed)?;
+        let (id, rest) = rest.split_at_checked(4).ok_or(SealError::Malformed)?;
+        let (nonce, rest) = rest.split_at_checked(NONCE).ok_or(SealError::Malformed)?;
+        let (ciphertext, tag) = rest
+            .split_at_checked(rest.len().checked_sub(TAG).ok_or(SealError::Malformed)?)
+            .ok_or(SealError::Malformed)?;
+        if version != VERSION {
             return Err(SealError::Malformed);
         }
-        let id = &raw[1..5];
         let (_, key) = self
             .keys
             .iter()
             .find(|(k, _)| k == id)
             .ok_or(SealError::UnknownKey)?;
-        let nonce = &raw[5..5 + NONCE];
-        let (ciphertext, tag) = raw[5 + NONCE..].split_at(raw.len() - 5 - NONCE - TAG);
         decrypt_aead(
             Cipher::aes_256_gcm(),
             key,
@@ -105,6 +110,7 @@ impl Sealer {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)] // a test's own fixture; a panic is the failure report
 mod tests {
     use super::*;
 
@@ -138,6 +144,28 @@ mod tests {
             s.seal(b"session", b"hello").unwrap(),
             sealed,
             "a fresh nonce every time"
+        );
+    }
+
+    #[test]
+    fn every_truncation_is_malformed_or_forged_never_a_panic() {
+        let s = Sealer::new(&[[1; 32]]);
+        let raw = URL_SAFE_NO_PAD
+            .decode(s.seal(b"session", b"").unwrap())
+            .unwrap();
+        for len in 0..raw.len() {
+            let cut = URL_SAFE_NO_PAD.encode(&raw[..len]);
+            assert!(
+                matches!(
+                    s.open(b"session", &cut),
+                    Err(SealError::Malformed | SealError::Forged)
+                ),
+                "{len} bytes"
+            );
+        }
+        assert_eq!(
+            s.open(b"session", &URL_SAFE_NO_PAD.encode(&raw)).unwrap(),
+            b""
         );
     }
 

@@ -273,6 +273,7 @@ impl Sessions {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)] // a test's own fixture; a panic is the failure report
 mod tests {
     use super::*;
 
