@@ -1219,3 +1219,33 @@ async fn revocation_downloads_that_hang_or_never_end_are_cut_off() {
         started.elapsed()
     );
 }
+
+/// Issue 8, point 4: a certificate user id is `PREFIX:VALUE`, so a Rekono account whose `sub`
+/// looks like one (`prehod-dev-ca:SI-DEV-1000`) could pass for that certificate's user on an
+/// allow-list; such a token is refused, and the certificate's user keeps their portal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rekono_sub_shaped_like_a_certificate_id_is_refused() {
+    let w = world(Options {
+        certificates: Some(CertOptions::default()),
+        account_sub: Some(("srednja@rekono.localhost", "prehod-dev-ca:SI-DEV-1000")),
+        portal_yaml: vec![
+            ("bips", "min_level: 20"),
+            ("bips", "allowed_users: [\"prehod-dev-ca:SI-DEV-1000\"]"),
+        ],
+        ..Options::default()
+    })
+    .await;
+    let mut browser = Browser::new(&w);
+    let login_page = browser.follow(&portal_url(&w, "bips", "/home")).await;
+    let rekono = browser.follow(&rekono_link(&w, &login_page)).await;
+    let chooser = rekono_password(&w, &mut browser, &rekono, common::rekono::SREDNJA).await;
+    let page = rekono_otp(&w, &mut browser, &chooser, common::rekono::SREDNJA_TOTP).await;
+    assert!(page.status >= 400, "{}: {}", page.url, page.body);
+    assert!(browser.cookie("prehod_session").is_none(), "no session");
+    let metrics = w.gw.metrics();
+    assert!(
+        metrics.contains("prehod_denials_total{reason=\"invalid_id_token\"} 1"),
+        "refused as an invalid token: {} {metrics}",
+        page.body
+    );
+}

@@ -141,18 +141,16 @@ fn check_reports_every_problem_with_its_line_and_run_exits_64() {
     assert!(stderr.contains("not starting"));
 }
 
-#[test]
-fn check_accepts_a_good_config_with_a_summary() {
-    let pki = Pki::new();
-    let dir = tempfile::tempdir().expect("tmp");
-    let path = dir.path().join("good.yaml");
+/// A good configuration for the dev PKI: the six portals (each with its `portal_extra` YAML
+/// lines) and `extra` top-level sections.
+fn good_config(pki: &Pki, extra: &str, portal_extra: &[(&str, &str)]) -> String {
     let session_key = std::fs::read_to_string(pki.path("session.key")).expect("session key");
     let mut text = format!(
         "listen:\n  https: 127.0.0.1:8443\nadmin:\n  listen: 127.0.0.1:9090\ntls:\n  certificates:\n    - cert: {}\n      key: {}\n\
 login:\n  host: login.bankart.localhost\n\
 session:\n  cookie_domain: bankart.localhost\n  keys: [\"{}\"]\n\
 oidc:\n  issuer: https://rekono.localhost:8444/openid-connect-server-webapp\n  client_id: prehod\n  client_secret: s3cret\n\
-assertion:\n  key: {}\nportals:\n",
+assertion:\n  key: {}\n{extra}portals:\n",
         pki.path("server.crt").display(),
         pki.path("server.key").display(),
         session_key.trim(),
@@ -163,12 +161,100 @@ assertion:\n  key: {}\nportals:\n",
             "  {p}:\n    host: {}\n    upstream:\n      urls: [\"http://10.0.0.{i}:8080\"]\n",
             host(p)
         ));
+        for (_, yaml) in portal_extra.iter().filter(|(name, _)| name == p) {
+            text.push_str(&format!("    {yaml}\n"));
+        }
     }
-    std::fs::write(&path, text).expect("write");
+    text
+}
+
+#[test]
+fn check_accepts_a_good_config_with_a_summary() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("good.yaml");
+    std::fs::write(&path, good_config(&pki, "", &[])).expect("write");
     let (code, stdout, stderr) = run(&["check", "--config"], &path);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(stdout.lines().count(), 1, "one summary line: {stdout}");
     assert!(stdout.contains("ok — 6 portals"), "{stdout}");
+}
+
+/// Issue 8, points 4 and 10: certificate user ids that could collide (two anchors with one
+/// prefix, a prefix that is not one name and one `:`), an `allowed_users` entry naming no
+/// anchor, and certificate-only portals no certificate session could ever reach.
+#[test]
+fn check_refuses_certificate_settings_that_collide_or_can_never_work() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().expect("tmp");
+    let ca = pki.path("ca.crt").display().to_string();
+    let other = pki.path("untrusted-ca.crt").display().to_string();
+    let certificates = [
+        "certificate_login:",
+        "  host: certlogin.bankart.localhost",
+        "  level: 20",
+        "  anchors:",
+        "    - name: ACNLB",
+        &format!("      ca: {ca}"),
+        "    - name: acnlb",
+        &format!("      ca: {other}"),
+        "    - name: third",
+        &format!("      ca: {other}"),
+        "      user_id_prefix: \"a:b:\"",
+        "",
+    ]
+    .join("\n");
+    let path = dir.path().join("certs.yaml");
+    std::fs::write(
+        &path,
+        good_config(
+            &pki,
+            &certificates,
+            &[
+                ("acq", "client_certificate: required"),
+                ("acq", "min_level: 30"),
+                ("b2b", "client_certificate: required"),
+                ("b2b", "methods: [rekono]"),
+                (
+                    "bips",
+                    "allowed_users: [\"acnlb:SI-1\", \"nobody:SI-1\", \"plain-rekono-sub\"]",
+                ),
+            ],
+        ),
+    )
+    .expect("write");
+    let (code, _, stderr) = run(&["check", "--config"], &path);
+    assert_eq!(code, 64, "{stderr}");
+    for (key, text) in [
+        (
+            "certificate_login.anchors[1].user_id_prefix",
+            "also the user-id prefix of certificate_login.anchors[0]",
+        ),
+        (
+            "certificate_login.anchors[2].user_id_prefix",
+            "must be a name followed by one ':'",
+        ),
+        (
+            "portals.acq.min_level",
+            "above certificate_login.level (20)",
+        ),
+        ("portals.b2b.methods", "must allow the certificate method"),
+        (
+            "portals.bips.allowed_users[1]",
+            "\"nobody:\" is not the user_id_prefix of any certificate_login anchor",
+        ),
+    ] {
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.contains(&format!(": {key}: ")) && l.contains(text)),
+            "{key}: {text:?} in {stderr}"
+        );
+    }
+    assert!(
+        !stderr.contains("allowed_users[0]") && !stderr.contains("allowed_users[2]"),
+        "a known prefix and a Rekono sub are fine: {stderr}"
+    );
 }
 
 #[test]

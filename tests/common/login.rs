@@ -30,6 +30,8 @@ pub struct Options {
     pub private_key_jwt: bool,
     /// Certificate login on certlogin.bankart.localhost, trusting the dev CA.
     pub certificates: Option<CertOptions>,
+    /// Give the simulator account with this e-mail this `sub`.
+    pub account_sub: Option<(&'static str, &'static str)>,
 }
 
 impl Default for Options {
@@ -41,6 +43,7 @@ impl Default for Options {
             backchannel: None,
             private_key_jwt: false,
             certificates: None,
+            account_sub: None,
         }
     }
 }
@@ -219,6 +222,12 @@ async fn try_world(options: &Options) -> Option<World> {
         vec![prehod_rekono_sim::config::client(&rp, pki.dir.path()).expect("client")],
         Some(pki.path("ca.crt")),
     );
+    let mut config = config;
+    if let Some((email, sub)) = options.account_sub {
+        for account in config.accounts.iter_mut().filter(|a| a.email == email) {
+            account.sub = sub.to_owned();
+        }
+    }
     let sim = prehod_rekono_sim::spawn(config).await.expect("simulator");
     let (mut setup, portals) = six_demo_portals().await;
     for (portal, yaml) in &options.portal_yaml {
