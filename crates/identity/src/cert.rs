@@ -940,3 +940,169 @@ impl Checker {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A generated dev PKI and a checker trusting its CA, with a 5-minute skew.
+    struct Fixture {
+        dir: tempfile::TempDir,
+        checker: Checker,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().expect("tmp");
+        prehod_devpki::generate(dir.path(), &["bankart.localhost".to_owned()]).expect("pki");
+        let ca =
+            X509::from_pem(&std::fs::read(dir.path().join("ca.crt")).expect("ca")).expect("pem");
+        let anchor = Anchor::new(
+            "prehod dev CA".into(),
+            vec![ca],
+            UserId::SerialNumber,
+            None,
+            Vec::new(),
+            None,
+            None,
+        );
+        Fixture {
+            dir,
+            checker: Checker {
+                anchors: vec![anchor],
+                max_intermediates: 4,
+                clock_skew: 300,
+                stale_grace: None,
+            },
+        }
+    }
+
+    impl Fixture {
+        fn der(&self, name: &str) -> Vec<u8> {
+            X509::from_pem(&std::fs::read(self.dir.path().join(name)).expect("read"))
+                .expect("pem")
+                .to_der()
+                .expect("der")
+        }
+
+        /// What a handshake with `leaf` under the dev CA presents, with these errors.
+        fn presented(&self, leaf: &str, errors: &[(u32, i32)]) -> Presented {
+            let leaf = self.der(leaf);
+            Presented {
+                chain: vec![leaf.clone(), self.der("ca.crt")],
+                leaf: Some(leaf),
+                errors: errors
+                    .iter()
+                    .map(|&(depth, code)| ChainError { depth, code })
+                    .collect(),
+                verified: true,
+            }
+        }
+    }
+
+    fn now() -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64)
+    }
+
+    #[test]
+    fn the_verdict_accepts_a_clean_chain_and_names_the_anchor_in_the_user_id() {
+        let f = fixture();
+        let id = f
+            .checker
+            .check(&f.presented("clients/valid.crt", &[]), now())
+            .expect("valid");
+        assert_eq!(id.user_id, "prehod-dev-ca:SI-DEV-1000");
+        assert_eq!(
+            id.revocation_keys.len(),
+            1,
+            "one certificate below the root"
+        );
+    }
+
+    #[test]
+    fn the_verdict_never_lets_a_date_error_hide_another_error() {
+        let f = fixture();
+        // OpenSSL reports the signature failure first and the date error last, or the other
+        // way round: either way the signature decides.
+        for errors in [[(0, 7), (0, 9)], [(0, 9), (0, 7)], [(0, 10), (0, 7)]] {
+            assert_eq!(
+                f.checker
+                    .check(&f.presented("clients/valid.crt", &errors), now()),
+                Err(Refusal::BadSignature),
+                "{errors:?}"
+            );
+        }
+        // A date error alone, on a certificate whose dates are fine within the skew: forgiven.
+        assert!(f
+            .checker
+            .check(&f.presented("clients/valid.crt", &[(0, 9)]), now())
+            .is_ok());
+        // A date error alone, outside the skew: refused by the dates themselves.
+        assert_eq!(
+            f.checker
+                .check(&f.presented("clients/not-yet-valid.crt", &[(0, 9)]), now()),
+            Err(Refusal::NotYetValid)
+        );
+        assert_eq!(
+            f.checker
+                .check(&f.presented("clients/expired.crt", &[(0, 10)]), now()),
+            Err(Refusal::Expired)
+        );
+    }
+
+    #[test]
+    fn the_verdict_refuses_what_it_does_not_know() {
+        let f = fixture();
+        assert_eq!(
+            f.checker
+                .check(&f.presented("clients/valid.crt", &[(0, 9999)]), now()),
+            Err(Refusal::ChainInvalid),
+            "an unknown error code"
+        );
+        let mut resumed = f.presented("clients/valid.crt", &[]);
+        resumed.verified = false;
+        assert_eq!(
+            f.checker.check(&resumed, now()),
+            Err(Refusal::NotVerified),
+            "no verdict"
+        );
+        let mut other_root = f.presented("clients/untrusted.crt", &[]);
+        other_root.chain[1] = f.der("untrusted-ca.crt");
+        assert_eq!(
+            f.checker.check(&other_root, now()),
+            Err(Refusal::Untrusted),
+            "a root that is not an anchor, even with no error reported"
+        );
+        let mut swapped = f.presented("clients/valid.crt", &[]);
+        swapped.leaf = Some(f.der("clients/expired.crt"));
+        assert_eq!(
+            f.checker.check(&swapped, now()),
+            Err(Refusal::ChainInvalid),
+            "a chain that is not the presented certificate's"
+        );
+        let mut nothing = f.presented("clients/valid.crt", &[]);
+        nothing.leaf = None;
+        assert_eq!(
+            f.checker.check(&nothing, now()),
+            Err(Refusal::NoCertificate)
+        );
+    }
+
+    #[test]
+    fn the_verdict_judges_an_error_on_the_certificate_it_is_about() {
+        let f = fixture();
+        // An issuer that cannot be found, at depth 0 of a leaf whose issuer bears the
+        // anchor's name: an impostor. Of an unknown CA: untrusted.
+        assert_eq!(
+            f.checker
+                .check(&f.presented("clients/forged.crt", &[(0, 20)]), now()),
+            Err(Refusal::BadSignature)
+        );
+        assert_eq!(
+            f.checker
+                .check(&f.presented("clients/untrusted.crt", &[(0, 20)]), now()),
+            Err(Refusal::Untrusted)
+        );
+    }
+}
