@@ -122,8 +122,13 @@ impl ClientAuth {
     }
 
     /// Sets up this handshake to ask for a client certificate and to record every error
-    /// OpenSSL reports on its chain.
+    /// OpenSSL reports on its chain. No TLS 1.3 ticket is issued for it, so such a session
+    /// is never resumed on a host with another certificate policy (a TLS 1.2 session can be:
+    /// it carries its verdict, see [`ClientAuth::presented`]).
     fn ask(&self, ssl: &mut TlsRef, demand: Demand) {
+        if let Err(e) = ssl.set_num_tickets(0) {
+            tracing::error!(error = %e, "cannot turn off TLS 1.3 tickets for a certificate handshake");
+        }
         let record = ErrorRecord::default();
         ssl.set_ex_data(self.record_index, record.clone());
         let mode = match demand {
