@@ -1274,3 +1274,135 @@ async fn a_rekono_sub_shaped_like_a_certificate_id_is_refused() {
         page.body
     );
 }
+
+/// Review finding: a certificate session outlived the expiry of its chain's intermediate (only
+/// the leaf's notAfter was kept). It ends when the shortest-lived certificate of the chain
+/// does (plus the anchor's skew, 1 s here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_session_ends_when_an_intermediate_of_its_chain_expires() {
+    let w = world(Options {
+        certificates: Some(CertOptions {
+            anchor_yaml: Some("clock_skew: 1s"),
+            ..CertOptions::default()
+        }),
+        ..Options::default()
+    })
+    .await;
+    let ends = time::OffsetDateTime::now_utc() + time::Duration::seconds(6);
+    prehod_devpki::issue_client_under_intermediate(w.pki.dir.path(), "short", 5151, ends)
+        .expect("issue");
+    let mut browser = Browser::with_certificate(&w, "short");
+    let page = browser.follow(&certlogin(&w, "bws")).await;
+    assert_eq!(page.url, portal_url(&w, "bws", "/home"), "{}", page.body);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let page = browser.navigate(&portal_url(&w, "bws", "/home")).await;
+        if page.status == 403 {
+            assert!(
+                time::OffsetDateTime::now_utc() > ends,
+                "refused before the intermediate expired"
+            );
+            break;
+        }
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert!(
+            Instant::now() < deadline,
+            "the session outlived its intermediate"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// Review findings: a session survived the revocation of its certificate at the certificate's
+/// own distribution point, and a stale distribution-point CRL was accepted. The gateway keeps
+/// refreshing the distribution points its sessions name, refuses the session at the first
+/// request after the CRL lists it, and treats a CRL past its nextUpdate as unknown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn distribution_point_revocation_ends_sessions_and_a_stale_one_fails_closed() {
+    // A 1 s refresh: the distribution points the sessions name are fetched again each second.
+    let w = world(Options {
+        certificates: Some(CertOptions {
+            distribution_points: true,
+            crl: Some(("ca.crl.pem", "1s")),
+            ..CertOptions::default()
+        }),
+        ..Options::default()
+    })
+    .await;
+    let crl = w.pki.path("dp.crl.pem");
+    prehod_devpki::write_crl(w.pki.dir.path(), &crl, &[], time::Duration::days(7)).expect("crl");
+    let dp = common::serve_file(crl.clone()).await;
+    prehod_devpki::issue_client_with_crl_dp(
+        w.pki.dir.path(),
+        "dp-later",
+        4444,
+        &format!("http://{dp}/ca.crl"),
+    )
+    .expect("issue");
+    let mut browser = Browser::with_certificate(&w, "dp-later");
+    let page = browser.follow(&certlogin(&w, "bws")).await;
+    assert_eq!(page.url, portal_url(&w, "bws", "/home"), "{}", page.body);
+    // Revoked at its distribution point after the login.
+    prehod_devpki::write_crl(w.pki.dir.path(), &crl, &[4444], time::Duration::days(7))
+        .expect("crl");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let page = browser.navigate(&portal_url(&w, "bws", "/home")).await;
+        if page.status == 403 {
+            break;
+        }
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert!(
+            Instant::now() < deadline,
+            "the session survived the revocation"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // A distribution point whose CRL is past its nextUpdate: refused, not trusted.
+    let stale = w.pki.path("stale.crl.pem");
+    prehod_devpki::write_crl(w.pki.dir.path(), &stale, &[], time::Duration::hours(-1))
+        .expect("crl");
+    let dp = common::serve_file(stale).await;
+    prehod_devpki::issue_client_with_crl_dp(
+        w.pki.dir.path(),
+        "dp-stale",
+        4545,
+        &format!("http://{dp}/ca.crl"),
+    )
+    .expect("issue");
+    let page = Browser::with_certificate(&w, "dp-stale")
+        .navigate(&certlogin(&w, "bws"))
+        .await;
+    assert_eq!(page.status, 403, "{}", page.body);
+    assert!(page
+        .body
+        .contains("Preklicnosti certifikata trenutno ni mogoče preveriti"));
+}
+
+/// Review finding: `allowed_organisations` compared the subject's O alone, so any anchor's CA
+/// issuing that O passed. With several anchors an organisation is named with its anchor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_allowed_organisation_is_one_anchors_organisation() {
+    let w = world(Options {
+        certificates: Some(CertOptions {
+            second_anchor: true,
+            ..CertOptions::default()
+        }),
+        portal_yaml: vec![(
+            "b2b",
+            "allowed_organisations: [\"prehod-dev-ca:prehod development\"]",
+        )],
+        ..Options::default()
+    })
+    .await;
+    let page = Browser::with_certificate(&w, "valid")
+        .navigate(&certlogin(&w, "b2b"))
+        .await;
+    assert_eq!(page.status, 302, "the dev CA's organisation: {}", page.body);
+    // The second anchor's CA issued the same O: not the same organisation.
+    let page = Browser::with_certificate(&w, "untrusted")
+        .navigate(&certlogin(&w, "b2b"))
+        .await;
+    assert_eq!(page.status, 403, "{}", page.body);
+    assert!(page.body.contains("nima dostopa do aplikacije"));
+}

@@ -219,6 +219,10 @@ fn check_refuses_certificate_settings_that_collide_or_can_never_work() {
                     "bips",
                     "allowed_users: [\"acnlb:SI-1\", \"nobody:SI-1\", \"plain-rekono-sub\"]",
                 ),
+                (
+                    "bws",
+                    "allowed_organisations: [\"acnlb:Bankart\", \"Bankart\"]",
+                ),
             ],
         ),
     )
@@ -240,6 +244,10 @@ fn check_refuses_certificate_settings_that_collide_or_can_never_work() {
         ),
         ("portals.b2b.methods", "must allow the certificate method"),
         (
+            "portals.bws.allowed_organisations[1]",
+            "name the organisation with its anchor's user_id_prefix",
+        ),
+        (
             "portals.bips.allowed_users[1]",
             "\"nobody:\" is not the user_id_prefix of any certificate_login anchor",
         ),
@@ -252,7 +260,9 @@ fn check_refuses_certificate_settings_that_collide_or_can_never_work() {
         );
     }
     assert!(
-        !stderr.contains("allowed_users[0]") && !stderr.contains("allowed_users[2]"),
+        !stderr.contains("allowed_users[0]")
+            && !stderr.contains("allowed_users[2]")
+            && !stderr.contains("allowed_organisations[0]"),
         "a known prefix and a Rekono sub are fine: {stderr}"
     );
 }

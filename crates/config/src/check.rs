@@ -248,16 +248,29 @@ impl Checker<'_> {
                     );
                 }
             }
+            // Another anchor's CA may issue the same O: with several anchors, an organisation
+            // is named with its anchor's prefix (`acnlb:Bankart d.o.o.`).
+            let anchors = certs.map_or(0, |c| c.anchors.len());
+            for (i, org) in p.allowed_organisations.iter().flatten().enumerate() {
+                let qualified = certs.is_some_and(|c| {
+                    c.anchors.iter().any(|a| {
+                        org.get(..a.user_id_prefix.len()) == Some(a.user_id_prefix.as_str())
+                    })
+                });
+                if anchors > 1 && !qualified {
+                    self.problem(
+                        &format!("{key}.allowed_organisations[{i}]"),
+                        format!("{org:?}: with several certificate_login anchors, name the organisation with its anchor's user_id_prefix (such as \"acnlb:{org}\"), or any anchor's CA could issue it"),
+                    );
+                }
+            }
             for (i, user) in p.allowed_users.iter().flatten().enumerate() {
                 let Some((prefix, _)) = user.split_once(':') else {
                     continue;
                 };
                 let prefix = format!("{prefix}:");
-                let known = certs.is_some_and(|c| {
-                    c.anchors
-                        .iter()
-                        .any(|a| a.user_id_prefix.eq_ignore_ascii_case(&prefix))
-                });
+                let known =
+                    certs.is_some_and(|c| c.anchors.iter().any(|a| a.user_id_prefix == prefix));
                 if !known {
                     self.problem(
                         &format!("{key}.allowed_users[{i}]"),

@@ -575,3 +575,45 @@ fn load_ca(dir: &Path) -> Result<rcgen::Issuer<'static, KeyPair>, PkiError> {
         }
     })
 }
+
+/// Issues `clients/NAME.crt` (with its chain) and `.key` under a new intermediate of the dev CA
+/// in `dir` that expires at `intermediate_not_after`: for tests of a session that must end
+/// when a CA of its chain expires.
+pub fn issue_client_under_intermediate(
+    dir: &Path,
+    name: &str,
+    serial: u64,
+    intermediate_not_after: OffsetDateTime,
+) -> Result<(), PkiError> {
+    let ca = load_ca(dir)?;
+    let now = OffsetDateTime::now_utc();
+    let mut params = ca_params("prehod short-lived intermediate CA", now);
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.not_after = intermediate_not_after;
+    params.serial_number = Some(SerialNumber::from(serial + 1_000_000));
+    params.use_authority_key_identifier_extension = true;
+    let intermediate = CertifiedIssuer::signed_by(params, new_key("intermediate key")?, &ca)
+        .map_err(|source| PkiError::Generate {
+            what: "intermediate CA",
+            source,
+        })?;
+    let mut leaf = leaf_params(&format!("Testni Uporabnik ({name})"), now, serial)?;
+    leaf.distinguished_name.push(
+        DnType::CustomDnType(vec![2, 5, 4, 5]),
+        format!("SI-DEV-{serial}"),
+    );
+    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let key = new_key("client key")?;
+    let cert = leaf
+        .signed_by(&key, &intermediate)
+        .map_err(|source| PkiError::Generate {
+            what: "client certificate",
+            source,
+        })?;
+    let out = Writer { dir };
+    out.write(
+        &format!("clients/{name}.crt"),
+        &format!("{}{}", cert.pem(), intermediate.pem()),
+    )?;
+    out.write(&format!("clients/{name}.key"), &key.serialize_pem())
+}

@@ -62,6 +62,7 @@ impl CertLogin {
     fn new(
         c: &prehod_config::CertificateLogin,
         public_port: Option<u16>,
+        session_lifetime: Duration,
     ) -> Result<Self, AuthBuildError> {
         use prehod_identity::cert::{Anchor, Checker, DistributionPoints, Ocsp, UserId};
         let mut anchors = Vec::new();
@@ -87,8 +88,10 @@ impl CertLogin {
                 a.policies.clone(),
                 a.crls.clone(),
                 ocsp,
-                a.crl_distribution_points
-                    .then(|| DistributionPoints::new(c.crl_refresh)),
+                a.crl_distribution_points.then(|| {
+                    // Kept past the next refresh, so the background refresh replaces it first.
+                    DistributionPoints::new(2 * c.crl_refresh + c.fetch_timeout, session_lifetime)
+                }),
             );
             anchor.user_id_prefix = a.user_id_prefix.clone();
             anchor.clock_skew = a.clock_skew.map(|d| d.as_secs() as i64);
@@ -194,7 +197,7 @@ impl AuthState {
             certificates: auth
                 .certificate_login
                 .as_ref()
-                .map(|c| CertLogin::new(c, public_port))
+                .map(|c| CertLogin::new(c, public_port, auth.session.absolute_timeout))
                 .transpose()?,
         }))
     }
@@ -356,9 +359,15 @@ pub fn decide(
                 };
             }
             let organisation_allowed = portal.allowed_organisations.as_ref().is_none_or(|orgs| {
-                s.cert
-                    .as_ref()
-                    .is_some_and(|c| orgs.contains(&c.organization))
+                s.cert.as_ref().is_some_and(|c| {
+                    auth.certificates.as_ref().is_some_and(|certs| {
+                        certs.checker.organisation_allowed(
+                            orgs,
+                            &c.organization_id,
+                            &c.organization,
+                        )
+                    })
+                })
             });
             if !organisation_allowed
                 || portal
@@ -384,6 +393,7 @@ pub fn decide(
                                     fingerprint: s.cert_fingerprint.as_deref().unwrap_or_default(),
                                     not_after: c.not_after,
                                     revocation_keys: &c.revocation_keys,
+                                    distribution_points: &c.distribution_points,
                                 },
                                 now as i64,
                             )

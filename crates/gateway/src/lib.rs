@@ -300,8 +300,22 @@ impl BackgroundService for CrlRefresh {
                     for problem in anchor.refresh_crls(&certs.http).await {
                         tracing::warn!(anchor = %anchor.name, problem = %problem, "CRL not refreshed; the previous one stays");
                     }
+                    for problem in certs
+                        .checker
+                        .refresh_distribution_points(anchor, &certs.http)
+                        .await
+                    {
+                        tracing::warn!(anchor = %anchor.name, problem = %problem, "distribution-point CRL not refreshed");
+                    }
+                    let wanted = async {
+                        match &anchor.distribution_points {
+                            Some(dps) => dps.wanted().await,
+                            None => std::future::pending().await,
+                        }
+                    };
                     tokio::select! {
                         _ = tokio::time::sleep(certs.crl_refresh) => {}
+                        _ = wanted => {}
                         _ = shutdown.changed() => return,
                     }
                 }

@@ -749,20 +749,20 @@ pub async fn check_certificate(
         .allowed_users
         .as_ref()
         .is_none_or(|u| u.contains(&id.user_id))
-        && portal
-            .allowed_organisations
-            .as_ref()
-            .is_none_or(|o| o.contains(&id.organization));
+        && portal.allowed_organisations.as_ref().is_none_or(|o| {
+            certs
+                .checker
+                .organisation_allowed(o, &id.organization_id, &id.organization)
+        });
     if !allowed {
         return Err(Refusal::UserNotAllowed);
     }
     // The network checks come last, after the chain verified: a forged certificate never
     // makes the gateway fetch the URLs it names.
     let started = std::time::Instant::now();
-    let der = presented.leaf.as_deref().unwrap_or_default();
     let remote = match certs
         .checker
-        .check_distribution_points(&certs.http, &id, der)
+        .check_distribution_points(&certs.http, &id)
         .await
     {
         Ok(()) => certs.checker.check_ocsp(&certs.http, &id, presented).await,
@@ -807,12 +807,14 @@ pub fn certificate_session(
         cert_fingerprint: Some(id.fingerprint.clone()),
         cert: Some(prehod_identity::session::CertInfo {
             organization: id.organization.clone(),
+            organization_id: id.organization_id.clone(),
             subject: id.subject.clone(),
             issuer: id.issuer.clone(),
             serial: id.serial.clone(),
             anchor: id.anchor.clone(),
             not_after: id.not_after,
             revocation_keys: id.revocation_keys.clone(),
+            distribution_points: id.distribution_points.clone(),
         }),
     }
 }

@@ -612,9 +612,9 @@ pub fn certificate_reason(lang: Lang, r: prehod_identity::cert::Refusal) -> &'st
         }
         R::Untrusted => {
             if sl {
-                "Certifikata ni izdal izdajatelj, ki mu prehod zaupa (ACNLB, POSTArCA)."
+                "Certifikata ni izdal izdajatelj, ki mu prehod zaupa."
             } else {
-                "The certificate was not issued by an authority the gateway trusts (ACNLB, POSTArCA)."
+                "The certificate was not issued by an authority the gateway trusts."
             }
         }
         R::BadSignature => {

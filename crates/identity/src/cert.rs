@@ -130,20 +130,46 @@ pub struct Anchor {
     pub max_intermediates: Option<usize>,
 }
 
-/// CRLs fetched from certificates' distribution points, kept for a while per URL.
+/// CRLs fetched from certificates' distribution points, kept for a while per URL; the URLs
+/// that certificate sessions still name are refreshed in the background, so that a session
+/// learns of a revocation there without a network call on its requests.
 pub struct DistributionPoints {
-    /// URL → serials it revokes (only CRLs signed by the anchor's CA are kept).
-    cache: moka::sync::Cache<String, std::sync::Arc<HashSet<Vec<u8>>>>,
+    /// URL → the CRL found there (only CRLs signed by the anchor's CA are kept).
+    cache: moka::sync::Cache<String, std::sync::Arc<DpCrl>>,
+    /// URLs named by certificates that logged in, for as long as their sessions may live.
+    watched: moka::sync::Cache<String, ()>,
+    /// Wakes the background refresh when a session names a URL that is not cached.
+    wanted: tokio::sync::Notify,
+}
+
+/// One distribution point's CRL.
+struct DpCrl {
+    /// [`revocation_key`]s (the CRL's issuer and each serial) of what it revokes.
+    revoked: HashSet<String>,
+    next_update: i64,
 }
 
 impl DistributionPoints {
-    pub fn new(keep_for: std::time::Duration) -> Self {
+    /// `keep_for`: how long a downloaded CRL is used (longer than the refresh interval, so the
+    /// background refresh replaces it before it goes); `watch_for`: how long a URL stays
+    /// watched after a login named it (a session's absolute lifetime).
+    pub fn new(keep_for: std::time::Duration, watch_for: std::time::Duration) -> Self {
         Self {
             cache: moka::sync::Cache::builder()
                 .max_capacity(1_000)
                 .time_to_live(keep_for)
                 .build(),
+            watched: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(watch_for)
+                .build(),
+            wanted: tokio::sync::Notify::new(),
         }
+    }
+
+    /// Resolves when a session named a URL that is not cached (the refresh should run now).
+    pub async fn wanted(&self) {
+        self.wanted.notified().await;
     }
 }
 
@@ -348,6 +374,9 @@ pub struct CertIdentity {
     pub user_id: String,
     /// The subject's organisation (O), if any.
     pub organization: String,
+    /// The organisation named with its anchor, as `allowed_organisations` lists it
+    /// (`acnlb:Bankart d.o.o.`): another anchor's CA may issue the same O.
+    pub organization_id: String,
     pub name: String,
     pub email: String,
     pub subject: String,
@@ -355,8 +384,11 @@ pub struct CertIdentity {
     pub serial: String,
     pub fingerprint: String,
     pub anchor: String,
-    /// The certificate's notAfter (unix seconds).
+    /// The earliest notAfter of the verified chain (unix seconds): the certificate is usable
+    /// no longer than its shortest-lived CA.
     pub not_after: i64,
+    /// The http(s) CRL distribution points it names.
+    pub distribution_points: Vec<String>,
     /// How the CRLs name each certificate of its chain but the root (see [`revocation_key`]).
     pub revocation_keys: Vec<String>,
 }
@@ -513,6 +545,19 @@ impl Anchor {
 }
 
 impl Checker {
+    /// Whether `allowed` (a portal's `allowed_organisations`) lets in a certificate of
+    /// organisation `organization_id` (anchor-qualified, see [`CertIdentity`]). With a single
+    /// anchor, a bare organisation name stands for that anchor's.
+    pub fn organisation_allowed(
+        &self,
+        allowed: &[String],
+        organization_id: &str,
+        organization: &str,
+    ) -> bool {
+        allowed.iter().any(|o| o == organization_id)
+            || (self.anchors.len() == 1 && allowed.iter().any(|o| o == organization))
+    }
+
     /// Decides on the certificate a client presented, at unix time `now`: first the verdict
     /// on its chain from every error OpenSSL reported, then the dates of every certificate on
     /// the chain, its anchor, the chain's length, the certificate's own extensions, the CRLs,
@@ -611,6 +656,7 @@ impl Checker {
         let user_id = anchor.user_id(&attributes).ok_or(Refusal::Unreadable)?;
         Ok(CertIdentity {
             user_id,
+            organization_id: format!("{}{organization}", anchor.user_id_prefix),
             organization,
             name: cn,
             email,
@@ -619,7 +665,12 @@ impl Checker {
             serial: hex::encode(cert.tbs_certificate.raw_serial()),
             fingerprint: hex::encode(Sha256::digest(der)),
             anchor: anchor.name.clone(),
-            not_after: cert.validity().not_after.timestamp(),
+            not_after: chain
+                .iter()
+                .map(|c| c.validity().not_after.timestamp())
+                .min()
+                .unwrap_or(i64::MIN),
+            distribution_points: distribution_point_urls(&cert),
             revocation_keys,
         })
     }
@@ -675,6 +726,18 @@ impl Checker {
             return Err(Refusal::Expired);
         }
         anchor.check_crls(cert.revocation_keys, now, self.stale_grace)?;
+        if let Some(dps) = &anchor.distribution_points {
+            for url in cert.distribution_points {
+                dps.watched.insert(url.clone(), ());
+                let Some(crl) = dps.cache.get(url) else {
+                    // Not fetched here (another replica's login), or unreachable since:
+                    // refused until the background refresh has it (fail closed).
+                    dps.wanted.notify_one();
+                    return Err(Refusal::RevocationUnknown);
+                };
+                self.judge_distribution_point(&crl, cert.revocation_keys, now)?;
+            }
+        }
         if let Some(ocsp) = &anchor.ocsp {
             if ocsp.cache.get(cert.fingerprint) == Some(false) {
                 return Err(Refusal::RevokedOcsp);
@@ -690,6 +753,7 @@ pub struct SessionCert<'a> {
     pub fingerprint: &'a str,
     pub not_after: i64,
     pub revocation_keys: &'a [String],
+    pub distribution_points: &'a [String],
 }
 
 /// The client certificate's own extensions: `clientAuth`, `digitalSignature`, no unknown
@@ -753,6 +817,43 @@ fn revocation_keys(chain: &[X509Certificate<'_>]) -> Vec<String> {
         .collect()
 }
 
+/// Fills a user-id template in one pass over it (a value is never expanded again, so a CN of
+/// `{organization}` stays text). A value that is empty, or that contains a character the
+/// template itself uses around its placeholders, makes no id: `{organization}/{serial_number}`
+/// must never give one id for O `a/b` + serial `c` and for O `a` + serial `b/c`.
+fn expand_template(template: &str, a: &Attributes<'_>) -> Option<String> {
+    let mut out = String::new();
+    let mut literals = String::new();
+    let mut values: Vec<&str> = Vec::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let (before, after) = rest.split_at(open);
+        out.push_str(before);
+        literals.push_str(before);
+        let close = after.find('}')?;
+        let name = after.get(1..close)?;
+        let value = match name {
+            "serial_number" => a.serial_number,
+            "common_name" => a.common_name,
+            "email" => a.email,
+            "organization" => a.organization,
+            _ => return None,
+        };
+        if value.is_empty() {
+            return None;
+        }
+        values.push(value);
+        out.push_str(value);
+        rest = after.get(close + 1..)?;
+    }
+    out.push_str(rest);
+    literals.push_str(rest);
+    let clash = values
+        .iter()
+        .any(|v| v.chars().any(|c| literals.contains(c)));
+    (!clash).then_some(out)
+}
+
 /// The certificate attributes a user id may be made of.
 struct Attributes<'a> {
     serial_number: &'a str,
@@ -769,25 +870,7 @@ impl Anchor {
             UserId::SerialNumber => a.serial_number.to_owned(),
             UserId::CommonName => a.common_name.to_owned(),
             UserId::Email => a.email.to_owned(),
-            UserId::Template(t) => {
-                let values = [
-                    ("serial_number", a.serial_number),
-                    ("common_name", a.common_name),
-                    ("email", a.email),
-                    ("organization", a.organization),
-                ];
-                let mut out = t.clone();
-                for (name, value) in values {
-                    let placeholder = format!("{{{name}}}");
-                    if out.contains(&placeholder) {
-                        if value.is_empty() {
-                            return None;
-                        }
-                        out = out.replace(&placeholder, value);
-                    }
-                }
-                out
-            }
+            UserId::Template(t) => expand_template(t, a)?,
         };
         (!value.is_empty()).then(|| format!("{}{value}", self.user_id_prefix))
     }
@@ -859,13 +942,13 @@ impl Checker {
 impl Checker {
     /// The distribution-point step, after [`Checker::check`] passed: every http CRL
     /// distribution point the certificate names is fetched (or taken from the cache), must be
-    /// signed by the anchor's CA, and must not list the certificate. One that cannot be had
-    /// refuses the login (fail closed).
+    /// signed by the anchor's CA and fresh (nextUpdate, with the grace period), and must not
+    /// list the certificate (by issuer and serial). One that cannot be had refuses the login
+    /// (fail closed). The URLs are then watched for the certificate's sessions.
     pub async fn check_distribution_points(
         &self,
         http: &reqwest::Client,
         id: &CertIdentity,
-        der: &[u8],
     ) -> Result<(), (Refusal, Option<String>)> {
         let Some(anchor) = self.anchors.iter().find(|a| a.name == id.anchor) else {
             return Ok(());
@@ -873,72 +956,125 @@ impl Checker {
         let Some(dps) = &anchor.distribution_points else {
             return Ok(());
         };
-        let Ok((_, cert)) = X509Certificate::from_der(der) else {
-            return Err((Refusal::Unreadable, None));
+        let now = unix_now();
+        for url in &id.distribution_points {
+            let crl = match dps.cache.get(url) {
+                Some(c) => c,
+                None => anchor
+                    .fetch_distribution_point(http, url)
+                    .await
+                    .map_err(|e| (Refusal::RevocationUnknown, Some(format!("{url}: {e}"))))?,
+            };
+            dps.watched.insert(url.clone(), ());
+            self.judge_distribution_point(&crl, &id.revocation_keys, now)
+                .map_err(|r| (r, None))?;
+        }
+        Ok(())
+    }
+
+    fn judge_distribution_point(
+        &self,
+        crl: &DpCrl,
+        keys: &[String],
+        now: i64,
+    ) -> Result<(), Refusal> {
+        if now > crl.next_update && self.stale_grace.is_none_or(|g| now > crl.next_update + g) {
+            return Err(Refusal::RevocationUnknown);
+        }
+        // The leaf's key: its issuer and serial (the CRL's issuer must be the certificate's).
+        if keys.first().is_some_and(|k| crl.revoked.contains(k)) {
+            return Err(Refusal::Revoked);
+        }
+        Ok(())
+    }
+
+    /// Refetches every distribution point a certificate session still names, for `anchor`.
+    /// Returns the problems (a URL that fails keeps its previous CRL until that expires).
+    pub async fn refresh_distribution_points(
+        &self,
+        anchor: &Anchor,
+        http: &reqwest::Client,
+    ) -> Vec<String> {
+        let Some(dps) = &anchor.distribution_points else {
+            return Vec::new();
         };
-        let mut urls = Vec::new();
-        for ext in cert.extensions() {
-            if let ParsedExtension::CRLDistributionPoints(points) = ext.parsed_extension() {
-                for point in points.iter() {
-                    if let Some(DistributionPointName::FullName(names)) = &point.distribution_point
-                    {
-                        for name in names {
-                            if let GeneralName::URI(uri) = name {
-                                if uri.starts_with("http://") || uri.starts_with("https://") {
-                                    urls.push((*uri).to_owned());
-                                }
+        let mut problems = Vec::new();
+        for (url, ()) in dps.watched.iter() {
+            if let Err(e) = anchor.fetch_distribution_point(http, &url).await {
+                problems.push(format!("{url}: {e}"));
+            }
+        }
+        problems
+    }
+}
+
+impl Anchor {
+    /// Downloads (bounded), verifies against this anchor's CA and caches one distribution
+    /// point's CRL.
+    async fn fetch_distribution_point(
+        &self,
+        http: &reqwest::Client,
+        url: &str,
+    ) -> Result<std::sync::Arc<DpCrl>, String> {
+        let Some(dps) = &self.distribution_points else {
+            return Err("no distribution points for this anchor".into());
+        };
+        let bytes = fetch(http, url).await?;
+        let crl = X509Crl::from_pem(&bytes)
+            .or_else(|_| X509Crl::from_der(&bytes))
+            .map_err(|e| e.to_string())?;
+        let signed = self.ca.iter().any(|ca| {
+            ca.public_key()
+                .is_ok_and(|k| crl.verify(&k).unwrap_or(false))
+        });
+        if !signed {
+            return Err(format!("not signed by the {} CA", self.name));
+        }
+        let issuer = crl.issuer_name().to_der().unwrap_or_default();
+        let revoked = crl
+            .get_revoked()
+            .map(|list| {
+                list.iter()
+                    .filter_map(|r| r.serial_number().to_bn().ok())
+                    .map(|bn| revocation_key(&issuer, &bn.to_vec()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let entry = std::sync::Arc::new(DpCrl {
+            revoked,
+            // A CRL without nextUpdate is never stale by date (the cache still ages it out).
+            next_update: crl.next_update().and_then(asn1_unix).unwrap_or(i64::MAX),
+        });
+        dps.cache.insert(url.to_owned(), entry.clone());
+        Ok(entry)
+    }
+}
+
+/// The http(s) CRL distribution points a certificate names.
+fn distribution_point_urls(cert: &X509Certificate<'_>) -> Vec<String> {
+    let mut urls = Vec::new();
+    for ext in cert.extensions() {
+        if let ParsedExtension::CRLDistributionPoints(points) = ext.parsed_extension() {
+            for point in points.iter() {
+                if let Some(DistributionPointName::FullName(names)) = &point.distribution_point {
+                    for name in names {
+                        if let GeneralName::URI(uri) = name {
+                            if uri.starts_with("http://") || uri.starts_with("https://") {
+                                urls.push((*uri).to_owned());
                             }
                         }
                     }
                 }
             }
         }
-        let serial: Vec<u8> = cert
-            .tbs_certificate
-            .raw_serial()
-            .iter()
-            .skip_while(|b| **b == 0)
-            .copied()
-            .collect();
-        for url in urls {
-            let revoked = match dps.cache.get(&url) {
-                Some(r) => r,
-                None => {
-                    let fetched = fetch(http, &url).await;
-                    let bytes = fetched
-                        .map_err(|e| (Refusal::RevocationUnknown, Some(format!("{url}: {e}"))))?;
-                    let crl = X509Crl::from_pem(&bytes)
-                        .or_else(|_| X509Crl::from_der(&bytes))
-                        .map_err(|e| (Refusal::RevocationUnknown, Some(format!("{url}: {e}"))))?;
-                    let signed = anchor.ca.iter().any(|ca| {
-                        ca.public_key()
-                            .is_ok_and(|k| crl.verify(&k).unwrap_or(false))
-                    });
-                    if !signed {
-                        return Err((
-                            Refusal::RevocationUnknown,
-                            Some(format!("{url}: not signed by the {} CA", anchor.name)),
-                        ));
-                    }
-                    let set: HashSet<Vec<u8>> = crl
-                        .get_revoked()
-                        .map(|list| {
-                            list.iter()
-                                .filter_map(|r| r.serial_number().to_bn().ok().map(|b| b.to_vec()))
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    let set = std::sync::Arc::new(set);
-                    dps.cache.insert(url.clone(), set.clone());
-                    set
-                }
-            };
-            if revoked.contains(&serial) {
-                return Err((Refusal::Revoked, None));
-            }
-        }
-        Ok(())
     }
+    urls
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 #[cfg(test)]
@@ -1087,6 +1223,36 @@ mod tests {
             f.checker.check(&nothing, now()),
             Err(Refusal::NoCertificate)
         );
+    }
+
+    #[test]
+    fn a_user_id_template_is_filled_once_and_values_cannot_fake_its_separators() {
+        let a = |org, serial, cn| Attributes {
+            serial_number: serial,
+            common_name: cn,
+            email: "",
+            organization: org,
+        };
+        let t = "{organization}/{serial_number}";
+        assert_eq!(
+            expand_template(t, &a("Banka", "SI-1", "x")).as_deref(),
+            Some("Banka/SI-1")
+        );
+        // O `a/b` + serial `c` and O `a` + serial `b/c` would both be `a/b/c`: neither is.
+        assert_eq!(expand_template(t, &a("a/b", "c", "x")), None);
+        assert_eq!(expand_template(t, &a("a", "b/c", "x")), None);
+        // A value that looks like a placeholder stays text.
+        assert_eq!(
+            expand_template("{common_name}", &a("Banka", "SI-1", "{organization}")).as_deref(),
+            Some("{organization}")
+        );
+        assert_eq!(
+            expand_template(t, &a("", "SI-1", "x")),
+            None,
+            "an empty value"
+        );
+        assert_eq!(expand_template("{nope}", &a("a", "b", "c")), None);
+        assert_eq!(expand_template("{organization", &a("a", "b", "c")), None);
     }
 
     #[test]

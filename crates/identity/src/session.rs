@@ -61,6 +61,9 @@ pub struct Session {
 pub struct CertInfo {
     #[serde(default)]
     pub organization: String,
+    /// The organisation qualified by its anchor (see `cert::CertIdentity`).
+    #[serde(default)]
+    pub organization_id: String,
     pub subject: String,
     pub issuer: String,
     pub serial: String,
@@ -73,6 +76,8 @@ pub struct CertInfo {
     pub not_after: i64,
     #[serde(default)]
     pub revocation_keys: Vec<String>,
+    #[serde(default)]
+    pub distribution_points: Vec<String>,
 }
 
 /// Roughly the heap bytes of a session.
@@ -92,6 +97,7 @@ fn approximate_size(s: &Session) -> u64 {
                 + c.serial.len()
                 + c.anchor.len()
                 + c.revocation_keys.iter().map(String::len).sum::<usize>()
+                + c.distribution_points.iter().map(String::len).sum::<usize>()
         });
     (std::mem::size_of::<Session>() + strings) as u64
 }
