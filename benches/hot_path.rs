@@ -101,7 +101,7 @@ fn benches(c: &mut Criterion) {
         std::path::Path::new("bench.yaml"),
         &format!(
             "listen:\n  https: 127.0.0.1:8443\nadmin:\n  listen: 127.0.0.1:9090\ntls:\n  certificates:\n    - cert: {0}/server.crt\n      key: {0}/server.key\n\
-login:\n  host: login.bankart.localhost\nsession:\n  cookie_domain: bankart.localhost\n  keys: [\"{1}\"]\n\
+login:\n  host: login.bankart.localhost\nsession:\n  keys: [\"{1}\"]\n\
 oidc:\n  issuer: https://rekono.localhost:8444/openid-connect-server-webapp\n  client_id: b\n  client_secret: s\n\
 assertion:\n  key: {0}/assertion.key\nportals:\n  bips:\n    host: bips.bankart.localhost\n    min_level: 20\n    upstream:\n      urls: [http://127.0.0.1:9103]\n",
             pki.path().display(),

@@ -109,7 +109,7 @@ fn main() {
             &config,
             format!(
                 "listen:\n  https: {https}\nadmin:\n  listen: {admin}\ntls:\n  certificates:\n    - cert: server.crt\n      key: server.key\nserver:\n  threads: 2\n  grace_period: 1s\n\
-login:\n  host: login.bankart.localhost\nsession:\n  cookie_domain: bankart.localhost\n  keys: [\"{key}\"]\n\
+login:\n  host: login.bankart.localhost\nsession:\n  keys: [\"{key}\"]\n\
 oidc:\n  issuer: https://rekono.localhost:1/openid-connect-server-webapp\n  client_id: load\n  client_secret: load\n\
 assertion:\n  key: assertion.key\n\
 portals:\n  acq:\n    host: acq.bankart.localhost\n    danger_no_authentication: true\n    upstream:\n      urls: [http://{upstream}]\n  bips:\n    host: bips.bankart.localhost\n    upstream:\n      urls: [http://{upstream}]\n",

@@ -148,7 +148,7 @@ fn good_config(pki: &Pki, extra: &str, portal_extra: &[(&str, &str)]) -> String 
     let mut text = format!(
         "listen:\n  https: 127.0.0.1:8443\nadmin:\n  listen: 127.0.0.1:9090\ntls:\n  certificates:\n    - cert: {}\n      key: {}\n\
 login:\n  host: login.bankart.localhost\n\
-session:\n  cookie_domain: bankart.localhost\n  keys: [\"{}\"]\n\
+session:\n  keys: [\"{}\"]\n\
 oidc:\n  issuer: https://rekono.localhost:8444/openid-connect-server-webapp\n  client_id: prehod\n  client_secret: s3cret\n\
 assertion:\n  key: {}\n{extra}portals:\n",
         pki.path("server.crt").display(),

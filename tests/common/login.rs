@@ -251,7 +251,7 @@ async fn try_world(options: &Options) -> Option<World> {
     };
     setup.auth = Some(format!(
         "login:\n  host: login.bankart.localhost\n  url: {login_url}\n\
-session:\n  cookie_domain: bankart.localhost\n  idle_timeout: {idle}\n  absolute_timeout: {absolute}\n  keys: [\"{key}\"]\n\
+session:\n  idle_timeout: {idle}\n  absolute_timeout: {absolute}\n  keys: [\"{key}\"]\n\
 oidc:\n  issuer: {issuer}\n  client_id: {CLIENT_ID}\n{client_auth}  ca: {ca}\n  timeout: 5s\n\
 assertion:\n  key: {assertion}\n{certificates}",
         idle = options.idle,
@@ -259,7 +259,7 @@ assertion:\n  key: {assertion}\n{certificates}",
         key = key.trim(),
         issuer = sim.issuer(),
         ca = pki.path("ca.crt").display(),
-                assertion = pki.path("assertion.key").display(),
+        assertion = pki.path("assertion.key").display(),
         certificates = match &options.certificates {
             Some(c) => {
                 let mut yaml = format!(
@@ -274,7 +274,10 @@ assertion:\n  key: {assertion}\n{certificates}",
                     ));
                 }
                 if let Some(t) = c.fetch_timeout {
-                    yaml = yaml.replace("  level: 30\n", &format!("  level: 30\n  fetch_timeout: {t}\n"));
+                    yaml = yaml.replace(
+                        "  level: 30\n",
+                        &format!("  level: 30\n  fetch_timeout: {t}\n"),
+                    );
                 }
                 if let Some(extra) = c.anchor_yaml {
                     yaml.push_str(&format!("      {extra}\n"));
@@ -283,13 +286,22 @@ assertion:\n  key: {assertion}\n{certificates}",
                     yaml.push_str("      crl_distribution_points: true\n");
                 }
                 if let Some(user_id) = c.user_id {
-                    yaml = yaml.replace("      user_id: serial_number\n", &format!("      user_id: \"{user_id}\"\n"));
+                    yaml = yaml.replace(
+                        "      user_id: serial_number\n",
+                        &format!("      user_id: \"{user_id}\"\n"),
+                    );
                 }
                 if let Some(grace) = c.crl_grace {
-                    yaml = yaml.replace("  level: 30\n", &format!("  level: 30\n  crl_grace: {grace}\n"));
+                    yaml = yaml.replace(
+                        "  level: 30\n",
+                        &format!("  level: 30\n  crl_grace: {grace}\n"),
+                    );
                 }
                 if let Some(depth) = c.max_chain_depth {
-                    yaml = yaml.replace("  level: 30\n", &format!("  level: 30\n  max_chain_depth: {depth}\n"));
+                    yaml = yaml.replace(
+                        "  level: 30\n",
+                        &format!("  level: 30\n  max_chain_depth: {depth}\n"),
+                    );
                 }
                 if let Some(policies) = c.policies {
                     yaml.push_str(&format!("      policies: [\"{policies}\"]\n"));
@@ -315,12 +327,23 @@ assertion:\n  key: {assertion}\n{certificates}",
                 }
                 match c.ocsp {
                     Some(o @ (Ocsp::Responder | Ocsp::IntermediateResponder)) => {
-                        let url = responder.as_ref().map(|r| r.url.clone()).unwrap_or_default();
-                        let policy = if matches!(o, Ocsp::Responder) { "fail_closed" } else { "soft_fail" };
+                        let url = responder
+                            .as_ref()
+                            .map(|r| r.url.clone())
+                            .unwrap_or_default();
+                        let policy = if matches!(o, Ocsp::Responder) {
+                            "fail_closed"
+                        } else {
+                            "soft_fail"
+                        };
                         yaml.push_str(&format!("      ocsp:\n        url: {url}\n        policy: {policy}\n        timeout: 2s\n"));
                     }
                     Some(Ocsp::Unreachable { soft_fail }) => {
-                        let policy = if soft_fail { "soft_fail" } else { "fail_closed" };
+                        let policy = if soft_fail {
+                            "soft_fail"
+                        } else {
+                            "fail_closed"
+                        };
                         yaml.push_str(&format!("      ocsp:\n        url: http://127.0.0.1:{}/\n        policy: {policy}\n        timeout: 1s\n", free_port()));
                     }
                     None => {}
@@ -330,7 +353,10 @@ assertion:\n  key: {assertion}\n{certificates}",
             None => String::new(),
         },
         client_auth = if options.private_key_jwt {
-            format!("  client_auth: private_key_jwt\n  client_key: {}\n", client_key.display())
+            format!(
+                "  client_auth: private_key_jwt\n  client_key: {}\n",
+                client_key.display()
+            )
         } else {
             format!("  client_secret: {CLIENT_SECRET}\n")
         },

@@ -586,26 +586,44 @@ impl Checker<'_> {
         let domain = raw
             .cookie_domain
             .map(|d| d.trim_start_matches('.').to_ascii_lowercase());
-        if let (Some(domain), Some(portals)) = (&domain, portals) {
-            for p in portals {
-                if !(p.host == *domain || p.host.ends_with(&format!(".{domain}"))) {
-                    self.problem(
-                        "session.cookie_domain",
-                        format!("portal {} ({}) is not under {domain}: its users could not log in once for all", p.name, p.host),
-                    );
-                }
+        let scope = match (raw.cookie_scope.as_deref().unwrap_or("host"), domain) {
+            ("host", None) => crate::CookieScope::Host,
+            ("host", Some(_)) => {
+                self.problem(
+                    "session.cookie_domain",
+                    "applies only to `cookie_scope: parent_domain`; session cookies are host-only by default (single sign-on goes through the login host)",
+                );
+                return None;
             }
-        }
-        let Some(domain) = domain else {
-            self.problem(
-                "session.cookie_domain",
-                "required key `cookie_domain` is missing (e.g. bankart.si)",
-            );
-            return None;
+            ("parent_domain", Some(domain)) => {
+                for p in portals.into_iter().flatten() {
+                    if !(p.host == domain || p.host.ends_with(&format!(".{domain}"))) {
+                        self.problem(
+                            "session.cookie_domain",
+                            format!("portal {} ({}) is not under {domain}: its users could not log in once for all", p.name, p.host),
+                        );
+                    }
+                }
+                crate::CookieScope::ParentDomain(domain)
+            }
+            ("parent_domain", None) => {
+                self.problem(
+                    "session.cookie_domain",
+                    "`cookie_scope: parent_domain` needs the parent domain (e.g. bankart.si)",
+                );
+                return None;
+            }
+            (other, _) => {
+                self.problem(
+                    "session.cookie_scope",
+                    format!("{other:?} is not one of: host, parent_domain"),
+                );
+                return None;
+            }
         };
         (keys.len() == raw.keys.len() && !keys.is_empty()).then_some(())?;
         Some(crate::SessionSettings {
-            cookie_domain: domain,
+            cookie_scope: scope,
             idle_timeout: idle,
             absolute_timeout: absolute,
             keys,

@@ -138,10 +138,20 @@ pub struct Login {
     pub templates: Option<PathBuf>,
 }
 
+/// Where the gateway's session cookies reach.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CookieScope {
+    /// Host-only `__Host-` cookies (the default): each portal and the login host have their
+    /// own; single sign-on goes through the login host with single-use codes.
+    Host,
+    /// One cookie on this parent domain (`Domain=`), sent to every host under it — also to
+    /// hosts the gateway does not guard. An explicit choice.
+    ParentDomain(String),
+}
+
 #[derive(Debug)]
 pub struct SessionSettings {
-    /// `Domain=` of the session cookie: the parent of every portal host, so one login serves all.
-    pub cookie_domain: String,
+    pub cookie_scope: CookieScope,
     pub idle_timeout: Duration,
     pub absolute_timeout: Duration,
     /// AES-256 keys; the first seals, all open. Never printed.

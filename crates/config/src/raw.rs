@@ -79,6 +79,9 @@ pub struct Login {
 
 #[derive(Debug, Deserialize)]
 pub struct Session {
+    /// `host` (default) or `parent_domain`.
+    pub cookie_scope: Option<String>,
+    /// Only with `cookie_scope: parent_domain`.
     pub cookie_domain: Option<String>,
     pub idle_timeout: Option<String>,
     pub absolute_timeout: Option<String>,

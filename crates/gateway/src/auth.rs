@@ -35,7 +35,10 @@ pub struct AuthState {
     /// The cookie that carries a form POST across the login.
     pub post_cookie: String,
     pub lang_cookie: String,
-    pub cookie_domain: String,
+    /// Host-only `__Host-` cookies, or one on the parent domain.
+    pub cookie_scope: prehod_config::CookieScope,
+    /// Single-use codes that carry a login from the login host to a portal (host scope).
+    pub sso: crate::sso::Codes,
     pub support_email: String,
     pub help_url: String,
     pub rekono_instructions_url: String,
@@ -145,6 +148,7 @@ impl AuthState {
             return Ok(None);
         };
         let sealer = Sealer::new(&auth.session.keys);
+        let sso = crate::sso::Codes::new(sealer.clone());
         let login_url = auth.login.url.clone();
         let public_port = url::Url::parse(&login_url).ok().and_then(|u| u.port());
         Ok(Some(Self {
@@ -177,12 +181,19 @@ impl AuthState {
             pages: Pages::new(auth.login.templates.as_deref())?,
             login_host: auth.login.host.clone(),
             login_url,
-            cookie_name: format!("{}_session", config.cookies.prefix),
+            cookie_name: crate::cookies::name(
+                &format!("{}_session", config.cookies.prefix),
+                &auth.session.cookie_scope,
+            ),
             attempt_prefix: format!("{}_login_", config.cookies.prefix),
-            post_cookie: format!("{}_post", config.cookies.prefix),
+            post_cookie: crate::cookies::name(
+                &format!("{}_post", config.cookies.prefix),
+                &auth.session.cookie_scope,
+            ),
 
             lang_cookie: format!("{}_lang", config.cookies.prefix),
-            cookie_domain: auth.session.cookie_domain.clone(),
+            cookie_scope: auth.session.cookie_scope.clone(),
+            sso,
             support_email: auth.login.support_email.clone(),
             help_url: auth.login.help_url.clone(),
             rekono_instructions_url: auth.login.rekono_instructions_url.clone(),
@@ -223,19 +234,31 @@ impl AuthState {
         Some((url.to_string(), portal))
     }
 
-    /// `Set-Cookie` for the session, on the parent domain so every portal sees it.
+    /// `Set-Cookie` for the session (host-only, or on the parent domain).
     pub fn session_cookie(&self, value: &str, max_age: u64) -> String {
-        format!(
-            "{}={value}; Domain={}; Path=/; Max-Age={max_age}; Secure; HttpOnly; SameSite=Lax",
-            self.cookie_name, self.cookie_domain
-        )
+        crate::cookies::set(&self.cookie_name, value, max_age, &self.cookie_scope)
     }
 
     pub fn clear_session_cookie(&self) -> String {
-        format!(
-            "{}=; Domain={}; Path=/; Max-Age=0; Secure; HttpOnly; SameSite=Lax",
-            self.cookie_name, self.cookie_domain
-        )
+        crate::cookies::clear(&self.cookie_name, &self.cookie_scope)
+    }
+
+    /// `Set-Cookie` for a form kept across the login, and the one that deletes it.
+    pub fn post_cookie(&self, value: &str, max_age: u64) -> String {
+        crate::cookies::set(&self.post_cookie, value, max_age, &self.cookie_scope)
+    }
+
+    pub fn clear_post_cookie(&self) -> String {
+        crate::cookies::clear(&self.post_cookie, &self.cookie_scope)
+    }
+
+    /// The host a session cookie is for: in host scope each host's cookie names its host
+    /// (`None` on the parent domain, where one cookie serves every host).
+    pub fn cookie_host<'a>(&self, host: &'a str) -> Option<&'a str> {
+        match self.cookie_scope {
+            prehod_config::CookieScope::Host => Some(host),
+            prehod_config::CookieScope::ParentDomain(_) => None,
+        }
     }
 
     pub fn login_page_url(&self, return_to: &str, notice: Option<&str>) -> String {
@@ -262,14 +285,7 @@ pub fn encode(s: &str) -> String {
 
 /// A cookie's value from the `Cookie` headers.
 pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|c| c.trim().split_once('='))
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| v)
+    crate::cookies::find(headers, name)
 }
 
 /// What to do with a request for a portal.
@@ -345,7 +361,17 @@ pub fn decide(
             reason: "no_login_configured",
         };
     };
-    let refusal = match cookie(headers, &auth.cookie_name).map(|c| auth.sessions.validate(c, now)) {
+    let opened = cookie(headers, &auth.cookie_name).map(|c| {
+        auth.sessions.validate(c, now).and_then(|valid| {
+            // Host-only cookies name their host: another host's cookie is not a session here.
+            if valid.session.host.as_deref() == auth.cookie_host(&portal.host) {
+                Ok(valid)
+            } else {
+                Err(Refusal::Invalid)
+            }
+        })
+    });
+    let refusal = match opened {
         Some(Ok(valid)) => {
             let s = &valid.session;
             let method_allowed = match s.method {

@@ -152,7 +152,7 @@ impl Hygiene {
                     continue;
                 }
                 let name = pair.split_once('=').map_or(pair, |(n, _)| n).trim();
-                if name.starts_with(&self.cookie_prefix) {
+                if crate::cookies::is_gateway_name(name, &self.cookie_prefix) {
                     changed = true;
                 } else {
                     kept.push(pair);
@@ -180,12 +180,7 @@ impl Hygiene {
             let value = pair.split_once('=').map_or("", |(_, v)| v).trim();
             name = value.split_once('=').map_or(value, |(n, _)| n).trim();
         }
-        let lower = name.to_ascii_lowercase();
-        let unprefixed = ["__host-", "__secure-"]
-            .iter()
-            .find_map(|p| lower.strip_prefix(p))
-            .unwrap_or(&lower);
-        unprefixed.starts_with(&self.cookie_prefix.to_ascii_lowercase())
+        crate::cookies::is_gateway_name(name, &self.cookie_prefix)
     }
 
     /// `X-Forwarded-For` for the upstream: the client's chain is kept only from a trusted proxy.

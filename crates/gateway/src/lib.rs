@@ -8,6 +8,7 @@ pub mod access_log;
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod cookies;
 pub mod hygiene;
 pub mod login;
 pub mod metrics;
@@ -17,6 +18,7 @@ pub mod preserve;
 pub mod proxy;
 pub mod redirect;
 pub mod routing;
+pub mod sso;
 pub mod templates;
 pub mod tls;
 

@@ -158,10 +158,12 @@ impl Ctx<'_, '_> {
         LoginResponse::html(m.status(), body)
     }
 
-    /// The session of the request's cookie, when it is valid now.
+    /// The session of the request's cookie, when it is valid now (and, with host-only
+    /// cookies, was made for the login host).
     fn session(&self, now: u64) -> Option<prehod_identity::session::Valid> {
         crate::auth::cookie(self.req.headers, &self.auth.cookie_name)
             .and_then(|c| self.auth.sessions.validate(c, now).ok())
+            .filter(|v| v.session.host.as_deref() == self.auth.cookie_host(&self.auth.login_host))
     }
 
     fn audit(&self, e: audit::Event<'_>) {
@@ -210,9 +212,11 @@ pub async fn handle(shared: &Shared, auth: &AuthState, req: LoginRequest<'_>) ->
         _ => ctx.message(Message::NotFound),
     };
     if let Some(l) = req.query.get("lang").filter(|l| *l == "en" || *l == "sl") {
-        resp = resp.cookie(format!(
-            "{}={l}; Path=/; Max-Age=31536000; Secure; HttpOnly; SameSite=Lax",
-            auth.lang_cookie
+        resp = resp.cookie(crate::cookies::set_on_path(
+            &auth.lang_cookie,
+            l,
+            "/",
+            31_536_000,
         ));
     }
     resp
@@ -227,6 +231,16 @@ fn login_page(ctx: &Ctx<'_, '_>) -> LoginResponse {
         },
         None => None,
     };
+    // Single sign-on: the login host already has a session (host-only cookies), so the
+    // portal gets its own at once; the portal still checks its policy (level, method, users)
+    // and steps up or refuses by itself. A session that has just expired shows the page.
+    if let (Some(return_to), None) = (&return_to, ctx.req.query.get("notice")) {
+        if let Some(valid) = ctx.session(unix_now()) {
+            if let Some(resp) = signed_in(ctx.auth, &valid.session, return_to, None) {
+                return resp;
+            }
+        }
+    }
     let ret = return_to
         .as_deref()
         .map(|r| format!("return={}", encode(r)))
@@ -317,13 +331,14 @@ fn start(ctx: &Ctx<'_, '_>) -> LoginResponse {
     existing.sort();
     let excess = (existing.len() + 1).saturating_sub(MAX_ATTEMPTS);
     for (_, name) in existing.into_iter().take(excess) {
-        resp = resp.cookie(format!(
-            "{name}=; Path=/oidc/; Max-Age=0; Secure; HttpOnly; SameSite=Lax"
-        ));
+        resp = resp.cookie(crate::cookies::set_on_path(&name, "", "/oidc/", 0));
     }
     let name = attempt_cookie_name(&auth.attempt_prefix, &attempt.state);
-    resp.cookie(format!(
-        "{name}={sealed}; Path=/oidc/; Max-Age={ATTEMPT_LIFETIME}; Secure; HttpOnly; SameSite=Lax"
+    resp.cookie(crate::cookies::set_on_path(
+        &name,
+        &sealed,
+        "/oidc/",
+        ATTEMPT_LIFETIME,
     ))
 }
 
@@ -380,7 +395,7 @@ async fn callback(ctx: &Ctx<'_, '_>) -> LoginResponse {
         .into_iter()
         .find(|(n, _)| *n == name)
         .and_then(|(_, v)| open_attempt(auth, &v));
-    let clear = format!("{name}=; Path=/oidc/; Max-Age=0; Secure; HttpOnly; SameSite=Lax");
+    let clear = crate::cookies::set_on_path(&name, "", "/oidc/", 0);
     let Some(attempt) = attempt.filter(|a| constant_time_eq(a.state.as_bytes(), state.as_bytes()))
     else {
         return ctx.login_failed("state_mismatch", Message::LoginFailed);
@@ -458,6 +473,7 @@ async fn callback(ctx: &Ctx<'_, '_>) -> LoginResponse {
         id_token: Some(identity.id_token),
         cert_fingerprint: None,
         cert: None,
+        host: None,
     };
     let Ok((session, cookie)) = auth.sessions.issue(session, now) else {
         return ctx.login_failed("seal_failed", Message::LoginFailed);
@@ -480,9 +496,100 @@ async fn callback(ctx: &Ctx<'_, '_>) -> LoginResponse {
         level: Some(session.level),
         ..Default::default()
     });
-    LoginResponse::redirect(attempt.return_to)
-        .cookie(auth.session_cookie(&cookie, auth.sessions.absolute().as_secs()))
-        .cookie(clear)
+    let _ = cookie;
+    match signed_in(auth, &session, &attempt.return_to, Some(&auth.login_host)) {
+        Some(resp) => resp.cookie(clear),
+        None => ctx.login_failed("seal_failed", Message::LoginFailed),
+    }
+}
+
+/// `GET /.prehod/sso?code=…` on a portal host: exchanges the single-use code the login host
+/// gave for this portal's own session cookie and goes back to the page the user wanted. A
+/// code that is forged, stale, for another portal or already used gets no session: the
+/// browser starts at the login page again.
+pub fn redeem_sso_code(
+    shared: &Shared,
+    auth: &AuthState,
+    portal: &prehod_config::Portal,
+    req: LoginRequest<'_>,
+) -> LoginResponse {
+    let lang = req.lang(auth);
+    let ctx = Ctx {
+        shared,
+        auth,
+        req: &req,
+        lang,
+    };
+    let code = req
+        .query
+        .get("code")
+        .map(String::as_str)
+        .unwrap_or_default();
+    match auth.sso.redeem(code, &portal.host, unix_now()) {
+        Ok((cookie, return_to)) => LoginResponse::redirect(return_to)
+            .cookie(auth.session_cookie(&cookie, auth.sessions.absolute().as_secs())),
+        Err(refusal) => {
+            shared
+                .metrics
+                .denials
+                .with_label_values(&[refusal.label()])
+                .inc();
+            ctx.audit(audit::Event {
+                event: "denied",
+                outcome: "failure",
+                reason: Some(refusal.label()),
+                portal: Some(&portal.name),
+                ..Default::default()
+            });
+            let origin = public_origin(auth, &portal.host);
+            LoginResponse::redirect(auth.login_page_url(&format!("{origin}/"), None))
+        }
+    }
+}
+
+/// `https://HOST[:port]` of a portal, with the gateway's public port.
+fn public_origin(auth: &AuthState, host: &str) -> String {
+    match auth.public_port {
+        Some(p) => format!("https://{host}:{p}"),
+        None => format!("https://{host}"),
+    }
+}
+
+/// The response after a login (or, on the login page, for a session the login host already
+/// has): back to the portal with its session. On the parent domain: one cookie for every
+/// host. Host-only cookies: the portal's comes through a single-use code at
+/// [`crate::sso::PATH`], and `here` (the login host, when the login happened there) keeps a
+/// cookie of its own for the next portal. `None` when sealing failed.
+pub fn signed_in(
+    auth: &AuthState,
+    session: &Session,
+    return_to: &str,
+    here: Option<&str>,
+) -> Option<LoginResponse> {
+    let max_age = auth.sessions.absolute().as_secs();
+    match auth.cookie_scope {
+        prehod_config::CookieScope::ParentDomain(_) => {
+            let cookie = auth.sessions.cookie_for(session, None).ok()?;
+            Some(
+                LoginResponse::redirect(return_to.to_owned())
+                    .cookie(auth.session_cookie(&cookie, max_age)),
+            )
+        }
+        prehod_config::CookieScope::Host => {
+            let portal_host = url::Url::parse(return_to).ok()?.host_str()?.to_owned();
+            let portal_cookie = auth.sessions.cookie_for(session, Some(&portal_host)).ok()?;
+            let url = auth
+                .sso
+                .redirect(return_to, &portal_cookie, unix_now())
+                .ok()?;
+            let mut resp = LoginResponse::redirect(url);
+            if let Some(here) = here {
+                let own = auth.sessions.cookie_for(session, Some(here)).ok()?;
+                resp = resp.cookie(auth.session_cookie(&own, max_age));
+            }
+            Some(resp)
+        }
+    }
 }
 
 /// The one place a failed Rekono login becomes a reason (audit and metric label) and a page:
@@ -724,8 +831,8 @@ pub async fn certificate(
         level: Some(session.level),
         ..Default::default()
     });
-    LoginResponse::redirect(return_to)
-        .cookie(auth.session_cookie(&cookie, auth.sessions.absolute().as_secs()))
+    let _ = cookie;
+    signed_in(auth, &session, &return_to, None).unwrap_or_else(|| ctx.message(Message::LoginFailed))
 }
 
 /// Every check of a client certificate for `portal`: the local ones, the portal's allow-list,
@@ -816,6 +923,7 @@ pub fn certificate_session(
             revocation_keys: id.revocation_keys.clone(),
             distribution_points: id.distribution_points.clone(),
         }),
+        host: None,
     }
 }
 

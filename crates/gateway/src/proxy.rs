@@ -415,6 +415,18 @@ impl ProxyHttp for Gateway {
                 "routed to no portal",
             ));
         };
+        // Single sign-on: the login host sent the browser here with a code for this portal.
+        if let (Some(auth), crate::sso::PATH) = (&shared.auth, req.uri.path()) {
+            let resp = crate::login::redeem_sso_code(
+                shared,
+                auth,
+                portal_cfg,
+                crate::login::LoginRequest::from_header(req, Bytes::new(), &ctx.request_id),
+            );
+            ctx.auth = "login";
+            self.write_login_response(session, ctx, resp).await?;
+            return Ok(true);
+        }
         // A certificate-only portal: the handshake demanded a certificate; it is the identity.
         if portal_cfg.client_certificate_required {
             let request_id = ctx.request_id.clone();
@@ -535,13 +547,7 @@ impl ProxyHttp for Gateway {
                             crate::preserve::content_security_policy(),
                         )?;
                         header.insert_header("cache-control", "no-store")?;
-                        header.insert_header(
-                            "set-cookie",
-                            format!(
-                                "{}=; Domain={}; Path=/; Max-Age=0; Secure; HttpOnly; SameSite=Lax",
-                                auth.post_cookie, auth.cookie_domain
-                            ),
-                        )?;
+                        header.insert_header("set-cookie", auth.clear_post_cookie())?;
                         header
                             .insert_header(shared.config.headers.request_id.clone(), &request_id)?;
                         session
@@ -588,8 +594,14 @@ impl ProxyHttp for Gateway {
                         }
                     }
                     if let (Some(auth), true) = (&shared.auth, complete) {
-                        kept_cookie = crate::preserve::seal(&auth.sealer, &url, content_type.as_deref(), &body, prehod_identity::unix_now())
-                            .map(|v| format!("{}={v}; Domain={}; Path=/; Max-Age={}; Secure; HttpOnly; SameSite=Lax", auth.post_cookie, auth.cookie_domain, crate::preserve::LIFETIME));
+                        kept_cookie = crate::preserve::seal(
+                            &auth.sealer,
+                            &url,
+                            content_type.as_deref(),
+                            &body,
+                            prehod_identity::unix_now(),
+                        )
+                        .map(|v| auth.post_cookie(&v, crate::preserve::LIFETIME));
                     }
                     if kept_cookie.is_none() {
                         location.push_str("&notice=form_not_kept");

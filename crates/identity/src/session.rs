@@ -55,6 +55,11 @@ pub struct Session {
     /// Subject, issuer and serial of the client certificate, for certificate sessions.
     #[serde(default)]
     pub cert: Option<CertInfo>,
+    /// With host-only cookies, the one host this cookie is for (a portal's or the login
+    /// host's): a cookie taken from one host is refused on another. `None` on the parent
+    /// domain, where one cookie serves every host.
+    #[serde(default)]
+    pub host: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -90,6 +95,7 @@ fn approximate_size(s: &Session) -> u64 {
         + s.op_sid.as_ref().map_or(0, String::len)
         + s.id_token.as_ref().map_or(0, String::len)
         + s.cert_fingerprint.as_ref().map_or(0, String::len)
+        + s.host.as_ref().map_or(0, String::len)
         + s.cert.as_ref().map_or(0, |c| {
             c.organization.len()
                 + c.subject.len()
@@ -197,6 +203,14 @@ impl Sessions {
         session.idle_until = (now + self.idle.as_secs()).min(session.expires_at);
         let cookie = self.seal(&session)?;
         Ok((session, cookie))
+    }
+
+    /// The cookie value of `session` for `host` (see [`Session::host`]): the same session
+    /// (same id, same expiry), bound to another host.
+    pub fn cookie_for(&self, session: &Session, host: Option<&str>) -> Result<String, SealError> {
+        let mut s = session.clone();
+        s.host = host.map(str::to_owned);
+        self.seal(&s)
     }
 
     fn seal(&self, session: &Session) -> Result<String, SealError> {

@@ -1,0 +1,103 @@
+//! The gateway's cookies, in one place: every `Set-Cookie` the gateway writes is built here,
+//! every cookie it reads is found here, and here it is decided which names are the gateway's.
+//!
+//! Host scope (the default): `__Host-` names — `Secure`, `Path=/`, no `Domain` — so a cookie
+//! reaches only the host that set it, and no sibling host can plant one (browsers refuse a
+//! `__Host-` cookie with a `Domain`). Parent-domain scope (an explicit option): the plain name
+//! with `Domain=<parent>`, sent to every host under it.
+
+use http::HeaderMap;
+use prehod_config::CookieScope;
+
+/// What browsers demand of a `__Host-` cookie: `Secure`, `Path=/`, no `Domain`.
+const HOST_PREFIX: &str = "__Host-";
+
+/// The name a gateway cookie `base` (such as `prehod_session`) has in `scope`.
+pub fn name(base: &str, scope: &CookieScope) -> String {
+    match scope {
+        CookieScope::Host => format!("{HOST_PREFIX}{base}"),
+        CookieScope::ParentDomain(_) => base.to_owned(),
+    }
+}
+
+/// `Set-Cookie` for `name` (as [`name`] gave it) in `scope`, kept for `max_age` seconds.
+pub fn set(name: &str, value: &str, max_age: u64, scope: &CookieScope) -> String {
+    match scope {
+        CookieScope::Host => format!(
+            "{name}={value}; Path=/; Max-Age={max_age}; Secure; HttpOnly; SameSite=Lax"
+        ),
+        CookieScope::ParentDomain(domain) => format!(
+            "{name}={value}; Domain={domain}; Path=/; Max-Age={max_age}; Secure; HttpOnly; SameSite=Lax"
+        ),
+    }
+}
+
+/// `Set-Cookie` that deletes `name` in `scope`.
+pub fn clear(name: &str, scope: &CookieScope) -> String {
+    set(name, "", 0, scope)
+}
+
+/// `Set-Cookie` for a cookie of this host only, under `path` (login attempts on `/oidc/`,
+/// the language choice on `/`): never sent anywhere else.
+pub fn set_on_path(name: &str, value: &str, path: &str, max_age: u64) -> String {
+    format!("{name}={value}; Path={path}; Max-Age={max_age}; Secure; HttpOnly; SameSite=Lax")
+}
+
+/// A cookie's value from the `Cookie` headers (the first of that name).
+pub fn find<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v)
+}
+
+/// Whether a cookie name is one of the gateway's (`prefix`, in any letter case, also behind
+/// `__Host-` or `__Secure-`): such cookies never reach a portal, and a portal may never set
+/// one.
+pub fn is_gateway_name(name: &str, prefix: &str) -> bool {
+    let lower = name.trim().to_ascii_lowercase();
+    let unprefixed = ["__host-", "__secure-"]
+        .iter()
+        .find_map(|p| lower.strip_prefix(p))
+        .unwrap_or(&lower);
+    unprefixed.starts_with(&prefix.to_ascii_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_cookies_follow_the_host_prefix_rules() {
+        let host = CookieScope::Host;
+        let n = name("prehod_session", &host);
+        assert_eq!(n, "__Host-prehod_session");
+        let line = set(&n, "v", 60, &host);
+        assert!(line.starts_with("__Host-prehod_session=v; Path=/;"));
+        assert!(line.contains("Secure") && !line.contains("Domain"));
+        let parent = CookieScope::ParentDomain("bankart.si".into());
+        assert_eq!(name("prehod_session", &parent), "prehod_session");
+        assert!(set("prehod_session", "v", 60, &parent).contains("Domain=bankart.si; Path=/;"));
+        assert!(clear(&n, &host).contains("Max-Age=0"));
+    }
+
+    #[test]
+    fn gateway_names_in_every_spelling() {
+        for n in [
+            "prehod_session",
+            "PREHOD_SESSION",
+            "__Host-prehod_session",
+            "__host-PREHOD_post",
+            "__Secure-prehod_lang",
+        ] {
+            assert!(is_gateway_name(n, "prehod"), "{n}");
+        }
+        for n in ["app_cookie", "__Host-app", "xprehod"] {
+            assert!(!is_gateway_name(n, "prehod"), "{n}");
+        }
+    }
+}
