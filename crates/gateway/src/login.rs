@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use prehod_identity::oidc::{Attempt, OidcError};
-use prehod_identity::session::{Method, Session};
+use prehod_identity::session::{IssueError, Method, Session};
 use prehod_identity::unix_now;
 
 use crate::audit;
@@ -459,8 +459,13 @@ async fn callback(ctx: &Ctx<'_, '_>) -> LoginResponse {
         cert_fingerprint: None,
         cert: None,
     };
-    let Ok((session, cookie)) = auth.sessions.issue(session, now) else {
-        return ctx.login_failed("seal_failed", Message::LoginFailed);
+    let (session, cookie) = match auth.sessions.issue(session, now) {
+        Ok(issued) => issued,
+        Err(e @ IssueError::RevocationStoreFull { .. }) => {
+            tracing::error!(error = %e, "login refused: the revocation store is full");
+            return ctx.login_failed("revocation_store_full", Message::LoginFailed);
+        }
+        Err(IssueError::Seal(_)) => return ctx.login_failed("seal_failed", Message::LoginFailed),
     };
     metrics
         .logins
@@ -558,7 +563,7 @@ fn logout(ctx: &Ctx<'_, '_>) -> LoginResponse {
             let (_, _, log_out) = Message::LogoutConfirm.text(ctx.lang);
             return ctx.message_action(Message::LogoutRefused, "/logout", log_out);
         }
-        auth.sessions.revoke_sid(&s.sid, now);
+        auth.sessions.revoke_session(s, now);
         ctx.audit(audit::Event {
             event: "logout",
             outcome: "success",
@@ -703,8 +708,14 @@ pub async fn certificate(
         }
     };
     let session = certificate_session(&id, certs.level, now);
-    let Ok((session, cookie)) = auth.sessions.issue(session, now) else {
-        return ctx.message(Message::LoginFailed);
+    let (session, cookie) = match auth.sessions.issue(session, now) {
+        Ok(issued) => issued,
+        Err(e) => {
+            if matches!(e, IssueError::RevocationStoreFull { .. }) {
+                tracing::error!(error = %e, "login refused: the revocation store is full");
+            }
+            return ctx.message(Message::LoginFailed);
+        }
     };
     metrics
         .certificates
