@@ -821,6 +821,75 @@ async fn a_key_rotated_at_rekono_is_fetched_and_a_foreign_iss_is_refused() {
     expect_audit(&world, "login", "failure", Some("wrong_issuer")).await;
 }
 
+/// A logout token anyone can make: a well-formed header naming `kid`, and a signature that
+/// verifies with nothing.
+fn forged_logout_token(kid: &str) -> String {
+    use base64::Engine;
+    let b64 = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+    let header = serde_json::json!({"alg": "ES256", "typ": "logout+jwt", "kid": kid});
+    let claims = serde_json::json!({
+        "iss": "https://evil.example",
+        "aud": CLIENT_ID,
+        "iat": 0,
+        "jti": kid,
+        "sub": "nobody",
+        "events": {"http://schemas.openid.net/event/backchannel-logout": {}},
+    });
+    format!(
+        "{}.{}.{}",
+        b64(header.to_string().as_bytes()),
+        b64(claims.to_string().as_bytes()),
+        b64(&[7u8; 64])
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_forged_logout_tokens_does_not_starve_the_key_refresh_a_rotation_needs() {
+    let world = world(Options::default()).await;
+    let mut browser = Browser::new(&world);
+    // Anyone can POST to the back-channel endpoint: forged logout tokens, each naming a key
+    // Rekono never had, and some naming the same unknown key again.
+    for i in 0..40 {
+        let kid = if i % 4 == 0 {
+            "never-a-key".to_owned()
+        } else {
+            prehod_identity::random_id()
+        };
+        let answer = browser
+            .http
+            .post(login_url(&world, "/oidc/backchannel-logout"))
+            .form(&[("logout_token", forged_logout_token(&kid))])
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(answer.status(), 400);
+    }
+    // Then Rekono really rotates its key, and a user logs in with a token signed by it.
+    let rotated: Value = browser
+        .http
+        .post(sim_url(&world, "/dev/keys/rotate"))
+        .send()
+        .await
+        .expect("rotate")
+        .json()
+        .await
+        .expect("json");
+    assert!(rotated["kid"].is_string());
+    let page = login_otp(
+        &world,
+        &mut browser,
+        &portal_url(&world, "bips", "/"),
+        SREDNJA,
+        SREDNJA_TOTP,
+    )
+    .await;
+    assert_eq!(
+        page.status, 200,
+        "the login with the rotated key: {}",
+        page.body
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_id_token_with_another_nonce_is_refused() {
     let world = world(Options::default()).await;
