@@ -227,10 +227,20 @@ fn login_page(ctx: &Ctx<'_, '_>) -> LoginResponse {
         },
         None => None,
     };
-    let ret = return_to
+    let mut ret = return_to
         .as_deref()
         .map(|r| format!("return={}", encode(r)))
         .unwrap_or_default();
+    // A form kept on the way here: its binding goes into the login attempt.
+    if let Some(form) = ctx
+        .req
+        .query
+        .get("form")
+        .filter(|f| crate::preserve::is_binding(f))
+    {
+        ret.push_str("&form=");
+        ret.push_str(form);
+    }
     let links = LoginLinks {
         help: auth.help_url.clone(),
         rekono: format!("/oidc/start?{ret}"),
@@ -299,7 +309,14 @@ fn start(ctx: &Ctx<'_, '_>) -> LoginResponse {
     let level = asked.max(portal_cfg.min_level);
     let now = unix_now();
     let (url, attempt) = provider.start(level, return_to, now);
-    let Ok(json) = serde_json::to_vec(&attempt) else {
+    let form = ctx
+        .req
+        .query
+        .get("form")
+        .filter(|f| crate::preserve::is_binding(f))
+        .cloned();
+    let state = attempt.state.clone();
+    let Ok(json) = serde_json::to_vec(&SealedAttempt { attempt, form }) else {
         return ctx.message(Message::LoginFailed);
     };
     let Ok(sealed) = auth.sealer.seal(ATTEMPT_PURPOSE, &json) else {
@@ -310,7 +327,7 @@ fn start(ctx: &Ctx<'_, '_>) -> LoginResponse {
     let mut existing: Vec<(u64, String)> = attempt_cookies(ctx)
         .into_iter()
         .map(|(name, value)| {
-            let created = open_attempt(auth, &value).map_or(0, |a| a.created);
+            let created = open_attempt(auth, &value).map_or(0, |a| a.attempt.created);
             (created, name)
         })
         .collect();
@@ -321,7 +338,7 @@ fn start(ctx: &Ctx<'_, '_>) -> LoginResponse {
             "{name}=; Path=/oidc/; Max-Age=0; Secure; HttpOnly; SameSite=Lax"
         ));
     }
-    let name = attempt_cookie_name(&auth.attempt_prefix, &attempt.state);
+    let name = attempt_cookie_name(&auth.attempt_prefix, &state);
     resp.cookie(format!(
         "{name}={sealed}; Path=/oidc/; Max-Age={ATTEMPT_LIFETIME}; Secure; HttpOnly; SameSite=Lax"
     ))
@@ -350,9 +367,56 @@ fn attempt_cookies(ctx: &Ctx<'_, '_>) -> Vec<(String, String)> {
         .collect()
 }
 
-fn open_attempt(auth: &AuthState, value: &str) -> Option<Attempt> {
+/// The attempt cookie's content: the OIDC attempt, and the binding of a form kept just before
+/// it (see [`crate::preserve`]).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SealedAttempt {
+    #[serde(flatten)]
+    attempt: Attempt,
+    #[serde(default)]
+    form: Option<String>,
+}
+
+fn open_attempt(auth: &AuthState, value: &str) -> Option<SealedAttempt> {
     let plain = auth.sealer.open(ATTEMPT_PURPOSE, value).ok()?;
     serde_json::from_slice(&plain).ok()
+}
+
+/// At a Rekono login's callback: the `Set-Cookie` that binds the form kept before this login
+/// attempt to the session it made, or clears a kept form that is not this login's.
+fn bind_kept_form(
+    ctx: &Ctx<'_, '_>,
+    form: Option<&str>,
+    attempt: &Attempt,
+    session: &Session,
+    over_live_session: bool,
+    now: u64,
+) -> Option<String> {
+    let auth = ctx.auth;
+    let kept = crate::auth::cookie(ctx.req.headers, &auth.post_cookie)?;
+    let bound = form.filter(|_| !over_live_session).and_then(|f| {
+        crate::preserve::bind(
+            &auth.sealer,
+            kept,
+            f,
+            &attempt.return_to,
+            attempt.created,
+            session,
+            now,
+        )
+    });
+    Some(match bound {
+        Some(v) => format!(
+            "{}={v}; Domain={}; Path=/; Max-Age={}; Secure; HttpOnly; SameSite=Lax",
+            auth.post_cookie,
+            auth.cookie_domain,
+            crate::preserve::LIFETIME
+        ),
+        None => format!(
+            "{}=; Domain={}; Path=/; Max-Age=0; Secure; HttpOnly; SameSite=Lax",
+            auth.post_cookie, auth.cookie_domain
+        ),
+    })
 }
 
 async fn callback(ctx: &Ctx<'_, '_>) -> LoginResponse {
@@ -381,7 +445,8 @@ async fn callback(ctx: &Ctx<'_, '_>) -> LoginResponse {
         .find(|(n, _)| *n == name)
         .and_then(|(_, v)| open_attempt(auth, &v));
     let clear = format!("{name}=; Path=/oidc/; Max-Age=0; Secure; HttpOnly; SameSite=Lax");
-    let Some(attempt) = attempt.filter(|a| constant_time_eq(a.state.as_bytes(), state.as_bytes()))
+    let Some(SealedAttempt { attempt, form }) =
+        attempt.filter(|a| constant_time_eq(a.attempt.state.as_bytes(), state.as_bytes()))
     else {
         return ctx.login_failed("state_mismatch", Message::LoginFailed);
     };
@@ -419,9 +484,10 @@ async fn callback(ctx: &Ctx<'_, '_>) -> LoginResponse {
             return ctx.login_failed(reason, m).cookie(clear);
         }
     };
+    let live = ctx.session(now);
     // A login never replaces the live session of another person: a step-up that comes back
     // with another Rekono account is refused, and the session stays as it was.
-    if let Some(current) = ctx.session(now).filter(|v| v.session.sub != identity.sub) {
+    if let Some(current) = live.as_ref().filter(|v| v.session.sub != identity.sub) {
         let s = &current.session;
         metrics
             .logins
@@ -485,9 +551,21 @@ async fn callback(ctx: &Ctx<'_, '_>) -> LoginResponse {
         level: Some(session.level),
         ..Default::default()
     });
-    LoginResponse::redirect(attempt.return_to)
+    let kept = bind_kept_form(
+        ctx,
+        form.as_deref(),
+        &attempt,
+        &session,
+        live.is_some(),
+        now,
+    );
+    let mut resp = LoginResponse::redirect(attempt.return_to)
         .cookie(auth.session_cookie(&cookie, auth.sessions.absolute().as_secs()))
-        .cookie(clear)
+        .cookie(clear);
+    if let Some(kept) = kept {
+        resp = resp.cookie(kept);
+    }
+    resp
 }
 
 /// The one place a failed Rekono login becomes a reason (audit and metric label) and a page:
