@@ -855,6 +855,8 @@ mod tests {
         kid: String,
         key: jsonwebtoken::EncodingKey,
         answer: Answer,
+        /// How many times the JWKS was fetched.
+        jwks_fetches: Arc<std::sync::atomic::AtomicUsize>,
         task: tokio::task::JoinHandle<()>,
     }
 
@@ -884,10 +886,16 @@ mod tests {
             .to_string();
             let answer: Answer = Arc::new(Mutex::new((500, String::new())));
             let shared = answer.clone();
+            let jwks_fetches = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let counter = jwks_fetches.clone();
             let task = tokio::spawn(async move {
                 while let Ok((mut stream, _)) = listener.accept().await {
-                    let (discovery, jwks, answer) =
-                        (discovery.clone(), jwks.clone(), shared.clone());
+                    let (discovery, jwks, answer, counter) = (
+                        discovery.clone(),
+                        jwks.clone(),
+                        shared.clone(),
+                        counter.clone(),
+                    );
                     tokio::spawn(async move {
                         let mut request = Vec::new();
                         let mut buf = [0u8; 4096];
@@ -902,7 +910,10 @@ mod tests {
                         let path = line.split(' ').nth(1).unwrap_or("");
                         let (status, body) = match path {
                             "/.well-known/openid-configuration" => (200, discovery),
-                            "/jwks" => (200, jwks),
+                            "/jwks" => {
+                                counter.fetch_add(1, Ordering::SeqCst);
+                                (200, jwks)
+                            }
                             _ => answer.lock().unwrap().clone(),
                         };
                         let head = format!(
@@ -920,6 +931,7 @@ mod tests {
                 kid,
                 key: jsonwebtoken::EncodingKey::from_ec_pem(&pem).unwrap(),
                 answer,
+                jwks_fetches,
                 task,
             }
         }
@@ -1008,6 +1020,43 @@ mod tests {
         provider
             .finish("code", Some(&op.issuer), &attempt, now)
             .await
+    }
+
+    #[tokio::test]
+    async fn only_an_unknown_kid_fetches_the_keys_again() {
+        let op = TestProvider::start().await;
+        let provider = Provider::discover(op.settings(ClientAuth::Secret("secret".into())))
+            .await
+            .unwrap();
+        // Discovery reads the JWKS (openidconnect's discovery reads it too): count from here.
+        let at_start = op.jwks_fetches.load(Ordering::SeqCst);
+        let fetches = || op.jwks_fetches.load(Ordering::SeqCst) - at_start;
+        let group =
+            openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap();
+        let pem = openssl::pkey::PKey::from_ec_key(openssl::ec::EcKey::generate(&group).unwrap())
+            .unwrap()
+            .private_key_to_pem_pkcs8()
+            .unwrap();
+        let forger = jsonwebtoken::EncodingKey::from_ec_pem(&pem).unwrap();
+        let now = crate::unix_now();
+        for (kid, fetched) in [(op.kid.clone(), 0), ("rotated?".to_owned(), at_start)] {
+            let (_, attempt) = provider.start(20, "https://portal.example/".into(), now);
+            let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+            header.kid = Some(kid.clone());
+            let jwt = jsonwebtoken::encode(&header, &op.claims(&attempt, now), &forger).unwrap();
+            op.answer_raw(
+                200,
+                serde_json::json!({"access_token": "a", "token_type": "Bearer", "id_token": jwt})
+                    .to_string(),
+            );
+            let result = provider
+                .finish("code", Some(&op.issuer), &attempt, now)
+                .await;
+            assert!(matches!(result, Err(OidcError::InvalidToken(_))), "{kid}");
+            // A known kid with a bad signature is a bad token: no fetch. An unknown one: one
+            // more discovery.
+            assert_eq!(fetches(), fetched, "{kid}");
+        }
     }
 
     #[tokio::test]
