@@ -821,6 +821,75 @@ async fn a_key_rotated_at_rekono_is_fetched_and_a_foreign_iss_is_refused() {
     expect_audit(&world, "login", "failure", Some("wrong_issuer")).await;
 }
 
+/// A logout token anyone can make: a well-formed header naming `kid`, and a signature that
+/// verifies with nothing.
+fn forged_logout_token(kid: &str) -> String {
+    use base64::Engine;
+    let b64 = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+    let header = serde_json::json!({"alg": "ES256", "typ": "logout+jwt", "kid": kid});
+    let claims = serde_json::json!({
+        "iss": "https://evil.example",
+        "aud": CLIENT_ID,
+        "iat": 0,
+        "jti": kid,
+        "sub": "nobody",
+        "events": {"http://schemas.openid.net/event/backchannel-logout": {}},
+    });
+    format!(
+        "{}.{}.{}",
+        b64(header.to_string().as_bytes()),
+        b64(claims.to_string().as_bytes()),
+        b64(&[7u8; 64])
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_forged_logout_tokens_does_not_starve_the_key_refresh_a_rotation_needs() {
+    let world = world(Options::default()).await;
+    let mut browser = Browser::new(&world);
+    // Anyone can POST to the back-channel endpoint: forged logout tokens, each naming a key
+    // Rekono never had, and some naming the same unknown key again.
+    for i in 0..40 {
+        let kid = if i % 4 == 0 {
+            "never-a-key".to_owned()
+        } else {
+            prehod_identity::random_id()
+        };
+        let answer = browser
+            .http
+            .post(login_url(&world, "/oidc/backchannel-logout"))
+            .form(&[("logout_token", forged_logout_token(&kid))])
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(answer.status(), 400);
+    }
+    // Then Rekono really rotates its key, and a user logs in with a token signed by it.
+    let rotated: Value = browser
+        .http
+        .post(sim_url(&world, "/dev/keys/rotate"))
+        .send()
+        .await
+        .expect("rotate")
+        .json()
+        .await
+        .expect("json");
+    assert!(rotated["kid"].is_string());
+    let page = login_otp(
+        &world,
+        &mut browser,
+        &portal_url(&world, "bips", "/"),
+        SREDNJA,
+        SREDNJA_TOTP,
+    )
+    .await;
+    assert_eq!(
+        page.status, 200,
+        "the login with the rotated key: {}",
+        page.body
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_id_token_with_another_nonce_is_refused() {
     let world = world(Options::default()).await;
@@ -959,6 +1028,85 @@ async fn the_gateway_can_authenticate_to_rekono_with_private_key_jwt() {
     assert_eq!(received_header(&page.json(), "x-auth-email"), [SREDNJA.0]);
 }
 
+/// A Rekono login from `url` (no session yet) by `browser`: the page the gateway answers with
+/// when the browser comes back (a portal page, or the page that sends a kept form again).
+async fn log_in_back_at(world: &World, browser: &mut Browser, url: &str) -> Page {
+    let login_page = browser.follow(url).await;
+    let rekono = browser.follow(&rekono_link(world, &login_page)).await;
+    let chooser = rekono_password(world, browser, &rekono, SREDNJA).await;
+    rekono_otp(world, browser, &chooser, SREDNJA_TOTP).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cross_site_form_is_never_kept_nor_replayed_with_the_victims_session() {
+    let world = world(Options::default()).await;
+    let target = portal_url(&world, "bips", "/transfer?step=2");
+    let fields = [("amount", "9999"), ("iban", "SI56 6666 6666 6666 666")];
+    // An attacker's page auto-submits a form to the portal (the victim has no session yet);
+    // then one with no Sec-Fetch-Site (an older browser) and a foreign Origin, and one with
+    // only a foreign Referer.
+    for headers in [
+        &[("sec-fetch-site", "cross-site")][..],
+        &[("origin", "https://evil.example")][..],
+        &[("referer", "https://evil.example/pay.html")][..],
+        &[("sec-fetch-site", "none")][..],
+        &[][..],
+    ] {
+        let mut victim = Browser::new(&world);
+        let mut sent_headers = vec![("accept", "text/html"), ("sec-fetch-mode", "navigate")];
+        sent_headers.extend_from_slice(headers);
+        let sent = victim
+            .send(reqwest::Method::POST, &target, Some(&fields), &sent_headers)
+            .await;
+        assert_eq!(sent.status, 303, "{headers:?}: still sent to the login");
+        let kept = victim.cookie("prehod_post").is_some();
+        // The victim logs in (the attacker's page sent them there, or they do later) and
+        // their browser comes back to the URL: the portal, never a page that posts the form.
+        let back = log_in_back_at(&world, &mut victim, &target).await;
+        assert_eq!(back.url, target);
+        assert!(
+            !back.body.contains("id=\"resubmit\""),
+            "{headers:?}: the attacker's form is replayed with the victim's session"
+        );
+        assert!(!kept, "{headers:?}: a form from another site is kept");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_form_carried_into_another_browser_is_dropped_at_its_login() {
+    let world = world(Options::default()).await;
+    let target = portal_url(&world, "bips", "/transfer?step=2");
+    let fields = [("amount", "9999"), ("iban", "SI56 6666 6666 6666 666")];
+    // The attacker keeps a form of their own, same-site, in their own browser…
+    let mut attacker = Browser::new(&world);
+    let sent = attacker
+        .send(
+            reqwest::Method::POST,
+            &target,
+            Some(&fields),
+            &[
+                ("accept", "text/html"),
+                ("sec-fetch-mode", "navigate"),
+                ("sec-fetch-site", "same-origin"),
+            ],
+        )
+        .await;
+    assert_eq!(sent.status, 303);
+    assert!(attacker.cookie("prehod_post").is_some(), "kept");
+    // …and carries the cookie into the victim's browser, which logs in through its own
+    // login attempt: the form is not the victim's, and is dropped.
+    let mut victim = Browser::new(&world);
+    victim.carry_cookie_from(&attacker, "prehod_post");
+    let back = log_in_back_at(&world, &mut victim, &target).await;
+    assert_eq!(back.url, target);
+    assert!(
+        !back.body.contains("id=\"resubmit\""),
+        "a form kept in another browser is replayed: {}",
+        back.body
+    );
+    assert!(victim.cookie("prehod_post").is_none(), "and cleared");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_form_interrupted_by_the_login_arrives_at_the_portal_with_its_body_intact() {
     let world = world(Options::default()).await;
@@ -977,7 +1125,11 @@ async fn a_form_interrupted_by_the_login_arrives_at_the_portal_with_its_body_int
             reqwest::Method::POST,
             &target,
             Some(&fields),
-            &[("accept", "text/html"), ("sec-fetch-mode", "navigate")],
+            &[
+                ("accept", "text/html"),
+                ("sec-fetch-mode", "navigate"),
+                ("sec-fetch-site", "same-origin"),
+            ],
         )
         .await;
     assert_eq!(

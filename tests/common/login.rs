@@ -517,6 +517,20 @@ impl Browser {
         }
     }
 
+    /// Copies `name` as `other` holds it into this browser's jar (an attacker carrying a
+    /// cookie from one browser into another).
+    pub fn carry_cookie_from(&mut self, other: &Browser, name: &str) {
+        for c in other.jar.iter().filter(|c| c.name == name) {
+            self.jar.push(Cookie {
+                name: c.name.clone(),
+                value: c.value.clone(),
+                domain: c.domain.clone(),
+                host: c.host.clone(),
+                path: c.path.clone(),
+            });
+        }
+    }
+
     pub fn cookie_names(&self) -> Vec<String> {
         self.jar.iter().map(|c| c.name.clone()).collect()
     }

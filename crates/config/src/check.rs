@@ -628,6 +628,17 @@ impl Checker<'_> {
             absolute_timeout: absolute,
             keys,
             cache_entries: raw.cache_entries.unwrap_or(100_000),
+            max_revocations: match raw.max_revocations {
+                None => 1_000_000,
+                Some(n) if n > 0 => n,
+                Some(_) => {
+                    self.problem(
+                        "session.max_revocations",
+                        "must be at least 1 (the default is 1000000, about 80 MB)",
+                    );
+                    return None;
+                }
+            },
             cache_memory: match raw.cache_memory.as_deref() {
                 None => 64 * 1024 * 1024,
                 Some(v) => match parse_size(v) {

@@ -159,6 +159,8 @@ pub struct SessionSettings {
     pub cache_entries: u64,
     /// Bytes the session cache may hold.
     pub cache_memory: u64,
+    /// Revocations held at most (≤ 80 bytes each); at the bound no new session is issued.
+    pub max_revocations: u64,
 }
 
 #[derive(Debug)]

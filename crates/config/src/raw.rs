@@ -89,6 +89,7 @@ pub struct Session {
     pub cache_entries: Option<u64>,
     /// e.g. `64MiB`
     pub cache_memory: Option<String>,
+    pub max_revocations: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

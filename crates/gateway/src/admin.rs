@@ -47,6 +47,11 @@ impl ServeHttp for Admin {
                         }
                     }
                     m.session_cache_entries.set(auth.sessions.cached() as i64);
+                    m.revocations
+                        .set(auth.sessions.revocations(now as u64) as i64);
+                    let full = auth.sessions.revocation_store_full_total();
+                    m.revocation_store_full
+                        .inc_by(full.saturating_sub(m.revocation_store_full.get()));
                     // Counters only go up: add what the session store counted since last time.
                     for (label, total) in [
                         ("hit", &auth.sessions.hits),

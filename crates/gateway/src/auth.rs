@@ -158,6 +158,9 @@ impl AuthState {
                 auth.session.absolute_timeout,
                 auth.session.cache_entries,
                 auth.session.cache_memory,
+            )
+            .with_max_revocations(
+                usize::try_from(auth.session.max_revocations).unwrap_or(usize::MAX),
             ),
             sealer,
             signer: Signer::new(

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use prehod_identity::oidc::{Attempt, OidcError};
-use prehod_identity::session::{Method, Session};
+use prehod_identity::session::{IssueError, Method, Session};
 use prehod_identity::unix_now;
 
 use crate::audit;
@@ -236,15 +236,25 @@ fn login_page(ctx: &Ctx<'_, '_>) -> LoginResponse {
     // and steps up or refuses by itself. A session that has just expired shows the page.
     if let (Some(return_to), None) = (&return_to, ctx.req.query.get("notice")) {
         if let Some(valid) = ctx.session(unix_now()) {
-            if let Some(resp) = signed_in(ctx.auth, &valid.session, return_to, None) {
+            if let Some(resp) = signed_in(ctx.auth, &valid.session, return_to, None, None) {
                 return resp;
             }
         }
     }
-    let ret = return_to
+    let mut ret = return_to
         .as_deref()
         .map(|r| format!("return={}", encode(r)))
         .unwrap_or_default();
+    // A form kept on the way here: its binding goes into the login attempt.
+    if let Some(form) = ctx
+        .req
+        .query
+        .get("form")
+        .filter(|f| crate::preserve::is_binding(f))
+    {
+        ret.push_str("&form=");
+        ret.push_str(form);
+    }
     let links = LoginLinks {
         help: auth.help_url.clone(),
         rekono: format!("/oidc/start?{ret}"),
@@ -313,7 +323,14 @@ fn start(ctx: &Ctx<'_, '_>) -> LoginResponse {
     let level = asked.max(portal_cfg.min_level);
     let now = unix_now();
     let (url, attempt) = provider.start(level, return_to, now);
-    let Ok(json) = serde_json::to_vec(&attempt) else {
+    let form = ctx
+        .req
+        .query
+        .get("form")
+        .filter(|f| crate::preserve::is_binding(f))
+        .cloned();
+    let state = attempt.state.clone();
+    let Ok(json) = serde_json::to_vec(&SealedAttempt { attempt, form }) else {
         return ctx.message(Message::LoginFailed);
     };
     let Ok(sealed) = auth.sealer.seal(ATTEMPT_PURPOSE, &json) else {
@@ -324,7 +341,7 @@ fn start(ctx: &Ctx<'_, '_>) -> LoginResponse {
     let mut existing: Vec<(u64, String)> = attempt_cookies(ctx)
         .into_iter()
         .map(|(name, value)| {
-            let created = open_attempt(auth, &value).map_or(0, |a| a.created);
+            let created = open_attempt(auth, &value).map_or(0, |a| a.attempt.created);
             (created, name)
         })
         .collect();
@@ -333,7 +350,7 @@ fn start(ctx: &Ctx<'_, '_>) -> LoginResponse {
     for (_, name) in existing.into_iter().take(excess) {
         resp = resp.cookie(crate::cookies::set_on_path(&name, "", "/oidc/", 0));
     }
-    let name = attempt_cookie_name(&auth.attempt_prefix, &attempt.state);
+    let name = attempt_cookie_name(&auth.attempt_prefix, &state);
     resp.cookie(crate::cookies::set_on_path(
         &name,
         &sealed,
@@ -365,9 +382,48 @@ fn attempt_cookies(ctx: &Ctx<'_, '_>) -> Vec<(String, String)> {
         .collect()
 }
 
-fn open_attempt(auth: &AuthState, value: &str) -> Option<Attempt> {
+/// The attempt cookie's content: the OIDC attempt, and the binding of a form kept just before
+/// it (see [`crate::preserve`]).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SealedAttempt {
+    #[serde(flatten)]
+    attempt: Attempt,
+    #[serde(default)]
+    form: Option<String>,
+}
+
+fn open_attempt(auth: &AuthState, value: &str) -> Option<SealedAttempt> {
     let plain = auth.sealer.open(ATTEMPT_PURPOSE, value).ok()?;
     serde_json::from_slice(&plain).ok()
+}
+
+/// At a Rekono login's callback: the `Set-Cookie` that binds the form kept before this login
+/// attempt to the session it made, or clears a kept form that is not this login's.
+fn bind_kept_form(
+    ctx: &Ctx<'_, '_>,
+    form: Option<&str>,
+    attempt: &Attempt,
+    session: &Session,
+    over_live_session: bool,
+    now: u64,
+) -> Option<String> {
+    let auth = ctx.auth;
+    let kept = crate::auth::cookie(ctx.req.headers, &auth.post_cookie)?;
+    let bound = form.filter(|_| !over_live_session).and_then(|f| {
+        crate::preserve::bind(
+            &auth.sealer,
+            kept,
+            f,
+            &attempt.return_to,
+            attempt.created,
+            session,
+            now,
+        )
+    });
+    Some(match bound {
+        Some(v) => auth.post_cookie(&v, crate::preserve::LIFETIME),
+        None => auth.clear_post_cookie(),
+    })
 }
 
 async fn callback(ctx: &Ctx<'_, '_>) -> LoginResponse {
@@ -396,7 +452,8 @@ async fn callback(ctx: &Ctx<'_, '_>) -> LoginResponse {
         .find(|(n, _)| *n == name)
         .and_then(|(_, v)| open_attempt(auth, &v));
     let clear = crate::cookies::set_on_path(&name, "", "/oidc/", 0);
-    let Some(attempt) = attempt.filter(|a| constant_time_eq(a.state.as_bytes(), state.as_bytes()))
+    let Some(SealedAttempt { attempt, form }) =
+        attempt.filter(|a| constant_time_eq(a.attempt.state.as_bytes(), state.as_bytes()))
     else {
         return ctx.login_failed("state_mismatch", Message::LoginFailed);
     };
@@ -434,9 +491,10 @@ async fn callback(ctx: &Ctx<'_, '_>) -> LoginResponse {
             return ctx.login_failed(reason, m).cookie(clear);
         }
     };
+    let live = ctx.session(now);
     // A login never replaces the live session of another person: a step-up that comes back
     // with another Rekono account is refused, and the session stays as it was.
-    if let Some(current) = ctx.session(now).filter(|v| v.session.sub != identity.sub) {
+    if let Some(current) = live.as_ref().filter(|v| v.session.sub != identity.sub) {
         let s = &current.session;
         metrics
             .logins
@@ -475,8 +533,13 @@ async fn callback(ctx: &Ctx<'_, '_>) -> LoginResponse {
         cert: None,
         host: None,
     };
-    let Ok((session, cookie)) = auth.sessions.issue(session, now) else {
-        return ctx.login_failed("seal_failed", Message::LoginFailed);
+    let (session, cookie) = match auth.sessions.issue(session, now) {
+        Ok(issued) => issued,
+        Err(e @ IssueError::RevocationStoreFull { .. }) => {
+            tracing::error!(error = %e, "login refused: the revocation store is full");
+            return ctx.login_failed("revocation_store_full", Message::LoginFailed);
+        }
+        Err(IssueError::Seal(_)) => return ctx.login_failed("seal_failed", Message::LoginFailed),
     };
     metrics
         .logins
@@ -497,10 +560,49 @@ async fn callback(ctx: &Ctx<'_, '_>) -> LoginResponse {
         ..Default::default()
     });
     let _ = cookie;
-    match signed_in(auth, &session, &attempt.return_to, Some(&auth.login_host)) {
+    let form = FormCarry {
+        form: form.as_deref(),
+        attempt_created: attempt.created,
+        over_live_session: live.is_some(),
+    };
+    let resp = match auth.cookie_scope {
+        // One cookie for every host: the login host sees the kept form and binds it here.
+        prehod_config::CookieScope::ParentDomain(_) => {
+            let kept = bind_kept_form(
+                ctx,
+                form.form,
+                &attempt,
+                &session,
+                form.over_live_session,
+                now,
+            );
+            signed_in(auth, &session, &attempt.return_to, None, None).map(|r| match kept {
+                Some(k) => r.cookie(k),
+                None => r,
+            })
+        }
+        // Host-only: the kept form is the portal's cookie; the code takes the binding there.
+        prehod_config::CookieScope::Host => signed_in(
+            auth,
+            &session,
+            &attempt.return_to,
+            Some(&auth.login_host),
+            Some(&form),
+        ),
+    };
+    match resp {
         Some(resp) => resp.cookie(clear),
         None => ctx.login_failed("seal_failed", Message::LoginFailed),
     }
+}
+
+/// What a login tells the portal about a form kept before it (see [`crate::preserve`]).
+pub struct FormCarry<'a> {
+    /// The kept form's id the login attempt carried, if any.
+    pub form: Option<&'a str>,
+    pub attempt_created: u64,
+    /// The browser had a live session when it logged in again: its kept form is dropped.
+    pub over_live_session: bool,
 }
 
 /// `GET /.prehod/sso?code=…` on a portal host: exchanges the single-use code the login host
@@ -525,9 +627,34 @@ pub fn redeem_sso_code(
         .get("code")
         .map(String::as_str)
         .unwrap_or_default();
-    match auth.sso.redeem(code, &portal.host, unix_now()) {
-        Ok((cookie, return_to)) => LoginResponse::redirect(return_to)
-            .cookie(auth.session_cookie(&cookie, auth.sessions.absolute().as_secs())),
+    let now = unix_now();
+    match auth.sso.redeem(code, &portal.host, now) {
+        Ok(redeemed) => {
+            let mut resp = LoginResponse::redirect(redeemed.return_to.clone())
+                .cookie(auth.session_cookie(&redeemed.cookie, auth.sessions.absolute().as_secs()));
+            // A form kept on this portal before the login: bound to this login's session, or
+            // dropped (never replayed by anyone else).
+            if let Some(kept) = crate::auth::cookie(req.headers, &auth.post_cookie) {
+                let session = auth.sessions.validate(&redeemed.cookie, now).ok();
+                let bound = match (&redeemed.form, session) {
+                    (Some(f), Some(valid)) if !f.over_live_session => crate::preserve::bind(
+                        &auth.sealer,
+                        kept,
+                        &f.id,
+                        &redeemed.return_to,
+                        f.attempt_created,
+                        &valid.session,
+                        now,
+                    ),
+                    _ => None,
+                };
+                resp = resp.cookie(match bound {
+                    Some(v) => auth.post_cookie(&v, crate::preserve::LIFETIME),
+                    None => auth.clear_post_cookie(),
+                });
+            }
+            resp
+        }
         Err(refusal) => {
             shared
                 .metrics
@@ -565,6 +692,7 @@ pub fn signed_in(
     session: &Session,
     return_to: &str,
     here: Option<&str>,
+    form: Option<&FormCarry<'_>>,
 ) -> Option<LoginResponse> {
     let max_age = auth.sessions.absolute().as_secs();
     match auth.cookie_scope {
@@ -578,9 +706,16 @@ pub fn signed_in(
         prehod_config::CookieScope::Host => {
             let portal_host = url::Url::parse(return_to).ok()?.host_str()?.to_owned();
             let portal_cookie = auth.sessions.cookie_for(session, Some(&portal_host)).ok()?;
+            let form = form.and_then(|f| {
+                f.form.map(|id| crate::sso::KeptForm {
+                    id: id.to_owned(),
+                    attempt_created: f.attempt_created,
+                    over_live_session: f.over_live_session,
+                })
+            });
             let url = auth
                 .sso
-                .redirect(return_to, &portal_cookie, unix_now())
+                .redirect(return_to, &portal_cookie, form, unix_now())
                 .ok()?;
             let mut resp = LoginResponse::redirect(url);
             if let Some(here) = here {
@@ -665,7 +800,7 @@ fn logout(ctx: &Ctx<'_, '_>) -> LoginResponse {
             let (_, _, log_out) = Message::LogoutConfirm.text(ctx.lang);
             return ctx.message_action(Message::LogoutRefused, "/logout", log_out);
         }
-        auth.sessions.revoke_sid(&s.sid, now);
+        auth.sessions.revoke_session(s, now);
         ctx.audit(audit::Event {
             event: "logout",
             outcome: "success",
@@ -810,8 +945,14 @@ pub async fn certificate(
         }
     };
     let session = certificate_session(&id, certs.level, now);
-    let Ok((session, cookie)) = auth.sessions.issue(session, now) else {
-        return ctx.message(Message::LoginFailed);
+    let (session, cookie) = match auth.sessions.issue(session, now) {
+        Ok(issued) => issued,
+        Err(e) => {
+            if matches!(e, IssueError::RevocationStoreFull { .. }) {
+                tracing::error!(error = %e, "login refused: the revocation store is full");
+            }
+            return ctx.message(Message::LoginFailed);
+        }
     };
     metrics
         .certificates
@@ -832,7 +973,8 @@ pub async fn certificate(
         ..Default::default()
     });
     let _ = cookie;
-    signed_in(auth, &session, &return_to, None).unwrap_or_else(|| ctx.message(Message::LoginFailed))
+    signed_in(auth, &session, &return_to, None, None)
+        .unwrap_or_else(|| ctx.message(Message::LoginFailed))
 }
 
 /// Every check of a client certificate for `portal`: the local ones, the portal's allow-list,

@@ -29,6 +29,10 @@ pub struct Metrics {
     /// reason
     pub denials: IntCounterVec,
     pub session_cache_entries: IntGauge,
+    /// Revocations held (logouts whose sessions could still be valid).
+    pub revocations: IntGauge,
+    /// Times the revocation store was found full: kept equal to the store's count at each scrape.
+    pub revocation_store_full: prometheus::IntCounter,
     /// result (`hit`, `miss`): kept equal to the session store's own counts at each scrape.
     pub session_cache_lookups: IntCounterVec,
     /// call (`discovery`, `token`)
@@ -139,6 +143,14 @@ impl Metrics {
             "prehod_session_cache_entries",
             "Validated sessions in the cache",
         )?;
+        let revocations = IntGauge::new(
+            "prehod_revocations",
+            "Revocations held (at session.max_revocations no new session is issued)",
+        )?;
+        let revocation_store_full = prometheus::IntCounter::new(
+            "prehod_revocation_store_full_total",
+            "Times the revocation store was full: a session refused or a revocation widened to every session issued until then",
+        )?;
         let session_cache_lookups = IntCounterVec::new(
             Opts::new(
                 "prehod_session_cache_lookups_total",
@@ -175,6 +187,8 @@ impl Metrics {
             registry.register(Box::new(c.clone()))?;
         }
         registry.register(Box::new(session_cache_entries.clone()))?;
+        registry.register(Box::new(revocations.clone()))?;
+        registry.register(Box::new(revocation_store_full.clone()))?;
         registry.register(Box::new(oidc_duration.clone()))?;
         registry.register(Box::new(oidc_ready.clone()))?;
         let certificates = IntCounterVec::new(
@@ -237,6 +251,8 @@ impl Metrics {
             step_ups,
             denials,
             session_cache_entries,
+            revocations,
+            revocation_store_full,
             session_cache_lookups,
             oidc_duration,
             oidc_errors,

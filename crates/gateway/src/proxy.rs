@@ -524,8 +524,9 @@ impl ProxyHttp for Gateway {
         let request_id = ctx.request_id.clone();
         match decision {
             Decision::Allow { session: s, rolled } => {
-                // Back from the login with a form kept for this URL: send it again.
-                if let (Some(_), Some(auth)) = (&s, &shared.auth) {
+                // Back from the login with a form kept for this URL and bound to this very
+                // session by its login: send it again.
+                if let (Some(valid), Some(auth)) = (&s, &shared.auth) {
                     let kept = (req.method == http::Method::GET)
                         .then(|| crate::auth::cookie(&req.headers, &auth.post_cookie))
                         .flatten()
@@ -534,6 +535,7 @@ impl ProxyHttp for Gateway {
                                 &auth.sealer,
                                 c,
                                 &url,
+                                valid,
                                 prehod_identity::unix_now(),
                             )
                         });
@@ -593,15 +595,24 @@ impl ProxyHttp for Gateway {
                             }
                         }
                     }
-                    if let (Some(auth), true) = (&shared.auth, complete) {
-                        kept_cookie = crate::preserve::seal(
+                    // Only a navigation from a portal itself: a form another site made the
+                    // browser send is never kept (it would be sent again with the session).
+                    let same_site = shared.auth.as_ref().is_some_and(|a| {
+                        crate::preserve::from_same_site(&headers, |u| a.check_return(u).is_some())
+                    });
+                    if let (Some(auth), true, true) = (&shared.auth, complete, same_site) {
+                        if let Some((v, binding)) = crate::preserve::seal(
                             &auth.sealer,
                             &url,
                             content_type.as_deref(),
                             &body,
                             prehod_identity::unix_now(),
-                        )
-                        .map(|v| auth.post_cookie(&v, crate::preserve::LIFETIME));
+                        ) {
+                            kept_cookie = Some(auth.post_cookie(&v, crate::preserve::LIFETIME));
+                            // The login attempt started from this page carries the binding.
+                            location.push_str("&form=");
+                            location.push_str(&binding);
+                        }
                     }
                     if kept_cookie.is_none() {
                         location.push_str("&notice=form_not_kept");

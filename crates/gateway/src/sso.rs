@@ -29,6 +29,27 @@ struct Code {
     cookie: String,
     exp: u64,
     nonce: String,
+    /// A form the portal kept before this login, to bind to its session there.
+    #[serde(default)]
+    form: Option<KeptForm>,
+}
+
+/// The login's side of a form kept on the portal before it (see `crate::preserve::bind`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeptForm {
+    /// The id the login attempt carried for it.
+    pub id: String,
+    pub attempt_created: u64,
+    pub over_live_session: bool,
+}
+
+/// What a redeemed code gives the portal.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Redeemed {
+    /// The portal's session cookie value.
+    pub cookie: String,
+    pub return_to: String,
+    pub form: Option<KeptForm>,
 }
 
 /// Why a code is refused.
@@ -73,7 +94,13 @@ impl Codes {
 
     /// The URL that takes the browser to `return_to`'s portal (an https URL of a configured
     /// portal, checked before) with a code for `cookie`.
-    pub fn redirect(&self, return_to: &str, cookie: &str, now: u64) -> Result<String, SealError> {
+    pub fn redirect(
+        &self,
+        return_to: &str,
+        cookie: &str,
+        form: Option<KeptForm>,
+        now: u64,
+    ) -> Result<String, SealError> {
         let mut url =
             url::Url::parse(return_to).map_err(|e| SealError::Crypto(format!("return: {e}")))?;
         let code = Code {
@@ -82,6 +109,7 @@ impl Codes {
             cookie: cookie.to_owned(),
             exp: now + LIFETIME,
             nonce: prehod_identity::random_id(),
+            form,
         };
         let json = serde_json::to_vec(&code).map_err(|e| SealError::Crypto(e.to_string()))?;
         let sealed = self.sealer.seal(PURPOSE, &json)?;
@@ -94,7 +122,7 @@ impl Codes {
 
     /// Exchanges `code` on portal `host` at `now`: the session cookie to set and the URL to
     /// go back to.
-    pub fn redeem(&self, code: &str, host: &str, now: u64) -> Result<(String, String), Refusal> {
+    pub fn redeem(&self, code: &str, host: &str, now: u64) -> Result<Redeemed, Refusal> {
         let plain = self
             .sealer
             .open(PURPOSE, code)
@@ -111,7 +139,11 @@ impl Codes {
         if !entry.is_fresh() {
             return Err(Refusal::Replayed);
         }
-        Ok((code.cookie, code.ret))
+        Ok(Redeemed {
+            cookie: code.cookie,
+            return_to: code.ret,
+            form: code.form,
+        })
     }
 }
 
@@ -127,7 +159,7 @@ mod tests {
     fn a_code_is_exchanged_once_on_its_own_host_within_its_lifetime() {
         let c = codes();
         let url = c
-            .redirect("https://bips.bankart.si/app?x=1", "COOKIE", 1000)
+            .redirect("https://bips.bankart.si/app?x=1", "COOKIE", None, 1000)
             .expect("code");
         assert!(
             url.starts_with("https://bips.bankart.si/.prehod/sso?code="),
@@ -149,7 +181,11 @@ mod tests {
         );
         assert_eq!(
             c.redeem(&code, "bips.bankart.si", 1001),
-            Ok(("COOKIE".into(), "https://bips.bankart.si/app?x=1".into()))
+            Ok(Redeemed {
+                cookie: "COOKIE".into(),
+                return_to: "https://bips.bankart.si/app?x=1".into(),
+                form: None,
+            })
         );
         assert_eq!(
             c.redeem(&code, "bips.bankart.si", 1002),

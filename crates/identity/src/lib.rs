@@ -5,6 +5,7 @@
 pub mod assertion;
 pub mod cert;
 pub mod oidc;
+pub mod revocation;
 pub mod seal;
 pub mod session;
 

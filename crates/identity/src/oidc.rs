@@ -1,5 +1,6 @@
 //! The OpenID Connect relying party for Rekono (crate `openidconnect`): discovery and JWKS
-//! (fetched again when a token names an unknown key, at most every 30 s), the authorization
+//! (fetched again only when a token names an unknown `kid`, within budgets that anonymous
+//! back-channel traffic cannot take from logins: see [`KeyRefresh`]), the authorization
 //! code flow with PKCE S256, and every ID-token check of OIDC Core 3.1.3.7. Back-channel
 //! logout tokens are checked with `jsonwebtoken`.
 
@@ -114,13 +115,118 @@ pub struct Provider {
     settings: Settings,
     http: reqwest::Client,
     current: RwLock<Arc<Discovered>>,
-    /// When keys were last fetched again after an unknown `kid` (not the first discovery).
-    last_refresh: Mutex<Option<Instant>>,
+    /// When keys may be fetched again after an unknown `kid` (not the first discovery).
+    key_refresh: KeyRefresh,
     /// Logout token `jti`s already seen (replay protection), kept for 10 minutes.
     seen_jti: moka::sync::Cache<String, ()>,
 }
 
-const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
+/// Who asks for the provider's keys again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Asker {
+    /// An ID token the gateway itself fetched from the token endpoint over TLS.
+    Login,
+    /// A back-channel logout token: anyone can POST one.
+    BackChannel,
+}
+
+/// A token bucket: `capacity` fetches at once, one more every `every`.
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    capacity: f64,
+    every: Duration,
+    at: Instant,
+}
+
+impl Bucket {
+    fn new(capacity: u32, every: Duration) -> Self {
+        Self {
+            tokens: f64::from(capacity),
+            capacity: f64::from(capacity),
+            every,
+            at: Instant::now(),
+        }
+    }
+
+    fn take(&mut self, now: Instant) -> bool {
+        let earned = now.saturating_duration_since(self.at).as_secs_f64()
+            / self.every.as_secs_f64().max(f64::MIN_POSITIVE);
+        self.tokens = (self.tokens + earned).min(self.capacity);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// How often the keys are fetched again for an unknown `kid`. Logins and back-channel logout
+/// tokens spend separate budgets, so a flood of forged logout tokens (anyone can send them)
+/// never keeps a real key rotation from logging users in; a `kid` a back-channel token named
+/// that was still unknown after a fetch is not fetched for again for
+/// [`UNKNOWN_KID_FOR`]; and one fetch runs at a time (those waiting use its result).
+struct KeyRefresh {
+    logins: Mutex<Bucket>,
+    back_channel: Mutex<Bucket>,
+    /// `kid`s still unknown after a fetch (the negative cache), consulted for back-channel
+    /// tokens only: a login must never be refused because a forged token named its key first.
+    unknown: moka::sync::Cache<String, ()>,
+    fetching: tokio::sync::Mutex<()>,
+}
+
+/// Logins: 3 fetches at once, one more every 10 s.
+const LOGIN_REFRESHES: (u32, Duration) = (3, Duration::from_secs(10));
+/// Back-channel logout tokens: 2 fetches at once, one more a minute.
+const BACK_CHANNEL_REFRESHES: (u32, Duration) = (2, Duration::from_secs(60));
+const UNKNOWN_KID_FOR: Duration = Duration::from_secs(300);
+
+impl KeyRefresh {
+    fn new() -> Self {
+        Self {
+            logins: Mutex::new(Bucket::new(LOGIN_REFRESHES.0, LOGIN_REFRESHES.1)),
+            back_channel: Mutex::new(Bucket::new(
+                BACK_CHANNEL_REFRESHES.0,
+                BACK_CHANNEL_REFRESHES.1,
+            )),
+            unknown: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(UNKNOWN_KID_FOR)
+                .build(),
+            fetching: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Whether `asker` may fetch the keys again now for `kid` (spends from its budget).
+    fn allow(&self, asker: Asker, kid: &str) -> bool {
+        let bucket = match asker {
+            Asker::Login => &self.logins,
+            Asker::BackChannel => {
+                if self.unknown.contains_key(kid) {
+                    return false;
+                }
+                &self.back_channel
+            }
+        };
+        bucket
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take(Instant::now())
+    }
+}
+
+/// The `kid` in a compact JWS's header, read without trusting anything else in it.
+fn kid_of(jws: &str) -> Option<String> {
+    use base64::Engine;
+    let header = jws.split('.').next()?;
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header.trim_end_matches('='))
+        .ok()?;
+    let header: serde_json::Value = serde_json::from_slice(&json).ok()?;
+    header.get("kid")?.as_str().map(str::to_owned)
+}
 
 /// The provider's HTTP client: timeouts, no redirects, extra trust roots, and `*.localhost`
 /// resolved to loopback (RFC 6761; glibc does not).
@@ -272,7 +378,7 @@ impl Provider {
             settings,
             http,
             current: RwLock::new(Arc::new(discovered)),
-            last_refresh: Mutex::new(None),
+            key_refresh: KeyRefresh::new(),
             seen_jti: moka::sync::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(600))
@@ -287,19 +393,26 @@ impl Provider {
             .clone()
     }
 
-    /// Fetches discovery and JWKS again, at most once per 30 s. Returns whether it did.
-    async fn refresh(&self) -> bool {
-        {
-            let mut last = self.last_refresh.lock().unwrap_or_else(|e| e.into_inner());
-            if last.is_some_and(|t| t.elapsed() < JWKS_REFETCH_INTERVAL) {
-                return false;
-            }
-            *last = Some(Instant::now());
+    /// Fetches discovery and JWKS again because a token named `kid`, which the current keys do
+    /// not have, if `asker`'s budget allows. Returns whether `kid` is known afterwards.
+    async fn refresh_for(&self, asker: Asker, kid: &str) -> bool {
+        let _one_at_a_time = self.key_refresh.fetching.lock().await;
+        // A fetch that ran while this one waited may have brought the key.
+        if self.current().jwks.find(kid).is_some() {
+            return true;
+        }
+        if !self.key_refresh.allow(asker, kid) {
+            tracing::debug!(?asker, kid, "not fetching the provider's keys again now");
+            return false;
         }
         match fetch(&self.settings, &self.http).await {
             Ok(d) => {
+                let known = d.jwks.find(kid).is_some();
                 *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(d);
-                true
+                if !known {
+                    self.key_refresh.unknown.insert(kid.to_owned(), ());
+                }
+                known
             }
             Err(e) => {
                 tracing::warn!(error = %e, "refreshing the provider's keys failed");
@@ -425,13 +538,20 @@ impl Provider {
             ]);
             id_token.claims(&verifier, &nonce).cloned()
         };
+        // An unknown `kid`: the provider may have rotated. Fetch its keys again, once — and
+        // only then: a bad signature by a known key is a bad token, not a reason to fetch.
+        let unknown_kid =
+            kid_of(&id_token.to_string()).filter(|kid| current.jwks.find(kid).is_none());
         let claims = match verify(&current) {
             Ok(c) => c,
-            // An unknown key: the provider may have rotated. Fetch its keys again, once.
-            Err(openidconnect::ClaimsVerificationError::SignatureVerification(_))
-                if self.refresh().await =>
-            {
-                verify(&self.current()).map_err(|e| OidcError::InvalidToken(e.to_string()))?
+            Err(openidconnect::ClaimsVerificationError::SignatureVerification(e)) => {
+                match unknown_kid {
+                    Some(kid) if self.refresh_for(Asker::Login, &kid).await => {
+                        verify(&self.current())
+                            .map_err(|e| OidcError::InvalidToken(e.to_string()))?
+                    }
+                    _ => return Err(OidcError::InvalidToken(e.to_string())),
+                }
             }
             Err(e) => return Err(OidcError::InvalidToken(e.to_string())),
         };
@@ -622,7 +742,7 @@ impl Provider {
             .clone()
             .ok_or_else(|| invalid("logout token has no kid"))?;
         let mut jwks = self.current().jwks.clone();
-        if jwks.find(&kid).is_none() && self.refresh().await {
+        if jwks.find(&kid).is_none() && self.refresh_for(Asker::BackChannel, &kid).await {
             jwks = self.current().jwks.clone();
         }
         let jwk = jwks
@@ -690,11 +810,53 @@ mod tests {
     /// What the token endpoint answers: status and body.
     type Answer = Arc<Mutex<(u16, String)>>;
 
+    #[test]
+    fn back_channel_tokens_cannot_spend_the_logins_key_refreshes() {
+        let r = KeyRefresh::new();
+        // Anonymous back-channel tokens get their own small budget…
+        let spent = (0..100)
+            .filter(|i| r.allow(Asker::BackChannel, &format!("kid-{i}")))
+            .count();
+        assert_eq!(spent, BACK_CHANNEL_REFRESHES.0 as usize);
+        // …and logins still have all of theirs.
+        let logins = (0..100).filter(|_| r.allow(Asker::Login, "new")).count();
+        assert_eq!(logins, LOGIN_REFRESHES.0 as usize);
+        // A kid fetched for and still unknown is not fetched for again by back-channel
+        // tokens, but a login naming it is never held back by that.
+        let r = KeyRefresh::new();
+        r.unknown.insert("forged".into(), ());
+        assert!(!r.allow(Asker::BackChannel, "forged"));
+        assert!(r.allow(Asker::Login, "forged"));
+    }
+
+    #[test]
+    fn a_bucket_refills_over_time_up_to_its_capacity() {
+        let mut b = Bucket::new(2, Duration::from_secs(10));
+        let t = b.at;
+        assert!(b.take(t) && b.take(t) && !b.take(t));
+        assert!(!b.take(t + Duration::from_secs(9)));
+        assert!(b.take(t + Duration::from_secs(11)));
+        let later = t + Duration::from_secs(3600);
+        assert!(b.take(later) && b.take(later) && !b.take(later));
+    }
+
+    #[test]
+    fn the_kid_is_read_from_any_header_and_never_panics() {
+        use base64::Engine;
+        let h = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(br#"{"kid":"k1"}"#);
+        assert_eq!(kid_of(&format!("{h}.x.y")).as_deref(), Some("k1"));
+        for junk in ["", ".", "žžž.a.b", "e30.e30.", "!!!"] {
+            assert_eq!(kid_of(junk), None);
+        }
+    }
+
     struct TestProvider {
         issuer: String,
         kid: String,
         key: jsonwebtoken::EncodingKey,
         answer: Answer,
+        /// How many times the JWKS was fetched.
+        jwks_fetches: Arc<std::sync::atomic::AtomicUsize>,
         task: tokio::task::JoinHandle<()>,
     }
 
@@ -724,10 +886,16 @@ mod tests {
             .to_string();
             let answer: Answer = Arc::new(Mutex::new((500, String::new())));
             let shared = answer.clone();
+            let jwks_fetches = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let counter = jwks_fetches.clone();
             let task = tokio::spawn(async move {
                 while let Ok((mut stream, _)) = listener.accept().await {
-                    let (discovery, jwks, answer) =
-                        (discovery.clone(), jwks.clone(), shared.clone());
+                    let (discovery, jwks, answer, counter) = (
+                        discovery.clone(),
+                        jwks.clone(),
+                        shared.clone(),
+                        counter.clone(),
+                    );
                     tokio::spawn(async move {
                         let mut request = Vec::new();
                         let mut buf = [0u8; 4096];
@@ -742,7 +910,10 @@ mod tests {
                         let path = line.split(' ').nth(1).unwrap_or("");
                         let (status, body) = match path {
                             "/.well-known/openid-configuration" => (200, discovery),
-                            "/jwks" => (200, jwks),
+                            "/jwks" => {
+                                counter.fetch_add(1, Ordering::SeqCst);
+                                (200, jwks)
+                            }
                             _ => answer.lock().unwrap().clone(),
                         };
                         let head = format!(
@@ -760,6 +931,7 @@ mod tests {
                 kid,
                 key: jsonwebtoken::EncodingKey::from_ec_pem(&pem).unwrap(),
                 answer,
+                jwks_fetches,
                 task,
             }
         }
@@ -848,6 +1020,43 @@ mod tests {
         provider
             .finish("code", Some(&op.issuer), &attempt, now)
             .await
+    }
+
+    #[tokio::test]
+    async fn only_an_unknown_kid_fetches_the_keys_again() {
+        let op = TestProvider::start().await;
+        let provider = Provider::discover(op.settings(ClientAuth::Secret("secret".into())))
+            .await
+            .unwrap();
+        // Discovery reads the JWKS (openidconnect's discovery reads it too): count from here.
+        let at_start = op.jwks_fetches.load(Ordering::SeqCst);
+        let fetches = || op.jwks_fetches.load(Ordering::SeqCst) - at_start;
+        let group =
+            openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap();
+        let pem = openssl::pkey::PKey::from_ec_key(openssl::ec::EcKey::generate(&group).unwrap())
+            .unwrap()
+            .private_key_to_pem_pkcs8()
+            .unwrap();
+        let forger = jsonwebtoken::EncodingKey::from_ec_pem(&pem).unwrap();
+        let now = crate::unix_now();
+        for (kid, fetched) in [(op.kid.clone(), 0), ("rotated?".to_owned(), at_start)] {
+            let (_, attempt) = provider.start(20, "https://portal.example/".into(), now);
+            let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+            header.kid = Some(kid.clone());
+            let jwt = jsonwebtoken::encode(&header, &op.claims(&attempt, now), &forger).unwrap();
+            op.answer_raw(
+                200,
+                serde_json::json!({"access_token": "a", "token_type": "Bearer", "id_token": jwt})
+                    .to_string(),
+            );
+            let result = provider
+                .finish("code", Some(&op.issuer), &attempt, now)
+                .await;
+            assert!(matches!(result, Err(OidcError::InvalidToken(_))), "{kid}");
+            // A known kid with a bad signature is a bad token: no fetch. An unknown one: one
+            // more discovery.
+            assert_eq!(fetches(), fetched, "{kid}");
+        }
     }
 
     #[tokio::test]

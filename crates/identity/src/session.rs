@@ -8,6 +8,7 @@ use std::time::Duration;
 use moka::sync::Cache;
 use serde::{Deserialize, Serialize};
 
+use crate::revocation::{Kind, Revocations};
 use crate::seal::{SealError, Sealer};
 
 const PURPOSE: &[u8] = b"prehod session v1";
@@ -128,6 +129,17 @@ impl Refusal {
     }
 }
 
+/// Why no session was issued.
+#[derive(Debug, thiserror::Error)]
+pub enum IssueError {
+    #[error(transparent)]
+    Seal(#[from] SealError),
+    /// The revocation store is at its bound: a new session could not be revoked, so none is
+    /// issued (fail closed) until expired revocations make room.
+    #[error("revocation store full ({max} entries): no new sessions until revocations expire")]
+    RevocationStoreFull { max: usize },
+}
+
 /// A session that passed every check, and the cookie to set if its idle time was rolled.
 #[derive(Debug)]
 pub struct Valid {
@@ -141,8 +153,8 @@ pub struct Sessions {
     absolute: Duration,
     /// Cookie value → session that opened from it.
     cache: Cache<String, Arc<Session>>,
-    /// `sid:…`, `op:…`, `sub:…` → unix time of the revocation.
-    revoked: Cache<String, u64>,
+    /// Sessions, Rekono sessions and subjects logged out, each until it no longer matters.
+    revoked: Revocations,
     pub hits: std::sync::atomic::AtomicU64,
     pub misses: std::sync::atomic::AtomicU64,
 }
@@ -177,14 +189,17 @@ impl Sessions {
                 // An entry is never older than the longest a session can idle.
                 .time_to_live(idle)
                 .build(),
-            // A revocation must outlive every session it could concern.
-            revoked: Cache::builder()
-                .max_capacity(max_entries)
-                .time_to_live(absolute + Duration::from_secs(60))
-                .build(),
+            revoked: Revocations::new(crate::revocation::DEFAULT_MAX),
             hits: Default::default(),
             misses: Default::default(),
         }
+    }
+
+    /// Bounds the revocation store to `max` entries (`session.max_revocations`); see
+    /// [`crate::revocation`] for the bytes per entry and what happens at the bound.
+    pub fn with_max_revocations(mut self, max: usize) -> Self {
+        self.revoked = Revocations::new(max);
+        self
     }
 
     pub fn idle(&self) -> Duration {
@@ -195,8 +210,14 @@ impl Sessions {
         self.absolute
     }
 
-    /// A new session for a login at `now`, and its cookie value.
-    pub fn issue(&self, mut session: Session, now: u64) -> Result<(Session, String), SealError> {
+    /// A new session for a login at `now`, and its cookie value. Refused while the revocation
+    /// store is full: a session that could not be revoked is not issued.
+    pub fn issue(&self, mut session: Session, now: u64) -> Result<(Session, String), IssueError> {
+        if self.revoked.is_full(now) {
+            return Err(IssueError::RevocationStoreFull {
+                max: self.revoked.max(),
+            });
+        }
         session.sid = crate::random_id();
         session.auth_time = session.auth_time.min(now);
         session.expires_at = now + self.absolute.as_secs();
@@ -244,7 +265,7 @@ impl Sessions {
         if now >= session.idle_until {
             return Err(Refusal::IdleExpired);
         }
-        if self.is_revoked(&session) {
+        if self.is_revoked(&session, now) {
             return Err(Refusal::Revoked);
         }
         // Roll the idle deadline once half of it is used (deadlines are whole seconds, so
@@ -259,31 +280,67 @@ impl Sessions {
         Ok(Valid { session, rolled })
     }
 
-    fn is_revoked(&self, s: &Session) -> bool {
-        if self.revoked.contains_key(&format!("sid:{}", s.sid)) {
+    fn is_revoked(&self, s: &Session, now: u64) -> bool {
+        let r = &self.revoked;
+        if r.below_watermark(s.expires_at) || r.revoked_at(Kind::Session, &s.sid, now).is_some() {
             return true;
         }
         if let Some(op) = &s.op_sid {
-            if self.revoked.contains_key(&format!("op:{op}")) {
+            if r.revoked_at(Kind::RekonoSession, op, now).is_some() {
                 return true;
             }
         }
         // A revocation by subject ends the sessions that existed then, not later logins.
-        self.revoked
-            .get(&format!("sub:{}", s.sub))
+        r.revoked_at(Kind::Subject, &s.sub, now)
             .is_some_and(|at| s.auth_time <= at)
     }
 
+    /// Ends one session; the revocation holds until the session's absolute expiry.
+    pub fn revoke_session(&self, session: &Session, now: u64) {
+        let until = session.expires_at.min(now + self.absolute.as_secs());
+        self.revoke(Kind::Session, &session.sid, now, until);
+    }
+
+    /// Ends the session with id `sid`, whatever its expiry (held for a whole absolute timeout).
     pub fn revoke_sid(&self, sid: &str, now: u64) {
-        self.revoked.insert(format!("sid:{sid}"), now);
+        self.revoke(Kind::Session, sid, now, now + self.absolute.as_secs());
     }
 
+    /// Ends every session of a Rekono session.
     pub fn revoke_op_sid(&self, op_sid: &str, now: u64) {
-        self.revoked.insert(format!("op:{op_sid}"), now);
+        self.revoke(
+            Kind::RekonoSession,
+            op_sid,
+            now,
+            now + self.absolute.as_secs(),
+        );
     }
 
+    /// Ends every session of `sub` that exists at `now`.
     pub fn revoke_sub(&self, sub: &str, now: u64) {
-        self.revoked.insert(format!("sub:{sub}"), now);
+        self.revoke(Kind::Subject, sub, now, now + self.absolute.as_secs());
+    }
+
+    fn revoke(&self, kind: Kind, id: &str, now: u64, until: u64) {
+        if let Err(full) = self.revoked.revoke(kind, id, now, until) {
+            tracing::error!(
+                max = full.max,
+                "revocation store full: every session issued until now is refused, and no new \
+                 session is issued until revocations expire (raise session.max_revocations)"
+            );
+        }
+    }
+
+    /// Revocations held now (`prehod_revocations`).
+    pub fn revocations(&self, now: u64) -> usize {
+        self.revoked.held(now)
+    }
+
+    /// Times the revocation store was found full (`prehod_revocation_store_full_total`).
+    pub fn revocation_store_full_total(&self) -> u64 {
+        self.revoked
+            .full_total
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn cached(&self) -> u64 {
@@ -405,6 +462,87 @@ mod tests {
             "{} entries of ~3.5 KiB in 8 KiB",
             s.cached()
         );
+    }
+
+    /// Sessions that never idle out (idle = absolute = 3600 s), with at most `max` revocations.
+    fn bounded(max: usize) -> Sessions {
+        Sessions::new(
+            Sealer::new(&[[7; 32]]),
+            Duration::from_secs(3600),
+            Duration::from_secs(3600),
+            1000,
+        )
+        .with_max_revocations(max)
+    }
+
+    #[test]
+    fn revocations_are_never_flushed_by_later_ones() {
+        let s = bounded(8);
+        let issued: Vec<_> = (0..200)
+            .map(|_| s.issue(session(), 1000).expect("room for a session"))
+            .collect();
+        // 25 times more logouts than the bound, each read back again and again (reads must
+        // not decide what is kept): every one of them stays refused.
+        for (n, (session, _)) in issued.iter().enumerate() {
+            s.revoke_session(session, 1001 + n as u64);
+            for (_, cookie) in issued.iter().take(n + 1) {
+                assert_eq!(
+                    s.validate(cookie, 1001 + n as u64).unwrap_err(),
+                    Refusal::Revoked
+                );
+            }
+        }
+        assert_eq!(s.revocations(1100), 8, "the bound holds");
+        for (_, cookie) in &issued {
+            assert_eq!(s.validate(cookie, 1100).unwrap_err(), Refusal::Revoked);
+        }
+        assert!(s.revocation_store_full_total() >= 192);
+    }
+
+    #[test]
+    fn at_the_bound_no_session_is_issued_until_revocations_expire() {
+        let s = bounded(4);
+        let mut live = session();
+        live.op_sid = None;
+        let (_, before) = s.issue(live.clone(), 999).expect("room before the bound");
+        for i in 0..4 {
+            s.revoke_op_sid(&format!("op-{i}"), 1000);
+        }
+        assert!(matches!(
+            s.issue(live.clone(), 1001),
+            Err(IssueError::RevocationStoreFull { max: 4 })
+        ));
+        assert!(s.revocation_store_full_total() >= 1);
+        assert!(
+            s.validate(&before, 1001).is_ok(),
+            "sessions issued before live on"
+        );
+        // Revocations hold for one absolute timeout (3600 s); then they are purged and
+        // sessions can be issued again.
+        assert!(s.issue(live.clone(), 4599).is_err(), "still held");
+        let (_, cookie) = s.issue(live, 4601).expect("expired revocations purged");
+        assert!(s.validate(&cookie, 4602).is_ok());
+        assert_eq!(s.revocations(4602), 0);
+    }
+
+    #[test]
+    fn a_revoked_session_is_held_until_its_own_expiry_then_purged() {
+        let s = bounded(100);
+        let (issued, cookie) = s.issue(session(), 1000).unwrap();
+        s.revoke_session(&issued, 2000);
+        assert_eq!(s.revocations(2000), 1);
+        assert_eq!(s.validate(&cookie, 4599).unwrap_err(), Refusal::Revoked);
+        assert_eq!(
+            s.revocations(4599),
+            1,
+            "held until the session's own expiry"
+        );
+        // Its session expired at 4600: the revocation goes with it.
+        assert_eq!(
+            s.validate(&cookie, 4600).unwrap_err(),
+            Refusal::AbsoluteExpired
+        );
+        assert_eq!(s.revocations(4600 + 60), 0);
     }
 
     #[test]
