@@ -13,6 +13,8 @@ use openssl::x509::X509;
 use serde::de::DeserializeOwned;
 use serde_yaml::{Mapping, Value};
 
+mod limits;
+
 use crate::positions::{Position, Positions};
 use crate::{
     parse_duration, raw, Admin, AppLogin, Cidr, Config, ConfigError, Cookies, Headers, HealthCheck,
@@ -34,6 +36,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "headers",
     "cookies",
     "server",
+    "rate_limits",
     "portals",
 ];
 
@@ -144,6 +147,9 @@ impl Checker<'_> {
         let server = self
             .optional::<raw::Server>(&top, "server")
             .unwrap_or_default();
+        let rate_limits = self
+            .optional::<raw::RateLimits>(&top, "rate_limits")
+            .unwrap_or_default();
 
         let listen = listen.and_then(|l| self.listen(l));
         let admin = admin.and_then(|a| self.admin(a, listen.as_ref()));
@@ -153,6 +159,7 @@ impl Checker<'_> {
         let headers = self.headers(headers);
         let cookies = self.cookies(cookies);
         let server = self.server(server);
+        let rate_limits = self.rate_limits(rate_limits);
         let portals = self.portals(top.get("portals"), tls.as_ref(), timeouts);
         let needs_auth = portals
             .as_ref()
@@ -169,6 +176,7 @@ impl Checker<'_> {
             headers: headers?,
             cookies: cookies?,
             server: server?,
+            rate_limits: rate_limits?,
             portals: portals?,
             auth: auth?,
         })

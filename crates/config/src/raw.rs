@@ -66,6 +66,23 @@ pub struct Server {
     pub grace_period: Option<String>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+pub struct RateLimits {
+    pub login: Option<EndpointLimit>,
+    pub certificate_login: Option<EndpointLimit>,
+    pub backchannel_logout: Option<EndpointLimit>,
+    pub tracked_keys: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct EndpointLimit {
+    /// e.g. `30/min`, or `off`.
+    pub per_address: Option<String>,
+    /// Only on `certificate_login`.
+    pub per_certificate: Option<String>,
+    pub burst: Option<u32>,
+}
+
 #[derive(Debug, Deserialize)]
 pub struct Login {
     pub host: String,

@@ -15,6 +15,7 @@ pub mod pages;
 pub mod pool;
 pub mod preserve;
 pub mod proxy;
+pub mod ratelimit;
 pub mod redirect;
 pub mod routing;
 pub mod templates;
@@ -45,6 +46,8 @@ pub struct Shared {
     pub metrics: Metrics,
     /// The gateway's login; `None` when every portal is `danger_no_authentication`.
     pub auth: Option<auth::AuthState>,
+    /// Token buckets on the login endpoints.
+    pub rate_limits: ratelimit::RateLimiter,
 }
 
 /// A portal's upstream connection settings, cloned into each request's peer.
@@ -100,6 +103,7 @@ impl Shared {
                 .collect(),
             peers,
             metrics: Metrics::new()?,
+            rate_limits: ratelimit::RateLimiter::new(&config.rate_limits),
             config,
         })
     }

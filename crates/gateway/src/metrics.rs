@@ -46,6 +46,9 @@ pub struct Metrics {
     pub crl_next_update: IntGaugeVec,
     /// anchor: unix time the CRL was last loaded.
     pub crl_loaded: IntGaugeVec,
+    /// endpoint (`oidc_start`, `oidc_callback`, `certificate_login`, `backchannel_logout`):
+    /// requests refused with 429 by a rate limit.
+    pub rate_limited: IntCounterVec,
 }
 
 const BUCKETS: &[f64] = &[
@@ -113,6 +116,14 @@ impl Metrics {
             &["handler"],
         )?;
         registry.register(Box::new(panics.clone()))?;
+        let rate_limited = IntCounterVec::new(
+            Opts::new(
+                "prehod_rate_limited_total",
+                "Requests refused (429) by a login rate limit, by endpoint",
+            ),
+            &["endpoint"],
+        )?;
+        registry.register(Box::new(rate_limited.clone()))?;
         let client_disconnects = CLIENT_DISCONNECTS.clone();
         registry.register(Box::new(client_disconnects.clone()))?;
         registry.register(Box::new(upstream_healthy.clone()))?;
@@ -247,6 +258,7 @@ impl Metrics {
             crl_age,
             crl_next_update,
             crl_loaded,
+            rate_limited,
         })
     }
 
