@@ -1175,9 +1175,38 @@ impl Checker<'_> {
             },
             None => std::time::Duration::from_secs(10),
         };
+        let mut timeout = |value: Option<String>, key: &str, default: u64| match self
+            .duration(value.as_ref(), key)
+        {
+            Some(d) => Some(d),
+            None if value.is_none() => Some(std::time::Duration::from_secs(default)),
+            None => None,
+        };
+        let header_timeout = timeout(raw.header_timeout, "server.header_timeout", 10);
+        let body_timeout = timeout(raw.body_timeout, "server.body_timeout", 10);
+        let body_min_rate = raw.body_min_rate.unwrap_or(16 * 1024);
+        if body_min_rate == 0 {
+            self.problem(
+                "server.body_min_rate",
+                "must be at least 1 (bytes per second)",
+            );
+        }
+        let max_connections_per_address = raw.max_connections_per_address.unwrap_or(256);
+        if max_connections_per_address == 0 {
+            self.problem("server.max_connections_per_address", "must be at least 1");
+        }
+        let max_pending_connections = raw.max_pending_connections.unwrap_or(1024);
+        if max_pending_connections == 0 {
+            self.problem("server.max_pending_connections", "must be at least 1");
+        }
         Some(Server {
             threads,
             grace_period,
+            header_timeout: header_timeout?,
+            body_timeout: body_timeout?,
+            body_min_rate,
+            max_connections_per_address,
+            max_pending_connections,
         })
     }
 

@@ -331,6 +331,17 @@ pub struct Server {
     pub threads: usize,
     /// How long in-flight requests may finish after SIGTERM.
     pub grace_period: Duration,
+    /// The longest a client may take to send a whole request header (from the connection, or
+    /// from the first byte of a later request on it).
+    pub header_timeout: Duration,
+    /// A request body must arrive within `body_timeout` plus one second for every
+    /// `body_min_rate` bytes received: a body slower on average than that is cut off.
+    pub body_timeout: Duration,
+    pub body_min_rate: u64,
+    /// Connections one client address may hold at once (trusted proxies: no limit).
+    pub max_connections_per_address: u32,
+    /// Connections that have not yet sent their first whole request header.
+    pub max_pending_connections: usize,
 }
 
 /// Token buckets on the login endpoints, per client address and (on the certificate-login

@@ -183,3 +183,28 @@ fn rate_limits_have_defaults_and_every_bad_value_is_reported() {
         assert!(shown.contains(expected), "{expected}\nin\n{shown}");
     }
 }
+
+#[test]
+fn slow_client_limits_have_defaults_and_bad_values_are_reported() {
+    let pki = pki();
+    let server = load(&base(pki.path()), pki.path()).expect("valid").server;
+    assert_eq!(server.header_timeout, std::time::Duration::from_secs(10));
+    assert_eq!(server.body_timeout, std::time::Duration::from_secs(10));
+    assert_eq!(server.body_min_rate, 16 * 1024);
+    assert_eq!(server.max_connections_per_address, 256);
+    assert_eq!(server.max_pending_connections, 1024);
+    let text = base(pki.path()).replace(
+        "portals:\n",
+        "server:\n  header_timeout: 0s\n  body_timeout: soon\n  body_min_rate: 0\n  max_connections_per_address: 0\n  max_pending_connections: 0\nportals:\n",
+    );
+    let shown = load(&text, pki.path()).expect_err("invalid").to_string();
+    for expected in [
+        "server.header_timeout: must be longer than zero",
+        "server.body_timeout: \"soon\" does not start with a whole number",
+        "server.body_min_rate: must be at least 1",
+        "server.max_connections_per_address: must be at least 1",
+        "server.max_pending_connections: must be at least 1",
+    ] {
+        assert!(shown.contains(expected), "{expected}\nin\n{shown}");
+    }
+}

@@ -8,6 +8,7 @@ pub mod access_log;
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod connections;
 pub mod hygiene;
 pub mod login;
 pub mod metrics;
@@ -131,12 +132,21 @@ pub fn build(
     let redirect_addr = config.listen.http_redirect.map(|a| a.to_string());
     let shared = Arc::new(Shared::new(config)?);
 
-    let mut proxy = pingora::proxy::http_proxy_service_with_name(
-        server_conf,
+    // The proxy under the connection caps and deadlines (see `connections`).
+    let mut app = pingora::proxy::HttpProxy::new(
         proxy::Gateway {
             shared: shared.clone(),
         },
-        "prehod gateway",
+        server_conf.clone(),
+    );
+    app.handle_init_modules();
+    let counters = connections::Counters::new(
+        connections::Limits::new(&shared.config.server),
+        shared.config.trusted_proxies.clone(),
+    );
+    let mut proxy = Service::new(
+        "prehod gateway".to_owned(),
+        connections::Guarded::new(app, counters),
     );
     proxy.add_tls_with_settings(&https, None, tls);
 

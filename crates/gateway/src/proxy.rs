@@ -376,6 +376,14 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         ctx.in_flight = Some(metrics::InFlight::count(&self.shared.metrics.in_flight));
+        // The header is complete: its deadline ends, the body's (if any) begins.
+        if let Some(connection) = crate::connections::of_session(session) {
+            let headers = &session.req_header().headers;
+            connection.header_done(
+                crate::connections::announces_body(headers),
+                headers.contains_key(http::header::UPGRADE),
+            );
+        }
         ctx.client = session
             .client_addr()
             .and_then(|a| a.as_inet())
@@ -737,6 +745,22 @@ impl ProxyHttp for Gateway {
         }
     }
 
+    /// The body read to its end: its minimum-rate deadline ends.
+    async fn request_body_filter(
+        &self,
+        session: &mut Session,
+        _body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        _ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if end_of_stream {
+            if let Some(connection) = crate::connections::of_session(session) {
+                connection.body_done();
+            }
+        }
+        Ok(())
+    }
+
     async fn upstream_peer(
         &self,
         _session: &mut Session,
@@ -993,6 +1017,9 @@ impl ProxyHttp for Gateway {
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
+        if let Some(connection) = crate::connections::of_session(session) {
+            connection.request_done();
+        }
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let portal = self.portal_name(ctx).to_owned();
         let m = &self.shared.metrics;
