@@ -129,6 +129,7 @@ assertion:\n  key: {0}/assertion.key\nportals:\n  bips:\n    host: bips.bankart.
         id_token: Some("x".repeat(700)),
         cert_fingerprint: None,
         cert: None,
+        host: None,
     };
     let (issued, cookie) = auth.sessions.issue(session, now).expect("issue");
     c.bench_function("session/validate (cached)", |b| {

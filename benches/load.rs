@@ -171,6 +171,7 @@ portals:\n  acq:\n    host: acq.bankart.localhost\n    danger_no_authentication:
                     id_token: None,
                     cert_fingerprint: None,
         cert: None,
+        host: None,
                 },
                 now,
             )

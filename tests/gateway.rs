@@ -852,3 +852,170 @@ async fn clients_that_go_away_are_counted_not_logged_as_errors() {
         "client disconnects logged at ERROR: {errors:#?}"
     );
 }
+
+/// A TLS connection to the gateway (HTTP/1.1, SNI and Host `acq`) that writes `head`, then
+/// one more header line every `every`, and never ends its header (or, with `body`, declares
+/// a large body and sends a byte every `every`). Returns how long the gateway kept it open and
+/// what it answered.
+fn trickle(gw: &Gateway, head: &str, every: Duration, body: bool) -> (Duration, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut connector =
+        openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls()).expect("connector");
+    connector.set_ca_file(&gw.ca).expect("CA");
+    connector.set_alpn_protos(b"\x08http/1.1").expect("alpn");
+    let tcp = std::net::TcpStream::connect(gw.https).expect("connect");
+    tcp.set_read_timeout(Some(every)).expect("timeout");
+    let mut tls = connector
+        .build()
+        .connect(&host("acq"), tcp)
+        .expect("handshake");
+    let started = Instant::now();
+    tls.write_all(head.as_bytes()).expect("first line");
+    let mut answer = Vec::new();
+    let mut n = 0;
+    loop {
+        let mut buf = [0u8; 4096];
+        match tls.read(&mut buf) {
+            Ok(0) => break,
+            Ok(k) => answer.extend_from_slice(&buf[..k]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                n += 1;
+                let more = if body {
+                    "x".to_owned()
+                } else {
+                    format!("X-Slow-{n}: 1\r\n")
+                };
+                if tls.write_all(more.as_bytes()).is_err() {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "still open after 30 s"
+        );
+    }
+    (started.elapsed(), answer)
+}
+
+/// Issue 10, item 4: a client that sends its header a line at a time (or its body a byte at
+/// a time) is closed by the whole-header deadline (the body's minimum rate), while ordinary
+/// requests are served all the while; and one address cannot hold more connections than its
+/// cap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_headers_and_bodies_are_cut_off_while_normal_requests_are_served() {
+    let pki = Pki::new();
+    let (mut setup, _portals) = six_demo_portals().await;
+    setup.server_extra =
+        "header_timeout: 3s\nbody_timeout: 2s\nbody_min_rate: 1000\nmax_connections_per_address: 12\n"
+            .into();
+    let gw = std::sync::Arc::new(Gateway::start(&pki, &setup));
+    let client = gw.client();
+    let url = gw.url("acq", "/");
+
+    // Normal requests go on the whole time, each on a new connection.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let served = {
+        let stop = stop.clone();
+        let client = client.clone();
+        let url = url.clone();
+        tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Acquire) {
+                statuses.push(
+                    client
+                        .get(&url)
+                        .send()
+                        .await
+                        .map(|r| r.status().as_u16())
+                        .unwrap_or(0),
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            statuses
+        })
+    };
+
+    let header_gw = gw.clone();
+    let header = tokio::task::spawn_blocking(move || {
+        trickle(
+            &header_gw,
+            "GET / HTTP/1.1\r\nHost: acq.bankart.localhost\r\n",
+            Duration::from_secs(2),
+            false,
+        )
+    });
+    let body_gw = gw.clone();
+    let body = tokio::task::spawn_blocking(move || {
+        trickle(
+            &body_gw,
+            "POST / HTTP/1.1\r\nHost: acq.bankart.localhost\r\nContent-Length: 100000\r\n\r\n",
+            Duration::from_millis(500),
+            true,
+        )
+    });
+    let (header_open, header_answer) = header.await.expect("slow header");
+    let (body_open, _) = body.await.expect("slow body");
+    stop.store(true, std::sync::atomic::Ordering::Release);
+    let statuses = served.await.expect("normal requests");
+
+    assert!(
+        (Duration::from_millis(2500)..Duration::from_secs(8)).contains(&header_open),
+        "a header sent a line every 2 s is closed by the 3 s deadline, not after {header_open:?}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&header_answer).contains(" 200 "),
+        "never served: {}",
+        String::from_utf8_lossy(&header_answer)
+    );
+    assert!(
+        (Duration::from_millis(1500)..Duration::from_secs(8)).contains(&body_open),
+        "a body at 2 bytes/s is cut off after its 2 s allowance, not after {body_open:?}"
+    );
+    assert!(statuses.len() >= 10, "{statuses:?}");
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    let metrics = gw.metrics();
+    assert!(
+        metric_value(&metrics, "prehod_slow_clients_total{phase=\"header\"}") >= 1.0,
+        "{metrics}"
+    );
+    assert!(metric_value(&metrics, "prehod_slow_clients_total{phase=\"body\"}") >= 1.0);
+
+    // The per-address cap: twelve connections held, the thirteenth is closed unanswered; one
+    // given back, a new one is served.
+    let held: Vec<_> = (0..12)
+        .map(|_| {
+            let mut c = openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls())
+                .expect("connector");
+            c.set_ca_file(&gw.ca).expect("CA");
+            let tcp = std::net::TcpStream::connect(gw.https).expect("connect");
+            c.build().connect(&host("acq"), tcp).expect("handshake")
+        })
+        .collect();
+    let request = b"GET / HTTP/1.1\r\nHost: acq.bankart.localhost\r\nConnection: close\r\n\r\n";
+    let refused = gw.raw(&host("acq"), request).unwrap_or_default();
+    assert!(refused.is_empty(), "{}", String::from_utf8_lossy(&refused));
+    assert!(
+        metric_value(
+            &gw.metrics(),
+            "prehod_connections_refused_total{reason=\"per_address\"}"
+        ) >= 1.0
+    );
+    drop(held);
+    // The gateway sees the closes shortly: poll until a request is served again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let answer = gw.raw(&host("acq"), request).unwrap_or_default();
+        if RawResponse::parse(&answer).is_some_and(|r| r.status == 200) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the places were not given back");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -1501,3 +1501,103 @@ async fn the_language_switch_never_leaves_the_login_host() {
         );
     }
 }
+
+/// Issue 10, item 5: `/oidc/start` hammered from one address runs out of its bucket and gets
+/// the 429 page (SL/EN) with `Retry-After`, counted per endpoint; the callback has a bucket of
+/// its own, and the same address's portal traffic (with a session, and without) is never
+/// limited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hammering_the_login_from_one_address_gets_429_but_its_portal_traffic_does_not() {
+    let world = world(Options {
+        top_yaml: "rate_limits:\n  login: {per_address: \"2/min\", burst: 4}\n",
+        ..Options::default()
+    })
+    .await;
+    let mut browser = Browser::new(&world);
+    let portal = portal_url(&world, "bips", "/accounts?page=2");
+    // One real login first: it takes one token from each of the start and callback buckets.
+    let page = login_otp(&world, &mut browser, &portal, SREDNJA, SREDNJA_TOTP).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+
+    let start = login_url(
+        &world,
+        &format!(
+            "/oidc/start?return={}",
+            url::form_urlencoded::byte_serialize(portal.as_bytes()).collect::<String>()
+        ),
+    );
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        statuses.push(browser.navigate(&start).await.status);
+    }
+    // Three tokens were left: three redirects to Rekono, then 429.
+    assert_eq!(statuses, [302, 302, 302, 429, 429], "{statuses:?}");
+    let refused = browser.navigate(&start).await;
+    assert_eq!(refused.status, 429);
+    let retry: u64 = refused
+        .headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After in whole seconds");
+    assert!((1..=30).contains(&retry), "one token every 30 s: {retry}");
+    assert!(
+        refused.body.contains("Preveč poskusov prijave"),
+        "{}",
+        refused.body
+    );
+    assert!(
+        refused.body.contains(&format!("čez {retry} s")),
+        "{}",
+        refused.body
+    );
+    let english = browser
+        .send(
+            reqwest::Method::GET,
+            &start,
+            None,
+            &[("accept-language", "en")],
+        )
+        .await;
+    assert_eq!(english.status, 429);
+    assert!(
+        english.body.contains("Too many login attempts"),
+        "{}",
+        english.body
+    );
+
+    // The callback's bucket is its own: a bad callback is still a failed login, not a 429.
+    let callback = browser
+        .navigate(&login_url(&world, "/oidc/callback?code=x&state=y"))
+        .await;
+    assert_eq!(callback.status, 400, "{}", callback.body);
+
+    // The same address keeps using the portals: with its session, and without one.
+    for _ in 0..20 {
+        assert_eq!(browser.api(&portal).await.status, 200);
+    }
+    let mut anonymous = Browser::new(&world);
+    for _ in 0..10 {
+        let page = anonymous.navigate(&portal_url(&world, "b2b", "/")).await;
+        assert_eq!(page.status, 302, "to the login page, not limited");
+    }
+    assert_eq!(
+        anonymous.navigate(&login_url(&world, "/")).await.status,
+        200
+    );
+
+    let metrics = world.gw.metrics();
+    let count = |endpoint: &str| {
+        metrics
+            .lines()
+            .find(|l| {
+                l.starts_with(&format!(
+                    "prehod_rate_limited_total{{endpoint=\"{endpoint}\"}}"
+                ))
+            })
+            .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    assert_eq!(count("oidc_start"), 4, "{metrics}");
+    assert_eq!(count("oidc_callback"), 0);
+}

@@ -32,6 +32,8 @@ pub struct Options {
     pub certificates: Option<CertOptions>,
     /// Give the simulator account with this e-mail this `sub`.
     pub account_sub: Option<(&'static str, &'static str)>,
+    /// More top-level YAML for the gateway (e.g. `rate_limits:`).
+    pub top_yaml: &'static str,
 }
 
 impl Default for Options {
@@ -44,6 +46,7 @@ impl Default for Options {
             private_key_jwt: false,
             certificates: None,
             account_sub: None,
+            top_yaml: "",
         }
     }
 }
@@ -234,6 +237,7 @@ async fn try_world(options: &Options) -> Option<World> {
         setup = setup.portal_yaml(portal, yaml);
     }
     setup.https_port = Some(port);
+    setup.top_extra = options.top_yaml.to_owned();
     let key = std::fs::read_to_string(pki.path("session.key")).expect("session key");
     let responder = options
         .certificates

@@ -69,6 +69,8 @@ pub struct Setup {
     pub portal_extra: Vec<(String, String)>,
     /// Extra top-level YAML.
     pub top_extra: String,
+    /// Extra lines under `server:` (indented by the harness).
+    pub server_extra: String,
     pub http_redirect: bool,
     /// The login sections (login, session, oidc, assertion); `None`: portals without login.
     pub auth: Option<String>,
@@ -82,6 +84,7 @@ impl Setup {
             upstreams: Vec::new(),
             portal_extra: Vec::new(),
             top_extra: String::new(),
+            server_extra: String::new(),
             http_redirect: false,
             auth: None,
             https_port: None,
@@ -154,10 +157,15 @@ impl Gateway {
             .http_redirect
             .then(|| format!("127.0.0.1:{}", free_port()).parse().expect("addr"));
         let mut yaml = format!(
-            "listen:\n  https: {https}\n{redirect}admin:\n  listen: {admin}\ntls:\n  certificates:\n    - cert: {cert}\n      key: {key}\nserver:\n  threads: 2\n  grace_period: 1s\n{top}\n{auth}\nportals:\n",
+            "listen:\n  https: {https}\n{redirect}admin:\n  listen: {admin}\ntls:\n  certificates:\n    - cert: {cert}\n      key: {key}\nserver:\n  threads: 2\n  grace_period: 1s\n{server}{top}\n{auth}\nportals:\n",
             redirect = http.map(|a| format!("  http_redirect: {a}\n")).unwrap_or_default(),
             cert = pki.path("server.crt").display(),
             key = pki.path("server.key").display(),
+            server = setup
+                .server_extra
+                .lines()
+                .map(|l| format!("  {l}\n"))
+                .collect::<String>(),
             top = setup.top_extra,
             auth = setup.auth.as_deref().unwrap_or_default(),
         );

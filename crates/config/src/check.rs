@@ -13,6 +13,8 @@ use openssl::x509::X509;
 use serde::de::DeserializeOwned;
 use serde_yaml::{Mapping, Value};
 
+mod limits;
+
 use crate::positions::{Position, Positions};
 use crate::{
     parse_duration, raw, Admin, AppLogin, Cidr, Config, ConfigError, Cookies, Headers, HealthCheck,
@@ -34,6 +36,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "headers",
     "cookies",
     "server",
+    "rate_limits",
     "portals",
 ];
 
@@ -144,6 +147,9 @@ impl Checker<'_> {
         let server = self
             .optional::<raw::Server>(&top, "server")
             .unwrap_or_default();
+        let rate_limits = self
+            .optional::<raw::RateLimits>(&top, "rate_limits")
+            .unwrap_or_default();
 
         let listen = listen.and_then(|l| self.listen(l));
         let admin = admin.and_then(|a| self.admin(a, listen.as_ref()));
@@ -153,6 +159,7 @@ impl Checker<'_> {
         let headers = self.headers(headers);
         let cookies = self.cookies(cookies);
         let server = self.server(server);
+        let rate_limits = self.rate_limits(rate_limits);
         let portals = self.portals(top.get("portals"), tls.as_ref(), timeouts);
         let needs_auth = portals
             .as_ref()
@@ -169,6 +176,7 @@ impl Checker<'_> {
             headers: headers?,
             cookies: cookies?,
             server: server?,
+            rate_limits: rate_limits?,
             portals: portals?,
             auth: auth?,
         })
@@ -1209,9 +1217,38 @@ impl Checker<'_> {
             },
             None => std::time::Duration::from_secs(10),
         };
+        let mut timeout = |value: Option<String>, key: &str, default: u64| match self
+            .duration(value.as_ref(), key)
+        {
+            Some(d) => Some(d),
+            None if value.is_none() => Some(std::time::Duration::from_secs(default)),
+            None => None,
+        };
+        let header_timeout = timeout(raw.header_timeout, "server.header_timeout", 10);
+        let body_timeout = timeout(raw.body_timeout, "server.body_timeout", 10);
+        let body_min_rate = raw.body_min_rate.unwrap_or(16 * 1024);
+        if body_min_rate == 0 {
+            self.problem(
+                "server.body_min_rate",
+                "must be at least 1 (bytes per second)",
+            );
+        }
+        let max_connections_per_address = raw.max_connections_per_address.unwrap_or(256);
+        if max_connections_per_address == 0 {
+            self.problem("server.max_connections_per_address", "must be at least 1");
+        }
+        let max_pending_connections = raw.max_pending_connections.unwrap_or(1024);
+        if max_pending_connections == 0 {
+            self.problem("server.max_pending_connections", "must be at least 1");
+        }
         Some(Server {
             threads,
             grace_period,
+            header_timeout: header_timeout?,
+            body_timeout: body_timeout?,
+            body_min_rate,
+            max_connections_per_address,
+            max_pending_connections,
         })
     }
 

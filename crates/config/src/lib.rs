@@ -36,6 +36,8 @@ pub struct Config {
     pub headers: Headers,
     pub cookies: Cookies,
     pub server: Server,
+    /// Token buckets on the login endpoints.
+    pub rate_limits: RateLimits,
     pub portals: Vec<Portal>,
     /// Present when any portal requires authentication.
     pub auth: Option<Auth>,
@@ -341,6 +343,109 @@ pub struct Server {
     pub threads: usize,
     /// How long in-flight requests may finish after SIGTERM.
     pub grace_period: Duration,
+    /// The longest a client may take to send a whole request header (from the connection, or
+    /// from the first byte of a later request on it).
+    pub header_timeout: Duration,
+    /// A request body must arrive within `body_timeout` plus one second for every
+    /// `body_min_rate` bytes received: a body slower on average than that is cut off.
+    pub body_timeout: Duration,
+    pub body_min_rate: u64,
+    /// Connections one client address may hold at once (trusted proxies: no limit).
+    pub max_connections_per_address: u32,
+    /// Connections that have not yet sent their first whole request header.
+    pub max_pending_connections: usize,
+}
+
+/// Token buckets on the login endpoints, per client address and (on the certificate-login
+/// host) per certificate. Local to each replica.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RateLimits {
+    /// `/oidc/start` and `/oidc/callback`, each with buckets of its own.
+    pub login: EndpointLimit,
+    /// Every request to the certificate-login host.
+    pub certificate_login: EndpointLimit,
+    /// `POST /oidc/backchannel-logout`.
+    pub backchannel_logout: EndpointLimit,
+    /// At most this many addresses (or certificates) are tracked per endpoint; the least
+    /// recently seen are forgotten first.
+    pub tracked_keys: u64,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        let per_minute = |count| {
+            Some(Rate {
+                count,
+                per: Duration::from_secs(60),
+            })
+        };
+        Self {
+            login: EndpointLimit {
+                per_address: per_minute(30),
+                per_certificate: None,
+                burst: 30,
+            },
+            certificate_login: EndpointLimit {
+                per_address: per_minute(30),
+                per_certificate: per_minute(10),
+                burst: 20,
+            },
+            backchannel_logout: EndpointLimit {
+                per_address: per_minute(600),
+                per_certificate: None,
+                burst: 100,
+            },
+            tracked_keys: 100_000,
+        }
+    }
+}
+
+/// One endpoint's buckets: each holds `burst` tokens, refilled at its rate; `None`: no limit.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EndpointLimit {
+    pub per_address: Option<Rate>,
+    pub per_certificate: Option<Rate>,
+    pub burst: u32,
+}
+
+/// `count` requests per `per`, e.g. `30/min`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Rate {
+    pub count: u32,
+    pub per: Duration,
+}
+
+impl Rate {
+    pub fn per_second(self) -> f64 {
+        f64::from(self.count) / self.per.as_secs_f64()
+    }
+}
+
+/// `"30/min"`, `"5/s"`, `"100/h"`, or `"off"` (no limit: `None`).
+pub fn parse_rate(s: &str) -> Result<Option<Rate>, String> {
+    let s = s.trim();
+    if s == "off" {
+        return Ok(None);
+    }
+    let (count, unit) = s
+        .split_once('/')
+        .ok_or_else(|| format!("{s:?} is not a rate: write e.g. 30/min, 5/s, 100/h or off"))?;
+    let count: u32 = count
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} does not start with a whole number"))?;
+    if count == 0 {
+        return Err(format!(
+            "{s:?} allows nothing: write a count of at least 1, or off"
+        ));
+    }
+    let per = match unit.trim() {
+        "s" | "sec" => Duration::from_secs(1),
+        "m" | "min" => Duration::from_secs(60),
+        "h" => Duration::from_secs(3600),
+        u => return Err(format!("unknown unit {u:?} in {s:?}: use s, min or h")),
+    };
+    Ok(Some(Rate { count, per }))
 }
 
 /// How a portal's users log in to the portal application after the gateway.

@@ -64,6 +64,29 @@ pub struct Cookies {
 pub struct Server {
     pub threads: Option<usize>,
     pub grace_period: Option<String>,
+    pub header_timeout: Option<String>,
+    pub body_timeout: Option<String>,
+    /// Bytes per second.
+    pub body_min_rate: Option<u64>,
+    pub max_connections_per_address: Option<u32>,
+    pub max_pending_connections: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RateLimits {
+    pub login: Option<EndpointLimit>,
+    pub certificate_login: Option<EndpointLimit>,
+    pub backchannel_logout: Option<EndpointLimit>,
+    pub tracked_keys: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct EndpointLimit {
+    /// e.g. `30/min`, or `off`.
+    pub per_address: Option<String>,
+    /// Only on `certificate_login`.
+    pub per_certificate: Option<String>,
+    pub burst: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]

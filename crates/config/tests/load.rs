@@ -146,3 +146,65 @@ fn type_errors_in_several_portals_are_all_reported() {
     );
     assert!(shown.contains("portals.b2b.host: invalid type"), "{shown}");
 }
+
+#[test]
+fn rate_limits_have_defaults_and_every_bad_value_is_reported() {
+    let pki = pki();
+    let config = load(&base(pki.path()), pki.path()).expect("valid");
+    let limits = &config.rate_limits;
+    let login = limits.login.per_address.expect("limited by default");
+    assert_eq!((login.count, login.per.as_secs()), (30, 60));
+    assert!(limits.certificate_login.per_certificate.is_some());
+    assert_eq!(limits.tracked_keys, 100_000);
+
+    let text = base(pki.path()).replace(
+        "portals:\n",
+        "rate_limits:\n  login: {per_address: \"5/s\", burst: 3}\n  backchannel_logout: {per_address: \"off\"}\nportals:\n",
+    );
+    let config = load(&text, pki.path()).expect("valid");
+    let login = config.rate_limits.login;
+    assert_eq!(login.burst, 3);
+    assert!((login.per_address.expect("set").per_second() - 5.0).abs() < 1e-9);
+    assert_eq!(config.rate_limits.backchannel_logout.per_address, None);
+
+    let text = base(pki.path()).replace(
+        "portals:\n",
+        "rate_limits:\n  login: {per_address: \"30 per minute\", burst: 0, per_certificate: \"1/min\"}\n  certificate_login: {per_certificate: \"0/min\"}\n  tracked_keys: 0\n  shared: redis\nportals:\n",
+    );
+    let shown = load(&text, pki.path()).expect_err("invalid").to_string();
+    for expected in [
+        "rate_limits.login.per_address: \"30 per minute\" is not a rate",
+        "rate_limits.login.burst: must be at least 1",
+        "rate_limits.login.per_certificate: only rate_limits.certificate_login knows a certificate",
+        "rate_limits.certificate_login.per_certificate: \"0/min\" allows nothing",
+        "rate_limits.tracked_keys: must be at least 1",
+        "rate_limits.shared: unknown key",
+    ] {
+        assert!(shown.contains(expected), "{expected}\nin\n{shown}");
+    }
+}
+
+#[test]
+fn slow_client_limits_have_defaults_and_bad_values_are_reported() {
+    let pki = pki();
+    let server = load(&base(pki.path()), pki.path()).expect("valid").server;
+    assert_eq!(server.header_timeout, std::time::Duration::from_secs(10));
+    assert_eq!(server.body_timeout, std::time::Duration::from_secs(10));
+    assert_eq!(server.body_min_rate, 16 * 1024);
+    assert_eq!(server.max_connections_per_address, 256);
+    assert_eq!(server.max_pending_connections, 1024);
+    let text = base(pki.path()).replace(
+        "portals:\n",
+        "server:\n  header_timeout: 0s\n  body_timeout: soon\n  body_min_rate: 0\n  max_connections_per_address: 0\n  max_pending_connections: 0\nportals:\n",
+    );
+    let shown = load(&text, pki.path()).expect_err("invalid").to_string();
+    for expected in [
+        "server.header_timeout: must be longer than zero",
+        "server.body_timeout: \"soon\" does not start with a whole number",
+        "server.body_min_rate: must be at least 1",
+        "server.max_connections_per_address: must be at least 1",
+        "server.max_pending_connections: must be at least 1",
+    ] {
+        assert!(shown.contains(expected), "{expected}\nin\n{shown}");
+    }
+}

@@ -183,6 +183,39 @@ impl Hygiene {
         crate::cookies::is_gateway_name(name, &self.cookie_prefix)
     }
 
+    /// The client a request is from: the peer, or, when the peer is a trusted proxy, the last
+    /// `X-Forwarded-For` address that is not itself a trusted proxy (the entries before it
+    /// are the client's own say and could be anything). An entry that is no address ends the
+    /// walk: the address after it is the best known.
+    pub fn client_address(
+        &self,
+        headers: &HeaderMap,
+        peer: Option<IpAddr>,
+        trusted: bool,
+    ) -> Option<IpAddr> {
+        if !trusted {
+            return peer;
+        }
+        let mut client = peer;
+        let entries: Vec<&str> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .collect();
+        for entry in entries.iter().rev() {
+            let Ok(ip) = entry.parse::<IpAddr>() else {
+                break;
+            };
+            client = Some(ip);
+            if !self.is_trusted_proxy(Some(ip)) {
+                break;
+            }
+        }
+        client
+    }
+
     /// `X-Forwarded-For` for the upstream: the client's chain is kept only from a trusted proxy.
     pub fn forwarded_for(
         &self,
@@ -299,6 +332,38 @@ mod tests {
             cookie_prefix: "prehod".into(),
             request_id: HeaderName::from_static("x-request-id"),
         }
+    }
+
+    #[test]
+    fn the_client_address_is_believed_from_forwarded_for_only_behind_trusted_proxies() {
+        let h = hygiene();
+        let ip = |s: &str| s.parse::<IpAddr>().ok();
+        let xff = map(&[("x-forwarded-for", "6.6.6.6, 192.0.2.7, 10.1.1.1")]);
+        // An untrusted peer: its own address, whatever it says.
+        assert_eq!(
+            h.client_address(&xff, ip("203.0.113.9"), false),
+            ip("203.0.113.9")
+        );
+        // Behind a trusted proxy: the last address not a trusted proxy (not the client's own
+        // first entry, which anyone can write).
+        assert_eq!(
+            h.client_address(&xff, ip("10.0.0.1"), true),
+            ip("192.0.2.7")
+        );
+        assert_eq!(
+            h.client_address(&map(&[]), ip("10.0.0.1"), true),
+            ip("10.0.0.1")
+        );
+        let junk = map(&[("x-forwarded-for", "192.0.2.1, not-an-ip, 198.51.100.4")]);
+        assert_eq!(
+            h.client_address(&junk, ip("10.0.0.1"), true),
+            ip("198.51.100.4")
+        );
+        let junk_last = map(&[("x-forwarded-for", "192.0.2.1, garbage")]);
+        assert_eq!(
+            h.client_address(&junk_last, ip("10.0.0.1"), true),
+            ip("10.0.0.1")
+        );
     }
 
     fn map(pairs: &[(&str, &str)]) -> HeaderMap {

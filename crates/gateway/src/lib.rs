@@ -8,6 +8,7 @@ pub mod access_log;
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod connections;
 pub mod cookies;
 pub mod hygiene;
 pub mod login;
@@ -16,6 +17,7 @@ pub mod pages;
 pub mod pool;
 pub mod preserve;
 pub mod proxy;
+pub mod ratelimit;
 pub mod redirect;
 pub mod routing;
 pub mod sso;
@@ -47,6 +49,8 @@ pub struct Shared {
     pub metrics: Metrics,
     /// The gateway's login; `None` when every portal is `danger_no_authentication`.
     pub auth: Option<auth::AuthState>,
+    /// Token buckets on the login endpoints.
+    pub rate_limits: ratelimit::RateLimiter,
 }
 
 /// A portal's upstream connection settings, cloned into each request's peer.
@@ -102,6 +106,7 @@ impl Shared {
                 .collect(),
             peers,
             metrics: Metrics::new()?,
+            rate_limits: ratelimit::RateLimiter::new(&config.rate_limits),
             config,
         })
     }
@@ -129,12 +134,21 @@ pub fn build(
     let redirect_addr = config.listen.http_redirect.map(|a| a.to_string());
     let shared = Arc::new(Shared::new(config)?);
 
-    let mut proxy = pingora::proxy::http_proxy_service_with_name(
-        server_conf,
+    // The proxy under the connection caps and deadlines (see `connections`).
+    let mut app = pingora::proxy::HttpProxy::new(
         proxy::Gateway {
             shared: shared.clone(),
         },
-        "prehod gateway",
+        server_conf.clone(),
+    );
+    app.handle_init_modules();
+    let counters = connections::Counters::new(
+        connections::Limits::new(&shared.config.server),
+        shared.config.trusted_proxies.clone(),
+    );
+    let mut proxy = Service::new(
+        "prehod gateway".to_owned(),
+        connections::Guarded::new(app, counters),
     );
     proxy.add_tls_with_settings(&https, None, tls);
 

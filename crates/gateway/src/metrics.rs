@@ -50,6 +50,9 @@ pub struct Metrics {
     pub crl_next_update: IntGaugeVec,
     /// anchor: unix time the CRL was last loaded.
     pub crl_loaded: IntGaugeVec,
+    /// endpoint (`oidc_start`, `oidc_callback`, `certificate_login`, `backchannel_logout`):
+    /// requests refused with 429 by a rate limit.
+    pub rate_limited: IntCounterVec,
 }
 
 const BUCKETS: &[f64] = &[
@@ -117,8 +120,18 @@ impl Metrics {
             &["handler"],
         )?;
         registry.register(Box::new(panics.clone()))?;
+        let rate_limited = IntCounterVec::new(
+            Opts::new(
+                "prehod_rate_limited_total",
+                "Requests refused (429) by a login rate limit, by endpoint",
+            ),
+            &["endpoint"],
+        )?;
+        registry.register(Box::new(rate_limited.clone()))?;
         let client_disconnects = CLIENT_DISCONNECTS.clone();
         registry.register(Box::new(client_disconnects.clone()))?;
+        registry.register(Box::new(CONNECTIONS_REFUSED.clone()))?;
+        registry.register(Box::new(SLOW_CLIENTS.clone()))?;
         registry.register(Box::new(upstream_healthy.clone()))?;
         registry.register(Box::new(build_info.clone()))?;
         let logins = IntCounterVec::new(
@@ -263,6 +276,7 @@ impl Metrics {
             crl_age,
             crl_next_update,
             crl_loaded,
+            rate_limited,
         })
     }
 
@@ -293,6 +307,41 @@ static CLIENT_DISCONNECTS: std::sync::LazyLock<IntCounterVec> = std::sync::LazyL
 /// Counts a client that went away; `kind` is a short constant label.
 pub fn count_client_disconnect(kind: &str) {
     CLIENT_DISCONNECTS.with_label_values(&[kind]).inc();
+}
+
+static CONNECTIONS_REFUSED: std::sync::LazyLock<IntCounterVec> = std::sync::LazyLock::new(|| {
+    IntCounterVec::new(
+        Opts::new(
+            "prehod_connections_refused_total",
+            "Connections closed at once by a cap, by reason (per_address, pending)",
+        ),
+        &["reason"],
+    )
+    // Invariant: a constant, valid metric name and label.
+    .expect("a valid metric definition")
+});
+
+/// A connection closed at once: its address holds too many, or too many have not yet sent a
+/// request. Counted where no `Metrics` is at hand (the connection wrapper).
+pub fn count_connection_refused(reason: &str) {
+    CONNECTIONS_REFUSED.with_label_values(&[reason]).inc();
+}
+
+static SLOW_CLIENTS: std::sync::LazyLock<IntCounterVec> = std::sync::LazyLock::new(|| {
+    IntCounterVec::new(
+        Opts::new(
+            "prehod_slow_clients_total",
+            "Connections closed because a request header or body missed its deadline, by phase",
+        ),
+        &["phase"],
+    )
+    // Invariant: a constant, valid metric name and label.
+    .expect("a valid metric definition")
+});
+
+/// A connection closed by the header deadline or the body's minimum rate.
+pub fn count_slow_client(phase: &str) {
+    SLOW_CLIENTS.with_label_values(&[phase]).inc();
 }
 
 /// One request counted in `prehod_requests_in_flight` for as long as this lives. It is kept in

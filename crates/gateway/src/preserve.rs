@@ -200,6 +200,7 @@ mod tests {
             id_token: None,
             cert_fingerprint: None,
             cert: None,
+            host: None,
         }
     }
 

@@ -105,6 +105,13 @@ impl Gateway {
                 .await
                 .map(|_| ());
         };
+        let endpoint = crate::ratelimit::Endpoint::on_login_host(
+            &session.req_header().method,
+            session.req_header().uri.path(),
+        );
+        if let Some(refused) = self.over_rate_limit(session, ctx, auth, endpoint, None) {
+            return self.write_login_response(session, ctx, refused).await;
+        }
         // Bodies here are small forms (back-channel logout); anything larger is refused.
         let mut body = Vec::new();
         if session.req_header().method == http::Method::POST {
@@ -182,6 +189,19 @@ impl Gateway {
             .and_then(|s| s.extension.get::<HandshakeInfo>())
             .and_then(|h| h.client_cert.as_ref())
             .cloned();
+        let fingerprint = client.as_ref().and_then(|c| c.leaf.as_deref()).map(|der| {
+            use sha2::Digest;
+            format!("{:x}", sha2::Sha256::digest(der))
+        });
+        if let Some(refused) = self.over_rate_limit(
+            session,
+            ctx,
+            auth,
+            Some(crate::ratelimit::Endpoint::CertificateLogin),
+            fingerprint.as_deref(),
+        ) {
+            return self.write_login_response(session, ctx, refused).await;
+        }
         let resp = crate::login::certificate(
             &self.shared,
             auth,
@@ -195,6 +215,41 @@ impl Gateway {
         )
         .await;
         self.write_login_response(session, ctx, resp).await
+    }
+
+    /// A login endpoint's rate limit, for the client address (see `Hygiene::client_address`)
+    /// and the certificate's fingerprint: the 429 page when either bucket is empty.
+    fn over_rate_limit(
+        &self,
+        session: &Session,
+        ctx: &RequestCtx,
+        auth: &crate::auth::AuthState,
+        endpoint: Option<crate::ratelimit::Endpoint>,
+        certificate: Option<&str>,
+    ) -> Option<crate::login::LoginResponse> {
+        let endpoint = endpoint?;
+        let headers = &session.req_header().headers;
+        let client = self
+            .shared
+            .hygiene
+            .client_address(headers, ctx.client, ctx.trusted_proxy);
+        let limited = self
+            .shared
+            .rate_limits
+            .check(endpoint, client, certificate)
+            .err()?;
+        let req = crate::login::LoginRequest::from_header(
+            session.req_header(),
+            Bytes::new(),
+            &ctx.request_id,
+        );
+        Some(crate::ratelimit::refusal(
+            &self.shared,
+            auth,
+            &req,
+            endpoint,
+            limited,
+        ))
     }
 
     /// The outcome of a handler that writes a whole response, run under `catch_unwind`: a panic
@@ -321,6 +376,14 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         ctx.in_flight = Some(metrics::InFlight::count(&self.shared.metrics.in_flight));
+        // The header is complete: its deadline ends, the body's (if any) begins.
+        if let Some(connection) = crate::connections::of_session(session) {
+            let headers = &session.req_header().headers;
+            connection.header_done(
+                crate::connections::announces_body(headers),
+                headers.contains_key(http::header::UPGRADE),
+            );
+        }
         ctx.client = session
             .client_addr()
             .and_then(|a| a.as_inet())
@@ -705,6 +768,22 @@ impl ProxyHttp for Gateway {
         }
     }
 
+    /// The body read to its end: its minimum-rate deadline ends.
+    async fn request_body_filter(
+        &self,
+        session: &mut Session,
+        _body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        _ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if end_of_stream {
+            if let Some(connection) = crate::connections::of_session(session) {
+                connection.body_done();
+            }
+        }
+        Ok(())
+    }
+
     async fn upstream_peer(
         &self,
         _session: &mut Session,
@@ -961,6 +1040,9 @@ impl ProxyHttp for Gateway {
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
+        if let Some(connection) = crate::connections::of_session(session) {
+            connection.request_done();
+        }
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let portal = self.portal_name(ctx).to_owned();
         let m = &self.shared.metrics;

@@ -135,6 +135,8 @@ pub enum Message {
     LogoutRefused,
     /// A step-up returned another Rekono account than the session's: refused.
     StepUpOtherUser,
+    /// A login rate limit: too many attempts from this address or certificate.
+    TooManyRequests,
 }
 
 impl Message {
@@ -147,6 +149,7 @@ impl Message {
             Message::LoggedOut | Message::LogoutConfirm => 200,
             Message::LogoutRefused | Message::StepUpOtherUser => 403,
             Message::NotFound => 404,
+            Message::TooManyRequests => 429,
         }
     }
 
@@ -303,6 +306,21 @@ impl Message {
                     ("Prijavili ste se kot drug uporabnik", "Pri Rekonu ste se prijavili z drugim računom, kot je prijavljen na prehodu. Višje stopnje zaupanja zato niste dobili; vaša seja ostaja taka, kot je bila.", "Za višjo stopnjo se prijavite z istim računom Rekono. Če se želite prijaviti kot nekdo drug, se najprej odjavite.")
                 } else {
                     ("You logged in as another user", "At Rekono you logged in with another account than the one logged in at the gateway. You did not get the higher level of assurance; your session is as it was.", "For the higher level, log in with the same Rekono account. To log in as someone else, log out first.")
+                }
+            }
+            Message::TooManyRequests => {
+                if sl {
+                    (
+                        "Preveč poskusov prijave",
+                        "Z vašega naslova ali s tem certifikatom je v kratkem času prišlo preveč zahtev za prijavo.",
+                        "Počakajte nekaj trenutkov in poskusite znova.",
+                    )
+                } else {
+                    (
+                        "Too many login attempts",
+                        "Too many login requests came from your address or with this certificate in a short time.",
+                        "Wait a moment and try again.",
+                    )
                 }
             }
             Message::NotFound => {

@@ -37,6 +37,8 @@ pub struct HandshakeInfo {
     /// about it (the certificate, the chain OpenSSL built, every error it reported). `None`
     /// elsewhere.
     pub client_cert: Option<Presented>,
+    /// Where the connection's requests are, for the header and body deadlines.
+    pub connection: Arc<crate::connections::Connection>,
 }
 
 /// The errors OpenSSL reports for one handshake, recorded by its verify callback.
@@ -337,7 +339,11 @@ impl TlsAccept for SniCertificates {
             .as_ref()
             .filter(|c| c.policy(sni.as_deref()).is_some() || resumed_without_sni)
             .map(|c| c.presented(ssl));
-        Some(Arc::new(HandshakeInfo { sni, client_cert }))
+        Some(Arc::new(HandshakeInfo {
+            sni,
+            client_cert,
+            connection: Arc::default(),
+        }))
     }
 }
 

@@ -370,6 +370,7 @@ mod tests {
             id_token: None,
             cert_fingerprint: None,
             cert: None,
+            host: None,
         }
     }
 
