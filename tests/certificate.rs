@@ -136,10 +136,7 @@ async fn each_bad_certificate_gets_its_own_reason_page_and_metric() {
             page.body
         );
         assert!(page.body.contains("Prijava s certifikatom ni uspela"));
-        assert!(
-            browser.cookie("prehod_session").is_none(),
-            "{cert:?} got no session"
-        );
+        assert!(browser.cookie(SESSION).is_none(), "{cert:?} got no session");
         let metrics = world.gw.metrics();
         assert!(
             metrics.contains(&format!(
@@ -537,7 +534,7 @@ async fn a_certificate_only_portal_requires_a_certificate_in_its_own_handshake()
     );
     assert_eq!(received_header(&json, "x-auth-method"), ["certificate"]);
     assert_eq!(received_header(&json, "x-auth-assertion").len(), 1);
-    assert!(browser.cookie("prehod_session").is_none());
+    assert!(browser.cookie(SESSION).is_none());
     // The checks after the handshake still apply: a revoked certificate gets the reason page.
     let page = Browser::with_certificate(&w, "revoked")
         .navigate(&url)
@@ -825,10 +822,7 @@ async fn forged_certificates_and_out_of_date_chains_never_log_in() {
             "{name}: expected {text:?} in {}",
             page.body
         );
-        assert!(
-            browser.cookie("prehod_session").is_none(),
-            "{name} got a session"
-        );
+        assert!(browser.cookie(SESSION).is_none(), "{name} got a session");
         let metrics = world.gw.metrics();
         assert!(
             metrics.contains(&format!(
@@ -1266,7 +1260,7 @@ async fn a_rekono_sub_shaped_like_a_certificate_id_is_refused() {
     let chooser = rekono_password(&w, &mut browser, &rekono, common::rekono::SREDNJA).await;
     let page = rekono_otp(&w, &mut browser, &chooser, common::rekono::SREDNJA_TOTP).await;
     assert!(page.status >= 400, "{}: {}", page.url, page.body);
-    assert!(browser.cookie("prehod_session").is_none(), "no session");
+    assert!(browser.cookie(SESSION).is_none(), "no session");
     let metrics = w.gw.metrics();
     assert!(
         metrics.contains("prehod_denials_total{reason=\"invalid_id_token\"} 1"),

@@ -108,23 +108,22 @@ async fn onepass_login_reaches_the_portal_with_identity_headers_and_a_valid_asse
     assert_eq!(claims["level"], 20);
     assert_eq!(claims["method"], "rekono");
     assert!(claims["exp"].as_u64() > claims["iat"].as_u64());
-    // The session cookie is on the parent domain, Secure, HttpOnly, SameSite=Lax.
-    let set = browser
+    // Session cookies are host-only (`__Host-`: no Domain, Path=/, Secure), HttpOnly, Lax:
+    // one on the login host, one on the portal.
+    let sets: Vec<&String> = browser
         .set_cookies
         .iter()
-        .find(|c| c.starts_with("prehod_session="))
-        .expect("a session cookie was set");
-    for attribute in [
-        "Domain=bankart.localhost",
-        "Path=/",
-        "Secure",
-        "HttpOnly",
-        "SameSite=Lax",
-    ] {
-        assert!(
-            set.split("; ").any(|a| a == attribute),
-            "{attribute} missing in {set}"
-        );
+        .filter(|c| c.starts_with("__Host-prehod_session="))
+        .collect();
+    assert_eq!(sets.len(), 2, "login host and portal: {sets:?}");
+    for set in sets {
+        for attribute in ["Path=/", "Secure", "HttpOnly", "SameSite=Lax"] {
+            assert!(
+                set.split("; ").any(|a| a == attribute),
+                "{attribute} missing in {set}"
+            );
+        }
+        assert!(!set.contains("Domain="), "host-only: {set}");
     }
     let audit = expect_audit(&world, "login", "success", None).await;
     assert_eq!(audit["email"], SREDNJA.0);
@@ -285,6 +284,15 @@ async fn one_login_serves_every_portal_its_policy_allows_and_steps_up_for_the_ot
     .json();
     assert_eq!(received_header(&json, "x-auth-level"), ["20"]);
     for portal in PORTALS.iter().filter(|p| **p != "bws") {
+        // Host-only cookies: the first visit goes through the login host, which already
+        // knows the user and sends back a single-use code — no second login.
+        let first = browser.follow(&portal_url(&world, portal, "/")).await;
+        assert_eq!(
+            first.url,
+            portal_url(&world, portal, "/"),
+            "{portal}: {}",
+            first.body
+        );
         let page = browser
             .send(
                 reqwest::Method::GET,
@@ -301,9 +309,17 @@ async fn one_login_serves_every_portal_its_policy_allows_and_steps_up_for_the_ot
     }
     // bws asks for 30: a step-up, not a dead end — back to Rekono for the higher level…
     let target = portal_url(&world, "bws", "/reports?month=11");
-    let first = browser.navigate(&target).await;
-    assert_eq!(first.status, 302);
-    let location = first.location.clone().expect("location");
+    // (bws has no cookie yet: through the login host, which hands it the session by a code;
+    // bws then finds the level too low.)
+    let mut location = target.clone();
+    for _ in 0..5 {
+        let hop = browser.navigate(&location).await;
+        assert_eq!(hop.status, 302, "{location}: {}", hop.body);
+        location = hop.location.clone().expect("location");
+        if location.starts_with(&login_url(&world, "/oidc/start")) {
+            break;
+        }
+    }
     assert!(
         location.starts_with(&login_url(&world, "/oidc/start?level=30&return=")),
         "{location}"
@@ -415,7 +431,12 @@ async fn tampered_replayed_and_logged_out_cookies_are_refused() {
         SREDNJA_TOTP,
     )
     .await;
-    let good = browser.cookie("prehod_session").expect("session cookie");
+    let good = browser
+        .cookie_at(&common::host("bips"), SESSION)
+        .expect("the portal's session cookie");
+    let good_login = browser
+        .cookie_at("login.bankart.localhost", SESSION)
+        .expect("the login host's session cookie");
     assert_eq!(
         browser.api(&portal_url(&world, "bips", "/")).await.status,
         200
@@ -425,26 +446,21 @@ async fn tampered_replayed_and_logged_out_cookies_are_refused() {
     let mut tampered = good.clone().into_bytes();
     let i = tampered.len() / 2;
     tampered[i] = if tampered[i] == b'A' { b'B' } else { b'A' };
-    browser.set_cookie_value(
-        "prehod_session",
-        &String::from_utf8(tampered).expect("ascii"),
-    );
+    browser.set_cookie_value(SESSION, &String::from_utf8(tampered).expect("ascii"));
     assert_eq!(
         browser.api(&portal_url(&world, "bips", "/")).await.status,
         401
     );
     // A cookie forged from scratch: refused.
-    browser.set_cookie_value(
-        "prehod_session",
-        "AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
-    );
+    browser.set_cookie_value(SESSION, "AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
     assert_eq!(
         browser.api(&portal_url(&world, "bips", "/")).await.status,
         401
     );
 
     // Logout, then the old cookie replayed: refused at once.
-    browser.set_cookie_value("prehod_session", &good);
+    browser.set_cookie_value(SESSION, &good);
+    browser.set_cookie_at("login.bankart.localhost", SESSION, &good_login);
     let out = log_out(&world, &mut browser).await;
     assert!(
         out.body.contains("Odjavljeni ste") || out.url.contains("logged-out"),
@@ -453,8 +469,10 @@ async fn tampered_replayed_and_logged_out_cookies_are_refused() {
         out.body
     );
     assert!(
-        browser.cookie("prehod_session").is_none(),
-        "the cookie is cleared"
+        browser
+            .cookie_at("login.bankart.localhost", SESSION)
+            .is_none(),
+        "the login host's cookie is cleared"
     );
     let mut replay = Browser::new(&world);
     replay.navigate(&login_url(&world, "/")).await;
@@ -465,7 +483,7 @@ async fn tampered_replayed_and_logged_out_cookies_are_refused() {
             None,
             &[
                 ("accept", "application/json"),
-                ("cookie", &format!("prehod_session={good}")),
+                ("cookie", &format!("{SESSION}={good}")),
             ],
         )
         .await;
@@ -756,6 +774,7 @@ async fn own_login_portals_keep_their_form_cookie_and_authorization_after_the_ga
         "identity headers still added"
     );
     // An Authorization header is the application's too.
+    browser.follow(&portal_url(&world, "bankomati", "/")).await;
     let page = browser
         .send(
             reqwest::Method::GET,
@@ -1059,7 +1078,7 @@ async fn a_cross_site_form_is_never_kept_nor_replayed_with_the_victims_session()
             .send(reqwest::Method::POST, &target, Some(&fields), &sent_headers)
             .await;
         assert_eq!(sent.status, 303, "{headers:?}: still sent to the login");
-        let kept = victim.cookie("prehod_post").is_some();
+        let kept = victim.cookie(POST).is_some();
         // The victim logs in (the attacker's page sent them there, or they do later) and
         // their browser comes back to the URL: the portal, never a page that posts the form.
         let back = log_in_back_at(&world, &mut victim, &target).await;
@@ -1092,11 +1111,11 @@ async fn a_kept_form_carried_into_another_browser_is_dropped_at_its_login() {
         )
         .await;
     assert_eq!(sent.status, 303);
-    assert!(attacker.cookie("prehod_post").is_some(), "kept");
+    assert!(attacker.cookie(POST).is_some(), "kept");
     // …and carries the cookie into the victim's browser, which logs in through its own
     // login attempt: the form is not the victim's, and is dropped.
     let mut victim = Browser::new(&world);
-    victim.carry_cookie_from(&attacker, "prehod_post");
+    victim.carry_cookie_from(&attacker, POST);
     let back = log_in_back_at(&world, &mut victim, &target).await;
     assert_eq!(back.url, target);
     assert!(
@@ -1104,7 +1123,7 @@ async fn a_kept_form_carried_into_another_browser_is_dropped_at_its_login() {
         "a form kept in another browser is replayed: {}",
         back.body
     );
-    assert!(victim.cookie("prehod_post").is_none(), "and cleared");
+    assert!(victim.cookie(POST).is_none(), "and cleared");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1137,7 +1156,7 @@ async fn a_form_interrupted_by_the_login_arrives_at_the_portal_with_its_body_int
         "after a POST the login page is fetched with GET"
     );
     assert!(
-        browser.cookie("prehod_post").is_some(),
+        browser.cookie(POST).is_some(),
         "the form is kept in a sealed cookie"
     );
     let login_page = browser
@@ -1153,10 +1172,7 @@ async fn a_form_interrupted_by_the_login_arrives_at_the_portal_with_its_body_int
         .to_str()
         .expect("csp")
         .contains("script-src 'sha256-"));
-    assert!(
-        browser.cookie("prehod_post").is_none(),
-        "used once, then cleared"
-    );
+    assert!(browser.cookie(POST).is_none(), "used once, then cleared");
     // What a browser does with that page: post its fields to its action.
     let inputs: Vec<(String, String)> = back
         .body
@@ -1235,7 +1251,7 @@ async fn an_authorization_response_without_iss_is_refused_when_rekono_promises_i
     let page = browser.navigate(stripped.as_str()).await;
     assert_eq!(page.status, 400, "{}", page.body);
     assert!(page.body.contains("Prijava ni uspela"), "{}", page.body);
-    assert!(browser.cookie("prehod_session").is_none(), "no session");
+    assert!(browser.cookie(SESSION).is_none(), "no session");
     expect_audit(&world, "login", "failure", Some("missing_issuer")).await;
     assert!(world
         .gw
@@ -1255,7 +1271,7 @@ async fn a_logout_forced_from_another_site_leaves_the_session() {
         SREDNJA_TOTP,
     )
     .await;
-    let session = browser.cookie("prehod_session").expect("session");
+    let session = browser.cookie(SESSION).expect("session");
     // Another site links to, or embeds, the logout URL: the Lax session cookie goes along
     // with a top-level GET, and with an <img> from the same site.
     for headers in [
@@ -1282,15 +1298,13 @@ async fn a_logout_forced_from_another_site_leaves_the_session() {
             page.body
         );
         assert!(
-            !page
-                .headers
-                .get_all("set-cookie")
-                .iter()
-                .any(|c| c.to_str().is_ok_and(|c| c.starts_with("prehod_session="))),
+            !page.headers.get_all("set-cookie").iter().any(|c| c
+                .to_str()
+                .is_ok_and(|c| c.starts_with("__Host-prehod_session="))),
             "the session cookie is not touched"
         );
     }
-    assert_eq!(browser.cookie("prehod_session"), Some(session));
+    assert_eq!(browser.cookie(SESSION), Some(session));
     assert_eq!(
         browser.api(&portal_url(&world, "bips", "/")).await.status,
         200,
@@ -1352,7 +1366,7 @@ async fn a_logout_post_without_the_sessions_token_is_refused() {
         assert_eq!(page.status, 403, "{form:?}: {}", page.body);
         assert!(page.location.is_none());
     }
-    assert!(browser.cookie("prehod_session").is_some());
+    assert!(browser.cookie(SESSION).is_some());
     assert_eq!(
         browser.api(&portal_url(&world, "bips", "/")).await.status,
         200,
@@ -1367,7 +1381,14 @@ async fn a_logout_post_without_the_sessions_token_is_refused() {
         out.url,
         out.body
     );
-    assert!(browser.cookie("prehod_session").is_none());
+    assert!(browser
+        .cookie_at("login.bankart.localhost", SESSION)
+        .is_none());
+    assert_eq!(
+        browser.api(&portal_url(&world, "bips", "/")).await.status,
+        401,
+        "the portal's cookie ended with the session"
+    );
     assert_eq!(
         other.api(&portal_url(&world, "bips", "/")).await.status,
         200,
@@ -1390,7 +1411,7 @@ async fn a_step_up_as_another_rekono_user_is_refused_and_the_session_stays() {
     .await
     .json();
     let sara = received_header(&json, "x-auth-user")[0].to_owned();
-    let session = browser.cookie("prehod_session").expect("session");
+    let session = browser.cookie(SESSION).expect("session");
     // bws asks for 30: a step-up, where someone else's account (Vid, level 30) is entered.
     let rekono = browser.follow(&portal_url(&world, "bws", "/")).await;
     let chooser = rekono_password(&world, &mut browser, &rekono, VISOKA).await;
@@ -1403,7 +1424,7 @@ async fn a_step_up_as_another_rekono_user_is_refused_and_the_session_stays() {
     );
     expect_audit(&world, "step_up", "failure", Some("other_user")).await;
     // The session is as it was: Sara on bips, and bws still asks for a step-up.
-    assert_eq!(browser.cookie("prehod_session"), Some(session));
+    assert_eq!(browser.cookie(SESSION), Some(session));
     let json = browser.api(&portal_url(&world, "bips", "/")).await.json();
     assert_eq!(received_header(&json, "x-auth-user"), [sara.as_str()]);
     assert_eq!(
@@ -1600,4 +1621,138 @@ async fn hammering_the_login_from_one_address_gets_429_but_its_portal_traffic_do
     };
     assert_eq!(count("oidc_start"), 4, "{metrics}");
     assert_eq!(count("oidc_callback"), 0);
+}
+
+/// Issue 9, item 7: session cookies are host-only by default. A host outside the gateway
+/// (`www`) never receives one; one portal's cookie is no session on another; single sign-on
+/// goes through the login host with a single-use code, which nobody can replay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_cookies_are_host_only_and_single_sign_on_uses_single_use_codes() {
+    let world = world(Options::default()).await;
+    let (www, seen) = common::tls_recorder(&world.pki);
+    let mut browser = Browser::new(&world);
+    let json = login_otp(
+        &world,
+        &mut browser,
+        &portal_url(&world, "bips", "/home"),
+        SREDNJA,
+        SREDNJA_TOTP,
+    )
+    .await
+    .json();
+    assert_eq!(received_header(&json, "x-auth-level"), ["20"]);
+    // www.bankart.localhost is not behind the gateway: the browser sends it no session.
+    let page = browser
+        .navigate(&format!("https://www.bankart.localhost:{}/", www.port()))
+        .await;
+    assert_eq!(page.status, 200);
+    let head = seen
+        .recv_timeout(Duration::from_secs(10))
+        .expect("www got the request");
+    assert!(
+        !head.to_ascii_lowercase().contains("prehod"),
+        "a session cookie reached www: {head}"
+    );
+    // bips's cookie works on bips, and is no session on acq.
+    let bips_cookie = browser
+        .cookie_at(&common::host("bips"), SESSION)
+        .expect("bips cookie");
+    let with_cookie = |portal: &'static str| {
+        let world = &world;
+        let cookie = format!("{SESSION}={bips_cookie}");
+        async move {
+            Browser::new(world)
+                .send(
+                    reqwest::Method::GET,
+                    &portal_url(world, portal, "/"),
+                    None,
+                    &[("accept", "application/json"), ("cookie", &cookie)],
+                )
+                .await
+                .status
+        }
+    };
+    assert_eq!(with_cookie("bips").await, 200);
+    assert_eq!(
+        with_cookie("acq").await,
+        401,
+        "portal A's cookie on portal B"
+    );
+    // acq: through the login host, which knows the user, back with a code.
+    let first = browser.navigate(&portal_url(&world, "acq", "/x")).await;
+    assert_eq!(first.status, 302);
+    let at_login = browser
+        .navigate(&first.location.clone().expect("login page"))
+        .await;
+    let sso = at_login.location.clone().expect("a code for acq");
+    assert!(
+        sso.starts_with(&portal_url(&world, "acq", "/.prehod/sso?code=")),
+        "{sso}"
+    );
+    // The code is for acq only, and once only.
+    let elsewhere = sso.replace(&common::host("acq"), &common::host("b2b"));
+    let mut thief = Browser::new(&world);
+    let page = thief.navigate(&elsewhere).await;
+    assert!(thief.cookie(SESSION).is_none(), "a code for acq on b2b");
+    assert!(page
+        .location
+        .is_some_and(|l| l.starts_with(&login_url(&world, "/"))));
+    let page = browser.navigate(&sso).await;
+    assert_eq!(
+        page.location.as_deref(),
+        Some(portal_url(&world, "acq", "/x").as_str())
+    );
+    assert!(browser.cookie_at(&common::host("acq"), SESSION).is_some());
+    let page = thief.navigate(&sso).await;
+    assert!(thief.cookie(SESSION).is_none(), "a replayed code");
+    assert!(page
+        .location
+        .is_some_and(|l| l.starts_with(&login_url(&world, "/"))));
+    let metrics = world.gw.metrics();
+    for label in ["sso_code_wrong_host", "sso_code_replayed"] {
+        assert!(
+            metrics.contains(&format!("prehod_denials_total{{reason=\"{label}\"}} 1")),
+            "{label}: {metrics}"
+        );
+    }
+    // Logout on the login host ends every portal's cookie.
+    log_out(&world, &mut browser).await;
+    for portal in ["bips", "acq"] {
+        assert_eq!(
+            browser.api(&portal_url(&world, portal, "/")).await.status,
+            401,
+            "{portal} after logout"
+        );
+    }
+}
+
+/// The parent-domain mode stays as an explicit option: one cookie on the parent domain,
+/// every portal reached without a code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_parent_domain_cookie_mode_serves_every_portal_with_one_cookie() {
+    let world = world(Options {
+        parent_domain: true,
+        ..Options::default()
+    })
+    .await;
+    let mut browser = Browser::new(&world);
+    login_otp(
+        &world,
+        &mut browser,
+        &portal_url(&world, "bips", "/home"),
+        SREDNJA,
+        SREDNJA_TOTP,
+    )
+    .await;
+    let set = browser
+        .set_cookies
+        .iter()
+        .find(|c| c.starts_with("prehod_session="))
+        .expect("a parent-domain session cookie");
+    assert!(set.contains("Domain=bankart.localhost"), "{set}");
+    assert_eq!(
+        browser.api(&portal_url(&world, "acq", "/")).await.status,
+        200,
+        "no second login, no code"
+    );
 }

@@ -8,6 +8,10 @@ use std::net::SocketAddr;
 use super::{free_port, host, six_demo_portals, Gateway, Pki};
 
 pub const CLIENT_ID: &str = "prehod-test";
+/// The session cookie: host-only (`__Host-`), one per host.
+pub const SESSION: &str = "__Host-prehod_session";
+/// A form kept across the login, on the portal that kept it.
+pub const POST: &str = "__Host-prehod_post";
 pub const CLIENT_SECRET: &str = "prehod-test-secret";
 
 pub struct World {
@@ -34,6 +38,9 @@ pub struct Options {
     pub account_sub: Option<(&'static str, &'static str)>,
     /// More top-level YAML for the gateway (e.g. `rate_limits:`).
     pub top_yaml: &'static str,
+    /// `session.cookie_scope: parent_domain` (one cookie on bankart.localhost) instead of
+    /// host-only cookies.
+    pub parent_domain: bool,
 }
 
 impl Default for Options {
@@ -47,6 +54,7 @@ impl Default for Options {
             certificates: None,
             account_sub: None,
             top_yaml: "",
+            parent_domain: false,
         }
     }
 }
@@ -255,9 +263,14 @@ async fn try_world(options: &Options) -> Option<World> {
     };
     setup.auth = Some(format!(
         "login:\n  host: login.bankart.localhost\n  url: {login_url}\n\
-session:\n  idle_timeout: {idle}\n  absolute_timeout: {absolute}\n  keys: [\"{key}\"]\n\
+session:\n{scope}  idle_timeout: {idle}\n  absolute_timeout: {absolute}\n  keys: [\"{key}\"]\n\
 oidc:\n  issuer: {issuer}\n  client_id: {CLIENT_ID}\n{client_auth}  ca: {ca}\n  timeout: 5s\n\
 assertion:\n  key: {assertion}\n{certificates}",
+        scope = if options.parent_domain {
+            "  cookie_scope: parent_domain\n  cookie_domain: bankart.localhost\n"
+        } else {
+            ""
+        },
         idle = options.idle,
         absolute = options.absolute,
         key = key.trim(),
@@ -513,6 +526,32 @@ impl Browser {
             .iter()
             .find(|c| c.name == name)
             .map(|c| c.value.clone())
+    }
+
+    /// The value of a cookie the browser holds for `host` (host-only cookies: each host has
+    /// its own).
+    pub fn cookie_at(&self, host: &str, name: &str) -> Option<String> {
+        self.jar
+            .iter()
+            .find(|c| {
+                c.name == name
+                    && match &c.domain {
+                        Some(d) => host == d || host.ends_with(&format!(".{d}")),
+                        None => c.host == host,
+                    }
+            })
+            .map(|c| c.value.clone())
+    }
+
+    /// Sets the value of `host`'s own cookie `name`.
+    pub fn set_cookie_at(&mut self, host: &str, name: &str, value: &str) {
+        for c in self
+            .jar
+            .iter_mut()
+            .filter(|c| c.name == name && c.domain.is_none() && c.host == host)
+        {
+            c.value = value.to_owned();
+        }
     }
 
     pub fn set_cookie_value(&mut self, name: &str, value: &str) {

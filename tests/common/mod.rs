@@ -268,7 +268,7 @@ impl Gateway {
         for name in PORTALS
             .iter()
             .copied()
-            .chain(["unknown", "login", "certlogin"])
+            .chain(["unknown", "login", "certlogin", "www"])
         {
             b = b.resolve(&host(name), self.https);
         }
@@ -506,4 +506,38 @@ pub async fn hostile_http(kind: Hostile) -> SocketAddr {
         }
     });
     addr
+}
+
+/// An HTTPS server on loopback outside the gateway (the test PKI's certificate, which covers
+/// every `*.bankart.localhost` name): it answers 200 and reports the head of every request it
+/// gets — to show what a browser sends to a host the gateway does not guard.
+pub fn tls_recorder(pki: &Pki) -> (SocketAddr, std::sync::mpsc::Receiver<String>) {
+    use openssl::ssl::{SslAcceptor, SslFiletype, SslMethod};
+    let mut acceptor = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).expect("acceptor");
+    acceptor
+        .set_certificate_chain_file(pki.path("server.crt"))
+        .expect("cert");
+    acceptor
+        .set_private_key_file(pki.path("server.key"), SslFiletype::PEM)
+        .expect("key");
+    let acceptor = acceptor.build();
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            let Ok(mut tls) = acceptor.accept(stream) else {
+                continue;
+            };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && tls.read(&mut byte).unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            let _ = tls
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+            let _ = tx.send(String::from_utf8_lossy(&head).into_owned());
+        }
+    });
+    (addr, rx)
 }
