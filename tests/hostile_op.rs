@@ -85,6 +85,30 @@ async fn rp_key_rotation_op_sign_key() {
     );
 }
 
+/// Anyone can post a logout token signed with a key the provider never had, and a failed
+/// signature with a known key says nothing about rotation: neither may spend the JWKS refetch
+/// that a real key rotation right after needs (issue 9, "the JWKS refresh can be starved").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rp_key_rotation_op_sign_key_after_forged_tokens() {
+    let world = hostile_world(Behaviour::signing(Signing::BadSigEs256)).await;
+    let mut browser = world.browser();
+    let page = world.login(&mut browser).await;
+    world
+        .assert_refused(&mut browser, &page, Shown::LoginFailed, "invalid_id_token")
+        .await;
+    for _ in 0..5 {
+        let forged = world
+            .op
+            .logout_token(Signing::UnknownKid, Some("sid-of-nobody"), &[]);
+        assert_eq!(world.backchannel_logout(&forged).await, 400);
+    }
+    world.op.rotate();
+    world.op.set(Behaviour::signing(Signing::Rotated));
+    let mut browser = world.browser();
+    let page = world.login(&mut browser).await;
+    world.assert_logged_in(&mut browser, &page).await;
+}
+
 // --- signatures and keys --------------------------------------------------------------------
 
 /// Also `fapi2-…-invalid-null-alg`.

@@ -114,8 +114,13 @@ pub struct Provider {
     settings: Settings,
     http: reqwest::Client,
     current: RwLock<Arc<Discovered>>,
-    /// When keys were last fetched again after an unknown `kid` (not the first discovery).
+    /// When keys were last fetched again for an ID token naming an unknown `kid` (not the
+    /// first discovery). ID tokens come from the token endpoint over TLS, so only the provider
+    /// spends this budget.
     last_refresh: Mutex<Option<Instant>>,
+    /// The same for logout tokens, which anyone can post: their own budget, so that forged
+    /// ones never spend the refetch a real key rotation needs for the next login.
+    last_refresh_logout: Mutex<Option<Instant>>,
     /// Logout token `jti`s already seen (replay protection), kept for 10 minutes.
     seen_jti: moka::sync::Cache<String, ()>,
 }
@@ -273,6 +278,7 @@ impl Provider {
             http,
             current: RwLock::new(Arc::new(discovered)),
             last_refresh: Mutex::new(None),
+            last_refresh_logout: Mutex::new(None),
             seen_jti: moka::sync::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(600))
@@ -287,10 +293,11 @@ impl Provider {
             .clone()
     }
 
-    /// Fetches discovery and JWKS again, at most once per 30 s. Returns whether it did.
-    async fn refresh(&self) -> bool {
+    /// Fetches discovery and JWKS again, at most once per 30 s of `budget`. Returns whether it
+    /// did.
+    async fn refresh(&self, budget: &Mutex<Option<Instant>>) -> bool {
         {
-            let mut last = self.last_refresh.lock().unwrap_or_else(|e| e.into_inner());
+            let mut last = budget.lock().unwrap_or_else(|e| e.into_inner());
             if last.is_some_and(|t| t.elapsed() < JWKS_REFETCH_INTERVAL) {
                 return false;
             }
@@ -425,11 +432,15 @@ impl Provider {
             ]);
             id_token.claims(&verifier, &nonce).cloned()
         };
+        // Only a `kid` the keys do not have says the provider may have rotated; a signature
+        // that fails with a known key (or names none) is simply bad, and spends no refetch.
+        let unknown_kid =
+            jwt_kid(&id_token.to_string()).is_some_and(|kid| current.jwks.find(&kid).is_none());
         let claims = match verify(&current) {
             Ok(c) => c,
             // An unknown key: the provider may have rotated. Fetch its keys again, once.
             Err(openidconnect::ClaimsVerificationError::SignatureVerification(_))
-                if self.refresh().await =>
+                if unknown_kid && self.refresh(&self.last_refresh).await =>
             {
                 verify(&self.current()).map_err(|e| OidcError::InvalidToken(e.to_string()))?
             }
@@ -622,7 +633,7 @@ impl Provider {
             .clone()
             .ok_or_else(|| invalid("logout token has no kid"))?;
         let mut jwks = self.current().jwks.clone();
-        if jwks.find(&kid).is_none() && self.refresh().await {
+        if jwks.find(&kid).is_none() && self.refresh(&self.last_refresh_logout).await {
             jwks = self.current().jwks.clone();
         }
         let jwk = jwks
@@ -674,6 +685,15 @@ impl Provider {
         self.seen_jti.insert(jti.to_owned(), ());
         Ok(Logout { sid, sub })
     }
+}
+
+/// The `kid` of a compact JWS's (unverified) header, when it names one.
+fn jwt_kid(jwt: &str) -> Option<String> {
+    let header = jwt.split('.').next()?;
+    let bytes =
+        base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, header).ok()?;
+    let header: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    header.get("kid")?.as_str().map(str::to_owned)
 }
 
 #[cfg(test)]
