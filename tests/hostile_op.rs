@@ -233,6 +233,12 @@ async fn id_token_iat_far_future() {
     .await;
 }
 
+/// Issued a week ago, though `exp` is still ahead (`fapi1-advanced-final-client-test-iat-is-week-in-past`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fapi1_iat_is_week_in_past() {
+    invalid_claims(vec![("iat", Some(json!(now() - 7 * 86_400)))]).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rp_id_token_sub_missing() {
     invalid_claims(vec![("sub", None)]).await;
@@ -376,6 +382,28 @@ fn query(url: &str, name: &str) -> String {
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.into_owned())
         .unwrap_or_else(|| panic!("no {name} in {url}"))
+}
+
+/// The control for the refusals: only an outage (here a 503 page from the token endpoint) says
+/// "Rekono is not available", and it too sets no session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_of_the_token_endpoint_is_an_outage() {
+    let world = hostile_world(Behaviour {
+        token_status: Some(503),
+        ..Behaviour::default()
+    })
+    .await;
+    let mut browser = world.browser();
+    let page = world.login(&mut browser).await;
+    assert_eq!(page.status, 503, "{}", page.body);
+    assert!(
+        page.body.contains("Rekono trenutno ni dosegljiv"),
+        "{}",
+        page.body
+    );
+    assert!(browser.cookie("prehod_session").is_none());
+    world.expect_denial("rekono_unavailable").await;
+    assert_eq!(world.denials("invalid_id_token"), 0.0);
 }
 
 // --- back-channel logout --------------------------------------------------------------------

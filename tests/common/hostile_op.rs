@@ -73,6 +73,9 @@ pub struct Behaviour {
     pub response_state: Param,
     /// Discovery says `authorization_response_iss_parameter_supported: true`.
     pub advertise_iss: bool,
+    /// The token endpoint answers every request with this status and an HTML error page (an
+    /// outage), instead of tokens.
+    pub token_status: Option<u16>,
 }
 
 impl Default for Behaviour {
@@ -83,6 +86,7 @@ impl Default for Behaviour {
             response_iss: Param::Right,
             response_state: Param::Right,
             advertise_iss: true,
+            token_status: None,
         }
     }
 }
@@ -632,6 +636,13 @@ impl Inner {
     /// and PKCE challenge, as an honest provider checks them; then an ID token with the
     /// behaviour's defect.
     fn token(&self, req: &Request) -> Vec<u8> {
+        if let Some(status) = self.state().behaviour.token_status {
+            return response(
+                status,
+                &[("content-type", "text/html")],
+                "<html>down for maintenance</html>",
+            );
+        }
         let expected = format!(
             "Basic {}",
             base64::engine::general_purpose::STANDARD
