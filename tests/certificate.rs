@@ -582,8 +582,10 @@ async fn a_user_id_template_and_organisation_allow_lists() {
         received_header(&json, "x-auth-user"),
         ["prehod-dev-ca:prehod development/SI-DEV-1000"]
     );
-    // Another portal admits another organisation only: the same session is refused there…
-    assert_eq!(browser.api(&portal_url(&w, "b2b", "/")).await.status, 403);
+    // Another portal admits another organisation only: the same session (single sign-on
+    // through the login host) is refused there…
+    let page = browser.follow(&portal_url(&w, "b2b", "/")).await;
+    assert_eq!(page.status, 403, "{}", page.body);
     // …and a certificate login straight for it is refused with the reason.
     let page = Browser::with_certificate(&w, "valid")
         .navigate(&certlogin(&w, "b2b"))
@@ -879,6 +881,9 @@ async fn a_certificate_session_ends_when_its_certificate_is_revoked() {
     let mut browser = Browser::with_certificate(&w, "valid");
     let page = browser.follow(&certlogin(&w, "bws")).await;
     assert_eq!(page.url, portal_url(&w, "bws", "/home"));
+    // Single sign-on: bips gets the certificate session through the login host.
+    let page = browser.follow(&portal_url(&w, "bips", "/home")).await;
+    assert_eq!(page.url, portal_url(&w, "bips", "/home"), "{}", page.body);
     let page = browser.api(&portal_url(&w, "bips", "/home")).await;
     assert_eq!(page.status, 200, "the session works before");
     prehod_devpki::write_crl(
@@ -942,7 +947,7 @@ async fn certificate_user_ids_name_their_anchor_in_headers_and_allow_lists() {
         received_header(&json, "x-auth-user"),
         ["prehod-dev-ca:SI-DEV-1000"]
     );
-    let page = browser.navigate(&portal_url(&w, "acq", "/home")).await;
+    let page = browser.follow(&portal_url(&w, "acq", "/home")).await;
     assert_eq!(
         page.status, 403,
         "another anchor's id, and a bare one, are other users"

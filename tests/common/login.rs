@@ -453,9 +453,13 @@ impl Browser {
     }
 
     fn with_identity(world: &World, identity: Option<reqwest::Identity>) -> Self {
-        let ca = std::fs::read(world.pki.path("ca.crt")).expect("ca");
-        let mut b = world
-            .gw
+        Self::on(&world.gw, &world.pki, identity)
+    }
+
+    /// A browser for `gw`, trusting `pki`'s CA (which also serves `rekono.localhost`).
+    pub fn on(gw: &Gateway, pki: &Pki, identity: Option<reqwest::Identity>) -> Self {
+        let ca = std::fs::read(pki.path("ca.crt")).expect("ca");
+        let mut b = gw
             .client_builder()
             .resolve("rekono.localhost", SocketAddr::from(([127, 0, 0, 1], 0)));
         b = b.add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("ca"));

@@ -209,6 +209,7 @@ pub async fn handle(shared: &Shared, auth: &AuthState, req: LoginRequest<'_>) ->
         ("POST", "/oidc/backchannel-logout") => backchannel_logout(&ctx).await,
         ("GET", "/.well-known/jwks.json") => LoginResponse::json(200, auth.signer.jwks()),
         ("GET", "/certificate") => ctx.message(Message::CertificateNotYet),
+        ("GET", crate::sso::PATH) => adopt_sso_code(&ctx),
         _ => ctx.message(Message::NotFound),
     };
     if let Some(l) = req.query.get("lang").filter(|l| *l == "en" || *l == "sl") {
@@ -674,6 +675,43 @@ pub fn redeem_sso_code(
     }
 }
 
+/// `GET /.prehod/sso?code=…` on the login host (after a certificate login on its own host):
+/// the login host keeps the session for single sign-on, then sends the browser on to the
+/// portal with a code of its own.
+fn adopt_sso_code(ctx: &Ctx<'_, '_>) -> LoginResponse {
+    let auth = ctx.auth;
+    let now = unix_now();
+    let code = ctx
+        .req
+        .query
+        .get("code")
+        .map(String::as_str)
+        .unwrap_or_default();
+    let redeemed = match auth.sso.redeem(code, &auth.login_host, now) {
+        Ok(r) => r,
+        Err(refusal) => {
+            ctx.shared
+                .metrics
+                .denials
+                .with_label_values(&[refusal.label()])
+                .inc();
+            return ctx.message(Message::BadReturn);
+        }
+    };
+    let Some((return_to, _)) = auth.check_return(&redeemed.return_to) else {
+        return ctx.message(Message::BadReturn);
+    };
+    let Ok(valid) = auth.sessions.validate(&redeemed.cookie, now) else {
+        return ctx.message(Message::LoginFailed);
+    };
+    match signed_in(auth, &valid.session, &return_to, None, None) {
+        Some(resp) => {
+            resp.cookie(auth.session_cookie(&redeemed.cookie, auth.sessions.absolute().as_secs()))
+        }
+        None => ctx.message(Message::LoginFailed),
+    }
+}
+
 /// `https://HOST[:port]` of a portal, with the gateway's public port.
 fn public_origin(auth: &AuthState, host: &str) -> String {
     match auth.public_port {
@@ -973,8 +1011,24 @@ pub async fn certificate(
         ..Default::default()
     });
     let _ = cookie;
-    signed_in(auth, &session, &return_to, None, None)
-        .unwrap_or_else(|| ctx.message(Message::LoginFailed))
+    let resp = match auth.cookie_scope {
+        // Host-only cookies: the login host takes this session too (so the next portal needs
+        // no second login), then hands the portal its own.
+        prehod_config::CookieScope::Host => auth
+            .sessions
+            .cookie_for(&session, Some(&auth.login_host))
+            .ok()
+            .and_then(|own| {
+                auth.sso
+                    .redirect_through(&auth.login_url, &return_to, &own, None, now)
+                    .ok()
+            })
+            .map(LoginResponse::redirect),
+        prehod_config::CookieScope::ParentDomain(_) => {
+            signed_in(auth, &session, &return_to, None, None)
+        }
+    };
+    resp.unwrap_or_else(|| ctx.message(Message::LoginFailed))
 }
 
 /// Every check of a client certificate for `portal`: the local ones, the portal's allow-list,

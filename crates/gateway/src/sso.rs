@@ -101,8 +101,22 @@ impl Codes {
         form: Option<KeptForm>,
         now: u64,
     ) -> Result<String, SealError> {
+        self.redirect_through(return_to, return_to, cookie, form, now)
+    }
+
+    /// The URL that takes the browser to the host of `via` (the login host, after a
+    /// certificate login elsewhere) with a code for `cookie`; that host then goes on to
+    /// `return_to`.
+    pub fn redirect_through(
+        &self,
+        via: &str,
+        return_to: &str,
+        cookie: &str,
+        form: Option<KeptForm>,
+        now: u64,
+    ) -> Result<String, SealError> {
         let mut url =
-            url::Url::parse(return_to).map_err(|e| SealError::Crypto(format!("return: {e}")))?;
+            url::Url::parse(via).map_err(|e| SealError::Crypto(format!("return: {e}")))?;
         let code = Code {
             host: url.host_str().unwrap_or_default().to_owned(),
             ret: return_to.to_owned(),
