@@ -1756,3 +1756,77 @@ async fn the_parent_domain_cookie_mode_serves_every_portal_with_one_cookie() {
         "no second login, no code"
     );
 }
+
+/// Issue 13, item 9: the authorization request names each scope once (`openid` was sent twice).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_authorization_request_names_each_scope_once() {
+    let world = world(Options::default()).await;
+    let mut browser = Browser::new(&world);
+    let ret: String =
+        url::form_urlencoded::byte_serialize(portal_url(&world, "acq", "/").as_bytes()).collect();
+    let page = browser
+        .navigate(&login_url(&world, &format!("/oidc/start?return={ret}")))
+        .await;
+    let location = page.location.expect("to Rekono");
+    let url = url::Url::parse(&location).expect("url");
+    let scope = url
+        .query_pairs()
+        .find(|(k, _)| k == "scope")
+        .map(|(_, v)| v.into_owned())
+        .expect("scope");
+    let words: Vec<&str> = scope.split(' ').collect();
+    assert_eq!(
+        words.iter().filter(|w| **w == "openid").count(),
+        1,
+        "{scope}"
+    );
+    assert!(
+        words.contains(&"profile") && words.contains(&"email"),
+        "{scope}"
+    );
+}
+
+/// Issue 13, item 2: every portal host has the gateway's own `/.prehod/` paths — `me` (who
+/// the gateway says you are), `logout` (to the login host's logout) — never forwarded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn portal_hosts_have_the_gateways_own_me_and_logout_paths() {
+    let world = world(Options::default()).await;
+    let mut browser = Browser::new(&world);
+    login_otp(
+        &world,
+        &mut browser,
+        &portal_url(&world, "bips", "/home"),
+        SREDNJA,
+        SREDNJA_TOTP,
+    )
+    .await;
+    let me = browser
+        .api(&portal_url(&world, "bips", "/.prehod/me"))
+        .await;
+    assert_eq!(me.status, 200, "{}", me.body);
+    let me = me.json();
+    assert_eq!(me["email"], SREDNJA.0);
+    assert_eq!(me["level"], 20);
+    assert_eq!(me["portal"], "bips");
+    assert!(
+        me.get("headers").is_none(),
+        "answered by the gateway, not the portal"
+    );
+    // acq has no cookie of its own yet.
+    let other = browser.api(&portal_url(&world, "acq", "/.prehod/me")).await;
+    assert_eq!(other.status, 401);
+    assert!(other.json()["login"]
+        .as_str()
+        .is_some_and(|l| l.starts_with(&login_url(&world, "/"))));
+    let out = browser
+        .navigate(&portal_url(&world, "bips", "/.prehod/logout"))
+        .await;
+    assert_eq!(
+        out.location.as_deref(),
+        Some(login_url(&world, "/logout").as_str())
+    );
+    let unknown = browser
+        .navigate(&portal_url(&world, "bips", "/.prehod/other"))
+        .await;
+    assert_eq!(unknown.status, 404, "{}", unknown.body);
+}

@@ -712,6 +712,66 @@ fn adopt_sso_code(ctx: &Ctx<'_, '_>) -> LoginResponse {
     }
 }
 
+/// The gateway's own paths on every portal host (under [`PORTAL_PREFIX`]), for portals to
+/// link to: `logout` (to the login host's logout confirmation) and `me` (who the gateway
+/// says the user is, as JSON); anything else there is the gateway's "not found".
+pub fn portal_path(
+    shared: &Shared,
+    auth: &AuthState,
+    portal: &prehod_config::Portal,
+    req: &LoginRequest<'_>,
+) -> LoginResponse {
+    let rest = req.path.strip_prefix(PORTAL_PREFIX).unwrap_or_default();
+    match (req.method.as_str(), rest) {
+        ("GET", "logout") => LoginResponse::redirect(format!("{}/logout", auth.login_url)),
+        ("GET", "me") => {
+            let now = unix_now();
+            let session = crate::auth::cookie(req.headers, &auth.cookie_name)
+                .and_then(|c| auth.sessions.validate(c, now).ok())
+                .filter(|v| v.session.host.as_deref() == auth.cookie_host(&portal.host));
+            let mut resp = match session {
+                Some(v) => {
+                    let s = &v.session;
+                    LoginResponse::json(
+                        200,
+                        &serde_json::json!({
+                            "user": s.sub,
+                            "name": s.name,
+                            "email": s.email,
+                            "method": s.method.as_str(),
+                            "level": s.level,
+                            "portal": portal.name,
+                            "logout": format!("{}/logout", auth.login_url),
+                        }),
+                    )
+                }
+                None => LoginResponse::json(
+                    401,
+                    &serde_json::json!({
+                        "error": "no_session",
+                        "login": auth.login_page_url(
+                            &format!("{}/", public_origin(auth, &portal.host)),
+                            None
+                        ),
+                    }),
+                ),
+            };
+            resp.headers.push(("cache-control", "no-store".into()));
+            resp
+        }
+        _ => Ctx {
+            shared,
+            auth,
+            req,
+            lang: req.lang(auth),
+        }
+        .message(Message::NotFound),
+    }
+}
+
+/// The prefix of the gateway's own paths on a portal host; reserved, never forwarded.
+pub const PORTAL_PREFIX: &str = "/.prehod/";
+
 /// `https://HOST[:port]` of a portal, with the gateway's public port.
 fn public_origin(auth: &AuthState, host: &str) -> String {
     match auth.public_port {

@@ -478,14 +478,19 @@ impl ProxyHttp for Gateway {
                 "routed to no portal",
             ));
         };
-        // Single sign-on: the login host sent the browser here with a code for this portal.
-        if let (Some(auth), crate::sso::PATH) = (&shared.auth, req.uri.path()) {
-            let resp = crate::login::redeem_sso_code(
-                shared,
-                auth,
-                portal_cfg,
-                crate::login::LoginRequest::from_header(req, Bytes::new(), &ctx.request_id),
-            );
+        // The gateway's own paths on a portal host (`/.prehod/…`): never forwarded.
+        if let (Some(auth), true) = (
+            &shared.auth,
+            req.uri.path().starts_with(crate::login::PORTAL_PREFIX),
+        ) {
+            let login_req =
+                crate::login::LoginRequest::from_header(req, Bytes::new(), &ctx.request_id);
+            let resp = if login_req.path == crate::sso::PATH {
+                // Single sign-on: the login host sent the browser here with a code.
+                crate::login::redeem_sso_code(shared, auth, portal_cfg, login_req)
+            } else {
+                crate::login::portal_path(shared, auth, portal_cfg, &login_req)
+            };
             ctx.auth = "login";
             self.write_login_response(session, ctx, resp).await?;
             return Ok(true);

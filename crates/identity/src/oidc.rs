@@ -455,7 +455,8 @@ impl Provider {
                 Nonce::new_random,
             )
             .set_pkce_challenge(challenge);
-        for scope in &self.settings.scopes {
+        // openidconnect always asks for `openid`: adding it again sends it twice.
+        for scope in self.settings.scopes.iter().filter(|s| *s != "openid") {
             req = req.add_scope(Scope::new(scope.clone()));
         }
         if let Some(acr) = self.acr_for(level) {
