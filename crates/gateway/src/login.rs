@@ -113,6 +113,18 @@ struct Ctx<'a, 'r> {
     lang: Lang,
 }
 
+impl<'a, 'r> Ctx<'a, 'r> {
+    /// A request's context, in the language it asks for.
+    fn new(shared: &'a Shared, auth: &'a AuthState, req: &'a LoginRequest<'r>) -> Self {
+        Self {
+            shared,
+            auth,
+            req,
+            lang: req.lang(auth),
+        }
+    }
+}
+
 impl Ctx<'_, '_> {
     /// The link to this page in the other language.
     fn switch_url(&self) -> String {
@@ -192,13 +204,7 @@ impl Ctx<'_, '_> {
 }
 
 pub async fn handle(shared: &Shared, auth: &AuthState, req: LoginRequest<'_>) -> LoginResponse {
-    let lang = req.lang(auth);
-    let ctx = Ctx {
-        shared,
-        auth,
-        req: &req,
-        lang,
-    };
+    let ctx = Ctx::new(shared, auth, &req);
     let mut resp = match (req.method.as_str(), req.path) {
         ("GET" | "HEAD", "/") => login_page(&ctx),
         ("GET", "/oidc/start") => start(&ctx),
@@ -616,13 +622,7 @@ pub fn redeem_sso_code(
     portal: &prehod_config::Portal,
     req: LoginRequest<'_>,
 ) -> LoginResponse {
-    let lang = req.lang(auth);
-    let ctx = Ctx {
-        shared,
-        auth,
-        req: &req,
-        lang,
-    };
+    let ctx = Ctx::new(shared, auth, &req);
     let code = req
         .query
         .get("code")
@@ -759,13 +759,7 @@ pub fn portal_path(
             resp.headers.push(("cache-control", "no-store".into()));
             resp
         }
-        _ => Ctx {
-            shared,
-            auth,
-            req,
-            lang: req.lang(auth),
-        }
-        .message(Message::NotFound),
+        _ => Ctx::new(shared, auth, req).message(Message::NotFound),
     }
 }
 
@@ -988,13 +982,8 @@ pub async fn certificate(
     client: Option<&prehod_identity::cert::Presented>,
     req: LoginRequest<'_>,
 ) -> LoginResponse {
-    let lang = req.lang(auth);
-    let ctx = Ctx {
-        shared,
-        auth,
-        req: &req,
-        lang,
-    };
+    let ctx = Ctx::new(shared, auth, &req);
+    let lang = ctx.lang;
     let Some((return_to, portal)) = req.query.get("return").and_then(|r| auth.check_return(r))
     else {
         return ctx.message(Message::BadReturn);
