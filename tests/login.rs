@@ -1830,3 +1830,40 @@ async fn portal_hosts_have_the_gateways_own_me_and_logout_paths() {
         .await;
     assert_eq!(unknown.status, 404, "{}", unknown.body);
 }
+
+/// Issue 9 ("denial pages follow the user's language"): a portal's refusal page speaks the
+/// language the browser asks for, not always Slovenian.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_portal_refusal_speaks_the_browsers_language() {
+    let world = world(Options {
+        portal_yaml: vec![
+            ("bips", "min_level: 20"),
+            ("b2b", "allowed_users: [nobody]"),
+        ],
+        ..Options::default()
+    })
+    .await;
+    let mut browser = Browser::new(&world);
+    login_otp(
+        &world,
+        &mut browser,
+        &portal_url(&world, "bips", "/home"),
+        SREDNJA,
+        SREDNJA_TOTP,
+    )
+    .await;
+    // b2b gets the session through the login host, then refuses this user.
+    browser.follow(&portal_url(&world, "b2b", "/")).await;
+    for (lang, text) in [("en", "Access not allowed"), ("sl", "Dostop ni dovoljen")] {
+        let page = browser
+            .send(
+                reqwest::Method::GET,
+                &portal_url(&world, "b2b", "/"),
+                None,
+                &[("accept", "text/html"), ("accept-language", lang)],
+            )
+            .await;
+        assert_eq!(page.status, 403, "{}", page.body);
+        assert!(page.body.contains(text), "{lang}: {}", page.body);
+    }
+}

@@ -316,6 +316,17 @@ impl Gateway {
 
 /// A client that went away (closed or reset its connection, or it broke while we read or
 /// wrote): nothing to answer and nothing for anyone to act on. The metric label, if so.
+/// The language a request asks for (`?lang=`, the language cookie, `Accept-Language`): every
+/// page the gateway answers with on a portal host speaks it.
+fn request_lang(
+    auth: &crate::auth::AuthState,
+    session: &Session,
+    request_id: &str,
+) -> crate::templates::Lang {
+    crate::login::LoginRequest::from_header(session.req_header(), Bytes::new(), request_id)
+        .lang(auth)
+}
+
 fn client_disconnect(e: &Error) -> Option<&'static str> {
     if *e.esource() != ErrorSource::Downstream {
         return None;
@@ -558,12 +569,7 @@ impl ProxyHttp for Gateway {
                     ctx.auth = "denied";
                     let html = match &shared.auth {
                         Some(a) => {
-                            let lang = crate::login::LoginRequest::from_header(
-                                session.req_header(),
-                                Bytes::new(),
-                                &request_id,
-                            )
-                            .lang(a);
+                            let lang = request_lang(a, session, &request_id);
                             a.pages.message_detail(
                                 lang,
                                 crate::templates::Message::CertificateRefused,
@@ -758,7 +764,7 @@ impl ProxyHttp for Gateway {
                 });
                 let html = match &shared.auth {
                     Some(a) => a.pages.message(
-                        crate::templates::Lang::Sl,
+                        request_lang(a, session, &request_id),
                         message,
                         "",
                         &a.support_email,
