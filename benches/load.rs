@@ -170,14 +170,15 @@ portals:\n  acq:\n    host: acq.bankart.localhost\n    danger_no_authentication:
                     op_sid: None,
                     id_token: None,
                     cert_fingerprint: None,
-        cert: None,
-        host: None,
+                    cert: None,
+                    // Host-only cookies: sealed for the portal it is sent to.
+                    host: Some("bips.bankart.localhost".into()),
                 },
                 now,
             )
             .expect("session");
         let mut headers = reqwest::header::HeaderMap::new();
-        headers.insert("cookie", format!("prehod_session={cookie}").parse().expect("header"));
+        headers.insert("cookie", format!("__Host-prehod_session={cookie}").parse().expect("header"));
         let with_session = reqwest::Client::builder()
             .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("pem"))
             .resolve("bips.bankart.localhost", https)
