@@ -618,7 +618,7 @@ async fn callback_attacks_and_open_redirects_are_refused() {
     let attempt = browser
         .cookie_names()
         .into_iter()
-        .find(|n| n.starts_with("prehod_login_"))
+        .find(|n| n.starts_with("__Host-prehod_login_"))
         .expect("attempt cookie");
     let attempt_value = browser.cookie(&attempt).expect("value");
     let ok = browser.navigate(&callback).await;
@@ -665,27 +665,12 @@ async fn callback_attacks_and_open_redirects_are_refused() {
 async fn two_tabs_logging_in_at_once_both_succeed_and_attempt_cookies_are_capped() {
     let world = world(Options::default()).await;
     let mut browser = Browser::new(&world);
-    // Tab 1 and tab 2 both start a login before either finishes.
-    let tab1 = browser
-        .follow(&login_url(
-            &world,
-            &format!(
-                "/oidc/start?return={}",
-                url::form_urlencoded::byte_serialize(portal_url(&world, "bips", "/one").as_bytes())
-                    .collect::<String>()
-            ),
-        ))
-        .await;
-    let tab2 = browser
-        .follow(&login_url(
-            &world,
-            &format!(
-                "/oidc/start?return={}",
-                url::form_urlencoded::byte_serialize(portal_url(&world, "bips", "/two").as_bytes())
-                    .collect::<String>()
-            ),
-        ))
-        .await;
+    // Tab 1 and tab 2 both start a login (from the portal, then "Prijava z Rekono računom")
+    // before either finishes.
+    let login1 = browser.follow(&portal_url(&world, "bips", "/one")).await;
+    let login2 = browser.follow(&portal_url(&world, "bips", "/two")).await;
+    let tab1 = browser.follow(&rekono_link(&world, &login1)).await;
+    let tab2 = browser.follow(&rekono_link(&world, &login2)).await;
     // Tab 2 finishes first, then tab 1.
     let chooser2 = rekono_password(&world, &mut browser, &tab2, SREDNJA).await;
     let back2 = rekono_otp(&world, &mut browser, &chooser2, SREDNJA_TOTP).await;
@@ -716,7 +701,7 @@ async fn two_tabs_logging_in_at_once_both_succeed_and_attempt_cookies_are_capped
     let attempts = browser
         .cookie_names()
         .into_iter()
-        .filter(|n| n.starts_with("prehod_login_"))
+        .filter(|n| n.starts_with("__Host-prehod_login_"))
         .count();
     assert!(attempts <= 5, "{attempts} attempt cookies kept");
 }
@@ -1697,19 +1682,35 @@ async fn session_cookies_are_host_only_and_single_sign_on_uses_single_use_codes(
     assert!(page
         .location
         .is_some_and(|l| l.starts_with(&login_url(&world, "/"))));
+    // Another browser cannot take it: it was asked for by this browser's nonce.
+    let page = thief.navigate(&sso).await;
+    assert!(thief.cookie(SESSION).is_none(), "a code in another browser");
+    assert!(page
+        .location
+        .is_some_and(|l| l.starts_with(&login_url(&world, "/"))));
     let page = browser.navigate(&sso).await;
     assert_eq!(
         page.location.as_deref(),
         Some(portal_url(&world, "acq", "/x").as_str())
     );
-    assert!(browser.cookie_at(&common::host("acq"), SESSION).is_some());
-    let page = thief.navigate(&sso).await;
-    assert!(thief.cookie(SESSION).is_none(), "a replayed code");
+    let acq = browser.cookie_at(&common::host("acq"), SESSION);
+    assert!(acq.is_some());
+    // Once only.
+    let page = browser.navigate(&sso).await;
     assert!(page
         .location
         .is_some_and(|l| l.starts_with(&login_url(&world, "/"))));
+    assert_eq!(
+        browser.cookie_at(&common::host("acq"), SESSION),
+        acq,
+        "a replayed code changes nothing"
+    );
     let metrics = world.gw.metrics();
-    for label in ["sso_code_wrong_host", "sso_code_replayed"] {
+    for label in [
+        "sso_code_wrong_host",
+        "sso_code_other_browser",
+        "sso_code_replayed",
+    ] {
         assert!(
             metrics.contains(&format!("prehod_denials_total{{reason=\"{label}\"}} 1")),
             "{label}: {metrics}"
@@ -1865,5 +1866,210 @@ async fn a_portal_refusal_speaks_the_browsers_language() {
             .await;
         assert_eq!(page.status, 403, "{}", page.body);
         assert!(page.body.contains(text), "{lang}: {}", page.body);
+    }
+}
+
+/// Review findings on single sign-on (login CSRF, session swap): a code the attacker had the
+/// login host mint for their own session is useless in the victim's browser — it is bound to
+/// the browser that asked for it — and never replaces anyone's session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_code_minted_by_an_attacker_does_nothing_in_the_victims_browser() {
+    let world = world(Options::default()).await;
+    let mut attacker = Browser::new(&world);
+    login_otp(
+        &world,
+        &mut attacker,
+        &portal_url(&world, "bips", "/home"),
+        VISOKA,
+        VISOKA_TOTP,
+    )
+    .await;
+    let mut victim = Browser::new(&world);
+    login_otp(
+        &world,
+        &mut victim,
+        &portal_url(&world, "bips", "/home"),
+        SREDNJA,
+        SREDNJA_TOTP,
+    )
+    .await;
+    // The attacker has the login host mint codes for bips (where the victim is logged in)
+    // and for acq (where she is not), and stops before following them.
+    for portal in ["bips", "acq"] {
+        let to_login = attacker
+            .navigate(&portal_url(&world, portal, "/transfer?to=ATTACKER"))
+            .await;
+        let location = match to_login.location {
+            Some(l) => l,
+            None => {
+                // bips: the attacker has a session there; ask the login host directly.
+                let ret: String = url::form_urlencoded::byte_serialize(
+                    portal_url(&world, portal, "/transfer?to=ATTACKER").as_bytes(),
+                )
+                .collect();
+                login_url(&world, &format!("/?return={ret}"))
+            }
+        };
+        let code = attacker.navigate(&location).await.location.expect("a code");
+        assert!(code.contains("/.prehod/sso?code="), "{code}");
+        let page = victim.navigate(&code).await;
+        assert!(
+            page.location
+                .is_some_and(|l| l.starts_with(&login_url(&world, "/"))),
+            "{portal}: the attacker's code was taken"
+        );
+    }
+    let me = victim
+        .api(&portal_url(&world, "bips", "/.prehod/me"))
+        .await
+        .json();
+    assert_eq!(me["email"], SREDNJA.0, "still herself on bips");
+    assert!(victim.cookie_at(&common::host("acq"), SESSION).is_none());
+}
+
+/// Review findings on logout: after a step-up the earlier login's portal cookies end with the
+/// next logout; and a logout works when the login host's own cookie idled out while a
+/// portal was in use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_ends_every_login_of_the_browser_even_one_idle_on_the_login_host() {
+    let world = world(Options::default()).await;
+    let mut browser = Browser::new(&world);
+    login_otp(
+        &world,
+        &mut browser,
+        &portal_url(&world, "bips", "/home"),
+        VISOKA,
+        VISOKA_TOTP,
+    )
+    .await;
+    // Step up on bws: a second login of the same person.
+    let target = portal_url(&world, "bws", "/");
+    let mut location = target.clone();
+    for _ in 0..5 {
+        let hop = browser.navigate(&location).await;
+        location = hop.location.expect("redirect");
+        if location.starts_with(&login_url(&world, "/oidc/start")) {
+            break;
+        }
+    }
+    let rekono = browser.follow(&location).await;
+    let chooser = rekono_password(&world, &mut browser, &rekono, VISOKA).await;
+    let back = rekono_otp(&world, &mut browser, &chooser, VISOKA_TOTP).await;
+    assert_eq!(back.url, target);
+    log_out(&world, &mut browser).await;
+    for portal in ["bips", "bws"] {
+        assert_eq!(
+            browser.api(&portal_url(&world, portal, "/")).await.status,
+            401,
+            "{portal} after the logout"
+        );
+    }
+
+    // Idle on the login host, busy on the portal.
+    let world = world_idle(4).await;
+    let mut browser = Browser::new(&world);
+    login_otp(
+        &world,
+        &mut browser,
+        &portal_url(&world, "bips", "/home"),
+        SREDNJA,
+        SREDNJA_TOTP,
+    )
+    .await;
+    let until = Instant::now() + Duration::from_secs(6);
+    while Instant::now() < until {
+        assert_eq!(
+            browser.api(&portal_url(&world, "bips", "/")).await.status,
+            200
+        );
+        tokio::time::sleep(Duration::from_millis(800)).await;
+    }
+    log_out(&world, &mut browser).await;
+    assert_eq!(
+        browser.api(&portal_url(&world, "bips", "/")).await.status,
+        401,
+        "the portal's session ended with the logout"
+    );
+}
+
+async fn world_idle(seconds: u64) -> World {
+    let idle: &'static str = Box::leak(format!("{seconds}s").into_boxed_str());
+    world(Options {
+        idle,
+        ..Options::default()
+    })
+    .await
+}
+
+/// Review findings on cookies a sibling host can plant and forms it can make the browser send:
+/// login attempts live in `__Host-` cookies (a `Domain` cookie of that name is not an
+/// attempt), and a form from a sibling host or another portal is never kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sibling_host_can_plant_no_login_attempt_nor_a_form() {
+    let world = world(Options::default()).await;
+    let mut browser = Browser::new(&world);
+    let to_login = browser.follow(&portal_url(&world, "bips", "/")).await;
+    let start = browser.navigate(&rekono_link(&world, &to_login)).await;
+    let attempt = start
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|c| c.to_str().ok())
+        .find(|c| c.contains("prehod_login_"))
+        .expect("an attempt cookie")
+        .to_owned();
+    assert!(attempt.starts_with("__Host-prehod_login_"), "{attempt}");
+    assert!(
+        attempt.contains("Path=/;") && !attempt.contains("Domain"),
+        "{attempt}"
+    );
+    // The same attempt under the plain name (what a sibling host could set with a Domain)
+    // is not an attempt: the callback refuses.
+    let (name, rest) = attempt.split_once('=').expect("cookie");
+    let value = rest.split(';').next().unwrap_or_default();
+    let state = url::Url::parse(start.location.as_deref().expect("to Rekono"))
+        .expect("url")
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+        .expect("state");
+    let planted = format!("{}={value}", name.trim_start_matches("__Host-"));
+    let page = Browser::new(&world)
+        .send(
+            reqwest::Method::GET,
+            &login_url(&world, &format!("/oidc/callback?code=x&state={state}")),
+            None,
+            &[("cookie", &planted)],
+        )
+        .await;
+    assert_eq!(page.status, 400, "{}", page.body);
+    // Forms from a sibling host (same-site) or another portal's page are not kept.
+    for headers in [
+        vec![("sec-fetch-site", "same-site".to_owned())],
+        vec![(
+            "origin",
+            format!("https://acq.bankart.localhost:{}", world.gw.https.port()),
+        )],
+    ] {
+        let mut h: Vec<(&str, &str)> = vec![
+            ("accept", "text/html"),
+            ("sec-fetch-mode", "navigate"),
+            ("content-type", "application/x-www-form-urlencoded"),
+        ];
+        h.extend(headers.iter().map(|(k, v)| (*k, v.as_str())));
+        let mut victim = Browser::new(&world);
+        let page = victim
+            .send(
+                reqwest::Method::POST,
+                &portal_url(&world, "bips", "/transfer"),
+                Some(&[("to", "SI56-ATTACKER")]),
+                &h,
+            )
+            .await;
+        assert_eq!(page.status, 303, "{headers:?}: {}", page.body);
+        assert!(
+            victim.cookie(POST).is_none(),
+            "{headers:?}: the form was kept"
+        );
     }
 }

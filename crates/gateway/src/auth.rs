@@ -188,7 +188,12 @@ impl AuthState {
                 &format!("{}_session", config.cookies.prefix),
                 &auth.session.cookie_scope,
             ),
-            attempt_prefix: format!("{}_login_", config.cookies.prefix),
+            // `__Host-` whatever the session's scope: no sibling host can plant an attempt
+            // (which would log the victim in as the attacker).
+            attempt_prefix: crate::cookies::name(
+                &format!("{}_login_", config.cookies.prefix),
+                &prehod_config::CookieScope::Host,
+            ),
             post_cookie: crate::cookies::name(
                 &format!("{}_post", config.cookies.prefix),
                 &auth.session.cookie_scope,
@@ -244,6 +249,12 @@ impl AuthState {
 
     pub fn clear_session_cookie(&self) -> String {
         crate::cookies::clear(&self.cookie_name, &self.cookie_scope)
+    }
+
+    /// `Set-Cookie` for this host's single-sign-on nonce (see [`crate::sso`]), kept while the
+    /// browser logs in (and reused by its other tabs).
+    pub fn sso_nonce_cookie(&self, nonce: &str) -> String {
+        crate::cookies::set_on_path(crate::sso::NONCE_COOKIE, nonce, "/", 600)
     }
 
     /// `Set-Cookie` for a form kept across the login, and the one that deletes it.

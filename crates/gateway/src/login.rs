@@ -178,6 +178,14 @@ impl Ctx<'_, '_> {
             .filter(|v| v.session.host.as_deref() == self.auth.cookie_host(&self.auth.login_host))
     }
 
+    /// The login host's session of this browser even when it has idled out (see
+    /// `Sessions::peek`): what a logout ends, and who a new login must match.
+    fn browser_session(&self, now: u64) -> Option<std::sync::Arc<Session>> {
+        crate::auth::cookie(self.req.headers, &self.auth.cookie_name)
+            .and_then(|c| self.auth.sessions.peek(c, now))
+            .filter(|s| s.host.as_deref() == self.auth.cookie_host(&self.auth.login_host))
+    }
+
     fn audit(&self, e: audit::Event<'_>) {
         audit::write(&audit::Event {
             request_id: self.req.request_id,
@@ -243,7 +251,15 @@ fn login_page(ctx: &Ctx<'_, '_>) -> LoginResponse {
     // and steps up or refuses by itself. A session that has just expired shows the page.
     if let (Some(return_to), None) = (&return_to, ctx.req.query.get("notice")) {
         if let Some(valid) = ctx.session(unix_now()) {
-            if let Some(resp) = signed_in(ctx.auth, &valid.session, return_to, None, None) {
+            let bind = query_bind(ctx.req);
+            if let Some(resp) = signed_in(
+                ctx.auth,
+                &valid.session,
+                return_to,
+                None,
+                None,
+                bind.as_deref(),
+            ) {
                 return resp;
             }
         }
@@ -262,13 +278,27 @@ fn login_page(ctx: &Ctx<'_, '_>) -> LoginResponse {
         ret.push_str("&form=");
         ret.push_str(form);
     }
+    // The portal's binding of this browser goes along to every way of logging in.
+    if let Some(bind) = query_bind(ctx.req) {
+        ret.push_str("&bind=");
+        ret.push_str(&bind);
+    }
+    // A certificate login ends back here with a code: bound to this browser's own nonce.
+    let (login_nonce, login_bind) = crate::sso::binding_for(crate::auth::cookie(
+        ctx.req.headers,
+        crate::sso::NONCE_COOKIE,
+    ));
     let links = LoginLinks {
         help: auth.help_url.clone(),
         rekono: format!("/oidc/start?{ret}"),
         rekono_instructions: auth.rekono_instructions_url.clone(),
         certificate: match &auth.certificates {
             // The certificate-login host is another origin: the language goes along.
-            Some(c) => format!("{}/?{ret}&lang={}", c.url, ctx.lang.code()),
+            Some(c) => format!(
+                "{}/?{ret}&lang={}&lbind={login_bind}",
+                c.url,
+                ctx.lang.code()
+            ),
             None => format!("/certificate?{ret}"),
         },
         certificate_instructions: auth.certificate_instructions_url.clone(),
@@ -294,7 +324,13 @@ fn login_page(ctx: &Ctx<'_, '_>) -> LoginResponse {
         &ctx.switch_url(),
         &auth.support_email,
     );
-    LoginResponse::html(200, body)
+    let resp = LoginResponse::html(200, body);
+    match (&auth.certificates, &auth.cookie_scope) {
+        (Some(_), prehod_config::CookieScope::Host) => {
+            resp.cookie(auth.sso_nonce_cookie(&login_nonce))
+        }
+        _ => resp,
+    }
 }
 
 /// Starts a Rekono login: a sealed attempt cookie per tab, then off to Rekono.
@@ -337,7 +373,12 @@ fn start(ctx: &Ctx<'_, '_>) -> LoginResponse {
         .filter(|f| crate::preserve::is_binding(f))
         .cloned();
     let state = attempt.state.clone();
-    let Ok(json) = serde_json::to_vec(&SealedAttempt { attempt, form }) else {
+    let bind = query_bind(ctx.req);
+    let Ok(json) = serde_json::to_vec(&SealedAttempt {
+        attempt,
+        form,
+        bind,
+    }) else {
         return ctx.message(Message::LoginFailed);
     };
     let Ok(sealed) = auth.sealer.seal(ATTEMPT_PURPOSE, &json) else {
@@ -355,13 +396,14 @@ fn start(ctx: &Ctx<'_, '_>) -> LoginResponse {
     existing.sort();
     let excess = (existing.len() + 1).saturating_sub(MAX_ATTEMPTS);
     for (_, name) in existing.into_iter().take(excess) {
-        resp = resp.cookie(crate::cookies::set_on_path(&name, "", "/oidc/", 0));
+        resp = resp.cookie(crate::cookies::set_on_path(&name, "", "/", 0));
     }
     let name = attempt_cookie_name(&auth.attempt_prefix, &state);
+    // `__Host-` cookies live on `/`: the prefix is what keeps sibling hosts from planting one.
     resp.cookie(crate::cookies::set_on_path(
         &name,
         &sealed,
-        "/oidc/",
+        "/",
         ATTEMPT_LIFETIME,
     ))
 }
@@ -397,6 +439,9 @@ struct SealedAttempt {
     attempt: Attempt,
     #[serde(default)]
     form: Option<String>,
+    /// The binding of the browser at the portal that sent it here (see [`crate::sso`]).
+    #[serde(default)]
+    bind: Option<String>,
 }
 
 fn open_attempt(auth: &AuthState, value: &str) -> Option<SealedAttempt> {
@@ -458,9 +503,12 @@ async fn callback(ctx: &Ctx<'_, '_>) -> LoginResponse {
         .into_iter()
         .find(|(n, _)| *n == name)
         .and_then(|(_, v)| open_attempt(auth, &v));
-    let clear = crate::cookies::set_on_path(&name, "", "/oidc/", 0);
-    let Some(SealedAttempt { attempt, form }) =
-        attempt.filter(|a| constant_time_eq(a.attempt.state.as_bytes(), state.as_bytes()))
+    let clear = crate::cookies::set_on_path(&name, "", "/", 0);
+    let Some(SealedAttempt {
+        attempt,
+        form,
+        bind,
+    }) = attempt.filter(|a| constant_time_eq(a.attempt.state.as_bytes(), state.as_bytes()))
     else {
         return ctx.login_failed("state_mismatch", Message::LoginFailed);
     };
@@ -498,11 +546,11 @@ async fn callback(ctx: &Ctx<'_, '_>) -> LoginResponse {
             return ctx.login_failed(reason, m).cookie(clear);
         }
     };
-    let live = ctx.session(now);
+    // The browser's session even if it idled out on this host (it may be in use on a portal).
+    let live = ctx.browser_session(now);
     // A login never replaces the live session of another person: a step-up that comes back
     // with another Rekono account is refused, and the session stays as it was.
-    if let Some(current) = live.as_ref().filter(|v| v.session.sub != identity.sub) {
-        let s = &current.session;
+    if let Some(s) = live.as_ref().filter(|s| s.sub != identity.sub) {
         metrics
             .logins
             .with_label_values(&["rekono", "failure"])
@@ -548,6 +596,11 @@ async fn callback(ctx: &Ctx<'_, '_>) -> LoginResponse {
         }
         Err(IssueError::Seal(_)) => return ctx.login_failed("seal_failed", Message::LoginFailed),
     };
+    // The same person logged in again (a step-up): the earlier session ends, so that no
+    // portal cookie of it outlives the next logout.
+    if let Some(old) = &live {
+        auth.sessions.revoke_session(old, now);
+    }
     metrics
         .logins
         .with_label_values(&["rekono", "success"])
@@ -583,7 +636,7 @@ async fn callback(ctx: &Ctx<'_, '_>) -> LoginResponse {
                 form.over_live_session,
                 now,
             );
-            signed_in(auth, &session, &attempt.return_to, None, None).map(|r| match kept {
+            signed_in(auth, &session, &attempt.return_to, None, None, None).map(|r| match kept {
                 Some(k) => r.cookie(k),
                 None => r,
             })
@@ -595,6 +648,7 @@ async fn callback(ctx: &Ctx<'_, '_>) -> LoginResponse {
             &attempt.return_to,
             Some(&auth.login_host),
             Some(&form),
+            bind.as_deref(),
         ),
     };
     match resp {
@@ -629,7 +683,18 @@ pub fn redeem_sso_code(
         .map(String::as_str)
         .unwrap_or_default();
     let now = unix_now();
-    match auth.sso.redeem(code, &portal.host, now) {
+    let nonce = crate::auth::cookie(req.headers, crate::sso::NONCE_COOKIE);
+    let mut redeemed = auth.sso.redeem(code, &portal.host, nonce, now);
+    // A code never replaces the live session of another person on this portal.
+    if let Ok(r) = &redeemed {
+        let live = crate::auth::cookie(req.headers, &auth.cookie_name)
+            .and_then(|c| auth.sessions.peek(c, now));
+        let new = auth.sessions.peek(&r.cookie, now);
+        if live.is_some_and(|l| new.is_none_or(|n| n.sub != l.sub)) {
+            redeemed = Err(crate::sso::Refusal::OtherUser);
+        }
+    }
+    match redeemed {
         Ok(redeemed) => {
             let mut resp = LoginResponse::redirect(redeemed.return_to.clone())
                 .cookie(auth.session_cookie(&redeemed.cookie, auth.sessions.absolute().as_secs()));
@@ -669,8 +734,7 @@ pub fn redeem_sso_code(
                 portal: Some(&portal.name),
                 ..Default::default()
             });
-            let origin = public_origin(auth, &portal.host);
-            LoginResponse::redirect(auth.login_page_url(&format!("{origin}/"), None))
+            login_again(auth, &req, &portal.host)
         }
     }
 }
@@ -687,7 +751,8 @@ fn adopt_sso_code(ctx: &Ctx<'_, '_>) -> LoginResponse {
         .get("code")
         .map(String::as_str)
         .unwrap_or_default();
-    let redeemed = match auth.sso.redeem(code, &auth.login_host, now) {
+    let nonce = crate::auth::cookie(ctx.req.headers, crate::sso::NONCE_COOKIE);
+    let redeemed = match auth.sso.redeem(code, &auth.login_host, nonce, now) {
         Ok(r) => r,
         Err(refusal) => {
             ctx.shared
@@ -704,7 +769,21 @@ fn adopt_sso_code(ctx: &Ctx<'_, '_>) -> LoginResponse {
     let Ok(valid) = auth.sessions.validate(&redeemed.cookie, now) else {
         return ctx.message(Message::LoginFailed);
     };
-    match signed_in(auth, &valid.session, &return_to, None, None) {
+    // Never over another person's session; the same person's earlier one ends.
+    if let Some(live) = ctx.browser_session(now) {
+        if live.sub != valid.session.sub {
+            ctx.shared
+                .metrics
+                .denials
+                .with_label_values(&["other_user"])
+                .inc();
+            let (_, _, log_out) = Message::LogoutConfirm.text(ctx.lang);
+            return ctx.message_action(Message::StepUpOtherUser, "/logout", log_out);
+        }
+        auth.sessions.revoke_session(&live, now);
+    }
+    let next = redeemed.next_bind.as_deref();
+    match signed_in(auth, &valid.session, &return_to, None, None, next) {
         Some(resp) => {
             resp.cookie(auth.session_cookie(&redeemed.cookie, auth.sessions.absolute().as_secs()))
         }
@@ -785,6 +864,7 @@ pub fn signed_in(
     return_to: &str,
     here: Option<&str>,
     form: Option<&FormCarry<'_>>,
+    bind: Option<&str>,
 ) -> Option<LoginResponse> {
     let max_age = auth.sessions.absolute().as_secs();
     match auth.cookie_scope {
@@ -805,9 +885,21 @@ pub fn signed_in(
                     over_live_session: f.over_live_session,
                 })
             });
+            // Without the portal's binding the code is refused there, and the portal starts
+            // over with one (a round trip, never a session in the wrong browser).
             let url = auth
                 .sso
-                .redirect(return_to, &portal_cookie, form, unix_now())
+                .redirect(
+                    crate::sso::Issue {
+                        via: return_to,
+                        return_to,
+                        cookie: &portal_cookie,
+                        form,
+                        bind: bind.unwrap_or_default(),
+                        next_bind: None,
+                    },
+                    unix_now(),
+                )
                 .ok()?;
             let mut resp = LoginResponse::redirect(url);
             if let Some(here) = here {
@@ -817,6 +909,27 @@ pub fn signed_in(
             Some(resp)
         }
     }
+}
+
+/// The binding a host passed along when it sent the browser here (`?bind=`), if well-formed.
+fn query_bind(req: &LoginRequest<'_>) -> Option<String> {
+    req.query
+        .get("bind")
+        .filter(|b| crate::sso::is_binding(b))
+        .cloned()
+}
+
+/// The login page of a portal's root, with a new binding for this browser: the nonce cookie
+/// to set (on the current host) and the URL.
+fn login_again(auth: &AuthState, req: &LoginRequest<'_>, host: &str) -> LoginResponse {
+    let (nonce, bind) =
+        crate::sso::binding_for(crate::auth::cookie(req.headers, crate::sso::NONCE_COOKIE));
+    let origin = public_origin(auth, host);
+    let url = format!(
+        "{}&bind={bind}",
+        auth.login_page_url(&format!("{origin}/"), None)
+    );
+    LoginResponse::redirect(url).cookie(auth.sso_nonce_cookie(&nonce))
 }
 
 /// The one place a failed Rekono login becomes a reason (audit and metric label) and a page:
@@ -837,15 +950,12 @@ fn oidc_refusal(e: &OidcError) -> (&'static str, Message) {
 /// form posts the session's logout token.
 fn logout_confirmation(ctx: &Ctx<'_, '_>) -> LoginResponse {
     let auth = ctx.auth;
-    let Some(valid) = ctx.session(unix_now()) else {
+    let Some(session) = ctx.browser_session(unix_now()) else {
         // No session to protect: nothing to ask.
         return LoginResponse::redirect(format!("{}/logged-out", auth.login_url))
             .cookie(auth.clear_session_cookie());
     };
-    let Ok(token) = auth
-        .sealer
-        .seal(LOGOUT_PURPOSE, valid.session.sid.as_bytes())
-    else {
+    let Ok(token) = auth.sealer.seal(LOGOUT_PURPOSE, session.sid.as_bytes()) else {
         return ctx.message(Message::LoginFailed);
     };
     let body = auth.pages.logout(
@@ -863,10 +973,9 @@ fn logout_confirmation(ctx: &Ctx<'_, '_>) -> LoginResponse {
 fn logout(ctx: &Ctx<'_, '_>) -> LoginResponse {
     let auth = ctx.auth;
     let now = unix_now();
-    let session = ctx.session(now);
+    let session = ctx.browser_session(now);
     let mut target = format!("{}/logged-out", auth.login_url);
-    if let Some(valid) = &session {
-        let s = &valid.session;
+    if let Some(s) = &session {
         let form: HashMap<String, String> = url::form_urlencoded::parse(&ctx.req.body)
             .into_owned()
             .collect();
@@ -1068,13 +1177,29 @@ pub async fn certificate(
             .cookie_for(&session, Some(&auth.login_host))
             .ok()
             .and_then(|own| {
+                let lbind = req
+                    .query
+                    .get("lbind")
+                    .filter(|b| crate::sso::is_binding(b))
+                    .cloned()
+                    .unwrap_or_default();
                 auth.sso
-                    .redirect_through(&auth.login_url, &return_to, &own, None, now)
+                    .redirect(
+                        crate::sso::Issue {
+                            via: &auth.login_url,
+                            return_to: &return_to,
+                            cookie: &own,
+                            form: None,
+                            bind: &lbind,
+                            next_bind: query_bind(&req),
+                        },
+                        now,
+                    )
                     .ok()
             })
             .map(LoginResponse::redirect),
         prehod_config::CookieScope::ParentDomain(_) => {
-            signed_in(auth, &session, &return_to, None, None)
+            signed_in(auth, &session, &return_to, None, None, None)
         }
     };
     resp.unwrap_or_else(|| ctx.message(Message::LoginFailed))

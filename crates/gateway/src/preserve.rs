@@ -6,7 +6,7 @@
 //! holds at most 4 KiB, and any replica must be able to give the form back.
 //!
 //! A kept form is sent again with the user's session, so it must be the user's own (issue 9,
-//! item 1): it is kept only from a same-site navigation ([`from_same_site`]); it carries a
+//! item 1): it is kept only from a navigation of the portal's own pages ([`from_same_origin`]); it carries a
 //! random *binding* that goes, in the login page's URL, into the login attempt that follows;
 //! the callback of that attempt — completed after the form was kept, for the same URL, by a
 //! browser with no session — binds it to the new session ([`bind`]); and only a form bound to
@@ -39,19 +39,30 @@ pub struct Preserved {
     pub sub: Option<String>,
 }
 
-/// Whether a request is a navigation from the same site, the only kind whose form is kept:
-/// `Sec-Fetch-Site: same-origin` or `same-site`; without that header, an `Origin` — else a
-/// `Referer` — that `is_portal` accepts (a configured portal URL). Anything else, including
-/// `cross-site`, `none` and no evidence at all, is not.
-pub fn from_same_site(headers: &http::HeaderMap, is_portal: impl Fn(&str) -> bool) -> bool {
+/// Whether a request is a navigation from the portal's own pages (`origin`: its
+/// `https://host[:port]`), the only kind whose form is kept: `Sec-Fetch-Site: same-origin`;
+/// without that header, an `Origin` — else a `Referer` — of that very origin. Anything else,
+/// including `same-site` (a sibling host, another portal), `cross-site`, `none` and no
+/// evidence at all, is not.
+pub fn from_same_origin(headers: &http::HeaderMap, origin: &str) -> bool {
     let value = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    // Same origin only: `same-site` includes every host under the parent domain — a sibling
+    // host the gateway does not guard, or another portal — and those may not plant a form.
     if let Some(site) = value("sec-fetch-site") {
-        return site.eq_ignore_ascii_case("same-origin") || site.eq_ignore_ascii_case("same-site");
+        return site.eq_ignore_ascii_case("same-origin");
     }
-    if let Some(origin) = value("origin") {
-        return is_portal(&format!("{}/", origin.trim_end_matches('/')));
+    let origin = origin.trim_end_matches('/');
+    if let Some(o) = value("origin") {
+        return o.trim_end_matches('/').eq_ignore_ascii_case(origin);
     }
-    value("referer").is_some_and(is_portal)
+    value("referer").is_some_and(|r| {
+        r.get(..origin.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(origin))
+            && matches!(
+                r.as_bytes().get(origin.len()),
+                None | Some(b'/' | b'?' | b'#')
+            )
+    })
 }
 
 /// A binding is what [`seal`] made: base64url, 32 characters. Anything else in a URL is ignored.
@@ -276,7 +287,7 @@ mod tests {
 
     #[test]
     fn only_a_same_site_navigation_keeps_its_form() {
-        let portal = |u: &str| u.starts_with("https://acq.example/");
+        let portal = "https://acq.example";
         let h = |pairs: &[(&'static str, &'static str)]| {
             let mut m = http::HeaderMap::new();
             for (k, v) in pairs {
@@ -286,15 +297,18 @@ mod tests {
         };
         for yes in [
             h(&[("sec-fetch-site", "same-origin")]),
-            h(&[("sec-fetch-site", "same-site")]),
             h(&[("origin", "https://acq.example")]),
             h(&[("referer", "https://acq.example/form")]),
         ] {
-            assert!(from_same_site(&yes, portal), "{yes:?}");
+            assert!(from_same_origin(&yes, portal), "{yes:?}");
         }
         for no in [
             h(&[("sec-fetch-site", "cross-site")]),
             h(&[("sec-fetch-site", "none")]),
+            // A sibling host or another portal (found in review).
+            h(&[("sec-fetch-site", "same-site")]),
+            h(&[("origin", "https://b2b.example")]),
+            h(&[("referer", "https://acq.example.evil/")]),
             // The browser's own word wins over an Origin or Referer.
             h(&[
                 ("sec-fetch-site", "cross-site"),
@@ -309,7 +323,7 @@ mod tests {
             h(&[("referer", "https://evil.example/acq.example/")]),
             h(&[]),
         ] {
-            assert!(!from_same_site(&no, portal), "{no:?}");
+            assert!(!from_same_origin(&no, portal), "{no:?}");
         }
     }
 }

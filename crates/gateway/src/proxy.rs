@@ -669,10 +669,14 @@ impl ProxyHttp for Gateway {
                             }
                         }
                     }
-                    // Only a navigation from a portal itself: a form another site made the
-                    // browser send is never kept (it would be sent again with the session).
-                    let same_site = shared.auth.as_ref().is_some_and(|a| {
-                        crate::preserve::from_same_site(&headers, |u| a.check_return(u).is_some())
+                    // Only a navigation from this portal itself: a form another site (or a
+                    // sibling host, or another portal) made the browser send is never kept —
+                    // it would be sent again with the session.
+                    let same_site = url::Url::parse(&url).is_ok_and(|u| {
+                        crate::preserve::from_same_origin(
+                            &headers,
+                            &u.origin().ascii_serialization(),
+                        )
                     });
                     if let (Some(auth), true, true) = (&shared.auth, complete, same_site) {
                         if let Some((v, binding)) = crate::preserve::seal(
@@ -722,11 +726,28 @@ impl ProxyHttp for Gateway {
                         ..Default::default()
                     });
                 }
+                // Host-only cookies: this browser's nonce stays here, its binding goes along,
+                // so that only this browser can take the code the login host sends back.
+                // (A nonce the browser already has is kept: several tabs log in at once.)
+                let nonce_cookie = shared.auth.as_ref().and_then(|a| {
+                    matches!(a.cookie_scope, prehod_config::CookieScope::Host).then(|| {
+                        let (nonce, bind) = crate::sso::binding_for(crate::auth::cookie(
+                            &headers,
+                            crate::sso::NONCE_COOKIE,
+                        ));
+                        location.push_str("&bind=");
+                        location.push_str(&bind);
+                        a.sso_nonce_cookie(&nonce)
+                    })
+                });
                 // 303: after a POST the browser fetches the login page with GET.
-                let mut header = ResponseHeader::build(if is_post { 303 } else { 302 }, Some(5))?;
+                let mut header = ResponseHeader::build(if is_post { 303 } else { 302 }, Some(6))?;
                 header.insert_header("location", location)?;
                 if let Some(c) = kept_cookie {
-                    header.insert_header("set-cookie", c)?;
+                    header.append_header("set-cookie", c)?;
+                }
+                if let Some(c) = nonce_cookie {
+                    header.append_header("set-cookie", c)?;
                 }
 
                 header.insert_header("content-length", "0")?;

@@ -4,9 +4,13 @@
 //! `https://PORTAL/.prehod/sso?code=…`, and the portal exchanges the code for its cookie.
 //!
 //! A code is sealed (AES-GCM, its own purpose), lives [`LIFETIME`] seconds, names the portal
-//! host it is for and the URL to return to, carries the portal's session cookie, and is
-//! accepted once: a replay on this replica is refused (across replicas a used-code store
-//! needs the shared state of the fleet).
+//! host it is for and the URL to return to, carries the portal's session cookie, is accepted
+//! once (a replay on this replica is refused; across replicas a used-code store needs the
+//! shared state of the fleet), and is bound to the browser that asked for it: the host that
+//! sends a browser to log in sets a random nonce in its own `__Host-` cookie and passes its
+//! hash (the *binding*) along; the code carries the binding, and the host takes the code
+//! only from the browser whose nonce hashes to it. A code minted by an attacker for their own
+//! session is useless in a victim's browser (login CSRF), and nobody can swap a session.
 
 use std::time::Duration;
 
@@ -32,6 +36,47 @@ struct Code {
     /// A form the portal kept before this login, to bind to its session there.
     #[serde(default)]
     form: Option<KeptForm>,
+    /// The binding of the browser that asked for the login (see [`binding`]).
+    bind: String,
+    /// For a code to the login host (after a certificate login): the portal's binding, for
+    /// the code the login host then gives the portal.
+    #[serde(default)]
+    next_bind: Option<String>,
+}
+
+/// The cookie that holds a host's nonce while its browser is away logging in.
+pub const NONCE_COOKIE: &str = "__Host-prehod_sso";
+
+/// A new nonce (for the host's cookie) and its binding (for the URL and the code).
+pub fn new_binding() -> (String, String) {
+    let nonce = prehod_identity::random_id();
+    let bind = binding(&nonce);
+    (nonce, bind)
+}
+
+/// This browser's nonce (the one it has, if well-formed, else a new one) and its binding.
+pub fn binding_for(existing: Option<&str>) -> (String, String) {
+    match existing.filter(|n| {
+        n.len() >= 16
+            && n.len() <= 64
+            && n.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    }) {
+        Some(n) => (n.to_owned(), binding(n)),
+        None => new_binding(),
+    }
+}
+
+/// The binding of a nonce: what may travel in URLs and codes without giving the nonce away.
+pub fn binding(nonce: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(nonce.as_bytes());
+    hex::encode(digest.get(..16).unwrap_or_default())
+}
+
+/// A binding as it may appear in a URL: 32 hex digits. Anything else is ignored.
+pub fn is_binding(value: &str) -> bool {
+    value.len() == 32 && value.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// The login's side of a form kept on the portal before it (see `crate::preserve::bind`).
@@ -50,6 +95,20 @@ pub struct Redeemed {
     pub cookie: String,
     pub return_to: String,
     pub form: Option<KeptForm>,
+    /// For the login host: the portal's binding (see `redirect_through`).
+    pub next_bind: Option<String>,
+}
+
+/// Where a code goes and what it carries.
+pub struct Issue<'a> {
+    /// `https://host[:port]…` of the host that takes the code.
+    pub via: &'a str,
+    pub return_to: &'a str,
+    pub cookie: &'a str,
+    pub form: Option<KeptForm>,
+    /// The binding of the browser at `via`'s host.
+    pub bind: &'a str,
+    pub next_bind: Option<String>,
 }
 
 /// Why a code is refused.
@@ -62,6 +121,10 @@ pub enum Refusal {
     WrongHost,
     /// Already exchanged.
     Replayed,
+    /// Not asked for by this browser (its nonce does not match the code's binding).
+    OtherBrowser,
+    /// The host already has the session of another person: a code never replaces it.
+    OtherUser,
 }
 
 impl Refusal {
@@ -71,6 +134,8 @@ impl Refusal {
             Refusal::Expired => "sso_code_expired",
             Refusal::WrongHost => "sso_code_wrong_host",
             Refusal::Replayed => "sso_code_replayed",
+            Refusal::OtherBrowser => "sso_code_other_browser",
+            Refusal::OtherUser => "sso_code_other_user",
         }
     }
 }
@@ -92,38 +157,20 @@ impl Codes {
         }
     }
 
-    /// The URL that takes the browser to `return_to`'s portal (an https URL of a configured
-    /// portal, checked before) with a code for `cookie`.
-    pub fn redirect(
-        &self,
-        return_to: &str,
-        cookie: &str,
-        form: Option<KeptForm>,
-        now: u64,
-    ) -> Result<String, SealError> {
-        self.redirect_through(return_to, return_to, cookie, form, now)
-    }
-
-    /// The URL that takes the browser to the host of `via` (the login host, after a
-    /// certificate login elsewhere) with a code for `cookie`; that host then goes on to
-    /// `return_to`.
-    pub fn redirect_through(
-        &self,
-        via: &str,
-        return_to: &str,
-        cookie: &str,
-        form: Option<KeptForm>,
-        now: u64,
-    ) -> Result<String, SealError> {
+    /// The URL that takes the browser to the host of `issue.via` with a code. `return_to` is
+    /// an https URL of a configured portal, checked before.
+    pub fn redirect(&self, issue: Issue<'_>, now: u64) -> Result<String, SealError> {
         let mut url =
-            url::Url::parse(via).map_err(|e| SealError::Crypto(format!("return: {e}")))?;
+            url::Url::parse(issue.via).map_err(|e| SealError::Crypto(format!("return: {e}")))?;
         let code = Code {
             host: url.host_str().unwrap_or_default().to_owned(),
-            ret: return_to.to_owned(),
-            cookie: cookie.to_owned(),
+            ret: issue.return_to.to_owned(),
+            cookie: issue.cookie.to_owned(),
             exp: now + LIFETIME,
             nonce: prehod_identity::random_id(),
-            form,
+            form: issue.form,
+            bind: issue.bind.to_owned(),
+            next_bind: issue.next_bind,
         };
         let json = serde_json::to_vec(&code).map_err(|e| SealError::Crypto(e.to_string()))?;
         let sealed = self.sealer.seal(PURPOSE, &json)?;
@@ -134,9 +181,15 @@ impl Codes {
         Ok(url.to_string())
     }
 
-    /// Exchanges `code` on portal `host` at `now`: the session cookie to set and the URL to
-    /// go back to.
-    pub fn redeem(&self, code: &str, host: &str, now: u64) -> Result<Redeemed, Refusal> {
+    /// Exchanges `code` on `host` at `now`, for the browser whose nonce cookie is `nonce`:
+    /// the session cookie to set and the URL to go back to.
+    pub fn redeem(
+        &self,
+        code: &str,
+        host: &str,
+        nonce: Option<&str>,
+        now: u64,
+    ) -> Result<Redeemed, Refusal> {
         let plain = self
             .sealer
             .open(PURPOSE, code)
@@ -148,6 +201,17 @@ impl Codes {
         if !code.host.eq_ignore_ascii_case(host) {
             return Err(Refusal::WrongHost);
         }
+        let ours = nonce.is_some_and(|n| {
+            let b = binding(n);
+            b.len() == code.bind.len()
+                && b.bytes()
+                    .zip(code.bind.bytes())
+                    .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+                    == 0
+        });
+        if !ours {
+            return Err(Refusal::OtherBrowser);
+        }
         // Single use: the first exchange wins, every later one is refused.
         let entry = self.used.entry(code.nonce).or_insert(());
         if !entry.is_fresh() {
@@ -157,6 +221,7 @@ impl Codes {
             cookie: code.cookie,
             return_to: code.ret,
             form: code.form,
+            next_bind: code.next_bind,
         })
     }
 }
@@ -172,8 +237,19 @@ mod tests {
     #[test]
     fn a_code_is_exchanged_once_on_its_own_host_within_its_lifetime() {
         let c = codes();
+        let (nonce, bind) = new_binding();
         let url = c
-            .redirect("https://bips.bankart.si/app?x=1", "COOKIE", None, 1000)
+            .redirect(
+                Issue {
+                    via: "https://bips.bankart.si/app?x=1",
+                    return_to: "https://bips.bankart.si/app?x=1",
+                    cookie: "COOKIE",
+                    form: None,
+                    bind: &bind,
+                    next_bind: None,
+                },
+                1000,
+            )
             .expect("code");
         assert!(
             url.starts_with("https://bips.bankart.si/.prehod/sso?code="),
@@ -185,29 +261,42 @@ mod tests {
             .find(|(k, _)| k == "code")
             .map(|(_, v)| v.into_owned())
             .expect("code");
+        let n = Some(nonce.as_str());
         assert_eq!(
-            c.redeem(&code, "acq.bankart.si", 1001),
+            c.redeem(&code, "acq.bankart.si", n, 1001),
             Err(Refusal::WrongHost)
         );
         assert_eq!(
-            c.redeem(&code, "bips.bankart.si", 1000 + LIFETIME + 1),
+            c.redeem(&code, "bips.bankart.si", n, 1000 + LIFETIME + 1),
             Err(Refusal::Expired)
         );
+        // Another browser (another nonce, or none) cannot take it.
+        let (other, _) = new_binding();
         assert_eq!(
-            c.redeem(&code, "bips.bankart.si", 1001),
+            c.redeem(&code, "bips.bankart.si", Some(&other), 1001),
+            Err(Refusal::OtherBrowser)
+        );
+        assert_eq!(
+            c.redeem(&code, "bips.bankart.si", None, 1001),
+            Err(Refusal::OtherBrowser)
+        );
+        assert_eq!(
+            c.redeem(&code, "bips.bankart.si", n, 1001),
             Ok(Redeemed {
                 cookie: "COOKIE".into(),
                 return_to: "https://bips.bankart.si/app?x=1".into(),
                 form: None,
+                next_bind: None,
             })
         );
         assert_eq!(
-            c.redeem(&code, "bips.bankart.si", 1002),
+            c.redeem(&code, "bips.bankart.si", n, 1002),
             Err(Refusal::Replayed)
         );
         assert_eq!(
-            c.redeem("forged", "bips.bankart.si", 1001),
+            c.redeem("forged", "bips.bankart.si", n, 1001),
             Err(Refusal::Invalid)
         );
+        assert!(is_binding(&bind) && !is_binding("x"));
     }
 }

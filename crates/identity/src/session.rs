@@ -280,6 +280,21 @@ impl Sessions {
         Ok(Valid { session, rolled })
     }
 
+    /// A cookie's session when it is genuine, not past its absolute expiry and not revoked —
+    /// even if it has idled out. For ending it (logout) and for knowing whose browser this is
+    /// (a login over it must be the same person): a session idle on one host may still be in
+    /// use on another.
+    pub fn peek(&self, cookie: &str, now: u64) -> Option<Arc<Session>> {
+        let session = match self.cache.get(cookie) {
+            Some(s) => s,
+            None => {
+                let plain = self.sealer.open(PURPOSE, cookie).ok()?;
+                Arc::new(serde_json::from_slice::<Session>(&plain).ok()?)
+            }
+        };
+        (now < session.expires_at && !self.is_revoked(&session, now)).then_some(session)
+    }
+
     fn is_revoked(&self, s: &Session, now: u64) -> bool {
         let r = &self.revoked;
         if r.below_watermark(s.expires_at) || r.revoked_at(Kind::Session, &s.sid, now).is_some() {
