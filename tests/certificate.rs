@@ -45,7 +45,7 @@ async fn a_valid_certificate_logs_in_and_reaches_the_portal_with_certificate_hea
         "{}",
         login_page.body
     );
-    let page = browser.follow(&certlogin(&world, "bws")).await;
+    let page = browser.certificate_login_follow(&world, "bws").await;
     assert_eq!(
         page.url,
         portal_url(&world, "bws", "/home"),
@@ -153,7 +153,7 @@ async fn a_new_crl_takes_effect_without_restart_and_a_stale_one_fails_closed() {
     let crl = world.pki.path("ca.crl.pem");
     let mut browser = Browser::with_certificate(&world, "valid");
     assert_eq!(
-        browser.navigate(&certlogin(&world, "bws")).await.status,
+        browser.certificate_login(&world, "bws").await.status,
         302,
         "valid before"
     );
@@ -168,7 +168,7 @@ async fn a_new_crl_takes_effect_without_restart_and_a_stale_one_fails_closed() {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let page = Browser::with_certificate(&world, "valid")
-            .navigate(&certlogin(&world, "bws"))
+            .certificate_login(&world, "bws")
             .await;
         if page.status == 403 && page.body.contains("Certifikat je preklican") {
             break;
@@ -186,7 +186,7 @@ async fn a_new_crl_takes_effect_without_restart_and_a_stale_one_fails_closed() {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let page = Browser::with_certificate(&world, "valid")
-            .navigate(&certlogin(&world, "bws"))
+            .certificate_login(&world, "bws")
             .await;
         if page.status == 403
             && page
@@ -255,11 +255,11 @@ async fn ocsp_decides_revocation_and_an_unreachable_responder_follows_its_policy
     })
     .await;
     let page = Browser::with_certificate(&w, "valid")
-        .navigate(&certlogin(&w, "bws"))
+        .certificate_login(&w, "bws")
         .await;
     assert_eq!(page.status, 302, "good at the responder: {}", page.body);
     let page = Browser::with_certificate(&w, "revoked")
-        .navigate(&certlogin(&w, "bws"))
+        .certificate_login(&w, "bws")
         .await;
     assert_eq!(page.status, 403);
     assert!(
@@ -290,7 +290,7 @@ async fn ocsp_decides_revocation_and_an_unreachable_responder_follows_its_policy
     })
     .await;
     let page = Browser::with_certificate(&w, "valid")
-        .navigate(&certlogin(&w, "bws"))
+        .certificate_login(&w, "bws")
         .await;
     assert_eq!(page.status, 403);
     assert!(page
@@ -309,7 +309,7 @@ async fn ocsp_decides_revocation_and_an_unreachable_responder_follows_its_policy
     })
     .await;
     let page = Browser::with_certificate(&w, "valid")
-        .navigate(&certlogin(&w, "bws"))
+        .certificate_login(&w, "bws")
         .await;
     assert_eq!(page.status, 302, "{}", page.body);
 }
@@ -325,7 +325,7 @@ async fn chain_depth_and_policy_allow_lists_are_enforced() {
     })
     .await;
     let page = Browser::with_certificate(&w, "deep")
-        .navigate(&certlogin(&w, "bws"))
+        .certificate_login(&w, "bws")
         .await;
     assert_eq!(
         page.status, 302,
@@ -342,7 +342,7 @@ async fn chain_depth_and_policy_allow_lists_are_enforced() {
     })
     .await;
     let page = Browser::with_certificate(&w, "deep")
-        .navigate(&certlogin(&w, "bws"))
+        .certificate_login(&w, "bws")
         .await;
     assert_eq!(page.status, 403);
     assert!(
@@ -353,7 +353,7 @@ async fn chain_depth_and_policy_allow_lists_are_enforced() {
     assert!(w.gw.metrics().contains("reason=\"chain_too_deep\""));
     assert_eq!(
         Browser::with_certificate(&w, "valid")
-            .navigate(&certlogin(&w, "bws"))
+            .certificate_login(&w, "bws")
             .await
             .status,
         302
@@ -372,13 +372,13 @@ async fn chain_depth_and_policy_allow_lists_are_enforced() {
     .await;
     assert_eq!(
         Browser::with_certificate(&w, "policy")
-            .navigate(&certlogin(&w, "bws"))
+            .certificate_login(&w, "bws")
             .await
             .status,
         302
     );
     let page = Browser::with_certificate(&w, "valid")
-        .navigate(&certlogin(&w, "bws"))
+        .certificate_login(&w, "bws")
         .await;
     assert_eq!(page.status, 403);
     assert!(page.body.contains("Politika tega certifikata ni dovoljena"));
@@ -392,7 +392,7 @@ async fn chain_depth_and_policy_allow_lists_are_enforced() {
     })
     .await;
     let page = Browser::with_certificate(&w, "policy")
-        .navigate(&certlogin(&w, "bws"))
+        .certificate_login(&w, "bws")
         .await;
     assert_eq!(page.status, 403, "{}", page.body);
     assert!(w.gw.metrics().contains("reason=\"policy_not_allowed\""));
@@ -413,7 +413,7 @@ async fn a_crl_from_an_http_url_is_fetched_refreshed_and_reported() {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let page = Browser::with_certificate(&w, "revoked")
-            .navigate(&certlogin(&w, "bws"))
+            .certificate_login(&w, "bws")
             .await;
         if page.body.contains("Certifikat je preklican") {
             break;
@@ -427,7 +427,7 @@ async fn a_crl_from_an_http_url_is_fetched_refreshed_and_reported() {
     }
     assert_eq!(
         Browser::with_certificate(&w, "valid")
-            .navigate(&certlogin(&w, "bws"))
+            .certificate_login(&w, "bws")
             .await
             .status,
         302
@@ -442,7 +442,7 @@ async fn a_crl_from_an_http_url_is_fetched_refreshed_and_reported() {
     .expect("crl");
     let deadline = Instant::now() + Duration::from_secs(10);
     while Browser::with_certificate(&w, "valid")
-        .navigate(&certlogin(&w, "bws"))
+        .certificate_login(&w, "bws")
         .await
         .status
         != 403
@@ -491,14 +491,14 @@ async fn a_stale_crl_within_the_grace_period_is_still_used() {
     }
     assert_eq!(
         Browser::with_certificate(&w, "valid")
-            .navigate(&certlogin(&w, "bws"))
+            .certificate_login(&w, "bws")
             .await
             .status,
         302,
         "within the grace period"
     );
     let page = Browser::with_certificate(&w, "revoked")
-        .navigate(&certlogin(&w, "bws"))
+        .certificate_login(&w, "bws")
         .await;
     assert!(
         page.body.contains("Certifikat je preklican"),
@@ -575,7 +575,7 @@ async fn a_user_id_template_and_organisation_allow_lists() {
     })
     .await;
     let mut browser = Browser::with_certificate(&w, "valid");
-    let page = browser.follow(&certlogin(&w, "bips")).await;
+    let page = browser.certificate_login_follow(&w, "bips").await;
     assert_eq!(page.url, portal_url(&w, "bips", "/home"));
     let json = browser.api(&portal_url(&w, "bips", "/home")).await.json();
     assert_eq!(
@@ -588,7 +588,7 @@ async fn a_user_id_template_and_organisation_allow_lists() {
     assert_eq!(page.status, 403, "{}", page.body);
     // …and a certificate login straight for it is refused with the reason.
     let page = Browser::with_certificate(&w, "valid")
-        .navigate(&certlogin(&w, "b2b"))
+        .certificate_login(&w, "b2b")
         .await;
     assert_eq!(page.status, 403);
     assert!(page.body.contains("nima dostopa do aplikacije"));
@@ -617,7 +617,7 @@ async fn a_certificate_not_listed_at_its_own_distribution_point_logs_in() {
     )
     .expect("issue");
     let page = Browser::with_certificate(&w, "dp")
-        .navigate(&certlogin(&w, "bws"))
+        .certificate_login(&w, "bws")
         .await;
     assert_eq!(page.status, 302, "not listed: {}", page.body);
 }
@@ -644,7 +644,7 @@ async fn a_revoked_certificate_at_its_distribution_point_and_an_unreachable_one_
     )
     .expect("issue");
     let page = Browser::with_certificate(&w, "dp-revoked")
-        .navigate(&certlogin(&w, "bws"))
+        .certificate_login(&w, "bws")
         .await;
     assert_eq!(page.status, 403);
     assert!(
@@ -662,7 +662,7 @@ async fn a_revoked_certificate_at_its_distribution_point_and_an_unreachable_one_
     )
     .expect("issue");
     let page = Browser::with_certificate(&w, "dp-nowhere")
-        .navigate(&certlogin(&w, "bws"))
+        .certificate_login(&w, "bws")
         .await;
     assert_eq!(page.status, 403);
     assert!(page
@@ -730,13 +730,13 @@ async fn an_anchor_can_have_its_own_chain_depth() {
     })
     .await;
     let page = Browser::with_certificate(&w, "deep")
-        .navigate(&certlogin(&w, "bws"))
+        .certificate_login(&w, "bws")
         .await;
     assert_eq!(page.status, 403);
     assert!(page.body.contains("Veriga certifikatov je predolga"));
     assert_eq!(
         Browser::with_certificate(&w, "valid")
-            .navigate(&certlogin(&w, "bws"))
+            .certificate_login(&w, "bws")
             .await
             .status,
         302
@@ -755,7 +755,7 @@ async fn several_anchors_each_with_their_own_user_id_mapping() {
     .await;
     // The first anchor maps users by serialNumber…
     let mut first = Browser::with_certificate(&w, "valid");
-    first.follow(&certlogin(&w, "bws")).await;
+    first.certificate_login_follow(&w, "bws").await;
     let json = first.api(&portal_url(&w, "bws", "/home")).await.json();
     assert_eq!(
         received_header(&json, "x-auth-user"),
@@ -763,7 +763,7 @@ async fn several_anchors_each_with_their_own_user_id_mapping() {
     );
     // …the second (trusted here) by common name.
     let mut second = Browser::with_certificate(&w, "untrusted");
-    second.follow(&certlogin(&w, "bws")).await;
+    second.certificate_login_follow(&w, "bws").await;
     let json = second.api(&portal_url(&w, "bws", "/home")).await.json();
     assert_eq!(
         received_header(&json, "x-auth-user"),
@@ -817,7 +817,7 @@ async fn forged_certificates_and_out_of_date_chains_never_log_in() {
     ];
     for (name, label, text) in cases {
         let mut browser = Browser::with_certificate(&world, name);
-        let page = browser.navigate(&certlogin(&world, "bws")).await;
+        let page = browser.certificate_login(&world, "bws").await;
         assert_eq!(page.status, 403, "{name}: {}", page.body);
         assert!(
             page.body.contains(text),
@@ -860,7 +860,7 @@ async fn ocsp_for_an_intermediate_issued_certificate_asks_with_its_real_issuer()
     })
     .await;
     let page = Browser::with_certificate(&w, "deep")
-        .navigate(&certlogin(&w, "bws"))
+        .certificate_login(&w, "bws")
         .await;
     assert_eq!(page.status, 403, "{}", page.body);
     assert!(
@@ -879,7 +879,7 @@ async fn ocsp_for_an_intermediate_issued_certificate_asks_with_its_real_issuer()
 async fn a_certificate_session_ends_when_its_certificate_is_revoked() {
     let w = world(cert_options()).await;
     let mut browser = Browser::with_certificate(&w, "valid");
-    let page = browser.follow(&certlogin(&w, "bws")).await;
+    let page = browser.certificate_login_follow(&w, "bws").await;
     assert_eq!(page.url, portal_url(&w, "bws", "/home"));
     // Single sign-on: bips gets the certificate session through the login host.
     let page = browser.follow(&portal_url(&w, "bips", "/home")).await;
@@ -940,7 +940,7 @@ async fn certificate_user_ids_name_their_anchor_in_headers_and_allow_lists() {
     })
     .await;
     let mut browser = Browser::with_certificate(&w, "valid");
-    let page = browser.follow(&certlogin(&w, "b2b")).await;
+    let page = browser.certificate_login_follow(&w, "b2b").await;
     assert_eq!(page.url, portal_url(&w, "b2b", "/home"), "{}", page.body);
     let json = browser.api(&portal_url(&w, "b2b", "/home")).await.json();
     assert_eq!(
@@ -953,7 +953,7 @@ async fn certificate_user_ids_name_their_anchor_in_headers_and_allow_lists() {
         "another anchor's id, and a bare one, are other users"
     );
     let page = Browser::with_certificate(&w, "valid")
-        .navigate(&certlogin(&w, "acq"))
+        .certificate_login(&w, "acq")
         .await;
     assert_eq!(page.status, 403);
     assert!(page.body.contains("nima dostopa do aplikacije"));
@@ -1178,7 +1178,7 @@ async fn revocation_downloads_that_hang_or_never_end_are_cut_off() {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let page = Browser::with_certificate(&w, "valid")
-                .navigate(&certlogin(&w, "bws"))
+                .certificate_login(&w, "bws")
                 .await;
             if page.status == 302 {
                 break;
@@ -1231,7 +1231,7 @@ async fn revocation_downloads_that_hang_or_never_end_are_cut_off() {
     .expect("cert");
     let started = Instant::now();
     let page = Browser::with_certificate(&w, "dp-silent")
-        .navigate(&certlogin(&w, "bws"))
+        .certificate_login(&w, "bws")
         .await;
     assert_eq!(page.status, 403, "{}", page.body);
     assert!(page
@@ -1291,7 +1291,7 @@ async fn a_certificate_session_ends_when_an_intermediate_of_its_chain_expires() 
     prehod_devpki::issue_client_under_intermediate(w.pki.dir.path(), "short", 5151, ends)
         .expect("issue");
     let mut browser = Browser::with_certificate(&w, "short");
-    let page = browser.follow(&certlogin(&w, "bws")).await;
+    let page = browser.certificate_login_follow(&w, "bws").await;
     assert_eq!(page.url, portal_url(&w, "bws", "/home"), "{}", page.body);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -1339,7 +1339,7 @@ async fn distribution_point_revocation_ends_sessions_and_a_stale_one_fails_close
     )
     .expect("issue");
     let mut browser = Browser::with_certificate(&w, "dp-later");
-    let page = browser.follow(&certlogin(&w, "bws")).await;
+    let page = browser.certificate_login_follow(&w, "bws").await;
     assert_eq!(page.url, portal_url(&w, "bws", "/home"), "{}", page.body);
     // Revoked at its distribution point after the login.
     prehod_devpki::write_crl(w.pki.dir.path(), &crl, &[4444], time::Duration::days(7))
@@ -1370,7 +1370,7 @@ async fn distribution_point_revocation_ends_sessions_and_a_stale_one_fails_close
     )
     .expect("issue");
     let page = Browser::with_certificate(&w, "dp-stale")
-        .navigate(&certlogin(&w, "bws"))
+        .certificate_login(&w, "bws")
         .await;
     assert_eq!(page.status, 403, "{}", page.body);
     assert!(page
@@ -1395,12 +1395,12 @@ async fn an_allowed_organisation_is_one_anchors_organisation() {
     })
     .await;
     let page = Browser::with_certificate(&w, "valid")
-        .navigate(&certlogin(&w, "b2b"))
+        .certificate_login(&w, "b2b")
         .await;
     assert_eq!(page.status, 302, "the dev CA's organisation: {}", page.body);
     // The second anchor's CA issued the same O: not the same organisation.
     let page = Browser::with_certificate(&w, "untrusted")
-        .navigate(&certlogin(&w, "b2b"))
+        .certificate_login(&w, "b2b")
         .await;
     assert_eq!(page.status, 403, "{}", page.body);
     assert!(page.body.contains("nima dostopa do aplikacije"));

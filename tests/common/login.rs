@@ -532,6 +532,31 @@ impl Browser {
             .map(|c| c.value.clone())
     }
 
+    /// Certificate login as a person does it: the portal sends the browser to the Bankart
+    /// login page, whose "Prijava s certifikatom" link goes to the certificate-login host.
+    /// Returns that host's answer (a redirect on success, a reason page otherwise).
+    pub async fn certificate_login(&mut self, world: &World, portal: &str) -> Page {
+        let link = self.certificate_link(world, portal).await;
+        self.navigate(&link).await
+    }
+
+    /// [`Browser::certificate_login`], following the redirects to the end.
+    pub async fn certificate_login_follow(&mut self, world: &World, portal: &str) -> Page {
+        let link = self.certificate_link(world, portal).await;
+        self.follow(&link).await
+    }
+
+    async fn certificate_link(&mut self, world: &World, portal: &str) -> String {
+        let login = self.follow(&portal_url(world, portal, "/home")).await;
+        login
+            .body
+            .split("href=\"")
+            .filter_map(|s| s.split('"').next())
+            .map(unescape)
+            .find(|s| s.starts_with("https://certlogin."))
+            .unwrap_or_else(|| panic!("no certificate link at {}: {}", login.url, login.body))
+    }
+
     /// The value of a cookie the browser holds for `host` (host-only cookies: each host has
     /// its own).
     pub fn cookie_at(&self, host: &str, name: &str) -> Option<String> {
