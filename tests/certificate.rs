@@ -1405,3 +1405,38 @@ async fn an_allowed_organisation_is_one_anchors_organisation() {
     assert_eq!(page.status, 403, "{}", page.body);
     assert!(page.body.contains("nima dostopa do aplikacije"));
 }
+
+/// Review finding: a certificate login's code for the login host, planted in a victim's
+/// browser, took over her single sign-on (every later portal logged her in as the attacker).
+/// The code is bound to the browser of the login page that started it, and never replaces
+/// another person's session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_code_planted_in_another_browser_takes_nothing_over() {
+    let w = world(cert_options()).await;
+    let mut attacker = Browser::with_certificate(&w, "valid");
+    let answer = attacker.certificate_login(&w, "acq").await;
+    let code = answer.location.expect("a code for the login host");
+    assert!(
+        code.starts_with(&login_url(&w, "/.prehod/sso?code=")),
+        "{code}"
+    );
+    let mut victim = Browser::new(&w);
+    login_otp(
+        &w,
+        &mut victim,
+        &portal_url(&w, "bips", "/home"),
+        common::rekono::SREDNJA,
+        common::rekono::SREDNJA_TOTP,
+    )
+    .await;
+    let page = victim.navigate(&code).await;
+    assert_eq!(page.location.as_deref(), Some(login_url(&w, "/").as_str()));
+    // Her next portal still gets her own session.
+    victim.follow(&portal_url(&w, "b2b", "/")).await;
+    let me = victim
+        .api(&portal_url(&w, "b2b", "/.prehod/me"))
+        .await
+        .json();
+    assert_eq!(me["email"], common::rekono::SREDNJA.0, "{me}");
+    assert_eq!(me["method"], "rekono");
+}

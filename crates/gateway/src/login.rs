@@ -760,7 +760,9 @@ fn adopt_sso_code(ctx: &Ctx<'_, '_>) -> LoginResponse {
                 .denials
                 .with_label_values(&[refusal.label()])
                 .inc();
-            return ctx.message(Message::BadReturn);
+            // Not this browser's (an attacker's code, or the certificate host reached without
+            // the login page): nothing is adopted; the login page starts over.
+            return LoginResponse::redirect(format!("{}/", auth.login_url));
         }
     };
     let Some((return_to, _)) = auth.check_return(&redeemed.return_to) else {
