@@ -5,7 +5,8 @@
 //! are held, and after they are closed: memory per connection, and whether it returns.
 //!
 //! `bash benches/connections.sh` (raises `ulimit -n`; env: `CONN_COUNT`, default 10000;
-//! `CONN_RELEASE=1` for a release gateway). Figures go in benches/README.md.
+//! `CONN_RELEASE=1` for a release gateway; `CONN_ROUNDS`, default 2: open, hold and close
+//! them again, to tell memory the allocator keeps from memory still held). Figures go in benches/README.md.
 
 use std::net::{SocketAddr, TcpListener};
 use std::pin::Pin;
@@ -34,6 +35,11 @@ fn rss_kib(pid: u32) -> u64 {
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         })
         .expect("the gateway's VmRSS")
+}
+
+/// Open file descriptors of `pid`: whether the gateway really let the connections go.
+fn fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
 }
 
 const HOST: &str = "acq.bankart.localhost";
@@ -153,69 +159,82 @@ portals:\n  acq:\n    host: {HOST}\n    danger_no_authentication: true\n    upst
         }
         tokio::time::sleep(Duration::from_secs(3)).await;
         let before = rss_kib(pid);
-        println!("connections: gateway pid {pid}, RSS before {before} KiB");
+        println!(
+            "connections: gateway pid {pid}, RSS before {before} KiB, {} open fds",
+            fds(pid)
+        );
 
-        let started = Instant::now();
-        let handshakes = Arc::new(tokio::sync::Semaphore::new(64));
-        let mut tasks = Vec::with_capacity(count);
-        for _ in 0..count {
-            let (connector, handshakes) = (connector.clone(), handshakes.clone());
-            tasks.push(tokio::spawn(async move {
-                let _permit = handshakes.acquire_owned().await.expect("semaphore");
-                open(&connector, https).await
-            }));
-        }
-        let mut held = Vec::with_capacity(count);
-        let mut failed = 0usize;
-        for t in tasks {
-            match t.await.expect("task") {
-                Ok(s) => held.push(s),
-                Err(e) => {
-                    if failed < 5 {
-                        eprintln!("connection failed: {e}");
+        // A second round shows whether memory kept after the first is reused (the allocator
+        // holding freed memory) or grows again (something still holds the first round's).
+        let rounds: usize = std::env::var("CONN_ROUNDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(2);
+        for round in 1..=rounds {
+            let started = Instant::now();
+            let handshakes = Arc::new(tokio::sync::Semaphore::new(64));
+            let mut tasks = Vec::with_capacity(count);
+            for _ in 0..count {
+                let (connector, handshakes) = (connector.clone(), handshakes.clone());
+                tasks.push(tokio::spawn(async move {
+                    let _permit = handshakes.acquire_owned().await.expect("semaphore");
+                    open(&connector, https).await
+                }));
+            }
+            let mut held = Vec::with_capacity(count);
+            let mut failed = 0usize;
+            for t in tasks {
+                match t.await.expect("task") {
+                    Ok(s) => held.push(s),
+                    Err(e) => {
+                        if failed < 5 {
+                            eprintln!("connection failed: {e}");
+                        }
+                        failed += 1;
                     }
-                    failed += 1;
                 }
             }
-        }
-        println!(
-            "opened {} connections in {:.1} s ({failed} failed)",
-            held.len(),
-            started.elapsed().as_secs_f64()
-        );
-        tokio::time::sleep(Duration::from_secs(10)).await;
-        let holding = rss_kib(pid);
-        // Still served: a request on every 100th held connection.
-        let mut alive = 0;
-        for s in held.iter_mut().step_by(100) {
-            if matches!(request(s, https.port()).await, Ok(200)) {
-                alive += 1;
-            }
-        }
-        let sampled = held.len().div_ceil(100);
-        let per = (holding.saturating_sub(before)) as f64 * 1024.0 / held.len().max(1) as f64;
-        println!(
-            "holding {}: RSS {holding} KiB (+{} KiB, {per:.0} bytes per connection); {alive}/{sampled} sampled connections still answered",
-            held.len(),
-            holding.saturating_sub(before)
-        );
-        let mut holding_later = 0;
-        if let Ok(s) = std::env::var("CONN_HOLD_SECONDS") {
-            tokio::time::sleep(Duration::from_secs(s.parse().unwrap_or(0))).await;
-            holding_later = rss_kib(pid);
-            println!("still holding after {s} s more: RSS {holding_later} KiB");
-        }
-        let closed_at = Instant::now();
-        drop(held);
-        for wait in [5u64, 15, 30] {
-            tokio::time::sleep(Duration::from_secs(wait) - closed_at.elapsed().min(Duration::from_secs(wait))).await;
-            let after = rss_kib(pid);
             println!(
-                "{wait:>2} s after closing them all: RSS {after} KiB ({:+} KiB against before; {:.0} % of the growth returned)",
-                after as i64 - before as i64,
-                (holding.max(holding_later) as f64 - after as f64) * 100.0
-                    / (holding.max(holding_later) as f64 - before as f64).max(1.0)
+                "round {round}: opened {} connections in {:.1} s ({failed} failed)",
+                held.len(),
+                started.elapsed().as_secs_f64()
             );
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            let holding = rss_kib(pid);
+            // Still served: a request on every 100th held connection.
+            let mut alive = 0;
+            for s in held.iter_mut().step_by(100) {
+                if matches!(request(s, https.port()).await, Ok(200)) {
+                    alive += 1;
+                }
+            }
+            let sampled = held.len().div_ceil(100);
+            let per = (holding.saturating_sub(before)) as f64 * 1024.0 / held.len().max(1) as f64;
+            println!(
+                "holding {}: RSS {holding} KiB (+{} KiB, {per:.0} bytes per connection), {} open fds; {alive}/{sampled} sampled connections still answered",
+                held.len(),
+                holding.saturating_sub(before),
+                fds(pid)
+            );
+            let mut holding_later = 0;
+            if let Ok(s) = std::env::var("CONN_HOLD_SECONDS") {
+                tokio::time::sleep(Duration::from_secs(s.parse().unwrap_or(0))).await;
+                holding_later = rss_kib(pid);
+                println!("still holding after {s} s more: RSS {holding_later} KiB");
+            }
+            let closed_at = Instant::now();
+            drop(held);
+            for wait in [5u64, 15, 30] {
+                tokio::time::sleep(Duration::from_secs(wait) - closed_at.elapsed().min(Duration::from_secs(wait))).await;
+                let after = rss_kib(pid);
+                println!(
+                    "{wait:>2} s after closing them all: RSS {after} KiB ({:+} KiB against before; {:.0} % of the growth returned), {} open fds",
+                    after as i64 - before as i64,
+                    (holding.max(holding_later) as f64 - after as f64) * 100.0
+                        / (holding.max(holding_later) as f64 - before as f64).max(1.0),
+                    fds(pid)
+                );
+            }
         }
         let _ = child.kill();
         let _ = child.wait();

@@ -9,7 +9,9 @@
 //! Env: `SOAK_SECONDS` (default 1800), `SOAK_SAMPLE_SECONDS` (30), `SOAK_PAUSE_MS` (pause
 //! after each login cycle, 2500: about 20 logins a minute, under the default 30 a minute per
 //! address of `rate_limits`), `SOAK_REQUESTS` (portal requests per cycle, 20),
-//! `SOAK_CSV` (default `target/soak-rss.csv`), `SOAK_TOLERANCE` (5).
+//! `SOAK_CSV` (default `target/soak-rss.csv`), `SOAK_TOLERANCE` (5), `SOAK_IDLE` (the
+//! session idle timeout, 30m; validated sessions stay cached that long, so a shorter run sees
+//! the cache fill: set it below a quarter of the run to see whether memory ends flat).
 //! Figures go in benches/README.md.
 
 #[path = "../tests/common/mod.rs"]
@@ -86,7 +88,20 @@ fn main() {
         .build()
         .expect("runtime");
     runtime.block_on(async move {
-        let world = Arc::new(world(Options::default()).await);
+        // The session idle timeout is also how long the gateway caches a validated session:
+        // a run shorter than it only shows the cache filling (bounded, `session.cache_*`).
+        let idle: &'static str = Box::leak(
+            std::env::var("SOAK_IDLE")
+                .unwrap_or_else(|_| "30m".into())
+                .into_boxed_str(),
+        );
+        let world = Arc::new(
+            world(Options {
+                idle,
+                ..Options::default()
+            })
+            .await,
+        );
         let pid = world.gw.pid();
         let counts = Arc::new(Counts::default());
         println!("soak: {seconds} s, gateway pid {pid}, RSS every {sample} s to {csv}");
