@@ -250,6 +250,11 @@ impl Gateway {
         }
     }
 
+    /// The gateway's process id (for its `/proc/PID/status`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn metrics(&self) -> String {
         http_get(self.admin, "/metrics").expect("metrics answer").1
     }

@@ -231,15 +231,7 @@ impl AuthState {
     /// A `return` URL is accepted only if it is https, names a configured portal host and the
     /// gateway's public port: never an open redirect. Returns it normalised, and its portal.
     pub fn check_return(&self, value: &str) -> Option<(String, usize)> {
-        let url = url::Url::parse(value).ok()?;
-        if url.scheme() != "https" || !url.username().is_empty() || url.password().is_some() {
-            return None;
-        }
-        let portal = *self.portal_hosts.get(url.host_str()?)?;
-        if url.port() != self.public_port {
-            return None;
-        }
-        Some((url.to_string(), portal))
+        crate::return_url::accepted(value, &self.portal_hosts, self.public_port)
     }
 
     /// `Set-Cookie` for the session (host-only, or on the parent domain).

@@ -19,6 +19,7 @@ pub mod preserve;
 pub mod proxy;
 pub mod ratelimit;
 pub mod redirect;
+pub mod return_url;
 pub mod routing;
 pub mod sso;
 pub mod templates;

@@ -854,6 +854,26 @@ fn expand_template(template: &str, a: &Attributes<'_>) -> Option<String> {
     (!clash).then_some(out)
 }
 
+/// [`expand_template`] for callers outside this module (the fuzz targets): the template
+/// filled with these attribute values, or `None` when it makes no id.
+pub fn expand_user_id_template(
+    template: &str,
+    serial_number: &str,
+    common_name: &str,
+    email: &str,
+    organization: &str,
+) -> Option<String> {
+    expand_template(
+        template,
+        &Attributes {
+            serial_number,
+            common_name,
+            email,
+            organization,
+        },
+    )
+}
+
 /// The certificate attributes a user id may be made of.
 struct Attributes<'a> {
     serial_number: &'a str,
