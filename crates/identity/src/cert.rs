@@ -601,14 +601,14 @@ impl Checker {
         let skew = anchor.clock_skew.unwrap_or(self.clock_skew);
         for (depth, c) in chain.iter().enumerate() {
             let leaf = depth == 0;
-            if now + skew < c.validity().not_before.timestamp() {
+            if now.saturating_add(skew) < c.validity().not_before.timestamp() {
                 return Err(if leaf {
                     Refusal::NotYetValid
                 } else {
                     Refusal::IssuerNotYetValid
                 });
             }
-            if now - skew > c.validity().not_after.timestamp() {
+            if now.saturating_sub(skew) > c.validity().not_after.timestamp() {
                 return Err(if leaf {
                     Refusal::Expired
                 } else {
@@ -722,7 +722,7 @@ impl Checker {
             .find(|a| a.name == cert.anchor)
             .ok_or(Refusal::Untrusted)?;
         let skew = anchor.clock_skew.unwrap_or(self.clock_skew);
-        if now - skew > cert.not_after {
+        if now.saturating_sub(skew) > cert.not_after {
             return Err(Refusal::Expired);
         }
         anchor.check_crls(cert.revocation_keys, now, self.stale_grace)?;
@@ -901,7 +901,9 @@ impl Anchor {
         let crl = self.crl.read().unwrap_or_else(|e| e.into_inner());
         match crl.as_ref() {
             Some(crl) => {
-                if now > crl.next_update && grace.is_none_or(|g| now > crl.next_update + g) {
+                if now > crl.next_update
+                    && grace.is_none_or(|g| now > crl.next_update.saturating_add(g))
+                {
                     return Err(Refusal::RevocationUnknown);
                 }
                 if keys.iter().any(|k| crl.revoked.contains(k)) {
@@ -998,7 +1000,11 @@ impl Checker {
         keys: &[String],
         now: i64,
     ) -> Result<(), Refusal> {
-        if now > crl.next_update && self.stale_grace.is_none_or(|g| now > crl.next_update + g) {
+        if now > crl.next_update
+            && self
+                .stale_grace
+                .is_none_or(|g| now > crl.next_update.saturating_add(g))
+        {
             return Err(Refusal::RevocationUnknown);
         }
         // The leaf's key: its issuer and serial (the CRL's issuer must be the certificate's).
