@@ -588,7 +588,7 @@ async fn callback(ctx: &Ctx<'_, '_>) -> LoginResponse {
         cert: None,
         host: None,
     };
-    let (session, cookie) = match auth.sessions.issue(session, now) {
+    let (session, _) = match auth.sessions.issue(session, now) {
         Ok(issued) => issued,
         Err(e @ IssueError::RevocationStoreFull { .. }) => {
             tracing::error!(error = %e, "login refused: the revocation store is full");
@@ -619,7 +619,6 @@ async fn callback(ctx: &Ctx<'_, '_>) -> LoginResponse {
         level: Some(session.level),
         ..Default::default()
     });
-    let _ = cookie;
     let form = FormCarry {
         form: form.as_deref(),
         attempt_created: attempt.created,
@@ -1143,7 +1142,7 @@ pub async fn certificate(
         }
     };
     let session = certificate_session(&id, certs.level, now);
-    let (session, cookie) = match auth.sessions.issue(session, now) {
+    let (session, _) = match auth.sessions.issue(session, now) {
         Ok(issued) => issued,
         Err(e) => {
             if matches!(e, IssueError::RevocationStoreFull { .. }) {
@@ -1170,7 +1169,6 @@ pub async fn certificate(
         level: Some(session.level),
         ..Default::default()
     });
-    let _ = cookie;
     let resp = match auth.cookie_scope {
         // Host-only cookies: the login host takes this session too (so the next portal needs
         // no second login), then hands the portal its own.
