@@ -128,13 +128,24 @@ fn main() {
             format!(
                 "listen:\n  https: {https}\nadmin:\n  listen: {admin}\n\
 tls:\n  certificates:\n    - cert: server.crt\n      key: server.key\n\
-server:\n  threads: 2\n  grace_period: 1s\n  max_connections_per_address: {cap}\n  max_pending_connections: {cap}\n\
+server:\n  threads: 2\n  grace_period: 1s\n  max_connections_per_address: {cap}\n  max_pending_connections: {cap}\n{read_buffer}\
 portals:\n  acq:\n    host: {HOST}\n    danger_no_authentication: true\n    upstream:\n      urls: [http://{upstream}]\n",
-                cap = count + 100
+                cap = count + 100,
+                read_buffer = std::env::var("CONN_READ_BUFFER")
+                    .map(|b| format!("  read_buffer: {b}\n"))
+                    .unwrap_or_default(),
             ),
         )
         .expect("config");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_prehod"))
+        let mut child = match std::env::var("CONN_WRAP") {
+            Ok(w) => {
+                let mut c = Command::new(w);
+                c.arg(env!("CARGO_BIN_EXE_prehod"));
+                c
+            }
+            Err(_) => Command::new(env!("CARGO_BIN_EXE_prehod")),
+        };
+        let mut child = child
             .args(["run", "--config"])
             .arg(&config)
             .env("PREHOD_LOG", "warn")

@@ -22,6 +22,11 @@ use crate::{
     Upstream, UpstreamTls,
 };
 
+/// Each client connection's read buffer under TLS (`server.read_buffer`): one TLS record
+/// and a little more, so a read takes a whole record in one system call; pingora's own default
+/// (64 KiB) is held by every idle keep-alive connection.
+pub const DEFAULT_READ_BUFFER: usize = 16 * 1024 + 512;
+
 const TOP_LEVEL_KEYS: &[&str] = &[
     "certificate_login",
     "login",
@@ -1241,6 +1246,13 @@ impl Checker<'_> {
         if max_pending_connections == 0 {
             self.problem("server.max_pending_connections", "must be at least 1");
         }
+        let read_buffer = raw.read_buffer.unwrap_or(DEFAULT_READ_BUFFER);
+        if read_buffer > 1024 * 1024 {
+            self.problem(
+                "server.read_buffer",
+                "must be at most 1048576 bytes (it is held by every open connection)",
+            );
+        }
         Some(Server {
             threads,
             grace_period,
@@ -1249,6 +1261,7 @@ impl Checker<'_> {
             body_min_rate,
             max_connections_per_address,
             max_pending_connections,
+            read_buffer,
         })
     }
 

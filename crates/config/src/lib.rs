@@ -354,6 +354,8 @@ pub struct Server {
     pub max_connections_per_address: u32,
     /// Connections that have not yet sent their first whole request header.
     pub max_pending_connections: usize,
+    /// The read buffer under TLS of each client connection, in bytes (held while it is open).
+    pub read_buffer: usize,
 }
 
 /// Token buckets on the login endpoints, per client address and (on the certificate-login

@@ -70,6 +70,8 @@ pub struct Server {
     pub body_min_rate: Option<u64>,
     pub max_connections_per_address: Option<u32>,
     pub max_pending_connections: Option<usize>,
+    /// Bytes.
+    pub read_buffer: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -151,7 +151,14 @@ pub fn build(
         "prehod gateway".to_owned(),
         connections::Guarded::new(app, counters),
     );
-    proxy.add_tls_with_settings(&https, None, tls);
+    proxy.add_listener(
+        pingora::listeners::ListenerConfig::tcp(&https)
+            .tls(tls)
+            .l4_buffer(pingora::listeners::L4BufferSettings::new(
+                shared.config.server.read_buffer,
+                pingora::listeners::DEFAULT_L4_WRITE_BUFFER_SIZE,
+            )),
+    );
 
     let mut admin = Service::new(
         "prehod admin".to_owned(),

@@ -372,6 +372,9 @@ pub fn settings(config: &Config) -> pingora::Result<TlsSettings> {
         ErrorType::InternalError,
         "setting the TLS session id context",
     )?;
+    // An idle keep-alive connection need not hold OpenSSL's 16 KiB read and write record
+    // buffers: they are freed between records and taken again for the next one.
+    settings.set_mode(openssl::ssl::SslMode::RELEASE_BUFFERS);
     settings.enable_h2();
     Ok(settings)
 }

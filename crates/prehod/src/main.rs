@@ -11,6 +11,12 @@ use clap::{Parser, Subcommand};
 use pingora::server::{RunArgs, Server};
 use prehod_config::{AppLogin, Config};
 
+/// jemalloc rather than glibc's malloc for Rust's allocations: with its background threads it
+/// gives memory freed by closed connections back to the system (glibc kept all of it:
+/// benches/README.md, "connections").
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 const EX_CONFIG: u8 = 64;
 const EX_UNAVAILABLE: u8 = 69;
 const EX_SOFTWARE: u8 = 70;
