@@ -5,9 +5,10 @@
 #   pkg-config, libssl-dev   link the system OpenSSL (see .cargo/config.toml)
 #   openssl      the command-line tool used by tests and docs
 #   chromium, chromium-driver   the headless browser the end-to-end browser tests drive
+#   nodejs, npm  install axe-core (tests/a11y), the accessibility check the browser tests run
 set -euo pipefail
 
-packages=(cmake pkg-config libssl-dev openssl chromium chromium-driver)
+packages=(cmake pkg-config libssl-dev openssl chromium chromium-driver nodejs npm)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
