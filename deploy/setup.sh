@@ -8,11 +8,15 @@
 #   nodejs, npm  install axe-core (tests/a11y), the accessibility check the browser tests run
 set -euo pipefail
 
-packages=(cmake pkg-config libssl-dev openssl chromium chromium-driver nodejs npm)
+packages=(cmake pkg-config libssl-dev openssl chromium chromium-driver)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
+# node and npm by command, not by package: a machine may have them from elsewhere (NodeSource's
+# nodejs bundles npm, and Debian's npm package would conflict with it).
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if ((${#missing[@]})); then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
