@@ -276,6 +276,20 @@ impl AuthState {
         url
     }
 
+    /// The login host's step-up page: which level `return_to` needs, then on to Rekono.
+    pub fn step_up_url(&self, return_to: &str, level: u8, from: Option<&str>) -> String {
+        let mut url = format!(
+            "{}/step-up?level={level}&return={}",
+            self.login_url,
+            encode(return_to)
+        );
+        if let Some(f) = from {
+            url.push_str("&from=");
+            url.push_str(&encode(f));
+        }
+        url
+    }
+
     pub fn start_url(&self, return_to: &str, level: u8) -> String {
         format!(
             "{}/oidc/start?level={level}&return={}",
@@ -442,8 +456,15 @@ pub fn decide(
                     && portal.methods.contains(&LoginMethod::Rekono)
                     && is_navigation(method, headers)
                 {
+                    // First a page on the login host that says why (the levels), then
+                    // Rekono; the application the person came from is the way back.
+                    let from = headers
+                        .get(http::header::REFERER)
+                        .and_then(|r| r.to_str().ok())
+                        .and_then(|r| auth.check_return(r))
+                        .map(|(r, _)| r);
                     return Decision::Redirect {
-                        location: auth.start_url(url, portal.min_level),
+                        location: auth.step_up_url(url, portal.min_level, from.as_deref()),
                         step_up: true,
                     };
                 }

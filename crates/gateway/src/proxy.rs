@@ -293,7 +293,11 @@ impl Gateway {
 
     /// Writes one of the gateway's own pages. Returns the status written.
     async fn send_page(&self, session: &mut Session, page: Page, ctx: &RequestCtx) -> Result<u16> {
-        let body = Bytes::from(page.render(&ctx.request_id));
+        let lang = crate::pages::request_lang(
+            session.req_header(),
+            &format!("{}_lang", self.shared.config.cookies.prefix),
+        );
+        let body = Bytes::from(page.render(lang, &ctx.request_id));
         let status = page.status().as_u16();
         let mut header = ResponseHeader::build(status, Some(4 + PAGE_HEADERS.len()))?;
         header.insert_header("content-type", "text/html; charset=utf-8")?;
@@ -579,7 +583,7 @@ impl ProxyHttp for Gateway {
                                 &request_id,
                             )
                         }
-                        None => Page::Internal.render(&request_id),
+                        None => Page::Internal.render(crate::templates::Lang::Sl, &request_id),
                     };
                     self.write_html(session, 403, html, &request_id).await?;
                     return Ok(true);
@@ -791,7 +795,7 @@ impl ProxyHttp for Gateway {
                         &a.support_email,
                         &request_id,
                     ),
-                    None => Page::Internal.render(&request_id),
+                    None => Page::Internal.render(crate::templates::Lang::Sl, &request_id),
                 };
                 self.write_html(session, message.status(), html, &request_id)
                     .await?;
