@@ -805,6 +805,31 @@ pub fn rekono_link(world: &World, page: &Page) -> String {
     login_url(world, &unescape(href))
 }
 
+/// The `href` of the element with `id` on a gateway page, absolute (relative links are on the
+/// login host).
+pub fn link_by_id(world: &World, page: &Page, id: &str) -> Option<String> {
+    let marker = format!("id=\"{id}\" href=\"");
+    let start = page.body.find(&marker)? + marker.len();
+    let href = unescape(page.body[start..].split('"').next().unwrap_or_default());
+    Some(if href.starts_with("https://") {
+        href
+    } else {
+        login_url(world, &href)
+    })
+}
+
+/// From the step-up page (which says which level the application needs) on to Rekono.
+pub async fn continue_step_up(world: &World, browser: &mut Browser, page: &Page) -> Page {
+    assert!(
+        page.body.contains("id=\"step-up-continue\""),
+        "not the step-up page: {} {}",
+        page.url,
+        page.body
+    );
+    let next = link_by_id(world, page, "step-up-continue").expect("continue link");
+    browser.follow(&next).await
+}
+
 /// Undoes HTML escaping in an attribute value (`&amp;`, `&#x2f;`, `&#61;`…).
 pub fn unescape(s: &str) -> String {
     let mut out = String::new();

@@ -955,7 +955,10 @@ mod tests {
         let html = pages.login(Lang::Sl, &home, "", "");
         assert!(html.contains("Aplikacije, pri katerih je prijava mogoča preko računa Rekono"));
         // (minijinja writes `/` in attributes as `&#x2f;`)
-        assert!(html.contains("bips.bankart.si&#x2f;\">BIPS portal</a>"), "{html}");
+        assert!(
+            html.contains("bips.bankart.si&#x2f;\">BIPS portal</a>"),
+            "{html}"
+        );
         assert!(html.contains("uporabniško ime ter geslo za prijavo v aplikacijo"));
         let signed_in = LoginView {
             session: Some(SessionView {
