@@ -357,7 +357,8 @@ async fn one_login_serves_every_portal_its_policy_allows_and_steps_up_for_the_ot
         SREDNJA_TOTP,
     )
     .await;
-    let rekono = browser.follow(&portal_url(&world, "bws", "/")).await;
+    let why = browser.follow(&portal_url(&world, "bws", "/")).await;
+    let rekono = continue_step_up(&world, &mut browser, &why).await;
     let page = rekono_password(&world, &mut browser, &rekono, SREDNJA).await;
     assert_eq!(page.status, 403);
     assert!(

@@ -194,13 +194,11 @@ impl Ctx<'_, '_> {
             .collect()
     }
 
-    /// The login page of `return_to` (the home when `None`), in this request's language.
+    /// The login page of `return_to` (the home when `None`).
     fn login_page_link(&self, return_to: Option<&str>) -> String {
         match return_to {
-            Some(r) if !is_home(self.auth, r) => {
-                format!("/?return={}&lang={}", encode(r), self.lang.code())
-            }
-            _ => format!("/?lang={}", self.lang.code()),
+            Some(r) if !is_home(self.auth, r) => format!("/?return={}", encode(r)),
+            _ => "/".to_owned(),
         }
     }
 
@@ -283,12 +281,17 @@ pub async fn handle(shared: &Shared, auth: &AuthState, req: LoginRequest<'_>) ->
         ("GET", crate::sso::PATH) => adopt_sso_code(&ctx),
         _ => ctx.message(Message::NotFound),
     };
-    // The language goes along to a portal with its single-sign-on code, so that the portal's
-    // own pages (502, 421, refusals) speak it too.
+    // A language the person chose (not the default from `Accept-Language`) goes along to a
+    // portal with its single-sign-on code, so that the portal's own pages speak it too.
+    let chosen = req
+        .query
+        .get("lang")
+        .is_some_and(|l| l == "en" || l == "sl")
+        || crate::auth::cookie(req.headers, &auth.lang_cookie).is_some();
     if let Some((_, location)) = resp
         .headers
         .iter_mut()
-        .find(|(n, l)| *n == "location" && l.contains(crate::sso::PATH))
+        .find(|(n, l)| chosen && *n == "location" && l.contains(crate::sso::PATH))
     {
         location.push_str("&lang=");
         location.push_str(ctx.lang.code());
@@ -898,6 +901,7 @@ fn certificate_action(
     ctx: &Ctx<'_, '_>,
     return_to: &str,
     portal: &prehod_config::Portal,
+    portal_bind: Option<&str>,
 ) -> Option<(Action, Option<String>)> {
     if !portal
         .methods
@@ -909,7 +913,12 @@ fn certificate_action(
         ctx.req.headers,
         crate::sso::NONCE_COOKIE,
     ));
-    let url = ctx.certificate_link(&format!("return={}", encode(return_to)), &bind)?;
+    let mut ret = format!("return={}", encode(return_to));
+    if let Some(b) = portal_bind {
+        ret.push_str("&bind=");
+        ret.push_str(b);
+    }
+    let url = ctx.certificate_link(&ret, &bind)?;
     let label = crate::templates::texts(ctx.lang).certificate_label();
     let nonce = matches!(ctx.auth.cookie_scope, prehod_config::CookieScope::Host).then_some(nonce);
     Some((
@@ -983,7 +992,7 @@ fn level_too_low(
                 p.title, p.min_level
             )
         });
-        if let Some((action, n)) = certificate_action(ctx, r, p) {
+        if let Some((action, n)) = certificate_action(ctx, r, p, None) {
             view.actions.push(action);
             nonce = n;
         }
@@ -1028,11 +1037,13 @@ fn step_up_page(ctx: &Ctx<'_, '_>) -> LoginResponse {
         .get("from")
         .and_then(|f| ctx.auth.check_return(f))
         .map(|(f, _)| f);
-    let mut start = format!(
-        "/oidc/start?level={level}&return={}&lang={}",
-        encode(&return_to),
-        ctx.lang.code()
-    );
+    let mut start = format!("/oidc/start?level={level}&return={}", encode(&return_to));
+    // The portal's binding of this browser goes along (see [`crate::sso`]).
+    let bind = query_bind(ctx.req);
+    if let Some(b) = &bind {
+        start.push_str("&bind=");
+        start.push_str(b);
+    }
     if let Some(f) = &from {
         start.push_str("&from=");
         start.push_str(&encode(f));
@@ -1049,7 +1060,7 @@ fn step_up_page(ctx: &Ctx<'_, '_>) -> LoginResponse {
         secondary: false,
     });
     let mut nonce = None;
-    if let Some((mut action, n)) = certificate_action(ctx, &return_to, portal) {
+    if let Some((mut action, n)) = certificate_action(ctx, &return_to, portal, bind.as_deref()) {
         action.secondary = true;
         view.actions.push(action);
         nonce = n;
