@@ -818,6 +818,11 @@ pub fn link_by_id(world: &World, page: &Page, id: &str) -> Option<String> {
     })
 }
 
+/// `s` as a URL query component.
+pub fn encode_component(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
 /// From the step-up page (which says which level the application needs) on to Rekono.
 pub async fn continue_step_up(world: &World, browser: &mut Browser, page: &Page) -> Page {
     assert!(

@@ -479,7 +479,9 @@ impl Provider {
         for scope in self.settings.scopes.iter().filter(|s| *s != "openid") {
             req = req.add_scope(Scope::new(scope.clone()));
         }
-        if let Some(acr) = self.acr_for(level) {
+        // Level 0 (a login on the login host's home, for no portal) asks for no level: the
+        // account's own.
+        if let Some(acr) = self.acr_for(level).filter(|_| level > 0) {
             req = req.add_auth_context_value(AuthenticationContextClass::new(acr.to_owned()));
         }
         if let Some(locale) = &hints.ui_locale {
