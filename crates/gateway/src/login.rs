@@ -412,16 +412,39 @@ fn login_page(ctx: &Ctx<'_, '_>) -> LoginResponse {
             }
         }
     }
+    let logged_in = view.session.is_some();
     let body = auth
         .pages
         .login(ctx.lang, &view, &ctx.switch_url(), &auth.support_email);
-    let resp = LoginResponse::html(200, body);
+    let mut resp = LoginResponse::html(200, body);
+    if let Some(csp) = logged_in.then(|| logout_form_csp(auth)).flatten() {
+        resp.headers.push(("content-security-policy", csp));
+    }
     match (&auth.certificates, &auth.cookie_scope) {
         (Some(_), prehod_config::CookieScope::Host) => {
             resp.cookie(auth.sso_nonce_cookie(&login_nonce))
         }
         _ => resp,
     }
+}
+
+/// The CSP of a page with a logout form: the gateway's own, whose `form-action` also admits
+/// Rekono's origin — the logout's redirect to Rekono's end-session is part of the form's
+/// navigation, and a browser blocks it under `form-action 'self'`.
+fn logout_form_csp(auth: &AuthState) -> Option<String> {
+    let own = crate::pages::PAGE_HEADERS
+        .iter()
+        .find(|(n, _)| *n == "content-security-policy")?
+        .1;
+    if !auth.logout_at_provider {
+        return None;
+    }
+    let issuer = url::Url::parse(&auth.oidc.issuer).ok()?;
+    let origin = issuer.origin().ascii_serialization();
+    Some(own.replace(
+        "form-action 'self'",
+        &format!("form-action 'self' {origin}"),
+    ))
 }
 
 /// A portal as the lists and the login page show it.
@@ -1396,7 +1419,11 @@ fn logout_confirmation(ctx: &Ctx<'_, '_>) -> LoginResponse {
         &auth.support_email,
         ctx.req.request_id,
     );
-    LoginResponse::html(Message::LogoutConfirm.status(), body)
+    let mut resp = LoginResponse::html(Message::LogoutConfirm.status(), body);
+    if let Some(csp) = logout_form_csp(auth) {
+        resp.headers.push(("content-security-policy", csp));
+    }
+    resp
 }
 
 /// `POST /logout` from the confirmation form: ends the session (and Rekono's) when the form's

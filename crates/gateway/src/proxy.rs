@@ -156,8 +156,11 @@ impl Gateway {
             self.shared.config.headers.request_id.clone(),
             &ctx.request_id,
         )?;
+        // A page may narrow or widen one of them itself (a logout form's CSP names Rekono).
         for (name, value) in PAGE_HEADERS {
-            header.insert_header(*name, *value)?;
+            if !resp.headers.iter().any(|(n, _)| n == name) {
+                header.insert_header(*name, *value)?;
+            }
         }
         let empty = resp.body.is_empty();
         session
