@@ -476,3 +476,61 @@ fn switch_link(world: &World, page: &Page) -> String {
     let href = unescape(page.body[start..].split('"').next().unwrap_or_default());
     sim_url(world, &href)
 }
+
+/// Item 2: the gateway's own paths on a portal host sit under `login.portal_prefix`; moved to
+/// `/.gw/`, `me`, `logout` and single sign-on answer there, and `/.prehod/` is the portal's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_portal_prefix_is_configurable() {
+    let world = world(Options {
+        login_yaml: "  portal_prefix: /.gw/\n",
+        ..Options::default()
+    })
+    .await;
+    let mut browser = Browser::new(&world);
+    let before = browser.api(&portal_url(&world, "acq", "/.gw/me")).await;
+    assert_eq!(before.status, 401, "{}", before.body);
+    assert_eq!(before.json()["error"], "no_session");
+    // Single sign-on codes come to /.gw/sso.
+    login_otp(
+        &world,
+        &mut browser,
+        &portal_url(&world, "bips", "/home"),
+        SREDNJA,
+        SREDNJA_TOTP,
+    )
+    .await;
+    // Another portal gets its session by a code at /.gw/sso.
+    let mut location = portal_url(&world, "acq", "/");
+    let mut via_code = false;
+    for _ in 0..4 {
+        let hop = browser.navigate(&location).await;
+        let Some(next) = hop.location else { break };
+        via_code |= next.starts_with(&portal_url(&world, "acq", "/.gw/sso?code="));
+        location = next;
+    }
+    assert!(via_code, "no code at /.gw/sso on the way to {location}");
+    assert_eq!(
+        browser.api(&portal_url(&world, "acq", "/")).await.status,
+        200
+    );
+    let me = browser.api(&portal_url(&world, "bips", "/.gw/me")).await;
+    assert_eq!(me.status, 200, "{}", me.body);
+    assert_eq!(me.json()["email"], SREDNJA.0);
+    let out = browser
+        .navigate(&portal_url(&world, "bips", "/.gw/logout"))
+        .await;
+    assert_eq!(
+        out.location.as_deref(),
+        Some(login_url(&world, "/logout").as_str())
+    );
+    // The old prefix is no longer the gateway's: it reaches the portal (the demo portal
+    // echoes what it received).
+    let old = browser
+        .api(&portal_url(&world, "bips", "/.prehod/me"))
+        .await;
+    assert_eq!(old.status, 200, "{}", old.body);
+    assert!(
+        old.json().get("headers").is_some(),
+        "answered by the portal"
+    );
+}

@@ -41,6 +41,8 @@ pub struct Options {
     /// `session.cookie_scope: parent_domain` (one cookie on bankart.localhost) instead of
     /// host-only cookies.
     pub parent_domain: bool,
+    /// More lines under `login:` (e.g. `portal_prefix: /.gw/`).
+    pub login_yaml: &'static str,
 }
 
 impl Default for Options {
@@ -55,6 +57,7 @@ impl Default for Options {
             account_sub: None,
             top_yaml: "",
             parent_domain: false,
+            login_yaml: "",
         }
     }
 }
@@ -262,7 +265,7 @@ async fn try_world(options: &Options) -> Option<World> {
         _ => None,
     };
     setup.auth = Some(format!(
-        "login:\n  host: login.bankart.localhost\n  url: {login_url}\n\
+        "login:\n  host: login.bankart.localhost\n  url: {login_url}\n{login_extra}\
 session:\n{scope}  idle_timeout: {idle}\n  absolute_timeout: {absolute}\n  keys: [\"{key}\"]\n\
 oidc:\n  issuer: {issuer}\n  client_id: {CLIENT_ID}\n{client_auth}  ca: {ca}\n  timeout: 5s\n\
 assertion:\n  key: {assertion}\n{certificates}",
@@ -271,6 +274,7 @@ assertion:\n  key: {assertion}\n{certificates}",
         } else {
             ""
         },
+        login_extra = options.login_yaml,
         idle = options.idle,
         absolute = options.absolute,
         key = key.trim(),

@@ -39,6 +39,8 @@ pub struct AuthState {
     pub cookie_scope: prehod_config::CookieScope,
     /// Single-use codes that carry a login from the login host to a portal (host scope).
     pub sso: crate::sso::Codes,
+    /// `login.portal_prefix`: the gateway's own paths on every portal host (`/.prehod/`).
+    pub portal_prefix: String,
     pub support_email: String,
     pub help_url: String,
     pub rekono_instructions_url: String,
@@ -148,7 +150,10 @@ impl AuthState {
             return Ok(None);
         };
         let sealer = Sealer::new(&auth.session.keys);
-        let sso = crate::sso::Codes::new(sealer.clone());
+        let sso = crate::sso::Codes::new(
+            sealer.clone(),
+            format!("{}{}", auth.login.portal_prefix, crate::sso::PATH_IN_PREFIX),
+        );
         let login_url = auth.login.url.clone();
         let public_port = url::Url::parse(&login_url).ok().and_then(|u| u.port());
         Ok(Some(Self {
@@ -202,6 +207,7 @@ impl AuthState {
             lang_cookie: format!("{}_lang", config.cookies.prefix),
             cookie_scope: auth.session.cookie_scope.clone(),
             sso,
+            portal_prefix: auth.login.portal_prefix.clone(),
             support_email: auth.login.support_email.clone(),
             help_url: auth.login.help_url.clone(),
             rekono_instructions_url: auth.login.rekono_instructions_url.clone(),

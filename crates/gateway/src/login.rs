@@ -278,7 +278,7 @@ pub async fn handle(shared: &Shared, auth: &AuthState, req: LoginRequest<'_>) ->
         ("POST", "/oidc/backchannel-logout") => backchannel_logout(&ctx).await,
         ("GET", "/.well-known/jwks.json") => LoginResponse::json(200, auth.signer.jwks()),
         ("GET", "/certificate") => ctx.message(Message::CertificateNotYet),
-        ("GET", crate::sso::PATH) => adopt_sso_code(&ctx),
+        ("GET", p) if p == auth.sso.path() => adopt_sso_code(&ctx),
         _ => ctx.message(Message::NotFound),
     };
     // A language the person chose (not the default from `Accept-Language`) goes along to a
@@ -291,7 +291,7 @@ pub async fn handle(shared: &Shared, auth: &AuthState, req: LoginRequest<'_>) ->
     if let Some((_, location)) = resp
         .headers
         .iter_mut()
-        .find(|(n, l)| chosen && *n == "location" && l.contains(crate::sso::PATH))
+        .find(|(n, l)| chosen && *n == "location" && l.contains(auth.sso.path()))
     {
         location.push_str("&lang=");
         location.push_str(ctx.lang.code());
@@ -1245,7 +1245,7 @@ fn adopt_sso_code(ctx: &Ctx<'_, '_>) -> LoginResponse {
     }
 }
 
-/// The gateway's own paths on every portal host (under [`PORTAL_PREFIX`]), for portals to
+/// The gateway's own paths on every portal host (under `login.portal_prefix`), for portals to
 /// link to: `logout` (to the login host's logout confirmation) and `me` (who the gateway
 /// says the user is, as JSON); anything else there is the gateway's "not found".
 pub fn portal_path(
@@ -1254,7 +1254,10 @@ pub fn portal_path(
     portal: &prehod_config::Portal,
     req: &LoginRequest<'_>,
 ) -> LoginResponse {
-    let rest = req.path.strip_prefix(PORTAL_PREFIX).unwrap_or_default();
+    let rest = req
+        .path
+        .strip_prefix(auth.portal_prefix.as_str())
+        .unwrap_or_default();
     match (req.method.as_str(), rest) {
         ("GET", "logout") => LoginResponse::redirect(format!("{}/logout", auth.login_url)),
         ("GET", "me") => {
@@ -1296,9 +1299,6 @@ pub fn portal_path(
     }
 }
 
-/// The prefix of the gateway's own paths on a portal host; reserved, never forwarded.
-pub const PORTAL_PREFIX: &str = "/.prehod/";
-
 /// `https://HOST[:port]` of a portal, with the gateway's public port.
 fn public_origin(auth: &AuthState, host: &str) -> String {
     match auth.public_port {
@@ -1310,7 +1310,7 @@ fn public_origin(auth: &AuthState, host: &str) -> String {
 /// The response after a login (or, on the login page, for a session the login host already
 /// has): back to the portal with its session. On the parent domain: one cookie for every
 /// host. Host-only cookies: the portal's comes through a single-use code at
-/// [`crate::sso::PATH`], and `here` (the login host, when the login happened there) keeps a
+/// `/.prehod/sso` (`login.portal_prefix`), and `here` (the login host, when the login happened there) keeps a
 /// cookie of its own for the next portal. `None` when sealing failed.
 pub fn signed_in(
     auth: &AuthState,

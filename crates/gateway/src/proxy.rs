@@ -499,11 +499,14 @@ impl ProxyHttp for Gateway {
         // The gateway's own paths on a portal host (`/.prehod/…`): never forwarded.
         if let (Some(auth), true) = (
             &shared.auth,
-            req.uri.path().starts_with(crate::login::PORTAL_PREFIX),
+            shared
+                .auth
+                .as_ref()
+                .is_some_and(|a| req.uri.path().starts_with(&a.portal_prefix)),
         ) {
             let login_req =
                 crate::login::LoginRequest::from_header(req, Bytes::new(), &ctx.request_id);
-            let resp = if login_req.path == crate::sso::PATH {
+            let resp = if login_req.path == auth.sso.path() {
                 // Single sign-on: the login host sent the browser here with a code.
                 crate::login::redeem_sso_code(shared, auth, portal_cfg, login_req)
             } else {
