@@ -321,6 +321,26 @@ async fn a_certificate_refusal_leads_back_and_own_login_portals_say_what_follows
     assert!(refused.body.contains("Navodila za prijavo s certifikatom"));
     assert!(link_by_id(&world, &refused, "certificate-instructions").is_some());
 
+    // Certificate login from the home lands on it too, logged in with the certificate.
+    let mut holder = Browser::with_certificate(&world, "valid");
+    let home = holder.navigate(&login_url(&world, "/")).await;
+    let link = link_by_id(&world, &home, "login-certificate").expect("certificate login");
+    assert!(link.starts_with("https://certlogin."), "{link}");
+    let landed = holder.follow(&link).await;
+    assert_eq!(landed.url, login_url(&world, "/"), "{}", landed.body);
+    assert!(
+        landed.body.contains("id=\"who-method\">Certifikat<")
+            && landed.body.contains("id=\"who-level\">30<"),
+        "{}",
+        landed.body
+    );
+    let bws = holder.follow(&portal_url(&world, "bws", "/")).await;
+    assert_eq!(
+        bws.status, 200,
+        "single sign-on from the home's session: {}",
+        bws.body
+    );
+
     for portal in ["ecmsweb", "bankomati"] {
         let login = browser.follow(&portal_url(&world, portal, "/")).await;
         assert!(
