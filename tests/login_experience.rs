@@ -554,3 +554,27 @@ async fn the_portal_prefix_is_configurable() {
         "answered by the portal"
     );
 }
+
+/// Item 5: the language switch on the simulator's dead ends (an expired login) shows a page in
+/// the other language, not a bare "not found".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_simulators_error_pages_switch_language_too() {
+    let world = world(Options::default()).await;
+    let mut browser = Browser::new(&world);
+    let expired = browser
+        .follow(&sim_url(&world, &format!("{SIM}/resume?tx=gone")))
+        .await;
+    assert_eq!(expired.status, 400);
+    assert!(
+        expired.body.contains("Prijava je potekla"),
+        "{}",
+        expired.body
+    );
+    let en = browser.follow(&switch_link(&world, &expired)).await;
+    assert_eq!(en.status, 200, "{}", en.body);
+    assert!(
+        en.body.contains("Start the login from the application"),
+        "{}",
+        en.body
+    );
+}

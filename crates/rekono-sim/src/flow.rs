@@ -56,6 +56,20 @@ pub(crate) async fn route(sim: &Sim, r: Req) -> Resp {
             chooser(sim, r, id, tx, None)
         }),
         (Method::GET, "/resume") => with_tx(sim, &r, false, resume),
+        // Where an error page's language switch comes back to.
+        (Method::GET, "" | "/") => {
+            let l = lang(&r);
+            html(
+                StatusCode::OK,
+                pages::error(
+                    l,
+                    l.t(
+                        "Prijavo začnite v aplikaciji, v katero se želite prijaviti.",
+                        "Start the login from the application you want to log in to.",
+                    ),
+                ),
+            )
+        }
         (Method::POST, "/abort") => with_tx(sim, &r, true, |sim, _, _, tx| {
             fail_tx(sim, tx, "access_denied", "login cancelled by the user")
         }),
