@@ -89,7 +89,12 @@ fn benches(c: &mut Criterion) {
         })
     });
     c.bench_function("pages/render 502", |b| {
-        b.iter(|| Page::UpstreamUnavailable.render(black_box("0123456789abcdef0123456789abcdef")))
+        b.iter(|| {
+            Page::UpstreamUnavailable.render(
+                prehod_gateway::templates::Lang::Sl,
+                black_box("0123456789abcdef0123456789abcdef"),
+            )
+        })
     });
     c.bench_function("config/load six portals", |b| {
         b.iter(|| config_reload(pki.path()))

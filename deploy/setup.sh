@@ -5,6 +5,7 @@
 #   pkg-config, libssl-dev   link the system OpenSSL (see .cargo/config.toml)
 #   openssl      the command-line tool used by tests and docs
 #   chromium, chromium-driver   the headless browser the end-to-end browser tests drive
+#   nodejs, npm  install axe-core (tests/a11y), the accessibility check the browser tests run
 set -euo pipefail
 
 packages=(cmake pkg-config libssl-dev openssl chromium chromium-driver)
@@ -12,6 +13,10 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
+# node and npm by command, not by package: a machine may have them from elsewhere (NodeSource's
+# nodejs bundles npm, and Debian's npm package would conflict with it).
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if ((${#missing[@]})); then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -81,8 +81,8 @@ async fn chromium_logs_in_through_the_simulator_with_a_onepass_code() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_walks_from_a_portal_through_the_bankart_login_page_and_rekono_back_to_the_portal()
 {
-    use common::login::{world, Options};
-    let world = world(Options::default()).await;
+    use common::login::world;
+    let world = world(seed_world_options()).await;
     let chrome = Chrome::start(&spki_hash(
         &std::fs::read(world.pki.path("server.crt")).expect("cert"),
     ))
@@ -138,5 +138,207 @@ async fn chromium_walks_from_a_portal_through_the_bankart_login_page_and_rekono_
     );
     assert!(page.contains("x-auth-assertion"));
     save("bankart-portal-after-login.png", &chrome.screenshot().await);
+    chrome.quit().await;
+}
+
+/// The seed's portal titles, levels and certificate login, as `prehod dev` has them.
+fn seed_world_options() -> common::login::Options {
+    use common::login::{CertOptions, Options};
+    Options {
+        portal_yaml: vec![
+            ("acq", "title: Acquiring portal"),
+            ("b2b", "title: B2B portal"),
+            ("bips", "title: BIPS portal"),
+            ("bips", "min_level: 20"),
+            ("bws", "title: BWS portal"),
+            ("bws", "min_level: 30"),
+            ("ecmsweb", "title: CMS web"),
+            ("bankomati", "title: Bankomati (ESQ)"),
+        ],
+        certificates: Some(CertOptions {
+            crl: Some(("ca.crl.pem", "1s")),
+            ..CertOptions::default()
+        }),
+        ..Options::default()
+    }
+}
+
+/// Runs axe-core on the page open in `chrome` and fails on any WCAG 2.1 A/AA violation.
+async fn assert_accessible(chrome: &Chrome, what: &str) {
+    let violations = chrome.axe_violations().await;
+    assert!(
+        violations.is_empty(),
+        "{what} ({}): WCAG 2.1 A/AA violations:\n{}",
+        chrome.url().await,
+        violations.join("\n")
+    );
+}
+
+/// Issue 13 in a real browser: the login host's home with the applications (SL, EN, 390 px
+/// wide without the language switch wrapping), a login from there, the step-up page, Rekono
+/// with the e-mail filled in, "level too low", logout and the logged-out list, certificate
+/// login without a certificate — each page checked by axe-core for WCAG 2.1 A/AA, and the
+/// README's screenshots taken on the way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_walks_the_login_experience_and_every_gateway_page_passes_axe() {
+    use common::login::{login_url, portal_url, world};
+    let world = world(seed_world_options()).await;
+    let chrome = Chrome::start(&spki_hash(
+        &std::fs::read(world.pki.path("server.crt")).expect("cert"),
+    ))
+    .await;
+    let home = login_url(&world, "/");
+
+    // The check itself works: a page without a language, a title or an image's alt fails it.
+    chrome
+        .goto("data:text/html,<html><body><img src=\"x.png\"></body></html>")
+        .await;
+    let bad = chrome.axe_violations().await;
+    for rule in ["html-has-lang", "document-title", "image-alt"] {
+        assert!(
+            bad.iter().any(|v| v.starts_with(rule)),
+            "{rule} not found by axe: {bad:?}"
+        );
+    }
+
+    chrome.goto(&home).await;
+    chrome
+        .wait_for("Aplikacije, pri katerih je prijava mogoča preko računa Rekono so naslednje:")
+        .await;
+    for title in [
+        "Acquiring portal",
+        "B2B portal",
+        "BIPS portal",
+        "BWS portal",
+        "CMS web",
+        "Bankomati (ESQ)",
+    ] {
+        assert!(chrome.source().await.contains(title), "{title}");
+    }
+    assert_accessible(&chrome, "home, SL").await;
+    save("bankart-home-sl.png", &chrome.screenshot().await);
+    chrome.click("#lang-switch a").await;
+    chrome
+        .wait_for("These are the applications you can log in to with a Rekono account:")
+        .await;
+    assert_accessible(&chrome, "home, EN").await;
+    save("bankart-home-en.png", &chrome.screenshot().await);
+    chrome.click("#lang-switch a").await;
+    chrome.wait_for("Izberite način prijave").await;
+
+    // A phone's width: nothing wider than the screen, "SL | EN" on one line.
+    chrome.window_size(390, 844).await;
+    chrome.goto(&home).await;
+    chrome.wait_for("Aplikacije").await;
+    let layout = chrome
+        .execute(
+            "const s = document.getElementById('lang-switch');\
+             const tops = Array.from(s.children).map(c => Math.round(c.getBoundingClientRect().top));\
+             return {one_line: tops.every(t => Math.abs(t - tops[0]) <= 2), \
+                     width: document.documentElement.scrollWidth, viewport: window.innerWidth};",
+            serde_json::json!([]),
+        )
+        .await;
+    assert_eq!(layout["one_line"], true, "{layout}");
+    assert!(
+        layout["width"].as_u64() <= layout["viewport"].as_u64(),
+        "no sideways scrolling: {layout}"
+    );
+    assert_accessible(&chrome, "home, 390 px").await;
+    save("bankart-home-390.png", &chrome.screenshot().await);
+    chrome.window_size(1000, 900).await;
+
+    // Logging in from the home lands on it, logged in (level 20).
+    chrome.goto(&home).await;
+    chrome.click("#login-rekono").await;
+    chrome.wait_for("Prijavljate se v storitev").await;
+    chrome.type_into("#email", SREDNJA.0).await;
+    chrome.type_into("#password", SREDNJA.1).await;
+    chrome.click("#login").await;
+    chrome.wait_for("Izberite način prijave").await;
+    chrome.click("#factor-otp").await;
+    chrome.wait_for("Rekono OnePass").await;
+    let secret = prehod_rekono_sim::totp::base32_decode(SREDNJA_TOTP).expect("secret");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    chrome
+        .type_into("#code", &prehod_rekono_sim::totp::totp(&secret, now))
+        .await;
+    chrome.click("#confirm").await;
+    let signed_in = chrome.wait_for("Prijavljeni ste").await;
+    assert!(signed_in.contains("id=\"who-level\">20<"), "{signed_in}");
+    assert_eq!(chrome.url().await, home);
+    assert_accessible(&chrome, "home, logged in").await;
+
+    // bws needs 30: the step-up page says so before Rekono.
+    chrome.goto(&portal_url(&world, "bws", "/")).await;
+    chrome
+        .wait_for("Aplikacija BWS portal zahteva stopnjo zaupanja 30, vaša seja ima stopnjo 20.")
+        .await;
+    assert_accessible(&chrome, "step-up").await;
+    save("bankart-step-up.png", &chrome.screenshot().await);
+    chrome.click("#step-up-continue").await;
+    chrome.wait_for("Prijavljate se v storitev").await;
+    let email = chrome
+        .execute(
+            "return document.getElementById('email').value;",
+            serde_json::json!([]),
+        )
+        .await;
+    assert_eq!(email, SREDNJA.0, "login_hint filled the e-mail in");
+    chrome.type_into("#password", SREDNJA.1).await;
+    chrome.click("#login").await;
+    let low = chrome.wait_for("Stopnja zaupanja je prenizka").await;
+    assert!(low.contains("id=\"login-certificate\"") && low.contains("id=\"back\""));
+    assert_accessible(&chrome, "level too low").await;
+    save("bankart-level-too-low.png", &chrome.screenshot().await);
+
+    // The other gateway pages: the logout question, not found, 421.
+    chrome.goto(&login_url(&world, "/logout")).await;
+    chrome.wait_for("id=\"logout-confirm\"").await;
+    assert_accessible(&chrome, "logout question").await;
+    chrome.goto(&login_url(&world, "/nothing-here")).await;
+    chrome.wait_for("Strani ni").await;
+    assert_accessible(&chrome, "not found").await;
+    chrome
+        .goto(&format!(
+            "https://nowhere.bankart.localhost:{}/",
+            world.gw.https.port()
+        ))
+        .await;
+    chrome.wait_for("Na tem naslovu ni aplikacije").await;
+    assert_accessible(&chrome, "421").await;
+
+    // Logout from the home; the logged-out page lists the applications.
+    chrome.goto(&home).await;
+    chrome.click("#logout").await;
+    let out = chrome.wait_for("Odjavljeni ste").await;
+    assert!(out.contains("BIPS portal") && out.contains("Bankomati (ESQ)"));
+    assert_accessible(&chrome, "logged out").await;
+    save("bankart-logged-out.png", &chrome.screenshot().await);
+
+    // The login page of an own-login portal says what follows.
+    chrome.goto(&portal_url(&world, "ecmsweb", "/")).await;
+    let own = chrome.wait_for("Prijava v CMS web").await;
+    assert!(own.contains("id=\"own-login-note\""));
+    assert_accessible(&chrome, "login page of an own-login portal").await;
+
+    // Certificate login without a certificate: why, the way back, the instructions.
+    chrome.goto(&portal_url(&world, "bws", "/")).await;
+    chrome.wait_for("Prijava v BWS portal").await;
+    chrome.click("#login-certificate").await;
+    let refused = chrome.wait_for("Brskalnik ni poslal certifikata").await;
+    assert!(
+        refused.contains("Navodila za prijavo s certifikatom") && refused.contains("id=\"back\"")
+    );
+    assert_accessible(&chrome, "certificate refused").await;
+    save(
+        "bankart-certificate-refused.png",
+        &chrome.screenshot().await,
+    );
+    chrome.click("#back").await;
+    chrome.wait_for("Prijava v BWS portal").await;
     chrome.quit().await;
 }

@@ -306,3 +306,36 @@ fn run_refuses_a_port_already_in_use() {
         "{stderr}"
     );
 }
+
+/// Issue 13, item 2: `login.portal_prefix` is one path segment between slashes; anything
+/// else (which could shadow a portal's paths or never match) is refused with the key.
+#[test]
+fn check_refuses_a_portal_prefix_that_is_not_one_segment() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("prefix.yaml");
+    for (prefix, ok) in [
+        ("/.gw/", true),
+        ("/", false),
+        ("/a/b/", false),
+        ("/../", false),
+        ("/.prehod", false),
+        ("/x y/", false),
+    ] {
+        let text = good_config(&pki, "", &[]).replace(
+            "login:\n  host: login.bankart.localhost\n",
+            &format!("login:\n  host: login.bankart.localhost\n  portal_prefix: \"{prefix}\"\n"),
+        );
+        std::fs::write(&path, text).expect("write");
+        let (code, stdout, stderr) = run(&["check", "--config"], &path);
+        if ok {
+            assert_eq!(code, 0, "{prefix}: {stderr}");
+        } else {
+            assert_eq!(code, 64, "{prefix}: {stdout}");
+            assert!(
+                stderr.contains("login.portal_prefix") && stderr.contains("one path segment"),
+                "{prefix}: {stderr}"
+            );
+        }
+    }
+}

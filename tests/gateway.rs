@@ -56,11 +56,28 @@ async fn routes_each_portal_by_host_and_refuses_unknown_hosts() {
         .expect("ascii")
         .to_owned();
     let page = resp.text().await.expect("page");
+    // One language, the request's (issue 13, item 4): Slovenian by default…
     assert!(
         page.contains("Na tem naslovu ni aplikacije")
-            && page.contains("No application at this address")
+            && !page.contains("No application at this address")
     );
     assert!(page.contains(&id), "the page shows the request id");
+    // …English for a browser that asks for it.
+    let en = client
+        .get(gw.url("unknown", "/"))
+        .header("accept-language", "en-GB,en;q=0.9")
+        .send()
+        .await
+        .expect("request")
+        .text()
+        .await
+        .expect("page");
+    assert!(
+        en.contains("No application at this address")
+            && !en.contains("Na tem naslovu ni aplikacije")
+            && en.contains("lang=\"en\""),
+        "{en}"
+    );
 
     // SNI of one portal, Host of another (domain fronting): 421 as well.
     let raw = gw

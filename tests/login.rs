@@ -316,15 +316,23 @@ async fn one_login_serves_every_portal_its_policy_allows_and_steps_up_for_the_ot
         let hop = browser.navigate(&location).await;
         assert_eq!(hop.status, 302, "{location}: {}", hop.body);
         location = hop.location.clone().expect("location");
-        if location.starts_with(&login_url(&world, "/oidc/start")) {
+        if location.starts_with(&login_url(&world, "/step-up")) {
             break;
         }
     }
     assert!(
-        location.starts_with(&login_url(&world, "/oidc/start?level=30&return=")),
+        location.starts_with(&login_url(&world, "/step-up?level=30&return=")),
         "{location}"
     );
-    let rekono = browser.follow(&location).await;
+    // First a page that says why (issue 13, item 3), then Rekono.
+    let why = browser.follow(&location).await;
+    assert!(
+        why.body
+            .contains("Aplikacija bws zahteva stopnjo zaupanja 30, vaša seja ima stopnjo 20."),
+        "{}",
+        why.body
+    );
+    let rekono = continue_step_up(&world, &mut browser, &why).await;
     // …where the single sign-on session (level 20) is not enough: password and factor again.
     let chooser = rekono_password(&world, &mut browser, &rekono, VISOKA).await;
     let back = rekono_otp(&world, &mut browser, &chooser, VISOKA_TOTP).await;
@@ -349,7 +357,8 @@ async fn one_login_serves_every_portal_its_policy_allows_and_steps_up_for_the_ot
         SREDNJA_TOTP,
     )
     .await;
-    let rekono = browser.follow(&portal_url(&world, "bws", "/")).await;
+    let why = browser.follow(&portal_url(&world, "bws", "/")).await;
+    let rekono = continue_step_up(&world, &mut browser, &why).await;
     let page = rekono_password(&world, &mut browser, &rekono, SREDNJA).await;
     assert_eq!(page.status, 403);
     assert!(
@@ -1398,7 +1407,8 @@ async fn a_step_up_as_another_rekono_user_is_refused_and_the_session_stays() {
     let sara = received_header(&json, "x-auth-user")[0].to_owned();
     let session = browser.cookie(SESSION).expect("session");
     // bws asks for 30: a step-up, where someone else's account (Vid, level 30) is entered.
-    let rekono = browser.follow(&portal_url(&world, "bws", "/")).await;
+    let why = browser.follow(&portal_url(&world, "bws", "/")).await;
+    let rekono = continue_step_up(&world, &mut browser, &why).await;
     let chooser = rekono_password(&world, &mut browser, &rekono, VISOKA).await;
     let page = rekono_otp(&world, &mut browser, &chooser, VISOKA_TOTP).await;
     assert_eq!(page.status, 403, "{} {}", page.url, page.body);
@@ -1948,11 +1958,12 @@ async fn logout_ends_every_login_of_the_browser_even_one_idle_on_the_login_host(
     for _ in 0..5 {
         let hop = browser.navigate(&location).await;
         location = hop.location.expect("redirect");
-        if location.starts_with(&login_url(&world, "/oidc/start")) {
+        if location.starts_with(&login_url(&world, "/step-up")) {
             break;
         }
     }
-    let rekono = browser.follow(&location).await;
+    let why = browser.follow(&location).await;
+    let rekono = continue_step_up(&world, &mut browser, &why).await;
     let chooser = rekono_password(&world, &mut browser, &rekono, VISOKA).await;
     let back = rekono_otp(&world, &mut browser, &chooser, VISOKA_TOTP).await;
     assert_eq!(back.url, target);

@@ -14,6 +14,11 @@ cargo fmt --all -- --check
 echo "== cargo clippy -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
+# axe-core at the version pinned in tests/a11y/package-lock.json: the browser tests inject it
+# into every gateway page and fail on any WCAG 2.1 A/AA violation.
+echo "== axe-core (npm ci)"
+(cd tests/a11y && npm ci --no-audit --no-fund --silent)
+
 echo "== tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast

@@ -41,6 +41,8 @@ pub struct Options {
     /// `session.cookie_scope: parent_domain` (one cookie on bankart.localhost) instead of
     /// host-only cookies.
     pub parent_domain: bool,
+    /// More lines under `login:` (e.g. `portal_prefix: /.gw/`).
+    pub login_yaml: &'static str,
 }
 
 impl Default for Options {
@@ -55,6 +57,7 @@ impl Default for Options {
             account_sub: None,
             top_yaml: "",
             parent_domain: false,
+            login_yaml: "",
         }
     }
 }
@@ -262,7 +265,7 @@ async fn try_world(options: &Options) -> Option<World> {
         _ => None,
     };
     setup.auth = Some(format!(
-        "login:\n  host: login.bankart.localhost\n  url: {login_url}\n\
+        "login:\n  host: login.bankart.localhost\n  url: {login_url}\n{login_extra}\
 session:\n{scope}  idle_timeout: {idle}\n  absolute_timeout: {absolute}\n  keys: [\"{key}\"]\n\
 oidc:\n  issuer: {issuer}\n  client_id: {CLIENT_ID}\n{client_auth}  ca: {ca}\n  timeout: 5s\n\
 assertion:\n  key: {assertion}\n{certificates}",
@@ -271,6 +274,7 @@ assertion:\n  key: {assertion}\n{certificates}",
         } else {
             ""
         },
+        login_extra = options.login_yaml,
         idle = options.idle,
         absolute = options.absolute,
         key = key.trim(),
@@ -803,6 +807,36 @@ pub fn rekono_link(world: &World, page: &Page) -> String {
     let start = page.body.find(marker).expect("Rekono button") + marker.len();
     let href = page.body[start..].split('"').next().unwrap_or_default();
     login_url(world, &unescape(href))
+}
+
+/// The `href` of the element with `id` on a gateway page, absolute (relative links are on the
+/// login host).
+pub fn link_by_id(world: &World, page: &Page, id: &str) -> Option<String> {
+    let marker = format!("id=\"{id}\" href=\"");
+    let start = page.body.find(&marker)? + marker.len();
+    let href = unescape(page.body[start..].split('"').next().unwrap_or_default());
+    Some(if href.starts_with("https://") {
+        href
+    } else {
+        login_url(world, &href)
+    })
+}
+
+/// `s` as a URL query component.
+pub fn encode_component(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// From the step-up page (which says which level the application needs) on to Rekono.
+pub async fn continue_step_up(world: &World, browser: &mut Browser, page: &Page) -> Page {
+    assert!(
+        page.body.contains("id=\"step-up-continue\""),
+        "not the step-up page: {} {}",
+        page.url,
+        page.body
+    );
+    let next = link_by_id(world, page, "step-up-continue").expect("continue link");
+    browser.follow(&next).await
 }
 
 /// Undoes HTML escaping in an attribute value (`&amp;`, `&#x2f;`, `&#61;`…).

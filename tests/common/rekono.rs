@@ -48,6 +48,10 @@ pub struct Rekono {
 
 /// The simulator's configuration for a test: loopback `:0` ports (the simulator reports the
 /// ones it got), the test PKI, the shipped demo accounts and the given relying parties.
+/// The simulator's "Pozabljeno geslo?" and "Ustvari račun" in the tests (configurable).
+pub const FORGOT_PASSWORD_URL: &str = "https://id.rekono.localhost/forgot";
+pub const CREATE_ACCOUNT_URL: &str = "https://id.rekono.localhost/register";
+
 pub fn sim_config(
     pki: &Pki,
     clients: Vec<prehod_rekono_sim::Client>,
@@ -66,6 +70,8 @@ pub fn sim_config(
         clients,
         backchannel_ca,
         danger_allow_non_loopback: false,
+        forgot_password_url: FORGOT_PASSWORD_URL.into(),
+        create_account_url: CREATE_ACCOUNT_URL.into(),
     }
 }
 

@@ -188,6 +188,62 @@ impl Chrome {
         }
     }
 
+    /// Runs `script` (a function body; `arguments` are `args`) in the page and returns its value.
+    pub async fn execute(&self, script: &str, args: Value) -> Value {
+        self.call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({"script": script, "args": args})),
+        )
+        .await
+    }
+
+    /// Resizes the browser window (the viewport is a little smaller).
+    pub async fn window_size(&self, width: u32, height: u32) {
+        self.call(
+            reqwest::Method::POST,
+            "/window/rect",
+            Some(json!({"width": width, "height": height})),
+        )
+        .await;
+    }
+
+    /// Runs axe-core (tests/a11y, installed by `npm ci` in tests/run.sh) on the page and returns
+    /// the violations of the WCAG 2.1 A and AA rules, one line each (rule, impact, the first
+    /// elements), empty when there are none. The script is injected through WebDriver, which
+    /// the page's CSP (no scripts at all) does not govern.
+    pub async fn axe_violations(&self) -> Vec<String> {
+        let source = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/a11y/node_modules/axe-core/axe.min.js"
+        ))
+        .expect("axe-core: run `npm ci` in tests/a11y (tests/run.sh does)");
+        self.execute(&format!("{source}\n;return typeof axe;"), json!([]))
+            .await;
+        let result = self
+            .call(
+                reqwest::Method::POST,
+                "/execute/async",
+                Some(json!({
+                    "script": "const done = arguments[arguments.length - 1];\
+                        axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})\
+                        .then(r => done(r.violations.map(v => v.id + ' (' + v.impact + '): ' + v.help + ' — ' +\
+                            v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(', '))))\
+                        .catch(e => done(['axe failed: ' + e]));",
+                    "args": [],
+                })),
+            )
+            .await;
+        result
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|v| v.as_str().unwrap_or_default().to_owned())
+                    .collect()
+            })
+            .unwrap_or_else(|| vec![format!("axe returned {result}")])
+    }
+
     /// A PNG screenshot of the viewport.
     pub async fn screenshot(&self) -> Vec<u8> {
         use base64::Engine;

@@ -540,6 +540,27 @@ impl Checker<'_> {
                 format!("{public_url:?} is not https://{host}[:port]"),
             ),
         }
+        let portal_prefix = raw
+            .portal_prefix
+            .unwrap_or_else(|| crate::DEFAULT_PORTAL_PREFIX.to_owned());
+        let name = portal_prefix
+            .strip_prefix('/')
+            .and_then(|p| p.strip_suffix('/'))
+            .unwrap_or_default();
+        if name.is_empty()
+            || name == "."
+            || name == ".."
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._~-".contains(&b))
+        {
+            self.problem(
+                "login.portal_prefix",
+                format!(
+                    "{portal_prefix:?} is not one path segment between slashes, e.g. \"/.prehod/\""
+                ),
+            );
+        }
         let templates = raw.templates.map(|t| self.file_path(&t));
         if let Some(dir) = &templates {
             if !dir.is_dir() {
@@ -559,6 +580,7 @@ impl Checker<'_> {
                 .support_email
                 .unwrap_or_else(|| "helpdesk@bankart.si".into()),
             templates,
+            portal_prefix,
         })
     }
 

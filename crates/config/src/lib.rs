@@ -138,7 +138,13 @@ pub struct Login {
     pub support_email: String,
     /// A directory whose templates replace the built-in ones (branding).
     pub templates: Option<PathBuf>,
+    /// The path prefix reserved on every portal host for the gateway's own paths (`me`,
+    /// `logout`, `sso`): never forwarded. `/NAME/`.
+    pub portal_prefix: String,
 }
+
+/// [`Login::portal_prefix`] unless configured.
+pub const DEFAULT_PORTAL_PREFIX: &str = "/.prehod/";
 
 /// Where the gateway's session cookies reach.
 #[derive(Clone, Debug, PartialEq, Eq)]

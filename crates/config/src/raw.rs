@@ -100,6 +100,8 @@ pub struct Login {
     pub certificate_instructions_url: Option<String>,
     pub support_email: Option<String>,
     pub templates: Option<String>,
+    /// The gateway's own paths on every portal host (`/.prehod/`).
+    pub portal_prefix: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

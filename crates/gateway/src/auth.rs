@@ -39,6 +39,8 @@ pub struct AuthState {
     pub cookie_scope: prehod_config::CookieScope,
     /// Single-use codes that carry a login from the login host to a portal (host scope).
     pub sso: crate::sso::Codes,
+    /// `login.portal_prefix`: the gateway's own paths on every portal host (`/.prehod/`).
+    pub portal_prefix: String,
     pub support_email: String,
     pub help_url: String,
     pub rekono_instructions_url: String,
@@ -148,7 +150,10 @@ impl AuthState {
             return Ok(None);
         };
         let sealer = Sealer::new(&auth.session.keys);
-        let sso = crate::sso::Codes::new(sealer.clone());
+        let sso = crate::sso::Codes::new(
+            sealer.clone(),
+            format!("{}{}", auth.login.portal_prefix, crate::sso::PATH_IN_PREFIX),
+        );
         let login_url = auth.login.url.clone();
         let public_port = url::Url::parse(&login_url).ok().and_then(|u| u.port());
         Ok(Some(Self {
@@ -202,6 +207,7 @@ impl AuthState {
             lang_cookie: format!("{}_lang", config.cookies.prefix),
             cookie_scope: auth.session.cookie_scope.clone(),
             sso,
+            portal_prefix: auth.login.portal_prefix.clone(),
             support_email: auth.login.support_email.clone(),
             help_url: auth.login.help_url.clone(),
             rekono_instructions_url: auth.login.rekono_instructions_url.clone(),
@@ -272,6 +278,20 @@ impl AuthState {
         if let Some(n) = notice {
             url.push_str("&notice=");
             url.push_str(n);
+        }
+        url
+    }
+
+    /// The login host's step-up page: which level `return_to` needs, then on to Rekono.
+    pub fn step_up_url(&self, return_to: &str, level: u8, from: Option<&str>) -> String {
+        let mut url = format!(
+            "{}/step-up?level={level}&return={}",
+            self.login_url,
+            encode(return_to)
+        );
+        if let Some(f) = from {
+            url.push_str("&from=");
+            url.push_str(&encode(f));
         }
         url
     }
@@ -442,8 +462,15 @@ pub fn decide(
                     && portal.methods.contains(&LoginMethod::Rekono)
                     && is_navigation(method, headers)
                 {
+                    // First a page on the login host that says why (the levels), then
+                    // Rekono; the application the person came from is the way back.
+                    let from = headers
+                        .get(http::header::REFERER)
+                        .and_then(|r| r.to_str().ok())
+                        .and_then(|r| auth.check_return(r))
+                        .map(|(r, _)| r);
                     return Decision::Redirect {
-                        location: auth.start_url(url, portal.min_level),
+                        location: auth.step_up_url(url, portal.min_level, from.as_deref()),
                         step_up: true,
                     };
                 }

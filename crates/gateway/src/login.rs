@@ -12,7 +12,9 @@ use prehod_identity::unix_now;
 
 use crate::audit;
 use crate::auth::{encode, AuthState};
-use crate::templates::{Lang, LoginLinks, Message};
+use crate::templates::{
+    Action, AppView, Lang, Link, LoginLinks, LoginView, Message, MessageView, SessionView,
+};
 use crate::Shared;
 
 const ATTEMPT_PURPOSE: &[u8] = b"prehod login attempt v1";
@@ -170,6 +172,49 @@ impl Ctx<'_, '_> {
         LoginResponse::html(m.status(), body)
     }
 
+    /// A message page with everything a [`MessageView`] carries.
+    fn page(&self, view: &MessageView) -> LoginResponse {
+        let body = self.auth.pages.page(
+            self.lang,
+            view,
+            &self.switch_url(),
+            &self.auth.support_email,
+            self.req.request_id,
+        );
+        LoginResponse::html(view.message.status(), body)
+    }
+
+    /// Every application, for the lists on the home and the logged-out page.
+    fn apps(&self) -> Vec<AppView> {
+        self.shared
+            .config
+            .portals
+            .iter()
+            .map(|p| app_view(self.auth, p))
+            .collect()
+    }
+
+    /// The login page of `return_to` (the home when `None`).
+    fn login_page_link(&self, return_to: Option<&str>) -> String {
+        match return_to {
+            Some(r) if !is_home(self.auth, r) => format!("/?return={}", encode(r)),
+            _ => "/".to_owned(),
+        }
+    }
+
+    /// The certificate-login host's link for `ret` (`return=…&form=…&bind=…` or empty for the
+    /// home), when certificate login is configured.
+    fn certificate_link(&self, ret: &str, login_bind: &str) -> Option<String> {
+        self.auth.certificates.as_ref().map(|c| {
+            let sep = if ret.is_empty() { "" } else { "&" };
+            format!(
+                "{}/?{ret}{sep}lang={}&lbind={login_bind}",
+                c.url,
+                self.lang.code()
+            )
+        })
+    }
+
     /// The session of the request's cookie, when it is valid now (and, with host-only
     /// cookies, was made for the login host).
     fn session(&self, now: u64) -> Option<prehod_identity::session::Valid> {
@@ -194,6 +239,11 @@ impl Ctx<'_, '_> {
     }
 
     fn login_failed(&self, reason: &'static str, m: Message) -> LoginResponse {
+        self.login_failed_page(reason, &MessageView::new(m))
+    }
+
+    /// A failed Rekono login, counted and audited, shown with `view`.
+    fn login_failed_page(&self, reason: &'static str, view: &MessageView) -> LoginResponse {
         let metrics = &self.shared.metrics;
         metrics
             .logins
@@ -207,7 +257,7 @@ impl Ctx<'_, '_> {
             method: Some("rekono"),
             ..Default::default()
         });
-        self.message(m)
+        self.page(view)
     }
 }
 
@@ -219,13 +269,33 @@ pub async fn handle(shared: &Shared, auth: &AuthState, req: LoginRequest<'_>) ->
         ("GET", "/oidc/callback") => callback(&ctx).await,
         ("GET", "/logout") => logout_confirmation(&ctx),
         ("POST", "/logout") => logout(&ctx),
-        ("GET", "/logged-out") => ctx.message(Message::LoggedOut),
+        ("GET", "/logged-out") => {
+            let mut view = MessageView::new(Message::LoggedOut);
+            view.apps = ctx.apps();
+            ctx.page(&view)
+        }
+        ("GET", "/step-up") => step_up_page(&ctx),
         ("POST", "/oidc/backchannel-logout") => backchannel_logout(&ctx).await,
         ("GET", "/.well-known/jwks.json") => LoginResponse::json(200, auth.signer.jwks()),
         ("GET", "/certificate") => ctx.message(Message::CertificateNotYet),
-        ("GET", crate::sso::PATH) => adopt_sso_code(&ctx),
+        ("GET", p) if p == auth.sso.path() => adopt_sso_code(&ctx),
         _ => ctx.message(Message::NotFound),
     };
+    // A language the person chose (not the default from `Accept-Language`) goes along to a
+    // portal with its single-sign-on code, so that the portal's own pages speak it too.
+    let chosen = req
+        .query
+        .get("lang")
+        .is_some_and(|l| l == "en" || l == "sl")
+        || crate::auth::cookie(req.headers, &auth.lang_cookie).is_some();
+    if let Some((_, location)) = resp
+        .headers
+        .iter_mut()
+        .find(|(n, l)| chosen && *n == "location" && l.contains(auth.sso.path()))
+    {
+        location.push_str("&lang=");
+        location.push_str(ctx.lang.code());
+    }
     if let Some(l) = req.query.get("lang").filter(|l| *l == "en" || *l == "sl") {
         resp = resp.cookie(crate::cookies::set_on_path(
             &auth.lang_cookie,
@@ -288,19 +358,23 @@ fn login_page(ctx: &Ctx<'_, '_>) -> LoginResponse {
         ctx.req.headers,
         crate::sso::NONCE_COOKIE,
     ));
+    let portal = return_to
+        .as_deref()
+        .and_then(|r| auth.check_return(r))
+        .and_then(|(_, p)| ctx.shared.config.portals.get(p));
+    let start_query = if ret.is_empty() {
+        String::new()
+    } else {
+        format!("?{ret}")
+    };
     let links = LoginLinks {
         help: auth.help_url.clone(),
-        rekono: format!("/oidc/start?{ret}"),
+        rekono: format!("/oidc/start{start_query}"),
         rekono_instructions: auth.rekono_instructions_url.clone(),
-        certificate: match &auth.certificates {
-            // The certificate-login host is another origin: the language goes along.
-            Some(c) => format!(
-                "{}/?{ret}&lang={}&lbind={login_bind}",
-                c.url,
-                ctx.lang.code()
-            ),
-            None => format!("/certificate?{ret}"),
-        },
+        // The certificate-login host is another origin: the language goes along.
+        certificate: ctx
+            .certificate_link(&ret, &login_bind)
+            .unwrap_or_else(|| format!("/certificate{start_query}")),
         certificate_instructions: auth.certificate_instructions_url.clone(),
     };
     let notice = match ctx.req.query.get("notice").map(String::as_str) {
@@ -317,14 +391,35 @@ fn login_page(ctx: &Ctx<'_, '_>) -> LoginResponse {
 
         _ => None,
     };
-    let body = auth.pages.login(
-        ctx.lang,
-        &links,
-        notice,
-        &ctx.switch_url(),
-        &auth.support_email,
-    );
-    let resp = LoginResponse::html(200, body);
+    let allows = |m: prehod_config::LoginMethod| portal.is_none_or(|p| p.methods.contains(&m));
+    let mut view = LoginView {
+        links,
+        notice: notice.map(str::to_owned),
+        app: portal.map(|p| app_view(auth, p)),
+        hide_rekono: !allows(prehod_config::LoginMethod::Rekono),
+        hide_certificate: !allows(prehod_config::LoginMethod::Certificate),
+        ..LoginView::default()
+    };
+    // The login host opened directly: its home, with the applications and, when logged in,
+    // who the person is and a way to log out.
+    if return_to.is_none() {
+        view.apps = ctx.apps();
+        if let Some(valid) = ctx.session(unix_now()) {
+            let s = &valid.session;
+            if let Ok(token) = auth.sealer.seal(LOGOUT_PURPOSE, s.sid.as_bytes()) {
+                view.logout_csrf = token;
+                view.session = Some(session_view(ctx.lang, s));
+            }
+        }
+    }
+    let logged_in = view.session.is_some();
+    let body = auth
+        .pages
+        .login(ctx.lang, &view, &ctx.switch_url(), &auth.support_email);
+    let mut resp = LoginResponse::html(200, body);
+    if let Some(csp) = logged_in.then(|| logout_form_csp(auth)).flatten() {
+        resp.headers.push(("content-security-policy", csp));
+    }
     match (&auth.certificates, &auth.cookie_scope) {
         (Some(_), prehod_config::CookieScope::Host) => {
             resp.cookie(auth.sso_nonce_cookie(&login_nonce))
@@ -333,26 +428,82 @@ fn login_page(ctx: &Ctx<'_, '_>) -> LoginResponse {
     }
 }
 
+/// The CSP of a page with a logout form: the gateway's own, whose `form-action` also admits
+/// Rekono's origin — the logout's redirect to Rekono's end-session is part of the form's
+/// navigation, and a browser blocks it under `form-action 'self'`.
+fn logout_form_csp(auth: &AuthState) -> Option<String> {
+    let own = crate::pages::PAGE_HEADERS
+        .iter()
+        .find(|(n, _)| *n == "content-security-policy")?
+        .1;
+    if !auth.logout_at_provider {
+        return None;
+    }
+    let issuer = url::Url::parse(&auth.oidc.issuer).ok()?;
+    let origin = issuer.origin().ascii_serialization();
+    Some(own.replace(
+        "form-action 'self'",
+        &format!("form-action 'self' {origin}"),
+    ))
+}
+
+/// A portal as the lists and the login page show it.
+fn app_view(auth: &AuthState, p: &prehod_config::Portal) -> AppView {
+    AppView {
+        title: p.title.clone(),
+        url: format!("{}/", public_origin(auth, &p.host)),
+        own_login: p.app_login == prehod_config::AppLogin::Own,
+    }
+}
+
+/// Who is logged in, in words.
+fn session_view(lang: Lang, s: &Session) -> SessionView {
+    let method = match (s.method, lang) {
+        (Method::Rekono, Lang::Sl) => "Rekono račun",
+        (Method::Rekono, Lang::En) => "Rekono account",
+        (Method::Certificate, Lang::Sl) => "Certifikat",
+        (Method::Certificate, Lang::En) => "Certificate",
+    };
+    SessionView {
+        name: s.name.clone(),
+        email: s.email.clone(),
+        user: s.sub.clone(),
+        method: method.to_owned(),
+        level: s.level,
+    }
+}
+
+/// The login host's home (`https://login…/`): where a login started there returns to.
+fn home_url(auth: &AuthState) -> String {
+    format!("{}/", auth.login_url)
+}
+
+fn is_home(auth: &AuthState, url: &str) -> bool {
+    url == home_url(auth)
+}
+
 /// Starts a Rekono login: a sealed attempt cookie per tab, then off to Rekono.
 fn start(ctx: &Ctx<'_, '_>) -> LoginResponse {
     let auth = ctx.auth;
-    let Some((return_to, portal)) = ctx
-        .req
-        .query
-        .get("return")
-        .and_then(|r| auth.check_return(r))
-    else {
-        return ctx.message(Message::BadReturn);
+    // Without `return` the login was started on the login host's home, and returns there.
+    let (return_to, min_level) = match ctx.req.query.get("return") {
+        None => (home_url(auth), 0),
+        Some(r) => {
+            let Some((return_to, portal)) = auth.check_return(r) else {
+                return ctx.message(Message::BadReturn);
+            };
+            let Some(portal_cfg) = ctx.shared.config.portals.get(portal) else {
+                return ctx.message(Message::BadReturn);
+            };
+            if !portal_cfg
+                .methods
+                .contains(&prehod_config::LoginMethod::Rekono)
+            {
+                return ctx.message(Message::MethodNotAllowed);
+            }
+            (return_to, portal_cfg.min_level)
+        }
     };
-    let Some(portal_cfg) = ctx.shared.config.portals.get(portal) else {
-        return ctx.message(Message::BadReturn);
-    };
-    if !portal_cfg
-        .methods
-        .contains(&prehod_config::LoginMethod::Rekono)
-    {
-        return ctx.message(Message::MethodNotAllowed);
-    }
     let Some(provider) = auth.provider() else {
         return ctx.login_failed("rekono_unavailable", Message::RekonoUnavailable);
     };
@@ -363,9 +514,17 @@ fn start(ctx: &Ctx<'_, '_>) -> LoginResponse {
         .get("level")
         .and_then(|l| l.parse().ok())
         .unwrap_or(0);
-    let level = asked.max(portal_cfg.min_level);
+    let level = asked.max(min_level);
     let now = unix_now();
-    let (url, attempt) = provider.start(level, return_to, now);
+    // Rekono speaks the language chosen here, and a step-up names the account logged in.
+    let hints = prehod_identity::oidc::Hints {
+        ui_locale: Some(ctx.lang.code().to_owned()),
+        login_hint: ctx
+            .browser_session(now)
+            .filter(|s| s.method == Method::Rekono && !s.email.is_empty())
+            .map(|s| s.email.clone()),
+    };
+    let (url, attempt) = provider.start_with(level, return_to, now, &hints);
     let form = ctx
         .req
         .query
@@ -374,10 +533,17 @@ fn start(ctx: &Ctx<'_, '_>) -> LoginResponse {
         .cloned();
     let state = attempt.state.clone();
     let bind = query_bind(ctx.req);
+    let from = ctx
+        .req
+        .query
+        .get("from")
+        .and_then(|f| auth.check_return(f))
+        .map(|(f, _)| f);
     let Ok(json) = serde_json::to_vec(&SealedAttempt {
         attempt,
         form,
         bind,
+        from,
     }) else {
         return ctx.message(Message::LoginFailed);
     };
@@ -442,6 +608,9 @@ struct SealedAttempt {
     /// The binding of the browser at the portal that sent it here (see [`crate::sso`]).
     #[serde(default)]
     bind: Option<String>,
+    /// The application the person came from (a step-up's), for the way back if it fails.
+    #[serde(default)]
+    from: Option<String>,
 }
 
 fn open_attempt(auth: &AuthState, value: &str) -> Option<SealedAttempt> {
@@ -481,34 +650,36 @@ fn bind_kept_form(
 async fn callback(ctx: &Ctx<'_, '_>) -> LoginResponse {
     let auth = ctx.auth;
     let q = &ctx.req.query;
-    if let Some(error) = q.get("error") {
-        let m = if error == "unmet_authentication_requirements" {
-            Message::LevelTooLow
-        } else {
-            Message::Denied
-        };
-        let reason = if m == Message::LevelTooLow {
-            "level_too_low"
-        } else {
-            "denied_by_provider"
-        };
-        return ctx.login_failed(reason, m);
-    }
-    let Some(state) = q.get("state").filter(|s| s.len() >= 16) else {
-        return ctx.login_failed("missing_state", Message::LoginFailed);
-    };
+    let state = q.get("state").filter(|s| s.len() >= 16);
     // The state is client input of any shape: a name from it is never sliced by byte index.
-    let name = attempt_cookie_name(&auth.attempt_prefix, state);
-    let attempt = attempt_cookies(ctx)
-        .into_iter()
-        .find(|(n, _)| *n == name)
-        .and_then(|(_, v)| open_attempt(auth, &v));
-    let clear = crate::cookies::set_on_path(&name, "", "/", 0);
+    let name = state.map(|s| attempt_cookie_name(&auth.attempt_prefix, s));
+    let sealed = name.as_ref().and_then(|name| {
+        attempt_cookies(ctx)
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, v)| open_attempt(auth, &v))
+            .filter(|a| {
+                state.is_some_and(|s| constant_time_eq(a.attempt.state.as_bytes(), s.as_bytes()))
+            })
+    });
+    let clear = crate::cookies::set_on_path(name.as_deref().unwrap_or_default(), "", "/", 0);
+    if let Some(error) = q.get("error") {
+        let resp = provider_refusal(ctx, error, sealed.as_ref());
+        return if name.is_some() {
+            resp.cookie(clear)
+        } else {
+            resp
+        };
+    }
+    if state.is_none() {
+        return ctx.login_failed("missing_state", Message::LoginFailed);
+    }
     let Some(SealedAttempt {
         attempt,
         form,
         bind,
-    }) = attempt.filter(|a| constant_time_eq(a.attempt.state.as_bytes(), state.as_bytes()))
+        from,
+    }) = sealed
     else {
         return ctx.login_failed("state_mismatch", Message::LoginFailed);
     };
@@ -543,6 +714,10 @@ async fn callback(ctx: &Ctx<'_, '_>) -> LoginResponse {
                 metrics.oidc_errors.with_label_values(&["token"]).inc();
             }
             tracing::warn!(request_id = ctx.req.request_id, error = %e, "Rekono login failed");
+            if m == Message::LevelTooLow {
+                let (view, nonce) = level_too_low(ctx, Some(&attempt.return_to), from.as_deref());
+                return with_nonce(ctx, ctx.login_failed_page(reason, &view), nonce).cookie(clear);
+            }
             return ctx.login_failed(reason, m).cookie(clear);
         }
     };
@@ -619,6 +794,16 @@ async fn callback(ctx: &Ctx<'_, '_>) -> LoginResponse {
         level: Some(session.level),
         ..Default::default()
     });
+    // Started on the login host's home: its own cookie, and back to the home.
+    if is_home(auth, &attempt.return_to) {
+        let here = auth.cookie_host(&auth.login_host);
+        return match auth.sessions.cookie_for(&session, here) {
+            Ok(own) => LoginResponse::redirect(home_url(auth))
+                .cookie(auth.session_cookie(&own, auth.sessions.absolute().as_secs()))
+                .cookie(clear),
+            Err(_) => ctx.login_failed("seal_failed", Message::LoginFailed),
+        };
+    }
     let form = FormCarry {
         form: form.as_deref(),
         attempt_created: attempt.created,
@@ -654,6 +839,258 @@ async fn callback(ctx: &Ctx<'_, '_>) -> LoginResponse {
         Some(resp) => resp.cookie(clear),
         None => ctx.login_failed("seal_failed", Message::LoginFailed),
     }
+}
+
+/// Rekono answered the login with an error: say why in words, and offer the way on.
+fn provider_refusal(
+    ctx: &Ctx<'_, '_>,
+    error: &str,
+    sealed: Option<&SealedAttempt>,
+) -> LoginResponse {
+    let return_to = sealed.map(|s| s.attempt.return_to.as_str());
+    let description = ctx
+        .req
+        .query
+        .get("error_description")
+        .map(String::as_str)
+        .unwrap_or_default();
+    let sl = ctx.lang == Lang::Sl;
+    match error {
+        "unmet_authentication_requirements" => {
+            let (view, nonce) =
+                level_too_low(ctx, return_to, sealed.and_then(|s| s.from.as_deref()));
+            with_nonce(ctx, ctx.login_failed_page("level_too_low", &view), nonce)
+        }
+        // The person went back from Rekono's screens: to the Bankart login page again.
+        "access_denied" if description.contains("cancel") => {
+            ctx.login_failed("cancelled", Message::Denied);
+            LoginResponse::redirect(ctx.login_page_link(return_to))
+        }
+        _ => {
+            // Rekono's own words are not shown (anyone can craft a callback link): the known
+            // reasons are said in ours.
+            let (reason, why) = if description.contains("too many") {
+                (
+                    "too_many_attempts",
+                    if sl {
+                        "Geslo je bilo prevečkrat vpisano napačno, zato je Rekono prijavo prekinil. Preverite e-naslov in geslo ter se prijavite znova; če ste geslo pozabili, ga pri Rekonu ponastavite."
+                    } else {
+                        "The password was typed wrongly too many times, so Rekono stopped the login. Check your e-mail address and password and log in again; if you have forgotten the password, reset it at Rekono."
+                    },
+                )
+            } else if error == "access_denied" {
+                (
+                    "denied_by_provider",
+                    if sl {
+                        "Prijava pri Rekonu ni bila potrjena (na primer zavrnjeno obvestilo OnePass ali preveč napačnih enkratnih gesel)."
+                    } else {
+                        "The login was not confirmed at Rekono (for example a rejected OnePass notification, or too many wrong one-time passwords)."
+                    },
+                )
+            } else {
+                (
+                    "denied_by_provider",
+                    if sl {
+                        "Rekono je prijavo zavrnil."
+                    } else {
+                        "Rekono refused the login."
+                    },
+                )
+            };
+            let mut view = MessageView::new(Message::Denied);
+            view.extra.push(why.to_owned());
+            view.actions.push(Action {
+                url: ctx.login_page_link(return_to),
+                label: if sl { "Poskusite znova" } else { "Try again" }.to_owned(),
+                id: "retry",
+                secondary: false,
+            });
+            ctx.login_failed_page(reason, &view)
+        }
+    }
+}
+
+/// Adds the single-sign-on nonce cookie a certificate button on the page needs.
+fn with_nonce(ctx: &Ctx<'_, '_>, resp: LoginResponse, nonce: Option<String>) -> LoginResponse {
+    match nonce {
+        Some(n) => resp.cookie(ctx.auth.sso_nonce_cookie(&n)),
+        None => resp,
+    }
+}
+
+/// The certificate-login button for `return_to` when its portal allows certificates, and the
+/// nonce cookie it needs (a certificate login hands its session to the login host).
+fn certificate_action(
+    ctx: &Ctx<'_, '_>,
+    return_to: &str,
+    portal: &prehod_config::Portal,
+    portal_bind: Option<&str>,
+) -> Option<(Action, Option<String>)> {
+    if !portal
+        .methods
+        .contains(&prehod_config::LoginMethod::Certificate)
+    {
+        return None;
+    }
+    let (nonce, bind) = crate::sso::binding_for(crate::auth::cookie(
+        ctx.req.headers,
+        crate::sso::NONCE_COOKIE,
+    ));
+    let mut ret = format!("return={}", encode(return_to));
+    if let Some(b) = portal_bind {
+        ret.push_str("&bind=");
+        ret.push_str(b);
+    }
+    let url = ctx.certificate_link(&ret, &bind)?;
+    let label = crate::templates::texts(ctx.lang).certificate_label();
+    let nonce = matches!(ctx.auth.cookie_scope, prehod_config::CookieScope::Host).then_some(nonce);
+    Some((
+        Action {
+            url,
+            label: label.to_owned(),
+            id: "login-certificate",
+            secondary: false,
+        },
+        nonce,
+    ))
+}
+
+/// The way back: to the application the person came from, or to the list of applications.
+fn back_action(ctx: &Ctx<'_, '_>, from: Option<&str>, not: Option<&str>) -> Action {
+    let sl = ctx.lang == Lang::Sl;
+    let from = from
+        .and_then(|f| ctx.auth.check_return(f))
+        .and_then(|(f, p)| ctx.shared.config.portals.get(p).map(|p| (f, p)))
+        .filter(|(_, p)| not.is_none_or(|n| n != p.host));
+    match from {
+        Some((url, p)) => Action {
+            url,
+            label: format!("{} {}", if sl { "Nazaj v" } else { "Back to" }, p.title),
+            id: "back",
+            secondary: true,
+        },
+        None => Action {
+            url: ctx.login_page_link(None),
+            label: if sl {
+                "Na seznam aplikacij"
+            } else {
+                "To the list of applications"
+            }
+            .to_owned(),
+            id: "back",
+            secondary: true,
+        },
+    }
+}
+
+/// The portal of a return URL, with the URL.
+fn portal_of<'c>(
+    ctx: &Ctx<'c, '_>,
+    return_to: Option<&str>,
+) -> Option<(String, &'c prehod_config::Portal)> {
+    let (r, p) = ctx.auth.check_return(return_to?)?;
+    Some((r, ctx.shared.config.portals.get(p)?))
+}
+
+/// "Level of assurance too low": which level the application needs, certificate login where
+/// the portal allows it, and the way back.
+fn level_too_low(
+    ctx: &Ctx<'_, '_>,
+    return_to: Option<&str>,
+    from: Option<&str>,
+) -> (MessageView, Option<String>) {
+    let sl = ctx.lang == Lang::Sl;
+    let mut view = MessageView::new(Message::LevelTooLow);
+    let mut nonce = None;
+    let portal = portal_of(ctx, return_to);
+    if let Some((r, p)) = &portal {
+        view.extra.push(if sl {
+            format!(
+                "Aplikacija {} zahteva stopnjo zaupanja {}; vaš račun Rekono je nima.",
+                p.title, p.min_level
+            )
+        } else {
+            format!(
+                "{} needs level of assurance {}; your Rekono account does not have it.",
+                p.title, p.min_level
+            )
+        });
+        if let Some((action, n)) = certificate_action(ctx, r, p, None) {
+            view.actions.push(action);
+            nonce = n;
+        }
+    }
+    view.actions
+        .push(back_action(ctx, from, portal.map(|(_, p)| p.host.as_str())));
+    (view, nonce)
+}
+
+/// `GET /step-up?level=…&return=…[&from=…]`: before a step-up, which level the application
+/// needs and which the session has; on to Rekono (with the e-mail filled in), or certificate
+/// login where the portal allows it, or back.
+fn step_up_page(ctx: &Ctx<'_, '_>) -> LoginResponse {
+    let q = &ctx.req.query;
+    let Some((return_to, portal)) = portal_of(ctx, q.get("return").map(String::as_str)) else {
+        return ctx.message(Message::BadReturn);
+    };
+    let level = q
+        .get("level")
+        .and_then(|l| l.parse::<u8>().ok())
+        .unwrap_or(0)
+        .max(portal.min_level);
+    let sl = ctx.lang == Lang::Sl;
+    let have = ctx.session(unix_now()).map(|v| v.session.level);
+    let mut view = MessageView::new(Message::StepUp);
+    view.detail = Some(match (have, sl) {
+        (Some(h), true) => format!(
+            "Aplikacija {} zahteva stopnjo zaupanja {level}, vaša seja ima stopnjo {h}.",
+            portal.title
+        ),
+        (Some(h), false) => format!(
+            "{} needs level of assurance {level}; your session has level {h}.",
+            portal.title
+        ),
+        (None, true) => format!(
+            "Aplikacija {} zahteva stopnjo zaupanja {level}.",
+            portal.title
+        ),
+        (None, false) => format!("{} needs level of assurance {level}.", portal.title),
+    });
+    let from = q
+        .get("from")
+        .and_then(|f| ctx.auth.check_return(f))
+        .map(|(f, _)| f);
+    let mut start = format!("/oidc/start?level={level}&return={}", encode(&return_to));
+    // The portal's binding of this browser goes along (see [`crate::sso`]).
+    let bind = query_bind(ctx.req);
+    if let Some(b) = &bind {
+        start.push_str("&bind=");
+        start.push_str(b);
+    }
+    if let Some(f) = &from {
+        start.push_str("&from=");
+        start.push_str(&encode(f));
+    }
+    view.actions.push(Action {
+        url: start,
+        label: if sl {
+            "Nadaljuj pri Rekonu"
+        } else {
+            "Continue at Rekono"
+        }
+        .to_owned(),
+        id: "step-up-continue",
+        secondary: false,
+    });
+    let mut nonce = None;
+    if let Some((mut action, n)) = certificate_action(ctx, &return_to, portal, bind.as_deref()) {
+        action.secondary = true;
+        view.actions.push(action);
+        nonce = n;
+    }
+    view.actions
+        .push(back_action(ctx, from.as_deref(), Some(&portal.host)));
+    with_nonce(ctx, ctx.page(&view), nonce)
 }
 
 /// What a login tells the portal about a form kept before it (see [`crate::preserve`]).
@@ -697,6 +1134,15 @@ pub fn redeem_sso_code(
         Ok(redeemed) => {
             let mut resp = LoginResponse::redirect(redeemed.return_to.clone())
                 .cookie(auth.session_cookie(&redeemed.cookie, auth.sessions.absolute().as_secs()));
+            // The language chosen on the login host, for this portal's own gateway pages.
+            if let Some(l) = req.query.get("lang").filter(|l| *l == "en" || *l == "sl") {
+                resp = resp.cookie(crate::cookies::set_on_path(
+                    &auth.lang_cookie,
+                    l,
+                    "/",
+                    31_536_000,
+                ));
+            }
             // A form kept on this portal before the login: bound to this login's session, or
             // dropped (never replayed by anyone else).
             if let Some(kept) = crate::auth::cookie(req.headers, &auth.post_cookie) {
@@ -764,8 +1210,11 @@ fn adopt_sso_code(ctx: &Ctx<'_, '_>) -> LoginResponse {
             return LoginResponse::redirect(format!("{}/", auth.login_url));
         }
     };
-    let Some((return_to, _)) = auth.check_return(&redeemed.return_to) else {
-        return ctx.message(Message::BadReturn);
+    let home = is_home(auth, &redeemed.return_to);
+    let return_to = match auth.check_return(&redeemed.return_to) {
+        Some((r, _)) => r,
+        None if home => home_url(auth),
+        None => return ctx.message(Message::BadReturn),
     };
     let Ok(valid) = auth.sessions.validate(&redeemed.cookie, now) else {
         return ctx.message(Message::LoginFailed);
@@ -784,6 +1233,10 @@ fn adopt_sso_code(ctx: &Ctx<'_, '_>) -> LoginResponse {
         auth.sessions.revoke_session(&live, now);
     }
     let next = redeemed.next_bind.as_deref();
+    if home {
+        return LoginResponse::redirect(return_to)
+            .cookie(auth.session_cookie(&redeemed.cookie, auth.sessions.absolute().as_secs()));
+    }
     match signed_in(auth, &valid.session, &return_to, None, None, next) {
         Some(resp) => {
             resp.cookie(auth.session_cookie(&redeemed.cookie, auth.sessions.absolute().as_secs()))
@@ -792,7 +1245,7 @@ fn adopt_sso_code(ctx: &Ctx<'_, '_>) -> LoginResponse {
     }
 }
 
-/// The gateway's own paths on every portal host (under [`PORTAL_PREFIX`]), for portals to
+/// The gateway's own paths on every portal host (under `login.portal_prefix`), for portals to
 /// link to: `logout` (to the login host's logout confirmation) and `me` (who the gateway
 /// says the user is, as JSON); anything else there is the gateway's "not found".
 pub fn portal_path(
@@ -801,7 +1254,10 @@ pub fn portal_path(
     portal: &prehod_config::Portal,
     req: &LoginRequest<'_>,
 ) -> LoginResponse {
-    let rest = req.path.strip_prefix(PORTAL_PREFIX).unwrap_or_default();
+    let rest = req
+        .path
+        .strip_prefix(auth.portal_prefix.as_str())
+        .unwrap_or_default();
     match (req.method.as_str(), rest) {
         ("GET", "logout") => LoginResponse::redirect(format!("{}/logout", auth.login_url)),
         ("GET", "me") => {
@@ -843,9 +1299,6 @@ pub fn portal_path(
     }
 }
 
-/// The prefix of the gateway's own paths on a portal host; reserved, never forwarded.
-pub const PORTAL_PREFIX: &str = "/.prehod/";
-
 /// `https://HOST[:port]` of a portal, with the gateway's public port.
 fn public_origin(auth: &AuthState, host: &str) -> String {
     match auth.public_port {
@@ -857,7 +1310,7 @@ fn public_origin(auth: &AuthState, host: &str) -> String {
 /// The response after a login (or, on the login page, for a session the login host already
 /// has): back to the portal with its session. On the parent domain: one cookie for every
 /// host. Host-only cookies: the portal's comes through a single-use code at
-/// [`crate::sso::PATH`], and `here` (the login host, when the login happened there) keeps a
+/// `/.prehod/sso` (`login.portal_prefix`), and `here` (the login host, when the login happened there) keeps a
 /// cookie of its own for the next portal. `None` when sealing failed.
 pub fn signed_in(
     auth: &AuthState,
@@ -966,7 +1419,11 @@ fn logout_confirmation(ctx: &Ctx<'_, '_>) -> LoginResponse {
         &auth.support_email,
         ctx.req.request_id,
     );
-    LoginResponse::html(Message::LogoutConfirm.status(), body)
+    let mut resp = LoginResponse::html(Message::LogoutConfirm.status(), body);
+    if let Some(csp) = logout_form_csp(auth) {
+        resp.headers.push(("content-security-policy", csp));
+    }
+    resp
 }
 
 /// `POST /logout` from the confirmation form: ends the session (and Rekono's) when the form's
@@ -1093,22 +1550,27 @@ pub async fn certificate(
     req: LoginRequest<'_>,
 ) -> LoginResponse {
     let ctx = Ctx::new(shared, auth, &req);
-    let lang = ctx.lang;
-    let Some((return_to, portal)) = req.query.get("return").and_then(|r| auth.check_return(r))
-    else {
-        return ctx.message(Message::BadReturn);
+    // Without `return`: a certificate login started on the login host's home.
+    let (return_to, portal) = match req.query.get("return") {
+        None => (home_url(auth), None),
+        Some(r) => {
+            let Some((return_to, portal)) = auth.check_return(r) else {
+                return ctx.message(Message::BadReturn);
+            };
+            let Some(portal) = shared.config.portals.get(portal) else {
+                return ctx.message(Message::BadReturn);
+            };
+            if !portal
+                .methods
+                .contains(&prehod_config::LoginMethod::Certificate)
+            {
+                return ctx.message(Message::MethodNotAllowed);
+            }
+            (return_to, Some(portal))
+        }
     };
-    let Some(portal) = shared.config.portals.get(portal) else {
-        return ctx.message(Message::BadReturn);
-    };
-    if !portal
-        .methods
-        .contains(&prehod_config::LoginMethod::Certificate)
-    {
-        return ctx.message(Message::MethodNotAllowed);
-    }
     let now = unix_now();
-    let checked = check_certificate(shared, certs, portal, client, req.request_id).await;
+    let checked = check_certificate_for(shared, certs, portal, client, req.request_id).await;
     let metrics = &shared.metrics;
     let id = match checked {
         Ok(id) => id,
@@ -1125,20 +1587,11 @@ pub async fn certificate(
                 event: "login",
                 outcome: "failure",
                 reason: Some(refusal.label()),
-                portal: Some(&portal.name),
+                portal: portal.map(|p| p.name.as_str()),
                 method: Some("certificate"),
                 ..Default::default()
             });
-            let detail = crate::templates::certificate_reason(lang, refusal);
-            let body = auth.pages.message_detail(
-                lang,
-                Message::CertificateRefused,
-                detail,
-                &ctx.switch_url(),
-                &auth.support_email,
-                req.request_id,
-            );
-            return LoginResponse::html(403, body);
+            return certificate_refused(&ctx, refusal, &return_to);
         }
     };
     let session = certificate_session(&id, certs.level, now);
@@ -1164,7 +1617,7 @@ pub async fn certificate(
         outcome: "success",
         sub: Some(&session.sub),
         email: Some(&session.email),
-        portal: Some(&portal.name),
+        portal: portal.map(|p| p.name.as_str()),
         method: Some("certificate"),
         level: Some(session.level),
         ..Default::default()
@@ -1205,6 +1658,50 @@ pub async fn certificate(
     resp.unwrap_or_else(|| ctx.message(Message::LoginFailed))
 }
 
+/// The certificate-login host's refusal: why, in words, the way back to the Bankart login
+/// page, and the certificate instructions.
+fn certificate_refused(
+    ctx: &Ctx<'_, '_>,
+    refusal: prehod_identity::cert::Refusal,
+    return_to: &str,
+) -> LoginResponse {
+    let lang = ctx.lang;
+    let sl = lang == Lang::Sl;
+    let mut view = MessageView::new(Message::CertificateRefused);
+    view.detail = Some(crate::templates::certificate_reason(lang, refusal).to_owned());
+    let back = if is_home(ctx.auth, return_to) {
+        format!("{}/?lang={}", ctx.auth.login_url, lang.code())
+    } else {
+        format!(
+            "{}/?return={}&lang={}",
+            ctx.auth.login_url,
+            encode(return_to),
+            lang.code()
+        )
+    };
+    view.actions.push(Action {
+        url: back,
+        label: if sl {
+            "Nazaj na prijavno stran"
+        } else {
+            "Back to the login page"
+        }
+        .to_owned(),
+        id: "back",
+        secondary: false,
+    });
+    view.links.push(Link {
+        url: ctx.auth.certificate_instructions_url.clone(),
+        label: crate::templates::texts(lang)
+            .certificate_instructions_label()
+            .to_owned(),
+        id: "certificate-instructions",
+    });
+    let mut resp = ctx.page(&view);
+    resp.status = 403;
+    resp
+}
+
 /// Every check of a client certificate for `portal`: the local ones, the portal's allow-list,
 /// then the distribution points and OCSP. Counts OCSP latency and errors; the caller counts
 /// the outcome.
@@ -1215,6 +1712,18 @@ pub async fn check_certificate(
     client: Option<&prehod_identity::cert::Presented>,
     request_id: &str,
 ) -> Result<prehod_identity::cert::CertIdentity, prehod_identity::cert::Refusal> {
+    check_certificate_for(shared, certs, Some(portal), client, request_id).await
+}
+
+/// [`check_certificate`]; without a portal (a login on the login host's home) no portal's
+/// allow-list applies — each portal checks its own when the session reaches it.
+async fn check_certificate_for(
+    shared: &Shared,
+    certs: &crate::auth::CertLogin,
+    portal: Option<&prehod_config::Portal>,
+    client: Option<&prehod_identity::cert::Presented>,
+    request_id: &str,
+) -> Result<prehod_identity::cert::CertIdentity, prehod_identity::cert::Refusal> {
     use prehod_identity::cert::{Presented, Refusal};
     let no_certificate = Presented {
         verified: true,
@@ -1222,15 +1731,17 @@ pub async fn check_certificate(
     };
     let presented = client.unwrap_or(&no_certificate);
     let id = certs.checker.check(presented, unix_now() as i64)?;
-    let allowed = portal
-        .allowed_users
-        .as_ref()
-        .is_none_or(|u| u.contains(&id.user_id))
-        && portal.allowed_organisations.as_ref().is_none_or(|o| {
-            certs
-                .checker
-                .organisation_allowed(o, &id.organization_id, &id.organization)
-        });
+    let allowed = portal.is_none_or(|portal| {
+        portal
+            .allowed_users
+            .as_ref()
+            .is_none_or(|u| u.contains(&id.user_id))
+            && portal.allowed_organisations.as_ref().is_none_or(|o| {
+                certs
+                    .checker
+                    .organisation_allowed(o, &id.organization_id, &id.organization)
+            })
+    });
     if !allowed {
         return Err(Refusal::UserNotAllowed);
     }

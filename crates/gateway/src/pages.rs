@@ -1,8 +1,11 @@
-//! The gateway's own pages (SL first, EN beneath), in Bankart's style. This is the one place
-//! an outcome becomes a status code and a page: no stack traces, no internal addresses, always
-//! the request id and what the user can do next.
+//! The gateway's own pages, in Bankart's style and in the language the request asks for (the
+//! same choice as the login host's: `?lang=`, the remembered choice, `Accept-Language`). This
+//! is the one place an outcome becomes a status code and a page: no stack traces, no internal
+//! addresses, always the request id and what the user can do next.
 
 use http::StatusCode;
+
+use crate::templates::Lang;
 
 /// Where users are sent for help (from the seed's Rekono screen).
 pub const SUPPORT_EMAIL: &str = "helpdesk@bankart.si";
@@ -98,35 +101,55 @@ impl Page {
         }
     }
 
-    /// The page's HTML. `request_id` is printed so support can find the request in the logs.
-    pub fn render(self, request_id: &str) -> String {
+    /// The page's HTML in `lang`. `request_id` is printed so support can find the request in
+    /// the logs.
+    pub fn render(self, lang: Lang, request_id: &str) -> String {
         let t = self.text();
         let id = escape(request_id);
         let status = self.status().as_u16();
+        let (title, body, next) = match lang {
+            Lang::Sl => (t.title_sl, t.body_sl, t.next_sl),
+            Lang::En => (t.title_en, t.body_en, t.next_en),
+        };
+        let (brand, code, request, support) = match lang {
+            Lang::Sl => ("Varni Spletni Prehod", "Koda", "ID zahteve", "Podpora"),
+            Lang::En => ("Secure Web Gateway", "Status", "Request ID", "Support"),
+        };
         format!(
-            "<!doctype html>\n<html lang=\"sl\"><head><meta charset=\"utf-8\">\
+            "<!doctype html>\n<html lang=\"{lang}\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-<title>{title_sl} — Bankart</title><style>{STYLE}</style></head><body><main>\
-<p class=\"brand\">Bankart · Varni Spletni Prehod</p>\
-<h1>{title_sl}</h1><p>{body_sl}</p><p>{next_sl}</p>\
-<section lang=\"en\"><h2>{title_en}</h2><p>{body_en}</p><p>{next_en}</p></section>\
-<p class=\"meta\">Koda / Status {status} · ID zahteve / Request ID: <code>{id}</code></p>\
-<p class=\"meta\">Podpora / Support: <a href=\"mailto:{SUPPORT_EMAIL}\">{SUPPORT_EMAIL}</a></p>\
+<title>{title} — Bankart</title><style>{STYLE}</style></head><body><main>\
+<p class=\"brand\">Bankart · {brand}</p>\
+<h1>{title}</h1><p>{body}</p><p>{next}</p>\
+<p class=\"meta\">{code} {status} · {request}: <code>{id}</code></p>\
+<p class=\"meta\">{support}: <a href=\"mailto:{SUPPORT_EMAIL}\">{SUPPORT_EMAIL}</a></p>\
 </main></body></html>\n",
-            title_sl = t.title_sl,
-            body_sl = t.body_sl,
-            next_sl = t.next_sl,
-            title_en = t.title_en,
-            body_en = t.body_en,
-            next_en = t.next_en,
+            lang = lang.code(),
         )
     }
 }
 
+/// The language of a request to any host: `?lang=`, the language cookie (`lang_cookie`), then
+/// `Accept-Language`.
+pub fn request_lang(req: &http::request::Parts, lang_cookie: &str) -> Lang {
+    let query = req.uri.query().and_then(|q| {
+        url::form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "lang")
+            .map(|(_, v)| v.into_owned())
+    });
+    Lang::choose(
+        query.as_deref(),
+        crate::cookies::find(&req.headers, lang_cookie),
+        req.headers
+            .get(http::header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok()),
+    )
+}
+
 const STYLE: &str = "body{margin:0;font-family:system-ui,-apple-system,'Segoe UI',sans-serif;background:#f3f6f9;color:#1d2a3a}\
-main{max-width:40rem;margin:4rem auto;background:#fff;padding:2rem 2.5rem;border-top:6px solid #00529b;box-shadow:0 2px 8px rgba(0,0,0,.08)}\
+main{max-width:40rem;margin:4rem auto;box-sizing:border-box;background:#fff;padding:2rem 2.5rem;border-top:6px solid #00529b;box-shadow:0 2px 8px rgba(0,0,0,.08)}\
 .brand{color:#00529b;font-weight:600;letter-spacing:.02em}h1{font-size:1.5rem}h2{font-size:1.15rem;color:#445}\
-section{border-top:1px solid #dde3ea;margin-top:1.5rem;padding-top:.5rem}.meta{color:#556;font-size:.9rem}code{background:#eef3f8;padding:.1rem .3rem}";
+section{border-top:1px solid #dde3ea;margin-top:1.5rem;padding-top:.5rem}.meta{color:#4a5564;font-size:.9rem}code{background:#eef3f8;padding:.1rem .3rem}";
 
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -148,12 +171,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pages_carry_status_id_and_both_languages() {
-        let html = Page::UpstreamUnavailable.render("req-<1>");
+    fn pages_carry_status_id_and_one_language() {
+        let html = Page::UpstreamUnavailable.render(Lang::Sl, "req-<1>");
         assert!(html.contains("Aplikacija trenutno ni dosegljiva"));
-        assert!(html.contains("The application is not available"));
+        assert!(!html.contains("The application is not available"));
         assert!(html.contains("req-&lt;1&gt;"));
         assert!(html.contains("502"));
+        let en = Page::UpstreamUnavailable.render(Lang::En, "r");
+        assert!(en.contains("The application is not available") && en.contains("lang=\"en\""));
+        assert!(!en.contains("Aplikacija"));
         assert_eq!(Page::Misdirected.status(), StatusCode::MISDIRECTED_REQUEST);
+    }
+
+    #[test]
+    fn the_language_follows_the_query_the_cookie_then_accept_language() {
+        let req = |uri: &str, cookie: Option<&str>, accept: Option<&str>| {
+            let mut b = http::Request::builder().uri(uri);
+            if let Some(c) = cookie {
+                b = b.header("cookie", c);
+            }
+            if let Some(a) = accept {
+                b = b.header("accept-language", a);
+            }
+            b.body(()).unwrap().into_parts().0
+        };
+        assert_eq!(request_lang(&req("/", None, None), "p_lang"), Lang::Sl);
+        assert_eq!(
+            request_lang(&req("/", None, Some("en-GB,en")), "p_lang"),
+            Lang::En
+        );
+        assert_eq!(
+            request_lang(&req("/", Some("p_lang=sl"), Some("en")), "p_lang"),
+            Lang::Sl
+        );
+        assert_eq!(
+            request_lang(&req("/x?lang=en", Some("p_lang=sl"), None), "p_lang"),
+            Lang::En
+        );
     }
 }

@@ -156,8 +156,11 @@ impl Gateway {
             self.shared.config.headers.request_id.clone(),
             &ctx.request_id,
         )?;
+        // A page may narrow or widen one of them itself (a logout form's CSP names Rekono).
         for (name, value) in PAGE_HEADERS {
-            header.insert_header(*name, *value)?;
+            if !resp.headers.iter().any(|(n, _)| n == name) {
+                header.insert_header(*name, *value)?;
+            }
         }
         let empty = resp.body.is_empty();
         session
@@ -293,7 +296,11 @@ impl Gateway {
 
     /// Writes one of the gateway's own pages. Returns the status written.
     async fn send_page(&self, session: &mut Session, page: Page, ctx: &RequestCtx) -> Result<u16> {
-        let body = Bytes::from(page.render(&ctx.request_id));
+        let lang = crate::pages::request_lang(
+            session.req_header(),
+            &format!("{}_lang", self.shared.config.cookies.prefix),
+        );
+        let body = Bytes::from(page.render(lang, &ctx.request_id));
         let status = page.status().as_u16();
         let mut header = ResponseHeader::build(status, Some(4 + PAGE_HEADERS.len()))?;
         header.insert_header("content-type", "text/html; charset=utf-8")?;
@@ -492,11 +499,14 @@ impl ProxyHttp for Gateway {
         // The gateway's own paths on a portal host (`/.prehod/…`): never forwarded.
         if let (Some(auth), true) = (
             &shared.auth,
-            req.uri.path().starts_with(crate::login::PORTAL_PREFIX),
+            shared
+                .auth
+                .as_ref()
+                .is_some_and(|a| req.uri.path().starts_with(&a.portal_prefix)),
         ) {
             let login_req =
                 crate::login::LoginRequest::from_header(req, Bytes::new(), &ctx.request_id);
-            let resp = if login_req.path == crate::sso::PATH {
+            let resp = if login_req.path == auth.sso.path() {
                 // Single sign-on: the login host sent the browser here with a code.
                 crate::login::redeem_sso_code(shared, auth, portal_cfg, login_req)
             } else {
@@ -579,7 +589,7 @@ impl ProxyHttp for Gateway {
                                 &request_id,
                             )
                         }
-                        None => Page::Internal.render(&request_id),
+                        None => Page::Internal.render(crate::templates::Lang::Sl, &request_id),
                     };
                     self.write_html(session, 403, html, &request_id).await?;
                     return Ok(true);
@@ -791,7 +801,7 @@ impl ProxyHttp for Gateway {
                         &a.support_email,
                         &request_id,
                     ),
-                    None => Page::Internal.render(&request_id),
+                    None => Page::Internal.render(crate::templates::Lang::Sl, &request_id),
                 };
                 self.write_html(session, message.status(), html, &request_id)
                     .await?;

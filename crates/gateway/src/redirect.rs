@@ -43,7 +43,11 @@ impl ServeHttp for HttpsRedirect {
             }
             None => {
                 let id = uuid::Uuid::new_v4().simple().to_string();
-                let body = Page::Misdirected.render(&id).into_bytes();
+                let lang = crate::pages::request_lang(
+                    req,
+                    &format!("{}_lang", self.shared.config.cookies.prefix),
+                );
+                let body = Page::Misdirected.render(lang, &id).into_bytes();
                 Response::builder()
                     .status(Page::Misdirected.status())
                     .header("content-type", "text/html; charset=utf-8")

@@ -21,7 +21,8 @@ const PURPOSE: &[u8] = b"prehod sso code v1";
 /// How long a code may take from the login host to the portal.
 pub const LIFETIME: u64 = 30;
 /// Where a portal host takes its code. Reserved on every portal host.
-pub const PATH: &str = "/.prehod/sso";
+/// The code's path under the portal prefix (`/.prehod/sso`).
+pub const PATH_IN_PREFIX: &str = "sso";
 
 #[derive(Serialize, Deserialize)]
 struct Code {
@@ -142,19 +143,27 @@ impl Refusal {
 
 pub struct Codes {
     sealer: Sealer,
+    path: String,
     /// Nonces of the codes exchanged here, for as long as they could be valid.
     used: moka::sync::Cache<String, ()>,
 }
 
 impl Codes {
-    pub fn new(sealer: Sealer) -> Self {
+    /// Codes taken at `path` (the portal prefix and [`PATH_IN_PREFIX`]).
+    pub fn new(sealer: Sealer, path: String) -> Self {
         Self {
             sealer,
+            path,
             used: moka::sync::Cache::builder()
                 .max_capacity(1_000_000)
                 .time_to_live(Duration::from_secs(LIFETIME + 5))
                 .build(),
         }
+    }
+
+    /// Where codes are taken, on every portal host and the login host.
+    pub fn path(&self) -> &str {
+        &self.path
     }
 
     /// The URL that takes the browser to the host of `issue.via` with a code. `return_to` is
@@ -174,7 +183,7 @@ impl Codes {
         };
         let json = serde_json::to_vec(&code).map_err(|e| SealError::Crypto(e.to_string()))?;
         let sealed = self.sealer.seal(PURPOSE, &json)?;
-        url.set_path(PATH);
+        url.set_path(&self.path);
         url.set_query(None);
         url.query_pairs_mut().append_pair("code", &sealed);
         url.set_fragment(None);
@@ -231,7 +240,7 @@ mod tests {
     use super::*;
 
     fn codes() -> Codes {
-        Codes::new(Sealer::new(&[[7u8; 32]]))
+        Codes::new(Sealer::new(&[[7u8; 32]]), "/.prehod/sso".into())
     }
 
     #[test]

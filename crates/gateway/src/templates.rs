@@ -74,6 +74,29 @@ pub struct Texts {
     certificate_instructions: &'static str,
     support: &'static str,
     request_id: &'static str,
+    logging_in_to: &'static str,
+    apps_title: &'static str,
+    apps_intro: &'static str,
+    own_login_note: &'static str,
+    own_login_follows: &'static str,
+    signed_in: &'static str,
+    user: &'static str,
+    user_id: &'static str,
+    method: &'static str,
+    level: &'static str,
+    logout: &'static str,
+}
+
+impl Texts {
+    /// *Prijava s certifikatom*, for buttons outside the login page.
+    pub fn certificate_label(&self) -> &'static str {
+        self.certificate
+    }
+
+    /// *Navodila za prijavo s certifikatom*.
+    pub fn certificate_instructions_label(&self) -> &'static str {
+        self.certificate_instructions
+    }
 }
 
 pub fn texts(lang: Lang) -> Texts {
@@ -90,6 +113,17 @@ pub fn texts(lang: Lang) -> Texts {
             certificate_instructions: "Navodila za prijavo s certifikatom",
             support: "Podpora",
             request_id: "ID zahteve",
+            logging_in_to: "Prijava v",
+            apps_title: "Aplikacije",
+            apps_intro: "Aplikacije, pri katerih je prijava mogoča preko računa Rekono so naslednje:",
+            own_login_note: "Rekono račun in uporabniško ime ter geslo za prijavo v aplikacijo",
+            own_login_follows: "Po prijavi na prehodu se v aplikacijo prijavite še z njenim uporabniškim imenom in geslom.",
+            signed_in: "Prijavljeni ste",
+            user: "Uporabnik",
+            user_id: "Identiteta",
+            method: "Način prijave",
+            level: "Stopnja zaupanja",
+            logout: "Odjava",
         },
         Lang::En => Texts {
             brand: "Secure Web Gateway",
@@ -103,6 +137,17 @@ pub fn texts(lang: Lang) -> Texts {
             certificate_instructions: "Instructions for logging in with a certificate",
             support: "Support",
             request_id: "Request ID",
+            logging_in_to: "Logging in to",
+            apps_title: "Applications",
+            apps_intro: "These are the applications you can log in to with a Rekono account:",
+            own_login_note: "a Rekono account, then the application's own username and password",
+            own_login_follows: "After the gateway's login, log in to the application with its own username and password.",
+            signed_in: "You are logged in",
+            user: "User",
+            user_id: "Identity",
+            method: "Login method",
+            level: "Level of assurance",
+            logout: "Log out",
         },
     }
 }
@@ -137,6 +182,8 @@ pub enum Message {
     StepUpOtherUser,
     /// A login rate limit: too many attempts from this address or certificate.
     TooManyRequests,
+    /// Before a step-up: the application needs a higher level than the session has.
+    StepUp,
 }
 
 impl Message {
@@ -146,7 +193,7 @@ impl Message {
             Message::Denied | Message::LevelTooLow | Message::MethodNotAllowed => 403,
             Message::RekonoUnavailable | Message::CertificateNotYet => 503,
             Message::UserNotAllowed | Message::CertificateRefused => 403,
-            Message::LoggedOut | Message::LogoutConfirm => 200,
+            Message::LoggedOut | Message::LogoutConfirm | Message::StepUp => 200,
             Message::LogoutRefused | Message::StepUpOtherUser => 403,
             Message::NotFound => 404,
             Message::TooManyRequests => 429,
@@ -323,6 +370,21 @@ impl Message {
                     )
                 }
             }
+            Message::StepUp => {
+                if sl {
+                    (
+                        "Aplikacija zahteva višjo stopnjo zaupanja",
+                        "Aplikacija zahteva višjo stopnjo zaupanja, kot jo ima vaša seja.",
+                        "Pri Rekonu potrdite prijavo z načinom, ki ustreza zahtevani stopnji; vaš e-naslov je že vpisan.",
+                    )
+                } else {
+                    (
+                        "The application needs a higher level of assurance",
+                        "The application needs a higher level of assurance than your session has.",
+                        "At Rekono, confirm the login with a method that meets the level asked; your e-mail address is filled in.",
+                    )
+                }
+            }
             Message::NotFound => {
                 if sl {
                     (
@@ -374,34 +436,69 @@ impl Pages {
         }
         // Render both pages once now: a broken override fails at start, not per request.
         let pages = Self { env };
+        let full = LoginView {
+            app: Some(AppView::default()),
+            apps: vec![AppView::default()],
+            session: Some(SessionView {
+                name: String::new(),
+                email: String::new(),
+                user: String::new(),
+                method: String::new(),
+                level: 0,
+            }),
+            ..LoginView::default()
+        };
+        let mut page = MessageView::new(Message::NotFound);
+        page.action = Some(("/".into(), "x".into()));
+        page.actions.push(Action {
+            url: "/".into(),
+            label: "x".into(),
+            id: "x",
+            secondary: true,
+        });
+        page.links.push(Link {
+            url: "/".into(),
+            label: "x".into(),
+            id: "x",
+        });
+        page.apps.push(AppView::default());
+        page.extra.push("x".into());
         for lang in [Lang::Sl, Lang::En] {
-            pages.try_login(lang, &LoginLinks::default(), None, "", "")?;
-            pages.try_message(lang, Message::NotFound, "", "", None, None)?;
-            pages.try_message(lang, Message::NotFound, "", "", None, Some(("/", "x")))?;
+            pages.try_login(lang, &LoginView::default(), "", "")?;
+            pages.try_login(lang, &full, "", "")?;
+            pages.try_page(lang, &MessageView::new(Message::NotFound), "", "", "")?;
+            pages.try_page(lang, &page, "", "", "")?;
             pages.try_logout(lang, "", "", "", "")?;
         }
         Ok(pages)
     }
 
-    fn try_login(
-        &self,
-        lang: Lang,
-        links: &LoginLinks,
-        notice: Option<&str>,
-        switch_url: &str,
-        support: &str,
-    ) -> Result<String, TemplateError> {
+    fn render(&self, name: &str, ctx: minijinja::value::Value) -> Result<String, TemplateError> {
         let err = |e: minijinja::Error| TemplateError {
-            name: "login.html".into(),
+            name: name.into(),
             message: e.to_string(),
         };
         self.env
-            .get_template("login.html")
+            .get_template(name)
             .map_err(err)?
-            .render(context! {
+            .render(ctx)
+            .map_err(err)
+    }
+
+    fn try_login(
+        &self,
+        lang: Lang,
+        view: &LoginView,
+        switch_url: &str,
+        support: &str,
+    ) -> Result<String, TemplateError> {
+        let links = &view.links;
+        self.render(
+            "login.html",
+            context! {
                 lang => lang.code(),
                 t => texts(lang),
-                notice => notice,
+                notice => view.notice,
                 switch_url => switch_url,
                 support_email => support,
                 request_id => "",
@@ -410,40 +507,45 @@ impl Pages {
                 rekono_instructions_url => &links.rekono_instructions,
                 certificate_url => &links.certificate,
                 certificate_instructions_url => &links.certificate_instructions,
-            })
-            .map_err(err)
+                rekono_allowed => !view.hide_rekono,
+                certificate_allowed => !view.hide_certificate,
+                app => &view.app,
+                apps => &view.apps,
+                session => &view.session,
+                logout_csrf => &view.logout_csrf,
+            },
+        )
     }
 
-    fn try_message(
+    fn try_page(
         &self,
         lang: Lang,
-        m: Message,
+        view: &MessageView,
         switch_url: &str,
         support: &str,
-        request_id: Option<&str>,
-        action: Option<(&str, &str)>,
+        request_id: &str,
     ) -> Result<String, TemplateError> {
-        let err = |e: minijinja::Error| TemplateError {
-            name: "message.html".into(),
-            message: e.to_string(),
-        };
-        let (title, body, next) = m.text(lang);
-        self.env
-            .get_template("message.html")
-            .map_err(err)?
-            .render(context! {
+        let (title, body, next) = view.message.text(lang);
+        let (action_url, action) = view.action.clone().unzip();
+        self.render(
+            "message.html",
+            context! {
                 lang => lang.code(),
                 t => texts(lang),
                 title => title,
-                body => body,
+                body => view.detail.as_deref().unwrap_or(body),
                 next => next,
+                extra => &view.extra,
                 switch_url => switch_url,
                 support_email => support,
-                request_id => request_id.unwrap_or(""),
-                action_url => action.map(|(url, _)| url),
-                action => action.map(|(_, label)| label),
-            })
-            .map_err(err)
+                request_id => request_id,
+                action_url => action_url,
+                action => action,
+                actions => &view.actions,
+                links => &view.links,
+                apps => &view.apps,
+            },
+        )
     }
 
     fn try_logout(
@@ -454,20 +556,15 @@ impl Pages {
         support: &str,
         request_id: &str,
     ) -> Result<String, TemplateError> {
-        let err = |e: minijinja::Error| TemplateError {
-            name: "logout.html".into(),
-            message: e.to_string(),
-        };
         let (title, body, next) = Message::LogoutConfirm.text(lang);
-        self.env
-            .get_template("logout.html")
-            .map_err(err)?
-            .render(context! {
+        self.render(
+            "logout.html",
+            context! {
                 lang => lang.code(), t => texts(lang), title => title, body => body, next => next,
                 csrf => csrf, switch_url => switch_url, support_email => support,
                 request_id => request_id,
-            })
-            .map_err(err)
+            },
+        )
     }
 
     /// The logout confirmation: a form that posts `csrf` (the session's logout token).
@@ -480,29 +577,26 @@ impl Pages {
         request_id: &str,
     ) -> String {
         self.try_logout(lang, csrf, switch_url, support, request_id)
-            .unwrap_or_else(|e| {
-                format!(
-                    "<!doctype html><p>{}</p>",
-                    crate::pages::escape(&e.to_string())
-                )
-            })
+            .unwrap_or_else(|e| failed(&e))
     }
 
-    pub fn login(
+    pub fn login(&self, lang: Lang, view: &LoginView, switch_url: &str, support: &str) -> String {
+        self.try_login(lang, view, switch_url, support)
+            .unwrap_or_else(|e| failed(&e))
+    }
+
+    /// A message page with everything it can carry: a more specific body, notes, buttons,
+    /// links and the list of applications.
+    pub fn page(
         &self,
         lang: Lang,
-        links: &LoginLinks,
-        notice: Option<&str>,
+        view: &MessageView,
         switch_url: &str,
         support: &str,
+        request_id: &str,
     ) -> String {
-        self.try_login(lang, links, notice, switch_url, support)
-            .unwrap_or_else(|e| {
-                format!(
-                    "<!doctype html><p>{}</p>",
-                    crate::pages::escape(&e.to_string())
-                )
-            })
+        self.try_page(lang, view, switch_url, support, request_id)
+            .unwrap_or_else(|e| failed(&e))
     }
 
     /// A message page whose body says something more specific (a certificate refusal's reason).
@@ -515,22 +609,11 @@ impl Pages {
         support: &str,
         request_id: &str,
     ) -> String {
-        let err = |e: minijinja::Error| TemplateError {
-            name: "message.html".into(),
-            message: e.to_string(),
+        let view = MessageView {
+            detail: Some(detail.to_owned()),
+            ..MessageView::new(m)
         };
-        let (title, _, next) = m.text(lang);
-        self.env
-            .get_template("message.html")
-            .map_err(err)
-            .and_then(|t| {
-                t.render(context! {
-                    lang => lang.code(), t => texts(lang), title => title, body => detail, next => next,
-                    switch_url => switch_url, support_email => support, request_id => request_id,
-                })
-                .map_err(err)
-            })
-            .unwrap_or_else(|e| format!("<!doctype html><p>{}</p>", crate::pages::escape(&e.to_string())))
+        self.page(lang, &view, switch_url, support, request_id)
     }
 
     pub fn message(
@@ -554,14 +637,102 @@ impl Pages {
         support: &str,
         request_id: &str,
     ) -> String {
-        self.try_message(lang, m, switch_url, support, Some(request_id), action)
-            .unwrap_or_else(|e| {
-                format!(
-                    "<!doctype html><p>{}</p>",
-                    crate::pages::escape(&e.to_string())
-                )
-            })
+        let view = MessageView {
+            action: action.map(|(u, l)| (u.to_owned(), l.to_owned())),
+            ..MessageView::new(m)
+        };
+        self.page(lang, &view, switch_url, support, request_id)
     }
+}
+
+fn failed(e: &TemplateError) -> String {
+    format!(
+        "<!doctype html><p>{}</p>",
+        crate::pages::escape(&e.to_string())
+    )
+}
+
+/// One application in the lists of the login host's pages.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct AppView {
+    pub title: String,
+    pub url: String,
+    /// `app_login: own`: the application's own username and password follow.
+    pub own_login: bool,
+}
+
+/// Who is logged in, on the login host's home.
+#[derive(Clone, Debug, Serialize)]
+pub struct SessionView {
+    pub name: String,
+    pub email: String,
+    pub user: String,
+    /// In words (*Rekono račun*, *Certifikat*).
+    pub method: String,
+    pub level: u8,
+}
+
+/// A button on a message page.
+#[derive(Clone, Debug, Serialize)]
+pub struct Action {
+    pub url: String,
+    pub label: String,
+    pub id: &'static str,
+    pub secondary: bool,
+}
+
+/// A plain link on a message page (instructions, help).
+#[derive(Clone, Debug, Serialize)]
+pub struct Link {
+    pub url: String,
+    pub label: String,
+    pub id: &'static str,
+}
+
+/// Everything a message page shows.
+#[derive(Clone, Debug)]
+pub struct MessageView {
+    pub message: Message,
+    /// Replaces the message's own body.
+    pub detail: Option<String>,
+    /// Notes under the body (the levels of a step-up, why Rekono refused).
+    pub extra: Vec<String>,
+    /// The one button of the older pages.
+    pub action: Option<(String, String)>,
+    pub actions: Vec<Action>,
+    pub links: Vec<Link>,
+    pub apps: Vec<AppView>,
+}
+
+impl MessageView {
+    pub fn new(message: Message) -> Self {
+        Self {
+            message,
+            detail: None,
+            extra: Vec::new(),
+            action: None,
+            actions: Vec::new(),
+            links: Vec::new(),
+            apps: Vec::new(),
+        }
+    }
+}
+
+/// The login page: the links, and what it knows about the application and the person.
+#[derive(Default)]
+pub struct LoginView {
+    pub links: LoginLinks,
+    pub notice: Option<String>,
+    /// The application the login is for (`None` on the login host's home).
+    pub app: Option<AppView>,
+    /// The applications listed on the home.
+    pub apps: Vec<AppView>,
+    /// Logged in already (the home only): who, and the logout form's token.
+    pub session: Option<SessionView>,
+    pub logout_csrf: String,
+    /// The application does not accept this method: its button is not shown.
+    pub hide_rekono: bool,
+    pub hide_certificate: bool,
 }
 
 /// The links of the login page.
@@ -724,17 +895,15 @@ mod tests {
     #[test]
     fn pages_render_and_escape() {
         let pages = Pages::new(None).unwrap();
-        let links = LoginLinks {
-            rekono: "/oidc/start?return=x&y=\"z\"".into(),
+        let view = LoginView {
+            links: LoginLinks {
+                rekono: "/oidc/start?return=x&y=\"z\"".into(),
+                ..Default::default()
+            },
+            notice: Some("<b>seja</b>".into()),
             ..Default::default()
         };
-        let html = pages.login(
-            Lang::Sl,
-            &links,
-            Some("<b>seja</b>"),
-            "?lang=en",
-            "helpdesk@bankart.si",
-        );
+        let html = pages.login(Lang::Sl, &view, "?lang=en", "helpdesk@bankart.si");
         assert!(html.contains("Pozdravljeni na prijavni strani Bankart"));
         assert!(
             html.contains("Prijava z Rekono računom") && html.contains("Prijava s certifikatom")
@@ -744,8 +913,71 @@ mod tests {
             "notices are escaped"
         );
         assert!(!html.contains("y=\"z\""), "attributes are escaped");
+        assert!(
+            html.contains("<svg") && html.contains(">Bankart</title>"),
+            "the logo"
+        );
         let en = pages.message(Lang::En, Message::LevelTooLow, "?lang=sl", "h@b", "req-1");
         assert!(en.contains("Level of assurance too low") && en.contains("req-1"));
+    }
+
+    #[test]
+    fn the_login_page_names_the_application_and_the_home_lists_them_all() {
+        let pages = Pages::new(None).unwrap();
+        let cms = AppView {
+            title: "CMS web".into(),
+            url: "https://ecmsweb.bankart.si/".into(),
+            own_login: true,
+        };
+        let view = LoginView {
+            app: Some(cms.clone()),
+            hide_certificate: true,
+            ..Default::default()
+        };
+        let html = pages.login(Lang::Sl, &view, "", "");
+        assert!(html.contains("Prijava v CMS web"), "{html}");
+        assert!(html.contains("id=\"own-login-note\""));
+        assert!(
+            !html.contains("id=\"login-certificate\""),
+            "not allowed: not offered"
+        );
+        let home = LoginView {
+            apps: vec![
+                AppView {
+                    title: "BIPS portal".into(),
+                    url: "https://bips.bankart.si/".into(),
+                    own_login: false,
+                },
+                cms,
+            ],
+            ..Default::default()
+        };
+        let html = pages.login(Lang::Sl, &home, "", "");
+        assert!(html.contains("Aplikacije, pri katerih je prijava mogoča preko računa Rekono"));
+        // (minijinja writes `/` in attributes as `&#x2f;`)
+        assert!(
+            html.contains("bips.bankart.si&#x2f;\">BIPS portal</a>"),
+            "{html}"
+        );
+        assert!(html.contains("uporabniško ime ter geslo za prijavo v aplikacijo"));
+        let signed_in = LoginView {
+            session: Some(SessionView {
+                name: "Srednja".into(),
+                email: "s@r".into(),
+                user: "sub-1".into(),
+                method: "Rekono račun".into(),
+                level: 20,
+            }),
+            logout_csrf: "tok".into(),
+            ..home
+        };
+        let html = pages.login(Lang::En, &signed_in, "", "");
+        assert!(html.contains("You are logged in") && html.contains("id=\"who-level\">20<"));
+        assert!(html.contains("name=\"csrf\" value=\"tok\"") && html.contains("id=\"logout\""));
+        assert!(
+            !html.contains("id=\"login-rekono\""),
+            "no chooser when logged in"
+        );
     }
 
     #[test]
@@ -759,7 +991,7 @@ mod tests {
         .unwrap();
         let pages = Pages::new(Some(&dir)).unwrap();
         assert!(pages
-            .login(Lang::Sl, &LoginLinks::default(), None, "", "")
+            .login(Lang::Sl, &LoginView::default(), "", "")
             .contains("BRANDED Pozdravljeni"));
         std::fs::write(dir.join("login.html"), "{% broken").unwrap();
         assert!(

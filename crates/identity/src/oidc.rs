@@ -68,6 +68,14 @@ pub enum OidcError {
     Config(String),
 }
 
+/// What the authorization request tells the provider besides the level: the language the
+/// person chose (OIDC `ui_locales`) and the account already logged in (`login_hint`).
+#[derive(Clone, Debug, Default)]
+pub struct Hints {
+    pub ui_locale: Option<String>,
+    pub login_hint: Option<String>,
+}
+
 /// One login attempt's secrets, sealed into a short-lived cookie in the browser.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Attempt {
@@ -445,6 +453,18 @@ impl Provider {
 
     /// The authorization URL for a new attempt at `level`, and the attempt to seal.
     pub fn start(&self, level: u8, return_to: String, now: u64) -> (String, Attempt) {
+        self.start_with(level, return_to, now, &Hints::default())
+    }
+
+    /// [`Provider::start`] with the person's language (`ui_locales`) and, for a step-up, the
+    /// account already logged in (`login_hint`).
+    pub fn start_with(
+        &self,
+        level: u8,
+        return_to: String,
+        now: u64,
+        hints: &Hints,
+    ) -> (String, Attempt) {
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let current = self.current();
         let mut req = current
@@ -459,8 +479,16 @@ impl Provider {
         for scope in self.settings.scopes.iter().filter(|s| *s != "openid") {
             req = req.add_scope(Scope::new(scope.clone()));
         }
-        if let Some(acr) = self.acr_for(level) {
+        // Level 0 (a login on the login host's home, for no portal) asks for no level: the
+        // account's own.
+        if let Some(acr) = self.acr_for(level).filter(|_| level > 0) {
             req = req.add_auth_context_value(AuthenticationContextClass::new(acr.to_owned()));
+        }
+        if let Some(locale) = &hints.ui_locale {
+            req = req.add_ui_locale(openidconnect::LanguageTag::new(locale.clone()));
+        }
+        if let Some(hint) = &hints.login_hint {
+            req = req.set_login_hint(openidconnect::LoginHint::new(hint.clone()));
         }
         let (url, state, nonce) = req.url();
         let attempt = Attempt {

@@ -59,7 +59,17 @@ struct RawConfig {
     backchannel_ca: Option<String>,
     #[serde(default)]
     danger_allow_non_loopback: bool,
+    /// Where "Pozabljeno geslo?" and "Ustvari račun" lead (Rekono's own pages by default).
+    #[serde(default)]
+    forgot_password_url: Option<String>,
+    #[serde(default)]
+    create_account_url: Option<String>,
 }
+
+/// Where the login screen's links lead unless configured: Rekono's public site (set
+/// `forgot_password_url` and `create_account_url` to the exact pages).
+pub const FORGOT_PASSWORD_URL: &str = "https://www.rekono.si/";
+pub const CREATE_ACCOUNT_URL: &str = "https://www.rekono.si/";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -151,6 +161,10 @@ pub struct SimConfig {
     pub clients: Vec<Client>,
     pub backchannel_ca: Option<PathBuf>,
     pub danger_allow_non_loopback: bool,
+    /// "Pozabljeno geslo?" (default [`FORGOT_PASSWORD_URL`]).
+    pub forgot_password_url: String,
+    /// "Ustvari račun" (default [`CREATE_ACCOUNT_URL`]).
+    pub create_account_url: String,
 }
 
 pub fn default_levels() -> BTreeMap<u8, Vec<Factor>> {
@@ -188,6 +202,12 @@ impl SimConfig {
             clients,
             backchannel_ca: raw.backchannel_ca.map(|p| expand(&p, base)),
             danger_allow_non_loopback: raw.danger_allow_non_loopback,
+            forgot_password_url: raw
+                .forgot_password_url
+                .unwrap_or_else(|| FORGOT_PASSWORD_URL.to_owned()),
+            create_account_url: raw
+                .create_account_url
+                .unwrap_or_else(|| CREATE_ACCOUNT_URL.to_owned()),
         };
         config.validate()?;
         Ok(config)

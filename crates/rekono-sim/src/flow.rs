@@ -16,7 +16,10 @@ use crate::keys::{random_digits, random_token};
 use crate::pages::{self, Ctx, Lang};
 use crate::server::{plain, Req};
 use crate::totp::constant_time_eq;
-use crate::{unix_now, AccessToken, Code, Factor, PushStatus, Session, Sim, Sms, Tx, BASE_PATH};
+use crate::{
+    unix_now, AccessToken, Code, Factor, PushStatus, Session, Sim, Sms, Step, Tx, AUTHORIZE_LOG,
+    BASE_PATH,
+};
 
 type Resp = Response<Full<Bytes>>;
 
@@ -51,6 +54,24 @@ pub(crate) async fn route(sim: &Sim, r: Req) -> Resp {
         (Method::POST, "/login") => login(sim, &r),
         (Method::GET, "/choose") => with_tx(sim, &r, false, |sim, r, id, tx| {
             chooser(sim, r, id, tx, None)
+        }),
+        (Method::GET, "/resume") => with_tx(sim, &r, false, resume),
+        // Where an error page's language switch comes back to.
+        (Method::GET, "" | "/") => {
+            let l = lang(&r);
+            html(
+                StatusCode::OK,
+                pages::error(
+                    l,
+                    l.t(
+                        "Prijavo začnite v aplikaciji, v katero se želite prijaviti.",
+                        "Start the login from the application you want to log in to.",
+                    ),
+                ),
+            )
+        }
+        (Method::POST, "/abort") => with_tx(sim, &r, true, |sim, _, _, tx| {
+            fail_tx(sim, tx, "access_denied", "login cancelled by the user")
         }),
         (Method::POST, "/cancel") => with_tx(sim, &r, true, |sim, r, id, tx| {
             tx.sms_code = None;
@@ -190,6 +211,19 @@ fn switch_language(r: &Req) -> Resp {
 fn authorize(sim: &Sim, r: &Req) -> Resp {
     let l = lang(r);
     let q = &r.query;
+    {
+        let raw = r.path_and_query.split_once('?').map_or("", |(_, q)| q);
+        let mut state = sim.state();
+        let log = &mut state.authorize_log;
+        if log.len() >= AUTHORIZE_LOG {
+            log.remove(0);
+        }
+        log.push(
+            url::form_urlencoded::parse(raw.as_bytes())
+                .into_owned()
+                .collect(),
+        );
+    }
     // Without a known client and an exactly registered redirect URI, nothing is redirected.
     let Some(client) = q
         .get("client_id")
@@ -354,14 +388,19 @@ fn authorize(sim: &Sim, r: &Req) -> Resp {
         code_attempts: 0,
         sms_code: None,
         push: None,
+        step: Step::Login {
+            email: q.get("login_hint").cloned().unwrap_or_default(),
+        },
     };
+    let here = resume_path(&id);
     let page = pages::login(
         &Ctx {
             lang: l,
             client_name: &sim.config.clients[client].name,
             tx: &id,
             csrf: &tx.csrf,
-            here: &r.path_and_query,
+            here: &here,
+            links: links(sim),
         },
         q.get("login_hint").map_or("", String::as_str),
         None,
@@ -449,13 +488,43 @@ fn with_tx(
     resp
 }
 
-fn ctx<'a>(sim: &'a Sim, r: &'a Req, id: &'a str, tx: &'a Tx) -> Ctx<'a> {
+fn ctx<'a>(sim: &'a Sim, r: &'a Req, id: &'a str, tx: &'a Tx, here: &'a str) -> Ctx<'a> {
     Ctx {
         lang: lang(r),
         client_name: &sim.config.clients[tx.client].name,
         tx: id,
         csrf: &tx.csrf,
-        here: &r.path_and_query,
+        here,
+        links: links(sim),
+    }
+}
+
+/// The page a language switch comes back to: the transaction's current screen, by GET (a
+/// page reached by a form POST cannot be loaded again).
+fn resume_path(id: &str) -> String {
+    format!("{BASE_PATH}/resume?tx={id}")
+}
+
+fn links(sim: &Sim) -> pages::Links<'_> {
+    pages::Links {
+        forgot_password: &sim.config.forgot_password_url,
+        create_account: &sim.config.create_account_url,
+    }
+}
+
+/// `GET /resume?tx=…`: the transaction's current screen again (after a language switch).
+fn resume(sim: &Sim, r: &Req, id: &str, tx: &mut Tx) -> Resp {
+    match tx.step.clone() {
+        Step::Login { email } => {
+            let here = resume_path(id);
+            html(
+                StatusCode::OK,
+                pages::login(&ctx(sim, r, id, tx, &here), &email, None),
+            )
+        }
+        Step::Chooser => chooser(sim, r, id, tx, None),
+        Step::Code(factor) => code_page(sim, r, id, tx, factor, None),
+        Step::Push => push_wait(sim, r, id, tx),
     }
 }
 
@@ -496,6 +565,9 @@ fn login(sim: &Sim, r: &Req) -> Resp {
             if tx.password_attempts >= MAX_PASSWORD_ATTEMPTS {
                 return fail_tx(sim, tx, "access_denied", "too many failed login attempts");
             }
+            tx.step = Step::Login {
+                email: email.clone(),
+            };
             let left = MAX_PASSWORD_ATTEMPTS - tx.password_attempts;
             let message = format!(
                 "{} {left}",
@@ -504,9 +576,10 @@ fn login(sim: &Sim, r: &Req) -> Resp {
                     "Wrong e-mail address or password. Attempts left:"
                 )
             );
+            let here = resume_path(id);
             return html(
                 StatusCode::OK,
-                pages::login(&ctx(sim, r, id, tx), &email, Some(&message)),
+                pages::login(&ctx(sim, r, id, tx, &here), &email, Some(&message)),
             );
         }
         let Some(a) = account else {
@@ -537,9 +610,14 @@ fn verify_password(hash: &str, password: &str) -> bool {
 }
 
 fn chooser(sim: &Sim, r: &Req, id: &str, tx: &mut Tx, error: Option<&str>) -> Resp {
+    let here = resume_path(id);
     let Some(a) = tx.account else {
-        return html(StatusCode::OK, pages::login(&ctx(sim, r, id, tx), "", None));
+        return html(
+            StatusCode::OK,
+            pages::login(&ctx(sim, r, id, tx, &here), "", None),
+        );
     };
+    tx.step = Step::Chooser;
     let factors = sim.factors_for(&sim.config.accounts[a], tx.target_level);
     let cert_url = format!(
         "{}{BASE_PATH}/factor/cert?tx={id}",
@@ -547,7 +625,7 @@ fn chooser(sim: &Sim, r: &Req, id: &str, tx: &mut Tx, error: Option<&str>) -> Re
     );
     html(
         StatusCode::OK,
-        pages::chooser(&ctx(sim, r, id, tx), &factors, &cert_url, error),
+        pages::chooser(&ctx(sim, r, id, tx, &here), &factors, &cert_url, error),
     )
 }
 
@@ -592,9 +670,11 @@ fn code_page(
         return chooser(sim, r, id, tx, None);
     };
     let masked = crate::mask_phone(sim.config.accounts[a].phone.as_deref().unwrap_or(""));
+    tx.step = Step::Code(factor);
+    let here = resume_path(id);
     html(
         StatusCode::OK,
-        pages::code(&ctx(sim, r, id, tx), factor, &masked, error),
+        pages::code(&ctx(sim, r, id, tx, &here), factor, &masked, error),
     )
 }
 
@@ -657,7 +737,12 @@ fn start_push(sim: &Sim, r: &Req, id: &str, tx: &mut Tx) -> Resp {
         "rekono-sim OnePass push sent"
     );
     tx.push = Some((push_id, PushStatus::Pending));
-    html(StatusCode::OK, pages::push_wait(&ctx(sim, r, id, tx)))
+    tx.step = Step::Push;
+    let here = resume_path(id);
+    html(
+        StatusCode::OK,
+        pages::push_wait(&ctx(sim, r, id, tx, &here)),
+    )
 }
 
 fn push_wait(sim: &Sim, r: &Req, id: &str, tx: &mut Tx) -> Resp {
@@ -680,7 +765,13 @@ fn push_wait(sim: &Sim, r: &Req, id: &str, tx: &mut Tx) -> Resp {
                 )),
             )
         }
-        Some(PushStatus::Pending) => html(StatusCode::OK, pages::push_wait(&ctx(sim, r, id, tx))),
+        Some(PushStatus::Pending) => {
+            let here = resume_path(id);
+            html(
+                StatusCode::OK,
+                pages::push_wait(&ctx(sim, r, id, tx, &here)),
+            )
+        }
         None => chooser(sim, r, id, tx, None),
     }
 }

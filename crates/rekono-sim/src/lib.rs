@@ -86,6 +86,21 @@ pub(crate) struct Tx {
     pub code_attempts: u32,
     pub sms_code: Option<String>,
     pub push: Option<(String, PushStatus)>,
+    /// The screen the transaction is on: what a language switch shows again.
+    pub step: Step,
+}
+
+/// The screen a login transaction is on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// E-mail and password (with the e-mail typed so far).
+    Login {
+        email: String,
+    },
+    Chooser,
+    /// The SMS or OnePass code form.
+    Code(Factor),
+    Push,
 }
 
 #[derive(Debug)]
@@ -131,7 +146,12 @@ pub(crate) struct State {
     pub used_jti: HashSet<String>,
     /// Failed attempts per account (password and codes), for the dev console.
     pub failures: HashMap<String, u32>,
+    /// The query of each authorization request, newest last (at most [`AUTHORIZE_LOG`]).
+    pub authorize_log: Vec<Vec<(String, String)>>,
 }
+
+/// How many authorization requests [`Sim::authorization_requests`] keeps.
+pub const AUTHORIZE_LOG: usize = 200;
 
 /// The simulator: its configuration, keys and everything in flight.
 pub struct Sim {
@@ -153,16 +173,28 @@ impl Sim {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The factors `account` can use for a login at `level`: that level allows them and the
-    /// account has what they need.
+    /// The factors `account` is offered for a login that asks for `level`: those of the
+    /// account's own level of assurance (the seed: the factors offered depend on the account's
+    /// level) that satisfy the level asked (a factor satisfies the levels up to the highest one
+    /// that lists it), and for which the account has what they need.
     pub fn factors_for(&self, account: &Account, level: u8) -> Vec<Factor> {
+        let strongest = |f: Factor| {
+            self.config
+                .levels
+                .iter()
+                .filter(|(_, fs)| fs.contains(&f))
+                .map(|(l, _)| *l)
+                .max()
+                .unwrap_or(0)
+        };
         self.config
             .levels
-            .get(&level)
+            .get(&account.level)
             .map(|factors| {
                 factors
                     .iter()
                     .copied()
+                    .filter(|f| strongest(*f) >= level)
                     .filter(|f| match f {
                         Factor::Sms => account.phone.is_some(),
                         Factor::Otp | Factor::Push => account.totp_secret.is_some(),
@@ -171,6 +203,12 @@ impl Sim {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// The query parameters of the authorization requests received so far (oldest first): what
+    /// a relying party really sent.
+    pub fn authorization_requests(&self) -> Vec<Vec<(String, String)>> {
+        self.state().authorize_log.clone()
     }
 
     /// The SMS messages sent so far (also at `GET /dev/outbox`).

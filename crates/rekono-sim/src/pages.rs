@@ -44,8 +44,26 @@ pub struct Ctx<'a> {
     pub client_name: &'a str,
     pub tx: &'a str,
     pub csrf: &'a str,
-    /// The path and query of this page, for the language switch.
+    /// A GET path and query that shows this page again, for the language switch.
     pub here: &'a str,
+    pub links: Links<'a>,
+}
+
+/// Rekono's own pages the login screen links to (configurable: `forgot_password_url`,
+/// `create_account_url`).
+#[derive(Clone, Copy)]
+pub struct Links<'a> {
+    pub forgot_password: &'a str,
+    pub create_account: &'a str,
+}
+
+impl Default for Links<'_> {
+    fn default() -> Self {
+        Self {
+            forgot_password: crate::config::FORGOT_PASSWORD_URL,
+            create_account: crate::config::CREATE_ACCOUNT_URL,
+        }
+    }
 }
 
 const STYLE: &str = "body{margin:0;font-family:system-ui,-apple-system,'Segoe UI',sans-serif;background:#eef2f5;color:#22313f}\
@@ -121,7 +139,10 @@ pub fn login(ctx: &Ctx<'_>, email: &str, error: Option<&str>) -> String {
 <label for=\"email\">{email_label}</label><input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"username\" required value=\"{email}\">\
 <label for=\"password\">{password}</label><input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required>\
 <button type=\"submit\" id=\"login\">{submit}</button></form>\
-<div class=\"links\"><a href=\"#\">{forgot}</a><span>{no_account} <a href=\"#\">{create}</a></span></div>",
+<div class=\"links\"><a id=\"forgot-password\" href=\"{forgot_url}\">{forgot}</a><span>{no_account} <a id=\"create-account\" href=\"{create_url}\">{create}</a></span></div>{back}",
+        forgot_url = escape(ctx.links.forgot_password),
+        create_url = escape(ctx.links.create_account),
+        back = back_to_client(ctx),
         err = error_box(error),
         hidden = hidden(ctx),
         email_label = l.t("Vaš e-naslov", "Your e-mail address"),
@@ -186,15 +207,27 @@ pub fn chooser(ctx: &Ctx<'_>, factors: &[Factor], cert_url: &str, error: Option<
         ));
     }
     let body = format!(
-        "<h1>{}</h1>{}{options}",
+        "<h1>{}</h1>{}{options}{}",
         l.t("Izberite način prijave", "Choose how to log in"),
-        error_box(error)
+        error_box(error),
+        back_to_client(ctx)
     );
     layout(
         ctx,
         l.t("Izberite način prijave", "Choose how to log in"),
         &body,
         "",
+    )
+}
+
+/// The way back to the service that asked for the login (ends the login there: the
+/// relying party gets `access_denied`, "cancelled by the user").
+fn back_to_client(ctx: &Ctx<'_>) -> String {
+    format!(
+        "<form method=\"post\" action=\"{BASE_PATH}/abort\">{}<button type=\"submit\" class=\"secondary\" id=\"back-to-client\">{} {}</button></form>",
+        hidden(ctx),
+        ctx.lang.t("Nazaj v storitev", "Back to"),
+        escape(ctx.client_name)
     )
 }
 
@@ -250,11 +283,15 @@ pub fn push_wait(ctx: &Ctx<'_>) -> String {
         url = escape(&wait_url)
     );
     let body = format!(
-        "<h1>{title}</h1><p>{text}</p><p id=\"push-status\">…</p>{cancel}",
+        "<h1>{title}</h1><p>{text}</p><p id=\"push-status\" role=\"status\">{waiting}</p>{cancel}",
         title = l.t("Potrdite obvestilo", "Confirm the notification"),
         text = l.t(
-            "Za nadaljevanje odprite mobilno napravo in potrdite obvestilo, ki vam ga je poslal Rekono.",
-            "To continue, open your mobile device and confirm the notification that Rekono sent you."
+            "Za nadaljevanje odprite svojo mobilno napravo in potrdite prejeto obvestilo, ki vam ga je poslal Rekono.",
+            "To continue, open your mobile device and confirm the notification Rekono sent you."
+        ),
+        waiting = l.t(
+            "Čakamo na vašo potrditev; stran se osveži sama.",
+            "Waiting for your confirmation; this page refreshes by itself."
         ),
         cancel = cancel(ctx),
     );
@@ -274,6 +311,7 @@ pub fn error(lang: Lang, message: &str) -> String {
         tx: "",
         csrf: "",
         here: BASE_PATH,
+        links: Links::default(),
     };
     let body = format!(
         "<h1>{}</h1><p class=\"err\">{}</p>",
@@ -290,6 +328,7 @@ pub fn logged_out(lang: Lang) -> String {
         tx: "",
         csrf: "",
         here: BASE_PATH,
+        links: Links::default(),
     };
     let body = format!(
         "<h1>{}</h1>",
