@@ -50,4 +50,8 @@ PREHOD_TLS_CERT="$pki/si/server.crt" PREHOD_TLS_KEY="$pki/si/server.key" \
 "$prehod" pki --out "$pki/dev" --domain bankart.localhost >/dev/null
 PREHOD_DEV_CERTS="$pki/dev" PREHOD_SESSION_KEY="$(cat "$pki/dev/session.key")" \
   "$prehod" check --config deploy/dev/proxy.yaml
+
+# deploy/: the Dockerfile, the rendered Kubernetes objects, the Prometheus rules and their
+# tests, the dashboard's metrics and the systemd unit (it installs its own tools).
+PREHOD_BIN="$prehod" bash deploy/check.sh
 echo "== all checks passed"

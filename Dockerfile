@@ -1,0 +1,36 @@
+# syntax=docker/dockerfile:1
+# The prehod container image: a Debian build stage that runs exactly CI's build steps
+# (deploy/setup.sh, then cargo with OPENSSL_NO_VENDOR from .cargo/config.toml, linking
+# Debian's libssl3), and a distroless runtime stage with only glibc, libgcc, libssl3 and
+# ca-certificates: no shell, no package manager, no build tools. It runs as a numeric
+# non-root user. Build it from the repository root:
+#   docker build -t registry.bankart.si/prehod:0.1.0 .
+# (see README.md, "Deployment"; no container engine runs on the development machines, so
+# deploy/check.sh checks that the build commands below are CI's, and lints this file with
+# hadolint.)
+
+# Debian 12 (bookworm) in both stages: the binary links the build stage's libssl3 and glibc,
+# and the runtime stage must have the same ones.
+ARG RUST_VERSION=1.95
+FROM rust:${RUST_VERSION}-slim-bookworm AS build
+WORKDIR /src
+COPY . .
+# The same two steps as CI (tests/run.sh): install the Debian build dependencies, then build.
+# deploy/setup.sh also installs the test tools (Chromium) — only in this stage, which is thrown
+# away. The cache mounts keep the registry and target/ between builds of the same builder.
+ENV OPENSSL_NO_VENDOR=1
+RUN bash deploy/setup.sh
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked --bin prehod \
+    && install -D -m 0755 target/release/prehod /out/prehod
+
+# Runtime: distroless "cc" (glibc, libgcc, libssl3, ca-certificates, tzdata), no shell.
+FROM gcr.io/distroless/cc-debian12:nonroot
+COPY --from=build /out/prehod /usr/local/bin/prehod
+# The distroless "nonroot" user, numerically, so that runAsNonRoot can verify it.
+USER 65532:65532
+# HTTPS, HTTP→HTTPS redirect and the admin listener (the Kubernetes config binds these).
+EXPOSE 8443 8080 9090
+ENTRYPOINT ["/usr/local/bin/prehod"]
+CMD ["run", "--config", "/etc/prehod/proxy.yaml"]
