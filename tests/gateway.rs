@@ -5,6 +5,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
+use futures_util::StreamExt;
 use serde_json::Value;
 
 async fn json(resp: reqwest::Response) -> Value {
@@ -919,6 +920,75 @@ fn trickle(gw: &Gateway, head: &str, every: Duration, body: bool) -> (Duration, 
         );
     }
     (started.elapsed(), answer)
+}
+
+/// Issue 10, item 4, over HTTP/2: a stream whose request body stalls is reset by the body's
+/// minimum-rate deadline, while the same connection's other streams are served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_http2_request_body_is_reset_while_its_connection_serves_other_streams() {
+    let pki = Pki::new();
+    let (mut setup, _portals) = six_demo_portals().await;
+    setup.server_extra = "body_timeout: 2s\nbody_min_rate: 1000\n".into();
+    let gw = Gateway::start(&pki, &setup);
+    let client = gw
+        .client_builder()
+        .http2_prior_knowledge()
+        .build()
+        .expect("client");
+    let url = gw.url("acq", "/");
+    let first = client.get(&url).send().await.expect("h2 request");
+    assert_eq!(first.version(), reqwest::Version::HTTP_2);
+    assert_eq!(first.status(), 200);
+
+    // One byte, then nothing: the body never ends.
+    let stalled = {
+        let client = client.clone();
+        let url = url.clone();
+        tokio::spawn(async move {
+            let body = futures_util::stream::once(async {
+                Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"a"))
+            })
+            .chain(futures_util::stream::pending());
+            let started = Instant::now();
+            let sent = tokio::time::timeout(
+                Duration::from_secs(20),
+                client
+                    .post(&url)
+                    .body(reqwest::Body::wrap_stream(body))
+                    .send(),
+            )
+            .await;
+            (
+                started.elapsed(),
+                sent.map(|r| r.map(|r| r.status().as_u16())),
+            )
+        })
+    };
+    // Meanwhile the connection serves other streams.
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let r = client.get(&url).send().await.expect("another stream");
+        assert_eq!(r.version(), reqwest::Version::HTTP_2);
+        statuses.push(r.status().as_u16());
+    }
+    let (open, outcome) = stalled.await.expect("stalled stream");
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert!(
+        matches!(outcome, Ok(Err(_))),
+        "the stalled stream is reset, not answered or left open: {outcome:?}"
+    );
+    assert!(
+        (Duration::from_millis(1500)..Duration::from_secs(8)).contains(&open),
+        "reset after the 2 s allowance, not after {open:?}"
+    );
+    let after = client
+        .get(&url)
+        .send()
+        .await
+        .expect("the connection lives on");
+    assert_eq!(after.status(), 200);
+    assert!(metric_value(&gw.metrics(), "prehod_slow_clients_total{phase=\"body\"}") >= 1.0);
 }
 
 /// Issue 10, item 4: a client that sends its header a line at a time (or its body a byte at

@@ -12,8 +12,11 @@
 //! connection's `HandshakeInfo`: header complete ([`Connection::header_done`]), body complete
 //! ([`Connection::body_done`]), response done ([`Connection::request_done`]).
 //!
-//! HTTP/2 connections get the deadline for their first request only (several streams share
-//! one connection; h2's own flow control and frame limits apply after that).
+//! HTTP/2 connections get the header deadline for their first request only (several streams
+//! share one connection, and h2 delivers a stream's header whole). Each HTTP/2 stream's request
+//! body has the same minimum-rate deadline as an HTTP/1 body: [`Streams`] wraps the proxy's
+//! `HttpServerApp` and races each stream's handling against its body's deadline; a stream that
+//! misses it is reset (its upstream request dropped), the connection's other streams go on.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -26,7 +29,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use pingora::apps::ServerApp;
+use pingora::apps::{HttpServerApp, HttpServerOptions, ReusedHttpStream, ServerApp};
+use pingora::protocols::http::ServerSession;
 use pingora::protocols::{
     GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, Ssl, Stream, UniqueID,
     UniqueIDType, ALPN,
@@ -362,6 +366,98 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
 
     async fn cleanup(&self) {
         self.inner.cleanup().await;
+    }
+}
+
+tokio::task_local! {
+    /// The request body of the HTTP/2 stream whose task this is.
+    static STREAM_BODY: Arc<StreamBody>;
+}
+
+/// An HTTP/2 stream's request body: when it began and how many bytes of it arrived so far;
+/// `None` once it is complete.
+#[derive(Debug)]
+struct StreamBody(Mutex<Option<(Instant, u64)>>);
+
+impl StreamBody {
+    fn deadline(&self, limits: &Limits) -> Option<Instant> {
+        let body = *self.0.lock().unwrap_or_else(|e| e.into_inner());
+        body.map(|(since, bytes)| {
+            since
+                + limits.body_timeout
+                + Duration::from_secs_f64(bytes as f64 / limits.body_min_rate as f64)
+        })
+    }
+}
+
+/// `n` bytes of the current HTTP/2 stream's request body arrived (`done`: it is complete).
+/// Nothing outside an HTTP/2 stream's task (HTTP/1 bodies are timed on their connection).
+pub fn stream_body_read(n: usize, done: bool) {
+    let _ = STREAM_BODY.try_with(|body| {
+        let mut body = body.0.lock().unwrap_or_else(|e| e.into_inner());
+        if done {
+            *body = None;
+        } else if let Some((_, bytes)) = body.as_mut() {
+            *bytes = bytes.saturating_add(n as u64);
+        }
+    });
+}
+
+/// The proxy's `HttpServerApp`, with a minimum-rate deadline on each HTTP/2 stream's body.
+pub struct Streams<A> {
+    inner: Arc<A>,
+    limits: Limits,
+}
+
+impl<A> Streams<A> {
+    pub fn new(inner: A, limits: Limits) -> Self {
+        Self {
+            inner: Arc::new(inner),
+            limits,
+        }
+    }
+}
+
+#[async_trait]
+impl<A: HttpServerApp + Send + Sync + 'static> HttpServerApp for Streams<A> {
+    async fn process_new_http(
+        self: &Arc<Self>,
+        mut session: ServerSession,
+        shutdown: &ShutdownWatch,
+    ) -> Option<ReusedHttpStream> {
+        if !session.is_http2() || session.is_body_done() {
+            return self.inner.process_new_http(session, shutdown).await;
+        }
+        let body = Arc::new(StreamBody(Mutex::new(Some((Instant::now(), 0)))));
+        let work = STREAM_BODY.scope(body.clone(), self.inner.process_new_http(session, shutdown));
+        tokio::pin!(work);
+        loop {
+            let Some(deadline) = body.deadline(&self.limits) else {
+                return work.await;
+            };
+            tokio::select! {
+                done = &mut work => return done,
+                () = tokio::time::sleep_until(deadline) => {
+                    if body.deadline(&self.limits).is_some_and(|d| d <= Instant::now()) {
+                        crate::metrics::count_slow_client("body");
+                        tracing::debug!("an HTTP/2 request body missed its deadline: stream reset");
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
+    fn h2_options(&self) -> Option<pingora::protocols::http::v2::server::H2Options> {
+        self.inner.h2_options()
+    }
+
+    fn server_options(&self) -> Option<&HttpServerOptions> {
+        self.inner.server_options()
+    }
+
+    async fn http_cleanup(&self) {
+        self.inner.http_cleanup().await;
     }
 }
 

@@ -149,7 +149,10 @@ pub fn build(
     );
     let mut proxy = Service::new(
         "prehod gateway".to_owned(),
-        connections::Guarded::new(app, counters),
+        connections::Guarded::new(
+            connections::Streams::new(app, connections::Limits::new(&shared.config.server)),
+            counters,
+        ),
     );
     proxy.add_listener(
         pingora::listeners::ListenerConfig::tcp(&https)

@@ -814,10 +814,11 @@ impl ProxyHttp for Gateway {
     async fn request_body_filter(
         &self,
         session: &mut Session,
-        _body: &mut Option<Bytes>,
+        body: &mut Option<Bytes>,
         end_of_stream: bool,
         _ctx: &mut RequestCtx,
     ) -> Result<()> {
+        crate::connections::stream_body_read(body.as_ref().map_or(0, Bytes::len), end_of_stream);
         if end_of_stream {
             if let Some(connection) = crate::connections::of_session(session) {
                 connection.body_done();
