@@ -9,10 +9,8 @@ use http::{Response, StatusCode};
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 
-use crate::Shared;
-
 pub struct Admin {
-    pub(crate) shared: Arc<Shared>,
+    pub(crate) live: Arc<crate::live::Live>,
 }
 
 fn respond(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
@@ -28,10 +26,11 @@ fn respond(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Ve
 #[async_trait]
 impl ServeHttp for Admin {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let shared = self.live.load();
         match session.req_header().uri.path() {
             "/metrics" => {
-                if let Some(auth) = &self.shared.auth {
-                    let m = &self.shared.metrics;
+                if let Some(auth) = &shared.auth {
+                    let m = &shared.metrics;
                     let now = prehod_identity::unix_now() as i64;
                     for anchor in auth.certificates.iter().flat_map(|c| &c.checker.anchors) {
                         if let Some(crl) = anchor.crl_state() {
@@ -65,17 +64,16 @@ impl ServeHttp for Admin {
                 respond(
                     StatusCode::OK,
                     "text/plain; version=0.0.4",
-                    self.shared.metrics.render(),
+                    shared.metrics.render(),
                 )
             }
             "/healthz" => respond(StatusCode::OK, "text/plain", b"ok\n".to_vec()),
             "/readyz" => {
-                let portals: Vec<serde_json::Value> = self
-                    .shared
+                let portals: Vec<serde_json::Value> = shared
                     .config
                     .portals
                     .iter()
-                    .zip(&self.shared.pools)
+                    .zip(&shared.pools)
                     .map(|(portal, pool)| {
                         serde_json::json!({
                             "portal": portal.name,
@@ -87,13 +85,12 @@ impl ServeHttp for Admin {
                     .collect();
                 // Ready once every pool was checked: an upstream that is down makes its own
                 // portal answer 502, it must not take the whole gateway out of the balancer.
-                let oidc = self.shared.auth.as_ref().map(|a| a.provider().is_some());
-                let ready = self.shared.pools.iter().all(|p| p.is_checked()) && oidc != Some(false);
+                let oidc = shared.auth.as_ref().map(|a| a.provider().is_some());
+                let ready = shared.pools.iter().all(|p| p.is_checked()) && oidc != Some(false);
                 let now = prehod_identity::unix_now() as i64;
                 // Certificate revocation state: shown, but a stale CRL only stops certificate
                 // logins (its own policy); it does not take the gateway out of the balancer.
-                let crls: Vec<serde_json::Value> = self
-                    .shared
+                let crls: Vec<serde_json::Value> = shared
                     .auth
                     .iter()
                     .flat_map(|a| a.certificates.iter())

@@ -221,6 +221,27 @@ impl AuthState {
         }))
     }
 
+    /// For a configuration reload: this login takes over from `old` what lives as long as the
+    /// process — revocations (and the session cache, with the same keys), the used single
+    /// sign-on codes, and the identity provider until it is discovered again with the new
+    /// settings (when it is the same issuer and client).
+    pub fn adopt(
+        mut self,
+        old: &AuthState,
+        config: &prehod_config::Auth,
+        old_config: &prehod_config::Auth,
+    ) -> Self {
+        let same_keys = config.session.keys == old_config.session.keys;
+        self.sessions = self.sessions.adopt(&old.sessions, same_keys);
+        self.sso = self.sso.adopt(&old.sso);
+        if config.oidc.issuer == old_config.oidc.issuer
+            && config.oidc.client_id == old_config.oidc.client_id
+        {
+            self.provider = RwLock::new(old.provider());
+        }
+        self
+    }
+
     pub fn provider(&self) -> Option<Arc<Provider>> {
         self.provider
             .read()

@@ -157,6 +157,12 @@ impl Codes {
         }
     }
 
+    /// For a configuration reload: the codes already exchanged stay used.
+    pub fn adopt(mut self, old: &Codes) -> Self {
+        self.used = old.used.clone();
+        self
+    }
+
     /// The URL that takes the browser to the host of `issue.via` with a code. `return_to` is
     /// an https URL of a configured portal, checked before.
     pub fn redirect(&self, issue: Issue<'_>, now: u64) -> Result<String, SealError> {

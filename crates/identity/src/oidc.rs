@@ -386,6 +386,12 @@ impl Provider {
         })
     }
 
+    /// For a configuration reload: the logout-token `jti`s `old` has seen stay seen.
+    pub fn adopt_seen(mut self, old: &Provider) -> Self {
+        self.seen_jti = old.seen_jti.clone();
+        self
+    }
+
     fn current(&self) -> Arc<Discovered> {
         self.current
             .read()

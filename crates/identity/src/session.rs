@@ -154,9 +154,10 @@ pub struct Sessions {
     /// Cookie value → session that opened from it.
     cache: Cache<String, Arc<Session>>,
     /// Sessions, Rekono sessions and subjects logged out, each until it no longer matters.
-    revoked: Revocations,
-    pub hits: std::sync::atomic::AtomicU64,
-    pub misses: std::sync::atomic::AtomicU64,
+    /// Shared with the sessions of the configurations loaded after this one (see [`Sessions::adopt`]).
+    revoked: Arc<Revocations>,
+    pub hits: Arc<std::sync::atomic::AtomicU64>,
+    pub misses: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Sessions {
@@ -189,7 +190,7 @@ impl Sessions {
                 // An entry is never older than the longest a session can idle.
                 .time_to_live(idle)
                 .build(),
-            revoked: Revocations::new(crate::revocation::DEFAULT_MAX),
+            revoked: Arc::new(Revocations::new(crate::revocation::DEFAULT_MAX)),
             hits: Default::default(),
             misses: Default::default(),
         }
@@ -198,7 +199,22 @@ impl Sessions {
     /// Bounds the revocation store to `max` entries (`session.max_revocations`); see
     /// [`crate::revocation`] for the bytes per entry and what happens at the bound.
     pub fn with_max_revocations(mut self, max: usize) -> Self {
-        self.revoked = Revocations::new(max);
+        self.revoked = Arc::new(Revocations::new(max));
+        self
+    }
+
+    /// For a configuration reload: these sessions take over `old`'s revocations and lookup
+    /// counts (a revocation outlives any configuration), and its cache of opened cookies when
+    /// `same_keys` (same session keys and timeouts: a cookie opens to the same session). With
+    /// other keys the cache starts empty, so a retired key's cookie is opened again — and
+    /// refused. A changed `session.max_revocations` takes effect at the next restart.
+    pub fn adopt(mut self, old: &Sessions, same_keys: bool) -> Self {
+        self.revoked = old.revoked.clone();
+        self.hits = old.hits.clone();
+        self.misses = old.misses.clone();
+        if same_keys && self.idle == old.idle && self.absolute == old.absolute {
+            self.cache = old.cache.clone();
+        }
         self
     }
 
