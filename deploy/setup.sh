@@ -5,9 +5,10 @@
 #   pkg-config, libssl-dev   link the system OpenSSL (see .cargo/config.toml)
 #   openssl      the command-line tool used by tests and docs
 #   chromium, chromium-driver   the headless browser the end-to-end browser tests drive
+#   redis-server the shared state the two-replica tests start (tests/fleet.rs)
 set -euo pipefail
 
-packages=(cmake pkg-config libssl-dev openssl chromium chromium-driver)
+packages=(cmake pkg-config libssl-dev openssl chromium chromium-driver redis-server)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

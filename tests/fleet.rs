@@ -360,3 +360,329 @@ async fn a_binary_upgrade_under_load_fails_no_request() {
         .expect("new log")
         .contains("prehod started"));
 }
+
+/// A `redis-server` of the test's own on a free loopback port, without persistence; killed
+/// when dropped.
+struct Redis {
+    child: Option<std::process::Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Redis {
+    fn start() -> Self {
+        let mut redis = Self {
+            child: None,
+            port: free_port(),
+            dir: tempfile::tempdir().expect("dir"),
+        };
+        redis.restart();
+        redis
+    }
+
+    /// Starts it (again, empty) on its port, and waits until it answers PING.
+    fn restart(&mut self) {
+        let child = std::process::Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("redis-server (Debian package redis-server; deploy/setup.sh installs it)");
+        self.child = Some(child);
+        let addr: std::net::SocketAddr = ([127, 0, 0, 1], self.port).into();
+        wait_for("redis-server to answer", Duration::from_secs(10), || {
+            use std::io::{Read, Write};
+            let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200))
+            else {
+                return false;
+            };
+            let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+            let mut buf = [0u8; 16];
+            s.write_all(b"PING\r\n").is_ok()
+                && s.read(&mut buf)
+                    .is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
+        });
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A second replica of `world`'s gateway: the same proxy.yaml (same keys, same Rekono
+/// client, same shared state) on ports of its own.
+struct Replica {
+    _child: Child,
+    https: std::net::SocketAddr,
+    admin: std::net::SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Replica {
+    fn of(gw: &Gateway) -> Self {
+        let yaml = std::fs::read_to_string(gw.dir.path().join("proxy.yaml")).expect("config");
+        let https: std::net::SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let admin: std::net::SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let yaml = yaml
+            .replace(&format!("https: {}", gw.https), &format!("https: {https}"))
+            .replace(
+                &format!("listen: {}", gw.admin),
+                &format!("listen: {admin}"),
+            );
+        let dir = tempfile::tempdir().expect("dir");
+        let config = dir.path().join("proxy.yaml");
+        std::fs::write(&config, yaml).expect("config");
+        let child = Child(
+            std::process::Command::new(prehod_bin())
+                .args(["run", "--config"])
+                .arg(&config)
+                .env("PREHOD_LOG", "info")
+                .stdout(std::fs::File::create(dir.path().join("stdout.log")).expect("log"))
+                .stderr(std::process::Stdio::inherit())
+                .spawn()
+                .expect("start replica B"),
+        );
+        wait_for("replica B to be ready", Duration::from_secs(20), || {
+            http_get(admin, "/readyz").is_some_and(|(s, _)| s == 200)
+        });
+        Self {
+            _child: child,
+            https,
+            admin,
+            _dir: dir,
+        }
+    }
+}
+
+/// The portal session cookie `browser` holds for bips.
+fn bips_session(browser: &common::login::Browser) -> (String, String) {
+    let host = host("bips");
+    let name = browser
+        .cookie_names()
+        .into_iter()
+        .find(|n| n.ends_with("_session") && browser.cookie_at(&host, n).is_some())
+        .expect("a session cookie for bips");
+    let value = browser.cookie_at(&host, &name).expect("value");
+    (name, value)
+}
+
+/// What `https` (a replica) answers an API request to bips with `cookie`: 200 or 401.
+async fn status_with(pki: &Pki, https: std::net::SocketAddr, cookie: &(String, String)) -> u16 {
+    let ca = std::fs::read(pki.path("ca.crt")).expect("ca");
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("ca"))
+        .resolve(&host("bips"), https)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    client
+        .get(format!("https://{}:{}/", host("bips"), https.port()))
+        .header("accept", "application/json")
+        .header("cookie", format!("{}={}", cookie.0, cookie.1))
+        .send()
+        .await
+        .expect("the replica answers")
+        .status()
+        .as_u16()
+}
+
+/// Polls until `https` answers `cookie` with `status`; returns how long that took.
+async fn until_status(
+    pki: &Pki,
+    https: std::net::SocketAddr,
+    cookie: &(String, String),
+    status: u16,
+    within: Duration,
+) -> Duration {
+    let started = Instant::now();
+    loop {
+        if status_with(pki, https, cookie).await == status {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < within,
+            "{https} did not answer {status} within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn readyz_store(admin: std::net::SocketAddr) -> serde_json::Value {
+    let (status, body) = http_get(admin, "/readyz").expect("readyz");
+    assert_eq!(status, 200, "a replica without Redis stays ready: {body}");
+    serde_json::from_str::<serde_json::Value>(&body).expect("json")["state_store"].clone()
+}
+
+fn store_up_metric(admin: std::net::SocketAddr) -> Option<f64> {
+    let (_, m) = http_get(admin, "/metrics").expect("metrics");
+    m.lines().find_map(|l| {
+        l.strip_prefix("prehod_state_store_up ")
+            .and_then(|v| v.trim().parse().ok())
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_share_revocations_through_redis_and_survive_its_outage() {
+    use common::login::*;
+    use common::rekono::{SREDNJA, SREDNJA_TOTP, VISOKA, VISOKA_TOTP};
+    let mut redis = Redis::start();
+    // Rekono posts its logout tokens here; the test delivers them to replica B.
+    let (recorder, mut tokens) = body_recorder().await;
+    let top: &'static str = Box::leak(
+        format!(
+            "state:\n  url: {}\n  key_prefix: \"fleet-test:\"\n",
+            redis.url()
+        )
+        .into_boxed_str(),
+    );
+    let world = world(Options {
+        backchannel: Some(format!("http://{recorder}/record")),
+        top_yaml: top,
+        ..Options::default()
+    })
+    .await;
+    let a = (world.gw.https, world.gw.admin);
+    let b = Replica::of(&world.gw);
+    let pki = &world.pki;
+    for admin in [a.1, b.admin] {
+        wait_for(
+            "the replica to reach Redis",
+            Duration::from_secs(10),
+            || readyz_store(admin)["up"] == true,
+        );
+        assert_eq!(store_up_metric(admin), Some(1.0));
+    }
+
+    // Three people log in on A; each cookie works on B too (same keys).
+    let bips = portal_url(&world, "bips", "/");
+    let mut one = Browser::new(&world);
+    login_otp(&world, &mut one, &bips, SREDNJA, SREDNJA_TOTP).await;
+    let mut two = Browser::new(&world);
+    let two_json = login_otp(&world, &mut two, &bips, VISOKA, VISOKA_TOTP)
+        .await
+        .json();
+    let mut three = Browser::new(&world);
+    login_otp(&world, &mut three, &bips, SREDNJA, SREDNJA_TOTP).await;
+    let (c1, c2, c3) = (bips_session(&one), bips_session(&two), bips_session(&three));
+    for c in [&c1, &c2, &c3] {
+        assert_eq!(status_with(pki, a.0, c).await, 200);
+        assert_eq!(status_with(pki, b.https, c).await, 200);
+    }
+
+    // 1. Log out on A: the cookie is refused on B within a second.
+    log_out(&world, &mut one).await;
+    assert_eq!(status_with(pki, a.0, &c1).await, 401);
+    let took = until_status(pki, b.https, &c1, 401, Duration::from_secs(1)).await;
+    eprintln!("logout on A refused on B after {took:?}");
+    assert_eq!(
+        status_with(pki, b.https, &c3).await,
+        200,
+        "only that session"
+    );
+
+    // 2. Back-channel logout delivered to B: refused on A within a second.
+    while tokens.try_recv().is_ok() {}
+    let sub = received_header(&two_json, "x-auth-user")[0].to_owned();
+    two.http
+        .post(sim_url(&world, "/dev/logout"))
+        .form(&[("sub", sub.as_str())])
+        .send()
+        .await
+        .expect("Rekono logout");
+    let token = tokio::time::timeout(Duration::from_secs(10), tokens.recv())
+        .await
+        .expect("a logout token")
+        .expect("body");
+    // B is reached through a client of its own (the browsers resolve every name to A).
+    let ca = std::fs::read(pki.path("ca.crt")).expect("ca");
+    let to_b = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("ca"))
+        .resolve(&host("login"), b.https)
+        .build()
+        .expect("client");
+    let post = |target: std::net::SocketAddr| {
+        let client = if target == b.https {
+            to_b.clone()
+        } else {
+            world.gw.client()
+        };
+        let token = token.clone();
+        async move {
+            client
+                .post(format!(
+                    "https://{}:{}/oidc/backchannel-logout",
+                    host("login"),
+                    target.port()
+                ))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(token)
+                .send()
+                .await
+                .expect("post")
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(post(b.https).await, 200, "B accepts the logout token");
+    assert_eq!(status_with(pki, b.https, &c2).await, 401);
+    let took = until_status(pki, a.0, &c2, 401, Duration::from_secs(1)).await;
+    eprintln!("back-channel logout on B refused on A after {took:?}");
+    assert_eq!(
+        post(a.0).await,
+        400,
+        "the same logout token replayed on A is refused: its jti was used on B"
+    );
+
+    // 3. Redis goes away: both replicas keep serving, stay ready, and say so.
+    redis.kill();
+    for admin in [a.1, b.admin] {
+        wait_for("the replica to notice", Duration::from_secs(10), || {
+            readyz_store(admin)["up"] == false
+        });
+        assert_eq!(store_up_metric(admin), Some(0.0));
+        let (_, m) = http_get(admin, "/metrics").expect("metrics");
+        assert!(m
+            .lines()
+            .any(|l| l.starts_with("prehod_state_store_errors_total ") && !l.ends_with(" 0")));
+    }
+    assert_eq!(status_with(pki, a.0, &c3).await, 200);
+    assert_eq!(status_with(pki, b.https, &c3).await, 200);
+    assert_eq!(
+        status_with(pki, a.0, &c1).await,
+        401,
+        "revocations held locally"
+    );
+    assert_eq!(status_with(pki, b.https, &c1).await, 401);
+    // A logout on A meanwhile holds on A at once…
+    log_out(&world, &mut three).await;
+    assert_eq!(status_with(pki, a.0, &c3).await, 401);
+    assert!(readyz_store(a.1)["pending_revocations"].as_u64() >= Some(1));
+
+    // 4. …and reaches B once Redis is back (A publishes it, B catches up).
+    redis.restart();
+    for admin in [a.1, b.admin] {
+        wait_for("the replica to reconnect", Duration::from_secs(10), || {
+            readyz_store(admin)["up"] == true
+        });
+        assert_eq!(store_up_metric(admin), Some(1.0));
+    }
+    until_status(pki, b.https, &c3, 401, Duration::from_secs(5)).await;
+    assert_eq!(readyz_store(a.1)["pending_revocations"], 0);
+}

@@ -105,7 +105,10 @@ impl ServeHttp for Admin {
                         })
                     })
                     .collect();
-                let body = serde_json::json!({ "ready": ready, "identity_provider": oidc, "certificate_revocation": crls, "portals": portals });
+                // The shared state store: shown, never a reason to be unready (each replica serves on
+                // its local state meanwhile).
+                let state_store = shared.state.as_ref().map(|s| s.status());
+                let body = serde_json::json!({ "ready": ready, "identity_provider": oidc, "certificate_revocation": crls, "state_store": state_store, "portals": portals });
                 let status = if ready {
                     StatusCode::OK
                 } else {

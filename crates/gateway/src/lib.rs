@@ -23,6 +23,7 @@ pub mod redirect;
 pub mod return_url;
 pub mod routing;
 pub mod sso;
+pub mod state;
 pub mod templates;
 pub mod tls;
 
@@ -57,6 +58,8 @@ pub struct Shared {
     pub rate_limits: Arc<ratelimit::RateLimiter>,
     /// The server certificates by SNI and the client-certificate policy of this snapshot.
     pub tls: Arc<tls::SniCertificates>,
+    /// The state shared with the other replicas (`state:`); lives as long as the process.
+    pub state: Option<Arc<state::Store>>,
 }
 
 /// A portal's upstream connection settings, cloned into each request's peer.
@@ -75,6 +78,8 @@ pub enum BuildError {
     Auth(#[from] auth::AuthBuildError),
     #[error("TLS certificates: {0}")]
     Certificates(#[from] tls::TlsBuildError),
+    #[error("shared state: {0}")]
+    State(#[from] state::StoreError),
 }
 
 impl Shared {
@@ -116,8 +121,25 @@ impl Shared {
             metrics: Arc::new(Metrics::new()?),
             rate_limits: Arc::new(ratelimit::RateLimiter::new(&config.rate_limits)),
             tls: Arc::new(tls::SniCertificates::new(&config)?),
+            state: None,
             config,
         })
+    }
+
+    /// Connects this (first) snapshot to the shared state of `state:`, if any: the session
+    /// store tells it of every revocation made here. Later snapshots take it over.
+    fn with_state(mut self) -> Result<Self, BuildError> {
+        let Some(settings) = self.config.state.clone() else {
+            return Ok(self);
+        };
+        let store = Arc::new(state::Store::new(settings, self.metrics.clone())?);
+        if let Some(auth) = &mut self.auth {
+            let hook = store.clone();
+            auth.sessions
+                .set_revoke_hook(Arc::new(move |r| hook.revoked(r)));
+        }
+        self.state = Some(store);
+        Ok(self)
     }
 
     /// The snapshot of a reloaded `config`, taking over from `old` what lives as long as the
@@ -125,6 +147,7 @@ impl Shared {
     pub fn reloaded(config: Config, old: &Shared) -> Result<Self, BuildError> {
         let mut next = Self::new(config)?;
         next.metrics = old.metrics.clone();
+        next.state = old.state.clone();
         if next.config.rate_limits == old.config.rate_limits {
             next.rate_limits = old.rate_limits.clone();
         }
@@ -183,7 +206,8 @@ pub fn build_reloadable(
     let https = config.listen.https.to_string();
     let admin_addr = config.admin.listen.to_string();
     let redirect_addr = config.listen.http_redirect.map(|a| a.to_string());
-    let shared = Shared::new(config)?;
+    let shared = Shared::new(config)?.with_state()?;
+    let store = shared.state.clone();
     let limits = connections::Limits::new(&shared.config.server);
     let trusted_proxies = shared.config.trusted_proxies.clone();
     let tls_config = tls::Fixed::of(&shared.config);
@@ -232,6 +256,15 @@ pub fn build_reloadable(
             live::ReloadOnHangup { live: live.clone() },
         )),
     ];
+    if let Some(store) = store {
+        services.push(Box::new(background_service(
+            "prehod shared state",
+            state::Replication {
+                store,
+                live: live.clone(),
+            },
+        )));
+    }
     if let Some(addr) = redirect_addr {
         let mut redirect = Service::new(
             "prehod http redirect".to_owned(),

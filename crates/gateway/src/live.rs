@@ -248,6 +248,9 @@ fn fixed_changes(old: &prehod_config::Config, new: &prehod_config::Config) -> Ve
     if old.tls.min_version != new.tls.min_version {
         changed.push("tls.min_version");
     }
+    if old.state != new.state {
+        changed.push("state");
+    }
     changed
 }
 

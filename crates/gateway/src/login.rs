@@ -1048,6 +1048,17 @@ async fn backchannel_logout(ctx: &Ctx<'_, '_>) -> LoginResponse {
     let now = unix_now();
     match provider.verify_logout_token(token, now).await {
         Ok(logout) => {
+            // Seen once here; with shared state, once in the whole fleet.
+            if let Some(store) = &ctx.shared.state {
+                let ttl = std::time::Duration::from_secs(600);
+                if store.claim_once("jti", &logout.jti, ttl).await == Some(false) {
+                    tracing::warn!(
+                        request_id = ctx.req.request_id,
+                        "back-channel logout refused: logout token replayed on another replica"
+                    );
+                    return bad("invalid_logout_token");
+                }
+            }
             if let Some(sid) = &logout.sid {
                 auth.sessions.revoke_op_sid(sid, now);
             }

@@ -491,6 +491,7 @@ impl ProxyHttp for Gateway {
                 crate::login::LoginRequest::from_header(req, Bytes::new(), &ctx.request_id);
             let resp = if login_req.path == crate::sso::PATH {
                 // Single sign-on: the login host sent the browser here with a code.
+                crate::state::claim_sso_code(&shared, login_req.query.get("code")).await;
                 crate::login::redeem_sso_code(&shared, auth, portal_cfg, login_req)
             } else {
                 crate::login::portal_path(&shared, auth, portal_cfg, &login_req)

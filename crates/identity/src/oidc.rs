@@ -99,6 +99,8 @@ pub struct Identity {
 pub struct Logout {
     pub sid: Option<String>,
     pub sub: Option<String>,
+    /// The token's id: seen once here; a fleet also claims it in its shared state.
+    pub jti: String,
 }
 
 struct Discovered {
@@ -820,7 +822,14 @@ pub fn logout_claims(
     let jti = claim("jti")
         .as_str()
         .ok_or_else(|| invalid("logout token has no jti"))?;
-    Ok((Logout { sid, sub }, jti.to_owned()))
+    Ok((
+        Logout {
+            sid,
+            sub,
+            jti: jti.to_owned(),
+        },
+        jti.to_owned(),
+    ))
 }
 
 #[cfg(test)]

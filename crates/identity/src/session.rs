@@ -158,7 +158,23 @@ pub struct Sessions {
     revoked: Arc<Revocations>,
     pub hits: Arc<std::sync::atomic::AtomicU64>,
     pub misses: Arc<std::sync::atomic::AtomicU64>,
+    /// Told of every revocation made here (not of those applied from other replicas), to
+    /// share it with the fleet.
+    on_revoke: Option<RevokeHook>,
 }
+
+/// One revocation, as shared between replicas.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Revoked {
+    pub kind: Kind,
+    pub id: String,
+    /// Unix seconds of the revocation.
+    pub at: u64,
+    /// Unix seconds until which it holds.
+    pub until: u64,
+}
+
+pub type RevokeHook = Arc<dyn Fn(Revoked) + Send + Sync>;
 
 impl Sessions {
     /// `max_entries` bounds the number of cached sessions, `max_bytes` the memory they take
@@ -193,6 +209,7 @@ impl Sessions {
             revoked: Arc::new(Revocations::new(crate::revocation::DEFAULT_MAX)),
             hits: Default::default(),
             misses: Default::default(),
+            on_revoke: None,
         }
     }
 
@@ -210,6 +227,7 @@ impl Sessions {
     /// refused. A changed `session.max_revocations` takes effect at the next restart.
     pub fn adopt(mut self, old: &Sessions, same_keys: bool) -> Self {
         self.revoked = old.revoked.clone();
+        self.on_revoke = old.on_revoke.clone();
         self.hits = old.hits.clone();
         self.misses = old.misses.clone();
         if same_keys && self.idle == old.idle && self.absolute == old.absolute {
@@ -352,7 +370,31 @@ impl Sessions {
         self.revoke(Kind::Subject, sub, now, now + self.absolute.as_secs());
     }
 
+    /// Calls `hook` with every revocation made here from now on.
+    pub fn set_revoke_hook(&mut self, hook: RevokeHook) {
+        self.on_revoke = Some(hook);
+    }
+
+    /// Applies a revocation another replica made (it is not shared again).
+    pub fn apply_remote(&self, r: &Revoked, now: u64) {
+        if r.until > now {
+            self.store(r.kind, &r.id, r.at.min(now), r.until);
+        }
+    }
+
     fn revoke(&self, kind: Kind, id: &str, now: u64, until: u64) {
+        self.store(kind, id, now, until);
+        if let Some(hook) = &self.on_revoke {
+            hook(Revoked {
+                kind,
+                id: id.to_owned(),
+                at: now,
+                until,
+            });
+        }
+    }
+
+    fn store(&self, kind: Kind, id: &str, now: u64, until: u64) {
         if let Err(full) = self.revoked.revoke(kind, id, now, until) {
             tracing::error!(
                 max = full.max,
