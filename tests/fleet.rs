@@ -414,6 +414,23 @@ impl Redis {
         }
     }
 
+    /// Sends one command (RESP) and returns the first line of the answer.
+    fn command(&self, args: &[&str]) -> String {
+        use std::io::{BufRead, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("redis");
+        let mut out = format!("*{}\r\n", args.len());
+        for a in args {
+            out.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+        }
+        s.write_all(out.as_bytes()).expect("write");
+        let mut line = String::new();
+        std::io::BufReader::new(s)
+            .read_line(&mut line)
+            .expect("read");
+        assert!(!line.starts_with('-'), "redis refused: {line}");
+        line
+    }
+
     fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
     }
@@ -547,7 +564,7 @@ async fn two_replicas_share_revocations_through_redis_and_survive_its_outage() {
     let (recorder, mut tokens) = body_recorder().await;
     let top: &'static str = Box::leak(
         format!(
-            "state:\n  url: {}\n  key_prefix: \"fleet-test:\"\n",
+            "state:\n  url: {}\n  key_prefix: \"fleet-test:\"\nrate_limits:\n  backchannel_logout: {{per_address: \"3/min\", burst: 3}}\n",
             redis.url()
         )
         .into_boxed_str(),
@@ -649,6 +666,11 @@ async fn two_replicas_share_revocations_through_redis_and_survive_its_outage() {
         400,
         "the same logout token replayed on A is refused: its jti was used on B"
     );
+    // The back-channel rate limit (3 a minute per address) is counted across the fleet:
+    // a third request on A, and the fourth overall is refused on B, whose own bucket
+    // has seen only one.
+    assert_eq!(post(a.0).await, 400, "a replay again, but within the limit");
+    assert_eq!(post(b.https).await, 429, "over the fleet's limit");
 
     // 3. Redis goes away: both replicas keep serving, stay ready, and say so.
     redis.kill();
@@ -685,4 +707,35 @@ async fn two_replicas_share_revocations_through_redis_and_survive_its_outage() {
     }
     until_status(pki, b.https, &c3, 401, Duration::from_secs(5)).await;
     assert_eq!(readyz_store(a.1)["pending_revocations"], 0);
+
+    // 5. A revocation stored in Redis but never published (as if its message were lost):
+    // A, which knows the cookie, goes on; B, seeing it for the first time, looks it up.
+    let mut four = Browser::new(&world);
+    let four_json = login_otp(&world, &mut four, &bips, VISOKA, VISOKA_TOTP)
+        .await
+        .json();
+    let c4 = bips_session(&four);
+    assert_eq!(status_with(pki, a.0, &c4).await, 200);
+    let sub = received_header(&four_json, "x-auth-user")[0].to_owned();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    redis.command(&[
+        "SET",
+        &format!("fleet-test:rev:subject:{sub}"),
+        &now.to_string(),
+        "EX",
+        "600",
+    ]);
+    assert_eq!(
+        status_with(pki, b.https, &c4).await,
+        401,
+        "looked up on a miss"
+    );
+    assert_eq!(
+        status_with(pki, a.0, &c4).await,
+        200,
+        "nothing was published"
+    );
 }

@@ -114,7 +114,10 @@ impl Gateway {
             &session.req_header().method,
             session.req_header().uri.path(),
         );
-        if let Some(refused) = self.over_rate_limit(session, ctx, auth, endpoint, None) {
+        if let Some(refused) = self
+            .over_rate_limit(session, ctx, auth, endpoint, None)
+            .await
+        {
             return self.write_login_response(session, ctx, refused).await;
         }
         // Bodies here are small forms (back-channel logout); anything larger is refused.
@@ -194,13 +197,16 @@ impl Gateway {
             use sha2::Digest;
             format!("{:x}", sha2::Sha256::digest(der))
         });
-        if let Some(refused) = self.over_rate_limit(
-            session,
-            ctx,
-            auth,
-            Some(crate::ratelimit::Endpoint::CertificateLogin),
-            fingerprint.as_deref(),
-        ) {
+        if let Some(refused) = self
+            .over_rate_limit(
+                session,
+                ctx,
+                auth,
+                Some(crate::ratelimit::Endpoint::CertificateLogin),
+                fingerprint.as_deref(),
+            )
+            .await
+        {
             return self.write_login_response(session, ctx, refused).await;
         }
         let resp = crate::login::certificate(
@@ -220,7 +226,7 @@ impl Gateway {
 
     /// A login endpoint's rate limit, for the client address (see `Hygiene::client_address`)
     /// and the certificate's fingerprint: the 429 page when either bucket is empty.
-    fn over_rate_limit(
+    async fn over_rate_limit(
         &self,
         session: &Session,
         ctx: &RequestCtx,
@@ -234,10 +240,13 @@ impl Gateway {
         let client = shared
             .hygiene
             .client_address(headers, ctx.client, ctx.trusted_proxy);
-        let limited = shared
-            .rate_limits
-            .check(endpoint, client, certificate)
-            .err()?;
+        let limited = match shared.rate_limits.check(endpoint, client, certificate) {
+            Err(limited) => limited,
+            // This replica's buckets let it through; with shared state, the fleet's count too.
+            Ok(()) => {
+                crate::state::fleet_rate_limit(&shared, endpoint, client, certificate).await?
+            }
+        };
         let req = crate::login::LoginRequest::from_header(
             session.req_header(),
             Bytes::new(),
@@ -587,6 +596,8 @@ impl ProxyHttp for Gateway {
                 }
             }
         }
+        // A cookie this replica has not seen yet: asked about in the fleet's revocations.
+        crate::state::check_unseen(&shared, &req.headers).await;
         let decision = auth::decide(
             shared.auth.as_ref(),
             portal_cfg,

@@ -195,6 +195,77 @@ impl Store {
         }
     }
 
+    /// The stored revocations among `asked` (none when Redis did not answer).
+    async fn lookup(&self, asked: &[(Kind, String)]) -> Vec<Revoked> {
+        let result = async {
+            let mut c = self.connection().await?;
+            let mut pipe = redis::pipe();
+            for (kind, id) in asked {
+                let key = self.key(&format!("rev:{}:{id}", kind.label()));
+                pipe.cmd("GET").arg(&key).cmd("TTL").arg(&key);
+            }
+            let values: Vec<redis::Value> =
+                pipe.query_async(&mut c).await.map_err(|e| e.to_string())?;
+            Ok::<_, String>(values)
+        }
+        .await;
+        let values = match result {
+            Ok(v) => v,
+            Err(e) => {
+                self.mark_down(&e);
+                self.forget_connection().await;
+                return Vec::new();
+            }
+        };
+        let now = prehod_identity::unix_now();
+        let mut found = Vec::new();
+        let mut values = values.into_iter();
+        for (kind, id) in asked {
+            let (Some(at), Some(ttl)) = (values.next(), values.next()) else {
+                break;
+            };
+            let at: Option<u64> = redis::from_redis_value(at).ok().flatten();
+            let ttl: i64 = redis::from_redis_value(ttl).unwrap_or(-2);
+            if let (Some(at), true) = (at, ttl > 0) {
+                found.push(Revoked {
+                    kind: *kind,
+                    id: id.clone(),
+                    at,
+                    until: now + ttl as u64,
+                });
+            }
+        }
+        found
+    }
+
+    /// Adds one to the counter `key` (expiring after `ttl_secs`); `None` when Redis did not
+    /// answer.
+    async fn count(&self, key: &str, ttl_secs: u64) -> Option<u64> {
+        let result = async {
+            let mut c = self.connection().await?;
+            let (n,): (u64,) = redis::pipe()
+                .cmd("INCR")
+                .arg(key)
+                .cmd("EXPIRE")
+                .arg(key)
+                .arg(ttl_secs)
+                .ignore()
+                .query_async(&mut c)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>(n)
+        }
+        .await;
+        match result {
+            Ok(n) => Some(n),
+            Err(e) => {
+                self.mark_down(&e);
+                self.forget_connection().await;
+                None
+            }
+        }
+    }
+
     /// Writes and publishes the queued revocations; on failure they stay queued.
     async fn flush(&self) -> Result<(), String> {
         loop {
@@ -295,6 +366,83 @@ pub async fn claim_sso_code(shared: &crate::Shared, code: Option<&String>) {
     if store.claim_once("sso", &nonce, ttl).await == Some(false) {
         auth.sso.mark_used(nonce);
     }
+}
+
+/// A session cookie this replica has not opened before (a local miss): its revocations are
+/// looked up in Redis before it is checked, in case a published one did not reach this
+/// replica. One round trip per new cookie per replica, bounded by `state.timeout`; skipped
+/// while Redis is away.
+pub async fn check_unseen(shared: &crate::Shared, headers: &http::HeaderMap) {
+    let (Some(store), Some(auth)) = (shared.state.as_ref().filter(|s| s.is_up()), &shared.auth)
+    else {
+        return;
+    };
+    let Some(cookie) = crate::auth::cookie(headers, &auth.cookie_name) else {
+        return;
+    };
+    if auth.sessions.is_cached(cookie) {
+        return;
+    }
+    let now = prehod_identity::unix_now();
+    let Some(session) = auth.sessions.peek(cookie, now) else {
+        return;
+    };
+    let mut asked = vec![(Kind::Session, session.sid.clone())];
+    if let Some(op) = &session.op_sid {
+        asked.push((Kind::RekonoSession, op.clone()));
+    }
+    asked.push((Kind::Subject, session.sub.clone()));
+    for r in store.lookup(&asked).await {
+        auth.sessions.apply_remote(&r, now);
+    }
+}
+
+/// The fleet's share of a login endpoint's rate limit, after this replica's own buckets let
+/// the request through: a fixed window of the rate's period per client address (and per
+/// certificate), counted in Redis across the replicas, allowing the larger of the rate's
+/// count and the burst in each. While Redis is away, each replica's buckets are all there is.
+pub async fn fleet_rate_limit(
+    shared: &crate::Shared,
+    endpoint: crate::ratelimit::Endpoint,
+    client: Option<std::net::IpAddr>,
+    certificate: Option<&str>,
+) -> Option<crate::ratelimit::Limited> {
+    let store = shared.state.as_ref().filter(|s| s.is_up())?;
+    let limit = crate::ratelimit::limit_for(&shared.config.rate_limits, endpoint);
+    let now = prehod_identity::unix_now();
+    let counted = [
+        (
+            limit.per_address,
+            "address",
+            client.map(crate::ratelimit::address_label),
+        ),
+        (
+            limit.per_certificate,
+            "certificate",
+            certificate.map(str::to_owned),
+        ),
+    ];
+    for (rate, what, key) in counted {
+        let (Some(rate), Some(key)) = (rate, key) else {
+            continue;
+        };
+        let window = rate.per.as_secs().max(1);
+        let allowed = u64::from(rate.count.max(limit.burst));
+        let redis_key = store.key(&format!(
+            "rl:{}:{what}:{key}:{}",
+            endpoint.label(),
+            now / window
+        ));
+        match store.count(&redis_key, window + 1).await {
+            Some(n) if n > allowed => {
+                return Some(crate::ratelimit::Limited {
+                    retry_after_secs: (window - now % window).max(1),
+                });
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// `KIND AT UNTIL ID`, space separated (the id last: it may hold anything but a newline).

@@ -314,6 +314,11 @@ impl Sessions {
         Ok(Valid { session, rolled })
     }
 
+    /// Whether `cookie` was opened here before (and is still cached).
+    pub fn is_cached(&self, cookie: &str) -> bool {
+        self.cache.contains_key(cookie)
+    }
+
     /// A cookie's session when it is genuine, not past its absolute expiry and not revoked —
     /// even if it has idled out. For ending it (logout) and for knowing whose browser this is
     /// (a login over it must be the same person): a session idle on one host may still be in
