@@ -245,6 +245,11 @@ async fn twenty_reloads_under_load_fail_no_request_and_apply_their_change() {
     assert!(metric(&gw, "prehod_config_last_reload_success_timestamp_seconds") > 1.7e9);
     // The process lived through it all.
     assert!(http_get(gw.admin, "/healthz").is_some_and(|(s, _)| s == 200));
+    // Without admin.api_token there is no sessions API at all.
+    assert_eq!(
+        admin_api(gw.admin, "GET", "/sessions?user=x", Some("anything")).0,
+        404
+    );
 }
 
 /// A process started by the test, killed when dropped.
@@ -738,4 +743,184 @@ async fn two_replicas_share_revocations_through_redis_and_survive_its_outage() {
         200,
         "nothing was published"
     );
+}
+
+/// The `sid` values of the sessions page's rows: (this session's, the others').
+fn session_rows(body: &str) -> (Option<String>, Vec<String>) {
+    let mut this = None;
+    let mut others = Vec::new();
+    for row in body.split("<tr").skip(1) {
+        let Some(start) = row.find("name=\"sid\" value=\"") else {
+            continue;
+        };
+        let sid = row[start + 18..]
+            .split('"')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        if row.starts_with(" class=\"this-session\"") {
+            this = Some(sid);
+        } else {
+            others.push(sid);
+        }
+    }
+    (this, others)
+}
+
+fn admin_api(
+    admin: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(admin).expect("admin");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let auth = token
+        .map(|t| format!("authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nhost: admin\r\n{auth}content-length: 0\r\nconnection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let status = out
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_sees_and_ends_their_sessions_and_an_admin_can_too() {
+    use common::login::*;
+    use common::rekono::{SREDNJA, SREDNJA_TOTP};
+    let redis = Redis::start();
+    let top: &'static str = Box::leak(
+        format!(
+            "state:\n  url: {}\n  key_prefix: \"sessions-test:\"\n",
+            redis.url()
+        )
+        .into_boxed_str(),
+    );
+    let world = world(Options {
+        top_yaml: top,
+        ..Options::default()
+    })
+    .await;
+    let token = "0123456789abcdef0123456789abcdef-admin";
+    // The admin API is switched on by a reload (A) and from the start (B).
+    let config = world.gw.dir.path().join("proxy.yaml");
+    let yaml = std::fs::read_to_string(&config).expect("config");
+    let listen = format!("  listen: {}\n", world.gw.admin);
+    std::fs::write(
+        &config,
+        yaml.replace(&listen, &format!("{listen}  api_token: {token}\n")),
+    )
+    .expect("config");
+    let b = Replica::of(&world.gw);
+    sighup(world.gw.pid());
+    wait_for("the reload", Duration::from_secs(10), || {
+        metric(&world.gw, "prehod_config_reloads_total{result=\"ok\"}") == 1.0
+    });
+    for admin in [world.gw.admin, b.admin] {
+        wait_for("Redis", Duration::from_secs(10), || {
+            readyz_store(admin)["up"] == true
+        });
+    }
+    let pki = &world.pki;
+    let bips = portal_url(&world, "bips", "/");
+    let mut one = Browser::new(&world);
+    let json = login_otp(&world, &mut one, &bips, SREDNJA, SREDNJA_TOTP)
+        .await
+        .json();
+    let sub = received_header(&json, "x-auth-user")[0].to_owned();
+    let mut two = Browser::new(&world);
+    login_otp(&world, &mut two, &bips, SREDNJA, SREDNJA_TOTP).await;
+    let (c1, c2) = (bips_session(&one), bips_session(&two));
+
+    // The page lists both sessions, this one marked.
+    let page = one.navigate(&login_url(&world, "/sessions")).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(
+        page.headers
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok()),
+        Some("no-store")
+    );
+    let (this, others) = session_rows(&page.body);
+    assert!(this.is_some(), "this session is marked: {}", page.body);
+    assert_eq!(others.len(), 1, "{}", page.body);
+    assert!(page.body.contains("Rekono") && page.body.contains("<td>20</td>"));
+    // Without a session there is no page: the login page instead.
+    let anonymous = Browser::new(&world)
+        .navigate(&login_url(&world, "/sessions"))
+        .await;
+    assert_eq!(anonymous.status, 302, "{}", anonymous.body);
+
+    // A forged form (no token, another session's token) ends nothing.
+    let csrf_two = {
+        let p = two.navigate(&login_url(&world, "/sessions")).await;
+        unescape(&p.hidden("csrf"))
+    };
+    for csrf in ["", csrf_two.as_str()] {
+        let refused = one
+            .post_form(&login_url(&world, "/sessions/end-all"), &[("csrf", csrf)])
+            .await;
+        assert_eq!(refused.status, 403, "{}", refused.body);
+    }
+    assert_eq!(status_with(pki, world.gw.https, &c1).await, 200);
+    assert_eq!(status_with(pki, world.gw.https, &c2).await, 200);
+
+    // "End this" on the other session: refused on A at once and on B within a second.
+    let csrf = unescape(&page.hidden("csrf"));
+    let ended = one
+        .post_form(
+            &login_url(&world, "/sessions/end"),
+            &[("csrf", &csrf), ("sid", &others[0])],
+        )
+        .await;
+    // Back on the page (post_form follows the redirect), without the ended session.
+    assert_eq!(ended.status, 200, "{}", ended.body);
+    assert!(ended.url.ends_with("/sessions"), "{}", ended.url);
+    assert_eq!(session_rows(&ended.body).1.len(), 0, "{}", ended.body);
+    assert_eq!(status_with(pki, world.gw.https, &c2).await, 401);
+    until_status(pki, b.https, &c2, 401, Duration::from_secs(1)).await;
+    assert_eq!(status_with(pki, world.gw.https, &c1).await, 200);
+
+    // The admin API: no token, a wrong one → 401; then B lists and ends the user's sessions.
+    let list = format!("/sessions?user={sub}");
+    assert_eq!(admin_api(b.admin, "GET", &list, None).0, 401);
+    assert_eq!(
+        admin_api(
+            b.admin,
+            "GET",
+            &list,
+            Some("0123456789abcdef0123456789abcdef-wrong!")
+        )
+        .0,
+        401
+    );
+    let (status, body) = admin_api(b.admin, "GET", &list, Some(token));
+    assert_eq!(status, 200, "{body}");
+    let listed: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let sessions = listed["sessions"].as_array().expect("list");
+    assert_eq!(sessions.len(), 1, "B lists the session made on A: {body}");
+    assert_eq!(sessions[0]["method"], "rekono");
+    assert_eq!(sessions[0]["level"], 20);
+    let end_all = format!("/sessions/end?user={sub}&all=true");
+    assert_eq!(admin_api(b.admin, "POST", &end_all, Some(token)).0, 200);
+    until_status(pki, world.gw.https, &c1, 401, Duration::from_secs(1)).await;
+    assert_eq!(status_with(pki, b.https, &c1).await, 401);
+    // A has the API since its reload.
+    let (status, _) = admin_api(world.gw.admin, "GET", &list, Some(token));
+    assert_eq!(status, 200);
 }

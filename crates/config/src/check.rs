@@ -1085,7 +1085,21 @@ impl Checker<'_> {
                 );
             }
         }
-        Some(Admin { listen: addr })
+        let api_token = match raw.api_token {
+            Some(t) if t.len() < 32 || !t.bytes().all(|b| b.is_ascii_graphic()) => {
+                // The token itself is not repeated.
+                self.problem(
+                    "admin.api_token",
+                    "must be at least 32 visible ASCII characters (e.g. `openssl rand -hex 32`), best from the environment: ${PREHOD_ADMIN_TOKEN}",
+                );
+                None
+            }
+            t => t.map(crate::Secret),
+        };
+        Some(Admin {
+            listen: addr,
+            api_token,
+        })
     }
 
     fn tls(&mut self, raw: raw::Tls) -> Option<Tls> {

@@ -266,6 +266,19 @@ pub struct Listen {
 #[derive(Debug)]
 pub struct Admin {
     pub listen: SocketAddr,
+    /// The bearer token of the admin API (listing and ending users' sessions); `None`: the
+    /// API answers 404.
+    pub api_token: Option<Secret>,
+}
+
+/// A secret from the configuration: never shown by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(…)")
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

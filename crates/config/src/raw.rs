@@ -31,6 +31,8 @@ pub struct StateTls {
 #[derive(Debug, Deserialize)]
 pub struct Admin {
     pub listen: String,
+    /// The bearer token of the admin API (`/sessions`); none: the API is off.
+    pub api_token: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

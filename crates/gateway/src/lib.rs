@@ -14,6 +14,7 @@ pub mod hygiene;
 pub mod live;
 pub mod login;
 pub mod metrics;
+pub mod my_sessions;
 pub mod pages;
 pub mod pool;
 pub mod preserve;
@@ -60,6 +61,9 @@ pub struct Shared {
     pub tls: Arc<tls::SniCertificates>,
     /// The state shared with the other replicas (`state:`); lives as long as the process.
     pub state: Option<Arc<state::Store>>,
+    /// Every user's sessions (for the sessions page and the admin API); lives as long as
+    /// the process.
+    pub sessions_index: Arc<my_sessions::Index>,
 }
 
 /// A portal's upstream connection settings, cloned into each request's peer.
@@ -122,23 +126,30 @@ impl Shared {
             rate_limits: Arc::new(ratelimit::RateLimiter::new(&config.rate_limits)),
             tls: Arc::new(tls::SniCertificates::new(&config)?),
             state: None,
+            sessions_index: Arc::default(),
             config,
         })
     }
 
-    /// Connects this (first) snapshot to the shared state of `state:`, if any: the session
-    /// store tells it of every revocation made here. Later snapshots take it over.
-    fn with_state(mut self) -> Result<Self, BuildError> {
-        let Some(settings) = self.config.state.clone() else {
-            return Ok(self);
+    /// Connects this (first) snapshot's session store to what lives as long as the process:
+    /// the per-user session index, and the shared state of `state:`, if any (told of every
+    /// revocation made here). Later snapshots take them over.
+    fn with_process_hooks(mut self) -> Result<Self, BuildError> {
+        let store = match self.config.state.clone() {
+            Some(settings) => Some(Arc::new(state::Store::new(settings, self.metrics.clone())?)),
+            None => None,
         };
-        let store = Arc::new(state::Store::new(settings, self.metrics.clone())?);
         if let Some(auth) = &mut self.auth {
-            let hook = store.clone();
+            let (index, for_index) = (self.sessions_index.clone(), store.clone());
             auth.sessions
-                .set_revoke_hook(Arc::new(move |r| hook.revoked(r)));
+                .set_issue_hook(Arc::new(move |s| index.record(s, for_index.as_ref())));
+            if let Some(store) = &store {
+                let hook = store.clone();
+                auth.sessions
+                    .set_revoke_hook(Arc::new(move |r| hook.revoked(r)));
+            }
         }
-        self.state = Some(store);
+        self.state = store;
         Ok(self)
     }
 
@@ -148,6 +159,7 @@ impl Shared {
         let mut next = Self::new(config)?;
         next.metrics = old.metrics.clone();
         next.state = old.state.clone();
+        next.sessions_index = old.sessions_index.clone();
         if next.config.rate_limits == old.config.rate_limits {
             next.rate_limits = old.rate_limits.clone();
         }
@@ -206,7 +218,7 @@ pub fn build_reloadable(
     let https = config.listen.https.to_string();
     let admin_addr = config.admin.listen.to_string();
     let redirect_addr = config.listen.http_redirect.map(|a| a.to_string());
-    let shared = Shared::new(config)?.with_state()?;
+    let shared = Shared::new(config)?.with_process_hooks()?;
     let store = shared.state.clone();
     let limits = connections::Limits::new(&shared.config.server);
     let trusted_proxies = shared.config.trusted_proxies.clone();

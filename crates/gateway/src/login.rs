@@ -76,7 +76,7 @@ pub struct LoginResponse {
 }
 
 impl LoginResponse {
-    fn html(status: u16, body: String) -> Self {
+    pub(crate) fn html(status: u16, body: String) -> Self {
         Self {
             status,
             headers: vec![("content-type", "text/html; charset=utf-8".into())],
@@ -92,7 +92,7 @@ impl LoginResponse {
         }
     }
 
-    fn redirect(location: String) -> Self {
+    pub(crate) fn redirect(location: String) -> Self {
         Self {
             status: 302,
             headers: vec![("location", location)],
@@ -100,7 +100,7 @@ impl LoginResponse {
         }
     }
 
-    fn cookie(mut self, value: String) -> Self {
+    pub(crate) fn cookie(mut self, value: String) -> Self {
         self.headers.push(("set-cookie", value));
         self
     }
@@ -213,6 +213,10 @@ impl Ctx<'_, '_> {
 
 pub async fn handle(shared: &Shared, auth: &AuthState, req: LoginRequest<'_>) -> LoginResponse {
     let ctx = Ctx::new(shared, auth, &req);
+    // The user's sessions: see `crate::my_sessions`.
+    if let Some(resp) = crate::my_sessions::handle(shared, auth, &req, ctx.lang == Lang::Sl).await {
+        return resp;
+    }
     let mut resp = match (req.method.as_str(), req.path) {
         ("GET" | "HEAD", "/") => login_page(&ctx),
         ("GET", "/oidc/start") => start(&ctx),

@@ -1091,6 +1091,12 @@ impl ProxyHttp for Gateway {
         if let Some(connection) = crate::connections::of_session(session) {
             connection.request_done();
         }
+        // "Last seen" on the sessions page.
+        if let Some(s) = &ctx.session {
+            shared
+                .sessions_index
+                .seen(s, prehod_identity::unix_now(), shared.state.as_ref());
+        }
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let portal = self.portal_name(ctx).to_owned();
         let m = &shared.metrics;

@@ -20,7 +20,7 @@
 //! subscription. Only the login host's single-use checks call Redis, bounded by
 //! `state.timeout`.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -236,6 +236,143 @@ impl Store {
             }
         }
         found
+    }
+
+    /// Records a session in the per-user index (`user:SUB`, `sess:SID`).
+    pub async fn index_session(&self, e: &crate::my_sessions::Entry) {
+        let result = async {
+            let mut c = self.connection().await?;
+            let user = self.key(&format!("user:{}", e.sub));
+            let sess = self.key(&format!("sess:{}", e.sid));
+            let _: () = redis::pipe()
+                .cmd("HSET")
+                .arg(&sess)
+                .arg("sub")
+                .arg(&e.sub)
+                .arg("method")
+                .arg(&e.method)
+                .arg("level")
+                .arg(e.level)
+                .arg("auth_time")
+                .arg(e.auth_time)
+                .arg("expires_at")
+                .arg(e.expires_at)
+                .arg("last_seen")
+                .arg(e.last_seen)
+                .arg("op_sid")
+                .arg(e.op_sid.as_deref().unwrap_or(""))
+                .ignore()
+                .cmd("EXPIREAT")
+                .arg(&sess)
+                .arg(e.expires_at)
+                .ignore()
+                .cmd("ZADD")
+                .arg(&user)
+                .arg(e.expires_at)
+                .arg(&e.sid)
+                .ignore()
+                // The user's index lives as long as their longest session.
+                .cmd("EXPIREAT")
+                .arg(&user)
+                .arg(e.expires_at)
+                .arg("GT")
+                .ignore()
+                .cmd("EXPIREAT")
+                .arg(&user)
+                .arg(e.expires_at)
+                .arg("NX")
+                .ignore()
+                .cmd("ZREMRANGEBYSCORE")
+                .arg(&user)
+                .arg("-inf")
+                .arg(prehod_identity::unix_now())
+                .ignore()
+                .query_async(&mut c)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>(())
+        }
+        .await;
+        if let Err(e) = result {
+            self.mark_down(&e);
+            self.forget_connection().await;
+        }
+    }
+
+    /// Moves a session's "last seen" forward.
+    pub async fn session_seen(&self, sid: &str, now: u64) {
+        let result = async {
+            let mut c = self.connection().await?;
+            let sess = self.key(&format!("sess:{sid}"));
+            // A hash left with this field alone (its session gone) is never listed.
+            let _: () = redis::cmd("HSET")
+                .arg(&sess)
+                .arg("last_seen")
+                .arg(now)
+                .query_async::<()>(&mut c)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>(())
+        }
+        .await;
+        if let Err(e) = result {
+            self.mark_down(&e);
+            self.forget_connection().await;
+        }
+    }
+
+    /// The sessions of `sub` the index holds (empty when Redis did not answer).
+    pub async fn user_sessions(&self, sub: &str, now: u64) -> Vec<crate::my_sessions::Entry> {
+        if !self.is_up() {
+            return Vec::new();
+        }
+        let result = async {
+            let mut c = self.connection().await?;
+            let user = self.key(&format!("user:{sub}"));
+            let sids: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+                .arg(&user)
+                .arg(now)
+                .arg("+inf")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(200)
+                .query_async(&mut c)
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut out = Vec::new();
+            for sid in sids {
+                let h: HashMap<String, String> = redis::cmd("HGETALL")
+                    .arg(self.key(&format!("sess:{sid}")))
+                    .query_async(&mut c)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let num = |k: &str| h.get(k).and_then(|v| v.parse::<u64>().ok());
+                let (Some(auth_time), Some(expires_at)) = (num("auth_time"), num("expires_at"))
+                else {
+                    continue;
+                };
+                out.push(crate::my_sessions::Entry {
+                    sid,
+                    sub: h.get("sub").cloned().unwrap_or_default(),
+                    method: h.get("method").cloned().unwrap_or_default(),
+                    level: num("level").and_then(|l| u8::try_from(l).ok()).unwrap_or(0),
+                    auth_time,
+                    expires_at,
+                    last_seen: num("last_seen").unwrap_or(auth_time),
+                    op_sid: h.get("op_sid").filter(|o| !o.is_empty()).cloned(),
+                });
+            }
+            Ok::<_, String>(out)
+        }
+        .await;
+        match result {
+            Ok(v) => v,
+            Err(e) => {
+                self.mark_down(&e);
+                self.forget_connection().await;
+                Vec::new()
+            }
+        }
     }
 
     /// Adds one to the counter `key` (expiring after `ttl_secs`); `None` when Redis did not

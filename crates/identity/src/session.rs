@@ -161,7 +161,11 @@ pub struct Sessions {
     /// Told of every revocation made here (not of those applied from other replicas), to
     /// share it with the fleet.
     on_revoke: Option<RevokeHook>,
+    /// Told of every session issued here (for the per-user session index).
+    on_issue: Option<IssueHook>,
 }
+
+pub type IssueHook = Arc<dyn Fn(&Session) + Send + Sync>;
 
 /// One revocation, as shared between replicas.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -210,6 +214,7 @@ impl Sessions {
             hits: Default::default(),
             misses: Default::default(),
             on_revoke: None,
+            on_issue: None,
         }
     }
 
@@ -228,6 +233,7 @@ impl Sessions {
     pub fn adopt(mut self, old: &Sessions, same_keys: bool) -> Self {
         self.revoked = old.revoked.clone();
         self.on_revoke = old.on_revoke.clone();
+        self.on_issue = old.on_issue.clone();
         self.hits = old.hits.clone();
         self.misses = old.misses.clone();
         if same_keys && self.idle == old.idle && self.absolute == old.absolute {
@@ -257,6 +263,9 @@ impl Sessions {
         session.expires_at = now + self.absolute.as_secs();
         session.idle_until = (now + self.idle.as_secs()).min(session.expires_at);
         let cookie = self.seal(&session)?;
+        if let Some(hook) = &self.on_issue {
+            hook(&session);
+        }
         Ok((session, cookie))
     }
 
@@ -373,6 +382,30 @@ impl Sessions {
     /// Ends every session of `sub` that exists at `now`.
     pub fn revoke_sub(&self, sub: &str, now: u64) {
         self.revoke(Kind::Subject, sub, now, now + self.absolute.as_secs());
+    }
+
+    /// Calls `hook` with every session issued here from now on.
+    pub fn set_issue_hook(&mut self, hook: IssueHook) {
+        self.on_issue = Some(hook);
+    }
+
+    /// Whether a session with these ids and times is revoked at `now` (for listing sessions
+    /// known only by their summary).
+    pub fn is_revoked_summary(
+        &self,
+        sid: &str,
+        sub: &str,
+        op_sid: Option<&str>,
+        auth_time: u64,
+        expires_at: u64,
+        now: u64,
+    ) -> bool {
+        let r = &self.revoked;
+        r.below_watermark(expires_at)
+            || r.revoked_at(Kind::Session, sid, now).is_some()
+            || op_sid.is_some_and(|op| r.revoked_at(Kind::RekonoSession, op, now).is_some())
+            || r.revoked_at(Kind::Subject, sub, now)
+                .is_some_and(|at| auth_time <= at)
     }
 
     /// Calls `hook` with every revocation made here from now on.
