@@ -146,6 +146,33 @@ async fn portal_of_acq(gw: &Gateway) -> String {
     body["portal"].as_str().unwrap_or_default().to_owned()
 }
 
+/// The leaf certificate the gateway presents for `sni` (DER), whoever issued it.
+fn presented_certificate(addr: std::net::SocketAddr, sni: &str) -> Vec<u8> {
+    let mut connector =
+        openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls()).expect("connector");
+    connector.set_verify(openssl::ssl::SslVerifyMode::NONE);
+    let tcp = std::net::TcpStream::connect(addr).expect("connect");
+    let tls = connector
+        .build()
+        .configure()
+        .expect("configure")
+        .verify_hostname(false)
+        .connect(sni, tcp)
+        .expect("handshake");
+    tls.ssl()
+        .peer_certificate()
+        .expect("a certificate")
+        .to_der()
+        .expect("der")
+}
+
+fn pem_to_der(path: &Path) -> Vec<u8> {
+    openssl::x509::X509::from_pem(&std::fs::read(path).expect("pem"))
+        .expect("certificate")
+        .to_der()
+        .expect("der")
+}
+
 fn sighup(pid: u32) {
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid as i32),
@@ -245,6 +272,37 @@ async fn twenty_reloads_under_load_fail_no_request_and_apply_their_change() {
     assert!(metric(&gw, "prehod_config_last_reload_success_timestamp_seconds") > 1.7e9);
     // The process lived through it all.
     assert!(http_get(gw.admin, "/healthz").is_some_and(|(s, _)| s == 200));
+    // A reload changes the server certificate for the next handshake (the TLS callback reads
+    // the current configuration): here to one of another PKI.
+    let other = tempfile::tempdir().expect("dir");
+    prehod_devpki::generate(
+        other.path(),
+        &prehod_devpki::dev_server_names("bankart.localhost"),
+    )
+    .expect("another PKI");
+    let before = presented_certificate(gw.https, &host("acq"));
+    assert_eq!(before, pem_to_der(&pki.path("server.crt")));
+    std::fs::write(
+        &config,
+        original
+            .replace(
+                &pki.path("server.crt").display().to_string(),
+                &other.path().join("server.crt").display().to_string(),
+            )
+            .replace(
+                &pki.path("server.key").display().to_string(),
+                &other.path().join("server.key").display().to_string(),
+            ),
+    )
+    .expect("config");
+    sighup(gw.pid());
+    wait_for("the certificate reload", Duration::from_secs(10), || {
+        metric(&gw, "prehod_config_reloads_total{result=\"ok\"}") == 20.0
+    });
+    assert_eq!(
+        presented_certificate(gw.https, &host("acq")),
+        pem_to_der(&other.path().join("server.crt"))
+    );
     // Without admin.api_token there is no sessions API at all.
     assert_eq!(
         admin_api(gw.admin, "GET", "/sessions?user=x", Some("anything")).0,
@@ -895,6 +953,13 @@ async fn a_person_sees_and_ends_their_sessions_and_an_admin_can_too() {
     assert_eq!(status_with(pki, world.gw.https, &c2).await, 401);
     until_status(pki, b.https, &c2, 401, Duration::from_secs(1)).await;
     assert_eq!(status_with(pki, world.gw.https, &c1).await, 200);
+    // A reload keeps sessions and revocations: c1 lives on, c2 stays ended.
+    sighup(world.gw.pid());
+    wait_for("the second reload", Duration::from_secs(10), || {
+        metric(&world.gw, "prehod_config_reloads_total{result=\"ok\"}") == 2.0
+    });
+    assert_eq!(status_with(pki, world.gw.https, &c1).await, 200);
+    assert_eq!(status_with(pki, world.gw.https, &c2).await, 401);
 
     // The admin API: no token, a wrong one → 401; then B lists and ends the user's sessions.
     let list = format!("/sessions?user={sub}");
@@ -923,4 +988,95 @@ async fn a_person_sees_and_ends_their_sessions_and_an_admin_can_too() {
     // A has the API since its reload.
     let (status, _) = admin_api(world.gw.admin, "GET", &list, Some(token));
     assert_eq!(status, 200);
+}
+
+#[test]
+fn check_refuses_a_state_section_that_cannot_work_and_never_repeats_its_password() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().expect("tmp");
+    let base = format!(
+        "listen:\n  https: 127.0.0.1:8443\nadmin:\n  listen: 127.0.0.1:9090\n{{admin}}tls:\n  certificates:\n    - cert: {}\n      key: {}\n{{state}}portals:\n  acq:\n    host: acq.bankart.localhost\n    danger_no_authentication: true\n    upstream:\n      urls: [\"http://10.0.0.1:8080\"]\n",
+        pki.path("server.crt").display(),
+        pki.path("server.key").display(),
+    );
+    let check = |admin: &str, state: &str| {
+        let path = dir.path().join("proxy.yaml");
+        std::fs::write(
+            &path,
+            base.replace("{admin}", admin).replace("{state}", state),
+        )
+        .expect("write");
+        let out = std::process::Command::new(prehod_bin())
+            .args(["check", "--config"])
+            .arg(&path)
+            .output()
+            .expect("prehod check");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    assert_eq!(
+        check(
+            "  api_token: 0123456789abcdef0123456789abcdef\n",
+            "state:\n  url: redis://:pw@127.0.0.1:6379/\n  key_prefix: \"bankart:\"\n  timeout: 250ms\n"
+        )
+        .0,
+        Some(0)
+    );
+    for (admin, state, key, says) in [
+        (
+            "",
+            "state:\n  url: http://127.0.0.1:6379\n",
+            "state.url",
+            "redis://",
+        ),
+        (
+            "",
+            "state:\n  url: \"rediss://:hunter2secret@redis.internal:6380/#insecure\"\n",
+            "state.url",
+            "#fragment",
+        ),
+        (
+            "",
+            "state:\n  url: \"not a url :hunter2secret\"\n",
+            "state.url",
+            "not a URL",
+        ),
+        (
+            "",
+            "state:\n  url: redis://127.0.0.1:6379\n  key_prefix: \"\"\n",
+            "state.key_prefix",
+            "visible ASCII",
+        ),
+        (
+            "",
+            "state:\n  url: redis://127.0.0.1:6379\n  tls:\n    ca: /nonexistent/ca.crt\n",
+            "state.tls.ca",
+            "rediss://",
+        ),
+        (
+            "",
+            "state:\n  url: redis://127.0.0.1:6379\n  colour: red\n",
+            "state.colour",
+            "unknown",
+        ),
+        (
+            "  api_token: short-hunter2secret\n",
+            "",
+            "admin.api_token",
+            "at least 32",
+        ),
+    ] {
+        let (code, stderr) = check(admin, state);
+        assert_eq!(code, Some(64), "{state}{admin}: {stderr}");
+        assert!(
+            stderr.lines().any(|l| l.contains(key) && l.contains(says)),
+            "{key}: {stderr}"
+        );
+        assert!(
+            !stderr.contains("hunter2secret"),
+            "a secret repeated: {stderr}"
+        );
+    }
 }
