@@ -135,22 +135,26 @@ impl Shared {
     /// the per-user session index, and the shared state of `state:`, if any (told of every
     /// revocation made here). Later snapshots take them over.
     fn with_process_hooks(mut self) -> Result<Self, BuildError> {
-        let store = match self.config.state.clone() {
+        self.state = match self.config.state.clone() {
             Some(settings) => Some(Arc::new(state::Store::new(settings, self.metrics.clone())?)),
             None => None,
         };
-        if let Some(auth) = &mut self.auth {
-            let (index, for_index) = (self.sessions_index.clone(), store.clone());
-            auth.sessions
-                .set_issue_hook(Arc::new(move |s| index.record(s, for_index.as_ref())));
-            if let Some(store) = &store {
-                let hook = store.clone();
-                auth.sessions
-                    .set_revoke_hook(Arc::new(move |r| hook.revoked(r)));
-            }
-        }
-        self.state = store;
+        self.install_hooks();
         Ok(self)
+    }
+
+    fn install_hooks(&mut self) {
+        let Some(auth) = &mut self.auth else {
+            return;
+        };
+        let (index, store) = (self.sessions_index.clone(), self.state.clone());
+        auth.sessions
+            .set_issue_hook(Arc::new(move |s| index.record(s, store.as_ref())));
+        if let Some(store) = &self.state {
+            let hook = store.clone();
+            auth.sessions
+                .set_revoke_hook(Arc::new(move |r| hook.revoked(r)));
+        }
     }
 
     /// The snapshot of a reloaded `config`, taking over from `old` what lives as long as the
@@ -185,6 +189,11 @@ impl Shared {
             }
             (new_auth, ..) => new_auth,
         };
+        if old.auth.is_none() {
+            // The login is new with this file: its session store learns of the process's
+            // index and shared state here (otherwise it took them over from the old one).
+            next.install_hooks();
+        }
         Ok(next)
     }
 }

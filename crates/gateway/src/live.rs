@@ -100,6 +100,8 @@ pub enum ReloadError {
     Build(#[from] crate::BuildError),
     #[error("this gateway was not started from a configuration file")]
     NoFile,
+    #[error("reading the configuration did not finish: {0}")]
+    Interrupted(String),
 }
 
 /// The configuration in use, swapped whole by a reload.
@@ -184,7 +186,7 @@ impl Live {
         // Loading reads certificate, key, CA and CRL files: off the request threads.
         let config = tokio::task::spawn_blocking(move || prehod_config::Config::load(&path))
             .await
-            .map_err(|_| ReloadError::NoFile)??;
+            .map_err(|e| ReloadError::Interrupted(e.to_string()))??;
         for what in fixed_changes(&old.config, &config) {
             tracing::warn!(
                 setting = what,
@@ -255,7 +257,8 @@ fn fixed_changes(old: &prehod_config::Config, new: &prehod_config::Config) -> Ve
 }
 
 /// `SIGHUP`: reload the configuration. Registering the handler replaces the signal's
-/// default action (which ends the process).
+/// default action (which ends the process). `prehod run` registers it before the services
+/// start, so an early `SIGHUP` is ignored rather than fatal.
 pub struct ReloadOnHangup {
     pub live: Arc<Live>,
 }

@@ -170,6 +170,10 @@ impl Store {
     /// use in the fleet, `Some(false)` when another replica (or this one) used it, `None`
     /// when Redis did not answer (the caller's local check is then all there is).
     pub async fn claim_once(&self, what: &str, id: &str, ttl: Duration) -> Option<bool> {
+        // Away: not waited for on a login (the replication task reconnects).
+        if !self.is_up() {
+            return None;
+        }
         let key = self.key(&format!("once:{what}:{id}"));
         let result = async {
             let mut c = self.connection().await?;

@@ -324,6 +324,20 @@ fn run(config: Config, path: Option<PathBuf>, process: &ProcessArgs) -> ExitCode
         }
     }
     init_logging();
+    // SIGHUP reloads (see prehod_gateway::live); until the reload service runs, one must not
+    // end the process (its default action): the handler is installed now, for the process.
+    if let Err(e) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .and_then(|rt| {
+            rt.block_on(async {
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).map(drop)
+            })
+        })
+    {
+        eprintln!("prehod: cannot handle SIGHUP: {e}");
+        return ExitCode::from(EX_SOFTWARE);
+    }
     let mut conf = prehod_gateway::server_conf(&config);
     conf.upgrade_sock = process.upgrade_socket.to_string_lossy().into_owned();
     let opt = pingora::server::configuration::Opt {
