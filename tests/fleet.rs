@@ -443,6 +443,47 @@ impl Redis {
         redis
     }
 
+    /// A TLS-only one (`rediss://localhost:PORT`) with `pki`'s server certificate; not
+    /// restartable.
+    fn start_tls(pki: &Pki) -> Self {
+        let port = free_port();
+        let dir = tempfile::tempdir().expect("dir");
+        let child = std::process::Command::new("redis-server")
+            .args(["--bind", "127.0.0.1 ::1", "--port", "0"])
+            .args(["--tls-port", &port.to_string()])
+            .arg("--tls-cert-file")
+            .arg(pki.path("server.crt"))
+            .arg("--tls-key-file")
+            .arg(pki.path("server.key"))
+            .arg("--tls-ca-cert-file")
+            .arg(pki.path("ca.crt"))
+            .args([
+                "--tls-auth-clients",
+                "no",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("redis-server");
+        let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+        wait_for(
+            "redis-server (TLS) to listen",
+            Duration::from_secs(10),
+            || std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok(),
+        );
+        Self {
+            child: Some(child),
+            port,
+            dir,
+        }
+    }
+
     /// Starts it (again, empty) on its port, and waits until it answers PING.
     fn restart(&mut self) {
         let child = std::process::Command::new("redis-server")
@@ -1079,4 +1120,41 @@ fn check_refuses_a_state_section_that_cannot_work_and_never_repeats_its_password
             "a secret repeated: {stderr}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shared_state_can_be_reached_over_tls_with_a_private_ca_and_only_with_it() {
+    let pki = Pki::new();
+    let redis = Redis::start_tls(&pki);
+    let (mut setup, _portals) = six_demo_portals().await;
+    setup.top_extra = format!(
+        "state:\n  url: rediss://localhost:{}/\n  tls:\n    ca: {}\n",
+        redis.port,
+        pki.path("ca.crt").display()
+    );
+    let trusted = Gateway::start(&pki, &setup);
+    wait_for(
+        "the TLS connection to Redis",
+        Duration::from_secs(10),
+        || readyz_store(trusted.admin)["up"] == true,
+    );
+    assert_eq!(
+        readyz_store(trusted.admin)["server"],
+        format!("rediss://localhost:{}", redis.port)
+    );
+    // Without the CA the server's certificate does not verify: never connected, still ready.
+    setup.top_extra = format!("state:\n  url: rediss://localhost:{}/\n", redis.port);
+    let untrusting = Gateway::start(&pki, &setup);
+    wait_for("a refused TLS connection", Duration::from_secs(10), || {
+        metric(&untrusting, "prehod_state_store_errors_total") >= 1.0
+    });
+    let store = readyz_store(untrusting.admin);
+    assert_eq!(store["up"], false, "{store}");
+    assert!(
+        store["error"]
+            .as_str()
+            .is_some_and(|e| e != "not connected yet"),
+        "{store}"
+    );
+    assert_eq!(store_up_metric(untrusting.admin), Some(0.0));
 }
