@@ -1158,3 +1158,52 @@ async fn the_shared_state_can_be_reached_over_tls_with_a_private_ca_and_only_wit
     );
     assert_eq!(store_up_metric(untrusting.admin), Some(0.0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_keeps_the_crl_fetched_from_a_url_while_its_server_is_away() {
+    use common::login::*;
+    let w = world(Options {
+        certificates: Some(CertOptions {
+            crl: Some(("ca.crl.pem", "1h")),
+            crl_over_http: true,
+            ..CertOptions::default()
+        }),
+        ..Options::default()
+    })
+    .await;
+    let revoked_is_refused = || async {
+        Browser::with_certificate(&w, "revoked")
+            .certificate_login(&w, "bws")
+            .await
+            .body
+            .contains("Certifikat je preklican")
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !revoked_is_refused().await {
+        assert!(Instant::now() < deadline, "the CRL was never fetched");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The CRL's server loses the file; then the configuration is reloaded (same anchor).
+    std::fs::remove_file(w.pki.path("ca.crl.pem")).expect("remove the CRL");
+    sighup(w.gw.pid());
+    wait_for("the reload", Duration::from_secs(10), || {
+        metric(&w.gw, "prehod_config_reloads_total{result=\"ok\"}") == 1.0
+    });
+    // The refresh after the reload fails (logged), and the CRL fetched before still holds.
+    wait_for("the failed refresh", Duration::from_secs(10), || {
+        w.gw.log_lines()
+            .iter()
+            .filter(|l| l.contains("CRL not refreshed"))
+            .count()
+            >= 1
+    });
+    assert!(revoked_is_refused().await, "still refused by the kept CRL");
+    assert_eq!(
+        Browser::with_certificate(&w, "valid")
+            .certificate_login(&w, "bws")
+            .await
+            .status,
+        302,
+        "and a good certificate still logs in"
+    );
+}
