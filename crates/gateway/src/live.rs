@@ -15,9 +15,10 @@
 //! old configuration keeps serving.
 //!
 //! What a reload cannot change, because the process holds it from its start: the listener
-//! addresses, `server.threads`, `server.grace_period` and the TLS protocol settings
-//! (`tls.min_version`). A changed one is logged and stays as it was until a restart or a
-//! binary upgrade.
+//! addresses, `server.*` (threads, grace period, the connection caps and deadlines), the
+//! trusted proxies as the connection caps see them, the TLS protocol settings
+//! (`tls.min_version`) and `state`. A changed one is logged (WARN) and stays as it was until a
+//! restart or a binary upgrade.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -246,6 +247,32 @@ fn fixed_changes(old: &prehod_config::Config, new: &prehod_config::Config) -> Ve
     }
     if old.server.grace_period != new.server.grace_period {
         changed.push("server.grace_period");
+    }
+    // The connection guard (caps and deadlines) is built with the listener.
+    let (o, n) = (&old.server, &new.server);
+    for (changed_here, key) in [
+        (
+            o.header_timeout != n.header_timeout,
+            "server.header_timeout",
+        ),
+        (o.body_timeout != n.body_timeout, "server.body_timeout"),
+        (o.body_min_rate != n.body_min_rate, "server.body_min_rate"),
+        (
+            o.max_connections_per_address != n.max_connections_per_address,
+            "server.max_connections_per_address",
+        ),
+        (
+            o.max_pending_connections != n.max_pending_connections,
+            "server.max_pending_connections",
+        ),
+        (
+            old.trusted_proxies != new.trusted_proxies,
+            "trusted_proxies (for the connection caps; forwarding headers follow the reload)",
+        ),
+    ] {
+        if changed_here {
+            changed.push(key);
+        }
     }
     if old.tls.min_version != new.tls.min_version {
         changed.push("tls.min_version");
