@@ -370,3 +370,18 @@ async fn page(
     resp.headers.push(("cache-control", "no-store".into()));
     resp
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_text_is_escaped_and_times_read_as_utc() {
+        assert_eq!(
+            escape("<a href=\"x\">'&'</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
+        assert_eq!(when(0), "1970-01-01 00:00 UTC");
+        assert_eq!(when(1_796_126_907), "2026-12-01 12:08 UTC");
+    }
+}
