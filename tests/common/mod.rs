@@ -77,6 +77,8 @@ pub struct Setup {
     pub auth: Option<String>,
     /// The HTTPS port, when it must be known before the gateway starts (OIDC redirect URI).
     pub https_port: Option<u16>,
+    /// More arguments for `prehod run` (e.g. `--upgrade-socket`).
+    pub run_args: Vec<String>,
 }
 
 impl Setup {
@@ -89,6 +91,7 @@ impl Setup {
             http_redirect: false,
             auth: None,
             https_port: None,
+            run_args: Vec::new(),
         }
     }
 
@@ -196,6 +199,7 @@ impl Gateway {
         let child = Command::new(prehod_bin())
             .args(["run", "--config"])
             .arg(&config)
+            .args(&setup.run_args)
             .env("PREHOD_LOG", "info")
             .stdout(std::fs::File::create(&log).expect("log file"))
             .stderr(Stdio::inherit())

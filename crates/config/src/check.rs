@@ -43,6 +43,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "server",
     "rate_limits",
     "portals",
+    "state",
 ];
 
 struct Checker<'a> {
@@ -155,6 +156,13 @@ impl Checker<'_> {
         let rate_limits = self
             .optional::<raw::RateLimits>(&top, "rate_limits")
             .unwrap_or_default();
+        let state: Option<Option<crate::State>> = match top.get("state") {
+            Some(value) => match self.decode::<raw::State>(value, "state") {
+                Some(raw) => self.state(raw).map(Some),
+                None => None,
+            },
+            None => Some(None),
+        };
 
         let listen = listen.and_then(|l| self.listen(l));
         let admin = admin.and_then(|a| self.admin(a, listen.as_ref()));
@@ -184,7 +192,100 @@ impl Checker<'_> {
             rate_limits: rate_limits?,
             portals: portals?,
             auth: auth?,
+            state: state?,
         })
+    }
+
+    /// `state:`; `None` when a problem was reported.
+    fn state(&mut self, raw: raw::State) -> Option<crate::State> {
+        let mut ok = true;
+        let url = match url::Url::parse(&raw.url) {
+            Ok(u) if !matches!(u.scheme(), "redis" | "rediss") => {
+                self.problem(
+                    "state.url",
+                    format!(
+                        "scheme {:?} is not supported: write redis://HOST:PORT or rediss://HOST:PORT (TLS)",
+                        u.scheme()
+                    ),
+                );
+                None
+            }
+            Ok(u) if u.host_str().is_none_or(str::is_empty) => {
+                self.problem("state.url", "names no host: write redis://HOST:PORT");
+                None
+            }
+            Ok(u) if u.fragment().is_some() => {
+                // The client reads `#insecure` as "do not verify the server's certificate".
+                self.problem(
+                    "state.url",
+                    "must not have a #fragment (the Redis client would read #insecure as: do not verify the server)",
+                );
+                None
+            }
+            Ok(u) => Some(u),
+            Err(e) => {
+                // The URL may hold a password: not repeated here.
+                self.problem("state.url", format!("not a URL: {e}"));
+                None
+            }
+        };
+        let key_prefix = raw.key_prefix.unwrap_or_else(|| "prehod:".to_owned());
+        if key_prefix.is_empty()
+            || key_prefix.len() > 64
+            || !key_prefix.bytes().all(|b| b.is_ascii_graphic())
+        {
+            self.problem(
+                "state.key_prefix",
+                "must be 1 to 64 visible ASCII characters, e.g. \"prehod:\"",
+            );
+            ok = false;
+        }
+        let ca = match raw.tls.and_then(|t| t.ca) {
+            Some(path) => {
+                if url.as_ref().is_some_and(|u| u.scheme() != "rediss") {
+                    self.problem(
+                        "state.tls.ca",
+                        "only for a TLS server: write the URL as rediss://",
+                    );
+                    ok = false;
+                }
+                self.certificates_pem(&path, "state.tls.ca", "Redis CA")
+                    .and_then(|(p, certs)| {
+                        let mut pem = Vec::new();
+                        for c in certs {
+                            match c.to_pem() {
+                                Ok(b) => pem.extend_from_slice(&b),
+                                Err(e) => {
+                                    self.problem("state.tls.ca", format!("{}: {e}", p.display()));
+                                    return None;
+                                }
+                            }
+                        }
+                        Some(pem)
+                    })
+                    .or_else(|| {
+                        ok = false;
+                        None
+                    })
+            }
+            None => None,
+        };
+        let timeout = match raw.timeout.as_ref() {
+            Some(t) => self.duration(Some(t), "state.timeout").or_else(|| {
+                ok = false;
+                None
+            }),
+            None => Some(std::time::Duration::from_millis(500)),
+        };
+        match (url, timeout, ok) {
+            (Some(url), Some(timeout), true) => Some(crate::State {
+                url: url.to_string(),
+                key_prefix,
+                ca,
+                timeout,
+            }),
+            _ => None,
+        }
     }
 
     /// The login sections: required as soon as one portal requires authentication.
@@ -1011,7 +1112,21 @@ impl Checker<'_> {
                 );
             }
         }
-        Some(Admin { listen: addr })
+        let api_token = match raw.api_token {
+            Some(t) if t.len() < 32 || !t.bytes().all(|b| b.is_ascii_graphic()) => {
+                // The token itself is not repeated.
+                self.problem(
+                    "admin.api_token",
+                    "must be at least 32 visible ASCII characters (e.g. `openssl rand -hex 32`), best from the environment: ${PREHOD_ADMIN_TOKEN}",
+                );
+                None
+            }
+            t => t.map(crate::Secret),
+        };
+        Some(Admin {
+            listen: addr,
+            api_token,
+        })
     }
 
     fn tls(&mut self, raw: raw::Tls) -> Option<Tls> {

@@ -41,6 +41,48 @@ pub struct Config {
     pub portals: Vec<Portal>,
     /// Present when any portal requires authentication.
     pub auth: Option<Auth>,
+    /// The state the replicas share (`state:`); `None`: each replica keeps its own.
+    pub state: Option<State>,
+}
+
+/// `state:` the Redis server the replicas share revocations, used codes and session indexes
+/// through.
+#[derive(Clone, PartialEq, Eq)]
+pub struct State {
+    /// `redis://` or `rediss://` (TLS) URL; may carry a password, so it is never logged.
+    pub url: String,
+    /// Every key and channel starts with this (several gateways may share one server).
+    pub key_prefix: String,
+    /// PEM CA certificates for a `rediss://` server.
+    pub ca: Option<Vec<u8>>,
+    /// The longest one Redis operation may take before the local state is used instead.
+    pub timeout: Duration,
+}
+
+impl State {
+    /// The server's address without credentials, for logs and `/readyz`.
+    pub fn server(&self) -> String {
+        match url::Url::parse(&self.url) {
+            Ok(u) => format!(
+                "{}://{}:{}",
+                u.scheme(),
+                u.host_str().unwrap_or_default(),
+                u.port().unwrap_or(6379)
+            ),
+            Err(_) => "(invalid URL)".to_owned(),
+        }
+    }
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("server", &self.server())
+            .field("key_prefix", &self.key_prefix)
+            .field("ca", &self.ca.as_ref().map(|_| "(PEM)"))
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 /// Everything the gateway's own login needs.
@@ -230,6 +272,19 @@ pub struct Listen {
 #[derive(Debug)]
 pub struct Admin {
     pub listen: SocketAddr,
+    /// The bearer token of the admin API (listing and ending users' sessions); `None`: the
+    /// API answers 404.
+    pub api_token: Option<Secret>,
+}
+
+/// A secret from the configuration: never shown by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(…)")
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -12,9 +12,27 @@ pub struct Listen {
     pub http_redirect: Option<String>,
 }
 
+/// `state:` the store the replicas share (Redis).
+#[derive(Debug, Deserialize)]
+pub struct State {
+    pub url: String,
+    pub key_prefix: Option<String>,
+    pub tls: Option<StateTls>,
+    pub timeout: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct StateTls {
+    /// PEM CA certificates the Redis server's certificate must chain to (besides the
+    /// system's roots).
+    pub ca: Option<String>,
+}
+
 #[derive(Debug, Deserialize)]
 pub struct Admin {
     pub listen: String,
+    /// The bearer token of the admin API (`/sessions`); none: the API is off.
+    pub api_token: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -9,10 +9,8 @@ use http::{Response, StatusCode};
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 
-use crate::Shared;
-
 pub struct Admin {
-    pub(crate) shared: Arc<Shared>,
+    pub(crate) live: Arc<crate::live::Live>,
 }
 
 fn respond(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
@@ -28,10 +26,11 @@ fn respond(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Ve
 #[async_trait]
 impl ServeHttp for Admin {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let shared = self.live.load();
         match session.req_header().uri.path() {
             "/metrics" => {
-                if let Some(auth) = &self.shared.auth {
-                    let m = &self.shared.metrics;
+                if let Some(auth) = &shared.auth {
+                    let m = &shared.metrics;
                     let now = prehod_identity::unix_now() as i64;
                     for anchor in auth.certificates.iter().flat_map(|c| &c.checker.anchors) {
                         if let Some(crl) = anchor.crl_state() {
@@ -65,17 +64,16 @@ impl ServeHttp for Admin {
                 respond(
                     StatusCode::OK,
                     "text/plain; version=0.0.4",
-                    self.shared.metrics.render(),
+                    shared.metrics.render(),
                 )
             }
             "/healthz" => respond(StatusCode::OK, "text/plain", b"ok\n".to_vec()),
             "/readyz" => {
-                let portals: Vec<serde_json::Value> = self
-                    .shared
+                let portals: Vec<serde_json::Value> = shared
                     .config
                     .portals
                     .iter()
-                    .zip(&self.shared.pools)
+                    .zip(&shared.pools)
                     .map(|(portal, pool)| {
                         serde_json::json!({
                             "portal": portal.name,
@@ -87,13 +85,12 @@ impl ServeHttp for Admin {
                     .collect();
                 // Ready once every pool was checked: an upstream that is down makes its own
                 // portal answer 502, it must not take the whole gateway out of the balancer.
-                let oidc = self.shared.auth.as_ref().map(|a| a.provider().is_some());
-                let ready = self.shared.pools.iter().all(|p| p.is_checked()) && oidc != Some(false);
+                let oidc = shared.auth.as_ref().map(|a| a.provider().is_some());
+                let ready = shared.pools.iter().all(|p| p.is_checked()) && oidc != Some(false);
                 let now = prehod_identity::unix_now() as i64;
                 // Certificate revocation state: shown, but a stale CRL only stops certificate
                 // logins (its own policy); it does not take the gateway out of the balancer.
-                let crls: Vec<serde_json::Value> = self
-                    .shared
+                let crls: Vec<serde_json::Value> = shared
                     .auth
                     .iter()
                     .flat_map(|a| a.certificates.iter())
@@ -108,7 +105,10 @@ impl ServeHttp for Admin {
                         })
                     })
                     .collect();
-                let body = serde_json::json!({ "ready": ready, "identity_provider": oidc, "certificate_revocation": crls, "portals": portals });
+                // The shared state store: shown, never a reason to be unready (each replica serves on
+                // its local state meanwhile).
+                let state_store = shared.state.as_ref().map(|s| s.status());
+                let body = serde_json::json!({ "ready": ready, "identity_provider": oidc, "certificate_revocation": crls, "state_store": state_store, "portals": portals });
                 let status = if ready {
                     StatusCode::OK
                 } else {
@@ -116,7 +116,104 @@ impl ServeHttp for Admin {
                 };
                 respond(status, "application/json", body.to_string().into_bytes())
             }
+            "/sessions" | "/sessions/end" => sessions_api(&shared, session).await,
             _ => respond(StatusCode::NOT_FOUND, "text/plain", b"not found\n".to_vec()),
         }
     }
+}
+
+/// The admin API on users' sessions (see `crate::my_sessions`), behind
+/// `Authorization: Bearer <admin.api_token>` (compared in constant time); without a token in
+/// the configuration it does not exist (404).
+///
+/// - `GET /sessions?user=SUB`: the user's active sessions, as JSON.
+/// - `POST /sessions/end?user=SUB&sid=SID`: ends one of them; `…&all=true`: ends them all.
+async fn sessions_api(shared: &crate::Shared, session: &ServerSession) -> Response<Vec<u8>> {
+    let json = |status: StatusCode, v: serde_json::Value| {
+        respond(status, "application/json", v.to_string().into_bytes())
+    };
+    let Some(token) = &shared.config.admin.api_token else {
+        return respond(StatusCode::NOT_FOUND, "text/plain", b"not found\n".to_vec());
+    };
+    let req = session.req_header();
+    let given = req
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if !constant_time_eq(given.as_bytes(), token.0.as_bytes()) {
+        shared
+            .metrics
+            .denials
+            .with_label_values(&["admin_api_unauthorized"])
+            .inc();
+        let mut r = json(
+            StatusCode::UNAUTHORIZED,
+            serde_json::json!({"error": "unauthorized"}),
+        );
+        r.headers_mut().insert(
+            http::header::WWW_AUTHENTICATE,
+            http::HeaderValue::from_static("Bearer"),
+        );
+        return r;
+    }
+    let query: std::collections::HashMap<String, String> =
+        url::form_urlencoded::parse(req.uri.query().unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
+    let (Some(auth), Some(user)) = (&shared.auth, query.get("user").filter(|u| !u.is_empty()))
+    else {
+        return json(
+            StatusCode::BAD_REQUEST,
+            serde_json::json!({"error": "give ?user=SUBJECT (and a gateway with login)"}),
+        );
+    };
+    let now = prehod_identity::unix_now();
+    let path = req.uri.path();
+    match (req.method.as_str(), path) {
+        ("GET", "/sessions") => {
+            let list = shared
+                .sessions_index
+                .list(auth, user, now, shared.state.as_ref())
+                .await;
+            json(
+                StatusCode::OK,
+                serde_json::json!({"user": user, "sessions": list}),
+            )
+        }
+        ("POST", "/sessions/end") => {
+            let ended = if query.get("all").is_some_and(|a| a == "true") {
+                crate::my_sessions::end_all(auth, user, now);
+                true
+            } else {
+                let sid = query.get("sid").map(String::as_str).unwrap_or_default();
+                crate::my_sessions::end_one(shared, auth, user, sid, now).await
+            };
+            crate::audit::write(&crate::audit::Event {
+                request_id: "admin",
+                event: "logout",
+                outcome: if ended { "success" } else { "failure" },
+                reason: Some("admin_api"),
+                sub: Some(user),
+                ..Default::default()
+            });
+            let status = if ended {
+                StatusCode::OK
+            } else {
+                StatusCode::NOT_FOUND
+            };
+            json(status, serde_json::json!({"ended": ended}))
+        }
+        _ => json(
+            StatusCode::METHOD_NOT_ALLOWED,
+            serde_json::json!({"error": "GET /sessions or POST /sessions/end"}),
+        ),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    // The length of the configured token is not a secret worth a timing channel: it is
+    // fixed; the bytes are compared without an early exit.
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -227,6 +227,40 @@ impl AuthState {
         }))
     }
 
+    /// For a configuration reload: this login takes over from `old` what lives as long as the
+    /// process — revocations (and the session cache, with the same keys), the used single
+    /// sign-on codes, the identity provider until it is discovered again with the new
+    /// settings (when it is the same issuer and client), and the CRLs fetched from URLs
+    /// until they are fetched again (for an anchor of the same name, CAs and sources).
+    pub fn adopt(
+        mut self,
+        old: &AuthState,
+        config: &prehod_config::Auth,
+        old_config: &prehod_config::Auth,
+    ) -> Self {
+        let same_keys = config.session.keys == old_config.session.keys;
+        self.sessions = self.sessions.adopt(&old.sessions, same_keys);
+        self.sso = self.sso.adopt(&old.sso);
+        if let (Some(new), Some(previous)) = (&self.certificates, &old.certificates) {
+            for anchor in &new.checker.anchors {
+                if let Some(same) = previous
+                    .checker
+                    .anchors
+                    .iter()
+                    .find(|a| a.name == anchor.name)
+                {
+                    anchor.adopt_crls(same);
+                }
+            }
+        }
+        if config.oidc.issuer == old_config.oidc.issuer
+            && config.oidc.client_id == old_config.oidc.client_id
+        {
+            self.provider = RwLock::new(old.provider());
+        }
+        self
+    }
+
     pub fn provider(&self) -> Option<Arc<Provider>> {
         self.provider
             .read()

@@ -11,8 +11,10 @@ pub mod auth;
 pub mod connections;
 pub mod cookies;
 pub mod hygiene;
+pub mod live;
 pub mod login;
 pub mod metrics;
+pub mod my_sessions;
 pub mod pages;
 pub mod pool;
 pub mod preserve;
@@ -22,6 +24,7 @@ pub mod redirect;
 pub mod return_url;
 pub mod routing;
 pub mod sso;
+pub mod state;
 pub mod templates;
 pub mod tls;
 
@@ -39,19 +42,28 @@ use prehod_config::Config;
 use crate::metrics::Metrics;
 use crate::pool::Pool;
 
-/// What every phase of every request reads; built once at start.
+/// What every phase of every request reads: one configuration's snapshot, built at start and
+/// again at each reload (see [`live`]). The `Arc` parts are the ones that live as long as the
+/// process: a reload hands them to the next snapshot.
 pub struct Shared {
     pub config: Config,
     pub router: routing::Router,
     pub hygiene: hygiene::Hygiene,
     /// One per portal, in config order.
-    pub pools: Vec<Pool>,
+    pub pools: Vec<Arc<Pool>>,
     pub peers: Vec<PeerTemplate>,
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     /// The gateway's login; `None` when every portal is `danger_no_authentication`.
     pub auth: Option<auth::AuthState>,
     /// Token buckets on the login endpoints.
-    pub rate_limits: ratelimit::RateLimiter,
+    pub rate_limits: Arc<ratelimit::RateLimiter>,
+    /// The server certificates by SNI and the client-certificate policy of this snapshot.
+    pub tls: Arc<tls::SniCertificates>,
+    /// The state shared with the other replicas (`state:`); lives as long as the process.
+    pub state: Option<Arc<state::Store>>,
+    /// Every user's sessions (for the sessions page and the admin API); lives as long as
+    /// the process.
+    pub sessions_index: Arc<my_sessions::Index>,
 }
 
 /// A portal's upstream connection settings, cloned into each request's peer.
@@ -68,6 +80,10 @@ pub enum BuildError {
     Tls(Box<pingora::Error>),
     #[error("login: {0}")]
     Auth(#[from] auth::AuthBuildError),
+    #[error("TLS certificates: {0}")]
+    Certificates(#[from] tls::TlsBuildError),
+    #[error("shared state: {0}")]
+    State(#[from] state::StoreError),
 }
 
 impl Shared {
@@ -103,13 +119,82 @@ impl Shared {
             pools: config
                 .portals
                 .iter()
-                .map(|p| Pool::new(&p.upstream.targets, p.upstream.health_check))
+                .map(|p| Arc::new(Pool::new(&p.upstream.targets, p.upstream.health_check)))
                 .collect(),
             peers,
-            metrics: Metrics::new()?,
-            rate_limits: ratelimit::RateLimiter::new(&config.rate_limits),
+            metrics: Arc::new(Metrics::new()?),
+            rate_limits: Arc::new(ratelimit::RateLimiter::new(&config.rate_limits)),
+            tls: Arc::new(tls::SniCertificates::new(&config)?),
+            state: None,
+            sessions_index: Arc::default(),
             config,
         })
+    }
+
+    /// Connects this (first) snapshot's session store to what lives as long as the process:
+    /// the per-user session index, and the shared state of `state:`, if any (told of every
+    /// revocation made here). Later snapshots take them over.
+    fn with_process_hooks(mut self) -> Result<Self, BuildError> {
+        self.state = match self.config.state.clone() {
+            Some(settings) => Some(Arc::new(state::Store::new(settings, self.metrics.clone())?)),
+            None => None,
+        };
+        self.install_hooks();
+        Ok(self)
+    }
+
+    fn install_hooks(&mut self) {
+        let Some(auth) = &mut self.auth else {
+            return;
+        };
+        let (index, store) = (self.sessions_index.clone(), self.state.clone());
+        auth.sessions
+            .set_issue_hook(Arc::new(move |s| index.record(s, store.as_ref())));
+        if let Some(store) = &self.state {
+            let hook = store.clone();
+            auth.sessions
+                .set_revoke_hook(Arc::new(move |r| hook.revoked(r)));
+        }
+    }
+
+    /// The snapshot of a reloaded `config`, taking over from `old` what lives as long as the
+    /// process (see [`live`]).
+    pub fn reloaded(config: Config, old: &Shared) -> Result<Self, BuildError> {
+        let mut next = Self::new(config)?;
+        next.metrics = old.metrics.clone();
+        next.state = old.state.clone();
+        next.sessions_index = old.sessions_index.clone();
+        if next.config.rate_limits == old.config.rate_limits {
+            next.rate_limits = old.rate_limits.clone();
+        }
+        // An unchanged upstream keeps its pool: its health and its round-robin position.
+        for (i, portal) in next.config.portals.iter().enumerate() {
+            let same = old.config.portals.iter().zip(&old.pools).find(|(p, _)| {
+                p.name == portal.name
+                    && p.upstream.targets == portal.upstream.targets
+                    && p.upstream.health_check == portal.upstream.health_check
+            });
+            if let (Some((_, pool)), Some(slot)) = (same, next.pools.get_mut(i)) {
+                *slot = pool.clone();
+            }
+        }
+        next.auth = match (
+            next.auth.take(),
+            old.auth.as_ref(),
+            next.config.auth.as_ref(),
+            old.config.auth.as_ref(),
+        ) {
+            (Some(new_auth), Some(old_auth), Some(new_cfg), Some(old_cfg)) => {
+                Some(new_auth.adopt(old_auth, new_cfg, old_cfg))
+            }
+            (new_auth, ..) => new_auth,
+        };
+        if old.auth.is_none() {
+            // The login is new with this file: its session store learns of the process's
+            // index and shared state here (otherwise it took them over from the old one).
+            next.install_hooks();
+        }
+        Ok(next)
     }
 }
 
@@ -124,50 +209,60 @@ pub fn server_conf(config: &Config) -> ServerConf {
 }
 
 /// All the services of one gateway: the HTTPS proxy, the admin listener, the optional
-/// HTTP→HTTPS redirect, and the upstream health checker.
+/// HTTP→HTTPS redirect, and the upstream health checker. Without a file to read again, a
+/// reload is refused (see [`build_reloadable`]).
 pub fn build(
     config: Config,
     server_conf: &Arc<ServerConf>,
 ) -> Result<Vec<Box<dyn pingora::services::ServiceWithDependents>>, BuildError> {
-    let tls = tls::settings(&config).map_err(BuildError::Tls)?;
+    build_reloadable(config, None, server_conf)
+}
+
+/// [`build`], for a configuration read from `path`: `SIGHUP` reads it again (see [`live`]).
+pub fn build_reloadable(
+    config: Config,
+    path: Option<std::path::PathBuf>,
+    server_conf: &Arc<ServerConf>,
+) -> Result<Vec<Box<dyn pingora::services::ServiceWithDependents>>, BuildError> {
     let https = config.listen.https.to_string();
     let admin_addr = config.admin.listen.to_string();
     let redirect_addr = config.listen.http_redirect.map(|a| a.to_string());
-    let shared = Arc::new(Shared::new(config)?);
+    let shared = Shared::new(config)?.with_process_hooks()?;
+    let store = shared.state.clone();
+    let limits = connections::Limits::new(&shared.config.server);
+    let read_buffer = shared.config.server.read_buffer;
+    let trusted_proxies = shared.config.trusted_proxies.clone();
+    let tls_config = tls::Fixed::of(&shared.config);
+    let live = Arc::new(live::Live::new(shared, path));
+    // The certificate callback reads the snapshot of each handshake.
+    let tls = tls::settings(
+        &tls_config,
+        Box::new(tls::LiveCertificates { live: live.clone() }),
+    )
+    .map_err(BuildError::Tls)?;
 
     // The proxy under the connection caps and deadlines (see `connections`).
-    let mut app = pingora::proxy::HttpProxy::new(
-        proxy::Gateway {
-            shared: shared.clone(),
-        },
-        server_conf.clone(),
-    );
+    let mut app =
+        pingora::proxy::HttpProxy::new(proxy::Gateway { live: live.clone() }, server_conf.clone());
     app.handle_init_modules();
-    let counters = connections::Counters::new(
-        connections::Limits::new(&shared.config.server),
-        shared.config.trusted_proxies.clone(),
-    );
+    let streams = connections::Streams::new(app, limits.clone());
+    let counters = connections::Counters::new(limits, trusted_proxies);
     let mut proxy = Service::new(
         "prehod gateway".to_owned(),
-        connections::Guarded::new(
-            connections::Streams::new(app, connections::Limits::new(&shared.config.server)),
-            counters,
-        ),
+        connections::Guarded::new(streams, counters),
     );
     proxy.add_listener(
         pingora::listeners::ListenerConfig::tcp(&https)
             .tls(tls)
             .l4_buffer(pingora::listeners::L4BufferSettings::new(
-                shared.config.server.read_buffer,
+                read_buffer,
                 pingora::listeners::DEFAULT_L4_WRITE_BUFFER_SIZE,
             )),
     );
 
     let mut admin = Service::new(
         "prehod admin".to_owned(),
-        admin::Admin {
-            shared: shared.clone(),
-        },
+        admin::Admin { live: live.clone() },
     );
     admin.add_tcp(&admin_addr);
 
@@ -176,35 +271,34 @@ pub fn build(
         Box::new(admin),
         Box::new(background_service(
             "prehod upstream health",
-            HealthChecker {
-                shared: shared.clone(),
-            },
+            HealthChecker { live: live.clone() },
+        )),
+        Box::new(background_service(
+            "prehod CRL refresh",
+            CrlRefresh { live: live.clone() },
+        )),
+        Box::new(background_service(
+            "prehod identity provider",
+            Discovery { live: live.clone() },
+        )),
+        Box::new(background_service(
+            "prehod reload",
+            live::ReloadOnHangup { live: live.clone() },
         )),
     ];
-    if shared
-        .auth
-        .as_ref()
-        .is_some_and(|a| a.certificates.is_some())
-    {
+    if let Some(store) = store {
         services.push(Box::new(background_service(
-            "prehod CRL refresh",
-            CrlRefresh {
-                shared: shared.clone(),
-            },
-        )));
-    }
-    if shared.auth.is_some() {
-        services.push(Box::new(background_service(
-            "prehod identity provider",
-            Discovery {
-                shared: shared.clone(),
+            "prehod shared state",
+            state::Replication {
+                store,
+                live: live.clone(),
             },
         )));
     }
     if let Some(addr) = redirect_addr {
         let mut redirect = Service::new(
             "prehod http redirect".to_owned(),
-            redirect::HttpsRedirect { shared },
+            redirect::HttpsRedirect { live },
         );
         redirect.add_tcp(&addr);
         services.push(Box::new(redirect));
@@ -214,89 +308,104 @@ pub fn build(
 
 /// Checks every portal's upstream targets on its interval until shutdown.
 struct HealthChecker {
-    shared: Arc<Shared>,
+    live: Arc<live::Live>,
 }
 
 #[async_trait]
 impl BackgroundService for HealthChecker {
     async fn start(&self, shutdown: ShutdownWatch) {
-        let mut tasks = Vec::new();
-        for (i, pool) in self.shared.pools.iter().enumerate() {
-            let shared = self.shared.clone();
-            let mut shutdown = shutdown.clone();
-            let interval = pool.health_check.interval;
-            tasks.push(tokio::spawn(async move {
-                let (Some(pool), Some(portal)) =
-                    (shared.pools.get(i), shared.config.portals.get(i))
-                else {
-                    return;
-                };
-                let portal = &portal.name;
-                loop {
-                    for (t, healthy) in pool.check_once().await {
-                        let Some(target) = pool.targets.get(t) else {
-                            continue;
-                        };
-                        let target = target.target.to_string();
-                        shared
-                            .metrics
-                            .upstream_healthy
-                            .with_label_values(&[portal.as_str(), target.as_str()])
-                            .set(i64::from(healthy));
-                    }
-                    tokio::select! {
-                        _ = tokio::time::sleep(interval) => {}
-                        _ = shutdown.changed() => break,
-                    }
-                }
-            }));
-        }
-        for task in tasks {
-            let _ = task.await;
-        }
+        self.live
+            .per_snapshot(shutdown, |shared, shutdown| async move {
+                let checks =
+                    shared
+                        .pools
+                        .iter()
+                        .zip(&shared.config.portals)
+                        .map(|(pool, portal)| {
+                            let mut shutdown = shutdown.clone();
+                            let shared = &shared;
+                            async move {
+                                let interval = pool.health_check.interval;
+                                let portal = &portal.name;
+                                loop {
+                                    for (t, healthy) in pool.check_once().await {
+                                        let Some(target) = pool.targets.get(t) else {
+                                            continue;
+                                        };
+                                        let target = target.target.to_string();
+                                        shared
+                                            .metrics
+                                            .upstream_healthy
+                                            .with_label_values(&[portal.as_str(), target.as_str()])
+                                            .set(i64::from(healthy));
+                                    }
+                                    tokio::select! {
+                                        _ = tokio::time::sleep(interval) => {}
+                                        _ = shutdown.changed() => break,
+                                    }
+                                }
+                            }
+                        });
+                futures_util::future::join_all(checks).await;
+            })
+            .await;
     }
 }
 
 /// Discovers the identity provider, retrying until it answers; the login waits for it
 /// (a login attempt meanwhile gets the "Rekono unavailable" page).
 struct Discovery {
-    shared: Arc<Shared>,
+    live: Arc<live::Live>,
 }
 
 #[async_trait]
 impl BackgroundService for Discovery {
-    async fn start(&self, mut shutdown: ShutdownWatch) {
-        let Some(auth) = &self.shared.auth else {
-            return;
-        };
-        let metrics = &self.shared.metrics;
-        let mut wait = std::time::Duration::from_millis(200);
-        loop {
-            let started = std::time::Instant::now();
-            let result = prehod_identity::oidc::Provider::discover(auth.oidc.clone()).await;
-            metrics
-                .oidc_duration
-                .with_label_values(&["discovery"])
-                .observe(started.elapsed().as_secs_f64());
-            match result {
-                Ok(provider) => {
-                    *auth.provider.write().unwrap_or_else(|e| e.into_inner()) =
-                        Some(Arc::new(provider));
-                    metrics.oidc_ready.set(1);
-                    tracing::info!(issuer = %auth.oidc.issuer, "identity provider discovered");
-                    return;
-                }
-                Err(e) => {
-                    metrics.oidc_errors.with_label_values(&["discovery"]).inc();
-                    tracing::warn!(issuer = %auth.oidc.issuer, error = %e, "identity provider not reachable yet");
-                }
+    async fn start(&self, shutdown: ShutdownWatch) {
+        self.live
+            .per_snapshot(shutdown, |shared, shutdown| async move {
+                discover(&shared, shutdown).await
+            })
+            .await;
+    }
+}
+
+/// Discovers `shared`'s identity provider (again, after a reload: the previous one serves
+/// until then), retrying until it answers.
+async fn discover(shared: &Shared, mut shutdown: ShutdownWatch) {
+    let Some(auth) = &shared.auth else {
+        return;
+    };
+    let metrics = &shared.metrics;
+    let mut wait = std::time::Duration::from_millis(200);
+    loop {
+        let started = std::time::Instant::now();
+        let result = prehod_identity::oidc::Provider::discover(auth.oidc.clone()).await;
+        metrics
+            .oidc_duration
+            .with_label_values(&["discovery"])
+            .observe(started.elapsed().as_secs_f64());
+        match result {
+            Ok(provider) => {
+                let provider = match auth.provider() {
+                    Some(previous) => provider.adopt_seen(&previous),
+                    None => provider,
+                };
+                *auth.provider.write().unwrap_or_else(|e| e.into_inner()) =
+                    Some(Arc::new(provider));
+                metrics.oidc_ready.set(1);
+                tracing::info!(issuer = %auth.oidc.issuer, "identity provider discovered");
+                return;
             }
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = shutdown.changed() => return,
+            Err(e) => {
+                metrics.oidc_errors.with_label_values(&["discovery"]).inc();
+                tracing::warn!(issuer = %auth.oidc.issuer, error = %e, "identity provider not reachable yet");
             }
-            wait = (wait * 2).min(std::time::Duration::from_secs(10));
         }
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.changed() => return,
+        }
+        wait = (wait * 2).min(std::time::Duration::from_secs(10));
     }
 }
 
@@ -305,49 +414,53 @@ impl BackgroundService for Discovery {
 /// Each anchor refreshes on its own: one that hangs (until the revocation client's timeout)
 /// does not hold the others.
 struct CrlRefresh {
-    shared: Arc<Shared>,
+    live: Arc<live::Live>,
 }
 
 #[async_trait]
 impl BackgroundService for CrlRefresh {
     async fn start(&self, shutdown: ShutdownWatch) {
-        let Some(certs) = self
-            .shared
-            .auth
-            .as_ref()
-            .and_then(|a| a.certificates.as_ref())
-        else {
-            return;
-        };
-        let refreshes = certs.checker.anchors.iter().map(|anchor| {
-            let mut shutdown = shutdown.clone();
-            async move {
-                // First at once (URLs are only fetched here), then on every interval.
-                loop {
-                    for problem in anchor.refresh_crls(&certs.http).await {
-                        tracing::warn!(anchor = %anchor.name, problem = %problem, "CRL not refreshed; the previous one stays");
+        self.live
+            .per_snapshot(shutdown, |shared, shutdown| async move {
+                refresh_crls(&shared, shutdown).await
+            })
+            .await;
+    }
+}
+
+/// Refreshes the CRLs of `shared`'s trust anchors until shutdown.
+async fn refresh_crls(shared: &Shared, shutdown: ShutdownWatch) {
+    let Some(certs) = shared.auth.as_ref().and_then(|a| a.certificates.as_ref()) else {
+        return;
+    };
+    let refreshes = certs.checker.anchors.iter().map(|anchor| {
+        let mut shutdown = shutdown.clone();
+        async move {
+            // First at once (URLs are only fetched here), then on every interval.
+            loop {
+                for problem in anchor.refresh_crls(&certs.http).await {
+                    tracing::warn!(anchor = %anchor.name, problem = %problem, "CRL not refreshed; the previous one stays");
+                }
+                for problem in certs
+                    .checker
+                    .refresh_distribution_points(anchor, &certs.http)
+                    .await
+                {
+                    tracing::warn!(anchor = %anchor.name, problem = %problem, "distribution-point CRL not refreshed");
+                }
+                let wanted = async {
+                    match &anchor.distribution_points {
+                        Some(dps) => dps.wanted().await,
+                        None => std::future::pending().await,
                     }
-                    for problem in certs
-                        .checker
-                        .refresh_distribution_points(anchor, &certs.http)
-                        .await
-                    {
-                        tracing::warn!(anchor = %anchor.name, problem = %problem, "distribution-point CRL not refreshed");
-                    }
-                    let wanted = async {
-                        match &anchor.distribution_points {
-                            Some(dps) => dps.wanted().await,
-                            None => std::future::pending().await,
-                        }
-                    };
-                    tokio::select! {
-                        _ = tokio::time::sleep(certs.crl_refresh) => {}
-                        _ = wanted => {}
-                        _ = shutdown.changed() => return,
-                    }
+                };
+                tokio::select! {
+                    _ = tokio::time::sleep(certs.crl_refresh) => {}
+                    _ = wanted => {}
+                    _ = shutdown.changed() => return,
                 }
             }
-        });
-        futures_util::future::join_all(refreshes).await;
-    }
+        }
+    });
+    futures_util::future::join_all(refreshes).await;
 }

@@ -78,7 +78,7 @@ pub struct LoginResponse {
 }
 
 impl LoginResponse {
-    fn html(status: u16, body: String) -> Self {
+    pub(crate) fn html(status: u16, body: String) -> Self {
         Self {
             status,
             headers: vec![("content-type", "text/html; charset=utf-8".into())],
@@ -94,7 +94,7 @@ impl LoginResponse {
         }
     }
 
-    fn redirect(location: String) -> Self {
+    pub(crate) fn redirect(location: String) -> Self {
         Self {
             status: 302,
             headers: vec![("location", location)],
@@ -102,7 +102,7 @@ impl LoginResponse {
         }
     }
 
-    fn cookie(mut self, value: String) -> Self {
+    pub(crate) fn cookie(mut self, value: String) -> Self {
         self.headers.push(("set-cookie", value));
         self
     }
@@ -263,6 +263,10 @@ impl Ctx<'_, '_> {
 
 pub async fn handle(shared: &Shared, auth: &AuthState, req: LoginRequest<'_>) -> LoginResponse {
     let ctx = Ctx::new(shared, auth, &req);
+    // The user's sessions: see `crate::my_sessions`.
+    if let Some(resp) = crate::my_sessions::handle(shared, auth, &req, ctx.lang == Lang::Sl).await {
+        return resp;
+    }
     let mut resp = match (req.method.as_str(), req.path) {
         ("GET" | "HEAD", "/") => login_page(&ctx),
         ("GET", "/oidc/start") => start(&ctx),
@@ -1505,6 +1509,17 @@ async fn backchannel_logout(ctx: &Ctx<'_, '_>) -> LoginResponse {
     let now = unix_now();
     match provider.verify_logout_token(token, now).await {
         Ok(logout) => {
+            // Seen once here; with shared state, once in the whole fleet.
+            if let Some(store) = &ctx.shared.state {
+                let ttl = std::time::Duration::from_secs(600);
+                if store.claim_once("jti", &logout.jti, ttl).await == Some(false) {
+                    tracing::warn!(
+                        request_id = ctx.req.request_id,
+                        "back-channel logout refused: logout token replayed on another replica"
+                    );
+                    return bad("invalid_logout_token");
+                }
+            }
             if let Some(sid) = &logout.sid {
                 auth.sessions.revoke_op_sid(sid, now);
             }

@@ -53,6 +53,8 @@ pub struct Metrics {
     /// endpoint (`oidc_start`, `oidc_callback`, `certificate_login`, `backchannel_logout`):
     /// requests refused with 429 by a rate limit.
     pub rate_limited: IntCounterVec,
+    /// Configuration reloads and the shared state store (see `crate::live`, `crate::state`).
+    pub fleet: crate::live::FleetMetrics,
 }
 
 const BUCKETS: &[f64] = &[
@@ -249,7 +251,9 @@ impl Metrics {
         for g in [&crl_age, &crl_next_update, &crl_loaded] {
             registry.register(Box::new(g.clone()))?;
         }
+        let fleet = crate::live::FleetMetrics::register(&registry)?;
         Ok(Self {
+            fleet,
             registry,
             requests,
             request_duration,

@@ -22,11 +22,14 @@ use crate::tls::HandshakeInfo;
 use crate::{access_log, metrics, Shared};
 
 pub struct Gateway {
-    pub(crate) shared: Arc<Shared>,
+    pub(crate) live: Arc<crate::live::Live>,
 }
 
 /// Per-request state, shared across the phases.
 pub struct RequestCtx {
+    /// The configuration snapshot this request is handled with, from its start to its end
+    /// (a reload meanwhile applies to the next request).
+    shared: Arc<Shared>,
     started: Instant,
     request_id: String,
     client: Option<IpAddr>,
@@ -81,12 +84,13 @@ impl Gateway {
         status: u16,
         html: String,
         request_id: &str,
+        id_header: &http::HeaderName,
     ) -> Result<()> {
         let body = Bytes::from(html);
         let mut header = ResponseHeader::build(status, Some(4 + PAGE_HEADERS.len()))?;
         header.insert_header("content-type", "text/html; charset=utf-8")?;
         header.insert_header("content-length", body.len().to_string())?;
-        header.insert_header(self.shared.config.headers.request_id.clone(), request_id)?;
+        header.insert_header(id_header.clone(), request_id)?;
         for (name, value) in PAGE_HEADERS {
             header.insert_header(*name, *value)?;
         }
@@ -99,7 +103,8 @@ impl Gateway {
 
     /// Serves a request for the login host (its own pages, never proxied).
     async fn serve_login(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
-        let Some(auth) = &self.shared.auth else {
+        let shared = ctx.shared.clone();
+        let Some(auth) = &shared.auth else {
             return self
                 .send_page(session, Page::Misdirected, ctx)
                 .await
@@ -109,7 +114,10 @@ impl Gateway {
             &session.req_header().method,
             session.req_header().uri.path(),
         );
-        if let Some(refused) = self.over_rate_limit(session, ctx, auth, endpoint, None) {
+        if let Some(refused) = self
+            .over_rate_limit(session, ctx, auth, endpoint, None)
+            .await
+        {
             return self.write_login_response(session, ctx, refused).await;
         }
         // Bodies here are small forms (back-channel logout); anything larger is refused.
@@ -126,7 +134,7 @@ impl Gateway {
             }
         }
         let resp = crate::login::handle(
-            &self.shared,
+            &shared,
             auth,
             crate::login::LoginRequest::from_header(
                 session.req_header(),
@@ -144,6 +152,7 @@ impl Gateway {
         ctx: &RequestCtx,
         resp: crate::login::LoginResponse,
     ) -> Result<()> {
+        let shared = ctx.shared.clone();
         let mut header = ResponseHeader::build(
             resp.status,
             Some(resp.headers.len() + 3 + PAGE_HEADERS.len()),
@@ -152,10 +161,7 @@ impl Gateway {
             header.append_header(*name, value.as_str())?;
         }
         header.insert_header("content-length", resp.body.len().to_string())?;
-        header.insert_header(
-            self.shared.config.headers.request_id.clone(),
-            &ctx.request_id,
-        )?;
+        header.insert_header(shared.config.headers.request_id.clone(), &ctx.request_id)?;
         // A page may narrow or widen one of them itself (a logout form's CSP names Rekono).
         for (name, value) in PAGE_HEADERS {
             if !resp.headers.iter().any(|(n, _)| n == name) {
@@ -174,12 +180,10 @@ impl Gateway {
 
     /// The certificate-login host: the handshake asked for a certificate; decide on it.
     async fn serve_cert_login(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
+        let shared = ctx.shared.clone();
         let (Some(auth), Some(certs)) = (
-            &self.shared.auth,
-            self.shared
-                .auth
-                .as_ref()
-                .and_then(|a| a.certificates.as_ref()),
+            &shared.auth,
+            shared.auth.as_ref().and_then(|a| a.certificates.as_ref()),
         ) else {
             return self
                 .send_page(session, Page::Misdirected, ctx)
@@ -196,17 +200,20 @@ impl Gateway {
             use sha2::Digest;
             format!("{:x}", sha2::Sha256::digest(der))
         });
-        if let Some(refused) = self.over_rate_limit(
-            session,
-            ctx,
-            auth,
-            Some(crate::ratelimit::Endpoint::CertificateLogin),
-            fingerprint.as_deref(),
-        ) {
+        if let Some(refused) = self
+            .over_rate_limit(
+                session,
+                ctx,
+                auth,
+                Some(crate::ratelimit::Endpoint::CertificateLogin),
+                fingerprint.as_deref(),
+            )
+            .await
+        {
             return self.write_login_response(session, ctx, refused).await;
         }
         let resp = crate::login::certificate(
-            &self.shared,
+            &shared,
             auth,
             certs,
             client.as_ref(),
@@ -222,7 +229,7 @@ impl Gateway {
 
     /// A login endpoint's rate limit, for the client address (see `Hygiene::client_address`)
     /// and the certificate's fingerprint: the 429 page when either bucket is empty.
-    fn over_rate_limit(
+    async fn over_rate_limit(
         &self,
         session: &Session,
         ctx: &RequestCtx,
@@ -230,28 +237,26 @@ impl Gateway {
         endpoint: Option<crate::ratelimit::Endpoint>,
         certificate: Option<&str>,
     ) -> Option<crate::login::LoginResponse> {
+        let shared = ctx.shared.clone();
         let endpoint = endpoint?;
         let headers = &session.req_header().headers;
-        let client = self
-            .shared
+        let client = shared
             .hygiene
             .client_address(headers, ctx.client, ctx.trusted_proxy);
-        let limited = self
-            .shared
-            .rate_limits
-            .check(endpoint, client, certificate)
-            .err()?;
+        let limited = match shared.rate_limits.check(endpoint, client, certificate) {
+            Err(limited) => limited,
+            // This replica's buckets let it through; with shared state, the fleet's count too.
+            Ok(()) => {
+                crate::state::fleet_rate_limit(&shared, endpoint, client, certificate).await?
+            }
+        };
         let req = crate::login::LoginRequest::from_header(
             session.req_header(),
             Bytes::new(),
             &ctx.request_id,
         );
         Some(crate::ratelimit::refusal(
-            &self.shared,
-            auth,
-            &req,
-            endpoint,
-            limited,
+            &shared, auth, &req, endpoint, limited,
         ))
     }
 
@@ -265,15 +270,12 @@ impl Gateway {
         handler: &'static str,
         served: std::thread::Result<Result<()>>,
     ) -> Result<()> {
+        let shared = ctx.shared.clone();
         let payload = match served {
             Ok(result) => return result,
             Err(payload) => payload,
         };
-        self.shared
-            .metrics
-            .panics
-            .with_label_values(&[handler])
-            .inc();
+        shared.metrics.panics.with_label_values(&[handler]).inc();
         tracing::error!(
             request_id = %ctx.request_id,
             handler,
@@ -288,27 +290,25 @@ impl Gateway {
         Ok(())
     }
 
-    fn portal_name(&self, ctx: &RequestCtx) -> &str {
+    fn portal_name<'c>(&self, ctx: &'c RequestCtx) -> &'c str {
         ctx.portal
-            .and_then(|i| self.shared.config.portals.get(i))
+            .and_then(|i| ctx.shared.config.portals.get(i))
             .map_or("unknown", |p| p.name.as_str())
     }
 
     /// Writes one of the gateway's own pages. Returns the status written.
     async fn send_page(&self, session: &mut Session, page: Page, ctx: &RequestCtx) -> Result<u16> {
+        let shared = ctx.shared.clone();
         let lang = crate::pages::request_lang(
             session.req_header(),
-            &format!("{}_lang", self.shared.config.cookies.prefix),
+            &format!("{}_lang", shared.config.cookies.prefix),
         );
         let body = Bytes::from(page.render(lang, &ctx.request_id));
         let status = page.status().as_u16();
         let mut header = ResponseHeader::build(status, Some(4 + PAGE_HEADERS.len()))?;
         header.insert_header("content-type", "text/html; charset=utf-8")?;
         header.insert_header("content-length", body.len().to_string())?;
-        header.insert_header(
-            self.shared.config.headers.request_id.clone(),
-            &ctx.request_id,
-        )?;
+        header.insert_header(shared.config.headers.request_id.clone(), &ctx.request_id)?;
         for (name, value) in PAGE_HEADERS {
             header.insert_header(*name, *value)?;
         }
@@ -371,6 +371,7 @@ impl ProxyHttp for Gateway {
 
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx {
+            shared: self.live.load(),
             started: Instant::now(),
             request_id: String::new(),
             client: None,
@@ -393,7 +394,8 @@ impl ProxyHttp for Gateway {
         session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        ctx.in_flight = Some(metrics::InFlight::count(&self.shared.metrics.in_flight));
+        let shared = ctx.shared.clone();
+        ctx.in_flight = Some(metrics::InFlight::count(&shared.metrics.in_flight));
         // The header is complete: its deadline ends, the body's (if any) begins.
         if let Some(connection) = crate::connections::of_session(session) {
             let headers = &session.req_header().headers;
@@ -406,9 +408,9 @@ impl ProxyHttp for Gateway {
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
-        let hygiene = &self.shared.hygiene;
+        let hygiene = &shared.hygiene;
         ctx.trusted_proxy = hygiene.is_trusted_proxy(ctx.client);
-        let id_header = &self.shared.config.headers.request_id;
+        let id_header = &shared.config.headers.request_id;
         let forwarded_id = ctx.trusted_proxy.then(|| {
             session
                 .req_header()
@@ -442,6 +444,7 @@ impl ProxyHttp for Gateway {
     /// Routes by Host/SNI and asks the auth decision. `Ok(true)` means a response was already
     /// written (421 page, redirect, denial) and the request ends here.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let shared = ctx.shared.clone();
         let req = session.req_header();
         let host = req
             .uri
@@ -458,7 +461,7 @@ impl ProxyHttp for Gateway {
             .and_then(|d| d.ssl_digest.as_ref())
             .and_then(|s| s.extension.get::<HandshakeInfo>())
             .and_then(|h| h.sni.clone());
-        let portal = match self.shared.router.route(host.as_deref(), sni.as_deref()) {
+        let portal = match shared.router.route(host.as_deref(), sni.as_deref()) {
             Route::Misdirected => {
                 self.send_page(session, Page::Misdirected, ctx).await?;
                 return Ok(true);
@@ -489,7 +492,6 @@ impl ProxyHttp for Gateway {
             host.as_deref().unwrap_or_default(),
             req.uri.path_and_query().map_or("/", |p| p.as_str())
         );
-        let shared = &self.shared;
         let Some(portal_cfg) = shared.config.portals.get(portal) else {
             return Err(Error::explain(
                 ErrorType::InternalError,
@@ -508,9 +510,10 @@ impl ProxyHttp for Gateway {
                 crate::login::LoginRequest::from_header(req, Bytes::new(), &ctx.request_id);
             let resp = if login_req.path == auth.sso.path() {
                 // Single sign-on: the login host sent the browser here with a code.
-                crate::login::redeem_sso_code(shared, auth, portal_cfg, login_req)
+                crate::state::claim_sso_code(&shared, login_req.query.get("code")).await;
+                crate::login::redeem_sso_code(&shared, auth, portal_cfg, login_req)
             } else {
-                crate::login::portal_path(shared, auth, portal_cfg, &login_req)
+                crate::login::portal_path(&shared, auth, portal_cfg, &login_req)
             };
             ctx.auth = "login";
             self.write_login_response(session, ctx, resp).await?;
@@ -531,7 +534,7 @@ impl ProxyHttp for Gateway {
                 ));
             };
             let checked = crate::login::check_certificate(
-                shared,
+                &shared,
                 certs,
                 portal_cfg,
                 client.as_ref(),
@@ -591,11 +594,20 @@ impl ProxyHttp for Gateway {
                         }
                         None => Page::Internal.render(crate::templates::Lang::Sl, &request_id),
                     };
-                    self.write_html(session, 403, html, &request_id).await?;
+                    self.write_html(
+                        session,
+                        403,
+                        html,
+                        &request_id,
+                        &shared.config.headers.request_id,
+                    )
+                    .await?;
                     return Ok(true);
                 }
             }
         }
+        // A cookie this replica has not seen yet: asked about in the fleet's revocations.
+        crate::state::check_unseen(&shared, &req.headers).await;
         let decision = auth::decide(
             shared.auth.as_ref(),
             portal_cfg,
@@ -803,8 +815,14 @@ impl ProxyHttp for Gateway {
                     ),
                     None => Page::Internal.render(crate::templates::Lang::Sl, &request_id),
                 };
-                self.write_html(session, message.status(), html, &request_id)
-                    .await?;
+                self.write_html(
+                    session,
+                    message.status(),
+                    html,
+                    &request_id,
+                    &shared.config.headers.request_id,
+                )
+                .await?;
                 Ok(true)
             }
         }
@@ -832,11 +850,11 @@ impl ProxyHttp for Gateway {
         _session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
+        let shared = ctx.shared.clone();
         let portal = ctx
             .portal
             .ok_or_else(|| Error::explain(ErrorType::InternalError, "no portal routed"))?;
-        let (Some(pool), Some(template)) =
-            (self.shared.pools.get(portal), self.shared.peers.get(portal))
+        let (Some(pool), Some(template)) = (shared.pools.get(portal), shared.peers.get(portal))
         else {
             return Err(Error::explain(
                 ErrorType::InternalError,
@@ -869,19 +887,17 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
         mut e: Box<Error>,
     ) -> Box<Error> {
-        let portal = ctx.portal.and_then(|p| {
-            Some((
-                self.shared.pools.get(p)?,
-                self.shared.config.portals.get(p)?,
-            ))
-        });
+        let shared = ctx.shared.clone();
+        let portal = ctx
+            .portal
+            .and_then(|p| Some((shared.pools.get(p)?, shared.config.portals.get(p)?)));
         if let (Some((pool, portal)), Some(target)) = (portal, ctx.target) {
             if let Some(t) = pool.targets.get(target) {
                 t.mark(false);
             }
             ctx.failed.push(target);
             let (kind, _) = upstream_failure(&e);
-            self.shared
+            shared
                 .metrics
                 .upstream_errors
                 .with_label_values(&[&portal.name, kind])
@@ -897,7 +913,7 @@ impl ProxyHttp for Gateway {
         upstream: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let shared = &self.shared;
+        let shared = ctx.shared.clone();
         let headers = &shared.config.headers;
         match shared
             .hygiene
@@ -974,7 +990,8 @@ impl ProxyHttp for Gateway {
         upstream: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let hygiene = &self.shared.hygiene;
+        let shared = ctx.shared.clone();
+        let hygiene = &shared.hygiene;
         let set_cookies = upstream.headers.get_all(http::header::SET_COOKIE);
         if set_cookies
             .iter()
@@ -991,7 +1008,7 @@ impl ProxyHttp for Gateway {
             }
         }
         if let Some(started) = ctx.upstream_started {
-            self.shared
+            shared
                 .metrics
                 .upstream_duration
                 .with_label_values(&[self.portal_name(ctx)])
@@ -1006,15 +1023,13 @@ impl ProxyHttp for Gateway {
         response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        response.insert_header(
-            self.shared.config.headers.request_id.clone(),
-            &ctx.request_id,
-        )?;
+        let shared = ctx.shared.clone();
+        response.insert_header(shared.config.headers.request_id.clone(), &ctx.request_id)?;
         if !response.headers.contains_key("strict-transport-security") {
             response.insert_header("strict-transport-security", "max-age=31536000")?;
         }
         // The session's idle time was rolled: hand the browser the new cookie.
-        if let (Some(rolled), Some(auth)) = (&ctx.rolled, &self.shared.auth) {
+        if let (Some(rolled), Some(auth)) = (&ctx.rolled, &shared.auth) {
             response.append_header(
                 "set-cookie",
                 auth.session_cookie(rolled, auth.sessions.absolute().as_secs()),
@@ -1083,12 +1098,19 @@ impl ProxyHttp for Gateway {
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
+        let shared = ctx.shared.clone();
         if let Some(connection) = crate::connections::of_session(session) {
             connection.request_done();
         }
+        // "Last seen" on the sessions page.
+        if let Some(s) = &ctx.session {
+            shared
+                .sessions_index
+                .seen(s, prehod_identity::unix_now(), shared.state.as_ref());
+        }
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let portal = self.portal_name(ctx).to_owned();
-        let m = &self.shared.metrics;
+        let m = &shared.metrics;
         m.requests
             .with_label_values(&[portal.as_str(), metrics::status_class(status), ctx.auth])
             .inc();
@@ -1112,8 +1134,7 @@ impl ProxyHttp for Gateway {
             .or_else(|| req.uri.host())
             .unwrap_or("-");
         let upstream = match (ctx.portal, ctx.target) {
-            (Some(p), Some(t)) => self
-                .shared
+            (Some(p), Some(t)) => shared
                 .pools
                 .get(p)
                 .and_then(|pool| pool.targets.get(t))

@@ -157,6 +157,23 @@ fn address_key(ip: IpAddr) -> Key {
     }
 }
 
+/// How a client address is counted, as text (IPv6 by /64), for the fleet's shared counters.
+pub fn address_label(ip: IpAddr) -> String {
+    match address_key(ip) {
+        Key::Address(a) => a.to_string(),
+        Key::Certificate(c) => c,
+    }
+}
+
+/// The configured limit of `endpoint`.
+pub fn limit_for(config: &RateLimits, endpoint: Endpoint) -> &EndpointLimit {
+    match endpoint {
+        Endpoint::OidcStart | Endpoint::OidcCallback => &config.login,
+        Endpoint::CertificateLogin => &config.certificate_login,
+        Endpoint::BackchannelLogout => &config.backchannel_logout,
+    }
+}
+
 impl RateLimiter {
     pub fn new(config: &RateLimits) -> Self {
         let capacity = config.tracked_keys;

@@ -10,24 +10,24 @@ use pingora::protocols::http::ServerSession;
 
 use crate::pages::Page;
 use crate::routing::strip_port;
-use crate::Shared;
 
 pub struct HttpsRedirect {
-    pub(crate) shared: Arc<Shared>,
+    pub(crate) live: Arc<crate::live::Live>,
 }
 
 #[async_trait]
 impl ServeHttp for HttpsRedirect {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let shared = self.live.load();
         let req = session.req_header();
         let host = req
             .headers
             .get(http::header::HOST)
             .and_then(|v| v.to_str().ok())
             .map(|h| strip_port(h).to_ascii_lowercase());
-        let https_port = self.shared.config.listen.https.port();
+        let https_port = shared.config.listen.https.port();
         let path = req.uri.path_and_query().map_or("/", |p| p.as_str());
-        match host.filter(|h| self.shared.router.knows(h)) {
+        match host.filter(|h| shared.router.knows(h)) {
             Some(host) => {
                 let port = if https_port == 443 {
                     String::new()
@@ -45,7 +45,7 @@ impl ServeHttp for HttpsRedirect {
                 let id = uuid::Uuid::new_v4().simple().to_string();
                 let lang = crate::pages::request_lang(
                     req,
-                    &format!("{}_lang", self.shared.config.cookies.prefix),
+                    &format!("{}_lang", shared.config.cookies.prefix),
                 );
                 let body = Page::Misdirected.render(lang, &id).into_bytes();
                 Response::builder()

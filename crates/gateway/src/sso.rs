@@ -166,6 +166,23 @@ impl Codes {
         &self.path
     }
 
+    /// The single-use id of a genuine code (to claim it in the fleet's shared state).
+    pub fn nonce_of(&self, code: &str) -> Option<String> {
+        let plain = self.sealer.open(PURPOSE, code).ok()?;
+        serde_json::from_slice::<Code>(&plain).ok().map(|c| c.nonce)
+    }
+
+    /// Another replica exchanged the code with this nonce: it is refused here as replayed.
+    pub fn mark_used(&self, nonce: String) {
+        self.used.insert(nonce, ());
+    }
+
+    /// For a configuration reload: the codes already exchanged stay used.
+    pub fn adopt(mut self, old: &Codes) -> Self {
+        self.used = old.used.clone();
+        self
+    }
+
     /// The URL that takes the browser to the host of `issue.via` with a code. `return_to` is
     /// an https URL of a configured portal, checked before.
     pub fn redirect(&self, issue: Issue<'_>, now: u64) -> Result<String, SealError> {

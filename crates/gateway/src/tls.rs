@@ -347,13 +347,51 @@ impl TlsAccept for SniCertificates {
     }
 }
 
-/// Builds the listener's TLS settings.
-pub fn settings(config: &Config) -> pingora::Result<TlsSettings> {
+/// The TLS settings a listener keeps for the life of the process (a reload cannot change
+/// them; see `crate::live`).
+pub struct Fixed {
+    min_version: TlsVersion,
+}
+
+impl Fixed {
+    pub fn of(config: &Config) -> Self {
+        Self {
+            min_version: config.tls.min_version,
+        }
+    }
+}
+
+/// The certificate callbacks of the current configuration snapshot: every handshake reads
+/// the snapshot in use when it starts, so a reload changes certificates and client-certificate
+/// policies for the next handshake.
+pub struct LiveCertificates {
+    pub live: Arc<crate::live::Live>,
+}
+
+#[async_trait]
+impl TlsAccept for LiveCertificates {
+    async fn certificate_callback(&self, ssl: &mut TlsRef) {
+        let snapshot = self.live.load();
+        snapshot.tls.certificate_callback(ssl).await
+    }
+
+    async fn handshake_complete_callback(
+        &self,
+        ssl: &TlsRef,
+    ) -> Option<Arc<dyn Any + Send + Sync>> {
+        let snapshot = self.live.load();
+        snapshot.tls.handshake_complete_callback(ssl).await
+    }
+}
+
+/// Builds the listener's TLS settings around `callbacks` (the certificates by SNI).
+pub fn settings(
+    fixed: &Fixed,
+    callbacks: Box<dyn TlsAccept + Send + Sync>,
+) -> pingora::Result<TlsSettings> {
     use pingora::{ErrorType, OrErr};
-    let certificates = SniCertificates::new(config)
-        .or_err(ErrorType::InternalError, "building the TLS certificates")?;
-    let mut settings = TlsSettings::with_callbacks(Box::new(certificates))?;
-    let min = match config.tls.min_version {
+    let mut settings = TlsSettings::with_callbacks(callbacks)?;
+    let min = match fixed.min_version {
         TlsVersion::Tls12 => SslVersion::TLS1_2,
         TlsVersion::Tls13 => SslVersion::TLS1_3,
     };

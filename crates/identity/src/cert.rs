@@ -349,6 +349,7 @@ async fn fetch(http: &reqwest::Client, url: &str) -> Result<Vec<u8>, String> {
     bounded_body(resp).await
 }
 
+#[derive(Clone)]
 struct LoadedCrl {
     /// [`revocation_key`]s of every certificate the CRLs list.
     revoked: HashSet<String>,
@@ -430,6 +431,25 @@ impl Anchor {
             distribution_points,
             clock_skew: None,
             max_intermediates: None,
+        }
+    }
+
+    /// For a configuration reload: an anchor with the same CAs and CRL sources as `old` that
+    /// has no CRL loaded yet (URLs are only fetched by the refresh) starts with `old`'s, so
+    /// that certificate logins do not fail closed until the first fetch.
+    pub fn adopt_crls(&self, old: &Anchor) {
+        let same_ca = self.ca.len() == old.ca.len()
+            && self
+                .ca
+                .iter()
+                .zip(&old.ca)
+                .all(|(a, b)| a.to_der().ok() == b.to_der().ok());
+        if !same_ca || self.crl_sources != old.crl_sources {
+            return;
+        }
+        let mut mine = self.crl.write().unwrap_or_else(|e| e.into_inner());
+        if mine.is_none() {
+            *mine = old.crl.read().unwrap_or_else(|e| e.into_inner()).clone();
         }
     }
 

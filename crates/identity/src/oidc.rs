@@ -107,6 +107,8 @@ pub struct Identity {
 pub struct Logout {
     pub sid: Option<String>,
     pub sub: Option<String>,
+    /// The token's id: seen once here; a fleet also claims it in its shared state.
+    pub jti: String,
 }
 
 struct Discovered {
@@ -392,6 +394,12 @@ impl Provider {
                 .time_to_live(Duration::from_secs(600))
                 .build(),
         })
+    }
+
+    /// For a configuration reload: the logout-token `jti`s `old` has seen stay seen.
+    pub fn adopt_seen(mut self, old: &Provider) -> Self {
+        self.seen_jti = old.seen_jti.clone();
+        self
     }
 
     fn current(&self) -> Arc<Discovered> {
@@ -842,7 +850,14 @@ pub fn logout_claims(
     let jti = claim("jti")
         .as_str()
         .ok_or_else(|| invalid("logout token has no jti"))?;
-    Ok((Logout { sid, sub }, jti.to_owned()))
+    Ok((
+        Logout {
+            sid,
+            sub,
+            jti: jti.to_owned(),
+        },
+        jti.to_owned(),
+    ))
 }
 
 #[cfg(test)]

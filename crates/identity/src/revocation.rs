@@ -38,6 +38,21 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// How the kind is named in the shared state store.
+    pub fn label(self) -> &'static str {
+        match self {
+            Kind::Session => "session",
+            Kind::RekonoSession => "rekono_session",
+            Kind::Subject => "subject",
+        }
+    }
+
+    pub fn from_label(label: &str) -> Option<Self> {
+        [Kind::Session, Kind::RekonoSession, Kind::Subject]
+            .into_iter()
+            .find(|k| k.label() == label)
+    }
+
     fn tag(self) -> u8 {
         match self {
             Kind::Session => b's',

@@ -154,10 +154,31 @@ pub struct Sessions {
     /// Cookie value → session that opened from it.
     cache: Cache<String, Arc<Session>>,
     /// Sessions, Rekono sessions and subjects logged out, each until it no longer matters.
-    revoked: Revocations,
-    pub hits: std::sync::atomic::AtomicU64,
-    pub misses: std::sync::atomic::AtomicU64,
+    /// Shared with the sessions of the configurations loaded after this one (see [`Sessions::adopt`]).
+    revoked: Arc<Revocations>,
+    pub hits: Arc<std::sync::atomic::AtomicU64>,
+    pub misses: Arc<std::sync::atomic::AtomicU64>,
+    /// Told of every revocation made here (not of those applied from other replicas), to
+    /// share it with the fleet.
+    on_revoke: Option<RevokeHook>,
+    /// Told of every session issued here (for the per-user session index).
+    on_issue: Option<IssueHook>,
 }
+
+pub type IssueHook = Arc<dyn Fn(&Session) + Send + Sync>;
+
+/// One revocation, as shared between replicas.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Revoked {
+    pub kind: Kind,
+    pub id: String,
+    /// Unix seconds of the revocation.
+    pub at: u64,
+    /// Unix seconds until which it holds.
+    pub until: u64,
+}
+
+pub type RevokeHook = Arc<dyn Fn(Revoked) + Send + Sync>;
 
 impl Sessions {
     /// `max_entries` bounds the number of cached sessions, `max_bytes` the memory they take
@@ -189,16 +210,35 @@ impl Sessions {
                 // An entry is never older than the longest a session can idle.
                 .time_to_live(idle)
                 .build(),
-            revoked: Revocations::new(crate::revocation::DEFAULT_MAX),
+            revoked: Arc::new(Revocations::new(crate::revocation::DEFAULT_MAX)),
             hits: Default::default(),
             misses: Default::default(),
+            on_revoke: None,
+            on_issue: None,
         }
     }
 
     /// Bounds the revocation store to `max` entries (`session.max_revocations`); see
     /// [`crate::revocation`] for the bytes per entry and what happens at the bound.
     pub fn with_max_revocations(mut self, max: usize) -> Self {
-        self.revoked = Revocations::new(max);
+        self.revoked = Arc::new(Revocations::new(max));
+        self
+    }
+
+    /// For a configuration reload: these sessions take over `old`'s revocations and lookup
+    /// counts (a revocation outlives any configuration), and its cache of opened cookies when
+    /// `same_keys` (same session keys and timeouts: a cookie opens to the same session). With
+    /// other keys the cache starts empty, so a retired key's cookie is opened again — and
+    /// refused. A changed `session.max_revocations` takes effect at the next restart.
+    pub fn adopt(mut self, old: &Sessions, same_keys: bool) -> Self {
+        self.revoked = old.revoked.clone();
+        self.on_revoke = old.on_revoke.clone();
+        self.on_issue = old.on_issue.clone();
+        self.hits = old.hits.clone();
+        self.misses = old.misses.clone();
+        if same_keys && self.idle == old.idle && self.absolute == old.absolute {
+            self.cache = old.cache.clone();
+        }
         self
     }
 
@@ -223,6 +263,9 @@ impl Sessions {
         session.expires_at = now + self.absolute.as_secs();
         session.idle_until = (now + self.idle.as_secs()).min(session.expires_at);
         let cookie = self.seal(&session)?;
+        if let Some(hook) = &self.on_issue {
+            hook(&session);
+        }
         Ok((session, cookie))
     }
 
@@ -278,6 +321,11 @@ impl Sessions {
             None
         };
         Ok(Valid { session, rolled })
+    }
+
+    /// Whether `cookie` was opened here before (and is still cached).
+    pub fn is_cached(&self, cookie: &str) -> bool {
+        self.cache.contains_key(cookie)
     }
 
     /// A cookie's session when it is genuine, not past its absolute expiry and not revoked —
@@ -336,7 +384,55 @@ impl Sessions {
         self.revoke(Kind::Subject, sub, now, now + self.absolute.as_secs());
     }
 
+    /// Calls `hook` with every session issued here from now on.
+    pub fn set_issue_hook(&mut self, hook: IssueHook) {
+        self.on_issue = Some(hook);
+    }
+
+    /// Whether a session with these ids and times is revoked at `now` (for listing sessions
+    /// known only by their summary).
+    pub fn is_revoked_summary(
+        &self,
+        sid: &str,
+        sub: &str,
+        op_sid: Option<&str>,
+        auth_time: u64,
+        expires_at: u64,
+        now: u64,
+    ) -> bool {
+        let r = &self.revoked;
+        r.below_watermark(expires_at)
+            || r.revoked_at(Kind::Session, sid, now).is_some()
+            || op_sid.is_some_and(|op| r.revoked_at(Kind::RekonoSession, op, now).is_some())
+            || r.revoked_at(Kind::Subject, sub, now)
+                .is_some_and(|at| auth_time <= at)
+    }
+
+    /// Calls `hook` with every revocation made here from now on.
+    pub fn set_revoke_hook(&mut self, hook: RevokeHook) {
+        self.on_revoke = Some(hook);
+    }
+
+    /// Applies a revocation another replica made (it is not shared again).
+    pub fn apply_remote(&self, r: &Revoked, now: u64) {
+        if r.until > now {
+            self.store(r.kind, &r.id, r.at.min(now), r.until);
+        }
+    }
+
     fn revoke(&self, kind: Kind, id: &str, now: u64, until: u64) {
+        self.store(kind, id, now, until);
+        if let Some(hook) = &self.on_revoke {
+            hook(Revoked {
+                kind,
+                id: id.to_owned(),
+                at: now,
+                until,
+            });
+        }
+    }
+
+    fn store(&self, kind: Kind, id: &str, now: u64, until: u64) {
         if let Err(full) = self.revoked.revoke(kind, id, now, until) {
             tracing::error!(
                 max = full.max,

@@ -32,12 +32,52 @@ struct Cli {
     command: Command,
 }
 
+/// How the gateway process runs beside others (pid file, binary upgrade).
+#[derive(clap::Args, Clone, Debug)]
+struct ProcessArgs {
+    /// Write this process's id here (for `prehod reload` and for sending `SIGQUIT`).
+    #[arg(long)]
+    pid_file: Option<PathBuf>,
+    /// Binary upgrade: take the listening sockets over from the running gateway (which hands
+    /// them over on `SIGQUIT`, then drains and exits) instead of binding them.
+    #[arg(long, short)]
+    upgrade: bool,
+    /// The unix socket the listening sockets are handed over on; the old and the new process
+    /// must name the same one.
+    #[arg(long, default_value = "/tmp/prehod_upgrade.sock")]
+    upgrade_socket: PathBuf,
+}
+
+impl Default for ProcessArgs {
+    fn default() -> Self {
+        Self {
+            pid_file: None,
+            upgrade: false,
+            upgrade_socket: PathBuf::from("/tmp/prehod_upgrade.sock"),
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
-    /// Run the gateway.
+    /// Run the gateway. `SIGHUP` (or `prehod reload`) reloads the configuration; `SIGQUIT`
+    /// hands the listening sockets to a new process started with `--upgrade` (binary upgrade).
     Run {
         #[arg(long, short)]
         config: PathBuf,
+        #[command(flatten)]
+        process: ProcessArgs,
+    },
+    /// Reload a running gateway's configuration: check the file first (when given), then send
+    /// `SIGHUP` to the process in the pid file. The gateway logs the outcome and counts it in
+    /// `prehod_config_reloads_total{result}`; a bad file leaves the old configuration serving.
+    Reload {
+        /// The gateway's pid file (`prehod run --pid-file`).
+        #[arg(long)]
+        pid_file: PathBuf,
+        /// Check this configuration before signalling (exit 64 with its problems, no signal).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
     },
     /// Check a configuration: exit 0 with a summary, or list every problem as
     /// FILE:LINE:COL: key: message and exit 64.
@@ -79,10 +119,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check { config } => check(&config),
-        Command::Run { config } => match load(&config) {
-            Ok(config) => run(config),
+        Command::Run {
+            config: path,
+            process,
+        } => match load(&path) {
+            Ok(config) => run(config, Some(path), &process),
             Err(code) => code,
         },
+        Command::Reload { pid_file, config } => reload(&pid_file, config.as_deref()),
         Command::Dev { config, certs } => dev(&config, &certs),
         Command::RekonoSim { config, certs } => rekono_sim(&config, &certs),
         Command::HashPassword => {
@@ -241,16 +285,82 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for ClientGone {
     }
 }
 
-fn run(config: Config) -> ExitCode {
-    if let Err(message) = check_binds(&config) {
-        eprintln!("prehod: {message}");
-        return ExitCode::from(EX_UNAVAILABLE);
+/// `prehod reload`: checks the file (when given), then signals the gateway.
+fn reload(pid_file: &Path, config: Option<&Path>) -> ExitCode {
+    if let Some(path) = config {
+        if let Err(code) = load(path) {
+            return code;
+        }
+    }
+    let pid = match std::fs::read_to_string(pid_file)
+        .map_err(|e| e.to_string())
+        .and_then(|t| t.trim().parse::<i32>().map_err(|e| e.to_string()))
+    {
+        Ok(pid) if pid > 0 => pid,
+        Ok(pid) => {
+            eprintln!("prehod: {}: not a process id: {pid}", pid_file.display());
+            return ExitCode::from(EX_CONFIG);
+        }
+        Err(e) => {
+            eprintln!("prehod: {}: {e}", pid_file.display());
+            return ExitCode::from(EX_CONFIG);
+        }
+    };
+    match nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGHUP,
+    ) {
+        Ok(()) => {
+            println!("prehod: asked process {pid} to reload its configuration (see its log and prehod_config_reloads_total)");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("prehod: cannot signal process {pid}: {e}");
+            ExitCode::from(EX_UNAVAILABLE)
+        }
+    }
+}
+
+fn run(config: Config, path: Option<PathBuf>, process: &ProcessArgs) -> ExitCode {
+    // On an upgrade the old process still holds the addresses: they are handed over instead.
+    if !process.upgrade {
+        if let Err(message) = check_binds(&config) {
+            eprintln!("prehod: {message}");
+            return ExitCode::from(EX_UNAVAILABLE);
+        }
     }
     init_logging();
-    let mut server = Server::new_with_opt_and_conf(None, prehod_gateway::server_conf(&config));
+    // SIGHUP reloads (see prehod_gateway::live); until the reload service runs, one must not
+    // end the process (its default action): the handler is installed now, for the process.
+    if let Err(e) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .and_then(|rt| {
+            rt.block_on(async {
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).map(drop)
+            })
+        })
+    {
+        eprintln!("prehod: cannot handle SIGHUP: {e}");
+        return ExitCode::from(EX_SOFTWARE);
+    }
+    let mut conf = prehod_gateway::server_conf(&config);
+    conf.upgrade_sock = process.upgrade_socket.to_string_lossy().into_owned();
+    let opt = pingora::server::configuration::Opt {
+        upgrade: process.upgrade,
+        ..Default::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(opt, conf);
+    // With --upgrade: waits here for the old process's sockets (sent at its SIGQUIT).
     server.bootstrap();
+    if let Some(pid_file) = &process.pid_file {
+        if let Err(e) = std::fs::write(pid_file, format!("{}\n", std::process::id())) {
+            eprintln!("prehod: --pid-file {}: {e}", pid_file.display());
+            return ExitCode::from(EX_UNAVAILABLE);
+        }
+    }
     let conf = server.configuration.clone();
-    let services = match prehod_gateway::build(config, &conf) {
+    let services = match prehod_gateway::build_reloadable(config, path, &conf) {
         Ok(services) => services,
         Err(e) => {
             eprintln!("prehod: {e}");
@@ -259,7 +369,8 @@ fn run(config: Config) -> ExitCode {
     };
     server.add_services(services);
     tracing::info!("prehod started");
-    // Returns after SIGTERM (graceful, within server.grace_period) or SIGINT (fast).
+    // Returns after SIGTERM (graceful, within server.grace_period), SIGINT (fast) or SIGQUIT
+    // (sockets handed to the upgrade, then graceful).
     server.run(RunArgs::default());
     ExitCode::SUCCESS
 }
@@ -486,5 +597,9 @@ fn dev(config_path: &Path, certs: &Path) -> ExitCode {
         certs_abs.join("ca.crt").display()
     );
     println!("  Client certificates: {}/clients/\n", certs_abs.display());
-    run(config)
+    run(
+        config,
+        Some(config_path.to_owned()),
+        &ProcessArgs::default(),
+    )
 }

@@ -1,0 +1,387 @@
+//! Sessions a person can see and end (OWASP ASVS 3.3.3/3.3.4), and the per-user session
+//! index behind it.
+//!
+//! - [`Index`]: every session issued (by whom, when, how, at which level, last seen), per user
+//!   — in this process, and with a `state` section also in Redis (`PREFIX user:SUB`, a sorted
+//!   set of session ids by expiry, and `PREFIX sess:SID`, a hash), so that any replica lists
+//!   the sessions made on all of them.
+//! - `GET /sessions` on the login host: the signed-in user's active sessions, each with "end
+//!   this", and "end all". The forms carry a token sealed for the session that shows them.
+//! - The admin listener's API (see `crate::admin`): list and end any user's sessions.
+//!
+//! Ending a session is a revocation (shared with the fleet like a logout).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use prehod_identity::session::Session;
+use serde::Serialize;
+
+use crate::auth::AuthState;
+use crate::login::{LoginRequest, LoginResponse};
+use crate::Shared;
+
+const CSRF_PURPOSE: &[u8] = b"prehod sessions page v1";
+/// At most this many sessions are kept per user (the oldest are forgotten first; they still
+/// expire and can still be revoked by "end all").
+const MAX_PER_USER: usize = 50;
+/// "Last seen" is written to Redis at most this often per session.
+const SEEN_EVERY: u64 = 60;
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Entry {
+    pub sid: String,
+    pub sub: String,
+    pub method: String,
+    pub level: u8,
+    pub auth_time: u64,
+    pub expires_at: u64,
+    pub last_seen: u64,
+    #[serde(skip)]
+    pub op_sid: Option<String>,
+}
+
+impl Entry {
+    fn of(s: &Session) -> Self {
+        Self {
+            sid: s.sid.clone(),
+            sub: s.sub.clone(),
+            method: s.method.as_str().to_owned(),
+            level: s.level,
+            auth_time: s.auth_time,
+            expires_at: s.expires_at,
+            last_seen: s.auth_time,
+            op_sid: s.op_sid.clone(),
+        }
+    }
+}
+
+/// The per-user session index of this process (it outlives reloads).
+pub struct Index {
+    local: moka::sync::Cache<String, Arc<Mutex<Vec<Entry>>>>,
+}
+
+impl Default for Index {
+    fn default() -> Self {
+        Self {
+            local: moka::sync::Cache::builder()
+                .max_capacity(200_000)
+                // Longer than any session lives.
+                .time_to_idle(std::time::Duration::from_secs(7 * 24 * 3600))
+                .build(),
+        }
+    }
+}
+
+impl Index {
+    /// A session was issued here.
+    pub fn record(&self, s: &Session, store: Option<&Arc<crate::state::Store>>) {
+        let entry = Entry::of(s);
+        let list = self.local.get_with(s.sub.clone(), Arc::default);
+        {
+            let mut list = list.lock().unwrap_or_else(|e| e.into_inner());
+            list.retain(|e| e.sid != entry.sid);
+            if list.len() >= MAX_PER_USER {
+                list.remove(0);
+            }
+            list.push(entry.clone());
+        }
+        if let Some(store) = store.filter(|s| s.is_up()).cloned() {
+            // Never on the request's way: a Redis that does not answer cannot hold a login.
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move { store.index_session(&entry).await });
+            }
+        }
+    }
+
+    /// A request of session `sid` was served at `now`.
+    pub fn seen(&self, s: &Session, now: u64, store: Option<&Arc<crate::state::Store>>) {
+        let Some(list) = self.local.get(&s.sub) else {
+            return;
+        };
+        let write = {
+            let mut list = list.lock().unwrap_or_else(|e| e.into_inner());
+            match list.iter_mut().find(|e| e.sid == s.sid) {
+                Some(e) if now >= e.last_seen + SEEN_EVERY => {
+                    e.last_seen = now;
+                    true
+                }
+                Some(e) => {
+                    e.last_seen = e.last_seen.max(now);
+                    false
+                }
+                None => false,
+            }
+        };
+        if let (true, Some(store)) = (write, store.filter(|s| s.is_up()).cloned()) {
+            let sid = s.sid.clone();
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move { store.session_seen(&sid, now).await });
+            }
+        }
+    }
+
+    /// `sub`'s sessions that are neither expired nor revoked, newest first: from Redis (the
+    /// whole fleet's) merged with this process's.
+    pub async fn list(
+        &self,
+        auth: &AuthState,
+        sub: &str,
+        now: u64,
+        store: Option<&Arc<crate::state::Store>>,
+    ) -> Vec<Entry> {
+        let mut by_sid: HashMap<String, Entry> = HashMap::new();
+        if let Some(list) = self.local.get(sub) {
+            for e in list.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+                by_sid.insert(e.sid.clone(), e.clone());
+            }
+        }
+        if let Some(store) = store {
+            for e in store.user_sessions(sub, now).await {
+                match by_sid.get_mut(&e.sid) {
+                    Some(known) => known.last_seen = known.last_seen.max(e.last_seen),
+                    None => {
+                        by_sid.insert(e.sid.clone(), e);
+                    }
+                }
+            }
+        }
+        let mut list: Vec<Entry> = by_sid
+            .into_values()
+            .filter(|e| e.sub == sub && e.expires_at > now)
+            .filter(|e| {
+                !auth.sessions.is_revoked_summary(
+                    &e.sid,
+                    &e.sub,
+                    e.op_sid.as_deref(),
+                    e.auth_time,
+                    e.expires_at,
+                    now,
+                )
+            })
+            .collect();
+        list.sort_by(|a, b| b.auth_time.cmp(&a.auth_time).then(a.sid.cmp(&b.sid)));
+        list
+    }
+}
+
+/// Ends `sid` of `sub` when it is one of `sub`'s active sessions; whether it was.
+pub async fn end_one(shared: &Shared, auth: &AuthState, sub: &str, sid: &str, now: u64) -> bool {
+    let known = shared
+        .sessions_index
+        .list(auth, sub, now, shared.state.as_ref())
+        .await
+        .into_iter()
+        .any(|e| e.sid == sid);
+    if known {
+        auth.sessions.revoke_sid(sid, now);
+    }
+    known
+}
+
+/// Ends every session of `sub` that exists now.
+pub fn end_all(auth: &AuthState, sub: &str, now: u64) {
+    auth.sessions.revoke_sub(sub, now);
+}
+
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn when(unix: u64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(i64::try_from(unix).unwrap_or(0))
+        .map(|t| {
+            format!(
+                "{}-{:02}-{:02} {:02}:{:02} UTC",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute()
+            )
+        })
+        .unwrap_or_default()
+}
+
+/// The login host's `/sessions` routes; `None` for any other path.
+pub async fn handle(
+    shared: &Shared,
+    auth: &AuthState,
+    req: &LoginRequest<'_>,
+    lang_sl: bool,
+) -> Option<LoginResponse> {
+    let route = match (req.method.as_str(), req.path) {
+        ("GET", "/sessions") => Route::Page,
+        ("POST", "/sessions/end") => Route::End,
+        ("POST", "/sessions/end-all") => Route::EndAll,
+        _ => return None,
+    };
+    let now = prehod_identity::unix_now();
+    // Only with a valid session of the login host.
+    let session = crate::auth::cookie(req.headers, &auth.cookie_name)
+        .and_then(|c| auth.sessions.validate(c, now).ok())
+        .filter(|v| v.session.host.as_deref() == auth.cookie_host(&auth.login_host))
+        .map(|v| v.session);
+    let Some(session) = session else {
+        return Some(LoginResponse::redirect(format!("{}/", auth.login_url)));
+    };
+    if route != Route::Page {
+        let form: HashMap<String, String> = url::form_urlencoded::parse(&req.body)
+            .into_owned()
+            .collect();
+        let bound = form
+            .get("csrf")
+            .and_then(|t| auth.sealer.open(CSRF_PURPOSE, t).ok())
+            .is_some_and(|sid| constant_time_eq(&sid, session.sid.as_bytes()));
+        if !bound {
+            shared
+                .metrics
+                .denials
+                .with_label_values(&["bad_sessions_token"])
+                .inc();
+            return Some(page(shared, auth, &session, now, lang_sl, 403, true, req).await);
+        }
+        if route == Route::EndAll {
+            end_all(auth, &session.sub, now);
+            audit(req, &session, "end_all");
+            return Some(
+                LoginResponse::redirect(format!("{}/logged-out", auth.login_url))
+                    .cookie(auth.clear_session_cookie()),
+            );
+        }
+        let sid = form.get("sid").map(String::as_str).unwrap_or_default();
+        end_one(shared, auth, &session.sub, sid, now).await;
+        audit(req, &session, "end_one");
+        if sid == session.sid {
+            return Some(
+                LoginResponse::redirect(format!("{}/logged-out", auth.login_url))
+                    .cookie(auth.clear_session_cookie()),
+            );
+        }
+        return Some(LoginResponse::redirect(format!(
+            "{}/sessions",
+            auth.login_url
+        )));
+    }
+    Some(page(shared, auth, &session, now, lang_sl, 200, false, req).await)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Page,
+    End,
+    EndAll,
+}
+
+fn audit(req: &LoginRequest<'_>, s: &Session, reason: &'static str) {
+    crate::audit::write(&crate::audit::Event {
+        request_id: req.request_id,
+        event: "logout",
+        outcome: "success",
+        reason: Some(reason),
+        sub: Some(&s.sub),
+        email: Some(&s.email),
+        method: Some(s.method.as_str()),
+        level: Some(s.level),
+        ..Default::default()
+    });
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn page(
+    shared: &Shared,
+    auth: &AuthState,
+    session: &Session,
+    now: u64,
+    sl: bool,
+    status: u16,
+    refused: bool,
+    req: &LoginRequest<'_>,
+) -> LoginResponse {
+    let t = |sl_text: &'static str, en: &'static str| if sl { sl_text } else { en };
+    let csrf = auth
+        .sealer
+        .seal(CSRF_PURPOSE, session.sid.as_bytes())
+        .unwrap_or_default();
+    let list = shared
+        .sessions_index
+        .list(auth, &session.sub, now, shared.state.as_ref())
+        .await;
+    let mut rows = String::new();
+    for e in &list {
+        let this = e.sid == session.sid;
+        rows.push_str(&format!(
+            "<tr{cls}><td>{when}</td><td>{method}</td><td>{level}</td><td>{seen}</td><td>{mark}<form method=\"post\" action=\"/sessions/end\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input type=\"hidden\" name=\"sid\" value=\"{sid}\"><button class=\"button\" type=\"submit\">{end}</button></form></td></tr>\n",
+            cls = if this { " class=\"this-session\"" } else { "" },
+            when = escape(&when(e.auth_time)),
+            method = escape(if e.method == "certificate" { t("potrdilo", "certificate") } else { "Rekono" }),
+            level = e.level,
+            seen = escape(&when(e.last_seen)),
+            mark = if this { t("ta seja ", "this session ") } else { "" },
+            csrf = escape(&csrf),
+            sid = escape(&e.sid),
+            end = t("Končaj to sejo", "End this session"),
+        ));
+    }
+    let notice = if refused {
+        format!(
+            "<p class=\"notice\">{}</p>",
+            t(
+                "Zahteve ni bilo mogoče preveriti. Poskusite znova s te strani.",
+                "The request could not be verified. Please try again from this page."
+            )
+        )
+    } else {
+        String::new()
+    };
+    let body = format!(
+        "<!doctype html>\n<html lang=\"{lang}\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{title}</title></head>\n<body><main>\n<h1>{title}</h1>\n{notice}<p>{intro}</p>\n<table id=\"sessions\"><thead><tr><th>{h_when}</th><th>{h_method}</th><th>{h_level}</th><th>{h_seen}</th><th></th></tr></thead><tbody>\n{rows}</tbody></table>\n<form method=\"post\" action=\"/sessions/end-all\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><p><button class=\"button\" id=\"end-all\" type=\"submit\">{end_all}</button></p></form>\n<p><a href=\"/\">{back}</a></p>\n<p><small>{rid}</small></p>\n</main></body></html>\n",
+        lang = if sl { "sl" } else { "en" },
+        title = t("Vaše seje", "Your sessions"),
+        intro = t(
+            "Seje, v katerih ste prijavljeni v Bankartove portale. Sejo, ki je ne prepoznate, končajte.",
+            "The sessions you are logged in to the Bankart portals with. End any you do not recognise."
+        ),
+        h_when = t("Prijava", "Logged in"),
+        h_method = t("Način", "Method"),
+        h_level = t("Raven", "Level"),
+        h_seen = t("Nazadnje aktivna", "Last seen"),
+        end_all = t("Končaj vse seje", "End all sessions"),
+        back = t("Nazaj", "Back"),
+        csrf = escape(&csrf),
+        rid = escape(req.request_id),
+    );
+    let mut resp = LoginResponse::html(status, body);
+    resp.headers.push(("cache-control", "no-store".into()));
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_text_is_escaped_and_times_read_as_utc() {
+        assert_eq!(
+            escape("<a href=\"x\">'&'</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
+        assert_eq!(when(0), "1970-01-01 00:00 UTC");
+        assert_eq!(when(1_796_126_907), "2026-12-01 12:08 UTC");
+    }
+}

@@ -1,0 +1,736 @@
+//! The state the replicas share, in Redis (`state:` in proxy.yaml). Without it every replica
+//! keeps its own, as a single gateway always did.
+//!
+//! - **Revocations** (by session, Rekono session, subject): each one made here is written to
+//!   `PREFIX rev:KIND:ID` (value: when, expiring when it no longer matters) and published on
+//!   `PREFIX revocations`; every replica subscribes and applies what the others publish, so a
+//!   logout on one replica holds on all of them within the subscription's delay (well under a
+//!   second). A replica that (re)connects subscribes first and then reads every stored
+//!   revocation, so it misses none made while it was away.
+//! - **Single use** (logout-token `jti`s, single sign-on codes): claimed with `SET NX`, so a
+//!   token or code used on one replica is refused on the others.
+//!
+//! **Redis unreachable**: every replica goes on with its local state (revocations made here
+//! are held locally and kept in a queue; a code or token is checked locally only), says so on
+//! `/readyz` (`state_store`, not unready) and in `prehod_state_store_up` 0 and
+//! `prehod_state_store_errors_total`. On reconnect it publishes what it revoked meanwhile and
+//! reads what the others did.
+//!
+//! The request path never waits for Redis to check a session: revocations arrive by
+//! subscription. Only the login host's single-use checks call Redis, bounded by
+//! `state.timeout`.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use prehod_identity::revocation::Kind;
+use prehod_identity::session::Revoked;
+use redis::AsyncCommands;
+use tokio::sync::Notify;
+
+use crate::live::Live;
+
+/// Revocations kept for publishing while Redis is away; beyond this the oldest are dropped
+/// from the queue (they still hold on this replica).
+const MAX_PENDING: usize = 100_000;
+
+/// The shared state store of this process (it lives as long as the process: a change of the
+/// `state` section takes effect at the next restart).
+pub struct Store {
+    settings: prehod_config::State,
+    client: redis::Client,
+    /// For commands; `None` until connected (and again after a failure).
+    conn: tokio::sync::Mutex<Option<redis::aio::MultiplexedConnection>>,
+    up: AtomicBool,
+    /// Revocations made here, not yet written to Redis.
+    pending: Mutex<VecDeque<Revoked>>,
+    wake: Notify,
+    last_error: Mutex<Option<String>>,
+    metrics: Arc<crate::metrics::Metrics>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("state.url: {0}")]
+    Client(#[from] redis::RedisError),
+}
+
+impl Store {
+    pub fn new(
+        settings: prehod_config::State,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> Result<Self, StoreError> {
+        let client = match &settings.ca {
+            Some(ca) => redis::Client::build_with_tls(
+                settings.url.as_str(),
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(ca.clone()),
+                },
+            )?,
+            None => redis::Client::open(settings.url.as_str())?,
+        };
+        metrics.fleet.export_state_store_up();
+        metrics.fleet.state_store_up.set(0);
+        Ok(Self {
+            settings,
+            client,
+            conn: tokio::sync::Mutex::new(None),
+            up: AtomicBool::new(false),
+            pending: Mutex::new(VecDeque::new()),
+            wake: Notify::new(),
+            last_error: Mutex::new(Some("not connected yet".to_owned())),
+            metrics,
+        })
+    }
+
+    fn key(&self, rest: &str) -> String {
+        format!("{}{rest}", self.settings.key_prefix)
+    }
+
+    fn channel(&self) -> String {
+        self.key("revocations")
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
+    }
+
+    /// What `/readyz` shows: the server (without credentials), whether it answers, and the
+    /// last error.
+    pub fn status(&self) -> serde_json::Value {
+        serde_json::json!({
+            "server": self.settings.server(),
+            "up": self.is_up(),
+            "pending_revocations": self.pending.lock().unwrap_or_else(|e| e.into_inner()).len(),
+            "error": *self.last_error.lock().unwrap_or_else(|e| e.into_inner()),
+            "note": if self.is_up() { "shared with the other replicas" } else { "serving on this replica's local state" },
+        })
+    }
+
+    fn mark_up(&self) {
+        if !self.up.swap(true, Ordering::Relaxed) {
+            tracing::info!(server = %self.settings.server(), "shared state store connected");
+        }
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.metrics.fleet.state_store_up.set(1);
+    }
+
+    fn mark_down(&self, error: &str) {
+        self.metrics.fleet.state_store_errors.inc();
+        if self.up.swap(false, Ordering::Relaxed) {
+            tracing::warn!(server = %self.settings.server(), error, "shared state store unreachable: serving on local state");
+        }
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(error.to_owned());
+        self.metrics.fleet.state_store_up.set(0);
+    }
+
+    /// Queues a revocation made here for the fleet (the hook of the session store).
+    pub fn revoked(&self, r: Revoked) {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if pending.len() >= MAX_PENDING {
+            pending.pop_front();
+        }
+        pending.push_back(r);
+        drop(pending);
+        self.wake.notify_one();
+    }
+
+    async fn connection(&self) -> Result<redis::aio::MultiplexedConnection, String> {
+        let mut conn = self.conn.lock().await;
+        if let Some(c) = conn.as_ref() {
+            return Ok(c.clone());
+        }
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.settings.timeout))
+            .set_response_timeout(Some(self.settings.timeout));
+        let c = tokio::time::timeout(
+            self.settings.timeout * 2,
+            self.client
+                .get_multiplexed_async_connection_with_config(&config),
+        )
+        .await
+        .map_err(|_| "connect timed out".to_owned())?
+        .map_err(|e| e.to_string())?;
+        *conn = Some(c.clone());
+        Ok(c)
+    }
+
+    async fn forget_connection(&self) {
+        *self.conn.lock().await = None;
+    }
+
+    /// Claims `id` of `what` (`jti`, `sso`) for `ttl`: `Some(true)` when this is its first
+    /// use in the fleet, `Some(false)` when another replica (or this one) used it, `None`
+    /// when Redis did not answer (the caller's local check is then all there is).
+    pub async fn claim_once(&self, what: &str, id: &str, ttl: Duration) -> Option<bool> {
+        // Away: not waited for on a login (the replication task reconnects).
+        if !self.is_up() {
+            return None;
+        }
+        let key = self.key(&format!("once:{what}:{id}"));
+        let result = async {
+            let mut c = self.connection().await?;
+            let set: Option<String> = redis::cmd("SET")
+                .arg(&key)
+                .arg(1)
+                .arg("NX")
+                .arg("EX")
+                .arg(ttl.as_secs().max(1))
+                .query_async(&mut c)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>(set.is_some())
+        }
+        .await;
+        match result {
+            Ok(first) => Some(first),
+            Err(e) => {
+                self.mark_down(&e);
+                self.forget_connection().await;
+                None
+            }
+        }
+    }
+
+    /// The stored revocations among `asked` (none when Redis did not answer).
+    async fn lookup(&self, asked: &[(Kind, String)]) -> Vec<Revoked> {
+        let result = async {
+            let mut c = self.connection().await?;
+            let mut pipe = redis::pipe();
+            for (kind, id) in asked {
+                let key = self.key(&format!("rev:{}:{id}", kind.label()));
+                pipe.cmd("GET").arg(&key).cmd("TTL").arg(&key);
+            }
+            let values: Vec<redis::Value> =
+                pipe.query_async(&mut c).await.map_err(|e| e.to_string())?;
+            Ok::<_, String>(values)
+        }
+        .await;
+        let values = match result {
+            Ok(v) => v,
+            Err(e) => {
+                self.mark_down(&e);
+                self.forget_connection().await;
+                return Vec::new();
+            }
+        };
+        let now = prehod_identity::unix_now();
+        let mut found = Vec::new();
+        let mut values = values.into_iter();
+        for (kind, id) in asked {
+            let (Some(at), Some(ttl)) = (values.next(), values.next()) else {
+                break;
+            };
+            let at: Option<u64> = redis::from_redis_value(at).ok().flatten();
+            let ttl: i64 = redis::from_redis_value(ttl).unwrap_or(-2);
+            if let (Some(at), true) = (at, ttl > 0) {
+                found.push(Revoked {
+                    kind: *kind,
+                    id: id.clone(),
+                    at,
+                    until: now + ttl as u64,
+                });
+            }
+        }
+        found
+    }
+
+    /// Records a session in the per-user index (`user:SUB`, `sess:SID`).
+    pub async fn index_session(&self, e: &crate::my_sessions::Entry) {
+        let result = async {
+            let mut c = self.connection().await?;
+            let user = self.key(&format!("user:{}", e.sub));
+            let sess = self.key(&format!("sess:{}", e.sid));
+            let _: () = redis::pipe()
+                .cmd("HSET")
+                .arg(&sess)
+                .arg("sub")
+                .arg(&e.sub)
+                .arg("method")
+                .arg(&e.method)
+                .arg("level")
+                .arg(e.level)
+                .arg("auth_time")
+                .arg(e.auth_time)
+                .arg("expires_at")
+                .arg(e.expires_at)
+                .arg("last_seen")
+                .arg(e.last_seen)
+                .arg("op_sid")
+                .arg(e.op_sid.as_deref().unwrap_or(""))
+                .ignore()
+                .cmd("EXPIREAT")
+                .arg(&sess)
+                .arg(e.expires_at)
+                .ignore()
+                .cmd("ZADD")
+                .arg(&user)
+                .arg(e.expires_at)
+                .arg(&e.sid)
+                .ignore()
+                // The user's index lives as long as their longest session.
+                .cmd("EXPIREAT")
+                .arg(&user)
+                .arg(e.expires_at)
+                .arg("GT")
+                .ignore()
+                .cmd("EXPIREAT")
+                .arg(&user)
+                .arg(e.expires_at)
+                .arg("NX")
+                .ignore()
+                .cmd("ZREMRANGEBYSCORE")
+                .arg(&user)
+                .arg("-inf")
+                .arg(prehod_identity::unix_now())
+                .ignore()
+                .query_async(&mut c)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>(())
+        }
+        .await;
+        if let Err(e) = result {
+            self.mark_down(&e);
+            self.forget_connection().await;
+        }
+    }
+
+    /// Moves a session's "last seen" forward.
+    pub async fn session_seen(&self, sid: &str, now: u64) {
+        let result = async {
+            let mut c = self.connection().await?;
+            let sess = self.key(&format!("sess:{sid}"));
+            // A hash left with this field alone (its session gone) is never listed.
+            let _: () = redis::cmd("HSET")
+                .arg(&sess)
+                .arg("last_seen")
+                .arg(now)
+                .query_async::<()>(&mut c)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>(())
+        }
+        .await;
+        if let Err(e) = result {
+            self.mark_down(&e);
+            self.forget_connection().await;
+        }
+    }
+
+    /// The sessions of `sub` the index holds (empty when Redis did not answer).
+    pub async fn user_sessions(&self, sub: &str, now: u64) -> Vec<crate::my_sessions::Entry> {
+        if !self.is_up() {
+            return Vec::new();
+        }
+        let result = async {
+            let mut c = self.connection().await?;
+            let user = self.key(&format!("user:{sub}"));
+            let sids: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+                .arg(&user)
+                .arg(now)
+                .arg("+inf")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(200)
+                .query_async(&mut c)
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut out = Vec::new();
+            for sid in sids {
+                let h: HashMap<String, String> = redis::cmd("HGETALL")
+                    .arg(self.key(&format!("sess:{sid}")))
+                    .query_async(&mut c)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let num = |k: &str| h.get(k).and_then(|v| v.parse::<u64>().ok());
+                let (Some(auth_time), Some(expires_at)) = (num("auth_time"), num("expires_at"))
+                else {
+                    continue;
+                };
+                out.push(crate::my_sessions::Entry {
+                    sid,
+                    sub: h.get("sub").cloned().unwrap_or_default(),
+                    method: h.get("method").cloned().unwrap_or_default(),
+                    level: num("level").and_then(|l| u8::try_from(l).ok()).unwrap_or(0),
+                    auth_time,
+                    expires_at,
+                    last_seen: num("last_seen").unwrap_or(auth_time),
+                    op_sid: h.get("op_sid").filter(|o| !o.is_empty()).cloned(),
+                });
+            }
+            Ok::<_, String>(out)
+        }
+        .await;
+        match result {
+            Ok(v) => v,
+            Err(e) => {
+                self.mark_down(&e);
+                self.forget_connection().await;
+                Vec::new()
+            }
+        }
+    }
+
+    /// Adds one to the counter `key` (expiring after `ttl_secs`); `None` when Redis did not
+    /// answer.
+    async fn count(&self, key: &str, ttl_secs: u64) -> Option<u64> {
+        let result = async {
+            let mut c = self.connection().await?;
+            let (n,): (u64,) = redis::pipe()
+                .cmd("INCR")
+                .arg(key)
+                .cmd("EXPIRE")
+                .arg(key)
+                .arg(ttl_secs)
+                .ignore()
+                .query_async(&mut c)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>(n)
+        }
+        .await;
+        match result {
+            Ok(n) => Some(n),
+            Err(e) => {
+                self.mark_down(&e);
+                self.forget_connection().await;
+                None
+            }
+        }
+    }
+
+    /// Writes and publishes the queued revocations; on failure they stay queued.
+    async fn flush(&self) -> Result<(), String> {
+        loop {
+            let Some(next) = self
+                .pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .front()
+                .cloned()
+            else {
+                return Ok(());
+            };
+            let mut c = self.connection().await?;
+            let key = self.key(&format!("rev:{}:{}", next.kind.label(), next.id));
+            let now = prehod_identity::unix_now();
+            if next.until > now {
+                // Held as long as what it ends could be valid; a later revocation of the
+                // same subject moves `at` forward (the larger one wins on every replica).
+                let _: () = redis::pipe()
+                    .cmd("SET")
+                    .arg(&key)
+                    .arg(next.at)
+                    .arg("EXAT")
+                    .arg(next.until)
+                    .ignore()
+                    .cmd("PUBLISH")
+                    .arg(self.channel())
+                    .arg(message(&next))
+                    .ignore()
+                    .query_async(&mut c)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            if pending.front() == Some(&next) {
+                pending.pop_front();
+            }
+        }
+    }
+
+    /// Every revocation stored in Redis (for a replica that (re)connects).
+    async fn stored(&self) -> Result<Vec<Revoked>, String> {
+        let mut c = self.connection().await?;
+        let prefix = self.key("rev:");
+        let keys: Vec<String> = {
+            let mut iter: redis::AsyncIter<'_, String> = c
+                .scan_match(format!("{prefix}*"))
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut keys = Vec::new();
+            while let Some(k) = iter.next_item().await {
+                keys.push(k.map_err(|e| e.to_string())?);
+            }
+            keys
+        };
+        let mut out = Vec::new();
+        let now = prehod_identity::unix_now();
+        for key in keys {
+            let (at, ttl): (Option<u64>, i64) = redis::pipe()
+                .cmd("GET")
+                .arg(&key)
+                .cmd("TTL")
+                .arg(&key)
+                .query_async(&mut c)
+                .await
+                .map_err(|e| e.to_string())?;
+            let Some(rest) = key.strip_prefix(&prefix) else {
+                continue;
+            };
+            let Some((kind, id)) = rest.split_once(':') else {
+                continue;
+            };
+            let (Some(kind), Some(at), true) = (Kind::from_label(kind), at, ttl > 0) else {
+                continue;
+            };
+            out.push(Revoked {
+                kind,
+                id: id.to_owned(),
+                at,
+                until: now + ttl as u64,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Claims a single sign-on code in the fleet before it is redeemed here: one exchanged on
+/// another replica is then refused here as replayed. Without shared state (or while it is
+/// away) the local single-use check is all there is.
+pub async fn claim_sso_code(shared: &crate::Shared, code: Option<&String>) {
+    let (Some(store), Some(auth), Some(code)) = (&shared.state, &shared.auth, code) else {
+        return;
+    };
+    let Some(nonce) = auth.sso.nonce_of(code) else {
+        return;
+    };
+    let ttl = Duration::from_secs(crate::sso::LIFETIME + 5);
+    if store.claim_once("sso", &nonce, ttl).await == Some(false) {
+        auth.sso.mark_used(nonce);
+    }
+}
+
+/// A session cookie this replica has not opened before (a local miss): its revocations are
+/// looked up in Redis before it is checked, in case a published one did not reach this
+/// replica. One round trip per new cookie per replica, bounded by `state.timeout`; skipped
+/// while Redis is away.
+pub async fn check_unseen(shared: &crate::Shared, headers: &http::HeaderMap) {
+    let (Some(store), Some(auth)) = (shared.state.as_ref().filter(|s| s.is_up()), &shared.auth)
+    else {
+        return;
+    };
+    let Some(cookie) = crate::auth::cookie(headers, &auth.cookie_name) else {
+        return;
+    };
+    if auth.sessions.is_cached(cookie) {
+        return;
+    }
+    let now = prehod_identity::unix_now();
+    let Some(session) = auth.sessions.peek(cookie, now) else {
+        return;
+    };
+    let mut asked = vec![(Kind::Session, session.sid.clone())];
+    if let Some(op) = &session.op_sid {
+        asked.push((Kind::RekonoSession, op.clone()));
+    }
+    asked.push((Kind::Subject, session.sub.clone()));
+    for r in store.lookup(&asked).await {
+        auth.sessions.apply_remote(&r, now);
+    }
+}
+
+/// The fleet's share of a login endpoint's rate limit, after this replica's own buckets let
+/// the request through: a fixed window of the rate's period per client address (and per
+/// certificate), counted in Redis across the replicas, allowing the larger of the rate's
+/// count and the burst in each. While Redis is away, each replica's buckets are all there is.
+pub async fn fleet_rate_limit(
+    shared: &crate::Shared,
+    endpoint: crate::ratelimit::Endpoint,
+    client: Option<std::net::IpAddr>,
+    certificate: Option<&str>,
+) -> Option<crate::ratelimit::Limited> {
+    let store = shared.state.as_ref().filter(|s| s.is_up())?;
+    let limit = crate::ratelimit::limit_for(&shared.config.rate_limits, endpoint);
+    let now = prehod_identity::unix_now();
+    let counted = [
+        (
+            limit.per_address,
+            "address",
+            client.map(crate::ratelimit::address_label),
+        ),
+        (
+            limit.per_certificate,
+            "certificate",
+            certificate.map(str::to_owned),
+        ),
+    ];
+    for (rate, what, key) in counted {
+        let (Some(rate), Some(key)) = (rate, key) else {
+            continue;
+        };
+        let window = rate.per.as_secs().max(1);
+        let allowed = u64::from(rate.count.max(limit.burst));
+        let redis_key = store.key(&format!(
+            "rl:{}:{what}:{key}:{}",
+            endpoint.label(),
+            now / window
+        ));
+        match store.count(&redis_key, window + 1).await {
+            Some(n) if n > allowed => {
+                return Some(crate::ratelimit::Limited {
+                    retry_after_secs: (window - now % window).max(1),
+                });
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// `KIND AT UNTIL ID`, space separated (the id last: it may hold anything but a newline).
+fn message(r: &Revoked) -> String {
+    format!("{} {} {} {}", r.kind.label(), r.at, r.until, r.id)
+}
+
+fn parse_message(text: &str) -> Option<Revoked> {
+    let mut parts = text.splitn(4, ' ');
+    let kind = Kind::from_label(parts.next()?)?;
+    let at = parts.next()?.parse().ok()?;
+    let until = parts.next()?.parse().ok()?;
+    let id = parts.next()?.to_owned();
+    (!id.is_empty()).then_some(Revoked {
+        kind,
+        id,
+        at,
+        until,
+    })
+}
+
+/// Applies `r` to the current snapshot's session store (shared by every snapshot).
+fn apply(live: &Live, r: &Revoked) {
+    if let Some(auth) = &live.load().auth {
+        auth.sessions.apply_remote(r, prehod_identity::unix_now());
+    }
+}
+
+/// Keeps this replica in the fleet: subscribes to the revocations, catches up, publishes
+/// its own, and reconnects whenever Redis goes away.
+pub struct Replication {
+    pub store: Arc<Store>,
+    pub live: Arc<Live>,
+}
+
+#[async_trait]
+impl BackgroundService for Replication {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut wait = Duration::from_millis(100);
+        loop {
+            let session = self.connected();
+            tokio::select! {
+                error = session => {
+                    self.store.mark_down(&error);
+                    self.store.forget_connection().await;
+                }
+                _ = shutdown.changed() => return,
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => return,
+            }
+            wait = (wait * 2).min(Duration::from_secs(1));
+        }
+    }
+}
+
+impl Replication {
+    /// One connected period; returns why it ended.
+    async fn connected(&self) -> String {
+        let store = &self.store;
+        let mut pubsub =
+            match tokio::time::timeout(store.settings.timeout * 2, store.client.get_async_pubsub())
+                .await
+            {
+                Ok(Ok(p)) => p,
+                Ok(Err(e)) => return e.to_string(),
+                Err(_) => return "connect timed out".to_owned(),
+            };
+        if let Err(e) = pubsub.subscribe(store.channel()).await {
+            return e.to_string();
+        }
+        // Subscribed first, then read: nothing published meanwhile is missed.
+        match store.stored().await {
+            Ok(all) => {
+                for r in &all {
+                    apply(&self.live, r);
+                }
+                tracing::info!(
+                    revocations = all.len(),
+                    "caught up with the fleet's revocations"
+                );
+            }
+            Err(e) => return e,
+        }
+        if let Err(e) = store.flush().await {
+            return e;
+        }
+        store.mark_up();
+        let (mut sink, mut messages) = pubsub.split();
+        let mut ping = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tokio::select! {
+                msg = messages.next() => {
+                    let Some(msg) = msg else {
+                        return "subscription closed".to_owned();
+                    };
+                    let text: String = match msg.get_payload() {
+                        Ok(t) => t,
+                        Err(_) => continue,
+                    };
+                    match parse_message(&text) {
+                        Some(r) => apply(&self.live, &r),
+                        None => tracing::warn!("unreadable revocation message on the state store"),
+                    }
+                }
+                _ = store.wake.notified() => {
+                    if let Err(e) = store.flush().await {
+                        return e;
+                    }
+                }
+                _ = ping.tick() => {
+                    // Notices a server that went away without closing (and keeps the
+                    // command connection honest).
+                    let pinged = tokio::time::timeout(store.settings.timeout * 2, sink.ping::<redis::Value>()).await;
+                    match pinged {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => return e.to_string(),
+                        Err(_) => return "ping timed out".to_owned(),
+                    }
+                    if let Err(e) = store.flush().await {
+                        return e;
+                    }
+                    if !store.is_up() {
+                        store.mark_up();
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_revocation_message_reads_back_whatever_its_id() {
+        let r = Revoked {
+            kind: Kind::Subject,
+            id: "user with spaces: and colons".into(),
+            at: 10,
+            until: 20,
+        };
+        assert_eq!(parse_message(&message(&r)), Some(r));
+        assert_eq!(parse_message("session 1 2"), None);
+        assert_eq!(parse_message("nonsense 1 2 x"), None);
+        assert_eq!(parse_message("session x 2 id"), None);
+    }
+}
