@@ -80,6 +80,47 @@ async fn a_valid_certificate_logs_in_and_reaches_the_portal_with_certificate_hea
         .contains("prehod_certificate_verifications_total{outcome=\"success\",reason=\"ok\"} 1"));
 }
 
+/// Attacker's review of issue 13: with `return` optional (a login from the login host's home),
+/// any path on the certificate-login host logged in — a favicon fetch, or an `<img>` on another
+/// site that the browser answers with the certificate by itself, made a session and a login
+/// event. Only `GET /` logs in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_certificate_hosts_root_logs_in() {
+    let world = world(cert_options()).await;
+    let port = world.gw.https.port();
+    for path in [
+        "/favicon.ico",
+        "/logout",
+        "/step-up",
+        "/.prehod/sso",
+        "/x?return=y",
+    ] {
+        let mut browser = Browser::with_certificate(&world, "valid");
+        let page = browser
+            .navigate(&format!("https://certlogin.bankart.localhost:{port}{path}"))
+            .await;
+        assert_eq!(page.status, 404, "{path}: {}", page.body);
+        assert!(page.location.is_none(), "{path}: {:?}", page.location);
+    }
+    let post = Browser::with_certificate(&world, "valid")
+        .post_form(
+            &format!("https://certlogin.bankart.localhost:{port}/"),
+            &[("a", "b")],
+        )
+        .await;
+    assert_eq!(post.status, 404, "{}", post.body);
+    assert!(!world
+        .gw
+        .metrics()
+        .contains("prehod_logins_total{method=\"certificate\",outcome=\"success\"}"));
+    // The root still logs in.
+    let mut browser = Browser::with_certificate(&world, "valid");
+    let page = browser
+        .navigate(&format!("https://certlogin.bankart.localhost:{port}/"))
+        .await;
+    assert_eq!(page.status, 302, "{}", page.body);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_bad_certificate_gets_its_own_reason_page_and_metric() {
     let world = world(cert_options()).await;

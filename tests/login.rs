@@ -1481,6 +1481,46 @@ async fn a_state_with_multi_byte_characters_is_refused_without_a_panic() {
     );
 }
 
+/// Attacker's review of issue 13: the callback's error branch named a cookie after any
+/// `state` of 16 bytes or more and cleared it, so a crafted state became a `Set-Cookie` of the
+/// attacker's making (attributes included), or a 500 when it held a byte no header may carry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crafted_state_never_reaches_a_response_header() {
+    let world = world(Options::default()).await;
+    let mut browser = Browser::new(&world);
+    for query in [
+        "error=x&state=aaaaaaa%0d%0aX-Injected:%201",
+        "error=x&state=aaaaaaaaaaaaaaa%00",
+        "error=access_denied&error_description=cancel&state=a%3Db%3B%20Max-Age%3D9%3Bxxxx",
+        "error=access_denied&state=aaaaaaaaaaaaaaaaaaaaaa",
+        "code=x&state=a%3Db%3B%20Max-Age%3D9%3Bxxxx",
+    ] {
+        let page = browser
+            .navigate(&login_url(&world, &format!("/oidc/callback?{query}")))
+            .await;
+        assert!(page.status < 500, "{query}: {} {}", page.status, page.body);
+        let cookies: Vec<_> = page
+            .headers
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap_or_default().to_owned())
+            .collect();
+        assert!(
+            cookies.iter().all(|c| !c.contains("prehod_login_")),
+            "{query}: no attempt of this browser's, so none is cleared: {cookies:?}"
+        );
+        assert!(page.headers.get("x-injected").is_none());
+    }
+    assert!(
+        !world
+            .gw
+            .log_lines()
+            .iter()
+            .any(|l| l.contains("InvalidHTTPHeader")),
+        "no response header failed"
+    );
+}
+
 /// Issue 10: the language switch was built from the raw path, so `https://login…//evil.example`
 /// showed a genuine page whose EN link (`//evil.example?lang=en`) left the site.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -156,6 +156,31 @@ async fn a_step_up_explains_itself_and_rekono_gets_the_login_hint_and_the_langua
         why.body.contains("id=\"login-certificate\""),
         "bws allows certificates"
     );
+    // Attacker's review: a `level` in a crafted link made a genuine page claim a higher
+    // requirement (and ask Rekono for it); the page states the portal's own level.
+    let bips_url = portal_url(&world, "bips", "/");
+    let inflated = browser
+        .navigate(&login_url(
+            &world,
+            &format!(
+                "/step-up?level=30&return={}",
+                url::form_urlencoded::byte_serialize(bips_url.as_bytes()).collect::<String>()
+            ),
+        ))
+        .await;
+    assert_eq!(inflated.status, 200, "{}", inflated.body);
+    assert!(
+        inflated.body.contains("zahteva stopnjo zaupanja 20"),
+        "{}",
+        inflated.body
+    );
+    assert!(
+        inflated
+            .body
+            .contains("&#x2f;oidc&#x2f;start?level=20&amp;"),
+        "{}",
+        inflated.body
+    );
     // Opened from a bips page (its Referer): the way back is bips.
     let hop = browser
         .send(

@@ -523,8 +523,11 @@ fn start(ctx: &Ctx<'_, '_>) -> LoginResponse {
     // Rekono speaks the language chosen here, and a step-up names the account logged in.
     let hints = prehod_identity::oidc::Hints {
         ui_locale: Some(ctx.lang.code().to_owned()),
+        // Only a live session's e-mail: an idled-out one may be the previous person's at a
+        // shared computer.
         login_hint: ctx
-            .browser_session(now)
+            .session(now)
+            .map(|v| v.session)
             .filter(|s| s.method == Method::Rekono && !s.email.is_empty())
             .map(|s| s.email.clone()),
     };
@@ -580,6 +583,14 @@ fn start(ctx: &Ctx<'_, '_>) -> LoginResponse {
 
 /// The attempt cookie's name: the prefix and the state's first 16 bytes (states are ASCII; any
 /// other text keeps its characters up to byte 16, never a split one, and so matches no cookie).
+/// Whether `state` can be one the gateway made: 16 to 128 base64url characters.
+fn is_state_shaped(state: &str) -> bool {
+    (16..=128).contains(&state.len())
+        && state
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 fn attempt_cookie_name(prefix: &str, state: &str) -> String {
     let end = (0..=state.len().min(16))
         .rev()
@@ -654,8 +665,9 @@ fn bind_kept_form(
 async fn callback(ctx: &Ctx<'_, '_>) -> LoginResponse {
     let auth = ctx.auth;
     let q = &ctx.req.query;
-    let state = q.get("state").filter(|s| s.len() >= 16);
-    // The state is client input of any shape: a name from it is never sliced by byte index.
+    // The gateway's states are base64url: anything else names no attempt, and so never
+    // reaches a cookie name (a response header).
+    let state = q.get("state").filter(|s| is_state_shaped(s));
     let name = state.map(|s| attempt_cookie_name(&auth.attempt_prefix, s));
     let sealed = name.as_ref().and_then(|name| {
         attempt_cookies(ctx)
@@ -669,13 +681,14 @@ async fn callback(ctx: &Ctx<'_, '_>) -> LoginResponse {
     let clear = crate::cookies::set_on_path(name.as_deref().unwrap_or_default(), "", "/", 0);
     if let Some(error) = q.get("error") {
         let resp = provider_refusal(ctx, error, sealed.as_ref());
-        return if name.is_some() {
+        // Only an attempt of this browser's is ended.
+        return if sealed.is_some() {
             resp.cookie(clear)
         } else {
             resp
         };
     }
-    if state.is_none() {
+    if !q.contains_key("state") {
         return ctx.login_failed("missing_state", Message::LoginFailed);
     }
     let Some(SealedAttempt {
@@ -1037,11 +1050,8 @@ fn step_up_page(ctx: &Ctx<'_, '_>) -> LoginResponse {
     let Some((return_to, portal)) = portal_of(ctx, q.get("return").map(String::as_str)) else {
         return ctx.message(Message::BadReturn);
     };
-    let level = q
-        .get("level")
-        .and_then(|l| l.parse::<u8>().ok())
-        .unwrap_or(0)
-        .max(portal.min_level);
+    // The portal's own level: a `level` in the link could make a genuine page say more.
+    let level = portal.min_level;
     let sl = ctx.lang == Lang::Sl;
     let have = ctx.session(unix_now()).map(|v| v.session.level);
     let mut view = MessageView::new(Message::StepUp);
@@ -1565,6 +1575,11 @@ pub async fn certificate(
     req: LoginRequest<'_>,
 ) -> LoginResponse {
     let ctx = Ctx::new(shared, auth, &req);
+    // Only `GET /` logs in: a favicon fetch or an `<img>` on another site (which a browser
+    // answers with the certificate by itself) makes no session and no login event.
+    if !matches!(req.method.as_str(), "GET" | "HEAD") || req.path != "/" {
+        return ctx.message(Message::NotFound);
+    }
     // Without `return`: a certificate login started on the login host's home.
     let (return_to, portal) = match req.query.get("return") {
         None => (home_url(auth), None),
@@ -1858,5 +1873,20 @@ mod tests {
         );
         assert_eq!(attempt_cookie_name("p_", "💥💥💥💥💥"), "p_💥💥💥💥");
         assert_eq!(attempt_cookie_name("p_", ""), "p_");
+    }
+
+    #[test]
+    fn only_base64url_states_name_an_attempt() {
+        assert!(is_state_shaped("abcdefghijklmnop_-ABCD0123"));
+        for bad in [
+            "short",
+            "aaaaaaaaaaaaaaa\0",
+            "aaaaaaa\r\nX-Injected: 1",
+            "a=b; Max-Age=9;xxxx",
+            "aaaaaaaaaaaaaaaé",
+        ] {
+            assert!(!is_state_shaped(bad), "{bad:?}");
+        }
+        assert!(!is_state_shaped(&"a".repeat(129)));
     }
 }
