@@ -387,18 +387,6 @@ for var, rest in re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}(/[^\s\"']+)", nocom
     fake(wiring["env"][var]["path"] + rest)
 cfg = os.path.join(out, "proxy.yaml")
 r = subprocess.run([prehod, "check", "--config", cfg], env=env, capture_output=True, text=True)
-errors = [l for l in (r.stdout + r.stderr).splitlines()
-          if l.strip() and not re.search(r": [0-9]+ problem\(s\)$", l)]
-state_unknown = [l for l in errors if re.search(r":\d+:\d+: state: unknown key", l)]
-if r.returncode != 0 and state_unknown and len(state_unknown) == len(errors):
-    # This binary predates the `state:` section (issue 12, points 1-5). Say so loudly and check
-    # everything else; once the section exists the whole file is checked as it is.
-    print("  NOTE: %s does not know the `state:` section yet; checking the file without it" % prehod)
-    lines = text.splitlines(keepends=True)
-    start = next(i for i, l in enumerate(lines) if l.startswith("state:"))
-    end = next((i for i in range(start + 1, len(lines)) if lines[i][:1] not in (" ", "\n", "#")), len(lines))
-    open(cfg, "w").write("".join(lines[:start] + lines[end:]))
-    r = subprocess.run([prehod, "check", "--config", cfg], env=env, capture_output=True, text=True)
 sys.stdout.write("  " + r.stdout + r.stderr)
 sys.exit(r.returncode)
 EOF
