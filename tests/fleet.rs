@@ -1207,3 +1207,65 @@ async fn a_reload_keeps_the_crl_fetched_from_a_url_while_its_server_is_away() {
         "and a good certificate still logs in"
     );
 }
+
+/// Attacker's review of issue 12: the upgrade socket defaulted to `/tmp`, where any local user
+/// could be listening first and receive the listening sockets at `SIGQUIT` (or hand the new
+/// process decoys); the pid file was written through a symlink, and `prehod reload` signalled
+/// whatever process a planted pid file named. Each is refused now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrade_sockets_and_pid_files_must_be_in_a_private_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    let (setup, _portals) = six_demo_portals().await;
+    let pki = Pki::new();
+    let gw = Gateway::start(&pki, &setup);
+    gw.wait_ready();
+    let config = gw.dir.path().join("proxy.yaml");
+    let shared = tempfile::tempdir().expect("dir");
+    std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o1777))
+        .expect("chmod");
+
+    // A world-writable directory for the upgrade socket: refused before anything starts.
+    let out = std::process::Command::new(prehod_bin())
+        .args(["run", "--upgrade", "--config"])
+        .arg(&config)
+        .arg("--upgrade-socket")
+        .arg(shared.path().join("upgrade.sock"))
+        .output()
+        .expect("prehod run");
+    assert_eq!(out.status.code(), Some(64), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("writable by group or others"));
+
+    // A pid file there: refused by `run` and by `reload`.
+    let out = std::process::Command::new(prehod_bin())
+        .args(["run", "--upgrade", "--config"])
+        .arg(&config)
+        .arg("--upgrade-socket")
+        .arg(gw.dir.path().join("upgrade.sock"))
+        .arg("--pid-file")
+        .arg(shared.path().join("prehod.pid"))
+        .output()
+        .expect("prehod run");
+    assert_ne!(out.status.code(), Some(0), "{out:?}");
+    std::fs::write(shared.path().join("planted.pid"), "1\n").expect("plant");
+    let out = prehod_reload(&shared.path().join("planted.pid"), None);
+    assert_eq!(out.status.code(), Some(64), "{out:?}");
+
+    // A private directory, but the pid file names another program: nothing is signalled.
+    let private = tempfile::tempdir().expect("dir");
+    let mut victim = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .expect("sleep");
+    let pid_file = private.path().join("prehod.pid");
+    std::fs::write(&pid_file, format!("{}\n", victim.id())).expect("pid");
+    let out = prehod_reload(&pid_file, None);
+    assert_eq!(out.status.code(), Some(69), "{out:?}");
+    assert!(
+        victim.try_wait().expect("wait").is_none(),
+        "the other process still runs"
+    );
+    let _ = victim.kill();
+    let _ = victim.wait();
+
+    // (A symlink in the pid file's place is not followed: `write_pid_file`'s unit test.)
+}

@@ -333,10 +333,11 @@ impl Store {
         let result = async {
             let mut c = self.connection().await?;
             let user = self.key(&format!("user:{sub}"));
-            let sids: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+            // Latest expiry first: with more than 200, the newest sessions are the ones listed.
+            let sids: Vec<String> = redis::cmd("ZREVRANGEBYSCORE")
                 .arg(&user)
-                .arg(now)
                 .arg("+inf")
+                .arg(now)
                 .arg("LIMIT")
                 .arg(0)
                 .arg(200)

@@ -18,6 +18,8 @@ use prehod_config::{AppLogin, Config};
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 const EX_CONFIG: u8 = 64;
+/// systemd's `RuntimeDirectory=prehod` (deploy/systemd/prehod.service, mode 0700).
+const DEFAULT_UPGRADE_SOCKET: &str = "/run/prehod/upgrade.sock";
 const EX_UNAVAILABLE: u8 = 69;
 const EX_SOFTWARE: u8 = 70;
 
@@ -43,8 +45,10 @@ struct ProcessArgs {
     #[arg(long, short)]
     upgrade: bool,
     /// The unix socket the listening sockets are handed over on; the old and the new process
-    /// must name the same one.
-    #[arg(long, default_value = "/tmp/prehod_upgrade.sock")]
+    /// must name the same one. Its directory must be private to the gateway's user (not
+    /// writable by group or others, owned by it or root): whoever can put a socket there
+    /// receives the listening sockets.
+    #[arg(long, default_value = DEFAULT_UPGRADE_SOCKET)]
     upgrade_socket: PathBuf,
 }
 
@@ -53,7 +57,7 @@ impl Default for ProcessArgs {
         Self {
             pid_file: None,
             upgrade: false,
-            upgrade_socket: PathBuf::from("/tmp/prehod_upgrade.sock"),
+            upgrade_socket: PathBuf::from(DEFAULT_UPGRADE_SOCKET),
         }
     }
 }
@@ -285,12 +289,71 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for ClientGone {
     }
 }
 
+/// The directory of `path` (a pid file, the upgrade socket) must be private to this process's
+/// user: owned by it or root, writable by neither group nor others — else another local user
+/// could plant a symlink or a socket there. `Ok(false)`: the directory does not exist.
+fn private_dir(path: &Path) -> Result<bool, String> {
+    use std::os::unix::fs::MetadataExt;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let meta = match std::fs::metadata(dir) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(format!("{}: {e}", dir.display())),
+    };
+    let me = std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .map_err(|e| format!("/proc/self: {e}"))?;
+    if !meta.is_dir() {
+        return Err(format!("{}: not a directory", dir.display()));
+    }
+    if meta.uid() != me && meta.uid() != 0 {
+        return Err(format!(
+            "{}: owned by uid {}, not by this user ({me}) or root",
+            dir.display(),
+            meta.uid()
+        ));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(format!(
+            "{}: writable by group or others (mode {:o}): use a directory private to the gateway's user",
+            dir.display(),
+            meta.mode() & 0o7777
+        ));
+    }
+    Ok(true)
+}
+
+/// Writes the pid file: never through a symlink, only in a private directory.
+fn write_pid_file(path: &Path) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if !private_dir(path)? {
+        return Err("its directory does not exist".to_owned());
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o644)
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+        .open(path)
+        .map_err(|e| e.to_string())?;
+    writeln!(file, "{}", std::process::id()).map_err(|e| e.to_string())
+}
+
 /// `prehod reload`: checks the file (when given), then signals the gateway.
 fn reload(pid_file: &Path, config: Option<&Path>) -> ExitCode {
     if let Some(path) = config {
         if let Err(code) = load(path) {
             return code;
         }
+    }
+    if let Err(e) = private_dir(pid_file) {
+        eprintln!("prehod: --pid-file {}: {e}", pid_file.display());
+        return ExitCode::from(EX_CONFIG);
     }
     let pid = match std::fs::read_to_string(pid_file)
         .map_err(|e| e.to_string())
@@ -306,6 +369,20 @@ fn reload(pid_file: &Path, config: Option<&Path>) -> ExitCode {
             return ExitCode::from(EX_CONFIG);
         }
     };
+    // Only a gateway is signalled: a stale pid file may name another process by now.
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
+    let is_prehod = exe
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with("prehod"));
+    if !is_prehod {
+        eprintln!(
+            "prehod: process {pid} (from {}) is not a prehod gateway ({}): nothing signalled",
+            pid_file.display(),
+            exe.display()
+        );
+        return ExitCode::from(EX_UNAVAILABLE);
+    }
     match nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid),
         nix::sys::signal::Signal::SIGHUP,
@@ -327,6 +404,17 @@ fn run(config: Config, path: Option<PathBuf>, process: &ProcessArgs) -> ExitCode
         if let Err(message) = check_binds(&config) {
             eprintln!("prehod: {message}");
             return ExitCode::from(EX_UNAVAILABLE);
+        }
+    }
+    // Whoever can put a socket at the upgrade path receives the listening sockets at SIGQUIT.
+    match private_dir(&process.upgrade_socket) {
+        Ok(_) => {}
+        Err(e) => {
+            eprintln!(
+                "prehod: --upgrade-socket {}: {e}",
+                process.upgrade_socket.display()
+            );
+            return ExitCode::from(EX_CONFIG);
         }
     }
     init_logging();
@@ -354,7 +442,7 @@ fn run(config: Config, path: Option<PathBuf>, process: &ProcessArgs) -> ExitCode
     // With --upgrade: waits here for the old process's sockets (sent at its SIGQUIT).
     server.bootstrap();
     if let Some(pid_file) = &process.pid_file {
-        if let Err(e) = std::fs::write(pid_file, format!("{}\n", std::process::id())) {
+        if let Err(e) = write_pid_file(pid_file) {
             eprintln!("prehod: --pid-file {}: {e}", pid_file.display());
             return ExitCode::from(EX_UNAVAILABLE);
         }
@@ -372,6 +460,14 @@ fn run(config: Config, path: Option<PathBuf>, process: &ProcessArgs) -> ExitCode
     // Returns after SIGTERM (graceful, within server.grace_period), SIGINT (fast) or SIGQUIT
     // (sockets handed to the upgrade, then graceful).
     server.run(RunArgs::default());
+    if let Some(pid_file) = &process.pid_file {
+        // Unless an upgraded process wrote its own pid there meanwhile.
+        let ours = std::fs::read_to_string(pid_file)
+            .is_ok_and(|p| p.trim() == std::process::id().to_string());
+        if ours {
+            let _ = std::fs::remove_file(pid_file);
+        }
+    }
     ExitCode::SUCCESS
 }
 
@@ -602,4 +698,38 @@ fn dev(config_path: &Path, certs: &Path) -> ExitCode {
         Some(config_path.to_owned()),
         &ProcessArgs::default(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pid_file_is_never_written_through_a_symlink_or_in_a_shared_directory() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("dir");
+        let target = dir.path().join("victim");
+        std::fs::write(&target, "precious").expect("victim file");
+        let link = dir.path().join("prehod.pid");
+        std::os::unix::fs::symlink(&target, &link).expect("symlink");
+        assert!(write_pid_file(&link).is_err());
+        assert_eq!(
+            std::fs::read_to_string(&target).expect("victim"),
+            "precious"
+        );
+
+        let plain = dir.path().join("plain.pid");
+        write_pid_file(&plain).expect("a private directory");
+        assert_eq!(
+            std::fs::read_to_string(&plain).expect("pid").trim(),
+            std::process::id().to_string()
+        );
+
+        let shared = tempfile::tempdir().expect("dir");
+        std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o1777))
+            .expect("chmod");
+        let err = write_pid_file(&shared.path().join("p.pid")).expect_err("shared");
+        assert!(err.contains("writable by group or others"), "{err}");
+        assert_eq!(private_dir(&dir.path().join("missing/x.sock")), Ok(false));
+    }
 }
