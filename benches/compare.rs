@@ -655,8 +655,150 @@ fn median(mut v: Vec<f64>) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
+/// `n` requests one after another on one keep-alive connection, each answered 200.
+async fn sequential(t: &Target, n: usize) {
+    let mut c = connect(t).await.expect("connect");
+    let mut buf = Vec::new();
+    for _ in 0..n {
+        let status = exchange(&mut c, &t.request, &mut buf)
+            .await
+            .expect("exchange");
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&buf));
+    }
+}
+
+/// Asks callgrind to dump its counters (and zero them); waits for part `part` to be written.
+fn dump(pid: u32, out: &str, part: usize) -> u64 {
+    let status = Command::new("callgrind_control")
+        .args(["-d", &format!("part{part}"), &pid.to_string()])
+        .stdout(Stdio::null())
+        .status()
+        .expect("callgrind_control (valgrind)");
+    assert!(status.success(), "callgrind_control -d {pid}");
+    let file = format!("{out}.{pid}.{part}");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let total = std::fs::read_to_string(&file).ok().and_then(|t| {
+            t.lines()
+                .find_map(|l| {
+                    l.strip_prefix("totals:")
+                        .or_else(|| l.strip_prefix("summary:"))
+                })
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        });
+        if let Some(total) = total {
+            return total;
+        }
+        assert!(Instant::now() < deadline, "callgrind wrote no {file}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Instructions per request of the release gateway under callgrind: the public route, the
+/// authenticated route (session from a real login) and the certificate-only portal, each as
+/// the difference of a run of `n` and one of `2n` requests, so that nothing but requests is
+/// counted (start-up, login and warm-up fall in other parts of the profile).
+async fn instructions(n: usize, threads: usize, out_dir: &Path) {
+    let up_port = free_port();
+    let upstream_addr: SocketAddr = ([127, 0, 0, 1], up_port).into();
+    let _up = nginx(
+        "upstream",
+        1,
+        &format!(
+            "  server {{\n    listen 127.0.0.1:{up_port};\n    location / {{\n      default_type text/plain;\n      return 200 \"{}\";\n    }}\n  }}",
+            BODY.replace('\n', "\\n")
+        ),
+        "",
+    );
+    std::fs::create_dir_all(out_dir).expect("callgrind output directory");
+    let out = out_dir.join("callgrind.out").display().to_string();
+    std::env::set_var(
+        "PREHOD_TEST_WRAPPER",
+        format!("valgrind --tool=callgrind --callgrind-out-file={out}.%p"),
+    );
+    let ph = prehod(threads, upstream_addr).await;
+    std::env::remove_var("PREHOD_TEST_WRAPPER");
+    let pid = ph.world.gw.pid();
+    let ca = ph.world.pki.path("ca.crt");
+    let plain = connector(&ca, None, true);
+    let with_cert = connector(
+        &ca,
+        Some((
+            ph.world.pki.path("clients/valid.crt"),
+            ph.world.pki.path("clients/valid.key"),
+        )),
+        true,
+    );
+    let gw = ph.world.gw.https;
+    let session = vec![format!("Cookie: {SESSION}={}", ph.cookie)];
+    let paths = [
+        (
+            "public route (acq)",
+            Target {
+                addr: gw,
+                tls: Some((plain.clone(), host("acq"))),
+                request: request(&host("acq"), &[], false),
+            },
+        ),
+        (
+            "authenticated (bips, Rekono session)",
+            Target {
+                addr: gw,
+                tls: Some((plain, host("bips"))),
+                request: request(&host("bips"), &session, false),
+            },
+        ),
+        (
+            "certificate-only portal (bws, mTLS)",
+            Target {
+                addr: gw,
+                tls: Some((with_cert, host("bws"))),
+                request: request(&host("bws"), &[], false),
+            },
+        ),
+    ];
+    for (_, t) in &paths {
+        sequential(t, 50).await;
+    }
+    let mut part = 1;
+    dump(pid, &out, part);
+    let mut rows = String::new();
+    for (name, t) in &paths {
+        part += 1;
+        sequential(t, n).await;
+        let one = dump(pid, &out, part);
+        part += 1;
+        sequential(t, 2 * n).await;
+        let two = dump(pid, &out, part);
+        let per = two.saturating_sub(one) as f64 / n as f64;
+        rows.push_str(&format!("| {name} | {one} | {two} | {per:.0} |\n"));
+        eprintln!(
+            "{name}: {per:.0} instructions per request (parts {}, {part})",
+            part - 1
+        );
+    }
+    println!(
+        "\ninstructions per request (callgrind, release gateway, one keep-alive connection, {n} and {} requests, access log on):\n\n| path | instructions, {n} requests | instructions, {} requests | per request |\n|---|---:|---:|---:|\n{rows}\nprofiles: {out}.{pid}.* (callgrind_annotate)",
+        2 * n,
+        2 * n
+    );
+}
+
 fn main() {
     let smoke = std::env::args().any(|a| a == "--smoke");
+    if std::env::args().any(|a| a == "--instructions") {
+        let n = env_or("INSTR_REQUESTS", 2000);
+        let threads = env_or("COMPARE_THREADS", 2);
+        let dir =
+            PathBuf::from(std::env::var("INSTR_DIR").unwrap_or_else(|_| "target/callgrind".into()));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(instructions(n, threads, &dir));
+        return;
+    }
     let seconds: f64 = if smoke {
         1.0
     } else {
