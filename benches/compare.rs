@@ -133,9 +133,34 @@ impl Drop for Killed {
 // ---------------------------------------------------------------- nginx
 
 struct Nginx {
-    _child: Killed,
+    child: Child,
     procs: Procs,
     _dir: tempfile::TempDir,
+}
+
+impl Drop for Nginx {
+    /// SIGTERM to the master (it stops its workers); a SIGKILL to the master alone would
+    /// leave the workers running.
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for pid in self.procs.pids.iter().skip(1) {
+            if std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.starts_with("nginx"))
+            {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+        }
+    }
 }
 
 fn nginx(name: &str, threads: usize, servers: &str, http: &str) -> Nginx {
@@ -173,7 +198,6 @@ http {{\n  access_log {d}/access.log;\n  client_body_temp_path {d}/body;\n  prox
             panic!("start nginx ({name}): {e} — run benches/compare.sh, it installs nginx")
         });
     let master = child.id();
-    let child = Killed(child);
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut workers = children(master);
     while workers.len() < threads {
@@ -187,7 +211,7 @@ http {{\n  access_log {d}/access.log;\n  client_body_temp_path {d}/body;\n  prox
     let mut pids = vec![master];
     pids.extend(workers);
     Nginx {
-        _child: child,
+        child,
         procs: Procs { pids },
         _dir: dir,
     }
