@@ -32,6 +32,11 @@ fi
 echo "== fuzzing"
 bash fuzz/run.sh
 
+# The comparison benchmark (benches/compare.sh) for a few seconds, so that it cannot rot: no
+# timing is asserted, but it fails if any target answers anything but 200 or errors.
+echo "== compare smoke"
+bash benches/compare.sh --smoke
+
 echo "== prehod check on every shipped config"
 cargo build --quiet --bin prehod
 prehod=target/debug/prehod

@@ -196,7 +196,19 @@ impl Gateway {
         let config = dir.path().join("proxy.yaml");
         std::fs::write(&config, &yaml).expect("write config");
         let log = dir.path().join("stdout.log");
-        let child = Command::new(prehod_bin())
+        // PREHOD_TEST_WRAPPER runs the gateway under another program, e.g. `valgrind
+        // --tool=callgrind` (benches/instructions.sh).
+        let wrapper = std::env::var("PREHOD_TEST_WRAPPER").unwrap_or_default();
+        let mut words = wrapper.split_whitespace();
+        let mut command = match words.next() {
+            Some(program) => {
+                let mut c = Command::new(program);
+                c.args(words).arg(prehod_bin());
+                c
+            }
+            None => Command::new(prehod_bin()),
+        };
+        let child = command
             .args(["run", "--config"])
             .arg(&config)
             .args(&setup.run_args)
@@ -220,7 +232,9 @@ impl Gateway {
     /// Polls /healthz, then proves the HTTPS port is ours with a real TLS handshake.
     /// `false` when prehod exited because a port was taken (exit 69); any other exit fails.
     fn wait_healthy(&mut self) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(20);
+        // Under a wrapper such as valgrind everything runs ~50× slower.
+        let wrapped = std::env::var_os("PREHOD_TEST_WRAPPER").is_some();
+        let deadline = Instant::now() + Duration::from_secs(if wrapped { 300 } else { 20 });
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 if status.code() == Some(69) {
@@ -244,7 +258,8 @@ impl Gateway {
 
     /// The readiness body once /readyz says 200.
     pub fn wait_ready(&self) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let wrapped = std::env::var_os("PREHOD_TEST_WRAPPER").is_some();
+        let deadline = Instant::now() + Duration::from_secs(if wrapped { 300 } else { 10 });
         loop {
             if let Some((200, body)) = http_get(self.admin, "/readyz") {
                 return body;

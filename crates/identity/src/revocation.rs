@@ -62,9 +62,12 @@ impl Kind {
     }
 }
 
-type Key = [u8; 16];
+/// What the store keys an entry by: the first 16 bytes of SHA-256(kind, id).
+pub type Key = [u8; 16];
 
-fn key(kind: Kind, id: &str) -> Key {
+/// The store's key for `id` of `kind`. A caller checking the same ids again and again (the
+/// session cache) computes it once and asks [`Revocations::revoked_at_key`].
+pub fn key(kind: Kind, id: &str) -> Key {
     let digest = Sha256::new()
         .chain_update([kind.tag()])
         .chain_update(id.as_bytes())
@@ -175,10 +178,14 @@ impl Revocations {
 
     /// When `kind`/`id` was revoked, if it still holds at `now`.
     pub fn revoked_at(&self, kind: Kind, id: &str, now: u64) -> Option<u64> {
-        let k = key(kind, id);
+        self.revoked_at_key(&key(kind, id), now)
+    }
+
+    /// [`Self::revoked_at`] with the key already computed ([`key`]).
+    pub fn revoked_at_key(&self, k: &Key, now: u64) -> Option<u64> {
         self.read()
             .map
-            .get(&k)
+            .get(k)
             .filter(|e| e.until > now)
             .map(|e| e.at)
     }

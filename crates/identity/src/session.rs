@@ -8,7 +8,7 @@ use std::time::Duration;
 use moka::sync::Cache;
 use serde::{Deserialize, Serialize};
 
-use crate::revocation::{Kind, Revocations};
+use crate::revocation::{Key, Kind, Revocations};
 use crate::seal::{SealError, Sealer};
 
 const PURPOSE: &[u8] = b"prehod session v1";
@@ -147,12 +147,39 @@ pub struct Valid {
     pub rolled: Option<String>,
 }
 
+/// A cached session with the revocation-store keys of its ids, computed once when it was
+/// opened rather than three SHA-256 digests on every request.
+#[derive(Clone)]
+struct Cached {
+    session: Arc<Session>,
+    keys: Arc<RevocationKeys>,
+}
+
+struct RevocationKeys {
+    sid: Key,
+    op_sid: Option<Key>,
+    sub: Key,
+}
+
+impl RevocationKeys {
+    fn of(s: &Session) -> Self {
+        Self {
+            sid: crate::revocation::key(Kind::Session, &s.sid),
+            op_sid: s
+                .op_sid
+                .as_deref()
+                .map(|op| crate::revocation::key(Kind::RekonoSession, op)),
+            sub: crate::revocation::key(Kind::Subject, &s.sub),
+        }
+    }
+}
+
 pub struct Sessions {
     sealer: Sealer,
     idle: Duration,
     absolute: Duration,
     /// Cookie value → session that opened from it.
-    cache: Cache<String, Arc<Session>>,
+    cache: Cache<String, Cached>,
     /// Sessions, Rekono sessions and subjects logged out, each until it no longer matters.
     /// Shared with the sessions of the configurations loaded after this one (see [`Sessions::adopt`]).
     revoked: Arc<Revocations>,
@@ -203,8 +230,10 @@ impl Sessions {
             absolute,
             cache: Cache::builder()
                 .max_capacity(max_bytes)
-                .weigher(move |cookie: &String, s: &Arc<Session>| -> u32 {
-                    let bytes = cookie.len() as u64 + approximate_size(s);
+                .weigher(move |cookie: &String, c: &Cached| -> u32 {
+                    let bytes = cookie.len() as u64
+                        + approximate_size(&c.session)
+                        + std::mem::size_of::<RevocationKeys>() as u64;
                     u32::try_from(bytes.max(floor)).unwrap_or(u32::MAX)
                 })
                 // An entry is never older than the longest a session can idle.
@@ -284,10 +313,10 @@ impl Sessions {
 
     /// Checks a cookie value at `now`.
     pub fn validate(&self, cookie: &str, now: u64) -> Result<Valid, Refusal> {
-        let session = match self.cache.get(cookie) {
-            Some(s) => {
+        let Cached { session, keys } = match self.cache.get(cookie) {
+            Some(c) => {
                 self.hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                s
+                c
             }
             None => {
                 self.misses
@@ -297,9 +326,12 @@ impl Sessions {
                     .open(PURPOSE, cookie)
                     .map_err(|_| Refusal::Invalid)?;
                 let s: Session = serde_json::from_slice(&plain).map_err(|_| Refusal::Invalid)?;
-                let s = Arc::new(s);
-                self.cache.insert(cookie.to_owned(), s.clone());
-                s
+                let c = Cached {
+                    keys: Arc::new(RevocationKeys::of(&s)),
+                    session: Arc::new(s),
+                };
+                self.cache.insert(cookie.to_owned(), c.clone());
+                c
             }
         };
         if now >= session.expires_at {
@@ -308,7 +340,7 @@ impl Sessions {
         if now >= session.idle_until {
             return Err(Refusal::IdleExpired);
         }
-        if self.is_revoked(&session, now) {
+        if self.is_revoked(&session, &keys, now) {
             return Err(Refusal::Revoked);
         }
         // Roll the idle deadline once half of it is used (deadlines are whole seconds, so
@@ -333,28 +365,33 @@ impl Sessions {
     /// (a login over it must be the same person): a session idle on one host may still be in
     /// use on another.
     pub fn peek(&self, cookie: &str, now: u64) -> Option<Arc<Session>> {
-        let session = match self.cache.get(cookie) {
-            Some(s) => s,
+        let Cached { session, keys } = match self.cache.get(cookie) {
+            Some(c) => c,
             None => {
                 let plain = self.sealer.open(PURPOSE, cookie).ok()?;
-                Arc::new(serde_json::from_slice::<Session>(&plain).ok()?)
+                let s = serde_json::from_slice::<Session>(&plain).ok()?;
+                Cached {
+                    keys: Arc::new(RevocationKeys::of(&s)),
+                    session: Arc::new(s),
+                }
             }
         };
-        (now < session.expires_at && !self.is_revoked(&session, now)).then_some(session)
+        (now < session.expires_at && !self.is_revoked(&session, &keys, now)).then_some(session)
     }
 
-    fn is_revoked(&self, s: &Session, now: u64) -> bool {
+    /// `keys` are `s`'s own ([`RevocationKeys::of`]).
+    fn is_revoked(&self, s: &Session, keys: &RevocationKeys, now: u64) -> bool {
         let r = &self.revoked;
-        if r.below_watermark(s.expires_at) || r.revoked_at(Kind::Session, &s.sid, now).is_some() {
+        if r.below_watermark(s.expires_at) || r.revoked_at_key(&keys.sid, now).is_some() {
             return true;
         }
-        if let Some(op) = &s.op_sid {
-            if r.revoked_at(Kind::RekonoSession, op, now).is_some() {
+        if let Some(op) = &keys.op_sid {
+            if r.revoked_at_key(op, now).is_some() {
                 return true;
             }
         }
         // A revocation by subject ends the sessions that existed then, not later logins.
-        r.revoked_at(Kind::Subject, &s.sub, now)
+        r.revoked_at_key(&keys.sub, now)
             .is_some_and(|at| s.auth_time <= at)
     }
 

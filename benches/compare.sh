@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# prehod against real peers in one run (benches/compare.rs): nginx static upstream, nginx TLS
+# reverse proxy, a bare pingora proxy, prehod public / authenticated (a real login through the
+# simulator) / certificate-only, new connection per request with and without a client
+# certificate, HTTP/2. Prints one table (medians of interleaved rounds).
+#
+#   bash benches/compare.sh            # release build, 3 rounds of 10 s per target
+#   bash benches/compare.sh --smoke    # debug build, 1 s per target, every response checked
+#
+# Env: COMPARE_SECONDS, COMPARE_ROUNDS, COMPARE_CONNECTIONS, COMPARE_THREADS, COMPARE_OUT.
+# Installs Debian nginx, wrk and nghttp2-client (h2load) when missing; safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
+command -v wrk >/dev/null 2>&1 || need+=(wrk)
+command -v h2load >/dev/null 2>&1 || need+=(nghttp2-client)
+if ((${#need[@]})); then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "compare: installing ${need[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+export PATH="$PATH:/usr/sbin"
+# Many connections from one address.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+if [ "${1:-}" = "--smoke" ]; then
+  cargo build --quiet --example bare_pingora
+  COMPARE_BARE="$PWD/target/debug/examples/bare_pingora" cargo test --quiet --bench compare -- --smoke
+else
+  cargo build --quiet --release --example bare_pingora
+  COMPARE_BARE="$PWD/target/release/examples/bare_pingora" cargo bench --quiet --bench compare
+fi

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Instructions per request of the release gateway, counted by callgrind (repeatable on a
+# noisy machine, unlike wall-clock figures): the public route, the authenticated route (a
+# session from a real login through the simulator) and the certificate-only portal, each as
+# the difference of INSTR_REQUESTS and 2×INSTR_REQUESTS requests (default 2000).
+# Profiles stay in target/callgrind/ for callgrind_annotate.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+need=()
+command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
+if ((${#need[@]})); then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+export PATH="$PATH:/usr/sbin"
+rm -rf target/callgrind
+INSTR_DIR="$PWD/target/callgrind" cargo bench --quiet --bench compare -- --instructions
