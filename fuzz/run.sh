@@ -6,7 +6,8 @@
 # in fuzz/seeds/TARGET/. Any crash fails the script; the crashing input is in
 # fuzz/artifacts/TARGET/: fix the code, then move the input to fuzz/regressions/TARGET/.
 #
-# Time, measured on the project's 2-core machine (2026-12-01, a soak sharing the cores): from
+# login_host builds the whole gateway crate (pingora included) under ASan: about 5 more
+# minutes from cold. Time, measured on the project's 2-core machine (2026-12-01, a soak sharing the cores): from
 # a cold fuzz/target (nothing built, rm -rf fuzz/target) 4 min 32 s in all, nearly all of it
 # the build (a first build while another cargo build shared the cores took 7 min); 8 targets
 # × 5 s plus the replays are about 1 min, which is also the time with a warm fuzz/target.
