@@ -842,6 +842,25 @@ async fn two_replicas_share_revocations_through_redis_and_survive_its_outage() {
         200,
         "nothing was published"
     );
+
+    // 6. Attacker's review: Redis came back empty in step 4. The replicas found no fleet
+    // epoch there and wrote back the revocations they knew, so a replica started afterwards
+    // refuses the sessions ended before the restart (it answered 200 before).
+    let c = Replica::of(&world.gw);
+    wait_for("replica C to reach Redis", Duration::from_secs(10), || {
+        readyz_store(c.admin)["up"] == true
+    });
+    assert_eq!(
+        status_with(pki, c.https, &c1).await,
+        401,
+        "logged out on A before Redis restarted empty"
+    );
+    assert_eq!(
+        status_with(pki, c.https, &c2).await,
+        401,
+        "back-channel logout on B before Redis restarted empty"
+    );
+    assert_eq!(status_with(pki, c.https, &c3).await, 401);
 }
 
 /// The `sid` values of the sessions page's rows: (this session's, the others').

@@ -40,6 +40,21 @@ use crate::live::Live;
 /// from the queue (they still hold on this replica).
 const MAX_PENDING: usize = 100_000;
 
+/// Stores a revocation's time (`ARGV[1]`) until `ARGV[2]` unless the key already holds a later
+/// one; the expiry is the later of the two (`ARGV[3]`: now).
+const KEEP_LATEST: &str = "local at = tonumber(ARGV[1]) \
+local old = tonumber(redis.call('GET', KEYS[1]) or '0') or 0 \
+local ttl = redis.call('TTL', KEYS[1]) \
+local untl = tonumber(ARGV[2]) \
+if ttl > 0 and tonumber(ARGV[3]) + ttl > untl then untl = tonumber(ARGV[3]) + ttl end \
+if old > at then at = old end \
+redis.call('SET', KEYS[1], at, 'EXAT', untl) \
+return 1";
+
+/// Revocations this replica knows (made here or learned), kept to write back into a Redis that
+/// lost them; at most this many (the expired ones are dropped first).
+const MAX_KNOWN: usize = 1_000_000;
+
 /// The shared state store of this process (it lives as long as the process: a change of the
 /// `state` section takes effect at the next restart).
 pub struct Store {
@@ -50,6 +65,9 @@ pub struct Store {
     up: AtomicBool,
     /// Revocations made here, not yet written to Redis.
     pending: Mutex<VecDeque<Revoked>>,
+    /// Every unexpired revocation this replica knows, by kind and id: written back when Redis
+    /// is found without the fleet's epoch (restarted empty, flushed, or a new one).
+    known: Mutex<HashMap<String, Revoked>>,
     wake: Notify,
     last_error: Mutex<Option<String>>,
     metrics: Arc<crate::metrics::Metrics>,
@@ -84,6 +102,7 @@ impl Store {
             conn: tokio::sync::Mutex::new(None),
             up: AtomicBool::new(false),
             pending: Mutex::new(VecDeque::new()),
+            known: Mutex::new(HashMap::new()),
             wake: Notify::new(),
             last_error: Mutex::new(Some("not connected yet".to_owned())),
             metrics,
@@ -131,8 +150,63 @@ impl Store {
         self.metrics.fleet.state_store_up.set(0);
     }
 
+    /// Keeps `r` among the revocations this replica knows (the later one of a kind and id
+    /// wins).
+    fn remember(&self, r: &Revoked) {
+        let now = prehod_identity::unix_now();
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        if known.len() >= MAX_KNOWN {
+            known.retain(|_, k| k.until > now);
+        }
+        let key = format!("{}:{}", r.kind.label(), r.id);
+        match known.get(&key) {
+            Some(k) if k.at >= r.at && k.until >= r.until => {}
+            _ if known.len() < MAX_KNOWN => {
+                known.insert(key, r.clone());
+            }
+            _ => {}
+        }
+    }
+
+    /// Redis holds no fleet epoch (it restarted empty, was flushed, or is new): this replica
+    /// sets one and queues every revocation it knows, so that replicas started later learn
+    /// them. Returns how many were queued.
+    async fn restore_if_empty(&self) -> Result<usize, String> {
+        let mut c = self.connection().await?;
+        let epoch = uuid::Uuid::new_v4().simple().to_string();
+        let set: Option<String> = redis::cmd("SET")
+            .arg(self.key("epoch"))
+            .arg(&epoch)
+            .arg("NX")
+            .query_async(&mut c)
+            .await
+            .map_err(|e| e.to_string())?;
+        if set.is_none() {
+            return Ok(0);
+        }
+        let now = prehod_identity::unix_now();
+        let again: Vec<Revoked> = self
+            .known
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|r| r.until > now)
+            .cloned()
+            .collect();
+        let n = again.len();
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        for r in again {
+            if pending.len() >= MAX_PENDING {
+                break;
+            }
+            pending.push_back(r);
+        }
+        Ok(n)
+    }
+
     /// Queues a revocation made here for the fleet (the hook of the session store).
     pub fn revoked(&self, r: Revoked) {
+        self.remember(&r);
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         if pending.len() >= MAX_PENDING {
             pending.pop_front();
@@ -426,12 +500,16 @@ impl Store {
             if next.until > now {
                 // Held as long as what it ends could be valid; a later revocation of the
                 // same subject moves `at` forward (the larger one wins on every replica).
+                // Never moves back: a revocation queued during an outage and written after a
+                // later one of the same subject keeps the later time and the later expiry.
                 let _: () = redis::pipe()
-                    .cmd("SET")
+                    .cmd("EVAL")
+                    .arg(KEEP_LATEST)
+                    .arg(1)
                     .arg(&key)
                     .arg(next.at)
-                    .arg("EXAT")
                     .arg(next.until)
+                    .arg(now)
                     .ignore()
                     .cmd("PUBLISH")
                     .arg(self.channel())
@@ -662,12 +740,21 @@ impl Replication {
             Ok(all) => {
                 for r in &all {
                     apply(&self.live, r);
+                    store.remember(r);
                 }
                 tracing::info!(
                     revocations = all.len(),
                     "caught up with the fleet's revocations"
                 );
             }
+            Err(e) => return e,
+        }
+        match store.restore_if_empty().await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                revocations = n,
+                "the state store had lost the fleet's revocations (no epoch): writing back those this replica knows"
+            ),
             Err(e) => return e,
         }
         if let Err(e) = store.flush().await {
@@ -687,7 +774,10 @@ impl Replication {
                         Err(_) => continue,
                     };
                     match parse_message(&text) {
-                        Some(r) => apply(&self.live, &r),
+                        Some(r) => {
+                            apply(&self.live, &r);
+                            store.remember(&r);
+                        }
                         None => tracing::warn!("unreadable revocation message on the state store"),
                     }
                 }
