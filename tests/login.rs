@@ -309,8 +309,8 @@ async fn one_login_serves_every_portal_its_policy_allows_and_steps_up_for_the_ot
     }
     // bws asks for 30: a step-up, not a dead end — back to Rekono for the higher level…
     let target = portal_url(&world, "bws", "/reports?month=11");
-    // (bws has no cookie yet: through the login host, which hands it the session by a code;
-    // bws then finds the level too low.)
+    // (bws has no cookie yet: through the login host, which finds the level too low for bws
+    // and shows its step-up page at once.)
     let mut location = target.clone();
     for _ in 0..5 {
         let hop = browser.navigate(&location).await;
@@ -1424,8 +1424,8 @@ async fn a_step_up_as_another_rekono_user_is_refused_and_the_session_stays() {
     assert_eq!(received_header(&json, "x-auth-user"), [sara.as_str()]);
     assert_eq!(
         browser.api(&portal_url(&world, "bws", "/")).await.status,
-        403,
-        "still level 20"
+        401,
+        "bws never got the level-20 session (the login host went to the step-up at once)"
     );
     // The page offers to log in as someone else: that ends the old session everywhere.
     let marker = "class=\"button\" href=\"";

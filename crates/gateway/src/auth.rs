@@ -343,6 +343,15 @@ pub fn encode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
+/// The portal page the request came from (its `Referer`), when that is a portal URL.
+fn came_from(auth: &AuthState, headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(http::header::REFERER)
+        .and_then(|r| r.to_str().ok())
+        .and_then(|r| auth.check_return(r))
+        .map(|(r, _)| r)
+}
+
 /// A cookie's value from the `Cookie` headers.
 pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     crate::cookies::find(headers, name)
@@ -498,11 +507,7 @@ pub fn decide(
                 {
                     // First a page on the login host that says why (the levels), then
                     // Rekono; the application the person came from is the way back.
-                    let from = headers
-                        .get(http::header::REFERER)
-                        .and_then(|r| r.to_str().ok())
-                        .and_then(|r| auth.check_return(r))
-                        .map(|(r, _)| r);
+                    let from = came_from(auth, headers);
                     return Decision::Redirect {
                         location: auth.step_up_url(url, portal.min_level, from.as_deref()),
                         step_up: true,
@@ -528,8 +533,15 @@ pub fn decide(
             Some(Refusal::IdleExpired | Refusal::AbsoluteExpired | Refusal::Revoked)
         )
         .then_some("expired");
+        // Where the person came from, for a step-up the login host may find needed: the
+        // Referer does not survive the single sign-on hops (`no-referrer` on redirects).
+        let mut location = auth.login_page_url(url, notice);
+        if let Some(from) = came_from(auth, headers) {
+            location.push_str("&from=");
+            location.push_str(&encode(&from));
+        }
         Decision::Redirect {
-            location: auth.login_page_url(url, notice),
+            location,
             step_up: false,
         }
     } else {

@@ -326,6 +326,49 @@ fn login_page(ctx: &Ctx<'_, '_>) -> LoginResponse {
     if let (Some(return_to), None) = (&return_to, ctx.req.query.get("notice")) {
         if let Some(valid) = ctx.session(unix_now()) {
             let bind = query_bind(ctx.req);
+            // Too low a level for the portal: the step-up page at once (it says why, and
+            // keeps the way back to where the person came from), not a code the portal
+            // would only send back here for it.
+            let portal = auth
+                .check_return(return_to)
+                .and_then(|(_, p)| ctx.shared.config.portals.get(p));
+            if let Some(portal) = portal.filter(|p| {
+                valid.session.level < p.min_level
+                    && valid.session.method == Method::Rekono
+                    && p.methods.contains(&prehod_config::LoginMethod::Rekono)
+            }) {
+                ctx.shared
+                    .metrics
+                    .step_ups
+                    .with_label_values(&[&portal.name])
+                    .inc();
+                ctx.audit(audit::Event {
+                    event: "step_up",
+                    outcome: "started",
+                    sub: Some(&valid.session.sub),
+                    email: Some(&valid.session.email),
+                    portal: Some(&portal.name),
+                    method: Some("rekono"),
+                    level: Some(portal.min_level),
+                    ..Default::default()
+                });
+                let mut url = format!(
+                    "/step-up?level={}&return={}",
+                    portal.min_level,
+                    encode(return_to)
+                );
+                if let Some(b) = &bind {
+                    url.push_str("&bind=");
+                    url.push_str(b);
+                }
+                if let Some((from, _)) =
+                    ctx.req.query.get("from").and_then(|f| auth.check_return(f))
+                {
+                    url.push_str("&from=");
+                    url.push_str(&encode(&from));
+                }
+                return LoginResponse::redirect(url);
+            }
             if let Some(resp) = signed_in(
                 ctx.auth,
                 &valid.session,
