@@ -801,6 +801,54 @@ async fn instructions(n: usize, threads: usize, out_dir: &Path) {
             part - 1
         );
     }
+    // The floor: the bare pingora proxy, on the same upstream, under callgrind the same way.
+    let bare_bin = std::env::var("COMPARE_BARE")
+        .unwrap_or_else(|_| "target/release/examples/bare_pingora".into());
+    let bare_port = free_port();
+    let bare_out = out_dir.join("bare.out").display().to_string();
+    let cert = ph.world.pki.path("server.crt").display().to_string();
+    let key = ph.world.pki.path("server.key").display().to_string();
+    let bare = Killed(
+        Command::new("valgrind")
+            .args([
+                "--tool=callgrind",
+                &format!("--callgrind-out-file={bare_out}.%p"),
+                &bare_bin,
+            ])
+            .arg(format!("127.0.0.1:{bare_port}"))
+            .arg(upstream_addr.to_string())
+            .args([&cert, &key])
+            .arg(threads.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("valgrind bare_pingora"),
+    );
+    let bare_target = Target {
+        addr: ([127, 0, 0, 1], bare_port).into(),
+        tls: Some((connector(&ca, None, true), host("acq"))),
+        request: request(&host("acq"), &[], false),
+    };
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while connect(&bare_target).await.is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "bare pingora did not come up under valgrind"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    sequential(&bare_target, 50).await;
+    let bare_pid = bare.0.id();
+    dump(bare_pid, &bare_out, 1);
+    sequential(&bare_target, n).await;
+    let one = dump(bare_pid, &bare_out, 2);
+    sequential(&bare_target, 2 * n).await;
+    let two = dump(bare_pid, &bare_out, 3);
+    let per = two.saturating_sub(one) as f64 / n as f64;
+    rows.push_str(&format!(
+        "| bare pingora proxy (no prehod, no access log) | {one} | {two} | {per:.0} |\n"
+    ));
+    drop(bare);
     println!(
         "\ninstructions per request (callgrind, release gateway, one keep-alive connection, {n} and {} requests, access log on):\n\n| path | instructions, {n} requests | instructions, {} requests | per request |\n|---|---:|---:|---:|\n{rows}\nprofiles: {out}.{pid}.* (callgrind_annotate)",
         2 * n,
