@@ -801,6 +801,54 @@ async fn instructions(n: usize, threads: usize, out_dir: &Path) {
             part - 1
         );
     }
+    // The floor: the bare pingora proxy, on the same upstream, under callgrind the same way.
+    let bare_bin = std::env::var("COMPARE_BARE")
+        .unwrap_or_else(|_| "target/release/examples/bare_pingora".into());
+    let bare_port = free_port();
+    let bare_out = out_dir.join("bare.out").display().to_string();
+    let cert = ph.world.pki.path("server.crt").display().to_string();
+    let key = ph.world.pki.path("server.key").display().to_string();
+    let bare = Killed(
+        Command::new("valgrind")
+            .args([
+                "--tool=callgrind",
+                &format!("--callgrind-out-file={bare_out}.%p"),
+                &bare_bin,
+            ])
+            .arg(format!("127.0.0.1:{bare_port}"))
+            .arg(upstream_addr.to_string())
+            .args([&cert, &key])
+            .arg(threads.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("valgrind bare_pingora"),
+    );
+    let bare_target = Target {
+        addr: ([127, 0, 0, 1], bare_port).into(),
+        tls: Some((connector(&ca, None, true), host("acq"))),
+        request: request(&host("acq"), &[], false),
+    };
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while connect(&bare_target).await.is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "bare pingora did not come up under valgrind"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    sequential(&bare_target, 50).await;
+    let bare_pid = bare.0.id();
+    dump(bare_pid, &bare_out, 1);
+    sequential(&bare_target, n).await;
+    let one = dump(bare_pid, &bare_out, 2);
+    sequential(&bare_target, 2 * n).await;
+    let two = dump(bare_pid, &bare_out, 3);
+    let per = two.saturating_sub(one) as f64 / n as f64;
+    rows.push_str(&format!(
+        "| bare pingora proxy (no prehod, no access log) | {one} | {two} | {per:.0} |\n"
+    ));
+    drop(bare);
     println!(
         "\ninstructions per request (callgrind, release gateway, one keep-alive connection, {n} and {} requests, access log on):\n\n| path | instructions, {n} requests | instructions, {} requests | per request |\n|---|---:|---:|---:|\n{rows}\nprofiles: {out}.{pid}.* (callgrind_annotate)",
         2 * n,
@@ -1014,20 +1062,23 @@ fn main() {
             }
         }
 
-        // Latency at half of the nginx proxy's maximum: the same offered load on nginx and on
-        // prehod's authenticated route (keep-alive, this file's client, paced).
-        let ngx_max = results.get(&1).map(|v| median(v.iter().map(|s| s.rps).collect())).unwrap_or(1000.0);
-        let half = (ngx_max / 2.0).max(100.0);
+        // Latency at half of the maximum load: the nginx proxy and prehod's authenticated
+        // route at the same offered load (half of nginx's maximum), and prehod at half of its
+        // own maximum (keep-alive, this file's client, paced).
+        let max_of = |i: usize| results.get(&i).map(|v| median(v.iter().map(|s| s.rps).collect())).unwrap_or(1000.0);
+        let half = (max_of(1) / 2.0).max(100.0);
+        let half_own = (max_of(4) / 2.0).max(100.0);
         let paced = [
-            (1usize, "nginx TLS proxy at half its max (paced)"),
-            (4usize, "prehod authenticated at half nginx's max (paced)"),
+            (1usize, half, "nginx TLS proxy, at half nginx's maximum"),
+            (4usize, half, "prehod authenticated, at half nginx's maximum"),
+            (4usize, half_own, "prehod authenticated, at half its own maximum"),
         ];
         let mut paced_results: BTreeMap<usize, Vec<Sample>> = BTreeMap::new();
         for _ in 0..rounds {
-            for (i, _) in paced {
-                let Some(r) = rows.get(i) else { continue };
-                let s = drive(&r.target, Mode::Paced(half), connections, seconds).await;
-                paced_results.entry(i).or_default().push(s);
+            for (k, (i, rate, _)) in paced.iter().enumerate() {
+                let Some(r) = rows.get(*i) else { continue };
+                let s = drive(&r.target, Mode::Paced(*rate), connections, seconds).await;
+                paced_results.entry(k).or_default().push(s);
             }
         }
 
@@ -1064,11 +1115,11 @@ fn main() {
                 m(&|s| s.peak_kib as f64) / 1024.0,
             ));
         }
-        table.push_str(&format!("\nPaced at {half:.0} req/s (half the nginx proxy's median maximum), {connections} keep-alive connections, own client, latency from the scheduled send time:\n\n| target | req/s | p50 ms | p99 ms |\n|---|---:|---:|---:|\n"));
-        for (i, name) in paced {
-            let Some(v) = paced_results.get(&i) else { continue };
+        table.push_str(&format!("\nPaced keep-alive load ({connections} connections, own client; latency from the scheduled send time, so a server that falls behind shows it):\n\n| target | offered req/s | req/s | p50 ms | p99 ms |\n|---|---:|---:|---:|---:|\n"));
+        for (k, (_, rate, name)) in paced.iter().enumerate() {
+            let Some(v) = paced_results.get(&k) else { continue };
             table.push_str(&format!(
-                "| {name} | {:.0} | {:.2} | {:.2} |\n",
+                "| {name} | {rate:.0} | {:.0} | {:.2} | {:.2} |\n",
                 median(v.iter().map(|s| s.rps).collect()),
                 median(v.iter().map(|s| s.p50).collect()),
                 median(v.iter().map(|s| s.p99.unwrap_or(0.0)).collect()),

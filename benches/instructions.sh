@@ -17,4 +17,5 @@ if ((${#need[@]})); then
 fi
 export PATH="$PATH:/usr/sbin"
 rm -rf target/callgrind
-INSTR_DIR="$PWD/target/callgrind" cargo bench --quiet --bench compare -- --instructions
+cargo build --quiet --release --example bare_pingora
+COMPARE_BARE="$PWD/target/release/examples/bare_pingora" INSTR_DIR="$PWD/target/callgrind" cargo bench --quiet --bench compare -- --instructions
