@@ -11,6 +11,7 @@
 //!
 //! Ending a session is a revocation (shared with the fleet like a logout).
 
+use crate::pages::escape;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -182,21 +183,6 @@ pub async fn end_one(shared: &Shared, auth: &AuthState, sub: &str, sid: &str, no
 /// Ends every session of `sub` that exists now.
 pub fn end_all(auth: &AuthState, sub: &str, now: u64) {
     auth.sessions.revoke_sub(sub, now);
-}
-
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 fn when(unix: u64) -> String {
