@@ -11,7 +11,6 @@
 //!
 //! Ending a session is a revocation (shared with the fleet like a logout).
 
-use crate::pages::escape;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -20,6 +19,7 @@ use serde::Serialize;
 
 use crate::auth::AuthState;
 use crate::login::{LoginRequest, LoginResponse};
+use crate::pages::escape;
 use crate::Shared;
 
 const CSRF_PURPOSE: &[u8] = b"prehod sessions page v1";
