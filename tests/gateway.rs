@@ -991,6 +991,42 @@ async fn a_stalled_http2_request_body_is_reset_while_its_connection_serves_other
     assert!(metric_value(&gw.metrics(), "prehod_slow_clients_total{phase=\"body\"}") >= 1.0);
 }
 
+/// Attacker's review: an HTTP/2 client that never opens its receive window held each stream's
+/// response — and an upstream connection per stream — for ever. A write to the client must
+/// make progress within `body_timeout`; then the stream is reset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_stream_whose_client_stops_reading_is_reset() {
+    let pki = Pki::new();
+    let (mut setup, _portals) = six_demo_portals().await;
+    setup.server_extra = "body_timeout: 2s\nbody_min_rate: 1000\n".into();
+    let gw = Gateway::start(&pki, &setup);
+    let client = gw
+        .client_builder()
+        .http2_prior_knowledge()
+        .http2_initial_stream_window_size(Some(16))
+        .http2_initial_connection_window_size(Some(65_535))
+        .build()
+        .expect("client");
+    let url = gw.url("acq", "/");
+    let started = Instant::now();
+    let stalled = client.get(&url).send().await.expect("response header");
+    assert_eq!(stalled.version(), reqwest::Version::HTTP_2);
+    assert_eq!(stalled.status(), 200);
+    // The body (about 1 KiB) does not fit in a 16-byte window that is never opened again
+    // while nothing reads it.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let body = stalled.bytes().await;
+    assert!(
+        body.is_err(),
+        "the stream was reset while its client did not read, not kept open for {:?}",
+        started.elapsed()
+    );
+    // The connection still serves streams that are read.
+    let next = client.get(&url).send().await.expect("another stream");
+    assert_eq!(next.status(), 200);
+    assert!(next.bytes().await.is_ok());
+}
+
 /// Issue 10, item 4: a client that sends its header a line at a time (or its body a byte at
 /// a time) is closed by the whole-header deadline (the body's minimum rate), while ordinary
 /// requests are served all the while; and one address cannot hold more connections than its

@@ -425,6 +425,10 @@ impl<A: HttpServerApp + Send + Sync + 'static> HttpServerApp for Streams<A> {
         mut session: ServerSession,
         shutdown: &ShutdownWatch,
     ) -> Option<ReusedHttpStream> {
+        // A client that stops reading (an HTTP/2 stream whose window it never opens, a full
+        // TCP window) must not hold the response — and its upstream connection — for ever:
+        // each write to it must make progress within `body_timeout`.
+        session.set_write_timeout(Some(self.limits.body_timeout));
         if !session.is_http2() || session.is_body_done() {
             return self.inner.process_new_http(session, shutdown).await;
         }
