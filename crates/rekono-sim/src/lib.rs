@@ -8,7 +8,8 @@
 //! rotation, logout) that a real provider would never have.
 
 pub mod config;
-pub mod flow;
+mod endpoints;
+mod exchange;
 pub mod keys;
 pub mod pages;
 mod server;

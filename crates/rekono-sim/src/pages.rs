@@ -336,3 +336,15 @@ pub fn logged_out(lang: Lang) -> String {
     );
     layout(&ctx, lang.t("Odjava", "Logged out"), &body, "")
 }
+
+/// The playground's result (`/dev/callback`): the ID token's claims, `pretty` as JSON.
+pub fn claims(lang: Lang, pretty: &str) -> String {
+    format!(
+        "<!doctype html><html lang=\"sl\"><head><meta charset=\"utf-8\"><title>Rekono simulator — ID token</title></head>\
+<body style=\"font-family:system-ui,sans-serif;margin:2rem\"><h1 id=\"done\">{}</h1><pre id=\"claims\">{}</pre>\
+<p><a href=\"/dev/try\">{}</a></p></body></html>",
+        lang.t("Prijava uspela: trditve žetona ID", "Logged in: the ID token's claims"),
+        escape(pretty),
+        lang.t("Znova", "Again")
+    )
+}

@@ -1,15 +1,13 @@
 //! The simulator's two HTTPS listeners (hyper over OpenSSL): the provider itself, and the
 //! certificate-factor listener whose handshake asks the browser for a client certificate.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
-use http::{header, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -17,6 +15,7 @@ use openssl::ssl::{Ssl, SslAcceptor, SslFiletype, SslMethod, SslVerifyMode};
 use tokio::net::TcpListener;
 use tokio_openssl::SslStream;
 
+use crate::exchange::{plain, Conn, Req, Resp};
 use crate::{keys, Sim, SimConfig, State};
 
 #[derive(Debug, thiserror::Error)]
@@ -46,14 +45,6 @@ impl RunningSim {
     pub fn issuer(&self) -> String {
         self.sim.issuer()
     }
-}
-
-/// What the connection knows about the request: which listener, and the client certificate.
-#[derive(Clone, Debug)]
-pub(crate) struct Conn {
-    pub mtls: bool,
-    /// SHA-256 fingerprint (hex) of the certificate the browser presented, if any.
-    pub peer_cert: Option<String>,
 }
 
 fn acceptor(config: &SimConfig, ask_for_certificate: bool) -> Result<SslAcceptor, SimError> {
@@ -108,7 +99,7 @@ pub async fn spawn(mut config: SimConfig) -> Result<RunningSim, SimError> {
     config.public_url = with_port(&config.public_url, https_addr.port());
     config.public_mtls_url = with_port(&config.public_mtls_url, mtls_addr.port());
     config.clients.push(crate::Client {
-        client_id: crate::flow::PLAYGROUND_CLIENT.to_owned(),
+        client_id: crate::endpoints::PLAYGROUND_CLIENT.to_owned(),
         name: "Rekono simulator — playground".to_owned(),
         secret: Some(keys::random_token(24)),
         jwt_keys: Vec::new(),
@@ -206,77 +197,12 @@ async fn serve(listener: TcpListener, acceptor: SslAcceptor, sim: Arc<Sim>, mtls
     }
 }
 
-/// A parsed request: what the handlers need, nothing of hyper.
-pub(crate) struct Req {
-    pub method: http::Method,
-    pub path: String,
-    pub path_and_query: String,
-    pub query: HashMap<String, String>,
-    pub form: HashMap<String, String>,
-    pub cookies: HashMap<String, String>,
-    pub authorization: Option<String>,
-    pub conn: Conn,
-}
-
-fn pairs(s: &str) -> HashMap<String, String> {
-    url::form_urlencoded::parse(s.as_bytes())
-        .into_owned()
-        .collect()
-}
-
-async fn handle(sim: Arc<Sim>, req: Request<Incoming>, conn: Conn) -> Response<Full<Bytes>> {
+async fn handle(sim: Arc<Sim>, req: Request<Incoming>, conn: Conn) -> Resp {
     let (parts, body) = req.into_parts();
     // Forms and token requests are small; anything larger is refused.
     let body = match Limited::new(body, 64 * 1024).collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
     };
-    let is_form = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    let cookies = parts
-        .headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|c| c.trim().split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-    let header_str = |name: header::HeaderName| {
-        parts
-            .headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    let r = Req {
-        method: parts.method.clone(),
-        path: parts.uri.path().to_owned(),
-        path_and_query: parts
-            .uri
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .to_owned(),
-        query: pairs(parts.uri.query().unwrap_or("")),
-        form: if is_form {
-            pairs(&String::from_utf8_lossy(&body))
-        } else {
-            HashMap::new()
-        },
-        cookies,
-        authorization: header_str(header::AUTHORIZATION),
-        conn,
-    };
-    crate::flow::route(&sim, r).await
-}
-
-pub(crate) fn plain(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
-    Response::builder()
-        .status(status)
-        .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
-        .body(Full::new(Bytes::from(format!("{text}\n"))))
-        .unwrap_or_default()
+    crate::endpoints::route(&sim, Req::parse(&parts, &body, conn)).await
 }

@@ -3,6 +3,7 @@
 
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
+use subtle::ConstantTimeEq;
 
 pub const STEP_SECONDS: u64 = 30;
 
@@ -54,11 +55,7 @@ pub fn verify(secret: &[u8], code: &str, now: u64) -> bool {
     let step = now / STEP_SECONDS;
     [step.saturating_sub(1), step, step + 1]
         .iter()
-        .any(|s| constant_time_eq(hotp(secret, *s, 6).as_bytes(), code.trim().as_bytes()))
-}
-
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        .any(|s| bool::from(hotp(secret, *s, 6).as_bytes().ct_eq(code.trim().as_bytes())))
 }
 
 #[cfg(test)]
