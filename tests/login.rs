@@ -670,6 +670,44 @@ async fn callback_attacks_and_open_redirects_are_refused() {
     }
 }
 
+/// The attempt cookie is named by the state's first 16 characters; the rest of the state must
+/// match too. An attacker's state that shares the prefix (the cookie is found and opens) but
+/// not the whole state is refused before the code is redeemed, and the real callback still
+/// works afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_that_shares_only_the_attempt_cookies_prefix_is_refused() {
+    let world = world(Options::default()).await;
+    let mut browser = Browser::new(&world);
+    let callback = callback_url(&world, &mut browser, &portal_url(&world, "bips", "/")).await;
+    let mut forged = url::Url::parse(&callback).expect("callback URL");
+    let pairs: Vec<(String, String)> = forged
+        .query_pairs()
+        .map(|(k, v)| {
+            let v = if k == "state" {
+                assert!(v.len() > 16, "a state longer than the cookie's prefix: {v}");
+                let last = if v.ends_with('A') { "B" } else { "A" };
+                format!("{}{last}", &v[..v.len() - 1])
+            } else {
+                v.into_owned()
+            };
+            (k.into_owned(), v)
+        })
+        .collect();
+    forged.query_pairs_mut().clear().extend_pairs(&pairs);
+    let page = browser.navigate(forged.as_str()).await;
+    assert_eq!(page.status, 400, "{}", page.body);
+    assert!(page.body.contains("Prijava ni uspela"));
+    expect_audit(&world, "login", "failure", Some("state_mismatch")).await;
+    assert!(browser.cookie(SESSION).is_none(), "no session was issued");
+    let ok = browser.navigate(&callback).await;
+    assert_eq!(
+        ok.status, 302,
+        "the real callback still logs in: {}",
+        ok.body
+    );
+    assert!(browser.cookie(SESSION).is_some());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_tabs_logging_in_at_once_both_succeed_and_attempt_cookies_are_capped() {
     let world = world(Options::default()).await;

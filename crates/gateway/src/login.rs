@@ -9,6 +9,7 @@ use bytes::Bytes;
 use prehod_identity::oidc::{Attempt, OidcError};
 use prehod_identity::session::{IssueError, Method, Session};
 use prehod_identity::unix_now;
+use subtle::ConstantTimeEq;
 
 use crate::audit;
 use crate::auth::{encode, AuthState};
@@ -718,7 +719,7 @@ async fn callback(ctx: &Ctx<'_, '_>) -> LoginResponse {
             .find(|(n, _)| n == name)
             .and_then(|(_, v)| open_attempt(auth, &v))
             .filter(|a| {
-                state.is_some_and(|s| constant_time_eq(a.attempt.state.as_bytes(), s.as_bytes()))
+                state.is_some_and(|s| a.attempt.state.as_bytes().ct_eq(s.as_bytes()).into())
             })
     });
     let clear = crate::cookies::set_on_path(name.as_deref().unwrap_or_default(), "", "/", 0);
@@ -1497,7 +1498,7 @@ fn logout(ctx: &Ctx<'_, '_>) -> LoginResponse {
         let bound = form
             .get("csrf")
             .and_then(|t| auth.sealer.open(LOGOUT_PURPOSE, t).ok())
-            .is_some_and(|sid| constant_time_eq(&sid, s.sid.as_bytes()));
+            .is_some_and(|sid| sid.ct_eq(s.sid.as_bytes()).into());
         if !bound {
             ctx.shared
                 .metrics
@@ -1602,10 +1603,6 @@ async fn backchannel_logout(ctx: &Ctx<'_, '_>) -> LoginResponse {
             bad("invalid_logout_token")
         }
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The certificate-login host: the handshake asked for a client certificate; decide, and

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use prehod_identity::session::Session;
 use serde::Serialize;
+use subtle::ConstantTimeEq;
 
 use crate::auth::AuthState;
 use crate::login::{LoginRequest, LoginResponse};
@@ -229,7 +230,7 @@ pub async fn handle(
         let bound = form
             .get("csrf")
             .and_then(|t| auth.sealer.open(CSRF_PURPOSE, t).ok())
-            .is_some_and(|sid| constant_time_eq(&sid, session.sid.as_bytes()));
+            .is_some_and(|sid| sid.ct_eq(session.sid.as_bytes()).into());
         if !bound {
             shared
                 .metrics
@@ -282,10 +283,6 @@ fn audit(req: &LoginRequest<'_>, s: &Session, reason: &'static str) {
         level: Some(s.level),
         ..Default::default()
     });
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[allow(clippy::too_many_arguments)]
