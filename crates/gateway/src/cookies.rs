@@ -45,14 +45,18 @@ pub fn set_on_path(name: &str, value: &str, path: &str, max_age: u64) -> String 
 
 /// A cookie's value from the `Cookie` headers (the first of that name).
 pub fn find<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    pairs(headers).find(|(n, _)| *n == name).map(|(_, v)| v)
+}
+
+/// Every `name=value` pair of the `Cookie` headers, in order; a header that is not visible
+/// ASCII and a pair without `=` name no cookie.
+pub fn pairs(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
     headers
         .get_all(http::header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|c| c.trim().split_once('='))
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| v)
 }
 
 /// Whether a cookie name is one of the gateway's (`prefix`, in any letter case, also behind
@@ -83,6 +87,26 @@ mod tests {
         assert_eq!(name("prehod_session", &parent), "prehod_session");
         assert!(set("prehod_session", "v", 60, &parent).contains("Domain=bankart.si; Path=/;"));
         assert!(clear(&n, &host).contains("Max-Age=0"));
+    }
+
+    #[test]
+    fn pairs_come_from_every_cookie_header_in_order() {
+        let mut headers = HeaderMap::new();
+        for v in ["a=1; b=2", "noequals; c=3=4", "  d=  "] {
+            headers.append(http::header::COOKIE, v.parse().expect("header value"));
+        }
+        headers.append(
+            http::header::COOKIE,
+            http::HeaderValue::from_bytes(b"e=\xff").expect("opaque header value"),
+        );
+        let got: Vec<_> = pairs(&headers).collect();
+        assert_eq!(
+            got,
+            [("a", "1"), ("b", "2"), ("c", "3=4"), ("d", "")],
+            "a pair without `=` and a header that is not ASCII name no cookie"
+        );
+        assert_eq!(find(&headers, "c"), Some("3=4"));
+        assert_eq!(find(&headers, "e"), None);
     }
 
     #[test]

@@ -644,13 +644,7 @@ fn attempt_cookie_name(prefix: &str, state: &str) -> String {
 }
 
 fn attempt_cookies(ctx: &Ctx<'_, '_>) -> Vec<(String, String)> {
-    ctx.req
-        .headers
-        .get_all(http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|c| c.trim().split_once('='))
+    crate::cookies::pairs(ctx.req.headers)
         .filter(|(n, _)| n.starts_with(&ctx.auth.attempt_prefix))
         .map(|(n, v)| (n.to_owned(), v.to_owned()))
         .collect()
