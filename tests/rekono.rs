@@ -562,6 +562,26 @@ async fn password_attempts_are_limited_and_forms_need_their_csrf_token() {
         )
         .await;
     assert_eq!(stolen.status, 403, "a transaction is bound to its browser");
+    // Also from a browser that has a browser id of its own (it opened a login of its own):
+    // the id must be this transaction's, not just any.
+    let own = other.get(&rp.authorize(None).url).await;
+    assert_eq!(own.status, 200, "{}", own.body);
+    assert!(other.cookies.contains_key("rekono_browser"));
+    let stolen = other
+        .post(
+            &url,
+            &[
+                ("tx", &tx),
+                ("csrf", &csrf),
+                ("email", SREDNJA.0),
+                ("password", SREDNJA.1),
+            ],
+        )
+        .await;
+    assert_eq!(
+        stolen.status, 403,
+        "a transaction is bound to its own browser id"
+    );
     for left in (1..=4).rev() {
         let page = browser
             .post(
