@@ -9,6 +9,7 @@ pub mod env;
 mod error;
 pub mod positions;
 mod raw;
+mod secret_file;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -660,7 +661,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 impl Config {
-    /// Reads and checks `path`. `${VAR}` references are looked up in the process environment.
+    /// Reads and checks `path`. `${VAR}` references are looked up in the process environment;
+    /// `${file:PATH}` reads the file (private to the gateway's user and group).
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             file: path.to_owned(),
