@@ -38,16 +38,29 @@ echo "== compare smoke"
 bash benches/compare.sh --smoke
 
 echo "== prehod check on every shipped config"
-cargo build --quiet --bin prehod
+# The same selection as the test run, so that nothing is compiled again (a plain --bin prehod
+# would resolve the dependencies' features otherwise and rebuild most of them).
+cargo build --quiet --workspace --bins --examples
 prehod=target/debug/prehod
 pki=$(mktemp -d)
 trap 'rm -rf "$pki"' EXIT
 # The reference proxy.yaml names production files; check it against a throwaway PKI for
 # *.bankart.si so that everything but the real keys is verified (hosts covered, keys match).
+# Its secrets are systemd credentials (${file:${CREDENTIALS_DIRECTORY}/…}): throwaway ones here,
+# private as systemd makes them.
 "$prehod" pki --out "$pki/si" --domain bankart.si >/dev/null
-PREHOD_TLS_CERT="$pki/si/server.crt" PREHOD_TLS_KEY="$pki/si/server.key" \
-  PREHOD_UPSTREAM_CA="$pki/si/ca.crt" PREHOD_SESSION_KEY="$(cat "$pki/si/session.key")" \
-  PREHOD_OIDC_CLIENT_ID=ci-check PREHOD_OIDC_CLIENT_SECRET=ci-check \
+credentials="$pki/credentials"
+mkdir -m 0700 "$credentials"
+(
+  umask 077
+  cp "$pki/si/session.key" "$credentials/session-key"
+  cp "$pki/si/session.key" "$credentials/session-key-previous"
+  echo ci-check >"$credentials/oidc-client-id"
+  echo ci-check >"$credentials/oidc-client-secret"
+)
+CREDENTIALS_DIRECTORY="$credentials" \
+  PREHOD_TLS_CERT="$pki/si/server.crt" PREHOD_TLS_KEY="$pki/si/server.key" \
+  PREHOD_UPSTREAM_CA="$pki/si/ca.crt" \
   PREHOD_ASSERTION_KEY="$pki/si/assertion.key" \
   PREHOD_ACNLB_CA="$pki/si/ca.crt" PREHOD_ACNLB_CRL="$pki/si/ca.crl.pem" \
   PREHOD_POSTARCA_CA="$pki/si/untrusted-ca.crt" PREHOD_POSTARCA_CRL="$pki/si/ca.crl.pem" \
