@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks everything under deploy/ and the Dockerfile, as CI does (tests/run.sh calls it):
-#   - the Dockerfile: hadolint, and its build steps are CI's (setup.sh, cargo --bin prehod,
-#     OPENSSL_NO_VENDOR);
+#   - the Dockerfile: hadolint, and its build steps are CI's (setup.sh, the production build
+#     `cargo --no-default-features --bin prehod`, its SBOM, OPENSSL_NO_VENDOR); base images
+#     without a digest are reported;
 #   - Kubernetes: renders the base and every overlay with `kubectl kustomize`, validates every
 #     built-in object strictly with kubernetes-validate (bundled schemas), and the two CRD
 #     objects otherwise (see check_crds below); checks that every ${VAR} of the shipped
@@ -96,7 +97,9 @@ step "Dockerfile: hadolint, and the build steps are CI's"
 "$venv/bin/hadolint" Dockerfile
 grep -qx 'bash deploy/setup.sh' tests/run.sh || fail "tests/run.sh no longer runs 'bash deploy/setup.sh'; update the Dockerfile with it"
 grep -q '^RUN bash deploy/setup.sh$' Dockerfile || fail "Dockerfile: the build stage must run 'bash deploy/setup.sh' as CI does"
-grep -q 'cargo build --release --locked --bin prehod' Dockerfile || fail "Dockerfile: the build stage must run 'cargo build --release --locked --bin prehod'"
+grep -q 'cargo build --release --locked --no-default-features --bin prehod' Dockerfile \
+  || fail "Dockerfile: the build stage must run 'cargo build --release --locked --no-default-features --bin prehod' (the production build: no development code)"
+grep -q 'bash deploy/sbom.sh /out/prehod.cdx.json' Dockerfile || fail "Dockerfile: the build stage must write the SBOM with deploy/sbom.sh"
 grep -q '^OPENSSL_NO_VENDOR = "1"' .cargo/config.toml && grep -q '^ENV OPENSSL_NO_VENDOR=1$' Dockerfile \
   || fail "Dockerfile and .cargo/config.toml disagree on OPENSSL_NO_VENDOR"
 grep -q '^COPY \. \.$' Dockerfile || fail "Dockerfile: the build stage must copy the whole context (.cargo/config.toml included)"
@@ -118,6 +121,19 @@ if not any(l.startswith('ENTRYPOINT ["/usr/local/bin/prehod"]') for l in final):
     problems.append("ENTRYPOINT must be the prehod binary")
 if problems:
     sys.exit("Dockerfile: " + "; ".join(problems))
+# Base images by digest: a malformed pin fails; a missing one is reported (the digests can only
+# be read from the registries, which this machine may not reach: see the Dockerfile's comment).
+unpinned = []
+for l in lines:
+    if l.startswith("FROM ") and not l.startswith("FROM scratch"):
+        image = l.split()[1]
+        if "@" in image:
+            if not re.fullmatch(r"[^@\s]+@sha256:[0-9a-f]{64}", image):
+                sys.exit("Dockerfile: malformed digest pin: " + image)
+        else:
+            unpinned.append(image)
+if unpinned:
+    print("  BASE IMAGES NOT PINNED BY DIGEST: " + ", ".join(unpinned) + " (see the Dockerfile's comment)")
 EOF
 
 # --- prehod binary and a throwaway PKI ------------------------------------------------------

