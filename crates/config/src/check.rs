@@ -44,6 +44,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "rate_limits",
     "portals",
     "state",
+    "reload",
 ];
 
 struct Checker<'a> {
@@ -54,6 +55,8 @@ struct Checker<'a> {
     env: &'a dyn Fn(&str) -> Option<String>,
     /// The values read from `${file:…}`: no problem message may repeat one.
     secrets: Vec<String>,
+    /// Every file read, stamped before it was read.
+    sources: Vec<crate::sources::SourceFile>,
 }
 
 pub(crate) fn check(
@@ -67,10 +70,14 @@ pub(crate) fn check(
         base_dir: path.parent().map(Path::to_owned).unwrap_or_default(),
         env,
         secrets: Vec::new(),
+        sources: Vec::new(),
     };
     let config = checker.config(path, text);
     match config {
-        Some(config) if checker.problems.is_empty() => Ok(config),
+        Some(mut config) if checker.problems.is_empty() => {
+            config.sources = crate::sources::dedup(checker.sources);
+            Ok(config)
+        }
         _ => {
             let mut problems = checker.problems;
             for p in &mut problems {
@@ -185,6 +192,12 @@ impl Checker<'_> {
         let rate_limits = self
             .optional::<raw::RateLimits>(&top, "rate_limits")
             .unwrap_or_default();
+        let reload = self
+            .optional::<raw::Reload>(&top, "reload")
+            .unwrap_or_default();
+        let reload = crate::Reload {
+            watch: self.duration(reload.watch.as_ref(), "reload.watch"),
+        };
         let state: Option<Option<crate::State>> = match top.get("state") {
             Some(value) => match self.decode::<raw::State>(value, "state") {
                 Some(raw) => self.state(raw).map(Some),
@@ -222,6 +235,8 @@ impl Checker<'_> {
             portals: portals?,
             auth: auth?,
             state: state?,
+            reload,
+            sources: Vec::new(),
         })
     }
 
@@ -967,9 +982,12 @@ impl Checker<'_> {
     fn expand_env(&mut self, value: &mut Value, path: &str) {
         match value {
             Value::String(s) => {
-                let (base_dir, secrets) = (&self.base_dir, &mut self.secrets);
+                let (base_dir, secrets, sources) =
+                    (&self.base_dir, &mut self.secrets, &mut self.sources);
                 let expanded = crate::env::expand(s, self.env, |file| {
-                    let value = crate::secret_file::read_value(&resolve(base_dir, file))?;
+                    let path = resolve(base_dir, file);
+                    sources.push(crate::sources::SourceFile::stamp(&path));
+                    let value = crate::secret_file::read_value(&path)?;
                     secrets.push(value.clone());
                     Ok(value)
                 });
@@ -1084,6 +1102,7 @@ impl Checker<'_> {
     /// A private-key file: read only if other users can neither read nor write it.
     fn read_key_file(&mut self, value: &str, key: &str) -> Option<(PathBuf, Vec<u8>)> {
         let path = self.file_path(value);
+        self.sources.push(crate::sources::SourceFile::stamp(&path));
         match crate::secret_file::read(&path, "key file", crate::secret_file::MAX_KEY_FILE_BYTES) {
             Ok(bytes) => Some((path, bytes)),
             Err(message) => {
@@ -1095,6 +1114,7 @@ impl Checker<'_> {
 
     fn read_file(&mut self, value: &str, key: &str, what: &str) -> Option<(PathBuf, Vec<u8>)> {
         let path = self.file_path(value);
+        self.sources.push(crate::sources::SourceFile::stamp(&path));
         match std::fs::read(&path) {
             Ok(bytes) => Some((path, bytes)),
             Err(e) => {
