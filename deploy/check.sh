@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Checks everything under deploy/ and the Dockerfile, as CI does (tests/run.sh calls it):
-#   - the Dockerfile: hadolint, and its build steps are CI's (setup.sh, cargo --bin prehod,
-#     OPENSSL_NO_VENDOR);
+#   - the Dockerfile: hadolint, and its build steps are CI's (setup.sh, the production build
+#     `cargo --no-default-features --bin prehod`, its SBOM, OPENSSL_NO_VENDOR); base images
+#     without a digest are reported;
 #   - Kubernetes: renders the base and every overlay with `kubectl kustomize`, validates every
 #     built-in object strictly with kubernetes-validate (bundled schemas), and the two CRD
 #     objects otherwise (see check_crds below); checks that every ${VAR} of the shipped
-#     proxy.yaml is wired to a Secret or ConfigMap, no mount uses subPath, the listeners are
+#     proxy.yaml is wired to a Secret or ConfigMap, every secret is a ${file:…} in a Secret
+#     volume private to the pod (no secret in the environment), no mount uses subPath, the listeners are
 #     unprivileged and on the pod network, the stop sequence fits the grace period; then runs
 #     `prehod check` on the proxy.yaml exactly as kustomize renders it, with a throwaway PKI;
 #   - Prometheus: `promtool check rules` and `promtool test rules`; the PrometheusRule's spec is
@@ -95,7 +97,9 @@ step "Dockerfile: hadolint, and the build steps are CI's"
 "$venv/bin/hadolint" Dockerfile
 grep -qx 'bash deploy/setup.sh' tests/run.sh || fail "tests/run.sh no longer runs 'bash deploy/setup.sh'; update the Dockerfile with it"
 grep -q '^RUN bash deploy/setup.sh$' Dockerfile || fail "Dockerfile: the build stage must run 'bash deploy/setup.sh' as CI does"
-grep -q 'cargo build --release --locked --bin prehod' Dockerfile || fail "Dockerfile: the build stage must run 'cargo build --release --locked --bin prehod'"
+grep -q 'cargo build --release --locked --no-default-features --bin prehod' Dockerfile \
+  || fail "Dockerfile: the build stage must run 'cargo build --release --locked --no-default-features --bin prehod' (the production build: no development code)"
+grep -q 'bash deploy/sbom.sh /out/prehod.cdx.json' Dockerfile || fail "Dockerfile: the build stage must write the SBOM with deploy/sbom.sh"
 grep -q '^OPENSSL_NO_VENDOR = "1"' .cargo/config.toml && grep -q '^ENV OPENSSL_NO_VENDOR=1$' Dockerfile \
   || fail "Dockerfile and .cargo/config.toml disagree on OPENSSL_NO_VENDOR"
 grep -q '^COPY \. \.$' Dockerfile || fail "Dockerfile: the build stage must copy the whole context (.cargo/config.toml included)"
@@ -117,6 +121,19 @@ if not any(l.startswith('ENTRYPOINT ["/usr/local/bin/prehod"]') for l in final):
     problems.append("ENTRYPOINT must be the prehod binary")
 if problems:
     sys.exit("Dockerfile: " + "; ".join(problems))
+# Base images by digest: a malformed pin fails; a missing one is reported (the digests can only
+# be read from the registries, which this machine may not reach: see the Dockerfile's comment).
+unpinned = []
+for l in lines:
+    if l.startswith("FROM ") and not l.startswith("FROM scratch"):
+        image = l.split()[1]
+        if "@" in image:
+            if not re.fullmatch(r"[^@\s]+@sha256:[0-9a-f]{64}", image):
+                sys.exit("Dockerfile: malformed digest pin: " + image)
+        else:
+            unpinned.append(image)
+if unpinned:
+    print("  BASE IMAGES NOT PINNED BY DIGEST: " + ", ".join(unpinned) + " (see the Dockerfile's comment)")
 EOF
 
 # --- prehod binary and a throwaway PKI ------------------------------------------------------
@@ -254,10 +271,17 @@ for d in docs:
 (c,) = [c for c in pod["containers"] if c["name"] == "prehod"]
 volumes = {v["name"]: v for v in pod["volumes"]}
 mounts = {}
+secret_files = {}
 for m in c["volumeMounts"]:
     v = volumes[m["name"]]
     if "secret" in v:
         mounts[m["mountPath"]] = ("Secret", v["secret"]["secretName"])
+        sv = v["secret"]
+        default = sv.get("defaultMode", 0o644)
+        for item in sv.get("items", []):
+            secret_files[m["mountPath"] + "/" + item["path"]] = (sv["secretName"], item["key"], item.get("mode", default))
+        if not sv.get("items"):
+            secret_files[m["mountPath"] + "/*"] = (sv["secretName"], "*", default)
     elif "configMap" in v:
         mounts[m["mountPath"]] = ("ConfigMap", v["configMap"]["name"])
 args = c["args"]
@@ -279,7 +303,22 @@ def strip_comments(text):
     return "\n".join(re.sub(r"(^|\s)#.*$", "", l) for l in text.splitlines())
 used = sorted(set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-[^}]*)?\}", strip_comments(rendered))))
 env = {e["name"]: e for e in c.get("env", [])}
-wiring = {"mounts": {k: list(v) for k, v in mounts.items()}, "config": config_path, "env": {}}
+wiring = {"mounts": {k: list(v) for k, v in mounts.items()}, "config": config_path, "env": {}, "files": {}}
+# Secrets never in the environment (readable with the pod's spec and in /proc/PID/environ, and
+# frozen in a running pod): each is a ${file:…} in a Secret mounted as a directory, private to
+# the pod's group (prehod check refuses a secret file others may read).
+for e in c.get("env", []):
+    if "secretKeyRef" in e.get("valueFrom", {}):
+        problems.append("env %s comes from a Secret: read it as a file instead, ${file:/etc/prehod/secrets/…}" % e["name"])
+for path in sorted(set(re.findall(r"\$\{file:([^}]*)\}", strip_comments(rendered)))):
+    owner = secret_files.get(path) or secret_files.get(os.path.dirname(path) + "/*")
+    if owner is None:
+        problems.append("${file:%s} of %s is not a file of a Secret volume mounted by the Deployment" % (path, config_key))
+        continue
+    secret, key, mode = owner
+    if mode & 0o006:
+        problems.append("${file:%s}: Secret %s is mounted with mode %o, readable by others (prehod refuses it): defaultMode: 0440" % (path, secret, mode))
+    wiring["files"][path] = {"secret": "%s/%s" % (secret, os.path.basename(path) if key == "*" else key)}
 for var in used:
     e = env.get(var)
     if e is None:
@@ -331,7 +370,7 @@ else:
 json.dump(wiring, open(os.path.join(out, "wiring.json"), "w"), indent=1)
 if problems:
     sys.exit("%s:\n  " % src + "\n  ".join(problems))
-print("  config %s, %d variables wired: %s" % (config_path, len(used), ", ".join(used)))
+print("  config %s, %d variables wired: %s; %d secret files: %s" % (config_path, len(used), ", ".join(used), len(wiring["files"]), ", ".join(sorted(wiring["files"]))))
 EOF
 
   step "$dir: prehod check on the proxy.yaml kustomize rendered"
@@ -381,11 +420,28 @@ for var, how in wiring["env"].items():
         env[var] = root + path
         if not (var.endswith("_DIR")):
             fake(path)
+# The secret files (${file:…}), private as their Secret volume makes them.
+for path, how in wiring["files"].items():
+    dest = root + path
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    secret = how["secret"]
+    if secret.startswith("prehod-session/"):
+        value = session_key
+    elif secret.startswith("prehod-redis/"):
+        value = "rediss://:ci-check@127.0.0.1:6380/0"
+    else:
+        value = "ci-check"
+    with open(dest, "w") as f:
+        f.write(value + "\n")
+    os.chmod(dest, 0o440)
+    text = text.replace("${file:%s}" % path, "${file:%s}" % dest)
 # Files named under a directory variable (${PREHOD_TRUST_DIR}/acnlb.pem).
 nocomments = "\n".join(re.sub(r"(^|\s)#.*$", "", l) for l in text.splitlines())
 for var, rest in re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}(/[^\s\"']+)", nocomments):
     fake(wiring["env"][var]["path"] + rest)
-cfg = os.path.join(out, "proxy.yaml")
+# The config with the secret files' paths under the sandbox root.
+cfg = os.path.join(out, "proxy-sandbox.yaml")
+open(cfg, "w").write(text)
 r = subprocess.run([prehod, "check", "--config", cfg], env=env, capture_output=True, text=True)
 sys.stdout.write("  " + r.stdout + r.stderr)
 sys.exit(r.returncode)

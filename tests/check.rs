@@ -339,3 +339,166 @@ fn check_refuses_a_portal_prefix_that_is_not_one_segment() {
         }
     }
 }
+
+/// Writes a secret file with `mode` (replacing any file there, as a Kubernetes Secret volume
+/// does: a new file renamed over the old).
+fn write_secret(path: &std::path::Path, content: &str, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, content).expect("write secret");
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    std::fs::rename(&tmp, path).expect("rename secret");
+}
+
+/// Issue 21, point 2: every secret of the config — the session keys, the OIDC client secret,
+/// the admin token, the Redis URL with its password — from files (`${file:PATH}`, relative to
+/// the config's directory or through a variable such as systemd's `$CREDENTIALS_DIRECTORY`),
+/// beside the key files, all private to the gateway's user: `prehod check` accepts it.
+#[test]
+fn check_accepts_a_config_whose_every_secret_comes_from_a_file() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().expect("tmp");
+    let credentials = tempfile::tempdir().expect("credentials");
+    let session_key = std::fs::read_to_string(pki.path("session.key")).expect("session key");
+    let secrets = dir.path().join("secrets");
+    std::fs::create_dir(&secrets).expect("dir");
+    write_secret(&secrets.join("session-current"), &session_key, 0o600);
+    write_secret(&secrets.join("session-previous"), &session_key, 0o440);
+    write_secret(&secrets.join("oidc-client-secret"), "s3cret\n", 0o640);
+    write_secret(
+        &credentials.path().join("admin-token"),
+        &"t".repeat(40),
+        0o400,
+    );
+    // A password inside a URL is percent-encoded (or hex: `openssl rand -hex 32`).
+    write_secret(
+        &credentials.path().join("redis-password"),
+        "p4ss%20word%2Fwith%3Asymbols",
+        0o400,
+    );
+    let text = good_config(&pki, "", &[])
+        .replace(
+            &format!("keys: [\"{}\"]", session_key.trim()),
+            "keys: [\"${file:secrets/session-current}\", \"${file:secrets/session-previous}\"]",
+        )
+        .replace(
+            "client_secret: s3cret",
+            "client_secret: ${file:secrets/oidc-client-secret}",
+        )
+        .replace(
+            "  listen: 127.0.0.1:9090\n",
+            "  listen: 127.0.0.1:9090\n  api_token: ${file:${CREDENTIALS_DIRECTORY}/admin-token}\n",
+        )
+        + "state:\n  url: redis://prehod:${file:${CREDENTIALS_DIRECTORY}/redis-password}@127.0.0.1:6379/0\n";
+    assert_eq!(text.matches("${file:").count(), 5, "{text}");
+    let path = dir.path().join("files.yaml");
+    std::fs::write(&path, text).expect("write");
+    let out = Command::new(prehod_bin())
+        .args(["check", "--config"])
+        .arg(&path)
+        .env("CREDENTIALS_DIRECTORY", credentials.path())
+        .output()
+        .expect("run prehod");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("ok — 6 portals"),
+        "{stderr}"
+    );
+}
+
+/// Issue 21, point 2: a missing secret file, one that every user may read, one others may
+/// write, and a world-readable private key are each named with FILE:LINE:COL and the key, and
+/// no message repeats a secret — not even one that landed in a key whose messages quote the
+/// value (here the OIDC client secret given as the issuer by mistake).
+#[test]
+fn check_names_missing_and_shared_secret_files_and_never_prints_a_secret() {
+    use std::os::unix::fs::PermissionsExt;
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().expect("tmp");
+    let secret = "client-secret-3f9a1c7e5b2d";
+    write_secret(&dir.path().join("readable"), "s3cret", 0o644);
+    write_secret(&dir.path().join("writable"), "s3cret", 0o602);
+    write_secret(&dir.path().join("client-secret"), secret, 0o600);
+    write_secret(&dir.path().join("threads"), "eight-threads-secret", 0o600);
+    // A copy of the server key that every user may read.
+    let shared_key = dir.path().join("server.key");
+    std::fs::copy(pki.path("server.key"), &shared_key).expect("copy key");
+    std::fs::set_permissions(&shared_key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let text = good_config(&pki, "", &[])
+        .replace(
+            &format!("key: {}", pki.path("server.key").display()),
+            &format!("key: {}", shared_key.display()),
+        )
+        .replace(
+            "  client_secret: s3cret\n",
+            "  client_secret: ${file:readable}\n",
+        )
+        .replace("  client_id: prehod\n", "  client_id: ${file:writable}\n")
+        .replace(
+            "  issuer: https://rekono.localhost:8444/openid-connect-server-webapp\n",
+            "  issuer: ${file:client-secret}\n",
+        )
+        .replace("session:\n", "session:\n  cookie_domain: ${file:missing}\n")
+        + "server:\n  threads: ${file:threads}\n";
+    let path = dir.path().join("secrets.yaml");
+    std::fs::write(&path, &text).expect("write");
+    let line_of = |needle: &str| {
+        text.lines()
+            .position(|l| l.contains(needle))
+            .map(|i| i + 1)
+            .expect("line")
+    };
+    let (code, stdout, stderr) = run(&["check", "--config"], &path);
+    assert_eq!(code, 64, "{stdout}{stderr}");
+    let file = path.display().to_string();
+    let d = dir.path().display().to_string();
+    for (needle, key, message) in [
+        (
+            "key: ",
+            "tls.certificates[0].key",
+            format!(
+                "key file {d}/server.key is readable by every user on this machine (mode 0644)"
+            ),
+        ),
+        (
+            "client_secret:",
+            "oidc.client_secret",
+            format!(
+                "secret file {d}/readable is readable by every user on this machine (mode 0644)"
+            ),
+        ),
+        (
+            "client_id:",
+            "oidc.client_id",
+            format!(
+                "secret file {d}/writable is writable by every user on this machine (mode 0602)"
+            ),
+        ),
+        (
+            "cookie_domain:",
+            "session.cookie_domain",
+            format!("secret file {d}/missing does not exist"),
+        ),
+        (
+            "issuer:",
+            "oidc.issuer",
+            "\"(the content of a secret file)\" is not an https:// issuer URL".to_owned(),
+        ),
+        ("threads:", "server.threads", "invalid type".to_owned()),
+    ] {
+        let prefix = format!("{file}:{}:", line_of(needle));
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.starts_with(&prefix) && l.contains(&format!(": {key}: {message}"))),
+            "missing `{prefix}…{key}: {message}` in:\n{stderr}"
+        );
+    }
+    for content in [secret, "eight-threads-secret", "s3cret"] {
+        assert!(
+            !stdout.contains(content) && !stderr.contains(content),
+            "{content} printed:\n{stderr}"
+        );
+    }
+}

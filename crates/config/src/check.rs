@@ -44,6 +44,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "rate_limits",
     "portals",
     "state",
+    "reload",
 ];
 
 struct Checker<'a> {
@@ -52,6 +53,10 @@ struct Checker<'a> {
     /// Relative file paths in the config are relative to this directory.
     base_dir: PathBuf,
     env: &'a dyn Fn(&str) -> Option<String>,
+    /// The values read from `${file:…}`: no problem message may repeat one.
+    secrets: Vec<String>,
+    /// Every file read, stamped before it was read.
+    sources: Vec<crate::sources::SourceFile>,
 }
 
 pub(crate) fn check(
@@ -64,18 +69,49 @@ pub(crate) fn check(
         problems: Vec::new(),
         base_dir: path.parent().map(Path::to_owned).unwrap_or_default(),
         env,
+        secrets: Vec::new(),
+        sources: Vec::new(),
     };
     let config = checker.config(path, text);
     match config {
-        Some(config) if checker.problems.is_empty() => Ok(config),
+        Some(mut config) if checker.problems.is_empty() => {
+            config.sources = crate::sources::dedup(checker.sources);
+            Ok(config)
+        }
         _ => {
             let mut problems = checker.problems;
+            for p in &mut problems {
+                p.message = redact(&p.message, &checker.secrets);
+            }
             problems.sort_by_key(|p| (p.position.line, p.position.col));
             Err(ConfigError {
                 file: path.to_owned(),
                 problems,
             })
         }
+    }
+}
+
+/// `message` without any of `secrets` in it: a value that came from a secret file and was
+/// wrong for its key (a type error, a URL, …) is not printed, whatever the message quoted.
+/// Values shorter than 4 characters are left alone (they would blot out ordinary words).
+fn redact(message: &str, secrets: &[String]) -> String {
+    let mut out = message.to_owned();
+    for secret in secrets.iter().filter(|s| s.chars().count() >= 4) {
+        if out.contains(secret.as_str()) {
+            out = out.replace(secret.as_str(), "(the content of a secret file)");
+        }
+    }
+    out
+}
+
+/// `value` as a path: relative ones are relative to `base_dir` (the config file's directory).
+fn resolve(base_dir: &Path, value: &str) -> PathBuf {
+    let path = Path::new(value);
+    if path.is_absolute() {
+        path.to_owned()
+    } else {
+        base_dir.join(path)
     }
 }
 
@@ -156,6 +192,12 @@ impl Checker<'_> {
         let rate_limits = self
             .optional::<raw::RateLimits>(&top, "rate_limits")
             .unwrap_or_default();
+        let reload = self
+            .optional::<raw::Reload>(&top, "reload")
+            .unwrap_or_default();
+        let reload = crate::Reload {
+            watch: self.duration(reload.watch.as_ref(), "reload.watch"),
+        };
         let state: Option<Option<crate::State>> = match top.get("state") {
             Some(value) => match self.decode::<raw::State>(value, "state") {
                 Some(raw) => self.state(raw).map(Some),
@@ -193,6 +235,8 @@ impl Checker<'_> {
             portals: portals?,
             auth: auth?,
             state: state?,
+            reload,
+            sources: Vec::new(),
         })
     }
 
@@ -821,7 +865,7 @@ impl Checker<'_> {
             },
             "private_key_jwt" => match &raw.client_key {
                 Some(path) => self
-                    .read_file(path, "oidc.client_key", "client key")
+                    .read_key_file(path, "oidc.client_key")
                     .and_then(
                         |(p, pem)| match openssl::pkey::PKey::private_key_from_pem(&pem) {
                             Ok(k) if k.rsa().is_ok() => Some(crate::ClientAuth::PrivateKeyJwt {
@@ -913,7 +957,7 @@ impl Checker<'_> {
     }
 
     fn assertion(&mut self, raw: raw::Assertion) -> Option<crate::AssertionSettings> {
-        let (path, pem) = self.read_file(&raw.key, "assertion.key", "key")?;
+        let (path, pem) = self.read_key_file(&raw.key, "assertion.key")?;
         let ok = openssl::pkey::PKey::private_key_from_pem(&pem)
             .ok()
             .and_then(|k| k.ec_key().ok())
@@ -934,13 +978,24 @@ impl Checker<'_> {
         })
     }
 
-    /// Replaces `${VAR}` in every string value, in place.
+    /// Replaces `${VAR}` and `${file:PATH}` in every string value, in place.
     fn expand_env(&mut self, value: &mut Value, path: &str) {
         match value {
-            Value::String(s) => match crate::env::expand(s, self.env) {
-                Ok(expanded) => *s = expanded,
-                Err(message) => self.problem(path, message),
-            },
+            Value::String(s) => {
+                let (base_dir, secrets, sources) =
+                    (&self.base_dir, &mut self.secrets, &mut self.sources);
+                let expanded = crate::env::expand(s, self.env, |file| {
+                    let path = resolve(base_dir, file);
+                    sources.push(crate::sources::SourceFile::stamp(&path));
+                    let value = crate::secret_file::read_value(&path)?;
+                    secrets.push(value.clone());
+                    Ok(value)
+                });
+                match expanded {
+                    Ok(expanded) => *s = expanded,
+                    Err(message) => self.problem(path, message),
+                }
+            }
             Value::Sequence(items) => {
                 for (i, item) in items.iter_mut().enumerate() {
                     self.expand_env(item, &format!("{path}[{i}]"));
@@ -1041,16 +1096,25 @@ impl Checker<'_> {
     }
 
     fn file_path(&self, value: &str) -> PathBuf {
-        let path = Path::new(value);
-        if path.is_absolute() {
-            path.to_owned()
-        } else {
-            self.base_dir.join(path)
+        resolve(&self.base_dir, value)
+    }
+
+    /// A private-key file: read only if other users can neither read nor write it.
+    fn read_key_file(&mut self, value: &str, key: &str) -> Option<(PathBuf, Vec<u8>)> {
+        let path = self.file_path(value);
+        self.sources.push(crate::sources::SourceFile::stamp(&path));
+        match crate::secret_file::read(&path, "key file", crate::secret_file::MAX_KEY_FILE_BYTES) {
+            Ok(bytes) => Some((path, bytes)),
+            Err(message) => {
+                self.problem(key, message);
+                None
+            }
         }
     }
 
     fn read_file(&mut self, value: &str, key: &str, what: &str) -> Option<(PathBuf, Vec<u8>)> {
         let path = self.file_path(value);
+        self.sources.push(crate::sources::SourceFile::stamp(&path));
         match std::fs::read(&path) {
             Ok(bytes) => Some((path, bytes)),
             Err(e) => {
@@ -1168,7 +1232,7 @@ impl Checker<'_> {
         let key_key = join(key, "key");
         let chain = self.certificates_pem(&raw.cert, &cert_key, "certificate");
         let private = self
-            .read_file(&raw.key, &key_key, "key")
+            .read_key_file(&raw.key, &key_key)
             .and_then(|(path, bytes)| match PKey::private_key_from_pem(&bytes) {
                 Ok(k) => Some((path, k)),
                 Err(_) => {

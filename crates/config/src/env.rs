@@ -1,12 +1,31 @@
-//! `${NAME}` substitution in configuration values, so secrets and site paths come from the
-//! environment. `${NAME:-default}` gives a default; `$$` is a literal `$`.
+//! `${NAME}` and `${file:PATH}` substitution in configuration values, so that secrets and site
+//! paths come from the environment or from files. `${NAME:-default}` gives a default; `$$` is
+//! a literal `$`. `${file:PATH}` is the content of the file at PATH (read by the caller's
+//! `read_file`, see `crate::secret_file`); PATH may itself name variables
+//! (`${file:${CREDENTIALS_DIRECTORY}/session-key}`), but no other file.
 //!
-//! Substitution happens on parsed string values, never on the raw text, so a variable's value
-//! can never change the YAML structure.
+//! Substitution happens on parsed string values, never on the raw text, so neither a variable's
+//! value nor a file's content can change the YAML structure, and neither is expanded again.
 
-/// Expands `input`, looking names up with `lookup`. Returns the name of the first variable
-/// that is unset and has no default, or a message for a malformed reference.
-pub fn expand(input: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+/// What `${file:` starts.
+const FILE_PREFIX: &str = "file:";
+
+/// Expands `input`, looking names up with `lookup` and reading `${file:PATH}` with
+/// `read_file`. Returns the first problem: a variable that is unset and has no default, a file
+/// that cannot be used (`read_file`'s message), or a malformed reference.
+pub fn expand(
+    input: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+    mut read_file: impl FnMut(&str) -> Result<String, String>,
+) -> Result<String, String> {
+    expand_with(input, &lookup, &mut read_file)
+}
+
+fn expand_with(
+    input: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    read_file: &mut dyn FnMut(&str) -> Result<String, String>,
+) -> Result<String, String> {
     if !input.contains('$') {
         return Ok(input.to_owned());
     }
@@ -18,6 +37,20 @@ pub fn expand(input: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<St
             out.push('$');
             rest = tail;
         } else if let Some(body) = after.strip_prefix('{') {
+            if let Some(file) = body.strip_prefix(FILE_PREFIX) {
+                let (path, tail) = split_reference(file)
+                    .ok_or_else(|| format!("unclosed `${{file:` in {input:?}"))?;
+                if path.contains("${file:") {
+                    return Err("`${file:…}` cannot name its file with another file".to_owned());
+                }
+                let path = expand_with(path, lookup, &mut |_| Err(String::new()))?;
+                if path.is_empty() {
+                    return Err("`${file:}` names no file: write ${file:/PATH}".to_owned());
+                }
+                out.push_str(&read_file(&path)?);
+                rest = tail;
+                continue;
+            }
             let (reference, tail) = body
                 .split_once('}')
                 .ok_or_else(|| format!("unclosed `${{` in {input:?}"))?;
@@ -46,6 +79,26 @@ pub fn expand(input: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<St
     Ok(out)
 }
 
+/// Splits `text` at the `}` that closes a reference whose body starts `text`, skipping the
+/// `${…}` references inside it: (the body, what follows the `}`).
+fn split_reference(text: &str) -> Option<(&str, &str)> {
+    let mut depth = 0usize;
+    let mut previous = '\0';
+    for (at, c) in text.char_indices() {
+        match c {
+            '{' if previous == '$' => depth += 1,
+            '}' if depth > 0 => depth -= 1,
+            '}' => {
+                let (body, rest) = text.split_at_checked(at)?;
+                return Some((body, rest.strip_prefix('}')?));
+            }
+            _ => {}
+        }
+        previous = c;
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::expand;
@@ -54,27 +107,82 @@ mod tests {
         match name {
             "SECRET" => Some("s3cr3t".into()),
             "EMPTY" => Some(String::new()),
+            "CREDENTIALS_DIRECTORY" => Some("/run/credentials/prehod.service".into()),
             _ => None,
+        }
+    }
+
+    fn no_files(path: &str) -> Result<String, String> {
+        Err(format!("no file {path} here"))
+    }
+
+    fn files(path: &str) -> Result<String, String> {
+        match path {
+            "/run/credentials/prehod.service/session-key" => Ok("a2V5".into()),
+            "/etc/prehod/secret" => Ok("from $ a file ${SECRET}".into()),
+            _ => Err(format!("secret file {path} does not exist")),
         }
     }
 
     #[test]
     fn substitutes_defaults_and_escapes() {
-        assert_eq!(expand("a-${SECRET}-b", env).unwrap(), "a-s3cr3t-b");
-        assert_eq!(expand("${MISSING:-/etc}/x", env).unwrap(), "/etc/x");
-        assert_eq!(expand("${EMPTY:-d}", env).unwrap(), "d");
-        assert_eq!(expand("cost $$5 $x", env).unwrap(), "cost $5 $x");
+        assert_eq!(
+            expand("a-${SECRET}-b", env, no_files).unwrap(),
+            "a-s3cr3t-b"
+        );
+        assert_eq!(
+            expand("${MISSING:-/etc}/x", env, no_files).unwrap(),
+            "/etc/x"
+        );
+        assert_eq!(expand("${EMPTY:-d}", env, no_files).unwrap(), "d");
+        assert_eq!(expand("cost $$5 $x", env, no_files).unwrap(), "cost $5 $x");
     }
 
     #[test]
     fn refuses_missing_and_malformed() {
         assert_eq!(
-            expand("${MISSING}", env).unwrap_err(),
+            expand("${MISSING}", env, no_files).unwrap_err(),
             "environment variable MISSING is not set"
         );
-        assert!(expand("${OPEN", env).unwrap_err().contains("unclosed"));
-        assert!(expand("${BAD-NAME}", env)
+        assert!(expand("${OPEN", env, no_files)
+            .unwrap_err()
+            .contains("unclosed"));
+        assert!(expand("${BAD-NAME}", env, no_files)
             .unwrap_err()
             .contains("not a valid"));
+    }
+
+    #[test]
+    fn reads_files_whose_content_is_not_expanded_again() {
+        assert_eq!(
+            expand("${file:/etc/prehod/secret}", env, files).unwrap(),
+            "from $ a file ${SECRET}"
+        );
+        assert_eq!(
+            expand(
+                "redis://:${file:${CREDENTIALS_DIRECTORY}/session-key}@redis:6379",
+                env,
+                files
+            )
+            .unwrap(),
+            "redis://:a2V5@redis:6379"
+        );
+        assert_eq!(
+            expand("${file:/nonexistent}", env, files).unwrap_err(),
+            "secret file /nonexistent does not exist"
+        );
+        assert!(expand("${file:/etc/prehod/secret", env, files)
+            .unwrap_err()
+            .contains("unclosed `${file:`"));
+        assert!(expand("${file:}", env, files)
+            .unwrap_err()
+            .contains("names no file"));
+        assert!(expand("${file:${file:/a}}", env, files)
+            .unwrap_err()
+            .contains("another file"));
+        assert_eq!(
+            expand("${file:${UNSET_DIR}/key}", env, files).unwrap_err(),
+            "environment variable UNSET_DIR is not set"
+        );
     }
 }

@@ -9,6 +9,8 @@ pub mod env;
 mod error;
 pub mod positions;
 mod raw;
+mod secret_file;
+pub mod sources;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -43,6 +45,19 @@ pub struct Config {
     pub auth: Option<Auth>,
     /// The state the replicas share (`state:`); `None`: each replica keeps its own.
     pub state: Option<State>,
+    /// `reload:` how the gateway reloads by itself.
+    pub reload: Reload,
+    /// The files this configuration was read from (itself, its secrets, certificates, keys,
+    /// CA bundles), each as it was when read.
+    pub sources: Vec<sources::SourceFile>,
+}
+
+/// `reload:` reloading without a signal.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reload {
+    /// Look this often whether a file of the configuration changed, and reload when one did;
+    /// `None`: only `SIGHUP` (or `prehod reload`) reloads.
+    pub watch: Option<Duration>,
 }
 
 /// `state:` the Redis server the replicas share revocations, used codes and session indexes
@@ -660,8 +675,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 impl Config {
-    /// Reads and checks `path`. `${VAR}` references are looked up in the process environment.
+    /// Reads and checks `path`. `${VAR}` references are looked up in the process environment;
+    /// `${file:PATH}` reads the file (private to the gateway's user and group).
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let read = sources::SourceFile::stamp(path);
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             file: path.to_owned(),
             problems: vec![Problem {
@@ -670,7 +687,18 @@ impl Config {
                 message: format!("cannot read the file: {e}"),
             }],
         })?;
-        Self::from_text(path, &text, |name| std::env::var(name).ok())
+        let mut config = Self::from_text(path, &text, |name| std::env::var(name).ok())?;
+        config.sources.insert(0, read);
+        Ok(config)
+    }
+
+    /// The files of this configuration that changed since they were read.
+    pub fn changed_sources(&self) -> Vec<&Path> {
+        self.sources
+            .iter()
+            .filter(|s| s.changed())
+            .map(|s| s.path.as_path())
+            .collect()
     }
 
     /// Checks `text` as if read from `path` (relative file paths in it are relative to the

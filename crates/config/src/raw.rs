@@ -28,6 +28,13 @@ pub struct StateTls {
     pub ca: Option<String>,
 }
 
+/// `reload:` reloading by itself.
+#[derive(Debug, Default, Deserialize)]
+pub struct Reload {
+    /// How often to look whether a file of the configuration changed; absent: never.
+    pub watch: Option<String>,
+}
+
 #[derive(Debug, Deserialize)]
 pub struct Admin {
     pub listen: String,

@@ -27,6 +27,7 @@ pub mod sso;
 pub mod state;
 pub mod templates;
 pub mod tls;
+pub mod watch;
 
 use std::sync::Arc;
 
@@ -284,6 +285,10 @@ pub fn build_reloadable(
         Box::new(background_service(
             "prehod reload",
             live::ReloadOnHangup { live: live.clone() },
+        )),
+        Box::new(background_service(
+            "prehod reload on change",
+            watch::ReloadOnChange { live: live.clone() },
         )),
     ];
     if let Some(store) = store {

@@ -1,0 +1,50 @@
+//! `prehod check`, and loading a configuration for the other commands: every problem printed
+//! as `FILE:LINE:COL: key: message`, exit 64.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use prehod_config::{AppLogin, Config};
+
+use crate::EX_CONFIG;
+
+/// Loads `path`, or prints its problems and returns the exit code (64).
+pub(crate) fn load(path: &Path) -> Result<Config, ExitCode> {
+    Config::load(path).map_err(|e| {
+        eprintln!("{e}");
+        eprintln!(
+            "prehod: {} problem(s) in {}; not starting",
+            e.problems.len(),
+            path.display()
+        );
+        ExitCode::from(EX_CONFIG)
+    })
+}
+
+/// `prehod check`: a one-line summary, or every problem.
+pub(crate) fn check(path: &Path) -> ExitCode {
+    match Config::load(path) {
+        Ok(config) => {
+            let own = config
+                .portals
+                .iter()
+                .filter(|p| p.app_login == AppLogin::Own)
+                .count();
+            println!(
+                "{}: ok — {} portals ({} with their own login), {} certificate(s), https on {}, admin on {}",
+                path.display(),
+                config.portals.len(),
+                own,
+                config.tls.certificates.len(),
+                config.listen.https,
+                config.admin.listen
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            eprintln!("{}: {} problem(s)", path.display(), e.problems.len());
+            ExitCode::from(EX_CONFIG)
+        }
+    }
+}
