@@ -1,0 +1,212 @@
+//! The session store's tests: deadlines, revocation by session, Rekono session and subject,
+//! and the bounds.
+#![allow(clippy::indexing_slicing)] // a test's own fixture; a panic is the failure report
+
+use super::*;
+
+fn session() -> Session {
+    Session {
+        sid: String::new(),
+        sub: "rekono-1".into(),
+        name: "Sara".into(),
+        email: "s@x".into(),
+        method: Method::Rekono,
+        amr: vec!["pwd".into(), "otp".into()],
+        level: 20,
+        auth_time: 1000,
+        expires_at: 0,
+        idle_until: 0,
+        op_sid: Some("op-1".into()),
+        id_token: None,
+        cert_fingerprint: None,
+        cert: None,
+        host: None,
+    }
+}
+
+fn sessions() -> Sessions {
+    Sessions::new(
+        Sealer::new(&[[7; 32]]),
+        Duration::from_secs(600),
+        Duration::from_secs(3600),
+        1000,
+    )
+}
+
+#[test]
+fn a_session_lives_between_its_deadlines() {
+    let s = sessions();
+    let (issued, cookie) = s.issue(session(), 1000).unwrap();
+    assert_eq!(issued.idle_until, 1600);
+    assert_eq!(issued.expires_at, 4600);
+    assert_eq!(s.validate(&cookie, 1100).unwrap().session.sub, "rekono-1");
+    assert!(s.validate(&cookie, 1100).unwrap().rolled.is_none());
+    let rolled = s
+        .validate(&cookie, 1400)
+        .unwrap()
+        .rolled
+        .expect("rolled after half the idle time");
+    assert_eq!(s.validate(&cookie, 1600).unwrap_err(), Refusal::IdleExpired);
+    assert!(
+        s.validate(&rolled, 1900).is_ok(),
+        "the rolled cookie lives on"
+    );
+    assert_eq!(
+        s.validate(&rolled, 4600).unwrap_err(),
+        Refusal::AbsoluteExpired
+    );
+}
+
+#[test]
+fn new_sid_every_login_and_revocation() {
+    let s = sessions();
+    let (a, ca) = s.issue(session(), 1000).unwrap();
+    let (b, cb) = s.issue(session(), 1000).unwrap();
+    assert_ne!(a.sid, b.sid);
+    s.revoke_sid(&a.sid, 1010);
+    assert_eq!(s.validate(&ca, 1020).unwrap_err(), Refusal::Revoked);
+    assert!(s.validate(&cb, 1020).is_ok());
+    s.revoke_op_sid("op-1", 1030);
+    assert_eq!(s.validate(&cb, 1040).unwrap_err(), Refusal::Revoked);
+    // Revoking a subject ends earlier logins, not the next one.
+    let s = sessions();
+    let (_, old) = s.issue(session(), 1000).unwrap();
+    s.revoke_sub("rekono-1", 1050);
+    assert_eq!(s.validate(&old, 1060).unwrap_err(), Refusal::Revoked);
+    let mut later = session();
+    later.auth_time = 1100;
+    let (_, new) = s.issue(later, 1100).unwrap();
+    assert!(s.validate(&new, 1110).is_ok());
+}
+
+#[test]
+fn the_cache_is_bounded_by_entries_and_by_memory() {
+    // 10 entries at most…
+    let s = Sessions::with_memory_bound(
+        Sealer::new(&[[7; 32]]),
+        Duration::from_secs(600),
+        Duration::from_secs(3600),
+        10,
+        1 << 30,
+    );
+    for _ in 0..50 {
+        let (_, c) = s.issue(session(), 1000).unwrap();
+        s.validate(&c, 1001).unwrap();
+    }
+    assert!(s.cached() <= 10, "{} entries", s.cached());
+    // …and 8 KiB at most, whatever the entry bound.
+    let s = Sessions::with_memory_bound(
+        Sealer::new(&[[7; 32]]),
+        Duration::from_secs(600),
+        Duration::from_secs(3600),
+        1_000_000,
+        8 * 1024,
+    );
+    let mut big = session();
+    big.id_token = Some("x".repeat(1500));
+    for _ in 0..50 {
+        let (_, c) = s.issue(big.clone(), 1000).unwrap();
+        s.validate(&c, 1001).unwrap();
+    }
+    assert!(
+        s.cached() <= 4,
+        "{} entries of ~3.5 KiB in 8 KiB",
+        s.cached()
+    );
+}
+
+/// Sessions that never idle out (idle = absolute = 3600 s), with at most `max` revocations.
+fn bounded(max: usize) -> Sessions {
+    Sessions::new(
+        Sealer::new(&[[7; 32]]),
+        Duration::from_secs(3600),
+        Duration::from_secs(3600),
+        1000,
+    )
+    .with_max_revocations(max)
+}
+
+#[test]
+fn revocations_are_never_flushed_by_later_ones() {
+    let s = bounded(8);
+    let issued: Vec<_> = (0..200)
+        .map(|_| s.issue(session(), 1000).expect("room for a session"))
+        .collect();
+    // 25 times more logouts than the bound, each read back again and again (reads must
+    // not decide what is kept): every one of them stays refused.
+    for (n, (session, _)) in issued.iter().enumerate() {
+        s.revoke_session(session, 1001 + n as u64);
+        for (_, cookie) in issued.iter().take(n + 1) {
+            assert_eq!(
+                s.validate(cookie, 1001 + n as u64).unwrap_err(),
+                Refusal::Revoked
+            );
+        }
+    }
+    assert_eq!(s.revocations(1100), 8, "the bound holds");
+    for (_, cookie) in &issued {
+        assert_eq!(s.validate(cookie, 1100).unwrap_err(), Refusal::Revoked);
+    }
+    assert!(s.revocation_store_full_total() >= 192);
+}
+
+#[test]
+fn at_the_bound_no_session_is_issued_until_revocations_expire() {
+    let s = bounded(4);
+    let mut live = session();
+    live.op_sid = None;
+    let (_, before) = s.issue(live.clone(), 999).expect("room before the bound");
+    for i in 0..4 {
+        s.revoke_op_sid(&format!("op-{i}"), 1000);
+    }
+    assert!(matches!(
+        s.issue(live.clone(), 1001),
+        Err(IssueError::RevocationStoreFull { max: 4 })
+    ));
+    assert!(s.revocation_store_full_total() >= 1);
+    assert!(
+        s.validate(&before, 1001).is_ok(),
+        "sessions issued before live on"
+    );
+    // Revocations hold for one absolute timeout (3600 s); then they are purged and
+    // sessions can be issued again.
+    assert!(s.issue(live.clone(), 4599).is_err(), "still held");
+    let (_, cookie) = s.issue(live, 4601).expect("expired revocations purged");
+    assert!(s.validate(&cookie, 4602).is_ok());
+    assert_eq!(s.revocations(4602), 0);
+}
+
+#[test]
+fn a_revoked_session_is_held_until_its_own_expiry_then_purged() {
+    let s = bounded(100);
+    let (issued, cookie) = s.issue(session(), 1000).unwrap();
+    s.revoke_session(&issued, 2000);
+    assert_eq!(s.revocations(2000), 1);
+    assert_eq!(s.validate(&cookie, 4599).unwrap_err(), Refusal::Revoked);
+    assert_eq!(
+        s.revocations(4599),
+        1,
+        "held until the session's own expiry"
+    );
+    // Its session expired at 4600: the revocation goes with it.
+    assert_eq!(
+        s.validate(&cookie, 4600).unwrap_err(),
+        Refusal::AbsoluteExpired
+    );
+    assert_eq!(s.revocations(4600 + 60), 0);
+}
+
+#[test]
+fn tampered_cookies_are_invalid() {
+    let s = sessions();
+    let (_, cookie) = s.issue(session(), 1000).unwrap();
+    let mut bytes = cookie.into_bytes();
+    let i = bytes.len() / 2;
+    bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
+    assert_eq!(
+        s.validate(&String::from_utf8(bytes).unwrap(), 1001)
+            .unwrap_err(),
+        Refusal::Invalid
+    );
+    assert_eq!(s.validate("", 1001).unwrap_err(), Refusal::Invalid);
+}
