@@ -64,6 +64,7 @@ fn main() {
                     cert_fingerprint: None,
                     cert: None,
                     host: Some("bips.bankart.localhost".into()),
+                    issued_at: None,
                 },
                 now,
             )

@@ -815,6 +815,7 @@ async fn callback(ctx: &Ctx<'_, '_>) -> LoginResponse {
         amr: identity.amr,
         level: identity.level,
         auth_time: identity.auth_time,
+        issued_at: None,
         expires_at: 0,
         idle_until: 0,
         op_sid: identity.op_sid,
@@ -1878,6 +1879,7 @@ pub fn certificate_session(
             distribution_points: id.distribution_points.clone(),
         }),
         host: None,
+        issued_at: None,
     }
 }
 

@@ -178,6 +178,7 @@ mod tests {
             cert_fingerprint: None,
             cert: None,
             host: None,
+            issued_at: None,
         }
     }
 

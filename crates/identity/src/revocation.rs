@@ -29,7 +29,7 @@ const SWEEP_EVERY: u64 = 60;
 const SWEEP_WHEN_FULL: u64 = 1;
 
 /// What is revoked: one gateway session, every session of one Rekono session, or every
-/// session of a subject that existed at the revocation.
+/// session of a subject the gateway issued until the revocation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     Session,
@@ -188,6 +188,21 @@ impl Revocations {
             .get(k)
             .filter(|e| e.until > now)
             .map(|e| e.at)
+    }
+
+    /// [`Self::revoked_at_key`] for several keys under one read of the store (a session's
+    /// own ids on every request); `None` keys are not looked up.
+    pub fn revoked_at_keys<const N: usize>(
+        &self,
+        keys: [Option<&Key>; N],
+        now: u64,
+    ) -> [Option<u64>; N] {
+        let inner = self.read();
+        keys.map(|k| {
+            k.and_then(|k| inner.map.get(k))
+                .filter(|e| e.until > now)
+                .map(|e| e.at)
+        })
     }
 
     /// Whether a session expiring at `expires_at` was issued before a revocation that found

@@ -41,8 +41,14 @@ pub struct Session {
     pub amr: Vec<String>,
     /// Level of assurance: 10, 20 or 30.
     pub level: u8,
-    /// Unix seconds of the authentication.
+    /// Unix seconds of the authentication, by the provider's clock: with single sign-on, the
+    /// person's first login there, however long ago.
     pub auth_time: u64,
+    /// Unix seconds at which this gateway issued the session, by its own clock: what a
+    /// revocation of the subject ("end all sessions") compares with. `None` in a session
+    /// sealed by a gateway from before it existed; see [`Session::issue_time`].
+    #[serde(default)]
+    pub issued_at: Option<u64>,
     /// Unix seconds after which the session is over, whatever the activity.
     pub expires_at: u64,
     /// Unix seconds after which an idle session is over; pushed forward on activity.
@@ -61,6 +67,28 @@ pub struct Session {
     /// domain, where one cookie serves every host.
     #[serde(default)]
     pub host: Option<String>,
+}
+
+impl Session {
+    /// When the gateway issued the session. A session sealed before the issue time was kept
+    /// has its `auth_time` instead: never later than its issue ([`Sessions::issue`] caps it),
+    /// so every revocation of the subject that ends the session by its issue time ends it by
+    /// this one too — it can only be refused more often, never less (fail closed).
+    pub fn issue_time(&self) -> u64 {
+        self.issued_at.unwrap_or(self.auth_time)
+    }
+}
+
+/// What the per-user session index keeps of a session: enough to tell whether it is revoked
+/// ([`Sessions::is_revoked_summary`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Summary<'a> {
+    pub sid: &'a str,
+    pub sub: &'a str,
+    pub op_sid: Option<&'a str>,
+    /// [`Session::issue_time`].
+    pub issued_at: u64,
+    pub expires_at: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -279,8 +307,8 @@ impl Sessions {
         self.absolute
     }
 
-    /// A new session for a login at `now`, and its cookie value. Refused while the revocation
-    /// store is full: a session that could not be revoked is not issued.
+    /// A new session for a login at `now` (its issue time), and its cookie value. Refused
+    /// while the revocation store is full: a session that could not be revoked is not issued.
     pub fn issue(&self, mut session: Session, now: u64) -> Result<(Session, String), IssueError> {
         if self.revoked.is_full(now) {
             return Err(IssueError::RevocationStoreFull {
@@ -289,6 +317,7 @@ impl Sessions {
         }
         session.sid = crate::random_id();
         session.auth_time = session.auth_time.min(now);
+        session.issued_at = Some(now);
         session.expires_at = now + self.absolute.as_secs();
         session.idle_until = (now + self.idle.as_secs()).min(session.expires_at);
         let cookie = self.seal(&session)?;
@@ -382,17 +411,16 @@ impl Sessions {
     /// `keys` are `s`'s own ([`RevocationKeys::of`]).
     fn is_revoked(&self, s: &Session, keys: &RevocationKeys, now: u64) -> bool {
         let r = &self.revoked;
-        if r.below_watermark(s.expires_at) || r.revoked_at_key(&keys.sid, now).is_some() {
+        if r.below_watermark(s.expires_at) {
             return true;
         }
-        if let Some(op) = &keys.op_sid {
-            if r.revoked_at_key(op, now).is_some() {
-                return true;
-            }
-        }
-        // A revocation by subject ends the sessions that existed then, not later logins.
-        r.revoked_at_key(&keys.sub, now)
-            .is_some_and(|at| s.auth_time <= at)
+        let [sid, op_sid, sub] = r.revoked_at_keys(
+            [Some(&keys.sid), keys.op_sid.as_ref(), Some(&keys.sub)],
+            now,
+        );
+        sid.is_some()
+            || op_sid.is_some()
+            || sub.is_some_and(|at| ended_by_subject_revocation(s.issue_time(), at))
     }
 
     /// Ends one session; the revocation holds until the session's absolute expiry.
@@ -416,9 +444,16 @@ impl Sessions {
         );
     }
 
-    /// Ends every session of `sub` that exists at `now`.
+    /// Ends every session of `sub` issued until `now` (this second included); sessions
+    /// issued later live, whatever their provider's `auth_time`.
     pub fn revoke_sub(&self, sub: &str, now: u64) {
         self.revoke(Kind::Subject, sub, now, now + self.absolute.as_secs());
+    }
+
+    /// When every session of `sub` was last ended ([`Sessions::revoke_sub`]), while that
+    /// still holds: a login of `sub` must then have authenticated after it.
+    pub fn subject_revoked_at(&self, sub: &str, now: u64) -> Option<u64> {
+        self.revoked.revoked_at(Kind::Subject, sub, now)
     }
 
     /// Calls `hook` with every session issued here from now on.
@@ -426,23 +461,16 @@ impl Sessions {
         self.on_issue = Some(hook);
     }
 
-    /// Whether a session with these ids and times is revoked at `now` (for listing sessions
-    /// known only by their summary).
-    pub fn is_revoked_summary(
-        &self,
-        sid: &str,
-        sub: &str,
-        op_sid: Option<&str>,
-        auth_time: u64,
-        expires_at: u64,
-        now: u64,
-    ) -> bool {
+    /// Whether a session known only by its summary is revoked at `now` (for listing
+    /// sessions).
+    pub fn is_revoked_summary(&self, s: &Summary<'_>, now: u64) -> bool {
         let r = &self.revoked;
-        r.below_watermark(expires_at)
-            || r.revoked_at(Kind::Session, sid, now).is_some()
-            || op_sid.is_some_and(|op| r.revoked_at(Kind::RekonoSession, op, now).is_some())
-            || r.revoked_at(Kind::Subject, sub, now)
-                .is_some_and(|at| auth_time <= at)
+        r.below_watermark(s.expires_at)
+            || r.revoked_at(Kind::Session, s.sid, now).is_some()
+            || s.op_sid
+                .is_some_and(|op| r.revoked_at(Kind::RekonoSession, op, now).is_some())
+            || r.revoked_at(Kind::Subject, s.sub, now)
+                .is_some_and(|at| ended_by_subject_revocation(s.issued_at, at))
     }
 
     /// Calls `hook` with every revocation made here from now on.
@@ -495,6 +523,13 @@ impl Sessions {
         self.cache.run_pending_tasks();
         self.cache.entry_count()
     }
+}
+
+/// Whether a session the gateway issued at `issued` is ended by a revocation of its subject
+/// at `revoked`. Both are this gateway's (or fleet's) whole seconds: a session issued in the
+/// very second of the revocation is ended with it, since it may have been issued before it.
+fn ended_by_subject_revocation(issued: u64, revoked: u64) -> bool {
+    issued <= revoked
 }
 
 #[cfg(test)]

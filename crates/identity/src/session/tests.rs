@@ -1,5 +1,5 @@
-//! The session store's tests: deadlines, revocation by session, Rekono session and subject,
-//! and the bounds.
+//! The session store's tests: deadlines, revocation by session, Rekono session, subject
+//! (by issue time), the bounds, and revocations shared between replicas.
 #![allow(clippy::indexing_slicing)] // a test's own fixture; a panic is the failure report
 
 use super::*;
@@ -21,6 +21,7 @@ fn session() -> Session {
         cert_fingerprint: None,
         cert: None,
         host: None,
+        issued_at: None,
     }
 }
 
@@ -209,4 +210,120 @@ fn tampered_cookies_are_invalid() {
         Refusal::Invalid
     );
     assert_eq!(s.validate("", 1001).unwrap_err(), Refusal::Invalid);
+}
+
+/// Issue 17, item 8: Rekono's single sign-on keeps the first login's `auth_time`, so a
+/// revocation of the subject must be judged by when the gateway issued each session.
+#[test]
+fn ending_all_sessions_ends_those_issued_before_and_never_the_next_one() {
+    let s = sessions();
+    // Logged in at Rekono at 1000; sessions issued at 1000 and (single sign-on) 1040.
+    let (_, first) = s.issue(session(), 1000).unwrap();
+    let (_, second) = s.issue(session(), 1040).unwrap();
+    s.revoke_sub("rekono-1", 1050);
+    assert_eq!(s.validate(&first, 1051).unwrap_err(), Refusal::Revoked);
+    assert_eq!(s.validate(&second, 1051).unwrap_err(), Refusal::Revoked);
+    assert_eq!(s.subject_revoked_at("rekono-1", 1051), Some(1050));
+    // In the very second of the revocation: it may have been issued before it — ended.
+    let (_, same_second) = s.issue(session(), 1050).unwrap();
+    assert_eq!(
+        s.validate(&same_second, 1051).unwrap_err(),
+        Refusal::Revoked
+    );
+    // The next login comes back from Rekono's single sign-on with auth_time 1000 still:
+    // issued after the revocation, it lives.
+    let (next, cookie) = s.issue(session(), 1051).unwrap();
+    assert_eq!(next.auth_time, 1000);
+    assert_eq!(next.issued_at, Some(1051));
+    assert!(s.validate(&cookie, 1052).is_ok());
+    // The summaries the session list reads say the same.
+    let summary = |issued_at| Summary {
+        sid: "x",
+        sub: "rekono-1",
+        op_sid: None,
+        issued_at,
+        expires_at: 4600,
+    };
+    assert!(s.is_revoked_summary(&summary(1050), 1052));
+    assert!(!s.is_revoked_summary(&summary(1051), 1052));
+    // Another subject is not concerned.
+    let mut other = session();
+    other.sub = "rekono-2".into();
+    let (_, other) = s.issue(other, 1000).unwrap();
+    assert!(s.validate(&other, 1052).is_ok());
+}
+
+#[test]
+fn a_cookie_sealed_before_the_issue_time_existed_is_judged_by_its_login_time() {
+    let s = sessions();
+    // The JSON an older gateway sealed: no `issued_at`.
+    let old = |sid: &str, auth_time: u64| {
+        let mut v = serde_json::to_value(session()).unwrap();
+        let o = v.as_object_mut().unwrap();
+        o.remove("issued_at");
+        o.insert("sid".into(), sid.into());
+        o.insert("auth_time".into(), auth_time.into());
+        o.insert("expires_at".into(), 4600.into());
+        o.insert("idle_until".into(), 1600.into());
+        Sealer::new(&[[7; 32]])
+            .seal(PURPOSE, &serde_json::to_vec(&v).unwrap())
+            .unwrap()
+    };
+    let (before, after) = (old("old-1", 1000), old("old-2", 1060));
+    let opened = s.validate(&before, 1001).unwrap().session;
+    assert_eq!(opened.issued_at, None);
+    assert_eq!(opened.issue_time(), 1000);
+    s.revoke_sub("rekono-1", 1050);
+    assert_eq!(s.validate(&before, 1070).unwrap_err(), Refusal::Revoked);
+    assert!(
+        s.validate(&after, 1070).is_ok(),
+        "issued no earlier than its login"
+    );
+}
+
+/// Two replicas share revocations as records ([`Revoked`], through `state.rs`): what
+/// one revokes, the other applies with the same meaning.
+#[test]
+fn replicas_apply_each_others_revocations_with_the_same_meaning() {
+    let records = Arc::new(std::sync::Mutex::new(Vec::<Revoked>::new()));
+    let mut a = sessions();
+    let sink = records.clone();
+    a.set_revoke_hook(Arc::new(move |r| sink.lock().unwrap().push(r)));
+    let b = sessions();
+    let (_, old_cookie) = a.issue(session(), 1000).unwrap();
+    assert!(b.validate(&old_cookie, 1001).is_ok());
+    a.revoke_sub("rekono-1", 1050);
+    let (_, sibling) = b.issue(session(), 1020).unwrap();
+    let shared = records.lock().unwrap().clone();
+    assert_eq!(
+        shared,
+        vec![Revoked {
+            kind: Kind::Subject,
+            id: "rekono-1".into(),
+            at: 1050,
+            until: 4650,
+        }]
+    );
+    // B applies them (twice and out of order, as a reconnect replays them).
+    for r in shared.iter().rev().chain(shared.iter()) {
+        b.apply_remote(r, 1056);
+    }
+    assert_eq!(b.validate(&old_cookie, 1057).unwrap_err(), Refusal::Revoked);
+    assert_eq!(b.validate(&sibling, 1057).unwrap_err(), Refusal::Revoked);
+    assert_eq!(b.subject_revoked_at("rekono-1", 1057), Some(1050));
+    // The next login, on B with the old auth_time, is good on both replicas.
+    let (_, next) = b.issue(session(), 1060).unwrap();
+    assert!(b.validate(&next, 1061).is_ok());
+    assert!(a.validate(&next, 1061).is_ok());
+    // An older record of the same subject applied later never moves the time back.
+    b.apply_remote(
+        &Revoked {
+            kind: Kind::Subject,
+            id: "rekono-1".into(),
+            at: 900,
+            until: 4650,
+        },
+        1062,
+    );
+    assert_eq!(b.subject_revoked_at("rekono-1", 1062), Some(1050));
 }
