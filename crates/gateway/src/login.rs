@@ -6,12 +6,13 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use bytes::Bytes;
-use prehod_identity::oidc::{Attempt, OidcError};
+use prehod_identity::oidc::{Attempt, Identity, OidcError};
 use prehod_identity::session::{IssueError, Method, Session};
 use prehod_identity::unix_now;
 
 use crate::audit;
 use crate::auth::{encode, AuthState};
+use crate::fresh_auth::Verdict;
 use crate::templates::{
     Action, AppView, Lang, Link, LoginLinks, LoginView, Message, MessageView, SessionView,
 };
@@ -573,6 +574,7 @@ fn start(ctx: &Ctx<'_, '_>) -> LoginResponse {
             .map(|v| v.session)
             .filter(|s| s.method == Method::Rekono && !s.email.is_empty())
             .map(|s| s.email.clone()),
+        fresh: false,
     };
     let (url, attempt) = provider.start_with(level, return_to, now, &hints);
     let form = ctx
@@ -581,7 +583,6 @@ fn start(ctx: &Ctx<'_, '_>) -> LoginResponse {
         .get("form")
         .filter(|f| crate::preserve::is_binding(f))
         .cloned();
-    let state = attempt.state.clone();
     let bind = query_bind(ctx.req);
     let from = ctx
         .req
@@ -589,39 +590,50 @@ fn start(ctx: &Ctx<'_, '_>) -> LoginResponse {
         .get("from")
         .and_then(|f| auth.check_return(f))
         .map(|(f, _)| f);
-    let Ok(json) = serde_json::to_vec(&SealedAttempt {
-        attempt,
-        form,
-        bind,
-        from,
-    }) else {
-        return ctx.message(Message::LoginFailed);
-    };
-    let Ok(sealed) = auth.sealer.seal(ATTEMPT_PURPOSE, &json) else {
-        return ctx.message(Message::LoginFailed);
-    };
-    let mut resp = LoginResponse::redirect(url);
-    // Drop the oldest attempts beyond the cap (mod_auth_openidc #331: they must not pile up).
-    let mut existing: Vec<(u64, String)> = attempt_cookies(ctx)
+    let existing: Vec<(String, Option<SealedAttempt>)> = attempt_cookies(ctx)
         .into_iter()
-        .map(|(name, value)| {
-            let created = open_attempt(auth, &value).map_or(0, |a| a.attempt.created);
-            (created, name)
-        })
+        .map(|(name, value)| (name, open_attempt(auth, &value)))
+        .collect();
+    let Some(mut resp) = to_rekono(
+        auth,
+        url,
+        &SealedAttempt {
+            attempt,
+            form,
+            bind,
+            from,
+        },
+    ) else {
+        return ctx.message(Message::LoginFailed);
+    };
+    // Drop the oldest attempts beyond the cap (mod_auth_openidc #331: they must not pile up).
+    let mut existing: Vec<(u64, String)> = existing
+        .into_iter()
+        .map(|(name, a)| (a.map_or(0, |a| a.attempt.created), name))
         .collect();
     existing.sort();
     let excess = (existing.len() + 1).saturating_sub(MAX_ATTEMPTS);
     for (_, name) in existing.into_iter().take(excess) {
         resp = resp.cookie(crate::cookies::set_on_path(&name, "", "/", 0));
     }
-    let name = attempt_cookie_name(&auth.attempt_prefix, &state);
+    resp
+}
+
+/// The redirect to Rekono's authorization `url` with the attempt's cookie; `None` when it
+/// could not be sealed.
+fn to_rekono(auth: &AuthState, url: String, attempt: &SealedAttempt) -> Option<LoginResponse> {
+    let json = serde_json::to_vec(attempt).ok()?;
+    let sealed = auth.sealer.seal(ATTEMPT_PURPOSE, &json).ok()?;
+    let name = attempt_cookie_name(&auth.attempt_prefix, &attempt.attempt.state);
     // `__Host-` cookies live on `/`: the prefix is what keeps sibling hosts from planting one.
-    resp.cookie(crate::cookies::set_on_path(
-        &name,
-        &sealed,
-        "/",
-        ATTEMPT_LIFETIME,
-    ))
+    Some(
+        LoginResponse::redirect(url).cookie(crate::cookies::set_on_path(
+            &name,
+            &sealed,
+            "/",
+            ATTEMPT_LIFETIME,
+        )),
+    )
 }
 
 /// The attempt cookie's name: the prefix and the state's first 16 bytes (states are ASCII; any
@@ -781,6 +793,10 @@ async fn callback(ctx: &Ctx<'_, '_>) -> LoginResponse {
             return ctx.login_failed(reason, m).cookie(clear);
         }
     };
+    // When the person last ended all their sessions (read before the browser's session,
+    // which that may have ended).
+    let revoked_at =
+        crate::fresh_auth::subject_revoked_at(ctx.shared, auth, &identity.sub, now).await;
     // The browser's session even if it idled out on this host (it may be in use on a portal).
     let live = ctx.browser_session(now);
     // A login never replaces the live session of another person: a step-up that comes back
@@ -806,6 +822,24 @@ async fn callback(ctx: &Ctx<'_, '_>) -> LoginResponse {
             .message_action(Message::StepUpOtherUser, "/logout", log_out)
             .cookie(clear);
     }
+    // A login from before the person ended all their sessions: once more, fresh.
+    match crate::fresh_auth::verdict(revoked_at, identity.auth_time, attempt.fresh) {
+        Verdict::Accept => {}
+        Verdict::AskAgain => {
+            let again = SealedAttempt {
+                attempt,
+                form,
+                bind,
+                from,
+            };
+            return ask_again_fresh(ctx, &identity, again, now).cookie(clear);
+        }
+        Verdict::Refuse => {
+            return ctx
+                .login_failed("not_fresh", Message::FreshLoginRequired)
+                .cookie(clear)
+        }
+    }
     let session = Session {
         sid: String::new(),
         sub: identity.sub,
@@ -814,7 +848,7 @@ async fn callback(ctx: &Ctx<'_, '_>) -> LoginResponse {
         method: Method::Rekono,
         amr: identity.amr,
         level: identity.level,
-        auth_time: identity.auth_time,
+        auth_time: identity.auth_time.unwrap_or(now),
         issued_at: None,
         expires_at: 0,
         idle_until: 0,
@@ -900,6 +934,38 @@ async fn callback(ctx: &Ctx<'_, '_>) -> LoginResponse {
         Some(resp) => resp.cookie(clear),
         None => ctx.login_failed("seal_failed", Message::LoginFailed),
     }
+}
+
+/// Starts the login again, once, asking Rekono for a fresh authentication of the account that
+/// came back (see `crate::fresh_auth`); the new attempt keeps the old one's way back.
+fn ask_again_fresh(
+    ctx: &Ctx<'_, '_>,
+    identity: &Identity,
+    was: SealedAttempt,
+    now: u64,
+) -> LoginResponse {
+    let Some(provider) = ctx.auth.provider() else {
+        return ctx.login_failed("rekono_unavailable", Message::RekonoUnavailable);
+    };
+    let hints = crate::fresh_auth::hints(ctx.lang.code(), &identity.email);
+    let (url, attempt) = provider.start_with(
+        was.attempt.level,
+        was.attempt.return_to.clone(),
+        now,
+        &hints,
+    );
+    ctx.audit(audit::Event {
+        event: "login",
+        outcome: "started",
+        reason: Some("fresh_authentication"),
+        sub: Some(&identity.sub),
+        email: Some(&identity.email),
+        method: Some("rekono"),
+        level: Some(attempt.level),
+        ..Default::default()
+    });
+    to_rekono(ctx.auth, url, &SealedAttempt { attempt, ..was })
+        .unwrap_or_else(|| ctx.message(Message::LoginFailed))
 }
 
 /// Rekono answered the login with an error: say why in words, and offer the way on.
@@ -1455,6 +1521,7 @@ fn oidc_refusal(e: &OidcError) -> (&'static str, Message) {
         OidcError::Refused(_) => ("code_refused", Message::LoginFailed),
         OidcError::InvalidToken(_) => ("invalid_id_token", Message::LoginFailed),
         OidcError::Config(_) => ("configuration", Message::LoginFailed),
+        OidcError::NotFresh { .. } => ("not_fresh", Message::FreshLoginRequired),
     }
 }
 
