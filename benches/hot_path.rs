@@ -136,6 +136,7 @@ assertion:\n  key: {0}/assertion.key\nportals:\n  bips:\n    host: bips.bankart.
         cert: None,
         host: None,
         issued_at: None,
+        family: None,
     };
     let (issued, cookie) = auth.sessions.issue(session, now).expect("issue");
     c.bench_function("session/validate (cached)", |b| {

@@ -174,6 +174,7 @@ portals:\n  acq:\n    host: acq.bankart.localhost\n    danger_no_authentication:
                     // Host-only cookies: sealed for the portal it is sent to.
                     host: Some("bips.bankart.localhost".into()),
                     issued_at: None,
+                    family: None,
                 },
                 now,
             )

@@ -65,6 +65,7 @@ fn main() {
                     cert: None,
                     host: Some("bips.bankart.localhost".into()),
                     issued_at: None,
+                    family: None,
                 },
                 now,
             )

@@ -2299,3 +2299,121 @@ async fn a_fresh_login_answered_with_the_old_login_time_is_refused_once_not_loop
     expect_audit(&world, "login", "failure", Some("not_fresh")).await;
     assert_eq!(browser.api(&bips).await.status, 401);
 }
+
+/// Starts a Rekono login for `portal` as its login page's button does (with the binding the
+/// portal gave) and returns Rekono's answer: the login page, or — with single sign-on — a
+/// redirect to the gateway's callback.
+async fn start_login_for(world: &World, browser: &mut Browser, portal: &str) -> Page {
+    let to_login = browser
+        .navigate(&portal_url(world, portal, "/"))
+        .await
+        .location
+        .expect("the portal sends the browser to the login page");
+    let ret = query_param(&to_login, "return").expect("return");
+    let bind = query_param(&to_login, "bind").expect("bind");
+    let start = login_url(
+        world,
+        &format!(
+            "/oidc/start?return={}&bind={}",
+            encode_component(&ret),
+            encode_component(&bind)
+        ),
+    );
+    let to_rekono = browser
+        .navigate(&start)
+        .await
+        .location
+        .expect("off to Rekono");
+    browser.navigate(&to_rekono).await
+}
+
+/// From Rekono's login page: Sara's password and OnePass code; returns the callback Rekono
+/// sends the browser to, not followed.
+async fn rekono_to_callback(world: &World, browser: &mut Browser, rekono: &Page) -> String {
+    let chooser = rekono_password(world, browser, rekono, SREDNJA).await;
+    let (tx, csrf) = (chooser.hidden("tx"), chooser.hidden("csrf"));
+    let code = totp_now(SREDNJA_TOTP);
+    browser
+        .send(
+            reqwest::Method::POST,
+            &sim_url(world, "/openid-connect-server-webapp/factor/otp/verify"),
+            Some(&[
+                ("tx", tx.as_str()),
+                ("csrf", csrf.as_str()),
+                ("code", code.as_str()),
+            ]),
+            &[],
+        )
+        .await
+        .location
+        .expect("Rekono redirects to the gateway's callback")
+}
+
+/// Sends both callbacks at once, follows each to its portal, and checks that each portal
+/// then has a working session.
+async fn both_callbacks_at_once(
+    world: &World,
+    browser: &mut Browser,
+    cb: [&str; 2],
+    portals: [&str; 2],
+) {
+    let answers = browser.navigate_together(cb).await;
+    for (answer, portal) in answers.iter().zip(portals) {
+        assert_eq!(answer.status, 302, "{}", answer.body);
+        let to = answer.location.clone().expect("on to the portal");
+        browser.follow(&to).await;
+        let me = browser.api(&portal_url(world, portal, "/.prehod/me")).await;
+        assert_eq!(me.status, 200, "{portal} has its session: {}", me.body);
+    }
+}
+
+/// Issue 17, item 9: two logins of one browser whose callbacks arrive together each
+/// replaced the same old session with a new one; the login host kept only the last, and a
+/// logout left the other portal's session working. Rekono's back-channel logout does not
+/// reach the gateway here: the gateway's own logout must end everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_ends_every_session_of_the_browser_even_from_two_callbacks_at_once() {
+    let world = world(Options {
+        backchannel: Some(format!("https://127.0.0.1:{}/nowhere", common::free_port())),
+        ..Options::default()
+    })
+    .await;
+    // Over a live session: two tabs start a login for two portals, Rekono answers both
+    // from its single sign-on, and both callbacks arrive at once.
+    let mut browser = Browser::new(&world);
+    login_otp(
+        &world,
+        &mut browser,
+        &portal_url(&world, "bips", "/"),
+        SREDNJA,
+        SREDNJA_TOTP,
+    )
+    .await;
+    let acq = start_login_for(&world, &mut browser, "acq").await;
+    let b2b = start_login_for(&world, &mut browser, "b2b").await;
+    let cb = [acq, b2b].map(|p| p.location.expect("single sign-on: to the callback"));
+    both_callbacks_at_once(&world, &mut browser, [&cb[0], &cb[1]], ["acq", "b2b"]).await;
+    log_out(&world, &mut browser).await;
+    for portal in ["acq", "b2b", "bips"] {
+        let me = browser
+            .api(&portal_url(&world, portal, "/.prehod/me"))
+            .await;
+        assert_eq!(me.status, 401, "{portal} after the logout: {}", me.body);
+    }
+
+    // Without a session before: the first tab's login at Rekono, the second tab's by single
+    // sign-on, and again both callbacks at once.
+    let mut browser = Browser::new(&world);
+    let first = start_login_for(&world, &mut browser, "acq").await;
+    let cb1 = rekono_to_callback(&world, &mut browser, &first).await;
+    let second = start_login_for(&world, &mut browser, "b2b").await;
+    let cb2 = second.location.expect("single sign-on: to the callback");
+    both_callbacks_at_once(&world, &mut browser, [&cb1, &cb2], ["acq", "b2b"]).await;
+    log_out(&world, &mut browser).await;
+    for portal in ["acq", "b2b"] {
+        let me = browser
+            .api(&portal_url(&world, portal, "/.prehod/me"))
+            .await;
+        assert_eq!(me.status, 401, "{portal} after the logout: {}", me.body);
+    }
+}

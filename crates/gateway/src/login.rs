@@ -594,6 +594,7 @@ fn start(ctx: &Ctx<'_, '_>) -> LoginResponse {
         .into_iter()
         .map(|(name, value)| (name, open_attempt(auth, &value)))
         .collect();
+    let family = Some(attempt_family(ctx, &existing, now));
     let Some(mut resp) = to_rekono(
         auth,
         url,
@@ -602,6 +603,7 @@ fn start(ctx: &Ctx<'_, '_>) -> LoginResponse {
             form,
             bind,
             from,
+            family,
         },
     ) else {
         return ctx.message(Message::LoginFailed);
@@ -634,6 +636,28 @@ fn to_rekono(auth: &AuthState, url: String, attempt: &SealedAttempt) -> Option<L
             ATTEMPT_LIFETIME,
         )),
     )
+}
+
+/// The session family a new login attempt of this browser joins (see `Session::family`): its
+/// live session's; else that of the newest unexpired attempt it started before (two tabs
+/// logging in at once, whose callbacks may cross), unless a logout ended it; else a new one.
+/// A logout then ends every session those logins issue, whichever cookie the login host kept.
+fn attempt_family(
+    ctx: &Ctx<'_, '_>,
+    existing: &[(String, Option<SealedAttempt>)],
+    now: u64,
+) -> String {
+    if let Some(live) = ctx.browser_session(now) {
+        return live.family_id().to_owned();
+    }
+    existing
+        .iter()
+        .filter_map(|(_, a)| a.as_ref())
+        .filter(|a| now.saturating_sub(a.attempt.created) <= ATTEMPT_LIFETIME)
+        .max_by_key(|a| a.attempt.created)
+        .and_then(|a| a.family.clone())
+        .filter(|f| !ctx.auth.sessions.is_family_revoked(f, now))
+        .unwrap_or_else(prehod_identity::random_id)
 }
 
 /// The attempt cookie's name: the prefix and the state's first 16 bytes (states are ASCII; any
@@ -681,6 +705,9 @@ struct SealedAttempt {
     /// The application the person came from (a step-up's), for the way back if it fails.
     #[serde(default)]
     from: Option<String>,
+    /// The session family the login joins ([`attempt_family`]).
+    #[serde(default)]
+    family: Option<String>,
 }
 
 fn open_attempt(auth: &AuthState, value: &str) -> Option<SealedAttempt> {
@@ -751,6 +778,7 @@ async fn callback(ctx: &Ctx<'_, '_>) -> LoginResponse {
         form,
         bind,
         from,
+        family,
     }) = sealed
     else {
         return ctx.login_failed("state_mismatch", Message::LoginFailed);
@@ -831,6 +859,7 @@ async fn callback(ctx: &Ctx<'_, '_>) -> LoginResponse {
                 form,
                 bind,
                 from,
+                family,
             };
             return ask_again_fresh(ctx, &identity, again, now).cookie(clear);
         }
@@ -840,6 +869,12 @@ async fn callback(ctx: &Ctx<'_, '_>) -> LoginResponse {
                 .cookie(clear)
         }
     }
+    // The browser's session family: its live session's, else the attempt's unless a logout
+    // ended it meanwhile.
+    let family = match &live {
+        Some(s) => Some(s.family_id().to_owned()),
+        None => family.filter(|f| !auth.sessions.is_family_revoked(f, now)),
+    };
     let session = Session {
         sid: String::new(),
         sub: identity.sub,
@@ -857,6 +892,7 @@ async fn callback(ctx: &Ctx<'_, '_>) -> LoginResponse {
         cert_fingerprint: None,
         cert: None,
         host: None,
+        family,
     };
     let (session, _) = match auth.sessions.issue(session, now) {
         Ok(issued) => issued,
@@ -1343,9 +1379,11 @@ fn adopt_sso_code(ctx: &Ctx<'_, '_>) -> LoginResponse {
     let Ok(valid) = auth.sessions.validate(&redeemed.cookie, now) else {
         return ctx.message(Message::LoginFailed);
     };
-    // Never over another person's session; the same person's earlier one ends.
+    let (mut session, mut cookie) = (valid.session, redeemed.cookie);
+    // Never over another person's session; the same person's earlier one ends, and the new
+    // one joins its family (a logout ends both, whichever cookie this host kept).
     if let Some(live) = ctx.browser_session(now) {
-        if live.sub != valid.session.sub {
+        if live.sub != session.sub {
             ctx.shared
                 .metrics
                 .denials
@@ -1355,16 +1393,21 @@ fn adopt_sso_code(ctx: &Ctx<'_, '_>) -> LoginResponse {
             return ctx.message_action(Message::StepUpOtherUser, "/logout", log_out);
         }
         auth.sessions.revoke_session(&live, now);
+        let mut joined = (*session).clone();
+        joined.family = Some(live.family_id().to_owned());
+        let here = auth.cookie_host(&auth.login_host);
+        let Ok(c) = auth.sessions.cookie_for(&joined, here) else {
+            return ctx.message(Message::LoginFailed);
+        };
+        (session, cookie) = (std::sync::Arc::new(joined), c);
     }
     let next = redeemed.next_bind.as_deref();
+    let max_age = auth.sessions.absolute().as_secs();
     if home {
-        return LoginResponse::redirect(return_to)
-            .cookie(auth.session_cookie(&redeemed.cookie, auth.sessions.absolute().as_secs()));
+        return LoginResponse::redirect(return_to).cookie(auth.session_cookie(&cookie, max_age));
     }
-    match signed_in(auth, &valid.session, &return_to, None, None, next) {
-        Some(resp) => {
-            resp.cookie(auth.session_cookie(&redeemed.cookie, auth.sessions.absolute().as_secs()))
-        }
+    match signed_in(auth, &session, &return_to, None, None, next) {
+        Some(resp) => resp.cookie(auth.session_cookie(&cookie, max_age)),
         None => ctx.message(Message::LoginFailed),
     }
 }
@@ -1584,7 +1627,8 @@ fn logout(ctx: &Ctx<'_, '_>) -> LoginResponse {
             let (_, _, log_out) = Message::LogoutConfirm.text(ctx.lang);
             return ctx.message_action(Message::LogoutRefused, "/logout", log_out);
         }
-        auth.sessions.revoke_session(s, now);
+        // The session and its family: every session this browser's logins made.
+        auth.sessions.end_browser(s, now);
         ctx.audit(audit::Event {
             event: "logout",
             outcome: "success",
@@ -1947,6 +1991,7 @@ pub fn certificate_session(
         }),
         host: None,
         issued_at: None,
+        family: None,
     }
 }
 

@@ -43,6 +43,9 @@ pub struct Entry {
     pub last_seen: u64,
     #[serde(skip)]
     pub op_sid: Option<String>,
+    /// [`Session::family`].
+    #[serde(skip)]
+    pub family: Option<String>,
 }
 
 impl Entry {
@@ -57,6 +60,7 @@ impl Entry {
             expires_at: s.expires_at,
             last_seen: s.issue_time(),
             op_sid: s.op_sid.clone(),
+            family: s.family.clone(),
         }
     }
 
@@ -65,6 +69,7 @@ impl Entry {
             sid: &self.sid,
             sub: &self.sub,
             op_sid: self.op_sid.as_deref(),
+            family: self.family.as_deref(),
             issued_at: self.issued_at,
             expires_at: self.expires_at,
         }
@@ -256,6 +261,8 @@ pub async fn handle(
         end_one(shared, auth, &session.sub, sid, now).await;
         audit(req, &session, "end_one");
         if sid == session.sid {
+            // This browser's own session: a logout, which ends its whole family.
+            auth.sessions.end_browser(&session, now);
             return Some(
                 LoginResponse::redirect(format!("{}/logged-out", auth.login_url))
                     .cookie(auth.clear_session_cookie()),

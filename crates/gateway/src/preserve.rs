@@ -213,6 +213,7 @@ mod tests {
             cert: None,
             host: None,
             issued_at: None,
+            family: None,
         }
     }
 

@@ -1,7 +1,7 @@
 //! The state the replicas share, in Redis (`state:` in proxy.yaml). Without it every replica
 //! keeps its own, as a single gateway always did.
 //!
-//! - **Revocations** (by session, Rekono session, subject): each one made here
+//! - **Revocations** (by session, Rekono session, subject, session family): each one made here
 //!   is written to `PREFIX rev:KIND:ID` (value: when, by the revoking replica's clock, expiring
 //!   when it no longer matters) and published on `PREFIX revocations`; every replica
 //!   subscribes and applies what the others publish, so a logout on one replica holds on all
@@ -337,6 +337,8 @@ impl Store {
                 .arg(e.auth_time)
                 .arg("issued_at")
                 .arg(e.issued_at)
+                .arg("family")
+                .arg(e.family.as_deref().unwrap_or(""))
                 .arg("expires_at")
                 .arg(e.expires_at)
                 .arg("last_seen")
@@ -447,6 +449,7 @@ impl Store {
                     expires_at,
                     last_seen: num("last_seen").unwrap_or(issued_at),
                     op_sid: h.get("op_sid").filter(|o| !o.is_empty()).cloned(),
+                    family: h.get("family").filter(|f| !f.is_empty()).cloned(),
                 });
             }
             Ok::<_, String>(out)
@@ -620,6 +623,7 @@ pub async fn check_unseen(shared: &crate::Shared, headers: &http::HeaderMap) {
         asked.push((Kind::RekonoSession, op.clone()));
     }
     asked.push((Kind::Subject, session.sub.clone()));
+    asked.push((Kind::Family, session.family_id().to_owned()));
     for r in store.lookup(&asked).await {
         auth.sessions.apply_remote(&r, now);
     }

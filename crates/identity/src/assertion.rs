@@ -179,6 +179,7 @@ mod tests {
             cert: None,
             host: None,
             issued_at: None,
+            family: None,
         }
     }
 

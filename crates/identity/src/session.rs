@@ -67,6 +67,12 @@ pub struct Session {
     /// domain, where one cookie serves every host.
     #[serde(default)]
     pub host: Option<String>,
+    /// The browser's session family: the sessions issued over one browser's login-host
+    /// session (a step-up, two tabs whose callbacks arrived together) carry the id of the
+    /// family they joined, and a logout ends the whole family ([`Sessions::end_browser`]).
+    /// `None`: the session started its family, whose id is its own ([`Session::family_id`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<String>,
 }
 
 impl Session {
@@ -77,6 +83,11 @@ impl Session {
     pub fn issue_time(&self) -> u64 {
         self.issued_at.unwrap_or(self.auth_time)
     }
+
+    /// The id of the session family this session belongs to.
+    pub fn family_id(&self) -> &str {
+        self.family.as_deref().unwrap_or(&self.sid)
+    }
 }
 
 /// What the per-user session index keeps of a session: enough to tell whether it is revoked
@@ -86,6 +97,8 @@ pub struct Summary<'a> {
     pub sid: &'a str,
     pub sub: &'a str,
     pub op_sid: Option<&'a str>,
+    /// [`Session::family`] (`None`: the family is `sid`'s own).
+    pub family: Option<&'a str>,
     /// [`Session::issue_time`].
     pub issued_at: u64,
     pub expires_at: u64,
@@ -125,6 +138,7 @@ fn approximate_size(s: &Session) -> u64 {
         + s.id_token.as_ref().map_or(0, String::len)
         + s.cert_fingerprint.as_ref().map_or(0, String::len)
         + s.host.as_ref().map_or(0, String::len)
+        + s.family.as_ref().map_or(0, String::len)
         + s.cert.as_ref().map_or(0, |c| {
             c.organization.len()
                 + c.subject.len()
@@ -187,6 +201,7 @@ struct RevocationKeys {
     sid: Key,
     op_sid: Option<Key>,
     sub: Key,
+    family: Key,
 }
 
 impl RevocationKeys {
@@ -198,6 +213,7 @@ impl RevocationKeys {
                 .as_deref()
                 .map(|op| crate::revocation::key(Kind::RekonoSession, op)),
             sub: crate::revocation::key(Kind::Subject, &s.sub),
+            family: crate::revocation::key(Kind::Family, s.family_id()),
         }
     }
 }
@@ -307,8 +323,9 @@ impl Sessions {
         self.absolute
     }
 
-    /// A new session for a login at `now` (its issue time), and its cookie value. Refused
-    /// while the revocation store is full: a session that could not be revoked is not issued.
+    /// A new session for a login at `now` (its issue time), and its cookie value; it joins
+    /// `session.family` when that is set. Refused while the revocation store is full: a
+    /// session that could not be revoked is not issued.
     pub fn issue(&self, mut session: Session, now: u64) -> Result<(Session, String), IssueError> {
         if self.revoked.is_full(now) {
             return Err(IssueError::RevocationStoreFull {
@@ -414,12 +431,18 @@ impl Sessions {
         if r.below_watermark(s.expires_at) {
             return true;
         }
-        let [sid, op_sid, sub] = r.revoked_at_keys(
-            [Some(&keys.sid), keys.op_sid.as_ref(), Some(&keys.sub)],
+        let [sid, op_sid, family, sub] = r.revoked_at_keys(
+            [
+                Some(&keys.sid),
+                keys.op_sid.as_ref(),
+                Some(&keys.family),
+                Some(&keys.sub),
+            ],
             now,
         );
         sid.is_some()
             || op_sid.is_some()
+            || family.is_some()
             || sub.is_some_and(|at| ended_by_subject_revocation(s.issue_time(), at))
     }
 
@@ -450,10 +473,28 @@ impl Sessions {
         self.revoke(Kind::Subject, sub, now, now + self.absolute.as_secs());
     }
 
+    /// Ends every session of the family `family` ([`Session::family_id`]), for as long as
+    /// any of them can live.
+    pub fn revoke_family(&self, family: &str, now: u64) {
+        self.revoke(Kind::Family, family, now, now + self.absolute.as_secs());
+    }
+
+    /// A logout: ends `session` and every session of its family — those the same browser
+    /// got from logins over it, even when two of them crossed and its cookie holds only one.
+    pub fn end_browser(&self, session: &Session, now: u64) {
+        self.revoke_session(session, now);
+        self.revoke_family(session.family_id(), now);
+    }
+
     /// When every session of `sub` was last ended ([`Sessions::revoke_sub`]), while that
     /// still holds: a login of `sub` must then have authenticated after it.
     pub fn subject_revoked_at(&self, sub: &str, now: u64) -> Option<u64> {
         self.revoked.revoked_at(Kind::Subject, sub, now)
+    }
+
+    /// Whether the family `family` was ended (a new login must not join it).
+    pub fn is_family_revoked(&self, family: &str, now: u64) -> bool {
+        self.revoked.revoked_at(Kind::Family, family, now).is_some()
     }
 
     /// Calls `hook` with every session issued here from now on.
@@ -469,6 +510,8 @@ impl Sessions {
             || r.revoked_at(Kind::Session, s.sid, now).is_some()
             || s.op_sid
                 .is_some_and(|op| r.revoked_at(Kind::RekonoSession, op, now).is_some())
+            || r.revoked_at(Kind::Family, s.family.unwrap_or(s.sid), now)
+                .is_some()
             || r.revoked_at(Kind::Subject, s.sub, now)
                 .is_some_and(|at| ended_by_subject_revocation(s.issued_at, at))
     }

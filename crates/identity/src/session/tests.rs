@@ -1,5 +1,5 @@
 //! The session store's tests: deadlines, revocation by session, Rekono session, subject
-//! (by issue time), the bounds, and revocations shared between replicas.
+//! (by issue time) and family, the bounds, and revocations shared between replicas.
 #![allow(clippy::indexing_slicing)] // a test's own fixture; a panic is the failure report
 
 use super::*;
@@ -22,6 +22,7 @@ fn session() -> Session {
         cert: None,
         host: None,
         issued_at: None,
+        family: None,
     }
 }
 
@@ -241,6 +242,7 @@ fn ending_all_sessions_ends_those_issued_before_and_never_the_next_one() {
         sid: "x",
         sub: "rekono-1",
         op_sid: None,
+        family: None,
         issued_at,
         expires_at: 4600,
     };
@@ -256,11 +258,12 @@ fn ending_all_sessions_ends_those_issued_before_and_never_the_next_one() {
 #[test]
 fn a_cookie_sealed_before_the_issue_time_existed_is_judged_by_its_login_time() {
     let s = sessions();
-    // The JSON an older gateway sealed: no `issued_at`.
+    // The JSON an older gateway sealed: no `issued_at`, no `family`.
     let old = |sid: &str, auth_time: u64| {
         let mut v = serde_json::to_value(session()).unwrap();
         let o = v.as_object_mut().unwrap();
         o.remove("issued_at");
+        o.remove("family");
         o.insert("sid".into(), sid.into());
         o.insert("auth_time".into(), auth_time.into());
         o.insert("expires_at".into(), 4600.into());
@@ -273,6 +276,7 @@ fn a_cookie_sealed_before_the_issue_time_existed_is_judged_by_its_login_time() {
     let opened = s.validate(&before, 1001).unwrap().session;
     assert_eq!(opened.issued_at, None);
     assert_eq!(opened.issue_time(), 1000);
+    assert_eq!(opened.family_id(), "old-1");
     s.revoke_sub("rekono-1", 1050);
     assert_eq!(s.validate(&before, 1070).unwrap_err(), Refusal::Revoked);
     assert!(
@@ -290,19 +294,30 @@ fn replicas_apply_each_others_revocations_with_the_same_meaning() {
     let sink = records.clone();
     a.set_revoke_hook(Arc::new(move |r| sink.lock().unwrap().push(r)));
     let b = sessions();
-    let (_, old_cookie) = a.issue(session(), 1000).unwrap();
+    let (old, old_cookie) = a.issue(session(), 1000).unwrap();
     assert!(b.validate(&old_cookie, 1001).is_ok());
     a.revoke_sub("rekono-1", 1050);
-    let (_, sibling) = b.issue(session(), 1020).unwrap();
+    let mut family = session();
+    family.family = Some(old.family_id().to_owned());
+    let (_, sibling) = b.issue(family, 1020).unwrap();
+    a.revoke_family(old.family_id(), 1055);
     let shared = records.lock().unwrap().clone();
     assert_eq!(
         shared,
-        vec![Revoked {
-            kind: Kind::Subject,
-            id: "rekono-1".into(),
-            at: 1050,
-            until: 4650,
-        }]
+        vec![
+            Revoked {
+                kind: Kind::Subject,
+                id: "rekono-1".into(),
+                at: 1050,
+                until: 4650,
+            },
+            Revoked {
+                kind: Kind::Family,
+                id: old.family_id().to_owned(),
+                at: 1055,
+                until: 4655,
+            },
+        ]
     );
     // B applies them (twice and out of order, as a reconnect replays them).
     for r in shared.iter().rev().chain(shared.iter()) {
@@ -326,4 +341,38 @@ fn replicas_apply_each_others_revocations_with_the_same_meaning() {
         1062,
     );
     assert_eq!(b.subject_revoked_at("rekono-1", 1062), Some(1050));
+}
+
+/// Issue 17, item 9: the sessions a browser got from logins over one login-host session
+/// share its family, and a logout ends them all — even the one whose cookie the login
+/// host no longer holds.
+#[test]
+fn a_logout_ends_every_session_of_the_family() {
+    let s = sessions();
+    let (root, root_cookie) = s.issue(session(), 1000).unwrap();
+    assert_eq!(root.family, None, "it starts its own family");
+    let joined = || {
+        let mut j = session();
+        j.family = Some(root.family_id().to_owned());
+        j
+    };
+    let (_, one) = s.issue(joined(), 1010).unwrap();
+    let (kept, two) = s.issue(joined(), 1010).unwrap();
+    let (_, stranger) = s.issue(session(), 1010).unwrap();
+    assert!(!s.is_family_revoked(root.family_id(), 1011));
+    // The login host holds only `kept`; the logout ends it and its family.
+    s.end_browser(&kept, 1020);
+    for cookie in [&root_cookie, &one, &two] {
+        assert_eq!(s.validate(cookie, 1021).unwrap_err(), Refusal::Revoked);
+    }
+    assert!(s.validate(&stranger, 1021).is_ok(), "another browser's");
+    assert!(s.is_family_revoked(root.family_id(), 1021));
+    // The root's own logout ends the sessions that joined it, too.
+    let s = sessions();
+    let (root, _) = s.issue(session(), 1000).unwrap();
+    let mut j = session();
+    j.family = Some(root.family_id().to_owned());
+    let (_, joined) = s.issue(j, 1010).unwrap();
+    s.end_browser(&root, 1020);
+    assert_eq!(s.validate(&joined, 1021).unwrap_err(), Refusal::Revoked);
 }
