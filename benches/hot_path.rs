@@ -135,6 +135,8 @@ assertion:\n  key: {0}/assertion.key\nportals:\n  bips:\n    host: bips.bankart.
         cert_fingerprint: None,
         cert: None,
         host: None,
+        issued_at: None,
+        family: None,
     };
     let (issued, cookie) = auth.sessions.issue(session, now).expect("issue");
     c.bench_function("session/validate (cached)", |b| {

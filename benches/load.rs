@@ -173,6 +173,8 @@ portals:\n  acq:\n    host: acq.bankart.localhost\n    danger_no_authentication:
                     cert: None,
                     // Host-only cookies: sealed for the portal it is sent to.
                     host: Some("bips.bankart.localhost".into()),
+                    issued_at: None,
+                    family: None,
                 },
                 now,
             )

@@ -64,6 +64,8 @@ fn main() {
                     cert_fingerprint: None,
                     cert: None,
                     host: Some("bips.bankart.localhost".into()),
+                    issued_at: None,
+                    family: None,
                 },
                 now,
             )

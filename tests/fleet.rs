@@ -1050,6 +1050,131 @@ async fn a_person_sees_and_ends_their_sessions_and_an_admin_can_too() {
     assert_eq!(status, 200);
 }
 
+/// Waits until the unix second after this one has begun (revocations and login times are
+/// whole seconds; a person takes seconds to log in again, a test milliseconds).
+async fn into_the_next_second() {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock");
+    let rest = Duration::from_secs(1) - Duration::from_nanos(u64::from(since.subsec_nanos()));
+    tokio::time::sleep(rest + Duration::from_millis(20)).await;
+}
+
+/// Logs `browser` in to bips again after its sessions were ended: Rekono must ask for the
+/// password (fresh authentication), not answer from its single sign-on. Returns the new
+/// bips cookie.
+async fn fresh_login_again(
+    w: &common::login::World,
+    browser: &mut common::login::Browser,
+) -> (String, String) {
+    use common::login::*;
+    use common::rekono::{SREDNJA, SREDNJA_TOTP};
+    let bips = portal_url(w, "bips", "/");
+    let start = login_url(
+        w,
+        &format!("/oidc/start?return={}", encode_component(&bips)),
+    );
+    let rekono = browser.follow(&start).await;
+    assert!(
+        rekono.body.contains("Prijavljate se v storitev"),
+        "Rekono asks for the password again: {} {}",
+        rekono.url,
+        rekono.body
+    );
+    let last = w.sim.sim.authorization_requests();
+    let last = last.last().expect("an authorization request");
+    assert!(
+        last.contains(&("prompt".to_owned(), "login".to_owned()))
+            && last.contains(&("max_age".to_owned(), "0".to_owned())),
+        "{last:?}"
+    );
+    let chooser = rekono_password(w, browser, &rekono, SREDNJA).await;
+    rekono_otp(w, browser, &chooser, SREDNJA_TOTP).await;
+    bips_session(browser)
+}
+
+/// Issue 17, item 8 across replicas: an admin ends a person's sessions on replica B; the
+/// person's next login on replica A asks Rekono for fresh authentication (A learned the
+/// revocation from the fleet), the new session works on both replicas and the old one stays
+/// refused on both. A revocation that reached Redis but was never published is looked up
+/// at the callback too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_an_admin_ends_all_sessions_on_one_replica_the_next_login_on_another_is_fresh() {
+    use common::login::*;
+    use common::rekono::{SREDNJA, SREDNJA_TOTP};
+    let redis = Redis::start();
+    let top: &'static str = Box::leak(
+        format!(
+            "state:\n  url: {}\n  key_prefix: \"fresh-test:\"\n",
+            redis.url()
+        )
+        .into_boxed_str(),
+    );
+    let world = world(Options {
+        top_yaml: top,
+        ..Options::default()
+    })
+    .await;
+    // B has the admin API (its configuration is A's with a token).
+    let token = "0123456789abcdef0123456789abcdef-admin";
+    let config = world.gw.dir.path().join("proxy.yaml");
+    let yaml = std::fs::read_to_string(&config).expect("config");
+    let listen = format!("  listen: {}\n", world.gw.admin);
+    std::fs::write(
+        &config,
+        yaml.replace(&listen, &format!("{listen}  api_token: {token}\n")),
+    )
+    .expect("config");
+    let b = Replica::of(&world.gw);
+    for admin in [world.gw.admin, b.admin] {
+        wait_for("Redis", Duration::from_secs(10), || {
+            readyz_store(admin)["up"] == true
+        });
+    }
+    let pki = &world.pki;
+    let a = world.gw.https;
+    let bips = portal_url(&world, "bips", "/");
+    let mut one = Browser::new(&world);
+    let json = login_otp(&world, &mut one, &bips, SREDNJA, SREDNJA_TOTP)
+        .await
+        .json();
+    let sub = received_header(&json, "x-auth-user")[0].to_owned();
+    let old = bips_session(&one);
+    assert_eq!(status_with(pki, b.https, &old).await, 200);
+
+    let end_all = format!("/sessions/end?user={sub}&all=true");
+    assert_eq!(admin_api(b.admin, "POST", &end_all, Some(token)).0, 200);
+    assert_eq!(status_with(pki, b.https, &old).await, 401);
+    until_status(pki, a, &old, 401, Duration::from_secs(1)).await;
+    into_the_next_second().await;
+
+    // Before: Rekono's single sign-on, a session issued on A and refused as revoked.
+    let new = fresh_login_again(&world, &mut one).await;
+    assert_eq!(status_with(pki, a, &new).await, 200, "the new session on A");
+    assert_eq!(status_with(pki, b.https, &new).await, 200, "and on B");
+    assert_eq!(status_with(pki, a, &old).await, 401);
+    assert_eq!(status_with(pki, b.https, &old).await, 401);
+
+    // A revocation stored in Redis but never published (its message lost): A's session
+    // list does not know it, but the login's callback looks the subject up.
+    into_the_next_second().await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    redis.command(&[
+        "SET",
+        &format!("fresh-test:rev:subject:{sub}"),
+        &now.to_string(),
+        "EX",
+        "600",
+    ]);
+    into_the_next_second().await;
+    let newer = fresh_login_again(&world, &mut one).await;
+    assert_eq!(status_with(pki, a, &newer).await, 200);
+    assert_eq!(status_with(pki, b.https, &newer).await, 200);
+}
+
 #[test]
 fn check_refuses_a_state_section_that_cannot_work_and_never_repeats_its_password() {
     let pki = Pki::new();

@@ -2162,3 +2162,296 @@ async fn a_sibling_host_can_plant_no_login_attempt_nor_a_form() {
         );
     }
 }
+
+/// Waits until the unix second after this one has begun. Revocations and login times are
+/// whole seconds: a person takes seconds to log in again, a test only milliseconds.
+async fn into_the_next_second() {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock");
+    let rest = Duration::from_secs(1) - Duration::from_nanos(u64::from(since.subsec_nanos()));
+    tokio::time::sleep(rest + Duration::from_millis(20)).await;
+}
+
+/// The value of `name` in the query of `url`.
+fn query_param(url: &str, name: &str) -> Option<String> {
+    url::Url::parse(url)
+        .ok()?
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// The value of `name` in one logged authorization request.
+fn asked(request: &[(String, String)], name: &str) -> Option<String> {
+    request
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
+}
+
+/// The status `url` answers a browser without cookies that sends `cookie` (a session cookie
+/// kept from before).
+async fn status_of_cookie(world: &World, url: &str, cookie: &str) -> u16 {
+    Browser::new(world)
+        .send(
+            reqwest::Method::GET,
+            url,
+            None,
+            &[
+                ("accept", "application/json"),
+                ("cookie", &format!("{SESSION}={cookie}")),
+            ],
+        )
+        .await
+        .status
+}
+
+/// Issue 17, item 8: "End all my sessions" locked the person out. Rekono's single sign-on
+/// keeps the original login time, and the gateway compared the subject's revocation with
+/// it: every new login in the same browser was issued and then refused as revoked, again
+/// and again. Now the revocation ends the sessions the gateway *issued* before it, and the
+/// next login asks Rekono once for a fresh authentication (`prompt=login`, `max_age=0`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_ending_all_sessions_the_next_login_asks_once_for_fresh_authentication_and_gets_in() {
+    let world = world(Options::default()).await;
+    let bips = portal_url(&world, "bips", "/");
+    // The same person in two browsers.
+    let mut one = Browser::new(&world);
+    login_otp(&world, &mut one, &bips, SREDNJA, SREDNJA_TOTP).await;
+    let mut two = Browser::new(&world);
+    login_otp(&world, &mut two, &bips, SREDNJA, SREDNJA_TOTP).await;
+    let old_one = one
+        .cookie_at(&common::host("bips"), SESSION)
+        .expect("bips cookie");
+    let old_two = two
+        .cookie_at(&common::host("bips"), SESSION)
+        .expect("bips cookie");
+
+    let page = one.navigate(&login_url(&world, "/sessions")).await;
+    let csrf = unescape(&page.hidden("csrf"));
+    let ended = one
+        .post_form(&login_url(&world, "/sessions/end-all"), &[("csrf", &csrf)])
+        .await;
+    assert!(ended.url.ends_with("/logged-out"), "{}", ended.url);
+    for old in [&old_one, &old_two] {
+        assert_eq!(status_of_cookie(&world, &bips, old).await, 401);
+    }
+    into_the_next_second().await;
+
+    // The same browser logs in again: Rekono answers at once (single sign-on, the old
+    // login time), the gateway asks once more with prompt=login and max_age=0, and Rekono
+    // asks for the password and the second factor.
+    let before = world.sim.sim.authorization_requests().len();
+    let login_page = one.follow(&bips).await;
+    let rekono = one.follow(&rekono_link(&world, &login_page)).await;
+    assert!(
+        rekono.body.contains("Prijavljate se v storitev"),
+        "Rekono asks for the password again, not single sign-on into a revoked session: {} {}",
+        rekono.url,
+        rekono.body
+    );
+    let requests = world.sim.sim.authorization_requests();
+    let requests = requests.get(before..).unwrap_or_default();
+    assert_eq!(requests.len(), 2, "one extra round trip: {requests:?}");
+    assert_eq!(asked(&requests[0], "prompt"), None);
+    assert_eq!(asked(&requests[1], "prompt").as_deref(), Some("login"));
+    assert_eq!(asked(&requests[1], "max_age").as_deref(), Some("0"));
+    let chooser = rekono_password(&world, &mut one, &rekono, SREDNJA).await;
+    let back = rekono_otp(&world, &mut one, &chooser, SREDNJA_TOTP).await;
+    assert_eq!(back.url, bips);
+    assert_eq!(one.api(&bips).await.status, 200, "the new session works");
+    assert_eq!(world.sim.sim.authorization_requests().len(), before + 2);
+    // Another portal through the login host's session: no Rekono round trip at all.
+    let acq = portal_url(&world, "acq", "/");
+    one.follow(&acq).await;
+    assert_eq!(one.api(&acq).await.status, 200);
+    assert_eq!(world.sim.sim.authorization_requests().len(), before + 2);
+
+    // The sessions from before stay ended, in both browsers.
+    for old in [&old_one, &old_two] {
+        assert_eq!(status_of_cookie(&world, &bips, old).await, 401);
+    }
+    assert_eq!(two.api(&bips).await.status, 401);
+    // The other browser's Rekono login is from before the end too: fresh authentication.
+    let login_page = two.follow(&bips).await;
+    let rekono = two.follow(&rekono_link(&world, &login_page)).await;
+    assert!(
+        rekono.body.contains("Prijavljate se v storitev"),
+        "{}",
+        rekono.body
+    );
+}
+
+/// Issue 17, item 8, on the attempt that asked for fresh authentication: a provider that
+/// answers it with the old login time anyway is refused with a page that says why, and is
+/// never asked again in a loop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_login_answered_with_the_old_login_time_is_refused_once_not_looped() {
+    let world = world(Options::default()).await;
+    let bips = portal_url(&world, "bips", "/");
+    let mut browser = Browser::new(&world);
+    login_otp(&world, &mut browser, &bips, SREDNJA, SREDNJA_TOTP).await;
+    let page = browser.navigate(&login_url(&world, "/sessions")).await;
+    let csrf = unescape(&page.hidden("csrf"));
+    browser
+        .post_form(&login_url(&world, "/sessions/end-all"), &[("csrf", &csrf)])
+        .await;
+    into_the_next_second().await;
+    let login_page = browser.follow(&bips).await;
+    // Rekono's single sign-on answers: the gateway restarts with prompt=login.
+    let mut location = rekono_link(&world, &login_page);
+    let mut fresh = None;
+    for _ in 0..6 {
+        let hop = browser.navigate(&location).await;
+        location = hop.location.clone().expect("a redirect");
+        if query_param(&location, "prompt").as_deref() == Some("login") {
+            fresh = Some(location.clone());
+            break;
+        }
+    }
+    let fresh = fresh.expect("the gateway asked for fresh authentication");
+    // A provider that ignores prompt=login answers it from the old single sign-on: the
+    // same attempt (state, nonce, PKCE) sent without prompt and max_age.
+    let mut ignored = url::Url::parse(&fresh).expect("url");
+    let pairs: Vec<(String, String)> = ignored
+        .query_pairs()
+        .filter(|(k, _)| k != "prompt" && k != "max_age")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    ignored.query_pairs_mut().clear().extend_pairs(pairs);
+    let callback = browser
+        .navigate(ignored.as_str())
+        .await
+        .location
+        .expect("single sign-on answers at once");
+    assert!(callback.contains("/oidc/callback"), "{callback}");
+    let refused = browser.navigate(&callback).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(refused.location.is_none(), "no second restart");
+    assert!(
+        refused.body.contains("znova potrditi"),
+        "the page says why: {}",
+        refused.body
+    );
+    expect_audit(&world, "login", "failure", Some("not_fresh")).await;
+    assert_eq!(browser.api(&bips).await.status, 401);
+}
+
+/// Starts a Rekono login for `portal` as its login page's button does (with the binding the
+/// portal gave) and returns Rekono's answer: the login page, or — with single sign-on — a
+/// redirect to the gateway's callback.
+async fn start_login_for(world: &World, browser: &mut Browser, portal: &str) -> Page {
+    let to_login = browser
+        .navigate(&portal_url(world, portal, "/"))
+        .await
+        .location
+        .expect("the portal sends the browser to the login page");
+    let ret = query_param(&to_login, "return").expect("return");
+    let bind = query_param(&to_login, "bind").expect("bind");
+    let start = login_url(
+        world,
+        &format!(
+            "/oidc/start?return={}&bind={}",
+            encode_component(&ret),
+            encode_component(&bind)
+        ),
+    );
+    let to_rekono = browser
+        .navigate(&start)
+        .await
+        .location
+        .expect("off to Rekono");
+    browser.navigate(&to_rekono).await
+}
+
+/// From Rekono's login page: Sara's password and OnePass code; returns the callback Rekono
+/// sends the browser to, not followed.
+async fn rekono_to_callback(world: &World, browser: &mut Browser, rekono: &Page) -> String {
+    let chooser = rekono_password(world, browser, rekono, SREDNJA).await;
+    let (tx, csrf) = (chooser.hidden("tx"), chooser.hidden("csrf"));
+    let code = totp_now(SREDNJA_TOTP);
+    browser
+        .send(
+            reqwest::Method::POST,
+            &sim_url(world, "/openid-connect-server-webapp/factor/otp/verify"),
+            Some(&[
+                ("tx", tx.as_str()),
+                ("csrf", csrf.as_str()),
+                ("code", code.as_str()),
+            ]),
+            &[],
+        )
+        .await
+        .location
+        .expect("Rekono redirects to the gateway's callback")
+}
+
+/// Sends both callbacks at once, follows each to its portal, and checks that each portal
+/// then has a working session.
+async fn both_callbacks_at_once(
+    world: &World,
+    browser: &mut Browser,
+    cb: [&str; 2],
+    portals: [&str; 2],
+) {
+    let answers = browser.navigate_together(cb).await;
+    for (answer, portal) in answers.iter().zip(portals) {
+        assert_eq!(answer.status, 302, "{}", answer.body);
+        let to = answer.location.clone().expect("on to the portal");
+        browser.follow(&to).await;
+        let me = browser.api(&portal_url(world, portal, "/.prehod/me")).await;
+        assert_eq!(me.status, 200, "{portal} has its session: {}", me.body);
+    }
+}
+
+/// Issue 17, item 9: two logins of one browser whose callbacks arrive together each
+/// replaced the same old session with a new one; the login host kept only the last, and a
+/// logout left the other portal's session working. Rekono's back-channel logout does not
+/// reach the gateway here: the gateway's own logout must end everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_ends_every_session_of_the_browser_even_from_two_callbacks_at_once() {
+    let world = world(Options {
+        backchannel: Some(format!("https://127.0.0.1:{}/nowhere", common::free_port())),
+        ..Options::default()
+    })
+    .await;
+    // Over a live session: two tabs start a login for two portals, Rekono answers both
+    // from its single sign-on, and both callbacks arrive at once.
+    let mut browser = Browser::new(&world);
+    login_otp(
+        &world,
+        &mut browser,
+        &portal_url(&world, "bips", "/"),
+        SREDNJA,
+        SREDNJA_TOTP,
+    )
+    .await;
+    let acq = start_login_for(&world, &mut browser, "acq").await;
+    let b2b = start_login_for(&world, &mut browser, "b2b").await;
+    let cb = [acq, b2b].map(|p| p.location.expect("single sign-on: to the callback"));
+    both_callbacks_at_once(&world, &mut browser, [&cb[0], &cb[1]], ["acq", "b2b"]).await;
+    log_out(&world, &mut browser).await;
+    for portal in ["acq", "b2b", "bips"] {
+        let me = browser
+            .api(&portal_url(&world, portal, "/.prehod/me"))
+            .await;
+        assert_eq!(me.status, 401, "{portal} after the logout: {}", me.body);
+    }
+
+    // Without a session before: the first tab's login at Rekono, the second tab's by single
+    // sign-on, and again both callbacks at once.
+    let mut browser = Browser::new(&world);
+    let first = start_login_for(&world, &mut browser, "acq").await;
+    let cb1 = rekono_to_callback(&world, &mut browser, &first).await;
+    let second = start_login_for(&world, &mut browser, "b2b").await;
+    let cb2 = second.location.expect("single sign-on: to the callback");
+    both_callbacks_at_once(&world, &mut browser, [&cb1, &cb2], ["acq", "b2b"]).await;
+    log_out(&world, &mut browser).await;
+    for portal in ["acq", "b2b"] {
+        let me = browser
+            .api(&portal_url(&world, portal, "/.prehod/me"))
+            .await;
+        assert_eq!(me.status, 401, "{portal} after the logout: {}", me.body);
+    }
+}

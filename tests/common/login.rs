@@ -660,6 +660,61 @@ impl Browser {
         }
     }
 
+    /// Navigations to both URLs at once, as two tabs of this browser send them: each carries
+    /// the cookies the browser holds now, both are in flight together, and the cookies they
+    /// set are kept in the order their answers arrived (the later one wins, as in a browser).
+    pub async fn navigate_together(&mut self, urls: [&str; 2]) -> [Page; 2] {
+        let request = |url: &str| {
+            let parsed = url::Url::parse(url).unwrap_or_else(|_| panic!("bad url {url}"));
+            let mut req = self
+                .http
+                .get(url)
+                .header("accept", "text/html")
+                .header("sec-fetch-mode", "navigate");
+            if let Some(c) = self.cookie_header(&parsed) {
+                req = req.header("cookie", c);
+            }
+            async move {
+                let resp = req.send().await.unwrap_or_else(|e| panic!("{parsed}: {e}"));
+                let arrived = std::time::Instant::now();
+                let status = resp.status().as_u16();
+                let headers = resp.headers().clone();
+                let body = resp.text().await.expect("body");
+                (arrived, parsed, status, headers, body)
+            }
+        };
+        let (a, b) = tokio::join!(request(urls[0]), request(urls[1]));
+        let answers = [a, b];
+        let order: Vec<usize> = if answers[0].0 <= answers[1].0 {
+            vec![0, 1]
+        } else {
+            vec![1, 0]
+        };
+        for i in order {
+            let (_, parsed, _, headers, _) = &answers[i];
+            for c in headers.get_all("set-cookie") {
+                let line = c.to_str().expect("ascii").to_owned();
+                self.set_cookies.push(line.clone());
+                self.store(&parsed.clone(), &line);
+            }
+        }
+        answers.map(|(_, parsed, status, headers, body)| Page {
+            status,
+            location: headers
+                .get("location")
+                .and_then(|l| l.to_str().ok())
+                .map(|l| {
+                    parsed
+                        .join(l)
+                        .map(|u| u.to_string())
+                        .unwrap_or_else(|_| l.to_owned())
+                }),
+            url: parsed.to_string(),
+            headers,
+            body,
+        })
+    }
+
     /// A page load as a browser does it (`Accept: text/html`, `Sec-Fetch-Mode: navigate`).
     pub async fn navigate(&mut self, url: &str) -> Page {
         self.send(

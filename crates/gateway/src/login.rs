@@ -6,13 +6,14 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use bytes::Bytes;
-use prehod_identity::oidc::{Attempt, OidcError};
+use prehod_identity::oidc::{Attempt, Identity, OidcError};
 use prehod_identity::session::{IssueError, Method, Session};
 use prehod_identity::unix_now;
 use subtle::ConstantTimeEq;
 
 use crate::audit;
 use crate::auth::{encode, AuthState};
+use crate::fresh_auth::Verdict;
 use crate::templates::{
     Action, AppView, Lang, Link, LoginLinks, LoginView, Message, MessageView, SessionView,
 };
@@ -574,6 +575,7 @@ fn start(ctx: &Ctx<'_, '_>) -> LoginResponse {
             .map(|v| v.session)
             .filter(|s| s.method == Method::Rekono && !s.email.is_empty())
             .map(|s| s.email.clone()),
+        fresh: false,
     };
     let (url, attempt) = provider.start_with(level, return_to, now, &hints);
     let form = ctx
@@ -582,7 +584,6 @@ fn start(ctx: &Ctx<'_, '_>) -> LoginResponse {
         .get("form")
         .filter(|f| crate::preserve::is_binding(f))
         .cloned();
-    let state = attempt.state.clone();
     let bind = query_bind(ctx.req);
     let from = ctx
         .req
@@ -590,39 +591,74 @@ fn start(ctx: &Ctx<'_, '_>) -> LoginResponse {
         .get("from")
         .and_then(|f| auth.check_return(f))
         .map(|(f, _)| f);
-    let Ok(json) = serde_json::to_vec(&SealedAttempt {
-        attempt,
-        form,
-        bind,
-        from,
-    }) else {
-        return ctx.message(Message::LoginFailed);
-    };
-    let Ok(sealed) = auth.sealer.seal(ATTEMPT_PURPOSE, &json) else {
-        return ctx.message(Message::LoginFailed);
-    };
-    let mut resp = LoginResponse::redirect(url);
-    // Drop the oldest attempts beyond the cap (mod_auth_openidc #331: they must not pile up).
-    let mut existing: Vec<(u64, String)> = attempt_cookies(ctx)
+    let existing: Vec<(String, Option<SealedAttempt>)> = attempt_cookies(ctx)
         .into_iter()
-        .map(|(name, value)| {
-            let created = open_attempt(auth, &value).map_or(0, |a| a.attempt.created);
-            (created, name)
-        })
+        .map(|(name, value)| (name, open_attempt(auth, &value)))
+        .collect();
+    let family = Some(attempt_family(ctx, &existing, now));
+    let Some(mut resp) = to_rekono(
+        auth,
+        url,
+        &SealedAttempt {
+            attempt,
+            form,
+            bind,
+            from,
+            family,
+        },
+    ) else {
+        return ctx.message(Message::LoginFailed);
+    };
+    // Drop the oldest attempts beyond the cap (mod_auth_openidc #331: they must not pile up).
+    let mut existing: Vec<(u64, String)> = existing
+        .into_iter()
+        .map(|(name, a)| (a.map_or(0, |a| a.attempt.created), name))
         .collect();
     existing.sort();
     let excess = (existing.len() + 1).saturating_sub(MAX_ATTEMPTS);
     for (_, name) in existing.into_iter().take(excess) {
         resp = resp.cookie(crate::cookies::set_on_path(&name, "", "/", 0));
     }
-    let name = attempt_cookie_name(&auth.attempt_prefix, &state);
+    resp
+}
+
+/// The redirect to Rekono's authorization `url` with the attempt's cookie; `None` when it
+/// could not be sealed.
+fn to_rekono(auth: &AuthState, url: String, attempt: &SealedAttempt) -> Option<LoginResponse> {
+    let json = serde_json::to_vec(attempt).ok()?;
+    let sealed = auth.sealer.seal(ATTEMPT_PURPOSE, &json).ok()?;
+    let name = attempt_cookie_name(&auth.attempt_prefix, &attempt.attempt.state);
     // `__Host-` cookies live on `/`: the prefix is what keeps sibling hosts from planting one.
-    resp.cookie(crate::cookies::set_on_path(
-        &name,
-        &sealed,
-        "/",
-        ATTEMPT_LIFETIME,
-    ))
+    Some(
+        LoginResponse::redirect(url).cookie(crate::cookies::set_on_path(
+            &name,
+            &sealed,
+            "/",
+            ATTEMPT_LIFETIME,
+        )),
+    )
+}
+
+/// The session family a new login attempt of this browser joins (see `Session::family`): its
+/// live session's; else that of the newest unexpired attempt it started before (two tabs
+/// logging in at once, whose callbacks may cross), unless a logout ended it; else a new one.
+/// A logout then ends every session those logins issue, whichever cookie the login host kept.
+fn attempt_family(
+    ctx: &Ctx<'_, '_>,
+    existing: &[(String, Option<SealedAttempt>)],
+    now: u64,
+) -> String {
+    if let Some(live) = ctx.browser_session(now) {
+        return live.family_id().to_owned();
+    }
+    existing
+        .iter()
+        .filter_map(|(_, a)| a.as_ref())
+        .filter(|a| now.saturating_sub(a.attempt.created) <= ATTEMPT_LIFETIME)
+        .max_by_key(|a| a.attempt.created)
+        .and_then(|a| a.family.clone())
+        .filter(|f| !ctx.auth.sessions.is_family_revoked(f, now))
+        .unwrap_or_else(prehod_identity::random_id)
 }
 
 /// The attempt cookie's name: the prefix and the state's first 16 bytes (states are ASCII; any
@@ -664,6 +700,9 @@ struct SealedAttempt {
     /// The application the person came from (a step-up's), for the way back if it fails.
     #[serde(default)]
     from: Option<String>,
+    /// The session family the login joins ([`attempt_family`]).
+    #[serde(default)]
+    family: Option<String>,
 }
 
 fn open_attempt(auth: &AuthState, value: &str) -> Option<SealedAttempt> {
@@ -734,6 +773,7 @@ async fn callback(ctx: &Ctx<'_, '_>) -> LoginResponse {
         form,
         bind,
         from,
+        family,
     }) = sealed
     else {
         return ctx.login_failed("state_mismatch", Message::LoginFailed);
@@ -776,6 +816,10 @@ async fn callback(ctx: &Ctx<'_, '_>) -> LoginResponse {
             return ctx.login_failed(reason, m).cookie(clear);
         }
     };
+    // When the person last ended all their sessions (read before the browser's session,
+    // which that may have ended).
+    let revoked_at =
+        crate::fresh_auth::subject_revoked_at(ctx.shared, auth, &identity.sub, now).await;
     // The browser's session even if it idled out on this host (it may be in use on a portal).
     let live = ctx.browser_session(now);
     // A login never replaces the live session of another person: a step-up that comes back
@@ -801,6 +845,31 @@ async fn callback(ctx: &Ctx<'_, '_>) -> LoginResponse {
             .message_action(Message::StepUpOtherUser, "/logout", log_out)
             .cookie(clear);
     }
+    // A login from before the person ended all their sessions: once more, fresh.
+    match crate::fresh_auth::verdict(revoked_at, identity.auth_time, attempt.fresh) {
+        Verdict::Accept => {}
+        Verdict::AskAgain => {
+            let again = SealedAttempt {
+                attempt,
+                form,
+                bind,
+                from,
+                family,
+            };
+            return ask_again_fresh(ctx, &identity, again, now).cookie(clear);
+        }
+        Verdict::Refuse => {
+            return ctx
+                .login_failed("not_fresh", Message::FreshLoginRequired)
+                .cookie(clear)
+        }
+    }
+    // The browser's session family: its live session's, else the attempt's unless a logout
+    // ended it meanwhile.
+    let family = match &live {
+        Some(s) => Some(s.family_id().to_owned()),
+        None => family.filter(|f| !auth.sessions.is_family_revoked(f, now)),
+    };
     let session = Session {
         sid: String::new(),
         sub: identity.sub,
@@ -809,7 +878,8 @@ async fn callback(ctx: &Ctx<'_, '_>) -> LoginResponse {
         method: Method::Rekono,
         amr: identity.amr,
         level: identity.level,
-        auth_time: identity.auth_time,
+        auth_time: identity.auth_time.unwrap_or(now),
+        issued_at: None,
         expires_at: 0,
         idle_until: 0,
         op_sid: identity.op_sid,
@@ -817,6 +887,7 @@ async fn callback(ctx: &Ctx<'_, '_>) -> LoginResponse {
         cert_fingerprint: None,
         cert: None,
         host: None,
+        family,
     };
     let (session, _) = match auth.sessions.issue(session, now) {
         Ok(issued) => issued,
@@ -894,6 +965,38 @@ async fn callback(ctx: &Ctx<'_, '_>) -> LoginResponse {
         Some(resp) => resp.cookie(clear),
         None => ctx.login_failed("seal_failed", Message::LoginFailed),
     }
+}
+
+/// Starts the login again, once, asking Rekono for a fresh authentication of the account that
+/// came back (see `crate::fresh_auth`); the new attempt keeps the old one's way back.
+fn ask_again_fresh(
+    ctx: &Ctx<'_, '_>,
+    identity: &Identity,
+    was: SealedAttempt,
+    now: u64,
+) -> LoginResponse {
+    let Some(provider) = ctx.auth.provider() else {
+        return ctx.login_failed("rekono_unavailable", Message::RekonoUnavailable);
+    };
+    let hints = crate::fresh_auth::hints(ctx.lang.code(), &identity.email);
+    let (url, attempt) = provider.start_with(
+        was.attempt.level,
+        was.attempt.return_to.clone(),
+        now,
+        &hints,
+    );
+    ctx.audit(audit::Event {
+        event: "login",
+        outcome: "started",
+        reason: Some("fresh_authentication"),
+        sub: Some(&identity.sub),
+        email: Some(&identity.email),
+        method: Some("rekono"),
+        level: Some(attempt.level),
+        ..Default::default()
+    });
+    to_rekono(ctx.auth, url, &SealedAttempt { attempt, ..was })
+        .unwrap_or_else(|| ctx.message(Message::LoginFailed))
 }
 
 /// Rekono answered the login with an error: say why in words, and offer the way on.
@@ -1271,9 +1374,11 @@ fn adopt_sso_code(ctx: &Ctx<'_, '_>) -> LoginResponse {
     let Ok(valid) = auth.sessions.validate(&redeemed.cookie, now) else {
         return ctx.message(Message::LoginFailed);
     };
-    // Never over another person's session; the same person's earlier one ends.
+    let (mut session, mut cookie) = (valid.session, redeemed.cookie);
+    // Never over another person's session; the same person's earlier one ends, and the new
+    // one joins its family (a logout ends both, whichever cookie this host kept).
     if let Some(live) = ctx.browser_session(now) {
-        if live.sub != valid.session.sub {
+        if live.sub != session.sub {
             ctx.shared
                 .metrics
                 .denials
@@ -1283,16 +1388,21 @@ fn adopt_sso_code(ctx: &Ctx<'_, '_>) -> LoginResponse {
             return ctx.message_action(Message::StepUpOtherUser, "/logout", log_out);
         }
         auth.sessions.revoke_session(&live, now);
+        let mut joined = (*session).clone();
+        joined.family = Some(live.family_id().to_owned());
+        let here = auth.cookie_host(&auth.login_host);
+        let Ok(c) = auth.sessions.cookie_for(&joined, here) else {
+            return ctx.message(Message::LoginFailed);
+        };
+        (session, cookie) = (std::sync::Arc::new(joined), c);
     }
     let next = redeemed.next_bind.as_deref();
+    let max_age = auth.sessions.absolute().as_secs();
     if home {
-        return LoginResponse::redirect(return_to)
-            .cookie(auth.session_cookie(&redeemed.cookie, auth.sessions.absolute().as_secs()));
+        return LoginResponse::redirect(return_to).cookie(auth.session_cookie(&cookie, max_age));
     }
-    match signed_in(auth, &valid.session, &return_to, None, None, next) {
-        Some(resp) => {
-            resp.cookie(auth.session_cookie(&redeemed.cookie, auth.sessions.absolute().as_secs()))
-        }
+    match signed_in(auth, &session, &return_to, None, None, next) {
+        Some(resp) => resp.cookie(auth.session_cookie(&cookie, max_age)),
         None => ctx.message(Message::LoginFailed),
     }
 }
@@ -1449,6 +1559,7 @@ fn oidc_refusal(e: &OidcError) -> (&'static str, Message) {
         OidcError::Refused(_) => ("code_refused", Message::LoginFailed),
         OidcError::InvalidToken(_) => ("invalid_id_token", Message::LoginFailed),
         OidcError::Config(_) => ("configuration", Message::LoginFailed),
+        OidcError::NotFresh { .. } => ("not_fresh", Message::FreshLoginRequired),
     }
 }
 
@@ -1511,7 +1622,8 @@ fn logout(ctx: &Ctx<'_, '_>) -> LoginResponse {
             let (_, _, log_out) = Message::LogoutConfirm.text(ctx.lang);
             return ctx.message_action(Message::LogoutRefused, "/logout", log_out);
         }
-        auth.sessions.revoke_session(s, now);
+        // The session and its family: every session this browser's logins made.
+        auth.sessions.end_browser(s, now);
         ctx.audit(audit::Event {
             event: "logout",
             outcome: "success",
@@ -1869,6 +1981,8 @@ pub fn certificate_session(
             distribution_points: id.distribution_points.clone(),
         }),
         host: None,
+        issued_at: None,
+        family: None,
     }
 }
 

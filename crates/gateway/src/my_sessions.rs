@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use prehod_identity::session::Session;
+use prehod_identity::session::{Session, Summary};
 use serde::Serialize;
 use subtle::ConstantTimeEq;
 
@@ -36,11 +36,17 @@ pub struct Entry {
     pub sub: String,
     pub method: String,
     pub level: u8,
+    /// The provider's login time (with single sign-on, possibly long before the session).
     pub auth_time: u64,
+    /// When the gateway issued the session ([`Session::issue_time`]).
+    pub issued_at: u64,
     pub expires_at: u64,
     pub last_seen: u64,
     #[serde(skip)]
     pub op_sid: Option<String>,
+    /// [`Session::family`].
+    #[serde(skip)]
+    pub family: Option<String>,
 }
 
 impl Entry {
@@ -51,9 +57,22 @@ impl Entry {
             method: s.method.as_str().to_owned(),
             level: s.level,
             auth_time: s.auth_time,
+            issued_at: s.issue_time(),
             expires_at: s.expires_at,
-            last_seen: s.auth_time,
+            last_seen: s.issue_time(),
             op_sid: s.op_sid.clone(),
+            family: s.family.clone(),
+        }
+    }
+
+    fn summary(&self) -> Summary<'_> {
+        Summary {
+            sid: &self.sid,
+            sub: &self.sub,
+            op_sid: self.op_sid.as_deref(),
+            family: self.family.as_deref(),
+            issued_at: self.issued_at,
+            expires_at: self.expires_at,
         }
     }
 }
@@ -151,18 +170,9 @@ impl Index {
         let mut list: Vec<Entry> = by_sid
             .into_values()
             .filter(|e| e.sub == sub && e.expires_at > now)
-            .filter(|e| {
-                !auth.sessions.is_revoked_summary(
-                    &e.sid,
-                    &e.sub,
-                    e.op_sid.as_deref(),
-                    e.auth_time,
-                    e.expires_at,
-                    now,
-                )
-            })
+            .filter(|e| !auth.sessions.is_revoked_summary(&e.summary(), now))
             .collect();
-        list.sort_by(|a, b| b.auth_time.cmp(&a.auth_time).then(a.sid.cmp(&b.sid)));
+        list.sort_by(|a, b| b.issued_at.cmp(&a.issued_at).then(a.sid.cmp(&b.sid)));
         list
     }
 }
@@ -181,7 +191,8 @@ pub async fn end_one(shared: &Shared, auth: &AuthState, sub: &str, sid: &str, no
     known
 }
 
-/// Ends every session of `sub` that exists now.
+/// Ends every session of `sub` issued until now; the next login of `sub` must authenticate
+/// afresh at Rekono (see `crate::fresh_auth`).
 pub fn end_all(auth: &AuthState, sub: &str, now: u64) {
     auth.sessions.revoke_sub(sub, now);
 }
@@ -251,6 +262,8 @@ pub async fn handle(
         end_one(shared, auth, &session.sub, sid, now).await;
         audit(req, &session, "end_one");
         if sid == session.sid {
+            // This browser's own session: a logout, which ends its whole family.
+            auth.sessions.end_browser(&session, now);
             return Some(
                 LoginResponse::redirect(format!("{}/logged-out", auth.login_url))
                     .cookie(auth.clear_session_cookie()),
@@ -311,7 +324,7 @@ async fn page(
         rows.push_str(&format!(
             "<tr{cls}><td>{when}</td><td>{method}</td><td>{level}</td><td>{seen}</td><td>{mark}<form method=\"post\" action=\"/sessions/end\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input type=\"hidden\" name=\"sid\" value=\"{sid}\"><button class=\"button\" type=\"submit\">{end}</button></form></td></tr>\n",
             cls = if this { " class=\"this-session\"" } else { "" },
-            when = escape(&when(e.auth_time)),
+            when = escape(&when(e.issued_at)),
             method = escape(if e.method == "certificate" { t("potrdilo", "certificate") } else { "Rekono" }),
             level = e.level,
             seen = escape(&when(e.last_seen)),

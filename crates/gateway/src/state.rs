@@ -1,12 +1,14 @@
 //! The state the replicas share, in Redis (`state:` in proxy.yaml). Without it every replica
 //! keeps its own, as a single gateway always did.
 //!
-//! - **Revocations** (by session, Rekono session, subject): each one made here is written to
-//!   `PREFIX rev:KIND:ID` (value: when, expiring when it no longer matters) and published on
-//!   `PREFIX revocations`; every replica subscribes and applies what the others publish, so a
-//!   logout on one replica holds on all of them within the subscription's delay (well under a
-//!   second). A replica that (re)connects subscribes first and then reads every stored
-//!   revocation, so it misses none made while it was away.
+//! - **Revocations** (by session, Rekono session, subject, session family): each one made here
+//!   is written to `PREFIX rev:KIND:ID` (value: when, by the revoking replica's clock, expiring
+//!   when it no longer matters) and published on `PREFIX revocations`; every replica
+//!   subscribes and applies what the others publish, so a logout on one replica holds on all
+//!   of them within the subscription's delay (well under a second). A replica that
+//!   (re)connects subscribes first and then reads every stored revocation, so it misses none
+//!   made while it was away. A subject's revocation time is compared with each session's
+//!   issue time, also a replica's clock: the same meaning on every replica (clocks in sync).
 //! - **Single use** (logout-token `jti`s, single sign-on codes): claimed with `SET NX`, so a
 //!   token or code used on one replica is refused on the others.
 //!
@@ -333,6 +335,10 @@ impl Store {
                 .arg(e.level)
                 .arg("auth_time")
                 .arg(e.auth_time)
+                .arg("issued_at")
+                .arg(e.issued_at)
+                .arg("family")
+                .arg(e.family.as_deref().unwrap_or(""))
                 .arg("expires_at")
                 .arg(e.expires_at)
                 .arg("last_seen")
@@ -430,15 +436,20 @@ impl Store {
                 else {
                     continue;
                 };
+                // Written by a replica from before issue times: its login time stands in
+                // (see `Session::issue_time`).
+                let issued_at = num("issued_at").unwrap_or(auth_time);
                 out.push(crate::my_sessions::Entry {
                     sid,
                     sub: h.get("sub").cloned().unwrap_or_default(),
                     method: h.get("method").cloned().unwrap_or_default(),
                     level: num("level").and_then(|l| u8::try_from(l).ok()).unwrap_or(0),
                     auth_time,
+                    issued_at,
                     expires_at,
-                    last_seen: num("last_seen").unwrap_or(auth_time),
+                    last_seen: num("last_seen").unwrap_or(issued_at),
                     op_sid: h.get("op_sid").filter(|o| !o.is_empty()).cloned(),
+                    family: h.get("family").filter(|f| !f.is_empty()).cloned(),
                 });
             }
             Ok::<_, String>(out)
@@ -612,7 +623,22 @@ pub async fn check_unseen(shared: &crate::Shared, headers: &http::HeaderMap) {
         asked.push((Kind::RekonoSession, op.clone()));
     }
     asked.push((Kind::Subject, session.sub.clone()));
+    asked.push((Kind::Family, session.family_id().to_owned()));
     for r in store.lookup(&asked).await {
+        auth.sessions.apply_remote(&r, now);
+    }
+}
+
+/// Before a Rekono login of `sub` is judged (see `crate::fresh_auth`): the subject's
+/// revocation as Redis holds it, in case its message has not reached this replica. One round
+/// trip, bounded by `state.timeout`; skipped while Redis is away.
+pub async fn check_subject(shared: &crate::Shared, auth: &crate::auth::AuthState, sub: &str) {
+    let Some(store) = shared.state.as_ref().filter(|s| s.is_up()) else {
+        return;
+    };
+    let found = store.lookup(&[(Kind::Subject, sub.to_owned())]).await;
+    let now = prehod_identity::unix_now();
+    for r in found {
         auth.sessions.apply_remote(&r, now);
     }
 }

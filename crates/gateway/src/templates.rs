@@ -184,6 +184,9 @@ pub enum Message {
     TooManyRequests,
     /// Before a step-up: the application needs a higher level than the session has.
     StepUp,
+    /// After "end all sessions": the login asked Rekono for a fresh authentication, and
+    /// Rekono's answer showed none (see `crate::fresh_auth`).
+    FreshLoginRequired,
 }
 
 impl Message {
@@ -195,6 +198,7 @@ impl Message {
             Message::UserNotAllowed | Message::CertificateRefused => 403,
             Message::LoggedOut | Message::LogoutConfirm | Message::StepUp => 200,
             Message::LogoutRefused | Message::StepUpOtherUser => 403,
+            Message::FreshLoginRequired => 403,
             Message::NotFound => 404,
             Message::TooManyRequests => 429,
         }
@@ -382,6 +386,21 @@ impl Message {
                         "The application needs a higher level of assurance",
                         "The application needs a higher level of assurance than your session has.",
                         "At Rekono, confirm the login with a method that meets the level asked; your e-mail address is filled in.",
+                    )
+                }
+            }
+            Message::FreshLoginRequired => {
+                if sl {
+                    (
+                        "Prijavo je treba znova potrditi",
+                        "Ker so bile vse vaše seje končane, mora Rekono prijavo znova potrditi z geslom in drugim dejavnikom. Tega ni storil, zato prijava ni bila sprejeta.",
+                        "Prijavite se znova; če se to ponovi, se obrnite na podporo.",
+                    )
+                } else {
+                    (
+                        "The login must be confirmed again",
+                        "Because all your sessions were ended, Rekono must confirm the login again with your password and second factor. It did not, so the login was not accepted.",
+                        "Log in again; if this happens again, contact support.",
                     )
                 }
             }

@@ -178,6 +178,8 @@ mod tests {
             cert_fingerprint: None,
             cert: None,
             host: None,
+            issued_at: None,
+            family: None,
         }
     }
 

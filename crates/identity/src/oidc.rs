@@ -66,14 +66,21 @@ pub enum OidcError {
     MissingIssuer,
     #[error("configuration: {0}")]
     Config(String),
+    /// The attempt asked for a fresh authentication (`prompt=login`, `max_age=0`) and the
+    /// ID token shows none: no `auth_time`, or one from before the attempt.
+    #[error("a fresh authentication was asked for (max_age=0) and the ID token's auth_time {auth_time:?} is from before the request ({asked})")]
+    NotFresh { auth_time: Option<u64>, asked: u64 },
 }
 
 /// What the authorization request tells the provider besides the level: the language the
-/// person chose (OIDC `ui_locales`) and the account already logged in (`login_hint`).
+/// person chose (OIDC `ui_locales`), the account already logged in (`login_hint`), and
+/// whether the person must authenticate afresh, whatever single sign-on session the provider
+/// holds (`prompt=login`, `max_age=0`).
 #[derive(Clone, Debug, Default)]
 pub struct Hints {
     pub ui_locale: Option<String>,
     pub login_hint: Option<String>,
+    pub fresh: bool,
 }
 
 /// One login attempt's secrets, sealed into a short-lived cookie in the browser.
@@ -87,6 +94,10 @@ pub struct Attempt {
     /// The level asked for.
     pub level: u8,
     pub created: u64,
+    /// Fresh authentication was asked for ([`Hints::fresh`]): the ID token must show an
+    /// authentication at or after `created` ([`Provider::finish`]).
+    #[serde(default)]
+    pub fresh: bool,
 }
 
 /// What a successful login proves.
@@ -97,7 +108,8 @@ pub struct Identity {
     pub email: String,
     pub amr: Vec<String>,
     pub level: u8,
-    pub auth_time: u64,
+    /// The `auth_time` claim (by the provider's clock), when the token has one.
+    pub auth_time: Option<u64>,
     pub op_sid: Option<String>,
     pub id_token: String,
 }
@@ -498,6 +510,11 @@ impl Provider {
         if let Some(hint) = &hints.login_hint {
             req = req.set_login_hint(openidconnect::LoginHint::new(hint.clone()));
         }
+        if hints.fresh {
+            req = req
+                .add_prompt(openidconnect::core::CoreAuthPrompt::Login)
+                .set_max_age(Duration::ZERO);
+        }
         let (url, state, nonce) = req.url();
         let attempt = Attempt {
             state: state.secret().clone(),
@@ -506,6 +523,7 @@ impl Provider {
             return_to,
             level,
             created: now,
+            fresh: hints.fresh,
         };
         (url.to_string(), attempt)
     }
@@ -633,6 +651,10 @@ impl Provider {
                 wanted: attempt.level,
             });
         }
+        let auth_time = claims.auth_time().map(|t| t.timestamp().max(0) as u64);
+        if attempt.fresh {
+            fresh_enough(auth_time, attempt.created, self.settings.max_skew.as_secs())?;
+        }
         // `sid` is not among openidconnect's standard claims: read it from the verified token.
         let raw = id_token.to_string();
         let payload: serde_json::Value = raw
@@ -664,9 +686,7 @@ impl Provider {
                 .map(|v| v.iter().map(|a| a.to_string()).collect())
                 .unwrap_or_default(),
             level,
-            auth_time: claims
-                .auth_time()
-                .map_or(now, |t| t.timestamp().max(0) as u64),
+            auth_time,
             op_sid: payload
                 .get("sid")
                 .and_then(serde_json::Value::as_str)
@@ -809,6 +829,16 @@ pub fn logout_token_header(token: &str) -> Result<(jsonwebtoken::Algorithm, Stri
         .kid
         .ok_or_else(|| invalid("logout token has no kid"))?;
     Ok((header.alg, kid))
+}
+
+/// OIDC Core 3.1.2.1: an ID token answering `max_age=0` must carry `auth_time`, and that must
+/// be no earlier than the request (`asked`, by our clock; the provider's may differ by
+/// `skew`).
+fn fresh_enough(auth_time: Option<u64>, asked: u64, skew: u64) -> Result<(), OidcError> {
+    match auth_time {
+        Some(t) if t.saturating_add(skew) >= asked => Ok(()),
+        _ => Err(OidcError::NotFresh { auth_time, asked }),
+    }
 }
 
 /// The claims of a logout token whose signature, `iss` and `aud` were verified: `iat` within
@@ -1230,5 +1260,76 @@ mod tests {
             provider.finish("code", None, &attempt, now).await,
             Err(OidcError::MissingIssuer)
         ));
+    }
+
+    /// Issue 17, item 8: after "end all sessions" the gateway asks for a fresh
+    /// authentication; the answer must show one (OIDC Core 3.1.2.1), not the single sign-on
+    /// session's old login time.
+    #[tokio::test]
+    async fn a_fresh_attempt_asks_for_it_and_accepts_only_an_authentication_after_it() {
+        let op = TestProvider::start().await;
+        let provider = Provider::discover(op.settings(ClientAuth::Secret("s".into())))
+            .await
+            .unwrap();
+        let now = crate::unix_now();
+        let hints = Hints {
+            fresh: true,
+            ..Hints::default()
+        };
+        let (url, attempt) = provider.start_with(20, "https://portal.example/".into(), now, &hints);
+        let query: Vec<(String, String)> = url::Url::parse(&url)
+            .unwrap()
+            .query_pairs()
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        assert!(query.contains(&("prompt".into(), "login".into())), "{url}");
+        assert!(query.contains(&("max_age".into(), "0".into())), "{url}");
+        assert!(attempt.fresh);
+        let (plain, ordinary) = provider.start(20, "https://portal.example/".into(), now);
+        assert!(
+            !plain.contains("prompt=") && !plain.contains("max_age="),
+            "{plain}"
+        );
+        // The skew allowed for `iat` (60 s) holds for `auth_time` too.
+        for (auth_time, fresh_ok) in [
+            (None, false),
+            (Some(now - 3600), false),
+            (Some(now - 61), false),
+            (Some(now - 60), true),
+            (Some(now + 5), true),
+        ] {
+            let mut claims = op.claims(&attempt, now);
+            if let Some(t) = auth_time {
+                claims["auth_time"] = t.into();
+            }
+            op.answer_with_id_token(&claims);
+            let result = provider
+                .finish("code", Some(&op.issuer), &attempt, now)
+                .await;
+            match (result, fresh_ok) {
+                (Ok(id), true) => assert_eq!(id.auth_time, auth_time),
+                (
+                    Err(OidcError::NotFresh {
+                        auth_time: t,
+                        asked,
+                    }),
+                    false,
+                ) => {
+                    assert_eq!((t, asked), (auth_time, now));
+                }
+                (other, _) => panic!("auth_time {auth_time:?}: {other:?}"),
+            }
+            // An ordinary attempt takes any login time, and says which it was.
+            let mut claims = op.claims(&ordinary, now);
+            if let Some(t) = auth_time {
+                claims["auth_time"] = t.into();
+            }
+            op.answer_with_id_token(&claims);
+            let id = provider
+                .finish("code", Some(&op.issuer), &ordinary, now)
+                .await
+                .unwrap();
+            assert_eq!(id.auth_time, auth_time);
+        }
     }
 }

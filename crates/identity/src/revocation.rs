@@ -28,13 +28,15 @@ const SWEEP_EVERY: u64 = 60;
 /// … and at most this often when the store is full.
 const SWEEP_WHEN_FULL: u64 = 1;
 
-/// What is revoked: one gateway session, every session of one Rekono session, or every
-/// session of a subject that existed at the revocation.
+/// What is revoked: one gateway session, every session of one Rekono session, every session
+/// of a subject the gateway issued until the revocation, or every session of one browser's
+/// session family (see `session::Session::family`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     Session,
     RekonoSession,
     Subject,
+    Family,
 }
 
 impl Kind {
@@ -44,13 +46,19 @@ impl Kind {
             Kind::Session => "session",
             Kind::RekonoSession => "rekono_session",
             Kind::Subject => "subject",
+            Kind::Family => "family",
         }
     }
 
     pub fn from_label(label: &str) -> Option<Self> {
-        [Kind::Session, Kind::RekonoSession, Kind::Subject]
-            .into_iter()
-            .find(|k| k.label() == label)
+        [
+            Kind::Session,
+            Kind::RekonoSession,
+            Kind::Subject,
+            Kind::Family,
+        ]
+        .into_iter()
+        .find(|k| k.label() == label)
     }
 
     fn tag(self) -> u8 {
@@ -58,6 +66,7 @@ impl Kind {
             Kind::Session => b's',
             Kind::RekonoSession => b'o',
             Kind::Subject => b'u',
+            Kind::Family => b'f',
         }
     }
 }
@@ -188,6 +197,21 @@ impl Revocations {
             .get(k)
             .filter(|e| e.until > now)
             .map(|e| e.at)
+    }
+
+    /// [`Self::revoked_at_key`] for several keys under one read of the store (a session's
+    /// own ids on every request); `None` keys are not looked up.
+    pub fn revoked_at_keys<const N: usize>(
+        &self,
+        keys: [Option<&Key>; N],
+        now: u64,
+    ) -> [Option<u64>; N] {
+        let inner = self.read();
+        keys.map(|k| {
+            k.and_then(|k| inner.map.get(k))
+                .filter(|e| e.until > now)
+                .map(|e| e.at)
+        })
     }
 
     /// Whether a session expiring at `expires_at` was issued before a revocation that found

@@ -41,8 +41,14 @@ pub struct Session {
     pub amr: Vec<String>,
     /// Level of assurance: 10, 20 or 30.
     pub level: u8,
-    /// Unix seconds of the authentication.
+    /// Unix seconds of the authentication, by the provider's clock: with single sign-on, the
+    /// person's first login there, however long ago.
     pub auth_time: u64,
+    /// Unix seconds at which this gateway issued the session, by its own clock: what a
+    /// revocation of the subject ("end all sessions") compares with. `None` in a session
+    /// sealed by a gateway from before it existed; see [`Session::issue_time`].
+    #[serde(default)]
+    pub issued_at: Option<u64>,
     /// Unix seconds after which the session is over, whatever the activity.
     pub expires_at: u64,
     /// Unix seconds after which an idle session is over; pushed forward on activity.
@@ -61,6 +67,41 @@ pub struct Session {
     /// domain, where one cookie serves every host.
     #[serde(default)]
     pub host: Option<String>,
+    /// The browser's session family: the sessions issued over one browser's login-host
+    /// session (a step-up, two tabs whose callbacks arrived together) carry the id of the
+    /// family they joined, and a logout ends the whole family ([`Sessions::end_browser`]).
+    /// `None`: the session started its family, whose id is its own ([`Session::family_id`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<String>,
+}
+
+impl Session {
+    /// When the gateway issued the session. A session sealed before the issue time was kept
+    /// has its `auth_time` instead: never later than its issue ([`Sessions::issue`] caps it),
+    /// so every revocation of the subject that ends the session by its issue time ends it by
+    /// this one too — it can only be refused more often, never less (fail closed).
+    pub fn issue_time(&self) -> u64 {
+        self.issued_at.unwrap_or(self.auth_time)
+    }
+
+    /// The id of the session family this session belongs to.
+    pub fn family_id(&self) -> &str {
+        self.family.as_deref().unwrap_or(&self.sid)
+    }
+}
+
+/// What the per-user session index keeps of a session: enough to tell whether it is revoked
+/// ([`Sessions::is_revoked_summary`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Summary<'a> {
+    pub sid: &'a str,
+    pub sub: &'a str,
+    pub op_sid: Option<&'a str>,
+    /// [`Session::family`] (`None`: the family is `sid`'s own).
+    pub family: Option<&'a str>,
+    /// [`Session::issue_time`].
+    pub issued_at: u64,
+    pub expires_at: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -97,6 +138,7 @@ fn approximate_size(s: &Session) -> u64 {
         + s.id_token.as_ref().map_or(0, String::len)
         + s.cert_fingerprint.as_ref().map_or(0, String::len)
         + s.host.as_ref().map_or(0, String::len)
+        + s.family.as_ref().map_or(0, String::len)
         + s.cert.as_ref().map_or(0, |c| {
             c.organization.len()
                 + c.subject.len()
@@ -159,6 +201,7 @@ struct RevocationKeys {
     sid: Key,
     op_sid: Option<Key>,
     sub: Key,
+    family: Key,
 }
 
 impl RevocationKeys {
@@ -170,6 +213,7 @@ impl RevocationKeys {
                 .as_deref()
                 .map(|op| crate::revocation::key(Kind::RekonoSession, op)),
             sub: crate::revocation::key(Kind::Subject, &s.sub),
+            family: crate::revocation::key(Kind::Family, s.family_id()),
         }
     }
 }
@@ -279,8 +323,9 @@ impl Sessions {
         self.absolute
     }
 
-    /// A new session for a login at `now`, and its cookie value. Refused while the revocation
-    /// store is full: a session that could not be revoked is not issued.
+    /// A new session for a login at `now` (its issue time), and its cookie value; it joins
+    /// `session.family` when that is set. Refused while the revocation store is full: a
+    /// session that could not be revoked is not issued.
     pub fn issue(&self, mut session: Session, now: u64) -> Result<(Session, String), IssueError> {
         if self.revoked.is_full(now) {
             return Err(IssueError::RevocationStoreFull {
@@ -289,6 +334,7 @@ impl Sessions {
         }
         session.sid = crate::random_id();
         session.auth_time = session.auth_time.min(now);
+        session.issued_at = Some(now);
         session.expires_at = now + self.absolute.as_secs();
         session.idle_until = (now + self.idle.as_secs()).min(session.expires_at);
         let cookie = self.seal(&session)?;
@@ -382,17 +428,22 @@ impl Sessions {
     /// `keys` are `s`'s own ([`RevocationKeys::of`]).
     fn is_revoked(&self, s: &Session, keys: &RevocationKeys, now: u64) -> bool {
         let r = &self.revoked;
-        if r.below_watermark(s.expires_at) || r.revoked_at_key(&keys.sid, now).is_some() {
+        if r.below_watermark(s.expires_at) {
             return true;
         }
-        if let Some(op) = &keys.op_sid {
-            if r.revoked_at_key(op, now).is_some() {
-                return true;
-            }
-        }
-        // A revocation by subject ends the sessions that existed then, not later logins.
-        r.revoked_at_key(&keys.sub, now)
-            .is_some_and(|at| s.auth_time <= at)
+        let [sid, op_sid, family, sub] = r.revoked_at_keys(
+            [
+                Some(&keys.sid),
+                keys.op_sid.as_ref(),
+                Some(&keys.family),
+                Some(&keys.sub),
+            ],
+            now,
+        );
+        sid.is_some()
+            || op_sid.is_some()
+            || family.is_some()
+            || sub.is_some_and(|at| ended_by_subject_revocation(s.issue_time(), at))
     }
 
     /// Ends one session; the revocation holds until the session's absolute expiry.
@@ -416,9 +467,34 @@ impl Sessions {
         );
     }
 
-    /// Ends every session of `sub` that exists at `now`.
+    /// Ends every session of `sub` issued until `now` (this second included); sessions
+    /// issued later live, whatever their provider's `auth_time`.
     pub fn revoke_sub(&self, sub: &str, now: u64) {
         self.revoke(Kind::Subject, sub, now, now + self.absolute.as_secs());
+    }
+
+    /// Ends every session of the family `family` ([`Session::family_id`]), for as long as
+    /// any of them can live.
+    pub fn revoke_family(&self, family: &str, now: u64) {
+        self.revoke(Kind::Family, family, now, now + self.absolute.as_secs());
+    }
+
+    /// A logout: ends `session` and every session of its family — those the same browser
+    /// got from logins over it, even when two of them crossed and its cookie holds only one.
+    pub fn end_browser(&self, session: &Session, now: u64) {
+        self.revoke_session(session, now);
+        self.revoke_family(session.family_id(), now);
+    }
+
+    /// When every session of `sub` was last ended ([`Sessions::revoke_sub`]), while that
+    /// still holds: a login of `sub` must then have authenticated after it.
+    pub fn subject_revoked_at(&self, sub: &str, now: u64) -> Option<u64> {
+        self.revoked.revoked_at(Kind::Subject, sub, now)
+    }
+
+    /// Whether the family `family` was ended (a new login must not join it).
+    pub fn is_family_revoked(&self, family: &str, now: u64) -> bool {
+        self.revoked.revoked_at(Kind::Family, family, now).is_some()
     }
 
     /// Calls `hook` with every session issued here from now on.
@@ -426,23 +502,18 @@ impl Sessions {
         self.on_issue = Some(hook);
     }
 
-    /// Whether a session with these ids and times is revoked at `now` (for listing sessions
-    /// known only by their summary).
-    pub fn is_revoked_summary(
-        &self,
-        sid: &str,
-        sub: &str,
-        op_sid: Option<&str>,
-        auth_time: u64,
-        expires_at: u64,
-        now: u64,
-    ) -> bool {
+    /// Whether a session known only by its summary is revoked at `now` (for listing
+    /// sessions).
+    pub fn is_revoked_summary(&self, s: &Summary<'_>, now: u64) -> bool {
         let r = &self.revoked;
-        r.below_watermark(expires_at)
-            || r.revoked_at(Kind::Session, sid, now).is_some()
-            || op_sid.is_some_and(|op| r.revoked_at(Kind::RekonoSession, op, now).is_some())
-            || r.revoked_at(Kind::Subject, sub, now)
-                .is_some_and(|at| auth_time <= at)
+        r.below_watermark(s.expires_at)
+            || r.revoked_at(Kind::Session, s.sid, now).is_some()
+            || s.op_sid
+                .is_some_and(|op| r.revoked_at(Kind::RekonoSession, op, now).is_some())
+            || r.revoked_at(Kind::Family, s.family.unwrap_or(s.sid), now)
+                .is_some()
+            || r.revoked_at(Kind::Subject, s.sub, now)
+                .is_some_and(|at| ended_by_subject_revocation(s.issued_at, at))
     }
 
     /// Calls `hook` with every revocation made here from now on.
@@ -497,215 +568,12 @@ impl Sessions {
     }
 }
 
-#[cfg(test)]
-#[allow(clippy::indexing_slicing)] // a test's own fixture; a panic is the failure report
-mod tests {
-    use super::*;
-
-    fn session() -> Session {
-        Session {
-            sid: String::new(),
-            sub: "rekono-1".into(),
-            name: "Sara".into(),
-            email: "s@x".into(),
-            method: Method::Rekono,
-            amr: vec!["pwd".into(), "otp".into()],
-            level: 20,
-            auth_time: 1000,
-            expires_at: 0,
-            idle_until: 0,
-            op_sid: Some("op-1".into()),
-            id_token: None,
-            cert_fingerprint: None,
-            cert: None,
-            host: None,
-        }
-    }
-
-    fn sessions() -> Sessions {
-        Sessions::new(
-            Sealer::new(&[[7; 32]]),
-            Duration::from_secs(600),
-            Duration::from_secs(3600),
-            1000,
-        )
-    }
-
-    #[test]
-    fn a_session_lives_between_its_deadlines() {
-        let s = sessions();
-        let (issued, cookie) = s.issue(session(), 1000).unwrap();
-        assert_eq!(issued.idle_until, 1600);
-        assert_eq!(issued.expires_at, 4600);
-        assert_eq!(s.validate(&cookie, 1100).unwrap().session.sub, "rekono-1");
-        assert!(s.validate(&cookie, 1100).unwrap().rolled.is_none());
-        let rolled = s
-            .validate(&cookie, 1400)
-            .unwrap()
-            .rolled
-            .expect("rolled after half the idle time");
-        assert_eq!(s.validate(&cookie, 1600).unwrap_err(), Refusal::IdleExpired);
-        assert!(
-            s.validate(&rolled, 1900).is_ok(),
-            "the rolled cookie lives on"
-        );
-        assert_eq!(
-            s.validate(&rolled, 4600).unwrap_err(),
-            Refusal::AbsoluteExpired
-        );
-    }
-
-    #[test]
-    fn new_sid_every_login_and_revocation() {
-        let s = sessions();
-        let (a, ca) = s.issue(session(), 1000).unwrap();
-        let (b, cb) = s.issue(session(), 1000).unwrap();
-        assert_ne!(a.sid, b.sid);
-        s.revoke_sid(&a.sid, 1010);
-        assert_eq!(s.validate(&ca, 1020).unwrap_err(), Refusal::Revoked);
-        assert!(s.validate(&cb, 1020).is_ok());
-        s.revoke_op_sid("op-1", 1030);
-        assert_eq!(s.validate(&cb, 1040).unwrap_err(), Refusal::Revoked);
-        // Revoking a subject ends earlier logins, not the next one.
-        let s = sessions();
-        let (_, old) = s.issue(session(), 1000).unwrap();
-        s.revoke_sub("rekono-1", 1050);
-        assert_eq!(s.validate(&old, 1060).unwrap_err(), Refusal::Revoked);
-        let mut later = session();
-        later.auth_time = 1100;
-        let (_, new) = s.issue(later, 1100).unwrap();
-        assert!(s.validate(&new, 1110).is_ok());
-    }
-
-    #[test]
-    fn the_cache_is_bounded_by_entries_and_by_memory() {
-        // 10 entries at most…
-        let s = Sessions::with_memory_bound(
-            Sealer::new(&[[7; 32]]),
-            Duration::from_secs(600),
-            Duration::from_secs(3600),
-            10,
-            1 << 30,
-        );
-        for _ in 0..50 {
-            let (_, c) = s.issue(session(), 1000).unwrap();
-            s.validate(&c, 1001).unwrap();
-        }
-        assert!(s.cached() <= 10, "{} entries", s.cached());
-        // …and 8 KiB at most, whatever the entry bound.
-        let s = Sessions::with_memory_bound(
-            Sealer::new(&[[7; 32]]),
-            Duration::from_secs(600),
-            Duration::from_secs(3600),
-            1_000_000,
-            8 * 1024,
-        );
-        let mut big = session();
-        big.id_token = Some("x".repeat(1500));
-        for _ in 0..50 {
-            let (_, c) = s.issue(big.clone(), 1000).unwrap();
-            s.validate(&c, 1001).unwrap();
-        }
-        assert!(
-            s.cached() <= 4,
-            "{} entries of ~3.5 KiB in 8 KiB",
-            s.cached()
-        );
-    }
-
-    /// Sessions that never idle out (idle = absolute = 3600 s), with at most `max` revocations.
-    fn bounded(max: usize) -> Sessions {
-        Sessions::new(
-            Sealer::new(&[[7; 32]]),
-            Duration::from_secs(3600),
-            Duration::from_secs(3600),
-            1000,
-        )
-        .with_max_revocations(max)
-    }
-
-    #[test]
-    fn revocations_are_never_flushed_by_later_ones() {
-        let s = bounded(8);
-        let issued: Vec<_> = (0..200)
-            .map(|_| s.issue(session(), 1000).expect("room for a session"))
-            .collect();
-        // 25 times more logouts than the bound, each read back again and again (reads must
-        // not decide what is kept): every one of them stays refused.
-        for (n, (session, _)) in issued.iter().enumerate() {
-            s.revoke_session(session, 1001 + n as u64);
-            for (_, cookie) in issued.iter().take(n + 1) {
-                assert_eq!(
-                    s.validate(cookie, 1001 + n as u64).unwrap_err(),
-                    Refusal::Revoked
-                );
-            }
-        }
-        assert_eq!(s.revocations(1100), 8, "the bound holds");
-        for (_, cookie) in &issued {
-            assert_eq!(s.validate(cookie, 1100).unwrap_err(), Refusal::Revoked);
-        }
-        assert!(s.revocation_store_full_total() >= 192);
-    }
-
-    #[test]
-    fn at_the_bound_no_session_is_issued_until_revocations_expire() {
-        let s = bounded(4);
-        let mut live = session();
-        live.op_sid = None;
-        let (_, before) = s.issue(live.clone(), 999).expect("room before the bound");
-        for i in 0..4 {
-            s.revoke_op_sid(&format!("op-{i}"), 1000);
-        }
-        assert!(matches!(
-            s.issue(live.clone(), 1001),
-            Err(IssueError::RevocationStoreFull { max: 4 })
-        ));
-        assert!(s.revocation_store_full_total() >= 1);
-        assert!(
-            s.validate(&before, 1001).is_ok(),
-            "sessions issued before live on"
-        );
-        // Revocations hold for one absolute timeout (3600 s); then they are purged and
-        // sessions can be issued again.
-        assert!(s.issue(live.clone(), 4599).is_err(), "still held");
-        let (_, cookie) = s.issue(live, 4601).expect("expired revocations purged");
-        assert!(s.validate(&cookie, 4602).is_ok());
-        assert_eq!(s.revocations(4602), 0);
-    }
-
-    #[test]
-    fn a_revoked_session_is_held_until_its_own_expiry_then_purged() {
-        let s = bounded(100);
-        let (issued, cookie) = s.issue(session(), 1000).unwrap();
-        s.revoke_session(&issued, 2000);
-        assert_eq!(s.revocations(2000), 1);
-        assert_eq!(s.validate(&cookie, 4599).unwrap_err(), Refusal::Revoked);
-        assert_eq!(
-            s.revocations(4599),
-            1,
-            "held until the session's own expiry"
-        );
-        // Its session expired at 4600: the revocation goes with it.
-        assert_eq!(
-            s.validate(&cookie, 4600).unwrap_err(),
-            Refusal::AbsoluteExpired
-        );
-        assert_eq!(s.revocations(4600 + 60), 0);
-    }
-
-    #[test]
-    fn tampered_cookies_are_invalid() {
-        let s = sessions();
-        let (_, cookie) = s.issue(session(), 1000).unwrap();
-        let mut bytes = cookie.into_bytes();
-        let i = bytes.len() / 2;
-        bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
-        assert_eq!(
-            s.validate(&String::from_utf8(bytes).unwrap(), 1001)
-                .unwrap_err(),
-            Refusal::Invalid
-        );
-        assert_eq!(s.validate("", 1001).unwrap_err(), Refusal::Invalid);
-    }
+/// Whether a session the gateway issued at `issued` is ended by a revocation of its subject
+/// at `revoked`. Both are this gateway's (or fleet's) whole seconds: a session issued in the
+/// very second of the revocation is ended with it, since it may have been issued before it.
+fn ended_by_subject_revocation(issued: u64, revoked: u64) -> bool {
+    issued <= revoked
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,378 @@
+//! The session store's tests: deadlines, revocation by session, Rekono session, subject
+//! (by issue time) and family, the bounds, and revocations shared between replicas.
+#![allow(clippy::indexing_slicing)] // a test's own fixture; a panic is the failure report
+
+use super::*;
+
+fn session() -> Session {
+    Session {
+        sid: String::new(),
+        sub: "rekono-1".into(),
+        name: "Sara".into(),
+        email: "s@x".into(),
+        method: Method::Rekono,
+        amr: vec!["pwd".into(), "otp".into()],
+        level: 20,
+        auth_time: 1000,
+        expires_at: 0,
+        idle_until: 0,
+        op_sid: Some("op-1".into()),
+        id_token: None,
+        cert_fingerprint: None,
+        cert: None,
+        host: None,
+        issued_at: None,
+        family: None,
+    }
+}
+
+fn sessions() -> Sessions {
+    Sessions::new(
+        Sealer::new(&[[7; 32]]),
+        Duration::from_secs(600),
+        Duration::from_secs(3600),
+        1000,
+    )
+}
+
+#[test]
+fn a_session_lives_between_its_deadlines() {
+    let s = sessions();
+    let (issued, cookie) = s.issue(session(), 1000).unwrap();
+    assert_eq!(issued.idle_until, 1600);
+    assert_eq!(issued.expires_at, 4600);
+    assert_eq!(s.validate(&cookie, 1100).unwrap().session.sub, "rekono-1");
+    assert!(s.validate(&cookie, 1100).unwrap().rolled.is_none());
+    let rolled = s
+        .validate(&cookie, 1400)
+        .unwrap()
+        .rolled
+        .expect("rolled after half the idle time");
+    assert_eq!(s.validate(&cookie, 1600).unwrap_err(), Refusal::IdleExpired);
+    assert!(
+        s.validate(&rolled, 1900).is_ok(),
+        "the rolled cookie lives on"
+    );
+    assert_eq!(
+        s.validate(&rolled, 4600).unwrap_err(),
+        Refusal::AbsoluteExpired
+    );
+}
+
+#[test]
+fn new_sid_every_login_and_revocation() {
+    let s = sessions();
+    let (a, ca) = s.issue(session(), 1000).unwrap();
+    let (b, cb) = s.issue(session(), 1000).unwrap();
+    assert_ne!(a.sid, b.sid);
+    s.revoke_sid(&a.sid, 1010);
+    assert_eq!(s.validate(&ca, 1020).unwrap_err(), Refusal::Revoked);
+    assert!(s.validate(&cb, 1020).is_ok());
+    s.revoke_op_sid("op-1", 1030);
+    assert_eq!(s.validate(&cb, 1040).unwrap_err(), Refusal::Revoked);
+    // Revoking a subject ends earlier logins, not the next one.
+    let s = sessions();
+    let (_, old) = s.issue(session(), 1000).unwrap();
+    s.revoke_sub("rekono-1", 1050);
+    assert_eq!(s.validate(&old, 1060).unwrap_err(), Refusal::Revoked);
+    let mut later = session();
+    later.auth_time = 1100;
+    let (_, new) = s.issue(later, 1100).unwrap();
+    assert!(s.validate(&new, 1110).is_ok());
+}
+
+#[test]
+fn the_cache_is_bounded_by_entries_and_by_memory() {
+    // 10 entries at most…
+    let s = Sessions::with_memory_bound(
+        Sealer::new(&[[7; 32]]),
+        Duration::from_secs(600),
+        Duration::from_secs(3600),
+        10,
+        1 << 30,
+    );
+    for _ in 0..50 {
+        let (_, c) = s.issue(session(), 1000).unwrap();
+        s.validate(&c, 1001).unwrap();
+    }
+    assert!(s.cached() <= 10, "{} entries", s.cached());
+    // …and 8 KiB at most, whatever the entry bound.
+    let s = Sessions::with_memory_bound(
+        Sealer::new(&[[7; 32]]),
+        Duration::from_secs(600),
+        Duration::from_secs(3600),
+        1_000_000,
+        8 * 1024,
+    );
+    let mut big = session();
+    big.id_token = Some("x".repeat(1500));
+    for _ in 0..50 {
+        let (_, c) = s.issue(big.clone(), 1000).unwrap();
+        s.validate(&c, 1001).unwrap();
+    }
+    assert!(
+        s.cached() <= 4,
+        "{} entries of ~3.5 KiB in 8 KiB",
+        s.cached()
+    );
+}
+
+/// Sessions that never idle out (idle = absolute = 3600 s), with at most `max` revocations.
+fn bounded(max: usize) -> Sessions {
+    Sessions::new(
+        Sealer::new(&[[7; 32]]),
+        Duration::from_secs(3600),
+        Duration::from_secs(3600),
+        1000,
+    )
+    .with_max_revocations(max)
+}
+
+#[test]
+fn revocations_are_never_flushed_by_later_ones() {
+    let s = bounded(8);
+    let issued: Vec<_> = (0..200)
+        .map(|_| s.issue(session(), 1000).expect("room for a session"))
+        .collect();
+    // 25 times more logouts than the bound, each read back again and again (reads must
+    // not decide what is kept): every one of them stays refused.
+    for (n, (session, _)) in issued.iter().enumerate() {
+        s.revoke_session(session, 1001 + n as u64);
+        for (_, cookie) in issued.iter().take(n + 1) {
+            assert_eq!(
+                s.validate(cookie, 1001 + n as u64).unwrap_err(),
+                Refusal::Revoked
+            );
+        }
+    }
+    assert_eq!(s.revocations(1100), 8, "the bound holds");
+    for (_, cookie) in &issued {
+        assert_eq!(s.validate(cookie, 1100).unwrap_err(), Refusal::Revoked);
+    }
+    assert!(s.revocation_store_full_total() >= 192);
+}
+
+#[test]
+fn at_the_bound_no_session_is_issued_until_revocations_expire() {
+    let s = bounded(4);
+    let mut live = session();
+    live.op_sid = None;
+    let (_, before) = s.issue(live.clone(), 999).expect("room before the bound");
+    for i in 0..4 {
+        s.revoke_op_sid(&format!("op-{i}"), 1000);
+    }
+    assert!(matches!(
+        s.issue(live.clone(), 1001),
+        Err(IssueError::RevocationStoreFull { max: 4 })
+    ));
+    assert!(s.revocation_store_full_total() >= 1);
+    assert!(
+        s.validate(&before, 1001).is_ok(),
+        "sessions issued before live on"
+    );
+    // Revocations hold for one absolute timeout (3600 s); then they are purged and
+    // sessions can be issued again.
+    assert!(s.issue(live.clone(), 4599).is_err(), "still held");
+    let (_, cookie) = s.issue(live, 4601).expect("expired revocations purged");
+    assert!(s.validate(&cookie, 4602).is_ok());
+    assert_eq!(s.revocations(4602), 0);
+}
+
+#[test]
+fn a_revoked_session_is_held_until_its_own_expiry_then_purged() {
+    let s = bounded(100);
+    let (issued, cookie) = s.issue(session(), 1000).unwrap();
+    s.revoke_session(&issued, 2000);
+    assert_eq!(s.revocations(2000), 1);
+    assert_eq!(s.validate(&cookie, 4599).unwrap_err(), Refusal::Revoked);
+    assert_eq!(
+        s.revocations(4599),
+        1,
+        "held until the session's own expiry"
+    );
+    // Its session expired at 4600: the revocation goes with it.
+    assert_eq!(
+        s.validate(&cookie, 4600).unwrap_err(),
+        Refusal::AbsoluteExpired
+    );
+    assert_eq!(s.revocations(4600 + 60), 0);
+}
+
+#[test]
+fn tampered_cookies_are_invalid() {
+    let s = sessions();
+    let (_, cookie) = s.issue(session(), 1000).unwrap();
+    let mut bytes = cookie.into_bytes();
+    let i = bytes.len() / 2;
+    bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
+    assert_eq!(
+        s.validate(&String::from_utf8(bytes).unwrap(), 1001)
+            .unwrap_err(),
+        Refusal::Invalid
+    );
+    assert_eq!(s.validate("", 1001).unwrap_err(), Refusal::Invalid);
+}
+
+/// Issue 17, item 8: Rekono's single sign-on keeps the first login's `auth_time`, so a
+/// revocation of the subject must be judged by when the gateway issued each session.
+#[test]
+fn ending_all_sessions_ends_those_issued_before_and_never_the_next_one() {
+    let s = sessions();
+    // Logged in at Rekono at 1000; sessions issued at 1000 and (single sign-on) 1040.
+    let (_, first) = s.issue(session(), 1000).unwrap();
+    let (_, second) = s.issue(session(), 1040).unwrap();
+    s.revoke_sub("rekono-1", 1050);
+    assert_eq!(s.validate(&first, 1051).unwrap_err(), Refusal::Revoked);
+    assert_eq!(s.validate(&second, 1051).unwrap_err(), Refusal::Revoked);
+    assert_eq!(s.subject_revoked_at("rekono-1", 1051), Some(1050));
+    // In the very second of the revocation: it may have been issued before it — ended.
+    let (_, same_second) = s.issue(session(), 1050).unwrap();
+    assert_eq!(
+        s.validate(&same_second, 1051).unwrap_err(),
+        Refusal::Revoked
+    );
+    // The next login comes back from Rekono's single sign-on with auth_time 1000 still:
+    // issued after the revocation, it lives.
+    let (next, cookie) = s.issue(session(), 1051).unwrap();
+    assert_eq!(next.auth_time, 1000);
+    assert_eq!(next.issued_at, Some(1051));
+    assert!(s.validate(&cookie, 1052).is_ok());
+    // The summaries the session list reads say the same.
+    let summary = |issued_at| Summary {
+        sid: "x",
+        sub: "rekono-1",
+        op_sid: None,
+        family: None,
+        issued_at,
+        expires_at: 4600,
+    };
+    assert!(s.is_revoked_summary(&summary(1050), 1052));
+    assert!(!s.is_revoked_summary(&summary(1051), 1052));
+    // Another subject is not concerned.
+    let mut other = session();
+    other.sub = "rekono-2".into();
+    let (_, other) = s.issue(other, 1000).unwrap();
+    assert!(s.validate(&other, 1052).is_ok());
+}
+
+#[test]
+fn a_cookie_sealed_before_the_issue_time_existed_is_judged_by_its_login_time() {
+    let s = sessions();
+    // The JSON an older gateway sealed: no `issued_at`, no `family`.
+    let old = |sid: &str, auth_time: u64| {
+        let mut v = serde_json::to_value(session()).unwrap();
+        let o = v.as_object_mut().unwrap();
+        o.remove("issued_at");
+        o.remove("family");
+        o.insert("sid".into(), sid.into());
+        o.insert("auth_time".into(), auth_time.into());
+        o.insert("expires_at".into(), 4600.into());
+        o.insert("idle_until".into(), 1600.into());
+        Sealer::new(&[[7; 32]])
+            .seal(PURPOSE, &serde_json::to_vec(&v).unwrap())
+            .unwrap()
+    };
+    let (before, after) = (old("old-1", 1000), old("old-2", 1060));
+    let opened = s.validate(&before, 1001).unwrap().session;
+    assert_eq!(opened.issued_at, None);
+    assert_eq!(opened.issue_time(), 1000);
+    assert_eq!(opened.family_id(), "old-1");
+    s.revoke_sub("rekono-1", 1050);
+    assert_eq!(s.validate(&before, 1070).unwrap_err(), Refusal::Revoked);
+    assert!(
+        s.validate(&after, 1070).is_ok(),
+        "issued no earlier than its login"
+    );
+}
+
+/// Two replicas share revocations as records ([`Revoked`], through `state.rs`): what
+/// one revokes, the other applies with the same meaning.
+#[test]
+fn replicas_apply_each_others_revocations_with_the_same_meaning() {
+    let records = Arc::new(std::sync::Mutex::new(Vec::<Revoked>::new()));
+    let mut a = sessions();
+    let sink = records.clone();
+    a.set_revoke_hook(Arc::new(move |r| sink.lock().unwrap().push(r)));
+    let b = sessions();
+    let (old, old_cookie) = a.issue(session(), 1000).unwrap();
+    assert!(b.validate(&old_cookie, 1001).is_ok());
+    a.revoke_sub("rekono-1", 1050);
+    let mut family = session();
+    family.family = Some(old.family_id().to_owned());
+    let (_, sibling) = b.issue(family, 1020).unwrap();
+    a.revoke_family(old.family_id(), 1055);
+    let shared = records.lock().unwrap().clone();
+    assert_eq!(
+        shared,
+        vec![
+            Revoked {
+                kind: Kind::Subject,
+                id: "rekono-1".into(),
+                at: 1050,
+                until: 4650,
+            },
+            Revoked {
+                kind: Kind::Family,
+                id: old.family_id().to_owned(),
+                at: 1055,
+                until: 4655,
+            },
+        ]
+    );
+    // B applies them (twice and out of order, as a reconnect replays them).
+    for r in shared.iter().rev().chain(shared.iter()) {
+        b.apply_remote(r, 1056);
+    }
+    assert_eq!(b.validate(&old_cookie, 1057).unwrap_err(), Refusal::Revoked);
+    assert_eq!(b.validate(&sibling, 1057).unwrap_err(), Refusal::Revoked);
+    assert_eq!(b.subject_revoked_at("rekono-1", 1057), Some(1050));
+    // The next login, on B with the old auth_time, is good on both replicas.
+    let (_, next) = b.issue(session(), 1060).unwrap();
+    assert!(b.validate(&next, 1061).is_ok());
+    assert!(a.validate(&next, 1061).is_ok());
+    // An older record of the same subject applied later never moves the time back.
+    b.apply_remote(
+        &Revoked {
+            kind: Kind::Subject,
+            id: "rekono-1".into(),
+            at: 900,
+            until: 4650,
+        },
+        1062,
+    );
+    assert_eq!(b.subject_revoked_at("rekono-1", 1062), Some(1050));
+}
+
+/// Issue 17, item 9: the sessions a browser got from logins over one login-host session
+/// share its family, and a logout ends them all — even the one whose cookie the login
+/// host no longer holds.
+#[test]
+fn a_logout_ends_every_session_of_the_family() {
+    let s = sessions();
+    let (root, root_cookie) = s.issue(session(), 1000).unwrap();
+    assert_eq!(root.family, None, "it starts its own family");
+    let joined = || {
+        let mut j = session();
+        j.family = Some(root.family_id().to_owned());
+        j
+    };
+    let (_, one) = s.issue(joined(), 1010).unwrap();
+    let (kept, two) = s.issue(joined(), 1010).unwrap();
+    let (_, stranger) = s.issue(session(), 1010).unwrap();
+    assert!(!s.is_family_revoked(root.family_id(), 1011));
+    // The login host holds only `kept`; the logout ends it and its family.
+    s.end_browser(&kept, 1020);
+    for cookie in [&root_cookie, &one, &two] {
+        assert_eq!(s.validate(cookie, 1021).unwrap_err(), Refusal::Revoked);
+    }
+    assert!(s.validate(&stranger, 1021).is_ok(), "another browser's");
+    assert!(s.is_family_revoked(root.family_id(), 1021));
+    // The root's own logout ends the sessions that joined it, too.
+    let s = sessions();
+    let (root, _) = s.issue(session(), 1000).unwrap();
+    let mut j = session();
+    j.family = Some(root.family_id().to_owned());
+    let (_, joined) = s.issue(j, 1010).unwrap();
+    s.end_browser(&root, 1020);
+    assert_eq!(s.validate(&joined, 1021).unwrap_err(), Refusal::Revoked);
+}
