@@ -36,7 +36,6 @@ use pingora::prelude::background_service;
 use pingora::server::configuration::ServerConf;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
-use pingora::services::listening::Service;
 use pingora::upstreams::peer::PeerOptions;
 use prehod_config::Config;
 
@@ -237,8 +236,8 @@ pub fn build_reloadable(
     let live = Arc::new(live::Live::new(shared, path));
 
     // Every listener under the connection guard (see `connections`): the public ones share
-    // one set of caps; the admin listener has its own, so that no flood of the public ports
-    // keeps /healthz and /metrics from answering.
+    // one set of caps; the admin listener has its own (and a small total), so that no flood
+    // of the public ports keeps /healthz and /metrics from answering.
     let public = Arc::new(connections::Counters::new(
         limits.clone(),
         trusted_proxies.clone(),
@@ -253,11 +252,12 @@ pub fn build_reloadable(
         pingora::proxy::HttpProxy::new(proxy::Gateway { live: live.clone() }, server_conf.clone());
     app.handle_init_modules();
     let streams = connections::Streams::new(app, limits.deadlines.clone());
-    let mut proxy = Service::new(
-        "prehod gateway".to_owned(),
-        connections::Guarded::new(streams, public.clone(), Some(Arc::new(acceptor))),
+    let mut proxy = connections::service(
+        "prehod gateway",
+        streams,
+        public.clone(),
+        Some(Arc::new(acceptor)),
     );
-    proxy.set_connection_filter(Arc::new(connections::AcceptFilter(public.clone())));
     proxy.add_listener(pingora::listeners::ListenerConfig::tcp(&https).l4_buffer(
         pingora::listeners::L4BufferSettings::new(
             read_buffer,
@@ -265,16 +265,15 @@ pub fn build_reloadable(
         ),
     ));
 
-    let admin_counters = Arc::new(connections::Counters::new(limits.clone(), trusted_proxies));
-    let mut admin = Service::new(
-        "prehod admin".to_owned(),
-        connections::Guarded::new(
-            connections::Signalled::new(admin::Admin { live: live.clone() }, &limits),
-            admin_counters.clone(),
-            None,
-        ),
+    let mut admin = connections::service(
+        "prehod admin",
+        connections::Signalled::new(admin::Admin { live: live.clone() }, &limits),
+        Arc::new(connections::Counters::new(
+            limits.for_admin(),
+            trusted_proxies,
+        )),
+        None,
     );
-    admin.set_connection_filter(Arc::new(connections::AcceptFilter(admin_counters)));
     admin.add_tcp(&admin_addr);
 
     let mut services: Vec<Box<dyn pingora::services::ServiceWithDependents>> = vec![
@@ -307,15 +306,12 @@ pub fn build_reloadable(
         )));
     }
     if let Some(addr) = redirect_addr {
-        let mut redirect = Service::new(
-            "prehod http redirect".to_owned(),
-            connections::Guarded::new(
-                connections::Signalled::new(redirect::HttpsRedirect { live }, &limits),
-                public.clone(),
-                None,
-            ),
+        let mut redirect = connections::service(
+            "prehod http redirect",
+            connections::Signalled::new(redirect::HttpsRedirect { live }, &limits),
+            public,
+            None,
         );
-        redirect.set_connection_filter(Arc::new(connections::AcceptFilter(public)));
         redirect.add_tcp(&addr);
         services.push(Box::new(redirect));
     }

@@ -32,6 +32,7 @@ use async_trait::async_trait;
 use pingora::apps::ServerApp;
 use pingora::protocols::{Stream, ALPN};
 use pingora::server::ShutdownWatch;
+use pingora::services::listening::Service;
 
 pub use accept::Acceptor;
 pub use admission::{AcceptFilter, Counters, Refused};
@@ -52,6 +53,11 @@ pub struct Limits {
     pub max_pending: usize,
 }
 
+/// The admin listener's cap on all its connections: a scraper and a few probes need a handful,
+/// and a listener that is meant to be private should not be able to hold the file descriptors
+/// the public ones need.
+const ADMIN_MAX_CONNECTIONS: usize = 256;
+
 impl Limits {
     pub fn new(server: &prehod_config::Server) -> Self {
         Self {
@@ -62,11 +68,32 @@ impl Limits {
             max_pending: server.max_pending_connections,
         }
     }
+
+    /// The admin listener's: the same deadlines, at most [`ADMIN_MAX_CONNECTIONS`].
+    pub fn for_admin(&self) -> Self {
+        Self {
+            max_connections: self.max_connections.min(ADMIN_MAX_CONNECTIONS),
+            ..self.clone()
+        }
+    }
 }
 
 tokio::task_local! {
     /// The connection whose task this is (an HTTP/2 stream runs in a task of its own).
     static CONNECTION: Arc<Connection>;
+}
+
+/// A pingora service whose connections are all under the guard: `counters`' caps checked in
+/// the accept loop and again when a connection is taken on, `tls` (if any) done by the guard.
+pub fn service<A: ServerApp + Send + Sync + 'static>(
+    name: &str,
+    app: A,
+    counters: Arc<Counters>,
+    tls: Option<Arc<Acceptor>>,
+) -> Service<Guarded<A>> {
+    let mut service = Service::new(name.to_owned(), Guarded::new(app, counters.clone(), tls));
+    service.set_connection_filter(Arc::new(AcceptFilter(counters)));
+    service
 }
 
 /// A listener's `ServerApp` under the guard: every connection admitted by the caps, its TLS
