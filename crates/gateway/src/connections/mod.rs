@@ -1,10 +1,11 @@
 //! The connection guard: one guard from the TCP accept to the close, on every listener (HTTPS,
 //! the plain-HTTP redirect, the admin listener).
 //!
-//! pingora listens with plain TCP and hands each accepted connection to [`Guarded`], which
-//! 1. admits it or closes it at once ([`admission`]: a cap on all connections, one per client
-//!    address — an IPv6 client by its /64 — and one on connections without a first request),
-//!    before a byte of TLS is read;
+//! pingora listens with plain TCP, its accept loop closes at once a connection over a cap
+//! ([`AcceptFilter`]), and it hands each other one to [`Guarded`], which
+//! 1. takes its places in the caps or closes it ([`admission`]: a cap on all connections, one
+//!    per client address — an IPv6 client by its /64 — and one on connections without a first
+//!    request), before a byte of TLS is read;
 //! 2. does the TLS handshake itself, under `server.handshake_timeout` ([`accept`]) — pingora's
 //!    own handshake would run before any of this, for up to a fixed 60 s;
 //! 3. wraps the stream so that every read fails once the connection's deadline has passed
