@@ -121,14 +121,16 @@ fn main() {
         let https: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
         let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
         let config = pki.path().join("proxy.yaml");
-        // Every connection comes from 127.0.0.1: the per-address and pending caps are raised
-        // above the count (their defaults are for the internet, not for one load generator).
+        // Every connection comes from 127.0.0.1: the caps are raised above the count (their
+        // defaults are for the internet, not for one load generator), and the idle timeout
+        // past the bench (it holds the connections idle on purpose).
         std::fs::write(
             &config,
             format!(
                 "listen:\n  https: {https}\nadmin:\n  listen: {admin}\n\
 tls:\n  certificates:\n    - cert: server.crt\n      key: server.key\n\
-server:\n  threads: 2\n  grace_period: 1s\n  max_connections_per_address: {cap}\n  max_pending_connections: {cap}\n{read_buffer}\
+server:\n  threads: 2\n  grace_period: 1s\n  max_connections: {cap}\n  max_connections_per_address: {cap}\n\
+  max_pending_connections: {cap}\n  idle_timeout: 1h\n{read_buffer}\
 portals:\n  acq:\n    host: {HOST}\n    danger_no_authentication: true\n    upstream:\n      urls: [http://{upstream}]\n",
                 cap = count + 100,
                 read_buffer = std::env::var("CONN_READ_BUFFER")

@@ -1110,17 +1110,29 @@ async fn slow_headers_and_bodies_are_cut_off_while_normal_requests_are_served() 
     );
     assert!(metric_value(&metrics, "prehod_slow_clients_total{phase=\"body\"}") >= 1.0);
 
-    // The per-address cap: twelve connections held, the thirteenth is closed unanswered; one
-    // given back, a new one is served.
-    let held: Vec<_> = (0..12)
-        .map(|_| {
-            let mut c = openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls())
-                .expect("connector");
-            c.set_ca_file(&gw.ca).expect("CA");
-            let tcp = std::net::TcpStream::connect(gw.https).expect("connect");
-            c.build().connect(&host("acq"), tcp).expect("handshake")
-        })
-        .collect();
+    // The per-address cap: twelve connections held, the thirteenth is closed before its
+    // handshake; one given back, a new one is served. The client's kept-alive connections
+    // count too: they go with it, and the gateway sees them close shortly.
+    drop(client);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let held = loop {
+        let twelve: Option<Vec<_>> = (0..12)
+            .map(|_| {
+                let mut c = openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls())
+                    .expect("connector");
+                c.set_ca_file(&gw.ca).expect("CA");
+                let tcp = std::net::TcpStream::connect(gw.https).expect("connect");
+                c.build().connect(&host("acq"), tcp).ok()
+            })
+            .collect();
+        match twelve {
+            Some(held) => break held,
+            None => {
+                assert!(Instant::now() < deadline, "twelve connections never fitted");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    };
     let request = b"GET / HTTP/1.1\r\nHost: acq.bankart.localhost\r\nConnection: close\r\n\r\n";
     let refused = gw.raw(&host("acq"), request).unwrap_or_default();
     assert!(refused.is_empty(), "{}", String::from_utf8_lossy(&refused));

@@ -2,6 +2,7 @@
 //! binary started on free ports, with clients that speak real TLS and never follow redirects.
 #![allow(dead_code)]
 
+pub mod clients;
 pub mod hostile_op;
 pub mod login;
 pub mod rekono;
@@ -79,6 +80,8 @@ pub struct Setup {
     pub https_port: Option<u16>,
     /// More arguments for `prehod run` (e.g. `--upgrade-socket`).
     pub run_args: Vec<String>,
+    /// The gateway's open-file limit (`ulimit -n`), when the test sets one.
+    pub open_files: Option<u64>,
 }
 
 impl Setup {
@@ -92,6 +95,7 @@ impl Setup {
             auth: None,
             https_port: None,
             run_args: Vec::new(),
+            open_files: None,
         }
     }
 
@@ -199,14 +203,22 @@ impl Gateway {
         // PREHOD_TEST_WRAPPER runs the gateway under another program, e.g. `valgrind
         // --tool=callgrind` (benches/instructions.sh).
         let wrapper = std::env::var("PREHOD_TEST_WRAPPER").unwrap_or_default();
-        let mut words = wrapper.split_whitespace();
-        let mut command = match words.next() {
-            Some(program) => {
-                let mut c = Command::new(program);
-                c.args(words).arg(prehod_bin());
+        let mut words: Vec<&str> = wrapper.split_whitespace().collect();
+        words.push(prehod_bin());
+        // An open-file limit: the shell sets it, then becomes the gateway (same process id).
+        let mut command = match setup.open_files {
+            Some(limit) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+                    .args(&words);
                 c
             }
-            None => Command::new(prehod_bin()),
+            None => {
+                let mut c = Command::new(words[0]);
+                c.args(&words[1..]);
+                c
+            }
         };
         let child = command
             .args(["run", "--config"])

@@ -419,16 +419,26 @@ pub struct Server {
     pub threads: usize,
     /// How long in-flight requests may finish after SIGTERM.
     pub grace_period: Duration,
-    /// The longest a client may take to send a whole request header (from the connection, or
-    /// from the first byte of a later request on it).
+    /// The longest a client may take to finish its TLS handshake, from the TCP accept.
+    pub handshake_timeout: Duration,
+    /// The longest a client may take to send a whole request header (from the handshake, or
+    /// from the first byte of a later request on the connection).
     pub header_timeout: Duration,
     /// A request body must arrive within `body_timeout` plus one second for every
     /// `body_min_rate` bytes received: a body slower on average than that is cut off.
     pub body_timeout: Duration,
     pub body_min_rate: u64,
-    /// Connections one client address may hold at once (trusted proxies: no limit).
+    /// How long a connection may wait for its next request (HTTP/1.1 keep-alive) or stream
+    /// (HTTP/2) before it is closed.
+    pub idle_timeout: Duration,
+    /// Connections the gateway holds at once, on its public listeners (the admin listener
+    /// has the same caps of its own).
+    pub max_connections: usize,
+    /// Connections one client address (an IPv6 client by its /64) may hold at once (trusted
+    /// proxies: no limit).
     pub max_connections_per_address: u32,
-    /// Connections that have not yet sent their first whole request header.
+    /// Connections that have not yet sent their first whole request header (from the TCP
+    /// accept: the TLS handshake counts).
     pub max_pending_connections: usize,
     /// The read buffer under TLS of each client connection, in bytes (held while it is open).
     pub read_buffer: usize,

@@ -89,10 +89,13 @@ pub struct Cookies {
 pub struct Server {
     pub threads: Option<usize>,
     pub grace_period: Option<String>,
+    pub handshake_timeout: Option<String>,
     pub header_timeout: Option<String>,
     pub body_timeout: Option<String>,
     /// Bytes per second.
     pub body_min_rate: Option<u64>,
+    pub idle_timeout: Option<String>,
+    pub max_connections: Option<usize>,
     pub max_connections_per_address: Option<u32>,
     pub max_pending_connections: Option<usize>,
     /// Bytes.

@@ -193,9 +193,12 @@ fn slow_client_limits_have_defaults_and_bad_values_are_reported() {
     assert_eq!(server.body_min_rate, 16 * 1024);
     assert_eq!(server.max_connections_per_address, 256);
     assert_eq!(server.max_pending_connections, 1024);
+    assert_eq!(server.handshake_timeout, std::time::Duration::from_secs(10));
+    assert_eq!(server.idle_timeout, std::time::Duration::from_secs(60));
+    assert_eq!(server.max_connections, 16 * 1024);
     let text = base(pki.path()).replace(
         "portals:\n",
-        "server:\n  header_timeout: 0s\n  body_timeout: soon\n  body_min_rate: 0\n  max_connections_per_address: 0\n  max_pending_connections: 0\nportals:\n",
+        "server:\n  header_timeout: 0s\n  body_timeout: soon\n  body_min_rate: 0\n  max_connections_per_address: 0\n  max_pending_connections: 0\n  handshake_timeout: 0s\n  idle_timeout: later\n  max_connections: 0\nportals:\n",
     );
     let shown = load(&text, pki.path()).expect_err("invalid").to_string();
     for expected in [
@@ -204,6 +207,9 @@ fn slow_client_limits_have_defaults_and_bad_values_are_reported() {
         "server.body_min_rate: must be at least 1",
         "server.max_connections_per_address: must be at least 1",
         "server.max_pending_connections: must be at least 1",
+        "server.handshake_timeout: must be longer than zero",
+        "server.idle_timeout: \"later\" does not start with a whole number",
+        "server.max_connections: must be at least 1",
     ] {
         assert!(shown.contains(expected), "{expected}\nin\n{shown}");
     }

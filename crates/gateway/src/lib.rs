@@ -12,6 +12,7 @@ pub mod connections;
 pub mod cookies;
 pub mod fresh_auth;
 pub mod hygiene;
+pub mod lifecycle;
 pub mod live;
 pub mod login;
 pub mod metrics;
@@ -37,7 +38,6 @@ use pingora::prelude::background_service;
 use pingora::server::configuration::ServerConf;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
-use pingora::services::listening::Service;
 use pingora::upstreams::peer::PeerOptions;
 use prehod_config::Config;
 
@@ -236,35 +236,45 @@ pub fn build_reloadable(
     let trusted_proxies = shared.config.trusted_proxies.clone();
     let tls_config = tls::Fixed::of(&shared.config);
     let live = Arc::new(live::Live::new(shared, path));
-    // The certificate callback reads the snapshot of each handshake.
-    let tls = tls::settings(
-        &tls_config,
-        Box::new(tls::LiveCertificates { live: live.clone() }),
-    )
-    .map_err(BuildError::Tls)?;
 
-    // The proxy under the connection caps and deadlines (see `connections`).
+    // Every listener under the connection guard (see `connections`): the public ones share
+    // one set of caps; the admin listener has its own (and a small total), so that no flood
+    // of the public ports keeps /healthz and /metrics from answering.
+    let public = Arc::new(connections::Counters::new(
+        limits.clone(),
+        trusted_proxies.clone(),
+    ));
+    // The guard does the TLS handshake; the certificate callback reads the snapshot of each.
+    let acceptor = connections::Acceptor::new(
+        tls::acceptor(&tls_config).map_err(BuildError::Tls)?,
+        tls::LiveCertificates { live: live.clone() },
+        limits.handshake_timeout,
+    );
     let mut app =
         pingora::proxy::HttpProxy::new(proxy::Gateway { live: live.clone() }, server_conf.clone());
     app.handle_init_modules();
-    let streams = connections::Streams::new(app, limits.clone());
-    let counters = connections::Counters::new(limits, trusted_proxies);
-    let mut proxy = Service::new(
-        "prehod gateway".to_owned(),
-        connections::Guarded::new(streams, counters),
+    let streams = connections::Streams::new(app, limits.deadlines.clone());
+    let mut proxy = connections::service(
+        "prehod gateway",
+        streams,
+        public.clone(),
+        Some(Arc::new(acceptor)),
     );
-    proxy.add_listener(
-        pingora::listeners::ListenerConfig::tcp(&https)
-            .tls(tls)
-            .l4_buffer(pingora::listeners::L4BufferSettings::new(
-                read_buffer,
-                pingora::listeners::DEFAULT_L4_WRITE_BUFFER_SIZE,
-            )),
-    );
+    proxy.add_listener(pingora::listeners::ListenerConfig::tcp(&https).l4_buffer(
+        pingora::listeners::L4BufferSettings::new(
+            read_buffer,
+            pingora::listeners::DEFAULT_L4_WRITE_BUFFER_SIZE,
+        ),
+    ));
 
-    let mut admin = Service::new(
-        "prehod admin".to_owned(),
-        admin::Admin { live: live.clone() },
+    let mut admin = connections::service(
+        "prehod admin",
+        connections::Signalled::new(admin::Admin { live: live.clone() }, &limits),
+        Arc::new(connections::Counters::new(
+            limits.for_admin(),
+            trusted_proxies,
+        )),
+        None,
     );
     admin.add_tcp(&admin_addr);
 
@@ -302,9 +312,11 @@ pub fn build_reloadable(
         )));
     }
     if let Some(addr) = redirect_addr {
-        let mut redirect = Service::new(
-            "prehod http redirect".to_owned(),
-            redirect::HttpsRedirect { live },
+        let mut redirect = connections::service(
+            "prehod http redirect",
+            connections::Signalled::new(redirect::HttpsRedirect { live }, &limits),
+            public,
+            None,
         );
         redirect.add_tcp(&addr);
         services.push(Box::new(redirect));

@@ -252,8 +252,17 @@ fn fixed_changes(old: &prehod_config::Config, new: &prehod_config::Config) -> Ve
     let (o, n) = (&old.server, &new.server);
     for (changed_here, key) in [
         (
+            o.handshake_timeout != n.handshake_timeout,
+            "server.handshake_timeout",
+        ),
+        (
             o.header_timeout != n.header_timeout,
             "server.header_timeout",
+        ),
+        (o.idle_timeout != n.idle_timeout, "server.idle_timeout"),
+        (
+            o.max_connections != n.max_connections,
+            "server.max_connections",
         ),
         (o.body_timeout != n.body_timeout, "server.body_timeout"),
         (o.body_min_rate != n.body_min_rate, "server.body_min_rate"),

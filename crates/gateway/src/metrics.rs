@@ -317,7 +317,7 @@ static CONNECTIONS_REFUSED: std::sync::LazyLock<IntCounterVec> = std::sync::Lazy
     IntCounterVec::new(
         Opts::new(
             "prehod_connections_refused_total",
-            "Connections closed at once by a cap, by reason (per_address, pending)",
+            "Connections closed at the TCP accept by a cap, by reason (total, per_address, pending)",
         ),
         &["reason"],
     )
@@ -325,8 +325,9 @@ static CONNECTIONS_REFUSED: std::sync::LazyLock<IntCounterVec> = std::sync::Lazy
     .expect("a valid metric definition")
 });
 
-/// A connection closed at once: its address holds too many, or too many have not yet sent a
-/// request. Counted where no `Metrics` is at hand (the connection wrapper).
+/// A connection closed at the TCP accept: the listeners hold too many, its address holds too
+/// many, or too many have not yet sent a request. Counted where no `Metrics` is at hand (the
+/// connection guard).
 pub fn count_connection_refused(reason: &str) {
     CONNECTIONS_REFUSED.with_label_values(&[reason]).inc();
 }
@@ -335,7 +336,7 @@ static SLOW_CLIENTS: std::sync::LazyLock<IntCounterVec> = std::sync::LazyLock::n
     IntCounterVec::new(
         Opts::new(
             "prehod_slow_clients_total",
-            "Connections closed because a request header or body missed its deadline, by phase",
+            "Connections (an HTTP/2 stream for `body`) cut because their TLS handshake, a request header, a request body or the wait for the next request missed its deadline, by phase",
         ),
         &["phase"],
     )
@@ -343,7 +344,7 @@ static SLOW_CLIENTS: std::sync::LazyLock<IntCounterVec> = std::sync::LazyLock::n
     .expect("a valid metric definition")
 });
 
-/// A connection closed by the header deadline or the body's minimum rate.
+/// A connection (or an HTTP/2 stream) cut by a deadline: `handshake`, `header`, `body`, `idle`.
 pub fn count_slow_client(phase: &str) {
     SLOW_CLIENTS.with_label_values(&[phase]).inc();
 }

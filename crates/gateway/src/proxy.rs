@@ -398,11 +398,9 @@ impl ProxyHttp for Gateway {
         ctx.in_flight = Some(metrics::InFlight::count(&shared.metrics.in_flight));
         // The header is complete: its deadline ends, the body's (if any) begins.
         if let Some(connection) = crate::connections::of_session(session) {
-            let headers = &session.req_header().headers;
-            connection.header_done(
-                crate::connections::announces_body(headers),
-                headers.contains_key(http::header::UPGRADE),
-            );
+            connection.header_done(crate::connections::announces_body(
+                &session.req_header().headers,
+            ));
         }
         ctx.client = session
             .client_addr()
@@ -1019,10 +1017,12 @@ impl ProxyHttp for Gateway {
 
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        // Only a 101 makes a WebSocket of the connection (free of the HTTP deadlines).
+        crate::connections::response_header(session, response.status);
         let shared = ctx.shared.clone();
         response.insert_header(shared.config.headers.request_id.clone(), &ctx.request_id)?;
         if !response.headers.contains_key("strict-transport-security") {

@@ -143,18 +143,21 @@ pub struct RateLimiter {
     backchannel_logout: EndpointBuckets,
 }
 
-/// IPv6 clients are counted by /64: one host usually has a whole /64 to choose from.
-fn address_key(ip: IpAddr) -> Key {
+/// How a client address is counted: an IPv6 client by its /64 (one host usually has a whole
+/// /64 to choose from), an IPv4 one by its address, also when it comes mapped into IPv6.
+/// The connection caps count clients the same way.
+pub fn counted_address(ip: IpAddr) -> IpAddr {
     match ip {
-        IpAddr::V4(_) => Key::Address(ip),
+        IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => Key::Address(IpAddr::V4(v4)),
-            None => {
-                let bits = u128::from(v6) & !((1u128 << 64) - 1);
-                Key::Address(IpAddr::V6(bits.into()))
-            }
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
         },
     }
+}
+
+fn address_key(ip: IpAddr) -> Key {
+    Key::Address(counted_address(ip))
 }
 
 /// How a client address is counted, as text (IPv6 by /64), for the fleet's shared counters.

@@ -2,20 +2,18 @@
 //! server certificate chosen by SNI. A handshake without SNI, or for a name no certificate
 //! covers, gets the first certificate and then a 421 page — never another portal's content.
 
-use std::any::Any;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use openssl::ex_data::Index;
 use openssl::stack::Stack;
-use pingora::listeners::tls::TlsSettings;
-use pingora::listeners::TlsAccept;
 use pingora::protocols::tls::TlsRef;
 use pingora::tls::ext;
 use pingora::tls::pkey::{PKey, Private};
-use pingora::tls::ssl::{NameType, Ssl, SslVerifyMode, SslVersion};
+use pingora::tls::ssl::{
+    AlpnError, NameType, Ssl, SslAcceptor, SslMethod, SslMode, SslRef, SslVerifyMode, SslVersion,
+};
 use pingora::tls::x509::store::{X509Store, X509StoreBuilder};
 use pingora::tls::x509::{X509Name, X509NameRef, X509};
 use prehod_config::{Config, TlsVersion};
@@ -37,8 +35,8 @@ pub struct HandshakeInfo {
     /// about it (the certificate, the chain OpenSSL built, every error it reported). `None`
     /// elsewhere.
     pub client_cert: Option<Presented>,
-    /// Where the connection's requests are, for the header and body deadlines.
-    pub connection: Arc<crate::connections::Connection>,
+    /// Where the connection is in its life, for the guard's deadlines (`crate::connections`).
+    pub connection: Arc<crate::lifecycle::Connection>,
 }
 
 /// The errors OpenSSL reports for one handshake, recorded by its verify callback.
@@ -285,11 +283,12 @@ impl SniCertificates {
     }
 }
 
-#[async_trait]
-impl TlsAccept for SniCertificates {
-    /// Not called for a resumed TLS session (OpenSSL skips it), which is why a resumed
-    /// session's certificate verdict comes from [`ClientAuth::presented`].
-    async fn certificate_callback(&self, ssl: &mut TlsRef) {
+impl SniCertificates {
+    /// The handshake's certificate callback: the server certificate by SNI, and the request
+    /// for a client certificate where the host asks for one. Not called for a resumed TLS
+    /// session (OpenSSL skips it), which is why a resumed session's certificate verdict
+    /// comes from [`ClientAuth::presented`].
+    pub fn choose(&self, ssl: &mut TlsRef) {
         let sni = ssl
             .servername(NameType::HOST_NAME)
             .map(str::to_ascii_lowercase);
@@ -323,10 +322,12 @@ impl TlsAccept for SniCertificates {
         }
     }
 
-    async fn handshake_complete_callback(
+    /// What the completed handshake established, with the guard's `connection`.
+    pub fn handshake_info(
         &self,
         ssl: &TlsRef,
-    ) -> Option<Arc<dyn Any + Send + Sync>> {
+        connection: Arc<crate::lifecycle::Connection>,
+    ) -> HandshakeInfo {
         let sni = ssl
             .servername(NameType::HOST_NAME)
             .map(str::to_ascii_lowercase);
@@ -339,11 +340,11 @@ impl TlsAccept for SniCertificates {
             .as_ref()
             .filter(|c| c.policy(sni.as_deref()).is_some() || resumed_without_sni)
             .map(|c| c.presented(ssl));
-        Some(Arc::new(HandshakeInfo {
+        HandshakeInfo {
             sni,
             client_cert,
-            connection: Arc::default(),
-        }))
+            connection,
+        }
     }
 }
 
@@ -368,29 +369,37 @@ pub struct LiveCertificates {
     pub live: Arc<crate::live::Live>,
 }
 
-#[async_trait]
-impl TlsAccept for LiveCertificates {
-    async fn certificate_callback(&self, ssl: &mut TlsRef) {
-        let snapshot = self.live.load();
-        snapshot.tls.certificate_callback(ssl).await
+impl LiveCertificates {
+    /// [`SniCertificates::choose`] of the current snapshot.
+    pub fn choose(&self, ssl: &mut TlsRef) {
+        self.live.load().tls.choose(ssl);
     }
 
-    async fn handshake_complete_callback(
+    /// [`SniCertificates::handshake_info`] of the current snapshot.
+    pub fn handshake_info(
         &self,
         ssl: &TlsRef,
-    ) -> Option<Arc<dyn Any + Send + Sync>> {
-        let snapshot = self.live.load();
-        snapshot.tls.handshake_complete_callback(ssl).await
+        connection: Arc<crate::lifecycle::Connection>,
+    ) -> HandshakeInfo {
+        self.live.load().tls.handshake_info(ssl, connection)
     }
 }
 
-/// Builds the listener's TLS settings around `callbacks` (the certificates by SNI).
-pub fn settings(
-    fixed: &Fixed,
-    callbacks: Box<dyn TlsAccept + Send + Sync>,
-) -> pingora::Result<TlsSettings> {
+/// ALPN: HTTP/2 when the client offers it, else HTTP/1.1; no ALPN answer for a client that
+/// offers neither (it then speaks HTTP/1.1), as pingora's `enable_h2` does.
+fn prefer_h2<'a>(_: &mut SslRef, offered: &'a [u8]) -> Result<&'a [u8], AlpnError> {
+    pingora::tls::ssl::select_next_proto(b"\x02h2\x08http/1.1", offered).ok_or(AlpnError::NOACK)
+}
+
+/// The listener's TLS acceptor: pingora's defaults (Mozilla intermediate) narrowed to the
+/// versions and suites above, ALPN h2 and http/1.1. The certificates come from the
+/// handshake's callbacks (`crate::connections::accept`).
+pub fn acceptor(fixed: &Fixed) -> pingora::Result<SslAcceptor> {
     use pingora::{ErrorType, OrErr};
-    let mut settings = TlsSettings::with_callbacks(callbacks)?;
+    let mut settings = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).or_err(
+        ErrorType::InternalError,
+        "creating the TLS acceptor (Mozilla intermediate)",
+    )?;
     let min = match fixed.min_version {
         TlsVersion::Tls12 => SslVersion::TLS1_2,
         TlsVersion::Tls13 => SslVersion::TLS1_3,
@@ -412,7 +421,7 @@ pub fn settings(
     )?;
     // An idle keep-alive connection need not hold OpenSSL's 16 KiB read and write record
     // buffers: they are freed between records and taken again for the next one.
-    settings.set_mode(openssl::ssl::SslMode::RELEASE_BUFFERS);
-    settings.enable_h2();
-    Ok(settings)
+    settings.set_mode(SslMode::RELEASE_BUFFERS);
+    settings.set_alpn_select_callback(prefer_h2);
+    Ok(settings.build())
 }

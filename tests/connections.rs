@@ -1,0 +1,419 @@
+//! The connection guard, one attack of issue 17 (items 1–4) per test: every listener caps
+//! and times its connections from the TCP accept to the close — the plain-HTTP redirect and
+//! admin listeners too, the TLS handshake too, every request of a connection, the wait
+//! between requests — and only a connection that was really upgraded (101) leaves the HTTP
+//! deadlines. Each test is the attack, run against the real binary from 127.0.0.1, while a
+//! second client (127.0.0.2) is served.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::clients::*;
+use common::*;
+use futures_util::future::join_all;
+use tokio::io::AsyncWriteExt;
+
+/// Closes, in order, of `conns`: each `Some(after how long)`, or `None` if still open after
+/// `limit` (all are waited for at once).
+async fn closes<S: tokio::io::AsyncRead + Unpin>(
+    conns: &mut [S],
+    limit: Duration,
+) -> Vec<Option<Duration>> {
+    join_all(conns.iter_mut().map(|c| closed_within(c, limit))).await
+}
+
+fn within(d: Option<Duration>, lo: Duration, hi: Duration) -> bool {
+    d.is_some_and(|d| (lo..hi).contains(&d))
+}
+
+/// The bystander's HTTPS request on a new connection from 127.0.0.2.
+async fn bystander_get(gw: &Gateway) -> u16 {
+    let connector = connector(&gw.ca, H1);
+    let mut tls = tls_from(&connector, ip(BYSTANDER), gw.https, &host("acq"))
+        .await
+        .expect("the bystander's handshake");
+    get(&mut tls, &host("acq"), "/bystander")
+        .await
+        .expect("the bystander's answer")
+}
+
+/// Item 1: the plain-HTTP redirect listener had no slow-client defences at all (no header
+/// deadline, no cap per address: pingora times each read at 60 s), and neither had the admin
+/// listener.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_plain_http_listeners_cut_slow_headers_and_cap_each_address() {
+    let pki = Pki::new();
+    let (mut setup, _portals) = six_demo_portals().await;
+    setup.http_redirect = true;
+    setup.server_extra = "header_timeout: 2s\nmax_connections_per_address: 20\n".into();
+    let gw = Gateway::start(&pki, &setup);
+    let http = gw.http.expect("the redirect listener");
+    let attacker = ip(ATTACKER);
+
+    // Thirty unfinished headers from one address.
+    let mut partial = Vec::new();
+    for _ in 0..30 {
+        let mut c = tcp_from(attacker, http).await.expect("connect");
+        let _ = c
+            .write_all(b"GET / HTTP/1.1\r\nHost: acq.bankart.localhost\r\n")
+            .await;
+        partial.push(c);
+    }
+    // One header line every second, on the redirect listener and on the admin listener
+    // (from a third address: the first is at its cap).
+    let trickle = |addr| async move {
+        let mut c = tcp_from(ip("127.0.0.3"), addr).await.expect("connect");
+        let started = Instant::now();
+        let mut n = 0;
+        let _ = c.write_all(b"GET / HTTP/1.1\r\nHost: admin\r\n").await;
+        loop {
+            if closed_within(&mut c, Duration::from_secs(1))
+                .await
+                .is_some()
+            {
+                return Some(started.elapsed());
+            }
+            if started.elapsed() > Duration::from_secs(15) {
+                return None;
+            }
+            n += 1;
+            let _ = c.write_all(format!("X-Slow-{n}: 1\r\n").as_bytes()).await;
+        }
+    };
+    let trickled = tokio::spawn(trickle(http));
+    let trickled_admin = tokio::spawn(trickle(gw.admin));
+
+    // Meanwhile another address is redirected.
+    let mut by = tcp_from(ip(BYSTANDER), http).await.expect("connect");
+    by.write_all(b"GET /x HTTP/1.1\r\nHost: acq.bankart.localhost\r\n\r\n")
+        .await
+        .expect("write");
+    assert_eq!(read_response(&mut by).await.expect("answer"), 308);
+
+    let closed = closes(&mut partial, Duration::from_secs(10)).await;
+    let at_once = closed
+        .iter()
+        .filter(|c| within(**c, Duration::ZERO, Duration::from_secs(1)))
+        .count();
+    assert!(
+        at_once >= 10,
+        "the ten connections over the cap of 20 are closed at once: {closed:?}"
+    );
+    assert!(
+        closed
+            .iter()
+            .all(|c| within(*c, Duration::ZERO, Duration::from_secs(5))),
+        "every unfinished header is cut by the 2 s deadline: {closed:?}"
+    );
+    for (what, t) in [
+        ("redirect", trickled.await.expect("join")),
+        ("admin", trickled_admin.await.expect("join")),
+    ] {
+        assert!(
+            within(t, Duration::from_millis(1500), Duration::from_secs(6)),
+            "a header sent a line a second on the {what} listener is cut by the 2 s deadline: {t:?}"
+        );
+    }
+    let page = gw.metrics();
+    assert!(
+        metric(&page, "prehod_slow_clients_total{phase=\"header\"}") >= 20.0,
+        "{page}"
+    );
+    assert!(
+        metric(
+            &page,
+            "prehod_connections_refused_total{reason=\"per_address\"}"
+        ) >= 10.0,
+        "{page}"
+    );
+}
+
+/// Item 2: connections still in the TLS handshake were neither capped nor counted, and had
+/// pingora's fixed 60 s to finish it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_are_capped_and_timed_from_the_tcp_accept_before_any_handshake() {
+    let pki = Pki::new();
+    let (mut setup, _portals) = six_demo_portals().await;
+    setup.server_extra = "handshake_timeout: 2s\nmax_connections_per_address: 20\n".into();
+    let gw = Gateway::start(&pki, &setup);
+    let attacker = ip(ATTACKER);
+
+    // Thirty connections that never send a ClientHello, and one that stops in its middle.
+    let mut silent = Vec::new();
+    for _ in 0..30 {
+        silent.push(tcp_from(attacker, gw.https).await.expect("connect"));
+    }
+    let mut half = tcp_from(attacker, gw.https).await.expect("connect");
+    let _ = half
+        .write_all(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
+        .await;
+    silent.push(half);
+
+    // Another address is served meanwhile.
+    assert_eq!(bystander_get(&gw).await, 200);
+
+    let closed = closes(&mut silent, Duration::from_secs(10)).await;
+    let at_once = closed
+        .iter()
+        .filter(|c| within(**c, Duration::ZERO, Duration::from_secs(1)))
+        .count();
+    assert!(
+        at_once >= 11,
+        "the connections over the cap of 20 are refused before any handshake: {closed:?}"
+    );
+    assert!(
+        closed
+            .iter()
+            .all(|c| within(*c, Duration::ZERO, Duration::from_secs(5))),
+        "a handshake that does not finish within 2 s is cut: {closed:?}"
+    );
+    let page = gw.metrics();
+    assert!(
+        metric(&page, "prehod_slow_clients_total{phase=\"handshake\"}") >= 15.0,
+        "{page}"
+    );
+    assert!(
+        metric(
+            &page,
+            "prehod_connections_refused_total{reason=\"per_address\"}"
+        ) >= 11.0,
+        "{page}"
+    );
+}
+
+/// A request `head` on a new HTTP/1.1 TLS connection, then one more `trickle` every
+/// `every`: how long until the gateway closed it (`None`: open after 12 s).
+async fn trickled(gw: &Gateway, head: String, every: Duration, trickle: &str) -> Option<Duration> {
+    let connector = connector(&gw.ca, H1);
+    let mut tls = tls_from(&connector, ip(ATTACKER), gw.https, &host("acq"))
+        .await
+        .expect("handshake");
+    tls.write_all(head.as_bytes()).await.expect("write");
+    let started = Instant::now();
+    let mut n = 0;
+    loop {
+        if closed_within(&mut tls, every).await.is_some() {
+            return Some(started.elapsed());
+        }
+        if started.elapsed() > Duration::from_secs(12) {
+            return None;
+        }
+        n += 1;
+        let _ = tls
+            .write_all(trickle.replace("{n}", &n.to_string()).as_bytes())
+            .await;
+    }
+}
+
+/// Item 3: any `Upgrade:` request header switched the header deadline and the body-rate limit
+/// off for the rest of the connection, whether or not the answer was 101.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_header_without_a_101_keeps_every_deadline() {
+    let pki = Pki::new();
+    let (mut setup, _portals) = six_demo_portals().await;
+    setup.server_extra = "header_timeout: 2s\nbody_timeout: 2s\nbody_min_rate: 1000\n".into();
+    let gw = Gateway::start(&pki, &setup);
+    let h = host("acq");
+
+    // A POST that asks for a WebSocket and sends its body a byte every half second.
+    let body = trickled(
+        &gw,
+        format!(
+            "POST / HTTP/1.1\r\nHost: {h}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+Content-Length: 100000\r\n\r\n"
+        ),
+        Duration::from_millis(500),
+        "x",
+    );
+    // A GET with `Upgrade: foo` (answered 200, not 101), then a second request whose header
+    // comes a line a second.
+    let header = async {
+        let connector = connector(&gw.ca, H1);
+        let mut tls = tls_from(&connector, ip(ATTACKER), gw.https, &h)
+            .await
+            .expect("handshake");
+        tls.write_all(
+            format!("GET / HTTP/1.1\r\nHost: {h}\r\nUpgrade: foo\r\nConnection: Upgrade\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .expect("write");
+        assert_eq!(read_response(&mut tls).await.expect("answer"), 200);
+        tls.write_all(format!("GET / HTTP/1.1\r\nHost: {h}\r\n").as_bytes())
+            .await
+            .expect("write");
+        let started = Instant::now();
+        let mut n = 0;
+        loop {
+            if closed_within(&mut tls, Duration::from_secs(1))
+                .await
+                .is_some()
+            {
+                return Some(started.elapsed());
+            }
+            if started.elapsed() > Duration::from_secs(12) {
+                return None;
+            }
+            n += 1;
+            let _ = tls.write_all(format!("X-Slow-{n}: 1\r\n").as_bytes()).await;
+        }
+    };
+    let (body, header) = tokio::join!(body, header);
+    assert!(
+        within(body, Duration::from_millis(1500), Duration::from_secs(6)),
+        "a POST asking for an upgrade keeps its body's minimum rate: cut after {body:?}"
+    );
+    assert!(
+        within(header, Duration::from_millis(1500), Duration::from_secs(6)),
+        "the request after a refused upgrade keeps its header deadline: cut after {header:?}"
+    );
+    assert_eq!(bystander_get(&gw).await, 200);
+}
+
+/// Item 3, the other side: a connection that really was upgraded (101) is a WebSocket, not an
+/// HTTP request: it outlives the header, body and idle deadlines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_websocket_upgrade_outlives_the_http_deadlines() {
+    use tokio::io::AsyncReadExt;
+    let pki = Pki::new();
+    let (mut setup, _portals) = six_demo_portals().await;
+    setup.server_extra =
+        "header_timeout: 1s\nbody_timeout: 1s\nbody_min_rate: 1000\nidle_timeout: 1s\n".into();
+    let gw = Gateway::start(&pki, &setup);
+    let h = host("bws");
+    let connector = connector(&gw.ca, H1);
+    let mut tls = tls_from(&connector, ip(ATTACKER), gw.https, &h)
+        .await
+        .expect("handshake");
+    tls.write_all(
+        format!(
+            "GET /__demo/ws HTTP/1.1\r\nHost: {h}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .expect("write");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        tls.read_exact(&mut byte).await.expect("read head");
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    // Quiet for three times every deadline.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let message = b"still here";
+    let mask = [1u8, 2, 3, 4];
+    let mut frame = vec![0x81, 0x80 | message.len() as u8];
+    frame.extend_from_slice(&mask);
+    frame.extend(message.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    tls.write_all(&frame).await.expect("send a frame");
+    let mut reply = vec![0u8; 2 + message.len()];
+    tokio::time::timeout(Duration::from_secs(5), tls.read_exact(&mut reply))
+        .await
+        .expect("an echo in time")
+        .expect("the echo");
+    assert_eq!(&reply[2..], message);
+}
+
+/// Item 4: idle connections never timed out (HTTP/1.1 keep-alive after a request, HTTP/2
+/// after a stream), though SECURITY.md said an idle timeout applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_are_closed_over_http1_and_http2() {
+    let pki = Pki::new();
+    let (mut setup, _portals) = six_demo_portals().await;
+    setup.server_extra = "idle_timeout: 2s\n".into();
+    let gw = Gateway::start(&pki, &setup);
+    let h = host("acq");
+    let attacker = ip(ATTACKER);
+
+    let h1 = async {
+        let connector = connector(&gw.ca, H1);
+        let mut tls = tls_from(&connector, attacker, gw.https, &h)
+            .await
+            .expect("handshake");
+        // Requests a second apart keep the connection: the idle time starts again each time.
+        for _ in 0..4 {
+            assert_eq!(get(&mut tls, &h, "/").await.expect("answer"), 200);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        assert_eq!(get(&mut tls, &h, "/").await.expect("answer"), 200);
+        closed_within(&mut tls, Duration::from_secs(10)).await
+    };
+    let h2 = async {
+        let connector = connector(&gw.ca, H2);
+        let mut tls = tls_from(&connector, attacker, gw.https, &h)
+            .await
+            .expect("handshake");
+        tls.write_all(&h2_get(&h)).await.expect("write");
+        assert!(h2_read_response(&mut tls).await.expect("answer"), "200");
+        closed_within(&mut tls, Duration::from_secs(10)).await
+    };
+    let (h1, h2) = tokio::join!(h1, h2);
+    assert!(
+        within(h1, Duration::from_millis(1500), Duration::from_secs(6)),
+        "an idle HTTP/1.1 keep-alive connection is closed after 2 s: {h1:?}"
+    );
+    assert!(
+        within(h2, Duration::from_millis(1500), Duration::from_secs(6)),
+        "an idle HTTP/2 connection is closed after 2 s: {h2:?}"
+    );
+    let page = gw.metrics();
+    assert!(
+        metric(&page, "prehod_slow_clients_total{phase=\"idle\"}") >= 2.0,
+        "{page}"
+    );
+}
+
+/// The global cap: beyond `server.max_connections` every new connection is refused at once,
+/// whoever it comes from, until places are given back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_global_cap_refuses_connections_beyond_it_until_places_are_given_back() {
+    let pki = Pki::new();
+    let (mut setup, _portals) = six_demo_portals().await;
+    setup.server_extra = "max_connections: 4\n".into();
+    let gw = Gateway::start(&pki, &setup);
+    // Four connections through their handshake: admitted, and held.
+    let connector = connector(&gw.ca, H1);
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(
+            tls_from(&connector, ip(ATTACKER), gw.https, &host("acq"))
+                .await
+                .expect("handshake"),
+        );
+    }
+    let mut refused = tcp_from(ip(BYSTANDER), gw.https).await.expect("connect");
+    assert!(
+        within(
+            closed_within(&mut refused, Duration::from_secs(5)).await,
+            Duration::ZERO,
+            Duration::from_secs(1)
+        ),
+        "the fifth connection is closed at once"
+    );
+    assert!(
+        metric(
+            &gw.metrics(),
+            "prehod_connections_refused_total{reason=\"total\"}"
+        ) >= 1.0
+    );
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(mut tls) = tls_from(&connector, ip(BYSTANDER), gw.https, &host("acq")).await {
+            if get(&mut tls, &host("acq"), "/").await.ok() == Some(200) {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "the places were not given back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
