@@ -10,6 +10,7 @@ pub mod audit;
 pub mod auth;
 pub mod connections;
 pub mod cookies;
+pub mod framing;
 pub mod hygiene;
 pub mod live;
 pub mod login;

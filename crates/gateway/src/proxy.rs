@@ -13,8 +13,10 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorSource, ErrorType, Result};
+use prehod_config::HttpMethods;
 
 use crate::auth::{self, Decision};
+use crate::framing::MethodVerdict;
 use crate::hygiene::{loggable_path, valid_request_id};
 use crate::pages::{Page, PAGE_HEADERS};
 use crate::routing::Route;
@@ -298,6 +300,17 @@ impl Gateway {
 
     /// Writes one of the gateway's own pages. Returns the status written.
     async fn send_page(&self, session: &mut Session, page: Page, ctx: &RequestCtx) -> Result<u16> {
+        self.send_page_with(session, page, ctx, &[]).await
+    }
+
+    /// [`Gateway::send_page`] with more headers (`Allow` on a 405, `Retry-After` on a 503).
+    async fn send_page_with(
+        &self,
+        session: &mut Session,
+        page: Page,
+        ctx: &RequestCtx,
+        extra: &[(&'static str, &str)],
+    ) -> Result<u16> {
         let shared = ctx.shared.clone();
         let lang = crate::pages::request_lang(
             session.req_header(),
@@ -305,11 +318,11 @@ impl Gateway {
         );
         let body = Bytes::from(page.render(lang, &ctx.request_id));
         let status = page.status().as_u16();
-        let mut header = ResponseHeader::build(status, Some(4 + PAGE_HEADERS.len()))?;
+        let mut header = ResponseHeader::build(status, Some(4 + PAGE_HEADERS.len() + extra.len()))?;
         header.insert_header("content-type", "text/html; charset=utf-8")?;
         header.insert_header("content-length", body.len().to_string())?;
         header.insert_header(shared.config.headers.request_id.clone(), &ctx.request_id)?;
-        for (name, value) in PAGE_HEADERS {
+        for (name, value) in PAGE_HEADERS.iter().chain(extra) {
             header.insert_header(*name, *value)?;
         }
         session.set_keepalive(None);
@@ -318,6 +331,47 @@ impl Gateway {
             .await?;
         session.write_response_body(Some(body), true).await?;
         Ok(status)
+    }
+
+    /// The method gate of the host `route` names (`crate::framing::method_verdict`): `Ok(true)`
+    /// when the gateway answered — 405 with `Allow`, or `OPTIONS *` — and the request ends.
+    async fn answer_method(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        route: &Route,
+    ) -> Result<bool> {
+        fn methods<'a>(shared: &'a Shared, route: &Route) -> Option<&'a HttpMethods> {
+            match route {
+                Route::Portal(i) => shared.config.portals.get(*i).map(|p| &p.http_methods),
+                Route::Login | Route::CertLogin => Some(&crate::framing::LOGIN_HOST_METHODS),
+                Route::Misdirected => None,
+            }
+        }
+        let req = session.req_header();
+        let verdict = methods(&ctx.shared, route).map_or(MethodVerdict::Go, |m| {
+            crate::framing::method_verdict(m, &req.method, &req.uri)
+        });
+        if verdict == MethodVerdict::Go {
+            return Ok(false);
+        }
+        // Only a request the gateway answers itself gets this far.
+        let shared = ctx.shared.clone();
+        let allow = methods(&shared, route).map_or("", HttpMethods::allow);
+        if verdict == MethodVerdict::Refuse {
+            ctx.auth = "refused";
+            let allow = [("allow", allow)];
+            self.send_page_with(session, Page::MethodNotAllowed, ctx, &allow)
+                .await?;
+        } else {
+            let mut header = ResponseHeader::build(204, Some(2))?;
+            header.insert_header("allow", allow)?;
+            header.insert_header(shared.config.headers.request_id.clone(), &ctx.request_id)?;
+            session
+                .write_response_header(Box::new(header), true)
+                .await?;
+        }
+        Ok(true)
     }
 }
 
@@ -432,6 +486,8 @@ impl ProxyHttp for Gateway {
                 format!("Connection: nominates {name}"),
             ));
         }
+        // Framing pingora lets through as it came: collapsed or refused (`crate::framing`).
+        crate::framing::apply(session.req_header_mut())?;
         let strip = hygiene.names_to_strip(&session.req_header().headers, ctx.trusted_proxy);
         let req = session.req_header_mut();
         for name in strip {
@@ -461,7 +517,11 @@ impl ProxyHttp for Gateway {
             .and_then(|d| d.ssl_digest.as_ref())
             .and_then(|s| s.extension.get::<HandshakeInfo>())
             .and_then(|h| h.sni.clone());
-        let portal = match shared.router.route(host.as_deref(), sni.as_deref()) {
+        let route = shared.router.route(host.as_deref(), sni.as_deref());
+        if self.answer_method(session, ctx, &route).await? {
+            return Ok(true);
+        }
+        let portal = match route {
             Route::Misdirected => {
                 self.send_page(session, Page::Misdirected, ctx).await?;
                 return Ok(true);
