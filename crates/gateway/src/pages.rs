@@ -36,6 +36,8 @@ pub enum Page {
     Internal,
     /// 405: the portal does not take this method (answered with `Allow`).
     MethodNotAllowed,
+    /// 503: no memory for the request's body now (answered with `Retry-After`).
+    Busy,
 }
 
 struct Text {
@@ -56,6 +58,7 @@ impl Page {
             Page::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Page::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Page::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Page::Busy => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -108,6 +111,14 @@ impl Page {
                 title_en: "Request not allowed",
                 body_en: "The application behind the gateway does not take this kind of request.",
                 next_en: "Open the page from within the application.",
+            },
+            Page::Busy => Text {
+                title_sl: "Prehod je trenutno preobremenjen",
+                body_sl: "Prehod trenutno ne more sprejeti poslanih podatkov.",
+                next_sl: "Poskusite znova čez nekaj sekund.",
+                title_en: "The gateway is busy",
+                body_en: "The gateway cannot take the data you sent right now.",
+                next_en: "Try again in a few seconds.",
             },
         }
     }

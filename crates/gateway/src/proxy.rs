@@ -16,6 +16,7 @@ use pingora::{Error, ErrorSource, ErrorType, Result};
 use prehod_config::HttpMethods;
 
 use crate::auth::{self, Decision};
+use crate::body::Buffered;
 use crate::framing::MethodVerdict;
 use crate::hygiene::{loggable_path, valid_request_id};
 use crate::pages::{Page, PAGE_HEADERS};
@@ -122,27 +123,37 @@ impl Gateway {
         {
             return self.write_login_response(session, ctx, refused).await;
         }
-        // Bodies here are small forms (back-channel logout); anything larger is refused.
-        let mut body = Vec::new();
-        if session.req_header().method == http::Method::POST {
-            while let Some(chunk) = session.read_request_body().await? {
-                body.extend_from_slice(&chunk);
-                if body.len() > 64 * 1024 {
+        // Bodies here are small forms and back-channel logout tokens, read into memory within
+        // the body budget (`crate::body`); the hold gives the memory back after the handler.
+        let (body, _hold) = if session.req_header().method == http::Method::POST {
+            let client = shared.hygiene.client_address(
+                &session.req_header().headers,
+                ctx.client,
+                ctx.trusted_proxy,
+            );
+            let max = crate::body::LOGIN_HOST_MAX;
+            match crate::body::read(session, &shared.body_budget, client, max).await? {
+                Buffered::Body(body, hold) => (body, Some(hold)),
+                Buffered::TooLarge => {
                     return Err(Error::explain(
                         ErrorType::HTTPStatus(413),
                         "login host request body too large",
-                    ));
+                    ))
+                }
+                Buffered::Refused(_) => {
+                    return self
+                        .send_page_with(session, Page::Busy, ctx, &[("retry-after", "10")])
+                        .await
+                        .map(|_| ())
                 }
             }
-        }
+        } else {
+            (Bytes::new(), None)
+        };
         let resp = crate::login::handle(
             &shared,
             auth,
-            crate::login::LoginRequest::from_header(
-                session.req_header(),
-                Bytes::from(body),
-                &ctx.request_id,
-            ),
+            crate::login::LoginRequest::from_header(session.req_header(), body, &ctx.request_id),
         )
         .await;
         self.write_login_response(session, ctx, resp).await
@@ -733,24 +744,16 @@ impl ProxyHttp for Gateway {
                         .get(http::header::CONTENT_TYPE)
                         .and_then(|v| v.to_str().ok())
                         .map(str::to_owned);
-                    let declared: Option<usize> = headers
-                        .get(http::header::CONTENT_LENGTH)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.parse().ok());
-
-                    let mut body = Vec::new();
-                    // Only a body read to its end, within the limit, may be kept.
-                    let mut complete = false;
-                    if declared.is_none_or(|n| n <= crate::preserve::MAX_BODY) {
-                        complete = true;
-                        while let Some(chunk) = session.read_request_body().await? {
-                            body.extend_from_slice(&chunk);
-                            if body.len() > crate::preserve::MAX_BODY {
-                                complete = false;
-                                break;
-                            }
-                        }
-                    }
+                    // Only a body read to its end, within the limit and the body budget, may
+                    // be kept (`crate::body`); the hold ends with this block.
+                    let (hygiene, budget) = (&shared.hygiene, &shared.body_budget);
+                    let client = hygiene.client_address(&headers, ctx.client, ctx.trusted_proxy);
+                    let max = crate::preserve::MAX_BODY;
+                    let read = crate::body::read(session, budget, client, max).await?;
+                    let body = match &read {
+                        Buffered::Body(body, _) => Some(body),
+                        Buffered::TooLarge | Buffered::Refused(_) => None,
+                    };
                     // Only a navigation from this portal itself: a form another site (or a
                     // sibling host, or another portal) made the browser send is never kept —
                     // it would be sent again with the session.
@@ -760,12 +763,12 @@ impl ProxyHttp for Gateway {
                             &u.origin().ascii_serialization(),
                         )
                     });
-                    if let (Some(auth), true, true) = (&shared.auth, complete, same_site) {
+                    if let (Some(auth), Some(body), true) = (&shared.auth, body, same_site) {
                         if let Some((v, binding)) = crate::preserve::seal(
                             &auth.sealer,
                             &url,
                             content_type.as_deref(),
-                            &body,
+                            body,
                             prehod_identity::unix_now(),
                         ) {
                             kept_cookie = Some(auth.post_cookie(&v, crate::preserve::LIFETIME));
