@@ -396,6 +396,28 @@ fn metric_value(metrics: &str, name: &str) -> f64 {
         .sum()
 }
 
+/// Polls the gateway's metrics until `done` says so (10 s at most); returns the last ones.
+async fn wait_for_metrics(gw: &Gateway, what: &str, done: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let metrics = gw.metrics();
+        if done(&metrics) {
+            return metrics;
+        }
+        assert!(Instant::now() < deadline, "never {what}:\n{metrics}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+const RESERVED: &str = "prehod_body_buffer_bytes";
+
+fn refused_for(metrics: &str, reason: &str) -> f64 {
+    metric_value(
+        metrics,
+        &format!("prehod_body_buffers_refused_total{{reason=\"{reason}\"}}"),
+    )
+}
+
 /// An HTTP/2 connection from `from` (any 127.0.0.0/8 address is loopback) that opens `streams`
 /// POSTs to `url`, each declaring 64 KiB, sending 60 000 bytes of it and then nothing: every
 /// body stays incomplete until the gateway gives up on it. Returns each stream's status (or
@@ -454,16 +476,15 @@ async fn login_host_bodies_over_http2_stay_within_one_memory_budget() {
             held.extend(hold_bodies(client, url.clone(), 12));
         }
     }
-    // The bytes reserved for bodies, sampled while they are held: never past the budget.
+    // The bytes reserved for bodies, sampled while they come in (10 s at most) until the
+    // whole budget is taken; the login below starts then.
+    let budget = 16.0 * 1024.0 * 1024.0;
     let mut reserved = Vec::new();
-    for _ in 0..6 {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        reserved.push(metric_value(&gw.metrics(), "prehod_body_buffer_bytes"));
+    let sampling = Instant::now() + Duration::from_secs(10);
+    while reserved.last().is_none_or(|r| *r < budget) && Instant::now() < sampling {
+        reserved.push(metric_value(&gw.metrics(), RESERVED));
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(
-        reserved.iter().all(|r| *r <= 16.0 * 1024.0 * 1024.0),
-        "{reserved:?}"
-    );
     // While they are held, a normal login from another address works.
     let mut browser = common::login::Browser::new(&world);
     let page = common::login::login_otp(
@@ -492,6 +513,12 @@ async fn login_host_bodies_over_http2_stay_within_one_memory_budget() {
         "the gateway's peak memory grew by {} MiB",
         grew / (1024 * 1024)
     );
+    assert_eq!(
+        reserved.last().copied(),
+        Some(budget),
+        "the budget was full when the login started"
+    );
+    assert!(reserved.iter().all(|r| *r <= budget), "{reserved:?}");
     let refused: Vec<&(Option<u16>, Duration)> =
         outcomes.iter().filter(|(s, _)| *s == Some(503)).collect();
     assert!(
@@ -509,7 +536,7 @@ async fn login_host_bodies_over_http2_stay_within_one_memory_budget() {
         "{metrics}"
     );
     assert_eq!(
-        metric_value(&metrics, "prehod_body_buffer_bytes"),
+        metric_value(&metrics, RESERVED),
         0.0,
         "every reservation is given back"
     );
@@ -535,20 +562,30 @@ async fn the_body_budget_refuses_per_connection_per_address_and_in_all() {
             .build()
             .expect("client")
     };
+    const BODY: f64 = 65536.0;
     // One connection, five streams: two are held, three refused (per connection).
     let first = hold_bodies(client(2), url.clone(), 5);
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    wait_for_metrics(gw, "two bodies held on one connection", |m| {
+        metric_value(m, RESERVED) == 2.0 * BODY && refused_for(m, "per_connection") == 3.0
+    })
+    .await;
     // The address's share is a quarter of 512 KiB: two 64 KiB bodies; a second connection
     // from it gets none.
     let second = hold_bodies(client(2), url.clone(), 1);
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    wait_for_metrics(gw, "the address's share refused", |m| {
+        refused_for(m, "per_address") == 1.0
+    })
+    .await;
     // Three more addresses take two bodies each: 8 × 64 KiB fill the budget; the next
     // address finds none left.
     let mut more = Vec::new();
     for last in 3..6 {
         more.extend(hold_bodies(client(last), url.clone(), 2));
     }
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    wait_for_metrics(gw, "a full budget", |m| {
+        metric_value(m, RESERVED) == 8.0 * BODY
+    })
+    .await;
     let last = hold_bodies(client(6), url.clone(), 1);
 
     let refusal = |tasks: Vec<tokio::task::JoinHandle<(Option<u16>, Duration)>>| async move {
@@ -564,19 +601,10 @@ async fn the_body_budget_refuses_per_connection_per_address_and_in_all() {
     let second = refusal(second).await;
     assert_eq!(second[0].0, Some(503), "the address's share is taken");
     let metrics = gw.metrics();
-    let count = |reason: &str| {
-        metric_value(
-            &metrics,
-            &format!("prehod_body_buffers_refused_total{{reason=\"{reason}\"}}"),
-        )
-    };
-    assert_eq!(count("per_connection"), 3.0, "{metrics}");
-    assert_eq!(count("per_address"), 1.0, "{metrics}");
-    assert_eq!(count("memory"), 1.0, "{metrics}");
-    assert_eq!(
-        metric_value(&metrics, "prehod_body_buffer_bytes"),
-        8.0 * 65536.0
-    );
+    assert_eq!(refused_for(&metrics, "per_connection"), 3.0, "{metrics}");
+    assert_eq!(refused_for(&metrics, "per_address"), 1.0, "{metrics}");
+    assert_eq!(refused_for(&metrics, "memory"), 1.0, "{metrics}");
+    assert_eq!(metric_value(&metrics, RESERVED), 8.0 * BODY);
 
     // A form sent to a portal without a session while the budget is full: the login goes on
     // without it (`notice=form_not_kept`) rather than failing.
@@ -604,7 +632,7 @@ async fn the_body_budget_refuses_per_connection_per_address_and_in_all() {
     );
     refusal(more).await;
     assert_eq!(
-        metric_value(&gw.metrics(), "prehod_body_buffer_bytes"),
+        metric_value(&gw.metrics(), RESERVED),
         0.0,
         "every reservation is given back"
     );
