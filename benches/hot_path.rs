@@ -1,5 +1,5 @@
-//! Criterion benches of the per-request pieces: header hygiene, cookie filtering, routing,
-//! access-log path redaction, and the error page.
+//! Criterion benches of the per-request pieces: header hygiene, framing and the method gate,
+//! cookie filtering, routing, access-log path redaction, and the error page.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -69,6 +69,25 @@ fn benches(c: &mut Criterion) {
 
     c.bench_function("hygiene/names_to_strip (browser request)", |b| {
         b.iter(|| hygiene.names_to_strip(black_box(&headers), false))
+    });
+    let (method, uri) = (
+        http::Method::GET,
+        http::Uri::from_static("/accounts?page=2"),
+    );
+    c.bench_function("framing/check and method_verdict (browser request)", |b| {
+        b.iter(|| {
+            let framing = prehod_gateway::framing::check(
+                black_box(&method),
+                black_box(&uri),
+                black_box(&headers),
+            );
+            let verdict = prehod_gateway::framing::method_verdict(
+                &config.portals[0].http_methods,
+                black_box(&method),
+                black_box(&uri),
+            );
+            (framing, verdict)
+        })
     });
     c.bench_function("hygiene/upstream_cookie", |b| {
         b.iter(|| hygiene.upstream_cookie(black_box(&headers)))

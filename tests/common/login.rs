@@ -43,6 +43,8 @@ pub struct Options {
     pub parent_domain: bool,
     /// More lines under `login:` (e.g. `portal_prefix: /.gw/`).
     pub login_yaml: &'static str,
+    /// More lines under `server:` (e.g. `body_buffer_memory: 1MiB`).
+    pub server_yaml: &'static str,
 }
 
 impl Default for Options {
@@ -58,6 +60,7 @@ impl Default for Options {
             top_yaml: "",
             parent_domain: false,
             login_yaml: "",
+            server_yaml: "",
         }
     }
 }
@@ -255,6 +258,7 @@ async fn try_world(options: &Options) -> Option<World> {
     }
     setup.https_port = Some(port);
     setup.top_extra = options.top_yaml.to_owned();
+    setup.server_extra = options.server_yaml.to_owned();
     let key = std::fs::read_to_string(pki.path("session.key")).expect("session key");
     let responder = options
         .certificates

@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 use serde_yaml::{Mapping, Value};
 
 mod limits;
+mod requests;
 mod server;
 
 use crate::positions::{Position, Positions};
@@ -1330,8 +1331,21 @@ impl Checker<'_> {
         t
     }
 
-    fn headers(&mut self, raw: raw::Headers) -> Option<Headers> {
+    fn headers(&mut self, mut raw: raw::Headers) -> Option<Headers> {
         let mut ok = true;
+        // `X-Bank-*`: a prefix; every other entry is one name.
+        let mut strip_prefixes = Vec::new();
+        let mut strip_names = Vec::new();
+        for (i, entry) in std::mem::take(&mut raw.strip).into_iter().enumerate() {
+            match requests::strip_prefix(&entry) {
+                None => strip_names.push((i, entry)),
+                Some(Ok(prefix)) => strip_prefixes.push(prefix),
+                Some(Err(message)) => {
+                    self.problem(&format!("headers.strip[{i}]"), message);
+                    ok = false;
+                }
+            }
+        }
         let mut name = |value: Option<String>, key: &str, default: &str, this: &mut Self| {
             let value = value.unwrap_or_else(|| default.to_owned());
             match HeaderName::from_bytes(value.as_bytes()) {
@@ -1369,12 +1383,11 @@ impl Checker<'_> {
                 "x-auth-cert-fingerprint",
                 self,
             ),
-            strip: raw
-                .strip
+            strip: strip_names
                 .into_iter()
-                .enumerate()
                 .map(|(i, s)| name(Some(s), &format!("strip[{i}]"), "", self))
                 .collect(),
+            strip_prefixes,
         };
         let set = headers.identity_names();
         for (i, n) in set.iter().enumerate().take(11) {
@@ -1528,9 +1541,11 @@ impl Checker<'_> {
                 ),
             }
         }
+        let http_methods = self.http_methods(raw.http_methods, key);
         Some(Portal {
             min_level,
             methods,
+            http_methods: http_methods?,
             allowed_users: raw.allowed_users,
             allowed_organisations: raw.allowed_organisations,
             client_certificate_required: match raw.client_certificate.as_deref() {

@@ -11,6 +11,7 @@ pub mod positions;
 mod raw;
 mod secret_file;
 pub mod sources;
+mod requests;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -22,6 +23,7 @@ use openssl::x509::X509;
 
 pub use error::{ConfigError, Problem};
 pub use positions::Position;
+pub use requests::{BodyBuffers, HttpMethods};
 
 /// A checked configuration. Every value in it has been parsed and every file read.
 #[derive(Debug)]
@@ -384,6 +386,9 @@ pub struct Headers {
     pub cert_fingerprint: HeaderName,
     /// Further names removed from every client request (e.g. `X-Remote-User`).
     pub strip: Vec<HeaderName>,
+    /// Name prefixes removed from every client request (`strip` entries ending in `*`, e.g.
+    /// `X-Bank-*`): lower case, `_` and `.` written `-`, without the `*`.
+    pub strip_prefixes: Vec<String>,
 }
 
 impl Headers {
@@ -442,6 +447,9 @@ pub struct Server {
     pub max_pending_connections: usize,
     /// The read buffer under TLS of each client connection, in bytes (held while it is open).
     pub read_buffer: usize,
+    /// The request bodies the gateway reads into memory (login host forms, forms kept across a
+    /// login), together.
+    pub body_buffers: BodyBuffers,
 }
 
 /// Token buckets on the login endpoints, per client address and (on the certificate-login
@@ -558,6 +566,8 @@ pub struct Portal {
     /// The lowest level of assurance the portal accepts: 10, 20 or 30.
     pub min_level: u8,
     pub methods: Vec<LoginMethod>,
+    /// The HTTP methods forwarded to the portal; any other is answered 405 by the gateway.
+    pub http_methods: HttpMethods,
     /// Only these user ids (the session's subject) may use the portal; `None`: anyone.
     pub allowed_users: Option<Vec<String>>,
     /// Only certificate sessions whose subject organisation (O) is listed may use the portal.

@@ -100,6 +100,9 @@ pub struct Server {
     pub max_pending_connections: Option<usize>,
     /// Bytes.
     pub read_buffer: Option<usize>,
+    /// e.g. `16MiB`: every request body the gateway holds in memory, together.
+    pub body_buffer_memory: Option<String>,
+    pub body_buffers_per_connection: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -215,6 +218,8 @@ pub struct Portal {
     pub app_login: Option<String>,
     pub min_level: Option<u8>,
     pub methods: Option<Vec<String>>,
+    /// The HTTP methods forwarded to the portal (`[GET, POST, …]`).
+    pub http_methods: Option<Vec<String>>,
     pub allowed_users: Option<Vec<String>>,
     pub allowed_organisations: Option<Vec<String>>,
     /// `required`: a certificate-only portal (its handshake demands a client certificate).

@@ -214,3 +214,73 @@ fn slow_client_limits_have_defaults_and_bad_values_are_reported() {
         assert!(shown.contains(expected), "{expected}\nin\n{shown}");
     }
 }
+
+#[test]
+fn http_methods_strip_prefixes_and_body_buffers_have_defaults_and_are_checked() {
+    let pki = pki();
+    let config = load(&base(pki.path()), pki.path()).expect("valid");
+    assert_eq!(
+        config.portals[0].http_methods.allow(),
+        "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
+    );
+    assert!(!config.portals[0].http_methods.allows(&http::Method::TRACE));
+    assert_eq!(
+        config.server.body_buffers,
+        prehod_config::BodyBuffers::default()
+    );
+    assert_eq!(config.server.body_buffers.memory, 16 * 1024 * 1024);
+    assert!(config.headers.strip_prefixes.is_empty());
+
+    let text = format!(
+        "{}    http_methods: [GET, PROPFIND]\n",
+        base(pki.path())
+            .replace(
+                "strip: [X-Legacy-User]",
+                "strip: [X-Legacy-User, \"X_Bank.*\"]"
+            )
+            .replace(
+                "portals:\n",
+                "server:\n  body_buffer_memory: 1MiB\n  body_buffers_per_connection: 2\nportals:\n"
+            )
+    );
+    let config = load(&text, pki.path()).expect("valid");
+    let methods = &config.portals[0].http_methods;
+    assert_eq!(methods.allow(), "GET, HEAD, PROPFIND");
+    assert!(methods.allows(&http::Method::HEAD));
+    assert!(!methods.allows(&http::Method::POST));
+    assert_eq!(config.headers.strip_prefixes, ["x-bank-"]);
+    let names: Vec<&str> = config.headers.strip.iter().map(|n| n.as_str()).collect();
+    assert_eq!(names, ["x-legacy-user"]);
+    assert_eq!(config.server.body_buffers.memory, 1024 * 1024);
+    assert_eq!(config.server.body_buffers.per_connection, 2);
+
+    let text = format!(
+        "{}    http_methods: [TRACE, get, \"BAD METHOD\", GET, GET, CONNECT]\n",
+        base(pki.path())
+            .replace("strip: [X-Legacy-User]", "strip: [X-Legacy-User, \"*\", \"X Y*\"]")
+            .replace(
+                "portals:\n",
+                "server:\n  body_buffer_memory: 100KiB\n  body_buffers_per_connection: 0\nportals:\n"
+            )
+    );
+    let shown = load(&text, pki.path()).expect_err("invalid").to_string();
+    for expected in [
+        "proxy.yaml:14:26: headers.strip[1]: \"*\" would remove every header",
+        "headers.strip[2]: \"X Y*\" is not a header name prefix",
+        "server.body_buffer_memory: \"100KiB\" is too small",
+        "server.body_buffers_per_connection: must be at least 1",
+        "portals.ecmsweb.http_methods[0]: TRACE is never forwarded",
+        "portals.ecmsweb.http_methods[1]: \"get\": methods are case-sensitive and written in capitals, e.g. GET",
+        "portals.ecmsweb.http_methods[2]: \"BAD METHOD\" is not an HTTP method",
+        "portals.ecmsweb.http_methods[4]: GET is listed twice",
+        "portals.ecmsweb.http_methods[5]: CONNECT opens a tunnel",
+    ] {
+        assert!(shown.contains(expected), "{expected}\nin\n{shown}");
+    }
+    let empty = format!("{}    http_methods: []\n", base(pki.path()));
+    let shown = load(&empty, pki.path()).expect_err("invalid").to_string();
+    assert!(
+        shown.contains("portals.ecmsweb.http_methods: list at least one method"),
+        "{shown}"
+    );
+}

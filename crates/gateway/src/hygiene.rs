@@ -3,9 +3,11 @@
 //! ([`Hygiene::new`]) and only read per request.
 //!
 //! Strip before set: every identity header a client sent is removed — in any letter case, in
-//! the underscore spelling (`X_Auth_User`, which some servers turn into `X-Auth-User`), every
-//! duplicate, and any header a client nominates in `Connection:` (so it cannot ask a hop to
-//! drop or smuggle one). Only then does the gateway set its own. A request whose `Connection:`
+//! the underscore or dot spelling (`X_Auth_User`, `X.Auth.User`, which some servers turn into
+//! `X-Auth-User`), every duplicate, every name under the identity headers' common prefix
+//! (`X-Auth-Groups`: a portal may read a name the gateway does not set) and under a configured
+//! `headers.strip` prefix, and any header a client nominates in `Connection:` (so it cannot ask
+//! a hop to drop or smuggle one). Only then does the gateway set its own. A request whose `Connection:`
 //! names a framing or routing header (`Content-Length`, `Transfer-Encoding`, `Host`) is refused
 //! outright: removing those would reframe its body as another request.
 
@@ -58,21 +60,29 @@ fn foreign_identity(normal: &str) -> bool {
 
 #[derive(Debug)]
 pub struct Hygiene {
-    /// Identity header names, lower case with `_` turned into `-`.
+    /// Identity header names, normalised (see [`normalise`]).
     identity: HashSet<String>,
+    /// Normalised name prefixes no client header may start with: the identity headers'
+    /// ([`identity_prefixes`]) and the configured `strip` prefixes. Forwarding headers and
+    /// the request id are not theirs (a trusted proxy may send those).
+    identity_prefixes: Vec<String>,
     trusted_proxies: Vec<Cidr>,
     cookie_prefix: String,
     request_id: HeaderName,
 }
 
-/// Lower case, `_` → `-`: the spelling a server behind us may normalise any name to.
-/// Borrows when nothing changes (the common case: `http` names are already lower case).
+/// Lower case, `_` and `.` → `-`: the spelling a server behind us may normalise any name to
+/// (CGI and PHP read `X.Auth.User` and `X_Auth_User` as `X-Auth-User`). Borrows when nothing
+/// changes (the common case: `http` names are already lower case).
 fn normalise(name: &str) -> std::borrow::Cow<'_, str> {
-    if name.bytes().any(|b| b == b'_' || b.is_ascii_uppercase()) {
+    if name
+        .bytes()
+        .any(|b| b == b'_' || b == b'.' || b.is_ascii_uppercase())
+    {
         std::borrow::Cow::Owned(
             name.bytes()
                 .map(|b| match b {
-                    b'_' => '-',
+                    b'_' | b'.' => '-',
                     b => char::from(b.to_ascii_lowercase()),
                 })
                 .collect(),
@@ -80,6 +90,63 @@ fn normalise(name: &str) -> std::borrow::Cow<'_, str> {
     } else {
         std::borrow::Cow::Borrowed(name)
     }
+}
+
+/// The name prefixes of the identity headers the gateway sets: the set names are grouped
+/// by their first word (their first two when the first is `x`), and every group of two or
+/// more names gives the words all of them begin with (`x-auth-` for the defaults, even when
+/// one of them is renamed `X-Remote-User`). Normalised, ending in `-`. A single name, or a
+/// group of one, gives none: its prefix could be any application's (`x-` alone never is one).
+fn identity_prefixes(headers: &prehod_config::Headers) -> Vec<String> {
+    let set = [
+        &headers.user,
+        &headers.email,
+        &headers.name,
+        &headers.method,
+        &headers.level,
+        &headers.amr,
+        &headers.assertion,
+        &headers.cert_subject,
+        &headers.cert_issuer,
+        &headers.cert_serial,
+        &headers.cert_fingerprint,
+    ];
+    // (the group's words, the words its names have in common, how many names)
+    let mut groups: Vec<(Vec<String>, Vec<String>, usize)> = Vec::new();
+    for name in set {
+        let words: Vec<String> = normalise(name.as_str())
+            .split('-')
+            .map(str::to_owned)
+            .collect();
+        let key_len = if words.first().is_some_and(|w| w == "x") {
+            2
+        } else {
+            1
+        };
+        // The group's words and at least one more: `x-auth` alone is no member of `x-auth-`.
+        if words.len() <= key_len || words.iter().any(String::is_empty) {
+            continue;
+        }
+        let key: Vec<String> = words.iter().take(key_len).cloned().collect();
+        let family: Vec<String> = words.iter().take(words.len() - 1).cloned().collect();
+        match groups.iter_mut().find(|(k, _, _)| *k == key) {
+            Some((_, common, count)) => {
+                let shared = common
+                    .iter()
+                    .zip(&family)
+                    .take_while(|(a, b)| a == b)
+                    .count();
+                common.truncate(shared);
+                *count += 1;
+            }
+            None => groups.push((key, family, 1)),
+        }
+    }
+    groups
+        .into_iter()
+        .filter(|(_, _, count)| *count >= 2)
+        .map(|(_, common, _)| format!("{}-", common.join("-")))
+        .collect()
 }
 
 impl Hygiene {
@@ -90,6 +157,10 @@ impl Hygiene {
                 .identity_names()
                 .iter()
                 .map(|n| normalise(n.as_str()).into_owned())
+                .collect(),
+            identity_prefixes: identity_prefixes(&config.headers)
+                .into_iter()
+                .chain(config.headers.strip_prefixes.iter().cloned())
                 .collect(),
             trusted_proxies: config.trusted_proxies.clone(),
             cookie_prefix: config.cookies.prefix.clone(),
@@ -113,7 +184,11 @@ impl Hygiene {
             let normal = normalise(name.as_str());
             let forwarding = !trusted && FORWARDING.contains(&normal.as_ref());
             let request_id = !trusted && normal == self.request_id.as_str();
-            let identity = self.identity.contains(normal.as_ref()) || foreign_identity(&normal);
+            let prefixed = self.identity_prefixes.iter().any(|p| normal.starts_with(p))
+                && !FORWARDING.contains(&normal.as_ref())
+                && normal != self.request_id.as_str();
+            let identity =
+                self.identity.contains(normal.as_ref()) || prefixed || foreign_identity(&normal);
             if identity || forwarding || request_id {
                 push(name);
             }
@@ -328,6 +403,7 @@ mod tests {
                 .into_iter()
                 .map(String::from)
                 .collect(),
+            identity_prefixes: vec!["x-auth-".into(), "x-bank-".into()],
             trusted_proxies: vec!["10.0.0.0/8".parse().unwrap()],
             cookie_prefix: "prehod".into(),
             request_id: HeaderName::from_static("x-request-id"),
@@ -408,6 +484,147 @@ mod tests {
         let trusted = hygiene().names_to_strip(&h, true);
         assert!(!trusted.iter().any(|n| n == "x-forwarded-for"));
         assert!(trusted.iter().any(|n| n == "x-auth-user"));
+    }
+
+    #[test]
+    fn identity_like_names_go_in_any_spelling_under_the_identity_and_configured_prefixes() {
+        let spoofed = [
+            "X.Auth.User",
+            "x.auth_email",
+            "X-Auth-Groups",
+            "x_auth_roles",
+            "X.AUTH.IS.ADMIN",
+            "X-Bank-Customer",
+            "x.bank.account",
+        ];
+        let pairs: Vec<(&str, &str)> = spoofed.iter().map(|n| (*n, "spoofed")).collect();
+        for trusted in [false, true] {
+            let strip: Vec<String> = hygiene()
+                .names_to_strip(&map(&pairs), trusted)
+                .iter()
+                .map(|n| n.as_str().to_owned())
+                .collect();
+            for name in spoofed {
+                assert!(
+                    strip.contains(&name.to_ascii_lowercase()),
+                    "{name} kept (trusted: {trusted})"
+                );
+            }
+        }
+        // Only whole words of the prefix count.
+        let h = map(&[
+            ("X-Authority", "x"),
+            ("X-Auth", "x"),
+            ("X-Authorization-Hint", "x"),
+            ("X-Banking", "x"),
+            ("X-Requested-With", "x"),
+        ]);
+        assert!(hygiene().names_to_strip(&h, false).is_empty());
+    }
+
+    fn config_headers(names: [&str; 11]) -> prehod_config::Headers {
+        let n = |s: &str| HeaderName::from_bytes(s.as_bytes()).unwrap();
+        prehod_config::Headers {
+            request_id: n("x-request-id"),
+            user: n(names[0]),
+            email: n(names[1]),
+            name: n(names[2]),
+            method: n(names[3]),
+            level: n(names[4]),
+            amr: n(names[5]),
+            assertion: n(names[6]),
+            cert_subject: n(names[7]),
+            cert_issuer: n(names[8]),
+            cert_serial: n(names[9]),
+            cert_fingerprint: n(names[10]),
+            strip: vec![],
+            strip_prefixes: vec![],
+        }
+    }
+
+    #[test]
+    fn identity_prefixes_are_the_words_the_set_names_of_one_family_begin_with() {
+        let defaults = [
+            "x-auth-user",
+            "x-auth-email",
+            "x-auth-name",
+            "x-auth-method",
+            "x-auth-level",
+            "x-auth-amr",
+            "x-auth-assertion",
+            "x-auth-cert-subject",
+            "x-auth-cert-issuer",
+            "x-auth-cert-serial",
+            "x-auth-cert-fingerprint",
+        ];
+        let prefixes = |names: [&str; 11]| identity_prefixes(&config_headers(names));
+        assert_eq!(prefixes(defaults), ["x-auth-"]);
+        // One renamed header leaves the others' family.
+        let mut remote = defaults;
+        remote[0] = "x-remote-user";
+        assert_eq!(prefixes(remote), ["x-auth-"]);
+        // A longer shared prefix, in any spelling.
+        let bank = defaults.map(|n| n.replacen("x-auth-", "x_bank.id-", 1));
+        assert_eq!(
+            prefixes(bank.each_ref().map(String::as_str)),
+            ["x-bank-id-"]
+        );
+        // Two families of several names each.
+        let mut two = defaults;
+        for (i, n) in ["bankart-cert-subject", "bankart-cert-issuer"]
+            .into_iter()
+            .enumerate()
+        {
+            two[7 + i] = n;
+        }
+        assert_eq!(prefixes(two), ["x-auth-", "bankart-cert-"]);
+        // Nothing more specific than `x-` is shared, or every name is alone: no prefix.
+        let xs = [
+            "x-user",
+            "x-email",
+            "x-name",
+            "x-method",
+            "x-level",
+            "x-amr",
+            "x-assertion",
+            "x-subject",
+            "x-issuer",
+            "x-serial",
+            "x-fingerprint",
+        ];
+        assert!(prefixes(xs).is_empty());
+        let alone = [
+            "x-auth-user",
+            "x-mail-email",
+            "x-n-name",
+            "x-m-method",
+            "x-l-level",
+            "x-a-amr",
+            "x-as-assertion",
+            "x-s-subject",
+            "x-i-issuer",
+            "x-se-serial",
+            "x-f-fingerprint",
+        ];
+        assert!(prefixes(alone).is_empty());
+    }
+
+    #[test]
+    fn a_prefix_never_takes_a_trusted_proxys_forwarding_headers_or_request_id() {
+        let mut h = hygiene();
+        h.identity_prefixes = vec!["x-forwarded-".into(), "x-request-".into()];
+        let sent = map(&[
+            ("X-Forwarded-For", "192.0.2.1"),
+            ("X-Forwarded-Proto", "https"),
+            ("X-Request-Id", "abc"),
+            ("X-Forwarded-Role", "admin"),
+        ]);
+        let strip: Vec<String> = h
+            .names_to_strip(&sent, true)
+            .iter()
+            .map(|n| n.as_str().to_owned())
+            .collect();
+        assert_eq!(strip, ["x-forwarded-role"]);
     }
 
     #[test]

@@ -8,9 +8,12 @@ pub mod access_log;
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod body;
+pub mod budget;
 pub mod connections;
 pub mod cookies;
 pub mod fresh_auth;
+pub mod framing;
 pub mod hygiene;
 pub mod lifecycle;
 pub mod live;
@@ -66,6 +69,9 @@ pub struct Shared {
     /// Every user's sessions (for the sessions page and the admin API); lives as long as
     /// the process.
     pub sessions_index: Arc<my_sessions::Index>,
+    /// The memory request bodies read into memory share (`server.*`, not reloaded); lives as
+    /// long as the process.
+    pub body_budget: Arc<budget::BodyBudget>,
 }
 
 /// A portal's upstream connection settings, cloned into each request's peer.
@@ -129,6 +135,7 @@ impl Shared {
             tls: Arc::new(tls::SniCertificates::new(&config)?),
             state: None,
             sessions_index: Arc::default(),
+            body_budget: Arc::new(budget::BodyBudget::new(config.server.body_buffers)),
             config,
         })
     }
@@ -166,6 +173,7 @@ impl Shared {
         next.metrics = old.metrics.clone();
         next.state = old.state.clone();
         next.sessions_index = old.sessions_index.clone();
+        next.body_budget = old.body_budget.clone();
         if next.config.rate_limits == old.config.rate_limits {
             next.rate_limits = old.rate_limits.clone();
         }

@@ -134,6 +134,8 @@ impl Metrics {
         registry.register(Box::new(client_disconnects.clone()))?;
         registry.register(Box::new(CONNECTIONS_REFUSED.clone()))?;
         registry.register(Box::new(SLOW_CLIENTS.clone()))?;
+        registry.register(Box::new(BODY_BUFFERS_REFUSED.clone()))?;
+        registry.register(Box::new(BODY_BUFFER_BYTES.clone()))?;
         registry.register(Box::new(upstream_healthy.clone()))?;
         registry.register(Box::new(build_info.clone()))?;
         let logins = IntCounterVec::new(
@@ -347,6 +349,37 @@ static SLOW_CLIENTS: std::sync::LazyLock<IntCounterVec> = std::sync::LazyLock::n
 /// A connection (or an HTTP/2 stream) cut by a deadline: `handshake`, `header`, `body`, `idle`.
 pub fn count_slow_client(phase: &str) {
     SLOW_CLIENTS.with_label_values(&[phase]).inc();
+}
+
+static BODY_BUFFERS_REFUSED: std::sync::LazyLock<IntCounterVec> = std::sync::LazyLock::new(|| {
+    IntCounterVec::new(
+        Opts::new(
+            "prehod_body_buffers_refused_total",
+            "Request bodies not buffered (503, or a form not kept) because their memory was taken, by reason (memory, per_address, per_connection)",
+        ),
+        &["reason"],
+    )
+    // Invariant: a constant, valid metric name and label.
+    .expect("a valid metric definition")
+});
+
+static BODY_BUFFER_BYTES: std::sync::LazyLock<IntGauge> = std::sync::LazyLock::new(|| {
+    IntGauge::new(
+        "prehod_body_buffer_bytes",
+        "Bytes reserved now for request bodies the gateway holds in memory",
+    )
+    // Invariant: a constant, valid metric name.
+    .expect("a valid metric definition")
+});
+
+/// A request body refused its memory (see `crate::budget`).
+pub fn count_body_buffer_refused(reason: &str) {
+    BODY_BUFFERS_REFUSED.with_label_values(&[reason]).inc();
+}
+
+/// The bytes reserved for buffered request bodies now.
+pub fn set_body_buffer_bytes(bytes: u64) {
+    BODY_BUFFER_BYTES.set(i64::try_from(bytes).unwrap_or(i64::MAX));
 }
 
 /// One request counted in `prehod_requests_in_flight` for as long as this lives. It is kept in

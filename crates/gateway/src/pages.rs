@@ -34,6 +34,10 @@ pub enum Page {
     UpstreamTimeout,
     /// 500: the gateway failed.
     Internal,
+    /// 405: the portal does not take this method (answered with `Allow`).
+    MethodNotAllowed,
+    /// 503: no memory for the request's body now (answered with `Retry-After`).
+    Busy,
 }
 
 struct Text {
@@ -53,6 +57,8 @@ impl Page {
             Page::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             Page::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Page::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Page::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Page::Busy => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -97,6 +103,22 @@ impl Page {
                 title_en: "Gateway error",
                 body_en: "Something went wrong while handling your request.",
                 next_en: "Please try again.",
+            },
+            Page::MethodNotAllowed => Text {
+                title_sl: "Zahteva ni dovoljena",
+                body_sl: "Aplikacija za prehodom ne sprejema te vrste zahteve.",
+                next_sl: "Odprite stran iz aplikacije same.",
+                title_en: "Request not allowed",
+                body_en: "The application behind the gateway does not take this kind of request.",
+                next_en: "Open the page from within the application.",
+            },
+            Page::Busy => Text {
+                title_sl: "Prehod je trenutno preobremenjen",
+                body_sl: "Prehod trenutno ne more sprejeti poslanih podatkov.",
+                next_sl: "Poskusite znova čez nekaj sekund.",
+                title_en: "The gateway is busy",
+                body_en: "The gateway cannot take the data you sent right now.",
+                next_en: "Try again in a few seconds.",
             },
         }
     }

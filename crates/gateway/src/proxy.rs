@@ -13,8 +13,11 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorSource, ErrorType, Result};
+use prehod_config::HttpMethods;
 
 use crate::auth::{self, Decision};
+use crate::body::Buffered;
+use crate::framing::MethodVerdict;
 use crate::hygiene::{loggable_path, valid_request_id};
 use crate::pages::{Page, PAGE_HEADERS};
 use crate::routing::Route;
@@ -120,27 +123,37 @@ impl Gateway {
         {
             return self.write_login_response(session, ctx, refused).await;
         }
-        // Bodies here are small forms (back-channel logout); anything larger is refused.
-        let mut body = Vec::new();
-        if session.req_header().method == http::Method::POST {
-            while let Some(chunk) = session.read_request_body().await? {
-                body.extend_from_slice(&chunk);
-                if body.len() > 64 * 1024 {
+        // Bodies here are small forms and back-channel logout tokens, read into memory within
+        // the body budget (`crate::body`); the hold gives the memory back after the handler.
+        let (body, _hold) = if session.req_header().method == http::Method::POST {
+            let client = shared.hygiene.client_address(
+                &session.req_header().headers,
+                ctx.client,
+                ctx.trusted_proxy,
+            );
+            let max = crate::body::LOGIN_HOST_MAX;
+            match crate::body::read(session, &shared.body_budget, client, max).await? {
+                Buffered::Body(body, hold) => (body, Some(hold)),
+                Buffered::TooLarge => {
                     return Err(Error::explain(
                         ErrorType::HTTPStatus(413),
                         "login host request body too large",
-                    ));
+                    ))
+                }
+                Buffered::Refused(_) => {
+                    return self
+                        .send_page_with(session, Page::Busy, ctx, &[("retry-after", "10")])
+                        .await
+                        .map(|_| ())
                 }
             }
-        }
+        } else {
+            (Bytes::new(), None)
+        };
         let resp = crate::login::handle(
             &shared,
             auth,
-            crate::login::LoginRequest::from_header(
-                session.req_header(),
-                Bytes::from(body),
-                &ctx.request_id,
-            ),
+            crate::login::LoginRequest::from_header(session.req_header(), body, &ctx.request_id),
         )
         .await;
         self.write_login_response(session, ctx, resp).await
@@ -298,6 +311,17 @@ impl Gateway {
 
     /// Writes one of the gateway's own pages. Returns the status written.
     async fn send_page(&self, session: &mut Session, page: Page, ctx: &RequestCtx) -> Result<u16> {
+        self.send_page_with(session, page, ctx, &[]).await
+    }
+
+    /// [`Gateway::send_page`] with more headers (`Allow` on a 405, `Retry-After` on a 503).
+    async fn send_page_with(
+        &self,
+        session: &mut Session,
+        page: Page,
+        ctx: &RequestCtx,
+        extra: &[(&'static str, &str)],
+    ) -> Result<u16> {
         let shared = ctx.shared.clone();
         let lang = crate::pages::request_lang(
             session.req_header(),
@@ -305,11 +329,11 @@ impl Gateway {
         );
         let body = Bytes::from(page.render(lang, &ctx.request_id));
         let status = page.status().as_u16();
-        let mut header = ResponseHeader::build(status, Some(4 + PAGE_HEADERS.len()))?;
+        let mut header = ResponseHeader::build(status, Some(4 + PAGE_HEADERS.len() + extra.len()))?;
         header.insert_header("content-type", "text/html; charset=utf-8")?;
         header.insert_header("content-length", body.len().to_string())?;
         header.insert_header(shared.config.headers.request_id.clone(), &ctx.request_id)?;
-        for (name, value) in PAGE_HEADERS {
+        for (name, value) in PAGE_HEADERS.iter().chain(extra) {
             header.insert_header(*name, *value)?;
         }
         session.set_keepalive(None);
@@ -318,6 +342,47 @@ impl Gateway {
             .await?;
         session.write_response_body(Some(body), true).await?;
         Ok(status)
+    }
+
+    /// The method gate of the host `route` names (`crate::framing::method_verdict`): `Ok(true)`
+    /// when the gateway answered — 405 with `Allow`, or `OPTIONS *` — and the request ends.
+    async fn answer_method(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        route: &Route,
+    ) -> Result<bool> {
+        fn methods<'a>(shared: &'a Shared, route: &Route) -> Option<&'a HttpMethods> {
+            match route {
+                Route::Portal(i) => shared.config.portals.get(*i).map(|p| &p.http_methods),
+                Route::Login | Route::CertLogin => Some(&crate::framing::LOGIN_HOST_METHODS),
+                Route::Misdirected => None,
+            }
+        }
+        let req = session.req_header();
+        let verdict = methods(&ctx.shared, route).map_or(MethodVerdict::Go, |m| {
+            crate::framing::method_verdict(m, &req.method, &req.uri)
+        });
+        if verdict == MethodVerdict::Go {
+            return Ok(false);
+        }
+        // Only a request the gateway answers itself gets this far.
+        let shared = ctx.shared.clone();
+        let allow = methods(&shared, route).map_or("", HttpMethods::allow);
+        if verdict == MethodVerdict::Refuse {
+            ctx.auth = "refused";
+            let allow = [("allow", allow)];
+            self.send_page_with(session, Page::MethodNotAllowed, ctx, &allow)
+                .await?;
+        } else {
+            let mut header = ResponseHeader::build(204, Some(2))?;
+            header.insert_header("allow", allow)?;
+            header.insert_header(shared.config.headers.request_id.clone(), &ctx.request_id)?;
+            session
+                .write_response_header(Box::new(header), true)
+                .await?;
+        }
+        Ok(true)
     }
 }
 
@@ -430,6 +495,8 @@ impl ProxyHttp for Gateway {
                 format!("Connection: nominates {name}"),
             ));
         }
+        // Framing pingora lets through as it came: collapsed or refused (`crate::framing`).
+        crate::framing::apply(session.req_header_mut())?;
         let strip = hygiene.names_to_strip(&session.req_header().headers, ctx.trusted_proxy);
         let req = session.req_header_mut();
         for name in strip {
@@ -459,7 +526,11 @@ impl ProxyHttp for Gateway {
             .and_then(|d| d.ssl_digest.as_ref())
             .and_then(|s| s.extension.get::<HandshakeInfo>())
             .and_then(|h| h.sni.clone());
-        let portal = match shared.router.route(host.as_deref(), sni.as_deref()) {
+        let route = shared.router.route(host.as_deref(), sni.as_deref());
+        if self.answer_method(session, ctx, &route).await? {
+            return Ok(true);
+        }
+        let portal = match route {
             Route::Misdirected => {
                 self.send_page(session, Page::Misdirected, ctx).await?;
                 return Ok(true);
@@ -671,24 +742,16 @@ impl ProxyHttp for Gateway {
                         .get(http::header::CONTENT_TYPE)
                         .and_then(|v| v.to_str().ok())
                         .map(str::to_owned);
-                    let declared: Option<usize> = headers
-                        .get(http::header::CONTENT_LENGTH)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.parse().ok());
-
-                    let mut body = Vec::new();
-                    // Only a body read to its end, within the limit, may be kept.
-                    let mut complete = false;
-                    if declared.is_none_or(|n| n <= crate::preserve::MAX_BODY) {
-                        complete = true;
-                        while let Some(chunk) = session.read_request_body().await? {
-                            body.extend_from_slice(&chunk);
-                            if body.len() > crate::preserve::MAX_BODY {
-                                complete = false;
-                                break;
-                            }
-                        }
-                    }
+                    // Only a body read to its end, within the limit and the body budget, may
+                    // be kept (`crate::body`); the hold ends with this block.
+                    let (hygiene, budget) = (&shared.hygiene, &shared.body_budget);
+                    let client = hygiene.client_address(&headers, ctx.client, ctx.trusted_proxy);
+                    let max = crate::preserve::MAX_BODY;
+                    let read = crate::body::read(session, budget, client, max).await?;
+                    let body = match &read {
+                        Buffered::Body(body, _) => Some(body),
+                        Buffered::TooLarge | Buffered::Refused(_) => None,
+                    };
                     // Only a navigation from this portal itself: a form another site (or a
                     // sibling host, or another portal) made the browser send is never kept —
                     // it would be sent again with the session.
@@ -698,12 +761,12 @@ impl ProxyHttp for Gateway {
                             &u.origin().ascii_serialization(),
                         )
                     });
-                    if let (Some(auth), true, true) = (&shared.auth, complete, same_site) {
+                    if let (Some(auth), Some(body), true) = (&shared.auth, body, same_site) {
                         if let Some((v, binding)) = crate::preserve::seal(
                             &auth.sealer,
                             &url,
                             content_type.as_deref(),
-                            &body,
+                            body,
                             prehod_identity::unix_now(),
                         ) {
                             kept_cookie = Some(auth.post_cookie(&v, crate::preserve::LIFETIME));

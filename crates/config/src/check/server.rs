@@ -54,6 +54,10 @@ impl Checker<'_> {
         if max_pending_connections == 0 {
             self.problem("server.max_pending_connections", "must be at least 1");
         }
+        let body_buffers = self.body_buffers(
+            raw.body_buffer_memory.as_deref(),
+            raw.body_buffers_per_connection,
+        );
         let read_buffer = raw.read_buffer.unwrap_or(DEFAULT_READ_BUFFER);
         if read_buffer > 1024 * 1024 {
             self.problem(
@@ -73,6 +77,7 @@ impl Checker<'_> {
             max_connections_per_address,
             max_pending_connections,
             read_buffer,
+            body_buffers: body_buffers?,
         })
     }
 }
