@@ -2,6 +2,7 @@
 //! binary started on free ports, with clients that speak real TLS and never follow redirects.
 #![allow(dead_code)]
 
+pub mod fleet;
 pub mod hostile_op;
 pub mod login;
 pub mod rekono;
