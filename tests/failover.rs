@@ -797,3 +797,160 @@ async fn one_server_by_url_with_an_acl_user_and_its_password() {
         "{shown}"
     );
 }
+
+/// The kustomize component's own configuration (deploy/kubernetes/components/redis): what its
+/// configure.sh writes for a pod is accepted by the real redis-server and redis-sentinel, the
+/// ACL is what the component's comments say (no default user; prehod's user on its own keys,
+/// without admin commands; the sentinels' user enough to watch the master), and no password
+/// is written in clear except the replicas' own `masterauth`.
+#[test]
+fn the_kubernetes_components_configuration_starts_redis_and_sentinel_as_documented() {
+    let pki = Pki::new();
+    let component =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes/components/redis");
+    let work = tempfile::tempdir().expect("dir");
+    let dir = |name: &str| {
+        let d = work.path().join(name);
+        std::fs::create_dir_all(&d).expect("dir");
+        d
+    };
+    let (statics, secrets, run, sentinel_run, data) = (
+        dir("static"),
+        dir("secrets"),
+        dir("run"),
+        dir("sentinel"),
+        dir("data"),
+    );
+    let (redis_port, sentinel_port) = (free_port(), free_port());
+    // The static files with this machine's paths and ports for the pod's.
+    let local = |text: String| {
+        text.replace(
+            "/tls/tls.crt",
+            &pki.path("server.crt").display().to_string(),
+        )
+        .replace(
+            "/tls/tls.key",
+            &pki.path("server.key").display().to_string(),
+        )
+        .replace("/tls/ca.crt", &pki.path("ca.crt").display().to_string())
+        .replace("dir /data", &format!("dir {}", data.display()))
+        .replace(
+            "dir /run/sentinel",
+            &format!("dir {}", sentinel_run.display()),
+        )
+        .replace("bind * -::*", "bind 127.0.0.1")
+        .replace("tls-port 6379", &format!("tls-port {redis_port}"))
+        .replace("tls-port 26379", &format!("tls-port {sentinel_port}"))
+    };
+    for name in ["redis.conf", "sentinel.conf"] {
+        let text = std::fs::read_to_string(component.join(name)).expect("static file");
+        std::fs::write(statics.join(name), local(text)).expect("write");
+    }
+    let passwords = [
+        ("password", "component-prehod-password"),
+        ("replication-password", "component-replication-password"),
+        ("sentinel-user-password", "component-sentinel-user-password"),
+        ("sentinel-password", "component-sentinel-password"),
+    ];
+    for (key, value) in passwords {
+        std::fs::write(secrets.join(key), format!("{value}\n")).expect("secret");
+    }
+    let out = std::process::Command::new("sh")
+        .arg(component.join("configure.sh"))
+        .env("POD_NAME", "prehod-redis-0")
+        .env("NAMESPACE", "prehod")
+        .env("REPLICAS", "1")
+        .env("REDIS_PORT", redis_port.to_string())
+        .env("STATIC_DIR", &statics)
+        .env("SECRETS_DIR", &secrets)
+        .env("RUN_DIR", &run)
+        .env("SENTINEL_RUN_DIR", &sentinel_run)
+        .env("TLS_DIR", pki.dir.path())
+        .output()
+        .expect("sh");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no sentinel answered"));
+    // Only the replicas' own password is in clear (masterauth); the ACL holds hashes.
+    let acl = std::fs::read_to_string(run.join("users.acl")).expect("acl");
+    let conf = std::fs::read_to_string(run.join("redis.conf")).expect("conf");
+    for (_, value) in passwords {
+        assert!(!acl.contains(value), "a password in clear in users.acl");
+    }
+    assert!(!conf.contains("component-prehod-password"));
+    // The pod's name resolves in its cluster only: here, the loopback address.
+    let pod = "prehod-redis-0.prehod-redis.prehod.svc.cluster.local";
+    for file in [run.join("redis.conf"), sentinel_run.join("sentinel.conf")] {
+        let text = std::fs::read_to_string(&file).expect("generated");
+        std::fs::write(&file, text.replace(pod, "127.0.0.1")).expect("write");
+    }
+    let spawn = |program: &str, conf: &Path| {
+        Child(
+            std::process::Command::new(program)
+                .arg(conf)
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect(program),
+        )
+    };
+    let _redis = spawn("redis-server", &run.join("redis.conf"));
+    let _sentinel = spawn("redis-sentinel", &sentinel_run.join("sentinel.conf"));
+    let tls = |user: &[&str]| {
+        let mut args = vec![
+            "--tls".to_owned(),
+            "--cacert".to_owned(),
+            pki.path("ca.crt").display().to_string(),
+        ];
+        args.extend(user.iter().map(|s| (*s).to_owned()));
+        args
+    };
+    let prehod = Node::at(
+        redis_port,
+        (
+            tls(&["--user", "prehod"]),
+            "component-prehod-password".into(),
+        ),
+    );
+    let anonymous = Node::at(redis_port, (tls(&[]), String::new()));
+    let sentinel = Node::at(
+        sentinel_port,
+        (tls(&[]), "component-sentinel-password".into()),
+    );
+    wait_for(
+        "redis-server with the component's config",
+        Duration::from_secs(10),
+        || prehod.try_cli(&["PING"]).as_deref() == Some("PONG"),
+    );
+    assert!(
+        anonymous.cli(&["PING"]).contains("NOAUTH"),
+        "no default user"
+    );
+    assert!(
+        prehod.cli(&["FLUSHALL"]).contains("NOPERM"),
+        "no admin command"
+    );
+    assert!(
+        prehod.cli(&["GET", "not-prehods"]).contains("NOPERM"),
+        "its keys only"
+    );
+    assert_eq!(prehod.cli(&["GET", "prehod:epoch"]), "");
+    assert_eq!(prehod.cli(&["ROLE"]).lines().next(), Some("master"));
+    // Alone, the master takes no write: min-replicas-to-write (a cut-off master refuses too).
+    assert!(prehod.cli(&["SET", "prehod:x", "1"]).contains("NOREPLICAS"));
+    wait_for(
+        "the sentinel to watch the master",
+        Duration::from_secs(10),
+        || named_master(&sentinel).as_deref() == Some(format!("127.0.0.1:{redis_port}").as_str()),
+    );
+    // Its ACL user reaches the master: it is not taken for down.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(master_field(&sentinel, "flags").as_deref(), Some("master"));
+    assert_eq!(
+        master_field(&sentinel, "last-ok-ping-reply")
+            .map(|ms| ms.parse::<u64>().unwrap_or(u64::MAX) < 1500),
+        Some(true)
+    );
+}
