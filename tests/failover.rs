@@ -848,6 +848,7 @@ fn the_kubernetes_components_configuration_starts_redis_and_sentinel_as_document
     }
     let passwords = [
         ("password", "component-prehod-password"),
+        ("password-previous", "component-prehod-password-before"),
         ("replication-password", "component-replication-password"),
         ("sentinel-user-password", "component-sentinel-user-password"),
         ("sentinel-password", "component-sentinel-password"),
@@ -928,6 +929,17 @@ fn the_kubernetes_components_configuration_starts_redis_and_sentinel_as_document
         anonymous.cli(&["PING"]).contains("NOAUTH"),
         "no default user"
     );
+    // While a rotation runs, prehod's user takes the previous password too.
+    let before = Node::at(
+        redis_port,
+        (
+            tls(&["--user", "prehod"]),
+            "component-prehod-password-before".into(),
+        ),
+    );
+    assert_eq!(before.cli(&["PING"]), "PONG");
+    let wrong = Node::at(redis_port, (tls(&["--user", "prehod"]), "wrong".into()));
+    assert_ne!(wrong.try_cli(&["PING"]).as_deref(), Some("PONG"));
     assert!(
         prehod.cli(&["FLUSHALL"]).contains("NOPERM"),
         "no admin command"

@@ -57,9 +57,12 @@ else
   echo "configure.sh: the sentinels name $master as the master"
 fi
 
+# prehod's user takes `password` and, while its rotation runs, `password-previous`.
+previous=""
+[ -s "$secrets/password-previous" ] && previous=" #$(hash password-previous)"
 cat >"$run/users.acl" <<ACL
 user default off
-user prehod on #$(hash password) ~prehod:* &prehod:* +@all -@dangerous +role
+user prehod on #$(hash password)$previous ~prehod:* &prehod:* +@all -@dangerous +role
 user replica on #$(hash replication-password) +psync +replconf +ping
 user sentinel on #$(hash sentinel-user-password) allchannels +multi +slaveof +ping +exec +subscribe +config|rewrite +role +publish +info +client|setname +client|kill +script|kill
 ACL
