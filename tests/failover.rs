@@ -523,7 +523,7 @@ async fn a_failover_under_load_keeps_every_revocation_on_both_replicas_and_on_a_
         "a majority of the sentinels moved the master"
     );
     eprintln!(
-        "failover (down-after 1000 ms): the sentinels named the new master {switch_took:?} after the master was killed; A served from its local state for {a_took:?}, B for {b_took:?} ({served_meanwhile} requests answered meanwhile); R3 made during the switch: {during_switch}"
+        "failover (down-after 1000 ms): the first of the three sentinels named the new master {switch_took:?} after the master was killed; A served from its local state for {a_took:?}, B for {b_took:?} ({served_meanwhile} requests answered meanwhile); R3 made during the switch: {during_switch}"
     );
     // R3, made on A while no master was known, reaches B once A is back.
     until_status(pki, b.https, &c3, 401, Duration::from_secs(10)).await;
