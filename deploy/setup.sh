@@ -7,9 +7,10 @@
 #   chromium, chromium-driver   the headless browser the end-to-end browser tests drive
 #   nodejs, npm  install axe-core (tests/a11y), the accessibility check the browser tests run
 #   redis-server the shared state the two-replica tests start (tests/fleet.rs)
+#   redis-sentinel  the Sentinel the failover test starts three of (tests/failover.rs)
 set -euo pipefail
 
-packages=(cmake pkg-config libssl-dev openssl chromium chromium-driver redis-server)
+packages=(cmake pkg-config libssl-dev openssl chromium chromium-driver redis-server redis-sentinel)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

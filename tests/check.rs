@@ -502,3 +502,153 @@ fn check_names_missing_and_shared_secret_files_and_never_prints_a_secret() {
         );
     }
 }
+
+/// `state.sentinel`: every mistake named with its line, none repeating a password; the
+/// single-URL form and the sentinel form are one or the other; a good sentinel section (the
+/// password from the environment) passes.
+#[test]
+fn check_names_each_mistake_of_a_sentinel_state_section_and_accepts_a_good_one() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().expect("tmp");
+    let check = |state: &str, env: &[(&str, &str)]| {
+        let path = dir.path().join("proxy.yaml");
+        let text = good_config(&pki, state, &[]);
+        std::fs::write(&path, &text).expect("write");
+        let out = Command::new(prehod_bin())
+            .args(["check", "--config"])
+            .arg(&path)
+            .envs(env.iter().copied())
+            .output()
+            .expect("run prehod");
+        let line_of = move |needle: &str| {
+            1 + text
+                .lines()
+                .position(|l| l.contains(needle))
+                .unwrap_or_else(|| panic!("{needle} in the config"))
+        };
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+            path.display().to_string(),
+            line_of,
+        )
+    };
+
+    let broken = "state:\n  sentinel:\n    master: \"my master\"\n    urls:\n      - redis://127.0.0.1:26379\n      - redis://:hunter2secret@127.0.0.1:26380\n      - http://127.0.0.1:26381\n      - redis://127.0.0.1:26379/\n      - rediss://127.0.0.1:26382\n      - redis://127.0.0.1:26383/2\n    username: watcher\n  password: \"\"\n  username: prehod\n";
+    let (code, _, stderr, file, line_of) = check(broken, &[]);
+    assert_eq!(code, 64, "{stderr}");
+    for (needle, key, says) in [
+        (
+            "master: \"my master\"",
+            "state.sentinel.master",
+            "1 to 128 visible ASCII",
+        ),
+        (
+            "hunter2secret",
+            "state.sentinel.urls[1]",
+            "must not hold credentials",
+        ),
+        (
+            "http://127.0.0.1:26381",
+            "state.sentinel.urls[2]",
+            "scheme \"http\"",
+        ),
+        (
+            "redis://127.0.0.1:26379/",
+            "state.sentinel.urls[3]",
+            "127.0.0.1:26379 is listed twice",
+        ),
+        (
+            "    urls:",
+            "state.sentinel.urls",
+            "mixes redis:// and rediss://",
+        ),
+        (
+            "26383/2",
+            "state.sentinel.urls[5]",
+            "must not name a database",
+        ),
+        (
+            "username: watcher",
+            "state.sentinel.username",
+            "needs state.sentinel.password",
+        ),
+        ("password: \"\"", "state.password", "is empty"),
+        ("username: prehod", "state.username", "needs state.password"),
+    ] {
+        let at = format!("{file}:{}:", line_of(needle));
+        assert!(
+            stderr.lines().any(|l| l.starts_with(&at)
+                && l.contains(&format!(": {key}: "))
+                && l.contains(says)),
+            "missing `{at}…{key}: …{says}` in:\n{stderr}"
+        );
+    }
+    assert!(
+        !stderr.contains("hunter2secret"),
+        "a secret repeated: {stderr}"
+    );
+
+    let both = "state:\n  url: redis://127.0.0.1:6379\n  sentinel:\n    master: prehod\n    urls: [redis://127.0.0.1:26379]\n";
+    let (code, _, stderr, file, line_of) = check(both, &[]);
+    assert_eq!(code, 64, "{stderr}");
+    let at = format!("{file}:{}:", line_of("  sentinel:"));
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with(&at) && l.contains("state.sentinel: give either url")),
+        "{stderr}"
+    );
+    let neither = "state:\n  key_prefix: \"x:\"\n";
+    let (code, _, stderr, _, _) = check(neither, &[]);
+    assert_eq!(code, 64, "{stderr}");
+    assert!(stderr.contains("state: give url"), "{stderr}");
+    // A password in the URL and in state.password: one place only, and neither is printed.
+    let twice = "state:\n  url: redis://:hunter2secret@127.0.0.1:6379\n  password: hunter3secret\n";
+    let (code, _, stderr, file, line_of) = check(twice, &[]);
+    assert_eq!(code, 64, "{stderr}");
+    let at = format!("{file}:{}:", line_of("password: hunter3secret"));
+    assert!(
+        stderr.lines().any(|l| l.starts_with(&at)
+            && l.contains("state.password: state.url holds a password already")),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("hunter2secret") && !stderr.contains("hunter3secret"),
+        "{stderr}"
+    );
+    // A CA without TLS.
+    let ca = format!(
+        "state:\n  sentinel:\n    master: prehod\n    urls: [redis://127.0.0.1:26379]\n  tls:\n    ca: {}\n",
+        pki.path("ca.crt").display()
+    );
+    let (code, _, stderr, file, line_of) = check(&ca, &[]);
+    assert_eq!(code, 64, "{stderr}");
+    let at = format!("{file}:{}:", line_of("    ca: "));
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with(&at) && l.contains("state.tls.ca: only for a TLS server")),
+        "{stderr}"
+    );
+
+    // The production shape: three sentinels over TLS with a private CA, ACL users and the
+    // passwords from the environment.
+    let good = format!(
+        "state:\n  sentinel:\n    master: prehod\n    urls:\n      - rediss://redis-0.redis:26379\n      - rediss://redis-1.redis:26379\n      - rediss://[::1]:26380\n    password: ${{PREHOD_TEST_SENTINEL_PASSWORD}}\n  username: prehod\n  password: ${{PREHOD_TEST_REDIS_PASSWORD}}\n  tls:\n    ca: {}\n",
+        pki.path("ca.crt").display()
+    );
+    let (code, stdout, stderr, _, _) = check(
+        &good,
+        &[
+            ("PREHOD_TEST_SENTINEL_PASSWORD", "hunter4secret"),
+            ("PREHOD_TEST_REDIS_PASSWORD", "hunter5secret"),
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        !stdout.contains("secret") && !stderr.contains("secret"),
+        "{stdout}{stderr}"
+    );
+}

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::fleet::*;
 use common::*;
 
 /// A bounded load: `workers` clients, each sending one request at a time (with a short pause)
@@ -102,14 +103,6 @@ fn metric(gw: &Gateway, series: &str) -> f64 {
                 .ok()
         })
         .unwrap_or(0.0)
-}
-
-fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// The `urls:` line of `portal` in a harness-written proxy.yaml.
@@ -308,16 +301,6 @@ async fn twenty_reloads_under_load_fail_no_request_and_apply_their_change() {
         admin_api(gw.admin, "GET", "/sessions?user=x", Some("anything")).0,
         404
     );
-}
-
-/// A process started by the test, killed when dropped.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn exited(pid: u32) -> bool {
@@ -544,119 +527,6 @@ impl Drop for Redis {
     fn drop(&mut self) {
         self.kill();
     }
-}
-
-/// A second replica of `world`'s gateway: the same proxy.yaml (same keys, same Rekono
-/// client, same shared state) on ports of its own.
-struct Replica {
-    _child: Child,
-    https: std::net::SocketAddr,
-    admin: std::net::SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-impl Replica {
-    fn of(gw: &Gateway) -> Self {
-        let yaml = std::fs::read_to_string(gw.dir.path().join("proxy.yaml")).expect("config");
-        let https: std::net::SocketAddr = ([127, 0, 0, 1], free_port()).into();
-        let admin: std::net::SocketAddr = ([127, 0, 0, 1], free_port()).into();
-        let yaml = yaml
-            .replace(&format!("https: {}", gw.https), &format!("https: {https}"))
-            .replace(
-                &format!("listen: {}", gw.admin),
-                &format!("listen: {admin}"),
-            );
-        let dir = tempfile::tempdir().expect("dir");
-        let config = dir.path().join("proxy.yaml");
-        std::fs::write(&config, yaml).expect("config");
-        let child = Child(
-            std::process::Command::new(prehod_bin())
-                .args(["run", "--config"])
-                .arg(&config)
-                .env("PREHOD_LOG", "info")
-                .stdout(std::fs::File::create(dir.path().join("stdout.log")).expect("log"))
-                .stderr(std::process::Stdio::inherit())
-                .spawn()
-                .expect("start replica B"),
-        );
-        wait_for("replica B to be ready", Duration::from_secs(20), || {
-            http_get(admin, "/readyz").is_some_and(|(s, _)| s == 200)
-        });
-        Self {
-            _child: child,
-            https,
-            admin,
-            _dir: dir,
-        }
-    }
-}
-
-/// The portal session cookie `browser` holds for bips.
-fn bips_session(browser: &common::login::Browser) -> (String, String) {
-    let host = host("bips");
-    let name = browser
-        .cookie_names()
-        .into_iter()
-        .find(|n| n.ends_with("_session") && browser.cookie_at(&host, n).is_some())
-        .expect("a session cookie for bips");
-    let value = browser.cookie_at(&host, &name).expect("value");
-    (name, value)
-}
-
-/// What `https` (a replica) answers an API request to bips with `cookie`: 200 or 401.
-async fn status_with(pki: &Pki, https: std::net::SocketAddr, cookie: &(String, String)) -> u16 {
-    let ca = std::fs::read(pki.path("ca.crt")).expect("ca");
-    let client = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("ca"))
-        .resolve(&host("bips"), https)
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("client");
-    client
-        .get(format!("https://{}:{}/", host("bips"), https.port()))
-        .header("accept", "application/json")
-        .header("cookie", format!("{}={}", cookie.0, cookie.1))
-        .send()
-        .await
-        .expect("the replica answers")
-        .status()
-        .as_u16()
-}
-
-/// Polls until `https` answers `cookie` with `status`; returns how long that took.
-async fn until_status(
-    pki: &Pki,
-    https: std::net::SocketAddr,
-    cookie: &(String, String),
-    status: u16,
-    within: Duration,
-) -> Duration {
-    let started = Instant::now();
-    loop {
-        if status_with(pki, https, cookie).await == status {
-            return started.elapsed();
-        }
-        assert!(
-            started.elapsed() < within,
-            "{https} did not answer {status} within {within:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-fn readyz_store(admin: std::net::SocketAddr) -> serde_json::Value {
-    let (status, body) = http_get(admin, "/readyz").expect("readyz");
-    assert_eq!(status, 200, "a replica without Redis stays ready: {body}");
-    serde_json::from_str::<serde_json::Value>(&body).expect("json")["state_store"].clone()
-}
-
-fn store_up_metric(admin: std::net::SocketAddr) -> Option<f64> {
-    let (_, m) = http_get(admin, "/metrics").expect("metrics");
-    m.lines().find_map(|l| {
-        l.strip_prefix("prehod_state_store_up ")
-            .and_then(|v| v.trim().parse().ok())
-    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod clients;
+pub mod fleet;
 pub mod hostile_op;
 pub mod login;
 pub mod rekono;

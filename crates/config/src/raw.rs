@@ -12,19 +12,36 @@ pub struct Listen {
     pub http_redirect: Option<String>,
 }
 
-/// `state:` the store the replicas share (Redis).
+/// `state:` the store the replicas share (Redis): one server (`url`) or the master the
+/// sentinels of `sentinel` name.
 #[derive(Debug, Deserialize)]
 pub struct State {
-    pub url: String,
+    pub url: Option<String>,
+    pub sentinel: Option<StateSentinel>,
+    /// The ACL user and password on the Redis servers.
+    pub username: Option<String>,
+    pub password: Option<String>,
     pub key_prefix: Option<String>,
     pub tls: Option<StateTls>,
     pub timeout: Option<String>,
 }
 
+/// `state.sentinel:` the Redis Sentinels that know the master.
+#[derive(Debug, Deserialize)]
+pub struct StateSentinel {
+    /// The master's name, as in the sentinels' `sentinel monitor NAME …`.
+    pub master: String,
+    /// `redis://HOST:PORT` or `rediss://HOST:PORT` (TLS), one per sentinel.
+    pub urls: Vec<String>,
+    /// The sentinels' own ACL user and password (`requirepass` / `user` of sentinel.conf).
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
 #[derive(Debug, Deserialize)]
 pub struct StateTls {
-    /// PEM CA certificates the Redis server's certificate must chain to (besides the
-    /// system's roots).
+    /// PEM CA certificates the Redis servers' (and sentinels') certificates must chain to,
+    /// instead of the system's roots.
     pub ca: Option<String>,
 }
 

@@ -21,22 +21,31 @@
 //! The request path never waits for Redis to check a session: revocations arrive by
 //! subscription. Only the login host's single-use checks call Redis, bounded by
 //! `state.timeout`.
+//!
+//! **High availability** (`state.sentinel`): the master the sentinels name is found on every
+//! (re)connection and confirmed while connected ([`connection`]), so a failover is followed:
+//! the subscription moves to the new master, the catch-up reads what it holds, and the
+//! revocations of the last minutes are written again ([`recent`]), since replication is
+//! asynchronous and the new master may not have received them.
+//!
+//! Split by what the parts do: finding and keeping the connection in [`connection`], the
+//! background task that subscribes, catches up and reconnects in [`replication`].
+
+mod connection;
+mod recent;
+mod replication;
+
+pub use replication::Replication;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
-use futures_util::StreamExt;
-use pingora::server::ShutdownWatch;
-use pingora::services::background::BackgroundService;
 use prehod_identity::revocation::Kind;
 use prehod_identity::session::Revoked;
 use redis::AsyncCommands;
 use tokio::sync::Notify;
-
-use crate::live::Live;
 
 /// Revocations kept for publishing while Redis is away; beyond this the oldest are dropped
 /// from the queue (they still hold on this replica).
@@ -61,12 +70,17 @@ const MAX_KNOWN: usize = 1_000_000;
 /// `state` section takes effect at the next restart).
 pub struct Store {
     settings: prehod_config::State,
-    client: redis::Client,
+    /// Finds the server: the URL's, or the master the sentinels name.
+    connector: connection::Connector,
+    /// The server in use (with sentinels: the master found last; `None` before).
+    server: Mutex<Option<connection::Server>>,
     /// For commands; `None` until connected (and again after a failure).
     conn: tokio::sync::Mutex<Option<redis::aio::MultiplexedConnection>>,
     up: AtomicBool,
     /// Revocations made here, not yet written to Redis.
     pending: Mutex<VecDeque<Revoked>>,
+    /// Revocations written or learned lately, written again after a reconnection.
+    recent: recent::Recent,
     /// Every unexpired revocation this replica knows, by kind and id: written back when Redis
     /// is found without the fleet's epoch (restarted empty, flushed, or a new one).
     known: Mutex<HashMap<String, Revoked>>,
@@ -77,7 +91,7 @@ pub struct Store {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("state.url: {0}")]
+    #[error("state: {0}")]
     Client(#[from] redis::RedisError),
 }
 
@@ -86,24 +100,17 @@ impl Store {
         settings: prehod_config::State,
         metrics: Arc<crate::metrics::Metrics>,
     ) -> Result<Self, StoreError> {
-        let client = match &settings.ca {
-            Some(ca) => redis::Client::build_with_tls(
-                settings.url.as_str(),
-                redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(ca.clone()),
-                },
-            )?,
-            None => redis::Client::open(settings.url.as_str())?,
-        };
+        let connector = connection::Connector::new(&settings)?;
         metrics.fleet.export_state_store_up();
         metrics.fleet.state_store_up.set(0);
         Ok(Self {
             settings,
-            client,
+            server: Mutex::new(connector.fixed()),
+            connector,
             conn: tokio::sync::Mutex::new(None),
             up: AtomicBool::new(false),
             pending: Mutex::new(VecDeque::new()),
+            recent: recent::Recent::default(),
             known: Mutex::new(HashMap::new()),
             wake: Notify::new(),
             last_error: Mutex::new(Some("not connected yet".to_owned())),
@@ -123,11 +130,18 @@ impl Store {
         self.up.load(Ordering::Relaxed)
     }
 
-    /// What `/readyz` shows: the server (without credentials), whether it answers, and the
-    /// last error.
+    /// What `/readyz` shows: the server (without credentials) and the one in use, whether it
+    /// answers, and the last error.
     pub fn status(&self) -> serde_json::Value {
+        let in_use = self
+            .server
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|s| s.address.clone());
         serde_json::json!({
             "server": self.settings.server(),
+            "master": in_use,
             "up": self.is_up(),
             "pending_revocations": self.pending.lock().unwrap_or_else(|e| e.into_inner()).len(),
             "error": *self.last_error.lock().unwrap_or_else(|e| e.into_inner()),
@@ -153,8 +167,8 @@ impl Store {
     }
 
     /// Keeps `r` among the revocations this replica knows (the later one of a kind and id
-    /// wins).
-    fn remember(&self, r: &Revoked) {
+    /// wins); whether it was news.
+    fn remember(&self, r: &Revoked) -> bool {
         let now = prehod_identity::unix_now();
         let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
         if known.len() >= MAX_KNOWN {
@@ -162,11 +176,12 @@ impl Store {
         }
         let key = format!("{}:{}", r.kind.label(), r.id);
         match known.get(&key) {
-            Some(k) if k.at >= r.at && k.until >= r.until => {}
+            Some(k) if k.at >= r.at && k.until >= r.until => false,
             _ if known.len() < MAX_KNOWN => {
                 known.insert(key, r.clone());
+                true
             }
-            _ => {}
+            _ => true,
         }
     }
 
@@ -209,6 +224,7 @@ impl Store {
     /// Queues a revocation made here for the fleet (the hook of the session store).
     pub fn revoked(&self, r: Revoked) {
         self.remember(&r);
+        self.recent.push(&r);
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         if pending.len() >= MAX_PENDING {
             pending.pop_front();
@@ -216,30 +232,6 @@ impl Store {
         pending.push_back(r);
         drop(pending);
         self.wake.notify_one();
-    }
-
-    async fn connection(&self) -> Result<redis::aio::MultiplexedConnection, String> {
-        let mut conn = self.conn.lock().await;
-        if let Some(c) = conn.as_ref() {
-            return Ok(c.clone());
-        }
-        let config = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.settings.timeout))
-            .set_response_timeout(Some(self.settings.timeout));
-        let c = tokio::time::timeout(
-            self.settings.timeout * 2,
-            self.client
-                .get_multiplexed_async_connection_with_config(&config),
-        )
-        .await
-        .map_err(|_| "connect timed out".to_owned())?
-        .map_err(|e| e.to_string())?;
-        *conn = Some(c.clone());
-        Ok(c)
-    }
-
-    async fn forget_connection(&self) {
-        *self.conn.lock().await = None;
     }
 
     /// Claims `id` of `what` (`jti`, `sso`) for `ttl`: `Some(true)` when this is its first
@@ -708,129 +700,6 @@ fn parse_message(text: &str) -> Option<Revoked> {
         at,
         until,
     })
-}
-
-/// Applies `r` to the current snapshot's session store (shared by every snapshot).
-fn apply(live: &Live, r: &Revoked) {
-    if let Some(auth) = &live.load().auth {
-        auth.sessions.apply_remote(r, prehod_identity::unix_now());
-    }
-}
-
-/// Keeps this replica in the fleet: subscribes to the revocations, catches up, publishes
-/// its own, and reconnects whenever Redis goes away.
-pub struct Replication {
-    pub store: Arc<Store>,
-    pub live: Arc<Live>,
-}
-
-#[async_trait]
-impl BackgroundService for Replication {
-    async fn start(&self, mut shutdown: ShutdownWatch) {
-        let mut wait = Duration::from_millis(100);
-        loop {
-            let session = self.connected();
-            tokio::select! {
-                error = session => {
-                    self.store.mark_down(&error);
-                    self.store.forget_connection().await;
-                }
-                _ = shutdown.changed() => return,
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = shutdown.changed() => return,
-            }
-            wait = (wait * 2).min(Duration::from_secs(1));
-        }
-    }
-}
-
-impl Replication {
-    /// One connected period; returns why it ended.
-    async fn connected(&self) -> String {
-        let store = &self.store;
-        let mut pubsub =
-            match tokio::time::timeout(store.settings.timeout * 2, store.client.get_async_pubsub())
-                .await
-            {
-                Ok(Ok(p)) => p,
-                Ok(Err(e)) => return e.to_string(),
-                Err(_) => return "connect timed out".to_owned(),
-            };
-        if let Err(e) = pubsub.subscribe(store.channel()).await {
-            return e.to_string();
-        }
-        // Subscribed first, then read: nothing published meanwhile is missed.
-        match store.stored().await {
-            Ok(all) => {
-                for r in &all {
-                    apply(&self.live, r);
-                    store.remember(r);
-                }
-                tracing::info!(
-                    revocations = all.len(),
-                    "caught up with the fleet's revocations"
-                );
-            }
-            Err(e) => return e,
-        }
-        match store.restore_if_empty().await {
-            Ok(0) => {}
-            Ok(n) => tracing::warn!(
-                revocations = n,
-                "the state store had lost the fleet's revocations (no epoch): writing back those this replica knows"
-            ),
-            Err(e) => return e,
-        }
-        if let Err(e) = store.flush().await {
-            return e;
-        }
-        store.mark_up();
-        let (mut sink, mut messages) = pubsub.split();
-        let mut ping = tokio::time::interval(Duration::from_millis(500));
-        loop {
-            tokio::select! {
-                msg = messages.next() => {
-                    let Some(msg) = msg else {
-                        return "subscription closed".to_owned();
-                    };
-                    let text: String = match msg.get_payload() {
-                        Ok(t) => t,
-                        Err(_) => continue,
-                    };
-                    match parse_message(&text) {
-                        Some(r) => {
-                            apply(&self.live, &r);
-                            store.remember(&r);
-                        }
-                        None => tracing::warn!("unreadable revocation message on the state store"),
-                    }
-                }
-                _ = store.wake.notified() => {
-                    if let Err(e) = store.flush().await {
-                        return e;
-                    }
-                }
-                _ = ping.tick() => {
-                    // Notices a server that went away without closing (and keeps the
-                    // command connection honest).
-                    let pinged = tokio::time::timeout(store.settings.timeout * 2, sink.ping::<redis::Value>()).await;
-                    match pinged {
-                        Ok(Ok(_)) => {}
-                        Ok(Err(e)) => return e.to_string(),
-                        Err(_) => return "ping timed out".to_owned(),
-                    }
-                    if let Err(e) = store.flush().await {
-                        return e;
-                    }
-                    if !store.is_up() {
-                        store.mark_up();
-                    }
-                }
-            }
-        }
-    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,139 @@
+//! What the fleet tests share: a second gateway replica on the same proxy.yaml, child
+//! processes that end with the test, and the questions asked of a replica (a cookie's status,
+//! the state store's view on `/readyz`).
+
+use std::time::{Duration, Instant};
+
+use super::{free_port, host, http_get, prehod_bin, Gateway, Pki};
+
+/// Polls `done` every 20 ms; panics naming `what` after `timeout`.
+pub fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A process started by the test, killed when dropped.
+pub struct Child(pub std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A second replica of `world`'s gateway: the same proxy.yaml (same keys, same Rekono
+/// client, same shared state) on ports of its own.
+pub struct Replica {
+    pub _child: Child,
+    pub https: std::net::SocketAddr,
+    pub admin: std::net::SocketAddr,
+    pub _dir: tempfile::TempDir,
+}
+
+impl Replica {
+    pub fn of(gw: &Gateway) -> Self {
+        let yaml = std::fs::read_to_string(gw.dir.path().join("proxy.yaml")).expect("config");
+        let https: std::net::SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let admin: std::net::SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let yaml = yaml
+            .replace(&format!("https: {}", gw.https), &format!("https: {https}"))
+            .replace(
+                &format!("listen: {}", gw.admin),
+                &format!("listen: {admin}"),
+            );
+        let dir = tempfile::tempdir().expect("dir");
+        let config = dir.path().join("proxy.yaml");
+        std::fs::write(&config, yaml).expect("config");
+        let child = Child(
+            std::process::Command::new(prehod_bin())
+                .args(["run", "--config"])
+                .arg(&config)
+                .env("PREHOD_LOG", "info")
+                .stdout(std::fs::File::create(dir.path().join("stdout.log")).expect("log"))
+                .stderr(std::process::Stdio::inherit())
+                .spawn()
+                .expect("start replica B"),
+        );
+        wait_for("replica B to be ready", Duration::from_secs(20), || {
+            http_get(admin, "/readyz").is_some_and(|(s, _)| s == 200)
+        });
+        Self {
+            _child: child,
+            https,
+            admin,
+            _dir: dir,
+        }
+    }
+}
+
+/// The portal session cookie `browser` holds for bips.
+pub fn bips_session(browser: &super::login::Browser) -> (String, String) {
+    let host = host("bips");
+    let name = browser
+        .cookie_names()
+        .into_iter()
+        .find(|n| n.ends_with("_session") && browser.cookie_at(&host, n).is_some())
+        .expect("a session cookie for bips");
+    let value = browser.cookie_at(&host, &name).expect("value");
+    (name, value)
+}
+
+/// What `https` (a replica) answers an API request to bips with `cookie`: 200 or 401.
+pub async fn status_with(pki: &Pki, https: std::net::SocketAddr, cookie: &(String, String)) -> u16 {
+    let ca = std::fs::read(pki.path("ca.crt")).expect("ca");
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("ca"))
+        .resolve(&host("bips"), https)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    client
+        .get(format!("https://{}:{}/", host("bips"), https.port()))
+        .header("accept", "application/json")
+        .header("cookie", format!("{}={}", cookie.0, cookie.1))
+        .send()
+        .await
+        .expect("the replica answers")
+        .status()
+        .as_u16()
+}
+
+/// Polls until `https` answers `cookie` with `status`; returns how long that took.
+pub async fn until_status(
+    pki: &Pki,
+    https: std::net::SocketAddr,
+    cookie: &(String, String),
+    status: u16,
+    within: Duration,
+) -> Duration {
+    let started = Instant::now();
+    loop {
+        if status_with(pki, https, cookie).await == status {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < within,
+            "{https} did not answer {status} within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub fn readyz_store(admin: std::net::SocketAddr) -> serde_json::Value {
+    let (status, body) = http_get(admin, "/readyz").expect("readyz");
+    assert_eq!(status, 200, "a replica without Redis stays ready: {body}");
+    serde_json::from_str::<serde_json::Value>(&body).expect("json")["state_store"].clone()
+}
+
+pub fn store_up_metric(admin: std::net::SocketAddr) -> Option<f64> {
+    let (_, m) = http_get(admin, "/metrics").expect("metrics");
+    m.lines().find_map(|l| {
+        l.strip_prefix("prehod_state_store_up ")
+            .and_then(|v| v.trim().parse().ok())
+    })
+}
