@@ -36,6 +36,8 @@ use tokio::sync::Notify;
 
 use crate::live::Live;
 
+mod crl_marks;
+
 /// Revocations kept for publishing while Redis is away; beyond this the oldest are dropped
 /// from the queue (they still hold on this replica).
 const MAX_PENDING: usize = 100_000;
@@ -71,6 +73,8 @@ pub struct Store {
     wake: Notify,
     last_error: Mutex<Option<String>>,
     metrics: Arc<crate::metrics::Metrics>,
+    /// The CRL marks raised here, not yet written (see [`crl_marks`]).
+    crl: crl_marks::MarkQueue,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -106,6 +110,7 @@ impl Store {
             wake: Notify::new(),
             last_error: Mutex::new(Some("not connected yet".to_owned())),
             metrics,
+            crl: crl_marks::MarkQueue::default(),
         })
     }
 
@@ -749,6 +754,9 @@ impl Replication {
             }
             Err(e) => return e,
         }
+        if let Err(e) = store.sync_crl_marks(&self.live).await {
+            return e;
+        }
         match store.restore_if_empty().await {
             Ok(0) => {}
             Ok(n) => tracing::warn!(
@@ -783,6 +791,9 @@ impl Replication {
                 }
                 _ = store.wake.notified() => {
                     if let Err(e) = store.flush().await {
+                        return e;
+                    }
+                    if let Err(e) = store.flush_crl_marks().await {
                         return e;
                     }
                 }
