@@ -192,9 +192,15 @@ impl Anchor {
             let Some(Some(old_crl)) = theirs.get(j) else {
                 continue;
             };
-            let newer = slot
-                .as_ref()
-                .is_some_and(|c| c.key == old_crl.key && c.mark.at_least(&old_crl.mark));
+            // Mine stays when it is at least as far along: in the same series by its mark,
+            // in another (a new key or scope) by its thisUpdate.
+            let newer = slot.as_ref().is_some_and(|c| {
+                if c.key == old_crl.key {
+                    c.mark.at_least(&old_crl.mark)
+                } else {
+                    c.this_update >= old_crl.this_update
+                }
+            });
             if !newer {
                 *slot = Some(old_crl.clone());
             }
