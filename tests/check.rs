@@ -267,6 +267,73 @@ fn check_refuses_certificate_settings_that_collide_or_can_never_work() {
     );
 }
 
+/// Issue 22: every CRL source is bound to the CA whose CRL it is. An anchor whose CA
+/// certificates bear more than one name must say so per source; an `issuer` must name one of
+/// them; a source entry has only `source` and `issuer`; the OCSP settings are checked too.
+#[test]
+fn check_binds_every_crl_source_to_one_of_its_anchors_cas() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().expect("tmp");
+    let bundle = dir.path().join("ca-and-intermediate.crt");
+    let mut pem = std::fs::read(pki.path("ca.crt")).expect("ca");
+    pem.extend(std::fs::read(pki.path("intermediate.crt")).expect("intermediate"));
+    std::fs::write(&bundle, pem).expect("bundle");
+    let crl = pki.path("ca.crl.pem").display().to_string();
+    let certificates = [
+        "certificate_login:",
+        "  host: certlogin.bankart.localhost",
+        "  anchors:",
+        "    - name: dev",
+        &format!("      ca: {}", bundle.display()),
+        "      crls:",
+        &format!("        - {crl}"),
+        &format!("        - {{source: {crl}, issuer: nobody}}"),
+        &format!("        - {{source: {crl}, isuer: prehod dev CA}}"),
+        "        - {issuer: prehod dev CA}",
+        &format!("        - {{source: {crl}, issuer: \"CN=prehod dev intermediate CA, O=prehod development\"}}"),
+        &format!("        - {{source: {crl}, issuer: prehod dev CA}}"),
+        "      ocsp: {url: \"http://127.0.0.1:9/\", nonce: true, max_age: 0s}",
+        "",
+    ]
+    .join("\n");
+    let path = dir.path().join("crls.yaml");
+    std::fs::write(&path, good_config(&pki, &certificates, &[])).expect("write");
+    let (code, _, stderr) = run(&["check", "--config"], &path);
+    assert_eq!(code, 64, "{stderr}");
+    for (key, text) in [
+        (
+            "certificate_login.anchors[0].crls[0]",
+            "bear 2 names (\"CN=prehod dev CA, O=prehod development\", \"CN=prehod dev intermediate CA, O=prehod development\"): say whose CRL this is",
+        ),
+        (
+            "certificate_login.anchors[0].crls[1].issuer",
+            "\"nobody\" names none of this anchor's CA certificates",
+        ),
+        ("certificate_login.anchors[0].crls[2]", "unknown key \"isuer\""),
+        ("certificate_login.anchors[0].crls[3]", "no `source`"),
+        ("certificate_login.anchors[0].ocsp.max_age", "longer than zero"),
+    ] {
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.contains(&format!(": {key}: ")) && l.contains(text)),
+            "{key}: {text:?} in {stderr}"
+        );
+    }
+    // Sources 4 and 5 (by subject and by common name) are fine: nothing said about them.
+    for fine in ["crls[4]", "crls[5]", "ocsp.nonce"] {
+        assert!(!stderr.contains(fine), "{fine}: {stderr}");
+    }
+    let wrong_type = good_config(&pki, &certificates, &[]).replace("nonce: true", "nonce: maybe");
+    std::fs::write(&path, wrong_type).expect("write");
+    let (code, _, stderr) = run(&["check", "--config"], &path);
+    assert_eq!(code, 64, "{stderr}");
+    assert!(
+        stderr.contains("certificate_login.anchors[0].ocsp.nonce: invalid type"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn check_reports_yaml_syntax_errors_with_position() {
     let dir = tempfile::tempdir().expect("tmp");

@@ -37,12 +37,7 @@ fn fixture() -> &'static Fixture {
         Fixture {
             leaf: pem("clients/valid.crt").to_der().expect("der"),
             ca: ca.to_der().expect("der"),
-            checker: Checker {
-                anchors: vec![anchor],
-                max_intermediates: 4,
-                clock_skew: 300,
-                stale_grace: None,
-            },
+            checker: Checker::new(vec![anchor], 4, 300, None),
         }
     })
 }

@@ -92,6 +92,13 @@ pub struct CertOptions {
     pub leading_anchor_crl: Option<String>,
     /// `certificate_login.fetch_timeout`.
     pub fetch_timeout: Option<&'static str>,
+    /// The anchor's `ca` holds the dev CA's intermediate after the root (so that the
+    /// intermediate's CRLs can be configured).
+    pub ca_bundle: bool,
+    /// More YAML lines for the anchor, written as given (indented by the harness).
+    pub anchor_lines: Vec<String>,
+    /// `certificate_login.crl_refresh` (otherwise the `crl` option's, or 1m).
+    pub crl_refresh: Option<&'static str>,
 }
 
 #[derive(Clone, Copy)]
@@ -102,6 +109,10 @@ pub enum Ocsp {
     /// `deep` (issued by the intermediate) revoked. The anchor's policy is `soft_fail`, so an
     /// answer that cannot be used (asked with the wrong issuer) would let `deep` through.
     IntermediateResponder,
+    /// A real `openssl ocsp` responder for the world's CA that signs with the root's key and
+    /// puts no certificate in its answers (`-resp_no_certs`); the anchor's policy is
+    /// `soft_fail`, so an answer that is not recognised lets `revoked` through.
+    RootWithoutCertificates,
     /// A responder address where nothing listens.
     Unreachable { soft_fail: bool },
 }
@@ -145,6 +156,11 @@ fn ocsp_responder(pki: &super::Pki, kind: Ocsp) -> Responder {
         .arg("-CA")
         .arg(pki.path(ca))
         .args(["-nmin", "5", "-ignore_err"])
+        .args(if matches!(kind, Ocsp::RootWithoutCertificates) {
+            &["-resp_no_certs"][..]
+        } else {
+            &[][..]
+        })
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -264,7 +280,12 @@ async fn try_world(options: &Options) -> Option<World> {
         .certificates
         .as_ref()
         .and_then(|c| c.ocsp)
-        .filter(|o| matches!(o, Ocsp::Responder | Ocsp::IntermediateResponder))
+        .filter(|o| {
+            matches!(
+                o,
+                Ocsp::Responder | Ocsp::IntermediateResponder | Ocsp::RootWithoutCertificates
+            )
+        })
         .map(|o| ocsp_responder(&pki, o));
     let crl_url = match &options.certificates {
         Some(CertOptions {
@@ -295,8 +316,17 @@ assertion:\n  key: {assertion}\n{certificates}",
             Some(c) => {
                 let mut yaml = format!(
                     "certificate_login:\n  host: certlogin.bankart.localhost\n  level: 30\n  crl_refresh: {}\n  anchors:\n    - name: prehod dev CA\n      ca: {}\n      user_id: serial_number\n",
-                    c.crl.map_or("1m", |(_, r)| r),
-                    pki.path("ca.crt").display(),
+                    c.crl_refresh.unwrap_or(c.crl.map_or("1m", |(_, r)| r)),
+                    if c.ca_bundle {
+                        let bundle = pki.path("ca-and-intermediate.crt");
+                        let mut pem = std::fs::read(pki.path("ca.crt")).expect("ca");
+                        pem.extend(std::fs::read(pki.path("intermediate.crt")).expect("intermediate"));
+                        std::fs::write(&bundle, pem).expect("bundle");
+                        bundle
+                    } else {
+                        pki.path("ca.crt")
+                    }
+                    .display(),
                 );
                 if let Some(url) = &c.leading_anchor_crl {
                     yaml = yaml.replace("  anchors:\n", &format!(
@@ -312,6 +342,9 @@ assertion:\n  key: {assertion}\n{certificates}",
                 }
                 if let Some(extra) = c.anchor_yaml {
                     yaml.push_str(&format!("      {extra}\n"));
+                }
+                for line in &c.anchor_lines {
+                    yaml.push_str(&format!("      {line}\n"));
                 }
                 if c.distribution_points {
                     yaml.push_str("      crl_distribution_points: true\n");
@@ -357,7 +390,11 @@ assertion:\n  key: {assertion}\n{certificates}",
                     ));
                 }
                 match c.ocsp {
-                    Some(o @ (Ocsp::Responder | Ocsp::IntermediateResponder)) => {
+                    Some(
+                        o @ (Ocsp::Responder
+                        | Ocsp::IntermediateResponder
+                        | Ocsp::RootWithoutCertificates),
+                    ) => {
                         let url = responder
                             .as_ref()
                             .map(|r| r.url.clone())

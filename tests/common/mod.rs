@@ -3,10 +3,13 @@
 #![allow(dead_code)]
 
 pub mod clients;
+pub mod der;
 pub mod fleet;
 pub mod hostile_op;
 pub mod login;
+pub mod redis;
 pub mod rekono;
+pub mod revocation;
 pub mod webdriver;
 
 use std::io::{Read, Write};
@@ -335,6 +338,27 @@ impl Gateway {
         let mut out = Vec::new();
         let _ = tls.read_to_end(&mut out);
         Some(out)
+    }
+
+    /// Stops the gateway and starts it again with the same configuration and ports (its log
+    /// goes on in the same file): what a restart of the process keeps is what it stored
+    /// elsewhere.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.log)
+            .expect("log file");
+        self.child = Command::new(prehod_bin())
+            .args(["run", "--config"])
+            .arg(self.dir.path().join("proxy.yaml"))
+            .env("PREHOD_LOG", "info")
+            .stdout(log)
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start prehod again");
+        assert!(self.wait_healthy(), "a port was taken during the restart");
     }
 
     /// The lines of the gateway's stdout (JSON logs).

@@ -186,7 +186,7 @@ pub struct TrustAnchor {
     pub name: String,
     /// The CA certificate(s): the root and any intermediates of this anchor.
     pub ca: Vec<X509>,
-    pub crls: Vec<CrlSource>,
+    pub crls: Vec<AnchorCrl>,
     /// `serial_number`, `common_name` or `email`.
     pub user_id: String,
     /// Put before every user id of this anchor (`acnlb:SI-1234`): ids of two anchors never
@@ -224,14 +224,43 @@ pub enum CrlSource {
     Url(String),
 }
 
+impl std::fmt::Display for CrlSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CrlSource::File(p) => write!(f, "{}", p.display()),
+            CrlSource::Url(u) => f.write_str(u),
+        }
+    }
+}
+
+/// One of an anchor's CRLs: where it comes from, and the CA whose CRL it must be.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AnchorCrl {
+    pub source: CrlSource,
+    /// The DER of that CA's name (the subject of one or more of the anchor's CA
+    /// certificates): a CRL from this source must be issued under this name and signed by
+    /// the key of a CA certificate of the anchor that bears it.
+    pub issuer: Vec<u8>,
+    /// The same name as people write it (`CN=…, O=…`), for messages.
+    pub issuer_name: String,
+}
+
+/// `ocsp.max_age` when not set: how old an answer's thisUpdate may be without a nonce.
+pub const DEFAULT_OCSP_MAX_AGE: Duration = Duration::from_secs(3600);
+
 #[derive(Debug)]
 pub struct OcspSettings {
     pub url: String,
     /// An unreachable or unusable responder lets logins through.
     pub soft_fail: bool,
     pub timeout: Duration,
-    /// How long an answer is reused.
+    /// How long an answer is reused (never past its nextUpdate or `max_age`).
     pub cache: Duration,
+    /// Send a nonce and require it back: for a responder that supports nonces.
+    pub nonce: bool,
+    /// How old an answer's thisUpdate may be when no nonce proves it was made for this
+    /// request (and how long an answer without nextUpdate is fresh).
+    pub max_age: Duration,
 }
 
 #[derive(Debug)]

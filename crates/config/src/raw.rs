@@ -199,8 +199,9 @@ pub struct CertificateLogin {
 pub struct Anchor {
     pub name: String,
     pub ca: String,
+    /// Each a file or URL, or `{source: …, issuer: …}` (read by `check::certificates`).
     #[serde(default)]
-    pub crls: Vec<String>,
+    pub crls: Vec<serde_yaml::Value>,
     pub user_id: Option<String>,
     /// Put before every user id of this anchor; default from its name (`acnlb:`).
     pub user_id_prefix: Option<String>,
@@ -220,6 +221,10 @@ pub struct Ocsp {
     pub policy: Option<String>,
     pub timeout: Option<String>,
     pub cache: Option<String>,
+    /// Send a nonce and require it back (a responder that supports nonces).
+    pub nonce: Option<bool>,
+    /// How old an answer's thisUpdate may be when no nonce vouches for it.
+    pub max_age: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

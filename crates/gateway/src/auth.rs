@@ -81,7 +81,7 @@ impl CertLogin {
             let ocsp = a
                 .ocsp
                 .as_ref()
-                .map(|o| Ocsp::new(o.url.clone(), o.soft_fail, o.timeout, o.cache, &a.ca))
+                .map(|o| Ocsp::new(o, &a.ca, session_lifetime))
                 .transpose()
                 .map_err(|e| {
                     AuthBuildError::Certificates(format!("{}: OCSP store: {e}", a.name))
@@ -101,18 +101,19 @@ impl CertLogin {
             anchor.user_id_prefix = a.user_id_prefix.clone();
             anchor.clock_skew = a.clock_skew.map(|d| d.as_secs() as i64);
             anchor.max_intermediates = a.max_chain_depth.map(|d| d as usize);
-            for problem in anchor.reload_crls() {
-                tracing::error!(anchor = %a.name, problem = %problem, "CRL not loaded");
-            }
             anchors.push(anchor);
         }
+        let checker = Checker::new(
+            anchors,
+            c.max_chain_depth as usize,
+            c.clock_skew.as_secs() as i64,
+            c.crl_grace.map(|g| g.as_secs() as i64),
+        );
+        for (anchor, refused) in checker.load_crl_files() {
+            tracing::error!(anchor = %anchor, source = %refused.source, reason = refused.reason.label(), problem = %refused.detail, "CRL not loaded");
+        }
         Ok(Self {
-            checker: Arc::new(Checker {
-                anchors,
-                max_intermediates: c.max_chain_depth as usize,
-                clock_skew: c.clock_skew.as_secs() as i64,
-                stale_grace: c.crl_grace.map(|g| g.as_secs() as i64),
-            }),
+            checker: Arc::new(checker),
             // CRLs, distribution points and OCSP: bounded in time (OCSP also per responder)
             // and in size, so that no revocation server can hold a login or a refresh.
             http: prehod_identity::cert::revocation_client(
@@ -230,8 +231,9 @@ impl AuthState {
     /// For a configuration reload: this login takes over from `old` what lives as long as the
     /// process — revocations (and the session cache, with the same keys), the used single
     /// sign-on codes, the identity provider until it is discovered again with the new
-    /// settings (when it is the same issuer and client), and the CRLs fetched from URLs
-    /// until they are fetched again (for an anchor of the same name, CAs and sources).
+    /// settings (when it is the same issuer and client), the highest CRL seen per issuer
+    /// (never taken below again), and the CRLs held until they are fetched again (for an
+    /// anchor of the same name and CAs, per source of the same place and issuer).
     pub fn adopt(
         mut self,
         old: &AuthState,
@@ -242,16 +244,7 @@ impl AuthState {
         self.sessions = self.sessions.adopt(&old.sessions, same_keys);
         self.sso = self.sso.adopt(&old.sso);
         if let (Some(new), Some(previous)) = (&self.certificates, &old.certificates) {
-            for anchor in &new.checker.anchors {
-                if let Some(same) = previous
-                    .checker
-                    .anchors
-                    .iter()
-                    .find(|a| a.name == anchor.name)
-                {
-                    anchor.adopt_crls(same);
-                }
-            }
+            new.checker.adopt(&previous.checker);
         }
         if config.oidc.issuer == old_config.oidc.issuer
             && config.oidc.client_id == old_config.oidc.client_id

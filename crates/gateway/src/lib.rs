@@ -27,6 +27,7 @@ pub mod proxy;
 pub mod ratelimit;
 pub mod redirect;
 pub mod return_url;
+pub mod revocation_data;
 pub mod routing;
 pub mod sso;
 pub mod state;
@@ -153,6 +154,7 @@ impl Shared {
     }
 
     fn install_hooks(&mut self) {
+        self.hook_crl_marks();
         let Some(auth) = &mut self.auth else {
             return;
         };
@@ -163,6 +165,18 @@ impl Shared {
             let hook = store.clone();
             auth.sessions
                 .set_revoke_hook(Arc::new(move |r| hook.revoked(r)));
+        }
+    }
+
+    /// The shared state store hears of every CRL mark raised here (issue 22).
+    fn hook_crl_marks(&self) {
+        let certs = self.auth.as_ref().and_then(|a| a.certificates.as_ref());
+        if let (Some(store), Some(certs)) = (&self.state, certs) {
+            let store = store.clone();
+            certs
+                .checker
+                .crl_marks()
+                .set_hook(Arc::new(move |key, mark| store.crl_mark_raised(key, mark)));
         }
     }
 
@@ -203,6 +217,8 @@ impl Shared {
             // The login is new with this file: its session store learns of the process's
             // index and shared state here (otherwise it took them over from the old one).
             next.install_hooks();
+        } else {
+            next.hook_crl_marks();
         }
         Ok(next)
     }
@@ -448,45 +464,8 @@ impl BackgroundService for CrlRefresh {
     async fn start(&self, shutdown: ShutdownWatch) {
         self.live
             .per_snapshot(shutdown, |shared, shutdown| async move {
-                refresh_crls(&shared, shutdown).await
+                revocation_data::refresh_crls(&shared, shutdown).await
             })
             .await;
     }
-}
-
-/// Refreshes the CRLs of `shared`'s trust anchors until shutdown.
-async fn refresh_crls(shared: &Shared, shutdown: ShutdownWatch) {
-    let Some(certs) = shared.auth.as_ref().and_then(|a| a.certificates.as_ref()) else {
-        return;
-    };
-    let refreshes = certs.checker.anchors.iter().map(|anchor| {
-        let mut shutdown = shutdown.clone();
-        async move {
-            // First at once (URLs are only fetched here), then on every interval.
-            loop {
-                for problem in anchor.refresh_crls(&certs.http).await {
-                    tracing::warn!(anchor = %anchor.name, problem = %problem, "CRL not refreshed; the previous one stays");
-                }
-                for problem in certs
-                    .checker
-                    .refresh_distribution_points(anchor, &certs.http)
-                    .await
-                {
-                    tracing::warn!(anchor = %anchor.name, problem = %problem, "distribution-point CRL not refreshed");
-                }
-                let wanted = async {
-                    match &anchor.distribution_points {
-                        Some(dps) => dps.wanted().await,
-                        None => std::future::pending().await,
-                    }
-                };
-                tokio::select! {
-                    _ = tokio::time::sleep(certs.crl_refresh) => {}
-                    _ = wanted => {}
-                    _ = shutdown.changed() => return,
-                }
-            }
-        }
-    });
-    futures_util::future::join_all(refreshes).await;
 }

@@ -1923,29 +1923,8 @@ async fn check_certificate_for(
     }
     // The network checks come last, after the chain verified: a forged certificate never
     // makes the gateway fetch the URLs it names.
-    let started = std::time::Instant::now();
-    let remote = match certs
-        .checker
-        .check_distribution_points(&certs.http, &id)
-        .await
-    {
-        Ok(()) => certs.checker.check_ocsp(&certs.http, &id, presented).await,
-        Err(e) => Err(e),
-    };
-    let metrics = &shared.metrics;
-    metrics
-        .ocsp_duration
-        .observe(started.elapsed().as_secs_f64());
-    match remote {
-        Ok(()) => Ok(id),
-        Err((refusal, why)) => {
-            if let Some(why) = why {
-                metrics.ocsp_errors.inc();
-                tracing::warn!(request_id = request_id, problem = %why, "revocation check (distribution point or OCSP) gave no usable answer");
-            }
-            Err(refusal)
-        }
-    }
+    crate::revocation_data::remote_checks(shared, certs, &id, presented, request_id).await?;
+    Ok(id)
 }
 
 /// The session a certificate stands for.

@@ -50,6 +50,12 @@ pub struct Metrics {
     pub crl_next_update: IntGaugeVec,
     /// anchor: unix time the CRL was last loaded.
     pub crl_loaded: IntGaugeVec,
+    /// anchor, reason (`rollback`, `wrong_issuer`, `delta`, `expired`, `fetch`, …): CRLs not
+    /// taken (configured sources and distribution points); the previous one stayed.
+    pub crl_refused: IntCounterVec,
+    /// anchor, reason (`nonce`, `stale`, `signature`, `unreachable`, …): OCSP answers not
+    /// used at a login.
+    pub ocsp_refused: IntCounterVec,
     /// endpoint (`oidc_start`, `oidc_callback`, `certificate_login`, `backchannel_logout`):
     /// requests refused with 429 by a rate limit.
     pub rate_limited: IntCounterVec,
@@ -253,6 +259,22 @@ impl Metrics {
         for g in [&crl_age, &crl_next_update, &crl_loaded] {
             registry.register(Box::new(g.clone()))?;
         }
+        let crl_refused = IntCounterVec::new(
+            Opts::new(
+                "prehod_crl_refused_total",
+                "CRLs not taken (the previous one stays), by anchor and reason",
+            ),
+            &["anchor", "reason"],
+        )?;
+        let ocsp_refused = IntCounterVec::new(
+            Opts::new(
+                "prehod_ocsp_refused_total",
+                "OCSP answers not used at a login, by anchor and reason",
+            ),
+            &["anchor", "reason"],
+        )?;
+        registry.register(Box::new(crl_refused.clone()))?;
+        registry.register(Box::new(ocsp_refused.clone()))?;
         let fleet = crate::live::FleetMetrics::register(&registry)?;
         Ok(Self {
             fleet,
@@ -282,6 +304,8 @@ impl Metrics {
             crl_age,
             crl_next_update,
             crl_loaded,
+            crl_refused,
+            ocsp_refused,
             rate_limited,
         })
     }

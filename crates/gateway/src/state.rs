@@ -47,6 +47,8 @@ use prehod_identity::session::Revoked;
 use redis::AsyncCommands;
 use tokio::sync::Notify;
 
+mod crl_marks;
+
 /// Revocations kept for publishing while Redis is away; beyond this the oldest are dropped
 /// from the queue (they still hold on this replica).
 const MAX_PENDING: usize = 100_000;
@@ -87,6 +89,8 @@ pub struct Store {
     wake: Notify,
     last_error: Mutex<Option<String>>,
     metrics: Arc<crate::metrics::Metrics>,
+    /// The CRL marks raised here, not yet written (see [`crl_marks`]).
+    crl: crl_marks::MarkQueue,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +119,7 @@ impl Store {
             wake: Notify::new(),
             last_error: Mutex::new(Some("not connected yet".to_owned())),
             metrics,
+            crl: crl_marks::MarkQueue::default(),
         })
     }
 

@@ -117,6 +117,9 @@ impl Replication {
             }
             Err(e) => return e,
         }
+        if let Err(e) = store.sync_crl_marks(&self.live).await {
+            return e;
+        }
         match store.restore_if_empty().await {
             Ok(0) => {}
             Ok(n) => tracing::warn!(
@@ -163,6 +166,9 @@ impl Replication {
                 }
                 _ = store.wake.notified() => {
                     if let Err(e) = store.flush().await {
+                        return e;
+                    }
+                    if let Err(e) = store.flush_crl_marks().await {
                         return e;
                     }
                 }

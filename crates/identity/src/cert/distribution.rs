@@ -1,0 +1,299 @@
+//! The CRLs a certificate names in its own CRL distribution points (anchors with
+//! `crl_distribution_points: true`): fetched at a login only after the chain verified, each
+//! taken only from the certificate's issuer (RFC 5280 §6.3.3) as the URL's CRL (see
+//! [`super::crl`] for every check), and refreshed in the background while sessions name them,
+//! so that a session learns of a revocation there without a network call on its requests.
+
+use std::sync::Arc;
+
+use openssl::x509::X509;
+
+use super::crl::{accept, AcceptedCrl, CrlRefusal, Expected, RefusedCrl};
+use super::marks::CrlMarks;
+use super::verdict::{issuer_hash, issuer_hash_of};
+use super::{fetch, Anchor, CertIdentity, Checked, Checker, Presented, Refusal, Unusable};
+
+/// Distribution-point CRLs of one anchor, by issuer and URL.
+pub struct DistributionPoints {
+    /// `ISSUER URL` (see [`slot`]) → the CRL taken there for that issuer.
+    cache: moka::sync::Cache<String, Arc<AcceptedCrl>>,
+    /// `ISSUER URL` named by certificates that logged in, for as long as their sessions may
+    /// live.
+    watched: moka::sync::Cache<String, Watched>,
+    /// Wakes the background refresh when a session names a URL that is not cached.
+    wanted: tokio::sync::Notify,
+}
+
+#[derive(Clone)]
+struct Watched {
+    url: String,
+    /// The issuer as a login here showed it (its verified chain); `None` for the session of
+    /// another replica's login: then the anchor's CA certificates of that name stand for it.
+    issuer: Option<Arc<Issuer>>,
+}
+
+/// A certificate's issuer: its name (DER) and the certificates whose key its CRLs may be
+/// signed with (from a verified chain, or the anchor's CA certificates of that name).
+struct Issuer {
+    name: Vec<u8>,
+    certs: Vec<X509>,
+}
+
+/// Where a distribution point's CRL is kept: the URL for one issuer (two issuers' certificates
+/// may name one URL; neither takes the other's CRL).
+fn slot(issuer: &str, url: &str) -> String {
+    format!("{issuer} {url}")
+}
+
+impl DistributionPoints {
+    /// `keep_for`: how long a downloaded CRL is used (longer than the refresh interval, so the
+    /// background refresh replaces it before it goes); `watch_for`: how long a URL stays
+    /// watched after a login named it (a session's absolute lifetime).
+    pub fn new(keep_for: std::time::Duration, watch_for: std::time::Duration) -> Self {
+        Self {
+            cache: moka::sync::Cache::builder()
+                .max_capacity(1_000)
+                .time_to_live(keep_for)
+                .build(),
+            watched: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(watch_for)
+                .build(),
+            wanted: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Resolves when a session named a URL that is not cached (the refresh should run now).
+    pub async fn wanted(&self) {
+        self.wanted.notified().await;
+    }
+
+    /// For a reload: what `old` fetched and watches (the anchor's CAs are the same).
+    pub(crate) fn adopt(&self, old: &DistributionPoints) {
+        for (k, v) in old.cache.iter() {
+            self.cache.insert((*k).clone(), v);
+        }
+        for (k, v) in old.watched.iter() {
+            self.watched.insert((*k).clone(), v);
+        }
+    }
+
+    /// Drops the CRLs `marks` show superseded; returns their URLs.
+    pub(crate) fn drop_superseded(&self, marks: &CrlMarks) -> Vec<String> {
+        let mut dropped = Vec::new();
+        for (k, crl) in self.cache.iter() {
+            if marks
+                .get(&crl.key)
+                .is_some_and(|highest| !crl.mark.at_least(&highest))
+            {
+                self.cache.invalidate(&*k);
+                dropped.push(
+                    k.split_once(' ')
+                        .map_or(k.to_string(), |(_, u)| u.to_owned()),
+                );
+            }
+        }
+        dropped
+    }
+
+    /// The per-request check of a session whose certificate names `urls` (its chain's
+    /// revocation keys `keys`, the certificate's own first): each URL's CRL must be here,
+    /// fresh, and not list it. A URL not here (another replica's login, or unreachable
+    /// since) refuses until the background refresh has it (fail closed).
+    pub(crate) fn still_valid(
+        &self,
+        urls: &[String],
+        keys: &[String],
+        now: i64,
+        grace: Option<i64>,
+    ) -> Result<(), Refusal> {
+        let Some(leaf) = keys.first() else {
+            return Err(Refusal::RevocationUnknown);
+        };
+        let issuer = issuer_hash_of(leaf);
+        for url in urls {
+            let at = slot(issuer, url);
+            let known = self.watched.get(&at).and_then(|w| w.issuer);
+            self.watched.insert(
+                at.clone(),
+                Watched {
+                    url: url.clone(),
+                    issuer: known,
+                },
+            );
+            let Some(crl) = self.cache.get(&at) else {
+                self.wanted.notify_one();
+                return Err(Refusal::RevocationUnknown);
+            };
+            judge(&crl, leaf, now, grace)?;
+        }
+        Ok(())
+    }
+}
+
+/// A distribution point's CRL on the certificate whose revocation key is `leaf`.
+fn judge(crl: &AcceptedCrl, leaf: &str, now: i64, grace: Option<i64>) -> Result<(), Refusal> {
+    if crl.stale(now, grace) {
+        return Err(Refusal::RevocationUnknown);
+    }
+    if crl.revoked.contains(leaf) {
+        return Err(Refusal::Revoked);
+    }
+    Ok(())
+}
+
+impl Checker {
+    /// The distribution-point step, after [`Checker::check`] passed: every http CRL
+    /// distribution point the certificate names is fetched (or taken from the cache), must be
+    /// the CRL of the certificate's issuer on the verified chain, pass every check of
+    /// [`super::crl`], and must not list the certificate. One that cannot be had refuses the
+    /// login (fail closed). The URLs are then watched for the certificate's sessions.
+    pub async fn check_distribution_points(
+        &self,
+        http: &reqwest::Client,
+        id: &CertIdentity,
+        presented: &Presented,
+    ) -> Checked {
+        let Some(anchor) = self.anchors.iter().find(|a| a.name == id.anchor) else {
+            return Checked::ok();
+        };
+        let Some(dps) = &anchor.distribution_points else {
+            return Checked::ok();
+        };
+        if id.distribution_points.is_empty() {
+            return Checked::ok();
+        }
+        let (Some(leaf), Some(issuer)) = (
+            id.revocation_keys.first(),
+            presented.chain.get(1).and_then(|d| X509::from_der(d).ok()),
+        ) else {
+            return Checked::refused(Refusal::Unreadable);
+        };
+        let Ok(name) = issuer.subject_name().to_der() else {
+            return Checked::refused(Refusal::Unreadable);
+        };
+        let issuer = Arc::new(Issuer {
+            name,
+            certs: vec![issuer],
+        });
+        let marks = self.crl_marks();
+        for url in &id.distribution_points {
+            let at = slot(issuer_hash_of(leaf), url);
+            let crl = match dps.cache.get(&at) {
+                Some(c) => c,
+                None => {
+                    let clock = self.clock(anchor, super::now());
+                    match fetch_one(http, url, &issuer, &clock, &marks, None).await {
+                        Ok(c) => {
+                            dps.cache.insert(at.clone(), c.clone());
+                            c
+                        }
+                        Err(refused) => {
+                            return Checked {
+                                verdict: Err(Refusal::RevocationUnknown),
+                                unusable: Some(Unusable::Crl(refused)),
+                            }
+                        }
+                    }
+                }
+            };
+            dps.watched.insert(
+                at,
+                Watched {
+                    url: url.clone(),
+                    issuer: Some(issuer.clone()),
+                },
+            );
+            if let Err(r) = judge(&crl, leaf, super::now(), self.stale_grace) {
+                return Checked::refused(r);
+            }
+        }
+        Checked::ok()
+    }
+
+    /// Refetches every distribution point a certificate session still names, for `anchor`.
+    /// Returns what was refused (a URL that fails keeps its previous CRL until that expires).
+    pub async fn refresh_distribution_points(
+        &self,
+        anchor: &Anchor,
+        http: &reqwest::Client,
+    ) -> Vec<RefusedCrl> {
+        let Some(dps) = &anchor.distribution_points else {
+            return Vec::new();
+        };
+        let marks = self.crl_marks();
+        let mut refused = Vec::new();
+        for (at, watched) in dps.watched.iter() {
+            let issuer = match &watched.issuer {
+                Some(i) => Some(i.clone()),
+                None => anchor_issuer(anchor, at.split(' ').next().unwrap_or_default()),
+            };
+            let Some(issuer) = issuer else {
+                refused.push(RefusedCrl {
+                    source: watched.url.clone(),
+                    reason: CrlRefusal::IssuerUnknown,
+                    detail: "the issuer of the certificates naming it is not one of the anchor's CA certificates, and no login here showed it".into(),
+                });
+                continue;
+            };
+            let clock = self.clock(anchor, super::now());
+            let current = dps.cache.get(&*at);
+            match fetch_one(
+                http,
+                &watched.url,
+                &issuer,
+                &clock,
+                &marks,
+                current.as_deref(),
+            )
+            .await
+            {
+                Ok(crl) => dps.cache.insert((*at).clone(), crl),
+                Err(r) => refused.push(r),
+            }
+        }
+        refused
+    }
+}
+
+/// One of the anchor's own CA certificates whose name hashes to `hash` (see [`issuer_hash`]).
+fn anchor_issuer(anchor: &Anchor, hash: &str) -> Option<Arc<Issuer>> {
+    let name = anchor
+        .ca
+        .iter()
+        .filter_map(|c| c.subject_name().to_der().ok())
+        .find(|name| issuer_hash(name) == hash)?;
+    Some(Arc::new(Issuer {
+        certs: anchor.cas_named(&name),
+        name,
+    }))
+}
+
+/// Downloads `url` and takes it as `issuer`'s CRL there (in place of `current`), raising its
+/// mark.
+async fn fetch_one(
+    http: &reqwest::Client,
+    url: &str,
+    issuer: &Issuer,
+    clock: &super::crl::Clock,
+    marks: &CrlMarks,
+    current: Option<&AcceptedCrl>,
+) -> Result<Arc<AcceptedCrl>, RefusedCrl> {
+    let refused = |reason, detail| RefusedCrl {
+        source: url.to_owned(),
+        reason,
+        detail,
+    };
+    let bytes = fetch::get(http, url)
+        .await
+        .map_err(|e| refused(CrlRefusal::Fetch, e))?;
+    let expected = Expected {
+        name: &issuer.name,
+        signers: issuer.certs.clone(),
+        url: Some(url),
+        for_end_entity: true,
+    };
+    let crl = accept(&bytes, &expected, clock, marks, current).map_err(|(r, d)| refused(r, d))?;
+    marks.raise(crl.key, &crl.mark);
+    Ok(Arc::new(crl))
+}
