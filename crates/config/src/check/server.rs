@@ -1,0 +1,72 @@
+//! `server`: threads, graceful shutdown, the client-side timeouts and connection limits.
+
+use super::Checker;
+use crate::{parse_duration, raw, Server};
+
+/// Each client connection's read buffer under TLS (`server.read_buffer`): one TLS record
+/// and a little more, so a read takes a whole record in one system call; pingora's own default
+/// (64 KiB) is held by every idle keep-alive connection.
+pub const DEFAULT_READ_BUFFER: usize = 16 * 1024 + 512;
+
+impl Checker<'_> {
+    pub(super) fn server(&mut self, raw: raw::Server) -> Option<Server> {
+        let threads = raw
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+        if threads == 0 {
+            self.problem("server.threads", "must be at least 1");
+            return None;
+        }
+        let grace_period = match raw.grace_period {
+            Some(ref g) => match parse_duration(g) {
+                Ok(d) => d,
+                Err(message) => {
+                    self.problem("server.grace_period", message);
+                    return None;
+                }
+            },
+            None => std::time::Duration::from_secs(10),
+        };
+        let mut timeout = |value: Option<String>, key: &str, default: u64| match self
+            .duration(value.as_ref(), key)
+        {
+            Some(d) => Some(d),
+            None if value.is_none() => Some(std::time::Duration::from_secs(default)),
+            None => None,
+        };
+        let header_timeout = timeout(raw.header_timeout, "server.header_timeout", 10);
+        let body_timeout = timeout(raw.body_timeout, "server.body_timeout", 10);
+        let body_min_rate = raw.body_min_rate.unwrap_or(16 * 1024);
+        if body_min_rate == 0 {
+            self.problem(
+                "server.body_min_rate",
+                "must be at least 1 (bytes per second)",
+            );
+        }
+        let max_connections_per_address = raw.max_connections_per_address.unwrap_or(256);
+        if max_connections_per_address == 0 {
+            self.problem("server.max_connections_per_address", "must be at least 1");
+        }
+        let max_pending_connections = raw.max_pending_connections.unwrap_or(1024);
+        if max_pending_connections == 0 {
+            self.problem("server.max_pending_connections", "must be at least 1");
+        }
+        let read_buffer = raw.read_buffer.unwrap_or(DEFAULT_READ_BUFFER);
+        if read_buffer > 1024 * 1024 {
+            self.problem(
+                "server.read_buffer",
+                "must be at most 1048576 bytes (it is held by every open connection)",
+            );
+        }
+        Some(Server {
+            threads,
+            grace_period,
+            header_timeout: header_timeout?,
+            body_timeout: body_timeout?,
+            body_min_rate,
+            max_connections_per_address,
+            max_pending_connections,
+            read_buffer,
+        })
+    }
+}
