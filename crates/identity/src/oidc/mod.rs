@@ -10,12 +10,14 @@
 //! - `key_refresh.rs`: fetching the keys again for an unknown `kid`, within its budgets;
 //! - `authorize.rs`: the authorization request (PKCE, state, nonce, level, hints);
 //! - `callback.rs`: the authorization response, from the code to the [`Identity`], through
-//!   `token.rs` (the token request and what its failures mean, the `private_key_jwt` client
-//!   assertion) and `id_token.rs` (every check of the ID token);
+//!   `token.rs` (the token request and what its failures mean), `client_auth.rs` (the
+//!   `private_key_jwt` client assertion, signed with OpenSSL) and `id_token.rs` (every check
+//!   of the ID token);
 //! - `logout.rs`: back-channel logout tokens and the provider's end-session URL.
 
 mod authorize;
 mod callback;
+mod client_auth;
 mod discovery;
 mod id_token;
 mod key_refresh;
@@ -32,6 +34,7 @@ pub use discovery::http_client;
 pub use id_token::Identity;
 pub use logout::{logout_claims, logout_token_header, Logout};
 
+use client_auth::ClientKey;
 use discovery::Discovered;
 use key_refresh::KeyRefresh;
 
@@ -89,11 +92,17 @@ pub struct Provider {
     key_refresh: KeyRefresh,
     /// Logout token `jti`s already seen (replay protection), kept for 10 minutes.
     seen_jti: moka::sync::Cache<String, ()>,
+    /// The `private_key_jwt` key, parsed once; `None` with a client secret.
+    client_key: Option<ClientKey>,
 }
 
 impl Provider {
     /// Discovers the provider. Fails when it cannot be reached: the caller retries.
     pub async fn discover(settings: Settings) -> Result<Self, OidcError> {
+        let client_key = match &settings.client_auth {
+            ClientAuth::PrivateKeyJwt { key_pem, rsa } => Some(ClientKey::from_pem(key_pem, *rsa)?),
+            ClientAuth::Secret(_) => None,
+        };
         let http = http_client(&settings)?;
         let discovered = discovery::fetch(&settings, &http).await?;
         Ok(Self {
@@ -105,6 +114,7 @@ impl Provider {
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(600))
                 .build(),
+            client_key,
         })
     }
 

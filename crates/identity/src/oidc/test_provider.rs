@@ -143,12 +143,17 @@ impl TestProvider {
     }
 }
 
-/// Both ways the gateway authenticates at the token endpoint (they build the request
-/// differently, so each is tried).
+/// Every way the gateway authenticates at the token endpoint: a secret, and a client
+/// assertion signed by an EC and by an RSA key (they build the request differently, so each
+/// is tried).
 pub(super) fn client_auths() -> Vec<ClientAuth> {
     let group = openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap();
     let key = openssl::ec::EcKey::generate(&group).unwrap();
     let pem = openssl::pkey::PKey::from_ec_key(key)
+        .unwrap()
+        .private_key_to_pem_pkcs8()
+        .unwrap();
+    let rsa_pem = openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap())
         .unwrap()
         .private_key_to_pem_pkcs8()
         .unwrap();
@@ -157,6 +162,10 @@ pub(super) fn client_auths() -> Vec<ClientAuth> {
         ClientAuth::PrivateKeyJwt {
             key_pem: pem,
             rsa: false,
+        },
+        ClientAuth::PrivateKeyJwt {
+            key_pem: rsa_pem,
+            rsa: true,
         },
     ]
 }

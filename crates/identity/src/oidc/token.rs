@@ -6,8 +6,9 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use openidconnect::core::CoreTokenResponse;
 use openidconnect::{AsyncHttpClient, AuthorizationCode, PkceCodeVerifier};
 
+use super::client_auth::ClientKey;
 use super::discovery::Discovered;
-use super::{ClientAuth, OidcError, Provider};
+use super::{OidcError, Provider};
 
 impl Provider {
     /// Redeems `code` with the attempt's PKCE `verifier` at the token endpoint, the client
@@ -19,8 +20,8 @@ impl Provider {
         verifier: &str,
         now: u64,
     ) -> Result<CoreTokenResponse, OidcError> {
-        match &self.settings.client_auth {
-            ClientAuth::Secret(_) => {
+        match &self.client_key {
+            None => {
                 // The status of the answer decides what a failure is (see `token_failure`);
                 // openidconnect reports a 5xx page and a malformed ID token alike as `Parse`.
                 let http = StatusRecorder {
@@ -41,53 +42,25 @@ impl Provider {
                         other => token_failure(http.status(), other.to_string()),
                     })
             }
-            ClientAuth::PrivateKeyJwt { key_pem, rsa } => {
-                self.token_with_client_assertion(
-                    &current.token_endpoint,
-                    code,
-                    verifier,
-                    key_pem,
-                    *rsa,
-                    now,
-                )
-                .await
+            Some(key) => {
+                self.token_with_client_assertion(&current.token_endpoint, code, verifier, key, now)
+                    .await
             }
         }
     }
 
     /// The token request of `private_key_jwt` (RFC 7523 2.2), which `openidconnect` does not
-    /// build itself: a short-lived JWT signed with the client's key, `aud` = token endpoint.
+    /// build itself: a short-lived JWT signed with the client's key (`client_auth.rs`),
+    /// `aud` = token endpoint.
     async fn token_with_client_assertion(
         &self,
         token_endpoint: &str,
         code: &str,
         verifier: &str,
-        key_pem: &[u8],
-        rsa: bool,
+        key: &ClientKey,
         now: u64,
     ) -> Result<CoreTokenResponse, OidcError> {
-        let (alg, key) = if rsa {
-            (
-                jsonwebtoken::Algorithm::RS256,
-                jsonwebtoken::EncodingKey::from_rsa_pem(key_pem),
-            )
-        } else {
-            (
-                jsonwebtoken::Algorithm::ES256,
-                jsonwebtoken::EncodingKey::from_ec_pem(key_pem),
-            )
-        };
-        let key = key.map_err(|e| OidcError::Config(format!("client key: {e}")))?;
-        let claims = serde_json::json!({
-            "iss": self.settings.client_id,
-            "sub": self.settings.client_id,
-            "aud": token_endpoint,
-            "iat": now,
-            "exp": now + 60,
-            "jti": crate::random_id(),
-        });
-        let assertion = jsonwebtoken::encode(&jsonwebtoken::Header::new(alg), &claims, &key)
-            .map_err(|e| OidcError::Config(format!("client assertion: {e}")))?;
+        let assertion = key.assertion(&self.settings.client_id, token_endpoint, now)?;
         let resp = self
             .http
             .post(token_endpoint)
