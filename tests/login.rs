@@ -1060,9 +1060,22 @@ async fn a_replayed_logout_token_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gateway_can_authenticate_to_rekono_with_private_key_jwt() {
-    // Rekono has only the gateway's public key: no secret would be accepted.
+    log_in_with_private_key_jwt(false).await;
+}
+
+/// RUSTSEC-2023-0071: an RSA client key signs its RS256 assertions with OpenSSL; Rekono
+/// verifies them with the public key alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_can_authenticate_to_rekono_with_an_rsa_private_key_jwt() {
+    log_in_with_private_key_jwt(true).await;
+}
+
+/// A login through a gateway that authenticates to Rekono with `private_key_jwt` (an RSA or
+/// an EC P-256 key): Rekono has only the gateway's public key, so no secret would be accepted.
+async fn log_in_with_private_key_jwt(rsa_client_key: bool) {
     let world = world(Options {
         private_key_jwt: true,
+        rsa_client_key,
         ..Options::default()
     })
     .await;

@@ -146,7 +146,9 @@ impl Key {
         }
     }
 
-    /// An RSA key, and the PEM of its public key.
+    /// An RSA key, and the PEM of its public key. The test provider's throwaway key may sign
+    /// with the `rsa` crate (clippy.toml: RUSTSEC-2023-0071).
+    #[allow(clippy::disallowed_methods)]
     fn rsa(kid: &str) -> (Self, Vec<u8>) {
         let rsa = openssl::rsa::Rsa::generate(2048).expect("RSA key");
         let public = rsa.public_key_to_pem().expect("public pem");

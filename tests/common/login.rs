@@ -32,6 +32,8 @@ pub struct Options {
     pub backchannel: Option<String>,
     /// The gateway authenticates to Rekono with `private_key_jwt`; Rekono knows no secret.
     pub private_key_jwt: bool,
+    /// With `private_key_jwt`: the client key is RSA (RS256), not EC P-256 (ES256).
+    pub rsa_client_key: bool,
     /// Certificate login on certlogin.bankart.localhost, trusting the dev CA.
     pub certificates: Option<CertOptions>,
     /// Give the simulator account with this e-mail this `sub`.
@@ -55,6 +57,7 @@ impl Default for Options {
             portal_yaml: vec![("bips", "min_level: 20"), ("bws", "min_level: 30")],
             backchannel: None,
             private_key_jwt: false,
+            rsa_client_key: false,
             certificates: None,
             account_sub: None,
             top_yaml: "",
@@ -219,11 +222,15 @@ async fn try_world(options: &Options) -> Option<World> {
     let login_url = format!("https://login.bankart.localhost:{port}");
     let client_key = pki.path("oidc-client.key");
     if options.private_key_jwt {
-        let group = openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1)
-            .expect("curve");
-        let key =
+        let key = if options.rsa_client_key {
+            openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(2048).expect("key"))
+                .expect("pkey")
+        } else {
+            let group = openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1)
+                .expect("curve");
             openssl::pkey::PKey::from_ec_key(openssl::ec::EcKey::generate(&group).expect("key"))
-                .expect("pkey");
+                .expect("pkey")
+        };
         std::fs::write(&client_key, key.private_key_to_pem_pkcs8().expect("pem")).expect("write");
         // A key file others may read is refused (as the gateway's own keys are).
         std::fs::set_permissions(

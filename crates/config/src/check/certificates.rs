@@ -4,7 +4,8 @@
 use openssl::x509::{X509NameRef, X509};
 use serde_yaml::Value;
 
-use super::{is_host_name, join, Checker};
+use super::values::is_host_name;
+use super::{join, Checker};
 use crate::{raw, AnchorCrl, CrlSource, Tls};
 
 impl Checker<'_> {

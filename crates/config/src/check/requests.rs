@@ -3,7 +3,8 @@
 
 use http::Method;
 
-use super::{parse_size, Checker};
+use super::session::parse_size;
+use super::Checker;
 use crate::{BodyBuffers, HttpMethods};
 
 /// Methods no portal may take: `TRACE` (and Microsoft's `TRACK`) echo the request back, cookies

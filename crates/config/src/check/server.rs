@@ -2,8 +2,13 @@
 
 use std::time::Duration;
 
-use super::{Checker, DEFAULT_READ_BUFFER};
+use super::Checker;
 use crate::{parse_duration, raw, Server};
+
+/// Each client connection's read buffer under TLS (`server.read_buffer`): one TLS record
+/// and a little more, so a read takes a whole record in one system call; pingora's own default
+/// (64 KiB) is held by every idle keep-alive connection.
+pub const DEFAULT_READ_BUFFER: usize = 16 * 1024 + 512;
 
 impl Checker<'_> {
     pub(super) fn server(&mut self, raw: raw::Server) -> Option<Server> {

@@ -1,0 +1,127 @@
+//! `oidc`: the OpenID provider (Rekono), the client's authentication, scopes and acr levels.
+
+use super::Checker;
+use crate::raw;
+
+impl Checker<'_> {
+    pub(super) fn oidc(&mut self, raw: raw::Oidc) -> Option<crate::Oidc> {
+        let issuer = raw.issuer.trim_end_matches('/').to_owned();
+        match url::Url::parse(&issuer) {
+            Ok(u) if u.scheme() == "https" && u.query().is_none() => {}
+            _ => {
+                self.problem(
+                    "oidc.issuer",
+                    format!("{issuer:?} is not an https:// issuer URL"),
+                );
+                return None;
+            }
+        }
+        if raw.client_id.is_empty() {
+            self.problem("oidc.client_id", "must not be empty");
+        }
+        let client_auth = match raw.client_auth.as_deref().unwrap_or("client_secret_basic") {
+            "client_secret_basic" => match raw.client_secret.as_deref() {
+                Some(secret) if !secret.is_empty() => {
+                    Some(crate::ClientAuth::Secret(secret.to_owned()))
+                }
+                _ => {
+                    self.problem(
+                        "oidc.client_secret",
+                        "client_secret_basic needs a non-empty client_secret",
+                    );
+                    None
+                }
+            },
+            "private_key_jwt" => match &raw.client_key {
+                Some(path) => self
+                    .read_key_file(path, "oidc.client_key")
+                    .and_then(
+                        |(p, pem)| match openssl::pkey::PKey::private_key_from_pem(&pem) {
+                            Ok(k) if k.rsa().is_ok() => Some(crate::ClientAuth::PrivateKeyJwt {
+                                key_pem: pem,
+                                rsa: true,
+                            }),
+                            Ok(k)
+                                if k.ec_key().is_ok_and(|e| {
+                                    e.group().curve_name()
+                                        == Some(openssl::nid::Nid::X9_62_PRIME256V1)
+                                }) =>
+                            {
+                                Some(crate::ClientAuth::PrivateKeyJwt {
+                                    key_pem: pem,
+                                    rsa: false,
+                                })
+                            }
+                            _ => {
+                                self.problem(
+                                    "oidc.client_key",
+                                    format!(
+                                        "{} is not an RSA or EC P-256 private key in PEM",
+                                        p.display()
+                                    ),
+                                );
+                                None
+                            }
+                        },
+                    ),
+                None => {
+                    self.problem(
+                        "oidc.client_key",
+                        "private_key_jwt needs client_key (a PEM private key)",
+                    );
+                    None
+                }
+            },
+            other => {
+                self.problem(
+                    "oidc.client_auth",
+                    format!("{other:?} is not one of: client_secret_basic, private_key_jwt"),
+                );
+                None
+            }
+        };
+        let scopes = raw
+            .scopes
+            .unwrap_or_else(|| vec!["openid".into(), "profile".into(), "email".into()]);
+        if !scopes.iter().any(|s| s == "openid") {
+            self.problem("oidc.scopes", "must include openid");
+        }
+        let acr_levels: Vec<(String, u8)> = raw
+            .acr_levels
+            .unwrap_or_else(|| {
+                [
+                    ("10".to_owned(), 10),
+                    ("20".to_owned(), 20),
+                    ("30".to_owned(), 30),
+                ]
+                .into()
+            })
+            .into_iter()
+            .collect();
+        for (acr, level) in &acr_levels {
+            if !matches!(level, 10 | 20 | 30) {
+                self.problem(
+                    &format!("oidc.acr_levels.{acr}"),
+                    format!("level {level} is not 10, 20 or 30"),
+                );
+            }
+        }
+        let ca = match &raw.ca {
+            Some(path) => Some(self.read_file(path, "oidc.ca", "CA")?.1),
+            None => None,
+        };
+        let timeout = self
+            .duration(raw.timeout.as_ref(), "oidc.timeout")
+            .unwrap_or(std::time::Duration::from_secs(5));
+        Some(crate::Oidc {
+            issuer,
+            client_id: raw.client_id,
+            client_auth: client_auth?,
+            scopes,
+            acr_levels,
+            ca,
+            timeout,
+            logout_at_provider: raw.logout_at_provider.unwrap_or(true),
+        })
+    }
+}

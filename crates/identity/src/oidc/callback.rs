@@ -1,0 +1,50 @@
+//! The authorization response: its `iss` (RFC 9207), the code exchanged at the token endpoint
+//! (`token.rs`), and the ID token checked into an [`Identity`] (`id_token.rs`).
+
+use super::{Attempt, Identity, OidcError, Provider};
+
+impl Provider {
+    /// Exchanges the code and checks the ID token completely. `iss` is the response's `iss`
+    /// parameter (RFC 9207), when the provider sent one.
+    pub async fn finish(
+        &self,
+        code: &str,
+        iss: Option<&str>,
+        attempt: &Attempt,
+        now: u64,
+    ) -> Result<Identity, OidcError> {
+        let current = self.current();
+        match iss {
+            Some(iss) if iss != self.settings.issuer => {
+                return Err(OidcError::WrongIssuer(iss.to_owned()));
+            }
+            None if current.iss_in_response => return Err(OidcError::MissingIssuer),
+            _ => {}
+        }
+        let token = self
+            .exchange_code(&current, code, &attempt.verifier, now)
+            .await?;
+        self.identity(&current, &token, attempt, now).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::oidc::test_provider::TestProvider;
+    use crate::oidc::{ClientAuth, OidcError, Provider};
+
+    #[tokio::test]
+    async fn a_response_without_iss_is_refused_when_the_provider_promises_it() {
+        let op = TestProvider::start().await;
+        let provider = Provider::discover(op.settings(ClientAuth::Secret("s".into())))
+            .await
+            .unwrap();
+        let now = crate::unix_now();
+        let (_, attempt) = provider.start(20, "https://portal.example/".into(), now);
+        op.answer_with_id_token(&op.claims(&attempt, now));
+        assert!(matches!(
+            provider.finish("code", None, &attempt, now).await,
+            Err(OidcError::MissingIssuer)
+        ));
+    }
+}

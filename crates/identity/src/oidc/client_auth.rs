@@ -1,0 +1,220 @@
+//! The client's authentication at the token endpoint with `private_key_jwt` (RFC 7523 2.2,
+//! OIDC Core 9): a short-lived client assertion signed with OpenSSL — RS256 with an RSA key,
+//! ES256 with an EC P-256 key. OpenSSL blinds its RSA private-key operations; the `rsa` crate,
+//! whose are not constant-time (RUSTSEC-2023-0071, "Marvin"), never sees the key.
+//! (`client_secret_basic` needs nothing here: `openidconnect` sends the secret.)
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use openssl::ecdsa::EcdsaSig;
+use openssl::error::ErrorStack;
+use openssl::hash::MessageDigest;
+use openssl::nid::Nid;
+use openssl::pkey::{PKey, Private};
+use openssl::rsa::Padding;
+use openssl::sign::Signer;
+
+use super::OidcError;
+
+/// How long a client assertion is valid.
+const LIFETIME: u64 = 60;
+
+/// The JWS algorithm a client key signs with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Alg {
+    /// RSASSA-PKCS1-v1_5 with SHA-256.
+    Rs256,
+    /// ECDSA on P-256 with SHA-256.
+    Es256,
+}
+
+impl Alg {
+    fn name(self) -> &'static str {
+        match self {
+            Alg::Rs256 => "RS256",
+            Alg::Es256 => "ES256",
+        }
+    }
+}
+
+/// The client's private key (`oidc.client_key`), parsed once when the provider is
+/// discovered. Not `Debug`: it is a secret.
+pub(super) struct ClientKey {
+    alg: Alg,
+    key: PKey<Private>,
+}
+
+impl ClientKey {
+    /// `pem`: the private key the config read; `rsa`: whether the config found it an RSA key
+    /// (otherwise it is EC P-256). A key of another kind is a configuration error, whose
+    /// message never quotes the key.
+    pub(super) fn from_pem(pem: &[u8], rsa: bool) -> Result<Self, OidcError> {
+        let bad = |what: &str| OidcError::Config(format!("client key: {what}"));
+        let key = PKey::private_key_from_pem(pem).map_err(|_| bad("not a PEM private key"))?;
+        let alg = if rsa {
+            key.rsa().map_err(|_| bad("not an RSA private key"))?;
+            Alg::Rs256
+        } else {
+            let ec = key
+                .ec_key()
+                .map_err(|_| bad("not an RSA or EC private key"))?;
+            if ec.group().curve_name() != Some(Nid::X9_62_PRIME256V1) {
+                return Err(bad("the EC curve is not P-256"));
+            }
+            Alg::Es256
+        };
+        Ok(Self { alg, key })
+    }
+
+    /// A client assertion for the token endpoint `audience`: `iss` and `sub` the client id,
+    /// valid for a minute from `now`, with a fresh `jti`.
+    pub(super) fn assertion(
+        &self,
+        client_id: &str,
+        audience: &str,
+        now: u64,
+    ) -> Result<String, OidcError> {
+        let header = serde_json::json!({"typ": "JWT", "alg": self.alg.name()});
+        let claims = serde_json::json!({
+            "iss": client_id,
+            "sub": client_id,
+            "aud": audience,
+            "iat": now,
+            "exp": now.saturating_add(LIFETIME),
+            "jti": crate::random_id(),
+        });
+        let signing_input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let signature = self
+            .sign(signing_input.as_bytes())
+            .map_err(|e| OidcError::Config(format!("client assertion: {e}")))?;
+        Ok(format!(
+            "{signing_input}.{}",
+            URL_SAFE_NO_PAD.encode(signature)
+        ))
+    }
+
+    /// The JWS signature of `input` (RFC 7518 3.3 and 3.4).
+    fn sign(&self, input: &[u8]) -> Result<Vec<u8>, ErrorStack> {
+        let mut signer = Signer::new(MessageDigest::sha256(), &self.key)?;
+        if self.alg == Alg::Rs256 {
+            signer.set_rsa_padding(Padding::PKCS1)?;
+        }
+        let signature = signer.sign_oneshot_to_vec(input)?;
+        match self.alg {
+            Alg::Rs256 => Ok(signature),
+            // OpenSSL writes ECDSA signatures in DER; JWS wants R and S, 32 bytes each.
+            Alg::Es256 => {
+                let signature = EcdsaSig::from_der(&signature)?;
+                let mut raw = signature.r().to_vec_padded(32)?;
+                raw.extend_from_slice(&signature.s().to_vec_padded(32)?);
+                Ok(raw)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+
+    const CLIENT: &str = "prehod";
+    const TOKEN_ENDPOINT: &str = "https://rekono.example/token";
+
+    fn rsa_key() -> PKey<Private> {
+        PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap()
+    }
+
+    fn ec_key(curve: Nid) -> PKey<Private> {
+        let group = openssl::ec::EcGroup::from_curve_name(curve).unwrap();
+        PKey::from_ec_key(openssl::ec::EcKey::generate(&group).unwrap()).unwrap()
+    }
+
+    /// The assertion checked as the provider checks it (Rekono's simulator does it so), with
+    /// only the public key.
+    fn verify(
+        assertion: &str,
+        public_pem: &[u8],
+        alg: Algorithm,
+    ) -> jsonwebtoken::errors::Result<serde_json::Value> {
+        let key = match alg {
+            Algorithm::RS256 => DecodingKey::from_rsa_pem(public_pem)?,
+            _ => DecodingKey::from_ec_pem(public_pem)?,
+        };
+        let mut v = Validation::new(alg);
+        v.set_audience(&[TOKEN_ENDPOINT]);
+        v.set_issuer(&[CLIENT]);
+        v.sub = Some(CLIENT.into());
+        v.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
+        jsonwebtoken::decode::<serde_json::Value>(assertion, &key, &v).map(|d| d.claims)
+    }
+
+    #[test]
+    fn a_client_assertion_verifies_with_the_public_key_and_only_with_it() {
+        for (key, rsa, alg) in [
+            (rsa_key(), true, Algorithm::RS256),
+            (ec_key(Nid::X9_62_PRIME256V1), false, Algorithm::ES256),
+        ] {
+            let pem = key.private_key_to_pem_pkcs8().unwrap();
+            let public = key.public_key_to_pem().unwrap();
+            let client = ClientKey::from_pem(&pem, rsa).unwrap();
+            let now = crate::unix_now();
+            let assertion = client.assertion(CLIENT, TOKEN_ENDPOINT, now).unwrap();
+            assert_eq!(jsonwebtoken::decode_header(&assertion).unwrap().alg, alg);
+            let claims = verify(&assertion, &public, alg).unwrap();
+            assert_eq!(claims["aud"], TOKEN_ENDPOINT);
+            assert_eq!(
+                (claims["iat"].as_u64(), claims["exp"].as_u64()),
+                (Some(now), Some(now + 60))
+            );
+            assert!(claims["jti"].as_str().is_some_and(|j| j.len() >= 32));
+            // Another jti each time: the provider refuses a replayed one.
+            let again = client.assertion(CLIENT, TOKEN_ENDPOINT, now).unwrap();
+            assert_ne!(verify(&again, &public, alg).unwrap()["jti"], claims["jti"]);
+
+            // Another key's public half does not verify it…
+            let other = if rsa {
+                rsa_key()
+            } else {
+                ec_key(Nid::X9_62_PRIME256V1)
+            };
+            assert!(verify(&assertion, &other.public_key_to_pem().unwrap(), alg).is_err());
+            // …nor does the right one once the claims are changed.
+            let mut parts: Vec<&str> = assertion.split('.').collect();
+            let forged = URL_SAFE_NO_PAD.encode(claims.to_string().replace(CLIENT, "attacker"));
+            parts[1] = &forged;
+            assert!(verify(&parts.join("."), &public, alg).is_err());
+        }
+    }
+
+    #[test]
+    fn a_key_of_another_kind_is_a_configuration_error_that_does_not_quote_it() {
+        let rsa = rsa_key().private_key_to_pem_pkcs8().unwrap();
+        let p256 = ec_key(Nid::X9_62_PRIME256V1)
+            .private_key_to_pem_pkcs8()
+            .unwrap();
+        let p384 = ec_key(Nid::SECP384R1).private_key_to_pem_pkcs8().unwrap();
+        for (pem, rsa) in [
+            (&p256, true),
+            (&rsa, false),
+            (&p384, false),
+            (
+                &b"-----BEGIN PRIVATE KEY-----\nnonsense\n-----END PRIVATE KEY-----\n".to_vec(),
+                true,
+            ),
+        ] {
+            match ClientKey::from_pem(pem, rsa) {
+                Err(OidcError::Config(m)) => {
+                    assert!(m.starts_with("client key: "), "{m}");
+                    assert!(!m.contains("BEGIN") && !m.contains("nonsense"), "{m}");
+                }
+                Err(e) => panic!("{e}"),
+                Ok(_) => panic!("a key of the wrong kind was taken"),
+            }
+        }
+    }
+}
