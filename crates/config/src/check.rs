@@ -237,6 +237,7 @@ impl Checker<'_> {
             state: state?,
             reload,
             sources: Vec::new(),
+            digest: String::new(),
         })
     }
 
@@ -1500,6 +1501,16 @@ impl Checker<'_> {
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
             {
                 self.problem(&key, "a portal name uses a-z, 0-9 and '-' only");
+                ok = false;
+            }
+            if crate::RESERVED_PORTAL_NAMES.contains(&name) {
+                self.problem(
+                    &key,
+                    format!(
+                        "{name:?} cannot name a portal: the metrics use it for requests that no portal serves (reserved: {})",
+                        crate::RESERVED_PORTAL_NAMES.join(", ")
+                    ),
+                );
                 ok = false;
             }
             let Some(raw) = self.decode::<raw::Portal>(value, &key) else {
