@@ -229,6 +229,7 @@ pub fn build_reloadable(
     let admin_addr = config.admin.listen.to_string();
     let redirect_addr = config.listen.http_redirect.map(|a| a.to_string());
     let shared = Shared::new(config)?.with_process_hooks()?;
+    shared.metrics.publish_config(&shared.config)?;
     let store = shared.state.clone();
     let limits = connections::Limits::new(&shared.config.server);
     let read_buffer = shared.config.server.read_buffer;

@@ -35,6 +35,8 @@ pub struct RequestCtx {
     client: Option<IpAddr>,
     trusted_proxy: bool,
     portal: Option<usize>,
+    /// The `portal` label while no portal is chosen: the login hosts' own, or unknown.
+    site: &'static str,
     auth: &'static str,
     /// The target chosen for the current attempt, and the ones that failed before it.
     target: Option<usize>,
@@ -293,7 +295,7 @@ impl Gateway {
     fn portal_name<'c>(&self, ctx: &'c RequestCtx) -> &'c str {
         ctx.portal
             .and_then(|i| ctx.shared.config.portals.get(i))
-            .map_or("unknown", |p| p.name.as_str())
+            .map_or(ctx.site, |p| p.name.as_str())
     }
 
     /// Writes one of the gateway's own pages. Returns the status written.
@@ -377,6 +379,7 @@ impl ProxyHttp for Gateway {
             client: None,
             trusted_proxy: false,
             portal: None,
+            site: metrics::UNKNOWN_PORTAL,
             auth: "none",
             target: None,
             failed: Vec::new(),
@@ -467,6 +470,7 @@ impl ProxyHttp for Gateway {
                 return Ok(true);
             }
             Route::Login => {
+                ctx.site = metrics::LOGIN_PORTAL;
                 ctx.auth = "login";
                 let served = AssertUnwindSafe(self.serve_login(session, ctx))
                     .catch_unwind()
@@ -475,6 +479,7 @@ impl ProxyHttp for Gateway {
                 return Ok(true);
             }
             Route::CertLogin => {
+                ctx.site = metrics::CERTLOGIN_PORTAL;
                 ctx.auth = "certificate";
                 let served = AssertUnwindSafe(self.serve_cert_login(session, ctx))
                     .catch_unwind()
