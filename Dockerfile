@@ -36,6 +36,9 @@ COPY . .
 # away. The cache mounts keep the registry and target/ between builds of the same builder.
 ENV OPENSSL_NO_VENDOR=1
 RUN bash deploy/setup.sh
+# The source revision for prehod_build_info{revision} (the context has no .git; without it the
+# label says "unknown"): docker build --build-arg PREHOD_GIT_REVISION=$(git rev-parse HEAD) .
+ARG PREHOD_GIT_REVISION
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked --no-default-features --bin prehod \

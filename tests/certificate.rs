@@ -109,10 +109,13 @@ async fn only_the_certificate_hosts_root_logs_in() {
         )
         .await;
     assert_eq!(post.status, 404, "{}", post.body);
-    assert!(!world
-        .gw
-        .metrics()
-        .contains("prehod_logins_total{method=\"certificate\",outcome=\"success\"}"));
+    assert_eq!(
+        common::hostile_op::metric(
+            &world.gw.metrics(),
+            "prehod_logins_total{method=\"certificate\",outcome=\"success\"}"
+        ),
+        0.0
+    );
     // The root still logs in.
     let mut browser = Browser::with_certificate(&world, "valid");
     let page = browser
@@ -179,10 +182,14 @@ async fn each_bad_certificate_gets_its_own_reason_page_and_metric() {
         assert!(page.body.contains("Prijava s certifikatom ni uspela"));
         assert!(browser.cookie(SESSION).is_none(), "{cert:?} got no session");
         let metrics = world.gw.metrics();
+        // Every reason's series exists at 0 from the start: the count proves the refusal.
         assert!(
-            metrics.contains(&format!(
-                "prehod_certificate_verifications_total{{outcome=\"failure\",reason=\"{label}\"}}"
-            )),
+            common::hostile_op::metric(
+                &metrics,
+                &format!(
+                    "prehod_certificate_verifications_total{{outcome=\"failure\",reason=\"{label}\"}}"
+                )
+            ) >= 1.0,
             "{label} in {metrics}"
         );
     }
@@ -398,7 +405,12 @@ async fn chain_depth_and_policy_allow_lists_are_enforced() {
         "{}",
         page.body
     );
-    assert!(w.gw.metrics().contains("reason=\"chain_too_deep\""));
+    assert!(
+        common::hostile_op::metric(
+            &w.gw.metrics(),
+            "prehod_certificate_verifications_total{outcome=\"failure\",reason=\"chain_too_deep\"}"
+        ) >= 1.0
+    );
     assert_eq!(
         Browser::with_certificate(&w, "valid")
             .certificate_login(&w, "bws")
@@ -443,7 +455,12 @@ async fn chain_depth_and_policy_allow_lists_are_enforced() {
         .certificate_login(&w, "bws")
         .await;
     assert_eq!(page.status, 403, "{}", page.body);
-    assert!(w.gw.metrics().contains("reason=\"policy_not_allowed\""));
+    assert!(
+        common::hostile_op::metric(
+            &w.gw.metrics(),
+            "prehod_certificate_verifications_total{outcome=\"failure\",reason=\"policy_not_allowed\"}"
+        ) >= 1.0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -503,7 +520,19 @@ async fn a_crl_from_an_http_url_is_fetched_refreshed_and_reported() {
         metrics.contains("prehod_crl_age_seconds{anchor=\"prehod dev CA\"}"),
         "{metrics}"
     );
-    assert!(metrics.contains("prehod_crl_next_update_seconds{anchor=\"prehod dev CA\"}"));
+    // The new CRL's nextUpdate, a timestamp seven days ahead.
+    let next_update = common::hostile_op::metric(
+        &metrics,
+        "prehod_crl_next_update_timestamp_seconds{anchor=\"prehod dev CA\"}",
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
+    assert!(
+        next_update > now + 6.0 * 86_400.0 && next_update < now + 8.0 * 86_400.0,
+        "{metrics}"
+    );
     let ready: serde_json::Value = serde_json::from_str(&w.gw.wait_ready()).expect("json");
     assert_eq!(ready["certificate_revocation"][0]["loaded"], true);
     assert_eq!(ready["certificate_revocation"][0]["stale"], false);
@@ -876,9 +905,12 @@ async fn forged_certificates_and_out_of_date_chains_never_log_in() {
         assert!(browser.cookie(SESSION).is_none(), "{name} got a session");
         let metrics = world.gw.metrics();
         assert!(
-            metrics.contains(&format!(
-                "prehod_certificate_verifications_total{{outcome=\"failure\",reason=\"{label}\"}}"
-            )),
+            common::hostile_op::metric(
+                &metrics,
+                &format!(
+                    "prehod_certificate_verifications_total{{outcome=\"failure\",reason=\"{label}\"}}"
+                )
+            ) >= 1.0,
             "{name}: {label} in {metrics}"
         );
         // Nothing reaches the portal: without a session it still sends the browser to log in.
@@ -886,10 +918,10 @@ async fn forged_certificates_and_out_of_date_chains_never_log_in() {
         assert_eq!(portal.status, 302, "{name}: the portal answered itself");
     }
     assert!(
-        !world
-            .gw
-            .metrics()
-            .contains("prehod_certificate_verifications_total{outcome=\"success\""),
+        common::hostile_op::metric(
+            &world.gw.metrics(),
+            "prehod_certificate_verifications_total{outcome=\"success\",reason=\"ok\"}"
+        ) == 0.0,
         "no forgery was accepted"
     );
 }
@@ -962,7 +994,7 @@ async fn a_certificate_session_ends_when_its_certificate_is_revoked() {
     }
     let metrics = w.gw.metrics();
     assert!(
-        metrics.contains("prehod_denials_total{reason=\"revoked\"}"),
+        common::hostile_op::metric(&metrics, "prehod_denials_total{reason=\"revoked\"}") >= 1.0,
         "{metrics}"
     );
 }

@@ -407,6 +407,31 @@ fn check_refuses_a_portal_prefix_that_is_not_one_segment() {
     }
 }
 
+/// Issue 21, point 4: the metrics label requests for the login host `portal="login"`, for the
+/// certificate-login host `portal="certlogin"` and for hosts no portal serves
+/// `portal="unknown"`; a portal of one of these names would mix its series with theirs.
+#[test]
+fn check_refuses_a_portal_named_like_the_login_hosts_metric_label() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("reserved.yaml");
+    for name in ["login", "certlogin", "unknown"] {
+        let mut text = good_config(&pki, "", &[]);
+        let line = text.lines().count() + 1;
+        text.push_str(&format!(
+            "  {name}:\n    host: other.bankart.localhost\n    upstream:\n      urls: [\"http://10.0.0.9:8080\"]\n"
+        ));
+        std::fs::write(&path, text).expect("write");
+        let (code, stdout, stderr) = run(&["check", "--config"], &path);
+        assert_eq!(code, 64, "{name}: {stdout}");
+        let expected = format!("{}:{line}:3: portals.{name}: ", path.display());
+        assert!(
+            stderr.contains(&expected) && stderr.contains("cannot name a portal"),
+            "{name}: expected {expected:?} in {stderr}"
+        );
+    }
+}
+
 /// Writes a secret file with `mode` (replacing any file there, as a Kubernetes Secret volume
 /// does: a new file renamed over the old).
 fn write_secret(path: &std::path::Path, content: &str, mode: u32) {

@@ -259,8 +259,12 @@ async fn upstream_down_gives_502_and_slow_upstream_504() {
     assert!(page.contains("Aplikacija se ni odzvala pravočasno"));
 
     let metrics = gw.metrics();
+    // The series exists at 0 from the start: the count, not the line, proves the refusal.
     assert!(
-        metrics.contains("prehod_upstream_errors_total{kind=\"connect_refused\",portal=\"acq\"}"),
+        metric_value(
+            &metrics,
+            "prehod_upstream_errors_total{kind=\"connect_refused\",portal=\"acq\"}"
+        ) >= 1.0,
         "{metrics}"
     );
     assert!(
@@ -355,8 +359,199 @@ async fn metrics_count_requests_and_readyz_turns_ready() {
     assert!(metrics.contains("prehod_request_duration_seconds_count{portal=\"bips\"} 3"));
     assert!(metrics.contains("prehod_upstream_duration_seconds_count{portal=\"bips\"} 3"));
     assert!(metrics.contains("prehod_requests_in_flight 0"));
-    assert!(metrics.contains("prehod_build_info{version="));
+    assert!(metrics.contains("prehod_build_info{revision="));
     assert!(metrics.contains("prehod_upstream_healthy{portal=\"bips\""));
+}
+
+/// The value of a series exactly as written (labels in the exporter's order), `None` if absent.
+fn series_value(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// A certificate file's notAfter in unix seconds, by OpenSSL's own clock arithmetic.
+fn not_after_unix(path: &std::path::Path) -> i64 {
+    let cert = openssl::x509::X509::from_pem(&std::fs::read(path).expect("read")).expect("PEM");
+    let diff = openssl::asn1::Asn1Time::from_unix(0)
+        .expect("epoch")
+        .diff(cert.not_after())
+        .expect("diff");
+    i64::from(diff.days) * 86_400 + i64::from(diff.secs)
+}
+
+/// Issue 21, point 4: "alerts that cannot fire". A freshly started gateway — before its first
+/// request — already exports, at zero, every labelled series the alerts and the dashboard read
+/// (so the first panic is an increase from 0 to 1, which `increase()` sees); it names its build
+/// (version and git revision), its configuration (the file's SHA-256) and when each server
+/// certificate and each anchor's CA expires; and it counts the login hosts as such, not as
+/// `portal="unknown"` with hosts that no portal serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_gateway_exports_the_alerted_series_at_zero_and_labels_the_login_hosts() {
+    let pki = Pki::new();
+    let (mut setup, _portals) = six_demo_portals().await;
+    let key = std::fs::read_to_string(pki.path("session.key")).expect("session key");
+    // Rekono is never reached here (nothing listens on port 9): the login host still serves.
+    setup.auth = Some(format!(
+        "login:\n  host: login.bankart.localhost\n\
+session:\n  keys: [\"{key}\"]\n\
+oidc:\n  issuer: https://127.0.0.1:9/openid-connect-server-webapp\n  client_id: prehod\n  client_secret: s3cret\n  timeout: 1s\n\
+assertion:\n  key: {assertion}\n\
+certificate_login:\n  host: certlogin.bankart.localhost\n  level: 30\n  anchors:\n    - name: prehod dev CA\n      ca: {ca}\n      crls: [\"{crl}\"]\n      user_id: serial_number\n",
+        key = key.trim(),
+        assertion = pki.path("assertion.key").display(),
+        ca = pki.path("ca.crt").display(),
+        crl = pki.path("ca.crl.pem").display(),
+    ));
+    let gw = Gateway::start(&pki, &setup);
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as f64;
+    let metrics = gw.metrics();
+    for series in [
+        r#"prehod_panics_total{handler="login"}"#,
+        r#"prehod_panics_total{handler="certificate_login"}"#,
+        r#"prehod_logins_total{method="rekono",outcome="failure"}"#,
+        r#"prehod_logins_total{method="certificate",outcome="failure"}"#,
+        r#"prehod_denials_total{reason="level_too_low"}"#,
+        r#"prehod_denials_total{reason="state_mismatch"}"#,
+        r#"prehod_certificate_verifications_total{outcome="failure",reason="revoked"}"#,
+        r#"prehod_rate_limited_total{endpoint="oidc_callback"}"#,
+        r#"prehod_config_reloads_total{result="failed"}"#,
+        r#"prehod_requests_total{auth="session",portal="acq",status_class="5xx"}"#,
+        r#"prehod_requests_total{auth="login",portal="login",status_class="5xx"}"#,
+        r#"prehod_requests_total{auth="certificate",portal="certlogin",status_class="5xx"}"#,
+        r#"prehod_requests_total{auth="none",portal="unknown",status_class="4xx"}"#,
+        r#"prehod_upstream_errors_total{kind="read_timeout",portal="bips"}"#,
+        r#"prehod_step_ups_total{portal="bws"}"#,
+        r#"prehod_client_disconnects_total{kind="closed"}"#,
+        r#"prehod_revocation_store_full_total"#,
+    ] {
+        assert_eq!(
+            series_value(&metrics, series),
+            Some(0.0),
+            "{series} at 0 in\n{metrics}"
+        );
+    }
+    let revision = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map_or("unknown".to_owned(), |o| {
+            String::from_utf8_lossy(&o.stdout).trim().to_owned()
+        });
+    let build = format!(
+        r#"prehod_build_info{{revision="{revision}",version="{}"}}"#,
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(
+        series_value(&metrics, &build),
+        Some(1.0),
+        "{build} in\n{metrics}"
+    );
+    let digest: String =
+        openssl::sha::sha256(&std::fs::read(gw.dir.path().join("proxy.yaml")).expect("config"))
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+    let config = format!(r#"prehod_config_info{{hash="{digest}"}}"#);
+    assert_eq!(
+        series_value(&metrics, &config),
+        Some(1.0),
+        "{config} in\n{metrics}"
+    );
+    let certificate = format!(
+        r#"prehod_tls_certificate_expiry_timestamp_seconds{{file="{}",name="bankart.localhost"}}"#,
+        pki.path("server.crt").display()
+    );
+    assert_eq!(
+        series_value(&metrics, &certificate),
+        Some(not_after_unix(&pki.path("server.crt")) as f64),
+        "{certificate} in\n{metrics}"
+    );
+    assert_eq!(
+        series_value(
+            &metrics,
+            r#"prehod_client_ca_expiry_timestamp_seconds{anchor="prehod dev CA",subject="prehod dev CA"}"#
+        ),
+        Some(not_after_unix(&pki.path("ca.crt")) as f64),
+        "{metrics}"
+    );
+    let next_update = series_value(
+        &metrics,
+        r#"prehod_crl_next_update_timestamp_seconds{anchor="prehod dev CA"}"#,
+    )
+    .expect("the CRL's nextUpdate");
+    assert!(
+        next_update > started,
+        "{next_update} is not ahead of {started}"
+    );
+    let open = series_value(&metrics, "process_open_fds").expect("open files");
+    let limit = series_value(&metrics, "process_max_fds").expect("their limit");
+    assert!(open > 0.0 && open < limit, "{open} of {limit}");
+    assert!(series_value(&metrics, "process_resident_memory_bytes").is_some_and(|b| b > 1e6));
+
+    // One request each to the login host, the certificate-login host and an unknown host.
+    let client = gw.client();
+    for name in ["login", "certlogin", "unknown"] {
+        let resp = client.get(gw.url(name, "/")).send().await.expect("request");
+        // The login hosts answer with their own pages; an unknown host is misdirected.
+        assert_eq!(
+            resp.status() == 421,
+            name == "unknown",
+            "{name}: {}",
+            resp.status()
+        );
+    }
+    let metrics = gw.metrics();
+    let count = |portal: &str| {
+        metrics
+            .lines()
+            .filter(|l| {
+                l.starts_with("prehod_requests_total{")
+                    && l.contains(&format!("portal=\"{portal}\""))
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    assert_eq!(count("login"), 1.0, "{metrics}");
+    assert_eq!(count("certlogin"), 1.0, "{metrics}");
+    assert_eq!(count("unknown"), 1.0, "only the unknown host: {metrics}");
+
+    // A reload (SIGHUP) of a changed file: its hash replaces the old one, which is gone.
+    let path = gw.dir.path().join("proxy.yaml");
+    let text = std::fs::read_to_string(&path).expect("config") + "# reloaded\n";
+    std::fs::write(&path, &text).expect("write");
+    let reloaded: String = openssl::sha::sha256(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &gw.pid().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let info = loop {
+        let metrics = gw.metrics();
+        let info: Vec<String> = metrics
+            .lines()
+            .filter(|l| l.starts_with("prehod_config_info{"))
+            .map(str::to_owned)
+            .collect();
+        if info.iter().any(|l| l.contains(&reloaded)) {
+            break info;
+        }
+        assert!(Instant::now() < deadline, "never reloaded:\n{metrics}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        info,
+        [format!(r#"prehod_config_info{{hash="{reloaded}"}} 1"#)]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

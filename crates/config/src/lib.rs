@@ -9,9 +9,9 @@ pub mod env;
 mod error;
 pub mod positions;
 mod raw;
+mod requests;
 mod secret_file;
 pub mod sources;
-mod requests;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -52,7 +52,15 @@ pub struct Config {
     /// The files this configuration was read from (itself, its secrets, certificates, keys,
     /// CA bundles), each as it was when read.
     pub sources: Vec<sources::SourceFile>,
+    /// The SHA-256 of the configuration's text as read (before `${…}` substitution), in lower
+    /// case hex: what `sha256sum proxy.yaml` prints. Secrets given as `${file:…}` or `${VAR}`
+    /// do not enter it.
+    pub digest: String,
 }
+
+/// Names no portal may take: the `portal` label of the metrics names with them the login
+/// host, the certificate-login host and hosts that no portal serves.
+pub const RESERVED_PORTAL_NAMES: [&str; 3] = ["login", "certlogin", "unknown"];
 
 /// `reload:` reloading without a signal.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -807,7 +815,12 @@ impl Config {
         text: &str,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
-        check::check(path, text, &env)
+        let mut config = check::check(path, text, &env)?;
+        config.digest = openssl::sha::sha256(text.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Ok(config)
     }
 
     pub fn portal_by_host(&self, host: &str) -> Option<&Portal> {

@@ -30,38 +30,11 @@ impl ServeHttp for Admin {
         let shared = self.live.load();
         match session.req_header().uri.path() {
             "/metrics" => {
-                if let Some(auth) = &shared.auth {
-                    let m = &shared.metrics;
-                    let now = prehod_identity::unix_now() as i64;
-                    for anchor in auth.certificates.iter().flat_map(|c| &c.checker.anchors) {
-                        if let Some(crl) = anchor.crl_state() {
-                            m.crl_age
-                                .with_label_values(&[anchor.name.as_str()])
-                                .set(now - crl.this_update);
-                            m.crl_next_update
-                                .with_label_values(&[anchor.name.as_str()])
-                                .set(crl.next_update.min(i64::MAX / 2) - now);
-                            m.crl_loaded
-                                .with_label_values(&[anchor.name.as_str()])
-                                .set(crl.loaded_at);
-                        }
-                    }
-                    m.session_cache_entries.set(auth.sessions.cached() as i64);
-                    m.revocations
-                        .set(auth.sessions.revocations(now as u64) as i64);
-                    let full = auth.sessions.revocation_store_full_total();
-                    m.revocation_store_full
-                        .inc_by(full.saturating_sub(m.revocation_store_full.get()));
-                    // Counters only go up: add what the session store counted since last time.
-                    for (label, total) in [
-                        ("hit", &auth.sessions.hits),
-                        ("miss", &auth.sessions.misses),
-                    ] {
-                        let c = m.session_cache_lookups.with_label_values(&[label]);
-                        let now = total.load(std::sync::atomic::Ordering::Relaxed);
-                        c.inc_by(now.saturating_sub(c.get()));
-                    }
-                }
+                shared.metrics.observe(
+                    &shared.config,
+                    shared.auth.as_ref(),
+                    prehod_identity::unix_now() as i64,
+                );
                 respond(
                     StatusCode::OK,
                     "text/plain; version=0.0.4",

@@ -12,8 +12,8 @@ pub mod body;
 pub mod budget;
 pub mod connections;
 pub mod cookies;
-pub mod fresh_auth;
 pub mod framing;
+pub mod fresh_auth;
 pub mod hygiene;
 pub mod lifecycle;
 pub mod live;
@@ -254,6 +254,7 @@ pub fn build_reloadable(
     let admin_addr = config.admin.listen.to_string();
     let redirect_addr = config.listen.http_redirect.map(|a| a.to_string());
     let shared = Shared::new(config)?.with_process_hooks()?;
+    shared.metrics.publish_config(&shared.config)?;
     let store = shared.state.clone();
     let limits = connections::Limits::new(&shared.config.server);
     let read_buffer = shared.config.server.read_buffer;

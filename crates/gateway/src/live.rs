@@ -153,6 +153,9 @@ impl Live {
                     .fleet
                     .config_last_reload_success
                     .set(prehod_identity::unix_now() as i64);
+                if let Err(e) = metrics.publish_config(&self.load().config) {
+                    tracing::error!(error = %e, "the new configuration's metrics were not set");
+                }
                 tracing::info!(path = ?self.path, "configuration reloaded");
             }
             Err(e) => {

@@ -1,5 +1,12 @@
-//! Prometheus metrics, all named `prehod_*`, in a registry of the gateway's own (not the
-//! global default), served on the admin listener.
+//! Prometheus metrics, all named `prehod_*` (and the usual `process_*`), in a registry of the
+//! gateway's own (not the global default), served on the admin listener. Every labelled
+//! series an alert or the dashboard reads exists at zero from the start (see `labels`).
+
+mod configured;
+mod labels;
+mod process;
+
+pub use labels::{CERTLOGIN_PORTAL, LOGIN_PORTAL, UNKNOWN_PORTAL};
 
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
@@ -21,7 +28,15 @@ pub struct Metrics {
     pub client_disconnects: IntCounterVec,
     /// portal, target: 1 healthy, 0 not.
     pub upstream_healthy: IntGaugeVec,
+    /// version, revision: always 1.
     pub build_info: IntGaugeVec,
+    /// hash (SHA-256 of the configuration file in use): always 1, one series.
+    pub config_info: IntGaugeVec,
+    /// name (the first DNS name), file: the earliest notAfter of each server certificate's
+    /// chain, unix seconds.
+    pub tls_certificate_expiry: IntGaugeVec,
+    /// anchor, subject: the notAfter of each CA certificate of a trust anchor, unix seconds.
+    pub client_ca_expiry: IntGaugeVec,
     /// method (`rekono`, `certificate`), outcome (`success`, `failure`).
     pub logins: IntCounterVec,
     /// portal
@@ -46,7 +61,7 @@ pub struct Metrics {
     pub ocsp_errors: prometheus::IntCounter,
     /// anchor: seconds since the loaded CRL's thisUpdate.
     pub crl_age: IntGaugeVec,
-    /// anchor: seconds until its nextUpdate (negative once stale).
+    /// anchor: the loaded CRL's nextUpdate, unix seconds (0: CRLs configured, none loaded).
     pub crl_next_update: IntGaugeVec,
     /// anchor: unix time the CRL was last loaded.
     pub crl_loaded: IntGaugeVec,
@@ -62,6 +77,9 @@ pub struct Metrics {
     /// Configuration reloads and the shared state store (see `crate::live`, `crate::state`).
     pub fleet: crate::live::FleetMetrics,
 }
+
+/// The source revision of this build (see the build script); `unknown` without git.
+pub const BUILD_REVISION: &str = env!("PREHOD_BUILD_REVISION");
 
 const BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
@@ -109,12 +127,40 @@ impl Metrics {
             &["portal", "target"],
         )?;
         let build_info = IntGaugeVec::new(
-            Opts::new("prehod_build_info", "Always 1; labels say which build runs"),
-            &["version"],
+            Opts::new(
+                "prehod_build_info",
+                "Always 1; labels say which build runs (version, source revision)",
+            ),
+            &["version", "revision"],
         )?;
         build_info
-            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .get_metric_with_label_values(&[env!("CARGO_PKG_VERSION"), BUILD_REVISION])?
             .set(1);
+        let config_info = IntGaugeVec::new(
+            Opts::new(
+                "prehod_config_info",
+                "Always 1; hash is the SHA-256 of the configuration file in use, as sha256sum prints it",
+            ),
+            &["hash"],
+        )?;
+        let tls_certificate_expiry = IntGaugeVec::new(
+            Opts::new(
+                "prehod_tls_certificate_expiry_timestamp_seconds",
+                "When the server certificate's chain stops being valid (its earliest notAfter), by its first DNS name and file",
+            ),
+            &["name", "file"],
+        )?;
+        let client_ca_expiry = IntGaugeVec::new(
+            Opts::new(
+                "prehod_client_ca_expiry_timestamp_seconds",
+                "When a trust anchor's CA certificate expires (notAfter), by anchor and subject",
+            ),
+            &["anchor", "subject"],
+        )?;
+        for g in [&config_info, &tls_certificate_expiry, &client_ca_expiry] {
+            registry.register(Box::new(g.clone()))?;
+        }
+        registry.register(Box::new(process::ProcessCollector::new()?))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(request_duration.clone()))?;
         registry.register(Box::new(upstream_duration.clone()))?;
@@ -244,8 +290,8 @@ impl Metrics {
         )?;
         let crl_next_update = IntGaugeVec::new(
             Opts::new(
-                "prehod_crl_next_update_seconds",
-                "Seconds until the anchor's CRL's nextUpdate; negative once stale",
+                "prehod_crl_next_update_timestamp_seconds",
+                "When the anchor's loaded CRL reaches its nextUpdate (unix seconds; 0 while CRLs are configured but none is loaded)",
             ),
             &["anchor"],
         )?;
@@ -276,7 +322,7 @@ impl Metrics {
         registry.register(Box::new(crl_refused.clone()))?;
         registry.register(Box::new(ocsp_refused.clone()))?;
         let fleet = crate::live::FleetMetrics::register(&registry)?;
-        Ok(Self {
+        let metrics = Self {
             fleet,
             registry,
             requests,
@@ -288,6 +334,9 @@ impl Metrics {
             client_disconnects,
             upstream_healthy,
             build_info,
+            config_info,
+            tls_certificate_expiry,
+            client_ca_expiry,
             logins,
             step_ups,
             denials,
@@ -307,7 +356,9 @@ impl Metrics {
             crl_refused,
             ocsp_refused,
             rate_limited,
-        })
+        };
+        labels::initialise(&metrics)?;
+        Ok(metrics)
     }
 
     /// The text exposition format.
@@ -438,6 +489,99 @@ pub fn status_class(status: u16) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn text(m: &Metrics) -> String {
+        String::from_utf8(m.render()).expect("the text format is UTF-8")
+    }
+
+    /// The value of one series in the text format; `None` when the series is absent.
+    fn value(text: &str, series: &str) -> Option<f64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    }
+
+    /// Issue 21, point 4: a counter first exported at 1 is invisible to `increase()`, so the
+    /// alerts on it would never fire on the first event. Each series a rule reads is there at
+    /// zero before anything happened.
+    #[test]
+    fn every_series_an_alert_reads_is_zero_before_the_first_event() {
+        let m = Metrics::new().expect("metrics");
+        let text = text(&m);
+        for series in [
+            r#"prehod_panics_total{handler="login"}"#,
+            r#"prehod_panics_total{handler="certificate_login"}"#,
+            r#"prehod_logins_total{method="rekono",outcome="failure"}"#,
+            r#"prehod_logins_total{method="certificate",outcome="success"}"#,
+            r#"prehod_denials_total{reason="level_too_low"}"#,
+            r#"prehod_denials_total{reason="revoked"}"#,
+            r#"prehod_denials_total{reason="sso_code_replayed"}"#,
+            r#"prehod_denials_total{reason="state_mismatch"}"#,
+            r#"prehod_certificate_verifications_total{outcome="failure",reason="revoked"}"#,
+            r#"prehod_certificate_verifications_total{outcome="failure",reason="revocation_unknown"}"#,
+            r#"prehod_certificate_verifications_total{outcome="success",reason="ok"}"#,
+            r#"prehod_oidc_errors_total{call="discovery"}"#,
+            r#"prehod_oidc_errors_total{call="token"}"#,
+            r#"prehod_oidc_request_duration_seconds_count{call="token"}"#,
+            r#"prehod_rate_limited_total{endpoint="oidc_start"}"#,
+            r#"prehod_rate_limited_total{endpoint="backchannel_logout"}"#,
+            r#"prehod_session_cache_lookups_total{result="miss"}"#,
+            r#"prehod_config_reloads_total{result="failed"}"#,
+            "prehod_revocation_store_full_total",
+            "prehod_ocsp_errors_total",
+            "prehod_oidc_ready",
+        ] {
+            assert_eq!(value(&text, series), Some(0.0), "{series} in\n{text}");
+        }
+        // Process-wide counters (other tests of this process may have counted): present.
+        for series in [
+            r#"prehod_client_disconnects_total{kind="header"}"#,
+            r#"prehod_connections_refused_total{reason="per_address"}"#,
+            r#"prehod_slow_clients_total{phase="body"}"#,
+        ] {
+            assert!(value(&text, series).is_some(), "{series} in\n{text}");
+        }
+        let build = format!(
+            r#"prehod_build_info{{revision="{BUILD_REVISION}",version="{}"}}"#,
+            env!("CARGO_PKG_VERSION")
+        );
+        assert_eq!(value(&text, &build), Some(1.0), "{text}");
+        assert!(
+            BUILD_REVISION == "unknown"
+                || (BUILD_REVISION.len() >= 7
+                    && BUILD_REVISION.bytes().all(|b| b.is_ascii_hexdigit())),
+            "{BUILD_REVISION}"
+        );
+        assert!(
+            value(&text, "process_max_fds").is_some_and(|n| n > 0.0),
+            "{text}"
+        );
+        assert!(value(&text, "process_resident_memory_bytes").is_some_and(|n| n > 0.0));
+    }
+
+    #[test]
+    fn every_known_label_value_is_listed_once() {
+        for (what, values) in [
+            (
+                "certificate refusals",
+                labels::certificate_refusals().to_vec(),
+            ),
+            ("portal outcomes", labels::portal_auth_outcomes().to_vec()),
+            ("status classes", labels::STATUS_CLASSES.to_vec()),
+            ("upstream errors", labels::UPSTREAM_ERROR_KINDS.to_vec()),
+        ] {
+            let mut sorted = values.clone();
+            sorted.sort_unstable();
+            sorted.dedup();
+            assert_eq!(sorted.len(), values.len(), "{what}: {values:?}");
+        }
+        // The login hosts' labels are names no portal may take.
+        for name in [LOGIN_PORTAL, CERTLOGIN_PORTAL, UNKNOWN_PORTAL] {
+            assert!(
+                prehod_config::RESERVED_PORTAL_NAMES.contains(&name),
+                "{name}"
+            );
+        }
+    }
 
     #[test]
     fn in_flight_is_given_back_even_when_a_request_panics() {

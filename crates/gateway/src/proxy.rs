@@ -38,6 +38,8 @@ pub struct RequestCtx {
     client: Option<IpAddr>,
     trusted_proxy: bool,
     portal: Option<usize>,
+    /// The `portal` label while no portal is chosen: the login hosts' own, or unknown.
+    site: &'static str,
     auth: &'static str,
     /// The target chosen for the current attempt, and the ones that failed before it.
     target: Option<usize>,
@@ -306,7 +308,7 @@ impl Gateway {
     fn portal_name<'c>(&self, ctx: &'c RequestCtx) -> &'c str {
         ctx.portal
             .and_then(|i| ctx.shared.config.portals.get(i))
-            .map_or("unknown", |p| p.name.as_str())
+            .map_or(ctx.site, |p| p.name.as_str())
     }
 
     /// Writes one of the gateway's own pages. Returns the status written.
@@ -442,6 +444,7 @@ impl ProxyHttp for Gateway {
             client: None,
             trusted_proxy: false,
             portal: None,
+            site: metrics::UNKNOWN_PORTAL,
             auth: "none",
             target: None,
             failed: Vec::new(),
@@ -536,6 +539,7 @@ impl ProxyHttp for Gateway {
                 return Ok(true);
             }
             Route::Login => {
+                ctx.site = metrics::LOGIN_PORTAL;
                 ctx.auth = "login";
                 let served = AssertUnwindSafe(self.serve_login(session, ctx))
                     .catch_unwind()
@@ -544,6 +548,7 @@ impl ProxyHttp for Gateway {
                 return Ok(true);
             }
             Route::CertLogin => {
+                ctx.site = metrics::CERTLOGIN_PORTAL;
                 ctx.auth = "certificate";
                 let served = AssertUnwindSafe(self.serve_cert_login(session, ctx))
                     .catch_unwind()

@@ -241,6 +241,7 @@ impl Checker<'_> {
             state: state?,
             reload,
             sources: Vec::new(),
+            digest: String::new(),
         })
     }
 }

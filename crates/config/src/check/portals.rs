@@ -43,6 +43,16 @@ impl Checker<'_> {
                 self.problem(&key, "a portal name uses a-z, 0-9 and '-' only");
                 ok = false;
             }
+            if crate::RESERVED_PORTAL_NAMES.contains(&name) {
+                self.problem(
+                    &key,
+                    format!(
+                        "{name:?} cannot name a portal: the metrics use it for requests that no portal serves (reserved: {})",
+                        crate::RESERVED_PORTAL_NAMES.join(", ")
+                    ),
+                );
+                ok = false;
+            }
             let Some(raw) = self.decode::<raw::Portal>(value, &key) else {
                 ok = false;
                 continue;
