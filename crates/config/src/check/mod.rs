@@ -39,6 +39,7 @@ mod session;
 mod state;
 mod timeouts;
 mod tls;
+mod tls_profile;
 mod trusted_proxies;
 mod upstream;
 mod values;
