@@ -139,6 +139,9 @@ fn the_server_certificate_is_what_both_mozilla_profiles_take() {
     let key = server.public_key().expect("key");
     let curve = key.ec_key().expect("ECDSA").group().curve_name();
     assert_eq!(curve, Some(Nid::X9_62_PRIME256V1));
+    // At least 64 random bits in the serial (testssl.sh flags fewer).
+    let serial = server.serial_number().to_bn().expect("serial");
+    assert!(serial.num_bits() > 64, "serial {serial}");
 }
 
 #[test]
@@ -150,6 +153,7 @@ fn a_server_certificate_about_to_expire_is_renewed_by_the_same_ca() {
         prehod_devpki::Ensured::Kept,
         "a fresh one is kept"
     );
+    let first = cert(&pki, "server.crt");
     // A server certificate that has expired: the expired client certificate stands in for it.
     let ca_before = std::fs::read(pki.path("ca.crt")).expect("ca");
     std::fs::copy(pki.path("clients/expired.crt"), pki.path("server.crt")).expect("copy");
@@ -169,6 +173,11 @@ fn a_server_certificate_about_to_expire_is_renewed_by_the_same_ca() {
     );
     let server = cert(&pki, "server.crt");
     assert!(lifespan_days(&server) <= 90);
+    assert_ne!(
+        server.serial_number().to_bn().expect("serial"),
+        first.serial_number().to_bn().expect("serial"),
+        "a serial of its own"
+    );
     let names: Vec<String> = server
         .subject_alt_names()
         .expect("SAN")

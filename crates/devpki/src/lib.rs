@@ -137,7 +137,7 @@ pub fn generate(dir: &Path, server_names: &[String]) -> Result<(), PkiError> {
     out.write(files::INTERMEDIATE_CERT, &intermediate.pem())?;
     out.write(files::INTERMEDIATE_KEY, &intermediate.key().serialize_pem())?;
 
-    issue_server(&out, &ca, server_names, now, 2)?;
+    issue_server(&out, &ca, server_names, now)?;
 
     let assertion = new_key("assertion key")?;
     out.write(files::ASSERTION_KEY, &assertion.serialize_pem())?;
@@ -367,15 +367,21 @@ pub const SERVER_CERT_DAYS: i64 = 90;
 pub const SERVER_CERT_RENEW_DAYS: i64 = 30;
 
 /// The server certificate for `server_names` (and 127.0.0.1), signed by `ca`, valid from a day
-/// ago for [`SERVER_CERT_DAYS`] in all.
+/// ago for [`SERVER_CERT_DAYS`] in all, with a random serial of 127 bits (as the CA/Browser
+/// Forum asks of public ones: at least 64 bits of randomness; each renewal has its own).
 fn issue_server(
     out: &Writer<'_>,
     ca: &rcgen::Issuer<'_, KeyPair>,
     server_names: &[String],
     now: OffsetDateTime,
-    serial: u64,
 ) -> Result<(), PkiError> {
-    let mut server = leaf_params("prehod dev server", now, serial)?;
+    let mut server = leaf_params("prehod dev server", now, 0)?;
+    let mut serial: [u8; 16] = random_bytes()?;
+    // Positive, and no leading zero byte.
+    if let Some(first) = serial.first_mut() {
+        *first = (*first & 0x7f) | 0x40;
+    }
+    server.serial_number = Some(SerialNumber::from_slice(&serial));
     server.not_after = server.not_before + Duration::days(SERVER_CERT_DAYS);
     server.subject_alt_names = server_names
         .iter()
@@ -426,10 +432,7 @@ pub fn ensure(dir: &Path, server_names: &[String]) -> Result<Ensured, PkiError> 
         Some(not_after) if not_after > renew_after => Ok(Ensured::Kept),
         _ => {
             let ca = load_ca(dir)?;
-            // A serial of its own (seconds since 1970), so that no two server certificates
-            // of this CA share one.
-            let serial = u64::try_from(now.unix_timestamp()).unwrap_or(3);
-            issue_server(&Writer { dir }, &ca, server_names, now, serial)?;
+            issue_server(&Writer { dir }, &ca, server_names, now)?;
             Ok(Ensured::RenewedServerCertificate)
         }
     }
@@ -445,16 +448,22 @@ fn server_not_after(dir: &Path) -> Option<OffsetDateTime> {
 
 /// 32 random bytes from the kernel, base64.
 fn session_key() -> Result<String, PkiError> {
+    let bytes: [u8; 32] = random_bytes()?;
+    use base64::Engine;
+    Ok(base64::engine::general_purpose::STANDARD.encode(bytes) + "\n")
+}
+
+/// `N` random bytes from the kernel.
+fn random_bytes<const N: usize>() -> Result<[u8; N], PkiError> {
     use std::io::Read;
-    let mut bytes = [0u8; 32];
+    let mut bytes = [0u8; N];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut bytes))
         .map_err(|source| PkiError::Write {
             path: "/dev/urandom".into(),
             source,
         })?;
-    use base64::Engine;
-    Ok(base64::engine::general_purpose::STANDARD.encode(bytes) + "\n")
+    Ok(bytes)
 }
 
 fn new_key(what: &'static str) -> Result<KeyPair, PkiError> {
