@@ -397,6 +397,16 @@ pub enum TlsVersion {
     Tls13,
 }
 
+impl TlsVersion {
+    /// The name `proxy.yaml` gives it.
+    pub fn label(self) -> &'static str {
+        match self {
+            TlsVersion::Tls12 => "1.2",
+            TlsVersion::Tls13 => "1.3",
+        }
+    }
+}
+
 /// Mozilla's server-side TLS configurations (`tls.profile`): the versions, cipher suites and
 /// groups the listener offers (the OpenSSL settings are the gateway's `tls_profile`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -403,7 +403,7 @@ pub fn acceptor(fixed: &Fixed) -> pingora::Result<SslAcceptor> {
         })?;
     tracing::info!(
         profile = fixed.profile.label(),
-        min_version = ?offered.min_version,
+        min_version = offered.min_version.label(),
         groups = %offered.groups,
         "TLS profile"
     );

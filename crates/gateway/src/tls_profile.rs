@@ -16,7 +16,7 @@ use prehod_config::{TlsProfile, TlsVersion};
 
 /// One of Mozilla's configurations, in OpenSSL's names.
 pub struct Profile {
-    pub min_version: SslVersion,
+    pub min_version: TlsVersion,
     /// TLS 1.2 suites; none under `modern` (no TLS 1.2 at all).
     pub tls12_ciphers: &'static [&'static str],
     pub tls13_ciphersuites: &'static [&'static str],
@@ -29,7 +29,7 @@ pub struct Profile {
 
 /// "intermediate": TLS 1.2 and 1.3, forward-secret AEAD suites only.
 pub const INTERMEDIATE: Profile = Profile {
-    min_version: SslVersion::TLS1_2,
+    min_version: TlsVersion::Tls12,
     tls12_ciphers: &[
         "ECDHE-ECDSA-AES128-GCM-SHA256",
         "ECDHE-RSA-AES128-GCM-SHA256",
@@ -45,7 +45,7 @@ pub const INTERMEDIATE: Profile = Profile {
 
 /// "modern": TLS 1.3 only.
 pub const MODERN: Profile = Profile {
-    min_version: SslVersion::TLS1_3,
+    min_version: TlsVersion::Tls13,
     tls12_ciphers: &[],
     tls13_ciphersuites: TLS13_CIPHERSUITES,
     groups: GROUPS,
@@ -73,7 +73,7 @@ impl Profile {
 /// What [`apply`] set up, for the start-up log.
 #[derive(Debug)]
 pub struct Offered {
-    pub min_version: SslVersion,
+    pub min_version: TlsVersion,
     /// The groups list as OpenSSL took it.
     pub groups: String,
 }
@@ -87,10 +87,13 @@ pub fn apply(
 ) -> Result<Offered, ErrorStack> {
     let p = Profile::of(profile);
     let min_version = match (p.min_version, min_version) {
-        (SslVersion::TLS1_2, TlsVersion::Tls12) => SslVersion::TLS1_2,
-        _ => SslVersion::TLS1_3,
+        (TlsVersion::Tls12, TlsVersion::Tls12) => TlsVersion::Tls12,
+        _ => TlsVersion::Tls13,
     };
-    builder.set_min_proto_version(Some(min_version))?;
+    builder.set_min_proto_version(Some(match min_version {
+        TlsVersion::Tls12 => SslVersion::TLS1_2,
+        TlsVersion::Tls13 => SslVersion::TLS1_3,
+    }))?;
     builder.set_max_proto_version(Some(SslVersion::TLS1_3))?;
     if p.tls12_ciphers.is_empty() {
         // OpenSSL takes no empty TLS 1.2 list: TLS 1.2 is switched off instead.
@@ -143,23 +146,23 @@ mod tests {
             "X25519:prime256v1:secp384r1"
         };
         assert_eq!(o.groups, expected, "{}", openssl::version::version());
-        assert_eq!(o.min_version, SslVersion::TLS1_2);
+        assert_eq!(o.min_version, TlsVersion::Tls12);
     }
 
     #[test]
     fn modern_and_a_tls_1_3_minimum_both_start_at_tls_1_3() {
         assert_eq!(
             offered(TlsProfile::Modern, TlsVersion::Tls13).min_version,
-            SslVersion::TLS1_3
+            TlsVersion::Tls13
         );
         // What the config check would refuse is still TLS 1.3 here.
         assert_eq!(
             offered(TlsProfile::Modern, TlsVersion::Tls12).min_version,
-            SslVersion::TLS1_3
+            TlsVersion::Tls13
         );
         assert_eq!(
             offered(TlsProfile::Intermediate, TlsVersion::Tls13).min_version,
-            SslVersion::TLS1_3
+            TlsVersion::Tls13
         );
     }
 }
