@@ -20,6 +20,8 @@ cargo clippy --workspace --all-targets -- -D warnings
 echo "== axe-core (npm ci)"
 (cd tests/a11y && npm ci --no-audit --no-fund --silent)
 
+# tests/tls_profiles.rs runs sslyze's Mozilla TLS check against the gateway: it installs sslyze,
+# pinned by hashes, on its first run (tests/sslyze.sh; PyPI), and fails, never skips, without it.
 echo "== tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast
