@@ -419,6 +419,66 @@ fn compare(model: &Model, documented: &[(usize, String)]) -> Vec<String> {
     problems
 }
 
+/// File extensions: a span like `server.key` or `tls.crt` names a file, not a key.
+const FILE_EXTENSIONS: &[&str] = &["crt", "key", "pem", "rs", "yaml", "yml", "json", "md", "sh"];
+
+/// The config keys the prose of a document names: every inline code span outside code blocks
+/// that is a dotted path (`server.read_buffer`, `tls.certificates[].key`) starting with a
+/// top-level key; a trailing `[]` is dropped. `section.EXT` (`server.key`, a file) is left out
+/// unless the model has that key.
+fn mentioned_keys(text: &str, model: &Model) -> Vec<(usize, String)> {
+    let mut keys = Vec::new();
+    let mut in_code = false;
+    for (i, line) in text.lines().enumerate() {
+        let trimmed = line.trim();
+        if trimmed.starts_with("```") || trimmed.starts_with("~~~") {
+            in_code = !in_code;
+            continue;
+        }
+        if in_code {
+            continue;
+        }
+        for (j, span) in line.split('`').enumerate() {
+            if j % 2 == 0 || !span.contains('.') {
+                continue;
+            }
+            let path_like = span
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '[' | ']'));
+            let top = span.split('.').next().unwrap_or_default();
+            if !path_like || !SECTIONS.iter().any(|(k, _)| *k == top) {
+                continue;
+            }
+            let key = span.strip_suffix("[]").unwrap_or(span);
+            let parts: Vec<&str> = key.split('.').collect();
+            let file_name = parts.len() == 2
+                && parts
+                    .last()
+                    .is_some_and(|ext| FILE_EXTENSIONS.contains(ext))
+                && !model.keys.contains(key);
+            if !file_name {
+                keys.push((i + 1, key.to_owned()));
+            }
+        }
+    }
+    keys
+}
+
+/// The keys the prose names that the model does not know, one line each.
+fn unknown_mentions(model: &Model, file: &str, mentioned: &[(usize, String)]) -> Vec<String> {
+    mentioned
+        .iter()
+        .filter(|(_, key)| {
+            !model.keys.contains(key)
+                && !model.names.contains(key)
+                && !READ_BY_THE_CHECKER.contains(&key.as_str())
+        })
+        .map(|(line, key)| {
+            format!("{file}:{line}: `{key}` is no key of the model (crates/config/src/raw.rs)")
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -495,6 +555,82 @@ mod tests {
                 "{key}: {err}"
             );
         }
+    }
+
+    /// The documents whose prose may name config keys, relative to the repository.
+    fn documents() -> Vec<(String, String)> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut names: Vec<String> = [
+            "README.md",
+            "SECURITY.md",
+            "benches/README.md",
+            "certs/README.md",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        let docs = std::fs::read_dir(root.join("docs")).expect("docs/");
+        for entry in docs {
+            let name = entry.expect("docs/ entry").file_name();
+            let name = name.to_string_lossy();
+            if name.ends_with(".md") {
+                names.push(format!("docs/{name}"));
+            }
+        }
+        names.sort();
+        names
+            .into_iter()
+            .filter_map(|name| {
+                let text = std::fs::read_to_string(root.join(&name)).ok()?;
+                Some((name, text))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_config_key_the_docs_name_is_a_key_of_the_model() {
+        let model = model();
+        let mut problems = Vec::new();
+        let mut found = 0;
+        for (name, text) in documents() {
+            let mentioned = mentioned_keys(&text, &model);
+            found += mentioned.len();
+            problems.extend(unknown_mentions(&model, &name, &mentioned));
+        }
+        assert!(found > 100, "only {found} config keys named in the docs");
+        assert!(
+            problems.is_empty(),
+            "the docs name keys prehod check would call unknown:\n{}",
+            problems.join("\n")
+        );
+    }
+
+    #[test]
+    fn a_misspelt_key_in_prose_is_found_and_file_names_are_not_keys() {
+        let model = toy_model();
+        let text = "\
+Set `reload.watch`, `tls.certificates[].cert` and `tls.certificates[]`; `reload.wach` is wrong.
+`tls.crt` and `reload.key` are files; `reload.watch: 5s` and `headers.*` are not paths.
+```
+`reload.nothing` in a code block
+```
+";
+        let mentioned = mentioned_keys(text, &model);
+        let keys: Vec<&str> = mentioned.iter().map(|(_, k)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "reload.watch",
+                "tls.certificates[].cert",
+                "tls.certificates",
+                "reload.wach"
+            ]
+        );
+        let problems = unknown_mentions(&model, "docs/x.md", &mentioned);
+        assert_eq!(
+            problems,
+            ["docs/x.md:1: `reload.wach` is no key of the model (crates/config/src/raw.rs)"]
+        );
     }
 
     fn toy_model() -> Model {
