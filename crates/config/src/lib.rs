@@ -9,6 +9,8 @@ pub mod env;
 mod error;
 pub mod positions;
 mod raw;
+#[cfg(test)]
+mod reference;
 mod requests;
 mod secret_file;
 pub mod sources;

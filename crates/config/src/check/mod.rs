@@ -47,7 +47,7 @@ mod values;
 use crate::positions::{Position, Positions};
 use crate::{raw, Config, ConfigError, Problem, Timeouts};
 
-const TOP_LEVEL_KEYS: &[&str] = &[
+pub(crate) const TOP_LEVEL_KEYS: &[&str] = &[
     "certificate_login",
     "login",
     "session",
