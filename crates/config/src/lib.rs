@@ -273,6 +273,10 @@ pub struct OcspSettings {
     pub max_age: Duration,
 }
 
+/// `login.support_email` when the config names none; also on the error pages of a gateway
+/// without a login section.
+pub const DEFAULT_SUPPORT_EMAIL: &str = "helpdesk@bankart.si";
+
 #[derive(Debug)]
 pub struct Login {
     /// The login host (lower case): the Bankart login page, the OIDC callback, logout, JWKS.

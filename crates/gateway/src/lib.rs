@@ -31,7 +31,6 @@ pub mod revocation_data;
 pub mod routing;
 pub mod sso;
 pub mod state;
-pub mod templates;
 pub mod tls;
 pub mod tls_profile;
 pub mod watch;
@@ -62,6 +61,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// The gateway's login; `None` when every portal is `danger_no_authentication`.
     pub auth: Option<auth::AuthState>,
+    /// Every page the gateway serves (see [`pages`]).
+    pub pages: Arc<pages::Pages>,
     /// Token buckets on the login endpoints.
     pub rate_limits: Arc<ratelimit::RateLimiter>,
     /// The server certificates by SNI and the client-certificate policy of this snapshot.
@@ -94,6 +95,8 @@ pub enum BuildError {
     Certificates(#[from] tls::TlsBuildError),
     #[error("shared state: {0}")]
     State(#[from] state::StoreError),
+    #[error("pages: {0}")]
+    Pages(#[from] pages::PagesError),
 }
 
 impl Shared {
@@ -122,8 +125,14 @@ impl Shared {
                 }
             })
             .collect();
+        let login = config.auth.as_ref().map(|a| &a.login);
+        let pages = Arc::new(pages::Pages::new(
+            login.and_then(|l| l.templates.as_deref()),
+            login.map_or(prehod_config::DEFAULT_SUPPORT_EMAIL, |l| &l.support_email),
+        )?);
         Ok(Self {
-            auth: auth::AuthState::new(&config)?,
+            auth: auth::AuthState::new(&config, pages.clone())?,
+            pages,
             router: routing::Router::new(&config),
             hygiene: hygiene::Hygiene::new(&config),
             pools: config

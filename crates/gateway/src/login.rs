@@ -14,8 +14,8 @@ use subtle::ConstantTimeEq;
 use crate::audit;
 use crate::auth::{encode, AuthState};
 use crate::fresh_auth::Verdict;
-use crate::templates::{
-    Action, AppView, Lang, Link, LoginLinks, LoginView, Message, MessageView, SessionView,
+use crate::pages::{
+    Action, AppView, Lang, Link, LoginLinks, LoginView, Message, MessageView, SessionView, Text,
 };
 use crate::Shared;
 
@@ -152,13 +152,10 @@ impl Ctx<'_, '_> {
     }
 
     fn message(&self, m: Message) -> LoginResponse {
-        let body = self.auth.pages.message(
-            self.lang,
-            m,
-            &self.switch_url(),
-            &self.auth.support_email,
-            self.req.request_id,
-        );
+        let body = self
+            .auth
+            .pages
+            .message(self.lang, m, &self.switch_url(), self.req.request_id);
         LoginResponse::html(m.status(), body)
     }
 
@@ -168,7 +165,6 @@ impl Ctx<'_, '_> {
             m,
             Some((url, label)),
             &self.switch_url(),
-            &self.auth.support_email,
             self.req.request_id,
         );
         LoginResponse::html(m.status(), body)
@@ -176,14 +172,33 @@ impl Ctx<'_, '_> {
 
     /// A message page with everything a [`MessageView`] carries.
     fn page(&self, view: &MessageView) -> LoginResponse {
-        let body = self.auth.pages.page(
-            self.lang,
-            view,
-            &self.switch_url(),
-            &self.auth.support_email,
-            self.req.request_id,
-        );
+        let body = self
+            .auth
+            .pages
+            .page(self.lang, view, &self.switch_url(), self.req.request_id);
         LoginResponse::html(view.message.status(), body)
+    }
+
+    /// A text in the page's language.
+    fn text(&self, t: Text) -> String {
+        self.auth.pages.text(self.lang, t)
+    }
+
+    /// A text with its variables, in the page's language.
+    fn text_with(
+        &self,
+        t: Text,
+        args: &[(&'static str, fluent_bundle::FluentValue<'_>)],
+    ) -> String {
+        self.auth.pages.text_with(self.lang, t, args)
+    }
+
+    /// The "log out" button's label.
+    fn log_out_label(&self) -> String {
+        self.auth
+            .pages
+            .message_texts(self.lang, Message::LogoutConfirm)
+            .2
     }
 
     /// Every application, for the lists on the home and the logged-out page.
@@ -266,7 +281,7 @@ impl Ctx<'_, '_> {
 pub async fn handle(shared: &Shared, auth: &AuthState, req: LoginRequest<'_>) -> LoginResponse {
     let ctx = Ctx::new(shared, auth, &req);
     // The user's sessions: see `crate::my_sessions`.
-    if let Some(resp) = crate::my_sessions::handle(shared, auth, &req, ctx.lang == Lang::Sl).await {
+    if let Some(resp) = crate::my_sessions::handle(shared, auth, &req, ctx.lang).await {
         return resp;
     }
     let mut resp = match (req.method.as_str(), req.path) {
@@ -427,23 +442,15 @@ fn login_page(ctx: &Ctx<'_, '_>) -> LoginResponse {
         certificate_instructions: auth.certificate_instructions_url.clone(),
     };
     let notice = match ctx.req.query.get("notice").map(String::as_str) {
-        Some("expired") => Some(if ctx.lang == Lang::Sl {
-            "Vaša seja je potekla. Prijavite se znova."
-        } else {
-            "Your session has expired. Please log in again."
-        }),
-        Some("form_not_kept") => Some(if ctx.lang == Lang::Sl {
-            "Obrazca, ki ste ga poslali, ni bilo mogoče ohraniti. Po prijavi ga pošljite znova."
-        } else {
-            "The form you sent could not be kept. Please send it again after logging in."
-        }),
+        Some("expired") => Some(ctx.text(Text::NoticeExpired)),
+        Some("form_not_kept") => Some(ctx.text(Text::NoticeFormNotKept)),
 
         _ => None,
     };
     let allows = |m: prehod_config::LoginMethod| portal.is_none_or(|p| p.methods.contains(&m));
     let mut view = LoginView {
         links,
-        notice: notice.map(str::to_owned),
+        notice,
         app: portal.map(|p| app_view(auth, p)),
         hide_rekono: !allows(prehod_config::LoginMethod::Rekono),
         hide_certificate: !allows(prehod_config::LoginMethod::Certificate),
@@ -457,14 +464,12 @@ fn login_page(ctx: &Ctx<'_, '_>) -> LoginResponse {
             let s = &valid.session;
             if let Ok(token) = auth.sealer.seal(LOGOUT_PURPOSE, s.sid.as_bytes()) {
                 view.logout_csrf = token;
-                view.session = Some(session_view(ctx.lang, s));
+                view.session = Some(session_view(ctx, s));
             }
         }
     }
     let logged_in = view.session.is_some();
-    let body = auth
-        .pages
-        .login(ctx.lang, &view, &ctx.switch_url(), &auth.support_email);
+    let body = auth.pages.login(ctx.lang, &view, &ctx.switch_url());
     let mut resp = LoginResponse::html(200, body);
     if let Some(csp) = logged_in.then(|| logout_form_csp(auth)).flatten() {
         resp.headers.push(("content-security-policy", csp));
@@ -506,18 +511,16 @@ fn app_view(auth: &AuthState, p: &prehod_config::Portal) -> AppView {
 }
 
 /// Who is logged in, in words.
-fn session_view(lang: Lang, s: &Session) -> SessionView {
-    let method = match (s.method, lang) {
-        (Method::Rekono, Lang::Sl) => "Rekono račun",
-        (Method::Rekono, Lang::En) => "Rekono account",
-        (Method::Certificate, Lang::Sl) => "Certifikat",
-        (Method::Certificate, Lang::En) => "Certificate",
-    };
+fn session_view(ctx: &Ctx<'_, '_>, s: &Session) -> SessionView {
+    let method = ctx.text(match s.method {
+        Method::Rekono => Text::MethodRekono,
+        Method::Certificate => Text::MethodCertificate,
+    });
     SessionView {
         name: s.name.clone(),
         email: s.email.clone(),
         user: s.sub.clone(),
-        method: method.to_owned(),
+        method,
         level: s.level,
     }
 }
@@ -840,9 +843,9 @@ async fn callback(ctx: &Ctx<'_, '_>) -> LoginResponse {
             level: Some(attempt.level),
             ..Default::default()
         });
-        let (_, _, log_out) = Message::LogoutConfirm.text(ctx.lang);
+        let log_out = ctx.log_out_label();
         return ctx
-            .message_action(Message::StepUpOtherUser, "/logout", log_out)
+            .message_action(Message::StepUpOtherUser, "/logout", &log_out)
             .cookie(clear);
     }
     // A login from before the person ended all their sessions: once more, fresh.
@@ -1012,7 +1015,6 @@ fn provider_refusal(
         .get("error_description")
         .map(String::as_str)
         .unwrap_or_default();
-    let sl = ctx.lang == Lang::Sl;
     match error {
         "unmet_authentication_requirements" => {
             let (view, nonce) =
@@ -1028,38 +1030,17 @@ fn provider_refusal(
             // Rekono's own words are not shown (anyone can craft a callback link): the known
             // reasons are said in ours.
             let (reason, why) = if description.contains("too many") {
-                (
-                    "too_many_attempts",
-                    if sl {
-                        "Geslo je bilo prevečkrat vpisano napačno, zato je Rekono prijavo prekinil. Preverite e-naslov in geslo ter se prijavite znova; če ste geslo pozabili, ga pri Rekonu ponastavite."
-                    } else {
-                        "The password was typed wrongly too many times, so Rekono stopped the login. Check your e-mail address and password and log in again; if you have forgotten the password, reset it at Rekono."
-                    },
-                )
+                ("too_many_attempts", Text::RefusalTooManyAttempts)
             } else if error == "access_denied" {
-                (
-                    "denied_by_provider",
-                    if sl {
-                        "Prijava pri Rekonu ni bila potrjena (na primer zavrnjeno obvestilo OnePass ali preveč napačnih enkratnih gesel)."
-                    } else {
-                        "The login was not confirmed at Rekono (for example a rejected OnePass notification, or too many wrong one-time passwords)."
-                    },
-                )
+                ("denied_by_provider", Text::RefusalNotConfirmed)
             } else {
-                (
-                    "denied_by_provider",
-                    if sl {
-                        "Rekono je prijavo zavrnil."
-                    } else {
-                        "Rekono refused the login."
-                    },
-                )
+                ("denied_by_provider", Text::RefusalRefused)
             };
             let mut view = MessageView::new(Message::Denied);
-            view.extra.push(why.to_owned());
+            view.extra.push(ctx.text(why));
             view.actions.push(Action {
                 url: ctx.login_page_link(return_to),
-                label: if sl { "Poskusite znova" } else { "Try again" }.to_owned(),
+                label: ctx.text(Text::TryAgain),
                 id: "retry",
                 secondary: false,
             });
@@ -1100,12 +1081,12 @@ fn certificate_action(
         ret.push_str(b);
     }
     let url = ctx.certificate_link(&ret, &bind)?;
-    let label = crate::templates::texts(ctx.lang).certificate_label();
+    let label = ctx.text(Text::Certificate);
     let nonce = matches!(ctx.auth.cookie_scope, prehod_config::CookieScope::Host).then_some(nonce);
     Some((
         Action {
             url,
-            label: label.to_owned(),
+            label,
             id: "login-certificate",
             secondary: false,
         },
@@ -1115,7 +1096,6 @@ fn certificate_action(
 
 /// The way back: to the application the person came from, or to the list of applications.
 fn back_action(ctx: &Ctx<'_, '_>, from: Option<&str>, not: Option<&str>) -> Action {
-    let sl = ctx.lang == Lang::Sl;
     let from = from
         .and_then(|f| ctx.auth.check_return(f))
         .and_then(|(f, p)| ctx.shared.config.portals.get(p).map(|p| (f, p)))
@@ -1123,18 +1103,13 @@ fn back_action(ctx: &Ctx<'_, '_>, from: Option<&str>, not: Option<&str>) -> Acti
     match from {
         Some((url, p)) => Action {
             url,
-            label: format!("{} {}", if sl { "Nazaj v" } else { "Back to" }, p.title),
+            label: ctx.text_with(Text::BackTo, &[("app", p.title.as_str().into())]),
             id: "back",
             secondary: true,
         },
         None => Action {
             url: ctx.login_page_link(None),
-            label: if sl {
-                "Na seznam aplikacij"
-            } else {
-                "To the list of applications"
-            }
-            .to_owned(),
+            label: ctx.text(Text::ToApplications),
             id: "back",
             secondary: true,
         },
@@ -1157,22 +1132,17 @@ fn level_too_low(
     return_to: Option<&str>,
     from: Option<&str>,
 ) -> (MessageView, Option<String>) {
-    let sl = ctx.lang == Lang::Sl;
     let mut view = MessageView::new(Message::LevelTooLow);
     let mut nonce = None;
     let portal = portal_of(ctx, return_to);
     if let Some((r, p)) = &portal {
-        view.extra.push(if sl {
-            format!(
-                "Aplikacija {} zahteva stopnjo zaupanja {}; vaš račun Rekono je nima.",
-                p.title, p.min_level
-            )
-        } else {
-            format!(
-                "{} needs level of assurance {}; your Rekono account does not have it.",
-                p.title, p.min_level
-            )
-        });
+        view.extra.push(ctx.text_with(
+            Text::LevelTooLowFor,
+            &[
+                ("app", p.title.as_str().into()),
+                ("level", p.min_level.into()),
+            ],
+        ));
         if let Some((action, n)) = certificate_action(ctx, r, p, None) {
             view.actions.push(action);
             nonce = n;
@@ -1193,23 +1163,15 @@ fn step_up_page(ctx: &Ctx<'_, '_>) -> LoginResponse {
     };
     // The portal's own level: a `level` in the link could make a genuine page say more.
     let level = portal.min_level;
-    let sl = ctx.lang == Lang::Sl;
     let have = ctx.session(unix_now()).map(|v| v.session.level);
     let mut view = MessageView::new(Message::StepUp);
-    view.detail = Some(match (have, sl) {
-        (Some(h), true) => format!(
-            "Aplikacija {} zahteva stopnjo zaupanja {level}, vaša seja ima stopnjo {h}.",
-            portal.title
+    let (app, needs) = (portal.title.as_str().into(), level.into());
+    view.detail = Some(match have {
+        Some(h) => ctx.text_with(
+            Text::StepUpNeedsHave,
+            &[("app", app), ("level", needs), ("have", h.into())],
         ),
-        (Some(h), false) => format!(
-            "{} needs level of assurance {level}; your session has level {h}.",
-            portal.title
-        ),
-        (None, true) => format!(
-            "Aplikacija {} zahteva stopnjo zaupanja {level}.",
-            portal.title
-        ),
-        (None, false) => format!("{} needs level of assurance {level}.", portal.title),
+        None => ctx.text_with(Text::StepUpNeeds, &[("app", app), ("level", needs)]),
     });
     let from = q
         .get("from")
@@ -1228,12 +1190,7 @@ fn step_up_page(ctx: &Ctx<'_, '_>) -> LoginResponse {
     }
     view.actions.push(Action {
         url: start,
-        label: if sl {
-            "Nadaljuj pri Rekonu"
-        } else {
-            "Continue at Rekono"
-        }
-        .to_owned(),
+        label: ctx.text(Text::ContinueAtRekono),
         id: "step-up-continue",
         secondary: false,
     });
@@ -1384,8 +1341,8 @@ fn adopt_sso_code(ctx: &Ctx<'_, '_>) -> LoginResponse {
                 .denials
                 .with_label_values(&["other_user"])
                 .inc();
-            let (_, _, log_out) = Message::LogoutConfirm.text(ctx.lang);
-            return ctx.message_action(Message::StepUpOtherUser, "/logout", log_out);
+            let log_out = ctx.log_out_label();
+            return ctx.message_action(Message::StepUpOtherUser, "/logout", &log_out);
         }
         auth.sessions.revoke_session(&live, now);
         let mut joined = (*session).clone();
@@ -1575,13 +1532,9 @@ fn logout_confirmation(ctx: &Ctx<'_, '_>) -> LoginResponse {
     let Ok(token) = auth.sealer.seal(LOGOUT_PURPOSE, session.sid.as_bytes()) else {
         return ctx.message(Message::LoginFailed);
     };
-    let body = auth.pages.logout(
-        ctx.lang,
-        &token,
-        &ctx.switch_url(),
-        &auth.support_email,
-        ctx.req.request_id,
-    );
+    let body = auth
+        .pages
+        .logout(ctx.lang, &token, &ctx.switch_url(), ctx.req.request_id);
     let mut resp = LoginResponse::html(Message::LogoutConfirm.status(), body);
     if let Some(csp) = logout_form_csp(auth) {
         resp.headers.push(("content-security-policy", csp));
@@ -1619,8 +1572,8 @@ fn logout(ctx: &Ctx<'_, '_>) -> LoginResponse {
                 method: Some(s.method.as_str()),
                 ..Default::default()
             });
-            let (_, _, log_out) = Message::LogoutConfirm.text(ctx.lang);
-            return ctx.message_action(Message::LogoutRefused, "/logout", log_out);
+            let log_out = ctx.log_out_label();
+            return ctx.message_action(Message::LogoutRefused, "/logout", &log_out);
         }
         // The session and its family: every session this browser's logins made.
         auth.sessions.end_browser(s, now);
@@ -1842,9 +1795,8 @@ fn certificate_refused(
     return_to: &str,
 ) -> LoginResponse {
     let lang = ctx.lang;
-    let sl = lang == Lang::Sl;
     let mut view = MessageView::new(Message::CertificateRefused);
-    view.detail = Some(crate::templates::certificate_reason(lang, refusal).to_owned());
+    view.detail = Some(ctx.text(Text::certificate_refusal(refusal)));
     let back = if is_home(ctx.auth, return_to) {
         format!("{}/?lang={}", ctx.auth.login_url, lang.code())
     } else {
@@ -1857,20 +1809,13 @@ fn certificate_refused(
     };
     view.actions.push(Action {
         url: back,
-        label: if sl {
-            "Nazaj na prijavno stran"
-        } else {
-            "Back to the login page"
-        }
-        .to_owned(),
+        label: ctx.text(Text::BackToLoginPage),
         id: "back",
         secondary: false,
     });
     view.links.push(Link {
         url: ctx.auth.certificate_instructions_url.clone(),
-        label: crate::templates::texts(lang)
-            .certificate_instructions_label()
-            .to_owned(),
+        label: ctx.text(Text::CertificateInstructions),
         id: "certificate-instructions",
     });
     let mut resp = ctx.page(&view);

@@ -325,11 +325,8 @@ impl Gateway {
         extra: &[(&'static str, &str)],
     ) -> Result<u16> {
         let shared = ctx.shared.clone();
-        let lang = crate::pages::request_lang(
-            session.req_header(),
-            &format!("{}_lang", shared.config.cookies.prefix),
-        );
-        let body = Bytes::from(page.render(lang, &ctx.request_id));
+        let lang = lang_of(session, &shared);
+        let body = Bytes::from(shared.pages.error(page, lang, &ctx.request_id));
         let status = page.status().as_u16();
         let mut header = ResponseHeader::build(status, Some(4 + PAGE_HEADERS.len() + extra.len()))?;
         header.insert_header("content-type", "text/html; charset=utf-8")?;
@@ -396,9 +393,17 @@ fn request_lang(
     auth: &crate::auth::AuthState,
     session: &Session,
     request_id: &str,
-) -> crate::templates::Lang {
+) -> crate::pages::Lang {
     crate::login::LoginRequest::from_header(session.req_header(), Bytes::new(), request_id)
         .lang(auth)
+}
+
+/// [`request_lang`] where there may be no login section (its error pages).
+fn lang_of(session: &Session, shared: &Shared) -> crate::pages::Lang {
+    crate::pages::request_lang(
+        session.req_header(),
+        &format!("{}_lang", shared.config.cookies.prefix),
+    )
 }
 
 fn client_disconnect(e: &Error) -> Option<&'static str> {
@@ -659,14 +664,18 @@ impl ProxyHttp for Gateway {
                             let lang = request_lang(a, session, &request_id);
                             a.pages.message_detail(
                                 lang,
-                                crate::templates::Message::CertificateRefused,
-                                crate::templates::certificate_reason(lang, refusal),
+                                crate::pages::Message::CertificateRefused,
+                                &a.pages
+                                    .text(lang, crate::pages::Text::certificate_refusal(refusal)),
                                 "",
-                                &a.support_email,
                                 &request_id,
                             )
                         }
-                        None => Page::Internal.render(crate::templates::Lang::Sl, &request_id),
+                        None => shared.pages.error(
+                            Page::Internal,
+                            lang_of(session, &shared),
+                            &request_id,
+                        ),
                     };
                     self.write_html(
                         session,
@@ -710,7 +719,9 @@ impl ProxyHttp for Gateway {
                             )
                         });
                     if let Some(kept) = kept {
-                        let body = Bytes::from(crate::preserve::resubmit_page(&kept));
+                        let lang = request_lang(auth, session, &request_id);
+                        let body =
+                            Bytes::from(crate::preserve::resubmit_page(&shared.pages, lang, &kept));
                         let mut header = ResponseHeader::build(200, Some(6))?;
                         header.insert_header("content-type", "text/html; charset=utf-8")?;
                         header.insert_header("content-length", body.len().to_string())?;
@@ -876,10 +887,13 @@ impl ProxyHttp for Gateway {
                         request_lang(a, session, &request_id),
                         message,
                         "",
-                        &a.support_email,
                         &request_id,
                     ),
-                    None => Page::Internal.render(crate::templates::Lang::Sl, &request_id),
+                    None => {
+                        shared
+                            .pages
+                            .error(Page::Internal, lang_of(session, &shared), &request_id)
+                    }
                 };
                 self.write_html(
                     session,

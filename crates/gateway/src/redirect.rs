@@ -47,7 +47,10 @@ impl ServeHttp for HttpsRedirect {
                     req,
                     &format!("{}_lang", shared.config.cookies.prefix),
                 );
-                let body = Page::Misdirected.render(lang, &id).into_bytes();
+                let body = shared
+                    .pages
+                    .error(Page::Misdirected, lang, &id)
+                    .into_bytes();
                 Response::builder()
                     .status(Page::Misdirected.status())
                     .header("content-type", "text/html; charset=utf-8")
