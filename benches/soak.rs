@@ -14,15 +14,12 @@
 //! the cache fill: set it below a quarter of the run to see whether memory ends flat).
 //! Figures go in benches/README.md.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::login::{log_out, login_otp, portal_url, world, Browser, Options};
-use common::rekono::{SREDNJA, SREDNJA_TOTP};
+use prehod_test_support::login::{log_out, login_otp, portal_url, world, Browser, Options};
+use prehod_test_support::rekono::{SREDNJA, SREDNJA_TOTP};
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -52,7 +49,7 @@ struct Counts {
 }
 
 /// One login, `requests` portal requests (each must be 200), one logout.
-async fn cycle(world: &common::login::World, requests: u64, counts: &Counts) {
+async fn cycle(world: &prehod_test_support::login::World, requests: u64, counts: &Counts) {
     let mut browser = Browser::new(world);
     let bips = portal_url(world, "bips", "/soak");
     let page = login_otp(world, &mut browser, &bips, SREDNJA, SREDNJA_TOTP).await;

@@ -3,11 +3,9 @@
 //! screenshots it takes are the ones in the README (`PREHOD_UPDATE_SCREENSHOTS=1` rewrites
 //! them in tests/screenshots/).
 
-mod common;
-
-use common::rekono::*;
-use common::webdriver::{spki_hash, Chrome};
-use common::Pki;
+use prehod_test_support::rekono::*;
+use prehod_test_support::webdriver::{spki_hash, Chrome};
+use prehod_test_support::Pki;
 
 fn save(name: &str, png: &[u8]) {
     assert!(
@@ -81,7 +79,7 @@ async fn chromium_logs_in_through_the_simulator_with_a_onepass_code() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_walks_from_a_portal_through_the_bankart_login_page_and_rekono_back_to_the_portal()
 {
-    use common::login::world;
+    use prehod_test_support::login::world;
     let world = world(seed_world_options()).await;
     let chrome = Chrome::start(&spki_hash(
         &std::fs::read(world.pki.path("server.crt")).expect("cert"),
@@ -142,8 +140,8 @@ async fn chromium_walks_from_a_portal_through_the_bankart_login_page_and_rekono_
 }
 
 /// The seed's portal titles, levels and certificate login, as `prehod dev` has them.
-fn seed_world_options() -> common::login::Options {
-    use common::login::{CertOptions, Options};
+fn seed_world_options() -> prehod_test_support::login::Options {
+    use prehod_test_support::login::{CertOptions, Options};
     Options {
         portal_yaml: vec![
             ("acq", "title: Acquiring portal"),
@@ -181,7 +179,7 @@ async fn assert_accessible(chrome: &Chrome, what: &str) {
 /// README's screenshots taken on the way.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_walks_the_login_experience_and_every_gateway_page_passes_axe() {
-    use common::login::{login_url, portal_url, world};
+    use prehod_test_support::login::{login_url, portal_url, world};
     let world = world(seed_world_options()).await;
     let chrome = Chrome::start(&spki_hash(
         &std::fs::read(world.pki.path("server.crt")).expect("cert"),

@@ -2,12 +2,10 @@
 //! case is refused with its own reason page and metric label; a new CRL takes effect without a
 //! restart; portal hosts never ask for a certificate.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::login::*;
-use common::received_header;
+use prehod_test_support::login::*;
+use prehod_test_support::received_header;
 
 fn cert_options() -> Options {
     Options {
@@ -72,7 +70,7 @@ async fn a_valid_certificate_logs_in_and_reaches_the_portal_with_certificate_hea
     .expect("der");
     assert_eq!(
         received_header(&json, "x-auth-cert-fingerprint"),
-        [common::sha256_hex(&der).as_str()]
+        [prehod_test_support::sha256_hex(&der).as_str()]
     );
     assert!(world
         .gw
@@ -110,7 +108,7 @@ async fn only_the_certificate_hosts_root_logs_in() {
         .await;
     assert_eq!(post.status, 404, "{}", post.body);
     assert_eq!(
-        common::hostile_op::metric(
+        prehod_test_support::metrics::value_or_zero(
             &world.gw.metrics(),
             "prehod_logins_total{method=\"certificate\",outcome=\"success\"}"
         ),
@@ -184,7 +182,7 @@ async fn each_bad_certificate_gets_its_own_reason_page_and_metric() {
         let metrics = world.gw.metrics();
         // Every reason's series exists at 0 from the start: the count proves the refusal.
         assert!(
-            common::hostile_op::metric(
+            prehod_test_support::metrics::value_or_zero(
                 &metrics,
                 &format!(
                     "prehod_certificate_verifications_total{{outcome=\"failure\",reason=\"{label}\"}}"
@@ -280,8 +278,12 @@ async fn portal_hosts_never_ask_for_a_certificate() {
             .output()
             .expect("openssl s_client")
     };
-    for portal in common::PORTALS.iter().copied().chain(["login"]) {
-        let out = handshake(common::host(portal));
+    for portal in prehod_test_support::PORTALS
+        .iter()
+        .copied()
+        .chain(["login"])
+    {
+        let out = handshake(prehod_test_support::host(portal));
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(
             text.contains("ServerHello"),
@@ -406,7 +408,7 @@ async fn chain_depth_and_policy_allow_lists_are_enforced() {
         page.body
     );
     assert!(
-        common::hostile_op::metric(
+        prehod_test_support::metrics::value_or_zero(
             &w.gw.metrics(),
             "prehod_certificate_verifications_total{outcome=\"failure\",reason=\"chain_too_deep\"}"
         ) >= 1.0
@@ -456,7 +458,7 @@ async fn chain_depth_and_policy_allow_lists_are_enforced() {
         .await;
     assert_eq!(page.status, 403, "{}", page.body);
     assert!(
-        common::hostile_op::metric(
+        prehod_test_support::metrics::value_or_zero(
             &w.gw.metrics(),
             "prehod_certificate_verifications_total{outcome=\"failure\",reason=\"policy_not_allowed\"}"
         ) >= 1.0
@@ -521,7 +523,7 @@ async fn a_crl_from_an_http_url_is_fetched_refreshed_and_reported() {
         "{metrics}"
     );
     // The new CRL's nextUpdate, a timestamp seven days ahead.
-    let next_update = common::hostile_op::metric(
+    let next_update = prehod_test_support::metrics::value_or_zero(
         &metrics,
         "prehod_crl_next_update_timestamp_seconds{anchor=\"prehod dev CA\"}",
     );
@@ -628,7 +630,7 @@ async fn a_certificate_only_portal_requires_a_certificate_in_its_own_handshake()
             "-connect",
             &format!("127.0.0.1:{}", w.gw.https.port()),
             "-servername",
-            &common::host("bws"),
+            &prehod_test_support::host("bws"),
             "-CAfile",
         ])
         .arg(w.pki.path("ca.crt"))
@@ -686,7 +688,7 @@ async fn a_certificate_not_listed_at_its_own_distribution_point_logs_in() {
     // The CA's distribution point, and a certificate that names it.
     let crl = w.pki.path("dp.crl.pem");
     prehod_devpki::write_crl(w.pki.dir.path(), &crl, &[], time::Duration::days(7)).expect("crl");
-    let dp = common::serve_file(crl.clone()).await;
+    let dp = prehod_test_support::servers::serve_file(crl.clone()).await;
     prehod_devpki::issue_client_with_crl_dp(
         w.pki.dir.path(),
         "dp",
@@ -713,7 +715,7 @@ async fn a_revoked_certificate_at_its_distribution_point_and_an_unreachable_one_
     let crl = w.pki.path("dp.crl.pem");
     prehod_devpki::write_crl(w.pki.dir.path(), &crl, &[4242], time::Duration::days(7))
         .expect("crl");
-    let dp = common::serve_file(crl.clone()).await;
+    let dp = prehod_test_support::servers::serve_file(crl.clone()).await;
     prehod_devpki::issue_client_with_crl_dp(
         w.pki.dir.path(),
         "dp-revoked",
@@ -731,7 +733,7 @@ async fn a_revoked_certificate_at_its_distribution_point_and_an_unreachable_one_
         page.body
     );
     // A distribution point nobody answers at: fail closed.
-    let nowhere = common::free_port();
+    let nowhere = prehod_test_support::free_port();
     prehod_devpki::issue_client_with_crl_dp(
         w.pki.dir.path(),
         "dp-nowhere",
@@ -905,7 +907,7 @@ async fn forged_certificates_and_out_of_date_chains_never_log_in() {
         assert!(browser.cookie(SESSION).is_none(), "{name} got a session");
         let metrics = world.gw.metrics();
         assert!(
-            common::hostile_op::metric(
+            prehod_test_support::metrics::value_or_zero(
                 &metrics,
                 &format!(
                     "prehod_certificate_verifications_total{{outcome=\"failure\",reason=\"{label}\"}}"
@@ -918,7 +920,7 @@ async fn forged_certificates_and_out_of_date_chains_never_log_in() {
         assert_eq!(portal.status, 302, "{name}: the portal answered itself");
     }
     assert!(
-        common::hostile_op::metric(
+        prehod_test_support::metrics::value_or_zero(
             &world.gw.metrics(),
             "prehod_certificate_verifications_total{outcome=\"success\",reason=\"ok\"}"
         ) == 0.0,
@@ -994,7 +996,10 @@ async fn a_certificate_session_ends_when_its_certificate_is_revoked() {
     }
     let metrics = w.gw.metrics();
     assert!(
-        common::hostile_op::metric(&metrics, "prehod_denials_total{reason=\"revoked\"}") >= 1.0,
+        prehod_test_support::metrics::value_or_zero(
+            &metrics,
+            "prehod_denials_total{reason=\"revoked\"}"
+        ) >= 1.0,
         "{metrics}"
     );
 }
@@ -1117,7 +1122,7 @@ async fn a_resumed_tls_session_cannot_skip_the_certificate_check() {
     let dir = tempfile::tempdir().expect("tmp");
     let sess = dir.path().join("session.pem");
     let certlogin_host = "certlogin.bankart.localhost";
-    let portal = common::host("bws");
+    let portal = prehod_test_support::host("bws");
     // TLS 1.3: no ticket for a certificate host, so nothing to resume.
     let first = s_client(
         &w,
@@ -1135,7 +1140,7 @@ async fn a_resumed_tls_session_cannot_skip_the_certificate_check() {
     // …while an ordinary host's sessions still resume.
     let first = s_client(
         &w,
-        &common::host("bips"),
+        &prehod_test_support::host("bips"),
         None,
         ("-sess_out", &sess),
         false,
@@ -1144,7 +1149,7 @@ async fn a_resumed_tls_session_cannot_skip_the_certificate_check() {
     assert!(sess.exists(), "no ticket on an ordinary host: {first}");
     let again = s_client(
         &w,
-        &common::host("bips"),
+        &prehod_test_support::host("bips"),
         None,
         ("-sess_in", &sess),
         false,
@@ -1242,8 +1247,11 @@ async fn the_certificate_request_names_the_anchors_and_pages_follow_the_language
 /// the login within the fetch timeout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revocation_downloads_that_hang_or_never_end_are_cut_off() {
-    for hostile in [common::Hostile::Silent, common::Hostile::Endless] {
-        let addr = common::hostile_http(hostile).await;
+    for hostile in [
+        prehod_test_support::servers::Hostile::Silent,
+        prehod_test_support::servers::Hostile::Endless,
+    ] {
+        let addr = prehod_test_support::servers::hostile_http(hostile).await;
         let w = world(Options {
             certificates: Some(CertOptions {
                 crl: Some(("ca.crl.pem", "1s")),
@@ -1285,7 +1293,7 @@ async fn revocation_downloads_that_hang_or_never_end_are_cut_off() {
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        if matches!(hostile, common::Hostile::Endless) {
+        if matches!(hostile, prehod_test_support::servers::Hostile::Endless) {
             assert!(
                 w.gw.log_lines().iter().any(|l| l.contains("larger than")),
                 "the endless CRL was not cut off by size"
@@ -1293,7 +1301,9 @@ async fn revocation_downloads_that_hang_or_never_end_are_cut_off() {
         }
     }
     // A distribution point that never answers: refused within the fetch timeout.
-    let addr = common::hostile_http(common::Hostile::Silent).await;
+    let addr =
+        prehod_test_support::servers::hostile_http(prehod_test_support::servers::Hostile::Silent)
+            .await;
     let w = world(Options {
         certificates: Some(CertOptions {
             distribution_points: true,
@@ -1343,8 +1353,20 @@ async fn a_rekono_sub_shaped_like_a_certificate_id_is_refused() {
     let mut browser = Browser::new(&w);
     let login_page = browser.follow(&portal_url(&w, "bips", "/home")).await;
     let rekono = browser.follow(&rekono_link(&w, &login_page)).await;
-    let chooser = rekono_password(&w, &mut browser, &rekono, common::rekono::SREDNJA).await;
-    let page = rekono_otp(&w, &mut browser, &chooser, common::rekono::SREDNJA_TOTP).await;
+    let chooser = rekono_password(
+        &w,
+        &mut browser,
+        &rekono,
+        prehod_test_support::rekono::SREDNJA,
+    )
+    .await;
+    let page = rekono_otp(
+        &w,
+        &mut browser,
+        &chooser,
+        prehod_test_support::rekono::SREDNJA_TOTP,
+    )
+    .await;
     assert!(page.status >= 400, "{}: {}", page.url, page.body);
     assert!(browser.cookie(SESSION).is_none(), "no session");
     let metrics = w.gw.metrics();
@@ -1411,7 +1433,7 @@ async fn distribution_point_revocation_ends_sessions_and_a_stale_one_fails_close
     .await;
     let crl = w.pki.path("dp.crl.pem");
     prehod_devpki::write_crl(w.pki.dir.path(), &crl, &[], time::Duration::days(7)).expect("crl");
-    let dp = common::serve_file(crl.clone()).await;
+    let dp = prehod_test_support::servers::serve_file(crl.clone()).await;
     prehod_devpki::issue_client_with_crl_dp(
         w.pki.dir.path(),
         "dp-later",
@@ -1442,7 +1464,7 @@ async fn distribution_point_revocation_ends_sessions_and_a_stale_one_fails_close
     let stale = w.pki.path("stale.crl.pem");
     prehod_devpki::write_crl(w.pki.dir.path(), &stale, &[], time::Duration::hours(-1))
         .expect("crl");
-    let dp = common::serve_file(stale).await;
+    let dp = prehod_test_support::servers::serve_file(stale).await;
     prehod_devpki::issue_client_with_crl_dp(
         w.pki.dir.path(),
         "dp-stale",
@@ -1506,8 +1528,8 @@ async fn a_certificate_code_planted_in_another_browser_takes_nothing_over() {
         &w,
         &mut victim,
         &portal_url(&w, "bips", "/home"),
-        common::rekono::SREDNJA,
-        common::rekono::SREDNJA_TOTP,
+        prehod_test_support::rekono::SREDNJA,
+        prehod_test_support::rekono::SREDNJA_TOTP,
     )
     .await;
     let page = victim.navigate(&code).await;
@@ -1518,6 +1540,6 @@ async fn a_certificate_code_planted_in_another_browser_takes_nothing_over() {
         .api(&portal_url(&w, "b2b", "/.prehod/me"))
         .await
         .json();
-    assert_eq!(me["email"], common::rekono::SREDNJA.0, "{me}");
+    assert_eq!(me["email"], prehod_test_support::rekono::SREDNJA.0, "{me}");
     assert_eq!(me["method"], "rekono");
 }

@@ -5,13 +5,11 @@
 //! deadlines. Each test is the attack, run against the real binary from 127.0.0.1, while a
 //! second client (127.0.0.2) is served.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::clients::*;
-use common::*;
 use futures_util::future::join_all;
+use prehod_test_support::clients::*;
+use prehod_test_support::*;
 use tokio::io::AsyncWriteExt;
 
 /// Closes, in order, of `conns`: each `Some(after how long)`, or `None` if still open after

@@ -9,17 +9,15 @@
 //! acknowledged by the master, published to the fleet, and never reaches the replica that
 //! the sentinels then promote.
 
-mod common;
-
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::fleet::*;
-use common::login::*;
-use common::rekono::{SREDNJA, SREDNJA_TOTP, VISOKA, VISOKA_TOTP};
-use common::*;
+use prehod_test_support::fleet::*;
+use prehod_test_support::login::*;
+use prehod_test_support::rekono::{SREDNJA, SREDNJA_TOTP, VISOKA, VISOKA_TOTP};
+use prehod_test_support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The master's name the sentinels watch.

@@ -2,16 +2,14 @@
 //! upgrade (listening sockets handed to a new process), each under a bounded loopback load
 //! that must see no failed request.
 
-mod common;
-
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::fleet::*;
-use common::redis::Redis;
-use common::*;
+use prehod_test_support::fleet::*;
+use prehod_test_support::redis::Redis;
+use prehod_test_support::*;
 
 /// A bounded load: `workers` clients, each sending one request at a time (with a short pause)
 /// to `acq`, until stopped. Every answer that is not a 200 from a demo portal, and every
@@ -410,11 +408,11 @@ async fn a_binary_upgrade_under_load_fails_no_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_share_revocations_through_redis_and_survive_its_outage() {
-    use common::login::*;
-    use common::rekono::{SREDNJA, SREDNJA_TOTP, VISOKA, VISOKA_TOTP};
+    use prehod_test_support::login::*;
+    use prehod_test_support::rekono::{SREDNJA, SREDNJA_TOTP, VISOKA, VISOKA_TOTP};
     let mut redis = Redis::start();
     // Rekono posts its logout tokens here; the test delivers them to replica B.
-    let (recorder, mut tokens) = body_recorder().await;
+    let (recorder, mut tokens) = prehod_test_support::servers::body_recorder().await;
     let top: &'static str = Box::leak(
         format!(
             "state:\n  url: {}\n  key_prefix: \"fleet-test:\"\nrate_limits:\n  backchannel_logout: {{per_address: \"3/min\", burst: 3}}\n",
@@ -668,8 +666,8 @@ fn admin_api(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_sees_and_ends_their_sessions_and_an_admin_can_too() {
-    use common::login::*;
-    use common::rekono::{SREDNJA, SREDNJA_TOTP};
+    use prehod_test_support::login::*;
+    use prehod_test_support::rekono::{SREDNJA, SREDNJA_TOTP};
     let redis = Redis::start();
     let top: &'static str = Box::leak(
         format!(
@@ -813,11 +811,11 @@ async fn into_the_next_second() {
 /// password (fresh authentication), not answer from its single sign-on. Returns the new
 /// bips cookie.
 async fn fresh_login_again(
-    w: &common::login::World,
-    browser: &mut common::login::Browser,
+    w: &prehod_test_support::login::World,
+    browser: &mut prehod_test_support::login::Browser,
 ) -> (String, String) {
-    use common::login::*;
-    use common::rekono::{SREDNJA, SREDNJA_TOTP};
+    use prehod_test_support::login::*;
+    use prehod_test_support::rekono::{SREDNJA, SREDNJA_TOTP};
     let bips = portal_url(w, "bips", "/");
     let start = login_url(
         w,
@@ -849,8 +847,8 @@ async fn fresh_login_again(
 /// at the callback too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_an_admin_ends_all_sessions_on_one_replica_the_next_login_on_another_is_fresh() {
-    use common::login::*;
-    use common::rekono::{SREDNJA, SREDNJA_TOTP};
+    use prehod_test_support::login::*;
+    use prehod_test_support::rekono::{SREDNJA, SREDNJA_TOTP};
     let redis = Redis::start();
     let top: &'static str = Box::leak(
         format!(
@@ -1054,7 +1052,7 @@ async fn the_shared_state_can_be_reached_over_tls_with_a_private_ca_and_only_wit
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_keeps_the_crl_fetched_from_a_url_while_its_server_is_away() {
-    use common::login::*;
+    use prehod_test_support::login::*;
     let w = world(Options {
         certificates: Some(CertOptions {
             crl: Some(("ca.crl.pem", "1h")),

@@ -1,11 +1,9 @@
 //! End-to-end tests of the gateway core: the real `prehod` binary, real TLS, real upstreams.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
 use futures_util::StreamExt;
+use prehod_test_support::*;
 use serde_json::Value;
 
 async fn json(resp: reqwest::Response) -> Value {

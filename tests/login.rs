@@ -2,13 +2,11 @@
 //! Bankart login page, each second factor, one login for six portals, step-up, sessions,
 //! logout, and the attacks on each of them.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::login::*;
-use common::rekono::{NIZKA, SREDNJA, SREDNJA_TOTP, VISOKA, VISOKA_TOTP};
-use common::{received_header, PORTALS};
+use prehod_test_support::login::*;
+use prehod_test_support::rekono::{NIZKA, SREDNJA, SREDNJA_TOTP, VISOKA, VISOKA_TOTP};
+use prehod_test_support::{received_header, PORTALS};
 use serde_json::Value;
 
 /// Verifies the signed identity assertion a portal received, with the gateway's JWKS.
@@ -32,7 +30,7 @@ async fn verify_assertion(world: &World, browser: &Browser, portal: &str, body: 
     .expect("key");
     let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
     v.set_issuer(&[login_url(world, "")]);
-    v.set_audience(&[format!("https://{}", common::host(portal))]);
+    v.set_audience(&[format!("https://{}", prehod_test_support::host(portal))]);
     jsonwebtoken::decode::<Value>(token[0], &key, &v)
         .expect("the assertion verifies")
         .claims
@@ -441,7 +439,7 @@ async fn tampered_replayed_and_logged_out_cookies_are_refused() {
     )
     .await;
     let good = browser
-        .cookie_at(&common::host("bips"), SESSION)
+        .cookie_at(&prehod_test_support::host("bips"), SESSION)
         .expect("the portal's session cookie");
     let good_login = browser
         .cookie_at("login.bankart.localhost", SESSION)
@@ -1005,7 +1003,7 @@ async fn an_id_token_with_another_nonce_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replayed_logout_token_is_refused() {
     // Rekono posts its logout token to this recorder; the test delivers it to the gateway.
-    let (addr, mut rx) = common::body_recorder().await;
+    let (addr, mut rx) = prehod_test_support::servers::body_recorder().await;
     let world = world(Options {
         backchannel: Some(format!("http://{addr}/record")),
         ..Options::default()
@@ -1249,7 +1247,7 @@ async fn a_form_interrupted_by_the_login_arrives_at_the_portal_with_its_body_int
     assert_eq!(json["method"], "POST");
     assert_eq!(
         json["body_sha256"],
-        common::sha256_hex(encoded.as_bytes()),
+        prehod_test_support::sha256_hex(encoded.as_bytes()),
         "the body arrives byte for byte"
     );
     assert_eq!(received_header(&json, "x-auth-email"), [SREDNJA.0]);
@@ -1715,7 +1713,7 @@ async fn hammering_the_login_from_one_address_gets_429_but_its_portal_traffic_do
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_cookies_are_host_only_and_single_sign_on_uses_single_use_codes() {
     let world = world(Options::default()).await;
-    let (www, seen) = common::tls_recorder(&world.pki);
+    let (www, seen) = prehod_test_support::servers::tls_recorder(&world.pki);
     let mut browser = Browser::new(&world);
     let json = login_otp(
         &world,
@@ -1741,7 +1739,7 @@ async fn session_cookies_are_host_only_and_single_sign_on_uses_single_use_codes(
     );
     // bips's cookie works on bips, and is no session on acq.
     let bips_cookie = browser
-        .cookie_at(&common::host("bips"), SESSION)
+        .cookie_at(&prehod_test_support::host("bips"), SESSION)
         .expect("bips cookie");
     let with_cookie = |portal: &'static str| {
         let world = &world;
@@ -1776,7 +1774,10 @@ async fn session_cookies_are_host_only_and_single_sign_on_uses_single_use_codes(
         "{sso}"
     );
     // The code is for acq only, and once only.
-    let elsewhere = sso.replace(&common::host("acq"), &common::host("b2b"));
+    let elsewhere = sso.replace(
+        &prehod_test_support::host("acq"),
+        &prehod_test_support::host("b2b"),
+    );
     let mut thief = Browser::new(&world);
     let page = thief.navigate(&elsewhere).await;
     assert!(thief.cookie(SESSION).is_none(), "a code for acq on b2b");
@@ -1794,7 +1795,7 @@ async fn session_cookies_are_host_only_and_single_sign_on_uses_single_use_codes(
         page.location.as_deref(),
         Some(portal_url(&world, "acq", "/x").as_str())
     );
-    let acq = browser.cookie_at(&common::host("acq"), SESSION);
+    let acq = browser.cookie_at(&prehod_test_support::host("acq"), SESSION);
     assert!(acq.is_some());
     // Once only.
     let page = browser.navigate(&sso).await;
@@ -1802,7 +1803,7 @@ async fn session_cookies_are_host_only_and_single_sign_on_uses_single_use_codes(
         .location
         .is_some_and(|l| l.starts_with(&login_url(&world, "/"))));
     assert_eq!(
-        browser.cookie_at(&common::host("acq"), SESSION),
+        browser.cookie_at(&prehod_test_support::host("acq"), SESSION),
         acq,
         "a replayed code changes nothing"
     );
@@ -2025,7 +2026,9 @@ async fn a_code_minted_by_an_attacker_does_nothing_in_the_victims_browser() {
         .await
         .json();
     assert_eq!(me["email"], SREDNJA.0, "still herself on bips");
-    assert!(victim.cookie_at(&common::host("acq"), SESSION).is_none());
+    assert!(victim
+        .cookie_at(&prehod_test_support::host("acq"), SESSION)
+        .is_none());
 }
 
 /// Review findings on logout: after a step-up the earlier login's portal cookies end with the
@@ -2235,10 +2238,10 @@ async fn after_ending_all_sessions_the_next_login_asks_once_for_fresh_authentica
     let mut two = Browser::new(&world);
     login_otp(&world, &mut two, &bips, SREDNJA, SREDNJA_TOTP).await;
     let old_one = one
-        .cookie_at(&common::host("bips"), SESSION)
+        .cookie_at(&prehod_test_support::host("bips"), SESSION)
         .expect("bips cookie");
     let old_two = two
-        .cookie_at(&common::host("bips"), SESSION)
+        .cookie_at(&prehod_test_support::host("bips"), SESSION)
         .expect("bips cookie");
 
     let page = one.navigate(&login_url(&world, "/sessions")).await;
@@ -2425,7 +2428,10 @@ async fn both_callbacks_at_once(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logout_ends_every_session_of_the_browser_even_from_two_callbacks_at_once() {
     let world = world(Options {
-        backchannel: Some(format!("https://127.0.0.1:{}/nowhere", common::free_port())),
+        backchannel: Some(format!(
+            "https://127.0.0.1:{}/nowhere",
+            prehod_test_support::free_port()
+        )),
         ..Options::default()
     })
     .await;

@@ -4,13 +4,11 @@
 //! after a refusal. Real gateway, real simulator, a cookie-jar browser that never follows a
 //! redirect by itself; what the authorization request carried is read at the simulator.
 
-mod common;
-
-use common::login::*;
-use common::rekono::{
+use prehod_test_support::login::*;
+use prehod_test_support::rekono::{
     CREATE_ACCOUNT_URL, FORGOT_PASSWORD_URL, SREDNJA, SREDNJA_TOTP, VISOKA, VISOKA_TOTP,
 };
-use common::PORTALS;
+use prehod_test_support::PORTALS;
 
 const SIM: &str = "/openid-connect-server-webapp";
 

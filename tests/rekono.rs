@@ -1,14 +1,12 @@
 //! The Rekono simulator driven as a relying party would: the `openidconnect` crate over real
 //! HTTPS, for each second factor, and every refusal the issue lists.
 
-mod common;
-
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::rekono::*;
-use common::Pki;
 use openidconnect::{AuthorizationCode, OAuth2TokenResponse, TokenResponse};
+use prehod_test_support::rekono::*;
+use prehod_test_support::Pki;
 
 const BASE: &str = "/openid-connect-server-webapp";
 
@@ -629,7 +627,7 @@ async fn password_attempts_are_limited_and_forms_need_their_csrf_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn back_channel_logout_token_reaches_the_relying_party_and_verifies() {
     // The relying party's back-channel endpoint: plain HTTP on loopback, recording the body.
-    let (addr, mut rx) = common::body_recorder().await;
+    let (addr, mut rx) = prehod_test_support::servers::body_recorder().await;
     let pki = Pki::new();
     let rekono = start(&pki, Some(format!("http://{addr}/backchannel"))).await;
     let rp = rekono.rp().await;

@@ -3,13 +3,11 @@
 //! secret never writes the secret to the log; with `reload.watch` a secret replaced the way a
 //! Kubernetes Secret volume replaces it takes effect with no signal at all.
 
-mod common;
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::login::*;
-use common::{received_header, six_demo_portals, Gateway, Pki};
+use prehod_test_support::login::*;
+use prehod_test_support::{received_header, six_demo_portals, Gateway, Pki};
 
 fn sighup(pid: u32) {
     nix::sys::signal::kill(

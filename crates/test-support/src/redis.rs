@@ -1,17 +1,8 @@
 //! A `redis-server` of a test's own (the fleet's shared state), on a free loopback port.
-#![allow(dead_code)]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::{free_port, Pki};
-
-fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use crate::{free_port, wait_for, Pki};
 
 /// A `redis-server` of the test's own on a free loopback port, without persistence; killed
 /// when dropped.

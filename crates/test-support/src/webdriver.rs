@@ -1,6 +1,5 @@
 //! A small W3C WebDriver client for Debian's headless Chromium through `chromedriver`:
 //! enough to open pages, type, click, read the page and take screenshots.
-#![allow(dead_code)]
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -21,7 +20,7 @@ impl Chrome {
     /// Starts chromedriver on a free port and a headless Chromium session that trusts exactly
     /// the server key with SPKI hash `spki_sha256_b64` (no blanket certificate bypass).
     pub async fn start(spki_sha256_b64: &str) -> Self {
-        let port = super::free_port();
+        let port = crate::free_port();
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
@@ -213,9 +212,9 @@ impl Chrome {
     /// elements), empty when there are none. The script is injected through WebDriver, which
     /// the page's CSP (no scripts at all) does not govern.
     pub async fn axe_violations(&self) -> Vec<String> {
-        let source = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/a11y/node_modules/axe-core/axe.min.js"
+        let source = std::fs::read_to_string(format!(
+            "{}/tests/a11y/node_modules/axe-core/axe.min.js",
+            crate::WORKSPACE
         ))
         .expect("axe-core: run `npm ci` in tests/a11y (tests/run.sh does)");
         self.execute(&format!("{source}\n;return typeof axe;"), json!([]))

@@ -1,7 +1,6 @@
 //! Harness for the Rekono simulator tests: the simulator in-process on `:0` ports (hyper
 //! reports them), the shipped demo accounts, a cookie-keeping "browser" that never follows
 //! redirects, and an `openidconnect` relying party.
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -15,7 +14,7 @@ use openidconnect::{
 };
 use prehod_rekono_sim::{RunningSim, SimConfig};
 
-use super::Pki;
+use crate::Pki;
 
 pub const RP_ID: &str = "bankart-rp";
 pub const RP_SECRET: &str = "bankart-rp-secret";
@@ -30,9 +29,9 @@ pub const VISOKA_TOTP: &str = "KRSXG5CTMVRXEZLUKN2XAZLSONSWG4TF";
 
 /// The shipped demo accounts with the test PKI's certificate paths.
 pub fn accounts_file(pki: &Pki) -> std::path::PathBuf {
-    let shipped = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/deploy/dev/rekono-accounts.yaml"
+    let shipped = std::fs::read_to_string(format!(
+        "{}/deploy/dev/rekono-accounts.yaml",
+        crate::WORKSPACE
     ))
     .expect("shipped accounts");
     let text = shipped.replace("${PREHOD_DEV_CERTS}", &pki.dir.path().display().to_string());

@@ -4,16 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{free_port, host, http_get, prehod_bin, Gateway, Pki};
-
-/// Polls `done` every 20 ms; panics naming `what` after `timeout`.
-pub fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use crate::{free_port, host, http_get, prehod_bin, wait_for, Gateway, Pki};
 
 /// A process started by the test, killed when dropped.
 pub struct Child(pub std::process::Child);
@@ -71,7 +62,7 @@ impl Replica {
 }
 
 /// The portal session cookie `browser` holds for bips.
-pub fn bips_session(browser: &super::login::Browser) -> (String, String) {
+pub fn bips_session(browser: &crate::login::Browser) -> (String, String) {
     let host = host("bips");
     let name = browser
         .cookie_names()
