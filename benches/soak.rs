@@ -1,5 +1,5 @@
 //! The soak: the real `prehod` binary, the Rekono simulator and six demo portals (the login
-//! tests' harness, `tests/common/`), on loopback, looping a whole Rekono login (password +
+//! tests' harness, `crates/test-support`), on loopback, looping a whole Rekono login (password +
 //! OnePass), requests on two portals and a logout, at a bounded rate, for a fixed time, while
 //! the gateway's resident memory (`VmRSS` in `/proc/PID/status`) is sampled to a CSV.
 //! At the end it compares the last quarter's mean RSS with the second quarter's: "flat" when

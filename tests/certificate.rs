@@ -213,9 +213,7 @@ async fn a_new_crl_takes_effect_without_restart_and_a_stale_one_fails_closed() {
     .expect("crl");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let page = Browser::with_certificate(&world, "valid")
-            .certificate_login(&world, "bws")
-            .await;
+        let page = login_with_certificate(&world, "valid", "bws").await;
         if page.status == 403 && page.body.contains("Certifikat je preklican") {
             break;
         }
@@ -238,9 +236,7 @@ async fn a_new_crl_takes_effect_without_restart_and_a_stale_one_fails_closed() {
     .expect("crl");
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let page = Browser::with_certificate(&world, "valid")
-            .certificate_login(&world, "bws")
-            .await;
+        let page = login_with_certificate(&world, "valid", "bws").await;
         if page.status == 403
             && page
                 .body
@@ -302,22 +298,15 @@ async fn portal_hosts_never_ask_for_a_certificate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ocsp_decides_revocation_and_an_unreachable_responder_follows_its_policy() {
     // A real `openssl ocsp` responder; the anchor has no CRL, so OCSP alone decides.
-    let w = world(Options {
-        certificates: Some(CertOptions {
-            crl: None,
-            ocsp: Some(Ocsp::Responder),
-            ..CertOptions::default()
-        }),
-        ..Options::default()
+    let w = certificate_world(CertOptions {
+        crl: None,
+        ocsp: Some(Ocsp::Responder),
+        ..CertOptions::default()
     })
     .await;
-    let page = Browser::with_certificate(&w, "valid")
-        .certificate_login(&w, "bws")
-        .await;
+    let page = login_with_certificate(&w, "valid", "bws").await;
     assert_eq!(page.status, 302, "good at the responder: {}", page.body);
-    let page = Browser::with_certificate(&w, "revoked")
-        .certificate_login(&w, "bws")
-        .await;
+    let page = login_with_certificate(&w, "revoked", "bws").await;
     assert_eq!(page.status, 403);
     assert!(
         page.body.contains("Certifikat je preklican (OCSP)"),
@@ -338,17 +327,12 @@ async fn ocsp_decides_revocation_and_an_unreachable_responder_follows_its_policy
     drop(w);
 
     // Nobody answers: fail closed refuses…
-    let w = world(Options {
-        certificates: Some(CertOptions {
-            ocsp: Some(Ocsp::Unreachable { soft_fail: false }),
-            ..CertOptions::default()
-        }),
-        ..Options::default()
+    let w = certificate_world(CertOptions {
+        ocsp: Some(Ocsp::Unreachable { soft_fail: false }),
+        ..CertOptions::default()
     })
     .await;
-    let page = Browser::with_certificate(&w, "valid")
-        .certificate_login(&w, "bws")
-        .await;
+    let page = login_with_certificate(&w, "valid", "bws").await;
     assert_eq!(page.status, 403);
     assert!(page
         .body
@@ -357,17 +341,12 @@ async fn ocsp_decides_revocation_and_an_unreachable_responder_follows_its_policy
     drop(w);
 
     // …soft-fail lets the login through.
-    let w = world(Options {
-        certificates: Some(CertOptions {
-            ocsp: Some(Ocsp::Unreachable { soft_fail: true }),
-            ..CertOptions::default()
-        }),
-        ..Options::default()
+    let w = certificate_world(CertOptions {
+        ocsp: Some(Ocsp::Unreachable { soft_fail: true }),
+        ..CertOptions::default()
     })
     .await;
-    let page = Browser::with_certificate(&w, "valid")
-        .certificate_login(&w, "bws")
-        .await;
+    let page = login_with_certificate(&w, "valid", "bws").await;
     assert_eq!(page.status, 302, "{}", page.body);
 }
 
@@ -376,31 +355,20 @@ async fn chain_depth_and_policy_allow_lists_are_enforced() {
     // A certificate under an intermediate: fine with the default depth (intermediates
     // allowed: 4), refused when no intermediate is allowed — while one issued by the anchor
     // itself still passes.
-    let w = world(Options {
-        certificates: Some(CertOptions::default()),
-        ..Options::default()
-    })
-    .await;
-    let page = Browser::with_certificate(&w, "deep")
-        .certificate_login(&w, "bws")
-        .await;
+    let w = certificate_world(CertOptions::default()).await;
+    let page = login_with_certificate(&w, "deep", "bws").await;
     assert_eq!(
         page.status, 302,
         "a chain of three within the default depth: {}",
         page.body
     );
     drop(w);
-    let w = world(Options {
-        certificates: Some(CertOptions {
-            max_chain_depth: Some(0),
-            ..CertOptions::default()
-        }),
-        ..Options::default()
+    let w = certificate_world(CertOptions {
+        max_chain_depth: Some(0),
+        ..CertOptions::default()
     })
     .await;
-    let page = Browser::with_certificate(&w, "deep")
-        .certificate_login(&w, "bws")
-        .await;
+    let page = login_with_certificate(&w, "deep", "bws").await;
     assert_eq!(page.status, 403);
     assert!(
         page.body.contains("Veriga certifikatov je predolga"),
@@ -413,49 +381,30 @@ async fn chain_depth_and_policy_allow_lists_are_enforced() {
             "prehod_certificate_verifications_total{outcome=\"failure\",reason=\"chain_too_deep\"}"
         ) >= 1.0
     );
-    assert_eq!(
-        Browser::with_certificate(&w, "valid")
-            .certificate_login(&w, "bws")
-            .await
-            .status,
-        302
-    );
+    assert_eq!(login_with_certificate(&w, "valid", "bws").await.status, 302);
     drop(w);
 
     // An allow-list of certificate policies: the certificate with the listed OID passes, one
     // without any policy and one with another are refused.
-    let w = world(Options {
-        certificates: Some(CertOptions {
-            policies: Some(prehod_devpki::files::POLICY_OID),
-            ..CertOptions::default()
-        }),
-        ..Options::default()
+    let w = certificate_world(CertOptions {
+        policies: Some(prehod_devpki::files::POLICY_OID),
+        ..CertOptions::default()
     })
     .await;
     assert_eq!(
-        Browser::with_certificate(&w, "policy")
-            .certificate_login(&w, "bws")
-            .await
-            .status,
+        login_with_certificate(&w, "policy", "bws").await.status,
         302
     );
-    let page = Browser::with_certificate(&w, "valid")
-        .certificate_login(&w, "bws")
-        .await;
+    let page = login_with_certificate(&w, "valid", "bws").await;
     assert_eq!(page.status, 403);
     assert!(page.body.contains("Politika tega certifikata ni dovoljena"));
     drop(w);
-    let w = world(Options {
-        certificates: Some(CertOptions {
-            policies: Some("1.3.6.1.4.1.15284.9.9"),
-            ..CertOptions::default()
-        }),
-        ..Options::default()
+    let w = certificate_world(CertOptions {
+        policies: Some("1.3.6.1.4.1.15284.9.9"),
+        ..CertOptions::default()
     })
     .await;
-    let page = Browser::with_certificate(&w, "policy")
-        .certificate_login(&w, "bws")
-        .await;
+    let page = login_with_certificate(&w, "policy", "bws").await;
     assert_eq!(page.status, 403, "{}", page.body);
     assert!(
         prehod_test_support::metrics::value_or_zero(
@@ -467,21 +416,16 @@ async fn chain_depth_and_policy_allow_lists_are_enforced() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crl_from_an_http_url_is_fetched_refreshed_and_reported() {
-    let w = world(Options {
-        certificates: Some(CertOptions {
-            crl: Some(("ca.crl.pem", "1s")),
-            crl_over_http: true,
-            ..CertOptions::default()
-        }),
-        ..Options::default()
+    let w = certificate_world(CertOptions {
+        crl: Some(("ca.crl.pem", "1s")),
+        crl_over_http: true,
+        ..CertOptions::default()
     })
     .await;
     // Fetched at start: the CRL's revoked certificate is refused, the valid one logs in.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let page = Browser::with_certificate(&w, "revoked")
-            .certificate_login(&w, "bws")
-            .await;
+        let page = login_with_certificate(&w, "revoked", "bws").await;
         if page.body.contains("Certifikat je preklican") {
             break;
         }
@@ -492,13 +436,7 @@ async fn a_crl_from_an_http_url_is_fetched_refreshed_and_reported() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(
-        Browser::with_certificate(&w, "valid")
-            .certificate_login(&w, "bws")
-            .await
-            .status,
-        302
-    );
+    assert_eq!(login_with_certificate(&w, "valid", "bws").await.status, 302);
     // The distribution point publishes a new CRL: the next refresh applies it.
     prehod_devpki::write_crl(
         w.pki.dir.path(),
@@ -508,12 +446,7 @@ async fn a_crl_from_an_http_url_is_fetched_refreshed_and_reported() {
     )
     .expect("crl");
     let deadline = Instant::now() + Duration::from_secs(10);
-    while Browser::with_certificate(&w, "valid")
-        .certificate_login(&w, "bws")
-        .await
-        .status
-        != 403
-    {
+    while login_with_certificate(&w, "valid", "bws").await.status != 403 {
         assert!(Instant::now() < deadline, "the new CRL was never fetched");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -542,13 +475,10 @@ async fn a_crl_from_an_http_url_is_fetched_refreshed_and_reported() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_crl_within_the_grace_period_is_still_used() {
-    let w = world(Options {
-        certificates: Some(CertOptions {
-            crl: Some(("ca.crl.pem", "1s")),
-            crl_grace: Some("2h"),
-            ..CertOptions::default()
-        }),
-        ..Options::default()
+    let w = certificate_world(CertOptions {
+        crl: Some(("ca.crl.pem", "1s")),
+        crl_grace: Some("2h"),
+        ..CertOptions::default()
     })
     .await;
     // A CRL listing `revoked` whose nextUpdate passes 3 s from now, and no newer one after
@@ -570,16 +500,11 @@ async fn a_stale_crl_within_the_grace_period_is_still_used() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(
-        Browser::with_certificate(&w, "valid")
-            .certificate_login(&w, "bws")
-            .await
-            .status,
+        login_with_certificate(&w, "valid", "bws").await.status,
         302,
         "within the grace period"
     );
-    let page = Browser::with_certificate(&w, "revoked")
-        .certificate_login(&w, "bws")
-        .await;
+    let page = login_with_certificate(&w, "revoked", "bws").await;
     assert!(
         page.body.contains("Certifikat je preklican"),
         "the stale CRL still revokes"
@@ -667,65 +592,42 @@ async fn a_user_id_template_and_organisation_allow_lists() {
     let page = browser.follow(&portal_url(&w, "b2b", "/")).await;
     assert_eq!(page.status, 403, "{}", page.body);
     // …and a certificate login straight for it is refused with the reason.
-    let page = Browser::with_certificate(&w, "valid")
-        .certificate_login(&w, "b2b")
-        .await;
+    let page = login_with_certificate(&w, "valid", "b2b").await;
     assert_eq!(page.status, 403);
     assert!(page.body.contains("nima dostopa do aplikacije"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_certificate_not_listed_at_its_own_distribution_point_logs_in() {
-    let w = world(Options {
-        certificates: Some(CertOptions {
-            distribution_points: true,
-            crl: None,
-            ..CertOptions::default()
-        }),
-        ..Options::default()
+    let w = certificate_world(CertOptions {
+        distribution_points: true,
+        crl: None,
+        ..CertOptions::default()
     })
     .await;
     // The CA's distribution point, and a certificate that names it.
-    let crl = w.pki.path("dp.crl.pem");
-    prehod_devpki::write_crl(w.pki.dir.path(), &crl, &[], time::Duration::days(7)).expect("crl");
-    let dp = prehod_test_support::servers::serve_file(crl.clone()).await;
-    prehod_devpki::issue_client_with_crl_dp(
-        w.pki.dir.path(),
-        "dp",
-        4242,
-        &format!("http://{dp}/ca.crl"),
-    )
-    .expect("issue");
-    let page = Browser::with_certificate(&w, "dp")
-        .certificate_login(&w, "bws")
+    w.distribution_point("dp.crl.pem", &[], time::Duration::days(7), "dp", 4242)
         .await;
+    let page = login_with_certificate(&w, "dp", "bws").await;
     assert_eq!(page.status, 302, "not listed: {}", page.body);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_certificate_at_its_distribution_point_and_an_unreachable_one_are_refused() {
-    let w = world(Options {
-        certificates: Some(CertOptions {
-            distribution_points: true,
-            ..CertOptions::default()
-        }),
-        ..Options::default()
+    let w = certificate_world(CertOptions {
+        distribution_points: true,
+        ..CertOptions::default()
     })
     .await;
-    let crl = w.pki.path("dp.crl.pem");
-    prehod_devpki::write_crl(w.pki.dir.path(), &crl, &[4242], time::Duration::days(7))
-        .expect("crl");
-    let dp = prehod_test_support::servers::serve_file(crl.clone()).await;
-    prehod_devpki::issue_client_with_crl_dp(
-        w.pki.dir.path(),
+    w.distribution_point(
+        "dp.crl.pem",
+        &[4242],
+        time::Duration::days(7),
         "dp-revoked",
         4242,
-        &format!("http://{dp}/ca.crl"),
     )
-    .expect("issue");
-    let page = Browser::with_certificate(&w, "dp-revoked")
-        .certificate_login(&w, "bws")
-        .await;
+    .await;
+    let page = login_with_certificate(&w, "dp-revoked", "bws").await;
     assert_eq!(page.status, 403);
     assert!(
         page.body.contains("Certifikat je preklican"),
@@ -741,9 +643,7 @@ async fn a_revoked_certificate_at_its_distribution_point_and_an_unreachable_one_
         &format!("http://127.0.0.1:{nowhere}/ca.crl"),
     )
     .expect("issue");
-    let page = Browser::with_certificate(&w, "dp-nowhere")
-        .certificate_login(&w, "bws")
-        .await;
+    let page = login_with_certificate(&w, "dp-nowhere", "bws").await;
     assert_eq!(page.status, 403);
     assert!(page
         .body
@@ -801,36 +701,22 @@ async fn a_certificate_with_an_unknown_critical_extension_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_anchor_can_have_its_own_chain_depth() {
     // The global limit allows intermediates; this anchor allows none.
-    let w = world(Options {
-        certificates: Some(CertOptions {
-            anchor_yaml: Some("max_chain_depth: 0"),
-            ..CertOptions::default()
-        }),
-        ..Options::default()
+    let w = certificate_world(CertOptions {
+        anchor_yaml: Some("max_chain_depth: 0"),
+        ..CertOptions::default()
     })
     .await;
-    let page = Browser::with_certificate(&w, "deep")
-        .certificate_login(&w, "bws")
-        .await;
+    let page = login_with_certificate(&w, "deep", "bws").await;
     assert_eq!(page.status, 403);
     assert!(page.body.contains("Veriga certifikatov je predolga"));
-    assert_eq!(
-        Browser::with_certificate(&w, "valid")
-            .certificate_login(&w, "bws")
-            .await
-            .status,
-        302
-    );
+    assert_eq!(login_with_certificate(&w, "valid", "bws").await.status, 302);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn several_anchors_each_with_their_own_user_id_mapping() {
-    let w = world(Options {
-        certificates: Some(CertOptions {
-            second_anchor: true,
-            ..CertOptions::default()
-        }),
-        ..Options::default()
+    let w = certificate_world(CertOptions {
+        second_anchor: true,
+        ..CertOptions::default()
     })
     .await;
     // The first anchor maps users by serialNumber…
@@ -933,18 +819,13 @@ async fn forged_certificates_and_out_of_date_chains_never_log_in() {
 /// answer, and `soft_fail` lets a revoked certificate through.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ocsp_for_an_intermediate_issued_certificate_asks_with_its_real_issuer() {
-    let w = world(Options {
-        certificates: Some(CertOptions {
-            crl: None,
-            ocsp: Some(Ocsp::IntermediateResponder),
-            ..CertOptions::default()
-        }),
-        ..Options::default()
+    let w = certificate_world(CertOptions {
+        crl: None,
+        ocsp: Some(Ocsp::IntermediateResponder),
+        ..CertOptions::default()
     })
     .await;
-    let page = Browser::with_certificate(&w, "deep")
-        .certificate_login(&w, "bws")
-        .await;
+    let page = login_with_certificate(&w, "deep", "bws").await;
     assert_eq!(page.status, 403, "{}", page.body);
     assert!(
         page.body.contains("Certifikat je preklican (OCSP)"),
@@ -1038,9 +919,7 @@ async fn certificate_user_ids_name_their_anchor_in_headers_and_allow_lists() {
         page.status, 403,
         "another anchor's id, and a bare one, are other users"
     );
-    let page = Browser::with_certificate(&w, "valid")
-        .certificate_login(&w, "acq")
-        .await;
+    let page = login_with_certificate(&w, "valid", "acq").await;
     assert_eq!(page.status, 403);
     assert!(page.body.contains("nima dostopa do aplikacije"));
 }
@@ -1187,12 +1066,9 @@ async fn a_resumed_tls_session_cannot_skip_the_certificate_check() {
 /// on the login page.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_certificate_request_names_the_anchors_and_pages_follow_the_language() {
-    let w = world(Options {
-        certificates: Some(CertOptions {
-            second_anchor: true,
-            ..CertOptions::default()
-        }),
-        ..Options::default()
+    let w = certificate_world(CertOptions {
+        second_anchor: true,
+        ..CertOptions::default()
     })
     .await;
     let dir = tempfile::tempdir().expect("tmp");
@@ -1252,23 +1128,18 @@ async fn revocation_downloads_that_hang_or_never_end_are_cut_off() {
         prehod_test_support::servers::Hostile::Endless,
     ] {
         let addr = prehod_test_support::servers::hostile_http(hostile).await;
-        let w = world(Options {
-            certificates: Some(CertOptions {
-                crl: Some(("ca.crl.pem", "1s")),
-                crl_over_http: true,
-                leading_anchor_crl: Some(format!("http://{addr}/hostile.crl")),
-                fetch_timeout: Some("2s"),
-                ..CertOptions::default()
-            }),
-            ..Options::default()
+        let w = certificate_world(CertOptions {
+            crl: Some(("ca.crl.pem", "1s")),
+            crl_over_http: true,
+            leading_anchor_crl: Some(format!("http://{addr}/hostile.crl")),
+            fetch_timeout: Some("2s"),
+            ..CertOptions::default()
         })
         .await;
         // The dev CA's CRL (served normally, after the hostile one in the anchor list) loads.
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let page = Browser::with_certificate(&w, "valid")
-                .certificate_login(&w, "bws")
-                .await;
+            let page = login_with_certificate(&w, "valid", "bws").await;
             if page.status == 302 {
                 break;
             }
@@ -1304,13 +1175,10 @@ async fn revocation_downloads_that_hang_or_never_end_are_cut_off() {
     let addr =
         prehod_test_support::servers::hostile_http(prehod_test_support::servers::Hostile::Silent)
             .await;
-    let w = world(Options {
-        certificates: Some(CertOptions {
-            distribution_points: true,
-            fetch_timeout: Some("2s"),
-            ..CertOptions::default()
-        }),
-        ..Options::default()
+    let w = certificate_world(CertOptions {
+        distribution_points: true,
+        fetch_timeout: Some("2s"),
+        ..CertOptions::default()
     })
     .await;
     prehod_devpki::issue_client_with_crl_dp(
@@ -1321,9 +1189,7 @@ async fn revocation_downloads_that_hang_or_never_end_are_cut_off() {
     )
     .expect("cert");
     let started = Instant::now();
-    let page = Browser::with_certificate(&w, "dp-silent")
-        .certificate_login(&w, "bws")
-        .await;
+    let page = login_with_certificate(&w, "dp-silent", "bws").await;
     assert_eq!(page.status, 403, "{}", page.body);
     assert!(page
         .body
@@ -1382,12 +1248,9 @@ async fn a_rekono_sub_shaped_like_a_certificate_id_is_refused() {
 /// does (plus the anchor's skew, 1 s here).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_certificate_session_ends_when_an_intermediate_of_its_chain_expires() {
-    let w = world(Options {
-        certificates: Some(CertOptions {
-            anchor_yaml: Some("clock_skew: 1s"),
-            ..CertOptions::default()
-        }),
-        ..Options::default()
+    let w = certificate_world(CertOptions {
+        anchor_yaml: Some("clock_skew: 1s"),
+        ..CertOptions::default()
     })
     .await;
     let ends = time::OffsetDateTime::now_utc() + time::Duration::seconds(6);
@@ -1422,25 +1285,15 @@ async fn a_certificate_session_ends_when_an_intermediate_of_its_chain_expires() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn distribution_point_revocation_ends_sessions_and_a_stale_one_fails_closed() {
     // A 1 s refresh: the distribution points the sessions name are fetched again each second.
-    let w = world(Options {
-        certificates: Some(CertOptions {
-            distribution_points: true,
-            crl: Some(("ca.crl.pem", "1s")),
-            ..CertOptions::default()
-        }),
-        ..Options::default()
+    let w = certificate_world(CertOptions {
+        distribution_points: true,
+        crl: Some(("ca.crl.pem", "1s")),
+        ..CertOptions::default()
     })
     .await;
-    let crl = w.pki.path("dp.crl.pem");
-    prehod_devpki::write_crl(w.pki.dir.path(), &crl, &[], time::Duration::days(7)).expect("crl");
-    let dp = prehod_test_support::servers::serve_file(crl.clone()).await;
-    prehod_devpki::issue_client_with_crl_dp(
-        w.pki.dir.path(),
-        "dp-later",
-        4444,
-        &format!("http://{dp}/ca.crl"),
-    )
-    .expect("issue");
+    let crl = w
+        .distribution_point("dp.crl.pem", &[], time::Duration::days(7), "dp-later", 4444)
+        .await;
     let mut browser = Browser::with_certificate(&w, "dp-later");
     let page = browser.certificate_login_follow(&w, "bws").await;
     assert_eq!(page.url, portal_url(&w, "bws", "/home"), "{}", page.body);
@@ -1461,20 +1314,15 @@ async fn distribution_point_revocation_ends_sessions_and_a_stale_one_fails_close
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     // A distribution point whose CRL is past its nextUpdate: refused, not trusted.
-    let stale = w.pki.path("stale.crl.pem");
-    prehod_devpki::write_crl(w.pki.dir.path(), &stale, &[], time::Duration::hours(-1))
-        .expect("crl");
-    let dp = prehod_test_support::servers::serve_file(stale).await;
-    prehod_devpki::issue_client_with_crl_dp(
-        w.pki.dir.path(),
+    w.distribution_point(
+        "stale.crl.pem",
+        &[],
+        time::Duration::hours(-1),
         "dp-stale",
         4545,
-        &format!("http://{dp}/ca.crl"),
     )
-    .expect("issue");
-    let page = Browser::with_certificate(&w, "dp-stale")
-        .certificate_login(&w, "bws")
-        .await;
+    .await;
+    let page = login_with_certificate(&w, "dp-stale", "bws").await;
     assert_eq!(page.status, 403, "{}", page.body);
     assert!(page
         .body
@@ -1497,14 +1345,10 @@ async fn an_allowed_organisation_is_one_anchors_organisation() {
         ..Options::default()
     })
     .await;
-    let page = Browser::with_certificate(&w, "valid")
-        .certificate_login(&w, "b2b")
-        .await;
+    let page = login_with_certificate(&w, "valid", "b2b").await;
     assert_eq!(page.status, 302, "the dev CA's organisation: {}", page.body);
     // The second anchor's CA issued the same O: not the same organisation.
-    let page = Browser::with_certificate(&w, "untrusted")
-        .certificate_login(&w, "b2b")
-        .await;
+    let page = login_with_certificate(&w, "untrusted", "b2b").await;
     assert_eq!(page.status, 403, "{}", page.body);
     assert!(page.body.contains("nima dostopa do aplikacije"));
 }

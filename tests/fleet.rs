@@ -184,9 +184,7 @@ fn prehod_reload(pid_file: &Path, config: Option<&Path>) -> std::process::Output
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_reloads_under_load_fail_no_request_and_apply_their_change() {
-    let (setup, _portals) = six_demo_portals().await;
-    let pki = Pki::new();
-    let gw = Gateway::start(&pki, &setup);
+    let (pki, gw, _portals) = demo_gateway(|_| {}).await;
     gw.wait_ready();
     let config = gw.dir.path().join("proxy.yaml");
     let original = std::fs::read_to_string(&config).expect("config");
@@ -1053,18 +1051,14 @@ async fn the_shared_state_can_be_reached_over_tls_with_a_private_ca_and_only_wit
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_keeps_the_crl_fetched_from_a_url_while_its_server_is_away() {
     use prehod_test_support::login::*;
-    let w = world(Options {
-        certificates: Some(CertOptions {
-            crl: Some(("ca.crl.pem", "1h")),
-            crl_over_http: true,
-            ..CertOptions::default()
-        }),
-        ..Options::default()
+    let w = certificate_world(CertOptions {
+        crl: Some(("ca.crl.pem", "1h")),
+        crl_over_http: true,
+        ..CertOptions::default()
     })
     .await;
     let revoked_is_refused = || async {
-        Browser::with_certificate(&w, "revoked")
-            .certificate_login(&w, "bws")
+        login_with_certificate(&w, "revoked", "bws")
             .await
             .body
             .contains("Certifikat je preklican")
@@ -1090,10 +1084,7 @@ async fn a_reload_keeps_the_crl_fetched_from_a_url_while_its_server_is_away() {
     });
     assert!(revoked_is_refused().await, "still refused by the kept CRL");
     assert_eq!(
-        Browser::with_certificate(&w, "valid")
-            .certificate_login(&w, "bws")
-            .await
-            .status,
+        login_with_certificate(&w, "valid", "bws").await.status,
         302,
         "and a good certificate still logs in"
     );
@@ -1106,9 +1097,7 @@ async fn a_reload_keeps_the_crl_fetched_from_a_url_while_its_server_is_away() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upgrade_sockets_and_pid_files_must_be_in_a_private_directory() {
     use std::os::unix::fs::PermissionsExt;
-    let (setup, _portals) = six_demo_portals().await;
-    let pki = Pki::new();
-    let gw = Gateway::start(&pki, &setup);
+    let (_pki, gw, _portals) = demo_gateway(|_| {}).await;
     gw.wait_ready();
     let config = gw.dir.path().join("proxy.yaml");
     let shared = tempfile::tempdir().expect("dir");

@@ -1,11 +1,11 @@
-//! The real gateway against a hostile OpenID Provider (`tests/common/hostile_op.rs`), over real
-//! TLS on loopback, pointed at it by config alone. Each test is one defect, named after the
-//! OpenID Foundation's RP certification test (`rp_…`, the old suite's ids), the FAPI 2.0
-//! Security Profile client test module (`fapi2_…`, `fapi2-security-profile-final-client-test-…`)
-//! or, where neither has one, after the defect. Every refused login must show "login failed"
-//! (or "level too low"), never "Rekono is not available", set no session cookie and count a
-//! refusal reason; every refused logout token gets 400 and ends nothing. The controls (a good
-//! token) prove the provider works.
+//! The real gateway against a hostile OpenID Provider (`crates/test-support/src/hostile_op/`), over
+//! real TLS on loopback, pointed at it by config alone. Each test is one defect, named after the
+//! OpenID Foundation's RP certification test (`rp_…`, the old suite's ids), the FAPI 2.0 Security
+//! Profile client test module (`fapi2_…`, `fapi2-security-profile-final-client-test-…`) or, where
+//! neither has one, after the defect. Every refused login must show "login failed" (or "level too
+//! low"), never "Rekono is not available", set no session cookie and count a refusal reason; every
+//! refused logout token gets 400 and ends nothing. The controls (a good token) prove the provider
+//! works.
 
 use prehod_test_support::hostile_op::{
     hostile_world, Behaviour, HostileWorld, Param, Shown, Signing,

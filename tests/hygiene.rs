@@ -61,10 +61,10 @@ const SPOOFED: &[&str] = &[
 /// HTTP/1.1 and HTTP/2 — a portal that reads a header the gateway does not set trusted them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn identity_like_headers_never_reach_the_upstream_over_http1_or_http2() {
-    let pki = Pki::new();
-    let (mut setup, _portals) = six_demo_portals().await;
-    setup.top_extra = "headers:\n  strip: [X-Legacy-User, \"X-Bank-*\"]\n".into();
-    let gw = Gateway::start(&pki, &setup);
+    let (_pki, gw, _portals) = demo_gateway(|setup| {
+        setup.top_extra = "headers:\n  strip: [X-Legacy-User, \"X-Bank-*\"]\n".into();
+    })
+    .await;
     let h = host("acq");
 
     let mut request = format!(

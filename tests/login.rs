@@ -269,17 +269,9 @@ async fn sms_push_and_certificate_logins_reach_portals_with_their_amr() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_login_serves_every_portal_its_policy_allows_and_steps_up_for_the_others() {
     let world = world(Options::default()).await;
-    let mut browser = Browser::new(&world);
     // Vid (level 30 account) logs in for bips, which asks for 20.
-    let json = login_otp(
-        &world,
-        &mut browser,
-        &portal_url(&world, "bips", "/"),
-        VISOKA,
-        VISOKA_TOTP,
-    )
-    .await
-    .json();
+    let (mut browser, json) = log_in(&world, "bips", "/", VISOKA, VISOKA_TOTP).await;
+    let json = json.json();
     assert_eq!(received_header(&json, "x-auth-level"), ["20"]);
     for portal in PORTALS.iter().filter(|p| **p != "bws") {
         // Host-only cookies: the first visit goes through the login host, which already
@@ -346,15 +338,7 @@ async fn one_login_serves_every_portal_its_policy_allows_and_steps_up_for_the_ot
 
     // A level-20 account cannot step up to 30: Rekono answers with an error, the gateway
     // shows the "level too low" page.
-    let mut browser = Browser::new(&world);
-    login_otp(
-        &world,
-        &mut browser,
-        &portal_url(&world, "bips", "/"),
-        SREDNJA,
-        SREDNJA_TOTP,
-    )
-    .await;
+    let (mut browser, _) = log_in(&world, "bips", "/", SREDNJA, SREDNJA_TOTP).await;
     let why = browser.follow(&portal_url(&world, "bws", "/")).await;
     let rekono = continue_step_up(&world, &mut browser, &why).await;
     let page = rekono_password(&world, &mut browser, &rekono, SREDNJA).await;
@@ -429,15 +413,7 @@ async fn api_calls_without_a_session_get_401_json_and_navigations_the_login_page
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tampered_replayed_and_logged_out_cookies_are_refused() {
     let world = world(Options::default()).await;
-    let mut browser = Browser::new(&world);
-    login_otp(
-        &world,
-        &mut browser,
-        &portal_url(&world, "bips", "/"),
-        SREDNJA,
-        SREDNJA_TOTP,
-    )
-    .await;
+    let (mut browser, _) = log_in(&world, "bips", "/", SREDNJA, SREDNJA_TOTP).await;
     let good = browser
         .cookie_at(&prehod_test_support::host("bips"), SESSION)
         .expect("the portal's session cookie");
@@ -507,15 +483,7 @@ async fn idle_and_absolute_timeouts_end_sessions() {
         ..Options::default()
     })
     .await;
-    let mut browser = Browser::new(&world);
-    login_otp(
-        &world,
-        &mut browser,
-        &portal_url(&world, "bips", "/"),
-        SREDNJA,
-        SREDNJA_TOTP,
-    )
-    .await;
+    let (mut browser, _) = log_in(&world, "bips", "/", SREDNJA, SREDNJA_TOTP).await;
     let url = portal_url(&world, "bips", "/");
     // Activity keeps it alive past the idle time (the cookie is rolled)…
     let started = Instant::now();
@@ -554,16 +522,8 @@ async fn idle_and_absolute_timeouts_end_sessions() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn back_channel_logout_from_rekono_ends_the_session() {
     let world = world(Options::default()).await;
-    let mut browser = Browser::new(&world);
-    let json = login_otp(
-        &world,
-        &mut browser,
-        &portal_url(&world, "bips", "/"),
-        SREDNJA,
-        SREDNJA_TOTP,
-    )
-    .await
-    .json();
+    let (mut browser, json) = log_in(&world, "bips", "/", SREDNJA, SREDNJA_TOTP).await;
+    let json = json.json();
     let sub = received_header(&json, "x-auth-user")[0].to_owned();
     assert_eq!(
         browser.api(&portal_url(&world, "bips", "/")).await.status,
@@ -839,14 +799,7 @@ async fn a_key_rotated_at_rekono_is_fetched_and_a_foreign_iss_is_refused() {
         .await
         .expect("json");
     assert!(rotated["kid"].is_string());
-    let page = login_otp(
-        &world,
-        &mut browser,
-        &portal_url(&world, "bips", "/"),
-        SREDNJA,
-        SREDNJA_TOTP,
-    )
-    .await;
+    let page = login_at(&world, &mut browser, "bips", "/", SREDNJA, SREDNJA_TOTP).await;
     assert_eq!(page.status, 200, "{}", page.body);
 
     // RFC 9207: an `iss` in the authorization response that is not Rekono's is refused.
@@ -924,14 +877,7 @@ async fn a_flood_of_forged_logout_tokens_does_not_starve_the_key_refresh_a_rotat
         .await
         .expect("json");
     assert!(rotated["kid"].is_string());
-    let page = login_otp(
-        &world,
-        &mut browser,
-        &portal_url(&world, "bips", "/"),
-        SREDNJA,
-        SREDNJA_TOTP,
-    )
-    .await;
+    let page = login_at(&world, &mut browser, "bips", "/", SREDNJA, SREDNJA_TOTP).await;
     assert_eq!(
         page.status, 200,
         "the login with the rotated key: {}",
@@ -1009,16 +955,8 @@ async fn a_replayed_logout_token_is_refused() {
         ..Options::default()
     })
     .await;
-    let mut browser = Browser::new(&world);
-    let json = login_otp(
-        &world,
-        &mut browser,
-        &portal_url(&world, "bips", "/"),
-        SREDNJA,
-        SREDNJA_TOTP,
-    )
-    .await
-    .json();
+    let (mut browser, json) = log_in(&world, "bips", "/", SREDNJA, SREDNJA_TOTP).await;
+    let json = json.json();
     let sub = received_header(&json, "x-auth-user")[0].to_owned();
     browser
         .http
@@ -1077,15 +1015,7 @@ async fn log_in_with_private_key_jwt(rsa_client_key: bool) {
         ..Options::default()
     })
     .await;
-    let mut browser = Browser::new(&world);
-    let page = login_otp(
-        &world,
-        &mut browser,
-        &portal_url(&world, "bips", "/"),
-        SREDNJA,
-        SREDNJA_TOTP,
-    )
-    .await;
+    let (_browser, page) = log_in(&world, "bips", "/", SREDNJA, SREDNJA_TOTP).await;
     assert_eq!(page.status, 200, "{}", page.body);
     assert_eq!(received_header(&page.json(), "x-auth-email"), [SREDNJA.0]);
 }
@@ -1305,15 +1235,7 @@ async fn an_authorization_response_without_iss_is_refused_when_rekono_promises_i
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_logout_forced_from_another_site_leaves_the_session() {
     let world = world(Options::default()).await;
-    let mut browser = Browser::new(&world);
-    login_otp(
-        &world,
-        &mut browser,
-        &portal_url(&world, "bips", "/"),
-        SREDNJA,
-        SREDNJA_TOTP,
-    )
-    .await;
+    let (mut browser, _) = log_in(&world, "bips", "/", SREDNJA, SREDNJA_TOTP).await;
     let session = browser.cookie(SESSION).expect("session");
     // Another site links to, or embeds, the logout URL: the Lax session cookie goes along
     // with a top-level GET, and with an <img> from the same site.
@@ -1369,25 +1291,9 @@ async fn a_logout_forced_from_another_site_leaves_the_session() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_logout_post_without_the_sessions_token_is_refused() {
     let world = world(Options::default()).await;
-    let mut browser = Browser::new(&world);
-    login_otp(
-        &world,
-        &mut browser,
-        &portal_url(&world, "bips", "/"),
-        SREDNJA,
-        SREDNJA_TOTP,
-    )
-    .await;
+    let (mut browser, _) = log_in(&world, "bips", "/", SREDNJA, SREDNJA_TOTP).await;
     // Another browser's own, valid token: bound to its session, not to this one.
-    let mut other = Browser::new(&world);
-    login_otp(
-        &world,
-        &mut other,
-        &portal_url(&world, "bips", "/"),
-        VISOKA,
-        VISOKA_TOTP,
-    )
-    .await;
+    let (mut other, _) = log_in(&world, "bips", "/", VISOKA, VISOKA_TOTP).await;
     let confirm = other.navigate(&login_url(&world, "/logout")).await;
     let foreign = unescape(&confirm.hidden("csrf"));
     // A cross-site form POST (a Lax cookie is not sent then, but a same-site page of another
@@ -1442,17 +1348,9 @@ async fn a_logout_post_without_the_sessions_token_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_step_up_as_another_rekono_user_is_refused_and_the_session_stays() {
     let world = world(Options::default()).await;
-    let mut browser = Browser::new(&world);
     // Sara (level 20) is logged in on bips.
-    let json = login_otp(
-        &world,
-        &mut browser,
-        &portal_url(&world, "bips", "/"),
-        SREDNJA,
-        SREDNJA_TOTP,
-    )
-    .await
-    .json();
+    let (mut browser, json) = log_in(&world, "bips", "/", SREDNJA, SREDNJA_TOTP).await;
+    let json = json.json();
     let sara = received_header(&json, "x-auth-user")[0].to_owned();
     let session = browser.cookie(SESSION).expect("session");
     // bws asks for 30: a step-up, where someone else's account (Vid, level 30) is entered.
@@ -1714,16 +1612,8 @@ async fn hammering_the_login_from_one_address_gets_429_but_its_portal_traffic_do
 async fn session_cookies_are_host_only_and_single_sign_on_uses_single_use_codes() {
     let world = world(Options::default()).await;
     let (www, seen) = prehod_test_support::servers::tls_recorder(&world.pki);
-    let mut browser = Browser::new(&world);
-    let json = login_otp(
-        &world,
-        &mut browser,
-        &portal_url(&world, "bips", "/home"),
-        SREDNJA,
-        SREDNJA_TOTP,
-    )
-    .await
-    .json();
+    let (mut browser, json) = log_in(&world, "bips", "/home", SREDNJA, SREDNJA_TOTP).await;
+    let json = json.json();
     assert_eq!(received_header(&json, "x-auth-level"), ["20"]);
     // www.bankart.localhost is not behind the gateway: the browser sends it no session.
     let page = browser
@@ -1838,15 +1728,7 @@ async fn the_parent_domain_cookie_mode_serves_every_portal_with_one_cookie() {
         ..Options::default()
     })
     .await;
-    let mut browser = Browser::new(&world);
-    login_otp(
-        &world,
-        &mut browser,
-        &portal_url(&world, "bips", "/home"),
-        SREDNJA,
-        SREDNJA_TOTP,
-    )
-    .await;
+    let (mut browser, _) = log_in(&world, "bips", "/home", SREDNJA, SREDNJA_TOTP).await;
     let set = browser
         .set_cookies
         .iter()
@@ -1894,15 +1776,7 @@ async fn the_authorization_request_names_each_scope_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn portal_hosts_have_the_gateways_own_me_and_logout_paths() {
     let world = world(Options::default()).await;
-    let mut browser = Browser::new(&world);
-    login_otp(
-        &world,
-        &mut browser,
-        &portal_url(&world, "bips", "/home"),
-        SREDNJA,
-        SREDNJA_TOTP,
-    )
-    .await;
+    let (mut browser, _) = log_in(&world, "bips", "/home", SREDNJA, SREDNJA_TOTP).await;
     let me = browser
         .api(&portal_url(&world, "bips", "/.prehod/me"))
         .await;
@@ -1946,15 +1820,7 @@ async fn a_portal_refusal_speaks_the_browsers_language() {
         ..Options::default()
     })
     .await;
-    let mut browser = Browser::new(&world);
-    login_otp(
-        &world,
-        &mut browser,
-        &portal_url(&world, "bips", "/home"),
-        SREDNJA,
-        SREDNJA_TOTP,
-    )
-    .await;
+    let (mut browser, _) = log_in(&world, "bips", "/home", SREDNJA, SREDNJA_TOTP).await;
     // b2b gets the session through the login host, then refuses this user.
     browser.follow(&portal_url(&world, "b2b", "/")).await;
     for (lang, text) in [("en", "Access not allowed"), ("sl", "Dostop ni dovoljen")] {
@@ -1977,24 +1843,8 @@ async fn a_portal_refusal_speaks_the_browsers_language() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_code_minted_by_an_attacker_does_nothing_in_the_victims_browser() {
     let world = world(Options::default()).await;
-    let mut attacker = Browser::new(&world);
-    login_otp(
-        &world,
-        &mut attacker,
-        &portal_url(&world, "bips", "/home"),
-        VISOKA,
-        VISOKA_TOTP,
-    )
-    .await;
-    let mut victim = Browser::new(&world);
-    login_otp(
-        &world,
-        &mut victim,
-        &portal_url(&world, "bips", "/home"),
-        SREDNJA,
-        SREDNJA_TOTP,
-    )
-    .await;
+    let (mut attacker, _) = log_in(&world, "bips", "/home", VISOKA, VISOKA_TOTP).await;
+    let (mut victim, _) = log_in(&world, "bips", "/home", SREDNJA, SREDNJA_TOTP).await;
     // The attacker has the login host mint codes for bips (where the victim is logged in)
     // and for acq (where she is not), and stops before following them.
     for portal in ["bips", "acq"] {
@@ -2037,15 +1887,7 @@ async fn a_code_minted_by_an_attacker_does_nothing_in_the_victims_browser() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logout_ends_every_login_of_the_browser_even_one_idle_on_the_login_host() {
     let world = world(Options::default()).await;
-    let mut browser = Browser::new(&world);
-    login_otp(
-        &world,
-        &mut browser,
-        &portal_url(&world, "bips", "/home"),
-        VISOKA,
-        VISOKA_TOTP,
-    )
-    .await;
+    let (mut browser, _) = log_in(&world, "bips", "/home", VISOKA, VISOKA_TOTP).await;
     // Step up on bws: a second login of the same person.
     let target = portal_url(&world, "bws", "/");
     let mut location = target.clone();
@@ -2072,15 +1914,7 @@ async fn logout_ends_every_login_of_the_browser_even_one_idle_on_the_login_host(
 
     // Idle on the login host, busy on the portal.
     let world = world_idle(4).await;
-    let mut browser = Browser::new(&world);
-    login_otp(
-        &world,
-        &mut browser,
-        &portal_url(&world, "bips", "/home"),
-        SREDNJA,
-        SREDNJA_TOTP,
-    )
-    .await;
+    let (mut browser, _) = log_in(&world, "bips", "/home", SREDNJA, SREDNJA_TOTP).await;
     let until = Instant::now() + Duration::from_secs(6);
     while Instant::now() < until {
         assert_eq!(
@@ -2437,15 +2271,7 @@ async fn logout_ends_every_session_of_the_browser_even_from_two_callbacks_at_onc
     .await;
     // Over a live session: two tabs start a login for two portals, Rekono answers both
     // from its single sign-on, and both callbacks arrive at once.
-    let mut browser = Browser::new(&world);
-    login_otp(
-        &world,
-        &mut browser,
-        &portal_url(&world, "bips", "/"),
-        SREDNJA,
-        SREDNJA_TOTP,
-    )
-    .await;
+    let (mut browser, _) = log_in(&world, "bips", "/", SREDNJA, SREDNJA_TOTP).await;
     let acq = start_login_for(&world, &mut browser, "acq").await;
     let b2b = start_login_for(&world, &mut browser, "b2b").await;
     let cb = [acq, b2b].map(|p| p.location.expect("single sign-on: to the callback"));

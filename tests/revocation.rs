@@ -392,16 +392,13 @@ async fn a_revoked_certificate_with_a_negative_serial_is_refused() {
 async fn ocsp_scene(ocsp_yaml: &str) -> Scene {
     let srv = RevocationServer::start().await;
     let url = srv.url("/ocsp");
-    let w = world(Options {
-        certificates: Some(CertOptions {
-            ca_bundle: true,
-            crl_refresh: Some("1s"),
-            anchor_lines: vec![format!(
-                "ocsp: {{url: \"{url}\", timeout: 2s, {ocsp_yaml}}}"
-            )],
-            ..CertOptions::default()
-        }),
-        ..Options::default()
+    let w = certificate_world(CertOptions {
+        ca_bundle: true,
+        crl_refresh: Some("1s"),
+        anchor_lines: vec![format!(
+            "ocsp: {{url: \"{url}\", timeout: 2s, {ocsp_yaml}}}"
+        )],
+        ..CertOptions::default()
     })
     .await;
     let root = TestCa::load(&w.pki, "ca");
@@ -571,26 +568,19 @@ async fn an_ocsp_answer_is_cached_no_longer_than_its_next_update() {
 /// certificate in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_root_signed_ocsp_answer_without_certificates_is_used() {
-    let w = world(Options {
-        certificates: Some(CertOptions {
-            ocsp: Some(Ocsp::RootWithoutCertificates),
-            ..CertOptions::default()
-        }),
-        ..Options::default()
+    let w = certificate_world(CertOptions {
+        ocsp: Some(Ocsp::RootWithoutCertificates),
+        ..CertOptions::default()
     })
     .await;
-    let page = Browser::with_certificate(&w, "revoked")
-        .certificate_login(&w, "bws")
-        .await;
+    let page = login_with_certificate(&w, "revoked", "bws").await;
     assert!(
         page.status == 403 && page.body.contains("Certifikat je preklican (OCSP)"),
         "the revoked certificate ({}): {}",
         page.status,
         page.body
     );
-    let page = Browser::with_certificate(&w, "valid")
-        .certificate_login(&w, "bws")
-        .await;
+    let page = login_with_certificate(&w, "valid", "bws").await;
     assert_eq!(page.status, 302, "{}", page.body);
     assert!(w.gw.metrics().contains("prehod_ocsp_errors_total 0"));
 }

@@ -72,11 +72,7 @@ async fn session_opens(world: &World, browser: &mut Browser) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_key_file_rotated_then_reloaded_seals_new_cookies_and_still_opens_old_ones() {
-    let world = world(Options {
-        certificates: Some(CertOptions::default()),
-        ..Options::default()
-    })
-    .await;
+    let world = certificate_world(CertOptions::default()).await;
     let config = world.gw.dir.path().join("proxy.yaml");
     let original = std::fs::read_to_string(&config).expect("config");
     let old_key = std::fs::read_to_string(world.pki.path("session.key")).expect("key");

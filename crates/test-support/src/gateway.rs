@@ -14,6 +14,7 @@ use crate::http::http_get;
 use crate::{free_port, host, prehod_bin, Pki, PORTALS};
 
 /// Upstream addresses for each portal and any per-portal YAML to add.
+#[derive(Default)]
 pub struct Setup {
     pub upstreams: Vec<(String, Vec<String>)>,
     /// Extra YAML lines inside each portal (indented by the harness).
@@ -35,17 +36,7 @@ pub struct Setup {
 
 impl Setup {
     pub fn new() -> Self {
-        Self {
-            upstreams: Vec::new(),
-            portal_extra: Vec::new(),
-            top_extra: String::new(),
-            server_extra: String::new(),
-            http_redirect: false,
-            auth: None,
-            https_port: None,
-            run_args: Vec::new(),
-            open_files: None,
-        }
+        Self::default()
     }
 
     pub fn upstream(mut self, portal: &str, urls: &[String]) -> Self {

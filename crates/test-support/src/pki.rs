@@ -24,3 +24,10 @@ impl Pki {
         self.dir.path().join(name)
     }
 }
+
+/// A fresh PKI, as [`Pki::new`].
+impl Default for Pki {
+    fn default() -> Self {
+        Self::new()
+    }
+}

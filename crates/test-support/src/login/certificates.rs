@@ -255,3 +255,30 @@ pub(crate) fn certificate_login_yaml(
     }
     yaml
 }
+
+impl super::World {
+    /// A CRL distribution point of the dev CA: a CRL listing `revoked` and valid for `valid`
+    /// (negative: already past its nextUpdate), written to `file` in the PKI's folder and served
+    /// over plain HTTP on loopback; and the client certificate `name` (serial `serial`) that
+    /// names it. Returns the CRL's path: write it again to change what the point serves.
+    pub async fn distribution_point(
+        &self,
+        file: &str,
+        revoked: &[u64],
+        valid: time::Duration,
+        name: &str,
+        serial: u64,
+    ) -> std::path::PathBuf {
+        let crl = self.pki.path(file);
+        prehod_devpki::write_crl(self.pki.dir.path(), &crl, revoked, valid).expect("crl");
+        let dp = crate::servers::serve_file(crl.clone()).await;
+        prehod_devpki::issue_client_with_crl_dp(
+            self.pki.dir.path(),
+            name,
+            serial,
+            &format!("http://{dp}/ca.crl"),
+        )
+        .expect("issue");
+        crl
+    }
+}

@@ -245,3 +245,16 @@ pub async fn login_with_certificate(world: &World, name: &str, portal: &str) -> 
         .certificate_login(world, portal)
         .await
 }
+
+/// [`login_otp`] in `browser`, having opened `path` on `portal`.
+pub async fn login_at(
+    world: &World,
+    browser: &mut Browser,
+    portal: &str,
+    path: &str,
+    account: (&str, &str),
+    secret: &str,
+) -> Page {
+    let url = portal_url(world, portal, path);
+    login_otp(world, browser, &url, account, secret).await
+}
