@@ -90,18 +90,22 @@ impl Load {
     }
 }
 
+/// Writes the admin API's `token` into the gateway's configuration, for its next reload and
+/// for a replica started from it.
+fn write_admin_token(gw: &Gateway, token: &str) {
+    let config = gw.dir.path().join("proxy.yaml");
+    let yaml = std::fs::read_to_string(&config).expect("config");
+    let listen = format!("  listen: {}\n", gw.admin);
+    std::fs::write(
+        &config,
+        yaml.replace(&listen, &format!("{listen}  api_token: {token}\n")),
+    )
+    .expect("config");
+}
+
 /// A metric's value on the gateway's admin listener (0 when absent).
 fn metric(gw: &Gateway, series: &str) -> f64 {
-    gw.metrics()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(series)?
-                .strip_prefix(' ')?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0.0)
+    prehod_test_support::metrics::value_or_zero(&gw.metrics(), series)
 }
 
 /// The `urls:` line of `portal` in a harness-written proxy.yaml.
@@ -667,13 +671,7 @@ async fn a_person_sees_and_ends_their_sessions_and_an_admin_can_too() {
     use prehod_test_support::login::*;
     use prehod_test_support::rekono::{SREDNJA, SREDNJA_TOTP};
     let redis = Redis::start();
-    let top: &'static str = Box::leak(
-        format!(
-            "state:\n  url: {}\n  key_prefix: \"sessions-test:\"\n",
-            redis.url()
-        )
-        .into_boxed_str(),
-    );
+    let top = redis.state_yaml("sessions-test:");
     let world = world(Options {
         top_yaml: top,
         ..Options::default()
@@ -681,14 +679,7 @@ async fn a_person_sees_and_ends_their_sessions_and_an_admin_can_too() {
     .await;
     let token = "0123456789abcdef0123456789abcdef-admin";
     // The admin API is switched on by a reload (A) and from the start (B).
-    let config = world.gw.dir.path().join("proxy.yaml");
-    let yaml = std::fs::read_to_string(&config).expect("config");
-    let listen = format!("  listen: {}\n", world.gw.admin);
-    std::fs::write(
-        &config,
-        yaml.replace(&listen, &format!("{listen}  api_token: {token}\n")),
-    )
-    .expect("config");
+    write_admin_token(&world.gw, token);
     let b = Replica::of(&world.gw);
     sighup(world.gw.pid());
     wait_for("the reload", Duration::from_secs(10), || {
@@ -848,13 +839,7 @@ async fn after_an_admin_ends_all_sessions_on_one_replica_the_next_login_on_anoth
     use prehod_test_support::login::*;
     use prehod_test_support::rekono::{SREDNJA, SREDNJA_TOTP};
     let redis = Redis::start();
-    let top: &'static str = Box::leak(
-        format!(
-            "state:\n  url: {}\n  key_prefix: \"fresh-test:\"\n",
-            redis.url()
-        )
-        .into_boxed_str(),
-    );
+    let top = redis.state_yaml("fresh-test:");
     let world = world(Options {
         top_yaml: top,
         ..Options::default()
@@ -862,14 +847,7 @@ async fn after_an_admin_ends_all_sessions_on_one_replica_the_next_login_on_anoth
     .await;
     // B has the admin API (its configuration is A's with a token).
     let token = "0123456789abcdef0123456789abcdef-admin";
-    let config = world.gw.dir.path().join("proxy.yaml");
-    let yaml = std::fs::read_to_string(&config).expect("config");
-    let listen = format!("  listen: {}\n", world.gw.admin);
-    std::fs::write(
-        &config,
-        yaml.replace(&listen, &format!("{listen}  api_token: {token}\n")),
-    )
-    .expect("config");
+    write_admin_token(&world.gw, token);
     let b = Replica::of(&world.gw);
     for admin in [world.gw.admin, b.admin] {
         wait_for("Redis", Duration::from_secs(10), || {

@@ -711,13 +711,7 @@ async fn the_highest_crl_seen_survives_a_reload() {
 async fn the_highest_crl_seen_survives_a_restart_with_shared_state() {
     let redis = prehod_test_support::redis::Redis::start();
     let srv = RevocationServer::start().await;
-    let top: &'static str = Box::leak(
-        format!(
-            "state:\n  url: {}\n  key_prefix: \"crl-test:\"\n",
-            redis.url()
-        )
-        .into_boxed_str(),
-    );
+    let top = redis.state_yaml("crl-test:");
     let mut w = world(Options {
         certificates: Some(CertOptions {
             ca_bundle: true,

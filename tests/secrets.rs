@@ -23,16 +23,7 @@ fn metric(world: &World, series: &str) -> f64 {
 }
 
 fn gateway_metric(gw: &Gateway, series: &str) -> f64 {
-    gw.metrics()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(series)?
-                .strip_prefix(' ')?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0.0)
+    prehod_test_support::metrics::value_or_zero(&gw.metrics(), series)
 }
 
 /// Sends `SIGHUP` and waits until the reload counter `result` reaches `count`.

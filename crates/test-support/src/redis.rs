@@ -118,6 +118,16 @@ impl Redis {
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
     }
+
+    /// The gateway's `state:` section for this Redis with `key_prefix`, for a world's
+    /// `Options::top_yaml` (a `&'static str`: leaked, once per test).
+    pub fn state_yaml(&self, key_prefix: &str) -> &'static str {
+        let yaml = format!(
+            "state:\n  url: {}\n  key_prefix: \"{key_prefix}\"\n",
+            self.url()
+        );
+        Box::leak(yaml.into_boxed_str())
+    }
 }
 
 impl Drop for Redis {
