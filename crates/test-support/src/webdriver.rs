@@ -17,6 +17,12 @@ pub struct Chrome {
 }
 
 impl Chrome {
+    /// [`Chrome::start`] trusting the server certificate of `pki` (every test host's).
+    pub async fn trusting(pki: &crate::Pki) -> Self {
+        let cert = std::fs::read(pki.path("server.crt")).expect("the server certificate");
+        Self::start(&spki_hash(&cert)).await
+    }
+
     /// Starts chromedriver on a free port and a headless Chromium session that trusts exactly
     /// the server key with SPKI hash `spki_sha256_b64` (no blanket certificate bypass).
     pub async fn start(spki_sha256_b64: &str) -> Self {
@@ -169,6 +175,34 @@ impl Chrome {
             Some(json!({})),
         )
         .await;
+    }
+
+    /// On Rekono's login page: the e-mail and password of `account`, then on to the factor
+    /// chooser, whose page source is returned.
+    pub async fn rekono_password(&self, account: (&str, &str)) -> String {
+        self.wait_for("Prijavljate se v storitev").await;
+        self.type_into("#email", account.0).await;
+        self.type_into("#password", account.1).await;
+        self.click("#login").await;
+        self.wait_for("Izberite način prijave").await
+    }
+
+    /// On Rekono's factor chooser: OnePass, and the current code of the TOTP `secret`
+    /// submitted.
+    pub async fn rekono_onepass(&self, secret: &str) {
+        self.click("#factor-otp").await;
+        self.wait_for("Rekono OnePass").await;
+        self.type_into("#code", &crate::login::totp_now(secret))
+            .await;
+        self.click("#confirm").await;
+    }
+
+    /// On a Bankart login page: "Prijava z Rekono računom", then [`Chrome::rekono_password`]
+    /// and [`Chrome::rekono_onepass`] — a whole Rekono login as a person does it.
+    pub async fn log_in_with_rekono(&self, account: (&str, &str), secret: &str) {
+        self.click("#login-rekono").await;
+        self.rekono_password(account).await;
+        self.rekono_onepass(secret).await;
     }
 
     /// Waits until the page source contains `text`.
