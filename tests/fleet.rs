@@ -470,12 +470,7 @@ async fn two_replicas_share_revocations_through_redis_and_survive_its_outage() {
     // 2. Back-channel logout delivered to B: refused on A within a second.
     while tokens.try_recv().is_ok() {}
     let sub = received_header(&two_json, "x-auth-user")[0].to_owned();
-    two.http
-        .post(sim_url(&world, "/dev/logout"))
-        .form(&[("sub", sub.as_str())])
-        .send()
-        .await
-        .expect("Rekono logout");
+    rekono_logs_out(&world, &two, &sub).await;
     let token = tokio::time::timeout(Duration::from_secs(10), tokens.recv())
         .await
         .expect("a logout token")

@@ -530,13 +530,8 @@ async fn back_channel_logout_from_rekono_ends_the_session() {
         200
     );
     // Rekono ends the user's session (as an admin or another relying party's logout would).
-    let result: Value = browser
-        .http
-        .post(sim_url(&world, "/dev/logout"))
-        .form(&[("sub", sub.as_str())])
-        .send()
+    let result: Value = rekono_logs_out(&world, &browser, &sub)
         .await
-        .expect("dev logout")
         .json()
         .await
         .expect("json");
@@ -958,13 +953,7 @@ async fn a_replayed_logout_token_is_refused() {
     let (mut browser, json) = log_in(&world, "bips", "/", SREDNJA, SREDNJA_TOTP).await;
     let json = json.json();
     let sub = received_header(&json, "x-auth-user")[0].to_owned();
-    browser
-        .http
-        .post(sim_url(&world, "/dev/logout"))
-        .form(&[("sub", sub.as_str())])
-        .send()
-        .await
-        .expect("logout");
+    rekono_logs_out(&world, &browser, &sub).await;
     let body = tokio::time::timeout(Duration::from_secs(10), rx.recv())
         .await
         .expect("a token")

@@ -258,3 +258,15 @@ pub async fn login_at(
     let url = portal_url(world, portal, path);
     login_otp(world, browser, &url, account, secret).await
 }
+
+/// Rekono ends every session of `sub` (the simulator's `/dev/logout`, as an admin or another
+/// relying party's logout would), asked through `browser`'s client; Rekono's answer.
+pub async fn rekono_logs_out(world: &World, browser: &Browser, sub: &str) -> reqwest::Response {
+    browser
+        .http
+        .post(sim_url(world, "/dev/logout"))
+        .form(&[("sub", sub)])
+        .send()
+        .await
+        .expect("Rekono's /dev/logout")
+}
