@@ -2204,28 +2204,6 @@ async fn start_login_for(world: &World, browser: &mut Browser, portal: &str) -> 
     browser.navigate(&to_rekono).await
 }
 
-/// From Rekono's login page: Sara's password and OnePass code; returns the callback Rekono
-/// sends the browser to, not followed.
-async fn rekono_to_callback(world: &World, browser: &mut Browser, rekono: &Page) -> String {
-    let chooser = rekono_password(world, browser, rekono, SREDNJA).await;
-    let (tx, csrf) = (chooser.hidden("tx"), chooser.hidden("csrf"));
-    let code = totp_now(SREDNJA_TOTP);
-    browser
-        .send(
-            reqwest::Method::POST,
-            &sim_url(world, "/openid-connect-server-webapp/factor/otp/verify"),
-            Some(&[
-                ("tx", tx.as_str()),
-                ("csrf", csrf.as_str()),
-                ("code", code.as_str()),
-            ]),
-            &[],
-        )
-        .await
-        .location
-        .expect("Rekono redirects to the gateway's callback")
-}
-
 /// Sends both callbacks at once, follows each to its portal, and checks that each portal
 /// then has a working session.
 async fn both_callbacks_at_once(

@@ -74,6 +74,15 @@ pub fn sim_config(
     }
 }
 
+/// A fresh [`Pki`], the simulator started on it ([`start`]) and a relying party built from
+/// its discovery ([`Rekono::rp`]); keep the `Pki` while the simulator runs.
+pub async fn start_with_rp(backchannel: Option<String>) -> (Pki, Rekono, Rp) {
+    let pki = Pki::new();
+    let rekono = start(&pki, backchannel).await;
+    let rp = rekono.rp().await;
+    (pki, rekono, rp)
+}
+
 /// Starts the simulator with one relying party (`RP_ID`), whose back-channel logout goes to
 /// `backchannel` when given.
 pub async fn start(pki: &Pki, backchannel: Option<String>) -> Rekono {

@@ -182,10 +182,16 @@ pub fn unescape(s: &str) -> String {
 pub async fn callback_url(world: &World, browser: &mut Browser, portal_url: &str) -> String {
     let login_page = browser.follow(portal_url).await;
     let rekono = browser.follow(&rekono_link(world, &login_page)).await;
-    let chooser = rekono_password(world, browser, &rekono, crate::rekono::SREDNJA).await;
+    rekono_to_callback(world, browser, &rekono).await
+}
+
+/// From Rekono's login page: Sara's password and OnePass code; returns the callback Rekono
+/// sends the browser to, not followed.
+pub async fn rekono_to_callback(world: &World, browser: &mut Browser, rekono: &Page) -> String {
+    let chooser = rekono_password(world, browser, rekono, crate::rekono::SREDNJA).await;
     let (tx, csrf) = (chooser.hidden("tx"), chooser.hidden("csrf"));
     let code = totp_now(crate::rekono::SREDNJA_TOTP);
-    let to_gateway = browser
+    browser
         .send(
             reqwest::Method::POST,
             &sim_url(world, "/openid-connect-server-webapp/factor/otp/verify"),
@@ -196,8 +202,7 @@ pub async fn callback_url(world: &World, browser: &mut Browser, portal_url: &str
             ]),
             &[],
         )
-        .await;
-    to_gateway
+        .await
         .location
         .expect("Rekono redirects to the gateway's callback")
 }
