@@ -1,10 +1,8 @@
 //! `prehod check` and `prehod run` refusing bad configurations, through the real binary.
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
+use prehod_test_support::*;
 
 fn run(args: &[&str], config: &std::path::Path) -> (i32, String, String) {
     let out = Command::new(prehod_bin())

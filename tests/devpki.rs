@@ -1,11 +1,9 @@
 //! The generated dev PKI has the properties the certificate tests will rely on, checked with
 //! OpenSSL itself rather than with the generator's own code.
 
-mod common;
-
-use common::Pki;
 use openssl::nid::Nid;
 use openssl::x509::X509;
+use prehod_test_support::Pki;
 
 fn cert(pki: &Pki, name: &str) -> X509 {
     X509::from_pem(&std::fs::read(pki.path(name)).expect("read")).expect("pem")

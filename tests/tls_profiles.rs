@@ -9,14 +9,12 @@
 //! suites, groups, key type and size, signature, lifespan, the vulnerabilities) as for a
 //! public certificate.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{host, six_demo_portals, Gateway, Pki};
 use openssl::ssl::{SslConnector, SslConnectorBuilder, SslMethod, SslVersion};
+use prehod_test_support::{host, six_demo_portals, Gateway, Pki};
 
 /// Mozilla's guidelines 6.0, in OpenSSL's names: what the tests expect, written out apart
 /// from the gateway's own table (`prehod_gateway::tls_profile`).
