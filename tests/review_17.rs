@@ -248,3 +248,40 @@ async fn http2_streams_with_a_closed_window_do_not_hold_memory_without_bound() {
          no session: the gateway's memory went from {before} KiB to {peak} KiB"
     );
 }
+
+/// Finding 4: the admin listener's caps are the public ones with the total lowered to 256 —
+/// so its per-address cap (256) is its whole capacity: one address holding 256 silent
+/// connections (renewed every `header_timeout`) leaves `/healthz` and `/metrics` unanswered
+/// for everyone, the kubelet's liveness probe included (a restart of every replica it
+/// reaches). It needs to reach the admin listener (a private address, but any pod of the
+/// cluster may).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_cannot_take_every_place_of_the_admin_listener() {
+    enough_open_files(4096);
+    let pki = Pki::new();
+    let (setup, _portals) = six_demo_portals().await;
+    let gw = Gateway::start(&pki, &setup);
+    let mut silent = Vec::new();
+    for _ in 0..256 {
+        if let Ok(c) = tcp_from(ip(ATTACKER), gw.admin).await {
+            silent.push(c);
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let probe = tokio::time::timeout(Duration::from_secs(2), async {
+        let mut c = tcp_from(ip(BYSTANDER), gw.admin).await.ok()?;
+        c.write_all(b"GET /healthz HTTP/1.1\r\nHost: admin\r\n\r\n")
+            .await
+            .ok()?;
+        read_response(&mut c).await.ok()
+    })
+    .await
+    .ok()
+    .flatten();
+    drop(silent);
+    assert_eq!(
+        probe,
+        Some(200),
+        "/healthz from a second address while one address holds 256 admin connections"
+    );
+}
