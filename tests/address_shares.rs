@@ -1,6 +1,11 @@
-//! Review 17 (an attacker's review of issue 17): each test is an attack that worked against
-//! the release build, run against the real binary on loopback; each FAILS on the code as
-//! reviewed.
+//! What one client address may hold of what everyone needs (review 17, an attacker's review
+//! of issue 17): upstream connections and memory through the streams of a few HTTP/2
+//! connections, the places of connections without a first request, the admin listener's
+//! places. Each test is an attack that worked against the release build, run against the real
+//! binary on loopback from 127.0.0.1 while 127.0.0.2 is served; each failed before the fix
+//! (`server.h2_max_streams`, `server.max_requests_per_address`,
+//! `server.max_pending_connections_per_address`, the admin listener's per-address cap). The
+//! reviewer's scripts that found them by hand are in `tests/address_shares/`.
 
 mod common;
 
@@ -31,7 +36,10 @@ fn enough_open_files(needed: u64) {
             .arg(format!("--nofile={needed}:"))
             .status();
     }
-    assert!(soft() >= needed, "this test needs an open-file limit of {needed}");
+    assert!(
+        soft() >= needed,
+        "this test needs an open-file limit of {needed}"
+    );
 }
 
 /// The gateway's open file descriptors now.
@@ -92,8 +100,7 @@ async fn zero_window_streams_to(
         if tls.read_exact(&mut payload).await.is_err() {
             return;
         }
-        if head[3] == 4 && head[4] & 1 == 0 && tls.write_all(&frame(4, 1, 0, &[])).await.is_err()
-        {
+        if head[3] == 4 && head[4] & 1 == 0 && tls.write_all(&frame(4, 1, 0, &[])).await.is_err() {
             return;
         }
     }
@@ -129,12 +136,20 @@ async fn http2_streams_of_one_address_cannot_hold_an_upstream_connection_each() 
     setup.open_files = Some(512);
     setup.server_extra = "max_connections_per_address: 16\n".into();
     let gw = Gateway::start(&pki, &setup);
-    assert_eq!(bystander(&gw).await, Some(200), "the bystander before the attack");
+    assert_eq!(
+        bystander(&gw).await,
+        Some(200),
+        "the bystander before the attack"
+    );
     let idle_fds = open_fds(gw.pid());
 
     let mut attackers = Vec::new();
     for _ in 0..8 {
-        attackers.push(tokio::spawn(zero_window_streams(gw.https, gw.ca.clone(), 100)));
+        attackers.push(tokio::spawn(zero_window_streams(
+            gw.https,
+            gw.ca.clone(),
+            100,
+        )));
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
 
@@ -151,6 +166,7 @@ async fn http2_streams_of_one_address_cannot_hold_an_upstream_connection_each() 
         a.abort();
     }
     let refused = answers.iter().filter(|a| **a != Some(200)).count();
+    eprintln!("open files: {idle_fds} idle, {peak_fds} at the peak; answers {answers:?}");
     assert!(
         refused == 0 && peak_fds < idle_fds + 2 * 16 + 64,
         "one address with 8 HTTP/2 connections (cap 16): the gateway's open files went from \
@@ -158,6 +174,49 @@ async fn http2_streams_of_one_address_cannot_hold_an_upstream_connection_each() 
          the bystander's {} requests got no 200 within a second: {answers:?}",
         answers.len()
     );
+    let refused = metric(
+        &gw.metrics(),
+        "prehod_requests_refused_total{reason=\"per_address\"}",
+    );
+    assert!(
+        refused >= 100.0,
+        "the streams over the address's share were refused (REFUSED_STREAM): {refused}"
+    );
+}
+
+/// The server's SETTINGS_MAX_CONCURRENT_STREAMS on a new HTTP/2 connection from 127.0.0.1.
+async fn advertised_max_streams(gw: &Gateway) -> Option<u32> {
+    let connector = connector(&gw.ca, H2);
+    let mut tls = tls_from(&connector, ip(ATTACKER), gw.https, &host("acq"))
+        .await
+        .ok()?;
+    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    out.extend_from_slice(&frame(4, 0, 0, &[]));
+    tls.write_all(&out).await.ok()?;
+    let mut head = [0u8; 9];
+    tls.read_exact(&mut head).await.ok()?;
+    assert_eq!(head[3], 4, "the server's first frame is its SETTINGS");
+    let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+    let mut payload = vec![0u8; len];
+    tls.read_exact(&mut payload).await.ok()?;
+    payload.chunks_exact(6).find_map(|s| {
+        (u16::from_be_bytes([s[0], s[1]]) == 3)
+            .then(|| u32::from_be_bytes([s[2], s[3], s[4], s[5]]))
+    })
+}
+
+/// Finding 1, the first half of its fix: an HTTP/2 connection may open `server.h2_max_streams`
+/// streams at once (32 by default, pingora's 100 before), and says so in its SETTINGS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_connections_offer_h2_max_streams_concurrent_streams() {
+    let pki = Pki::new();
+    let (mut setup, _portals) = six_demo_portals().await;
+    let gw = Gateway::start(&pki, &setup);
+    assert_eq!(advertised_max_streams(&gw).await, Some(32), "the default");
+    drop(gw);
+    setup.server_extra = "h2_max_streams: 5\n".into();
+    let gw = Gateway::start(&pki, &setup);
+    assert_eq!(advertised_max_streams(&gw).await, Some(5), "as configured");
 }
 
 /// Finding 2: the per-address cap (256) against the global cap on connections without a
@@ -172,7 +231,11 @@ async fn four_addresses_cannot_keep_everyone_else_out_with_the_default_caps() {
     let pki = Pki::new();
     let (setup, _portals) = six_demo_portals().await;
     let gw = Gateway::start(&pki, &setup);
-    assert_eq!(bystander(&gw).await, Some(200), "the bystander before the attack");
+    assert_eq!(
+        bystander(&gw).await,
+        Some(200),
+        "the bystander before the attack"
+    );
 
     let mut silent = Vec::new();
     for from in ["127.0.0.1", "127.0.0.3", "127.0.0.4", "127.0.0.5"] {
@@ -189,6 +252,14 @@ async fn four_addresses_cannot_keep_everyone_else_out_with_the_default_caps() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     drop(silent);
+    let refused = metric(
+        &gw.metrics(),
+        "prehod_connections_refused_total{reason=\"pending_per_address\"}",
+    );
+    assert!(
+        refused >= 4.0 * 200.0,
+        "each address's connections beyond its 32 without a request were refused: {refused}"
+    );
     assert!(
         answers.iter().all(|a| *a == Some(200)),
         "four addresses with 256 silent connections each (the per-address cap): a fifth \
@@ -242,6 +313,7 @@ async fn http2_streams_with_a_closed_window_do_not_hold_memory_without_bound() {
     for a in &attackers {
         a.abort();
     }
+    eprintln!("memory: {before} KiB before, {peak} KiB at the peak");
     assert!(
         peak < before + 48 * 1024,
         "64 HTTP/2 connections from one address, 100 streams each with the window closed, \
@@ -283,5 +355,13 @@ async fn one_address_cannot_take_every_place_of_the_admin_listener() {
         probe,
         Some(200),
         "/healthz from a second address while one address holds 256 admin connections"
+    );
+    let refused = metric(
+        &gw.metrics(),
+        "prehod_connections_refused_total{reason=\"per_address\"}",
+    );
+    assert!(
+        refused >= 200.0,
+        "the admin connections of one address beyond its 16 were refused: {refused}"
     );
 }
