@@ -570,6 +570,16 @@ pub struct Server {
     /// Connections that have not yet sent their first whole request header (from the TCP
     /// accept: the TLS handshake counts).
     pub max_pending_connections: usize,
+    /// Of those, the ones one client address (an IPv6 client by its /64) may hold (trusted
+    /// proxies: no limit); below `max_pending_connections`.
+    pub max_pending_connections_per_address: u32,
+    /// Requests in progress — each may hold an upstream connection — that one client address
+    /// may have at once over all its connections (an HTTP/1 connection counts as one, an
+    /// HTTP/2 connection as its open streams); more HTTP/2 streams are refused
+    /// (`REFUSED_STREAM`). All addresses together: at most `max_connections`.
+    pub max_requests_per_address: u32,
+    /// Streams one HTTP/2 connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS).
+    pub h2_max_streams: u32,
     /// The read buffer under TLS of each client connection, in bytes (held while it is open).
     pub read_buffer: usize,
     /// The request bodies the gateway reads into memory (login host forms, forms kept across a

@@ -117,6 +117,9 @@ pub struct Server {
     pub max_connections: Option<usize>,
     pub max_connections_per_address: Option<u32>,
     pub max_pending_connections: Option<usize>,
+    pub max_pending_connections_per_address: Option<u32>,
+    pub max_requests_per_address: Option<u32>,
+    pub h2_max_streams: Option<u32>,
     /// Bytes.
     pub read_buffer: Option<usize>,
     /// e.g. `16MiB`: every request body the gateway holds in memory, together.

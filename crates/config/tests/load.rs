@@ -215,6 +215,63 @@ fn slow_client_limits_have_defaults_and_bad_values_are_reported() {
     }
 }
 
+/// Review 17: the per-address caps on connections without a request and on requests in
+/// progress, and the HTTP/2 stream cap, have defaults well below the global caps, and a
+/// per-address pending cap that would let one address take every pending place is refused.
+#[test]
+fn per_address_pending_and_request_caps_and_h2_streams_have_defaults_and_are_checked() {
+    let pki = pki();
+    let server = load(&base(pki.path()), pki.path()).expect("valid").server;
+    assert_eq!(server.max_pending_connections_per_address, 32);
+    assert_eq!(server.max_requests_per_address, 256);
+    assert_eq!(server.h2_max_streams, 32);
+    let with = |extra: &str| {
+        base(pki.path()).replace("portals:\n", &format!("server:\n{extra}portals:\n"))
+    };
+    let server = load(
+        &with("  max_connections_per_address: 16\n  max_pending_connections: 40\n"),
+        pki.path(),
+    )
+    .expect("valid")
+    .server;
+    assert_eq!(
+        server.max_requests_per_address, 16,
+        "requests in progress follow the per-address connection cap by default"
+    );
+    assert_eq!(
+        server.max_pending_connections_per_address, 10,
+        "a quarter of a small pending cap"
+    );
+    let shown = load(
+        &with(
+            "  max_pending_connections: 64\n  max_pending_connections_per_address: 64\n  \
+             max_requests_per_address: 0\n  h2_max_streams: 0\n",
+        ),
+        pki.path(),
+    )
+    .expect_err("invalid")
+    .to_string();
+    for expected in [
+        "server.max_pending_connections_per_address: must be below server.max_pending_connections (64)",
+        "server.max_requests_per_address: must be at least 1",
+        "server.h2_max_streams: must be between 1 and 1000",
+    ] {
+        assert!(shown.contains(expected), "{expected}\nin\n{shown}");
+    }
+    let shown = load(
+        &with("  max_pending_connections_per_address: 0\n  h2_max_streams: 5000\n"),
+        pki.path(),
+    )
+    .expect_err("invalid")
+    .to_string();
+    for expected in [
+        "server.max_pending_connections_per_address: must be at least 1",
+        "server.h2_max_streams: must be between 1 and 1000",
+    ] {
+        assert!(shown.contains(expected), "{expected}\nin\n{shown}");
+    }
+}
+
 #[test]
 fn http_methods_strip_prefixes_and_body_buffers_have_defaults_and_are_checked() {
     let pki = pki();

@@ -288,7 +288,7 @@ pub fn build_reloadable(
     let mut app =
         pingora::proxy::HttpProxy::new(proxy::Gateway { live: live.clone() }, server_conf.clone());
     app.handle_init_modules();
-    let streams = connections::Streams::new(app, limits.deadlines.clone());
+    let streams = connections::Streams::new(app, public.clone());
     let mut proxy = connections::service(
         "prehod gateway",
         streams,

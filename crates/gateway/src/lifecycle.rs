@@ -9,7 +9,8 @@
 //! connection's task. It is a lower module of its own so that `tls` and `connections` both
 //! use it without using each other.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::Waker;
 use std::time::Duration;
@@ -88,6 +89,13 @@ struct State {
     reader: Option<Waker>,
 }
 
+/// A count of connections without a first request that a connection is in until it has one
+/// (the guard's caps: all of them, and those of its address).
+pub trait PendingPlace: Send + Sync + std::fmt::Debug {
+    /// The connection leaves the count (called once).
+    fn leave(&self);
+}
+
 /// One connection's place in its life, shared by its stream (which enforces the deadline)
 /// and its requests (which say where it is).
 #[derive(Debug)]
@@ -95,8 +103,11 @@ pub struct Connection {
     state: Mutex<State>,
     http2: AtomicBool,
     /// The count of connections without a first request this one is in, until it has one.
-    pending: OnceLock<Arc<AtomicUsize>>,
+    pending: OnceLock<Arc<dyn PendingPlace>>,
     pending_released: AtomicBool,
+    /// The client address as the guard's caps count it (an IPv6 client by its /64); none for
+    /// a trusted proxy.
+    counted_address: OnceLock<IpAddr>,
 }
 
 impl Default for Connection {
@@ -111,6 +122,7 @@ impl Default for Connection {
             http2: AtomicBool::new(false),
             pending: OnceLock::new(),
             pending_released: AtomicBool::new(false),
+            counted_address: OnceLock::new(),
         }
     }
 }
@@ -125,7 +137,7 @@ impl Connection {
     }
 
     /// Counts this connection in `pending` until its first request (or its end).
-    pub fn count_pending(&self, pending: Arc<AtomicUsize>) {
+    pub fn count_pending(&self, pending: Arc<dyn PendingPlace>) {
         if self.pending.set(pending).is_err() {
             tracing::error!("a connection was counted as pending twice");
         }
@@ -134,10 +146,20 @@ impl Connection {
     /// Leaves the pending count (once).
     pub fn release_pending(&self) {
         if !self.pending_released.swap(true, Ordering::AcqRel) {
-            if let Some(count) = self.pending.get() {
-                count.fetch_sub(1, Ordering::AcqRel);
+            if let Some(place) = self.pending.get() {
+                place.leave();
             }
         }
+    }
+
+    /// The client address as the caps count it, set once when the connection is admitted.
+    pub fn set_counted_address(&self, address: IpAddr) {
+        let _ = self.counted_address.set(address);
+    }
+
+    /// The client address as the caps count it (none: a trusted proxy, or not known).
+    pub fn counted_address(&self) -> Option<IpAddr> {
+        self.counted_address.get().copied()
     }
 
     /// The connection is ready for HTTP (its TLS handshake done, if any): the first request's
@@ -327,6 +349,8 @@ mod tests {
         assert_eq!(at(&c), None);
     }
 
+    use std::sync::atomic::AtomicUsize;
+
     struct Woken(AtomicUsize);
 
     impl std::task::Wake for Woken {
@@ -360,13 +384,22 @@ mod tests {
         assert_eq!(at(&c), Some((Instant::now() + d.idle, Missed::Idle)));
     }
 
+    #[derive(Debug)]
+    struct Count(AtomicUsize);
+
+    impl PendingPlace for Count {
+        fn leave(&self) {
+            self.0.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
     #[test]
     fn the_pending_count_is_left_once() {
-        let count = Arc::new(AtomicUsize::new(1));
+        let count = Arc::new(Count(AtomicUsize::new(1)));
         let c = Connection::default();
         c.count_pending(count.clone());
         c.header_done(false);
         c.release_pending();
-        assert_eq!(count.load(Ordering::Acquire), 0);
+        assert_eq!(count.0.load(Ordering::Acquire), 0);
     }
 }

@@ -185,6 +185,7 @@ impl Metrics {
         let client_disconnects = CLIENT_DISCONNECTS.clone();
         registry.register(Box::new(client_disconnects.clone()))?;
         registry.register(Box::new(CONNECTIONS_REFUSED.clone()))?;
+        registry.register(Box::new(REQUESTS_REFUSED.clone()))?;
         registry.register(Box::new(SLOW_CLIENTS.clone()))?;
         registry.register(Box::new(BODY_BUFFERS_REFUSED.clone()))?;
         registry.register(Box::new(BODY_BUFFER_BYTES.clone()))?;
@@ -394,7 +395,7 @@ static CONNECTIONS_REFUSED: std::sync::LazyLock<IntCounterVec> = std::sync::Lazy
     IntCounterVec::new(
         Opts::new(
             "prehod_connections_refused_total",
-            "Connections closed at the TCP accept by a cap, by reason (total, per_address, pending)",
+            "Connections closed at the TCP accept by a cap, by reason (total, per_address, pending, pending_per_address)",
         ),
         &["reason"],
     )
@@ -407,6 +408,24 @@ static CONNECTIONS_REFUSED: std::sync::LazyLock<IntCounterVec> = std::sync::Lazy
 /// connection guard).
 pub fn count_connection_refused(reason: &str) {
     CONNECTIONS_REFUSED.with_label_values(&[reason]).inc();
+}
+
+static REQUESTS_REFUSED: std::sync::LazyLock<IntCounterVec> = std::sync::LazyLock::new(|| {
+    IntCounterVec::new(
+        Opts::new(
+            "prehod_requests_refused_total",
+            "HTTP/2 streams refused (REFUSED_STREAM) because the requests in progress of their client address, or of all, are at their cap, by reason (per_address, total)",
+        ),
+        &["reason"],
+    )
+    // Invariant: a constant, valid metric name and label.
+    .expect("a valid metric definition")
+});
+
+/// An HTTP/2 stream refused: its address, or all addresses together, have as many requests in
+/// progress as they may. Counted where no `Metrics` is at hand (the connection guard).
+pub fn count_request_refused(reason: &str) {
+    REQUESTS_REFUSED.with_label_values(&[reason]).inc();
 }
 
 static SLOW_CLIENTS: std::sync::LazyLock<IntCounterVec> = std::sync::LazyLock::new(|| {

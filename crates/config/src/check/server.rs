@@ -10,6 +10,21 @@ use crate::{parse_duration, raw, Server};
 /// (64 KiB) is held by every idle keep-alive connection.
 pub const DEFAULT_READ_BUFFER: usize = 16 * 1024 + 512;
 
+/// Streams an HTTP/2 connection may have open at once, by default: a browser queues the rest
+/// of a page's requests on the connection; pingora's own default is 100.
+pub const DEFAULT_H2_MAX_STREAMS: u32 = 32;
+
+/// The most `server.h2_max_streams` may be (the value pingora would take by itself, and then
+/// some).
+const MAX_H2_MAX_STREAMS: u32 = 1000;
+
+/// Connections without a first request one address may hold, by default: 32, so that it takes
+/// 32 addresses (IPv6 /64s) to fill the default `max_pending_connections` (1024); for a smaller
+/// global cap a quarter of it (at least 1).
+fn default_pending_per_address(max_pending: usize) -> u32 {
+    u32::try_from(max_pending / 4).map_or(32, |quarter| quarter.clamp(1, 32))
+}
+
 impl Checker<'_> {
     pub(super) fn server(&mut self, raw: raw::Server) -> Option<Server> {
         let threads = raw
@@ -59,6 +74,40 @@ impl Checker<'_> {
         if max_pending_connections == 0 {
             self.problem("server.max_pending_connections", "must be at least 1");
         }
+        let max_pending_connections_per_address = match raw.max_pending_connections_per_address {
+            Some(0) => {
+                self.problem(
+                    "server.max_pending_connections_per_address",
+                    "must be at least 1",
+                );
+                1
+            }
+            Some(n) if usize::try_from(n).map_or(true, |n| n >= max_pending_connections) => {
+                self.problem(
+                    "server.max_pending_connections_per_address",
+                    format!(
+                        "must be below server.max_pending_connections ({max_pending_connections}): \
+                         else one address can take every place of connections without a request"
+                    ),
+                );
+                n
+            }
+            Some(n) => n,
+            None => default_pending_per_address(max_pending_connections),
+        };
+        let max_requests_per_address = raw
+            .max_requests_per_address
+            .unwrap_or(max_connections_per_address);
+        if max_requests_per_address == 0 {
+            self.problem("server.max_requests_per_address", "must be at least 1");
+        }
+        let h2_max_streams = raw.h2_max_streams.unwrap_or(DEFAULT_H2_MAX_STREAMS);
+        if !(1..=MAX_H2_MAX_STREAMS).contains(&h2_max_streams) {
+            self.problem(
+                "server.h2_max_streams",
+                format!("must be between 1 and {MAX_H2_MAX_STREAMS}"),
+            );
+        }
         let body_buffers = self.body_buffers(
             raw.body_buffer_memory.as_deref(),
             raw.body_buffers_per_connection,
@@ -81,6 +130,9 @@ impl Checker<'_> {
             max_connections,
             max_connections_per_address,
             max_pending_connections,
+            max_pending_connections_per_address,
+            max_requests_per_address,
+            h2_max_streams,
             read_buffer,
             body_buffers: body_buffers?,
         })

@@ -1,29 +1,53 @@
 //! Admission at the TCP accept: a cap on all the connections of the listeners that share
 //! these [`Counters`], one on the connections of one client address (an IPv6 client by its
-//! /64, as the rate limits count it; trusted proxies are not capped), and one on the
-//! connections that have not yet sent a first request (the TLS handshake included). A
-//! connection over a cap is closed before anything is read from it: in pingora's accept loop
-//! already ([`AcceptFilter`]), so that a flood of them holds no file descriptors while it
-//! waits for a task of its own; [`Counters::admit`] then takes the places for real.
+//! /64, as the rate limits count it; trusted proxies are not capped), and two on the
+//! connections that have not yet sent a first request (the TLS handshake included): all of
+//! them, and those of one address — far fewer, so that a few addresses cannot take every
+//! place. A connection over a cap is closed before anything is read from it: in pingora's
+//! accept loop already ([`AcceptFilter`]), so that a flood of them holds no file descriptors
+//! while it waits for a task of its own; [`Counters::admit`] then takes the places for real.
+//!
+//! The same counts hold the requests in progress ([`Counters::start_request`]), each of which
+//! may hold an upstream connection: at most `max_connections` in all and
+//! `max_requests_per_address` per address, over all the address's connections — so that the
+//! streams of a few HTTP/2 connections cannot hold an upstream connection (and the memory of a
+//! request) each.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use pingora::listeners::ConnectionFilter;
 
 use super::Limits;
-use crate::lifecycle::Connection;
+use crate::lifecycle::{Connection, PendingPlace};
+
+/// What one client address holds.
+#[derive(Clone, Copy, Debug, Default)]
+struct Held {
+    connections: u32,
+    /// Connections without a first request.
+    pending: u32,
+    /// Requests in progress.
+    requests: u32,
+}
+
+impl Held {
+    fn is_empty(&self) -> bool {
+        self.connections == 0 && self.pending == 0 && self.requests == 0
+    }
+}
 
 /// Counts shared by every connection of the listeners that share them.
 pub struct Counters {
     limits: Limits,
     trusted_proxies: Vec<prehod_config::Cidr>,
-    per_address: Mutex<HashMap<IpAddr, u32>>,
+    per_address: Mutex<HashMap<IpAddr, Held>>,
     total: AtomicUsize,
-    pending: Arc<AtomicUsize>,
+    pending: AtomicUsize,
+    requests: AtomicUsize,
 }
 
 impl std::fmt::Debug for Counters {
@@ -31,16 +55,19 @@ impl std::fmt::Debug for Counters {
         f.debug_struct("Counters")
             .field("total", &self.total)
             .field("pending", &self.pending)
+            .field("requests", &self.requests)
             .finish_non_exhaustive()
     }
 }
 
-/// Why a connection was closed at once: the `reason` of `prehod_connections_refused_total`.
+/// Why a connection was closed at once (the `reason` of `prehod_connections_refused_total`),
+/// or a request refused (`Total`, `PerAddress`: of `prehod_requests_refused_total`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refused {
     Total,
     PerAddress,
     Pending,
+    PendingPerAddress,
 }
 
 impl Refused {
@@ -49,6 +76,7 @@ impl Refused {
             Refused::Total => "total",
             Refused::PerAddress => "per_address",
             Refused::Pending => "pending",
+            Refused::PendingPerAddress => "pending_per_address",
         }
     }
 }
@@ -62,7 +90,7 @@ pub struct Slot {
     address: Option<IpAddr>,
     /// In the total count.
     counted: bool,
-    /// In the pending count until its first request.
+    /// In the pending counts until its first request.
     connection: Option<Arc<Connection>>,
 }
 
@@ -81,17 +109,52 @@ impl Drop for Slot {
             self.counters.total.fetch_sub(1, Ordering::AcqRel);
         }
         if let Some(ip) = self.address {
-            let mut map = self
-                .counters
-                .per_address
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            if let Some(n) = map.get_mut(&ip) {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
-                    map.remove(&ip);
-                }
-            }
+            self.counters.give_back(ip, |held| {
+                held.connections = held.connections.saturating_sub(1);
+            });
+        }
+    }
+}
+
+/// A connection's places in the pending counts (its address's, and — once taken — the
+/// global one), left at its first request or its end.
+#[derive(Debug)]
+struct Pending {
+    counters: Arc<Counters>,
+    address: Option<IpAddr>,
+    global: AtomicBool,
+}
+
+impl PendingPlace for Pending {
+    fn leave(&self) {
+        if self.global.swap(false, Ordering::AcqRel) {
+            self.counters.pending.fetch_sub(1, Ordering::AcqRel);
+        }
+        if let Some(ip) = self.address {
+            self.counters.give_back(ip, |held| {
+                held.pending = held.pending.saturating_sub(1);
+            });
+        }
+    }
+}
+
+/// A request's place in the counts of requests in progress, given back when it is dropped.
+#[derive(Debug)]
+pub struct InFlight {
+    counters: Arc<Counters>,
+    address: Option<IpAddr>,
+    global: bool,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if self.global {
+            self.counters.requests.fetch_sub(1, Ordering::AcqRel);
+        }
+        if let Some(ip) = self.address {
+            self.counters.give_back(ip, |held| {
+                held.requests = held.requests.saturating_sub(1);
+            });
         }
     }
 }
@@ -103,12 +166,29 @@ impl Counters {
             trusted_proxies,
             per_address: Mutex::new(HashMap::new()),
             total: AtomicUsize::new(0),
-            pending: Arc::new(AtomicUsize::new(0)),
+            pending: AtomicUsize::new(0),
+            requests: AtomicUsize::new(0),
         }
     }
 
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    fn addresses(&self) -> MutexGuard<'_, HashMap<IpAddr, Held>> {
+        self.per_address.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Gives back what `give` takes off `ip`'s count; an address that holds nothing is
+    /// forgotten.
+    fn give_back(&self, ip: IpAddr, give: impl FnOnce(&mut Held)) {
+        let mut map = self.addresses();
+        if let Some(held) = map.get_mut(&ip) {
+            give(held);
+            if held.is_empty() {
+                map.remove(&ip);
+            }
+        }
     }
 
     /// How `address` is counted per address: not at all for a trusted proxy, an IPv6 client
@@ -119,15 +199,22 @@ impl Counters {
             .map(crate::ratelimit::counted_address)
     }
 
+    /// Whether an address holding `held` may have another connection.
+    fn room_at(&self, held: &Held) -> Result<(), Refused> {
+        if held.connections >= self.limits.max_per_address {
+            return Err(Refused::PerAddress);
+        }
+        if held.pending >= self.limits.max_pending_per_address {
+            return Err(Refused::PendingPerAddress);
+        }
+        Ok(())
+    }
+
     /// Whether a new connection from `address` would find a place now (nothing is taken).
     pub fn room_for(&self, address: Option<IpAddr>) -> Result<(), Refused> {
         if let Some(ip) = self.counted(address) {
-            let map = self.per_address.lock().unwrap_or_else(|e| e.into_inner());
-            if map
-                .get(&ip)
-                .is_some_and(|n| *n >= self.limits.max_per_address)
-            {
-                return Err(Refused::PerAddress);
+            if let Some(held) = self.addresses().get(&ip) {
+                self.room_at(held)?;
             }
         }
         if self.total.load(Ordering::Acquire) >= self.limits.max_connections {
@@ -146,22 +233,41 @@ impl Counters {
         address: Option<IpAddr>,
         connection: &Arc<Connection>,
     ) -> Result<Slot, Refused> {
+        let address = self.counted(address);
+        if let Some(ip) = address {
+            let mut map = self.addresses();
+            match map.get_mut(&ip) {
+                Some(held) => {
+                    self.room_at(held)?;
+                    held.connections += 1;
+                    held.pending += 1;
+                }
+                None => {
+                    map.insert(
+                        ip,
+                        Held {
+                            connections: 1,
+                            pending: 1,
+                            requests: 0,
+                        },
+                    );
+                }
+            }
+            connection.set_counted_address(ip);
+        }
+        // From here on, dropping the slot gives back whatever it took.
+        let pending = Arc::new(Pending {
+            counters: self.clone(),
+            address,
+            global: AtomicBool::new(false),
+        });
+        connection.count_pending(pending.clone());
         let mut slot = Slot {
             counters: self.clone(),
-            address: None,
+            address,
             counted: false,
-            connection: None,
+            connection: Some(connection.clone()),
         };
-        // From here on, dropping the slot gives back whatever it took.
-        if let Some(ip) = self.counted(address) {
-            let mut map = self.per_address.lock().unwrap_or_else(|e| e.into_inner());
-            let n = map.entry(ip).or_insert(0);
-            if *n >= self.limits.max_per_address {
-                return Err(Refused::PerAddress);
-            }
-            *n += 1;
-            slot.address = Some(ip);
-        }
         if self.total.fetch_add(1, Ordering::AcqRel) >= self.limits.max_connections {
             self.total.fetch_sub(1, Ordering::AcqRel);
             return Err(Refused::Total);
@@ -171,9 +277,41 @@ impl Counters {
             self.pending.fetch_sub(1, Ordering::AcqRel);
             return Err(Refused::Pending);
         }
-        connection.count_pending(self.pending.clone());
-        slot.connection = Some(connection.clone());
+        pending.global.store(true, Ordering::Release);
         Ok(slot)
+    }
+
+    /// Takes a place for a request in progress of a connection from `address` (as the
+    /// connection counted it), or says why there is none: all the connections together hold
+    /// `max_connections` requests, or the address holds `max_requests_per_address`. Not
+    /// `refusable` (an HTTP/1 connection's request, which its connection's place already
+    /// bounds): counted, never refused.
+    pub fn start_request(
+        self: &Arc<Self>,
+        address: Option<IpAddr>,
+        refusable: bool,
+    ) -> Result<InFlight, Refused> {
+        let mut request = InFlight {
+            counters: self.clone(),
+            address: None,
+            global: false,
+        };
+        if let Some(ip) = address {
+            let mut map = self.addresses();
+            let held = map.entry(ip).or_default();
+            if refusable && held.requests >= self.limits.max_requests_per_address {
+                return Err(Refused::PerAddress);
+            }
+            held.requests += 1;
+            request.address = Some(ip);
+        }
+        let before = self.requests.fetch_add(1, Ordering::AcqRel);
+        if refusable && before >= self.limits.max_connections {
+            self.requests.fetch_sub(1, Ordering::AcqRel);
+            return Err(Refused::Total);
+        }
+        request.global = true;
+        Ok(request)
     }
 }
 
@@ -202,6 +340,16 @@ mod tests {
     use std::time::Duration;
 
     fn limits(total: usize, per_address: u32, pending: usize) -> Limits {
+        limits_with(total, per_address, pending, u32::MAX, u32::MAX)
+    }
+
+    fn limits_with(
+        total: usize,
+        per_address: u32,
+        pending: usize,
+        pending_per_address: u32,
+        requests_per_address: u32,
+    ) -> Limits {
         Limits {
             handshake_timeout: Duration::from_secs(10),
             deadlines: crate::lifecycle::Deadlines {
@@ -213,6 +361,9 @@ mod tests {
             max_connections: total,
             max_per_address: per_address,
             max_pending: pending,
+            max_pending_per_address: pending_per_address,
+            max_requests_per_address: requests_per_address,
+            h2_max_streams: 32,
         }
     }
 
@@ -250,6 +401,10 @@ mod tests {
         let four = admit(&counters, "192.0.2.2").expect("a pending place again");
         drop((two, three, four));
         assert_eq!(counters.pending.load(Ordering::Acquire), 0);
+        assert!(counters
+            .addresses()
+            .values()
+            .all(|held| held.pending == 0 && held.connections == 1));
         drop(one);
         assert!(counters.per_address.lock().expect("lock").is_empty());
         assert_eq!(counters.total.load(Ordering::Acquire), 0);
@@ -297,5 +452,73 @@ mod tests {
         assert_eq!(counters.per_address.lock().expect("lock").len(), 2);
         drop(a);
         assert!(admit(&counters, "192.0.2.3").is_ok());
+    }
+
+    #[test]
+    fn one_address_holds_only_its_share_of_the_connections_without_a_request() {
+        let counters = Arc::new(Counters::new(limits_with(100, 50, 10, 3, 100), Vec::new()));
+        let held: Vec<Slot> = (0..3)
+            .map(|_| admit(&counters, "192.0.2.1").expect("pending"))
+            .collect();
+        assert_eq!(
+            admit(&counters, "192.0.2.1").err(),
+            Some(Refused::PendingPerAddress)
+        );
+        assert_eq!(
+            counters.room_for(ip("192.0.2.1")),
+            Err(Refused::PendingPerAddress)
+        );
+        assert!(
+            admit(&counters, "192.0.2.2").is_ok(),
+            "another address has places"
+        );
+        // A connection with its first request leaves its address's pending count.
+        held[0]
+            .connection
+            .as_ref()
+            .expect("pending")
+            .header_done(false);
+        let more = admit(&counters, "192.0.2.1").expect("a pending place again");
+        drop((held, more));
+        assert!(counters.addresses().is_empty());
+        assert_eq!(counters.pending.load(Ordering::Acquire), 0);
+    }
+
+    #[test]
+    fn requests_in_progress_are_capped_per_address_and_in_all() {
+        let counters = Arc::new(Counters::new(limits_with(4, 50, 10, 10, 2), Vec::new()));
+        let a = ip("192.0.2.1");
+        let _connection = admit(&counters, "192.0.2.1").expect("connection");
+        let one = counters.start_request(a, true).expect("first");
+        let _two = counters.start_request(a, true).expect("second");
+        assert_eq!(
+            counters.start_request(a, true).err(),
+            Some(Refused::PerAddress)
+        );
+        // An HTTP/1 request is counted, never refused.
+        let _http1 = counters.start_request(a, false).expect("counted");
+        drop(one);
+        assert_eq!(
+            counters.start_request(a, true).err(),
+            Some(Refused::PerAddress),
+            "the HTTP/1 request holds the place given back"
+        );
+        // All addresses together: at most `max_connections` (4).
+        let b = ip("192.0.2.2");
+        let _b1 = counters.start_request(b, true).expect("b1");
+        let _b2 = counters.start_request(b, true).expect("b2");
+        assert_eq!(
+            counters.start_request(ip("192.0.2.3"), true).err(),
+            Some(Refused::Total),
+            "a third address, with none of its own, finds all four places taken"
+        );
+        assert_eq!(
+            counters.start_request(None, true).err(),
+            Some(Refused::Total),
+            "a trusted proxy's requests count in all"
+        );
+        drop((_b1, _b2, _http1, _two, _connection));
+        assert!(counters.addresses().is_empty());
+        assert_eq!(counters.requests.load(Ordering::Acquire), 0);
     }
 }

@@ -4,15 +4,26 @@
 //! deadline (a stream that misses it is reset, its upstream request dropped; the connection's
 //! other streams go on), and gives every response write `server.body_timeout` to make
 //! progress, over HTTP/1 too.
+//!
+//! Each request in progress may hold an upstream connection and the memory of its request and
+//! answer, however slowly the client reads it: so one HTTP/2 connection may open only
+//! `server.h2_max_streams` streams at once (its SETTINGS), and every request takes a place in
+//! its address's count of requests in progress (`server.max_requests_per_address`, over all its
+//! connections; `server.max_connections` for all addresses) before it is handled. An HTTP/2
+//! stream without a place is refused at once with `REFUSED_STREAM` (nothing of it was
+//! processed: a client may retry it), counted in `prehod_requests_refused_total{reason}`; an
+//! HTTP/1 request is counted but never refused (its connection's place bounds it).
 
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use pingora::apps::{HttpServerApp, HttpServerOptions, ReusedHttpStream};
+use pingora::protocols::http::v2::server::{default_h2_options, H2Options};
 use pingora::protocols::http::ServerSession;
 use pingora::server::ShutdownWatch;
 use tokio::time::Instant;
 
+use super::admission::{Counters, InFlight};
 use crate::lifecycle::{Connection, Deadlines, Missed};
 use crate::tls::HandshakeInfo;
 
@@ -46,18 +57,22 @@ pub fn stream_body_read(n: usize, done: bool) {
     });
 }
 
+/// The guard's connection of a request, kept in the TLS handshake's `HandshakeInfo`.
+fn connection_of(session: &ServerSession) -> Option<&Arc<Connection>> {
+    session
+        .digest()
+        .and_then(|d| d.ssl_digest.as_ref())
+        .and_then(|s| s.extension.get::<HandshakeInfo>())
+        .map(|h| &h.connection)
+}
+
 /// An open HTTP/2 stream, counted on its connection until dropped (however its task ends).
 struct OpenStream(Arc<Connection>);
 
 impl OpenStream {
-    fn of(session: &ServerSession) -> Option<Self> {
-        let connection = session
-            .digest()
-            .and_then(|d| d.ssl_digest.as_ref())
-            .and_then(|s| s.extension.get::<HandshakeInfo>())
-            .map(|h| h.connection.clone())?;
+    fn of(connection: &Arc<Connection>) -> Self {
         connection.stream_opened();
-        Some(Self(connection))
+        Self(connection.clone())
     }
 }
 
@@ -67,17 +82,49 @@ impl Drop for OpenStream {
     }
 }
 
-/// The proxy's `HttpServerApp`, with HTTP/2 streams followed and their bodies timed.
+/// The proxy's `HttpServerApp`, with HTTP/2 streams followed and their bodies timed, and every
+/// request counted in `counters` (the public listeners').
 pub struct Streams<A> {
     inner: Arc<A>,
     deadlines: Deadlines,
+    counters: Arc<Counters>,
+    /// Built once: pingora's bounded defaults with `server.h2_max_streams`.
+    h2_options: H2Options,
 }
 
 impl<A> Streams<A> {
-    pub fn new(inner: A, deadlines: Deadlines) -> Self {
+    pub fn new(inner: A, counters: Arc<Counters>) -> Self {
+        let mut h2_options = default_h2_options();
+        h2_options.max_concurrent_streams(counters.limits().h2_max_streams);
         Self {
             inner: Arc::new(inner),
-            deadlines,
+            deadlines: counters.limits().deadlines.clone(),
+            counters,
+            h2_options,
+        }
+    }
+
+    /// A place for the request of `session` (on `connection`) among the requests in progress,
+    /// or `None` when an HTTP/2 stream was refused (it is reset with `REFUSED_STREAM`).
+    fn start_request(
+        &self,
+        session: &mut ServerSession,
+        connection: Option<&Arc<Connection>>,
+    ) -> Option<InFlight> {
+        let address = connection.and_then(|c| c.counted_address());
+        let http2 = session.is_http2();
+        match self.counters.start_request(address, http2) {
+            Ok(request) => Some(request),
+            Err(refused) => {
+                crate::metrics::count_request_refused(refused.label());
+                tracing::debug!(
+                    client = ?address,
+                    reason = refused.label(),
+                    "an HTTP/2 stream was refused: its address has too many requests in progress"
+                );
+                session.shutdown_with_reason(h2::Reason::REFUSED_STREAM);
+                None
+            }
         }
     }
 }
@@ -93,10 +140,12 @@ impl<A: HttpServerApp + Send + Sync + 'static> HttpServerApp for Streams<A> {
         // TCP window) must not hold the response — and its upstream connection — for ever:
         // each write to it must make progress within `body_timeout`.
         session.set_write_timeout(Some(self.deadlines.body));
+        let connection = connection_of(&session).cloned();
+        let _request = self.start_request(&mut session, connection.as_ref())?;
         if !session.is_http2() {
             return self.inner.process_new_http(session, shutdown).await;
         }
-        let _open = OpenStream::of(&session);
+        let _open = connection.as_ref().map(OpenStream::of);
         if session.is_body_done() {
             return self.inner.process_new_http(session, shutdown).await;
         }
@@ -120,8 +169,9 @@ impl<A: HttpServerApp + Send + Sync + 'static> HttpServerApp for Streams<A> {
         }
     }
 
-    fn h2_options(&self) -> Option<pingora::protocols::http::v2::server::H2Options> {
-        self.inner.h2_options()
+    /// pingora's defaults with `server.h2_max_streams` (the proxy sets none of its own).
+    fn h2_options(&self) -> Option<H2Options> {
+        Some(self.h2_options.clone())
     }
 
     fn server_options(&self) -> Option<&HttpServerOptions> {

@@ -4,8 +4,8 @@
 //! pingora listens with plain TCP, its accept loop closes at once a connection over a cap
 //! ([`AcceptFilter`]), and it hands each other one to [`Guarded`], which
 //! 1. takes its places in the caps or closes it ([`admission`]: a cap on all connections, one
-//!    per client address — an IPv6 client by its /64 — and one on connections without a first
-//!    request), before a byte of TLS is read;
+//!    per client address — an IPv6 client by its /64 — and two on connections without a first
+//!    request, all of them and those of one address), before a byte of TLS is read;
 //! 2. does the TLS handshake itself, under `server.handshake_timeout` ([`accept`]) — pingora's
 //!    own handshake would run before any of this, for up to a fixed 60 s;
 //! 3. wraps the stream so that every read fails once the connection's deadline has passed
@@ -18,7 +18,9 @@
 //! [`Connection`](crate::lifecycle::Connection): the proxy's phases find it in the TLS
 //! handshake's `HandshakeInfo` ([`of_session`]), the plain-HTTP listeners in their task
 //! ([`Signalled`]), HTTP/2 streams in [`Streams`], which also gives each stream's request body
-//! its minimum-rate deadline. Only a request answered with 101 leaves the HTTP deadlines.
+//! its minimum-rate deadline, caps the streams of a connection (`server.h2_max_streams`) and
+//! counts every request in progress against its address's share (an HTTP/2 stream over it is
+//! refused with `REFUSED_STREAM`). Only a request answered with 101 leaves the HTTP deadlines.
 
 pub mod accept;
 pub mod admission;
@@ -52,12 +54,21 @@ pub struct Limits {
     pub max_connections: usize,
     pub max_per_address: u32,
     pub max_pending: usize,
+    pub max_pending_per_address: u32,
+    /// Requests in progress of one address (see [`Counters::start_request`]).
+    pub max_requests_per_address: u32,
+    /// Streams one HTTP/2 connection may have open at once.
+    pub h2_max_streams: u32,
 }
 
 /// The admin listener's cap on all its connections: a scraper and a few probes need a handful,
 /// and a listener that is meant to be private should not be able to hold the file descriptors
 /// the public ones need.
 const ADMIN_MAX_CONNECTIONS: usize = 256;
+
+/// The admin listener's cap on the connections of one address: a kubelet's probes and a
+/// scraper hold a few each; it takes 16 addresses to fill the listener.
+const ADMIN_MAX_PER_ADDRESS: u32 = 16;
 
 impl Limits {
     pub fn new(server: &prehod_config::Server) -> Self {
@@ -67,13 +78,20 @@ impl Limits {
             max_connections: server.max_connections,
             max_per_address: server.max_connections_per_address,
             max_pending: server.max_pending_connections,
+            max_pending_per_address: server.max_pending_connections_per_address,
+            max_requests_per_address: server.max_requests_per_address,
+            h2_max_streams: server.h2_max_streams,
         }
     }
 
-    /// The admin listener's: the same deadlines, at most [`ADMIN_MAX_CONNECTIONS`].
+    /// The admin listener's: the same deadlines, at most [`ADMIN_MAX_CONNECTIONS`] in all and
+    /// [`ADMIN_MAX_PER_ADDRESS`] of one address, so that one address cannot take every place.
     pub fn for_admin(&self) -> Self {
+        let per_address = self.max_per_address.min(ADMIN_MAX_PER_ADDRESS);
         Self {
             max_connections: self.max_connections.min(ADMIN_MAX_CONNECTIONS),
+            max_per_address: per_address,
+            max_pending_per_address: self.max_pending_per_address.min(per_address),
             ..self.clone()
         }
     }

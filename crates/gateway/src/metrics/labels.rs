@@ -73,12 +73,18 @@ pub const CACHE_RESULTS: [&str; 2] = ["hit", "miss"];
 pub const DISCONNECT_KINDS: [&str; 4] = ["closed", "read_error", "write_error", "header"];
 
 /// `reason` of `prehod_connections_refused_total`, as `connections` gives them.
-pub fn connection_refusals() -> [&'static str; 3] {
+pub fn connection_refusals() -> [&'static str; 4] {
     use crate::connections::admission::Refused as R;
     let _every_variant = |r: R| match r {
-        R::Total | R::PerAddress | R::Pending => (),
+        R::Total | R::PerAddress | R::Pending | R::PendingPerAddress => (),
     };
-    [R::Total, R::PerAddress, R::Pending].map(R::label)
+    [R::Total, R::PerAddress, R::Pending, R::PendingPerAddress].map(R::label)
+}
+
+/// `reason` of `prehod_requests_refused_total` (`connections::Streams`).
+pub fn request_refusals() -> [&'static str; 2] {
+    use crate::connections::admission::Refused as R;
+    [R::Total, R::PerAddress].map(R::label)
 }
 
 /// `phase` of `prehod_slow_clients_total`: the deadline a connection missed.
@@ -343,6 +349,9 @@ pub(super) fn initialise(m: &Metrics) -> Result<(), prometheus::Error> {
     }
     for reason in connection_refusals() {
         touch(&super::CONNECTIONS_REFUSED, &[reason])?;
+    }
+    for reason in request_refusals() {
+        touch(&super::REQUESTS_REFUSED, &[reason])?;
     }
     for phase in slow_client_phases() {
         touch(&super::SLOW_CLIENTS, &[phase])?;
