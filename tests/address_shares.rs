@@ -7,12 +7,10 @@
 //! `server.max_pending_connections_per_address`, the admin listener's per-address cap). The
 //! reviewer's scripts that found them by hand are in `tests/address_shares/`.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::clients::*;
-use common::*;
+use prehod_test_support::clients::*;
+use prehod_test_support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The open-file limit of this test process (it holds the demo portal's side of every
@@ -356,8 +354,21 @@ async fn one_address_cannot_take_every_place_of_the_admin_listener() {
         Some(200),
         "/healthz from a second address while one address holds 256 admin connections"
     );
+    // The metrics are read from the attacker's address (127.0.0.1): poll until the gateway has
+    // seen its dropped connections close and its share has room again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let page = loop {
+        if let Some((200, body)) = http_get(gw.admin, "/metrics") {
+            break body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/metrics never answered after the attack"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     let refused = metric(
-        &gw.metrics(),
+        &page,
         "prehod_connections_refused_total{reason=\"per_address\"}",
     );
     assert!(
