@@ -1,0 +1,370 @@
+//! Review 22 (an attacker on the CRL/OCSP path, issue 22): what still gets through.
+//!
+//! Each test here FAILS on the code it was written against, because of the finding it names.
+//! The attacker serves only data a CA of the anchor really signed (no key is forged): another
+//! CRL of the same issuer name, another partition's CRL, and so on.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::login::*;
+use common::revocation::*;
+
+use openssl::asn1::Asn1Time;
+use openssl::bn::BigNum;
+use openssl::ec::{EcGroup, EcKey};
+use openssl::hash::MessageDigest;
+use openssl::nid::Nid;
+use openssl::pkey::PKey;
+use openssl::x509::extension::{BasicConstraints, KeyUsage, SubjectKeyIdentifier};
+use openssl::x509::X509Builder;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Path {
+    Configured,
+    DistributionPoint,
+}
+
+const A: u64 = 5001;
+
+/// The scene of tests/revocation.rs: the dev CA and its intermediate, the intermediate's CRL
+/// on `srv` (`/int.crl` configured, or `/dp.crl` as the certificates' distribution point), and
+/// `A` (serial 5001) issued by the intermediate.
+struct Scene {
+    w: World,
+    srv: RevocationServer,
+    root: TestCa,
+    int: TestCa,
+    path: Path,
+}
+
+impl Scene {
+    async fn new(path: Path, crl_refresh: &'static str) -> Self {
+        let srv = RevocationServer::start().await;
+        let line = match path {
+            Path::Configured => format!(
+                "crls: [{{source: \"{}\", issuer: prehod dev CA}}, {{source: \"{}\", issuer: prehod dev intermediate CA}}]",
+                srv.url("/root.crl"),
+                srv.url("/int.crl")
+            ),
+            Path::DistributionPoint => "crl_distribution_points: true".into(),
+        };
+        let w = world(Options {
+            certificates: Some(CertOptions {
+                ca_bundle: true,
+                crl_refresh: Some(crl_refresh),
+                fetch_timeout: Some("1s"),
+                anchor_lines: vec![line],
+                ..CertOptions::default()
+            }),
+            portal_yaml: vec![("bips", "min_level: 20"), ("bws", "min_level: 30")],
+            ..Options::default()
+        })
+        .await;
+        let root = TestCa::load(&w.pki, "ca");
+        let int = TestCa::load(&w.pki, "intermediate");
+        let dp = srv.url("/dp.crl");
+        int.issue(
+            &w.pki,
+            "A",
+            &Issue {
+                user: &format!("SI-DEV-{A}"),
+                serial: &serial(A),
+                crl_url: (path == Path::DistributionPoint).then_some(dp.as_str()),
+                send_chain: true,
+                ocsp_signer: false,
+            },
+        );
+        srv.serve("/root.crl", root.crl(&CrlSpec::numbered(1, &[])));
+        Self {
+            w,
+            srv,
+            root,
+            int,
+            path,
+        }
+    }
+
+    fn crl_path(&self) -> &'static str {
+        match self.path {
+            Path::Configured => "/int.crl",
+            Path::DistributionPoint => "/dp.crl",
+        }
+    }
+
+    fn serve(&self, crl: Vec<u8>) {
+        self.srv.serve(self.crl_path(), crl);
+    }
+
+    async fn login(&self, cert: &str) -> Page {
+        Browser::with_certificate(&self.w, cert)
+            .certificate_login(&self.w, "bws")
+            .await
+    }
+
+    async fn session(&self, cert: &str) -> Browser {
+        let mut browser = Browser::with_certificate(&self.w, cert);
+        let page = browser.certificate_login_follow(&self.w, "bws").await;
+        assert_eq!(
+            page.url,
+            portal_url(&self.w, "bws", "/home"),
+            "{}",
+            page.body
+        );
+        assert_eq!(self.portal(&mut browser).await, 200);
+        browser
+    }
+
+    async fn portal(&self, browser: &mut Browser) -> u16 {
+        browser
+            .api(&portal_url(&self.w, "bws", "/home"))
+            .await
+            .status
+    }
+
+    async fn fetched(&self, path: &str, n: usize) {
+        let target = self.srv.gets(path) + n;
+        until(&format!("{n} more fetches of {path}"), async || {
+            self.srv.gets(path) >= target
+        })
+        .await;
+    }
+
+    /// A logs in, keeps a session, then the intermediate's CRL `revoking` revokes A: new
+    /// logins are refused and the session answers 403.
+    async fn revoke_a(&self, first: Vec<u8>, revoking: Vec<u8>) -> Browser {
+        self.serve(first);
+        until("A logs in with the first CRL", async || {
+            self.login("A").await.status == 302
+        })
+        .await;
+        let mut session = self.session("A").await;
+        self.serve(revoking);
+        until("the revocation reaches the session", async || {
+            self.portal(&mut session).await == 403
+        })
+        .await;
+        assert!(revoked_page(&self.login("A").await));
+        session
+    }
+}
+
+async fn until(what: &str, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn revoked_page(page: &Page) -> bool {
+    page.status == 403 && page.body.contains("Certifikat je preklican")
+}
+
+fn sighup(pid: u32) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .expect("SIGHUP");
+}
+
+/// A second CA certificate under the intermediate's exact name, with a key of its own, issued
+/// by the root: what a CA key renewal (e.g. AD CS "renew with a new key") leaves, both
+/// certificates in the anchor's `ca` so that the certificates of either key verify.
+fn renewed_intermediate(root: &TestCa, int: &TestCa) -> TestCa {
+    let key = PKey::from_ec_key(
+        EcKey::generate(&EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).expect("curve"))
+            .expect("key"),
+    )
+    .expect("pkey");
+    let mut b = X509Builder::new().expect("builder");
+    b.set_version(2).expect("v3");
+    b.set_serial_number(
+        &BigNum::from_u32(0x7a11)
+            .expect("bn")
+            .to_asn1_integer()
+            .expect("int"),
+    )
+    .expect("serial");
+    b.set_subject_name(int.cert.subject_name())
+        .expect("subject");
+    b.set_issuer_name(root.cert.subject_name()).expect("issuer");
+    b.set_pubkey(&key).expect("pubkey");
+    b.set_not_before(&Asn1Time::from_unix(now() - 3600).expect("t"))
+        .expect("nb");
+    b.set_not_after(&Asn1Time::days_from_now(365).expect("t"))
+        .expect("na");
+    b.append_extension(BasicConstraints::new().critical().ca().build().expect("bc"))
+        .expect("bc");
+    b.append_extension(
+        KeyUsage::new()
+            .critical()
+            .key_cert_sign()
+            .crl_sign()
+            .build()
+            .expect("ku"),
+    )
+    .expect("ku");
+    let ski = SubjectKeyIdentifier::new()
+        .build(&b.x509v3_context(None, None))
+        .expect("ski");
+    b.append_extension(ski).expect("ski");
+    b.sign(&root.key, MessageDigest::sha256()).expect("sign");
+    TestCa {
+        cert: b.build(),
+        key,
+    }
+}
+
+/// FINDING 1. The anchor holds two CA certificates of one name (the intermediate and its
+/// renewal with a new key), each key with its own CRL at its own URL, as a CA that renewed its
+/// key publishes them. A CRL source is bound to the issuer's *name* only: any key bearing that
+/// name may sign what is served there (`Anchor::cas_named`). So the attacker serves the other
+/// key's current CRL — genuine, fresh, not revoking A — at the URL of the CRL that revoked A:
+/// it is taken (another key is another mark series, and its thisUpdate is not earlier), and
+/// the revoked A logs in again and its session answers 200 again. Nothing is logged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_keys_crl_under_the_same_issuer_name_does_not_unrevoke() {
+    let s = Scene::new(Path::Configured, "1s").await;
+    let renewed = renewed_intermediate(&s.root, &s.int);
+    // The anchor's `ca` gets the renewed certificate, and its CRL a source of its own.
+    let bundle = s.w.pki.path("ca-and-intermediate.crt");
+    let mut pem = std::fs::read(&bundle).expect("bundle");
+    pem.extend(renewed.cert.to_pem().expect("pem"));
+    std::fs::write(&bundle, pem).expect("bundle");
+    let config = s.w.gw.dir.path().join("proxy.yaml");
+    let yaml = std::fs::read_to_string(&config).expect("config");
+    let int_source = format!(
+        "{{source: \"{}\", issuer: prehod dev intermediate CA}}",
+        s.srv.url("/int.crl")
+    );
+    assert!(yaml.contains(&int_source), "{yaml}");
+    let both = format!(
+        "{int_source}, {{source: \"{}\", issuer: prehod dev intermediate CA}}",
+        s.srv.url("/int-1.crl")
+    );
+    std::fs::write(&config, yaml.replace(&int_source, &both)).expect("config");
+    s.srv
+        .serve("/int-1.crl", renewed.crl(&CrlSpec::numbered(1, &[])));
+    s.serve(s.int.crl(&CrlSpec::numbered(1, &[])));
+    sighup(s.w.gw.pid());
+    until("the reload", async || {
+        s.w.gw
+            .metrics()
+            .contains("prehod_config_reloads_total{result=\"ok\"} 1")
+    })
+    .await;
+    let mut session = s
+        .revoke_a(
+            s.int.crl(&CrlSpec::numbered(1, &[])),
+            s.int.crl(&CrlSpec::numbered(2, &[A])),
+        )
+        .await;
+    // The attacker: the renewed key's own current CRL, at the old key's URL.
+    s.serve(renewed.crl(&CrlSpec::numbered(3, &[])));
+    s.fetched("/int.crl", 3).await;
+    let page = s.login("A").await;
+    let live = s.portal(&mut session).await;
+    assert!(
+        revoked_page(&page) && live == 403,
+        "the renewed key's CRL stood for the old key's: revoked A's login got {}, its live session {live}: {}",
+        page.status,
+        page.body
+    );
+}
+
+/// An issuingDistributionPoint whose distributionPoint names a partition by directoryName
+/// only (`CN=NAME`), as CAs that partition their CRLs by name write it.
+fn partition_by_name(name: &str) -> Vec<u8> {
+    let dn = common::der::seq(&[common::der::set(&[common::der::seq(&[
+        common::der::oid("2.5.4.3"),
+        common::der::tlv(0x0c, name.as_bytes()),
+    ])])]);
+    // distributionPoint [0] { fullName [0] { directoryName [4] EXPLICIT Name } }
+    let general_name = common::der::tlv(0xa4, &dn);
+    common::der::seq(&[common::der::explicit(
+        0,
+        &common::der::tlv(0xa0, &general_name),
+    )])
+}
+
+/// FINDING 2. A CRL whose issuingDistributionPoint names its partition by directoryName (no
+/// URI) is taken at any URL, as any scope (`check_scope` compares URIs only, and an IDP
+/// without URIs passes): the attacker serves another partition's genuine, current CRL where
+/// the CRL that revoked A is expected, and the revoked A logs in again and its session
+/// answers 200 again. RFC 5280 §6.3.3 (b)(2)(i): an IDP's name must match one of the
+/// certificate's distribution point names (the URL here), else the CRL does not cover it.
+async fn another_named_partition_does_not_unrevoke(path: Path) {
+    let s = Scene::new(path, "1s").await;
+    let mut session = s
+        .revoke_a(
+            s.int.crl(&CrlSpec::numbered(1, &[])),
+            s.int.crl(&CrlSpec::numbered(2, &[A])),
+        )
+        .await;
+    let mut other = CrlSpec::numbered(3, &[]);
+    other.issuing_distribution_point = Some(partition_by_name("prehod partition 2"));
+    s.serve(s.int.crl(&other));
+    s.fetched(s.crl_path(), 3).await;
+    let page = s.login("A").await;
+    let live = s.portal(&mut session).await;
+    assert!(
+        revoked_page(&page) && live == 403,
+        "{path:?}: partition 2's CRL stood for A's: revoked A's login got {}, its live session {live}: {}",
+        page.status,
+        page.body
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_named_partition_at_a_configured_url_does_not_unrevoke() {
+    another_named_partition_does_not_unrevoke(Path::Configured).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_named_partition_at_a_distribution_point_does_not_unrevoke() {
+    another_named_partition_does_not_unrevoke(Path::DistributionPoint).await;
+}
+
+/// FINDING 3. Every request of a certificate session whose distribution point's CRL is not
+/// cached (here: the attacker serves garbage at it until the last good CRL ages out of the
+/// cache) wakes the background refresh at once (`DistributionPoints::still_valid` →
+/// `wanted.notify_one()`), and a refresh refetches, parses and checks *every* CRL source and
+/// watched distribution point of the anchor. The request itself is refused (403), but nothing
+/// bounds how often it may wake the refresh: a client with any certificate session turns each
+/// cheap request into a download and parse of all of the anchor's CRLs (real ones weigh
+/// megabytes; the refresh parses them on the gateway's runtime) — `crl_refresh` no longer
+/// bounds the load on the gateway or on the CA's CRL servers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_cannot_drive_the_crl_refresh_at_its_request_rate() {
+    // crl_refresh 10s: a downloaded distribution-point CRL is kept 2 × 10 s + 1 s.
+    let s = Scene::new(Path::DistributionPoint, "10s").await;
+    s.serve(s.int.crl(&CrlSpec::numbered(1, &[])));
+    until("A logs in", async || s.login("A").await.status == 302).await;
+    let mut session = s.session("A").await;
+    // The attacker now answers garbage at the distribution point: the CRL A's session rests on
+    // ages out of the cache, and the session is refused (fail closed, as designed).
+    s.serve(b"not a CRL".to_vec());
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while s.portal(&mut session).await != 403 {
+        assert!(Instant::now() < deadline, "the session never lost its CRL");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // 40 requests in about 4 s, under half of one crl_refresh period.
+    let before = s.srv.gets("/dp.crl");
+    let started = Instant::now();
+    for _ in 0..40 {
+        assert_eq!(s.portal(&mut session).await, 403);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let fetched = s.srv.gets("/dp.crl") - before;
+    let periods = started.elapsed().as_secs() / 10 + 1;
+    assert!(
+        fetched as u64 <= periods + 2,
+        "40 refused requests in {:?} made the gateway fetch the distribution point {fetched} times (crl_refresh 10s allows about {periods})",
+        started.elapsed()
+    );
+}
