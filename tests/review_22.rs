@@ -368,3 +368,70 @@ async fn a_session_cannot_drive_the_crl_refresh_at_its_request_rate() {
         started.elapsed()
     );
 }
+
+/// FINDING 4. CRL entries and certificates are matched by the *bytes* of the issuer's name
+/// (`revocation_key`: SHA-256 of the DER), while OpenSSL builds the chain by the canonical
+/// name (RFC 5280 §7.1: case and string type do not matter). A certificate whose issuer field
+/// the CA wrote with another string type than its own subject (PrintableString vs UTF8String,
+/// as CAs that re-encode names do) verifies, but no CRL entry ever matches it: the issuing
+/// CA's CRL lists A, and A logs in. The configured sources do not even fail closed: they are
+/// keyed by the same bytes, so A's issuer "has no source" and the CRL check is skipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_certificate_whose_issuer_name_is_encoded_otherwise_is_refused() {
+    use openssl::asn1::Asn1Type;
+    use openssl::x509::X509NameBuilder;
+    let s = Scene::new(Path::Configured, "1s").await;
+    // The intermediate's name, each attribute as a PrintableString.
+    let mut name = X509NameBuilder::new().expect("name");
+    for entry in s.int.cert.subject_name().entries() {
+        let value = entry.data().as_utf8().expect("utf8").to_string();
+        name.append_entry_by_nid_with_type(entry.object().nid(), &value, Asn1Type::PRINTABLESTRING)
+            .expect("entry");
+    }
+    let name = name.build();
+    assert_ne!(
+        name.to_der().expect("der"),
+        s.int.subject_der(),
+        "the dev intermediate's name is not already PrintableString"
+    );
+    // A certificate standing for that name (only its subject is used: the intermediate's key
+    // signs, and the gateway finds the intermediate in the anchor's `ca`).
+    let mut b = X509Builder::new().expect("builder");
+    b.set_version(2).expect("v3");
+    b.set_subject_name(&name).expect("subject");
+    b.set_issuer_name(&name).expect("issuer");
+    b.set_pubkey(&s.int.key).expect("key");
+    b.set_not_before(&Asn1Time::from_unix(now() - 3600).expect("t"))
+        .expect("nb");
+    b.set_not_after(&Asn1Time::days_from_now(30).expect("t"))
+        .expect("na");
+    b.sign(&s.int.key, MessageDigest::sha256()).expect("sign");
+    let reencoded = TestCa {
+        cert: b.build(),
+        key: s.int.key.clone(),
+    };
+    reencoded.issue(
+        &s.w.pki,
+        "R",
+        &Issue {
+            user: "SI-DEV-5003",
+            serial: &serial(5003),
+            crl_url: None,
+            send_chain: false,
+            ocsp_signer: false,
+        },
+    );
+    // The intermediate's genuine, current CRL revokes R (and A).
+    s.serve(s.int.crl(&CrlSpec::numbered(1, &[A, 5003])));
+    until("A is refused as revoked", async || {
+        revoked_page(&s.login("A").await)
+    })
+    .await;
+    let page = s.login("R").await;
+    assert!(
+        revoked_page(&page),
+        "R, listed in its issuer's CRL, got {}: {}",
+        page.status,
+        page.body
+    );
+}
