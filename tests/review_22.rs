@@ -54,7 +54,7 @@ impl Scene {
             certificates: Some(CertOptions {
                 ca_bundle: true,
                 crl_refresh: Some(crl_refresh),
-                fetch_timeout: Some("1s"),
+                fetch_timeout: Some("5s"),
                 anchor_lines: vec![line],
                 ..CertOptions::default()
             }),
@@ -339,7 +339,7 @@ async fn another_named_partition_at_a_distribution_point_does_not_unrevoke() {
 /// bounds the load on the gateway or on the CA's CRL servers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_cannot_drive_the_crl_refresh_at_its_request_rate() {
-    // crl_refresh 10s: a downloaded distribution-point CRL is kept 2 × 10 s + 1 s.
+    // crl_refresh 10s: a downloaded distribution-point CRL is kept 2 × 10 s + 5 s (fetch_timeout).
     let s = Scene::new(Path::DistributionPoint, "10s").await;
     s.serve(s.int.crl(&CrlSpec::numbered(1, &[])));
     until("A logs in", async || s.login("A").await.status == 302).await;
@@ -433,5 +433,49 @@ async fn a_revoked_certificate_whose_issuer_name_is_encoded_otherwise_is_refused
         "R, listed in its issuer's CRL, got {}: {}",
         page.status,
         page.body
+    );
+}
+
+/// FINDING 5 (measured; low). A distribution point whose CRL is refused is downloaded and
+/// parsed again at every login attempt that names it: no negative cache, no single flight,
+/// and the parse (OpenSSL's and x509-parser's, of up to 16 MiB, before the signature is even
+/// looked at) runs on the request's runtime thread. Whoever holds a certificate naming a
+/// distribution point on a path they control makes each handshake+login cost the gateway a
+/// 16 MiB download and a full CRL parse. Bound: at most a couple of fetches per
+/// `crl_refresh` for a URL that keeps failing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_distribution_point_crl_is_not_refetched_and_reparsed_at_every_login() {
+    let s = Scene::new(Path::DistributionPoint, "60s").await;
+    // Just under 16 MiB: ~720 000 entries, under the intermediate's name, signed by another key.
+    let impostor = TestCa {
+        cert: s.int.cert.clone(),
+        key: PKey::from_ec_key(
+            EcKey::generate(&EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).expect("curve"))
+                .expect("key"),
+        )
+        .expect("pkey"),
+    };
+    let mut big = CrlSpec::numbered(9, &[]);
+    big.revoked = (0..720_000u64).map(|i| serial(1_000_000 + i)).collect();
+    let crl = impostor.crl(&big);
+    assert!(crl.len() < 16 * 1024 * 1024, "{}", crl.len());
+    s.serve(crl);
+    let before = s.srv.gets("/dp.crl");
+    let started = Instant::now();
+    for _ in 0..10 {
+        assert_eq!(s.login("A").await.status, 403);
+    }
+    let fetched = s.srv.gets("/dp.crl") - before;
+    let refused: Vec<String> =
+        s.w.gw
+            .metrics()
+            .lines()
+            .filter(|l| l.starts_with("prehod_crl_refused_total") && !l.ends_with(" 0"))
+            .map(str::to_owned)
+            .collect();
+    assert!(
+        fetched <= 2,
+        "10 login attempts in {:?} downloaded the same refused 16 MiB CRL {fetched} times: {refused:?}",
+        started.elapsed(),
     );
 }
