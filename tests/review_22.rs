@@ -479,3 +479,55 @@ async fn a_refused_distribution_point_crl_is_not_refetched_and_reparsed_at_every
         started.elapsed(),
     );
 }
+
+/// Measurement for FINDING 5 (not an assertion of the design): how long an unrelated request
+/// (bips without a session: a redirect to the login) takes while 4 clients keep logging in with
+/// a certificate whose distribution point serves the ~16 MiB refused CRL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "measurement; run with --ignored --nocapture"]
+async fn measure_other_requests_while_big_crls_are_parsed() {
+    let s = std::sync::Arc::new(Scene::new(Path::DistributionPoint, "60s").await);
+    let impostor = TestCa {
+        cert: s.int.cert.clone(),
+        key: PKey::from_ec_key(
+            EcKey::generate(&EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).expect("curve"))
+                .expect("key"),
+        )
+        .expect("pkey"),
+    };
+    let mut big = CrlSpec::numbered(9, &[]);
+    big.revoked = (0..720_000u64).map(|i| serial(1_000_000 + i)).collect();
+    s.serve(impostor.crl(&big));
+    let probe = async |s: &Scene| {
+        let mut worst = Duration::ZERO;
+        for _ in 0..20 {
+            let t = Instant::now();
+            let mut b = Browser::new(&s.w);
+            let _ = b.api(&portal_url(&s.w, "bips", "/home")).await;
+            worst = worst.max(t.elapsed());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        worst
+    };
+    let idle = probe(&s).await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let (s, stop) = (s.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = s.login("A").await;
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let loaded = probe(&s).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for t in tasks {
+        let _ = t.await;
+    }
+    eprintln!(
+        "worst unrelated request: idle {idle:?}, during big-CRL logins {loaded:?}; {} downloads",
+        s.srv.gets("/dp.crl")
+    );
+}
