@@ -77,6 +77,9 @@ pub struct Setup {
     pub top_extra: String,
     /// Extra lines under `server:` (indented by the harness).
     pub server_extra: String,
+    /// Extra lines under `tls:`, right after the PKI's certificate (indented by the harness):
+    /// more `- cert:` items first, then other keys such as `profile:`.
+    pub tls_extra: String,
     pub http_redirect: bool,
     /// The login sections (login, session, oidc, assertion); `None`: portals without login.
     pub auth: Option<String>,
@@ -95,6 +98,7 @@ impl Setup {
             portal_extra: Vec::new(),
             top_extra: String::new(),
             server_extra: String::new(),
+            tls_extra: String::new(),
             http_redirect: false,
             auth: None,
             https_port: None,
@@ -169,10 +173,15 @@ impl Gateway {
             .http_redirect
             .then(|| format!("127.0.0.1:{}", free_port()).parse().expect("addr"));
         let mut yaml = format!(
-            "listen:\n  https: {https}\n{redirect}admin:\n  listen: {admin}\ntls:\n  certificates:\n    - cert: {cert}\n      key: {key}\nserver:\n  threads: 2\n  grace_period: 1s\n{server}{top}\n{auth}\nportals:\n",
+            "listen:\n  https: {https}\n{redirect}admin:\n  listen: {admin}\ntls:\n  certificates:\n    - cert: {cert}\n      key: {key}\n{tls}server:\n  threads: 2\n  grace_period: 1s\n{server}{top}\n{auth}\nportals:\n",
             redirect = http.map(|a| format!("  http_redirect: {a}\n")).unwrap_or_default(),
             cert = pki.path("server.crt").display(),
             key = pki.path("server.key").display(),
+            tls = setup
+                .tls_extra
+                .lines()
+                .map(|l| format!("  {l}\n"))
+                .collect::<String>(),
             server = setup
                 .server_extra
                 .lines()

@@ -33,6 +33,7 @@ pub mod sso;
 pub mod state;
 pub mod templates;
 pub mod tls;
+pub mod tls_profile;
 pub mod watch;
 
 use std::sync::Arc;

@@ -10,8 +10,13 @@ use crate::templates::Lang;
 /// Where users are sent for help (from the seed's Rekono screen).
 pub const SUPPORT_EMAIL: &str = "helpdesk@bankart.si";
 
+/// HSTS, on the gateway's pages and on every proxied response that has none: two years,
+/// Mozilla's `hsts_min_age` (`crate::tls_profile`).
+pub const STRICT_TRANSPORT_SECURITY: &str = "max-age=63072000";
+
 /// Security headers on every page the gateway itself serves.
 pub const PAGE_HEADERS: &[(&str, &str)] = &[
+    ("strict-transport-security", STRICT_TRANSPORT_SECURITY),
     (
         "content-security-policy",
         "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",

@@ -1094,7 +1094,10 @@ impl ProxyHttp for Gateway {
         let shared = ctx.shared.clone();
         response.insert_header(shared.config.headers.request_id.clone(), &ctx.request_id)?;
         if !response.headers.contains_key("strict-transport-security") {
-            response.insert_header("strict-transport-security", "max-age=31536000")?;
+            response.insert_header(
+                "strict-transport-security",
+                crate::pages::STRICT_TRANSPORT_SECURITY,
+            )?;
         }
         // The session's idle time was rolled: hand the browser the new cookie.
         if let (Some(rolled), Some(auth)) = (&ctx.rolled, &shared.auth) {
