@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use x509_parser::prelude::*;
 
 use super::marks::{CrlMarks, Mark, MarkKey};
-use super::verdict::revocation_key;
+use super::verdict::{issuer_id_of_der, revocation_key};
 
 /// Why a CRL was not taken. Each is a metric label (`prehod_crl_refused_total{reason}`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,6 +103,7 @@ pub(crate) struct Expected<'a> {
 }
 
 /// The clock a CRL is judged by.
+#[derive(Clone, Copy)]
 pub(crate) struct Clock {
     pub now: i64,
     pub skew: i64,
@@ -114,6 +115,9 @@ pub(crate) struct Clock {
 pub(crate) struct AcceptedCrl {
     /// [`revocation_key`]s of what it lists.
     pub revoked: HashSet<String>,
+    /// The CA certificate whose key signed it ([`super::verdict::issuer_id`]): it speaks only
+    /// for the certificates that one issued.
+    pub issuer: String,
     pub this_update: i64,
     pub next_update: i64,
     pub loaded_at: i64,
@@ -141,14 +145,14 @@ const OID_FRESHEST_CRL: &str = "2.5.29.46";
 const OID_CERTIFICATE_ISSUER: &str = "2.5.29.29";
 
 /// Takes `bytes` (PEM or DER) as a CRL of `expected` if every check of this module passes,
-/// to replace `current` (the CRL its source gave last, if any: its thisUpdate may not be
-/// later). `marks` are not raised: the caller does, once it keeps the CRL.
+/// next to `current` (the CRLs its source gave, one per CA key: the one of the key that signed
+/// this may not have a later thisUpdate). `marks` are not raised: the caller does, once it keeps the CRL.
 pub(crate) fn accept(
     bytes: &[u8],
     expected: &Expected<'_>,
     clock: &Clock,
     marks: &CrlMarks,
-    current: Option<&AcceptedCrl>,
+    current: &[std::sync::Arc<AcceptedCrl>],
 ) -> Result<AcceptedCrl, (CrlRefusal, String)> {
     let refuse = |r: CrlRefusal, why: String| Err((r, why));
     let crl = match X509Crl::from_pem(bytes).or_else(|_| X509Crl::from_der(bytes)) {
@@ -168,10 +172,12 @@ pub(crate) fn accept(
             format!("issued by {}, not by this source's CA", parsed.issuer()),
         );
     }
-    let Some((signer, signer_cert)) = expected.signers.iter().find_map(|c| {
-        let key = c.public_key().ok()?;
-        crl.verify(&key).unwrap_or(false).then_some((key, c))
-    }) else {
+    let verified = |c: &X509| {
+        c.public_key()
+            .ok()
+            .is_some_and(|key| crl.verify(&key).unwrap_or(false))
+    };
+    let Some(signer_cert) = expected.signers.iter().find(|c| verified(c)) else {
         return refuse(
             CrlRefusal::BadSignature,
             "not signed by the key of the CA it names".into(),
@@ -183,6 +189,12 @@ pub(crate) fn accept(
             "signed by a CA whose key usage does not include cRLSign".into(),
         );
     }
+    let Some(issuer) = signer_cert.to_der().ok().and_then(|d| issuer_id_of_der(&d)) else {
+        return refuse(
+            CrlRefusal::Unreadable,
+            "the certificate of the CA that signed it does not parse".into(),
+        );
+    };
     let mut number = None;
     let mut scope: &[u8] = &[];
     let (mut covers_end_entities, mut covers_cas) = (true, true);
@@ -254,7 +266,7 @@ pub(crate) fn accept(
                 );
             }
         }
-        revoked.insert(revocation_key(expected.name, entry.raw_serial()));
+        revoked.insert(revocation_key(&issuer, entry.raw_serial()));
     }
     if stale(next_update, clock.now, clock.grace) {
         return refuse(
@@ -269,7 +281,10 @@ pub(crate) fn accept(
         return refuse(CrlRefusal::Unreadable, "a CRL number over 20 octets".into());
     }
     let mark = Mark::new(&number, this_update);
-    let spki = signer.public_key_to_der().unwrap_or_default();
+    let spki = signer_cert
+        .public_key()
+        .and_then(|k| k.public_key_to_der())
+        .unwrap_or_default();
     let key = mark_key(expected.name, &spki, scope);
     if let Err(highest) = marks.admits(&key, &mark) {
         return refuse(
@@ -285,7 +300,10 @@ pub(crate) fn accept(
     }
     // Another series at the same source (another scope, a new key) may start over in its
     // numbers, but never goes back in time.
-    if let Some(current) = current.filter(|c| this_update < c.this_update) {
+    if let Some(current) = current
+        .iter()
+        .find(|c| c.issuer == issuer && this_update < c.this_update)
+    {
         return refuse(
             CrlRefusal::Rollback,
             format!(
@@ -296,6 +314,7 @@ pub(crate) fn accept(
     }
     Ok(AcceptedCrl {
         revoked,
+        issuer,
         this_update,
         next_update,
         loaded_at: clock.now,
@@ -341,21 +360,24 @@ fn check_scope(
     if expected.for_end_entity && idp.only_contains_ca_certs {
         return scope("a CRL of CA certificates only");
     }
-    if let (Some(url), Some(point)) = (expected.url, &idp.distribution_point) {
-        let urls: Vec<&str> = match point {
+    // RFC 5280 §6.3.3 (b)(2)(i): a CRL whose issuingDistributionPoint names a distribution
+    // point covers only the certificates of that point. Here that point must be the URL it
+    // came from, named as that URI exactly; a name of any other form (a directoryName, one
+    // relative to the issuer), or a file source with nothing to compare, is not this scope.
+    if let Some(point) = &idp.distribution_point {
+        let Some(url) = expected.url else {
+            return scope("its issuingDistributionPoint names a partition; a file source has no URL to match it with");
+        };
+        let names_url = match point {
             DistributionPointName::FullName(names) => names
                 .iter()
-                .filter_map(|n| match n {
-                    GeneralName::URI(u) => Some(*u),
-                    _ => None,
-                })
-                .collect(),
-            DistributionPointName::NameRelativeToCRLIssuer(_) => Vec::new(),
+                .any(|n| matches!(n, GeneralName::URI(u) if *u == url)),
+            DistributionPointName::NameRelativeToCRLIssuer(_) => false,
         };
-        if !urls.is_empty() && !urls.contains(&url) {
+        if !names_url {
             return Err((
                 CrlRefusal::Scope,
-                format!("its issuingDistributionPoint names {urls:?}, not this URL"),
+                format!("its issuingDistributionPoint names {point:?}, not this URL"),
             ));
         }
     }
@@ -466,7 +488,7 @@ mod tests {
         clock: &Clock,
         marks: &CrlMarks,
     ) -> Result<AcceptedCrl, (CrlRefusal, String)> {
-        accept(bytes, expected, clock, marks, None)
+        accept(bytes, expected, clock, marks, &[])
     }
 
     fn reason(r: Result<AcceptedCrl, (CrlRefusal, String)>) -> Option<CrlRefusal> {
@@ -616,10 +638,22 @@ mod tests {
             )),
             None
         );
-        // A file source has no URL to compare; its scope is part of its mark.
+        // A file source has no URL to compare a partition's name with: not its scope.
         let from_file = expected(&mine, None, false);
-        let a = take(&fresh(idp(here, None)), &from_file, &clock(None), &marks).expect("taken");
-        let b = take(&fresh(None), &from_file, &clock(None), &marks).expect("taken");
+        assert_eq!(
+            reason(take(
+                &fresh(idp(here, None)),
+                &from_file,
+                &clock(None),
+                &marks
+            )),
+            Some(CrlRefusal::Scope),
+            "a partition read from a file"
+        );
+        // The scope is part of the mark.
+        let at_url = expected(&mine, Some(here), false);
+        let a = take(&fresh(idp(here, None)), &at_url, &clock(None), &marks).expect("taken");
+        let b = take(&fresh(None), &at_url, &clock(None), &marks).expect("taken");
         assert_ne!(
             a.key, b.key,
             "a partition and the full CRL are separate series"

@@ -10,7 +10,7 @@ use openssl::x509::X509;
 
 use super::crl::{accept, AcceptedCrl, CrlRefusal, Expected, RefusedCrl};
 use super::marks::CrlMarks;
-use super::verdict::{issuer_hash, issuer_hash_of};
+use super::verdict::{issuer_hash_of, issuer_id_of_der};
 use super::{fetch, Anchor, CertIdentity, Checked, Checker, Presented, Refusal, Unusable};
 
 /// Distribution-point CRLs of one anchor, by issuer and URL.
@@ -238,16 +238,7 @@ impl Checker {
             };
             let clock = self.clock(anchor, super::now());
             let current = dps.cache.get(&*at);
-            match fetch_one(
-                http,
-                &watched.url,
-                &issuer,
-                &clock,
-                &marks,
-                current.as_deref(),
-            )
-            .await
-            {
+            match fetch_one(http, &watched.url, &issuer, &clock, &marks, current).await {
                 Ok(crl) => dps.cache.insert((*at).clone(), crl),
                 Err(r) => refused.push(r),
             }
@@ -256,16 +247,17 @@ impl Checker {
     }
 }
 
-/// One of the anchor's own CA certificates whose name hashes to `hash` (see [`issuer_hash`]).
-fn anchor_issuer(anchor: &Anchor, hash: &str) -> Option<Arc<Issuer>> {
-    let name = anchor
-        .ca
-        .iter()
-        .filter_map(|c| c.subject_name().to_der().ok())
-        .find(|name| issuer_hash(name) == hash)?;
+/// The anchor's own CA certificate whose [`super::verdict::issuer_id`] is `id`.
+fn anchor_issuer(anchor: &Anchor, id: &str) -> Option<Arc<Issuer>> {
+    let cert = anchor.ca.iter().find(|c| {
+        c.to_der()
+            .ok()
+            .and_then(|d| issuer_id_of_der(&d))
+            .is_some_and(|i| i == id)
+    })?;
     Some(Arc::new(Issuer {
-        certs: anchor.cas_named(&name),
-        name,
+        name: cert.subject_name().to_der().ok()?,
+        certs: vec![cert.clone()],
     }))
 }
 
@@ -277,7 +269,7 @@ async fn fetch_one(
     issuer: &Issuer,
     clock: &super::crl::Clock,
     marks: &CrlMarks,
-    current: Option<&AcceptedCrl>,
+    current: Option<Arc<AcceptedCrl>>,
 ) -> Result<Arc<AcceptedCrl>, RefusedCrl> {
     let refused = |reason, detail| RefusedCrl {
         source: url.to_owned(),
@@ -293,7 +285,8 @@ async fn fetch_one(
         url: Some(url),
         for_end_entity: true,
     };
-    let crl = accept(&bytes, &expected, clock, marks, current).map_err(|(r, d)| refused(r, d))?;
+    let current: Vec<Arc<AcceptedCrl>> = current.into_iter().collect();
+    let crl = accept(&bytes, &expected, clock, marks, &current).map_err(|(r, d)| refused(r, d))?;
     marks.raise(crl.key, &crl.mark);
     Ok(Arc::new(crl))
 }
