@@ -4,7 +4,9 @@
 //! [`super::crl`] for every check), and refreshed in the background while sessions name them,
 //! so that a session learns of a revocation there without a network call on its requests.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use openssl::x509::X509;
 
@@ -20,8 +22,11 @@ pub struct DistributionPoints {
     /// `ISSUER URL` named by certificates that logged in, for as long as their sessions may
     /// live.
     watched: moka::sync::Cache<String, Watched>,
-    /// Wakes the background refresh when a session names a URL that is not cached.
+    /// Wakes the background refresh when a session names a URL that is not cached — at most
+    /// once per `wake_every` seconds (`last_wake`, unix seconds), whatever the request rate.
     wanted: tokio::sync::Notify,
+    wake_every: i64,
+    last_wake: AtomicI64,
 }
 
 #[derive(Clone)]
@@ -48,8 +53,9 @@ fn slot(issuer: &str, url: &str) -> String {
 impl DistributionPoints {
     /// `keep_for`: how long a downloaded CRL is used (longer than the refresh interval, so the
     /// background refresh replaces it before it goes); `watch_for`: how long a URL stays
-    /// watched after a login named it (a session's absolute lifetime).
-    pub fn new(keep_for: std::time::Duration, watch_for: std::time::Duration) -> Self {
+    /// watched after a login named it (a session's absolute lifetime); `pace`: the least time
+    /// between two refreshes a session wakes.
+    pub fn new(keep_for: Duration, watch_for: Duration, pace: Duration) -> Self {
         Self {
             cache: moka::sync::Cache::builder()
                 .max_capacity(1_000)
@@ -60,6 +66,23 @@ impl DistributionPoints {
                 .time_to_live(watch_for)
                 .build(),
             wanted: tokio::sync::Notify::new(),
+            wake_every: pace.as_secs().clamp(1, i64::MAX as u64) as i64,
+            last_wake: AtomicI64::new(i64::MIN),
+        }
+    }
+
+    /// Wakes the background refresh, unless it was woken less than `wake_every` ago.
+    fn wake(&self, now: i64) {
+        let last = self.last_wake.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < self.wake_every {
+            return;
+        }
+        if self
+            .last_wake
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            self.wanted.notify_one();
         }
     }
 
@@ -122,7 +145,7 @@ impl DistributionPoints {
                 },
             );
             let Some(crl) = self.cache.get(&at) else {
-                self.wanted.notify_one();
+                self.wake(now);
                 return Err(Refusal::RevocationUnknown);
             };
             judge(&crl, leaf, now, grace)?;
