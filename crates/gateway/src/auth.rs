@@ -95,8 +95,8 @@ impl CertLogin {
                 ocsp,
                 a.crl_distribution_points.then(|| {
                     // Kept past the next refresh, so the background refresh replaces it first.
-                    // A session's wake of the refresh is not repeated for `crl_refresh` (at
-                    // most 10 s).
+                    // A refused CRL is not fetched again at a login, nor a session's wake of
+                    // the refresh repeated, for `crl_refresh` (at most 10 s).
                     DistributionPoints::new(
                         2 * c.crl_refresh + c.fetch_timeout,
                         session_lifetime,

@@ -17,10 +17,13 @@
 
 use std::collections::HashSet;
 
+use openssl::hash::MessageDigest;
+use openssl::sign::Verifier;
 use openssl::x509::{X509Crl, X509};
 use sha2::{Digest, Sha256};
 use x509_parser::prelude::*;
 
+use super::der;
 use super::marks::{CrlMarks, Mark, MarkKey};
 use super::verdict::{issuer_id_of_der, revocation_key};
 
@@ -155,7 +158,18 @@ pub(crate) fn accept(
     current: &[std::sync::Arc<AcceptedCrl>],
 ) -> Result<AcceptedCrl, (CrlRefusal, String)> {
     let refuse = |r: CrlRefusal, why: String| Err((r, why));
-    let crl = match X509Crl::from_pem(bytes).or_else(|_| X509Crl::from_der(bytes)) {
+    // The issuer's name and the signature first, on the raw DER, before the whole list is
+    // parsed: a CRL that is not its CA's costs one signature check, not a parse of its entries.
+    let pem;
+    let bytes = if bytes.starts_with(b"-----BEGIN") {
+        pem = pem_body(bytes)
+            .ok_or_else(|| (CrlRefusal::Unreadable, "not a CRL (PEM)".to_owned()))?;
+        pem.as_slice()
+    } else {
+        bytes
+    };
+    let early = precheck(bytes, expected)?;
+    let crl = match X509Crl::from_der(bytes) {
         Ok(c) => c,
         Err(e) => return refuse(CrlRefusal::Unreadable, format!("not a CRL: {e}")),
     };
@@ -177,7 +191,11 @@ pub(crate) fn accept(
             .ok()
             .is_some_and(|key| crl.verify(&key).unwrap_or(false))
     };
-    let Some(signer_cert) = expected.signers.iter().find(|c| verified(c)) else {
+    let signer_cert = match early {
+        Some(i) => expected.signers.get(i).filter(|c| verified(c)),
+        None => expected.signers.iter().find(|c| verified(c)),
+    };
+    let Some(signer_cert) = signer_cert else {
         return refuse(
             CrlRefusal::BadSignature,
             "not signed by the key of the CA it names".into(),
@@ -384,6 +402,91 @@ fn check_scope(
     Ok(())
 }
 
+/// The DER inside a PEM `X509 CRL` block.
+fn pem_body(pem: &[u8]) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    let text = std::str::from_utf8(pem).ok()?;
+    let body = text
+        .trim()
+        .strip_prefix("-----BEGIN X509 CRL-----")?
+        .split("-----END X509 CRL-----")
+        .next()?;
+    let b64: String = body.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    base64::engine::general_purpose::STANDARD.decode(b64).ok()
+}
+
+/// Before the whole CRL is parsed: its issuer's name (`WrongIssuer`) and its signature by one
+/// of `expected.signers` (`BadSignature`), read from the raw DER. `Some(i)`: signer `i`
+/// signed it; `None`: the algorithm is not one checked here (the full parse checks it).
+fn precheck(bytes: &[u8], expected: &Expected<'_>) -> Result<Option<usize>, (CrlRefusal, String)> {
+    let unreadable = || (CrlRefusal::Unreadable, "not a CRL (DER)".to_owned());
+    let outer = der::read(bytes)
+        .filter(|t| t.tag == 0x30)
+        .ok_or_else(unreadable)?;
+    let tbs = der::read(outer.content)
+        .filter(|t| t.tag == 0x30)
+        .ok_or_else(unreadable)?;
+    let tbs_raw = outer
+        .content
+        .get(..outer.content.len() - tbs.rest.len())
+        .ok_or_else(unreadable)?;
+    let alg = der::read(tbs.rest)
+        .filter(|t| t.tag == 0x30)
+        .ok_or_else(unreadable)?;
+    let sig = der::read(alg.rest)
+        .filter(|t| t.tag == 0x03)
+        .ok_or_else(unreadable)?;
+    let Some((0, signature)) = sig.content.split_first().map(|(u, s)| (*u, s)) else {
+        return Err(unreadable());
+    };
+    // tbsCertList: version (optional INTEGER), signature, issuer, …
+    let mut rest = tbs.content;
+    let mut first = der::read(rest).ok_or_else(unreadable)?;
+    if first.tag == 0x02 {
+        rest = first.rest;
+        first = der::read(rest).ok_or_else(unreadable)?;
+    }
+    let issuer = der::read(first.rest).ok_or_else(unreadable)?;
+    let issuer_raw = first
+        .rest
+        .get(..first.rest.len() - issuer.rest.len())
+        .ok_or_else(unreadable)?;
+    if issuer_raw != expected.name {
+        return Err((
+            CrlRefusal::WrongIssuer,
+            "issued under another name than this source's CA".into(),
+        ));
+    }
+    let oid = der::read(alg.content)
+        .filter(|t| t.tag == 0x06)
+        .ok_or_else(unreadable)?;
+    let digest = match oid.content {
+        [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02]
+        | [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b] => MessageDigest::sha256(),
+        [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03]
+        | [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0c] => MessageDigest::sha384(),
+        [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x04]
+        | [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0d] => MessageDigest::sha512(),
+        _ => return Ok(None),
+    };
+    let signed_by = |c: &X509| {
+        let Ok(key) = c.public_key() else {
+            return false;
+        };
+        let Ok(mut v) = Verifier::new(digest, &key) else {
+            return false;
+        };
+        v.verify_oneshot(signature, tbs_raw).unwrap_or(false)
+    };
+    match expected.signers.iter().position(signed_by) {
+        Some(i) => Ok(Some(i)),
+        None => Err((
+            CrlRefusal::BadSignature,
+            "not signed by the key of the CA it names".into(),
+        )),
+    }
+}
+
 fn mark_key(issuer: &[u8], spki: &[u8], scope: &[u8]) -> MarkKey {
     let digest = Sha256::new()
         .chain_update((issuer.len() as u64).to_be_bytes())
@@ -564,6 +667,39 @@ mod tests {
             reason(take(b"not a CRL", &e, &clock(None), &marks)),
             Some(CrlRefusal::Unreadable)
         );
+    }
+
+    #[test]
+    fn a_pem_crl_is_judged_as_its_der_and_checked_before_it_is_parsed() {
+        use base64::Engine as _;
+        let mine = ca("Issuing CA");
+        let e = expected(&mine, None, false);
+        let marks = CrlMarks::default();
+        let der = crl(&mine, 1, Duration::minutes(1), Duration::days(1), None);
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&der);
+        let lines: Vec<&str> = b64
+            .as_bytes()
+            .chunks(64)
+            .filter_map(|c| std::str::from_utf8(c).ok())
+            .collect();
+        let pem = format!(
+            "-----BEGIN X509 CRL-----\n{}\n-----END X509 CRL-----\n",
+            lines.join("\n")
+        );
+        assert_eq!(reason(take(pem.as_bytes(), &e, &clock(None), &marks)), None);
+        let broken = pem.replacen("-----\n", "-----\n*", 1);
+        assert_eq!(
+            reason(take(broken.as_bytes(), &e, &clock(None), &marks)),
+            Some(CrlRefusal::Unreadable)
+        );
+        // Another key under the name: refused on the raw DER, before the entries are read.
+        let impostor = ca("Issuing CA");
+        let forged = crl(&impostor, 2, Duration::minutes(1), Duration::days(1), None);
+        assert_eq!(
+            precheck(&forged, &e).err().map(|(r, _)| r),
+            Some(CrlRefusal::BadSignature)
+        );
+        assert_eq!(precheck(&der, &e).ok(), Some(Some(0)), "signer 0 signed it");
     }
 
     #[test]
