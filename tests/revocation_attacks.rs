@@ -1,8 +1,10 @@
-//! Review 22 (an attacker on the CRL/OCSP path, issue 22): what still gets through.
-//!
-//! Each test here FAILS on the code it was written against, because of the finding it names.
-//! The attacker serves only data a CA of the anchor really signed (no key is forged): another
-//! CRL of the same issuer name, another partition's CRL, and so on.
+//! Revocation data an attacker on the CRL/OCSP path serves after the issue-22 fixes (the
+//! independent attacker's review of issue 22): data a CA of the anchor really signed — no key
+//! is forged — but that must not stand for the certificate at hand: another key's CRL under
+//! the same issuer name, another partition's CRL named by directoryName, a certificate whose
+//! issuer name is spelt otherwise than its CA's subject; and the load a session or a login
+//! may put on the refresh and the downloads. Each test failed before its fix (see the
+//! commits of branch crlfix).
 
 mod common;
 
@@ -218,7 +220,7 @@ fn renewed_intermediate(root: &TestCa, int: &TestCa) -> TestCa {
     }
 }
 
-/// FINDING 1. The anchor holds two CA certificates of one name (the intermediate and its
+/// Review finding 1, as it was before its fix: The anchor holds two CA certificates of one name (the intermediate and its
 /// renewal with a new key), each key with its own CRL at its own URL, as a CA that renewed its
 /// key publishes them. A CRL source is bound to the issuer's *name* only: any key bearing that
 /// name may sign what is served there (`Anchor::cas_named`). So the attacker serves the other
@@ -290,7 +292,7 @@ fn partition_by_name(name: &str) -> Vec<u8> {
     )])
 }
 
-/// FINDING 2. A CRL whose issuingDistributionPoint names its partition by directoryName (no
+/// Review finding 2, as it was before its fix: A CRL whose issuingDistributionPoint names its partition by directoryName (no
 /// URI) is taken at any URL, as any scope (`check_scope` compares URIs only, and an IDP
 /// without URIs passes): the attacker serves another partition's genuine, current CRL where
 /// the CRL that revoked A is expected, and the revoked A logs in again and its session
@@ -328,7 +330,7 @@ async fn another_named_partition_at_a_distribution_point_does_not_unrevoke() {
     another_named_partition_does_not_unrevoke(Path::DistributionPoint).await;
 }
 
-/// FINDING 3. Every request of a certificate session whose distribution point's CRL is not
+/// Review finding 3, as it was before its fix: Every request of a certificate session whose distribution point's CRL is not
 /// cached (here: the attacker serves garbage at it until the last good CRL ages out of the
 /// cache) wakes the background refresh at once (`DistributionPoints::still_valid` →
 /// `wanted.notify_one()`), and a refresh refetches, parses and checks *every* CRL source and
@@ -369,7 +371,7 @@ async fn a_session_cannot_drive_the_crl_refresh_at_its_request_rate() {
     );
 }
 
-/// FINDING 4. CRL entries and certificates are matched by the *bytes* of the issuer's name
+/// Review finding 4, as it was before its fix: CRL entries and certificates are matched by the *bytes* of the issuer's name
 /// (`revocation_key`: SHA-256 of the DER), while OpenSSL builds the chain by the canonical
 /// name (RFC 5280 §7.1: case and string type do not matter). A certificate whose issuer field
 /// the CA wrote with another string type than its own subject (PrintableString vs UTF8String,
@@ -384,7 +386,7 @@ async fn a_revoked_certificate_whose_issuer_name_is_encoded_otherwise_is_refused
     // The intermediate's name, each attribute as a PrintableString.
     let mut name = X509NameBuilder::new().expect("name");
     for entry in s.int.cert.subject_name().entries() {
-        let value = entry.data().as_utf8().expect("utf8").to_string();
+        let value = entry.data().to_string().expect("utf8");
         name.append_entry_by_nid_with_type(entry.object().nid(), &value, Asn1Type::PRINTABLESTRING)
             .expect("entry");
     }
@@ -436,7 +438,7 @@ async fn a_revoked_certificate_whose_issuer_name_is_encoded_otherwise_is_refused
     );
 }
 
-/// FINDING 5 (measured; low). A distribution point whose CRL is refused is downloaded and
+/// Review finding 5 (low), as it was before its fix: A distribution point whose CRL is refused is downloaded and
 /// parsed again at every login attempt that names it: no negative cache, no single flight,
 /// and the parse (OpenSSL's and x509-parser's, of up to 16 MiB, before the signature is even
 /// looked at) runs on the request's runtime thread. Whoever holds a certificate naming a
@@ -480,7 +482,7 @@ async fn a_refused_distribution_point_crl_is_not_refetched_and_reparsed_at_every
     );
 }
 
-/// Measurement for FINDING 5 (not an assertion of the design): how long an unrelated request
+/// Measurement for review finding 5 (not an assertion of the design): how long an unrelated request
 /// (bips without a session: a redirect to the login) takes while 4 clients keep logging in with
 /// a certificate whose distribution point serves the ~16 MiB refused CRL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
