@@ -8,12 +8,13 @@
 //! a delta CRL and carries no unknown critical extension, on itself or on an entry; its
 //! issuingDistributionPoint, if any, is a complete one (no reasons subset, not indirect, not
 //! for attribute certificates; for a distribution point, covering end-entity certificates)
-//! naming the URL it came from, if it names URLs; its thisUpdate is not ahead of the clock
+//! whose distribution point name, if any, is the URL it came from; its thisUpdate is not ahead of the clock
 //! beyond the skew; it has a nextUpdate, not past (beyond `crl_grace`); it has a CRL number;
 //! and neither its number nor its thisUpdate is lower than the highest seen for that issuer,
 //! key and scope ([`CrlMarks`]: kept across reloads, and in the fleet's shared state across
 //! restarts). Anything else is refused ([`CrlRefusal`]), and the CRL it would have replaced
-//! stays.
+//! stays. Its entries name the CA certificate whose key verified it, so it speaks only for
+//! the certificates that key issued.
 
 use std::collections::HashSet;
 
