@@ -95,7 +95,13 @@ impl CertLogin {
                 ocsp,
                 a.crl_distribution_points.then(|| {
                     // Kept past the next refresh, so the background refresh replaces it first.
-                    DistributionPoints::new(2 * c.crl_refresh + c.fetch_timeout, session_lifetime)
+                    // A refused CRL is not fetched again at a login, nor a session's wake of
+                    // the refresh repeated, for `crl_refresh` (at most 10 s).
+                    DistributionPoints::new(
+                        2 * c.crl_refresh + c.fetch_timeout,
+                        session_lifetime,
+                        c.crl_refresh.min(std::time::Duration::from_secs(10)),
+                    )
                 }),
             );
             anchor.user_id_prefix = a.user_id_prefix.clone();

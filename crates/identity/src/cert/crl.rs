@@ -8,21 +8,25 @@
 //! a delta CRL and carries no unknown critical extension, on itself or on an entry; its
 //! issuingDistributionPoint, if any, is a complete one (no reasons subset, not indirect, not
 //! for attribute certificates; for a distribution point, covering end-entity certificates)
-//! naming the URL it came from, if it names URLs; its thisUpdate is not ahead of the clock
+//! whose distribution point name, if any, is the URL it came from; its thisUpdate is not ahead of the clock
 //! beyond the skew; it has a nextUpdate, not past (beyond `crl_grace`); it has a CRL number;
 //! and neither its number nor its thisUpdate is lower than the highest seen for that issuer,
 //! key and scope ([`CrlMarks`]: kept across reloads, and in the fleet's shared state across
 //! restarts). Anything else is refused ([`CrlRefusal`]), and the CRL it would have replaced
-//! stays.
+//! stays. Its entries name the CA certificate whose key verified it, so it speaks only for
+//! the certificates that key issued.
 
 use std::collections::HashSet;
 
+use openssl::hash::MessageDigest;
+use openssl::sign::Verifier;
 use openssl::x509::{X509Crl, X509};
 use sha2::{Digest, Sha256};
 use x509_parser::prelude::*;
 
+use super::der;
 use super::marks::{CrlMarks, Mark, MarkKey};
-use super::verdict::revocation_key;
+use super::verdict::{issuer_id_of_der, revocation_key};
 
 /// Why a CRL was not taken. Each is a metric label (`prehod_crl_refused_total{reason}`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,6 +107,7 @@ pub(crate) struct Expected<'a> {
 }
 
 /// The clock a CRL is judged by.
+#[derive(Clone, Copy)]
 pub(crate) struct Clock {
     pub now: i64,
     pub skew: i64,
@@ -114,6 +119,9 @@ pub(crate) struct Clock {
 pub(crate) struct AcceptedCrl {
     /// [`revocation_key`]s of what it lists.
     pub revoked: HashSet<String>,
+    /// The CA certificate whose key signed it ([`super::verdict::issuer_id`]): it speaks only
+    /// for the certificates that one issued.
+    pub issuer: String,
     pub this_update: i64,
     pub next_update: i64,
     pub loaded_at: i64,
@@ -141,17 +149,28 @@ const OID_FRESHEST_CRL: &str = "2.5.29.46";
 const OID_CERTIFICATE_ISSUER: &str = "2.5.29.29";
 
 /// Takes `bytes` (PEM or DER) as a CRL of `expected` if every check of this module passes,
-/// to replace `current` (the CRL its source gave last, if any: its thisUpdate may not be
-/// later). `marks` are not raised: the caller does, once it keeps the CRL.
+/// next to `current` (the CRLs its source gave, one per CA key: the one of the key that signed
+/// this may not have a later thisUpdate). `marks` are not raised: the caller does, once it keeps the CRL.
 pub(crate) fn accept(
     bytes: &[u8],
     expected: &Expected<'_>,
     clock: &Clock,
     marks: &CrlMarks,
-    current: Option<&AcceptedCrl>,
+    current: &[std::sync::Arc<AcceptedCrl>],
 ) -> Result<AcceptedCrl, (CrlRefusal, String)> {
     let refuse = |r: CrlRefusal, why: String| Err((r, why));
-    let crl = match X509Crl::from_pem(bytes).or_else(|_| X509Crl::from_der(bytes)) {
+    // The issuer's name and the signature first, on the raw DER, before the whole list is
+    // parsed: a CRL that is not its CA's costs one signature check, not a parse of its entries.
+    let pem;
+    let bytes = if bytes.starts_with(b"-----BEGIN") {
+        pem = pem_body(bytes)
+            .ok_or_else(|| (CrlRefusal::Unreadable, "not a CRL (PEM)".to_owned()))?;
+        pem.as_slice()
+    } else {
+        bytes
+    };
+    let early = precheck(bytes, expected)?;
+    let crl = match X509Crl::from_der(bytes) {
         Ok(c) => c,
         Err(e) => return refuse(CrlRefusal::Unreadable, format!("not a CRL: {e}")),
     };
@@ -168,10 +187,16 @@ pub(crate) fn accept(
             format!("issued by {}, not by this source's CA", parsed.issuer()),
         );
     }
-    let Some((signer, signer_cert)) = expected.signers.iter().find_map(|c| {
-        let key = c.public_key().ok()?;
-        crl.verify(&key).unwrap_or(false).then_some((key, c))
-    }) else {
+    let verified = |c: &X509| {
+        c.public_key()
+            .ok()
+            .is_some_and(|key| crl.verify(&key).unwrap_or(false))
+    };
+    let signer_cert = match early {
+        Some(i) => expected.signers.get(i).filter(|c| verified(c)),
+        None => expected.signers.iter().find(|c| verified(c)),
+    };
+    let Some(signer_cert) = signer_cert else {
         return refuse(
             CrlRefusal::BadSignature,
             "not signed by the key of the CA it names".into(),
@@ -183,6 +208,12 @@ pub(crate) fn accept(
             "signed by a CA whose key usage does not include cRLSign".into(),
         );
     }
+    let Some(issuer) = signer_cert.to_der().ok().and_then(|d| issuer_id_of_der(&d)) else {
+        return refuse(
+            CrlRefusal::Unreadable,
+            "the certificate of the CA that signed it does not parse".into(),
+        );
+    };
     let mut number = None;
     let mut scope: &[u8] = &[];
     let (mut covers_end_entities, mut covers_cas) = (true, true);
@@ -254,7 +285,7 @@ pub(crate) fn accept(
                 );
             }
         }
-        revoked.insert(revocation_key(expected.name, entry.raw_serial()));
+        revoked.insert(revocation_key(&issuer, entry.raw_serial()));
     }
     if stale(next_update, clock.now, clock.grace) {
         return refuse(
@@ -269,7 +300,10 @@ pub(crate) fn accept(
         return refuse(CrlRefusal::Unreadable, "a CRL number over 20 octets".into());
     }
     let mark = Mark::new(&number, this_update);
-    let spki = signer.public_key_to_der().unwrap_or_default();
+    let spki = signer_cert
+        .public_key()
+        .and_then(|k| k.public_key_to_der())
+        .unwrap_or_default();
     let key = mark_key(expected.name, &spki, scope);
     if let Err(highest) = marks.admits(&key, &mark) {
         return refuse(
@@ -285,7 +319,10 @@ pub(crate) fn accept(
     }
     // Another series at the same source (another scope, a new key) may start over in its
     // numbers, but never goes back in time.
-    if let Some(current) = current.filter(|c| this_update < c.this_update) {
+    if let Some(current) = current
+        .iter()
+        .find(|c| c.issuer == issuer && this_update < c.this_update)
+    {
         return refuse(
             CrlRefusal::Rollback,
             format!(
@@ -296,6 +333,7 @@ pub(crate) fn accept(
     }
     Ok(AcceptedCrl {
         revoked,
+        issuer,
         this_update,
         next_update,
         loaded_at: clock.now,
@@ -341,25 +379,113 @@ fn check_scope(
     if expected.for_end_entity && idp.only_contains_ca_certs {
         return scope("a CRL of CA certificates only");
     }
-    if let (Some(url), Some(point)) = (expected.url, &idp.distribution_point) {
-        let urls: Vec<&str> = match point {
+    // RFC 5280 §6.3.3 (b)(2)(i): a CRL whose issuingDistributionPoint names a distribution
+    // point covers only the certificates of that point. Here that point must be the URL it
+    // came from, named as that URI exactly; a name of any other form (a directoryName, one
+    // relative to the issuer), or a file source with nothing to compare, is not this scope.
+    if let Some(point) = &idp.distribution_point {
+        let Some(url) = expected.url else {
+            return scope("its issuingDistributionPoint names a partition; a file source has no URL to match it with");
+        };
+        let names_url = match point {
             DistributionPointName::FullName(names) => names
                 .iter()
-                .filter_map(|n| match n {
-                    GeneralName::URI(u) => Some(*u),
-                    _ => None,
-                })
-                .collect(),
-            DistributionPointName::NameRelativeToCRLIssuer(_) => Vec::new(),
+                .any(|n| matches!(n, GeneralName::URI(u) if *u == url)),
+            DistributionPointName::NameRelativeToCRLIssuer(_) => false,
         };
-        if !urls.is_empty() && !urls.contains(&url) {
+        if !names_url {
             return Err((
                 CrlRefusal::Scope,
-                format!("its issuingDistributionPoint names {urls:?}, not this URL"),
+                format!("its issuingDistributionPoint names {point:?}, not this URL"),
             ));
         }
     }
     Ok(())
+}
+
+/// The DER inside a PEM `X509 CRL` block.
+fn pem_body(pem: &[u8]) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    let text = std::str::from_utf8(pem).ok()?;
+    let body = text
+        .trim()
+        .strip_prefix("-----BEGIN X509 CRL-----")?
+        .split("-----END X509 CRL-----")
+        .next()?;
+    let b64: String = body.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    base64::engine::general_purpose::STANDARD.decode(b64).ok()
+}
+
+/// Before the whole CRL is parsed: its issuer's name (`WrongIssuer`) and its signature by one
+/// of `expected.signers` (`BadSignature`), read from the raw DER. `Some(i)`: signer `i`
+/// signed it; `None`: the algorithm is not one checked here (the full parse checks it).
+fn precheck(bytes: &[u8], expected: &Expected<'_>) -> Result<Option<usize>, (CrlRefusal, String)> {
+    let unreadable = || (CrlRefusal::Unreadable, "not a CRL (DER)".to_owned());
+    let outer = der::read(bytes)
+        .filter(|t| t.tag == 0x30)
+        .ok_or_else(unreadable)?;
+    let tbs = der::read(outer.content)
+        .filter(|t| t.tag == 0x30)
+        .ok_or_else(unreadable)?;
+    let tbs_raw = outer
+        .content
+        .get(..outer.content.len() - tbs.rest.len())
+        .ok_or_else(unreadable)?;
+    let alg = der::read(tbs.rest)
+        .filter(|t| t.tag == 0x30)
+        .ok_or_else(unreadable)?;
+    let sig = der::read(alg.rest)
+        .filter(|t| t.tag == 0x03)
+        .ok_or_else(unreadable)?;
+    let Some((0, signature)) = sig.content.split_first().map(|(u, s)| (*u, s)) else {
+        return Err(unreadable());
+    };
+    // tbsCertList: version (optional INTEGER), signature, issuer, …
+    let mut rest = tbs.content;
+    let mut first = der::read(rest).ok_or_else(unreadable)?;
+    if first.tag == 0x02 {
+        rest = first.rest;
+        first = der::read(rest).ok_or_else(unreadable)?;
+    }
+    let issuer = der::read(first.rest).ok_or_else(unreadable)?;
+    let issuer_raw = first
+        .rest
+        .get(..first.rest.len() - issuer.rest.len())
+        .ok_or_else(unreadable)?;
+    if issuer_raw != expected.name {
+        return Err((
+            CrlRefusal::WrongIssuer,
+            "issued under another name than this source's CA".into(),
+        ));
+    }
+    let oid = der::read(alg.content)
+        .filter(|t| t.tag == 0x06)
+        .ok_or_else(unreadable)?;
+    let digest = match oid.content {
+        [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02]
+        | [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b] => MessageDigest::sha256(),
+        [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03]
+        | [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0c] => MessageDigest::sha384(),
+        [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x04]
+        | [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0d] => MessageDigest::sha512(),
+        _ => return Ok(None),
+    };
+    let signed_by = |c: &X509| {
+        let Ok(key) = c.public_key() else {
+            return false;
+        };
+        let Ok(mut v) = Verifier::new(digest, &key) else {
+            return false;
+        };
+        v.verify_oneshot(signature, tbs_raw).unwrap_or(false)
+    };
+    match expected.signers.iter().position(signed_by) {
+        Some(i) => Ok(Some(i)),
+        None => Err((
+            CrlRefusal::BadSignature,
+            "not signed by the key of the CA it names".into(),
+        )),
+    }
 }
 
 fn mark_key(issuer: &[u8], spki: &[u8], scope: &[u8]) -> MarkKey {
@@ -466,7 +592,7 @@ mod tests {
         clock: &Clock,
         marks: &CrlMarks,
     ) -> Result<AcceptedCrl, (CrlRefusal, String)> {
-        accept(bytes, expected, clock, marks, None)
+        accept(bytes, expected, clock, marks, &[])
     }
 
     fn reason(r: Result<AcceptedCrl, (CrlRefusal, String)>) -> Option<CrlRefusal> {
@@ -545,6 +671,39 @@ mod tests {
     }
 
     #[test]
+    fn a_pem_crl_is_judged_as_its_der_and_checked_before_it_is_parsed() {
+        use base64::Engine as _;
+        let mine = ca("Issuing CA");
+        let e = expected(&mine, None, false);
+        let marks = CrlMarks::default();
+        let der = crl(&mine, 1, Duration::minutes(1), Duration::days(1), None);
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&der);
+        let lines: Vec<&str> = b64
+            .as_bytes()
+            .chunks(64)
+            .filter_map(|c| std::str::from_utf8(c).ok())
+            .collect();
+        let pem = format!(
+            "-----BEGIN X509 CRL-----\n{}\n-----END X509 CRL-----\n",
+            lines.join("\n")
+        );
+        assert_eq!(reason(take(pem.as_bytes(), &e, &clock(None), &marks)), None);
+        let broken = pem.replacen("-----\n", "-----\n*", 1);
+        assert_eq!(
+            reason(take(broken.as_bytes(), &e, &clock(None), &marks)),
+            Some(CrlRefusal::Unreadable)
+        );
+        // Another key under the name: refused on the raw DER, before the entries are read.
+        let impostor = ca("Issuing CA");
+        let forged = crl(&impostor, 2, Duration::minutes(1), Duration::days(1), None);
+        assert_eq!(
+            precheck(&forged, &e).err().map(|(r, _)| r),
+            Some(CrlRefusal::BadSignature)
+        );
+        assert_eq!(precheck(&der, &e).ok(), Some(Some(0)), "signer 0 signed it");
+    }
+
+    #[test]
     fn a_crl_must_be_current_within_the_skew_and_the_grace_period() {
         let mine = ca("Issuing CA");
         let e = expected(&mine, None, false);
@@ -616,10 +775,22 @@ mod tests {
             )),
             None
         );
-        // A file source has no URL to compare; its scope is part of its mark.
+        // A file source has no URL to compare a partition's name with: not its scope.
         let from_file = expected(&mine, None, false);
-        let a = take(&fresh(idp(here, None)), &from_file, &clock(None), &marks).expect("taken");
-        let b = take(&fresh(None), &from_file, &clock(None), &marks).expect("taken");
+        assert_eq!(
+            reason(take(
+                &fresh(idp(here, None)),
+                &from_file,
+                &clock(None),
+                &marks
+            )),
+            Some(CrlRefusal::Scope),
+            "a partition read from a file"
+        );
+        // The scope is part of the mark.
+        let at_url = expected(&mine, Some(here), false);
+        let a = take(&fresh(idp(here, None)), &at_url, &clock(None), &marks).expect("taken");
+        let b = take(&fresh(None), &at_url, &clock(None), &marks).expect("taken");
         assert_ne!(
             a.key, b.key,
             "a partition and the full CRL are separate series"

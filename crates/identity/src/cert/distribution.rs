@@ -4,13 +4,15 @@
 //! [`super::crl`] for every check), and refreshed in the background while sessions name them,
 //! so that a session learns of a revocation there without a network call on its requests.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use openssl::x509::X509;
 
-use super::crl::{accept, AcceptedCrl, CrlRefusal, Expected, RefusedCrl};
+use super::crl::{accept, AcceptedCrl, Clock, CrlRefusal, Expected, RefusedCrl};
 use super::marks::CrlMarks;
-use super::verdict::{issuer_hash, issuer_hash_of};
+use super::verdict::{issuer_hash_of, issuer_id_of_der};
 use super::{fetch, Anchor, CertIdentity, Checked, Checker, Presented, Refusal, Unusable};
 
 /// Distribution-point CRLs of one anchor, by issuer and URL.
@@ -20,8 +22,17 @@ pub struct DistributionPoints {
     /// `ISSUER URL` named by certificates that logged in, for as long as their sessions may
     /// live.
     watched: moka::sync::Cache<String, Watched>,
-    /// Wakes the background refresh when a session names a URL that is not cached.
+    /// Wakes the background refresh when a session names a URL that is not cached — at most
+    /// once per `wake_every` seconds (`last_wake`, unix seconds), whatever the request rate.
     wanted: tokio::sync::Notify,
+    wake_every: i64,
+    last_wake: AtomicI64,
+    /// `ISSUER URL` → why the CRL a login fetched there was refused: not fetched again at a
+    /// login until this expires.
+    refused: moka::sync::Cache<String, RefusedCrl>,
+    /// `ISSUER URL` → held while a login fetches it: concurrent logins wait for that one
+    /// download instead of each making their own.
+    fetching: moka::sync::Cache<String, Arc<tokio::sync::Mutex<()>>>,
 }
 
 #[derive(Clone)]
@@ -48,8 +59,10 @@ fn slot(issuer: &str, url: &str) -> String {
 impl DistributionPoints {
     /// `keep_for`: how long a downloaded CRL is used (longer than the refresh interval, so the
     /// background refresh replaces it before it goes); `watch_for`: how long a URL stays
-    /// watched after a login named it (a session's absolute lifetime).
-    pub fn new(keep_for: std::time::Duration, watch_for: std::time::Duration) -> Self {
+    /// watched after a login named it (a session's absolute lifetime); `pace`: how long a
+    /// refused CRL is not fetched again at a login, and the least time between two refreshes
+    /// a session wakes.
+    pub fn new(keep_for: Duration, watch_for: Duration, pace: Duration) -> Self {
         Self {
             cache: moka::sync::Cache::builder()
                 .max_capacity(1_000)
@@ -60,6 +73,31 @@ impl DistributionPoints {
                 .time_to_live(watch_for)
                 .build(),
             wanted: tokio::sync::Notify::new(),
+            wake_every: pace.as_secs().clamp(1, i64::MAX as u64) as i64,
+            last_wake: AtomicI64::new(i64::MIN),
+            refused: moka::sync::Cache::builder()
+                .max_capacity(1_000)
+                .time_to_live(pace.max(Duration::from_secs(1)))
+                .build(),
+            fetching: moka::sync::Cache::builder()
+                .max_capacity(1_000)
+                .time_to_idle(Duration::from_secs(600))
+                .build(),
+        }
+    }
+
+    /// Wakes the background refresh, unless it was woken less than `wake_every` ago.
+    fn wake(&self, now: i64) {
+        let last = self.last_wake.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < self.wake_every {
+            return;
+        }
+        if self
+            .last_wake
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            self.wanted.notify_one();
         }
     }
 
@@ -122,7 +160,7 @@ impl DistributionPoints {
                 },
             );
             let Some(crl) = self.cache.get(&at) else {
-                self.wanted.notify_one();
+                self.wake(now);
                 return Err(Refusal::RevocationUnknown);
             };
             judge(&crl, leaf, now, grace)?;
@@ -181,21 +219,18 @@ impl Checker {
             let at = slot(issuer_hash_of(leaf), url);
             let crl = match dps.cache.get(&at) {
                 Some(c) => c,
-                None => {
-                    let clock = self.clock(anchor, super::now());
-                    match fetch_one(http, url, &issuer, &clock, &marks, None).await {
-                        Ok(c) => {
-                            dps.cache.insert(at.clone(), c.clone());
-                            c
-                        }
-                        Err(refused) => {
-                            return Checked {
-                                verdict: Err(Refusal::RevocationUnknown),
-                                unusable: Some(Unusable::Crl(refused)),
-                            }
+                None => match dps
+                    .fetch_at_login(http, &at, url, &issuer, self, anchor, &marks)
+                    .await
+                {
+                    Ok(c) => c,
+                    Err(refused) => {
+                        return Checked {
+                            verdict: Err(Refusal::RevocationUnknown),
+                            unusable: Some(Unusable::Crl(refused)),
                         }
                     }
-                }
+                },
             };
             dps.watched.insert(
                 at,
@@ -238,16 +273,7 @@ impl Checker {
             };
             let clock = self.clock(anchor, super::now());
             let current = dps.cache.get(&*at);
-            match fetch_one(
-                http,
-                &watched.url,
-                &issuer,
-                &clock,
-                &marks,
-                current.as_deref(),
-            )
-            .await
-            {
+            match fetch_one(http, &watched.url, &issuer, clock, &marks, current).await {
                 Ok(crl) => dps.cache.insert((*at).clone(), crl),
                 Err(r) => refused.push(r),
             }
@@ -256,28 +282,69 @@ impl Checker {
     }
 }
 
-/// One of the anchor's own CA certificates whose name hashes to `hash` (see [`issuer_hash`]).
-fn anchor_issuer(anchor: &Anchor, hash: &str) -> Option<Arc<Issuer>> {
-    let name = anchor
-        .ca
-        .iter()
-        .filter_map(|c| c.subject_name().to_der().ok())
-        .find(|name| issuer_hash(name) == hash)?;
+impl DistributionPoints {
+    /// A login's download of `url` for `issuer` (slot `at`), when no CRL is cached: one at a
+    /// time per slot (a login that waited takes what the one before it got), and none while
+    /// the last one refused there is remembered.
+    #[allow(clippy::too_many_arguments)]
+    async fn fetch_at_login(
+        &self,
+        http: &reqwest::Client,
+        at: &str,
+        url: &str,
+        issuer: &Arc<Issuer>,
+        checker: &Checker,
+        anchor: &Anchor,
+        marks: &Arc<CrlMarks>,
+    ) -> Result<Arc<AcceptedCrl>, RefusedCrl> {
+        let gate = self
+            .fetching
+            .get_with(at.to_owned(), || Arc::new(tokio::sync::Mutex::new(())));
+        let _turn = gate.lock().await;
+        if let Some(c) = self.cache.get(at) {
+            return Ok(c);
+        }
+        if let Some(mut r) = self.refused.get(at) {
+            r.detail = format!("{} (refused moments ago; not fetched again yet)", r.detail);
+            return Err(r);
+        }
+        let clock = checker.clock(anchor, super::now());
+        match fetch_one(http, url, issuer, clock, marks, None).await {
+            Ok(c) => {
+                self.cache.insert(at.to_owned(), c.clone());
+                Ok(c)
+            }
+            Err(r) => {
+                self.refused.insert(at.to_owned(), r.clone());
+                Err(r)
+            }
+        }
+    }
+}
+
+/// The anchor's own CA certificate whose [`super::verdict::issuer_id`] is `id`.
+fn anchor_issuer(anchor: &Anchor, id: &str) -> Option<Arc<Issuer>> {
+    let cert = anchor.ca.iter().find(|c| {
+        c.to_der()
+            .ok()
+            .and_then(|d| issuer_id_of_der(&d))
+            .is_some_and(|i| i == id)
+    })?;
     Some(Arc::new(Issuer {
-        certs: anchor.cas_named(&name),
-        name,
+        name: cert.subject_name().to_der().ok()?,
+        certs: vec![cert.clone()],
     }))
 }
 
 /// Downloads `url` and takes it as `issuer`'s CRL there (in place of `current`), raising its
-/// mark.
+/// mark. The CRL is judged on a blocking thread: a big one does not hold the async workers.
 async fn fetch_one(
     http: &reqwest::Client,
     url: &str,
     issuer: &Issuer,
-    clock: &super::crl::Clock,
-    marks: &CrlMarks,
-    current: Option<&AcceptedCrl>,
+    clock: Clock,
+    marks: &Arc<CrlMarks>,
+    current: Option<Arc<AcceptedCrl>>,
 ) -> Result<Arc<AcceptedCrl>, RefusedCrl> {
     let refused = |reason, detail| RefusedCrl {
         source: url.to_owned(),
@@ -287,13 +354,30 @@ async fn fetch_one(
     let bytes = fetch::get(http, url)
         .await
         .map_err(|e| refused(CrlRefusal::Fetch, e))?;
-    let expected = Expected {
-        name: &issuer.name,
-        signers: issuer.certs.clone(),
-        url: Some(url),
-        for_end_entity: true,
-    };
-    let crl = accept(&bytes, &expected, clock, marks, current).map_err(|(r, d)| refused(r, d))?;
+    let (name, signers, at, judged_marks) = (
+        issuer.name.clone(),
+        issuer.certs.clone(),
+        url.to_owned(),
+        marks.clone(),
+    );
+    let judged = tokio::task::spawn_blocking(move || {
+        let expected = Expected {
+            name: &name,
+            signers,
+            url: Some(&at),
+            for_end_entity: true,
+        };
+        let current: Vec<Arc<AcceptedCrl>> = current.into_iter().collect();
+        accept(&bytes, &expected, &clock, &judged_marks, &current)
+    })
+    .await
+    .map_err(|e| {
+        refused(
+            CrlRefusal::Unreadable,
+            format!("the check did not finish: {e}"),
+        )
+    })?;
+    let crl = judged.map_err(|(r, d)| refused(r, d))?;
     marks.raise(crl.key, &crl.mark);
     Ok(Arc::new(crl))
 }

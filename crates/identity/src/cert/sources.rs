@@ -9,7 +9,7 @@ use openssl::x509::X509;
 
 use super::crl::{accept, AcceptedCrl, Clock, CrlRefusal, Expected, RefusedCrl};
 use super::marks::{CrlMarks, Mark, MarkKey};
-use super::verdict::{issuer_hash, issuer_hash_of};
+use super::verdict::issuer_hash_of;
 use super::{fetch, Anchor, AnchorCrl, Checker, CrlSource, Refusal};
 
 /// The state of an anchor's CRLs, for metrics and `/readyz`: the oldest thisUpdate and the
@@ -21,28 +21,36 @@ pub struct CrlState {
     pub loaded_at: i64,
 }
 
-/// The CRL each configured source gave last, by the source's index (`None`: none taken).
+/// The CRLs each configured source gave, by the source's index: the last one of each CA key
+/// that signed there (a source is bound to a CA's name, and a CA that renewed its key has two
+/// certificates of that name; one key's CRL never replaces, nor speaks for, the other's), the
+/// one taken last at the end. Empty: none taken.
 pub(crate) struct Loaded {
-    slots: RwLock<Vec<Option<Arc<AcceptedCrl>>>>,
-    /// Each source's issuer, as revocation keys name it ([`issuer_hash`]).
-    issuers: Vec<String>,
+    slots: RwLock<Vec<Slot>>,
 }
+
+pub(crate) type Slot = Vec<Arc<AcceptedCrl>>;
 
 impl Loaded {
     pub fn new(sources: &[AnchorCrl]) -> Self {
         Self {
-            slots: RwLock::new(vec![None; sources.len()]),
-            issuers: sources.iter().map(|s| issuer_hash(&s.issuer)).collect(),
+            slots: RwLock::new(vec![Vec::new(); sources.len()]),
         }
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<Option<Arc<AcceptedCrl>>>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<Slot>> {
         self.slots.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Vec<Option<Arc<AcceptedCrl>>>> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Vec<Slot>> {
         self.slots.write().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// Puts `crl` in `slot` as the one taken last, in place of the one of the same key.
+fn put(slot: &mut Slot, crl: Arc<AcceptedCrl>) {
+    slot.retain(|c| c.issuer != crl.issuer);
+    slot.push(crl);
 }
 
 impl Anchor {
@@ -56,52 +64,50 @@ impl Anchor {
     }
 
     /// Refuses a chain any of whose certificates (`keys`, see [`super::verdict`]; the
-    /// client's own first, then its CA certificates) a loaded CRL lists; or when a source has
-    /// no CRL yet, or its CRL is past its nextUpdate beyond the grace period; or when a
-    /// certificate's issuer has sources but none of their CRLs speaks for its kind (an
-    /// end-entity certificate, a CA certificate) — fail closed.
+    /// client's own first, then its CA certificates) a loaded CRL of its issuer lists; or when
+    /// a source has no CRL yet, or the CRL it gave last is past its nextUpdate beyond the
+    /// grace period; or — fail closed — when a certificate's issuer (the CA certificate that
+    /// verified it, by name and key) has no CRL from these sources, or one past its
+    /// nextUpdate, or none that speaks for its kind (an end-entity certificate, a CA
+    /// certificate). An anchor without sources leaves it to its other revocation data.
     pub(crate) fn check_crls(
         &self,
         keys: &[String],
         now: i64,
         grace: Option<i64>,
     ) -> Result<(), Refusal> {
+        if self.crl_sources.is_empty() {
+            return Ok(());
+        }
         let slots = self.crls.read();
         for slot in slots.iter() {
-            match slot {
+            match slot.last() {
                 Some(crl) if crl.stale(now, grace) => return Err(Refusal::RevocationUnknown),
                 Some(_) => {}
                 None => return Err(Refusal::RevocationUnknown),
             }
         }
-        if slots
-            .iter()
-            .flatten()
-            .any(|crl| keys.iter().any(|k| crl.revoked.contains(k)))
-        {
+        let all = || slots.iter().flatten();
+        if all().any(|crl| keys.iter().any(|k| crl.revoked.contains(k))) {
             return Err(Refusal::Revoked);
         }
         for (depth, key) in keys.iter().enumerate() {
             let issuer = issuer_hash_of(key);
-            let mut of_issuer = self
-                .crls
-                .issuers
-                .iter()
-                .zip(slots.iter())
-                .filter(|(i, _)| i.as_str() == issuer)
-                .peekable();
+            let mut of_issuer = all().filter(|c| c.issuer == issuer).peekable();
             if of_issuer.peek().is_none() {
-                continue; // no source for this issuer: not the configured CRLs' to say
+                return Err(Refusal::RevocationUnknown); // no CRL of this issuer's key
             }
-            let spoken_for = of_issuer.any(|(_, slot)| {
-                slot.as_ref().is_some_and(|c| {
-                    if depth == 0 {
-                        c.covers_end_entities
-                    } else {
-                        c.covers_cas
-                    }
-                })
-            });
+            let mut spoken_for = false;
+            for c in of_issuer {
+                if c.stale(now, grace) {
+                    return Err(Refusal::RevocationUnknown);
+                }
+                spoken_for |= if depth == 0 {
+                    c.covers_end_entities
+                } else {
+                    c.covers_cas
+                };
+            }
             if !spoken_for {
                 return Err(Refusal::RevocationUnknown);
             }
@@ -137,12 +143,11 @@ impl Anchor {
             url,
             for_end_entity: false,
         };
-        let current = self.crls.read().get(i).cloned().flatten();
-        let crl = accept(&bytes, &expected, clock, marks, current.as_deref())
-            .map_err(|(r, d)| refused(r, d))?;
+        let slot = self.crls.read().get(i).cloned().unwrap_or_default();
+        let crl = accept(&bytes, &expected, clock, marks, &slot).map_err(|(r, d)| refused(r, d))?;
         marks.raise(crl.key, &crl.mark);
         if let Some(slot) = self.crls.write().get_mut(i) {
-            *slot = Some(Arc::new(crl));
+            put(slot, Arc::new(crl));
         }
         Ok(())
     }
@@ -152,7 +157,7 @@ impl Anchor {
         let slots = self.crls.read();
         let mut state: Option<CrlState> = None;
         for slot in slots.iter() {
-            let crl = slot.as_ref()?;
+            let crl = slot.last()?;
             state = Some(match state {
                 None => CrlState {
                     this_update: crl.this_update,
@@ -189,20 +194,30 @@ impl Anchor {
             let Some(j) = old.crl_sources.iter().position(|s| s == spec) else {
                 continue;
             };
-            let Some(Some(old_crl)) = theirs.get(j) else {
+            let Some(old_slot) = theirs.get(j) else {
                 continue;
             };
-            // Mine stays when it is at least as far along: in the same series by its mark,
-            // in another (a new key or scope) by its thisUpdate.
-            let newer = slot.as_ref().is_some_and(|c| {
-                if c.key == old_crl.key {
-                    c.mark.at_least(&old_crl.mark)
-                } else {
-                    c.this_update >= old_crl.this_update
+            for old_crl in old_slot {
+                // Mine stays when it is at least as far along: in the same series by its
+                // mark, in another (another scope) by its thisUpdate.
+                let newer = slot
+                    .iter()
+                    .find(|c| c.issuer == old_crl.issuer)
+                    .is_some_and(|c| {
+                        if c.key == old_crl.key {
+                            c.mark.at_least(&old_crl.mark)
+                        } else {
+                            c.this_update >= old_crl.this_update
+                        }
+                    });
+                if !newer {
+                    let fresh_one = slot.last().cloned();
+                    put(slot, old_crl.clone());
+                    // What the source gave last stays last, if it is still there.
+                    if let Some(last) = fresh_one.filter(|c| c.issuer != old_crl.issuer) {
+                        put(slot, last);
+                    }
                 }
-            });
-            if !newer {
-                *slot = Some(old_crl.clone());
             }
         }
         drop(mine);
@@ -217,13 +232,13 @@ impl Anchor {
         let mut dropped = Vec::new();
         let mut slots = self.crls.write();
         for (spec, slot) in self.crl_sources.iter().zip(slots.iter_mut()) {
-            let superseded = slot.as_ref().is_some_and(|c| {
+            let before = slot.len();
+            slot.retain(|c| {
                 marks
                     .get(&c.key)
-                    .is_some_and(|highest| !c.mark.at_least(&highest))
+                    .is_none_or(|highest| c.mark.at_least(&highest))
             });
-            if superseded {
-                *slot = None;
+            if slot.len() != before {
                 dropped.push(spec.source.to_string());
             }
         }

@@ -358,17 +358,37 @@ fn check_extensions(cert: &X509Certificate<'_>, anchor: &Anchor) -> Result<(), R
     Ok(())
 }
 
-/// How a CRL entry names a certificate: its issuer's name and its serial, so that two CAs'
-/// serials never meet. `issuer` is the DER of the issuer's name, `serial` the DER content of
-/// the serial (two's complement), read the same way from the certificate and from the CRL.
-pub(crate) fn revocation_key(issuer: &[u8], serial: &[u8]) -> String {
-    format!("{}:{}", issuer_hash(issuer), serial_text(serial))
+/// How a CRL entry names a certificate: its issuer — the CA certificate that issued it, by
+/// that certificate's name *and key* ([`issuer_id`]) — and its serial, so that two CAs'
+/// serials never meet, nor two keys' of one CA (a key renewal leaves two CA certificates of
+/// one name). `issuer` is an [`issuer_id`], `serial` the DER content of the serial (two's
+/// complement), read the same way from the certificate and from the CRL.
+pub(crate) fn revocation_key(issuer: &str, serial: &[u8]) -> String {
+    format!("{issuer}:{}", serial_text(serial))
 }
 
-/// The issuer part of a [`revocation_key`]: the first 16 bytes of SHA-256 of the issuer's
-/// name (DER), in hex.
-pub(crate) fn issuer_hash(issuer: &[u8]) -> String {
-    hex::encode(Sha256::digest(issuer).get(..16).unwrap_or_default())
+/// The issuer part of a [`revocation_key`]: a CA certificate's subject name (DER) and its
+/// public key (SubjectPublicKeyInfo, DER), hashed (the first 16 bytes of SHA-256, in hex).
+/// Taken from the issuer certificate itself — on a chain, the certificate OpenSSL verified the
+/// signature with; for a CRL, the one whose key verified it — never from a certificate's own
+/// issuer field, which may spell the same name otherwise.
+pub(crate) fn issuer_id(subject: &[u8], spki: &[u8]) -> String {
+    let digest = Sha256::new()
+        .chain_update((subject.len() as u64).to_be_bytes())
+        .chain_update(subject)
+        .chain_update(spki)
+        .finalize();
+    hex::encode(digest.get(..16).unwrap_or_default())
+}
+
+/// The [`issuer_id`] of a CA certificate (DER); `None` when it does not parse.
+pub(crate) fn issuer_id_of_der(der: &[u8]) -> Option<String> {
+    let (_, c) = X509Certificate::from_der(der).ok()?;
+    Some(issuer_id_of(&c))
+}
+
+fn issuer_id_of(c: &X509Certificate<'_>) -> String {
+    issuer_id(c.subject().as_raw(), c.public_key().raw)
 }
 
 /// The issuer part of a revocation key made by [`revocation_key`].
@@ -399,13 +419,13 @@ fn serial_text(raw: &[u8]) -> String {
     format!("{}{}", if negative { "-" } else { "" }, hex::encode(digits))
 }
 
-/// The revocation keys of every certificate on a chain but its root.
+/// The revocation keys of every certificate on a chain but its root, each by the next
+/// certificate on the chain: the CA certificate that verified it.
 fn revocation_keys(chain: &[X509Certificate<'_>]) -> Vec<String> {
-    let below_root = chain.len().saturating_sub(1);
     chain
         .iter()
-        .take(below_root)
-        .map(|c| revocation_key(c.issuer().as_raw(), c.tbs_certificate.raw_serial()))
+        .zip(chain.iter().skip(1))
+        .map(|(c, issuer)| revocation_key(&issuer_id_of(issuer), c.tbs_certificate.raw_serial()))
         .collect()
 }
 
