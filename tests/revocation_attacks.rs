@@ -6,12 +6,10 @@
 //! may put on the refresh and the downloads. Each test failed before its fix (see the
 //! commits of branch crlfix).
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::login::*;
-use common::revocation::*;
+use prehod_test_support::login::*;
+use prehod_test_support::revocation::*;
 
 use openssl::asn1::Asn1Time;
 use openssl::bn::BigNum;
@@ -280,15 +278,17 @@ async fn another_keys_crl_under_the_same_issuer_name_does_not_unrevoke() {
 /// An issuingDistributionPoint whose distributionPoint names a partition by directoryName
 /// only (`CN=NAME`), as CAs that partition their CRLs by name write it.
 fn partition_by_name(name: &str) -> Vec<u8> {
-    let dn = common::der::seq(&[common::der::set(&[common::der::seq(&[
-        common::der::oid("2.5.4.3"),
-        common::der::tlv(0x0c, name.as_bytes()),
-    ])])]);
+    let dn = prehod_test_support::der::seq(&[prehod_test_support::der::set(&[
+        prehod_test_support::der::seq(&[
+            prehod_test_support::der::oid("2.5.4.3"),
+            prehod_test_support::der::tlv(0x0c, name.as_bytes()),
+        ]),
+    ])]);
     // distributionPoint [0] { fullName [0] { directoryName [4] EXPLICIT Name } }
-    let general_name = common::der::tlv(0xa4, &dn);
-    common::der::seq(&[common::der::explicit(
+    let general_name = prehod_test_support::der::tlv(0xa4, &dn);
+    prehod_test_support::der::seq(&[prehod_test_support::der::explicit(
         0,
-        &common::der::tlv(0xa0, &general_name),
+        &prehod_test_support::der::tlv(0xa0, &general_name),
     )])
 }
 
