@@ -96,7 +96,7 @@ impl ServeHttp for Admin {
     }
 }
 
-/// The admin API on users' sessions (see `crate::my_sessions`), behind
+/// The admin API on users' sessions (see `crate::login::sessions`), behind
 /// `Authorization: Bearer <admin.api_token>` (compared in constant time); without a token in
 /// the configuration it does not exist (404).
 ///
@@ -160,11 +160,11 @@ async fn sessions_api(shared: &crate::Shared, session: &ServerSession) -> Respon
         }
         ("POST", "/sessions/end") => {
             let ended = if query.get("all").is_some_and(|a| a == "true") {
-                crate::my_sessions::end_all(auth, user, now);
+                crate::login::sessions::end_all(auth, user, now);
                 true
             } else {
                 let sid = query.get("sid").map(String::as_str).unwrap_or_default();
-                crate::my_sessions::end_one(shared, auth, user, sid, now).await
+                crate::login::sessions::end_one(shared, auth, user, sid, now).await
             };
             crate::audit::write(&crate::audit::Event {
                 request_id: "admin",

@@ -1,6 +1,6 @@
 //! One memory budget for every request body the gateway reads into memory instead of
 //! streaming it: the login host's forms and back-channel logout tokens, and the forms kept
-//! across a login (`crate::preserve`). A body reserves its bytes *before* it is read — its
+//! across a login (`crate::portal::keep_form`). A body reserves its bytes *before* it is read — its
 //! declared length, or the most it may be — and gives them back when it is dropped ([`Hold`]).
 //!
 //! Three limits, each refused at once (the reason counted in

@@ -19,6 +19,8 @@ use crate::templates::{
 };
 use crate::Shared;
 
+pub mod sessions;
+
 const ATTEMPT_PURPOSE: &[u8] = b"prehod login attempt v1";
 /// Seals the session id into the logout form's token: only a page the gateway served to this
 /// session can end it.
@@ -265,8 +267,8 @@ impl Ctx<'_, '_> {
 
 pub async fn handle(shared: &Shared, auth: &AuthState, req: LoginRequest<'_>) -> LoginResponse {
     let ctx = Ctx::new(shared, auth, &req);
-    // The user's sessions: see `crate::my_sessions`.
-    if let Some(resp) = crate::my_sessions::handle(shared, auth, &req, ctx.lang == Lang::Sl).await {
+    // The user's sessions: see `crate::login::sessions`.
+    if let Some(resp) = crate::login::sessions::handle(shared, auth, &req, ctx.lang == Lang::Sl).await {
         return resp;
     }
     let mut resp = match (req.method.as_str(), req.path) {
@@ -392,7 +394,7 @@ fn login_page(ctx: &Ctx<'_, '_>) -> LoginResponse {
         .req
         .query
         .get("form")
-        .filter(|f| crate::preserve::is_binding(f))
+        .filter(|f| crate::portal::keep_form::is_binding(f))
     {
         ret.push_str("&form=");
         ret.push_str(form);
@@ -582,7 +584,7 @@ fn start(ctx: &Ctx<'_, '_>) -> LoginResponse {
         .req
         .query
         .get("form")
-        .filter(|f| crate::preserve::is_binding(f))
+        .filter(|f| crate::portal::keep_form::is_binding(f))
         .cloned();
     let bind = query_bind(ctx.req);
     let from = ctx
@@ -687,7 +689,7 @@ fn attempt_cookies(ctx: &Ctx<'_, '_>) -> Vec<(String, String)> {
 }
 
 /// The attempt cookie's content: the OIDC attempt, and the binding of a form kept just before
-/// it (see [`crate::preserve`]).
+/// it (see [`crate::portal::keep_form`]).
 #[derive(serde::Serialize, serde::Deserialize)]
 struct SealedAttempt {
     #[serde(flatten)]
@@ -723,7 +725,7 @@ fn bind_kept_form(
     let auth = ctx.auth;
     let kept = crate::auth::cookie(ctx.req.headers, &auth.post_cookie)?;
     let bound = form.filter(|_| !over_live_session).and_then(|f| {
-        crate::preserve::bind(
+        crate::portal::keep_form::bind(
             &auth.sealer,
             kept,
             f,
@@ -734,7 +736,7 @@ fn bind_kept_form(
         )
     });
     Some(match bound {
-        Some(v) => auth.post_cookie(&v, crate::preserve::LIFETIME),
+        Some(v) => auth.post_cookie(&v, crate::portal::keep_form::LIFETIME),
         None => auth.clear_post_cookie(),
     })
 }
@@ -1248,7 +1250,7 @@ fn step_up_page(ctx: &Ctx<'_, '_>) -> LoginResponse {
     with_nonce(ctx, ctx.page(&view), nonce)
 }
 
-/// What a login tells the portal about a form kept before it (see [`crate::preserve`]).
+/// What a login tells the portal about a form kept before it (see [`crate::portal::keep_form`]).
 pub struct FormCarry<'a> {
     /// The kept form's id the login attempt carried, if any.
     pub form: Option<&'a str>,
@@ -1303,7 +1305,7 @@ pub fn redeem_sso_code(
             if let Some(kept) = crate::auth::cookie(req.headers, &auth.post_cookie) {
                 let session = auth.sessions.validate(&redeemed.cookie, now).ok();
                 let bound = match (&redeemed.form, session) {
-                    (Some(f), Some(valid)) if !f.over_live_session => crate::preserve::bind(
+                    (Some(f), Some(valid)) if !f.over_live_session => crate::portal::keep_form::bind(
                         &auth.sealer,
                         kept,
                         &f.id,
@@ -1315,7 +1317,7 @@ pub fn redeem_sso_code(
                     _ => None,
                 };
                 resp = resp.cookie(match bound {
-                    Some(v) => auth.post_cookie(&v, crate::preserve::LIFETIME),
+                    Some(v) => auth.post_cookie(&v, crate::portal::keep_form::LIFETIME),
                     None => auth.clear_post_cookie(),
                 });
             }

@@ -701,7 +701,7 @@ impl ProxyHttp for Gateway {
                         .then(|| crate::auth::cookie(&req.headers, &auth.post_cookie))
                         .flatten()
                         .and_then(|c| {
-                            crate::preserve::open(
+                            crate::portal::keep_form::open(
                                 &auth.sealer,
                                 c,
                                 &url,
@@ -710,13 +710,13 @@ impl ProxyHttp for Gateway {
                             )
                         });
                     if let Some(kept) = kept {
-                        let body = Bytes::from(crate::preserve::resubmit_page(&kept));
+                        let body = Bytes::from(crate::portal::keep_form::resubmit_page(&kept));
                         let mut header = ResponseHeader::build(200, Some(6))?;
                         header.insert_header("content-type", "text/html; charset=utf-8")?;
                         header.insert_header("content-length", body.len().to_string())?;
                         header.insert_header(
                             "content-security-policy",
-                            crate::preserve::content_security_policy(),
+                            crate::portal::keep_form::content_security_policy(),
                         )?;
                         header.insert_header("cache-control", "no-store")?;
                         header.insert_header("set-cookie", auth.clear_post_cookie())?;
@@ -751,7 +751,7 @@ impl ProxyHttp for Gateway {
                     // be kept (`crate::body`); the hold ends with this block.
                     let (hygiene, budget) = (&shared.hygiene, &shared.body_budget);
                     let client = hygiene.client_address(&headers, ctx.client, ctx.trusted_proxy);
-                    let max = crate::preserve::MAX_BODY;
+                    let max = crate::portal::keep_form::MAX_BODY;
                     let read = crate::body::read(session, budget, client, max).await?;
                     let body = match &read {
                         Buffered::Body(body, _) => Some(body),
@@ -761,20 +761,20 @@ impl ProxyHttp for Gateway {
                     // sibling host, or another portal) made the browser send is never kept —
                     // it would be sent again with the session.
                     let same_site = url::Url::parse(&url).is_ok_and(|u| {
-                        crate::preserve::from_same_origin(
+                        crate::portal::keep_form::from_same_origin(
                             &headers,
                             &u.origin().ascii_serialization(),
                         )
                     });
                     if let (Some(auth), Some(body), true) = (&shared.auth, body, same_site) {
-                        if let Some((v, binding)) = crate::preserve::seal(
+                        if let Some((v, binding)) = crate::portal::keep_form::seal(
                             &auth.sealer,
                             &url,
                             content_type.as_deref(),
                             body,
                             prehod_identity::unix_now(),
                         ) {
-                            kept_cookie = Some(auth.post_cookie(&v, crate::preserve::LIFETIME));
+                            kept_cookie = Some(auth.post_cookie(&v, crate::portal::keep_form::LIFETIME));
                             // The login attempt started from this page carries the binding.
                             location.push_str("&form=");
                             location.push_str(&binding);
