@@ -168,8 +168,12 @@ async fn sessions_api(shared: &crate::Shared, session: &ServerSession) -> Respon
             };
             crate::audit::write(&crate::audit::Event {
                 request_id: "admin",
-                event: "logout",
-                outcome: if ended { "success" } else { "failure" },
+                event: crate::audit::Kind::Logout,
+                outcome: if ended {
+                    crate::audit::Outcome::Success
+                } else {
+                    crate::audit::Outcome::Failure
+                },
                 reason: Some("admin_api"),
                 sub: Some(user),
                 ..Default::default()

@@ -25,12 +25,19 @@ pub mod portal;
 pub mod proxy;
 pub mod ratelimit;
 pub mod redirect;
+pub mod refusals;
+pub mod reply;
+pub mod request;
+pub mod respond;
 pub mod return_url;
 pub mod revocation_data;
 pub mod routing;
+pub mod session_entry;
 pub mod sso;
 pub mod state;
 pub mod templates;
+#[cfg(test)]
+mod testing;
 pub mod tls;
 pub mod watch;
 
@@ -68,10 +75,12 @@ pub struct Shared {
     pub state: Option<Arc<state::Store>>,
     /// Every user's sessions (for the sessions page and the admin API); lives as long as
     /// the process.
-    pub sessions_index: Arc<my_sessions::Index>,
+    pub sessions_index: Arc<login::sessions::Index>,
     /// The memory request bodies read into memory share (`server.*`, not reloaded); lives as
     /// long as the process.
     pub body_budget: Arc<budget::BodyBudget>,
+    /// The language cookie's name (`{cookies.prefix}_lang`), for the pages of every host.
+    pub lang_cookie: String,
 }
 
 /// A portal's upstream connection settings, cloned into each request's peer.
@@ -136,6 +145,7 @@ impl Shared {
             state: None,
             sessions_index: Arc::default(),
             body_budget: Arc::new(budget::BodyBudget::new(config.server.body_buffers)),
+            lang_cookie: format!("{}_lang", config.cookies.prefix),
             config,
         })
     }

@@ -1,11 +1,10 @@
 //! The login host: the Bankart login page, the OIDC start and callback, logout (RP-initiated
 //! and back-channel), the gateway's JWKS, and the message pages. Plain async functions over a
-//! [`LoginRequest`]; the proxy only reads the request and writes the [`LoginResponse`].
+//! [`Request`]; the proxy only reads the request and writes the [`Reply`].
 
 use std::collections::HashMap;
 use std::time::Instant;
 
-use bytes::Bytes;
 use prehod_identity::oidc::{Attempt, Identity, OidcError};
 use prehod_identity::session::{IssueError, Method, Session};
 use prehod_identity::unix_now;
@@ -14,11 +13,14 @@ use subtle::ConstantTimeEq;
 use crate::audit;
 use crate::auth::{encode, AuthState};
 use crate::fresh_auth::Verdict;
+use crate::reply::Reply;
+use crate::request::Request;
 use crate::templates::{
     Action, AppView, Lang, Link, LoginLinks, LoginView, Message, MessageView, SessionView,
 };
 use crate::Shared;
 
+pub mod limit;
 pub mod sessions;
 
 const ATTEMPT_PURPOSE: &[u8] = b"prehod login attempt v1";
@@ -29,99 +31,16 @@ const ATTEMPT_LIFETIME: u64 = 600;
 /// At most this many login attempts (tabs) are kept per browser; older ones are dropped.
 const MAX_ATTEMPTS: usize = 5;
 
-pub struct LoginRequest<'a> {
-    pub method: &'a http::Method,
-    pub path: &'a str,
-    pub query: HashMap<String, String>,
-    pub headers: &'a http::HeaderMap,
-    pub body: Bytes,
-    pub request_id: &'a str,
-}
-
-impl LoginRequest<'_> {
-    /// `?lang=` first, then the remembered choice, then `Accept-Language`.
-    pub fn lang(&self, auth: &AuthState) -> Lang {
-        Lang::choose(
-            self.query.get("lang").map(String::as_str),
-            crate::auth::cookie(self.headers, &auth.lang_cookie),
-            self.headers
-                .get(http::header::ACCEPT_LANGUAGE)
-                .and_then(|v| v.to_str().ok()),
-        )
-    }
-
-    /// The parts of a proxied request the login host's handlers read.
-    pub fn from_header<'a>(
-        req: &'a pingora::http::RequestHeader,
-        body: Bytes,
-        request_id: &'a str,
-    ) -> LoginRequest<'a> {
-        LoginRequest {
-            method: &req.method,
-            path: req.uri.path(),
-            query: req
-                .uri
-                .query()
-                .map(|q| {
-                    url::form_urlencoded::parse(q.as_bytes())
-                        .into_owned()
-                        .collect()
-                })
-                .unwrap_or_default(),
-            headers: &req.headers,
-            body,
-            request_id,
-        }
-    }
-}
-
-pub struct LoginResponse {
-    pub status: u16,
-    pub headers: Vec<(&'static str, String)>,
-    pub body: Bytes,
-}
-
-impl LoginResponse {
-    pub(crate) fn html(status: u16, body: String) -> Self {
-        Self {
-            status,
-            headers: vec![("content-type", "text/html; charset=utf-8".into())],
-            body: Bytes::from(body),
-        }
-    }
-
-    fn json(status: u16, value: &serde_json::Value) -> Self {
-        Self {
-            status,
-            headers: vec![("content-type", "application/json".into())],
-            body: Bytes::from(value.to_string()),
-        }
-    }
-
-    pub(crate) fn redirect(location: String) -> Self {
-        Self {
-            status: 302,
-            headers: vec![("location", location)],
-            body: Bytes::new(),
-        }
-    }
-
-    pub(crate) fn cookie(mut self, value: String) -> Self {
-        self.headers.push(("set-cookie", value));
-        self
-    }
-}
-
 struct Ctx<'a, 'r> {
     shared: &'a Shared,
     auth: &'a AuthState,
-    req: &'a LoginRequest<'r>,
+    req: &'a Request<'r>,
     lang: Lang,
 }
 
 impl<'a, 'r> Ctx<'a, 'r> {
     /// A request's context, in the language it asks for.
-    fn new(shared: &'a Shared, auth: &'a AuthState, req: &'a LoginRequest<'r>) -> Self {
+    fn new(shared: &'a Shared, auth: &'a AuthState, req: &'a Request<'r>) -> Self {
         Self {
             shared,
             auth,
@@ -137,7 +56,7 @@ impl Ctx<'_, '_> {
         let other = if self.lang == Lang::Sl { "en" } else { "sl" };
         let mut pairs: Vec<(String, String)> = self
             .req
-            .query
+            .query()
             .iter()
             .filter(|(k, _)| *k != "lang")
             .map(|(k, v)| (k.clone(), v.clone()))
@@ -153,7 +72,7 @@ impl Ctx<'_, '_> {
         format!("?{}", q.finish())
     }
 
-    fn message(&self, m: Message) -> LoginResponse {
+    fn message(&self, m: Message) -> Reply {
         let body = self.auth.pages.message(
             self.lang,
             m,
@@ -161,10 +80,10 @@ impl Ctx<'_, '_> {
             &self.auth.support_email,
             self.req.request_id,
         );
-        LoginResponse::html(m.status(), body)
+        Reply::html(m.status(), body)
     }
 
-    fn message_action(&self, m: Message, url: &str, label: &str) -> LoginResponse {
+    fn message_action(&self, m: Message, url: &str, label: &str) -> Reply {
         let body = self.auth.pages.message_action(
             self.lang,
             m,
@@ -173,11 +92,11 @@ impl Ctx<'_, '_> {
             &self.auth.support_email,
             self.req.request_id,
         );
-        LoginResponse::html(m.status(), body)
+        Reply::html(m.status(), body)
     }
 
     /// A message page with everything a [`MessageView`] carries.
-    fn page(&self, view: &MessageView) -> LoginResponse {
+    fn page(&self, view: &MessageView) -> Reply {
         let body = self.auth.pages.page(
             self.lang,
             view,
@@ -185,7 +104,7 @@ impl Ctx<'_, '_> {
             &self.auth.support_email,
             self.req.request_id,
         );
-        LoginResponse::html(view.message.status(), body)
+        Reply::html(view.message.status(), body)
     }
 
     /// Every application, for the lists on the home and the logged-out page.
@@ -242,12 +161,12 @@ impl Ctx<'_, '_> {
         });
     }
 
-    fn login_failed(&self, reason: &'static str, m: Message) -> LoginResponse {
+    fn login_failed(&self, reason: &'static str, m: Message) -> Reply {
         self.login_failed_page(reason, &MessageView::new(m))
     }
 
     /// A failed Rekono login, counted and audited, shown with `view`.
-    fn login_failed_page(&self, reason: &'static str, view: &MessageView) -> LoginResponse {
+    fn login_failed_page(&self, reason: &'static str, view: &MessageView) -> Reply {
         let metrics = &self.shared.metrics;
         metrics
             .logins
@@ -255,8 +174,8 @@ impl Ctx<'_, '_> {
             .inc();
         metrics.denials.with_label_values(&[reason]).inc();
         self.audit(audit::Event {
-            event: "login",
-            outcome: "failure",
+            event: crate::audit::Kind::Login,
+            outcome: crate::audit::Outcome::Failure,
             reason: Some(reason),
             method: Some("rekono"),
             ..Default::default()
@@ -265,10 +184,12 @@ impl Ctx<'_, '_> {
     }
 }
 
-pub async fn handle(shared: &Shared, auth: &AuthState, req: LoginRequest<'_>) -> LoginResponse {
+pub async fn handle(shared: &Shared, auth: &AuthState, req: Request<'_>) -> Reply {
     let ctx = Ctx::new(shared, auth, &req);
     // The user's sessions: see `crate::login::sessions`.
-    if let Some(resp) = crate::login::sessions::handle(shared, auth, &req, ctx.lang == Lang::Sl).await {
+    if let Some(resp) =
+        crate::login::sessions::handle(shared, auth, &req, ctx.lang == Lang::Sl).await
+    {
         return resp;
     }
     let mut resp = match (req.method.as_str(), req.path) {
@@ -284,7 +205,7 @@ pub async fn handle(shared: &Shared, auth: &AuthState, req: LoginRequest<'_>) ->
         }
         ("GET", "/step-up") => step_up_page(&ctx),
         ("POST", "/oidc/backchannel-logout") => backchannel_logout(&ctx).await,
-        ("GET", "/.well-known/jwks.json") => LoginResponse::json(200, auth.signer.jwks()),
+        ("GET", "/.well-known/jwks.json") => Reply::json(200, auth.signer.jwks()),
         ("GET", "/certificate") => ctx.message(Message::CertificateNotYet),
         ("GET", p) if p == auth.sso.path() => adopt_sso_code(&ctx),
         _ => ctx.message(Message::NotFound),
@@ -292,7 +213,7 @@ pub async fn handle(shared: &Shared, auth: &AuthState, req: LoginRequest<'_>) ->
     // A language the person chose (not the default from `Accept-Language`) goes along to a
     // portal with its single-sign-on code, so that the portal's own pages speak it too.
     let chosen = req
-        .query
+        .query()
         .get("lang")
         .is_some_and(|l| l == "en" || l == "sl")
         || crate::auth::cookie(req.headers, &auth.lang_cookie).is_some();
@@ -304,7 +225,7 @@ pub async fn handle(shared: &Shared, auth: &AuthState, req: LoginRequest<'_>) ->
         location.push_str("&lang=");
         location.push_str(ctx.lang.code());
     }
-    if let Some(l) = req.query.get("lang").filter(|l| *l == "en" || *l == "sl") {
+    if let Some(l) = req.query().get("lang").filter(|l| *l == "en" || *l == "sl") {
         resp = resp.cookie(crate::cookies::set_on_path(
             &auth.lang_cookie,
             l,
@@ -315,9 +236,9 @@ pub async fn handle(shared: &Shared, auth: &AuthState, req: LoginRequest<'_>) ->
     resp
 }
 
-fn login_page(ctx: &Ctx<'_, '_>) -> LoginResponse {
+fn login_page(ctx: &Ctx<'_, '_>) -> Reply {
     let auth = ctx.auth;
-    let return_to = match ctx.req.query.get("return") {
+    let return_to = match ctx.req.query().get("return") {
         Some(r) => match auth.check_return(r) {
             Some((r, _)) => Some(r),
             None => return ctx.message(Message::BadReturn),
@@ -327,7 +248,7 @@ fn login_page(ctx: &Ctx<'_, '_>) -> LoginResponse {
     // Single sign-on: the login host already has a session (host-only cookies), so the
     // portal gets its own at once; the portal still checks its policy (level, method, users)
     // and steps up or refuses by itself. A session that has just expired shows the page.
-    if let (Some(return_to), None) = (&return_to, ctx.req.query.get("notice")) {
+    if let (Some(return_to), None) = (&return_to, ctx.req.query().get("notice")) {
         if let Some(valid) = ctx.session(unix_now()) {
             let bind = query_bind(ctx.req);
             // Too low a level for the portal: the step-up page at once (it says why, and
@@ -347,8 +268,8 @@ fn login_page(ctx: &Ctx<'_, '_>) -> LoginResponse {
                     .with_label_values(&[&portal.name])
                     .inc();
                 ctx.audit(audit::Event {
-                    event: "step_up",
-                    outcome: "started",
+                    event: crate::audit::Kind::StepUp,
+                    outcome: crate::audit::Outcome::Started,
                     sub: Some(&valid.session.sub),
                     email: Some(&valid.session.email),
                     portal: Some(&portal.name),
@@ -365,13 +286,16 @@ fn login_page(ctx: &Ctx<'_, '_>) -> LoginResponse {
                     url.push_str("&bind=");
                     url.push_str(b);
                 }
-                if let Some((from, _)) =
-                    ctx.req.query.get("from").and_then(|f| auth.check_return(f))
+                if let Some((from, _)) = ctx
+                    .req
+                    .query()
+                    .get("from")
+                    .and_then(|f| auth.check_return(f))
                 {
                     url.push_str("&from=");
                     url.push_str(&encode(&from));
                 }
-                return LoginResponse::redirect(url);
+                return Reply::redirect(url);
             }
             if let Some(resp) = signed_in(
                 ctx.auth,
@@ -392,7 +316,7 @@ fn login_page(ctx: &Ctx<'_, '_>) -> LoginResponse {
     // A form kept on the way here: its binding goes into the login attempt.
     if let Some(form) = ctx
         .req
-        .query
+        .query()
         .get("form")
         .filter(|f| crate::portal::keep_form::is_binding(f))
     {
@@ -428,7 +352,7 @@ fn login_page(ctx: &Ctx<'_, '_>) -> LoginResponse {
             .unwrap_or_else(|| format!("/certificate{start_query}")),
         certificate_instructions: auth.certificate_instructions_url.clone(),
     };
-    let notice = match ctx.req.query.get("notice").map(String::as_str) {
+    let notice = match ctx.req.query().get("notice").map(String::as_str) {
         Some("expired") => Some(if ctx.lang == Lang::Sl {
             "Vaša seja je potekla. Prijavite se znova."
         } else {
@@ -467,7 +391,7 @@ fn login_page(ctx: &Ctx<'_, '_>) -> LoginResponse {
     let body = auth
         .pages
         .login(ctx.lang, &view, &ctx.switch_url(), &auth.support_email);
-    let mut resp = LoginResponse::html(200, body);
+    let mut resp = Reply::html(200, body);
     if let Some(csp) = logged_in.then(|| logout_form_csp(auth)).flatten() {
         resp.headers.push(("content-security-policy", csp));
     }
@@ -534,10 +458,10 @@ fn is_home(auth: &AuthState, url: &str) -> bool {
 }
 
 /// Starts a Rekono login: a sealed attempt cookie per tab, then off to Rekono.
-fn start(ctx: &Ctx<'_, '_>) -> LoginResponse {
+fn start(ctx: &Ctx<'_, '_>) -> Reply {
     let auth = ctx.auth;
     // Without `return` the login was started on the login host's home, and returns there.
-    let (return_to, min_level) = match ctx.req.query.get("return") {
+    let (return_to, min_level) = match ctx.req.query().get("return") {
         None => (home_url(auth), 0),
         Some(r) => {
             let Some((return_to, portal)) = auth.check_return(r) else {
@@ -561,7 +485,7 @@ fn start(ctx: &Ctx<'_, '_>) -> LoginResponse {
     // Never below the portal's own minimum, whatever the query says.
     let asked: u8 = ctx
         .req
-        .query
+        .query()
         .get("level")
         .and_then(|l| l.parse().ok())
         .unwrap_or(0);
@@ -582,14 +506,14 @@ fn start(ctx: &Ctx<'_, '_>) -> LoginResponse {
     let (url, attempt) = provider.start_with(level, return_to, now, &hints);
     let form = ctx
         .req
-        .query
+        .query()
         .get("form")
         .filter(|f| crate::portal::keep_form::is_binding(f))
         .cloned();
     let bind = query_bind(ctx.req);
     let from = ctx
         .req
-        .query
+        .query()
         .get("from")
         .and_then(|f| auth.check_return(f))
         .map(|(f, _)| f);
@@ -626,19 +550,17 @@ fn start(ctx: &Ctx<'_, '_>) -> LoginResponse {
 
 /// The redirect to Rekono's authorization `url` with the attempt's cookie; `None` when it
 /// could not be sealed.
-fn to_rekono(auth: &AuthState, url: String, attempt: &SealedAttempt) -> Option<LoginResponse> {
+fn to_rekono(auth: &AuthState, url: String, attempt: &SealedAttempt) -> Option<Reply> {
     let json = serde_json::to_vec(attempt).ok()?;
     let sealed = auth.sealer.seal(ATTEMPT_PURPOSE, &json).ok()?;
     let name = attempt_cookie_name(&auth.attempt_prefix, &attempt.attempt.state);
     // `__Host-` cookies live on `/`: the prefix is what keeps sibling hosts from planting one.
-    Some(
-        LoginResponse::redirect(url).cookie(crate::cookies::set_on_path(
-            &name,
-            &sealed,
-            "/",
-            ATTEMPT_LIFETIME,
-        )),
-    )
+    Some(Reply::redirect(url).cookie(crate::cookies::set_on_path(
+        &name,
+        &sealed,
+        "/",
+        ATTEMPT_LIFETIME,
+    )))
 }
 
 /// The session family a new login attempt of this browser joins (see `Session::family`): its
@@ -741,9 +663,9 @@ fn bind_kept_form(
     })
 }
 
-async fn callback(ctx: &Ctx<'_, '_>) -> LoginResponse {
+async fn callback(ctx: &Ctx<'_, '_>) -> Reply {
     let auth = ctx.auth;
-    let q = &ctx.req.query;
+    let q = &ctx.req.query();
     // The gateway's states are base64url: anything else names no attempt, and so never
     // reaches a cookie name (a response header).
     let state = q.get("state").filter(|s| is_state_shaped(s));
@@ -833,8 +755,8 @@ async fn callback(ctx: &Ctx<'_, '_>) -> LoginResponse {
             .inc();
         metrics.denials.with_label_values(&["other_user"]).inc();
         ctx.audit(audit::Event {
-            event: "step_up",
-            outcome: "failure",
+            event: crate::audit::Kind::StepUp,
+            outcome: crate::audit::Outcome::Failure,
             reason: Some("other_user"),
             sub: Some(&s.sub),
             email: Some(&s.email),
@@ -913,8 +835,8 @@ async fn callback(ctx: &Ctx<'_, '_>) -> LoginResponse {
         .and_then(|(_, p)| ctx.shared.config.portals.get(p))
         .map(|p| p.name.as_str());
     ctx.audit(audit::Event {
-        event: "login",
-        outcome: "success",
+        event: crate::audit::Kind::Login,
+        outcome: crate::audit::Outcome::Success,
         sub: Some(&session.sub),
         email: Some(&session.email),
         portal,
@@ -926,7 +848,7 @@ async fn callback(ctx: &Ctx<'_, '_>) -> LoginResponse {
     if is_home(auth, &attempt.return_to) {
         let here = auth.cookie_host(&auth.login_host);
         return match auth.sessions.cookie_for(&session, here) {
-            Ok(own) => LoginResponse::redirect(home_url(auth))
+            Ok(own) => Reply::redirect(home_url(auth))
                 .cookie(auth.session_cookie(&own, auth.sessions.absolute().as_secs()))
                 .cookie(clear),
             Err(_) => ctx.login_failed("seal_failed", Message::LoginFailed),
@@ -971,12 +893,7 @@ async fn callback(ctx: &Ctx<'_, '_>) -> LoginResponse {
 
 /// Starts the login again, once, asking Rekono for a fresh authentication of the account that
 /// came back (see `crate::fresh_auth`); the new attempt keeps the old one's way back.
-fn ask_again_fresh(
-    ctx: &Ctx<'_, '_>,
-    identity: &Identity,
-    was: SealedAttempt,
-    now: u64,
-) -> LoginResponse {
+fn ask_again_fresh(ctx: &Ctx<'_, '_>, identity: &Identity, was: SealedAttempt, now: u64) -> Reply {
     let Some(provider) = ctx.auth.provider() else {
         return ctx.login_failed("rekono_unavailable", Message::RekonoUnavailable);
     };
@@ -988,8 +905,8 @@ fn ask_again_fresh(
         &hints,
     );
     ctx.audit(audit::Event {
-        event: "login",
-        outcome: "started",
+        event: crate::audit::Kind::Login,
+        outcome: crate::audit::Outcome::Started,
         reason: Some("fresh_authentication"),
         sub: Some(&identity.sub),
         email: Some(&identity.email),
@@ -1002,15 +919,11 @@ fn ask_again_fresh(
 }
 
 /// Rekono answered the login with an error: say why in words, and offer the way on.
-fn provider_refusal(
-    ctx: &Ctx<'_, '_>,
-    error: &str,
-    sealed: Option<&SealedAttempt>,
-) -> LoginResponse {
+fn provider_refusal(ctx: &Ctx<'_, '_>, error: &str, sealed: Option<&SealedAttempt>) -> Reply {
     let return_to = sealed.map(|s| s.attempt.return_to.as_str());
     let description = ctx
         .req
-        .query
+        .query()
         .get("error_description")
         .map(String::as_str)
         .unwrap_or_default();
@@ -1024,7 +937,7 @@ fn provider_refusal(
         // The person went back from Rekono's screens: to the Bankart login page again.
         "access_denied" if description.contains("cancel") => {
             ctx.login_failed("cancelled", Message::Denied);
-            LoginResponse::redirect(ctx.login_page_link(return_to))
+            Reply::redirect(ctx.login_page_link(return_to))
         }
         _ => {
             // Rekono's own words are not shown (anyone can craft a callback link): the known
@@ -1071,7 +984,7 @@ fn provider_refusal(
 }
 
 /// Adds the single-sign-on nonce cookie a certificate button on the page needs.
-fn with_nonce(ctx: &Ctx<'_, '_>, resp: LoginResponse, nonce: Option<String>) -> LoginResponse {
+fn with_nonce(ctx: &Ctx<'_, '_>, resp: Reply, nonce: Option<String>) -> Reply {
     match nonce {
         Some(n) => resp.cookie(ctx.auth.sso_nonce_cookie(&n)),
         None => resp,
@@ -1188,8 +1101,8 @@ fn level_too_low(
 /// `GET /step-up?level=…&return=…[&from=…]`: before a step-up, which level the application
 /// needs and which the session has; on to Rekono (with the e-mail filled in), or certificate
 /// login where the portal allows it, or back.
-fn step_up_page(ctx: &Ctx<'_, '_>) -> LoginResponse {
-    let q = &ctx.req.query;
+fn step_up_page(ctx: &Ctx<'_, '_>) -> Reply {
+    let q = &ctx.req.query();
     let Some((return_to, portal)) = portal_of(ctx, q.get("return").map(String::as_str)) else {
         return ctx.message(Message::BadReturn);
     };
@@ -1267,11 +1180,11 @@ pub fn redeem_sso_code(
     shared: &Shared,
     auth: &AuthState,
     portal: &prehod_config::Portal,
-    req: LoginRequest<'_>,
-) -> LoginResponse {
-    let ctx = Ctx::new(shared, auth, &req);
+    req: &Request<'_>,
+) -> Reply {
+    let ctx = Ctx::new(shared, auth, req);
     let code = req
-        .query
+        .query()
         .get("code")
         .map(String::as_str)
         .unwrap_or_default();
@@ -1289,10 +1202,10 @@ pub fn redeem_sso_code(
     }
     match redeemed {
         Ok(redeemed) => {
-            let mut resp = LoginResponse::redirect(redeemed.return_to.clone())
+            let mut resp = Reply::redirect(redeemed.return_to.clone())
                 .cookie(auth.session_cookie(&redeemed.cookie, auth.sessions.absolute().as_secs()));
             // The language chosen on the login host, for this portal's own gateway pages.
-            if let Some(l) = req.query.get("lang").filter(|l| *l == "en" || *l == "sl") {
+            if let Some(l) = req.query().get("lang").filter(|l| *l == "en" || *l == "sl") {
                 resp = resp.cookie(crate::cookies::set_on_path(
                     &auth.lang_cookie,
                     l,
@@ -1305,15 +1218,17 @@ pub fn redeem_sso_code(
             if let Some(kept) = crate::auth::cookie(req.headers, &auth.post_cookie) {
                 let session = auth.sessions.validate(&redeemed.cookie, now).ok();
                 let bound = match (&redeemed.form, session) {
-                    (Some(f), Some(valid)) if !f.over_live_session => crate::portal::keep_form::bind(
-                        &auth.sealer,
-                        kept,
-                        &f.id,
-                        &redeemed.return_to,
-                        f.attempt_created,
-                        &valid.session,
-                        now,
-                    ),
+                    (Some(f), Some(valid)) if !f.over_live_session => {
+                        crate::portal::keep_form::bind(
+                            &auth.sealer,
+                            kept,
+                            &f.id,
+                            &redeemed.return_to,
+                            f.attempt_created,
+                            &valid.session,
+                            now,
+                        )
+                    }
                     _ => None,
                 };
                 resp = resp.cookie(match bound {
@@ -1330,13 +1245,13 @@ pub fn redeem_sso_code(
                 .with_label_values(&[refusal.label()])
                 .inc();
             ctx.audit(audit::Event {
-                event: "denied",
-                outcome: "failure",
+                event: crate::audit::Kind::Denied,
+                outcome: crate::audit::Outcome::Failure,
                 reason: Some(refusal.label()),
                 portal: Some(&portal.name),
                 ..Default::default()
             });
-            login_again(auth, &req, &portal.host)
+            login_again(auth, req, &portal.host)
         }
     }
 }
@@ -1344,12 +1259,12 @@ pub fn redeem_sso_code(
 /// `GET /.prehod/sso?code=…` on the login host (after a certificate login on its own host):
 /// the login host keeps the session for single sign-on, then sends the browser on to the
 /// portal with a code of its own.
-fn adopt_sso_code(ctx: &Ctx<'_, '_>) -> LoginResponse {
+fn adopt_sso_code(ctx: &Ctx<'_, '_>) -> Reply {
     let auth = ctx.auth;
     let now = unix_now();
     let code = ctx
         .req
-        .query
+        .query()
         .get("code")
         .map(String::as_str)
         .unwrap_or_default();
@@ -1364,7 +1279,7 @@ fn adopt_sso_code(ctx: &Ctx<'_, '_>) -> LoginResponse {
                 .inc();
             // Not this browser's (an attacker's code, or the certificate host reached without
             // the login page): nothing is adopted; the login page starts over.
-            return LoginResponse::redirect(format!("{}/", auth.login_url));
+            return Reply::redirect(format!("{}/", auth.login_url));
         }
     };
     let home = is_home(auth, &redeemed.return_to);
@@ -1401,7 +1316,7 @@ fn adopt_sso_code(ctx: &Ctx<'_, '_>) -> LoginResponse {
     let next = redeemed.next_bind.as_deref();
     let max_age = auth.sessions.absolute().as_secs();
     if home {
-        return LoginResponse::redirect(return_to).cookie(auth.session_cookie(&cookie, max_age));
+        return Reply::redirect(return_to).cookie(auth.session_cookie(&cookie, max_age));
     }
     match signed_in(auth, &session, &return_to, None, None, next) {
         Some(resp) => resp.cookie(auth.session_cookie(&cookie, max_age)),
@@ -1416,14 +1331,14 @@ pub fn portal_path(
     shared: &Shared,
     auth: &AuthState,
     portal: &prehod_config::Portal,
-    req: &LoginRequest<'_>,
-) -> LoginResponse {
+    req: &Request<'_>,
+) -> Reply {
     let rest = req
         .path
         .strip_prefix(auth.portal_prefix.as_str())
         .unwrap_or_default();
     match (req.method.as_str(), rest) {
-        ("GET", "logout") => LoginResponse::redirect(format!("{}/logout", auth.login_url)),
+        ("GET", "logout") => Reply::redirect(format!("{}/logout", auth.login_url)),
         ("GET", "me") => {
             let now = unix_now();
             let session = crate::auth::cookie(req.headers, &auth.cookie_name)
@@ -1432,7 +1347,7 @@ pub fn portal_path(
             let mut resp = match session {
                 Some(v) => {
                     let s = &v.session;
-                    LoginResponse::json(
+                    Reply::json(
                         200,
                         &serde_json::json!({
                             "user": s.sub,
@@ -1445,7 +1360,7 @@ pub fn portal_path(
                         }),
                     )
                 }
-                None => LoginResponse::json(
+                None => Reply::json(
                     401,
                     &serde_json::json!({
                         "error": "no_session",
@@ -1483,14 +1398,13 @@ pub fn signed_in(
     here: Option<&str>,
     form: Option<&FormCarry<'_>>,
     bind: Option<&str>,
-) -> Option<LoginResponse> {
+) -> Option<Reply> {
     let max_age = auth.sessions.absolute().as_secs();
     match auth.cookie_scope {
         prehod_config::CookieScope::ParentDomain(_) => {
             let cookie = auth.sessions.cookie_for(session, None).ok()?;
             Some(
-                LoginResponse::redirect(return_to.to_owned())
-                    .cookie(auth.session_cookie(&cookie, max_age)),
+                Reply::redirect(return_to.to_owned()).cookie(auth.session_cookie(&cookie, max_age)),
             )
         }
         prehod_config::CookieScope::Host => {
@@ -1519,7 +1433,7 @@ pub fn signed_in(
                     unix_now(),
                 )
                 .ok()?;
-            let mut resp = LoginResponse::redirect(url);
+            let mut resp = Reply::redirect(url);
             if let Some(here) = here {
                 let own = auth.sessions.cookie_for(session, Some(here)).ok()?;
                 resp = resp.cookie(auth.session_cookie(&own, max_age));
@@ -1530,8 +1444,8 @@ pub fn signed_in(
 }
 
 /// The binding a host passed along when it sent the browser here (`?bind=`), if well-formed.
-fn query_bind(req: &LoginRequest<'_>) -> Option<String> {
-    req.query
+fn query_bind(req: &Request<'_>) -> Option<String> {
+    req.query()
         .get("bind")
         .filter(|b| crate::sso::is_binding(b))
         .cloned()
@@ -1539,7 +1453,7 @@ fn query_bind(req: &LoginRequest<'_>) -> Option<String> {
 
 /// The login page of a portal's root, with a new binding for this browser: the nonce cookie
 /// to set (on the current host) and the URL.
-fn login_again(auth: &AuthState, req: &LoginRequest<'_>, host: &str) -> LoginResponse {
+fn login_again(auth: &AuthState, req: &Request<'_>, host: &str) -> Reply {
     let (nonce, bind) =
         crate::sso::binding_for(crate::auth::cookie(req.headers, crate::sso::NONCE_COOKIE));
     let origin = public_origin(auth, host);
@@ -1547,7 +1461,7 @@ fn login_again(auth: &AuthState, req: &LoginRequest<'_>, host: &str) -> LoginRes
         "{}&bind={bind}",
         auth.login_page_url(&format!("{origin}/"), None)
     );
-    LoginResponse::redirect(url).cookie(auth.sso_nonce_cookie(&nonce))
+    Reply::redirect(url).cookie(auth.sso_nonce_cookie(&nonce))
 }
 
 /// The one place a failed Rekono login becomes a reason (audit and metric label) and a page:
@@ -1567,11 +1481,11 @@ fn oidc_refusal(e: &OidcError) -> (&'static str, Message) {
 
 /// `GET /logout` only asks: a link or an image on any site must not end the session. The
 /// form posts the session's logout token.
-fn logout_confirmation(ctx: &Ctx<'_, '_>) -> LoginResponse {
+fn logout_confirmation(ctx: &Ctx<'_, '_>) -> Reply {
     let auth = ctx.auth;
     let Some(session) = ctx.browser_session(unix_now()) else {
         // No session to protect: nothing to ask.
-        return LoginResponse::redirect(format!("{}/logged-out", auth.login_url))
+        return Reply::redirect(format!("{}/logged-out", auth.login_url))
             .cookie(auth.clear_session_cookie());
     };
     let Ok(token) = auth.sealer.seal(LOGOUT_PURPOSE, session.sid.as_bytes()) else {
@@ -1584,7 +1498,7 @@ fn logout_confirmation(ctx: &Ctx<'_, '_>) -> LoginResponse {
         &auth.support_email,
         ctx.req.request_id,
     );
-    let mut resp = LoginResponse::html(Message::LogoutConfirm.status(), body);
+    let mut resp = Reply::html(Message::LogoutConfirm.status(), body);
     if let Some(csp) = logout_form_csp(auth) {
         resp.headers.push(("content-security-policy", csp));
     }
@@ -1593,7 +1507,7 @@ fn logout_confirmation(ctx: &Ctx<'_, '_>) -> LoginResponse {
 
 /// `POST /logout` from the confirmation form: ends the session (and Rekono's) when the form's
 /// token was sealed for this session; otherwise refuses and the session stays valid.
-fn logout(ctx: &Ctx<'_, '_>) -> LoginResponse {
+fn logout(ctx: &Ctx<'_, '_>) -> Reply {
     let auth = ctx.auth;
     let now = unix_now();
     let session = ctx.browser_session(now);
@@ -1613,8 +1527,8 @@ fn logout(ctx: &Ctx<'_, '_>) -> LoginResponse {
                 .with_label_values(&["bad_logout_token"])
                 .inc();
             ctx.audit(audit::Event {
-                event: "logout",
-                outcome: "failure",
+                event: crate::audit::Kind::Logout,
+                outcome: crate::audit::Outcome::Failure,
                 reason: Some("bad_logout_token"),
                 sub: Some(&s.sub),
                 email: Some(&s.email),
@@ -1627,8 +1541,8 @@ fn logout(ctx: &Ctx<'_, '_>) -> LoginResponse {
         // The session and its family: every session this browser's logins made.
         auth.sessions.end_browser(s, now);
         ctx.audit(audit::Event {
-            event: "logout",
-            outcome: "success",
+            event: crate::audit::Kind::Logout,
+            outcome: crate::audit::Outcome::Success,
             reason: Some("user"),
             sub: Some(&s.sub),
             email: Some(&s.email),
@@ -1643,22 +1557,22 @@ fn logout(ctx: &Ctx<'_, '_>) -> LoginResponse {
             }
         }
     }
-    LoginResponse::redirect(target).cookie(auth.clear_session_cookie())
+    Reply::redirect(target).cookie(auth.clear_session_cookie())
 }
 
-async fn backchannel_logout(ctx: &Ctx<'_, '_>) -> LoginResponse {
+async fn backchannel_logout(ctx: &Ctx<'_, '_>) -> Reply {
     let auth = ctx.auth;
     let form: HashMap<String, String> = url::form_urlencoded::parse(&ctx.req.body)
         .into_owned()
         .collect();
     let bad = |reason: &'static str| {
         ctx.audit(audit::Event {
-            event: "logout",
-            outcome: "failure",
+            event: crate::audit::Kind::Logout,
+            outcome: crate::audit::Outcome::Failure,
             reason: Some(reason),
             ..Default::default()
         });
-        let mut r = LoginResponse::json(400, &serde_json::json!({"error": "invalid_request"}));
+        let mut r = Reply::json(400, &serde_json::json!({"error": "invalid_request"}));
         r.headers.push(("cache-control", "no-store".into()));
         r
     };
@@ -1691,20 +1605,14 @@ async fn backchannel_logout(ctx: &Ctx<'_, '_>) -> LoginResponse {
                 }
             }
             ctx.audit(audit::Event {
-                event: "logout",
-                outcome: "success",
+                event: crate::audit::Kind::Logout,
+                outcome: crate::audit::Outcome::Success,
                 reason: Some("back_channel"),
                 sub: logout.sub.as_deref(),
                 method: Some("rekono"),
                 ..Default::default()
             });
-            let mut r = LoginResponse {
-                status: 200,
-                headers: Vec::new(),
-                body: Bytes::new(),
-            };
-            r.headers.push(("cache-control", "no-store".into()));
-            r
+            Reply::status(200).header("cache-control", "no-store".into())
         }
         Err(e) => {
             tracing::warn!(request_id = ctx.req.request_id, error = %e, "back-channel logout refused");
@@ -1720,8 +1628,8 @@ pub async fn certificate(
     auth: &AuthState,
     certs: &crate::auth::CertLogin,
     client: Option<&prehod_identity::cert::Presented>,
-    req: LoginRequest<'_>,
-) -> LoginResponse {
+    req: Request<'_>,
+) -> Reply {
     let ctx = Ctx::new(shared, auth, &req);
     // Only `GET /` logs in: a favicon fetch or an `<img>` on another site (which a browser
     // answers with the certificate by itself) makes no session and no login event.
@@ -1729,7 +1637,7 @@ pub async fn certificate(
         return ctx.message(Message::NotFound);
     }
     // Without `return`: a certificate login started on the login host's home.
-    let (return_to, portal) = match req.query.get("return") {
+    let (return_to, portal) = match req.query().get("return") {
         None => (home_url(auth), None),
         Some(r) => {
             let Some((return_to, portal)) = auth.check_return(r) else {
@@ -1762,8 +1670,8 @@ pub async fn certificate(
                 .with_label_values(&["certificate", "failure"])
                 .inc();
             ctx.audit(audit::Event {
-                event: "login",
-                outcome: "failure",
+                event: crate::audit::Kind::Login,
+                outcome: crate::audit::Outcome::Failure,
                 reason: Some(refusal.label()),
                 portal: portal.map(|p| p.name.as_str()),
                 method: Some("certificate"),
@@ -1791,8 +1699,8 @@ pub async fn certificate(
         .with_label_values(&["certificate", "success"])
         .inc();
     ctx.audit(audit::Event {
-        event: "login",
-        outcome: "success",
+        event: crate::audit::Kind::Login,
+        outcome: crate::audit::Outcome::Success,
         sub: Some(&session.sub),
         email: Some(&session.email),
         portal: portal.map(|p| p.name.as_str()),
@@ -1809,7 +1717,7 @@ pub async fn certificate(
             .ok()
             .and_then(|own| {
                 let lbind = req
-                    .query
+                    .query()
                     .get("lbind")
                     .filter(|b| crate::sso::is_binding(b))
                     .cloned()
@@ -1828,7 +1736,7 @@ pub async fn certificate(
                     )
                     .ok()
             })
-            .map(LoginResponse::redirect),
+            .map(Reply::redirect),
         prehod_config::CookieScope::ParentDomain(_) => {
             signed_in(auth, &session, &return_to, None, None, None)
         }
@@ -1842,7 +1750,7 @@ fn certificate_refused(
     ctx: &Ctx<'_, '_>,
     refusal: prehod_identity::cert::Refusal,
     return_to: &str,
-) -> LoginResponse {
+) -> Reply {
     let lang = ctx.lang;
     let sl = lang == Lang::Sl;
     let mut view = MessageView::new(Message::CertificateRefused);
@@ -1970,6 +1878,44 @@ pub fn certificate_session(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{head, Dev};
+
+    async fn get(dev: &Dev, target: &str) -> Reply {
+        let (uri, h) = head(target, &[("accept-language", "sl")]);
+        let req = Request::new(&http::Method::GET, &uri, &h, "r-login");
+        handle(&dev.shared, dev.auth(), req).await
+    }
+
+    #[tokio::test]
+    async fn the_login_host_table_answers_its_paths_and_404s_the_rest() {
+        let dev = Dev::new();
+        let jwks = get(&dev, "/.well-known/jwks.json").await;
+        assert_eq!(jwks.status, 200);
+        let keys: serde_json::Value = serde_json::from_slice(&jwks.body).expect("JSON");
+        assert!(keys["keys"].as_array().is_some_and(|k| !k.is_empty()));
+        let missing = get(&dev, "/no-such-page").await;
+        assert_eq!(missing.status, 404);
+        assert!(std::str::from_utf8(&missing.body).is_ok_and(|b| b.contains("r-login")));
+    }
+
+    #[tokio::test]
+    async fn a_chosen_language_is_remembered_in_a_cookie() {
+        let dev = Dev::new();
+        let page = get(&dev, "/?lang=en").await;
+        assert_eq!(page.status, 200);
+        let lang_cookie = format!("{}=en", dev.auth().lang_cookie);
+        assert!(
+            page.cookies().any(|c| c.starts_with(&lang_cookie)),
+            "{page:?}"
+        );
+        let html = std::str::from_utf8(&page.body).expect("UTF-8");
+        assert!(html.contains("<html lang=\"en\">"));
+        // Without a choice, Accept-Language speaks, and nothing is remembered.
+        let page = get(&dev, "/").await;
+        assert!(page
+            .cookies()
+            .all(|c| !c.starts_with(&dev.auth().lang_cookie)));
+    }
 
     #[test]
     fn a_bad_answer_is_a_failed_login_and_only_an_outage_says_unavailable() {

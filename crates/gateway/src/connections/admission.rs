@@ -35,23 +35,7 @@ impl std::fmt::Debug for Counters {
     }
 }
 
-/// Why a connection was closed at once: the `reason` of `prehod_connections_refused_total`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Refused {
-    Total,
-    PerAddress,
-    Pending,
-}
-
-impl Refused {
-    pub fn label(self) -> &'static str {
-        match self {
-            Refused::Total => "total",
-            Refused::PerAddress => "per_address",
-            Refused::Pending => "pending",
-        }
-    }
-}
+pub use crate::refusals::ConnectionRefused as Refused;
 
 /// A connection's place in the counts, given back when it is dropped (with the connection's
 /// stream, or at once when the connection is refused or its handshake fails).

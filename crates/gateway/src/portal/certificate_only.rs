@@ -1,0 +1,84 @@
+//! A certificate-only portal: the handshake demanded a client certificate and, once the
+//! chain, revocation and the portal's organisations accept it, it is the identity — no
+//! session cookie, no login page.
+
+use std::sync::Arc;
+
+use prehod_config::Portal;
+use prehod_identity::session::Session;
+
+use crate::reply::Reply;
+use crate::request::Request;
+use crate::templates::{certificate_reason, Lang, Message};
+use crate::Shared;
+
+/// The certificate's verdict for a request to `portal`.
+pub enum Verdict {
+    /// Forward it with this identity.
+    Allow(Arc<Session>),
+    /// Refuse it with this page (403).
+    Refuse(Reply),
+    /// The portal asks for certificates but the gateway has no certificate login: refused
+    /// (the config check makes this impossible).
+    NotConfigured,
+}
+
+/// Checks the certificate the handshake presented, counts the outcome and, when refused,
+/// writes the audit line and builds the page that says why.
+pub async fn check(shared: &Shared, portal: &Portal, req: &Request<'_>) -> Verdict {
+    let Some(certs) = shared.auth.as_ref().and_then(|a| a.certificates.as_ref()) else {
+        return Verdict::NotConfigured;
+    };
+    let presented = req.handshake.and_then(|h| h.client_cert.as_ref());
+    let checked =
+        crate::login::check_certificate(shared, certs, portal, presented, req.request_id).await;
+    let counted = |outcome, label| {
+        shared
+            .metrics
+            .certificates
+            .with_label_values(&[outcome, label])
+            .inc();
+    };
+    match checked {
+        Ok(id) => {
+            counted("success", "ok");
+            let mut s =
+                crate::login::certificate_session(&id, certs.level, prehod_identity::unix_now());
+            // One identity per certificate: its assertion is reused like a session's.
+            s.sid = format!("cert-{}", id.fingerprint);
+            Verdict::Allow(Arc::new(s))
+        }
+        Err(refusal) => {
+            counted("failure", refusal.label());
+            shared
+                .metrics
+                .denials
+                .with_label_values(&[refusal.label()])
+                .inc();
+            crate::audit::write(&crate::audit::Event {
+                event: crate::audit::Kind::Denied,
+                outcome: crate::audit::Outcome::Failure,
+                reason: Some(refusal.label()),
+                portal: Some(&portal.name),
+                method: Some("certificate"),
+                request_id: req.request_id,
+                ..Default::default()
+            });
+            let html = match &shared.auth {
+                Some(a) => {
+                    let lang = req.lang(a);
+                    a.pages.message_detail(
+                        lang,
+                        Message::CertificateRefused,
+                        certificate_reason(lang, refusal),
+                        "",
+                        &a.support_email,
+                        req.request_id,
+                    )
+                }
+                None => crate::pages::Page::Internal.render(Lang::Sl, req.request_id),
+            };
+            Verdict::Refuse(Reply::html(403, html))
+        }
+    }
+}
