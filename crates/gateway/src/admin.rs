@@ -44,10 +44,9 @@ impl ServeHttp for Admin {
             "/healthz" => respond(StatusCode::OK, "text/plain", b"ok\n".to_vec()),
             "/readyz" => {
                 let portals: Vec<serde_json::Value> = shared
-                    .config
                     .portals
                     .iter()
-                    .zip(&shared.pools)
+                    .map(|p| (&p.config, &p.pool))
                     .map(|(portal, pool)| {
                         serde_json::json!({
                             "portal": portal.name,
@@ -60,7 +59,8 @@ impl ServeHttp for Admin {
                 // Ready once every pool was checked: an upstream that is down makes its own
                 // portal answer 502, it must not take the whole gateway out of the balancer.
                 let oidc = shared.auth.as_ref().map(|a| a.provider().is_some());
-                let ready = shared.pools.iter().all(|p| p.is_checked()) && oidc != Some(false);
+                let ready =
+                    shared.portals.iter().all(|p| p.pool.is_checked()) && oidc != Some(false);
                 let now = prehod_identity::unix_now() as i64;
                 // Certificate revocation state: shown, but a stale CRL only stops certificate
                 // logins (its own policy); it does not take the gateway out of the balancer.

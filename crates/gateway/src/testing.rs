@@ -8,11 +8,11 @@ use crate::auth::AuthState;
 use crate::Shared;
 
 /// The shipped dev configuration (`prehod dev`).
-const DEV: &str = include_str!("../../../deploy/dev/proxy.yaml");
+pub const DEV: &str = include_str!("../../../deploy/dev/proxy.yaml");
 
 /// The dev gateway's state; the PKI lives as long as it does.
 pub struct Dev {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     pub shared: Shared,
 }
 
@@ -23,27 +23,20 @@ impl Dev {
 
     /// The dev configuration with more lines in some portals: `(portal, "key: value")`.
     pub fn with(portal_lines: &[(&str, &str)]) -> Self {
-        let mut text = DEV.to_owned();
-        for (portal, line) in portal_lines {
-            let host = format!("    host: {portal}.bankart.localhost\n");
-            text = text.replace(&host, &format!("{host}    {line}\n"));
-        }
         let dir = tempfile::tempdir().expect("tmp");
         prehod_devpki::generate(
             dir.path(),
             &prehod_devpki::dev_server_names("bankart.localhost"),
         )
         .expect("dev PKI");
-        let key = std::fs::read_to_string(dir.path().join("session.key")).expect("key");
-        let certs = dir.path().display().to_string();
-        let config = Config::from_text(&dir.path().join("proxy.yaml"), &text, |name| match name {
-            "PREHOD_DEV_CERTS" => Some(certs.clone()),
-            "PREHOD_SESSION_KEY" => Some(key.trim().to_owned()),
-            _ => None,
-        })
-        .unwrap_or_else(|e| panic!("{e}"));
+        let config = config(dir.path(), &edited(DEV, portal_lines));
         let shared = Shared::new(config).unwrap_or_else(|e| panic!("{e}"));
-        Self { _dir: dir, shared }
+        Self { dir, shared }
+    }
+
+    /// The dev configuration `text` (edited with [`edited`]) on this gateway's PKI.
+    pub fn config(&self, text: &str) -> Config {
+        config(self.dir.path(), text)
     }
 
     pub fn auth(&self) -> &AuthState {
@@ -88,6 +81,28 @@ impl Dev {
             .expect("seal");
         format!("{}={cookie}", auth.cookie_name)
     }
+}
+
+/// The shipped dev configuration with more lines in some portals: `(portal, "key: value")`.
+pub fn edited(text: &str, portal_lines: &[(&str, &str)]) -> String {
+    let mut text = text.to_owned();
+    for (portal, line) in portal_lines {
+        let host = format!("    host: {portal}.bankart.localhost\n");
+        text = text.replace(&host, &format!("{host}    {line}\n"));
+    }
+    text
+}
+
+/// The dev configuration, as `prehod dev` loads it from the PKI in `dir`.
+fn config(dir: &std::path::Path, text: &str) -> Config {
+    let key = std::fs::read_to_string(dir.join("session.key")).expect("key");
+    let certs = dir.display().to_string();
+    Config::from_text(&dir.join("proxy.yaml"), text, |name| match name {
+        "PREHOD_DEV_CERTS" => Some(certs.clone()),
+        "PREHOD_SESSION_KEY" => Some(key.trim().to_owned()),
+        _ => None,
+    })
+    .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Request head parts for a test: a URI and these headers.

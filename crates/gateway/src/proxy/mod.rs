@@ -37,7 +37,7 @@ use crate::request::Request;
 use crate::respond::Failure;
 use crate::routing::Route;
 use crate::tls::HandshakeInfo;
-use crate::{metrics, Shared};
+use crate::{metrics, PortalRuntime, Shared};
 
 pub struct Gateway {
     pub(crate) live: Arc<crate::live::Live>,
@@ -52,7 +52,8 @@ pub struct RequestCtx {
     request_id: String,
     client: Option<IpAddr>,
     trusted_proxy: bool,
-    portal: Option<usize>,
+    /// The portal routed to.
+    portal: Option<Arc<PortalRuntime>>,
     /// The `portal` label while no portal is chosen: the login hosts' own, or unknown.
     site: &'static str,
     auth: &'static str,
@@ -140,8 +141,8 @@ impl Gateway {
 
     fn portal_name<'c>(&self, ctx: &'c RequestCtx) -> &'c str {
         ctx.portal
-            .and_then(|i| ctx.shared.config.portals.get(i))
-            .map_or(ctx.site, |p| p.name.as_str())
+            .as_ref()
+            .map_or(ctx.site, |p| p.config.name.as_str())
     }
 
     /// The method gate of the host `route` names (`crate::framing::method_verdict`): `Ok(true)`
@@ -154,7 +155,7 @@ impl Gateway {
     ) -> Result<bool> {
         let shared = ctx.shared.clone();
         let methods = match route {
-            Route::Portal(i) => shared.config.portals.get(*i).map(|p| &p.http_methods),
+            Route::Portal(i) => shared.portals.get(*i).map(|p| &p.config.http_methods),
             Route::Login | Route::CertLogin => Some(&*crate::framing::LOGIN_HOST_METHODS),
             Route::Misdirected => None,
         };

@@ -18,14 +18,15 @@ impl Gateway {
         ctx: &mut RequestCtx,
         index: usize,
     ) -> Result<bool> {
-        ctx.portal = Some(index);
         let shared = ctx.shared.clone();
-        let Some(portal_cfg) = shared.config.portals.get(index) else {
+        let Some(runtime) = shared.portals.get(index) else {
             return Err(Error::explain(
                 ErrorType::InternalError,
                 "routed to no portal",
             ));
         };
+        ctx.portal = Some(runtime.clone());
+        let portal_cfg = &runtime.config;
         let id = ctx.request_id.clone();
         let req = request(session, &id);
         let url = format!("https://{}{}", req.host.unwrap_or_default(), req.target);

@@ -10,8 +10,7 @@ use crate::metrics;
 
 /// Counts the request under `portal` and writes its access-log line.
 pub(super) fn finished(portal: &str, session: &Session, status: u16, ctx: &RequestCtx) {
-    let shared = &ctx.shared;
-    let m = &shared.metrics;
+    let m = &ctx.shared.metrics;
     m.requests
         .with_label_values(&[portal, metrics::status_class(status), ctx.auth])
         .inc();
@@ -30,12 +29,8 @@ pub(super) fn finished(portal: &str, session: &Session, status: u16, ctx: &Reque
         .and_then(|v| v.to_str().ok())
         .or_else(|| req.uri.host())
         .unwrap_or("-");
-    let upstream = match (ctx.portal, ctx.target) {
-        (Some(p), Some(t)) => shared
-            .pools
-            .get(p)
-            .and_then(|pool| pool.targets.get(t))
-            .map(|t| t.target.to_string()),
+    let upstream = match (&ctx.portal, ctx.target) {
+        (Some(p), Some(t)) => p.pool.targets.get(t).map(|t| t.target.to_string()),
         _ => None,
     };
     access_log::write(&access_log::AccessEntry {

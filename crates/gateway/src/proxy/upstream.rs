@@ -13,16 +13,9 @@ use crate::hygiene::Hygiene;
 
 /// The routed portal's next healthy target, one not failed for this request.
 pub(super) fn peer(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
-    let shared = ctx.shared.clone();
-    let portal = ctx
-        .portal
+    let portal = (ctx.portal.clone())
         .ok_or_else(|| Error::explain(ErrorType::InternalError, "no portal routed"))?;
-    let (Some(pool), Some(template)) = (shared.pools.get(portal), shared.peers.get(portal)) else {
-        return Err(Error::explain(
-            ErrorType::InternalError,
-            "routed to no portal",
-        ));
-    };
+    let (pool, template) = (&portal.pool, &portal.peer);
     let (target, addr) = pool.select(&ctx.failed).ok_or_else(|| {
         let mut e = Error::explain(ErrorType::ConnectNoRoute, "no upstream target is resolved");
         e.esource = ErrorSource::Upstream;
@@ -43,11 +36,9 @@ pub(super) fn peer(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
 /// A connect failure takes the target out of rotation and, when another target is left,
 /// marks the error for a retry there.
 pub(super) fn connect_failed(ctx: &mut RequestCtx, mut e: Box<Error>) -> Box<Error> {
-    let shared = ctx.shared.clone();
-    let portal = ctx
-        .portal
-        .and_then(|p| Some((shared.pools.get(p)?, shared.config.portals.get(p)?)));
-    if let (Some((pool, portal)), Some(target)) = (portal, ctx.target) {
+    let (shared, portal) = (ctx.shared.clone(), ctx.portal.clone());
+    if let (Some(portal), Some(target)) = (portal, ctx.target) {
+        let pool = &portal.pool;
         if let Some(t) = pool.targets.get(target) {
             t.mark(false);
         }
@@ -56,7 +47,7 @@ pub(super) fn connect_failed(ctx: &mut RequestCtx, mut e: Box<Error>) -> Box<Err
         shared
             .metrics
             .upstream_errors
-            .with_label_values(&[&portal.name, kind])
+            .with_label_values(&[&portal.config.name, kind])
             .inc();
         e.set_retry(pool.select(&ctx.failed).is_some());
     }
@@ -87,8 +78,8 @@ pub(super) fn forwarding_headers(
         upstream.insert_header("x-forwarded-proto", "https")?;
     }
     if !ctx.trusted_proxy || !upstream.headers.contains_key("x-forwarded-host") {
-        if let Some(portal) = ctx.portal.and_then(|p| shared.config.portals.get(p)) {
-            upstream.insert_header("x-forwarded-host", portal.host.as_str())?;
+        if let Some(portal) = &ctx.portal {
+            upstream.insert_header("x-forwarded-host", portal.config.host.as_str())?;
         }
     }
     upstream.insert_header(shared.config.headers.request_id.clone(), &ctx.request_id)?;
@@ -100,8 +91,7 @@ pub(super) fn forwarding_headers(
 pub(super) fn identity_headers(upstream: &mut RequestHeader, ctx: &RequestCtx) -> Result<()> {
     let shared = &ctx.shared;
     let headers = &shared.config.headers;
-    let portal = ctx.portal.and_then(|p| shared.config.portals.get(p));
-    let (Some(s), Some(auth), Some(portal)) = (&ctx.session, &shared.auth, portal) else {
+    let (Some(s), Some(auth), Some(portal)) = (&ctx.session, &shared.auth, &ctx.portal) else {
         return Ok(());
     };
     // Every value from an identity goes through header_safe: any of them may be text.
@@ -119,9 +109,8 @@ pub(super) fn identity_headers(upstream: &mut RequestHeader, ctx: &RequestCtx) -
     if let Some(fp) = &s.cert_fingerprint {
         upstream.insert_header(headers.cert_fingerprint.clone(), header_safe(fp))?;
     }
-    let audience = format!("https://{}", portal.host);
     let jwt = (auth.signer)
-        .sign_cached(s, &audience, prehod_identity::unix_now())
+        .sign_cached(s, &portal.audience, prehod_identity::unix_now())
         .map_err(|e| {
             let why = format!("signing the identity assertion: {e}");
             Error::explain(ErrorType::InternalError, why)
