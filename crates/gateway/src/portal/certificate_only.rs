@@ -82,3 +82,26 @@ pub async fn check(shared: &Shared, portal: &Portal, req: &Request<'_>) -> Verdi
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{head, Dev};
+
+    #[tokio::test]
+    async fn no_certificate_is_refused_with_the_page_that_says_why() {
+        // The attack: a request to a certificate-only portal over a connection that
+        // presented no certificate (here: no handshake at all) must not be forwarded.
+        let dev = Dev::new();
+        let (uri, h) = head("/", &[("accept-language", "en")]);
+        let req = Request::new(&http::Method::GET, &uri, &h, "r-cert");
+        match check(&dev.shared, dev.portal("acq"), &req).await {
+            Verdict::Refuse(reply) => {
+                assert_eq!(reply.status, 403);
+                assert!(std::str::from_utf8(&reply.body).is_ok_and(|b| b.contains("r-cert")));
+            }
+            Verdict::Allow(s) => panic!("allowed as {}", s.sub),
+            Verdict::NotConfigured => panic!("the dev config has certificate login"),
+        }
+    }
+}

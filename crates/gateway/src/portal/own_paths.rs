@@ -23,3 +23,33 @@ pub async fn answer(shared: &Shared, portal: &Portal, req: &Request<'_>) -> Opti
         crate::login::portal_path(shared, auth, portal, req)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{head, Dev};
+
+    async fn ask(dev: &Dev, target: &str) -> Option<Reply> {
+        let (uri, h) = head(target, &[]);
+        let req = Request::new(&http::Method::GET, &uri, &h, "r-own");
+        answer(&dev.shared, dev.portal("acq"), &req).await
+    }
+
+    #[tokio::test]
+    async fn only_the_gateways_prefix_is_answered_and_the_rest_is_the_portals() {
+        let dev = Dev::new();
+        let prefix = dev.auth().portal_prefix.clone();
+        assert!(ask(&dev, "/orders").await.is_none());
+        assert!(ask(&dev, "/prehod/logout").await.is_none());
+        let logout = ask(&dev, &format!("{prefix}logout"))
+            .await
+            .expect("answered");
+        assert_eq!(logout.status, 302);
+        let to = format!("{}/logout", dev.auth().login_url);
+        assert_eq!(logout.header_value("location"), Some(to.as_str()));
+        let unknown = ask(&dev, &format!("{prefix}no-such"))
+            .await
+            .expect("answered");
+        assert_eq!(unknown.status, 404);
+    }
+}
