@@ -26,7 +26,8 @@ pub struct Request<'a> {
     /// What the TLS handshake established (SNI, a client certificate), when there was one.
     pub handshake: Option<&'a HandshakeInfo>,
     /// The client's address as `Hygiene::client_address` sees it (a trusted proxy's
-    /// `X-Forwarded-For` applied).
+    /// `X-Forwarded-For` applied): set on the login hosts, whose rate limits read it; a
+    /// portal request does not pay for it.
     pub client: Option<IpAddr>,
     /// The body, on the handlers that read one (small login-host forms, a form kept across
     /// the login); empty elsewhere.
