@@ -163,6 +163,10 @@ impl Gateway {
         let verdict = methods.map_or(MethodVerdict::Go, |m| {
             crate::framing::method_verdict(m, &req.method, &req.uri)
         });
+        if verdict == MethodVerdict::Go {
+            return Ok(false);
+        }
+        // Only a request the gateway answers itself gets this far.
         let allow = methods.map_or("", HttpMethods::allow).to_owned();
         let reply = match verdict {
             MethodVerdict::Go => return Ok(false),
