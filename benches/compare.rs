@@ -14,9 +14,6 @@
 //! binary), COMPARE_OUT (also write the table there). `--smoke`: 1 s per target, one round,
 //! every response checked — it fails if any target answers anything but 200 or errors.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -24,10 +21,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::login::{login_otp, Browser, World, CLIENT_ID, CLIENT_SECRET, SESSION};
-use common::rekono::{SREDNJA, SREDNJA_TOTP};
-use common::{free_port, host, Gateway, Pki, Setup, PORTALS};
 use openssl::ssl::{SslConnector, SslFiletype, SslMethod, SslVerifyMode};
+use prehod_test_support::login::{login_otp, Browser, World, CLIENT_ID, CLIENT_SECRET, SESSION};
+use prehod_test_support::rekono::{SREDNJA, SREDNJA_TOTP};
+use prehod_test_support::{free_port, host, Gateway, Pki, Setup, PORTALS};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// The 12 bytes the static upstream answers.
@@ -562,7 +559,7 @@ async fn prehod(threads: usize, upstream: SocketAddr) -> Prehod {
             backchannel_logout_uri: Some(format!("{login_url}/oidc/backchannel-logout")),
             id_token_alg: None,
         };
-        let config = common::rekono::sim_config(
+        let config = prehod_test_support::rekono::sim_config(
             &pki,
             vec![prehod_rekono_sim::config::client(&rp, pki.dir.path()).expect("client")],
             Some(pki.path("ca.crt")),
@@ -610,7 +607,7 @@ certificate_login:\n  host: certlogin.bankart.localhost\n  level: 30\n  anchors:
             _portals: Vec::new(),
         };
         let mut browser = Browser::new(&world);
-        let url = common::login::portal_url(&world, "bips", "/");
+        let url = prehod_test_support::login::portal_url(&world, "bips", "/");
         let page = login_otp(&world, &mut browser, &url, SREDNJA, SREDNJA_TOTP).await;
         assert_eq!(
             page.status, 200,

@@ -107,10 +107,15 @@ fn benches(c: &mut Criterion) {
             ))
         })
     });
+    let pages = std::sync::Arc::new(
+        prehod_gateway::pages::Pages::new(None, prehod_config::DEFAULT_SUPPORT_EMAIL)
+            .expect("pages"),
+    );
     c.bench_function("pages/render 502", |b| {
         b.iter(|| {
-            Page::UpstreamUnavailable.render(
-                prehod_gateway::templates::Lang::Sl,
+            pages.error(
+                Page::UpstreamUnavailable,
+                prehod_gateway::pages::Lang::Sl,
                 black_box("0123456789abcdef0123456789abcdef"),
             )
         })
@@ -134,7 +139,7 @@ assertion:\n  key: {0}/assertion.key\nportals:\n  bips:\n    host: bips.bankart.
         |_| None,
     )
     .expect("auth config");
-    let auth = prehod_gateway::auth::AuthState::new(&auth_config)
+    let auth = prehod_gateway::auth::AuthState::new(&auth_config, pages.clone())
         .expect("auth")
         .expect("configured");
     let now = prehod_identity::unix_now();

@@ -1,5 +1,5 @@
 //! The soak: the real `prehod` binary, the Rekono simulator and six demo portals (the login
-//! tests' harness, `tests/common/`), on loopback, looping a whole Rekono login (password +
+//! tests' harness, `crates/test-support`), on loopback, looping a whole Rekono login (password +
 //! OnePass), requests on two portals and a logout, at a bounded rate, for a fixed time, while
 //! the gateway's resident memory (`VmRSS` in `/proc/PID/status`) is sampled to a CSV.
 //! At the end it compares the last quarter's mean RSS with the second quarter's: "flat" when
@@ -14,15 +14,12 @@
 //! the cache fill: set it below a quarter of the run to see whether memory ends flat).
 //! Figures go in benches/README.md.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::login::{log_out, login_otp, portal_url, world, Browser, Options};
-use common::rekono::{SREDNJA, SREDNJA_TOTP};
+use prehod_test_support::login::{log_out, login_otp, portal_url, world, Browser, Options};
+use prehod_test_support::rekono::{SREDNJA, SREDNJA_TOTP};
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -52,7 +49,7 @@ struct Counts {
 }
 
 /// One login, `requests` portal requests (each must be 200), one logout.
-async fn cycle(world: &common::login::World, requests: u64, counts: &Counts) {
+async fn cycle(world: &prehod_test_support::login::World, requests: u64, counts: &Counts) {
     let mut browser = Browser::new(world);
     let bips = portal_url(world, "bips", "/soak");
     let page = login_otp(world, &mut browser, &bips, SREDNJA, SREDNJA_TOTP).await;

@@ -6,14 +6,12 @@
 //! its answers within a second, while each of the first client's connections is cut within
 //! its deadline.
 
-mod common;
-
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::clients::*;
-use common::*;
+use prehod_test_support::clients::*;
+use prehod_test_support::*;
 use tokio::io::AsyncWriteExt;
 
 /// Connections the attacker opens at once, of each kind.

@@ -3,11 +3,9 @@
 //! screenshots it takes are the ones in the README (`PREHOD_UPDATE_SCREENSHOTS=1` rewrites
 //! them in tests/screenshots/).
 
-mod common;
-
-use common::rekono::*;
-use common::webdriver::{spki_hash, Chrome};
-use common::Pki;
+use prehod_test_support::rekono::*;
+use prehod_test_support::webdriver::Chrome;
+use prehod_test_support::Pki;
 
 fn save(name: &str, png: &[u8]) {
     assert!(
@@ -27,32 +25,16 @@ fn save(name: &str, png: &[u8]) {
 async fn chromium_logs_in_through_the_simulator_with_a_onepass_code() {
     let pki = Pki::new();
     let rekono = start(&pki, None).await;
-    let chrome = Chrome::start(&spki_hash(
-        &std::fs::read(pki.path("server.crt")).expect("cert"),
-    ))
-    .await;
+    let chrome = Chrome::trusting(&pki).await;
     let base = rekono.public_url();
 
     chrome.goto(&format!("{base}/dev/try?acr_values=20")).await;
     chrome.wait_for("Prijavljate se v storitev").await;
     save("rekono-login-sl.png", &chrome.screenshot().await);
-    chrome.type_into("#email", SREDNJA.0).await;
-    chrome.type_into("#password", SREDNJA.1).await;
-    chrome.click("#login").await;
-    let chooser = chrome.wait_for("Izberite način prijave").await;
+    let chooser = chrome.rekono_password(SREDNJA).await;
     assert!(chooser.contains("Pošlji SMS") && chooser.contains("OnePass prijava"));
     save("rekono-chooser-sl.png", &chrome.screenshot().await);
-    chrome.click("#factor-otp").await;
-    chrome.wait_for("Rekono OnePass").await;
-    let secret = prehod_rekono_sim::totp::base32_decode(SREDNJA_TOTP).expect("secret");
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs();
-    chrome
-        .type_into("#code", &prehod_rekono_sim::totp::totp(&secret, now))
-        .await;
-    chrome.click("#confirm").await;
+    chrome.rekono_onepass(SREDNJA_TOTP).await;
     let done = chrome.wait_for("id=\"claims\"").await;
     assert!(done.contains("\"acr\": \"20\""), "{done}");
     assert!(done.contains("\"otp\""), "{done}");
@@ -81,12 +63,9 @@ async fn chromium_logs_in_through_the_simulator_with_a_onepass_code() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_walks_from_a_portal_through_the_bankart_login_page_and_rekono_back_to_the_portal()
 {
-    use common::login::world;
+    use prehod_test_support::login::world;
     let world = world(seed_world_options()).await;
-    let chrome = Chrome::start(&spki_hash(
-        &std::fs::read(world.pki.path("server.crt")).expect("cert"),
-    ))
-    .await;
+    let chrome = Chrome::trusting(&world.pki).await;
     let portal = format!(
         "https://bips.bankart.localhost:{}/statements?year=2026",
         world.gw.https.port()
@@ -108,23 +87,7 @@ async fn chromium_walks_from_a_portal_through_the_bankart_login_page_and_rekono_
     chrome.goto(&format!("{sl_url}&lang=sl")).await;
     chrome.wait_for("Prijava z Rekono računom").await;
 
-    chrome.click("#login-rekono").await;
-    chrome.wait_for("Prijavljate se v storitev").await;
-    chrome.type_into("#email", SREDNJA.0).await;
-    chrome.type_into("#password", SREDNJA.1).await;
-    chrome.click("#login").await;
-    chrome.wait_for("Izberite način prijave").await;
-    chrome.click("#factor-otp").await;
-    chrome.wait_for("Rekono OnePass").await;
-    let secret = prehod_rekono_sim::totp::base32_decode(SREDNJA_TOTP).expect("secret");
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs();
-    chrome
-        .type_into("#code", &prehod_rekono_sim::totp::totp(&secret, now))
-        .await;
-    chrome.click("#confirm").await;
+    chrome.log_in_with_rekono(SREDNJA, SREDNJA_TOTP).await;
 
     let page = chrome.wait_for("Request headers the portal received").await;
     assert_eq!(
@@ -142,8 +105,8 @@ async fn chromium_walks_from_a_portal_through_the_bankart_login_page_and_rekono_
 }
 
 /// The seed's portal titles, levels and certificate login, as `prehod dev` has them.
-fn seed_world_options() -> common::login::Options {
-    use common::login::{CertOptions, Options};
+fn seed_world_options() -> prehod_test_support::login::Options {
+    use prehod_test_support::login::{CertOptions, Options};
     Options {
         portal_yaml: vec![
             ("acq", "title: Acquiring portal"),
@@ -181,12 +144,9 @@ async fn assert_accessible(chrome: &Chrome, what: &str) {
 /// README's screenshots taken on the way.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_walks_the_login_experience_and_every_gateway_page_passes_axe() {
-    use common::login::{login_url, portal_url, world};
+    use prehod_test_support::login::{login_url, portal_url, world};
     let world = world(seed_world_options()).await;
-    let chrome = Chrome::start(&spki_hash(
-        &std::fs::read(world.pki.path("server.crt")).expect("cert"),
-    ))
-    .await;
+    let chrome = Chrome::trusting(&world.pki).await;
     let home = login_url(&world, "/");
 
     // The check itself works: a page without a language, a title or an image's alt fails it.
@@ -250,23 +210,7 @@ async fn chromium_walks_the_login_experience_and_every_gateway_page_passes_axe()
 
     // Logging in from the home lands on it, logged in (level 20).
     chrome.goto(&home).await;
-    chrome.click("#login-rekono").await;
-    chrome.wait_for("Prijavljate se v storitev").await;
-    chrome.type_into("#email", SREDNJA.0).await;
-    chrome.type_into("#password", SREDNJA.1).await;
-    chrome.click("#login").await;
-    chrome.wait_for("Izberite način prijave").await;
-    chrome.click("#factor-otp").await;
-    chrome.wait_for("Rekono OnePass").await;
-    let secret = prehod_rekono_sim::totp::base32_decode(SREDNJA_TOTP).expect("secret");
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs();
-    chrome
-        .type_into("#code", &prehod_rekono_sim::totp::totp(&secret, now))
-        .await;
-    chrome.click("#confirm").await;
+    chrome.log_in_with_rekono(SREDNJA, SREDNJA_TOTP).await;
     let signed_in = chrome.wait_for("Prijavljeni ste").await;
     assert!(signed_in.contains("id=\"who-level\">20<"), "{signed_in}");
     assert_eq!(chrome.url().await, home);

@@ -2,12 +2,10 @@
 //! case is refused with its own reason page and metric label; a new CRL takes effect without a
 //! restart; portal hosts never ask for a certificate.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::login::*;
-use common::received_header;
+use prehod_test_support::login::*;
+use prehod_test_support::received_header;
 
 fn cert_options() -> Options {
     Options {
@@ -72,7 +70,7 @@ async fn a_valid_certificate_logs_in_and_reaches_the_portal_with_certificate_hea
     .expect("der");
     assert_eq!(
         received_header(&json, "x-auth-cert-fingerprint"),
-        [common::sha256_hex(&der).as_str()]
+        [prehod_test_support::sha256_hex(&der).as_str()]
     );
     assert!(world
         .gw
@@ -110,7 +108,7 @@ async fn only_the_certificate_hosts_root_logs_in() {
         .await;
     assert_eq!(post.status, 404, "{}", post.body);
     assert_eq!(
-        common::hostile_op::metric(
+        prehod_test_support::metrics::value_or_zero(
             &world.gw.metrics(),
             "prehod_logins_total{method=\"certificate\",outcome=\"success\"}"
         ),
@@ -184,7 +182,7 @@ async fn each_bad_certificate_gets_its_own_reason_page_and_metric() {
         let metrics = world.gw.metrics();
         // Every reason's series exists at 0 from the start: the count proves the refusal.
         assert!(
-            common::hostile_op::metric(
+            prehod_test_support::metrics::value_or_zero(
                 &metrics,
                 &format!(
                     "prehod_certificate_verifications_total{{outcome=\"failure\",reason=\"{label}\"}}"
@@ -215,9 +213,7 @@ async fn a_new_crl_takes_effect_without_restart_and_a_stale_one_fails_closed() {
     .expect("crl");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let page = Browser::with_certificate(&world, "valid")
-            .certificate_login(&world, "bws")
-            .await;
+        let page = login_with_certificate(&world, "valid", "bws").await;
         if page.status == 403 && page.body.contains("Certifikat je preklican") {
             break;
         }
@@ -240,9 +236,7 @@ async fn a_new_crl_takes_effect_without_restart_and_a_stale_one_fails_closed() {
     .expect("crl");
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let page = Browser::with_certificate(&world, "valid")
-            .certificate_login(&world, "bws")
-            .await;
+        let page = login_with_certificate(&world, "valid", "bws").await;
         if page.status == 403
             && page
                 .body
@@ -280,8 +274,12 @@ async fn portal_hosts_never_ask_for_a_certificate() {
             .output()
             .expect("openssl s_client")
     };
-    for portal in common::PORTALS.iter().copied().chain(["login"]) {
-        let out = handshake(common::host(portal));
+    for portal in prehod_test_support::PORTALS
+        .iter()
+        .copied()
+        .chain(["login"])
+    {
+        let out = handshake(prehod_test_support::host(portal));
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(
             text.contains("ServerHello"),
@@ -300,22 +298,15 @@ async fn portal_hosts_never_ask_for_a_certificate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ocsp_decides_revocation_and_an_unreachable_responder_follows_its_policy() {
     // A real `openssl ocsp` responder; the anchor has no CRL, so OCSP alone decides.
-    let w = world(Options {
-        certificates: Some(CertOptions {
-            crl: None,
-            ocsp: Some(Ocsp::Responder),
-            ..CertOptions::default()
-        }),
-        ..Options::default()
+    let w = certificate_world(CertOptions {
+        crl: None,
+        ocsp: Some(Ocsp::Responder),
+        ..CertOptions::default()
     })
     .await;
-    let page = Browser::with_certificate(&w, "valid")
-        .certificate_login(&w, "bws")
-        .await;
+    let page = login_with_certificate(&w, "valid", "bws").await;
     assert_eq!(page.status, 302, "good at the responder: {}", page.body);
-    let page = Browser::with_certificate(&w, "revoked")
-        .certificate_login(&w, "bws")
-        .await;
+    let page = login_with_certificate(&w, "revoked", "bws").await;
     assert_eq!(page.status, 403);
     assert!(
         page.body.contains("Certifikat je preklican (OCSP)"),
@@ -336,17 +327,12 @@ async fn ocsp_decides_revocation_and_an_unreachable_responder_follows_its_policy
     drop(w);
 
     // Nobody answers: fail closed refuses…
-    let w = world(Options {
-        certificates: Some(CertOptions {
-            ocsp: Some(Ocsp::Unreachable { soft_fail: false }),
-            ..CertOptions::default()
-        }),
-        ..Options::default()
+    let w = certificate_world(CertOptions {
+        ocsp: Some(Ocsp::Unreachable { soft_fail: false }),
+        ..CertOptions::default()
     })
     .await;
-    let page = Browser::with_certificate(&w, "valid")
-        .certificate_login(&w, "bws")
-        .await;
+    let page = login_with_certificate(&w, "valid", "bws").await;
     assert_eq!(page.status, 403);
     assert!(page
         .body
@@ -355,17 +341,12 @@ async fn ocsp_decides_revocation_and_an_unreachable_responder_follows_its_policy
     drop(w);
 
     // …soft-fail lets the login through.
-    let w = world(Options {
-        certificates: Some(CertOptions {
-            ocsp: Some(Ocsp::Unreachable { soft_fail: true }),
-            ..CertOptions::default()
-        }),
-        ..Options::default()
+    let w = certificate_world(CertOptions {
+        ocsp: Some(Ocsp::Unreachable { soft_fail: true }),
+        ..CertOptions::default()
     })
     .await;
-    let page = Browser::with_certificate(&w, "valid")
-        .certificate_login(&w, "bws")
-        .await;
+    let page = login_with_certificate(&w, "valid", "bws").await;
     assert_eq!(page.status, 302, "{}", page.body);
 }
 
@@ -374,31 +355,20 @@ async fn chain_depth_and_policy_allow_lists_are_enforced() {
     // A certificate under an intermediate: fine with the default depth (intermediates
     // allowed: 4), refused when no intermediate is allowed — while one issued by the anchor
     // itself still passes.
-    let w = world(Options {
-        certificates: Some(CertOptions::default()),
-        ..Options::default()
-    })
-    .await;
-    let page = Browser::with_certificate(&w, "deep")
-        .certificate_login(&w, "bws")
-        .await;
+    let w = certificate_world(CertOptions::default()).await;
+    let page = login_with_certificate(&w, "deep", "bws").await;
     assert_eq!(
         page.status, 302,
         "a chain of three within the default depth: {}",
         page.body
     );
     drop(w);
-    let w = world(Options {
-        certificates: Some(CertOptions {
-            max_chain_depth: Some(0),
-            ..CertOptions::default()
-        }),
-        ..Options::default()
+    let w = certificate_world(CertOptions {
+        max_chain_depth: Some(0),
+        ..CertOptions::default()
     })
     .await;
-    let page = Browser::with_certificate(&w, "deep")
-        .certificate_login(&w, "bws")
-        .await;
+    let page = login_with_certificate(&w, "deep", "bws").await;
     assert_eq!(page.status, 403);
     assert!(
         page.body.contains("Veriga certifikatov je predolga"),
@@ -406,57 +376,38 @@ async fn chain_depth_and_policy_allow_lists_are_enforced() {
         page.body
     );
     assert!(
-        common::hostile_op::metric(
+        prehod_test_support::metrics::value_or_zero(
             &w.gw.metrics(),
             "prehod_certificate_verifications_total{outcome=\"failure\",reason=\"chain_too_deep\"}"
         ) >= 1.0
     );
-    assert_eq!(
-        Browser::with_certificate(&w, "valid")
-            .certificate_login(&w, "bws")
-            .await
-            .status,
-        302
-    );
+    assert_eq!(login_with_certificate(&w, "valid", "bws").await.status, 302);
     drop(w);
 
     // An allow-list of certificate policies: the certificate with the listed OID passes, one
     // without any policy and one with another are refused.
-    let w = world(Options {
-        certificates: Some(CertOptions {
-            policies: Some(prehod_devpki::files::POLICY_OID),
-            ..CertOptions::default()
-        }),
-        ..Options::default()
+    let w = certificate_world(CertOptions {
+        policies: Some(prehod_devpki::files::POLICY_OID),
+        ..CertOptions::default()
     })
     .await;
     assert_eq!(
-        Browser::with_certificate(&w, "policy")
-            .certificate_login(&w, "bws")
-            .await
-            .status,
+        login_with_certificate(&w, "policy", "bws").await.status,
         302
     );
-    let page = Browser::with_certificate(&w, "valid")
-        .certificate_login(&w, "bws")
-        .await;
+    let page = login_with_certificate(&w, "valid", "bws").await;
     assert_eq!(page.status, 403);
     assert!(page.body.contains("Politika tega certifikata ni dovoljena"));
     drop(w);
-    let w = world(Options {
-        certificates: Some(CertOptions {
-            policies: Some("1.3.6.1.4.1.15284.9.9"),
-            ..CertOptions::default()
-        }),
-        ..Options::default()
+    let w = certificate_world(CertOptions {
+        policies: Some("1.3.6.1.4.1.15284.9.9"),
+        ..CertOptions::default()
     })
     .await;
-    let page = Browser::with_certificate(&w, "policy")
-        .certificate_login(&w, "bws")
-        .await;
+    let page = login_with_certificate(&w, "policy", "bws").await;
     assert_eq!(page.status, 403, "{}", page.body);
     assert!(
-        common::hostile_op::metric(
+        prehod_test_support::metrics::value_or_zero(
             &w.gw.metrics(),
             "prehod_certificate_verifications_total{outcome=\"failure\",reason=\"policy_not_allowed\"}"
         ) >= 1.0
@@ -465,21 +416,16 @@ async fn chain_depth_and_policy_allow_lists_are_enforced() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crl_from_an_http_url_is_fetched_refreshed_and_reported() {
-    let w = world(Options {
-        certificates: Some(CertOptions {
-            crl: Some(("ca.crl.pem", "1s")),
-            crl_over_http: true,
-            ..CertOptions::default()
-        }),
-        ..Options::default()
+    let w = certificate_world(CertOptions {
+        crl: Some(("ca.crl.pem", "1s")),
+        crl_over_http: true,
+        ..CertOptions::default()
     })
     .await;
     // Fetched at start: the CRL's revoked certificate is refused, the valid one logs in.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let page = Browser::with_certificate(&w, "revoked")
-            .certificate_login(&w, "bws")
-            .await;
+        let page = login_with_certificate(&w, "revoked", "bws").await;
         if page.body.contains("Certifikat je preklican") {
             break;
         }
@@ -490,13 +436,7 @@ async fn a_crl_from_an_http_url_is_fetched_refreshed_and_reported() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(
-        Browser::with_certificate(&w, "valid")
-            .certificate_login(&w, "bws")
-            .await
-            .status,
-        302
-    );
+    assert_eq!(login_with_certificate(&w, "valid", "bws").await.status, 302);
     // The distribution point publishes a new CRL: the next refresh applies it.
     prehod_devpki::write_crl(
         w.pki.dir.path(),
@@ -506,12 +446,7 @@ async fn a_crl_from_an_http_url_is_fetched_refreshed_and_reported() {
     )
     .expect("crl");
     let deadline = Instant::now() + Duration::from_secs(10);
-    while Browser::with_certificate(&w, "valid")
-        .certificate_login(&w, "bws")
-        .await
-        .status
-        != 403
-    {
+    while login_with_certificate(&w, "valid", "bws").await.status != 403 {
         assert!(Instant::now() < deadline, "the new CRL was never fetched");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -521,7 +456,7 @@ async fn a_crl_from_an_http_url_is_fetched_refreshed_and_reported() {
         "{metrics}"
     );
     // The new CRL's nextUpdate, a timestamp seven days ahead.
-    let next_update = common::hostile_op::metric(
+    let next_update = prehod_test_support::metrics::value_or_zero(
         &metrics,
         "prehod_crl_next_update_timestamp_seconds{anchor=\"prehod dev CA\"}",
     );
@@ -540,13 +475,10 @@ async fn a_crl_from_an_http_url_is_fetched_refreshed_and_reported() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_crl_within_the_grace_period_is_still_used() {
-    let w = world(Options {
-        certificates: Some(CertOptions {
-            crl: Some(("ca.crl.pem", "1s")),
-            crl_grace: Some("2h"),
-            ..CertOptions::default()
-        }),
-        ..Options::default()
+    let w = certificate_world(CertOptions {
+        crl: Some(("ca.crl.pem", "1s")),
+        crl_grace: Some("2h"),
+        ..CertOptions::default()
     })
     .await;
     // A CRL listing `revoked` whose nextUpdate passes 3 s from now, and no newer one after
@@ -568,16 +500,11 @@ async fn a_stale_crl_within_the_grace_period_is_still_used() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(
-        Browser::with_certificate(&w, "valid")
-            .certificate_login(&w, "bws")
-            .await
-            .status,
+        login_with_certificate(&w, "valid", "bws").await.status,
         302,
         "within the grace period"
     );
-    let page = Browser::with_certificate(&w, "revoked")
-        .certificate_login(&w, "bws")
-        .await;
+    let page = login_with_certificate(&w, "revoked", "bws").await;
     assert!(
         page.body.contains("Certifikat je preklican"),
         "the stale CRL still revokes"
@@ -628,7 +555,7 @@ async fn a_certificate_only_portal_requires_a_certificate_in_its_own_handshake()
             "-connect",
             &format!("127.0.0.1:{}", w.gw.https.port()),
             "-servername",
-            &common::host("bws"),
+            &prehod_test_support::host("bws"),
             "-CAfile",
         ])
         .arg(w.pki.path("ca.crt"))
@@ -665,65 +592,42 @@ async fn a_user_id_template_and_organisation_allow_lists() {
     let page = browser.follow(&portal_url(&w, "b2b", "/")).await;
     assert_eq!(page.status, 403, "{}", page.body);
     // …and a certificate login straight for it is refused with the reason.
-    let page = Browser::with_certificate(&w, "valid")
-        .certificate_login(&w, "b2b")
-        .await;
+    let page = login_with_certificate(&w, "valid", "b2b").await;
     assert_eq!(page.status, 403);
     assert!(page.body.contains("nima dostopa do aplikacije"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_certificate_not_listed_at_its_own_distribution_point_logs_in() {
-    let w = world(Options {
-        certificates: Some(CertOptions {
-            distribution_points: true,
-            crl: None,
-            ..CertOptions::default()
-        }),
-        ..Options::default()
+    let w = certificate_world(CertOptions {
+        distribution_points: true,
+        crl: None,
+        ..CertOptions::default()
     })
     .await;
     // The CA's distribution point, and a certificate that names it.
-    let crl = w.pki.path("dp.crl.pem");
-    prehod_devpki::write_crl(w.pki.dir.path(), &crl, &[], time::Duration::days(7)).expect("crl");
-    let dp = common::serve_file(crl.clone()).await;
-    prehod_devpki::issue_client_with_crl_dp(
-        w.pki.dir.path(),
-        "dp",
-        4242,
-        &format!("http://{dp}/ca.crl"),
-    )
-    .expect("issue");
-    let page = Browser::with_certificate(&w, "dp")
-        .certificate_login(&w, "bws")
+    w.distribution_point("dp.crl.pem", &[], time::Duration::days(7), "dp", 4242)
         .await;
+    let page = login_with_certificate(&w, "dp", "bws").await;
     assert_eq!(page.status, 302, "not listed: {}", page.body);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_certificate_at_its_distribution_point_and_an_unreachable_one_are_refused() {
-    let w = world(Options {
-        certificates: Some(CertOptions {
-            distribution_points: true,
-            ..CertOptions::default()
-        }),
-        ..Options::default()
+    let w = certificate_world(CertOptions {
+        distribution_points: true,
+        ..CertOptions::default()
     })
     .await;
-    let crl = w.pki.path("dp.crl.pem");
-    prehod_devpki::write_crl(w.pki.dir.path(), &crl, &[4242], time::Duration::days(7))
-        .expect("crl");
-    let dp = common::serve_file(crl.clone()).await;
-    prehod_devpki::issue_client_with_crl_dp(
-        w.pki.dir.path(),
+    w.distribution_point(
+        "dp.crl.pem",
+        &[4242],
+        time::Duration::days(7),
         "dp-revoked",
         4242,
-        &format!("http://{dp}/ca.crl"),
     )
-    .expect("issue");
-    let page = Browser::with_certificate(&w, "dp-revoked")
-        .certificate_login(&w, "bws")
-        .await;
+    .await;
+    let page = login_with_certificate(&w, "dp-revoked", "bws").await;
     assert_eq!(page.status, 403);
     assert!(
         page.body.contains("Certifikat je preklican"),
@@ -731,7 +635,7 @@ async fn a_revoked_certificate_at_its_distribution_point_and_an_unreachable_one_
         page.body
     );
     // A distribution point nobody answers at: fail closed.
-    let nowhere = common::free_port();
+    let nowhere = prehod_test_support::free_port();
     prehod_devpki::issue_client_with_crl_dp(
         w.pki.dir.path(),
         "dp-nowhere",
@@ -739,9 +643,7 @@ async fn a_revoked_certificate_at_its_distribution_point_and_an_unreachable_one_
         &format!("http://127.0.0.1:{nowhere}/ca.crl"),
     )
     .expect("issue");
-    let page = Browser::with_certificate(&w, "dp-nowhere")
-        .certificate_login(&w, "bws")
-        .await;
+    let page = login_with_certificate(&w, "dp-nowhere", "bws").await;
     assert_eq!(page.status, 403);
     assert!(page
         .body
@@ -799,36 +701,22 @@ async fn a_certificate_with_an_unknown_critical_extension_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_anchor_can_have_its_own_chain_depth() {
     // The global limit allows intermediates; this anchor allows none.
-    let w = world(Options {
-        certificates: Some(CertOptions {
-            anchor_yaml: Some("max_chain_depth: 0"),
-            ..CertOptions::default()
-        }),
-        ..Options::default()
+    let w = certificate_world(CertOptions {
+        anchor_yaml: Some("max_chain_depth: 0"),
+        ..CertOptions::default()
     })
     .await;
-    let page = Browser::with_certificate(&w, "deep")
-        .certificate_login(&w, "bws")
-        .await;
+    let page = login_with_certificate(&w, "deep", "bws").await;
     assert_eq!(page.status, 403);
     assert!(page.body.contains("Veriga certifikatov je predolga"));
-    assert_eq!(
-        Browser::with_certificate(&w, "valid")
-            .certificate_login(&w, "bws")
-            .await
-            .status,
-        302
-    );
+    assert_eq!(login_with_certificate(&w, "valid", "bws").await.status, 302);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn several_anchors_each_with_their_own_user_id_mapping() {
-    let w = world(Options {
-        certificates: Some(CertOptions {
-            second_anchor: true,
-            ..CertOptions::default()
-        }),
-        ..Options::default()
+    let w = certificate_world(CertOptions {
+        second_anchor: true,
+        ..CertOptions::default()
     })
     .await;
     // The first anchor maps users by serialNumber…
@@ -905,7 +793,7 @@ async fn forged_certificates_and_out_of_date_chains_never_log_in() {
         assert!(browser.cookie(SESSION).is_none(), "{name} got a session");
         let metrics = world.gw.metrics();
         assert!(
-            common::hostile_op::metric(
+            prehod_test_support::metrics::value_or_zero(
                 &metrics,
                 &format!(
                     "prehod_certificate_verifications_total{{outcome=\"failure\",reason=\"{label}\"}}"
@@ -918,7 +806,7 @@ async fn forged_certificates_and_out_of_date_chains_never_log_in() {
         assert_eq!(portal.status, 302, "{name}: the portal answered itself");
     }
     assert!(
-        common::hostile_op::metric(
+        prehod_test_support::metrics::value_or_zero(
             &world.gw.metrics(),
             "prehod_certificate_verifications_total{outcome=\"success\",reason=\"ok\"}"
         ) == 0.0,
@@ -931,18 +819,13 @@ async fn forged_certificates_and_out_of_date_chains_never_log_in() {
 /// answer, and `soft_fail` lets a revoked certificate through.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ocsp_for_an_intermediate_issued_certificate_asks_with_its_real_issuer() {
-    let w = world(Options {
-        certificates: Some(CertOptions {
-            crl: None,
-            ocsp: Some(Ocsp::IntermediateResponder),
-            ..CertOptions::default()
-        }),
-        ..Options::default()
+    let w = certificate_world(CertOptions {
+        crl: None,
+        ocsp: Some(Ocsp::IntermediateResponder),
+        ..CertOptions::default()
     })
     .await;
-    let page = Browser::with_certificate(&w, "deep")
-        .certificate_login(&w, "bws")
-        .await;
+    let page = login_with_certificate(&w, "deep", "bws").await;
     assert_eq!(page.status, 403, "{}", page.body);
     assert!(
         page.body.contains("Certifikat je preklican (OCSP)"),
@@ -994,7 +877,10 @@ async fn a_certificate_session_ends_when_its_certificate_is_revoked() {
     }
     let metrics = w.gw.metrics();
     assert!(
-        common::hostile_op::metric(&metrics, "prehod_denials_total{reason=\"revoked\"}") >= 1.0,
+        prehod_test_support::metrics::value_or_zero(
+            &metrics,
+            "prehod_denials_total{reason=\"revoked\"}"
+        ) >= 1.0,
         "{metrics}"
     );
 }
@@ -1033,9 +919,7 @@ async fn certificate_user_ids_name_their_anchor_in_headers_and_allow_lists() {
         page.status, 403,
         "another anchor's id, and a bare one, are other users"
     );
-    let page = Browser::with_certificate(&w, "valid")
-        .certificate_login(&w, "acq")
-        .await;
+    let page = login_with_certificate(&w, "valid", "acq").await;
     assert_eq!(page.status, 403);
     assert!(page.body.contains("nima dostopa do aplikacije"));
 }
@@ -1117,7 +1001,7 @@ async fn a_resumed_tls_session_cannot_skip_the_certificate_check() {
     let dir = tempfile::tempdir().expect("tmp");
     let sess = dir.path().join("session.pem");
     let certlogin_host = "certlogin.bankart.localhost";
-    let portal = common::host("bws");
+    let portal = prehod_test_support::host("bws");
     // TLS 1.3: no ticket for a certificate host, so nothing to resume.
     let first = s_client(
         &w,
@@ -1135,7 +1019,7 @@ async fn a_resumed_tls_session_cannot_skip_the_certificate_check() {
     // …while an ordinary host's sessions still resume.
     let first = s_client(
         &w,
-        &common::host("bips"),
+        &prehod_test_support::host("bips"),
         None,
         ("-sess_out", &sess),
         false,
@@ -1144,7 +1028,7 @@ async fn a_resumed_tls_session_cannot_skip_the_certificate_check() {
     assert!(sess.exists(), "no ticket on an ordinary host: {first}");
     let again = s_client(
         &w,
-        &common::host("bips"),
+        &prehod_test_support::host("bips"),
         None,
         ("-sess_in", &sess),
         false,
@@ -1182,12 +1066,9 @@ async fn a_resumed_tls_session_cannot_skip_the_certificate_check() {
 /// on the login page.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_certificate_request_names_the_anchors_and_pages_follow_the_language() {
-    let w = world(Options {
-        certificates: Some(CertOptions {
-            second_anchor: true,
-            ..CertOptions::default()
-        }),
-        ..Options::default()
+    let w = certificate_world(CertOptions {
+        second_anchor: true,
+        ..CertOptions::default()
     })
     .await;
     let dir = tempfile::tempdir().expect("tmp");
@@ -1242,25 +1123,23 @@ async fn the_certificate_request_names_the_anchors_and_pages_follow_the_language
 /// the login within the fetch timeout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revocation_downloads_that_hang_or_never_end_are_cut_off() {
-    for hostile in [common::Hostile::Silent, common::Hostile::Endless] {
-        let addr = common::hostile_http(hostile).await;
-        let w = world(Options {
-            certificates: Some(CertOptions {
-                crl: Some(("ca.crl.pem", "1s")),
-                crl_over_http: true,
-                leading_anchor_crl: Some(format!("http://{addr}/hostile.crl")),
-                fetch_timeout: Some("2s"),
-                ..CertOptions::default()
-            }),
-            ..Options::default()
+    for hostile in [
+        prehod_test_support::servers::Hostile::Silent,
+        prehod_test_support::servers::Hostile::Endless,
+    ] {
+        let addr = prehod_test_support::servers::hostile_http(hostile).await;
+        let w = certificate_world(CertOptions {
+            crl: Some(("ca.crl.pem", "1s")),
+            crl_over_http: true,
+            leading_anchor_crl: Some(format!("http://{addr}/hostile.crl")),
+            fetch_timeout: Some("2s"),
+            ..CertOptions::default()
         })
         .await;
         // The dev CA's CRL (served normally, after the hostile one in the anchor list) loads.
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let page = Browser::with_certificate(&w, "valid")
-                .certificate_login(&w, "bws")
-                .await;
+            let page = login_with_certificate(&w, "valid", "bws").await;
             if page.status == 302 {
                 break;
             }
@@ -1285,7 +1164,7 @@ async fn revocation_downloads_that_hang_or_never_end_are_cut_off() {
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        if matches!(hostile, common::Hostile::Endless) {
+        if matches!(hostile, prehod_test_support::servers::Hostile::Endless) {
             assert!(
                 w.gw.log_lines().iter().any(|l| l.contains("larger than")),
                 "the endless CRL was not cut off by size"
@@ -1293,14 +1172,13 @@ async fn revocation_downloads_that_hang_or_never_end_are_cut_off() {
         }
     }
     // A distribution point that never answers: refused within the fetch timeout.
-    let addr = common::hostile_http(common::Hostile::Silent).await;
-    let w = world(Options {
-        certificates: Some(CertOptions {
-            distribution_points: true,
-            fetch_timeout: Some("2s"),
-            ..CertOptions::default()
-        }),
-        ..Options::default()
+    let addr =
+        prehod_test_support::servers::hostile_http(prehod_test_support::servers::Hostile::Silent)
+            .await;
+    let w = certificate_world(CertOptions {
+        distribution_points: true,
+        fetch_timeout: Some("2s"),
+        ..CertOptions::default()
     })
     .await;
     prehod_devpki::issue_client_with_crl_dp(
@@ -1311,9 +1189,7 @@ async fn revocation_downloads_that_hang_or_never_end_are_cut_off() {
     )
     .expect("cert");
     let started = Instant::now();
-    let page = Browser::with_certificate(&w, "dp-silent")
-        .certificate_login(&w, "bws")
-        .await;
+    let page = login_with_certificate(&w, "dp-silent", "bws").await;
     assert_eq!(page.status, 403, "{}", page.body);
     assert!(page
         .body
@@ -1343,8 +1219,20 @@ async fn a_rekono_sub_shaped_like_a_certificate_id_is_refused() {
     let mut browser = Browser::new(&w);
     let login_page = browser.follow(&portal_url(&w, "bips", "/home")).await;
     let rekono = browser.follow(&rekono_link(&w, &login_page)).await;
-    let chooser = rekono_password(&w, &mut browser, &rekono, common::rekono::SREDNJA).await;
-    let page = rekono_otp(&w, &mut browser, &chooser, common::rekono::SREDNJA_TOTP).await;
+    let chooser = rekono_password(
+        &w,
+        &mut browser,
+        &rekono,
+        prehod_test_support::rekono::SREDNJA,
+    )
+    .await;
+    let page = rekono_otp(
+        &w,
+        &mut browser,
+        &chooser,
+        prehod_test_support::rekono::SREDNJA_TOTP,
+    )
+    .await;
     assert!(page.status >= 400, "{}: {}", page.url, page.body);
     assert!(browser.cookie(SESSION).is_none(), "no session");
     let metrics = w.gw.metrics();
@@ -1360,12 +1248,9 @@ async fn a_rekono_sub_shaped_like_a_certificate_id_is_refused() {
 /// does (plus the anchor's skew, 1 s here).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_certificate_session_ends_when_an_intermediate_of_its_chain_expires() {
-    let w = world(Options {
-        certificates: Some(CertOptions {
-            anchor_yaml: Some("clock_skew: 1s"),
-            ..CertOptions::default()
-        }),
-        ..Options::default()
+    let w = certificate_world(CertOptions {
+        anchor_yaml: Some("clock_skew: 1s"),
+        ..CertOptions::default()
     })
     .await;
     let ends = time::OffsetDateTime::now_utc() + time::Duration::seconds(6);
@@ -1400,25 +1285,15 @@ async fn a_certificate_session_ends_when_an_intermediate_of_its_chain_expires() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn distribution_point_revocation_ends_sessions_and_a_stale_one_fails_closed() {
     // A 1 s refresh: the distribution points the sessions name are fetched again each second.
-    let w = world(Options {
-        certificates: Some(CertOptions {
-            distribution_points: true,
-            crl: Some(("ca.crl.pem", "1s")),
-            ..CertOptions::default()
-        }),
-        ..Options::default()
+    let w = certificate_world(CertOptions {
+        distribution_points: true,
+        crl: Some(("ca.crl.pem", "1s")),
+        ..CertOptions::default()
     })
     .await;
-    let crl = w.pki.path("dp.crl.pem");
-    prehod_devpki::write_crl(w.pki.dir.path(), &crl, &[], time::Duration::days(7)).expect("crl");
-    let dp = common::serve_file(crl.clone()).await;
-    prehod_devpki::issue_client_with_crl_dp(
-        w.pki.dir.path(),
-        "dp-later",
-        4444,
-        &format!("http://{dp}/ca.crl"),
-    )
-    .expect("issue");
+    let crl = w
+        .distribution_point("dp.crl.pem", &[], time::Duration::days(7), "dp-later", 4444)
+        .await;
     let mut browser = Browser::with_certificate(&w, "dp-later");
     let page = browser.certificate_login_follow(&w, "bws").await;
     assert_eq!(page.url, portal_url(&w, "bws", "/home"), "{}", page.body);
@@ -1439,20 +1314,15 @@ async fn distribution_point_revocation_ends_sessions_and_a_stale_one_fails_close
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     // A distribution point whose CRL is past its nextUpdate: refused, not trusted.
-    let stale = w.pki.path("stale.crl.pem");
-    prehod_devpki::write_crl(w.pki.dir.path(), &stale, &[], time::Duration::hours(-1))
-        .expect("crl");
-    let dp = common::serve_file(stale).await;
-    prehod_devpki::issue_client_with_crl_dp(
-        w.pki.dir.path(),
+    w.distribution_point(
+        "stale.crl.pem",
+        &[],
+        time::Duration::hours(-1),
         "dp-stale",
         4545,
-        &format!("http://{dp}/ca.crl"),
     )
-    .expect("issue");
-    let page = Browser::with_certificate(&w, "dp-stale")
-        .certificate_login(&w, "bws")
-        .await;
+    .await;
+    let page = login_with_certificate(&w, "dp-stale", "bws").await;
     assert_eq!(page.status, 403, "{}", page.body);
     assert!(page
         .body
@@ -1475,14 +1345,10 @@ async fn an_allowed_organisation_is_one_anchors_organisation() {
         ..Options::default()
     })
     .await;
-    let page = Browser::with_certificate(&w, "valid")
-        .certificate_login(&w, "b2b")
-        .await;
+    let page = login_with_certificate(&w, "valid", "b2b").await;
     assert_eq!(page.status, 302, "the dev CA's organisation: {}", page.body);
     // The second anchor's CA issued the same O: not the same organisation.
-    let page = Browser::with_certificate(&w, "untrusted")
-        .certificate_login(&w, "b2b")
-        .await;
+    let page = login_with_certificate(&w, "untrusted", "b2b").await;
     assert_eq!(page.status, 403, "{}", page.body);
     assert!(page.body.contains("nima dostopa do aplikacije"));
 }
@@ -1506,8 +1372,8 @@ async fn a_certificate_code_planted_in_another_browser_takes_nothing_over() {
         &w,
         &mut victim,
         &portal_url(&w, "bips", "/home"),
-        common::rekono::SREDNJA,
-        common::rekono::SREDNJA_TOTP,
+        prehod_test_support::rekono::SREDNJA,
+        prehod_test_support::rekono::SREDNJA_TOTP,
     )
     .await;
     let page = victim.navigate(&code).await;
@@ -1518,6 +1384,6 @@ async fn a_certificate_code_planted_in_another_browser_takes_nothing_over() {
         .api(&portal_url(&w, "b2b", "/.prehod/me"))
         .await
         .json();
-    assert_eq!(me["email"], common::rekono::SREDNJA.0, "{me}");
+    assert_eq!(me["email"], prehod_test_support::rekono::SREDNJA.0, "{me}");
     assert_eq!(me["method"], "rekono");
 }

@@ -1,10 +1,8 @@
 //! `prehod check` and `prehod run` refusing bad configurations, through the real binary.
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
+use prehod_test_support::*;
 
 fn run(args: &[&str], config: &std::path::Path) -> (i32, String, String) {
     let out = Command::new(prehod_bin())
@@ -743,4 +741,36 @@ fn check_names_each_mistake_of_a_sentinel_state_section_and_accepts_a_good_one()
         !stdout.contains("secret") && !stderr.contains("secret"),
         "{stdout}{stderr}"
     );
+}
+
+/// Issue 18: `login.templates` may replace the pages' templates and text catalogues; one that
+/// lacks a text or does not parse is reported by `check`, naming the file, not found at start.
+#[test]
+fn check_refuses_a_template_directory_whose_catalogue_lacks_a_text() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().expect("tmp");
+    let templates = dir.path().join("branding");
+    std::fs::create_dir_all(&templates).expect("dir");
+    let path = dir.path().join("templates.yaml");
+    let text = good_config(&pki, "", &[]).replace(
+        "login:\n  host: login.bankart.localhost\n",
+        &format!(
+            "login:\n  host: login.bankart.localhost\n  templates: {}\n",
+            templates.display()
+        ),
+    );
+    std::fs::write(&path, text).expect("write");
+    let (code, _, stderr) = run(&["check", "--config"], &path);
+    assert_eq!(code, 0, "an empty directory replaces nothing: {stderr}");
+    std::fs::write(templates.join("en.ftl"), "welcome = Welcome, branded\n").expect("ftl");
+    let (code, stdout, stderr) = run(&["check", "--config"], &path);
+    assert_eq!(code, 64, "{stdout}");
+    assert!(
+        stderr.contains("en.ftl") && stderr.contains("login.templates"),
+        "{stderr}"
+    );
+    std::fs::write(templates.join("en.ftl"), "= no id\n").expect("ftl");
+    let (code, _, stderr) = run(&["check", "--config"], &path);
+    assert_eq!(code, 64);
+    assert!(stderr.contains("en.ftl: line 1"), "{stderr}");
 }

@@ -5,13 +5,11 @@
 //! deadlines. Each test is the attack, run against the real binary from 127.0.0.1, while a
 //! second client (127.0.0.2) is served.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::clients::*;
-use common::*;
 use futures_util::future::join_all;
+use prehod_test_support::clients::*;
+use prehod_test_support::*;
 use tokio::io::AsyncWriteExt;
 
 /// Closes, in order, of `conns`: each `Some(after how long)`, or `None` if still open after
@@ -43,11 +41,11 @@ async fn bystander_get(gw: &Gateway) -> u16 {
 /// listener.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_plain_http_listeners_cut_slow_headers_and_cap_each_address() {
-    let pki = Pki::new();
-    let (mut setup, _portals) = six_demo_portals().await;
-    setup.http_redirect = true;
-    setup.server_extra = "header_timeout: 2s\nmax_connections_per_address: 20\n".into();
-    let gw = Gateway::start(&pki, &setup);
+    let (_pki, gw, _portals) = demo_gateway(|setup| {
+        setup.http_redirect = true;
+        setup.server_extra = "header_timeout: 2s\nmax_connections_per_address: 20\n".into();
+    })
+    .await;
     let http = gw.http.expect("the redirect listener");
     let attacker = ip(ATTACKER);
 
@@ -133,10 +131,10 @@ async fn the_plain_http_listeners_cut_slow_headers_and_cap_each_address() {
 /// pingora's fixed 60 s to finish it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_are_capped_and_timed_from_the_tcp_accept_before_any_handshake() {
-    let pki = Pki::new();
-    let (mut setup, _portals) = six_demo_portals().await;
-    setup.server_extra = "handshake_timeout: 2s\nmax_connections_per_address: 20\n".into();
-    let gw = Gateway::start(&pki, &setup);
+    let (_pki, gw, _portals) = demo_gateway(|setup| {
+        setup.server_extra = "handshake_timeout: 2s\nmax_connections_per_address: 20\n".into();
+    })
+    .await;
     let attacker = ip(ATTACKER);
 
     // Thirty connections that never send a ClientHello, and one that stops in its middle.
@@ -210,10 +208,10 @@ async fn trickled(gw: &Gateway, head: String, every: Duration, trickle: &str) ->
 /// off for the rest of the connection, whether or not the answer was 101.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upgrade_header_without_a_101_keeps_every_deadline() {
-    let pki = Pki::new();
-    let (mut setup, _portals) = six_demo_portals().await;
-    setup.server_extra = "header_timeout: 2s\nbody_timeout: 2s\nbody_min_rate: 1000\n".into();
-    let gw = Gateway::start(&pki, &setup);
+    let (_pki, gw, _portals) = demo_gateway(|setup| {
+        setup.server_extra = "header_timeout: 2s\nbody_timeout: 2s\nbody_min_rate: 1000\n".into();
+    })
+    .await;
     let h = host("acq");
 
     // A POST that asks for a WebSocket and sends its body a byte every half second.
@@ -277,11 +275,11 @@ Content-Length: 100000\r\n\r\n"
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_websocket_upgrade_outlives_the_http_deadlines() {
     use tokio::io::AsyncReadExt;
-    let pki = Pki::new();
-    let (mut setup, _portals) = six_demo_portals().await;
-    setup.server_extra =
-        "header_timeout: 1s\nbody_timeout: 1s\nbody_min_rate: 1000\nidle_timeout: 1s\n".into();
-    let gw = Gateway::start(&pki, &setup);
+    let (_pki, gw, _portals) = demo_gateway(|setup| {
+        setup.server_extra =
+            "header_timeout: 1s\nbody_timeout: 1s\nbody_min_rate: 1000\nidle_timeout: 1s\n".into();
+    })
+    .await;
     let h = host("bws");
     let connector = connector(&gw.ca, H1);
     let mut tls = tls_from(&connector, ip(ATTACKER), gw.https, &h)
@@ -327,10 +325,10 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
 /// after a stream), though SECURITY.md said an idle timeout applied.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_are_closed_over_http1_and_http2() {
-    let pki = Pki::new();
-    let (mut setup, _portals) = six_demo_portals().await;
-    setup.server_extra = "idle_timeout: 2s\n".into();
-    let gw = Gateway::start(&pki, &setup);
+    let (_pki, gw, _portals) = demo_gateway(|setup| {
+        setup.server_extra = "idle_timeout: 2s\n".into();
+    })
+    .await;
     let h = host("acq");
     let attacker = ip(ATTACKER);
 
@@ -376,10 +374,10 @@ async fn idle_connections_are_closed_over_http1_and_http2() {
 /// whoever it comes from, until places are given back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_global_cap_refuses_connections_beyond_it_until_places_are_given_back() {
-    let pki = Pki::new();
-    let (mut setup, _portals) = six_demo_portals().await;
-    setup.server_extra = "max_connections: 4\n".into();
-    let gw = Gateway::start(&pki, &setup);
+    let (_pki, gw, _portals) = demo_gateway(|setup| {
+        setup.server_extra = "max_connections: 4\n".into();
+    })
+    .await;
     // Four connections through their handshake: admitted, and held.
     let connector = connector(&gw.ca, H1);
     let mut held = Vec::new();

@@ -1,13 +1,11 @@
 //! `prehod dev`: generates the PKI when missing, starts the demo portals and the gateway, and
 //! prints where everything is. Run here on free ports through `--config`.
 
-mod common;
-
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use prehod_test_support::*;
 
 #[test]
 fn dev_generates_the_pki_and_serves_the_demo_portals() {

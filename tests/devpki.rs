@@ -1,11 +1,9 @@
 //! The generated dev PKI has the properties the certificate tests will rely on, checked with
 //! OpenSSL itself rather than with the generator's own code.
 
-mod common;
-
-use common::Pki;
 use openssl::nid::Nid;
 use openssl::x509::X509;
+use prehod_test_support::Pki;
 
 fn cert(pki: &Pki, name: &str) -> X509 {
     X509::from_pem(&std::fs::read(pki.path(name)).expect("read")).expect("pem")
@@ -118,4 +116,86 @@ fn client_certificates_fail_for_the_reason_their_name_says() {
             .mode();
         assert_eq!(mode & 0o077, 0, "keys are private to their owner");
     }
+}
+
+/// Days from `not_before` to `not_after`, as sslyze's Mozilla check counts a lifespan.
+fn lifespan_days(cert: &X509) -> i32 {
+    cert.not_before()
+        .diff(cert.not_after())
+        .expect("the dates compare")
+        .days
+}
+
+#[test]
+fn the_server_certificate_is_what_both_mozilla_profiles_take() {
+    let pki = Pki::new();
+    let server = cert(&pki, "server.crt");
+    // Mozilla: "intermediate" at most 366 days, "modern" at most 90 (and its recommendation
+    // for both); ECDSA on P-256 (both profiles' certificate_types and certificate_curves).
+    let days = lifespan_days(&server);
+    assert!(days <= 90, "the server certificate is valid {days} days");
+    let key = server.public_key().expect("key");
+    let curve = key.ec_key().expect("ECDSA").group().curve_name();
+    assert_eq!(curve, Some(Nid::X9_62_PRIME256V1));
+    // At least 64 random bits in the serial (testssl.sh flags fewer).
+    let serial = server.serial_number().to_bn().expect("serial");
+    assert!(serial.num_bits() > 64, "serial {serial}");
+}
+
+#[test]
+fn a_server_certificate_about_to_expire_is_renewed_by_the_same_ca() {
+    let pki = Pki::new();
+    let names = prehod_devpki::dev_server_names("bankart.localhost");
+    assert_eq!(
+        prehod_devpki::ensure(pki.dir.path(), &names).expect("ensure"),
+        prehod_devpki::Ensured::Kept,
+        "a fresh one is kept"
+    );
+    let first = cert(&pki, "server.crt");
+    // A server certificate that has expired: the expired client certificate stands in for it.
+    let ca_before = std::fs::read(pki.path("ca.crt")).expect("ca");
+    std::fs::copy(pki.path("clients/expired.crt"), pki.path("server.crt")).expect("copy");
+    assert_eq!(
+        prehod_devpki::ensure(pki.dir.path(), &names).expect("ensure"),
+        prehod_devpki::Ensured::RenewedServerCertificate
+    );
+    assert_eq!(
+        std::fs::read(pki.path("ca.crt")).expect("ca"),
+        ca_before,
+        "the dev CA a browser may trust is kept"
+    );
+    assert_eq!(
+        verify(&pki, "server.crt", false),
+        None,
+        "issued by the dev CA"
+    );
+    let server = cert(&pki, "server.crt");
+    assert!(lifespan_days(&server) <= 90);
+    assert_ne!(
+        server.serial_number().to_bn().expect("serial"),
+        first.serial_number().to_bn().expect("serial"),
+        "a serial of its own"
+    );
+    let names: Vec<String> = server
+        .subject_alt_names()
+        .expect("SAN")
+        .iter()
+        .filter_map(|n| n.dnsname().map(str::to_owned))
+        .collect();
+    assert!(
+        names.contains(&"*.bankart.localhost".to_owned()),
+        "{names:?}"
+    );
+    let key = openssl::pkey::PKey::private_key_from_pem(
+        &std::fs::read(pki.path("server.key")).expect("key"),
+    )
+    .expect("PEM key");
+    assert!(
+        server.public_key().expect("public").public_eq(&key),
+        "the new key belongs to the new certificate"
+    );
+    assert_eq!(
+        prehod_devpki::ensure(pki.dir.path(), &names).expect("ensure"),
+        prehod_devpki::Ensured::Kept
+    );
 }

@@ -9,17 +9,15 @@
 //! acknowledged by the master, published to the fleet, and never reaches the replica that
 //! the sentinels then promote.
 
-mod common;
-
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::fleet::*;
-use common::login::*;
-use common::rekono::{SREDNJA, SREDNJA_TOTP, VISOKA, VISOKA_TOTP};
-use common::*;
+use prehod_test_support::fleet::*;
+use prehod_test_support::login::*;
+use prehod_test_support::rekono::{SREDNJA, SREDNJA_TOTP, VISOKA, VISOKA_TOTP};
+use prehod_test_support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The master's name the sentinels watch.
@@ -287,17 +285,10 @@ impl Load {
         let stop = Arc::new(AtomicBool::new(false));
         let served = Arc::new(AtomicU64::new(0));
         let failures = Arc::new(Mutex::new(Vec::new()));
-        let ca = std::fs::read(pki.path("ca.crt")).expect("ca");
         let tasks = work
             .into_iter()
             .map(|(https, cookie, expected)| {
-                let client = reqwest::Client::builder()
-                    .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("ca"))
-                    .resolve(&host("bips"), https)
-                    .redirect(reqwest::redirect::Policy::none())
-                    .timeout(Duration::from_secs(10))
-                    .build()
-                    .expect("client");
+                let client = bips_client(pki, https);
                 let url = format!("https://{}:{}/", host("bips"), https.port());
                 let (stop, served, failures) = (stop.clone(), served.clone(), failures.clone());
                 tokio::spawn(async move {

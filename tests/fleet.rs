@@ -2,16 +2,14 @@
 //! upgrade (listening sockets handed to a new process), each under a bounded loopback load
 //! that must see no failed request.
 
-mod common;
-
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::fleet::*;
-use common::redis::Redis;
-use common::*;
+use prehod_test_support::fleet::*;
+use prehod_test_support::redis::Redis;
+use prehod_test_support::*;
 
 /// A bounded load: `workers` clients, each sending one request at a time (with a short pause)
 /// to `acq`, until stopped. Every answer that is not a 200 from a demo portal, and every
@@ -92,18 +90,22 @@ impl Load {
     }
 }
 
+/// Writes the admin API's `token` into the gateway's configuration, for its next reload and
+/// for a replica started from it.
+fn write_admin_token(gw: &Gateway, token: &str) {
+    let config = gw.dir.path().join("proxy.yaml");
+    let yaml = std::fs::read_to_string(&config).expect("config");
+    let listen = format!("  listen: {}\n", gw.admin);
+    std::fs::write(
+        &config,
+        yaml.replace(&listen, &format!("{listen}  api_token: {token}\n")),
+    )
+    .expect("config");
+}
+
 /// A metric's value on the gateway's admin listener (0 when absent).
 fn metric(gw: &Gateway, series: &str) -> f64 {
-    gw.metrics()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(series)?
-                .strip_prefix(' ')?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0.0)
+    prehod_test_support::metrics::value_or_zero(&gw.metrics(), series)
 }
 
 /// The `urls:` line of `portal` in a harness-written proxy.yaml.
@@ -186,9 +188,7 @@ fn prehod_reload(pid_file: &Path, config: Option<&Path>) -> std::process::Output
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_reloads_under_load_fail_no_request_and_apply_their_change() {
-    let (setup, _portals) = six_demo_portals().await;
-    let pki = Pki::new();
-    let gw = Gateway::start(&pki, &setup);
+    let (pki, gw, _portals) = demo_gateway(|_| {}).await;
     gw.wait_ready();
     let config = gw.dir.path().join("proxy.yaml");
     let original = std::fs::read_to_string(&config).expect("config");
@@ -410,11 +410,11 @@ async fn a_binary_upgrade_under_load_fails_no_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_share_revocations_through_redis_and_survive_its_outage() {
-    use common::login::*;
-    use common::rekono::{SREDNJA, SREDNJA_TOTP, VISOKA, VISOKA_TOTP};
+    use prehod_test_support::login::*;
+    use prehod_test_support::rekono::{SREDNJA, SREDNJA_TOTP, VISOKA, VISOKA_TOTP};
     let mut redis = Redis::start();
     // Rekono posts its logout tokens here; the test delivers them to replica B.
-    let (recorder, mut tokens) = body_recorder().await;
+    let (recorder, mut tokens) = prehod_test_support::servers::body_recorder().await;
     let top: &'static str = Box::leak(
         format!(
             "state:\n  url: {}\n  key_prefix: \"fleet-test:\"\nrate_limits:\n  backchannel_logout: {{per_address: \"3/min\", burst: 3}}\n",
@@ -470,12 +470,7 @@ async fn two_replicas_share_revocations_through_redis_and_survive_its_outage() {
     // 2. Back-channel logout delivered to B: refused on A within a second.
     while tokens.try_recv().is_ok() {}
     let sub = received_header(&two_json, "x-auth-user")[0].to_owned();
-    two.http
-        .post(sim_url(&world, "/dev/logout"))
-        .form(&[("sub", sub.as_str())])
-        .send()
-        .await
-        .expect("Rekono logout");
+    rekono_logs_out(&world, &two, &sub).await;
     let token = tokio::time::timeout(Duration::from_secs(10), tokens.recv())
         .await
         .expect("a logout token")
@@ -668,16 +663,10 @@ fn admin_api(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_sees_and_ends_their_sessions_and_an_admin_can_too() {
-    use common::login::*;
-    use common::rekono::{SREDNJA, SREDNJA_TOTP};
+    use prehod_test_support::login::*;
+    use prehod_test_support::rekono::{SREDNJA, SREDNJA_TOTP};
     let redis = Redis::start();
-    let top: &'static str = Box::leak(
-        format!(
-            "state:\n  url: {}\n  key_prefix: \"sessions-test:\"\n",
-            redis.url()
-        )
-        .into_boxed_str(),
-    );
+    let top = redis.state_yaml("sessions-test:");
     let world = world(Options {
         top_yaml: top,
         ..Options::default()
@@ -685,14 +674,7 @@ async fn a_person_sees_and_ends_their_sessions_and_an_admin_can_too() {
     .await;
     let token = "0123456789abcdef0123456789abcdef-admin";
     // The admin API is switched on by a reload (A) and from the start (B).
-    let config = world.gw.dir.path().join("proxy.yaml");
-    let yaml = std::fs::read_to_string(&config).expect("config");
-    let listen = format!("  listen: {}\n", world.gw.admin);
-    std::fs::write(
-        &config,
-        yaml.replace(&listen, &format!("{listen}  api_token: {token}\n")),
-    )
-    .expect("config");
+    write_admin_token(&world.gw, token);
     let b = Replica::of(&world.gw);
     sighup(world.gw.pid());
     wait_for("the reload", Duration::from_secs(10), || {
@@ -813,11 +795,11 @@ async fn into_the_next_second() {
 /// password (fresh authentication), not answer from its single sign-on. Returns the new
 /// bips cookie.
 async fn fresh_login_again(
-    w: &common::login::World,
-    browser: &mut common::login::Browser,
+    w: &prehod_test_support::login::World,
+    browser: &mut prehod_test_support::login::Browser,
 ) -> (String, String) {
-    use common::login::*;
-    use common::rekono::{SREDNJA, SREDNJA_TOTP};
+    use prehod_test_support::login::*;
+    use prehod_test_support::rekono::{SREDNJA, SREDNJA_TOTP};
     let bips = portal_url(w, "bips", "/");
     let start = login_url(
         w,
@@ -849,16 +831,10 @@ async fn fresh_login_again(
 /// at the callback too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_an_admin_ends_all_sessions_on_one_replica_the_next_login_on_another_is_fresh() {
-    use common::login::*;
-    use common::rekono::{SREDNJA, SREDNJA_TOTP};
+    use prehod_test_support::login::*;
+    use prehod_test_support::rekono::{SREDNJA, SREDNJA_TOTP};
     let redis = Redis::start();
-    let top: &'static str = Box::leak(
-        format!(
-            "state:\n  url: {}\n  key_prefix: \"fresh-test:\"\n",
-            redis.url()
-        )
-        .into_boxed_str(),
-    );
+    let top = redis.state_yaml("fresh-test:");
     let world = world(Options {
         top_yaml: top,
         ..Options::default()
@@ -866,14 +842,7 @@ async fn after_an_admin_ends_all_sessions_on_one_replica_the_next_login_on_anoth
     .await;
     // B has the admin API (its configuration is A's with a token).
     let token = "0123456789abcdef0123456789abcdef-admin";
-    let config = world.gw.dir.path().join("proxy.yaml");
-    let yaml = std::fs::read_to_string(&config).expect("config");
-    let listen = format!("  listen: {}\n", world.gw.admin);
-    std::fs::write(
-        &config,
-        yaml.replace(&listen, &format!("{listen}  api_token: {token}\n")),
-    )
-    .expect("config");
+    write_admin_token(&world.gw, token);
     let b = Replica::of(&world.gw);
     for admin in [world.gw.admin, b.admin] {
         wait_for("Redis", Duration::from_secs(10), || {
@@ -1054,19 +1023,15 @@ async fn the_shared_state_can_be_reached_over_tls_with_a_private_ca_and_only_wit
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_keeps_the_crl_fetched_from_a_url_while_its_server_is_away() {
-    use common::login::*;
-    let w = world(Options {
-        certificates: Some(CertOptions {
-            crl: Some(("ca.crl.pem", "1h")),
-            crl_over_http: true,
-            ..CertOptions::default()
-        }),
-        ..Options::default()
+    use prehod_test_support::login::*;
+    let w = certificate_world(CertOptions {
+        crl: Some(("ca.crl.pem", "1h")),
+        crl_over_http: true,
+        ..CertOptions::default()
     })
     .await;
     let revoked_is_refused = || async {
-        Browser::with_certificate(&w, "revoked")
-            .certificate_login(&w, "bws")
+        login_with_certificate(&w, "revoked", "bws")
             .await
             .body
             .contains("Certifikat je preklican")
@@ -1092,10 +1057,7 @@ async fn a_reload_keeps_the_crl_fetched_from_a_url_while_its_server_is_away() {
     });
     assert!(revoked_is_refused().await, "still refused by the kept CRL");
     assert_eq!(
-        Browser::with_certificate(&w, "valid")
-            .certificate_login(&w, "bws")
-            .await
-            .status,
+        login_with_certificate(&w, "valid", "bws").await.status,
         302,
         "and a good certificate still logs in"
     );
@@ -1108,9 +1070,7 @@ async fn a_reload_keeps_the_crl_fetched_from_a_url_while_its_server_is_away() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upgrade_sockets_and_pid_files_must_be_in_a_private_directory() {
     use std::os::unix::fs::PermissionsExt;
-    let (setup, _portals) = six_demo_portals().await;
-    let pki = Pki::new();
-    let gw = Gateway::start(&pki, &setup);
+    let (_pki, gw, _portals) = demo_gateway(|_| {}).await;
     gw.wait_ready();
     let config = gw.dir.path().join("proxy.yaml");
     let shared = tempfile::tempdir().expect("dir");

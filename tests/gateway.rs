@@ -1,11 +1,9 @@
 //! End-to-end tests of the gateway core: the real `prehod` binary, real TLS, real upstreams.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
 use futures_util::StreamExt;
+use prehod_test_support::*;
 use serde_json::Value;
 
 async fn json(resp: reqwest::Response) -> Value {
@@ -16,9 +14,7 @@ async fn json(resp: reqwest::Response) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routes_each_portal_by_host_and_refuses_unknown_hosts() {
-    let pki = Pki::new();
-    let (setup, _portals) = six_demo_portals().await;
-    let gw = Gateway::start(&pki, &setup);
+    let (_pki, gw, _portals) = demo_gateway(|_| {}).await;
     let client = gw.client();
 
     for portal in PORTALS {
@@ -106,9 +102,7 @@ async fn routes_each_portal_by_host_and_refuses_unknown_hosts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spoofed_identity_headers_never_reach_the_upstream() {
-    let pki = Pki::new();
-    let (setup, _portals) = six_demo_portals().await;
-    let gw = Gateway::start(&pki, &setup);
+    let (_pki, gw, _portals) = demo_gateway(|_| {}).await;
 
     // Every spelling a client could try, duplicates, a Connection-nominated header, forwarding
     // headers, and the gateway's own cookie beside an application cookie.
@@ -165,9 +159,7 @@ Cookie: prehod_session=stolen; app_cookie=kept\r\n\r\n",
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_and_chunked_bodies_arrive_byte_identical() {
-    let pki = Pki::new();
-    let (setup, _portals) = six_demo_portals().await;
-    let gw = Gateway::start(&pki, &setup);
+    let (_pki, gw, _portals) = demo_gateway(|_| {}).await;
     let client = gw.client();
 
     // 50 MiB with a known length, from a cheap deterministic generator.
@@ -325,9 +317,7 @@ async fn round_robin_spreads_load_and_avoids_a_dead_target() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_requests_and_readyz_turns_ready() {
-    let pki = Pki::new();
-    let (setup, _portals) = six_demo_portals().await;
-    let gw = Gateway::start(&pki, &setup);
+    let (_pki, gw, _portals) = demo_gateway(|_| {}).await;
     let ready: Value = serde_json::from_str(&gw.wait_ready()).expect("readyz JSON");
     assert_eq!(ready["ready"], true);
     assert_eq!(ready["portals"].as_array().map(Vec::len), Some(6));
@@ -556,9 +546,7 @@ certificate_login:\n  host: certlogin.bankart.localhost\n  level: 30\n  anchors:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn access_log_has_one_json_line_per_request_without_secrets() {
-    let pki = Pki::new();
-    let (setup, _portals) = six_demo_portals().await;
-    let gw = Gateway::start(&pki, &setup);
+    let (_pki, gw, _portals) = demo_gateway(|_| {}).await;
     let resp = gw
         .client()
         .get(gw.url("bws", "/callback?code=SECRETCODE&lang=sl"))
@@ -605,9 +593,7 @@ async fn access_log_has_one_json_line_per_request_without_secrets() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn survives_malformed_requests() {
-    let pki = Pki::new();
-    let (setup, _portals) = six_demo_portals().await;
-    let gw = Gateway::start(&pki, &setup);
+    let (_pki, gw, _portals) = demo_gateway(|_| {}).await;
 
     let bad_line = gw
         .raw(&host("acq"), b"THIS IS NOT HTTP\r\n\r\n")
@@ -657,9 +643,7 @@ async fn survives_malformed_requests() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_is_modern_only() {
     use openssl::ssl::{SslConnector, SslMethod, SslVersion};
-    let pki = Pki::new();
-    let (setup, _portals) = six_demo_portals().await;
-    let gw = Gateway::start(&pki, &setup);
+    let (_pki, gw, _portals) = demo_gateway(|_| {}).await;
     let handshake = |max: SslVersion| {
         let mut b = SslConnector::builder(SslMethod::tls()).expect("builder");
         b.set_ca_file(&gw.ca).expect("ca");
@@ -687,10 +671,10 @@ async fn tls_is_modern_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_http_only_redirects_to_https_for_known_hosts() {
-    let pki = Pki::new();
-    let (mut setup, _portals) = six_demo_portals().await;
-    setup.http_redirect = true;
-    let gw = Gateway::start(&pki, &setup);
+    let (_pki, gw, _portals) = demo_gateway(|setup| {
+        setup.http_redirect = true;
+    })
+    .await;
     let http = gw.http.expect("redirect listener");
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -722,9 +706,7 @@ async fn plain_http_only_redirects_to_https_for_known_hosts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn own_login_portals_pass_the_application_login_through() {
-    let pki = Pki::new();
-    let (setup, _portals) = six_demo_portals().await;
-    let gw = Gateway::start(&pki, &setup);
+    let (_pki, gw, _portals) = demo_gateway(|_| {}).await;
     let client = gw.client();
     // Without the app's cookie the portal shows its own form.
     let page = client
@@ -769,9 +751,7 @@ async fn own_login_portals_pass_the_application_login_through() {
 async fn websocket_upgrade_passes_both_ways() {
     use openssl::ssl::{SslConnector, SslMethod};
     use std::io::{Read, Write};
-    let pki = Pki::new();
-    let (setup, _portals) = six_demo_portals().await;
-    let gw = Gateway::start(&pki, &setup);
+    let (_pki, gw, _portals) = demo_gateway(|_| {}).await;
     let ca = gw.ca.clone();
     let https = gw.https;
     // Blocking socket work off the runtime that serves the demo portals.
@@ -822,9 +802,7 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_portal_cannot_plant_the_gateways_cookies() {
-    let pki = Pki::new();
-    let (setup, _portals) = six_demo_portals().await;
-    let gw = Gateway::start(&pki, &setup);
+    let (_pki, gw, _portals) = demo_gateway(|_| {}).await;
     // Cookie tossing: a portal (or an own-login application) sets the gateway's cookies on
     // the parent domain, to swap the user's session on every portal. Every spelling a
     // browser would store under a gateway cookie name, beside the application's own cookie.
@@ -876,9 +854,7 @@ async fn a_portal_cannot_plant_the_gateways_cookies() {
 /// body was framed, so a body became the next request on the connection (request smuggling).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_header_naming_framing_headers_is_refused_and_nothing_is_smuggled() {
-    let pki = Pki::new();
-    let (setup, _portals) = six_demo_portals().await;
-    let gw = Gateway::start(&pki, &setup);
+    let (_pki, gw, _portals) = demo_gateway(|_| {}).await;
     let h = host("acq");
     let smuggled =
         format!("GET /smuggled HTTP/1.1\r\nHost: {h}\r\nAccept: application/json\r\n\r\n");
@@ -927,9 +903,7 @@ Connection: TE, close\r\n\r\n"
 /// certificates) reached the portal, which may still trust them from an earlier set-up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn other_gateways_identity_headers_never_reach_the_upstream() {
-    let pki = Pki::new();
-    let (setup, _portals) = six_demo_portals().await;
-    let gw = Gateway::start(&pki, &setup);
+    let (_pki, gw, _portals) = demo_gateway(|_| {}).await;
     let spoofed = [
         "X-Remote-User",
         "x_remote_user",
@@ -1000,9 +974,7 @@ fn metric_value(metrics: &str, name: &str) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_that_go_away_are_counted_not_logged_as_errors() {
     use std::io::Write;
-    let pki = Pki::new();
-    let (setup, _portals) = six_demo_portals().await;
-    let gw = Gateway::start(&pki, &setup);
+    let (_pki, gw, _portals) = demo_gateway(|_| {}).await;
     let h = host("b2b");
 
     // Gone while the gateway waits for the upstream.
@@ -1121,10 +1093,10 @@ fn trickle(gw: &Gateway, head: &str, every: Duration, body: bool) -> (Duration, 
 /// minimum-rate deadline, while the same connection's other streams are served.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_http2_request_body_is_reset_while_its_connection_serves_other_streams() {
-    let pki = Pki::new();
-    let (mut setup, _portals) = six_demo_portals().await;
-    setup.server_extra = "body_timeout: 2s\nbody_min_rate: 1000\n".into();
-    let gw = Gateway::start(&pki, &setup);
+    let (_pki, gw, _portals) = demo_gateway(|setup| {
+        setup.server_extra = "body_timeout: 2s\nbody_min_rate: 1000\n".into();
+    })
+    .await;
     let client = gw
         .client_builder()
         .http2_prior_knowledge()
@@ -1191,10 +1163,10 @@ async fn a_stalled_http2_request_body_is_reset_while_its_connection_serves_other
 /// make progress within `body_timeout`; then the stream is reset.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_http2_stream_whose_client_stops_reading_is_reset() {
-    let pki = Pki::new();
-    let (mut setup, _portals) = six_demo_portals().await;
-    setup.server_extra = "body_timeout: 2s\nbody_min_rate: 1000\n".into();
-    let gw = Gateway::start(&pki, &setup);
+    let (_pki, gw, _portals) = demo_gateway(|setup| {
+        setup.server_extra = "body_timeout: 2s\nbody_min_rate: 1000\n".into();
+    })
+    .await;
     let client = gw
         .client_builder()
         .http2_prior_knowledge()

@@ -1,16 +1,16 @@
-//! The real gateway against a hostile OpenID Provider (`tests/common/hostile_op.rs`), over real
-//! TLS on loopback, pointed at it by config alone. Each test is one defect, named after the
-//! OpenID Foundation's RP certification test (`rp_…`, the old suite's ids), the FAPI 2.0
-//! Security Profile client test module (`fapi2_…`, `fapi2-security-profile-final-client-test-…`)
-//! or, where neither has one, after the defect. Every refused login must show "login failed"
-//! (or "level too low"), never "Rekono is not available", set no session cookie and count a
-//! refusal reason; every refused logout token gets 400 and ends nothing. The controls (a good
-//! token) prove the provider works.
+//! The real gateway against a hostile OpenID Provider (`crates/test-support/src/hostile_op/`), over
+//! real TLS on loopback, pointed at it by config alone. Each test is one defect, named after the
+//! OpenID Foundation's RP certification test (`rp_…`, the old suite's ids), the FAPI 2.0 Security
+//! Profile client test module (`fapi2_…`, `fapi2-security-profile-final-client-test-…`) or, where
+//! neither has one, after the defect. Every refused login must show "login failed" (or "level too
+//! low"), never "Rekono is not available", set no session cookie and count a refusal reason; every
+//! refused logout token gets 400 and ends nothing. The controls (a good token) prove the provider
+//! works.
 
-mod common;
-
-use common::hostile_op::{hostile_world, Behaviour, HostileWorld, Param, Shown, Signing};
-use common::login::Browser;
+use prehod_test_support::hostile_op::{
+    hostile_world, Behaviour, HostileWorld, Param, Shown, Signing,
+};
+use prehod_test_support::login::Browser;
 use serde_json::{json, Value};
 
 /// A login with `behaviour` that must be refused, showing `shown` and counted as `reason`.
@@ -45,7 +45,7 @@ async fn invalid_signing(signing: Signing) -> HostileWorld {
 }
 
 fn now() -> i64 {
-    common::hostile_op::unix_now() as i64
+    prehod_test_support::hostile_op::unix_now() as i64
 }
 
 // --- controls -------------------------------------------------------------------------------
@@ -193,7 +193,10 @@ async fn fapi2_invalid_missing_aud() {
 async fn fapi2_invalid_secondary_aud() {
     invalid_claims(vec![(
         "aud",
-        Some(json!([common::login::CLIENT_ID, "another-client"])),
+        Some(json!([
+            prehod_test_support::login::CLIENT_ID,
+            "another-client"
+        ])),
     )])
     .await;
 }
@@ -401,7 +404,9 @@ async fn an_outage_of_the_token_endpoint_is_an_outage() {
         "{}",
         page.body
     );
-    assert!(browser.cookie(common::login::SESSION).is_none());
+    assert!(browser
+        .cookie(prehod_test_support::login::SESSION)
+        .is_none());
     world.expect_denial("rekono_unavailable").await;
     assert_eq!(world.denials("invalid_id_token"), 0.0);
 }

@@ -2,15 +2,13 @@
 //! framing and methods of what is forwarded, and the memory the login host's buffered bodies
 //! may take — each as the attack, over HTTP/1.1 and HTTP/2.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::*;
 use futures_util::StreamExt;
+use prehod_test_support::*;
 use serde_json::Value;
 
 /// The JSON a demo portal answered, from a raw HTTP/1.1 response (chunked or not).
@@ -63,10 +61,10 @@ const SPOOFED: &[&str] = &[
 /// HTTP/1.1 and HTTP/2 — a portal that reads a header the gateway does not set trusted them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn identity_like_headers_never_reach_the_upstream_over_http1_or_http2() {
-    let pki = Pki::new();
-    let (mut setup, _portals) = six_demo_portals().await;
-    setup.top_extra = "headers:\n  strip: [X-Legacy-User, \"X-Bank-*\"]\n".into();
-    let gw = Gateway::start(&pki, &setup);
+    let (_pki, gw, _portals) = demo_gateway(|setup| {
+        setup.top_extra = "headers:\n  strip: [X-Legacy-User, \"X-Bank-*\"]\n".into();
+    })
+    .await;
     let h = host("acq");
 
     let mut request = format!(
@@ -456,9 +454,10 @@ fn hold_bodies(
 /// meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_host_bodies_over_http2_stay_within_one_memory_budget() {
-    let world = common::login::world(common::login::Options::default()).await;
+    let world =
+        prehod_test_support::login::world(prehod_test_support::login::Options::default()).await;
     let gw = &world.gw;
-    let url = common::login::login_url(&world, "/logout");
+    let url = prehod_test_support::login::login_url(&world, "/logout");
     let before = peak_memory(gw.pid());
 
     // Eight client addresses × 10 connections × 12 streams × 60 KB: 57 MB of bodies.
@@ -486,13 +485,13 @@ async fn login_host_bodies_over_http2_stay_within_one_memory_budget() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // While they are held, a normal login from another address works.
-    let mut browser = common::login::Browser::new(&world);
-    let page = common::login::login_otp(
+    let mut browser = prehod_test_support::login::Browser::new(&world);
+    let page = prehod_test_support::login::login_otp(
         &world,
         &mut browser,
-        &common::login::portal_url(&world, "acq", "/whoami"),
-        common::rekono::SREDNJA,
-        common::rekono::SREDNJA_TOTP,
+        &prehod_test_support::login::portal_url(&world, "acq", "/whoami"),
+        prehod_test_support::rekono::SREDNJA,
+        prehod_test_support::rekono::SREDNJA_TOTP,
     )
     .await;
     assert_eq!(page.status, 200, "{}", page.body);
@@ -547,13 +546,13 @@ async fn login_host_bodies_over_http2_stay_within_one_memory_budget() {
 /// form kept across the login is just not kept when there is no room.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_body_budget_refuses_per_connection_per_address_and_in_all() {
-    let world = common::login::world(common::login::Options {
+    let world = prehod_test_support::login::world(prehod_test_support::login::Options {
         server_yaml: "body_buffer_memory: 512KiB\nbody_buffers_per_connection: 2\n",
         ..Default::default()
     })
     .await;
     let gw = &world.gw;
-    let url = common::login::login_url(&world, "/logout");
+    let url = prehod_test_support::login::login_url(&world, "/logout");
     let client = |last: u8| {
         gw.client_builder()
             .http2_prior_knowledge()
@@ -611,7 +610,9 @@ async fn the_body_budget_refuses_per_connection_per_address_and_in_all() {
     let resp = world
         .gw
         .client()
-        .post(common::login::portal_url(&world, "acq", "/form"))
+        .post(prehod_test_support::login::portal_url(
+            &world, "acq", "/form",
+        ))
         .header("content-type", "application/x-www-form-urlencoded")
         .header("accept", "text/html")
         .header("sec-fetch-mode", "navigate")
@@ -642,7 +643,8 @@ async fn the_body_budget_refuses_per_connection_per_address_and_in_all() {
 /// refused (413) before it is read.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_host_body_larger_than_allowed_is_refused_before_it_is_read() {
-    let world = common::login::world(common::login::Options::default()).await;
+    let world =
+        prehod_test_support::login::world(prehod_test_support::login::Options::default()).await;
     let gw = &world.gw;
     let h = "login.bankart.localhost";
     let mut connector =

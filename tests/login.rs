@@ -2,13 +2,11 @@
 //! Bankart login page, each second factor, one login for six portals, step-up, sessions,
 //! logout, and the attacks on each of them.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::login::*;
-use common::rekono::{NIZKA, SREDNJA, SREDNJA_TOTP, VISOKA, VISOKA_TOTP};
-use common::{received_header, PORTALS};
+use prehod_test_support::login::*;
+use prehod_test_support::rekono::{NIZKA, SREDNJA, SREDNJA_TOTP, VISOKA, VISOKA_TOTP};
+use prehod_test_support::{received_header, PORTALS};
 use serde_json::Value;
 
 /// Verifies the signed identity assertion a portal received, with the gateway's JWKS.
@@ -32,7 +30,7 @@ async fn verify_assertion(world: &World, browser: &Browser, portal: &str, body: 
     .expect("key");
     let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
     v.set_issuer(&[login_url(world, "")]);
-    v.set_audience(&[format!("https://{}", common::host(portal))]);
+    v.set_audience(&[format!("https://{}", prehod_test_support::host(portal))]);
     jsonwebtoken::decode::<Value>(token[0], &key, &v)
         .expect("the assertion verifies")
         .claims
@@ -271,17 +269,9 @@ async fn sms_push_and_certificate_logins_reach_portals_with_their_amr() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_login_serves_every_portal_its_policy_allows_and_steps_up_for_the_others() {
     let world = world(Options::default()).await;
-    let mut browser = Browser::new(&world);
     // Vid (level 30 account) logs in for bips, which asks for 20.
-    let json = login_otp(
-        &world,
-        &mut browser,
-        &portal_url(&world, "bips", "/"),
-        VISOKA,
-        VISOKA_TOTP,
-    )
-    .await
-    .json();
+    let (mut browser, json) = log_in(&world, "bips", "/", VISOKA, VISOKA_TOTP).await;
+    let json = json.json();
     assert_eq!(received_header(&json, "x-auth-level"), ["20"]);
     for portal in PORTALS.iter().filter(|p| **p != "bws") {
         // Host-only cookies: the first visit goes through the login host, which already
@@ -348,15 +338,7 @@ async fn one_login_serves_every_portal_its_policy_allows_and_steps_up_for_the_ot
 
     // A level-20 account cannot step up to 30: Rekono answers with an error, the gateway
     // shows the "level too low" page.
-    let mut browser = Browser::new(&world);
-    login_otp(
-        &world,
-        &mut browser,
-        &portal_url(&world, "bips", "/"),
-        SREDNJA,
-        SREDNJA_TOTP,
-    )
-    .await;
+    let (mut browser, _) = log_in(&world, "bips", "/", SREDNJA, SREDNJA_TOTP).await;
     let why = browser.follow(&portal_url(&world, "bws", "/")).await;
     let rekono = continue_step_up(&world, &mut browser, &why).await;
     let page = rekono_password(&world, &mut browser, &rekono, SREDNJA).await;
@@ -431,17 +413,9 @@ async fn api_calls_without_a_session_get_401_json_and_navigations_the_login_page
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tampered_replayed_and_logged_out_cookies_are_refused() {
     let world = world(Options::default()).await;
-    let mut browser = Browser::new(&world);
-    login_otp(
-        &world,
-        &mut browser,
-        &portal_url(&world, "bips", "/"),
-        SREDNJA,
-        SREDNJA_TOTP,
-    )
-    .await;
+    let (mut browser, _) = log_in(&world, "bips", "/", SREDNJA, SREDNJA_TOTP).await;
     let good = browser
-        .cookie_at(&common::host("bips"), SESSION)
+        .cookie_at(&prehod_test_support::host("bips"), SESSION)
         .expect("the portal's session cookie");
     let good_login = browser
         .cookie_at("login.bankart.localhost", SESSION)
@@ -509,15 +483,7 @@ async fn idle_and_absolute_timeouts_end_sessions() {
         ..Options::default()
     })
     .await;
-    let mut browser = Browser::new(&world);
-    login_otp(
-        &world,
-        &mut browser,
-        &portal_url(&world, "bips", "/"),
-        SREDNJA,
-        SREDNJA_TOTP,
-    )
-    .await;
+    let (mut browser, _) = log_in(&world, "bips", "/", SREDNJA, SREDNJA_TOTP).await;
     let url = portal_url(&world, "bips", "/");
     // Activity keeps it alive past the idle time (the cookie is rolled)…
     let started = Instant::now();
@@ -556,29 +522,16 @@ async fn idle_and_absolute_timeouts_end_sessions() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn back_channel_logout_from_rekono_ends_the_session() {
     let world = world(Options::default()).await;
-    let mut browser = Browser::new(&world);
-    let json = login_otp(
-        &world,
-        &mut browser,
-        &portal_url(&world, "bips", "/"),
-        SREDNJA,
-        SREDNJA_TOTP,
-    )
-    .await
-    .json();
+    let (mut browser, json) = log_in(&world, "bips", "/", SREDNJA, SREDNJA_TOTP).await;
+    let json = json.json();
     let sub = received_header(&json, "x-auth-user")[0].to_owned();
     assert_eq!(
         browser.api(&portal_url(&world, "bips", "/")).await.status,
         200
     );
     // Rekono ends the user's session (as an admin or another relying party's logout would).
-    let result: Value = browser
-        .http
-        .post(sim_url(&world, "/dev/logout"))
-        .form(&[("sub", sub.as_str())])
-        .send()
+    let result: Value = rekono_logs_out(&world, &browser, &sub)
         .await
-        .expect("dev logout")
         .json()
         .await
         .expect("json");
@@ -841,14 +794,7 @@ async fn a_key_rotated_at_rekono_is_fetched_and_a_foreign_iss_is_refused() {
         .await
         .expect("json");
     assert!(rotated["kid"].is_string());
-    let page = login_otp(
-        &world,
-        &mut browser,
-        &portal_url(&world, "bips", "/"),
-        SREDNJA,
-        SREDNJA_TOTP,
-    )
-    .await;
+    let page = login_at(&world, &mut browser, "bips", "/", SREDNJA, SREDNJA_TOTP).await;
     assert_eq!(page.status, 200, "{}", page.body);
 
     // RFC 9207: an `iss` in the authorization response that is not Rekono's is refused.
@@ -926,14 +872,7 @@ async fn a_flood_of_forged_logout_tokens_does_not_starve_the_key_refresh_a_rotat
         .await
         .expect("json");
     assert!(rotated["kid"].is_string());
-    let page = login_otp(
-        &world,
-        &mut browser,
-        &portal_url(&world, "bips", "/"),
-        SREDNJA,
-        SREDNJA_TOTP,
-    )
-    .await;
+    let page = login_at(&world, &mut browser, "bips", "/", SREDNJA, SREDNJA_TOTP).await;
     assert_eq!(
         page.status, 200,
         "the login with the rotated key: {}",
@@ -1005,30 +944,16 @@ async fn an_id_token_with_another_nonce_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replayed_logout_token_is_refused() {
     // Rekono posts its logout token to this recorder; the test delivers it to the gateway.
-    let (addr, mut rx) = common::body_recorder().await;
+    let (addr, mut rx) = prehod_test_support::servers::body_recorder().await;
     let world = world(Options {
         backchannel: Some(format!("http://{addr}/record")),
         ..Options::default()
     })
     .await;
-    let mut browser = Browser::new(&world);
-    let json = login_otp(
-        &world,
-        &mut browser,
-        &portal_url(&world, "bips", "/"),
-        SREDNJA,
-        SREDNJA_TOTP,
-    )
-    .await
-    .json();
+    let (mut browser, json) = log_in(&world, "bips", "/", SREDNJA, SREDNJA_TOTP).await;
+    let json = json.json();
     let sub = received_header(&json, "x-auth-user")[0].to_owned();
-    browser
-        .http
-        .post(sim_url(&world, "/dev/logout"))
-        .form(&[("sub", sub.as_str())])
-        .send()
-        .await
-        .expect("logout");
+    rekono_logs_out(&world, &browser, &sub).await;
     let body = tokio::time::timeout(Duration::from_secs(10), rx.recv())
         .await
         .expect("a token")
@@ -1079,15 +1004,7 @@ async fn log_in_with_private_key_jwt(rsa_client_key: bool) {
         ..Options::default()
     })
     .await;
-    let mut browser = Browser::new(&world);
-    let page = login_otp(
-        &world,
-        &mut browser,
-        &portal_url(&world, "bips", "/"),
-        SREDNJA,
-        SREDNJA_TOTP,
-    )
-    .await;
+    let (_browser, page) = log_in(&world, "bips", "/", SREDNJA, SREDNJA_TOTP).await;
     assert_eq!(page.status, 200, "{}", page.body);
     assert_eq!(received_header(&page.json(), "x-auth-email"), [SREDNJA.0]);
 }
@@ -1249,7 +1166,7 @@ async fn a_form_interrupted_by_the_login_arrives_at_the_portal_with_its_body_int
     assert_eq!(json["method"], "POST");
     assert_eq!(
         json["body_sha256"],
-        common::sha256_hex(encoded.as_bytes()),
+        prehod_test_support::sha256_hex(encoded.as_bytes()),
         "the body arrives byte for byte"
     );
     assert_eq!(received_header(&json, "x-auth-email"), [SREDNJA.0]);
@@ -1307,15 +1224,7 @@ async fn an_authorization_response_without_iss_is_refused_when_rekono_promises_i
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_logout_forced_from_another_site_leaves_the_session() {
     let world = world(Options::default()).await;
-    let mut browser = Browser::new(&world);
-    login_otp(
-        &world,
-        &mut browser,
-        &portal_url(&world, "bips", "/"),
-        SREDNJA,
-        SREDNJA_TOTP,
-    )
-    .await;
+    let (mut browser, _) = log_in(&world, "bips", "/", SREDNJA, SREDNJA_TOTP).await;
     let session = browser.cookie(SESSION).expect("session");
     // Another site links to, or embeds, the logout URL: the Lax session cookie goes along
     // with a top-level GET, and with an <img> from the same site.
@@ -1371,25 +1280,9 @@ async fn a_logout_forced_from_another_site_leaves_the_session() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_logout_post_without_the_sessions_token_is_refused() {
     let world = world(Options::default()).await;
-    let mut browser = Browser::new(&world);
-    login_otp(
-        &world,
-        &mut browser,
-        &portal_url(&world, "bips", "/"),
-        SREDNJA,
-        SREDNJA_TOTP,
-    )
-    .await;
+    let (mut browser, _) = log_in(&world, "bips", "/", SREDNJA, SREDNJA_TOTP).await;
     // Another browser's own, valid token: bound to its session, not to this one.
-    let mut other = Browser::new(&world);
-    login_otp(
-        &world,
-        &mut other,
-        &portal_url(&world, "bips", "/"),
-        VISOKA,
-        VISOKA_TOTP,
-    )
-    .await;
+    let (mut other, _) = log_in(&world, "bips", "/", VISOKA, VISOKA_TOTP).await;
     let confirm = other.navigate(&login_url(&world, "/logout")).await;
     let foreign = unescape(&confirm.hidden("csrf"));
     // A cross-site form POST (a Lax cookie is not sent then, but a same-site page of another
@@ -1444,17 +1337,9 @@ async fn a_logout_post_without_the_sessions_token_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_step_up_as_another_rekono_user_is_refused_and_the_session_stays() {
     let world = world(Options::default()).await;
-    let mut browser = Browser::new(&world);
     // Sara (level 20) is logged in on bips.
-    let json = login_otp(
-        &world,
-        &mut browser,
-        &portal_url(&world, "bips", "/"),
-        SREDNJA,
-        SREDNJA_TOTP,
-    )
-    .await
-    .json();
+    let (mut browser, json) = log_in(&world, "bips", "/", SREDNJA, SREDNJA_TOTP).await;
+    let json = json.json();
     let sara = received_header(&json, "x-auth-user")[0].to_owned();
     let session = browser.cookie(SESSION).expect("session");
     // bws asks for 30: a step-up, where someone else's account (Vid, level 30) is entered.
@@ -1715,17 +1600,9 @@ async fn hammering_the_login_from_one_address_gets_429_but_its_portal_traffic_do
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_cookies_are_host_only_and_single_sign_on_uses_single_use_codes() {
     let world = world(Options::default()).await;
-    let (www, seen) = common::tls_recorder(&world.pki);
-    let mut browser = Browser::new(&world);
-    let json = login_otp(
-        &world,
-        &mut browser,
-        &portal_url(&world, "bips", "/home"),
-        SREDNJA,
-        SREDNJA_TOTP,
-    )
-    .await
-    .json();
+    let (www, seen) = prehod_test_support::servers::tls_recorder(&world.pki);
+    let (mut browser, json) = log_in(&world, "bips", "/home", SREDNJA, SREDNJA_TOTP).await;
+    let json = json.json();
     assert_eq!(received_header(&json, "x-auth-level"), ["20"]);
     // www.bankart.localhost is not behind the gateway: the browser sends it no session.
     let page = browser
@@ -1741,7 +1618,7 @@ async fn session_cookies_are_host_only_and_single_sign_on_uses_single_use_codes(
     );
     // bips's cookie works on bips, and is no session on acq.
     let bips_cookie = browser
-        .cookie_at(&common::host("bips"), SESSION)
+        .cookie_at(&prehod_test_support::host("bips"), SESSION)
         .expect("bips cookie");
     let with_cookie = |portal: &'static str| {
         let world = &world;
@@ -1776,7 +1653,10 @@ async fn session_cookies_are_host_only_and_single_sign_on_uses_single_use_codes(
         "{sso}"
     );
     // The code is for acq only, and once only.
-    let elsewhere = sso.replace(&common::host("acq"), &common::host("b2b"));
+    let elsewhere = sso.replace(
+        &prehod_test_support::host("acq"),
+        &prehod_test_support::host("b2b"),
+    );
     let mut thief = Browser::new(&world);
     let page = thief.navigate(&elsewhere).await;
     assert!(thief.cookie(SESSION).is_none(), "a code for acq on b2b");
@@ -1794,7 +1674,7 @@ async fn session_cookies_are_host_only_and_single_sign_on_uses_single_use_codes(
         page.location.as_deref(),
         Some(portal_url(&world, "acq", "/x").as_str())
     );
-    let acq = browser.cookie_at(&common::host("acq"), SESSION);
+    let acq = browser.cookie_at(&prehod_test_support::host("acq"), SESSION);
     assert!(acq.is_some());
     // Once only.
     let page = browser.navigate(&sso).await;
@@ -1802,7 +1682,7 @@ async fn session_cookies_are_host_only_and_single_sign_on_uses_single_use_codes(
         .location
         .is_some_and(|l| l.starts_with(&login_url(&world, "/"))));
     assert_eq!(
-        browser.cookie_at(&common::host("acq"), SESSION),
+        browser.cookie_at(&prehod_test_support::host("acq"), SESSION),
         acq,
         "a replayed code changes nothing"
     );
@@ -1837,15 +1717,7 @@ async fn the_parent_domain_cookie_mode_serves_every_portal_with_one_cookie() {
         ..Options::default()
     })
     .await;
-    let mut browser = Browser::new(&world);
-    login_otp(
-        &world,
-        &mut browser,
-        &portal_url(&world, "bips", "/home"),
-        SREDNJA,
-        SREDNJA_TOTP,
-    )
-    .await;
+    let (mut browser, _) = log_in(&world, "bips", "/home", SREDNJA, SREDNJA_TOTP).await;
     let set = browser
         .set_cookies
         .iter()
@@ -1893,15 +1765,7 @@ async fn the_authorization_request_names_each_scope_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn portal_hosts_have_the_gateways_own_me_and_logout_paths() {
     let world = world(Options::default()).await;
-    let mut browser = Browser::new(&world);
-    login_otp(
-        &world,
-        &mut browser,
-        &portal_url(&world, "bips", "/home"),
-        SREDNJA,
-        SREDNJA_TOTP,
-    )
-    .await;
+    let (mut browser, _) = log_in(&world, "bips", "/home", SREDNJA, SREDNJA_TOTP).await;
     let me = browser
         .api(&portal_url(&world, "bips", "/.prehod/me"))
         .await;
@@ -1945,15 +1809,7 @@ async fn a_portal_refusal_speaks_the_browsers_language() {
         ..Options::default()
     })
     .await;
-    let mut browser = Browser::new(&world);
-    login_otp(
-        &world,
-        &mut browser,
-        &portal_url(&world, "bips", "/home"),
-        SREDNJA,
-        SREDNJA_TOTP,
-    )
-    .await;
+    let (mut browser, _) = log_in(&world, "bips", "/home", SREDNJA, SREDNJA_TOTP).await;
     // b2b gets the session through the login host, then refuses this user.
     browser.follow(&portal_url(&world, "b2b", "/")).await;
     for (lang, text) in [("en", "Access not allowed"), ("sl", "Dostop ni dovoljen")] {
@@ -1976,24 +1832,8 @@ async fn a_portal_refusal_speaks_the_browsers_language() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_code_minted_by_an_attacker_does_nothing_in_the_victims_browser() {
     let world = world(Options::default()).await;
-    let mut attacker = Browser::new(&world);
-    login_otp(
-        &world,
-        &mut attacker,
-        &portal_url(&world, "bips", "/home"),
-        VISOKA,
-        VISOKA_TOTP,
-    )
-    .await;
-    let mut victim = Browser::new(&world);
-    login_otp(
-        &world,
-        &mut victim,
-        &portal_url(&world, "bips", "/home"),
-        SREDNJA,
-        SREDNJA_TOTP,
-    )
-    .await;
+    let (mut attacker, _) = log_in(&world, "bips", "/home", VISOKA, VISOKA_TOTP).await;
+    let (mut victim, _) = log_in(&world, "bips", "/home", SREDNJA, SREDNJA_TOTP).await;
     // The attacker has the login host mint codes for bips (where the victim is logged in)
     // and for acq (where she is not), and stops before following them.
     for portal in ["bips", "acq"] {
@@ -2025,7 +1865,9 @@ async fn a_code_minted_by_an_attacker_does_nothing_in_the_victims_browser() {
         .await
         .json();
     assert_eq!(me["email"], SREDNJA.0, "still herself on bips");
-    assert!(victim.cookie_at(&common::host("acq"), SESSION).is_none());
+    assert!(victim
+        .cookie_at(&prehod_test_support::host("acq"), SESSION)
+        .is_none());
 }
 
 /// Review findings on logout: after a step-up the earlier login's portal cookies end with the
@@ -2034,15 +1876,7 @@ async fn a_code_minted_by_an_attacker_does_nothing_in_the_victims_browser() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logout_ends_every_login_of_the_browser_even_one_idle_on_the_login_host() {
     let world = world(Options::default()).await;
-    let mut browser = Browser::new(&world);
-    login_otp(
-        &world,
-        &mut browser,
-        &portal_url(&world, "bips", "/home"),
-        VISOKA,
-        VISOKA_TOTP,
-    )
-    .await;
+    let (mut browser, _) = log_in(&world, "bips", "/home", VISOKA, VISOKA_TOTP).await;
     // Step up on bws: a second login of the same person.
     let target = portal_url(&world, "bws", "/");
     let mut location = target.clone();
@@ -2069,15 +1903,7 @@ async fn logout_ends_every_login_of_the_browser_even_one_idle_on_the_login_host(
 
     // Idle on the login host, busy on the portal.
     let world = world_idle(4).await;
-    let mut browser = Browser::new(&world);
-    login_otp(
-        &world,
-        &mut browser,
-        &portal_url(&world, "bips", "/home"),
-        SREDNJA,
-        SREDNJA_TOTP,
-    )
-    .await;
+    let (mut browser, _) = log_in(&world, "bips", "/home", SREDNJA, SREDNJA_TOTP).await;
     let until = Instant::now() + Duration::from_secs(6);
     while Instant::now() < until {
         assert_eq!(
@@ -2235,10 +2061,10 @@ async fn after_ending_all_sessions_the_next_login_asks_once_for_fresh_authentica
     let mut two = Browser::new(&world);
     login_otp(&world, &mut two, &bips, SREDNJA, SREDNJA_TOTP).await;
     let old_one = one
-        .cookie_at(&common::host("bips"), SESSION)
+        .cookie_at(&prehod_test_support::host("bips"), SESSION)
         .expect("bips cookie");
     let old_two = two
-        .cookie_at(&common::host("bips"), SESSION)
+        .cookie_at(&prehod_test_support::host("bips"), SESSION)
         .expect("bips cookie");
 
     let page = one.navigate(&login_url(&world, "/sessions")).await;
@@ -2378,28 +2204,6 @@ async fn start_login_for(world: &World, browser: &mut Browser, portal: &str) -> 
     browser.navigate(&to_rekono).await
 }
 
-/// From Rekono's login page: Sara's password and OnePass code; returns the callback Rekono
-/// sends the browser to, not followed.
-async fn rekono_to_callback(world: &World, browser: &mut Browser, rekono: &Page) -> String {
-    let chooser = rekono_password(world, browser, rekono, SREDNJA).await;
-    let (tx, csrf) = (chooser.hidden("tx"), chooser.hidden("csrf"));
-    let code = totp_now(SREDNJA_TOTP);
-    browser
-        .send(
-            reqwest::Method::POST,
-            &sim_url(world, "/openid-connect-server-webapp/factor/otp/verify"),
-            Some(&[
-                ("tx", tx.as_str()),
-                ("csrf", csrf.as_str()),
-                ("code", code.as_str()),
-            ]),
-            &[],
-        )
-        .await
-        .location
-        .expect("Rekono redirects to the gateway's callback")
-}
-
 /// Sends both callbacks at once, follows each to its portal, and checks that each portal
 /// then has a working session.
 async fn both_callbacks_at_once(
@@ -2425,21 +2229,16 @@ async fn both_callbacks_at_once(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logout_ends_every_session_of_the_browser_even_from_two_callbacks_at_once() {
     let world = world(Options {
-        backchannel: Some(format!("https://127.0.0.1:{}/nowhere", common::free_port())),
+        backchannel: Some(format!(
+            "https://127.0.0.1:{}/nowhere",
+            prehod_test_support::free_port()
+        )),
         ..Options::default()
     })
     .await;
     // Over a live session: two tabs start a login for two portals, Rekono answers both
     // from its single sign-on, and both callbacks arrive at once.
-    let mut browser = Browser::new(&world);
-    login_otp(
-        &world,
-        &mut browser,
-        &portal_url(&world, "bips", "/"),
-        SREDNJA,
-        SREDNJA_TOTP,
-    )
-    .await;
+    let (mut browser, _) = log_in(&world, "bips", "/", SREDNJA, SREDNJA_TOTP).await;
     let acq = start_login_for(&world, &mut browser, "acq").await;
     let b2b = start_login_for(&world, &mut browser, "b2b").await;
     let cb = [acq, b2b].map(|p| p.location.expect("single sign-on: to the callback"));

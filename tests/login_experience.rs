@@ -4,13 +4,11 @@
 //! after a refusal. Real gateway, real simulator, a cookie-jar browser that never follows a
 //! redirect by itself; what the authorization request carried is read at the simulator.
 
-mod common;
-
-use common::login::*;
-use common::rekono::{
+use prehod_test_support::login::*;
+use prehod_test_support::rekono::{
     CREATE_ACCOUNT_URL, FORGOT_PASSWORD_URL, SREDNJA, SREDNJA_TOTP, VISOKA, VISOKA_TOTP,
 };
-use common::PORTALS;
+use prehod_test_support::PORTALS;
 
 const SIM: &str = "/openid-connect-server-webapp";
 
@@ -118,15 +116,7 @@ async fn the_login_hosts_home_lists_the_applications_and_a_login_there_lands_on_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_step_up_explains_itself_and_rekono_gets_the_login_hint_and_the_language() {
     let world = world(cert_world_options()).await;
-    let mut browser = Browser::new(&world);
-    login_otp(
-        &world,
-        &mut browser,
-        &portal_url(&world, "bips", "/"),
-        SREDNJA,
-        SREDNJA_TOTP,
-    )
-    .await;
+    let (mut browser, _) = log_in(&world, "bips", "/", SREDNJA, SREDNJA_TOTP).await;
     let plain_login = last_authorization(&world);
     assert_eq!(param(&plain_login, "ui_locales"), ["sl"]);
     assert!(
@@ -536,14 +526,7 @@ async fn the_portal_prefix_is_configurable() {
     assert_eq!(before.status, 401, "{}", before.body);
     assert_eq!(before.json()["error"], "no_session");
     // Single sign-on codes come to /.gw/sso.
-    login_otp(
-        &world,
-        &mut browser,
-        &portal_url(&world, "bips", "/home"),
-        SREDNJA,
-        SREDNJA_TOTP,
-    )
-    .await;
+    login_at(&world, &mut browser, "bips", "/home", SREDNJA, SREDNJA_TOTP).await;
     // Another portal gets its session by a code at /.gw/sso.
     let mut location = portal_url(&world, "acq", "/");
     let mut via_code = false;

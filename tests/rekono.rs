@@ -1,14 +1,12 @@
 //! The Rekono simulator driven as a relying party would: the `openidconnect` crate over real
 //! HTTPS, for each second factor, and every refusal the issue lists.
 
-mod common;
-
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::rekono::*;
-use common::Pki;
 use openidconnect::{AuthorizationCode, OAuth2TokenResponse, TokenResponse};
+use prehod_test_support::rekono::*;
+use prehod_test_support::Pki;
 
 const BASE: &str = "/openid-connect-server-webapp";
 
@@ -126,9 +124,7 @@ fn base64_decode(s: &str) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sms_factor_gives_acr_of_the_account_and_amr_sms() {
-    let pki = Pki::new();
-    let rekono = start(&pki, None).await;
-    let rp = rekono.rp().await;
+    let (_pki, rekono, rp) = start_with_rp(None).await;
     let attempt = rp.authorize(None);
     let mut browser = rekono.browser();
     let chooser = password_step(&rekono, &mut browser, &attempt.url.clone(), NIZKA).await;
@@ -183,9 +179,7 @@ async fn sms_factor_gives_acr_of_the_account_and_amr_sms() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn onepass_code_gives_amr_otp_and_refuses_codes_outside_the_window() {
-    let pki = Pki::new();
-    let rekono = start(&pki, None).await;
-    let rp = rekono.rp().await;
+    let (_pki, rekono, rp) = start_with_rp(None).await;
     let attempt = rp.authorize(Some("20"));
     let mut browser = rekono.browser();
     let chooser = password_step(&rekono, &mut browser, &attempt.url.clone(), SREDNJA).await;
@@ -233,9 +227,7 @@ async fn onepass_code_gives_amr_otp_and_refuses_codes_outside_the_window() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn onepass_push_approved_logs_in_and_rejected_returns_to_the_chooser() {
-    let pki = Pki::new();
-    let rekono = start(&pki, None).await;
-    let rp = rekono.rp().await;
+    let (_pki, rekono, rp) = start_with_rp(None).await;
     let attempt = rp.authorize(None);
     let mut browser = rekono.browser();
     let chooser = password_step(&rekono, &mut browser, &attempt.url.clone(), SREDNJA).await;
@@ -332,9 +324,7 @@ async fn onepass_push_approved_logs_in_and_rejected_returns_to_the_chooser() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn linked_certificate_logs_in_and_an_unlinked_one_is_refused() {
-    let pki = Pki::new();
-    let rekono = start(&pki, None).await;
-    let rp = rekono.rp().await;
+    let (pki, rekono, rp) = start_with_rp(None).await;
     let mtls_base = rekono.running.sim.config.public_mtls_url.clone();
 
     // A certificate the account has not linked (expired's key pair, same CA) is refused.
@@ -397,9 +387,7 @@ async fn raw_token(rekono: &Rekono, form: &[(&str, &str)]) -> (u16, serde_json::
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refuses_code_replay_wrong_verifier_wrong_redirect_and_plain_pkce() {
-    let pki = Pki::new();
-    let rekono = start(&pki, None).await;
-    let rp = rekono.rp().await;
+    let (_pki, rekono, rp) = start_with_rp(None).await;
     let mut browser = rekono.browser();
 
     let attempt = rp.authorize(None);
@@ -515,9 +503,7 @@ async fn refuses_code_replay_wrong_verifier_wrong_redirect_and_plain_pkce() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_level_above_the_accounts_is_an_error_not_a_lower_level() {
-    let pki = Pki::new();
-    let rekono = start(&pki, None).await;
-    let rp = rekono.rp().await;
+    let (_pki, rekono, rp) = start_with_rp(None).await;
     let attempt = rp.authorize(Some("30"));
     let mut browser = rekono.browser();
     let page = password_step(&rekono, &mut browser, &attempt.url.clone(), SREDNJA).await;
@@ -529,9 +515,7 @@ async fn a_level_above_the_accounts_is_an_error_not_a_lower_level() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn password_attempts_are_limited_and_forms_need_their_csrf_token() {
-    let pki = Pki::new();
-    let rekono = start(&pki, None).await;
-    let rp = rekono.rp().await;
+    let (_pki, rekono, rp) = start_with_rp(None).await;
     let attempt = rp.authorize(None);
     let mut browser = rekono.browser();
     let login = browser.get(&attempt.url).await;
@@ -629,10 +613,8 @@ async fn password_attempts_are_limited_and_forms_need_their_csrf_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn back_channel_logout_token_reaches_the_relying_party_and_verifies() {
     // The relying party's back-channel endpoint: plain HTTP on loopback, recording the body.
-    let (addr, mut rx) = common::body_recorder().await;
-    let pki = Pki::new();
-    let rekono = start(&pki, Some(format!("http://{addr}/backchannel"))).await;
-    let rp = rekono.rp().await;
+    let (addr, mut rx) = prehod_test_support::servers::body_recorder().await;
+    let (_pki, rekono, rp) = start_with_rp(Some(format!("http://{addr}/backchannel"))).await;
     let mut browser = rekono.browser();
     let attempt = rp.authorize(None);
     let page = quick_login(&rekono, &mut browser, &attempt).await;
@@ -718,9 +700,7 @@ async fn back_channel_logout_token_reaches_the_relying_party_and_verifies() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_rotation_signs_with_the_new_kid_and_publishes_both() {
-    let pki = Pki::new();
-    let rekono = start(&pki, None).await;
-    let rp = rekono.rp().await;
+    let (_pki, rekono, rp) = start_with_rp(None).await;
     let mut browser = rekono.browser();
     let kid_of = |token: &str| {
         jsonwebtoken::decode_header(token)
@@ -806,9 +786,7 @@ async fn refuses_to_bind_anything_but_loopback() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prompt_login_and_max_age_force_a_new_login_and_cancel_returns_to_the_chooser() {
-    let pki = Pki::new();
-    let rekono = start(&pki, None).await;
-    let rp = rekono.rp().await;
+    let (_pki, rekono, rp) = start_with_rp(None).await;
     let mut browser = rekono.browser();
     let attempt = rp.authorize(None);
     let page = quick_login(&rekono, &mut browser, &attempt).await;

@@ -1,18 +1,16 @@
 //! Issue 22: revocation data bound to its issuer, its source and its freshness. An attacker
 //! on the CRL/OCSP path (plain HTTP by design of those protocols) serves what each test says
-//! from a revocation server of the test's own (`common::revocation`): an older CRL after a
+//! from a revocation server of the test's own (`prehod_test_support::revocation`): an older CRL after a
 //! revoking one, another issuer's CRL, a delta CRL, an expired CRL, a CRL without nextUpdate,
 //! replayed and stale OCSP answers, a root-signed OCSP answer without certificates. For each:
 //! the revoked certificate is refused, a live session of it stays refused, and the log and
 //! the metric name the refusal — on the configured-URL path and at the certificate's own
 //! distribution point, through the dev CA's intermediate.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::login::*;
-use common::revocation::*;
+use prehod_test_support::login::*;
+use prehod_test_support::revocation::*;
 
 /// Where the CRL under attack comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,7 +72,7 @@ impl Scene {
                 name,
                 &Issue {
                     user: &format!("SI-DEV-{serial}"),
-                    serial: &common::revocation::serial(serial),
+                    serial: &prehod_test_support::revocation::serial(serial),
                     crl_url: (path == Path::DistributionPoint).then_some(dp.as_str()),
                     send_chain: true,
                     ocsp_signer: false,
@@ -394,16 +392,13 @@ async fn a_revoked_certificate_with_a_negative_serial_is_refused() {
 async fn ocsp_scene(ocsp_yaml: &str) -> Scene {
     let srv = RevocationServer::start().await;
     let url = srv.url("/ocsp");
-    let w = world(Options {
-        certificates: Some(CertOptions {
-            ca_bundle: true,
-            crl_refresh: Some("1s"),
-            anchor_lines: vec![format!(
-                "ocsp: {{url: \"{url}\", timeout: 2s, {ocsp_yaml}}}"
-            )],
-            ..CertOptions::default()
-        }),
-        ..Options::default()
+    let w = certificate_world(CertOptions {
+        ca_bundle: true,
+        crl_refresh: Some("1s"),
+        anchor_lines: vec![format!(
+            "ocsp: {{url: \"{url}\", timeout: 2s, {ocsp_yaml}}}"
+        )],
+        ..CertOptions::default()
     })
     .await;
     let root = TestCa::load(&w.pki, "ca");
@@ -414,7 +409,7 @@ async fn ocsp_scene(ocsp_yaml: &str) -> Scene {
             name,
             &Issue {
                 user: &format!("SI-DEV-{serial}"),
-                serial: &common::revocation::serial(serial),
+                serial: &prehod_test_support::revocation::serial(serial),
                 crl_url: None,
                 send_chain: true,
                 ocsp_signer: false,
@@ -573,26 +568,19 @@ async fn an_ocsp_answer_is_cached_no_longer_than_its_next_update() {
 /// certificate in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_root_signed_ocsp_answer_without_certificates_is_used() {
-    let w = world(Options {
-        certificates: Some(CertOptions {
-            ocsp: Some(Ocsp::RootWithoutCertificates),
-            ..CertOptions::default()
-        }),
-        ..Options::default()
+    let w = certificate_world(CertOptions {
+        ocsp: Some(Ocsp::RootWithoutCertificates),
+        ..CertOptions::default()
     })
     .await;
-    let page = Browser::with_certificate(&w, "revoked")
-        .certificate_login(&w, "bws")
-        .await;
+    let page = login_with_certificate(&w, "revoked", "bws").await;
     assert!(
         page.status == 403 && page.body.contains("Certifikat je preklican (OCSP)"),
         "the revoked certificate ({}): {}",
         page.status,
         page.body
     );
-    let page = Browser::with_certificate(&w, "valid")
-        .certificate_login(&w, "bws")
-        .await;
+    let page = login_with_certificate(&w, "valid", "bws").await;
     assert_eq!(page.status, 302, "{}", page.body);
     assert!(w.gw.metrics().contains("prehod_ocsp_errors_total 0"));
 }
@@ -721,15 +709,9 @@ async fn the_highest_crl_seen_survives_a_reload() {
 /// current CRL cannot be had) instead of taking it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_highest_crl_seen_survives_a_restart_with_shared_state() {
-    let redis = common::redis::Redis::start();
+    let redis = prehod_test_support::redis::Redis::start();
     let srv = RevocationServer::start().await;
-    let top: &'static str = Box::leak(
-        format!(
-            "state:\n  url: {}\n  key_prefix: \"crl-test:\"\n",
-            redis.url()
-        )
-        .into_boxed_str(),
-    );
+    let top = redis.state_yaml("crl-test:");
     let mut w = world(Options {
         certificates: Some(CertOptions {
             ca_bundle: true,
@@ -910,7 +892,7 @@ async fn other_bad_crls_at_a_distribution_point_are_refused() {
 /// above is about what the test meant, not about a malformed fixture.
 #[test]
 fn the_fixtures_are_what_openssl_accepts() {
-    let pki = common::Pki::new();
+    let pki = prehod_test_support::Pki::new();
     let root = TestCa::load(&pki, "ca");
     let int = TestCa::load(&pki, "intermediate");
     int.issue(

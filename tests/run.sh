@@ -15,11 +15,27 @@ cargo fmt --all -- --check
 echo "== cargo clippy -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
+# The docs: every relative link and #anchor in README.md, SECURITY.md, docs/, benches/README.md
+# and certs/README.md resolves (after showing that the check finds a broken one). That
+# docs/configuration.md names every key of the config model and no other is a unit test of
+# crates/config (reference.rs), run with the tests below.
+echo "== docs: links and anchors"
+if ! [ -x /usr/bin/python3 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends python3 >/dev/null
+fi
+/usr/bin/python3 tests/doc_links.py --self-test
+/usr/bin/python3 tests/doc_links.py
+
 # axe-core at the version pinned in tests/a11y/package-lock.json: the browser tests inject it
 # into every gateway page and fail on any WCAG 2.1 A/AA violation.
 echo "== axe-core (npm ci)"
 (cd tests/a11y && npm ci --no-audit --no-fund --silent)
 
+# tests/tls_profiles.rs runs sslyze's Mozilla TLS check against the gateway: it installs sslyze,
+# pinned by hashes, on its first run (tests/sslyze.sh; PyPI), and fails, never skips, without it.
 echo "== tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast

@@ -3,13 +3,11 @@
 //! secret never writes the secret to the log; with `reload.watch` a secret replaced the way a
 //! Kubernetes Secret volume replaces it takes effect with no signal at all.
 
-mod common;
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::login::*;
-use common::{received_header, six_demo_portals, Gateway, Pki};
+use prehod_test_support::login::*;
+use prehod_test_support::{received_header, six_demo_portals, Gateway, Pki};
 
 fn sighup(pid: u32) {
     nix::sys::signal::kill(
@@ -25,16 +23,7 @@ fn metric(world: &World, series: &str) -> f64 {
 }
 
 fn gateway_metric(gw: &Gateway, series: &str) -> f64 {
-    gw.metrics()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(series)?
-                .strip_prefix(' ')?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0.0)
+    prehod_test_support::metrics::value_or_zero(&gw.metrics(), series)
 }
 
 /// Sends `SIGHUP` and waits until the reload counter `result` reaches `count`.
@@ -74,11 +63,7 @@ async fn session_opens(world: &World, browser: &mut Browser) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_key_file_rotated_then_reloaded_seals_new_cookies_and_still_opens_old_ones() {
-    let world = world(Options {
-        certificates: Some(CertOptions::default()),
-        ..Options::default()
-    })
-    .await;
+    let world = certificate_world(CertOptions::default()).await;
     let config = world.gw.dir.path().join("proxy.yaml");
     let original = std::fs::read_to_string(&config).expect("config");
     let old_key = std::fs::read_to_string(world.pki.path("session.key")).expect("key");

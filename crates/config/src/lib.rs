@@ -9,6 +9,8 @@ pub mod env;
 mod error;
 pub mod positions;
 mod raw;
+#[cfg(test)]
+mod reference;
 mod requests;
 mod secret_file;
 pub mod sources;
@@ -271,6 +273,10 @@ pub struct OcspSettings {
     pub max_age: Duration,
 }
 
+/// `login.support_email` when the config names none; also on the error pages of a gateway
+/// without a login section.
+pub const DEFAULT_SUPPORT_EMAIL: &str = "helpdesk@bankart.si";
+
 #[derive(Debug)]
 pub struct Login {
     /// The login host (lower case): the Bankart login page, the OIDC callback, logout, JWKS.
@@ -397,8 +403,40 @@ pub enum TlsVersion {
     Tls13,
 }
 
+impl TlsVersion {
+    /// The name `proxy.yaml` gives it.
+    pub fn label(self) -> &'static str {
+        match self {
+            TlsVersion::Tls12 => "1.2",
+            TlsVersion::Tls13 => "1.3",
+        }
+    }
+}
+
+/// Mozilla's server-side TLS configurations (`tls.profile`): the versions, cipher suites and
+/// groups the listener offers (the OpenSSL settings are the gateway's `tls_profile`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsProfile {
+    /// TLS 1.2 and 1.3: "recommended for a general-purpose server".
+    Intermediate,
+    /// TLS 1.3 only, for clients that all speak it.
+    Modern,
+}
+
+impl TlsProfile {
+    /// The name `proxy.yaml` gives it.
+    pub fn label(self) -> &'static str {
+        match self {
+            TlsProfile::Intermediate => "intermediate",
+            TlsProfile::Modern => "modern",
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Tls {
+    pub profile: TlsProfile,
+    /// The lowest version offered: the profile's, or higher where `tls.min_version` says so.
     pub min_version: TlsVersion,
     /// The first certificate also answers handshakes without SNI or with an unknown name
     /// (they then get a 421 page).

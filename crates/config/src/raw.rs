@@ -61,6 +61,8 @@ pub struct Admin {
 
 #[derive(Debug, Deserialize)]
 pub struct Tls {
+    /// Mozilla's server-side TLS configuration: `intermediate` or `modern`.
+    pub profile: Option<String>,
     pub min_version: Option<String>,
     pub certificates: Vec<Certificate>,
 }

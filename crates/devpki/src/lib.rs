@@ -2,7 +2,9 @@
 //! client certificates for each case the gateway must tell apart, and a CRL.
 //!
 //! Everything is generated (rcgen), never committed: `prehod dev` writes it to `certs/dev/`
-//! when missing, and the tests write a fresh one into a temporary directory.
+//! when missing (and a new server certificate when the one there is about to expire), and the
+//! tests write a fresh one into a temporary directory. The server certificate is ECDSA P-256,
+//! valid 90 days: what both of Mozilla's profiles take (`tls.profile`).
 
 use std::path::{Path, PathBuf};
 
@@ -135,28 +137,7 @@ pub fn generate(dir: &Path, server_names: &[String]) -> Result<(), PkiError> {
     out.write(files::INTERMEDIATE_CERT, &intermediate.pem())?;
     out.write(files::INTERMEDIATE_KEY, &intermediate.key().serialize_pem())?;
 
-    let mut server = leaf_params("prehod dev server", now, 2)?;
-    server.subject_alt_names = server_names
-        .iter()
-        .map(|n| n.clone().try_into().map(SanType::DnsName))
-        .collect::<Result<_, _>>()
-        .map_err(|source| PkiError::Generate {
-            what: "server names",
-            source,
-        })?;
-    server
-        .subject_alt_names
-        .push(SanType::IpAddress([127, 0, 0, 1].into()));
-    server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let key = new_key("server key")?;
-    let cert = server
-        .signed_by(&key, &ca)
-        .map_err(|source| PkiError::Generate {
-            what: "server certificate",
-            source,
-        })?;
-    out.write(files::SERVER_CERT, &cert.pem())?;
-    out.write(files::SERVER_KEY, &key.serialize_pem())?;
+    issue_server(&out, &ca, server_names, now)?;
 
     let assertion = new_key("assertion key")?;
     out.write(files::ASSERTION_KEY, &assertion.serialize_pem())?;
@@ -378,28 +359,111 @@ fn forgeries(
     Ok(())
 }
 
-/// Generates the PKI into `dir` unless its server certificate is already there.
-/// Returns whether it generated.
-pub fn ensure(dir: &Path, server_names: &[String]) -> Result<bool, PkiError> {
-    if dir.join(files::SERVER_CERT).exists() && dir.join(files::CA_CERT).exists() {
-        return Ok(false);
+/// How long a server certificate is valid: Mozilla's recommended lifespan, and the most its
+/// "modern" profile allows (90 days; "intermediate" allows 366).
+pub const SERVER_CERT_DAYS: i64 = 90;
+
+/// [`ensure`] issues a new server certificate when the one there has fewer days left.
+pub const SERVER_CERT_RENEW_DAYS: i64 = 30;
+
+/// The server certificate for `server_names` (and 127.0.0.1), signed by `ca`, valid from a day
+/// ago for [`SERVER_CERT_DAYS`] in all, with a random serial of 127 bits (as the CA/Browser
+/// Forum asks of public ones: at least 64 bits of randomness; each renewal has its own).
+fn issue_server(
+    out: &Writer<'_>,
+    ca: &rcgen::Issuer<'_, KeyPair>,
+    server_names: &[String],
+    now: OffsetDateTime,
+) -> Result<(), PkiError> {
+    let mut server = leaf_params("prehod dev server", now, 0)?;
+    let mut serial: [u8; 16] = random_bytes()?;
+    // Positive, and no leading zero byte.
+    if let Some(first) = serial.first_mut() {
+        *first = (*first & 0x7f) | 0x40;
     }
-    generate(dir, server_names)?;
-    Ok(true)
+    server.serial_number = Some(SerialNumber::from_slice(&serial));
+    server.not_after = server.not_before + Duration::days(SERVER_CERT_DAYS);
+    server.subject_alt_names = server_names
+        .iter()
+        .map(|n| n.clone().try_into().map(SanType::DnsName))
+        .collect::<Result<_, _>>()
+        .map_err(|source| PkiError::Generate {
+            what: "server names",
+            source,
+        })?;
+    server
+        .subject_alt_names
+        .push(SanType::IpAddress([127, 0, 0, 1].into()));
+    server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let key = new_key("server key")?;
+    let cert = server
+        .signed_by(&key, ca)
+        .map_err(|source| PkiError::Generate {
+            what: "server certificate",
+            source,
+        })?;
+    out.write(files::SERVER_CERT, &cert.pem())?;
+    out.write(files::SERVER_KEY, &key.serialize_pem())
+}
+
+/// What [`ensure`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ensured {
+    /// The PKI was there, its server certificate good for more than
+    /// [`SERVER_CERT_RENEW_DAYS`].
+    Kept,
+    /// There was none: a new PKI was generated.
+    Generated,
+    /// The server certificate was about to expire (or unreadable): a new one was issued by
+    /// the same dev CA, so that a browser that trusts it goes on trusting the gateway.
+    RenewedServerCertificate,
+}
+
+/// Generates the PKI into `dir` unless it is there, and renews its server certificate when
+/// fewer than [`SERVER_CERT_RENEW_DAYS`] days are left of it.
+pub fn ensure(dir: &Path, server_names: &[String]) -> Result<Ensured, PkiError> {
+    if !(dir.join(files::SERVER_CERT).exists() && dir.join(files::CA_CERT).exists()) {
+        generate(dir, server_names)?;
+        return Ok(Ensured::Generated);
+    }
+    let now = OffsetDateTime::now_utc();
+    let renew_after = now + Duration::days(SERVER_CERT_RENEW_DAYS);
+    match server_not_after(dir) {
+        Some(not_after) if not_after > renew_after => Ok(Ensured::Kept),
+        _ => {
+            let ca = load_ca(dir)?;
+            issue_server(&Writer { dir }, &ca, server_names, now)?;
+            Ok(Ensured::RenewedServerCertificate)
+        }
+    }
+}
+
+/// The end of the validity of `dir`'s server certificate; `None` when it cannot be read.
+fn server_not_after(dir: &Path) -> Option<OffsetDateTime> {
+    let pem = std::fs::read(dir.join(files::SERVER_CERT)).ok()?;
+    let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).ok()?;
+    let cert = pem.parse_x509().ok()?;
+    Some(cert.validity().not_after.to_datetime())
 }
 
 /// 32 random bytes from the kernel, base64.
 fn session_key() -> Result<String, PkiError> {
+    let bytes: [u8; 32] = random_bytes()?;
+    use base64::Engine;
+    Ok(base64::engine::general_purpose::STANDARD.encode(bytes) + "\n")
+}
+
+/// `N` random bytes from the kernel.
+fn random_bytes<const N: usize>() -> Result<[u8; N], PkiError> {
     use std::io::Read;
-    let mut bytes = [0u8; 32];
+    let mut bytes = [0u8; N];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut bytes))
         .map_err(|source| PkiError::Write {
             path: "/dev/urandom".into(),
             source,
         })?;
-    use base64::Engine;
-    Ok(base64::engine::general_purpose::STANDARD.encode(bytes) + "\n")
+    Ok(bytes)
 }
 
 fn new_key(what: &'static str) -> Result<KeyPair, PkiError> {

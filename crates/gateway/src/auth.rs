@@ -14,7 +14,7 @@ use prehod_identity::oidc::{Provider, Settings};
 use prehod_identity::seal::Sealer;
 use prehod_identity::session::Sessions;
 
-use crate::templates::Pages;
+use crate::pages::Pages;
 
 /// Everything the gateway's login needs, built once.
 pub struct AuthState {
@@ -26,7 +26,8 @@ pub struct AuthState {
     pub provider: RwLock<Option<Arc<Provider>>>,
     pub oidc: Settings,
     pub logout_at_provider: bool,
-    pub pages: Pages,
+    /// The renderer (the same as [`crate::Shared::pages`]).
+    pub pages: Arc<Pages>,
     pub login_host: String,
     /// `https://login.…[:port]`
     pub login_url: String,
@@ -41,7 +42,6 @@ pub struct AuthState {
     pub sso: crate::sso::Codes,
     /// `login.portal_prefix`: the gateway's own paths on every portal host (`/.prehod/`).
     pub portal_prefix: String,
-    pub support_email: String,
     pub help_url: String,
     pub rekono_instructions_url: String,
     pub certificate_instructions_url: String,
@@ -141,12 +141,10 @@ pub enum AuthBuildError {
     Certificates(String),
     #[error("assertion key: {0}")]
     Assertion(#[from] prehod_identity::assertion::AssertionError),
-    #[error("{0}")]
-    Templates(#[from] crate::templates::TemplateError),
 }
 
 impl AuthState {
-    pub fn new(config: &Config) -> Result<Option<Self>, AuthBuildError> {
+    pub fn new(config: &Config, pages: Arc<Pages>) -> Result<Option<Self>, AuthBuildError> {
         let Some(auth) = &config.auth else {
             return Ok(None);
         };
@@ -187,7 +185,7 @@ impl AuthState {
                 max_skew: Duration::from_secs(60),
             },
             logout_at_provider: auth.oidc.logout_at_provider,
-            pages: Pages::new(auth.login.templates.as_deref())?,
+            pages,
             login_host: auth.login.host.clone(),
             login_url,
             cookie_name: crate::cookies::name(
@@ -209,7 +207,6 @@ impl AuthState {
             cookie_scope: auth.session.cookie_scope.clone(),
             sso,
             portal_prefix: auth.login.portal_prefix.clone(),
-            support_email: auth.login.support_email.clone(),
             help_url: auth.login.help_url.clone(),
             rekono_instructions_url: auth.login.rekono_instructions_url.clone(),
             certificate_instructions_url: auth.login.certificate_instructions_url.clone(),

@@ -36,10 +36,10 @@ pub mod session_entry;
 pub mod shared;
 pub mod sso;
 pub mod state;
-pub mod templates;
 #[cfg(test)]
 mod testing;
 pub mod tls;
+pub mod tls_profile;
 pub mod watch;
 
 use std::sync::Arc;
@@ -65,6 +65,8 @@ pub enum BuildError {
     Certificates(#[from] tls::TlsBuildError),
     #[error("shared state: {0}")]
     State(#[from] state::StoreError),
+    #[error("pages: {0}")]
+    Pages(#[from] pages::PagesError),
 }
 
 /// pingora server settings from the config.

@@ -17,7 +17,7 @@
 //! What a reload cannot change, because the process holds it from its start: the listener
 //! addresses, `server.*` (threads, grace period, the connection caps and deadlines), the
 //! trusted proxies as the connection caps see them, the TLS protocol settings
-//! (`tls.min_version`) and `state`. A changed one is logged (WARN) and stays as it was until a
+//! (`tls.profile`, `tls.min_version`) and `state`. A changed one is logged (WARN) and stays as it was until a
 //! restart or a binary upgrade.
 
 use std::future::Future;
@@ -288,6 +288,9 @@ fn fixed_changes(old: &prehod_config::Config, new: &prehod_config::Config) -> Ve
     }
     if old.tls.min_version != new.tls.min_version {
         changed.push("tls.min_version");
+    }
+    if old.tls.profile != new.tls.profile {
+        changed.push("tls.profile");
     }
     if old.state != new.state {
         changed.push("state");

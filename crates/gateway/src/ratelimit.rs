@@ -229,7 +229,7 @@ pub fn refusal(
     endpoint: Endpoint,
     limited: Limited,
 ) -> crate::reply::Reply {
-    use crate::templates::{Lang, Message};
+    use crate::pages::{Message, Text};
     shared
         .metrics
         .rate_limited
@@ -243,22 +243,16 @@ pub fn refusal(
     );
     let lang = req.lang(auth);
     let wait = limited.retry_after_secs;
-    let detail = match lang {
-        Lang::Sl => format!("Z vašega naslova ali s tem certifikatom je v kratkem času prišlo preveč zahtev za prijavo. Znova lahko poskusite čez {wait} s."),
-        Lang::En => format!("Too many login requests came from your address or with this certificate in a short time. You can try again in {wait} s."),
-    };
+    let detail = auth
+        .pages
+        .text_with(lang, Text::TooManyRequestsWait, &[("wait", wait.into())]);
     // The language link goes to the login page, not back to the limited endpoint.
-    let switch = if lang == Lang::Sl {
-        "/?lang=en"
-    } else {
-        "/?lang=sl"
-    };
+    let switch = format!("/?lang={}", lang.other().code());
     let body = auth.pages.message_detail(
         lang,
         Message::TooManyRequests,
         &detail,
-        switch,
-        &auth.support_email,
+        &switch,
         req.request_id,
     );
     crate::reply::Reply::html(Message::TooManyRequests.status(), body)

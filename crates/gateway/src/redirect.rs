@@ -43,11 +43,11 @@ impl ServeHttp for HttpsRedirect {
             }
             None => {
                 let id = uuid::Uuid::new_v4().simple().to_string();
-                let lang = crate::pages::request_lang(
-                    req,
-                    &format!("{}_lang", shared.config.cookies.prefix),
-                );
-                let body = Page::Misdirected.render(lang, &id).into_bytes();
+                let lang = crate::pages::request_lang(req, &shared.lang_cookie);
+                let body = shared
+                    .pages
+                    .error(Page::Misdirected, lang, &id)
+                    .into_bytes();
                 Response::builder()
                     .status(Page::Misdirected.status())
                     .header("content-type", "text/html; charset=utf-8")

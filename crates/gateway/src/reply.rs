@@ -3,8 +3,7 @@
 
 use bytes::Bytes;
 
-use crate::pages::Page;
-use crate::templates::Lang;
+use crate::pages::{Lang, Page, Pages};
 
 /// A whole response the gateway answers with itself.
 #[derive(Debug)]
@@ -54,10 +53,10 @@ impl Reply {
     }
 
     /// One of the gateway's own pages (`crate::pages`), after which the connection closes.
-    pub fn page(page: Page, lang: Lang, request_id: &str) -> Self {
+    pub fn page(pages: &Pages, page: Page, lang: Lang, request_id: &str) -> Self {
         Self {
             close: true,
-            ..Self::html(page.status().as_u16(), page.render(lang, request_id))
+            ..Self::html(page.status().as_u16(), pages.error(page, lang, request_id))
         }
     }
 
@@ -102,7 +101,8 @@ mod tests {
 
     #[test]
     fn a_page_closes_the_connection_and_carries_its_status() {
-        let r = Reply::page(Page::Misdirected, Lang::En, "req-1");
+        let pages = Pages::new(None, "help@bankart.si").expect("the built-in pages");
+        let r = Reply::page(&pages, Page::Misdirected, Lang::En, "req-1");
         assert_eq!(r.status, 421);
         assert!(r.close && r.page_headers);
         assert_eq!(

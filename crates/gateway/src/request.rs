@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use bytes::Bytes;
 
 use crate::auth::AuthState;
-use crate::templates::Lang;
+use crate::pages::Lang;
 use crate::tls::HandshakeInfo;
 
 /// One request, borrowed from the request head pingora parsed; what every handler reads.
@@ -111,9 +111,15 @@ impl<'a> Request<'a> {
 
     /// `?lang=` first, then the remembered choice, then `Accept-Language`.
     pub fn lang(&self, auth: &AuthState) -> Lang {
+        self.lang_by(&auth.lang_cookie)
+    }
+
+    /// [`Request::lang`] with the language cookie's name given (where there may be no login
+    /// section: [`crate::Shared::lang_cookie`]).
+    pub fn lang_by(&self, lang_cookie: &str) -> Lang {
         Lang::choose(
             self.query().get("lang").map(String::as_str),
-            self.cookie(&auth.lang_cookie),
+            self.cookie(lang_cookie),
             self.headers
                 .get(http::header::ACCEPT_LANGUAGE)
                 .and_then(|v| v.to_str().ok()),

@@ -7,10 +7,9 @@ use pingora::proxy::Session;
 use pingora::{Error, ErrorSource, ErrorType, Result};
 
 use crate::auth::AuthState;
-use crate::pages::{Page, PAGE_HEADERS};
+use crate::pages::{Message, Page, PAGE_HEADERS, STRICT_TRANSPORT_SECURITY};
 use crate::reply::Reply;
 use crate::request::Request;
-use crate::templates::{Lang, Message};
 
 /// Writes `reply` to the client, with the request id under `id_header`. Returns the status.
 pub async fn write(
@@ -34,7 +33,7 @@ pub async fn write(
 }
 
 /// The response header for `reply`: its own headers, `Content-Length` (none on a 204), the
-/// request id, then each page header the reply does not name itself.
+/// request id, then each page header the reply does not name itself (HSTS at least).
 fn head(reply: &Reply, id_header: &http::HeaderName, request_id: &str) -> Result<ResponseHeader> {
     let mut header = ResponseHeader::build(
         reply.status,
@@ -47,24 +46,35 @@ fn head(reply: &Reply, id_header: &http::HeaderName, request_id: &str) -> Result
         header.insert_header("content-length", reply.body.len().to_string())?;
     }
     header.insert_header(id_header.clone(), request_id)?;
+    let names = |name: &str| reply.headers.iter().any(|(n, _)| *n == name);
     if reply.page_headers {
         for (name, value) in PAGE_HEADERS {
-            if !reply.headers.iter().any(|(n, _)| n == name) {
+            if !names(name) {
                 header.insert_header(*name, *value)?;
             }
         }
+    } else if !names("strict-transport-security") {
+        // HSTS on every answer of the gateway's own, a redirect or a 401 too.
+        header.insert_header("strict-transport-security", STRICT_TRANSPORT_SECURITY)?;
     }
     Ok(header)
 }
 
 /// A portal's refusal (`Decision::Deny`): its page in the request's language, with the
 /// gateway's page headers.
-pub fn denial(auth: Option<&AuthState>, req: &Request<'_>, message: Message) -> Reply {
+pub fn denial(
+    shared: &crate::Shared,
+    auth: Option<&AuthState>,
+    req: &Request<'_>,
+    message: Message,
+) -> Reply {
     let html = match auth {
-        Some(a) => a
-            .pages
-            .message(req.lang(a), message, "", &a.support_email, req.request_id),
-        None => Page::Internal.render(Lang::Sl, req.request_id),
+        Some(a) => a.pages.message(req.lang(a), message, "", req.request_id),
+        None => shared.pages.error(
+            Page::Internal,
+            req.lang_by(&shared.lang_cookie),
+            req.request_id,
+        ),
     };
     Reply::html(message.status(), html)
 }
@@ -177,7 +187,7 @@ pub async fn panicked(
     session.set_keepalive(None);
     if session.response_written().is_none() {
         let lang = crate::pages::request_lang(session.req_header(), &shared.lang_cookie);
-        let reply = Reply::page(Page::Internal, lang, request_id);
+        let reply = Reply::page(&shared.pages, Page::Internal, lang, request_id);
         write(
             session,
             reply,
@@ -201,7 +211,8 @@ mod tests {
 
     #[test]
     fn a_page_gets_length_id_and_every_page_header() {
-        let reply = Reply::page(Page::BadRequest, Lang::En, "r1");
+        let pages = crate::pages::Pages::new(None, "help@bankart.si").expect("the built-in pages");
+        let reply = Reply::page(&pages, Page::BadRequest, crate::pages::Lang::En, "r1");
         let len = reply.body.len().to_string();
         let h = head(&reply, &id(), "r1").expect("head");
         assert_eq!(h.status.as_u16(), 400);
@@ -229,6 +240,27 @@ mod tests {
         assert_eq!(h.headers["content-length"], "0");
         assert_eq!(h.headers.get_all("set-cookie").iter().count(), 2);
         assert!(!h.headers.contains_key("x-frame-options"));
+    }
+
+    /// SSL stripping after a redirect: every answer of the gateway's own — a redirect to the
+    /// login, a 401, the page that resubmits a kept form — carries HSTS, page headers or not.
+    #[test]
+    fn every_reply_carries_hsts_even_without_the_page_headers() {
+        let redirect = Reply::redirect("/x".into()).without_page_headers();
+        let h = head(&redirect, &id(), "r").expect("head");
+        assert_eq!(
+            h.headers["strict-transport-security"],
+            crate::pages::STRICT_TRANSPORT_SECURITY
+        );
+        let json = Reply::json(401, &serde_json::json!({})).without_page_headers();
+        let h = head(&json, &id(), "r").expect("head");
+        assert_eq!(
+            h.headers
+                .get_all("strict-transport-security")
+                .iter()
+                .count(),
+            1
+        );
     }
 
     #[test]

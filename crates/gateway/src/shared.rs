@@ -9,7 +9,7 @@ use prehod_config::{Config, Portal};
 
 use crate::metrics::Metrics;
 use crate::pool::Pool;
-use crate::{auth, budget, hygiene, login, ratelimit, routing, state, tls, BuildError};
+use crate::{auth, budget, hygiene, login, pages, ratelimit, routing, state, tls, BuildError};
 
 /// What every phase of every request reads: one configuration's snapshot, built at start and
 /// again at each reload (see [`crate::live`]). The `Arc` parts are the ones that live as long as the
@@ -23,6 +23,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// The gateway's login; `None` when every portal is `danger_no_authentication`.
     pub auth: Option<auth::AuthState>,
+    /// Every page the gateway serves (see [`crate::pages`]).
+    pub pages: Arc<pages::Pages>,
     /// Token buckets on the login endpoints.
     pub rate_limits: Arc<ratelimit::RateLimiter>,
     /// The server certificates by SNI and the client-certificate policy of this snapshot.
@@ -89,8 +91,14 @@ impl PortalRuntime {
 impl Shared {
     pub fn new(config: Config) -> Result<Self, BuildError> {
         let portals = config.portals.iter().map(PortalRuntime::new).collect();
+        let login = config.auth.as_ref().map(|a| &a.login);
+        let pages = Arc::new(pages::Pages::new(
+            login.and_then(|l| l.templates.as_deref()),
+            login.map_or(prehod_config::DEFAULT_SUPPORT_EMAIL, |l| &l.support_email),
+        )?);
         Ok(Self {
-            auth: auth::AuthState::new(&config)?,
+            auth: auth::AuthState::new(&config, pages.clone())?,
+            pages,
             router: routing::Router::new(&config),
             hygiene: hygiene::Hygiene::new(&config),
             portals,

@@ -1,5 +1,5 @@
-//! Downstream TLS: TLS 1.2 and 1.3 only, modern AEAD ciphers, ALPN h2 and http/1.1, and the
-//! server certificate chosen by SNI. A handshake without SNI, or for a name no certificate
+//! Downstream TLS: the versions, suites and groups of Mozilla's profile (`crate::tls_profile`),
+//! ALPN h2 and http/1.1, and the server certificate chosen by SNI. A handshake without SNI, or for a name no certificate
 //! covers, gets the first certificate and then a 421 page — never another portal's content.
 
 use std::collections::HashMap;
@@ -12,18 +12,13 @@ use pingora::protocols::tls::TlsRef;
 use pingora::tls::ext;
 use pingora::tls::pkey::{PKey, Private};
 use pingora::tls::ssl::{
-    AlpnError, NameType, Ssl, SslAcceptor, SslMethod, SslMode, SslRef, SslVerifyMode, SslVersion,
+    AlpnError, NameType, Ssl, SslAcceptor, SslMethod, SslMode, SslRef, SslVerifyMode,
 };
 use pingora::tls::x509::store::{X509Store, X509StoreBuilder};
 use pingora::tls::x509::{X509Name, X509NameRef, X509};
-use prehod_config::{Config, TlsVersion};
+use prehod_config::{Config, TlsProfile, TlsVersion};
 use prehod_identity::cert::{ChainError, Presented};
 use sha2::{Digest, Sha256};
-
-/// TLS 1.2 suites: ECDHE with AES-GCM or ChaCha20-Poly1305 only (TLS 1.3 suites are all AEAD).
-const TLS12_CIPHERS: &str = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:\
-ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:\
-ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
 
 /// What the handshake learned, kept on the connection for the HTTP layer
 /// (`SslDigest.extension`).
@@ -351,12 +346,14 @@ impl SniCertificates {
 /// The TLS settings a listener keeps for the life of the process (a reload cannot change
 /// them; see `crate::live`).
 pub struct Fixed {
+    profile: TlsProfile,
     min_version: TlsVersion,
 }
 
 impl Fixed {
     pub fn of(config: &Config) -> Self {
         Self {
+            profile: config.tls.profile,
             min_version: config.tls.min_version,
         }
     }
@@ -391,28 +388,25 @@ fn prefer_h2<'a>(_: &mut SslRef, offered: &'a [u8]) -> Result<&'a [u8], AlpnErro
     pingora::tls::ssl::select_next_proto(b"\x02h2\x08http/1.1", offered).ok_or(AlpnError::NOACK)
 }
 
-/// The listener's TLS acceptor: pingora's defaults (Mozilla intermediate) narrowed to the
-/// versions and suites above, ALPN h2 and http/1.1. The certificates come from the
-/// handshake's callbacks (`crate::connections::accept`).
+/// The listener's TLS acceptor: rust-openssl's Mozilla intermediate v5 options, set to the
+/// versions, suites and groups of `tls.profile` (`crate::tls_profile`), ALPN h2 and http/1.1.
+/// The certificates come from the handshake's callbacks (`crate::connections::accept`).
 pub fn acceptor(fixed: &Fixed) -> pingora::Result<SslAcceptor> {
     use pingora::{ErrorType, OrErr};
     let mut settings = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).or_err(
         ErrorType::InternalError,
         "creating the TLS acceptor (Mozilla intermediate)",
     )?;
-    let min = match fixed.min_version {
-        TlsVersion::Tls12 => SslVersion::TLS1_2,
-        TlsVersion::Tls13 => SslVersion::TLS1_3,
-    };
-    settings
-        .set_min_proto_version(Some(min))
-        .or_err(ErrorType::InternalError, "setting the minimum TLS version")?;
-    settings
-        .set_max_proto_version(Some(SslVersion::TLS1_3))
-        .or_err(ErrorType::InternalError, "setting the maximum TLS version")?;
-    settings
-        .set_cipher_list(TLS12_CIPHERS)
-        .or_err(ErrorType::InternalError, "setting the TLS 1.2 cipher list")?;
+    let offered = crate::tls_profile::apply(&mut settings, fixed.profile, fixed.min_version)
+        .or_err_with(ErrorType::InternalError, || {
+            format!("setting up the TLS profile {}", fixed.profile.label())
+        })?;
+    tracing::info!(
+        profile = fixed.profile.label(),
+        min_version = offered.min_version.label(),
+        groups = %offered.groups,
+        "TLS profile"
+    );
     // Resumed sessions must stay bound to this server's settings (needed once client
     // certificates are verified on a host).
     settings.set_session_id_context(b"prehod").or_err(

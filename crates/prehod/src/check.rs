@@ -25,6 +25,11 @@ pub(crate) fn load(path: &Path) -> Result<Config, ExitCode> {
 pub(crate) fn check(path: &Path) -> ExitCode {
     match Config::load(path) {
         Ok(config) => {
+            if let Err(e) = check_pages(&config) {
+                eprintln!("{}: login.templates: {e}", path.display());
+                eprintln!("{}: 1 problem(s)", path.display());
+                return ExitCode::from(EX_CONFIG);
+            }
             let own = config
                 .portals
                 .iter()
@@ -47,4 +52,13 @@ pub(crate) fn check(path: &Path) -> ExitCode {
             ExitCode::from(EX_CONFIG)
         }
     }
+}
+
+/// The pages with `login.templates`' replacements, each rendered in every language as at the
+/// start: a broken template or a catalogue that lacks a text is found here.
+fn check_pages(config: &Config) -> Result<(), prehod_gateway::pages::PagesError> {
+    let Some(login) = config.auth.as_ref().map(|a| &a.login) else {
+        return Ok(());
+    };
+    prehod_gateway::pages::Pages::new(login.templates.as_deref(), &login.support_email).map(|_| ())
 }

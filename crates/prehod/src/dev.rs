@@ -91,8 +91,15 @@ fn pki(out: &Path, domain: &str) -> ExitCode {
 fn dev_pki(certs: &Path) -> Result<PathBuf, ExitCode> {
     let names = prehod_devpki::dev_server_names("bankart.localhost");
     match prehod_devpki::ensure(certs, &names) {
-        Ok(true) => println!("prehod dev: generated the dev PKI in {}", certs.display()),
-        Ok(false) => {}
+        Ok(prehod_devpki::Ensured::Generated) => {
+            println!("prehod dev: generated the dev PKI in {}", certs.display())
+        }
+        Ok(prehod_devpki::Ensured::RenewedServerCertificate) => println!(
+            "prehod dev: issued a new server certificate in {} (the old one had less than {} days left)",
+            certs.display(),
+            prehod_devpki::SERVER_CERT_RENEW_DAYS
+        ),
+        Ok(prehod_devpki::Ensured::Kept) => {}
         Err(e) => {
             eprintln!("prehod dev: {e}");
             return Err(ExitCode::from(EX_SOFTWARE));

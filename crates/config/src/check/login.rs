@@ -106,7 +106,7 @@ impl Checker<'_> {
             certificate_instructions_url,
             support_email: raw
                 .support_email
-                .unwrap_or_else(|| "helpdesk@bankart.si".into()),
+                .unwrap_or_else(|| crate::DEFAULT_SUPPORT_EMAIL.into()),
             templates,
             portal_prefix,
         })

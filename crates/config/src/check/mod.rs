@@ -39,6 +39,7 @@ mod session;
 mod state;
 mod timeouts;
 mod tls;
+mod tls_profile;
 mod trusted_proxies;
 mod upstream;
 mod values;
@@ -46,7 +47,7 @@ mod values;
 use crate::positions::{Position, Positions};
 use crate::{raw, Config, ConfigError, Problem, Timeouts};
 
-const TOP_LEVEL_KEYS: &[&str] = &[
+pub(crate) const TOP_LEVEL_KEYS: &[&str] = &[
     "certificate_login",
     "login",
     "session",

@@ -1,24 +1,14 @@
-//! `tls`: the minimum TLS version and the server certificates with their keys.
+//! `tls`: the profile and minimum TLS version (`tls_profile.rs`) and the server certificates with their keys.
 
 use openssl::asn1::Asn1Time;
 use openssl::pkey::PKey;
 
 use super::{join, Checker};
-use crate::{raw, ServerCertificate, Tls, TlsVersion};
+use crate::{raw, ServerCertificate, Tls};
 
 impl Checker<'_> {
     pub(super) fn tls(&mut self, raw: raw::Tls) -> Option<Tls> {
-        let min_version = match raw.min_version.as_deref() {
-            None | Some("1.2") => Some(TlsVersion::Tls12),
-            Some("1.3") => Some(TlsVersion::Tls13),
-            Some(other) => {
-                self.problem(
-                    "tls.min_version",
-                    format!("{other:?} is not allowed: use \"1.2\" or \"1.3\" (older versions are not offered)"),
-                );
-                None
-            }
-        };
+        let versions = self.tls_profile(raw.profile.as_deref(), raw.min_version.as_deref());
         if raw.certificates.is_empty() {
             self.problem("tls.certificates", "at least one certificate is needed");
         }
@@ -31,8 +21,12 @@ impl Checker<'_> {
             }
         }
         (ok && !certificates.is_empty()).then_some(())?;
+        let (profile, min_version) = versions?;
+        self.certificates_fit_profile(profile, &certificates)
+            .then_some(())?;
         Some(Tls {
-            min_version: min_version?,
+            profile,
+            min_version,
             certificates,
         })
     }

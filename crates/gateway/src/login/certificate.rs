@@ -5,9 +5,9 @@ use super::context::{home_url, is_home, Ctx};
 use super::sso::{query_bind, signed_in};
 use crate::audit;
 use crate::auth::{encode, AuthState};
+use crate::pages::{Action, Link, Message, MessageView, Text};
 use crate::reply::Reply;
 use crate::request::Request;
-use crate::templates::{Action, Lang, Link, Message, MessageView};
 use crate::Shared;
 use prehod_identity::session::{IssueError, Method, Session};
 use prehod_identity::unix_now;
@@ -143,9 +143,8 @@ pub(super) fn certificate_refused(
     return_to: &str,
 ) -> Reply {
     let lang = ctx.lang;
-    let sl = lang == Lang::Sl;
     let mut view = MessageView::new(Message::CertificateRefused);
-    view.detail = Some(crate::templates::certificate_reason(lang, refusal).to_owned());
+    view.detail = Some(ctx.text(Text::certificate_refusal(refusal)));
     let back = if is_home(ctx.auth, return_to) {
         format!("{}/?lang={}", ctx.auth.login_url, lang.code())
     } else {
@@ -158,20 +157,13 @@ pub(super) fn certificate_refused(
     };
     view.actions.push(Action {
         url: back,
-        label: if sl {
-            "Nazaj na prijavno stran"
-        } else {
-            "Back to the login page"
-        }
-        .to_owned(),
+        label: ctx.text(Text::BackToLoginPage),
         id: "back",
         secondary: false,
     });
     view.links.push(Link {
         url: ctx.auth.certificate_instructions_url.clone(),
-        label: crate::templates::texts(lang)
-            .certificate_instructions_label()
-            .to_owned(),
+        label: ctx.text(Text::CertificateInstructions),
         id: "certificate-instructions",
     });
     let mut resp = ctx.page(&view);

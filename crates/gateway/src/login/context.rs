@@ -3,9 +3,9 @@
 
 use crate::audit;
 use crate::auth::{encode, AuthState};
+use crate::pages::{Action, AppView, Lang, Message, MessageView, SessionView, Text};
 use crate::reply::Reply;
 use crate::request::Request;
-use crate::templates::{Action, AppView, Lang, Message, MessageView, SessionView};
 use crate::Shared;
 use prehod_identity::oidc::OidcError;
 use prehod_identity::session::{Method, Session};
@@ -52,13 +52,10 @@ impl Ctx<'_, '_> {
     }
 
     pub(super) fn message(&self, m: Message) -> Reply {
-        let body = self.auth.pages.message(
-            self.lang,
-            m,
-            &self.switch_url(),
-            &self.auth.support_email,
-            self.req.request_id,
-        );
+        let body = self
+            .auth
+            .pages
+            .message(self.lang, m, &self.switch_url(), self.req.request_id);
         Reply::html(m.status(), body)
     }
 
@@ -68,7 +65,6 @@ impl Ctx<'_, '_> {
             m,
             Some((url, label)),
             &self.switch_url(),
-            &self.auth.support_email,
             self.req.request_id,
         );
         Reply::html(m.status(), body)
@@ -76,14 +72,33 @@ impl Ctx<'_, '_> {
 
     /// A message page with everything a [`MessageView`] carries.
     pub(super) fn page(&self, view: &MessageView) -> Reply {
-        let body = self.auth.pages.page(
-            self.lang,
-            view,
-            &self.switch_url(),
-            &self.auth.support_email,
-            self.req.request_id,
-        );
+        let body = self
+            .auth
+            .pages
+            .page(self.lang, view, &self.switch_url(), self.req.request_id);
         Reply::html(view.message.status(), body)
+    }
+
+    /// A text in the page's language.
+    pub(super) fn text(&self, t: Text) -> String {
+        self.auth.pages.text(self.lang, t)
+    }
+
+    /// A text with its variables, in the page's language.
+    pub(super) fn text_with(
+        &self,
+        t: Text,
+        args: &[(&'static str, fluent_bundle::FluentValue<'_>)],
+    ) -> String {
+        self.auth.pages.text_with(self.lang, t, args)
+    }
+
+    /// The "log out" button's label.
+    pub(super) fn log_out_label(&self) -> String {
+        self.auth
+            .pages
+            .message_texts(self.lang, Message::LogoutConfirm)
+            .2
     }
 
     /// Every application, for the lists on the home and the logged-out page.
@@ -173,18 +188,16 @@ pub(super) fn app_view(auth: &AuthState, p: &prehod_config::Portal) -> AppView {
 }
 
 /// Who is logged in, in words.
-pub(super) fn session_view(lang: Lang, s: &Session) -> SessionView {
-    let method = match (s.method, lang) {
-        (Method::Rekono, Lang::Sl) => "Rekono račun",
-        (Method::Rekono, Lang::En) => "Rekono account",
-        (Method::Certificate, Lang::Sl) => "Certifikat",
-        (Method::Certificate, Lang::En) => "Certificate",
-    };
+pub(super) fn session_view(ctx: &Ctx<'_, '_>, s: &Session) -> SessionView {
+    let method = ctx.text(match s.method {
+        Method::Rekono => Text::MethodRekono,
+        Method::Certificate => Text::MethodCertificate,
+    });
     SessionView {
         name: s.name.clone(),
         email: s.email.clone(),
         user: s.sub.clone(),
-        method: method.to_owned(),
+        method,
         level: s.level,
     }
 }
@@ -230,12 +243,12 @@ pub(super) fn certificate_action(
         ret.push_str(b);
     }
     let url = ctx.certificate_link(&ret, &bind)?;
-    let label = crate::templates::texts(ctx.lang).certificate_label();
+    let label = ctx.text(Text::Certificate);
     let nonce = matches!(ctx.auth.cookie_scope, prehod_config::CookieScope::Host).then_some(nonce);
     Some((
         Action {
             url,
-            label: label.to_owned(),
+            label,
             id: "login-certificate",
             secondary: false,
         },
@@ -245,7 +258,6 @@ pub(super) fn certificate_action(
 
 /// The way back: to the application the person came from, or to the list of applications.
 pub(super) fn back_action(ctx: &Ctx<'_, '_>, from: Option<&str>, not: Option<&str>) -> Action {
-    let sl = ctx.lang == Lang::Sl;
     let from = from
         .and_then(|f| ctx.auth.check_return(f))
         .and_then(|(f, p)| ctx.shared.config.portals.get(p).map(|p| (f, p)))
@@ -253,18 +265,13 @@ pub(super) fn back_action(ctx: &Ctx<'_, '_>, from: Option<&str>, not: Option<&st
     match from {
         Some((url, p)) => Action {
             url,
-            label: format!("{} {}", if sl { "Nazaj v" } else { "Back to" }, p.title),
+            label: ctx.text_with(Text::BackTo, &[("app", p.title.as_str().into())]),
             id: "back",
             secondary: true,
         },
         None => Action {
             url: ctx.login_page_link(None),
-            label: if sl {
-                "Na seznam aplikacij"
-            } else {
-                "To the list of applications"
-            }
-            .to_owned(),
+            label: ctx.text(Text::ToApplications),
             id: "back",
             secondary: true,
         },

@@ -6,8 +6,8 @@ use super::logout::{logout_form_csp, LOGOUT_PURPOSE};
 use super::sso::{query_bind, signed_in};
 use crate::audit;
 use crate::auth::encode;
+use crate::pages::{LoginLinks, LoginView, Message, Text};
 use crate::reply::Reply;
-use crate::templates::{Lang, LoginLinks, LoginView, Message};
 use prehod_identity::session::Method;
 use prehod_identity::unix_now;
 
@@ -128,23 +128,15 @@ pub(super) fn login_page(ctx: &Ctx<'_, '_>) -> Reply {
         certificate_instructions: auth.certificate_instructions_url.clone(),
     };
     let notice = match ctx.req.query().get("notice").map(String::as_str) {
-        Some("expired") => Some(if ctx.lang == Lang::Sl {
-            "Vaša seja je potekla. Prijavite se znova."
-        } else {
-            "Your session has expired. Please log in again."
-        }),
-        Some("form_not_kept") => Some(if ctx.lang == Lang::Sl {
-            "Obrazca, ki ste ga poslali, ni bilo mogoče ohraniti. Po prijavi ga pošljite znova."
-        } else {
-            "The form you sent could not be kept. Please send it again after logging in."
-        }),
+        Some("expired") => Some(ctx.text(Text::NoticeExpired)),
+        Some("form_not_kept") => Some(ctx.text(Text::NoticeFormNotKept)),
 
         _ => None,
     };
     let allows = |m: prehod_config::LoginMethod| portal.is_none_or(|p| p.methods.contains(&m));
     let mut view = LoginView {
         links,
-        notice: notice.map(str::to_owned),
+        notice,
         app: portal.map(|p| app_view(auth, p)),
         hide_rekono: !allows(prehod_config::LoginMethod::Rekono),
         hide_certificate: !allows(prehod_config::LoginMethod::Certificate),
@@ -158,14 +150,12 @@ pub(super) fn login_page(ctx: &Ctx<'_, '_>) -> Reply {
             let s = &valid.session;
             if let Ok(token) = auth.sealer.seal(LOGOUT_PURPOSE, s.sid.as_bytes()) {
                 view.logout_csrf = token;
-                view.session = Some(session_view(ctx.lang, s));
+                view.session = Some(session_view(ctx, s));
             }
         }
     }
     let logged_in = view.session.is_some();
-    let body = auth
-        .pages
-        .login(ctx.lang, &view, &ctx.switch_url(), &auth.support_email);
+    let body = auth.pages.login(ctx.lang, &view, &ctx.switch_url());
     let mut resp = Reply::html(200, body);
     if let Some(csp) = logged_in.then(|| logout_form_csp(auth)).flatten() {
         resp.headers.push(("content-security-policy", csp));

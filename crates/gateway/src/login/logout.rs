@@ -4,8 +4,8 @@
 use super::context::Ctx;
 use crate::audit;
 use crate::auth::AuthState;
+use crate::pages::Message;
 use crate::reply::Reply;
-use crate::templates::Message;
 use prehod_identity::unix_now;
 use std::collections::HashMap;
 use subtle::ConstantTimeEq;
@@ -44,13 +44,9 @@ pub(super) fn logout_confirmation(ctx: &Ctx<'_, '_>) -> Reply {
     let Ok(token) = auth.sealer.seal(LOGOUT_PURPOSE, session.sid.as_bytes()) else {
         return ctx.message(Message::LoginFailed);
     };
-    let body = auth.pages.logout(
-        ctx.lang,
-        &token,
-        &ctx.switch_url(),
-        &auth.support_email,
-        ctx.req.request_id,
-    );
+    let body = auth
+        .pages
+        .logout(ctx.lang, &token, &ctx.switch_url(), ctx.req.request_id);
     let mut resp = Reply::html(Message::LogoutConfirm.status(), body);
     if let Some(csp) = logout_form_csp(auth) {
         resp.headers.push(("content-security-policy", csp));
@@ -88,8 +84,8 @@ pub(super) fn logout(ctx: &Ctx<'_, '_>) -> Reply {
                 method: Some(s.method.as_str()),
                 ..Default::default()
             });
-            let (_, _, log_out) = Message::LogoutConfirm.text(ctx.lang);
-            return ctx.message_action(Message::LogoutRefused, "/logout", log_out);
+            let log_out = ctx.log_out_label();
+            return ctx.message_action(Message::LogoutRefused, "/logout", &log_out);
         }
         // The session and its family: every session this browser's logins made.
         auth.sessions.end_browser(s, now);

@@ -23,9 +23,9 @@ pub use own_paths::portal_path;
 pub use sso::{redeem_sso_code, signed_in, FormCarry};
 
 use crate::auth::AuthState;
+use crate::pages::{Message, MessageView};
 use crate::reply::Reply;
 use crate::request::Request;
-use crate::templates::{Lang, Message, MessageView};
 use crate::Shared;
 use context::Ctx;
 use home::login_page;
@@ -38,9 +38,7 @@ use step_up::step_up_page;
 pub async fn handle(shared: &Shared, auth: &AuthState, req: Request<'_>) -> Reply {
     let ctx = Ctx::new(shared, auth, &req);
     // The user's sessions: see `crate::login::sessions`.
-    if let Some(resp) =
-        crate::login::sessions::handle(shared, auth, &req, ctx.lang == Lang::Sl).await
-    {
+    if let Some(resp) = crate::login::sessions::handle(shared, auth, &req, ctx.lang).await {
         return resp;
     }
     let mut resp = match (req.method.as_str(), req.path) {

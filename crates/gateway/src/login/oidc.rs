@@ -7,8 +7,8 @@ use super::step_up::level_too_low;
 use crate::audit;
 use crate::auth::AuthState;
 use crate::fresh_auth::Verdict;
+use crate::pages::{Action, Message, MessageView, Text};
 use crate::reply::Reply;
-use crate::templates::{Action, Lang, Message, MessageView};
 use prehod_identity::oidc::{Attempt, Identity, OidcError};
 use prehod_identity::session::{IssueError, Method, Session};
 use prehod_identity::unix_now;
@@ -327,9 +327,9 @@ pub(super) async fn callback(ctx: &Ctx<'_, '_>) -> Reply {
             level: Some(attempt.level),
             ..Default::default()
         });
-        let (_, _, log_out) = Message::LogoutConfirm.text(ctx.lang);
+        let log_out = ctx.log_out_label();
         return ctx
-            .message_action(Message::StepUpOtherUser, "/logout", log_out)
+            .message_action(Message::StepUpOtherUser, "/logout", &log_out)
             .cookie(clear);
     }
     // A login from before the person ended all their sessions: once more, fresh.
@@ -499,7 +499,6 @@ pub(super) fn provider_refusal(
         .get("error_description")
         .map(String::as_str)
         .unwrap_or_default();
-    let sl = ctx.lang == Lang::Sl;
     match error {
         "unmet_authentication_requirements" => {
             let (view, nonce) =
@@ -515,38 +514,17 @@ pub(super) fn provider_refusal(
             // Rekono's own words are not shown (anyone can craft a callback link): the known
             // reasons are said in ours.
             let (reason, why) = if description.contains("too many") {
-                (
-                    "too_many_attempts",
-                    if sl {
-                        "Geslo je bilo prevečkrat vpisano napačno, zato je Rekono prijavo prekinil. Preverite e-naslov in geslo ter se prijavite znova; če ste geslo pozabili, ga pri Rekonu ponastavite."
-                    } else {
-                        "The password was typed wrongly too many times, so Rekono stopped the login. Check your e-mail address and password and log in again; if you have forgotten the password, reset it at Rekono."
-                    },
-                )
+                ("too_many_attempts", Text::RefusalTooManyAttempts)
             } else if error == "access_denied" {
-                (
-                    "denied_by_provider",
-                    if sl {
-                        "Prijava pri Rekonu ni bila potrjena (na primer zavrnjeno obvestilo OnePass ali preveč napačnih enkratnih gesel)."
-                    } else {
-                        "The login was not confirmed at Rekono (for example a rejected OnePass notification, or too many wrong one-time passwords)."
-                    },
-                )
+                ("denied_by_provider", Text::RefusalNotConfirmed)
             } else {
-                (
-                    "denied_by_provider",
-                    if sl {
-                        "Rekono je prijavo zavrnil."
-                    } else {
-                        "Rekono refused the login."
-                    },
-                )
+                ("denied_by_provider", Text::RefusalRefused)
             };
             let mut view = MessageView::new(Message::Denied);
-            view.extra.push(why.to_owned());
+            view.extra.push(ctx.text(why));
             view.actions.push(Action {
                 url: ctx.login_page_link(return_to),
-                label: if sl { "Poskusite znova" } else { "Try again" }.to_owned(),
+                label: ctx.text(Text::TryAgain),
                 id: "retry",
                 secondary: false,
             });

@@ -3,9 +3,9 @@
 
 use super::context::{public_origin, Ctx};
 use crate::auth::AuthState;
+use crate::pages::Message;
 use crate::reply::Reply;
 use crate::request::Request;
-use crate::templates::Message;
 use crate::Shared;
 use prehod_identity::unix_now;
 

@@ -18,7 +18,7 @@ use prehod_identity::session::Session;
 use subtle::ConstantTimeEq;
 
 use crate::auth::AuthState;
-use crate::pages::escape;
+use crate::pages::{Lang, SessionRow, SessionsView};
 use crate::reply::Reply;
 use crate::request::Request;
 pub use crate::session_entry::Entry;
@@ -171,7 +171,7 @@ pub async fn handle(
     shared: &Shared,
     auth: &AuthState,
     req: &Request<'_>,
-    lang_sl: bool,
+    lang: Lang,
 ) -> Option<Reply> {
     let route = match (req.method.as_str(), req.path) {
         ("GET", "/sessions") => Route::Page,
@@ -202,7 +202,7 @@ pub async fn handle(
                 .denials
                 .with_label_values(&["bad_sessions_token"])
                 .inc();
-            return Some(page(shared, auth, &session, now, lang_sl, 403, true, req).await);
+            return Some(page(shared, auth, &session, now, lang, 403, true, req).await);
         }
         if route == Route::EndAll {
             end_all(auth, &session.sub, now);
@@ -225,7 +225,7 @@ pub async fn handle(
         }
         return Some(Reply::redirect(format!("{}/sessions", auth.login_url)));
     }
-    Some(page(shared, auth, &session, now, lang_sl, 200, false, req).await)
+    Some(page(shared, auth, &session, now, lang, 200, false, req).await)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -255,12 +255,11 @@ async fn page(
     auth: &AuthState,
     session: &Session,
     now: u64,
-    sl: bool,
+    lang: Lang,
     status: u16,
     refused: bool,
     req: &Request<'_>,
 ) -> Reply {
-    let t = |sl_text: &'static str, en: &'static str| if sl { sl_text } else { en };
     let csrf = auth
         .sealer
         .seal(CSRF_PURPOSE, session.sid.as_bytes())
@@ -269,50 +268,23 @@ async fn page(
         .sessions_index
         .list(auth, &session.sub, now, shared.state.as_ref())
         .await;
-    let mut rows = String::new();
-    for e in &list {
-        let this = e.sid == session.sid;
-        rows.push_str(&format!(
-            "<tr{cls}><td>{when}</td><td>{method}</td><td>{level}</td><td>{seen}</td><td>{mark}<form method=\"post\" action=\"/sessions/end\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input type=\"hidden\" name=\"sid\" value=\"{sid}\"><button class=\"button\" type=\"submit\">{end}</button></form></td></tr>\n",
-            cls = if this { " class=\"this-session\"" } else { "" },
-            when = escape(&when(e.issued_at)),
-            method = escape(if e.method == "certificate" { t("potrdilo", "certificate") } else { "Rekono" }),
-            level = e.level,
-            seen = escape(&when(e.last_seen)),
-            mark = if this { t("ta seja ", "this session ") } else { "" },
-            csrf = escape(&csrf),
-            sid = escape(&e.sid),
-            end = t("Končaj to sejo", "End this session"),
-        ));
-    }
-    let notice = if refused {
-        format!(
-            "<p class=\"notice\">{}</p>",
-            t(
-                "Zahteve ni bilo mogoče preveriti. Poskusite znova s te strani.",
-                "The request could not be verified. Please try again from this page."
-            )
-        )
-    } else {
-        String::new()
+    let rows = list
+        .iter()
+        .map(|e| SessionRow {
+            sid: e.sid.clone(),
+            issued: when(e.issued_at),
+            last_seen: when(e.last_seen),
+            certificate: e.method == "certificate",
+            level: e.level,
+            this: e.sid == session.sid,
+        })
+        .collect();
+    let view = SessionsView {
+        rows,
+        csrf,
+        refused,
     };
-    let body = format!(
-        "<!doctype html>\n<html lang=\"{lang}\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{title}</title></head>\n<body><main>\n<h1>{title}</h1>\n{notice}<p>{intro}</p>\n<table id=\"sessions\"><thead><tr><th>{h_when}</th><th>{h_method}</th><th>{h_level}</th><th>{h_seen}</th><th></th></tr></thead><tbody>\n{rows}</tbody></table>\n<form method=\"post\" action=\"/sessions/end-all\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><p><button class=\"button\" id=\"end-all\" type=\"submit\">{end_all}</button></p></form>\n<p><a href=\"/\">{back}</a></p>\n<p><small>{rid}</small></p>\n</main></body></html>\n",
-        lang = if sl { "sl" } else { "en" },
-        title = t("Vaše seje", "Your sessions"),
-        intro = t(
-            "Seje, v katerih ste prijavljeni v Bankartove portale. Sejo, ki je ne prepoznate, končajte.",
-            "The sessions you are logged in to the Bankart portals with. End any you do not recognise."
-        ),
-        h_when = t("Prijava", "Logged in"),
-        h_method = t("Način", "Method"),
-        h_level = t("Raven", "Level"),
-        h_seen = t("Nazadnje aktivna", "Last seen"),
-        end_all = t("Končaj vse seje", "End all sessions"),
-        back = t("Nazaj", "Back"),
-        csrf = escape(&csrf),
-        rid = escape(req.request_id),
-    );
+    let body = auth.pages.sessions(lang, &view, req.request_id);
     let mut resp = Reply::html(status, body);
     resp.headers.push(("cache-control", "no-store".into()));
     resp
@@ -323,11 +295,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn page_text_is_escaped_and_times_read_as_utc() {
-        assert_eq!(
-            escape("<a href=\"x\">'&'</a>"),
-            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
-        );
+    fn times_read_as_utc() {
         assert_eq!(when(0), "1970-01-01 00:00 UTC");
         assert_eq!(when(1_796_126_907), "2026-12-01 12:08 UTC");
     }

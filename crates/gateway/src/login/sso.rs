@@ -4,9 +4,9 @@
 use super::context::{home_url, is_home, public_origin, Ctx};
 use crate::audit;
 use crate::auth::AuthState;
+use crate::pages::Message;
 use crate::reply::Reply;
 use crate::request::Request;
-use crate::templates::Message;
 use crate::Shared;
 use prehod_identity::session::Session;
 use prehod_identity::unix_now;
@@ -149,8 +149,8 @@ pub(super) fn adopt_sso_code(ctx: &Ctx<'_, '_>) -> Reply {
                 .denials
                 .with_label_values(&["other_user"])
                 .inc();
-            let (_, _, log_out) = Message::LogoutConfirm.text(ctx.lang);
-            return ctx.message_action(Message::StepUpOtherUser, "/logout", log_out);
+            let log_out = ctx.log_out_label();
+            return ctx.message_action(Message::StepUpOtherUser, "/logout", &log_out);
         }
         auth.sessions.revoke_session(&live, now);
         let mut joined = (*session).clone();

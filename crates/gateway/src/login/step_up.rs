@@ -4,8 +4,8 @@
 use super::context::{back_action, certificate_action, with_nonce, Ctx};
 use super::sso::query_bind;
 use crate::auth::encode;
+use crate::pages::{Action, Message, MessageView, Text};
 use crate::reply::Reply;
-use crate::templates::{Action, Lang, Message, MessageView};
 use prehod_identity::unix_now;
 
 /// The portal of a return URL, with the URL.
@@ -24,22 +24,17 @@ pub(super) fn level_too_low(
     return_to: Option<&str>,
     from: Option<&str>,
 ) -> (MessageView, Option<String>) {
-    let sl = ctx.lang == Lang::Sl;
     let mut view = MessageView::new(Message::LevelTooLow);
     let mut nonce = None;
     let portal = portal_of(ctx, return_to);
     if let Some((r, p)) = &portal {
-        view.extra.push(if sl {
-            format!(
-                "Aplikacija {} zahteva stopnjo zaupanja {}; vaš račun Rekono je nima.",
-                p.title, p.min_level
-            )
-        } else {
-            format!(
-                "{} needs level of assurance {}; your Rekono account does not have it.",
-                p.title, p.min_level
-            )
-        });
+        view.extra.push(ctx.text_with(
+            Text::LevelTooLowFor,
+            &[
+                ("app", p.title.as_str().into()),
+                ("level", p.min_level.into()),
+            ],
+        ));
         if let Some((action, n)) = certificate_action(ctx, r, p, None) {
             view.actions.push(action);
             nonce = n;
@@ -60,23 +55,15 @@ pub(super) fn step_up_page(ctx: &Ctx<'_, '_>) -> Reply {
     };
     // The portal's own level: a `level` in the link could make a genuine page say more.
     let level = portal.min_level;
-    let sl = ctx.lang == Lang::Sl;
     let have = ctx.session(unix_now()).map(|v| v.session.level);
     let mut view = MessageView::new(Message::StepUp);
-    view.detail = Some(match (have, sl) {
-        (Some(h), true) => format!(
-            "Aplikacija {} zahteva stopnjo zaupanja {level}, vaša seja ima stopnjo {h}.",
-            portal.title
+    let (app, needs) = (portal.title.as_str().into(), level.into());
+    view.detail = Some(match have {
+        Some(h) => ctx.text_with(
+            Text::StepUpNeedsHave,
+            &[("app", app), ("level", needs), ("have", h.into())],
         ),
-        (Some(h), false) => format!(
-            "{} needs level of assurance {level}; your session has level {h}.",
-            portal.title
-        ),
-        (None, true) => format!(
-            "Aplikacija {} zahteva stopnjo zaupanja {level}.",
-            portal.title
-        ),
-        (None, false) => format!("{} needs level of assurance {level}.", portal.title),
+        None => ctx.text_with(Text::StepUpNeeds, &[("app", app), ("level", needs)]),
     });
     let from = q
         .get("from")
@@ -95,12 +82,7 @@ pub(super) fn step_up_page(ctx: &Ctx<'_, '_>) -> Reply {
     }
     view.actions.push(Action {
         url: start,
-        label: if sl {
-            "Nadaljuj pri Rekonu"
-        } else {
-            "Continue at Rekono"
-        }
-        .to_owned(),
+        label: ctx.text(Text::ContinueAtRekono),
         id: "step-up-continue",
         secondary: false,
     });

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use prehod_config::Portal;
 use prehod_identity::session::Session;
 
+use crate::pages::{Message, Text};
 use crate::reply::Reply;
 use crate::request::Request;
-use crate::templates::{certificate_reason, Lang, Message};
 use crate::Shared;
 
 /// The certificate's verdict for a request to `portal`.
@@ -70,13 +70,16 @@ pub async fn check(shared: &Shared, portal: &Portal, req: &Request<'_>) -> Verdi
                     a.pages.message_detail(
                         lang,
                         Message::CertificateRefused,
-                        certificate_reason(lang, refusal),
+                        &a.pages.text(lang, Text::certificate_refusal(refusal)),
                         "",
-                        &a.support_email,
                         req.request_id,
                     )
                 }
-                None => crate::pages::Page::Internal.render(Lang::Sl, req.request_id),
+                None => shared.pages.error(
+                    crate::pages::Page::Internal,
+                    req.lang_by(&shared.lang_cookie),
+                    req.request_id,
+                ),
             };
             Verdict::Refuse(Reply::html(403, html))
         }

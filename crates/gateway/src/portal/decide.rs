@@ -9,7 +9,7 @@ use prehod_config::{LoginMethod, Portal};
 use prehod_identity::session::{Method, Refusal, Session};
 
 use crate::auth::{cookie, encode, AuthState};
-use crate::templates::Message;
+use crate::pages::Message;
 
 /// The portal page the request came from (its `Referer`), when that is a portal URL.
 fn came_from(auth: &AuthState, headers: &HeaderMap) -> Option<String> {

@@ -14,7 +14,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::pages::escape;
+use crate::pages::{Field, Lang, Pages};
 use prehod_identity::seal::Sealer;
 
 pub const MAX_BODY: usize = 2048;
@@ -170,25 +170,15 @@ pub fn content_security_policy() -> String {
     format!("default-src 'none'; script-src 'sha256-{hash}'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 }
 
-/// A page whose form posts the same fields to the same URL.
-pub fn resubmit_page(p: &Preserved) -> String {
-    let fields: String = url::form_urlencoded::parse(p.body.as_bytes())
-        .map(|(k, v)| {
-            format!(
-                "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
-                escape(&k),
-                escape(&v)
-            )
+/// A page whose form posts the same fields to the same URL, in `lang`.
+pub fn resubmit_page(pages: &Pages, lang: Lang, p: &Preserved) -> String {
+    let fields: Vec<Field> = url::form_urlencoded::parse(p.body.as_bytes())
+        .map(|(k, v)| Field {
+            name: k.into_owned(),
+            value: v.into_owned(),
         })
         .collect();
-    format!(
-        "<!doctype html>\n<html lang=\"sl\"><head><meta charset=\"utf-8\"><title>Prijava uspela — Bankart</title></head>\
-<body style=\"font-family:system-ui,sans-serif;margin:3rem\">\
-<form id=\"resubmit\" method=\"post\" action=\"{action}\" enctype=\"application/x-www-form-urlencoded\">{fields}\
-<p>Prijava je uspela. Pošiljamo obrazec, ki ste ga izpolnili pred prijavo. / You are logged in. Sending the form you filled in before.</p>\
-<button type=\"submit\" id=\"continue\">Nadaljuj / Continue</button></form><script>{SCRIPT}</script></body></html>\n",
-        action = escape(&p.url),
-    )
+    pages.resubmit(lang, &p.url, &fields, SCRIPT)
 }
 
 #[cfg(test)]
@@ -273,17 +263,27 @@ mod tests {
         )
         .is_none());
         assert!(seal(&sealer, "u", ct, &vec![b'a'; MAX_BODY + 1], 0).is_none());
-        let page = resubmit_page(&Preserved {
-            url: "https://a/\"x".into(),
-            body: "a=%3Cb%3E&c=d".into(),
-            created: 0,
-            binding: String::new(),
-            sid: None,
-            sub: None,
-        });
-        assert!(
-            page.contains("value=\"&lt;b&gt;\"") && page.contains("action=\"https://a/&quot;x\"")
+        let pages = Pages::new(None, "h@b").unwrap();
+        let page = resubmit_page(
+            &pages,
+            Lang::En,
+            &Preserved {
+                url: "https://a/\"x".into(),
+                body: "a=%3Cb%3E&c=d".into(),
+                created: 0,
+                binding: String::new(),
+                sid: None,
+                sub: None,
+            },
         );
+        assert!(
+            page.contains("value=\"&lt;b&gt;\"")
+                && page.contains("action=\"https:&#x2f;&#x2f;a&#x2f;&quot;x\""),
+            "{page}"
+        );
+        // The script the CSP's hash admits, byte for byte.
+        assert!(page.contains(&format!("<script>{SCRIPT}</script>")));
+        assert!(page.contains("<html lang=\"en\""));
         assert!(content_security_policy().contains("script-src 'sha256-"));
     }
 

@@ -83,7 +83,7 @@ pub fn answer(
                 request_id: req.request_id,
                 ..Default::default()
             });
-            Answer::Reply(crate::respond::denial(auth, req, message))
+            Answer::Reply(crate::respond::denial(shared, auth, req, message))
         }
     }
 }
@@ -97,14 +97,17 @@ fn resubmit(auth: &AuthState, req: &Request<'_>, url: &str, s: &Arc<Session>) ->
     let cookie = req.cookie(&auth.post_cookie)?;
     let kept = keep_form::open(&auth.sealer, cookie, url, s, prehod_identity::unix_now())?;
     Some(
-        Reply::html(200, keep_form::resubmit_page(&kept))
-            .header(
-                "content-security-policy",
-                keep_form::content_security_policy(),
-            )
-            .header("cache-control", "no-store".into())
-            .cookie(auth.clear_post_cookie())
-            .without_page_headers(),
+        Reply::html(
+            200,
+            keep_form::resubmit_page(&auth.pages, req.lang(auth), &kept),
+        )
+        .header(
+            "content-security-policy",
+            keep_form::content_security_policy(),
+        )
+        .header("cache-control", "no-store".into())
+        .cookie(auth.clear_post_cookie())
+        .without_page_headers(),
     )
 }
 
@@ -183,7 +186,7 @@ fn keep(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::templates::Message;
+    use crate::pages::Message;
     use crate::testing::{head, Dev};
 
     const URL: &str = "https://acq.bankart.localhost/pay";

@@ -100,7 +100,7 @@ impl Gateway {
     /// No memory for the body now: 503 with `Retry-After`.
     async fn busy(&self, session: &mut Session, ctx: &RequestCtx) -> Result<()> {
         let lang = crate::pages::request_lang(session.req_header(), &ctx.shared.lang_cookie);
-        let reply = crate::reply::Reply::page(Page::Busy, lang, &ctx.request_id)
+        let reply = crate::reply::Reply::page(&ctx.shared.pages, Page::Busy, lang, &ctx.request_id)
             .header("retry-after", "10".into());
         self.reply(session, ctx, reply).await.map(drop)
     }

@@ -97,7 +97,7 @@ impl Gateway {
     /// Writes one of the gateway's own pages, in the request's language.
     async fn send_page(&self, session: &mut Session, page: Page, ctx: &RequestCtx) -> Result<u16> {
         let lang = crate::pages::request_lang(session.req_header(), &ctx.shared.lang_cookie);
-        let reply = Reply::page(page, lang, &ctx.request_id);
+        let reply = Reply::page(&ctx.shared.pages, page, lang, &ctx.request_id);
         self.reply(session, ctx, reply).await
     }
 
@@ -173,7 +173,8 @@ impl Gateway {
             MethodVerdict::Refuse => {
                 ctx.auth = "refused";
                 let lang = crate::pages::request_lang(req, &shared.lang_cookie);
-                Reply::page(Page::MethodNotAllowed, lang, &ctx.request_id).header("allow", allow)
+                Reply::page(&shared.pages, Page::MethodNotAllowed, lang, &ctx.request_id)
+                    .header("allow", allow)
             }
             _ => Reply::status(204)
                 .header("allow", allow)
@@ -367,7 +368,10 @@ impl ProxyHttp for Gateway {
         let shared = ctx.shared.clone();
         response.insert_header(shared.config.headers.request_id.clone(), &ctx.request_id)?;
         if !response.headers.contains_key("strict-transport-security") {
-            response.insert_header("strict-transport-security", "max-age=31536000")?;
+            response.insert_header(
+                "strict-transport-security",
+                crate::pages::STRICT_TRANSPORT_SECURITY,
+            )?;
         }
         // The session's idle time was rolled: hand the browser the new cookie.
         if let (Some(rolled), Some(auth)) = (&ctx.rolled, &shared.auth) {

@@ -4,16 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{free_port, host, http_get, prehod_bin, Gateway, Pki};
-
-/// Polls `done` every 20 ms; panics naming `what` after `timeout`.
-pub fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use crate::{free_port, host, http_get, prehod_bin, wait_for, Gateway, Pki};
 
 /// A process started by the test, killed when dropped.
 pub struct Child(pub std::process::Child);
@@ -71,7 +62,7 @@ impl Replica {
 }
 
 /// The portal session cookie `browser` holds for bips.
-pub fn bips_session(browser: &super::login::Browser) -> (String, String) {
+pub fn bips_session(browser: &crate::login::Browser) -> (String, String) {
     let host = host("bips");
     let name = browser
         .cookie_names()
@@ -82,17 +73,21 @@ pub fn bips_session(browser: &super::login::Browser) -> (String, String) {
     (name, value)
 }
 
-/// What `https` (a replica) answers an API request to bips with `cookie`: 200 or 401.
-pub async fn status_with(pki: &Pki, https: std::net::SocketAddr, cookie: &(String, String)) -> u16 {
+/// A client for bips at `https` (a replica): the test PKI's CA, no redirect followed, 10 s.
+pub fn bips_client(pki: &Pki, https: std::net::SocketAddr) -> reqwest::Client {
     let ca = std::fs::read(pki.path("ca.crt")).expect("ca");
-    let client = reqwest::Client::builder()
+    reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("ca"))
         .resolve(&host("bips"), https)
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(10))
         .build()
-        .expect("client");
-    client
+        .expect("client")
+}
+
+/// What `https` (a replica) answers an API request to bips with `cookie`: 200 or 401.
+pub async fn status_with(pki: &Pki, https: std::net::SocketAddr, cookie: &(String, String)) -> u16 {
+    bips_client(pki, https)
         .get(format!("https://{}:{}/", host("bips"), https.port()))
         .header("accept", "application/json")
         .header("cookie", format!("{}={}", cookie.0, cookie.1))

@@ -2,7 +2,6 @@
 //! to read the CertID and nonce out of an OCSP request. The signatures on what is written here
 //! are OpenSSL's (see `revocation.rs`), and `tests/revocation.rs` checks the fixtures with the
 //! `openssl` command line, so nothing here is trusted on its own word.
-#![allow(dead_code)]
 
 /// One TLV: `tag`, then the DER length of `content`, then `content`.
 pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {

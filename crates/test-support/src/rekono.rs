@@ -1,7 +1,6 @@
 //! Harness for the Rekono simulator tests: the simulator in-process on `:0` ports (hyper
 //! reports them), the shipped demo accounts, a cookie-keeping "browser" that never follows
 //! redirects, and an `openidconnect` relying party.
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -15,7 +14,7 @@ use openidconnect::{
 };
 use prehod_rekono_sim::{RunningSim, SimConfig};
 
-use super::Pki;
+use crate::Pki;
 
 pub const RP_ID: &str = "bankart-rp";
 pub const RP_SECRET: &str = "bankart-rp-secret";
@@ -30,9 +29,9 @@ pub const VISOKA_TOTP: &str = "KRSXG5CTMVRXEZLUKN2XAZLSONSWG4TF";
 
 /// The shipped demo accounts with the test PKI's certificate paths.
 pub fn accounts_file(pki: &Pki) -> std::path::PathBuf {
-    let shipped = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/deploy/dev/rekono-accounts.yaml"
+    let shipped = std::fs::read_to_string(format!(
+        "{}/deploy/dev/rekono-accounts.yaml",
+        crate::WORKSPACE
     ))
     .expect("shipped accounts");
     let text = shipped.replace("${PREHOD_DEV_CERTS}", &pki.dir.path().display().to_string());
@@ -73,6 +72,15 @@ pub fn sim_config(
         forgot_password_url: FORGOT_PASSWORD_URL.into(),
         create_account_url: CREATE_ACCOUNT_URL.into(),
     }
+}
+
+/// A fresh [`Pki`], the simulator started on it ([`start`]) and a relying party built from
+/// its discovery ([`Rekono::rp`]); keep the `Pki` while the simulator runs.
+pub async fn start_with_rp(backchannel: Option<String>) -> (Pki, Rekono, Rp) {
+    let pki = Pki::new();
+    let rekono = start(&pki, backchannel).await;
+    let rp = rekono.rp().await;
+    (pki, rekono, rp)
 }
 
 /// Starts the simulator with one relying party (`RP_ID`), whose back-channel logout goes to

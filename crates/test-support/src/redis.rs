@@ -1,17 +1,8 @@
 //! A `redis-server` of a test's own (the fleet's shared state), on a free loopback port.
-#![allow(dead_code)]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::{free_port, Pki};
-
-fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use crate::{free_port, wait_for, Pki};
 
 /// A `redis-server` of the test's own on a free loopback port, without persistence; killed
 /// when dropped.
@@ -126,6 +117,16 @@ impl Redis {
 
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// The gateway's `state:` section for this Redis with `key_prefix`, for a world's
+    /// `Options::top_yaml` (a `&'static str`: leaked, once per test).
+    pub fn state_yaml(&self, key_prefix: &str) -> &'static str {
+        let yaml = format!(
+            "state:\n  url: {}\n  key_prefix: \"{key_prefix}\"\n",
+            self.url()
+        );
+        Box::leak(yaml.into_boxed_str())
     }
 }
 

@@ -1,6 +1,5 @@
 //! A small W3C WebDriver client for Debian's headless Chromium through `chromedriver`:
 //! enough to open pages, type, click, read the page and take screenshots.
-#![allow(dead_code)]
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -18,10 +17,16 @@ pub struct Chrome {
 }
 
 impl Chrome {
+    /// [`Chrome::start`] trusting the server certificate of `pki` (every test host's).
+    pub async fn trusting(pki: &crate::Pki) -> Self {
+        let cert = std::fs::read(pki.path("server.crt")).expect("the server certificate");
+        Self::start(&spki_hash(&cert)).await
+    }
+
     /// Starts chromedriver on a free port and a headless Chromium session that trusts exactly
     /// the server key with SPKI hash `spki_sha256_b64` (no blanket certificate bypass).
     pub async fn start(spki_sha256_b64: &str) -> Self {
-        let port = super::free_port();
+        let port = crate::free_port();
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
@@ -172,6 +177,34 @@ impl Chrome {
         .await;
     }
 
+    /// On Rekono's login page: the e-mail and password of `account`, then on to the factor
+    /// chooser, whose page source is returned.
+    pub async fn rekono_password(&self, account: (&str, &str)) -> String {
+        self.wait_for("Prijavljate se v storitev").await;
+        self.type_into("#email", account.0).await;
+        self.type_into("#password", account.1).await;
+        self.click("#login").await;
+        self.wait_for("Izberite način prijave").await
+    }
+
+    /// On Rekono's factor chooser: OnePass, and the current code of the TOTP `secret`
+    /// submitted.
+    pub async fn rekono_onepass(&self, secret: &str) {
+        self.click("#factor-otp").await;
+        self.wait_for("Rekono OnePass").await;
+        self.type_into("#code", &crate::login::totp_now(secret))
+            .await;
+        self.click("#confirm").await;
+    }
+
+    /// On a Bankart login page: "Prijava z Rekono računom", then [`Chrome::rekono_password`]
+    /// and [`Chrome::rekono_onepass`] — a whole Rekono login as a person does it.
+    pub async fn log_in_with_rekono(&self, account: (&str, &str), secret: &str) {
+        self.click("#login-rekono").await;
+        self.rekono_password(account).await;
+        self.rekono_onepass(secret).await;
+    }
+
     /// Waits until the page source contains `text`.
     pub async fn wait_for(&self, text: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(15);
@@ -213,9 +246,9 @@ impl Chrome {
     /// elements), empty when there are none. The script is injected through WebDriver, which
     /// the page's CSP (no scripts at all) does not govern.
     pub async fn axe_violations(&self) -> Vec<String> {
-        let source = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/a11y/node_modules/axe-core/axe.min.js"
+        let source = std::fs::read_to_string(format!(
+            "{}/tests/a11y/node_modules/axe-core/axe.min.js",
+            crate::WORKSPACE
         ))
         .expect("axe-core: run `npm ci` in tests/a11y (tests/run.sh does)");
         self.execute(&format!("{source}\n;return typeof axe;"), json!([]))

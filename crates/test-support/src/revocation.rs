@@ -5,7 +5,6 @@
 //! field (`der.rs`) and signed with the test PKI's real keys by OpenSSL, so that a test can
 //! produce exactly the validly signed but superseded, foreign or out-of-scope data an attacker
 //! on that path could replay or substitute.
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -15,8 +14,8 @@ use openssl::hash::MessageDigest;
 use openssl::pkey::{PKey, Private};
 use openssl::x509::X509;
 
-use super::der;
-use super::Pki;
+use crate::der;
+use crate::Pki;
 
 pub const OID_CRL_NUMBER: &str = "2.5.29.20";
 pub const OID_DELTA_CRL_INDICATOR: &str = "2.5.29.27";

@@ -1,0 +1,92 @@
+//! Reading what came back: a plain HTTP/1.1 GET to the admin listener, a raw HTTP/1.1
+//! response split into its parts, the headers a demo portal reports it received, and digests.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::time::Duration;
+
+/// A plain HTTP/1.1 GET; `Some((status, body))` if anything answered.
+pub fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let status = out.split(' ').nth(1)?.parse().ok()?;
+    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())?;
+    Some((status, body))
+}
+
+/// An HTTP/1.1 response split into status, lower-case headers and body.
+pub struct RawResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    pub fn parse(bytes: &[u8]) -> Option<Self> {
+        let split = bytes.windows(4).position(|w| w == b"\r\n\r\n")?;
+        let head = std::str::from_utf8(&bytes[..split]).ok()?;
+        let mut lines = head.split("\r\n");
+        let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+            .collect();
+        Some(Self {
+            status,
+            headers,
+            body: bytes[split + 4..].to_vec(),
+        })
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(data))
+}
+
+/// The header names (lower case) a demo portal reports it received.
+pub fn received_header_names(json: &serde_json::Value) -> Vec<String> {
+    json["headers"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|pair| pair[0].as_str().map(str::to_ascii_lowercase))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub fn received_header<'a>(json: &'a serde_json::Value, name: &str) -> Vec<&'a str> {
+    json["headers"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|pair| {
+                    pair[0]
+                        .as_str()
+                        .is_some_and(|n| n.eq_ignore_ascii_case(name))
+                })
+                .filter_map(|pair| pair[1].as_str())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub fn path_display(p: &Path) -> String {
+    p.display().to_string()
+}

@@ -1,0 +1,284 @@
+//! Certificate login in a test world: how the dev CA is trusted ([`CertOptions`]), a real
+//! `openssl ocsp` responder for it, and the `certificate_login:` section of the gateway's
+//! configuration written from them.
+
+use std::net::SocketAddr;
+
+use crate::{free_port, Pki};
+
+/// How the dev CA is trusted for certificate login.
+#[derive(Clone, Default)]
+pub struct CertOptions {
+    /// A CRL file relative to the PKI directory, and the refresh interval.
+    pub crl: Option<(&'static str, &'static str)>,
+    pub ocsp: Option<Ocsp>,
+    /// The anchor's certificate-policy allow-list.
+    pub policies: Option<&'static str>,
+    /// Serve the CRL file over http and configure that URL instead of the file.
+    pub crl_over_http: bool,
+    /// `certificate_login.crl_grace`.
+    pub crl_grace: Option<&'static str>,
+    /// The anchor's `user_id` (default `serial_number`).
+    pub user_id: Option<&'static str>,
+    /// Check CRL distribution points named in the certificates.
+    pub distribution_points: bool,
+    /// More YAML lines for the anchor (e.g. its own `max_chain_depth`).
+    pub anchor_yaml: Option<&'static str>,
+    /// Trust the PKI's "untrusted" CA as a second anchor, mapping users by common name.
+    pub second_anchor: bool,
+    pub max_chain_depth: Option<u32>,
+    /// Trust the PKI's `future-ca.crt` (valid only from tomorrow) as another anchor.
+    pub future_anchor: bool,
+    /// An anchor listed *first* (the untrusted CA, no users here) whose CRL comes from this URL.
+    pub leading_anchor_crl: Option<String>,
+    /// `certificate_login.fetch_timeout`.
+    pub fetch_timeout: Option<&'static str>,
+    /// The anchor's `ca` holds the dev CA's intermediate after the root (so that the
+    /// intermediate's CRLs can be configured).
+    pub ca_bundle: bool,
+    /// More YAML lines for the anchor, written as given (indented by the harness).
+    pub anchor_lines: Vec<String>,
+    /// `certificate_login.crl_refresh` (otherwise the `crl` option's, or 1m).
+    pub crl_refresh: Option<&'static str>,
+}
+
+#[derive(Clone, Copy)]
+pub enum Ocsp {
+    /// A real `openssl ocsp` responder for the world's CA: `valid` good, `revoked` revoked.
+    Responder,
+    /// A real `openssl ocsp` responder for the dev CA's intermediate, signing with its key:
+    /// `deep` (issued by the intermediate) revoked. The anchor's policy is `soft_fail`, so an
+    /// answer that cannot be used (asked with the wrong issuer) would let `deep` through.
+    IntermediateResponder,
+    /// A real `openssl ocsp` responder for the world's CA that signs with the root's key and
+    /// puts no certificate in its answers (`-resp_no_certs`); the anchor's policy is
+    /// `soft_fail`, so an answer that is not recognised lets `revoked` through.
+    RootWithoutCertificates,
+    /// A responder address where nothing listens.
+    Unreachable { soft_fail: bool },
+}
+
+/// `openssl ocsp` running as a responder on loopback; stopped when dropped.
+pub struct Responder {
+    child: std::process::Child,
+    pub url: String,
+}
+
+impl Drop for Responder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub(crate) fn ocsp_responder(pki: &crate::Pki, kind: Ocsp) -> Responder {
+    let index = pki.path("ocsp-index.txt");
+    let (lines, ca, key) = match kind {
+        Ocsp::IntermediateResponder => (
+            "R\t301231235959Z\t251101000000Z\t03F0\tunknown\t/CN=deep\n",
+            "intermediate.crt",
+            "intermediate.key",
+        ),
+        _ => (
+            "V\t301231235959Z\t\t03E8\tunknown\t/CN=valid\nR\t301231235959Z\t251101000000Z\t03EA\tunknown\t/CN=revoked\n",
+            "ca.crt",
+            "ca.key",
+        ),
+    };
+    std::fs::write(&index, lines).expect("index");
+    let port = free_port();
+    let mut child = std::process::Command::new("openssl")
+        .args(["ocsp", "-index"])
+        .arg(&index)
+        .args(["-port", &port.to_string(), "-rsigner"])
+        .arg(pki.path(ca))
+        .arg("-rkey")
+        .arg(pki.path(key))
+        .arg("-CA")
+        .arg(pki.path(ca))
+        .args(["-nmin", "5", "-ignore_err"])
+        .args(if matches!(kind, Ocsp::RootWithoutCertificates) {
+            &["-resp_no_certs"][..]
+        } else {
+            &[][..]
+        })
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("openssl ocsp");
+    // Ready when it says so. (Not by connecting: it serves one connection at a time, and a
+    // connection that sends nothing leaves it waiting for good.)
+    let (tx, rx) = std::sync::mpsc::channel();
+    for stream in [
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stream)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if line.contains("waiting for OCSP client connections") {
+                    let _ = tx.send(());
+                }
+            }
+        });
+    }
+    rx.recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the OCSP responder did not start");
+    Responder {
+        child,
+        url: format!("http://127.0.0.1:{port}/"),
+    }
+}
+
+/// The `certificate_login:` section for `c`: the dev CA as the anchor (with its intermediate in a
+/// bundle when `ca_bundle`), and the CRLs, OCSP, policies and other anchors `c` asks for.
+pub(crate) fn certificate_login_yaml(
+    pki: &Pki,
+    c: &CertOptions,
+    responder: Option<&Responder>,
+    crl_url: Option<SocketAddr>,
+) -> String {
+    let mut yaml = format!(
+            "certificate_login:\n  host: certlogin.bankart.localhost\n  level: 30\n  crl_refresh: {}\n  anchors:\n    - name: prehod dev CA\n      ca: {}\n      user_id: serial_number\n",
+            c.crl_refresh.unwrap_or(c.crl.map_or("1m", |(_, r)| r)),
+            if c.ca_bundle {
+                let bundle = pki.path("ca-and-intermediate.crt");
+                let mut pem = std::fs::read(pki.path("ca.crt")).expect("ca");
+                pem.extend(std::fs::read(pki.path("intermediate.crt")).expect("intermediate"));
+                std::fs::write(&bundle, pem).expect("bundle");
+                bundle
+            } else {
+                pki.path("ca.crt")
+            }
+            .display(),
+        );
+    if let Some(url) = &c.leading_anchor_crl {
+        yaml = yaml.replace(
+            "  anchors:\n",
+            &format!(
+                "  anchors:\n    - name: leading CA\n      ca: {}\n      crls: [\"{url}\"]\n",
+                pki.path("untrusted-ca.crt").display()
+            ),
+        );
+    }
+    if let Some(t) = c.fetch_timeout {
+        yaml = yaml.replace(
+            "  level: 30\n",
+            &format!("  level: 30\n  fetch_timeout: {t}\n"),
+        );
+    }
+    if let Some(extra) = c.anchor_yaml {
+        yaml.push_str(&format!("      {extra}\n"));
+    }
+    for line in &c.anchor_lines {
+        yaml.push_str(&format!("      {line}\n"));
+    }
+    if c.distribution_points {
+        yaml.push_str("      crl_distribution_points: true\n");
+    }
+    if let Some(user_id) = c.user_id {
+        yaml = yaml.replace(
+            "      user_id: serial_number\n",
+            &format!("      user_id: \"{user_id}\"\n"),
+        );
+    }
+    if let Some(grace) = c.crl_grace {
+        yaml = yaml.replace(
+            "  level: 30\n",
+            &format!("  level: 30\n  crl_grace: {grace}\n"),
+        );
+    }
+    if let Some(depth) = c.max_chain_depth {
+        yaml = yaml.replace(
+            "  level: 30\n",
+            &format!("  level: 30\n  max_chain_depth: {depth}\n"),
+        );
+    }
+    if let Some(policies) = c.policies {
+        yaml.push_str(&format!("      policies: [\"{policies}\"]\n"));
+    }
+    if let Some((crl, _)) = c.crl {
+        let source = match crl_url {
+            Some(addr) => format!("http://{addr}/{crl}"),
+            None => pki.path(crl).display().to_string(),
+        };
+        yaml.push_str(&format!("      crls: [\"{source}\"]\n"));
+    }
+    if c.future_anchor {
+        yaml.push_str(&format!(
+            "    - name: future CA\n      ca: {}\n      user_id: serial_number\n",
+            pki.path("future-ca.crt").display()
+        ));
+    }
+    if c.second_anchor {
+        yaml.push_str(&format!(
+            "    - name: second CA\n      ca: {}\n      user_id: common_name\n",
+            pki.path("untrusted-ca.crt").display()
+        ));
+    }
+    match c.ocsp {
+        Some(
+            o @ (Ocsp::Responder | Ocsp::IntermediateResponder | Ocsp::RootWithoutCertificates),
+        ) => {
+            let url = responder.map(|r| r.url.clone()).unwrap_or_default();
+            let policy = if matches!(o, Ocsp::Responder) {
+                "fail_closed"
+            } else {
+                "soft_fail"
+            };
+            yaml.push_str(&format!(
+                "      ocsp:\n        url: {url}\n        policy: {policy}\n        timeout: 2s\n"
+            ));
+        }
+        Some(Ocsp::Unreachable { soft_fail }) => {
+            let policy = if soft_fail {
+                "soft_fail"
+            } else {
+                "fail_closed"
+            };
+            yaml.push_str(&format!("      ocsp:\n        url: http://127.0.0.1:{}/\n        policy: {policy}\n        timeout: 1s\n", free_port()));
+        }
+        None => {}
+    }
+    yaml
+}
+
+impl super::World {
+    /// A CRL distribution point of the dev CA: a CRL listing `revoked` and valid for `valid`
+    /// (negative: already past its nextUpdate), written to `file` in the PKI's folder and served
+    /// over plain HTTP on loopback; and the client certificate `name` (serial `serial`) that
+    /// names it. Returns the CRL's path: write it again to change what the point serves.
+    pub async fn distribution_point(
+        &self,
+        file: &str,
+        revoked: &[u64],
+        valid: time::Duration,
+        name: &str,
+        serial: u64,
+    ) -> std::path::PathBuf {
+        let crl = self.pki.path(file);
+        prehod_devpki::write_crl(self.pki.dir.path(), &crl, revoked, valid).expect("crl");
+        let dp = crate::servers::serve_file(crl.clone()).await;
+        prehod_devpki::issue_client_with_crl_dp(
+            self.pki.dir.path(),
+            name,
+            serial,
+            &format!("http://{dp}/ca.crl"),
+        )
+        .expect("issue");
+        crl
+    }
+}

@@ -1,0 +1,20 @@
+//! Harness for the login tests: the Rekono simulator in-process, the real gateway binary
+//! registered with it as a relying party, six demo portals, and a browser-like client whose
+//! cookie jar honours `Domain`, `Path` and `Max-Age=0` as a browser does.
+
+mod browser;
+mod certificates;
+mod flows;
+mod world;
+
+pub use browser::{Browser, Page};
+pub use certificates::{CertOptions, Ocsp, Responder};
+pub use flows::*;
+pub use world::{certificate_world, world, Options, World};
+
+pub const CLIENT_ID: &str = "prehod-test";
+/// The session cookie: host-only (`__Host-`), one per host.
+pub const SESSION: &str = "__Host-prehod_session";
+/// A form kept across the login, on the portal that kept it.
+pub const POST: &str = "__Host-prehod_post";
+pub const CLIENT_SECRET: &str = "prehod-test-secret";

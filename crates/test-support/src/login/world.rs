@@ -1,0 +1,210 @@
+//! A test world: a fresh PKI, the Rekono simulator in-process with the gateway registered as
+//! its relying party, six demo portals, and the real gateway binary configured for Rekono
+//! login (and certificate login, when asked) on a port chosen before the simulator starts.
+
+use super::certificates::{certificate_login_yaml, ocsp_responder, CertOptions, Ocsp, Responder};
+use super::{CLIENT_ID, CLIENT_SECRET};
+use crate::{free_port, six_demo_portals, Gateway, Pki};
+
+pub struct World {
+    pub _responder: Option<Responder>,
+    pub pki: Pki,
+    pub sim: prehod_rekono_sim::RunningSim,
+    pub gw: Gateway,
+    pub _portals: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Options for one world.
+pub struct Options {
+    pub idle: &'static str,
+    pub absolute: &'static str,
+    /// Extra lines per portal, e.g. `("bips", "min_level: 20")`.
+    pub portal_yaml: Vec<(&'static str, &'static str)>,
+    /// Where Rekono posts back-channel logout tokens instead of the gateway.
+    pub backchannel: Option<String>,
+    /// The gateway authenticates to Rekono with `private_key_jwt`; Rekono knows no secret.
+    pub private_key_jwt: bool,
+    /// With `private_key_jwt`: the client key is RSA (RS256), not EC P-256 (ES256).
+    pub rsa_client_key: bool,
+    /// Certificate login on certlogin.bankart.localhost, trusting the dev CA.
+    pub certificates: Option<CertOptions>,
+    /// Give the simulator account with this e-mail this `sub`.
+    pub account_sub: Option<(&'static str, &'static str)>,
+    /// More top-level YAML for the gateway (e.g. `rate_limits:`).
+    pub top_yaml: &'static str,
+    /// `session.cookie_scope: parent_domain` (one cookie on bankart.localhost) instead of
+    /// host-only cookies.
+    pub parent_domain: bool,
+    /// More lines under `login:` (e.g. `portal_prefix: /.gw/`).
+    pub login_yaml: &'static str,
+    /// More lines under `server:` (e.g. `body_buffer_memory: 1MiB`).
+    pub server_yaml: &'static str,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            idle: "30m",
+            absolute: "10h",
+            portal_yaml: vec![("bips", "min_level: 20"), ("bws", "min_level: 30")],
+            backchannel: None,
+            private_key_jwt: false,
+            rsa_client_key: false,
+            certificates: None,
+            account_sub: None,
+            top_yaml: "",
+            parent_domain: false,
+            login_yaml: "",
+            server_yaml: "",
+        }
+    }
+}
+
+/// A world with certificate login configured by `certificates`, the rest as by default.
+pub async fn certificate_world(certificates: CertOptions) -> World {
+    world(Options {
+        certificates: Some(certificates),
+        ..Options::default()
+    })
+    .await
+}
+
+pub async fn world(options: Options) -> World {
+    // The HTTPS port is part of the redirect URI registered at Rekono, so it is chosen first;
+    // if another process takes it before the gateway binds it, everything starts again.
+    for _ in 0..5 {
+        if let Some(world) = try_world(&options).await {
+            return world;
+        }
+    }
+    panic!("five attempts to start the gateway lost its port to another process");
+}
+
+async fn try_world(options: &Options) -> Option<World> {
+    let pki = Pki::new();
+    let port = free_port();
+    let login_url = format!("https://login.bankart.localhost:{port}");
+    let client_key = pki.path("oidc-client.key");
+    if options.private_key_jwt {
+        let key = if options.rsa_client_key {
+            openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(2048).expect("key"))
+                .expect("pkey")
+        } else {
+            let group = openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1)
+                .expect("curve");
+            openssl::pkey::PKey::from_ec_key(openssl::ec::EcKey::generate(&group).expect("key"))
+                .expect("pkey")
+        };
+        std::fs::write(&client_key, key.private_key_to_pem_pkcs8().expect("pem")).expect("write");
+        // A key file others may read is refused (as the gateway's own keys are).
+        std::fs::set_permissions(
+            &client_key,
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .expect("chmod");
+        std::fs::write(
+            pki.path("oidc-client.pub"),
+            key.public_key_to_pem().expect("pem"),
+        )
+        .expect("write");
+    }
+    let rp = prehod_rekono_sim::config::RawClient {
+        client_id: CLIENT_ID.into(),
+        name: "Bankart Varni Spletni Prehod".into(),
+        secret: (!options.private_key_jwt).then(|| CLIENT_SECRET.into()),
+        jwt_keys: if options.private_key_jwt {
+            vec![pki.path("oidc-client.pub").display().to_string()]
+        } else {
+            vec![]
+        },
+        redirect_uris: vec![format!("{login_url}/oidc/callback")],
+        post_logout_redirect_uris: vec![format!("{login_url}/logged-out")],
+        backchannel_logout_uri: Some(
+            options
+                .backchannel
+                .clone()
+                .unwrap_or_else(|| format!("{login_url}/oidc/backchannel-logout")),
+        ),
+        id_token_alg: None,
+    };
+    let config = crate::rekono::sim_config(
+        &pki,
+        vec![prehod_rekono_sim::config::client(&rp, pki.dir.path()).expect("client")],
+        Some(pki.path("ca.crt")),
+    );
+    let mut config = config;
+    if let Some((email, sub)) = options.account_sub {
+        for account in config.accounts.iter_mut().filter(|a| a.email == email) {
+            account.sub = sub.to_owned();
+        }
+    }
+    let sim = prehod_rekono_sim::spawn(config).await.expect("simulator");
+    let (mut setup, portals) = six_demo_portals().await;
+    for (portal, yaml) in &options.portal_yaml {
+        setup = setup.portal_yaml(portal, yaml);
+    }
+    setup.https_port = Some(port);
+    setup.top_extra = options.top_yaml.to_owned();
+    setup.server_extra = options.server_yaml.to_owned();
+    let key = std::fs::read_to_string(pki.path("session.key")).expect("session key");
+    let responder = options
+        .certificates
+        .as_ref()
+        .and_then(|c| c.ocsp)
+        .filter(|o| {
+            matches!(
+                o,
+                Ocsp::Responder | Ocsp::IntermediateResponder | Ocsp::RootWithoutCertificates
+            )
+        })
+        .map(|o| ocsp_responder(&pki, o));
+    let crl_url = match &options.certificates {
+        Some(CertOptions {
+            crl: Some((crl, _)),
+            crl_over_http: true,
+            ..
+        }) => Some(crate::servers::serve_file(pki.path(crl)).await),
+        _ => None,
+    };
+    setup.auth = Some(format!(
+        "login:\n  host: login.bankart.localhost\n  url: {login_url}\n{login_extra}\
+session:\n{scope}  idle_timeout: {idle}\n  absolute_timeout: {absolute}\n  keys: [\"{key}\"]\n\
+oidc:\n  issuer: {issuer}\n  client_id: {CLIENT_ID}\n{client_auth}  ca: {ca}\n  timeout: 5s\n\
+assertion:\n  key: {assertion}\n{certificates}",
+        scope = if options.parent_domain {
+            "  cookie_scope: parent_domain\n  cookie_domain: bankart.localhost\n"
+        } else {
+            ""
+        },
+        login_extra = options.login_yaml,
+        idle = options.idle,
+        absolute = options.absolute,
+        key = key.trim(),
+        issuer = sim.issuer(),
+        ca = pki.path("ca.crt").display(),
+        assertion = pki.path("assertion.key").display(),
+        certificates = options
+            .certificates
+            .as_ref()
+            .map(|c| certificate_login_yaml(&pki, c, responder.as_ref(), crl_url))
+            .unwrap_or_default(),
+        client_auth = if options.private_key_jwt {
+            format!(
+                "  client_auth: private_key_jwt\n  client_key: {}\n",
+                client_key.display()
+            )
+        } else {
+            format!("  client_secret: {CLIENT_SECRET}\n")
+        },
+    ));
+
+    let gw = Gateway::try_start(&pki, &setup)?;
+    gw.wait_ready();
+    Some(World {
+        _responder: responder,
+        pki,
+        sim,
+        gw,
+        _portals: portals,
+    })
+}
