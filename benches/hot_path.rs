@@ -203,7 +203,7 @@ assertion:\n  key: {0}/assertion.key\nportals:\n  bips:\n    host: bips.bankart.
     let portal = &auth_config.portals[0];
     c.bench_function("auth/decide (valid session, allowed)", |b| {
         b.iter(|| {
-            prehod_gateway::auth::decide(
+            prehod_gateway::portal::decide::decide(
                 Some(&auth),
                 portal,
                 &http::Method::GET,

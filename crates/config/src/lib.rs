@@ -688,7 +688,7 @@ pub enum AppLogin {
     Own,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Portal {
     /// The key in `portals:` (`acq`, `b2b`, …), used in metrics and logs.
     pub name: String,
@@ -715,7 +715,7 @@ pub struct Portal {
     pub danger_no_authentication: bool,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Upstream {
     pub targets: Vec<Target>,
     pub tls: Option<UpstreamTls>,
@@ -739,7 +739,7 @@ impl std::fmt::Display for Target {
     }
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct UpstreamTls {
     /// Trust anchors for the upstream's certificate; `None` uses the system store.
     pub ca: Option<Vec<X509>>,

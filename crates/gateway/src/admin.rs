@@ -44,10 +44,9 @@ impl ServeHttp for Admin {
             "/healthz" => respond(StatusCode::OK, "text/plain", b"ok\n".to_vec()),
             "/readyz" => {
                 let portals: Vec<serde_json::Value> = shared
-                    .config
                     .portals
                     .iter()
-                    .zip(&shared.pools)
+                    .map(|p| (&p.config, &p.pool))
                     .map(|(portal, pool)| {
                         serde_json::json!({
                             "portal": portal.name,
@@ -60,7 +59,8 @@ impl ServeHttp for Admin {
                 // Ready once every pool was checked: an upstream that is down makes its own
                 // portal answer 502, it must not take the whole gateway out of the balancer.
                 let oidc = shared.auth.as_ref().map(|a| a.provider().is_some());
-                let ready = shared.pools.iter().all(|p| p.is_checked()) && oidc != Some(false);
+                let ready =
+                    shared.portals.iter().all(|p| p.pool.is_checked()) && oidc != Some(false);
                 let now = prehod_identity::unix_now() as i64;
                 // Certificate revocation state: shown, but a stale CRL only stops certificate
                 // logins (its own policy); it does not take the gateway out of the balancer.
@@ -96,7 +96,7 @@ impl ServeHttp for Admin {
     }
 }
 
-/// The admin API on users' sessions (see `crate::my_sessions`), behind
+/// The admin API on users' sessions (see `crate::login::sessions`), behind
 /// `Authorization: Bearer <admin.api_token>` (compared in constant time); without a token in
 /// the configuration it does not exist (404).
 ///
@@ -160,16 +160,20 @@ async fn sessions_api(shared: &crate::Shared, session: &ServerSession) -> Respon
         }
         ("POST", "/sessions/end") => {
             let ended = if query.get("all").is_some_and(|a| a == "true") {
-                crate::my_sessions::end_all(auth, user, now);
+                crate::login::sessions::end_all(auth, user, now);
                 true
             } else {
                 let sid = query.get("sid").map(String::as_str).unwrap_or_default();
-                crate::my_sessions::end_one(shared, auth, user, sid, now).await
+                crate::login::sessions::end_one(shared, auth, user, sid, now).await
             };
             crate::audit::write(&crate::audit::Event {
                 request_id: "admin",
-                event: "logout",
-                outcome: if ended { "success" } else { "failure" },
+                event: crate::audit::Kind::Logout,
+                outcome: if ended {
+                    crate::audit::Outcome::Success
+                } else {
+                    crate::audit::Outcome::Failure
+                },
                 reason: Some("admin_api"),
                 sub: Some(user),
                 ..Default::default()

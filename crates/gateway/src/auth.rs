@@ -1,20 +1,20 @@
-//! Where authentication happens on a portal request: one decision per request, from the
-//! session cookie and the portal's policy (level of assurance, allowed methods).
+//! The gateway's login state, built once at start and at each reload: session sealing, the
+//! OpenID provider, the certificate checker, cookie names, the login host's URLs.
 //!
-//! [`AuthState`] is built once at start; [`decide`] only reads it.
+//! [`AuthState`] is built here; `crate::portal::decide` only reads it per request.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use http::HeaderMap;
-use prehod_config::{Config, LoginMethod, Portal};
+use prehod_config::Config;
 use prehod_identity::assertion::Signer;
 use prehod_identity::oidc::{Provider, Settings};
 use prehod_identity::seal::Sealer;
-use prehod_identity::session::{Method, Refusal, Session, Sessions};
+use prehod_identity::session::Sessions;
 
-use crate::pages::{Message, Pages};
+use crate::pages::Pages;
 
 /// Everything the gateway's login needs, built once.
 pub struct AuthState {
@@ -339,211 +339,7 @@ pub fn encode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-/// The portal page the request came from (its `Referer`), when that is a portal URL.
-fn came_from(auth: &AuthState, headers: &HeaderMap) -> Option<String> {
-    headers
-        .get(http::header::REFERER)
-        .and_then(|r| r.to_str().ok())
-        .and_then(|r| auth.check_return(r))
-        .map(|(r, _)| r)
-}
-
 /// A cookie's value from the `Cookie` headers.
 pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     crate::cookies::find(headers, name)
-}
-
-/// What to do with a request for a portal.
-#[derive(Debug)]
-pub enum Decision {
-    /// Forward it; `session` is `None` only for portals without login.
-    Allow {
-        session: Option<Arc<Session>>,
-        /// A new session cookie to set (idle time rolled).
-        rolled: Option<String>,
-    },
-    /// Send the browser to this URL (the login page, or Rekono for a step-up).
-    Redirect { location: String, step_up: bool },
-    /// Not a browser navigation: 401 with JSON naming the login page.
-    LoginRequired { login: String, reason: &'static str },
-    /// Refuse with this page.
-    Deny {
-        message: Message,
-        reason: &'static str,
-    },
-}
-
-impl Decision {
-    /// The `auth` label in metrics and the access log.
-    pub fn outcome(&self) -> &'static str {
-        match self {
-            Decision::Allow { session: None, .. } => "none",
-            Decision::Allow { .. } => "session",
-            Decision::Redirect { step_up: true, .. } => "step_up",
-            Decision::Redirect { .. } => "redirect",
-            Decision::LoginRequired { .. } => "unauthenticated",
-            Decision::Deny { .. } => "denied",
-        }
-    }
-}
-
-/// A browser navigation (a page load), as opposed to XHR/fetch/API calls.
-fn is_navigation(method: &http::Method, headers: &HeaderMap) -> bool {
-    let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if headers.contains_key("x-requested-with") {
-        return false;
-    }
-    match header("sec-fetch-mode") {
-        "navigate" => return true,
-        "" => {}
-        _ => return false,
-    }
-    matches!(
-        *method,
-        http::Method::GET | http::Method::HEAD | http::Method::POST
-    ) && header("accept").contains("text/html")
-}
-
-/// The decision for `portal`, given the request's method, headers and full URL.
-pub fn decide(
-    auth: Option<&AuthState>,
-    portal: &Portal,
-    method: &http::Method,
-    headers: &HeaderMap,
-    url: &str,
-    now: u64,
-) -> Decision {
-    if portal.danger_no_authentication {
-        return Decision::Allow {
-            session: None,
-            rolled: None,
-        };
-    }
-    let Some(auth) = auth else {
-        // The config check makes this impossible; refuse rather than forward.
-        return Decision::Deny {
-            message: Message::LoginFailed,
-            reason: "no_login_configured",
-        };
-    };
-    let opened = cookie(headers, &auth.cookie_name).map(|c| {
-        auth.sessions.validate(c, now).and_then(|valid| {
-            // Host-only cookies name their host: another host's cookie is not a session here.
-            if valid.session.host.as_deref() == auth.cookie_host(&portal.host) {
-                Ok(valid)
-            } else {
-                Err(Refusal::Invalid)
-            }
-        })
-    });
-    let refusal = match opened {
-        Some(Ok(valid)) => {
-            let s = &valid.session;
-            let method_allowed = match s.method {
-                Method::Rekono => portal.methods.contains(&LoginMethod::Rekono),
-                Method::Certificate => portal.methods.contains(&LoginMethod::Certificate),
-            };
-            if !method_allowed {
-                return Decision::Deny {
-                    message: Message::MethodNotAllowed,
-                    reason: "method_not_allowed",
-                };
-            }
-            let organisation_allowed = portal.allowed_organisations.as_ref().is_none_or(|orgs| {
-                s.cert.as_ref().is_some_and(|c| {
-                    auth.certificates.as_ref().is_some_and(|certs| {
-                        certs.checker.organisation_allowed(
-                            orgs,
-                            &c.organization_id,
-                            &c.organization,
-                        )
-                    })
-                })
-            });
-            if !organisation_allowed
-                || portal
-                    .allowed_users
-                    .as_ref()
-                    .is_some_and(|users| !users.contains(&s.sub))
-            {
-                return Decision::Deny {
-                    message: Message::UserNotAllowed,
-                    reason: "user_not_allowed",
-                };
-            }
-            // A certificate session holds only while its certificate does: revoked since the
-            // login (a newer CRL, a cached OCSP answer) or expired, it ends here.
-            if let (Method::Certificate, Some(certs)) = (s.method, &auth.certificates) {
-                let still =
-                    s.cert
-                        .as_ref()
-                        .map_or(Err(prehod_identity::cert::Refusal::Unreadable), |c| {
-                            certs.checker.still_valid(
-                                &prehod_identity::cert::SessionCert {
-                                    anchor: &c.anchor,
-                                    fingerprint: s.cert_fingerprint.as_deref().unwrap_or_default(),
-                                    not_after: c.not_after,
-                                    revocation_keys: &c.revocation_keys,
-                                    distribution_points: &c.distribution_points,
-                                },
-                                now as i64,
-                            )
-                        });
-                if let Err(refusal) = still {
-                    return Decision::Deny {
-                        message: Message::CertificateRefused,
-                        reason: refusal.label(),
-                    };
-                }
-            }
-            if s.level < portal.min_level {
-                if s.method == Method::Rekono
-                    && portal.methods.contains(&LoginMethod::Rekono)
-                    && is_navigation(method, headers)
-                {
-                    // First a page on the login host that says why (the levels), then
-                    // Rekono; the application the person came from is the way back.
-                    let from = came_from(auth, headers);
-                    return Decision::Redirect {
-                        location: auth.step_up_url(url, portal.min_level, from.as_deref()),
-                        step_up: true,
-                    };
-                }
-                return Decision::Deny {
-                    message: Message::LevelTooLow,
-                    reason: "level_too_low",
-                };
-            }
-            return Decision::Allow {
-                session: Some(valid.session),
-                rolled: valid.rolled,
-            };
-        }
-        Some(Err(r)) => Some(r),
-        None => None,
-    };
-    let reason = refusal.map_or("no_session", Refusal::as_str);
-    if is_navigation(method, headers) {
-        let notice = matches!(
-            refusal,
-            Some(Refusal::IdleExpired | Refusal::AbsoluteExpired | Refusal::Revoked)
-        )
-        .then_some("expired");
-        // Where the person came from, for a step-up the login host may find needed: the
-        // Referer does not survive the single sign-on hops (`no-referrer` on redirects).
-        let mut location = auth.login_page_url(url, notice);
-        if let Some(from) = came_from(auth, headers) {
-            location.push_str("&from=");
-            location.push_str(&encode(&from));
-        }
-        Decision::Redirect {
-            location,
-            step_up: false,
-        }
-    } else {
-        Decision::LoginRequired {
-            login: auth.login_page_url(url, None),
-            reason,
-        }
-    }
 }

@@ -1,6 +1,6 @@
 //! One memory budget for every request body the gateway reads into memory instead of
 //! streaming it: the login host's forms and back-channel logout tokens, and the forms kept
-//! across a login (`crate::preserve`). A body reserves its bytes *before* it is read — its
+//! across a login (`crate::portal::keep_form`). A body reserves its bytes *before* it is read — its
 //! declared length, or the most it may be — and gives them back when it is dropped ([`Hold`]).
 //!
 //! Three limits, each refused at once (the reason counted in
@@ -18,26 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use prehod_config::BodyBuffers;
 
-/// Why a body got no memory.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Refused {
-    /// Every byte of the budget is reserved.
-    Memory,
-    /// The client address holds its share (a quarter of the budget).
-    PerAddress,
-    /// The connection holds `body_buffers_per_connection` bodies already.
-    PerConnection,
-}
-
-impl Refused {
-    pub fn label(self) -> &'static str {
-        match self {
-            Refused::Memory => "memory",
-            Refused::PerAddress => "per_address",
-            Refused::PerConnection => "per_connection",
-        }
-    }
-}
+pub use crate::refusals::BodyRefused as Refused;
 
 /// A connection, by identity: a value all its requests share, alive as long as it is. A
 /// [`Hold`] keeps it alive, so no other connection can have its address meanwhile.

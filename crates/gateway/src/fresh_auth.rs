@@ -1,6 +1,6 @@
 //! Fresh authentication after all of a person's sessions were ended (issue 17, item 8).
 //!
-//! "End all my sessions" (`crate::my_sessions`), the admin API's end-all (`crate::admin`) and
+//! "End all my sessions" (`crate::login::sessions`), the admin API's end-all (`crate::admin`) and
 //! a back-channel logout naming only a subject revoke the subject at the gateway's time `R`:
 //! every session the gateway issued until then is refused ([`Sessions::revoke_sub`]), the
 //! next one is not. Rekono's single sign-on, though, answers the next login at once, with the

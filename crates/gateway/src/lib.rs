@@ -19,18 +19,25 @@ pub mod lifecycle;
 pub mod live;
 pub mod login;
 pub mod metrics;
-pub mod my_sessions;
 pub mod pages;
 pub mod pool;
-pub mod preserve;
+pub mod portal;
 pub mod proxy;
 pub mod ratelimit;
 pub mod redirect;
+pub mod refusals;
+pub mod reply;
+pub mod request;
+pub mod respond;
 pub mod return_url;
 pub mod revocation_data;
 pub mod routing;
+pub mod session_entry;
+pub mod shared;
 pub mod sso;
 pub mod state;
+#[cfg(test)]
+mod testing;
 pub mod tls;
 pub mod tls_profile;
 pub mod watch;
@@ -42,46 +49,9 @@ use pingora::prelude::background_service;
 use pingora::server::configuration::ServerConf;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
-use pingora::upstreams::peer::PeerOptions;
 use prehod_config::Config;
 
-use crate::metrics::Metrics;
-use crate::pool::Pool;
-
-/// What every phase of every request reads: one configuration's snapshot, built at start and
-/// again at each reload (see [`live`]). The `Arc` parts are the ones that live as long as the
-/// process: a reload hands them to the next snapshot.
-pub struct Shared {
-    pub config: Config,
-    pub router: routing::Router,
-    pub hygiene: hygiene::Hygiene,
-    /// One per portal, in config order.
-    pub pools: Vec<Arc<Pool>>,
-    pub peers: Vec<PeerTemplate>,
-    pub metrics: Arc<Metrics>,
-    /// The gateway's login; `None` when every portal is `danger_no_authentication`.
-    pub auth: Option<auth::AuthState>,
-    /// Every page the gateway serves (see [`pages`]).
-    pub pages: Arc<pages::Pages>,
-    /// Token buckets on the login endpoints.
-    pub rate_limits: Arc<ratelimit::RateLimiter>,
-    /// The server certificates by SNI and the client-certificate policy of this snapshot.
-    pub tls: Arc<tls::SniCertificates>,
-    /// The state shared with the other replicas (`state:`); lives as long as the process.
-    pub state: Option<Arc<state::Store>>,
-    /// Every user's sessions (for the sessions page and the admin API); lives as long as
-    /// the process.
-    pub sessions_index: Arc<my_sessions::Index>,
-    /// The memory request bodies read into memory share (`server.*`, not reloaded); lives as
-    /// long as the process.
-    pub body_budget: Arc<budget::BodyBudget>,
-}
-
-/// A portal's upstream connection settings, cloned into each request's peer.
-pub struct PeerTemplate {
-    pub tls: bool,
-    pub options: PeerOptions,
-}
+pub use crate::shared::{PeerTemplate, PortalRuntime, Shared};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -97,141 +67,6 @@ pub enum BuildError {
     State(#[from] state::StoreError),
     #[error("pages: {0}")]
     Pages(#[from] pages::PagesError),
-}
-
-impl Shared {
-    pub fn new(config: Config) -> Result<Self, BuildError> {
-        let peers = config
-            .portals
-            .iter()
-            .map(|portal| {
-                let mut options = PeerOptions::new();
-                options.connection_timeout = Some(portal.timeouts.connect);
-                options.total_connection_timeout = Some(portal.timeouts.connect * 2);
-                options.read_timeout = Some(portal.timeouts.read);
-                options.write_timeout = Some(portal.timeouts.write);
-                options.idle_timeout = Some(portal.timeouts.idle);
-                let tls = portal.upstream.tls.as_ref();
-                if let Some(tls) = tls {
-                    options.verify_cert = !tls.danger_accept_invalid_certs;
-                    options.verify_hostname = !tls.danger_accept_invalid_certs;
-                    if let Some(ca) = &tls.ca {
-                        options.ca = Some(Arc::new(ca.clone().into_boxed_slice()));
-                    }
-                }
-                PeerTemplate {
-                    tls: tls.is_some(),
-                    options,
-                }
-            })
-            .collect();
-        let login = config.auth.as_ref().map(|a| &a.login);
-        let pages = Arc::new(pages::Pages::new(
-            login.and_then(|l| l.templates.as_deref()),
-            login.map_or(prehod_config::DEFAULT_SUPPORT_EMAIL, |l| &l.support_email),
-        )?);
-        Ok(Self {
-            auth: auth::AuthState::new(&config, pages.clone())?,
-            pages,
-            router: routing::Router::new(&config),
-            hygiene: hygiene::Hygiene::new(&config),
-            pools: config
-                .portals
-                .iter()
-                .map(|p| Arc::new(Pool::new(&p.upstream.targets, p.upstream.health_check)))
-                .collect(),
-            peers,
-            metrics: Arc::new(Metrics::new()?),
-            rate_limits: Arc::new(ratelimit::RateLimiter::new(&config.rate_limits)),
-            tls: Arc::new(tls::SniCertificates::new(&config)?),
-            state: None,
-            sessions_index: Arc::default(),
-            body_budget: Arc::new(budget::BodyBudget::new(config.server.body_buffers)),
-            config,
-        })
-    }
-
-    /// Connects this (first) snapshot's session store to what lives as long as the process:
-    /// the per-user session index, and the shared state of `state:`, if any (told of every
-    /// revocation made here). Later snapshots take them over.
-    fn with_process_hooks(mut self) -> Result<Self, BuildError> {
-        self.state = match self.config.state.clone() {
-            Some(settings) => Some(Arc::new(state::Store::new(settings, self.metrics.clone())?)),
-            None => None,
-        };
-        self.install_hooks();
-        Ok(self)
-    }
-
-    fn install_hooks(&mut self) {
-        self.hook_crl_marks();
-        let Some(auth) = &mut self.auth else {
-            return;
-        };
-        let (index, store) = (self.sessions_index.clone(), self.state.clone());
-        auth.sessions
-            .set_issue_hook(Arc::new(move |s| index.record(s, store.as_ref())));
-        if let Some(store) = &self.state {
-            let hook = store.clone();
-            auth.sessions
-                .set_revoke_hook(Arc::new(move |r| hook.revoked(r)));
-        }
-    }
-
-    /// The shared state store hears of every CRL mark raised here (issue 22).
-    fn hook_crl_marks(&self) {
-        let certs = self.auth.as_ref().and_then(|a| a.certificates.as_ref());
-        if let (Some(store), Some(certs)) = (&self.state, certs) {
-            let store = store.clone();
-            certs
-                .checker
-                .crl_marks()
-                .set_hook(Arc::new(move |key, mark| store.crl_mark_raised(key, mark)));
-        }
-    }
-
-    /// The snapshot of a reloaded `config`, taking over from `old` what lives as long as the
-    /// process (see [`live`]).
-    pub fn reloaded(config: Config, old: &Shared) -> Result<Self, BuildError> {
-        let mut next = Self::new(config)?;
-        next.metrics = old.metrics.clone();
-        next.state = old.state.clone();
-        next.sessions_index = old.sessions_index.clone();
-        next.body_budget = old.body_budget.clone();
-        if next.config.rate_limits == old.config.rate_limits {
-            next.rate_limits = old.rate_limits.clone();
-        }
-        // An unchanged upstream keeps its pool: its health and its round-robin position.
-        for (i, portal) in next.config.portals.iter().enumerate() {
-            let same = old.config.portals.iter().zip(&old.pools).find(|(p, _)| {
-                p.name == portal.name
-                    && p.upstream.targets == portal.upstream.targets
-                    && p.upstream.health_check == portal.upstream.health_check
-            });
-            if let (Some((_, pool)), Some(slot)) = (same, next.pools.get_mut(i)) {
-                *slot = pool.clone();
-            }
-        }
-        next.auth = match (
-            next.auth.take(),
-            old.auth.as_ref(),
-            next.config.auth.as_ref(),
-            old.config.auth.as_ref(),
-        ) {
-            (Some(new_auth), Some(old_auth), Some(new_cfg), Some(old_cfg)) => {
-                Some(new_auth.adopt(old_auth, new_cfg, old_cfg))
-            }
-            (new_auth, ..) => new_auth,
-        };
-        if old.auth.is_none() {
-            // The login is new with this file: its session store learns of the process's
-            // index and shared state here (otherwise it took them over from the old one).
-            next.install_hooks();
-        } else {
-            next.hook_crl_marks();
-        }
-        Ok(next)
-    }
 }
 
 /// pingora server settings from the config.
@@ -371,9 +206,9 @@ impl BackgroundService for HealthChecker {
             .per_snapshot(shutdown, |shared, shutdown| async move {
                 let checks =
                     shared
-                        .pools
+                        .portals
                         .iter()
-                        .zip(&shared.config.portals)
+                        .map(|p| (&p.pool, &p.config))
                         .map(|(pool, portal)| {
                             let mut shutdown = shutdown.clone();
                             let shared = &shared;

@@ -225,10 +225,10 @@ impl RateLimiter {
 pub fn refusal(
     shared: &crate::Shared,
     auth: &crate::auth::AuthState,
-    req: &crate::login::LoginRequest<'_>,
+    req: &crate::request::Request<'_>,
     endpoint: Endpoint,
     limited: Limited,
-) -> crate::login::LoginResponse {
+) -> crate::reply::Reply {
     use crate::pages::{Message, Text};
     shared
         .metrics
@@ -255,15 +255,9 @@ pub fn refusal(
         &switch,
         req.request_id,
     );
-    crate::login::LoginResponse {
-        status: Message::TooManyRequests.status(),
-        headers: vec![
-            ("content-type", "text/html; charset=utf-8".into()),
-            ("retry-after", wait.to_string()),
-            ("cache-control", "no-store".into()),
-        ],
-        body: bytes::Bytes::from(body),
-    }
+    crate::reply::Reply::html(Message::TooManyRequests.status(), body)
+        .header("retry-after", wait.to_string())
+        .header("cache-control", "no-store".into())
 }
 
 #[cfg(test)]

@@ -43,10 +43,7 @@ impl ServeHttp for HttpsRedirect {
             }
             None => {
                 let id = uuid::Uuid::new_v4().simple().to_string();
-                let lang = crate::pages::request_lang(
-                    req,
-                    &format!("{}_lang", shared.config.cookies.prefix),
-                );
+                let lang = crate::pages::request_lang(req, &shared.lang_cookie);
                 let body = shared
                     .pages
                     .error(Page::Misdirected, lang, &id)

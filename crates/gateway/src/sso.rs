@@ -80,7 +80,7 @@ pub fn is_binding(value: &str) -> bool {
     value.len() == 32 && value.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// The login's side of a form kept on the portal before it (see `crate::preserve::bind`).
+/// The login's side of a form kept on the portal before it (see `crate::portal::keep_form::bind`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeptForm {
     /// The id the login attempt carried for it.

@@ -316,7 +316,7 @@ impl Store {
     }
 
     /// Records a session in the per-user index (`user:SUB`, `sess:SID`).
-    pub async fn index_session(&self, e: &crate::my_sessions::Entry) {
+    pub async fn index_session(&self, e: &crate::session_entry::Entry) {
         let result = async {
             let mut c = self.connection().await?;
             let user = self.key(&format!("user:{}", e.sub));
@@ -403,7 +403,7 @@ impl Store {
     }
 
     /// The sessions of `sub` the index holds (empty when Redis did not answer).
-    pub async fn user_sessions(&self, sub: &str, now: u64) -> Vec<crate::my_sessions::Entry> {
+    pub async fn user_sessions(&self, sub: &str, now: u64) -> Vec<crate::session_entry::Entry> {
         if !self.is_up() {
             return Vec::new();
         }
@@ -436,7 +436,7 @@ impl Store {
                 // Written by a replica from before issue times: its login time stands in
                 // (see `Session::issue_time`).
                 let issued_at = num("issued_at").unwrap_or(auth_time);
-                out.push(crate::my_sessions::Entry {
+                out.push(crate::session_entry::Entry {
                     sid,
                     sub: h.get("sub").cloned().unwrap_or_default(),
                     method: h.get("method").cloned().unwrap_or_default(),

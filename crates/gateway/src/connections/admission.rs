@@ -60,26 +60,7 @@ impl std::fmt::Debug for Counters {
     }
 }
 
-/// Why a connection was closed at once (the `reason` of `prehod_connections_refused_total`),
-/// or a request refused (`Total`, `PerAddress`: of `prehod_requests_refused_total`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Refused {
-    Total,
-    PerAddress,
-    Pending,
-    PendingPerAddress,
-}
-
-impl Refused {
-    pub fn label(self) -> &'static str {
-        match self {
-            Refused::Total => "total",
-            Refused::PerAddress => "per_address",
-            Refused::Pending => "pending",
-            Refused::PendingPerAddress => "pending_per_address",
-        }
-    }
-}
+pub use crate::refusals::ConnectionRefused as Refused;
 
 /// A connection's place in the counts, given back when it is dropped (with the connection's
 /// stream, or at once when the connection is refused or its handshake fails).

@@ -23,10 +23,10 @@ pub const UNKNOWN_PORTAL: &str = "unknown";
 /// `status_class` of `prehod_requests_total` (see [`super::status_class`]).
 pub const STATUS_CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "none"];
 
-/// `auth` of a portal's requests: [`crate::auth::Decision::outcome`], and `certificate` for a
+/// `auth` of a portal's requests: [`crate::portal::decide::Decision::outcome`], and `certificate` for a
 /// certificate-only portal's.
 pub fn portal_auth_outcomes() -> [&'static str; 7] {
-    use crate::auth::Decision as D;
+    use crate::portal::decide::Decision as D;
     // Compile-time guard: a new decision must be listed below.
     let _every_variant = |d: &D| match d {
         D::Allow { .. } | D::Redirect { .. } | D::LoginRequired { .. } | D::Deny { .. } => (),
@@ -74,7 +74,7 @@ pub const DISCONNECT_KINDS: [&str; 4] = ["closed", "read_error", "write_error", 
 
 /// `reason` of `prehod_connections_refused_total`, as `connections` gives them.
 pub fn connection_refusals() -> [&'static str; 4] {
-    use crate::connections::admission::Refused as R;
+    use crate::refusals::ConnectionRefused as R;
     let _every_variant = |r: R| match r {
         R::Total | R::PerAddress | R::Pending | R::PendingPerAddress => (),
     };
@@ -83,7 +83,7 @@ pub fn connection_refusals() -> [&'static str; 4] {
 
 /// `reason` of `prehod_requests_refused_total` (`connections::Streams`).
 pub fn request_refusals() -> [&'static str; 2] {
-    use crate::connections::admission::Refused as R;
+    use crate::refusals::ConnectionRefused as R;
     [R::Total, R::PerAddress].map(R::label)
 }
 
@@ -98,7 +98,7 @@ pub fn slow_client_phases() -> [&'static str; 4] {
 
 /// `reason` of `prehod_body_buffers_refused_total`.
 pub fn body_buffer_refusals() -> [&'static str; 3] {
-    use crate::budget::Refused as R;
+    use crate::refusals::BodyRefused as R;
     let _every_variant = |r: R| match r {
         R::Memory | R::PerAddress | R::PerConnection => (),
     };
@@ -270,9 +270,9 @@ pub fn denial_reasons() -> Vec<&'static str> {
         | Sso::OtherUser => (),
     };
     let mut reasons: Vec<&'static str> = [
-        // No session cookie at all (`auth::decide`).
+        // No session cookie at all (`portal::decide`).
         "no_session",
-        // Portal decisions (`auth::decide`).
+        // Portal decisions (`portal::decide`).
         "no_login_configured",
         "method_not_allowed",
         "user_not_allowed",

@@ -14,13 +14,14 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use prehod_identity::session::{Session, Summary};
-use serde::Serialize;
+use prehod_identity::session::Session;
 use subtle::ConstantTimeEq;
 
 use crate::auth::AuthState;
-use crate::login::{LoginRequest, LoginResponse};
 use crate::pages::{Lang, SessionRow, SessionsView};
+use crate::reply::Reply;
+use crate::request::Request;
+pub use crate::session_entry::Entry;
 use crate::Shared;
 
 const CSRF_PURPOSE: &[u8] = b"prehod sessions page v1";
@@ -29,53 +30,6 @@ const CSRF_PURPOSE: &[u8] = b"prehod sessions page v1";
 const MAX_PER_USER: usize = 50;
 /// "Last seen" is written to Redis at most this often per session.
 const SEEN_EVERY: u64 = 60;
-
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-pub struct Entry {
-    pub sid: String,
-    pub sub: String,
-    pub method: String,
-    pub level: u8,
-    /// The provider's login time (with single sign-on, possibly long before the session).
-    pub auth_time: u64,
-    /// When the gateway issued the session ([`Session::issue_time`]).
-    pub issued_at: u64,
-    pub expires_at: u64,
-    pub last_seen: u64,
-    #[serde(skip)]
-    pub op_sid: Option<String>,
-    /// [`Session::family`].
-    #[serde(skip)]
-    pub family: Option<String>,
-}
-
-impl Entry {
-    fn of(s: &Session) -> Self {
-        Self {
-            sid: s.sid.clone(),
-            sub: s.sub.clone(),
-            method: s.method.as_str().to_owned(),
-            level: s.level,
-            auth_time: s.auth_time,
-            issued_at: s.issue_time(),
-            expires_at: s.expires_at,
-            last_seen: s.issue_time(),
-            op_sid: s.op_sid.clone(),
-            family: s.family.clone(),
-        }
-    }
-
-    fn summary(&self) -> Summary<'_> {
-        Summary {
-            sid: &self.sid,
-            sub: &self.sub,
-            op_sid: self.op_sid.as_deref(),
-            family: self.family.as_deref(),
-            issued_at: self.issued_at,
-            expires_at: self.expires_at,
-        }
-    }
-}
 
 /// The per-user session index of this process (it outlives reloads).
 pub struct Index {
@@ -216,9 +170,9 @@ fn when(unix: u64) -> String {
 pub async fn handle(
     shared: &Shared,
     auth: &AuthState,
-    req: &LoginRequest<'_>,
+    req: &Request<'_>,
     lang: Lang,
-) -> Option<LoginResponse> {
+) -> Option<Reply> {
     let route = match (req.method.as_str(), req.path) {
         ("GET", "/sessions") => Route::Page,
         ("POST", "/sessions/end") => Route::End,
@@ -232,7 +186,7 @@ pub async fn handle(
         .filter(|v| v.session.host.as_deref() == auth.cookie_host(&auth.login_host))
         .map(|v| v.session);
     let Some(session) = session else {
-        return Some(LoginResponse::redirect(format!("{}/", auth.login_url)));
+        return Some(Reply::redirect(format!("{}/", auth.login_url)));
     };
     if route != Route::Page {
         let form: HashMap<String, String> = url::form_urlencoded::parse(&req.body)
@@ -254,7 +208,7 @@ pub async fn handle(
             end_all(auth, &session.sub, now);
             audit(req, &session, "end_all");
             return Some(
-                LoginResponse::redirect(format!("{}/logged-out", auth.login_url))
+                Reply::redirect(format!("{}/logged-out", auth.login_url))
                     .cookie(auth.clear_session_cookie()),
             );
         }
@@ -265,14 +219,11 @@ pub async fn handle(
             // This browser's own session: a logout, which ends its whole family.
             auth.sessions.end_browser(&session, now);
             return Some(
-                LoginResponse::redirect(format!("{}/logged-out", auth.login_url))
+                Reply::redirect(format!("{}/logged-out", auth.login_url))
                     .cookie(auth.clear_session_cookie()),
             );
         }
-        return Some(LoginResponse::redirect(format!(
-            "{}/sessions",
-            auth.login_url
-        )));
+        return Some(Reply::redirect(format!("{}/sessions", auth.login_url)));
     }
     Some(page(shared, auth, &session, now, lang, 200, false, req).await)
 }
@@ -284,11 +235,11 @@ enum Route {
     EndAll,
 }
 
-fn audit(req: &LoginRequest<'_>, s: &Session, reason: &'static str) {
+fn audit(req: &Request<'_>, s: &Session, reason: &'static str) {
     crate::audit::write(&crate::audit::Event {
         request_id: req.request_id,
-        event: "logout",
-        outcome: "success",
+        event: crate::audit::Kind::Logout,
+        outcome: crate::audit::Outcome::Success,
         reason: Some(reason),
         sub: Some(&s.sub),
         email: Some(&s.email),
@@ -307,8 +258,8 @@ async fn page(
     lang: Lang,
     status: u16,
     refused: bool,
-    req: &LoginRequest<'_>,
-) -> LoginResponse {
+    req: &Request<'_>,
+) -> Reply {
     let csrf = auth
         .sealer
         .seal(CSRF_PURPOSE, session.sid.as_bytes())
@@ -334,7 +285,7 @@ async fn page(
         refused,
     };
     let body = auth.pages.sessions(lang, &view, req.request_id);
-    let mut resp = LoginResponse::html(status, body);
+    let mut resp = Reply::html(status, body);
     resp.headers.push(("cache-control", "no-store".into()));
     resp
 }

@@ -1,0 +1,99 @@
+//! A portal host's side of `request_filter`: the gateway's own paths, the certificate-only
+//! check, the decision, and the reply or the forward it becomes (`crate::portal`).
+
+use pingora::proxy::Session;
+use pingora::{Error, ErrorType, Result};
+
+use super::{request, Gateway, RequestCtx};
+use crate::body::Buffered;
+use crate::portal::certificate_only::Verdict;
+use crate::portal::{self, Answer};
+
+impl Gateway {
+    /// A request for portal `index`: `Ok(true)` when the gateway answered it, `Ok(false)` to
+    /// forward it with `ctx.session`.
+    pub(super) async fn serve_portal(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        index: usize,
+    ) -> Result<bool> {
+        let shared = ctx.shared.clone();
+        let Some(runtime) = shared.portals.get(index) else {
+            return Err(Error::explain(
+                ErrorType::InternalError,
+                "routed to no portal",
+            ));
+        };
+        ctx.portal = Some(runtime.clone());
+        let portal_cfg = &runtime.config;
+        let id = ctx.request_id.clone();
+        let req = request(session, &id);
+        let url = format!("https://{}{}", req.host.unwrap_or_default(), req.target);
+        if let Some(reply) = portal::own_paths::answer(&shared, portal_cfg, &req).await {
+            ctx.auth = "login";
+            return self.reply(session, ctx, reply).await.map(|_| true);
+        }
+        if portal_cfg.client_certificate_required {
+            let verdict = portal::certificate_only::check(&shared, portal_cfg, &req).await;
+            return self.certificate_only(session, ctx, verdict).await;
+        }
+        // A cookie this replica has not seen yet: asked about in the fleet's revocations.
+        crate::state::check_unseen(&shared, req.headers).await;
+        let now = prehod_identity::unix_now();
+        let decision = portal::decide::decide(
+            shared.auth.as_ref(),
+            portal_cfg,
+            req.method,
+            req.headers,
+            &url,
+            now,
+        );
+        ctx.auth = decision.outcome();
+        // Only a body read to its end, within the limit and the body budget, may be kept;
+        // the hold ends with this function.
+        let read = match portal::wants_body(&decision, &req) {
+            true => Some(
+                self.read_body(session, ctx, portal::keep_form::MAX_BODY)
+                    .await?,
+            ),
+            false => None,
+        };
+        let body = match &read {
+            Some(Buffered::Body(body, _)) => Some(body),
+            _ => None,
+        };
+        let req = request(session, &id);
+        match portal::answer(&shared, portal_cfg, &req, &url, decision, body) {
+            Answer::Forward { session: s, rolled } => {
+                (ctx.session, ctx.rolled) = (s, rolled);
+                Ok(false)
+            }
+            Answer::Reply(reply) => self.reply(session, ctx, reply).await.map(|_| true),
+        }
+    }
+
+    /// A certificate-only portal's verdict: forward with the certificate's identity, or the
+    /// refusal page.
+    async fn certificate_only(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        verdict: Verdict,
+    ) -> Result<bool> {
+        match verdict {
+            Verdict::Allow(identity) => {
+                (ctx.session, ctx.auth) = (Some(identity), "certificate");
+                Ok(false)
+            }
+            Verdict::Refuse(reply) => {
+                ctx.auth = "denied";
+                self.reply(session, ctx, reply).await.map(|_| true)
+            }
+            Verdict::NotConfigured => Err(Error::explain(
+                ErrorType::HTTPStatus(403),
+                "certificate-only portal without certificate_login",
+            )),
+        }
+    }
+}

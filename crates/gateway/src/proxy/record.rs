@@ -1,0 +1,50 @@
+//! A finished request's record: its metrics (count, duration, an upstream failure nobody
+//! retried) and its access-log line.
+
+use pingora::proxy::Session;
+
+use super::RequestCtx;
+use crate::access_log;
+use crate::hygiene::loggable_path;
+use crate::metrics;
+
+/// Counts the request under `portal` and writes its access-log line.
+pub(super) fn finished(portal: &str, session: &Session, status: u16, ctx: &RequestCtx) {
+    let m = &ctx.shared.metrics;
+    m.requests
+        .with_label_values(&[portal, metrics::status_class(status), ctx.auth])
+        .inc();
+    let elapsed = ctx.started.elapsed();
+    m.request_duration
+        .with_label_values(&[portal])
+        .observe(elapsed.as_secs_f64());
+    if let (Some(kind), true) = (ctx.upstream_error, ctx.failed.is_empty()) {
+        m.upstream_errors.with_label_values(&[portal, kind]).inc();
+    }
+    let req = session.req_header();
+    let path = loggable_path(req.uri.path_and_query().map_or("/", |p| p.as_str()));
+    let host = req
+        .headers
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| req.uri.host())
+        .unwrap_or("-");
+    let upstream = match (&ctx.portal, ctx.target) {
+        (Some(p), Some(t)) => p.pool.targets.get(t).map(|t| t.target.to_string()),
+        _ => None,
+    };
+    access_log::write(&access_log::AccessEntry {
+        request_id: &ctx.request_id,
+        portal,
+        method: req.method.as_str(),
+        path: &path,
+        host,
+        status,
+        bytes: session.body_bytes_sent(),
+        duration_ms: elapsed.as_secs_f64() * 1000.0,
+        upstream,
+        upstream_error: ctx.upstream_error,
+        auth: ctx.auth,
+        client: ctx.client.map(|c| c.to_string()),
+    });
+}

@@ -1,0 +1,208 @@
+//! The way to a portal's upstream: target selection and retry on a connect failure, the
+//! forwarding and identity headers of the upstream request, and the gateway's cookies kept
+//! out of the portal's response.
+
+use std::time::Instant;
+
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::HttpPeer;
+use pingora::{Error, ErrorSource, ErrorType, Result};
+
+use super::RequestCtx;
+use crate::hygiene::Hygiene;
+
+/// The routed portal's next healthy target, one not failed for this request.
+pub(super) fn peer(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+    let portal = (ctx.portal.clone())
+        .ok_or_else(|| Error::explain(ErrorType::InternalError, "no portal routed"))?;
+    let (pool, template) = (&portal.pool, &portal.peer);
+    let (target, addr) = pool.select(&ctx.failed).ok_or_else(|| {
+        let mut e = Error::explain(ErrorType::ConnectNoRoute, "no upstream target is resolved");
+        e.esource = ErrorSource::Upstream;
+        e
+    })?;
+    ctx.target = Some(target);
+    ctx.upstream_started = Some(Instant::now());
+    let sni = pool
+        .targets
+        .get(target)
+        .map(|t| t.target.host.clone())
+        .unwrap_or_default();
+    let mut peer = HttpPeer::new(addr, template.tls, sni);
+    peer.options = template.options.clone();
+    Ok(Box::new(peer))
+}
+
+/// A connect failure takes the target out of rotation and, when another target is left,
+/// marks the error for a retry there.
+pub(super) fn connect_failed(ctx: &mut RequestCtx, mut e: Box<Error>) -> Box<Error> {
+    let (shared, portal) = (ctx.shared.clone(), ctx.portal.clone());
+    if let (Some(portal), Some(target)) = (portal, ctx.target) {
+        let pool = &portal.pool;
+        if let Some(t) = pool.targets.get(target) {
+            t.mark(false);
+        }
+        ctx.failed.push(target);
+        let (kind, _) = crate::respond::upstream_failure(&e);
+        shared
+            .metrics
+            .upstream_errors
+            .with_label_values(&[&portal.config.name, kind])
+            .inc();
+        e.set_retry(pool.select(&ctx.failed).is_some());
+    }
+    e
+}
+
+/// The portal's cookies only, `X-Forwarded-*`, and the request id.
+pub(super) fn forwarding_headers(
+    client: &RequestHeader,
+    upstream: &mut RequestHeader,
+    ctx: &RequestCtx,
+) -> Result<()> {
+    let shared = &ctx.shared;
+    match shared.hygiene.upstream_cookie(&client.headers) {
+        None => {}
+        Some(None) => {
+            upstream.remove_header("cookie");
+        }
+        Some(Some(cookie)) => {
+            upstream.insert_header("cookie", cookie)?;
+        }
+    }
+    let xff = (shared.hygiene).forwarded_for(&client.headers, ctx.client, ctx.trusted_proxy);
+    if let Some(xff) = xff {
+        upstream.insert_header("x-forwarded-for", xff)?;
+    }
+    if !ctx.trusted_proxy || !upstream.headers.contains_key("x-forwarded-proto") {
+        upstream.insert_header("x-forwarded-proto", "https")?;
+    }
+    if !ctx.trusted_proxy || !upstream.headers.contains_key("x-forwarded-host") {
+        if let Some(portal) = &ctx.portal {
+            upstream.insert_header("x-forwarded-host", portal.config.host.as_str())?;
+        }
+    }
+    upstream.insert_header(shared.config.headers.request_id.clone(), &ctx.request_id)?;
+    Ok(())
+}
+
+/// The identity of the request's session as headers, and its signed assertion for the
+/// portal (without which the request does not go on: the portal may rely on it).
+pub(super) fn identity_headers(upstream: &mut RequestHeader, ctx: &RequestCtx) -> Result<()> {
+    let shared = &ctx.shared;
+    let headers = &shared.config.headers;
+    let (Some(s), Some(auth), Some(portal)) = (&ctx.session, &shared.auth, &ctx.portal) else {
+        return Ok(());
+    };
+    // Every value from an identity goes through header_safe: any of them may be text.
+    upstream.insert_header(headers.user.clone(), header_safe(&s.sub))?;
+    upstream.insert_header(headers.email.clone(), header_safe(&s.email))?;
+    upstream.insert_header(headers.name.clone(), header_safe(&s.name))?;
+    upstream.insert_header(headers.method.clone(), s.method.as_str())?;
+    upstream.insert_header(headers.level.clone(), s.level.to_string())?;
+    upstream.insert_header(headers.amr.clone(), header_safe(&s.amr.join(" ")))?;
+    if let Some(cert) = &s.cert {
+        upstream.insert_header(headers.cert_subject.clone(), header_safe(&cert.subject))?;
+        upstream.insert_header(headers.cert_issuer.clone(), header_safe(&cert.issuer))?;
+        upstream.insert_header(headers.cert_serial.clone(), header_safe(&cert.serial))?;
+    }
+    if let Some(fp) = &s.cert_fingerprint {
+        upstream.insert_header(headers.cert_fingerprint.clone(), header_safe(fp))?;
+    }
+    let jwt = (auth.signer)
+        .sign_cached(s, &portal.audience, prehod_identity::unix_now())
+        .map_err(|e| {
+            let why = format!("signing the identity assertion: {e}");
+            Error::explain(ErrorType::InternalError, why)
+        })?;
+    upstream.insert_header(headers.assertion.clone(), &*jwt)?;
+    Ok(())
+}
+
+/// Drops a portal's `Set-Cookie` for one of the gateway's own cookies.
+pub(super) fn drop_gateway_cookies(hygiene: &Hygiene, upstream: &mut ResponseHeader) -> Result<()> {
+    let set_cookies = upstream.headers.get_all(http::header::SET_COOKIE);
+    if !set_cookies
+        .iter()
+        .any(|v| hygiene.is_gateway_set_cookie(v.as_bytes()))
+    {
+        return Ok(());
+    }
+    let kept: Vec<http::HeaderValue> = set_cookies
+        .iter()
+        .filter(|v| !hygiene.is_gateway_set_cookie(v.as_bytes()))
+        .cloned()
+        .collect();
+    upstream.remove_header(&http::header::SET_COOKIE);
+    for v in kept {
+        upstream.append_header(http::header::SET_COOKIE, v)?;
+    }
+    Ok(())
+}
+
+/// Identity values (a certificate CN "Žan", a Rekono name with č, an IDN e-mail) can hold any
+/// Unicode; a header value is sent as it is only when it is visible ASCII, otherwise (and when
+/// it already looks encoded, so a chosen name cannot pass for another) percent-encoded as
+/// UTF-8, RFC 8187 style (`UTF-8''%C5%BDan`), so nothing is lost and nothing becomes a 500.
+fn header_safe(value: &str) -> String {
+    let looks_encoded = value
+        .get(..7)
+        .is_some_and(|p| p.eq_ignore_ascii_case("UTF-8''"));
+    if !looks_encoded && value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        value.to_owned()
+    } else {
+        format!(
+            "UTF-8''{}",
+            url::form_urlencoded::byte_serialize(value.as_bytes())
+                .collect::<String>()
+                .replace('+', "%20")
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_values_of_any_text_become_valid_header_values() {
+        // Why: a raw value with a control character is refused as a header value (a 500), and
+        // raw UTF-8 goes out as obs-text that portals read as Latin-1 or drop.
+        let mut raw = RequestHeader::build("GET", b"/", None).unwrap();
+        assert!(raw.insert_header("x-auth-user", "a\nb").is_err());
+        assert_eq!(header_safe("Jan Novak"), "Jan Novak");
+        assert_eq!(header_safe("Žan"), "UTF-8''%C5%BDan");
+        assert_eq!(
+            header_safe("Špela Čeh Žužek"),
+            "UTF-8''%C5%A0pela%20%C4%8Ceh%20%C5%BDu%C5%BEek"
+        );
+        assert_eq!(
+            header_safe("žan@bankart.si"),
+            "UTF-8''%C5%BEan%40bankart.si"
+        );
+        // Control characters cannot split the header; an ASCII look-alike of an encoded value
+        // is encoded too, so it cannot decode to another name.
+        assert_eq!(
+            header_safe("a\r\nX-Auth-User: admin"),
+            "UTF-8''a%0D%0AX-Auth-User%3A%20admin"
+        );
+        assert_eq!(header_safe("utf-8''%41dmin"), "UTF-8''utf-8%27%27%2541dmin");
+        for value in [
+            "Žan",
+            "a\r\nb",
+            "\u{7f}",
+            "tab\there",
+            "UTF-8''x",
+            "",
+            "日本",
+        ] {
+            let safe = header_safe(value);
+            assert!(
+                http::HeaderValue::from_str(&safe).is_ok(),
+                "{value:?} → {safe:?} is no header value"
+            );
+            let mut h = RequestHeader::build("GET", b"/", None).unwrap();
+            h.insert_header("x-auth-name", safe).unwrap();
+        }
+    }
+}
