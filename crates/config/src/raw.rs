@@ -167,6 +167,8 @@ pub struct Session {
     /// e.g. `64MiB`
     pub cache_memory: Option<String>,
     pub max_revocations: Option<u64>,
+    /// e.g. `720h`
+    pub fresh_login_for: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

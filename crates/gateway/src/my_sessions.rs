@@ -177,7 +177,10 @@ impl Index {
     }
 }
 
-/// Ends `sid` of `sub` when it is one of `sub`'s active sessions; whether it was.
+/// Ends `sid` of `sub` when it is one of `sub`'s active sessions; whether it was. The next
+/// Rekono login of `sub` must then authenticate afresh (`crate::fresh_auth`): whoever held
+/// the ended session may hold the person's Rekono single sign-on too. Their other sessions
+/// live on.
 pub async fn end_one(shared: &Shared, auth: &AuthState, sub: &str, sid: &str, now: u64) -> bool {
     let known = shared
         .sessions_index
@@ -187,6 +190,7 @@ pub async fn end_one(shared: &Shared, auth: &AuthState, sub: &str, sid: &str, no
         .any(|e| e.sid == sid);
     if known {
         auth.sessions.revoke_sid(sid, now);
+        auth.sessions.require_fresh_login(sub, now);
     }
     known
 }
@@ -350,8 +354,8 @@ async fn page(
         lang = if sl { "sl" } else { "en" },
         title = t("Vaše seje", "Your sessions"),
         intro = t(
-            "Seje, v katerih ste prijavljeni v Bankartove portale. Sejo, ki je ne prepoznate, končajte.",
-            "The sessions you are logged in to the Bankart portals with. End any you do not recognise."
+            "Seje, v katerih ste prijavljeni v Bankartove portale. Sejo, ki je ne prepoznate, končajte: vaša naslednja prijava bo nato zahtevala ponovno prijavo pri Rekonu (geslo), tudi če ste tam že prijavljeni.",
+            "The sessions you are logged in to the Bankart portals with. End any you do not recognise: your next login then asks Rekono for your password again, even if you are logged in there."
         ),
         h_when = t("Prijava", "Logged in"),
         h_method = t("Način", "Method"),
