@@ -135,6 +135,70 @@ async fn a_logged_out_session_stays_ended_after_a_reload_shortens_the_absolute_t
     );
 }
 
+/// Finding 4: without `state:` the revocations lived only in the process; a restart (which
+/// SECURITY.md says sessions survive) brought every logged-out or ended session back, and
+/// forgot that the next login after "end all" must be fresh. With `session.revocation_file`
+/// they are kept on disk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_and_end_all_survive_a_restart() {
+    let mut world = world(Options::default()).await;
+    let path = world.gw.dir.path().join("proxy.yaml");
+    let file = world.gw.dir.path().join("revocations");
+    let yaml = std::fs::read_to_string(&path).expect("config");
+    let with_file = yaml.replacen(
+        "session:\n",
+        &format!("session:\n  revocation_file: {}\n", file.display()),
+        1,
+    );
+    assert_ne!(yaml, with_file);
+    std::fs::write(&path, with_file).expect("write");
+    world.gw.restart();
+    let acq = portal_url(&world, "acq", "/");
+    let mut one = Browser::new(&world);
+    login_otp(&world, &mut one, &acq, SREDNJA, SREDNJA_TOTP).await;
+    let logged_out = one
+        .cookie_at(&common::host("acq"), SESSION)
+        .expect("cookie");
+    log_out(&world, &mut one).await;
+    let mut two = Browser::new(&world);
+    login_otp(&world, &mut two, &acq, SREDNJA, SREDNJA_TOTP).await;
+    let ended = two
+        .cookie_at(&common::host("acq"), SESSION)
+        .expect("cookie");
+    end_all(&world, &mut two).await;
+    let me = portal_url(&world, "acq", "/.prehod/me");
+    assert_eq!(status_with_cookie(&world, &me, &logged_out).await, 401);
+    assert_eq!(status_with_cookie(&world, &me, &ended).await, 401);
+    world.gw.restart();
+    assert_eq!(
+        status_with_cookie(&world, &me, &logged_out).await,
+        401,
+        "logout forgotten"
+    );
+    assert_eq!(
+        status_with_cookie(&world, &me, &ended).await,
+        401,
+        "end-all forgotten"
+    );
+    // And the next login of the person who ended everything must still be fresh.
+    let mut thief = Browser::new(&world);
+    for name in ["rekono_sid", "rekono_browser", "rekono_lang"] {
+        thief.carry_cookie_from(&two, name);
+    }
+    let (hops, _) = sso_login(&world, &mut thief, "b2b").await;
+    assert!(
+        hops.iter().any(|h| h.contains("prompt=login")),
+        "fresh login forgotten: {hops:?}"
+    );
+    assert_eq!(
+        thief
+            .api(&portal_url(&world, "b2b", "/.prehod/me"))
+            .await
+            .status,
+        401
+    );
+}
+
 /// Finding 3 (design): "End this session" for a session the person does not recognise ends
 /// that id only; its holder logs straight back in through Rekono's single sign-on without a
 /// password. Ending someone's session should make their next login fresh, as end-all does.

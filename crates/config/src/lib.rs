@@ -321,6 +321,9 @@ pub struct SessionSettings {
     /// subject's next Rekono login must authenticate afresh: the longest a Rekono single
     /// sign-on session lasts. Never shorter than `absolute_timeout`.
     pub fresh_login_for: Duration,
+    /// Where the revocations made here are kept across restarts (read at start-up, not
+    /// reloaded); without it and without `state:` a restart forgets every logout.
+    pub revocation_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug)]

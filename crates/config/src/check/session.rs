@@ -85,6 +85,20 @@ impl Checker<'_> {
                 return None;
             }
         };
+        let revocation_file = raw.revocation_file.as_deref().map(std::path::PathBuf::from);
+        if let Some(path) = &revocation_file {
+            if !path.is_absolute() {
+                self.problem(
+                    "session.revocation_file",
+                    format!("{} is not an absolute path", path.display()),
+                );
+            } else if !path.parent().is_some_and(std::path::Path::is_dir) {
+                self.problem(
+                    "session.revocation_file",
+                    format!("{}: its directory does not exist", path.display()),
+                );
+            }
+        }
         (keys.len() == raw.keys.len() && !keys.is_empty()).then_some(())?;
         Some(crate::SessionSettings {
             cookie_scope: scope,
@@ -93,6 +107,7 @@ impl Checker<'_> {
             keys,
             cache_entries: raw.cache_entries.unwrap_or(100_000),
             fresh_login_for,
+            revocation_file,
             max_revocations: match raw.max_revocations {
                 None => 1_000_000,
                 Some(n) if n > 0 => n,
