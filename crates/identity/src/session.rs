@@ -525,9 +525,12 @@ impl Sessions {
 
     /// When a fresh login of `sub` was last required ([`Sessions::require_fresh_login`]: an
     /// end of all their sessions or of one from the sessions page), while that still holds:
-    /// a login of `sub` must then have authenticated after it.
+    /// a login of `sub` must then have authenticated after it. A revocation of the subject
+    /// requires it too (one whose `fresh_login` record was lost, or made by a replica from
+    /// before that kind existed).
     pub fn fresh_login_required_after(&self, sub: &str, now: u64) -> Option<u64> {
-        self.revoked.revoked_at(Kind::FreshLogin, sub, now)
+        let subject = self.revoked.revoked_at(Kind::Subject, sub, now);
+        subject.max(self.revoked.revoked_at(Kind::FreshLogin, sub, now))
     }
 
     /// Whether the family `family` was ended (a new login must not join it).

@@ -404,6 +404,23 @@ fn a_fresh_login_is_required_for_as_long_as_rekono_single_sign_on_lasts() {
         s.fresh_login_required_after("rekono-1", 1050 + 30 * 86400),
         None
     );
+    // A subject revocation alone (its fresh-login record lost, or from an older replica)
+    // requires it as well, for as long as it holds.
+    let lone = sessions();
+    lone.apply_remote(
+        &Revoked {
+            kind: Kind::Subject,
+            id: "rekono-1".into(),
+            at: 1070,
+            until: 4670,
+        },
+        1071,
+    );
+    assert_eq!(
+        lone.fresh_login_required_after("rekono-1", 1071),
+        Some(1070)
+    );
+    assert_eq!(lone.fresh_login_required_after("rekono-1", 4670), None);
     // Never shorter than the absolute timeout.
     let short = sessions().with_fresh_login_for(Duration::from_secs(10));
     short.require_fresh_login("rekono-1", 1000);
