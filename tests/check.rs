@@ -176,6 +176,11 @@ fn check_accepts_a_good_config_with_a_summary() {
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(stdout.lines().count(), 1, "one summary line: {stdout}");
     assert!(stdout.contains("ok — 6 portals"), "{stdout}");
+    // Without state: and session.revocation_file, a restart forgets every logout: it says so.
+    assert!(
+        stderr.contains("warning: neither state: nor session.revocation_file is set"),
+        "{stderr}"
+    );
 }
 
 /// Issue 8, points 4 and 10: certificate user ids that could collide (two anchors with one

@@ -321,6 +321,13 @@ pub struct SessionSettings {
     pub cache_memory: u64,
     /// Revocations held at most (≤ 80 bytes each); at the bound no new session is issued.
     pub max_revocations: u64,
+    /// How long after an end of sessions ("end all", one ended from the sessions page) the
+    /// subject's next Rekono login must authenticate afresh: the longest a Rekono single
+    /// sign-on session lasts. Never shorter than `absolute_timeout`.
+    pub fresh_login_for: Duration,
+    /// Where the revocations made here are kept across restarts (read at start-up, not
+    /// reloaded); without it and without `state:` a restart forgets every logout.
+    pub revocation_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug)]

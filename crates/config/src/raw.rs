@@ -170,6 +170,10 @@ pub struct Session {
     /// e.g. `64MiB`
     pub cache_memory: Option<String>,
     pub max_revocations: Option<u64>,
+    /// e.g. `720h`
+    pub fresh_login_for: Option<String>,
+    /// An absolute path: the revocations made here, kept across restarts.
+    pub revocation_file: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

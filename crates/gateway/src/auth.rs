@@ -171,7 +171,8 @@ impl AuthState {
             )
             .with_max_revocations(
                 usize::try_from(auth.session.max_revocations).unwrap_or(usize::MAX),
-            ),
+            )
+            .with_fresh_login_for(auth.session.fresh_login_for),
             sealer,
             signer: Signer::new(
                 &auth.assertion.key_pem,

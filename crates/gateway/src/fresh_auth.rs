@@ -3,7 +3,8 @@
 //! "End all my sessions" (`crate::login::sessions`), the admin API's end-all (`crate::admin`) and
 //! a back-channel logout naming only a subject revoke the subject at the gateway's time `R`:
 //! every session the gateway issued until then is refused ([`Sessions::revoke_sub`]), the
-//! next one is not. Rekono's single sign-on, though, answers the next login at once, with the
+//! next one is not. Ending one session from the sessions page (or the admin API) requires the
+//! same of the next login without ending the others ([`Sessions::require_fresh_login`]). Rekono's single sign-on, though, answers the next login at once, with the
 //! `auth_time` of the login from before `R` — perhaps the very one the person ended everything
 //! for. So at the callback a login of a subject revoked at `R` whose `auth_time` is not after
 //! `R` is started again, once, asking Rekono for a fresh authentication (`prompt=login`,
@@ -11,11 +12,17 @@
 //! is refused with a page that says why. One round trip more, never a loop: an attempt that
 //! asked for a fresh authentication is never started again.
 //!
+//! The requirement holds for `session.fresh_login_for` (the longest a Rekono single sign-on
+//! session lasts; 720h by default), not the absolute timeout: an SSO session from before `R`
+//! may outlive every gateway session `R` ended. It is a revocation of its own kind
+//! (`fresh_login`), shared through Redis like the others.
+//!
 //! The subject is known only at the callback (from the ID token), so the question is asked
 //! there and not at `/oidc/start`. With shared state the callback first reads the subject's
 //! revocation from Redis, in case its message has not reached this replica.
 //!
 //! [`Sessions::revoke_sub`]: prehod_identity::session::Sessions::revoke_sub
+//! [`Sessions::require_fresh_login`]: prehod_identity::session::Sessions::require_fresh_login
 
 use prehod_identity::oidc::Hints;
 
@@ -48,16 +55,17 @@ pub fn verdict(revoked_at: Option<u64>, auth_time: Option<u64>, asked_fresh: boo
     }
 }
 
-/// When every session of `sub` was last ended, if that still holds — with shared state, as
-/// Redis has it (one look-up per Rekono login, bounded by `state.timeout`).
-pub async fn subject_revoked_at(
+/// When a fresh login of `sub` was last required (all their sessions ended, or one from the
+/// sessions page), if that still holds — with shared state, as Redis has it (one look-up per
+/// Rekono login, bounded by `state.timeout`).
+pub async fn fresh_login_required_after(
     shared: &crate::Shared,
     auth: &AuthState,
     sub: &str,
     now: u64,
 ) -> Option<u64> {
     crate::state::check_subject(shared, auth, sub).await;
-    auth.sessions.subject_revoked_at(sub, now)
+    auth.sessions.fresh_login_required_after(sub, now)
 }
 
 /// The authorization request's extras when asking again: fresh authentication, in the

@@ -31,6 +31,7 @@ pub mod request;
 pub mod respond;
 pub mod return_url;
 pub mod revocation_data;
+pub mod revocation_file;
 pub mod routing;
 pub mod session_entry;
 pub mod shared;
@@ -67,6 +68,8 @@ pub enum BuildError {
     State(#[from] state::StoreError),
     #[error("pages: {0}")]
     Pages(#[from] pages::PagesError),
+    #[error("session.revocation_file: {0}")]
+    RevocationFile(String),
 }
 
 /// pingora server settings from the config.

@@ -31,6 +31,8 @@ pub struct Shared {
     pub tls: Arc<tls::SniCertificates>,
     /// The state shared with the other replicas (`state:`); lives as long as the process.
     pub state: Option<Arc<state::Store>>,
+    /// `session.revocation_file`, read at start-up; lives as long as the process.
+    pub revocation_file: Option<Arc<crate::revocation_file::RevocationFile>>,
     /// Every user's sessions (for the sessions page and the admin API); lives as long as
     /// the process.
     pub sessions_index: Arc<login::sessions::Index>,
@@ -106,6 +108,7 @@ impl Shared {
             rate_limits: Arc::new(ratelimit::RateLimiter::new(&config.rate_limits)),
             tls: Arc::new(tls::SniCertificates::new(&config)?),
             state: None,
+            revocation_file: None,
             sessions_index: Arc::default(),
             body_budget: Arc::new(budget::BodyBudget::new(config.server.body_buffers)),
             lang_cookie: format!("{}_lang", config.cookies.prefix),
@@ -121,6 +124,7 @@ impl Shared {
             Some(settings) => Some(Arc::new(state::Store::new(settings, self.metrics.clone())?)),
             None => None,
         };
+        self.revocation_file = crate::revocation_file::start(&self)?;
         self.install_hooks();
         Ok(self)
     }
@@ -133,10 +137,16 @@ impl Shared {
         let (index, store) = (self.sessions_index.clone(), self.state.clone());
         auth.sessions
             .set_issue_hook(Arc::new(move |s| index.record(s, store.as_ref())));
-        if let Some(store) = &self.state {
-            let hook = store.clone();
-            auth.sessions
-                .set_revoke_hook(Arc::new(move |r| hook.revoked(r)));
+        let (store, file) = (self.state.clone(), self.revocation_file.clone());
+        if store.is_some() || file.is_some() {
+            auth.sessions.set_revoke_hook(Arc::new(move |r| {
+                if let Some(file) = &file {
+                    file.record(&r);
+                }
+                if let Some(store) = &store {
+                    store.revoked(r);
+                }
+            }));
         }
     }
 
@@ -158,6 +168,7 @@ impl Shared {
         let mut next = Self::new(config)?;
         next.metrics = old.metrics.clone();
         next.state = old.state.clone();
+        next.revocation_file = old.revocation_file.clone();
         next.sessions_index = old.sessions_index.clone();
         next.body_budget = old.body_budget.clone();
         if next.config.rate_limits == old.config.rate_limits {

@@ -627,13 +627,18 @@ pub async fn check_unseen(shared: &crate::Shared, headers: &http::HeaderMap) {
 }
 
 /// Before a Rekono login of `sub` is judged (see `crate::fresh_auth`): the subject's
-/// revocation as Redis holds it, in case its message has not reached this replica. One round
+/// revocation and fresh-login requirement as Redis holds them, in case its message has not reached this replica. One round
 /// trip, bounded by `state.timeout`; skipped while Redis is away.
 pub async fn check_subject(shared: &crate::Shared, auth: &crate::auth::AuthState, sub: &str) {
     let Some(store) = shared.state.as_ref().filter(|s| s.is_up()) else {
         return;
     };
-    let found = store.lookup(&[(Kind::Subject, sub.to_owned())]).await;
+    let found = store
+        .lookup(&[
+            (Kind::Subject, sub.to_owned()),
+            (Kind::FreshLogin, sub.to_owned()),
+        ])
+        .await;
     let now = prehod_identity::unix_now();
     for r in found {
         auth.sessions.apply_remote(&r, now);

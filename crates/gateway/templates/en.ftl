@@ -186,7 +186,7 @@ error_busy =
 ## The sessions page (/sessions on the login host)
 
 sessions_title = Your sessions
-sessions_intro = The sessions you are logged in to the Bankart portals with. End any you do not recognise.
+sessions_intro = The sessions you are logged in to the Bankart portals with. End any you do not recognise: your next login then asks Rekono for your password again, even if you are logged in there.
 sessions_refused = The request could not be verified. Please try again from this page.
 sessions_when = Logged in
 sessions_method = Method

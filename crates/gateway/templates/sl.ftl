@@ -185,7 +185,7 @@ error_busy =
 ## The sessions page (/sessions on the login host)
 
 sessions_title = Vaše seje
-sessions_intro = Seje, v katerih ste prijavljeni v Bankartove portale. Sejo, ki je ne prepoznate, končajte.
+sessions_intro = Seje, v katerih ste prijavljeni v Bankartove portale. Sejo, ki je ne prepoznate, končajte: vaša naslednja prijava bo nato zahtevala ponovno prijavo pri Rekonu (geslo), tudi če ste tam že prijavljeni.
 sessions_refused = Zahteve ni bilo mogoče preveriti. Poskusite znova s te strani.
 sessions_when = Prijava
 sessions_method = Način

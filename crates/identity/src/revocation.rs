@@ -30,13 +30,16 @@ const SWEEP_WHEN_FULL: u64 = 1;
 
 /// What is revoked: one gateway session, every session of one Rekono session, every session
 /// of a subject the gateway issued until the revocation, or every session of one browser's
-/// session family (see `session::Session::family`).
+/// session family (see `session::Session::family`) — or, for a subject, the single sign-on
+/// of any Rekono login authenticated until the revocation (`FreshLogin`: the next login must
+/// authenticate afresh; it ends no session).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     Session,
     RekonoSession,
     Subject,
     Family,
+    FreshLogin,
 }
 
 impl Kind {
@@ -47,6 +50,7 @@ impl Kind {
             Kind::RekonoSession => "rekono_session",
             Kind::Subject => "subject",
             Kind::Family => "family",
+            Kind::FreshLogin => "fresh_login",
         }
     }
 
@@ -56,6 +60,7 @@ impl Kind {
             Kind::RekonoSession,
             Kind::Subject,
             Kind::Family,
+            Kind::FreshLogin,
         ]
         .into_iter()
         .find(|k| k.label() == label)
@@ -67,6 +72,7 @@ impl Kind {
             Kind::RekonoSession => b'o',
             Kind::Subject => b'u',
             Kind::Family => b'f',
+            Kind::FreshLogin => b'r',
         }
     }
 }
@@ -104,6 +110,10 @@ struct Inner {
     /// Sessions whose absolute expiry is at or before this are refused: the revocations that
     /// found the store full.
     watermark: u64,
+    /// The fresh-login requirements ([`Kind::FreshLogin`]) that found the store full: every
+    /// subject's login authenticated until `.0` must be fresh, until `.1`. Not the watermark,
+    /// which would refuse every session for as long as the requirement holds.
+    fresh_floor: (u64, u64),
 }
 
 impl Inner {
@@ -176,6 +186,12 @@ impl Revocations {
         if inner.map.len() >= self.max {
             inner.sweep_if_due(now, SWEEP_WHEN_FULL);
         }
+        if inner.map.len() >= self.max && kind == Kind::FreshLogin {
+            let (at, held) = inner.fresh_floor;
+            inner.fresh_floor = (at.max(now), held.max(until));
+            self.full_total.fetch_add(1, Ordering::Relaxed);
+            return Err(Full { max: self.max });
+        }
         if inner.map.len() >= self.max {
             inner.watermark = inner.watermark.max(until);
             self.full_total.fetch_add(1, Ordering::Relaxed);
@@ -185,9 +201,16 @@ impl Revocations {
         Ok(())
     }
 
-    /// When `kind`/`id` was revoked, if it still holds at `now`.
+    /// When `kind`/`id` was revoked, if it still holds at `now` (for [`Kind::FreshLogin`], the
+    /// later of its own and the requirements that found the store full).
     pub fn revoked_at(&self, kind: Kind, id: &str, now: u64) -> Option<u64> {
-        self.revoked_at_key(&key(kind, id), now)
+        let own = self.revoked_at_key(&key(kind, id), now);
+        if kind != Kind::FreshLogin {
+            return own;
+        }
+        let (at, until) = self.read().fresh_floor;
+        let floor = (until > now).then_some(at);
+        own.max(floor)
     }
 
     /// [`Self::revoked_at`] with the key already computed ([`key`]).

@@ -227,6 +227,14 @@ pub struct Sessions {
     /// Sessions, Rekono sessions and subjects logged out, each until it no longer matters.
     /// Shared with the sessions of the configurations loaded after this one (see [`Sessions::adopt`]).
     revoked: Arc<Revocations>,
+    /// The longest absolute timeout (seconds) of this configuration and those loaded before
+    /// it in this process: how long a revocation must hold when it ends sessions it does not
+    /// know (a session issued before a reload that shortened the timeout lives until the
+    /// expiry sealed at its issue). Shared across reloads like `revoked`.
+    longest_absolute: Arc<std::sync::atomic::AtomicU64>,
+    /// How long after an end of sessions the subject's next Rekono login must authenticate
+    /// afresh ([`Sessions::require_fresh_login`]; `session.fresh_login_for`).
+    fresh_login_for: Duration,
     pub hits: Arc<std::sync::atomic::AtomicU64>,
     pub misses: Arc<std::sync::atomic::AtomicU64>,
     /// Told of every revocation made here (not of those applied from other replicas), to
@@ -284,6 +292,8 @@ impl Sessions {
                 .time_to_live(idle)
                 .build(),
             revoked: Arc::new(Revocations::new(crate::revocation::DEFAULT_MAX)),
+            longest_absolute: Arc::new(absolute.as_secs().into()),
+            fresh_login_for: absolute,
             hits: Default::default(),
             misses: Default::default(),
             on_revoke: None,
@@ -305,6 +315,11 @@ impl Sessions {
     /// refused. A changed `session.max_revocations` takes effect at the next restart.
     pub fn adopt(mut self, old: &Sessions, same_keys: bool) -> Self {
         self.revoked = old.revoked.clone();
+        self.longest_absolute = old.longest_absolute.clone();
+        self.longest_absolute.fetch_max(
+            self.absolute.as_secs(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         self.on_revoke = old.on_revoke.clone();
         self.on_issue = old.on_issue.clone();
         self.hits = old.hits.clone();
@@ -313,6 +328,21 @@ impl Sessions {
             self.cache = old.cache.clone();
         }
         self
+    }
+
+    /// How long after an end of sessions the subject's next login must be fresh
+    /// (`session.fresh_login_for`); never shorter than the absolute timeout.
+    pub fn with_fresh_login_for(mut self, hold: Duration) -> Self {
+        self.fresh_login_for = hold.max(self.absolute);
+        self
+    }
+
+    /// Seconds a revocation of sessions it does not know holds: the longest absolute timeout
+    /// this process has had, so that no session issued before it outlives it.
+    fn hold(&self) -> u64 {
+        self.longest_absolute
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .max(self.absolute.as_secs())
     }
 
     pub fn idle(&self) -> Duration {
@@ -446,37 +476,44 @@ impl Sessions {
             || sub.is_some_and(|at| ended_by_subject_revocation(s.issue_time(), at))
     }
 
-    /// Ends one session; the revocation holds until the session's absolute expiry.
+    /// Ends one session; the revocation holds until the session's absolute expiry, the one
+    /// sealed at its issue (whatever the timeout is now).
     pub fn revoke_session(&self, session: &Session, now: u64) {
-        let until = session.expires_at.min(now + self.absolute.as_secs());
-        self.revoke(Kind::Session, &session.sid, now, until);
+        self.revoke(Kind::Session, &session.sid, now, session.expires_at);
     }
 
-    /// Ends the session with id `sid`, whatever its expiry (held for a whole absolute timeout).
+    /// Ends the session with id `sid`, whatever its expiry (held for the longest absolute
+    /// timeout this process has had).
     pub fn revoke_sid(&self, sid: &str, now: u64) {
-        self.revoke(Kind::Session, sid, now, now + self.absolute.as_secs());
+        self.revoke(Kind::Session, sid, now, now + self.hold());
     }
 
     /// Ends every session of a Rekono session.
     pub fn revoke_op_sid(&self, op_sid: &str, now: u64) {
-        self.revoke(
-            Kind::RekonoSession,
-            op_sid,
-            now,
-            now + self.absolute.as_secs(),
-        );
+        self.revoke(Kind::RekonoSession, op_sid, now, now + self.hold());
     }
 
     /// Ends every session of `sub` issued until `now` (this second included); sessions
-    /// issued later live, whatever their provider's `auth_time`.
+    /// issued later live, whatever their provider's `auth_time`. The subject's next Rekono
+    /// login must authenticate afresh ([`Sessions::require_fresh_login`]).
     pub fn revoke_sub(&self, sub: &str, now: u64) {
-        self.revoke(Kind::Subject, sub, now, now + self.absolute.as_secs());
+        self.revoke(Kind::Subject, sub, now, now + self.hold());
+        self.require_fresh_login(sub, now);
+    }
+
+    /// The next Rekono login of `sub` must have authenticated after `now` (a single sign-on
+    /// from before is asked again, `crate::oidc::Hints::fresh`): for `session.fresh_login_for`,
+    /// the longest a Rekono single sign-on session lasts, not the gateway's absolute timeout.
+    /// Ends no session.
+    pub fn require_fresh_login(&self, sub: &str, now: u64) {
+        let hold = self.fresh_login_for.as_secs().max(self.hold());
+        self.revoke(Kind::FreshLogin, sub, now, now + hold);
     }
 
     /// Ends every session of the family `family` ([`Session::family_id`]), for as long as
     /// any of them can live.
     pub fn revoke_family(&self, family: &str, now: u64) {
-        self.revoke(Kind::Family, family, now, now + self.absolute.as_secs());
+        self.revoke(Kind::Family, family, now, now + self.hold());
     }
 
     /// A logout: ends `session` and every session of its family — those the same browser
@@ -486,10 +523,14 @@ impl Sessions {
         self.revoke_family(session.family_id(), now);
     }
 
-    /// When every session of `sub` was last ended ([`Sessions::revoke_sub`]), while that
-    /// still holds: a login of `sub` must then have authenticated after it.
-    pub fn subject_revoked_at(&self, sub: &str, now: u64) -> Option<u64> {
-        self.revoked.revoked_at(Kind::Subject, sub, now)
+    /// When a fresh login of `sub` was last required ([`Sessions::require_fresh_login`]: an
+    /// end of all their sessions or of one from the sessions page), while that still holds:
+    /// a login of `sub` must then have authenticated after it. A revocation of the subject
+    /// requires it too (one whose `fresh_login` record was lost, or made by a replica from
+    /// before that kind existed).
+    pub fn fresh_login_required_after(&self, sub: &str, now: u64) -> Option<u64> {
+        let subject = self.revoked.revoked_at(Kind::Subject, sub, now);
+        subject.max(self.revoked.revoked_at(Kind::FreshLogin, sub, now))
     }
 
     /// Whether the family `family` was ended (a new login must not join it).

@@ -44,6 +44,16 @@ pub(crate) fn check(path: &Path) -> ExitCode {
                 config.listen.https,
                 config.admin.listen
             );
+            let forgetful = config
+                .auth
+                .as_ref()
+                .is_some_and(|a| a.session.revocation_file.is_none() && config.state.is_none());
+            if forgetful {
+                eprintln!(
+                    "{}: warning: neither state: nor session.revocation_file is set: a restart forgets every logout, ended session and \"end all\" while the sessions they ended live on",
+                    path.display()
+                );
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -21,6 +21,15 @@ impl Checker<'_> {
                 "must not be longer than session.absolute_timeout",
             );
         }
+        let fresh_login_for = self
+            .duration(raw.fresh_login_for.as_ref(), "session.fresh_login_for")
+            .unwrap_or(std::time::Duration::from_secs(720 * 3600));
+        if fresh_login_for < absolute {
+            self.problem(
+                "session.fresh_login_for",
+                "must not be shorter than session.absolute_timeout (a Rekono single sign-on from before an end of sessions could log in again while sessions it ended still count)",
+            );
+        }
         let mut keys = Vec::new();
         if raw.keys.is_empty() {
             self.problem(
@@ -76,6 +85,20 @@ impl Checker<'_> {
                 return None;
             }
         };
+        let revocation_file = raw.revocation_file.as_deref().map(std::path::PathBuf::from);
+        if let Some(path) = &revocation_file {
+            if !path.is_absolute() {
+                self.problem(
+                    "session.revocation_file",
+                    format!("{} is not an absolute path", path.display()),
+                );
+            } else if !path.parent().is_some_and(std::path::Path::is_dir) {
+                self.problem(
+                    "session.revocation_file",
+                    format!("{}: its directory does not exist", path.display()),
+                );
+            }
+        }
         (keys.len() == raw.keys.len() && !keys.is_empty()).then_some(())?;
         Some(crate::SessionSettings {
             cookie_scope: scope,
@@ -83,6 +106,8 @@ impl Checker<'_> {
             absolute_timeout: absolute,
             keys,
             cache_entries: raw.cache_entries.unwrap_or(100_000),
+            fresh_login_for,
+            revocation_file,
             max_revocations: match raw.max_revocations {
                 None => 1_000_000,
                 Some(n) if n > 0 => n,

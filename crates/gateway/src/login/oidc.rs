@@ -303,10 +303,10 @@ pub(super) async fn callback(ctx: &Ctx<'_, '_>) -> Reply {
             return ctx.login_failed(reason, m).cookie(clear);
         }
     };
-    // When the person last ended all their sessions (read before the browser's session,
-    // which that may have ended).
+    // When the person last ended all their sessions, or one of them from the sessions page
+    // (read before the browser's session, which that may have ended).
     let revoked_at =
-        crate::fresh_auth::subject_revoked_at(ctx.shared, auth, &identity.sub, now).await;
+        crate::fresh_auth::fresh_login_required_after(ctx.shared, auth, &identity.sub, now).await;
     // The browser's session even if it idled out on this host (it may be in use on a portal).
     let live = ctx.browser_session(now);
     // A login never replaces the live session of another person: a step-up that comes back

@@ -131,7 +131,10 @@ impl Index {
     }
 }
 
-/// Ends `sid` of `sub` when it is one of `sub`'s active sessions; whether it was.
+/// Ends `sid` of `sub` when it is one of `sub`'s active sessions; whether it was. The next
+/// Rekono login of `sub` must then authenticate afresh (`crate::fresh_auth`): whoever held
+/// the ended session may hold the person's Rekono single sign-on too. Their other sessions
+/// live on.
 pub async fn end_one(shared: &Shared, auth: &AuthState, sub: &str, sid: &str, now: u64) -> bool {
     let known = shared
         .sessions_index
@@ -141,6 +144,7 @@ pub async fn end_one(shared: &Shared, auth: &AuthState, sub: &str, sid: &str, no
         .any(|e| e.sid == sid);
     if known {
         auth.sessions.revoke_sid(sid, now);
+        auth.sessions.require_fresh_login(sub, now);
     }
     known
 }

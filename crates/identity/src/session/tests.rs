@@ -224,7 +224,7 @@ fn ending_all_sessions_ends_those_issued_before_and_never_the_next_one() {
     s.revoke_sub("rekono-1", 1050);
     assert_eq!(s.validate(&first, 1051).unwrap_err(), Refusal::Revoked);
     assert_eq!(s.validate(&second, 1051).unwrap_err(), Refusal::Revoked);
-    assert_eq!(s.subject_revoked_at("rekono-1", 1051), Some(1050));
+    assert_eq!(s.fresh_login_required_after("rekono-1", 1051), Some(1050));
     // In the very second of the revocation: it may have been issued before it — ended.
     let (_, same_second) = s.issue(session(), 1050).unwrap();
     assert_eq!(
@@ -312,6 +312,12 @@ fn replicas_apply_each_others_revocations_with_the_same_meaning() {
                 until: 4650,
             },
             Revoked {
+                kind: Kind::FreshLogin,
+                id: "rekono-1".into(),
+                at: 1050,
+                until: 4650,
+            },
+            Revoked {
                 kind: Kind::Family,
                 id: old.family_id().to_owned(),
                 at: 1055,
@@ -325,7 +331,7 @@ fn replicas_apply_each_others_revocations_with_the_same_meaning() {
     }
     assert_eq!(b.validate(&old_cookie, 1057).unwrap_err(), Refusal::Revoked);
     assert_eq!(b.validate(&sibling, 1057).unwrap_err(), Refusal::Revoked);
-    assert_eq!(b.subject_revoked_at("rekono-1", 1057), Some(1050));
+    assert_eq!(b.fresh_login_required_after("rekono-1", 1057), Some(1050));
     // The next login, on B with the old auth_time, is good on both replicas.
     let (_, next) = b.issue(session(), 1060).unwrap();
     assert!(b.validate(&next, 1061).is_ok());
@@ -340,7 +346,7 @@ fn replicas_apply_each_others_revocations_with_the_same_meaning() {
         },
         1062,
     );
-    assert_eq!(b.subject_revoked_at("rekono-1", 1062), Some(1050));
+    assert_eq!(b.fresh_login_required_after("rekono-1", 1062), Some(1050));
 }
 
 /// Issue 17, item 9: the sessions a browser got from logins over one login-host session
@@ -375,4 +381,117 @@ fn a_logout_ends_every_session_of_the_family() {
     let (_, joined) = s.issue(j, 1010).unwrap();
     s.end_browser(&root, 1020);
     assert_eq!(s.validate(&joined, 1021).unwrap_err(), Refusal::Revoked);
+}
+
+/// Review 17b, finding 1: the fresh login "end all" demands holds for
+/// `session.fresh_login_for` (the longest Rekono single sign-on), not the absolute timeout;
+/// finding 3: one session ended from the sessions page demands it too, ending no other.
+#[test]
+fn a_fresh_login_is_required_for_as_long_as_rekono_single_sign_on_lasts() {
+    let s = sessions().with_fresh_login_for(Duration::from_secs(30 * 86400));
+    let (_, other) = s.issue(session(), 1000).unwrap();
+    s.revoke_sub("rekono-1", 1050);
+    // Long after every session it ended has expired (absolute 3600 s), still required.
+    assert_eq!(
+        s.fresh_login_required_after("rekono-1", 1050 + 3601),
+        Some(1050)
+    );
+    assert_eq!(
+        s.fresh_login_required_after("rekono-1", 1050 + 30 * 86400 - 1),
+        Some(1050)
+    );
+    assert_eq!(
+        s.fresh_login_required_after("rekono-1", 1050 + 30 * 86400),
+        None
+    );
+    // A subject revocation alone (its fresh-login record lost, or from an older replica)
+    // requires it as well, for as long as it holds.
+    let lone = sessions();
+    lone.apply_remote(
+        &Revoked {
+            kind: Kind::Subject,
+            id: "rekono-1".into(),
+            at: 1070,
+            until: 4670,
+        },
+        1071,
+    );
+    assert_eq!(
+        lone.fresh_login_required_after("rekono-1", 1071),
+        Some(1070)
+    );
+    assert_eq!(lone.fresh_login_required_after("rekono-1", 4670), None);
+    // Never shorter than the absolute timeout.
+    let short = sessions().with_fresh_login_for(Duration::from_secs(10));
+    short.require_fresh_login("rekono-1", 1000);
+    assert_eq!(
+        short.fresh_login_required_after("rekono-1", 4599),
+        Some(1000)
+    );
+    // Requiring it ends no session.
+    let t = sessions();
+    let (_, mine) = t.issue(session(), 1000).unwrap();
+    t.require_fresh_login("rekono-1", 1050);
+    assert!(t.validate(&mine, 1051).is_ok());
+    assert_eq!(t.fresh_login_required_after("rekono-1", 1051), Some(1050));
+    assert_eq!(s.validate(&other, 1051).unwrap_err(), Refusal::Revoked);
+}
+
+/// Review 17b, finding 2: after a reload that shortens the absolute timeout, a revocation
+/// holds for as long as the sessions issued before it can live.
+#[test]
+fn a_revocation_outlives_every_session_issued_under_a_longer_timeout() {
+    let old = sessions(); // absolute 3600
+    let (issued, cookie) = old.issue(session(), 1000).unwrap();
+    let shorter = Sessions::new(
+        Sealer::new(&[[7; 32]]),
+        Duration::from_secs(60),
+        Duration::from_secs(120),
+        1000,
+    )
+    .adopt(&old, true);
+    // A logout (by the session) and the sessions page (by its id), after the reload.
+    shorter.end_browser(&issued, 1010);
+    assert_eq!(
+        shorter.peek(&cookie, 4599),
+        None,
+        "logged out until its expiry"
+    );
+    let (second, second_cookie) = old.issue(session(), 1000).unwrap();
+    shorter.revoke_sid(&second.sid, 1010);
+    let (_, third_cookie) = old.issue(session(), 1000).unwrap();
+    shorter.revoke_sub("rekono-1", 1010);
+    for at in [1010 + 121, 4599] {
+        assert_eq!(shorter.peek(&second_cookie, at), None, "{at}");
+        assert_eq!(shorter.peek(&third_cookie, at), None, "{at}");
+    }
+    // A reload back to a longer timeout keeps the longest.
+    let again = sessions().adopt(&shorter, true);
+    assert_eq!(again.hold(), 3600);
+}
+
+/// A fresh-login requirement that finds the revocation store full is never dropped — and
+/// never becomes the watermark, which would refuse every session for as long as it holds:
+/// every subject's next login from before it must be fresh instead.
+#[test]
+fn a_fresh_login_requirement_at_a_full_store_asks_everyone_once_and_refuses_no_session() {
+    let s = sessions()
+        .with_max_revocations(1)
+        .with_fresh_login_for(Duration::from_secs(30 * 86400));
+    s.revoke_sid("x", 1000);
+    let (_, cookie) = Sessions::new(
+        Sealer::new(&[[7; 32]]),
+        Duration::from_secs(600),
+        Duration::from_secs(3600),
+        1000,
+    )
+    .issue(session(), 1040)
+    .unwrap();
+    s.require_fresh_login("rekono-2", 1050);
+    assert_eq!(s.fresh_login_required_after("anyone", 1051), Some(1050));
+    assert_eq!(
+        s.fresh_login_required_after("anyone", 1050 + 30 * 86400),
+        None
+    );
+    assert!(s.validate(&cookie, 1051).is_ok());
 }
