@@ -9,7 +9,8 @@ use std::sync::OnceLock;
 
 use bytes::Bytes;
 use libfuzzer_sys::{arbitrary, fuzz_target};
-use prehod_gateway::login::{handle, LoginRequest};
+use prehod_gateway::login::handle;
+use prehod_gateway::request::Request;
 
 #[derive(arbitrary::Arbitrary, Debug)]
 struct Input<'a> {
@@ -122,7 +123,8 @@ fuzz_target!(|input: Input<'_>| {
             let _ = header.append_header(http::header::COOKIE, value);
         }
     }
-    let req = LoginRequest::from_header(&header, Bytes::copy_from_slice(input.body), "fuzz");
+    let req = Request::new(&header.method, &header.uri, &header.headers, "fuzz")
+        .with_body(Bytes::copy_from_slice(input.body));
     let resp = w.runtime.block_on(handle(&w.shared, auth, req));
     assert!((200..600).contains(&resp.status), "status {}", resp.status);
     for (name, value) in &resp.headers {
