@@ -576,7 +576,9 @@ async fn prehod(threads: usize, upstream: SocketAddr) -> Prehod {
         setup.https_port = Some(port);
         // All load comes from 127.0.0.1.
         setup.server_extra =
-            "max_connections: 100000\nmax_connections_per_address: 100000\nmax_pending_connections: 100000\n".to_owned();
+            "max_connections: 100000\nmax_connections_per_address: 100000\nmax_pending_connections: 100000\n\
+max_pending_connections_per_address: 50000\n"
+                .to_owned();
         let key = std::fs::read_to_string(pki.path("session.key")).expect("session key");
         setup.auth = Some(format!(
             "login:\n  host: login.bankart.localhost\n  url: {login_url}\n\
