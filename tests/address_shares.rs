@@ -13,33 +13,6 @@ use prehod_test_support::clients::*;
 use prehod_test_support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// The open-file limit of this test process (it holds the demo portal's side of every
-/// upstream connection the gateway opens), raised with `prlimit` when it is lower.
-fn enough_open_files(needed: u64) {
-    let soft = || {
-        std::fs::read_to_string("/proc/self/limits")
-            .ok()
-            .and_then(|t| {
-                t.lines()
-                    .find(|l| l.starts_with("Max open files"))
-                    .and_then(|l| l.split_whitespace().nth(3).map(str::to_owned))
-            })
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(u64::MAX)
-    };
-    if soft() < needed {
-        let _ = std::process::Command::new("prlimit")
-            .arg("--pid")
-            .arg(std::process::id().to_string())
-            .arg(format!("--nofile={needed}:"))
-            .status();
-    }
-    assert!(
-        soft() >= needed,
-        "this test needs an open-file limit of {needed}"
-    );
-}
-
 /// The gateway's open file descriptors now.
 fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, Iterator::count)

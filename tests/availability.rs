@@ -66,35 +66,6 @@ enum Outcome {
     Open,
 }
 
-/// The open-file limit of this test process: it holds every attacking connection and the
-/// demo portals' upstream connections. Raised to the hard limit when that is higher.
-fn enough_open_files(needed: u64) {
-    let soft = || {
-        std::fs::read_to_string("/proc/self/limits")
-            .ok()
-            .and_then(|t| {
-                t.lines()
-                    .find(|l| l.starts_with("Max open files"))
-                    .and_then(|l| l.split_whitespace().nth(3).map(str::to_owned))
-            })
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(u64::MAX)
-    };
-    if soft() < needed {
-        // `prlimit` on this very process (util-linux): raise the soft limit to `needed`.
-        let _ = std::process::Command::new("prlimit")
-            .arg("--pid")
-            .arg(std::process::id().to_string())
-            .arg(format!("--nofile={needed}:"))
-            .status();
-    }
-    assert!(
-        soft() >= needed,
-        "this test needs an open-file limit of {needed} (ulimit -n); it is {}",
-        soft()
-    );
-}
-
 /// The attacker's TLS set-ups, made once (making one reads the CA file and costs OpenSSL
 /// milliseconds: thousands of them would stall this test's own runtime).
 struct Connectors {
