@@ -538,17 +538,7 @@ impl Store {
     async fn stored(&self) -> Result<Vec<Revoked>, String> {
         let mut c = self.connection().await?;
         let prefix = self.key("rev:");
-        let keys: Vec<String> = {
-            let mut iter: redis::AsyncIter<'_, String> = c
-                .scan_match(format!("{prefix}*"))
-                .await
-                .map_err(|e| e.to_string())?;
-            let mut keys = Vec::new();
-            while let Some(k) = iter.next_item().await {
-                keys.push(k.map_err(|e| e.to_string())?);
-            }
-            keys
-        };
+        let keys = scan_keys(&mut c, &prefix).await?;
         let mut out = Vec::new();
         let now = prehod_identity::unix_now();
         for key in keys {
@@ -710,6 +700,22 @@ fn parse_message(text: &str) -> Option<Revoked> {
         at,
         until,
     })
+}
+
+/// Every key under `prefix` (SCAN, so Redis is never blocked by a large keyspace).
+async fn scan_keys(
+    c: &mut redis::aio::MultiplexedConnection,
+    prefix: &str,
+) -> Result<Vec<String>, String> {
+    let mut iter: redis::AsyncIter<'_, String> = c
+        .scan_match(format!("{prefix}*"))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut keys = Vec::new();
+    while let Some(k) = iter.next_item().await {
+        keys.push(k.map_err(|e| e.to_string())?);
+    }
+    Ok(keys)
 }
 
 #[cfg(test)]

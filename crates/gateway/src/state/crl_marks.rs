@@ -9,9 +9,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
-use futures_util::StreamExt;
 use prehod_identity::cert::{Mark, MarkKey};
-use redis::AsyncCommands;
 
 use super::Store;
 use crate::live::Live;
@@ -64,17 +62,7 @@ impl Store {
     pub(super) async fn sync_crl_marks(&self, live: &Live) -> Result<(), String> {
         let mut c = self.connection().await?;
         let prefix = self.key("crl:");
-        let keys: Vec<String> = {
-            let mut iter: redis::AsyncIter<'_, String> = c
-                .scan_match(format!("{prefix}*"))
-                .await
-                .map_err(|e| e.to_string())?;
-            let mut keys = Vec::new();
-            while let Some(k) = iter.next().await {
-                keys.push(k.map_err(|e| e.to_string())?);
-            }
-            keys
-        };
+        let keys = super::scan_keys(&mut c, &prefix).await?;
         let snapshot = live.load();
         let checker = snapshot
             .auth
