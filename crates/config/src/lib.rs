@@ -171,7 +171,9 @@ impl std::fmt::Debug for State {
 pub struct Auth {
     pub login: Login,
     pub session: SessionSettings,
-    pub oidc: Oidc,
+    /// The OpenID providers, in the order of the login page's buttons: `providers:`, or the
+    /// single `oidc:` section (one provider, id `rekono`). Never empty.
+    pub providers: Vec<Oidc>,
     pub assertion: AssertionSettings,
     /// Certificate login (mTLS), when configured.
     pub certificate_login: Option<CertificateLogin>,
@@ -348,6 +350,27 @@ pub struct Oidc {
     pub timeout: Duration,
     /// RP-initiated logout also ends the session at the provider.
     pub logout_at_provider: bool,
+    /// The provider's id (`[a-z0-9-]`, at most 32): what portals' `methods`, sessions, audit
+    /// lines and metric labels name it by. `rekono` for the single `oidc:` section.
+    pub id: String,
+    /// The login page's button, Slovenian and English; `None` for `rekono` without one: the
+    /// built-in Rekono texts.
+    pub button: Option<(String, String)>,
+    /// Put before every `sub` of this provider to make its user ids: `ID:`, except for
+    /// `rekono`, whose ids stay the bare Rekono `sub` (as before providers were a list; a
+    /// provider without a prefix refuses a `sub` with `:`). Ids of two providers never meet.
+    pub user_id_prefix: String,
+}
+
+/// The id the single `oidc:` section gives its provider; the one provider whose user ids
+/// carry no prefix.
+pub const DEFAULT_PROVIDER_ID: &str = "rekono";
+
+impl Oidc {
+    /// This provider's user id for the `sub` it asserted.
+    pub fn user_id(&self, sub: &str) -> String {
+        format!("{}{sub}", self.user_id_prefix)
+    }
 }
 
 /// Client authentication at the provider's token endpoint.
@@ -376,11 +399,18 @@ pub struct AssertionSettings {
     pub lifetime: Duration,
 }
 
-/// How a portal's users may have logged in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How a portal's users may have logged in: an OpenID provider by its id, or a certificate.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LoginMethod {
-    Rekono,
+    Provider(String),
     Certificate,
+}
+
+impl LoginMethod {
+    /// `rekono`, the default provider.
+    pub fn rekono() -> Self {
+        LoginMethod::Provider(DEFAULT_PROVIDER_ID.to_owned())
+    }
 }
 
 #[derive(Debug)]
@@ -724,6 +754,19 @@ pub struct Portal {
 
     /// No login at all for this portal. Only for tests and demos.
     pub danger_no_authentication: bool,
+}
+
+impl Portal {
+    /// Whether the portal's `methods` name the OpenID provider `id`.
+    pub fn allows_provider(&self, id: &str) -> bool {
+        self.methods
+            .iter()
+            .any(|m| matches!(m, LoginMethod::Provider(p) if p == id))
+    }
+
+    pub fn allows_certificate(&self) -> bool {
+        self.methods.contains(&LoginMethod::Certificate)
+    }
 }
 
 #[derive(Clone, Debug)]

@@ -188,6 +188,17 @@ pub struct Oidc {
     pub ca: Option<String>,
     pub timeout: Option<String>,
     pub logout_at_provider: Option<bool>,
+    /// The provider's id (`[a-z0-9-]`); `rekono` in the single `oidc:` section.
+    pub id: Option<String>,
+    /// The login page's button: `{sl: …, en: …}`.
+    pub button: Option<Button>,
+}
+
+/// A login button's text in both languages.
+#[derive(Debug, Deserialize)]
+pub struct Button {
+    pub sl: String,
+    pub en: String,
 }
 
 #[derive(Debug, Deserialize)]

@@ -48,6 +48,7 @@ const SECTIONS: &[(&str, Section)] = &[
     ("login", trace::<raw::Login>),
     ("session", trace::<raw::Session>),
     ("oidc", trace::<raw::Oidc>),
+    ("providers", trace::<Vec<raw::Oidc>>),
     ("assertion", trace::<raw::Assertion>),
     ("certificate_login", trace::<raw::CertificateLogin>),
 ];

@@ -9,7 +9,7 @@
 //!   sections of the same names;
 //! - `portals.rs` (each portal) and `upstream.rs` (`portals.*.upstream`);
 //! - `auth.rs`: the login sections together and against the portals; `login.rs`, `session.rs`,
-//!   `oidc.rs`, `assertion.rs`, `certificate_login.rs`: each of them;
+//!   `oidc.rs` (`oidc`, and each of `providers`), `assertion.rs`, `certificate_login.rs`: each of them;
 //! - shared by all: `decode.rs` (YAML → raw types, unknown keys), `expand.rs` (`${VAR}`,
 //!   `${file:…}` and keeping secrets out of messages), `files.rs` (reading files), `values.rs`
 //!   (addresses, durations, host names).
@@ -52,6 +52,7 @@ pub(crate) const TOP_LEVEL_KEYS: &[&str] = &[
     "login",
     "session",
     "oidc",
+    "providers",
     "assertion",
     "listen",
     "admin",
@@ -77,6 +78,9 @@ struct Checker<'a> {
     secrets: Vec<String>,
     /// Every file read, stamped before it was read.
     sources: Vec<crate::sources::SourceFile>,
+    /// The provider a portal without `methods` allows (with certificates): the first of
+    /// `providers:`, else `rekono`.
+    default_provider: String,
 }
 
 pub(crate) fn check(
@@ -91,6 +95,7 @@ pub(crate) fn check(
         env,
         secrets: Vec::new(),
         sources: Vec::new(),
+        default_provider: crate::DEFAULT_PROVIDER_ID.to_owned(),
     };
     let config = checker.config(path, text);
     match config {
@@ -220,6 +225,9 @@ impl Checker<'_> {
         let cookies = self.cookies(cookies);
         let server = self.server(server);
         let rate_limits = self.rate_limits(rate_limits);
+        if let Some(first) = auth::first_provider_id(&top) {
+            self.default_provider = first;
+        }
         let portals = self.portals(top.get("portals"), tls.as_ref(), timeouts);
         let needs_auth = portals
             .as_ref()

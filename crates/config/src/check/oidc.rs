@@ -1,23 +1,52 @@
-//! `oidc`: the OpenID provider (Rekono), the client's authentication, scopes and acr levels.
+//! One OpenID provider (`oidc`, or an item of `providers`): its id and button, the client's
+//! authentication, scopes and acr levels.
 
 use super::Checker;
 use crate::raw;
 
 impl Checker<'_> {
-    pub(super) fn oidc(&mut self, raw: raw::Oidc) -> Option<crate::Oidc> {
+    /// One provider at `at` (`oidc` or `providers[N]`).
+    pub(super) fn oidc(&mut self, raw: raw::Oidc, at: &str) -> Option<crate::Oidc> {
+        let key = |k: &str| format!("{at}.{k}");
+        let id = raw
+            .id
+            .clone()
+            .unwrap_or_else(|| crate::DEFAULT_PROVIDER_ID.to_owned());
+        if !is_provider_id(&id) {
+            self.problem(
+                &key("id"),
+                format!("{id:?} is not a provider id: 1 to 32 of a-z, 0-9 and -"),
+            );
+        } else if id == "certificate" {
+            self.problem(
+                &key("id"),
+                "\"certificate\" names certificate login in portals' methods: not a provider id",
+            );
+        }
+        let button = raw.button.as_ref().map(|b| (b.sl.clone(), b.en.clone()));
+        if let Some((sl, en)) = &button {
+            if sl.trim().is_empty() || en.trim().is_empty() {
+                self.problem(&key("button"), "both sl and en must be non-empty");
+            }
+        } else if id != crate::DEFAULT_PROVIDER_ID {
+            self.problem(
+                &key("button"),
+                format!("provider {id:?} needs button: {{sl: …, en: …}} (only rekono has built-in texts)"),
+            );
+        }
         let issuer = raw.issuer.trim_end_matches('/').to_owned();
         match url::Url::parse(&issuer) {
             Ok(u) if u.scheme() == "https" && u.query().is_none() => {}
             _ => {
                 self.problem(
-                    "oidc.issuer",
+                    &key("issuer"),
                     format!("{issuer:?} is not an https:// issuer URL"),
                 );
                 return None;
             }
         }
         if raw.client_id.is_empty() {
-            self.problem("oidc.client_id", "must not be empty");
+            self.problem(&key("client_id"), "must not be empty");
         }
         let client_auth = match raw.client_auth.as_deref().unwrap_or("client_secret_basic") {
             "client_secret_basic" => match raw.client_secret.as_deref() {
@@ -26,7 +55,7 @@ impl Checker<'_> {
                 }
                 _ => {
                     self.problem(
-                        "oidc.client_secret",
+                        &key("client_secret"),
                         "client_secret_basic needs a non-empty client_secret",
                     );
                     None
@@ -34,7 +63,7 @@ impl Checker<'_> {
             },
             "private_key_jwt" => match &raw.client_key {
                 Some(path) => self
-                    .read_key_file(path, "oidc.client_key")
+                    .read_key_file(path, &key("client_key"))
                     .and_then(
                         |(p, pem)| match openssl::pkey::PKey::private_key_from_pem(&pem) {
                             Ok(k) if k.rsa().is_ok() => Some(crate::ClientAuth::PrivateKeyJwt {
@@ -54,7 +83,7 @@ impl Checker<'_> {
                             }
                             _ => {
                                 self.problem(
-                                    "oidc.client_key",
+                                    &key("client_key"),
                                     format!(
                                         "{} is not an RSA or EC P-256 private key in PEM",
                                         p.display()
@@ -66,7 +95,7 @@ impl Checker<'_> {
                     ),
                 None => {
                     self.problem(
-                        "oidc.client_key",
+                        &key("client_key"),
                         "private_key_jwt needs client_key (a PEM private key)",
                     );
                     None
@@ -74,7 +103,7 @@ impl Checker<'_> {
             },
             other => {
                 self.problem(
-                    "oidc.client_auth",
+                    &key("client_auth"),
                     format!("{other:?} is not one of: client_secret_basic, private_key_jwt"),
                 );
                 None
@@ -84,7 +113,7 @@ impl Checker<'_> {
             .scopes
             .unwrap_or_else(|| vec!["openid".into(), "profile".into(), "email".into()]);
         if !scopes.iter().any(|s| s == "openid") {
-            self.problem("oidc.scopes", "must include openid");
+            self.problem(&key("scopes"), "must include openid");
         }
         let acr_levels: Vec<(String, u8)> = raw
             .acr_levels
@@ -101,17 +130,17 @@ impl Checker<'_> {
         for (acr, level) in &acr_levels {
             if !matches!(level, 10 | 20 | 30) {
                 self.problem(
-                    &format!("oidc.acr_levels.{acr}"),
+                    &format!("{at}.acr_levels.{acr}"),
                     format!("level {level} is not 10, 20 or 30"),
                 );
             }
         }
         let ca = match &raw.ca {
-            Some(path) => Some(self.read_file(path, "oidc.ca", "CA")?.1),
+            Some(path) => Some(self.read_file(path, &key("ca"), "CA")?.1),
             None => None,
         };
         let timeout = self
-            .duration(raw.timeout.as_ref(), "oidc.timeout")
+            .duration(raw.timeout.as_ref(), &key("timeout"))
             .unwrap_or(std::time::Duration::from_secs(5));
         Some(crate::Oidc {
             issuer,
@@ -122,6 +151,21 @@ impl Checker<'_> {
             ca,
             timeout,
             logout_at_provider: raw.logout_at_provider.unwrap_or(true),
+            user_id_prefix: if id == crate::DEFAULT_PROVIDER_ID {
+                String::new()
+            } else {
+                format!("{id}:")
+            },
+            id,
+            button,
         })
     }
+}
+
+/// A provider id: 1 to 32 of `a-z`, `0-9`, `-` (it goes into URLs, user ids and labels).
+pub(super) fn is_provider_id(id: &str) -> bool {
+    (1..=32).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }

@@ -123,22 +123,21 @@ impl Checker<'_> {
                 format!("{min_level} is not 10 (low), 20 (substantial) or 30 (high)"),
             );
         }
-        let mut methods = Vec::new();
-        for (i, m) in raw
-            .methods
-            .unwrap_or_else(|| vec!["rekono".into(), "certificate".into()])
-            .iter()
-            .enumerate()
-        {
-            match m.as_str() {
-                "rekono" => methods.push(crate::LoginMethod::Rekono),
-                "certificate" => methods.push(crate::LoginMethod::Certificate),
-                other => self.problem(
-                    &format!("{key}.methods[{i}]"),
-                    format!("{other:?} is not one of: rekono, certificate"),
-                ),
-            }
-        }
+        // Without `methods`: the first provider and certificates. A provider added to the
+        // list is allowed only where a portal names it (checked against the list in `auth`).
+        let methods = match raw.methods {
+            None => vec![
+                crate::LoginMethod::Provider(self.default_provider.clone()),
+                crate::LoginMethod::Certificate,
+            ],
+            Some(names) => names
+                .into_iter()
+                .map(|m| match m.as_str() {
+                    "certificate" => crate::LoginMethod::Certificate,
+                    _ => crate::LoginMethod::Provider(m),
+                })
+                .collect(),
+        };
         let http_methods = self.http_methods(raw.http_methods, key);
         Some(Portal {
             min_level,
