@@ -161,6 +161,7 @@ assertion:\n  key: {0}/assertion.key\nportals:\n  bips:\n    host: bips.bankart.
         host: None,
         issued_at: None,
         family: None,
+        provider: None,
     };
     let (issued, cookie) = auth.sessions.issue(session, now).expect("issue");
     c.bench_function("session/validate (cached)", |b| {

@@ -175,6 +175,7 @@ portals:\n  acq:\n    host: acq.bankart.localhost\n    danger_no_authentication:
                     host: Some("bips.bankart.localhost".into()),
                     issued_at: None,
                     family: None,
+                    provider: None,
                 },
                 now,
             )

@@ -66,6 +66,7 @@ fn main() {
                     host: Some("bips.bankart.localhost".into()),
                     issued_at: None,
                     family: None,
+                    provider: None,
                 },
                 now,
             )

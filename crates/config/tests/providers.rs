@@ -70,7 +70,12 @@ fn todays_single_oidc_section_is_one_provider_rekono_with_todays_user_ids() {
 #[test]
 fn a_provider_list_gives_each_its_id_button_and_namespaced_user_ids() {
     let pki = pki();
-    let text = config(pki.path(), TWO, "", "    methods: [bankart-staff, certificate]\n");
+    let text = config(
+        pki.path(),
+        TWO,
+        "",
+        "    methods: [bankart-staff, certificate]\n",
+    );
     let config = load(&text).expect("valid");
     let auth = config.auth.expect("login");
     let ids: Vec<&str> = auth.providers.iter().map(|p| p.id.as_str()).collect();
@@ -123,7 +128,12 @@ fn every_mistake_in_a_provider_list_is_named_with_its_place() {
     client_id: prehod
     client_secret: s
 ";
-    let text = config(pki.path(), providers, "    methods: [rekono, tax-office]\n", "");
+    let text = config(
+        pki.path(),
+        providers,
+        "    methods: [rekono, tax-office]\n",
+        "",
+    );
     let shown = load(&text).expect_err("mistakes").to_string();
     for expected in [
         "/etc/prehod/proxy.yaml:18:5: providers[1].id: \"Bankart_Staff\" is not a provider id",

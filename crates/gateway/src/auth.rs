@@ -1,16 +1,16 @@
 //! The gateway's login state, built once at start and at each reload: session sealing, the
-//! OpenID provider, the certificate checker, cookie names, the login host's URLs.
+//! OpenID providers, the certificate checker, cookie names, the login host's URLs.
 //!
 //! [`AuthState`] is built here; `crate::portal::decide` only reads it per request.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::HeaderMap;
 use prehod_config::Config;
 use prehod_identity::assertion::Signer;
-use prehod_identity::oidc::{Provider, Settings};
+use prehod_identity::oidc::Provider;
 use prehod_identity::seal::Sealer;
 use prehod_identity::session::Sessions;
 
@@ -22,10 +22,8 @@ pub struct AuthState {
     /// Seals login attempts (same keys as sessions, another purpose).
     pub sealer: Sealer,
     pub signer: Signer,
-    /// Filled by the discovery background task once Rekono answers.
-    pub provider: RwLock<Option<Arc<Provider>>>,
-    pub oidc: Settings,
-    pub logout_at_provider: bool,
+    /// The OpenID providers (Rekono first), each discovered by the background task.
+    pub providers: crate::providers::Providers,
     /// The renderer (the same as [`crate::Shared::pages`]).
     pub pages: Arc<Pages>,
     pub login_host: String,
@@ -179,19 +177,7 @@ impl AuthState {
                 login_url.clone(),
                 auth.assertion.lifetime.as_secs(),
             )?,
-            provider: RwLock::new(None),
-            oidc: Settings {
-                issuer: auth.oidc.issuer.clone(),
-                client_id: auth.oidc.client_id.clone(),
-                client_auth: auth.oidc.client_auth.clone(),
-                redirect_uri: format!("{login_url}/oidc/callback"),
-                scopes: auth.oidc.scopes.clone(),
-                acr_levels: auth.oidc.acr_levels.clone(),
-                extra_roots: auth.oidc.ca.iter().cloned().collect(),
-                timeout: auth.oidc.timeout,
-                max_skew: Duration::from_secs(60),
-            },
-            logout_at_provider: auth.oidc.logout_at_provider,
+            providers: crate::providers::Providers::new(&auth.providers, &login_url),
             pages,
             login_host: auth.login.host.clone(),
             login_url,
@@ -250,19 +236,17 @@ impl AuthState {
         if let (Some(new), Some(previous)) = (&self.certificates, &old.certificates) {
             new.checker.adopt(&previous.checker);
         }
-        if config.oidc.issuer == old_config.oidc.issuer
-            && config.oidc.client_id == old_config.oidc.client_id
-        {
-            self.provider = RwLock::new(old.provider());
+        for new in self.providers.iter() {
+            if let Some(previous) = old.providers.by_id(&new.id) {
+                new.adopt(previous);
+            }
         }
         self
     }
 
+    /// The first provider's metadata and keys, once discovered (what readiness waits for).
     pub fn provider(&self) -> Option<Arc<Provider>> {
-        self.provider
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.providers.first().and_then(|p| p.discovered())
     }
 
     /// A `return` URL is accepted only if it is https, names a configured portal host and the
@@ -333,6 +317,19 @@ impl AuthState {
             self.login_url,
             encode(return_to)
         )
+    }
+
+    /// Whether `portal` accepts an OpenID session of `session`'s provider.
+    pub fn portal_allows_session(
+        portal: &prehod_config::Portal,
+        session: &prehod_identity::session::Session,
+    ) -> bool {
+        match session.method {
+            prehod_identity::session::Method::Rekono => {
+                portal.allows_provider(session.method_label())
+            }
+            prehod_identity::session::Method::Certificate => portal.allows_certificate(),
+        }
     }
 }
 

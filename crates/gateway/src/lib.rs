@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod pages;
 pub mod pool;
 pub mod portal;
+pub mod providers;
 pub mod proxy;
 pub mod ratelimit;
 pub mod redirect;
@@ -260,36 +261,50 @@ impl BackgroundService for Discovery {
     }
 }
 
-/// Discovers `shared`'s identity provider (again, after a reload: the previous one serves
-/// until then), retrying until it answers.
-async fn discover(shared: &Shared, mut shutdown: ShutdownWatch) {
+/// Discovers `shared`'s identity providers, each on its own (again, after a reload: the
+/// previous one serves until then), retrying each until it answers.
+async fn discover(shared: &Shared, shutdown: ShutdownWatch) {
     let Some(auth) = &shared.auth else {
         return;
     };
+    futures_util::future::join_all(
+        auth.providers
+            .iter()
+            .enumerate()
+            .map(|(i, p)| discover_one(shared, p, i == 0, shutdown.clone())),
+    )
+    .await;
+}
+
+/// Discovers one provider; `first`: the one readiness waits for.
+async fn discover_one(
+    shared: &Shared,
+    provider: &providers::LoginProvider,
+    first: bool,
+    mut shutdown: ShutdownWatch,
+) {
     let metrics = &shared.metrics;
     let mut wait = std::time::Duration::from_millis(200);
+    let issuer = &provider.settings.issuer;
     loop {
         let started = std::time::Instant::now();
-        let result = prehod_identity::oidc::Provider::discover(auth.oidc.clone()).await;
+        let result = prehod_identity::oidc::Provider::discover(provider.settings.clone()).await;
         metrics
             .oidc_duration
             .with_label_values(&["discovery"])
             .observe(started.elapsed().as_secs_f64());
         match result {
-            Ok(provider) => {
-                let provider = match auth.provider() {
-                    Some(previous) => provider.adopt_seen(&previous),
-                    None => provider,
-                };
-                *auth.provider.write().unwrap_or_else(|e| e.into_inner()) =
-                    Some(Arc::new(provider));
-                metrics.oidc_ready.set(1);
-                tracing::info!(issuer = %auth.oidc.issuer, "identity provider discovered");
+            Ok(discovered) => {
+                provider.set_discovered(discovered);
+                if first {
+                    metrics.oidc_ready.set(1);
+                }
+                tracing::info!(provider = %provider.id, issuer = %issuer, "identity provider discovered");
                 return;
             }
             Err(e) => {
                 metrics.oidc_errors.with_label_values(&["discovery"]).inc();
-                tracing::warn!(issuer = %auth.oidc.issuer, error = %e, "identity provider not reachable yet");
+                tracing::warn!(provider = %provider.id, issuer = %issuer, error = %e, "identity provider not reachable yet");
             }
         }
         tokio::select! {

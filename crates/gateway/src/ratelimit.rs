@@ -34,7 +34,11 @@ impl Endpoint {
     pub fn on_login_host(method: &http::Method, path: &str) -> Option<Self> {
         match (method.as_str(), path) {
             ("GET", "/oidc/start") => Some(Endpoint::OidcStart),
+            // Every provider's callback (`/oidc/callback/ID`) shares the callback's buckets.
             ("GET", "/oidc/callback") => Some(Endpoint::OidcCallback),
+            ("GET", p) if p.starts_with(crate::providers::CALLBACK_PREFIX) => {
+                Some(Endpoint::OidcCallback)
+            }
             ("POST", "/oidc/backchannel-logout") => Some(Endpoint::BackchannelLogout),
             _ => None,
         }

@@ -49,7 +49,8 @@ pub struct PortalRuntime {
     pub config: Portal,
     pub pool: Arc<Pool>,
     pub peer: PeerTemplate,
-    /// `https://HOST`: the audience of the identity assertions sent to it.
+    /// `https://HOST[:PORT]` (the public port, unless 443): the audience of the identity
+    /// assertions sent to it.
     pub audience: String,
 }
 
@@ -60,7 +61,8 @@ pub struct PeerTemplate {
 }
 
 impl PortalRuntime {
-    fn new(portal: &Portal) -> Arc<Self> {
+    /// `public_port`: the port the portals are reached on (the login URL's; `None`: 443).
+    fn new(portal: &Portal, public_port: Option<u16>) -> Arc<Self> {
         let mut options = PeerOptions::new();
         options.connection_timeout = Some(portal.timeouts.connect);
         options.total_connection_timeout = Some(portal.timeouts.connect * 2);
@@ -77,7 +79,11 @@ impl PortalRuntime {
         }
         Arc::new(Self {
             config: portal.clone(),
-            audience: format!("https://{}", portal.host),
+            // The origin the browser reached: with its port, unless 443.
+            audience: match public_port {
+                Some(port) => format!("https://{}:{port}", portal.host),
+                None => format!("https://{}", portal.host),
+            },
             pool: Arc::new(Pool::new(
                 &portal.upstream.targets,
                 portal.upstream.health_check,
@@ -92,7 +98,16 @@ impl PortalRuntime {
 
 impl Shared {
     pub fn new(config: Config) -> Result<Self, BuildError> {
-        let portals = config.portals.iter().map(PortalRuntime::new).collect();
+        let public_port = config
+            .auth
+            .as_ref()
+            .and_then(|a| url::Url::parse(&a.login.url).ok())
+            .and_then(|u| u.port());
+        let portals = config
+            .portals
+            .iter()
+            .map(|p| PortalRuntime::new(p, public_port))
+            .collect();
         let login = config.auth.as_ref().map(|a| &a.login);
         let pages = Arc::new(pages::Pages::new(
             login.and_then(|l| l.templates.as_deref()),
@@ -254,8 +269,34 @@ mod tests {
         let dev = Dev::new();
         for (runtime, portal) in dev.shared.portals.iter().zip(&dev.shared.config.portals) {
             assert_eq!(runtime.config.name, portal.name);
-            assert_eq!(runtime.audience, format!("https://{}", portal.host));
+            // The dev login URL has port 8443: the portals are reached there too.
+            assert_eq!(runtime.audience, format!("https://{}:8443", portal.host));
             assert_eq!(runtime.pool.targets.len(), portal.upstream.targets.len());
         }
+    }
+
+    #[test]
+    fn the_assertion_audience_keeps_a_non_default_port_and_drops_443() {
+        let dev = Dev::new();
+        let text = crate::testing::DEV.replace(
+            "url: https://login.bankart.localhost:8443",
+            "url: https://login.bankart.localhost:19444",
+        );
+        let shared = Shared::new(dev.config(&text)).expect("builds");
+        let acq = shared.portals.iter().find(|p| p.config.name == "acq");
+        assert_eq!(
+            acq.map(|p| p.audience.as_str()),
+            Some("https://acq.bankart.localhost:19444")
+        );
+        let text = crate::testing::DEV.replace(
+            "url: https://login.bankart.localhost:8443",
+            "url: https://login.bankart.localhost",
+        );
+        let shared = Shared::new(dev.config(&text)).expect("builds");
+        let acq = shared.portals.iter().find(|p| p.config.name == "acq");
+        assert_eq!(
+            acq.map(|p| p.audience.as_str()),
+            Some("https://acq.bankart.localhost")
+        );
     }
 }

@@ -73,6 +73,7 @@ impl Dev {
             host: None,
             issued_at: None,
             family: None,
+            provider: None,
         };
         let auth = self.auth();
         let (issued, _) = auth.sessions.issue(s, now).expect("issue");

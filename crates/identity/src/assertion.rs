@@ -133,7 +133,7 @@ impl Signer {
             sid: &session.sid,
             email: &session.email,
             name: &session.name,
-            method: session.method.as_str(),
+            method: session.method_label(),
             level: session.level,
             amr: &session.amr,
             auth_time: session.auth_time,
@@ -180,6 +180,7 @@ mod tests {
             host: None,
             issued_at: None,
             family: None,
+            provider: None,
         }
     }
 

@@ -13,7 +13,8 @@ use crate::seal::{SealError, Sealer};
 
 const PURPOSE: &[u8] = b"prehod session v1";
 
-/// How the user logged in to the gateway.
+/// How the user logged in to the gateway: `Rekono` is any OpenID provider's login (which one:
+/// [`Session::provider`]), named `rekono` in sealed sessions from before providers were a list.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Method {
@@ -73,6 +74,10 @@ pub struct Session {
     /// `None`: the session started its family, whose id is its own ([`Session::family_id`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub family: Option<String>,
+    /// The id of the OpenID provider of a [`Method::Rekono`] (OpenID) login; `None` in a
+    /// certificate session, and in one sealed before providers were configurable: `rekono`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
 }
 
 impl Session {
@@ -82,6 +87,18 @@ impl Session {
     /// this one too — it can only be refused more often, never less (fail closed).
     pub fn issue_time(&self) -> u64 {
         self.issued_at.unwrap_or(self.auth_time)
+    }
+
+    /// How the session was made, as sessions, audit lines, metric labels and the method
+    /// header name it: the OpenID provider's id (`rekono`, …), or `certificate`.
+    pub fn method_label(&self) -> &str {
+        match self.method {
+            Method::Rekono => self
+                .provider
+                .as_deref()
+                .unwrap_or(crate::oidc::DEFAULT_PROVIDER),
+            Method::Certificate => Method::Certificate.as_str(),
+        }
     }
 
     /// The id of the session family this session belongs to.
@@ -139,6 +156,7 @@ fn approximate_size(s: &Session) -> u64 {
         + s.cert_fingerprint.as_ref().map_or(0, String::len)
         + s.host.as_ref().map_or(0, String::len)
         + s.family.as_ref().map_or(0, String::len)
+        + s.provider.as_ref().map_or(0, String::len)
         + s.cert.as_ref().map_or(0, |c| {
             c.organization.len()
                 + c.subject.len()

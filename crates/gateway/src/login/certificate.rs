@@ -255,5 +255,6 @@ pub fn certificate_session(
         host: None,
         issued_at: None,
         family: None,
+        provider: None,
     }
 }

@@ -159,22 +159,37 @@ impl Ctx<'_, '_> {
         self.login_failed_page(reason, &MessageView::new(m))
     }
 
-    /// A failed Rekono login, counted and audited, shown with `view`.
+    /// A failed OpenID login, counted and audited (under the provider it was for), shown
+    /// with `view`.
     pub(super) fn login_failed_page(&self, reason: &'static str, view: &MessageView) -> Reply {
         let metrics = &self.shared.metrics;
-        metrics
-            .logins
-            .with_label_values(&["rekono", "failure"])
-            .inc();
+        let method = self.provider_label();
+        metrics.logins.with_label_values(&[method, "failure"]).inc();
         metrics.denials.with_label_values(&[reason]).inc();
         self.audit(audit::Event {
             event: crate::audit::Kind::Login,
             outcome: crate::audit::Outcome::Failure,
             reason: Some(reason),
-            method: Some("rekono"),
+            method: Some(method),
             ..Default::default()
         });
         self.page(view)
+    }
+
+    /// The provider this login request is about, for labels: the callback path's, else a
+    /// configured `provider=` of the query, else the first provider.
+    pub(super) fn provider_label(&self) -> &str {
+        let providers = &self.auth.providers;
+        providers
+            .by_callback(self.req.path)
+            .or_else(|| {
+                self.req
+                    .query()
+                    .get("provider")
+                    .and_then(|id| providers.by_id(id))
+            })
+            .or_else(|| providers.first())
+            .map_or(prehod_identity::oidc::DEFAULT_PROVIDER, |p| p.id.as_str())
     }
 }
 
@@ -189,10 +204,18 @@ pub(super) fn app_view(auth: &AuthState, p: &prehod_config::Portal) -> AppView {
 
 /// Who is logged in, in words.
 pub(super) fn session_view(ctx: &Ctx<'_, '_>, s: &Session) -> SessionView {
-    let method = ctx.text(match s.method {
-        Method::Rekono => Text::MethodRekono,
-        Method::Certificate => Text::MethodCertificate,
-    });
+    // Another provider's session is named by its button's text.
+    let button = ctx
+        .auth
+        .providers
+        .of_session(s)
+        .and_then(|p| p.button.as_ref())
+        .map(|(sl, en)| if ctx.lang.code() == "en" { en } else { sl });
+    let method = match (s.method, button) {
+        (Method::Rekono, Some(b)) => b.clone(),
+        (Method::Rekono, None) => ctx.text(Text::MethodRekono),
+        (Method::Certificate, _) => ctx.text(Text::MethodCertificate),
+    };
     SessionView {
         name: s.name.clone(),
         email: s.email.clone(),

@@ -6,7 +6,7 @@ use super::logout::{logout_form_csp, LOGOUT_PURPOSE};
 use super::sso::{query_bind, signed_in};
 use crate::audit;
 use crate::auth::encode;
-use crate::pages::{LoginLinks, LoginView, Message, Text};
+use crate::pages::{LoginLinks, LoginView, Message, ProviderButton, Text};
 use crate::reply::Reply;
 use prehod_identity::session::Method;
 use prehod_identity::unix_now;
@@ -35,7 +35,7 @@ pub(super) fn login_page(ctx: &Ctx<'_, '_>) -> Reply {
             if let Some(portal) = portal.filter(|p| {
                 valid.session.level < p.min_level
                     && valid.session.method == Method::Rekono
-                    && p.methods.contains(&prehod_config::LoginMethod::Rekono)
+                    && p.allows_provider(valid.session.method_label())
             }) {
                 ctx.shared
                     .metrics
@@ -48,7 +48,7 @@ pub(super) fn login_page(ctx: &Ctx<'_, '_>) -> Reply {
                     sub: Some(&valid.session.sub),
                     email: Some(&valid.session.email),
                     portal: Some(&portal.name),
-                    method: Some("rekono"),
+                    method: Some(valid.session.method_label()),
                     level: Some(portal.min_level),
                     ..Default::default()
                 });
@@ -133,13 +133,39 @@ pub(super) fn login_page(ctx: &Ctx<'_, '_>) -> Reply {
 
         _ => None,
     };
-    let allows = |m: prehod_config::LoginMethod| portal.is_none_or(|p| p.methods.contains(&m));
+    // The buttons of the providers the application allows (every provider on the home).
+    let providers: Vec<ProviderButton> = auth
+        .providers
+        .iter()
+        .filter(|p| portal.is_none_or(|c| c.allows_provider(&p.id)))
+        .map(|p| ProviderButton {
+            id: p.id.clone(),
+            url: format!(
+                "/oidc/start?provider={}{}",
+                p.id,
+                if ret.is_empty() {
+                    String::new()
+                } else {
+                    format!("&{ret}")
+                }
+            ),
+            label: p.button.as_ref().map(|(sl, en)| match ctx.lang.code() {
+                "en" => en.clone(),
+                _ => sl.clone(),
+            }),
+            instructions: (p.id == prehod_config::DEFAULT_PROVIDER_ID)
+                .then(|| auth.rekono_instructions_url.clone()),
+        })
+        .collect();
     let mut view = LoginView {
         links,
         notice,
         app: portal.map(|p| app_view(auth, p)),
-        hide_rekono: !allows(prehod_config::LoginMethod::Rekono),
-        hide_certificate: !allows(prehod_config::LoginMethod::Certificate),
+        hide_rekono: !portal.is_none_or(|p| p.allows_provider(prehod_config::DEFAULT_PROVIDER_ID)),
+        // Only a configured certificate login is offered (else `/certificate` could only 503).
+        hide_certificate: auth.certificates.is_none()
+            || !portal.is_none_or(|p| p.allows_certificate()),
+        providers,
         ..LoginView::default()
     };
     // The login host opened directly: its home, with the applications and, when logged in,
@@ -154,10 +180,14 @@ pub(super) fn login_page(ctx: &Ctx<'_, '_>) -> Reply {
             }
         }
     }
-    let logged_in = view.session.is_some();
     let body = auth.pages.login(ctx.lang, &view, &ctx.switch_url());
     let mut resp = Reply::html(200, body);
-    if let Some(csp) = logged_in.then(|| logout_form_csp(auth)).flatten() {
+    let logged_in = view
+        .session
+        .is_some()
+        .then(|| ctx.session(unix_now()))
+        .flatten();
+    if let Some(csp) = logged_in.and_then(|v| logout_form_csp(auth, &v.session)) {
         resp.headers.push(("content-security-policy", csp));
     }
     match (&auth.certificates, &auth.cookie_scope) {

@@ -44,7 +44,7 @@ pub async fn handle(shared: &Shared, auth: &AuthState, req: Request<'_>) -> Repl
     let mut resp = match (req.method.as_str(), req.path) {
         ("GET" | "HEAD", "/") => login_page(&ctx),
         ("GET", "/oidc/start") => start(&ctx),
-        ("GET", "/oidc/callback") => callback(&ctx).await,
+        ("GET", p) if auth.providers.by_callback(p).is_some() => callback(&ctx).await,
         ("GET", "/logout") => logout_confirmation(&ctx),
         ("POST", "/logout") => logout(&ctx),
         ("GET", "/logged-out") => {
@@ -109,6 +109,58 @@ mod tests {
         let missing = get(&dev, "/no-such-page").await;
         assert_eq!(missing.status, 404);
         assert!(std::str::from_utf8(&missing.body).is_ok_and(|b| b.contains("r-login")));
+    }
+
+    /// The dev configuration without its `certificate_login` section.
+    fn without_certificate_login(dev: &Dev) -> Shared {
+        let text = crate::testing::DEV;
+        let start = text
+            .find("certificate_login:")
+            .expect("the dev config has one");
+        let end = text.find("timeouts:").expect("and timeouts after it");
+        let text = format!(
+            "{}{}",
+            text.get(..start).unwrap_or_default(),
+            text.get(end..).unwrap_or_default()
+        );
+        Shared::new(dev.config(&text)).expect("builds")
+    }
+
+    #[tokio::test]
+    async fn certificate_login_is_offered_only_when_it_is_configured() {
+        let dev = Dev::new();
+        let page = get(&dev, "/").await;
+        let html = String::from_utf8_lossy(&page.body).into_owned();
+        assert!(html.contains("id=\"login-certificate\""), "{html}");
+        let shared = without_certificate_login(&dev);
+        let auth = shared.auth.as_ref().expect("login");
+        let (uri, h) = head("/", &[("accept-language", "sl")]);
+        let page = handle(
+            &shared,
+            auth,
+            Request::new(&http::Method::GET, &uri, &h, "r"),
+        )
+        .await;
+        let html = String::from_utf8_lossy(&page.body).into_owned();
+        assert!(html.contains("id=\"login-rekono\""), "{html}");
+        assert!(
+            !html.contains("login-certificate"),
+            "no certificate login configured, no button: {html}"
+        );
+        // Nor on a portal's login page that allows certificates.
+        let (uri, h) = head(
+            "/?return=https%3A%2F%2Facq.bankart.localhost%3A8443%2F",
+            &[("accept-language", "sl")],
+        );
+        let page = handle(
+            &shared,
+            auth,
+            Request::new(&http::Method::GET, &uri, &h, "r"),
+        )
+        .await;
+        let html = String::from_utf8_lossy(&page.body).into_owned();
+        assert!(html.contains("id=\"login-rekono\""), "{html}");
+        assert!(!html.contains("login-certificate"), "{html}");
     }
 
     #[tokio::test]

@@ -1,5 +1,7 @@
-//! Login with Rekono (OpenID Connect): the start (a sealed attempt per tab, sent to
-//! Rekono) and the callback (the code exchanged, the identity checked, the session issued).
+//! Login with an OpenID provider (Rekono, or another of `providers`): the start (a sealed
+//! attempt per tab, naming the provider, sent to it) and the callback (at that provider's
+//! own callback path only: the code exchanged there, the identity checked, its user id
+//! namespaced, the session issued).
 
 use super::context::{home_url, is_home, oidc_refusal, with_nonce, Ctx};
 use super::sso::{query_bind, signed_in, FormCarry};
@@ -20,12 +22,13 @@ pub(super) const ATTEMPT_LIFETIME: u64 = 600;
 /// At most this many login attempts (tabs) are kept per browser; older ones are dropped.
 pub(super) const MAX_ATTEMPTS: usize = 5;
 
-/// Starts a Rekono login: a sealed attempt cookie per tab, then off to Rekono.
+/// Starts a login at a provider (`provider=ID`; default: the live session's, for a step-up,
+/// else the first the portal allows): a sealed attempt cookie per tab, then off to it.
 pub(super) fn start(ctx: &Ctx<'_, '_>) -> Reply {
     let auth = ctx.auth;
     // Without `return` the login was started on the login host's home, and returns there.
-    let (return_to, min_level) = match ctx.req.query().get("return") {
-        None => (home_url(auth), 0),
+    let (return_to, min_level, portal) = match ctx.req.query().get("return") {
+        None => (home_url(auth), 0, None),
         Some(r) => {
             let Some((return_to, portal)) = auth.check_return(r) else {
                 return ctx.message(Message::BadReturn);
@@ -33,16 +36,23 @@ pub(super) fn start(ctx: &Ctx<'_, '_>) -> Reply {
             let Some(portal_cfg) = ctx.shared.config.portals.get(portal) else {
                 return ctx.message(Message::BadReturn);
             };
-            if !portal_cfg
-                .methods
-                .contains(&prehod_config::LoginMethod::Rekono)
-            {
-                return ctx.message(Message::MethodNotAllowed);
-            }
-            (return_to, portal_cfg.min_level)
+            (return_to, portal_cfg.min_level, Some(portal_cfg))
         }
     };
-    let Some(provider) = auth.provider() else {
+    let now = unix_now();
+    let live = ctx.session(now).map(|v| v.session);
+    let Some(login_provider) = chosen_provider(
+        auth,
+        ctx.req.query().get("provider"),
+        live.as_deref(),
+        portal,
+    ) else {
+        return ctx.message(Message::MethodNotAllowed);
+    };
+    if portal.is_some_and(|p| !p.allows_provider(&login_provider.id)) {
+        return ctx.message(Message::MethodNotAllowed);
+    }
+    let Some(provider) = login_provider.discovered() else {
         return ctx.login_failed("rekono_unavailable", Message::RekonoUnavailable);
     };
     // Never below the portal's own minimum, whatever the query says.
@@ -53,16 +63,18 @@ pub(super) fn start(ctx: &Ctx<'_, '_>) -> Reply {
         .and_then(|l| l.parse().ok())
         .unwrap_or(0);
     let level = asked.max(min_level);
-    let now = unix_now();
-    // Rekono speaks the language chosen here, and a step-up names the account logged in.
+    // The provider speaks the language chosen here, and a step-up names the account logged
+    // in (at this provider).
     let hints = prehod_identity::oidc::Hints {
         ui_locale: Some(ctx.lang.code().to_owned()),
         // Only a live session's e-mail: an idled-out one may be the previous person's at a
         // shared computer.
-        login_hint: ctx
-            .session(now)
-            .map(|v| v.session)
-            .filter(|s| s.method == Method::Rekono && !s.email.is_empty())
+        login_hint: live
+            .filter(|s| {
+                s.method == Method::Rekono
+                    && s.method_label() == login_provider.id
+                    && !s.email.is_empty()
+            })
             .map(|s| s.email.clone()),
         fresh: false,
     };
@@ -94,6 +106,7 @@ pub(super) fn start(ctx: &Ctx<'_, '_>) -> Reply {
             bind,
             from,
             family,
+            provider: Some(login_provider.id.clone()),
         },
     ) else {
         return ctx.message(Message::LoginFailed);
@@ -109,6 +122,25 @@ pub(super) fn start(ctx: &Ctx<'_, '_>) -> Reply {
         resp = resp.cookie(crate::cookies::set_on_path(&name, "", "/", 0));
     }
     resp
+}
+
+/// The provider a login starts at: the one `asked` names; else the live OpenID session's (a
+/// step-up stays with the provider that made the session) when the portal allows it; else the
+/// first provider the portal allows (the first of all on the home). `None`: no such provider.
+fn chosen_provider<'a>(
+    auth: &'a AuthState,
+    asked: Option<&String>,
+    live: Option<&Session>,
+    portal: Option<&prehod_config::Portal>,
+) -> Option<&'a crate::providers::LoginProvider> {
+    if let Some(id) = asked {
+        return auth.providers.by_id(id);
+    }
+    let allowed =
+        |p: &crate::providers::LoginProvider| portal.is_none_or(|c| c.allows_provider(&p.id));
+    live.and_then(|s| auth.providers.of_session(s))
+        .filter(|p| allowed(p))
+        .or_else(|| auth.providers.iter().find(|p| allowed(p)))
 }
 
 /// The redirect to Rekono's authorization `url` with the attempt's cookie; `None` when it
@@ -190,6 +222,11 @@ pub(super) struct SealedAttempt {
     /// The session family the login joins ([`attempt_family`]).
     #[serde(default)]
     family: Option<String>,
+    /// The provider the login was started at: its answer is taken only at that provider's
+    /// callback and redeemed only there. `None` in an attempt from before providers were a
+    /// list: `rekono`.
+    #[serde(default)]
+    provider: Option<String>,
 }
 
 pub(super) fn open_attempt(auth: &AuthState, value: &str) -> Option<SealedAttempt> {
@@ -261,10 +298,24 @@ pub(super) async fn callback(ctx: &Ctx<'_, '_>) -> Reply {
         bind,
         from,
         family,
+        provider: attempt_provider,
     }) = sealed
     else {
         return ctx.login_failed("state_mismatch", Message::LoginFailed);
     };
+    // The answer came back to one provider's callback: it must be the provider this login
+    // was started at (a code or state of one provider is never taken for another's).
+    let Some(login_provider) = auth.providers.by_callback(ctx.req.path) else {
+        return ctx.message(Message::NotFound);
+    };
+    let started_at = attempt_provider
+        .as_deref()
+        .unwrap_or(prehod_identity::oidc::DEFAULT_PROVIDER);
+    if started_at != login_provider.id {
+        return ctx
+            .login_failed("provider_mismatch", Message::LoginFailed)
+            .cookie(clear);
+    }
     let now = unix_now();
     if now.saturating_sub(attempt.created) > ATTEMPT_LIFETIME {
         return ctx
@@ -276,7 +327,7 @@ pub(super) async fn callback(ctx: &Ctx<'_, '_>) -> Reply {
             .login_failed("missing_code", Message::LoginFailed)
             .cookie(clear);
     };
-    let Some(provider) = auth.provider() else {
+    let Some(provider) = login_provider.discovered() else {
         return ctx.login_failed("rekono_unavailable", Message::RekonoUnavailable);
     };
     let started = Instant::now();
@@ -288,14 +339,20 @@ pub(super) async fn callback(ctx: &Ctx<'_, '_>) -> Reply {
         .oidc_duration
         .with_label_values(&["token"])
         .observe(started.elapsed().as_secs_f64());
+    let method = login_provider.id.as_str();
     let identity = match result {
-        Ok(i) => i,
+        // The provider's `sub` and `sid` as the gateway's ids: namespaced by the provider.
+        Ok(mut i) => {
+            i.sub = login_provider.user_id(&i.sub);
+            i.op_sid = i.op_sid.map(|sid| login_provider.op_sid(&sid));
+            i
+        }
         Err(e) => {
             let (reason, m) = oidc_refusal(&e);
             if matches!(e, OidcError::Unavailable(_)) {
                 metrics.oidc_errors.with_label_values(&["token"]).inc();
             }
-            tracing::warn!(request_id = ctx.req.request_id, error = %e, "Rekono login failed");
+            tracing::warn!(request_id = ctx.req.request_id, provider = method, error = %e, "OpenID login failed");
             if m == Message::LevelTooLow {
                 let (view, nonce) = level_too_low(ctx, Some(&attempt.return_to), from.as_deref());
                 return with_nonce(ctx, ctx.login_failed_page(reason, &view), nonce).cookie(clear);
@@ -312,10 +369,7 @@ pub(super) async fn callback(ctx: &Ctx<'_, '_>) -> Reply {
     // A login never replaces the live session of another person: a step-up that comes back
     // with another Rekono account is refused, and the session stays as it was.
     if let Some(s) = live.as_ref().filter(|s| s.sub != identity.sub) {
-        metrics
-            .logins
-            .with_label_values(&["rekono", "failure"])
-            .inc();
+        metrics.logins.with_label_values(&[method, "failure"]).inc();
         metrics.denials.with_label_values(&["other_user"]).inc();
         ctx.audit(audit::Event {
             event: crate::audit::Kind::StepUp,
@@ -323,7 +377,7 @@ pub(super) async fn callback(ctx: &Ctx<'_, '_>) -> Reply {
             reason: Some("other_user"),
             sub: Some(&s.sub),
             email: Some(&s.email),
-            method: Some("rekono"),
+            method: Some(method),
             level: Some(attempt.level),
             ..Default::default()
         });
@@ -342,6 +396,7 @@ pub(super) async fn callback(ctx: &Ctx<'_, '_>) -> Reply {
                 bind,
                 from,
                 family,
+                provider: Some(login_provider.id.clone()),
             };
             return ask_again_fresh(ctx, &identity, again, now).cookie(clear);
         }
@@ -375,6 +430,7 @@ pub(super) async fn callback(ctx: &Ctx<'_, '_>) -> Reply {
         cert: None,
         host: None,
         family,
+        provider: Some(login_provider.id.clone()),
     };
     let (session, _) = match auth.sessions.issue(session, now) {
         Ok(issued) => issued,
@@ -389,10 +445,7 @@ pub(super) async fn callback(ctx: &Ctx<'_, '_>) -> Reply {
     if let Some(old) = &live {
         auth.sessions.revoke_session(old, now);
     }
-    metrics
-        .logins
-        .with_label_values(&["rekono", "success"])
-        .inc();
+    metrics.logins.with_label_values(&[method, "success"]).inc();
     let portal = auth
         .check_return(&attempt.return_to)
         .and_then(|(_, p)| ctx.shared.config.portals.get(p))
@@ -403,7 +456,7 @@ pub(super) async fn callback(ctx: &Ctx<'_, '_>) -> Reply {
         sub: Some(&session.sub),
         email: Some(&session.email),
         portal,
-        method: Some("rekono"),
+        method: Some(method),
         level: Some(session.level),
         ..Default::default()
     });
@@ -462,7 +515,11 @@ pub(super) fn ask_again_fresh(
     was: SealedAttempt,
     now: u64,
 ) -> Reply {
-    let Some(provider) = ctx.auth.provider() else {
+    let login_provider = was
+        .provider
+        .as_deref()
+        .and_then(|id| ctx.auth.providers.by_id(id));
+    let Some(provider) = login_provider.and_then(|p| p.discovered()) else {
         return ctx.login_failed("rekono_unavailable", Message::RekonoUnavailable);
     };
     let hints = crate::fresh_auth::hints(ctx.lang.code(), &identity.email);
@@ -478,7 +535,7 @@ pub(super) fn ask_again_fresh(
         reason: Some("fresh_authentication"),
         sub: Some(&identity.sub),
         email: Some(&identity.email),
-        method: Some("rekono"),
+        method: was.provider.as_deref(),
         level: Some(attempt.level),
         ..Default::default()
     });

@@ -21,8 +21,8 @@ pub use keys::{Message, Page, Text};
 pub use lang::{request_lang, Lang};
 pub use render::{Pages, PagesError};
 pub use views::{
-    Action, AppView, Field, Link, LoginLinks, LoginView, MessageView, SessionRow, SessionView,
-    SessionsView,
+    Action, AppView, Field, Link, LoginLinks, LoginView, MessageView, ProviderButton, SessionRow,
+    SessionView, SessionsView,
 };
 
 /// HSTS, on the gateway's pages and on every proxied response that has none: two years,

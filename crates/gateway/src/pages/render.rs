@@ -237,6 +237,7 @@ impl Pages {
                 certificate_instructions_url => &links.certificate_instructions,
                 rekono_allowed => !view.hide_rekono,
                 certificate_allowed => !view.hide_certificate,
+                providers => &view.providers,
                 app => &view.app,
                 apps => &view.apps,
                 session => &view.session,
@@ -434,17 +435,32 @@ mod tests {
     fn pages_render_and_escape() {
         let pages = pages();
         let view = LoginView {
-            links: LoginLinks {
-                rekono: "/oidc/start?return=x&y=\"z\"".into(),
-                ..Default::default()
-            },
+            links: LoginLinks::default(),
             notice: Some("<b>seja</b>".into()),
+            providers: vec![
+                crate::pages::ProviderButton {
+                    id: "rekono".into(),
+                    url: "/oidc/start?return=x&y=\"z\"".into(),
+                    label: None,
+                    instructions: Some("https://rekono.si/".into()),
+                },
+                crate::pages::ProviderButton {
+                    id: "staff".into(),
+                    url: "/oidc/start?provider=staff".into(),
+                    label: Some("Zaposleni <Bankart>".into()),
+                    instructions: None,
+                },
+            ],
             ..Default::default()
         };
         let html = pages.login(Lang::Sl, &view, "?lang=en");
         assert!(html.contains("Pozdravljeni na prijavni strani Bankart"));
         assert!(
             html.contains("Prijava z Rekono računom") && html.contains("Prijava s certifikatom")
+        );
+        assert!(
+            html.contains("id=\"login-staff\"") && html.contains("Zaposleni &lt;Bankart&gt;"),
+            "each provider's button, its text escaped: {html}"
         );
         assert!(
             html.contains("&lt;b&gt;seja") && !html.contains("<b>seja"),

@@ -86,6 +86,21 @@ pub struct LoginView {
     /// The application does not accept this method: its button is not shown.
     pub hide_rekono: bool,
     pub hide_certificate: bool,
+    /// The buttons of the OpenID providers the application accepts, in the configured order.
+    pub providers: Vec<ProviderButton>,
+}
+
+/// One OpenID provider's button on the login page.
+#[derive(Default, serde::Serialize)]
+pub struct ProviderButton {
+    /// The provider's id: the button's HTML id is `login-ID`.
+    pub id: String,
+    /// `/oidc/start?provider=ID&…`
+    pub url: String,
+    /// The configured text in the page's language; `None`: the built-in Rekono text.
+    pub label: Option<String>,
+    /// The Rekono account instructions link, under Rekono's button.
+    pub instructions: Option<String>,
 }
 
 /// The links of the login page.

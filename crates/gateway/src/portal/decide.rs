@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use http::HeaderMap;
-use prehod_config::{LoginMethod, Portal};
+use prehod_config::Portal;
 use prehod_identity::session::{Method, Refusal, Session};
 
 use crate::auth::{cookie, encode, AuthState};
@@ -106,10 +106,8 @@ pub fn decide(
     let refusal = match opened {
         Some(Ok(valid)) => {
             let s = &valid.session;
-            let method_allowed = match s.method {
-                Method::Rekono => portal.methods.contains(&LoginMethod::Rekono),
-                Method::Certificate => portal.methods.contains(&LoginMethod::Certificate),
-            };
+            // An OpenID session only where the portal names its provider.
+            let method_allowed = crate::auth::AuthState::portal_allows_session(portal, s);
             if !method_allowed {
                 return Decision::Deny {
                     message: Message::MethodNotAllowed,
@@ -165,7 +163,7 @@ pub fn decide(
             }
             if s.level < portal.min_level {
                 if s.method == Method::Rekono
-                    && portal.methods.contains(&LoginMethod::Rekono)
+                    && portal.allows_provider(s.method_label())
                     && is_navigation(method, headers)
                 {
                     // First a page on the login host that says why (the levels), then

@@ -204,6 +204,7 @@ mod tests {
             host: None,
             issued_at: None,
             family: None,
+            provider: None,
         }
     }
 

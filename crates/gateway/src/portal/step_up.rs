@@ -27,7 +27,7 @@ pub fn started(shared: &Shared, portal: &Portal, req: &Request<'_>) {
         sub: session.map(|s| s.sub.as_str()),
         email: session.map(|s| s.email.as_str()),
         portal: Some(&portal.name),
-        method: Some("rekono"),
+        method: session.map(|s| s.method_label()),
         level: Some(portal.min_level),
         request_id: req.request_id,
         ..Default::default()

@@ -98,7 +98,7 @@ pub(super) fn identity_headers(upstream: &mut RequestHeader, ctx: &RequestCtx) -
     upstream.insert_header(headers.user.clone(), header_safe(&s.sub))?;
     upstream.insert_header(headers.email.clone(), header_safe(&s.email))?;
     upstream.insert_header(headers.name.clone(), header_safe(&s.name))?;
-    upstream.insert_header(headers.method.clone(), s.method.as_str())?;
+    upstream.insert_header(headers.method.clone(), s.method_label())?;
     upstream.insert_header(headers.level.clone(), s.level.to_string())?;
     upstream.insert_header(headers.amr.clone(), header_safe(&s.amr.join(" ")))?;
     if let Some(cert) = &s.cert {

@@ -57,6 +57,9 @@ pub struct Settings {
     pub max_skew: Duration,
 }
 
+/// The provider of a session sealed before providers were configurable (the config's id).
+pub const DEFAULT_PROVIDER: &str = prehod_config::DEFAULT_PROVIDER_ID;
+
 /// How the relying party authenticates at the token endpoint (the config's own type).
 pub use prehod_config::ClientAuth;
 

@@ -23,6 +23,7 @@ fn session() -> Session {
         host: None,
         issued_at: None,
         family: None,
+        provider: None,
     }
 }
 
