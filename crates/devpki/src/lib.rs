@@ -38,6 +38,8 @@ pub fn dev_server_names(domain: &str) -> Vec<String> {
         domain.to_owned(),
         format!("*.{domain}"),
         "rekono.localhost".to_owned(),
+        // The simulator run a second time as Bankart's staff IdP (`prehod dev`).
+        "staff-idp.localhost".to_owned(),
         "localhost".to_owned(),
     ]
 }
@@ -429,7 +431,11 @@ pub fn ensure(dir: &Path, server_names: &[String]) -> Result<Ensured, PkiError> 
     let now = OffsetDateTime::now_utc();
     let renew_after = now + Duration::days(SERVER_CERT_RENEW_DAYS);
     match server_not_after(dir) {
-        Some(not_after) if not_after > renew_after => Ok(Ensured::Kept),
+        // Kept while it is far from its end and names every server name (a PKI from before
+        // a name was added gets a new server certificate).
+        Some(not_after) if not_after > renew_after && server_names_all(dir, server_names) => {
+            Ok(Ensured::Kept)
+        }
         _ => {
             let ca = load_ca(dir)?;
             issue_server(&Writer { dir }, &ca, server_names, now)?;
@@ -444,6 +450,32 @@ fn server_not_after(dir: &Path) -> Option<OffsetDateTime> {
     let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).ok()?;
     let cert = pem.parse_x509().ok()?;
     Some(cert.validity().not_after.to_datetime())
+}
+
+/// Whether `dir`'s server certificate names every one of `names` (DNS names).
+fn server_names_all(dir: &Path, names: &[String]) -> bool {
+    let Ok(pem) = std::fs::read(dir.join(files::SERVER_CERT)) else {
+        return false;
+    };
+    let Ok((_, pem)) = x509_parser::pem::parse_x509_pem(&pem) else {
+        return false;
+    };
+    let Ok(cert) = pem.parse_x509() else {
+        return false;
+    };
+    let Ok(Some(san)) = cert.subject_alternative_name() else {
+        return false;
+    };
+    let dns: Vec<&str> = san
+        .value
+        .general_names
+        .iter()
+        .filter_map(|n| match n {
+            x509_parser::extensions::GeneralName::DNSName(d) => Some(*d),
+            _ => None,
+        })
+        .collect();
+    names.iter().all(|n| dns.contains(&n.as_str()))
 }
 
 /// 32 random bytes from the kernel, base64.

@@ -123,6 +123,10 @@ fn dev_pki(certs: &Path) -> Result<PathBuf, ExitCode> {
     Ok(certs_abs)
 }
 
+/// The simulator configurations `prehod dev` starts when they are beside its config: Rekono,
+/// and the simulator again as a second identity provider ("Bankart staff IdP").
+const SIMULATORS: [&str; 2] = ["rekono.yaml", "staff-idp.yaml"];
+
 fn load_sim(path: &Path) -> Result<prehod_rekono_sim::SimConfig, ExitCode> {
     prehod_rekono_sim::SimConfig::load(path).map_err(|e| {
         eprintln!("prehod: Rekono simulator: {e}");
@@ -208,17 +212,22 @@ fn dev(config_path: &Path, certs: &Path) -> ExitCode {
         Ok(p) => p,
         Err(code) => return code,
     };
-    let sim_config = match config_path
-        .parent()
-        .map(|d| d.join("rekono.yaml"))
-        .filter(|p| p.exists())
-    {
-        Some(p) => match load_sim(&p) {
-            Ok(c) => Some(c),
+    // The simulators beside the config: Rekono, and the same simulator as a second
+    // provider (Bankart's staff IdP), each when its file is there.
+    let mut sim_configs = Vec::new();
+    for name in SIMULATORS {
+        let Some(p) = config_path
+            .parent()
+            .map(|d| d.join(name))
+            .filter(|p| p.exists())
+        else {
+            continue;
+        };
+        match load_sim(&p) {
+            Ok(c) => sim_configs.push(c),
             Err(code) => return code,
-        },
-        None => None,
-    };
+        }
+    }
     let config = match crate::check::load(config_path) {
         Ok(c) => c,
         Err(code) => return code,
@@ -261,22 +270,22 @@ fn dev(config_path: &Path, certs: &Path) -> ExitCode {
                     return;
                 }
             }
-            let sim = match sim_config {
-                Some(c) => match prehod_rekono_sim::spawn(c).await {
-                    Ok(running) => Some(running.sim),
+            let mut sims = Vec::new();
+            for c in sim_configs {
+                match prehod_rekono_sim::spawn(c).await {
+                    Ok(running) => sims.push(running.sim),
                     Err(e) => {
                         let _ = ready_tx.send(Err(format!("Rekono simulator: {e}")));
                         return;
                     }
-                },
-                None => None,
-            };
-            let _ = ready_tx.send(Ok(sim));
+                }
+            }
+            let _ = ready_tx.send(Ok(sims));
             std::future::pending::<()>().await;
         });
     });
-    let sim = match ready_rx.recv() {
-        Ok(Ok(sim)) => sim,
+    let sims = match ready_rx.recv() {
+        Ok(Ok(sims)) => sims,
         Ok(Err(e)) => {
             eprintln!("prehod dev: {e}");
             return ExitCode::from(EX_UNAVAILABLE);
@@ -303,7 +312,7 @@ fn dev(config_path: &Path, certs: &Path) -> ExitCode {
         println!("    {:<32} https://{}:{port}/{own}", p.title, p.host);
     }
     println!();
-    if let Some(sim) = &sim {
+    for sim in &sims {
         print_sim(sim);
     }
     println!(

@@ -78,7 +78,8 @@ impl Browser {
         let ca = std::fs::read(pki.path("ca.crt")).expect("ca");
         let mut b = gw
             .client_builder()
-            .resolve("rekono.localhost", SocketAddr::from(([127, 0, 0, 1], 0)));
+            .resolve("rekono.localhost", SocketAddr::from(([127, 0, 0, 1], 0)))
+            .resolve("staff-idp.localhost", SocketAddr::from(([127, 0, 0, 1], 0)));
         b = b.add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("ca"));
         if let Some(id) = identity {
             b = b.identity(id);

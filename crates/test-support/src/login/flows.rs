@@ -275,3 +275,56 @@ pub async fn rekono_logs_out(world: &World, browser: &Browser, sub: &str) -> req
         .await
         .expect("Rekono's /dev/logout")
 }
+
+/// The second provider's simulator URL ([`super::Options::staff`]).
+pub fn staff_url(world: &World, path: &str) -> String {
+    let staff = world
+        .staff
+        .as_ref()
+        .expect("a world with the staff provider");
+    format!("{}{path}", staff.sim.config.public_url)
+}
+
+/// Opens `url` (a portal page), chooses the provider of button `login-ID` on the Bankart
+/// login page, and logs in at that simulator (`sim_base`, its public URL) with the OnePass
+/// code of `account`. Returns the portal's page (JSON).
+pub async fn login_otp_at(
+    world: &World,
+    browser: &mut Browser,
+    url: &str,
+    provider: &str,
+    sim_base: &str,
+    account: (&str, &str),
+    secret: &str,
+) -> Page {
+    let login_page = browser.follow(url).await;
+    let button = format!("login-{provider}");
+    let link = link_by_id(world, &login_page, &button)
+        .unwrap_or_else(|| panic!("no {button} on {}: {}", login_page.url, login_page.body));
+    let sim_login = browser.follow(&link).await;
+    assert!(
+        sim_login.url.starts_with(sim_base),
+        "{provider}'s button leads to {}, not {sim_base}",
+        sim_login.url
+    );
+    let (tx, csrf) = (sim_login.hidden("tx"), sim_login.hidden("csrf"));
+    let chooser = browser
+        .post_form(
+            &format!("{sim_base}/openid-connect-server-webapp/login"),
+            &[
+                ("tx", &tx),
+                ("csrf", &csrf),
+                ("email", account.0),
+                ("password", account.1),
+            ],
+        )
+        .await;
+    let (tx, csrf) = (chooser.hidden("tx"), chooser.hidden("csrf"));
+    let back = browser
+        .post_form(
+            &format!("{sim_base}/openid-connect-server-webapp/factor/otp/verify"),
+            &[("tx", &tx), ("csrf", &csrf), ("code", &totp_now(secret))],
+        )
+        .await;
+    browser.api(&back.url).await
+}

@@ -10,7 +10,10 @@ mod world;
 pub use browser::{Browser, Page};
 pub use certificates::{CertOptions, Ocsp, Responder};
 pub use flows::*;
-pub use world::{certificate_world, world, Options, World};
+pub use world::{
+    certificate_world, world, Options, World, STAFF_ANA, STAFF_ANA_TOTP, STAFF_BOR,
+    STAFF_CLIENT_ID, STAFF_ID,
+};
 
 pub const CLIENT_ID: &str = "prehod-test";
 /// The session cookie: host-only (`__Host-`), one per host.

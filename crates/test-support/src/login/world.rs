@@ -10,6 +10,8 @@ pub struct World {
     pub _responder: Option<Responder>,
     pub pki: Pki,
     pub sim: prehod_rekono_sim::RunningSim,
+    /// The simulator again as a second provider, `bankart-staff` ([`Options::staff`]).
+    pub staff: Option<prehod_rekono_sim::RunningSim>,
     pub gw: Gateway,
     pub _portals: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -39,6 +41,12 @@ pub struct Options {
     pub login_yaml: &'static str,
     /// More lines under `server:` (e.g. `body_buffer_memory: 1MiB`).
     pub server_yaml: &'static str,
+    /// A second provider: the simulator again on `staff-idp.localhost` with the staff
+    /// accounts (deploy/dev/staff-idp-accounts.yaml), configured as `bankart-staff` after
+    /// `rekono` in `providers:`. Portals name it in `methods` through `portal_yaml`.
+    pub staff: bool,
+    /// Give the staff simulator's account with this e-mail this `sub`.
+    pub staff_account_sub: Option<(&'static str, &'static str)>,
 }
 
 impl Default for Options {
@@ -56,6 +64,8 @@ impl Default for Options {
             parent_domain: false,
             login_yaml: "",
             server_yaml: "",
+            staff: false,
+            staff_account_sub: None,
         }
     }
 }
@@ -139,6 +149,11 @@ async fn try_world(options: &Options) -> Option<World> {
         }
     }
     let sim = prehod_rekono_sim::spawn(config).await.expect("simulator");
+    let staff = if options.staff {
+        Some(staff_sim(&pki, &login_url, options).await)
+    } else {
+        None
+    };
     let (mut setup, portals) = six_demo_portals().await;
     for (portal, yaml) in &options.portal_yaml {
         setup = setup.portal_yaml(portal, yaml);
@@ -166,11 +181,32 @@ async fn try_world(options: &Options) -> Option<World> {
         }) => Some(crate::servers::serve_file(pki.path(crl)).await),
         _ => None,
     };
+    let client_auth = if options.private_key_jwt {
+        format!(
+            "  client_auth: private_key_jwt\n  client_key: {}\n",
+            client_key.display()
+        )
+    } else {
+        format!("  client_secret: {CLIENT_SECRET}\n")
+    };
+    let ca = pki.path("ca.crt").display().to_string();
     setup.auth = Some(format!(
         "login:\n  host: login.bankart.localhost\n  url: {login_url}\n{login_extra}\
 session:\n{scope}  idle_timeout: {idle}\n  absolute_timeout: {absolute}\n  keys: [\"{key}\"]\n\
-oidc:\n  issuer: {issuer}\n  client_id: {CLIENT_ID}\n{client_auth}  ca: {ca}\n  timeout: 5s\n\
+{providers}\
 assertion:\n  key: {assertion}\n{certificates}",
+        providers = match &staff {
+            None => format!(
+                "oidc:\n  issuer: {}\n  client_id: {CLIENT_ID}\n{client_auth}  ca: {ca}\n  timeout: 5s\n",
+                sim.issuer()
+            ),
+            Some(staff) => format!(
+                "providers:\n  - id: rekono\n    issuer: {}\n    client_id: {CLIENT_ID}\n{}    ca: {ca}\n    timeout: 5s\n  - id: {STAFF_ID}\n    button: {{sl: Prijava za zaposlene, en: Staff login}}\n    issuer: {}\n    client_id: {STAFF_CLIENT_ID}\n    client_secret: {STAFF_CLIENT_SECRET}\n    ca: {ca}\n    timeout: 5s\n",
+                sim.issuer(),
+                client_auth.lines().map(|l| format!("  {l}\n")).collect::<String>(),
+                staff.issuer(),
+            ),
+        },
         scope = if options.parent_domain {
             "  cookie_scope: parent_domain\n  cookie_domain: bankart.localhost\n"
         } else {
@@ -180,22 +216,12 @@ assertion:\n  key: {assertion}\n{certificates}",
         idle = options.idle,
         absolute = options.absolute,
         key = key.trim(),
-        issuer = sim.issuer(),
-        ca = pki.path("ca.crt").display(),
         assertion = pki.path("assertion.key").display(),
         certificates = options
             .certificates
             .as_ref()
             .map(|c| certificate_login_yaml(&pki, c, responder.as_ref(), crl_url))
             .unwrap_or_default(),
-        client_auth = if options.private_key_jwt {
-            format!(
-                "  client_auth: private_key_jwt\n  client_key: {}\n",
-                client_key.display()
-            )
-        } else {
-            format!("  client_secret: {CLIENT_SECRET}\n")
-        },
     ));
 
     let gw = Gateway::try_start(&pki, &setup)?;
@@ -204,7 +230,53 @@ assertion:\n  key: {assertion}\n{certificates}",
         _responder: responder,
         pki,
         sim,
+        staff,
         gw,
         _portals: portals,
     })
+}
+
+/// The second provider's id in a world with [`Options::staff`].
+pub const STAFF_ID: &str = "bankart-staff";
+pub const STAFF_CLIENT_ID: &str = "prehod-test-staff";
+pub const STAFF_CLIENT_SECRET: &str = "prehod-test-staff-secret";
+/// The staff simulator's accounts (deploy/dev/staff-idp-accounts.yaml): Ana (level 20, OnePass)
+/// and Bor (level 10).
+pub const STAFF_ANA: (&str, &str) = ("ana.kovac@staff.bankart.localhost", "Srednja-2026!");
+pub const STAFF_ANA_TOTP: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+pub const STAFF_BOR: (&str, &str) = ("bor.zupan@staff.bankart.localhost", "Nizka-2026!");
+
+/// The simulator as the second provider: `staff-idp.localhost`, the staff accounts, the
+/// gateway registered with its own callback path and back-channel logout.
+async fn staff_sim(pki: &Pki, login_url: &str, options: &Options) -> prehod_rekono_sim::RunningSim {
+    let rp = prehod_rekono_sim::config::RawClient {
+        client_id: STAFF_CLIENT_ID.into(),
+        name: "Bankart Varni Spletni Prehod".into(),
+        secret: Some(STAFF_CLIENT_SECRET.into()),
+        jwt_keys: vec![],
+        redirect_uris: vec![format!("{login_url}/oidc/callback/{STAFF_ID}")],
+        post_logout_redirect_uris: vec![format!("{login_url}/logged-out")],
+        backchannel_logout_uri: Some(format!("{login_url}/oidc/backchannel-logout")),
+        id_token_alg: None,
+    };
+    let mut config = crate::rekono::sim_config(
+        pki,
+        vec![prehod_rekono_sim::config::client(&rp, pki.dir.path()).expect("client")],
+        Some(pki.path("ca.crt")),
+    );
+    config.public_url = "https://staff-idp.localhost:0".into();
+    config.public_mtls_url = "https://staff-idp.localhost:0".into();
+    config.accounts = prehod_rekono_sim::config::load_accounts(std::path::Path::new(&format!(
+        "{}/deploy/dev/staff-idp-accounts.yaml",
+        crate::WORKSPACE
+    )))
+    .expect("staff accounts load");
+    if let Some((email, sub)) = options.staff_account_sub {
+        for account in config.accounts.iter_mut().filter(|a| a.email == email) {
+            account.sub = sub.to_owned();
+        }
+    }
+    prehod_rekono_sim::spawn(config)
+        .await
+        .expect("staff simulator")
 }
