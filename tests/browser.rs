@@ -286,3 +286,56 @@ async fn chromium_walks_the_login_experience_and_every_gateway_page_passes_axe()
     chrome.wait_for("Prijava v BWS portal").await;
     chrome.quit().await;
 }
+
+/// Two identity providers in a real browser: the portal's login page shows both buttons, and
+/// each logs in end to end — Rekono (the simulator) and `bankart-staff` (the simulator again,
+/// another issuer and other accounts) — back on the portal with the provider's user id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_logs_in_through_each_of_two_providers() {
+    use prehod_test_support::login::{portal_url, world, Options, STAFF_ANA, STAFF_ANA_TOTP};
+    let world = world(Options {
+        staff: true,
+        portal_yaml: vec![("acq", "methods: [rekono, bankart-staff]")],
+        ..Options::default()
+    })
+    .await;
+    let portal = portal_url(&world, "acq", "/");
+    for (button, account, secret, user_prefix) in [
+        ("#login-rekono", SREDNJA, SREDNJA_TOTP, ""),
+        (
+            "#login-bankart-staff",
+            STAFF_ANA,
+            STAFF_ANA_TOTP,
+            "bankart-staff:",
+        ),
+    ] {
+        // A fresh browser for each: no single sign-on between the two logins.
+        let chrome = Chrome::trusting(&world.pki).await;
+        chrome.goto(&portal).await;
+        let login_page = chrome.wait_for("Izberite način prijave").await;
+        assert!(
+            login_page.contains("id=\"login-rekono\"")
+                && login_page.contains("id=\"login-bankart-staff\""),
+            "both providers' buttons: {login_page}"
+        );
+        if button == "#login-bankart-staff" {
+            save(
+                "bankart-login-two-providers-sl.png",
+                &chrome.screenshot().await,
+            );
+        }
+        chrome.click(button).await;
+        chrome.rekono_password(account).await;
+        chrome.rekono_onepass(secret).await;
+        let page = chrome.wait_for("Request headers the portal received").await;
+        assert_eq!(chrome.url().await, portal, "back on the portal");
+        assert!(page.contains(account.0), "{page}");
+        // The staff provider's user id carries its prefix; Rekono's carries none.
+        assert_eq!(
+            page.contains("bankart-staff:"),
+            !user_prefix.is_empty(),
+            "the user id names the provider: {page}"
+        );
+        chrome.quit().await;
+    }
+}
