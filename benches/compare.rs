@@ -605,6 +605,7 @@ certificate_login:\n  host: certlogin.bankart.localhost\n  level: 30\n  anchors:
             _responder: None,
             pki,
             sim,
+            staff: None,
             gw,
             _portals: Vec::new(),
         };
