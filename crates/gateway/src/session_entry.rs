@@ -28,7 +28,7 @@ impl Entry {
         Self {
             sid: s.sid.clone(),
             sub: s.sub.clone(),
-            method: s.method.as_str().to_owned(),
+            method: s.method_label().to_owned(),
             level: s.level,
             auth_time: s.auth_time,
             issued_at: s.issue_time(),

@@ -38,7 +38,7 @@ pub fn portal_path(
                             "user": s.sub,
                             "name": s.name,
                             "email": s.email,
-                            "method": s.method.as_str(),
+                            "method": s.method_label(),
                             "level": s.level,
                             "portal": portal.name,
                             "logout": format!("{}/logout", auth.login_url),

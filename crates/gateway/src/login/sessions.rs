@@ -247,7 +247,7 @@ fn audit(req: &Request<'_>, s: &Session, reason: &'static str) {
         reason: Some(reason),
         sub: Some(&s.sub),
         email: Some(&s.email),
-        method: Some(s.method.as_str()),
+        method: Some(s.method_label()),
         level: Some(s.level),
         ..Default::default()
     });
