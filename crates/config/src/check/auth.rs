@@ -257,13 +257,12 @@ impl Checker<'_> {
     }
 }
 
-/// The id of the first of `providers:`, read before the portals are checked (a portal
-/// without `methods` allows it); `None` when there is no such list (then `rekono`).
+/// The id of the first of `providers:` (or of the single `oidc:`), read before the portals are
+/// checked (a portal without `methods` allows it); `None` when none is written (`rekono`).
 pub(super) fn first_provider_id(top: &Mapping) -> Option<String> {
-    top.get("providers")?
-        .as_sequence()?
-        .first()?
-        .get("id")?
-        .as_str()
-        .map(str::to_owned)
+    let first = match top.get("providers") {
+        Some(list) => list.as_sequence()?.first()?,
+        None => top.get("oidc")?,
+    };
+    first.get("id")?.as_str().map(str::to_owned)
 }
