@@ -301,8 +301,8 @@ impl Gateway {
     }
 
     /// Stops the gateway and starts it again with the same configuration and ports (its log
-    /// goes on in the same file): what a restart of the process keeps is what it stored
-    /// elsewhere.
+    /// goes on in the same file), ready again: what a restart of the process keeps is what it
+    /// stored elsewhere.
     pub fn restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -319,6 +319,9 @@ impl Gateway {
             .spawn()
             .expect("start prehod again");
         assert!(self.wait_healthy(), "a port was taken during the restart");
+        // Ready, as after the first start: a login right after the restart must not race the
+        // identity provider's discovery ("Rekono is not available" on a loaded machine).
+        self.wait_ready();
     }
 
     /// The lines of the gateway's stdout (JSON logs).
