@@ -252,6 +252,18 @@ async fn a_portal_that_allows_only_one_provider_refuses_anothers_session() {
     assert_eq!(b2b.status, 403, "{}", b2b.body);
     let api = browser.api(&portal_url(&world, "b2b", "/")).await;
     assert_ne!(api.status, 200, "{}", api.body);
+    // Nor can a login for b2b be started at Rekono by naming it in the link.
+    let start = browser
+        .navigate(&login_url(
+            &world,
+            &format!(
+                "/oidc/start?provider=rekono&return={}",
+                encode_component(&portal_url(&world, "b2b", "/"))
+            ),
+        ))
+        .await;
+    assert_eq!(start.status, 403, "{}", start.body);
+    assert!(start.location.is_none());
     // The staff login is let in.
     let (_, page) = staff_log_in(&world, "b2b", "/").await;
     assert_eq!(page.status, 200, "{}", page.body);
