@@ -319,6 +319,7 @@ async fn chromium_logs_in_through_each_of_two_providers() {
             "both providers' buttons: {login_page}"
         );
         if button == "#login-bankart-staff" {
+            assert_accessible(&chrome, "the login page with two providers").await;
             save(
                 "bankart-login-two-providers-sl.png",
                 &chrome.screenshot().await,

@@ -394,3 +394,34 @@ async fn a_logout_token_of_one_provider_never_ends_anothers_sessions() {
     assert_eq!(deliver(token).await, 200);
     assert_eq!(sara.api(&portal_url(&world, "acq", "/")).await.status, 401);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_up_goes_to_the_provider_that_made_the_session() {
+    // Ana (level 20 at the staff provider) logs in for acq; bips asks for 30: the step-up
+    // page sends her to the staff provider, with its button's words, not to Rekono.
+    let world = world_with_bips_30().await;
+    let (mut ana, _) = staff_log_in(&world, "acq", "/").await;
+    let step_up = ana.follow(&portal_url(&world, "bips", "/")).await;
+    let next = link_by_id(&world, &step_up, "step-up-continue").expect("continue link");
+    assert!(next.contains("provider=bankart-staff"), "{next}");
+    assert!(
+        step_up.body.contains("Prijava za zaposlene"),
+        "{}",
+        step_up.body
+    );
+    let at = ana.follow(&next).await;
+    assert!(
+        at.url.starts_with(&staff_url(&world, "")),
+        "the step-up went to {}",
+        at.url
+    );
+}
+
+async fn world_with_bips_30() -> World {
+    world(staff_world(vec![
+        ("acq", "methods: [rekono, bankart-staff]"),
+        ("bips", "methods: [rekono, bankart-staff]"),
+        ("bips", "min_level: 30"),
+    ]))
+    .await
+}

@@ -55,7 +55,13 @@ pub(super) fn step_up_page(ctx: &Ctx<'_, '_>) -> Reply {
     };
     // The portal's own level: a `level` in the link could make a genuine page say more.
     let level = portal.min_level;
-    let have = ctx.session(unix_now()).map(|v| v.session.level);
+    let live = ctx.session(unix_now()).map(|v| v.session);
+    let have = live.as_ref().map(|s| s.level);
+    // The step-up goes to the provider that made the session, when the portal allows it.
+    let provider = live
+        .as_ref()
+        .and_then(|s| ctx.auth.providers.of_session(s))
+        .filter(|p| portal.allows_provider(&p.id));
     let mut view = MessageView::new(Message::StepUp);
     let (app, needs) = (portal.title.as_str().into(), level.into());
     view.detail = Some(match have {
@@ -70,6 +76,10 @@ pub(super) fn step_up_page(ctx: &Ctx<'_, '_>) -> Reply {
         .and_then(|f| ctx.auth.check_return(f))
         .map(|(f, _)| f);
     let mut start = format!("/oidc/start?level={level}&return={}", encode(&return_to));
+    if let Some(p) = provider {
+        start.push_str("&provider=");
+        start.push_str(&p.id);
+    }
     // The portal's binding of this browser goes along (see [`crate::sso`]).
     let bind = query_bind(ctx.req);
     if let Some(b) = &bind {
@@ -82,7 +92,12 @@ pub(super) fn step_up_page(ctx: &Ctx<'_, '_>) -> Reply {
     }
     view.actions.push(Action {
         url: start,
-        label: ctx.text(Text::ContinueAtRekono),
+        // Another provider's button text; Rekono's own words for Rekono.
+        label: match provider.and_then(|p| p.button.as_ref()) {
+            Some((_, en)) if ctx.lang.code() == "en" => en.clone(),
+            Some((sl, _)) => sl.clone(),
+            None => ctx.text(Text::ContinueAtRekono),
+        },
         id: "step-up-continue",
         secondary: false,
     });
