@@ -354,7 +354,23 @@ async fn the_attacks_on_the_endpoint_fail() {
     assert_eq!(resp.status(), 403);
     assert_eq!(reason(resp).await, "forward_auth_not_a_forward_auth_portal");
 
-    // 4. The sign-in link (ingress-nginx's auth-signin) returning to a foreign host, or to
+    // 4. Around nginx, to prehod itself on fa's host with fa's session: prehod forwards
+    //    nothing for a forward-auth portal (421), it only sends the way to the login.
+    let direct = world
+        .gw
+        .client_builder()
+        .resolve(FA, world.gw.https)
+        .build()
+        .expect("client")
+        .get(&fa)
+        .header("accept", "text/html")
+        .header("cookie", &fa_cookie)
+        .send()
+        .await
+        .expect("prehod answers");
+    assert_eq!(direct.status(), 421);
+
+    // 5. The sign-in link (ingress-nginx's auth-signin) returning to a foreign host, or to
     //    another portal: no redirect at all. To fa itself: the login, and back.
     for rd in [
         "https://evil.example/".to_owned(),

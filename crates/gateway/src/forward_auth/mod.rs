@@ -56,10 +56,14 @@ pub struct Checked {
 
 /// Answers the forward-auth request `req`, sent from an address in `trusted_proxies` or not.
 pub async fn check(shared: &Shared, req: &Request<'_>, trusted_proxy: bool) -> Checked {
-    let refused = |status, reason| Checked {
-        reply: refusal(req, status, reason),
-        portal: None,
-        outcome: "refused",
+    // Counted by reason (`prehod_denials_total`): an untrusted caller is someone probing.
+    let refused = |status, reason| {
+        shared.metrics.denials.with_label_values(&[reason]).inc();
+        Checked {
+            reply: refusal(req, status, reason),
+            portal: None,
+            outcome: "refused",
+        }
     };
     // Before any header is read: what an untrusted caller names is never believed.
     if !trusted_proxy {
@@ -356,6 +360,9 @@ mod tests {
             c.reply.named.is_empty(),
             "no identity to an untrusted caller"
         );
+        let counted =
+            (shared.metrics.denials).with_label_values(&["forward_auth_untrusted_caller"]);
+        assert_eq!(counted.get(), 1, "counted by its reason");
         // The same request from a trusted proxy passes: the refusal was the caller's.
         let c = ask(&shared, true, &nginx(&url, &cookie, false)).await;
         assert_eq!(c.reply.status, 200);
