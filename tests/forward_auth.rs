@@ -458,3 +458,28 @@ async fn traefiks_contract_a_browser_is_sent_to_the_login_a_script_gets_401_a_se
     assert!(h.get("x-auth-user").is_some() && h.get("x-auth-assertion").is_some());
     assert_eq!(h["x-auth-level"], "10");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_chromium_a_rekono_login_through_nginx_lands_on_the_portal_with_the_identity() {
+    use prehod_test_support::webdriver::{spki_hash, Chrome};
+    let (world, nginx) = setup().await;
+    let cert = std::fs::read(world.pki.path("server.crt")).expect("certificate");
+    // fa's name is nginx's address; every other *.localhost name stays on 127.0.0.1.
+    let rules = format!("--host-resolver-rules=MAP {FA} {}", nginx.addr.ip());
+    let chrome = Chrome::start_with(&spki_hash(&cert), &[rules]).await;
+    let url = at(&world, FA, "/orders?id=7");
+    chrome.goto(&url).await;
+    chrome
+        .wait_for("Pozdravljeni na prijavni strani Bankart")
+        .await;
+    chrome.log_in_with_rekono(SREDNJA, SREDNJA_TOTP).await;
+    let page = chrome.wait_for("x-auth-assertion").await;
+    assert_eq!(
+        chrome.url().await,
+        url,
+        "back at the original URL through nginx"
+    );
+    assert!(page.contains("fa portal"), "{page}");
+    assert!(page.contains("x-auth-user"), "{page}");
+    chrome.quit().await;
+}
