@@ -721,6 +721,11 @@ pub struct Portal {
     /// A certificate-only portal: its own handshake requires a client certificate from the
     /// `certificate_login` anchors, and every request is authenticated by it (no session).
     pub client_certificate_required: bool,
+    /// The portal sits behind another proxy (nginx `auth_request`, Traefik ForwardAuth) that
+    /// asks the gateway's forward-auth endpoint; the gateway forwards nothing to it (its
+    /// `upstream` has no targets) and answers on its host only its own paths and the way to
+    /// the login.
+    pub forward_auth: bool,
 
     /// No login at all for this portal. Only for tests and demos.
     pub danger_no_authentication: bool,

@@ -258,7 +258,11 @@ pub struct Portal {
 
     #[serde(default)]
     pub danger_no_authentication: bool,
-    pub upstream: Upstream,
+    /// The portal sits behind another proxy that asks the forward-auth endpoint; it has no
+    /// `upstream` (see docs/forward-auth.md).
+    #[serde(default)]
+    pub forward_auth: bool,
+    pub upstream: Option<Upstream>,
     #[serde(default)]
     pub timeouts: Timeouts,
 }

@@ -341,3 +341,29 @@ fn http_methods_strip_prefixes_and_body_buffers_have_defaults_and_are_checked() 
         "{shown}"
     );
 }
+
+#[test]
+fn a_forward_auth_portal_has_no_upstream_and_every_other_portal_needs_one() {
+    let pki = pki();
+    let fa = "  fa:\n    host: fa.bankart.localhost\n    forward_auth: true\n    danger_no_authentication: true\n";
+    let config = load(&format!("{}{fa}", base(pki.path())), pki.path()).expect("valid");
+    let portal = config.portals.iter().find(|p| p.name == "fa").expect("fa");
+    assert!(portal.forward_auth && portal.upstream.targets.is_empty());
+    assert!(!config.portals[0].forward_auth, "off unless asked for");
+    // Both mistakes at once, each naming its portal: an upstream given to a forward_auth
+    // portal, none given to a portal the gateway forwards to, and a certificate-only portal
+    // that another proxy's handshake could never serve.
+    let bad = "  fa:\n    host: fa.bankart.localhost\n    forward_auth: true\n    client_certificate: required\n    upstream:\n      urls: [http://10.0.0.1:80]\n    danger_no_authentication: true\n  acq:\n    host: acq.bankart.localhost\n    danger_no_authentication: true\n";
+    let err = load(&format!("{}{bad}", base(pki.path())), pki.path()).expect_err("refused");
+    let text = err.to_string();
+    for needle in [
+        "portals.fa.upstream",
+        "has no upstream",
+        "portals.fa.forward_auth",
+        "certificate-only portal",
+        "portals.acq",
+        "required key `upstream` is missing",
+    ] {
+        assert!(text.contains(needle), "{needle} not in:\n{text}");
+    }
+}

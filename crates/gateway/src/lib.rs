@@ -12,6 +12,7 @@ pub mod body;
 pub mod budget;
 pub mod connections;
 pub mod cookies;
+pub mod forward_auth;
 pub mod framing;
 pub mod fresh_auth;
 pub mod hygiene;

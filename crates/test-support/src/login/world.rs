@@ -39,6 +39,8 @@ pub struct Options {
     pub login_yaml: &'static str,
     /// More lines under `server:` (e.g. `body_buffer_memory: 1MiB`).
     pub server_yaml: &'static str,
+    /// More portals, as YAML under `portals:` (e.g. `forward_auth` portals).
+    pub more_portals: &'static str,
 }
 
 impl Default for Options {
@@ -56,6 +58,7 @@ impl Default for Options {
             parent_domain: false,
             login_yaml: "",
             server_yaml: "",
+            more_portals: "",
         }
     }
 }
@@ -146,6 +149,7 @@ async fn try_world(options: &Options) -> Option<World> {
     setup.https_port = Some(port);
     setup.top_extra = options.top_yaml.to_owned();
     setup.server_extra = options.server_yaml.to_owned();
+    setup.more_portals = options.more_portals.to_owned();
     let key = std::fs::read_to_string(pki.path("session.key")).expect("session key");
     let responder = options
         .certificates
