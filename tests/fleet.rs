@@ -3,91 +3,41 @@
 //! that must see no failed request.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use prehod_test_support::fleet::*;
+use prehod_test_support::load::Load;
 use prehod_test_support::redis::Redis;
 use prehod_test_support::*;
 
 /// A bounded load: `workers` clients, each sending one request at a time (with a short pause)
 /// to `acq`, until stopped. Every answer that is not a 200 from a demo portal, and every
 /// transport error, is a failure.
-struct Load {
-    stop: Arc<AtomicBool>,
-    ok: Arc<std::sync::atomic::AtomicU64>,
-    failures: Arc<Mutex<Vec<String>>>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Load {
-    fn start(gw: &Gateway, workers: usize, keep_alive: bool) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let ok = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let failures = Arc::new(Mutex::new(Vec::new()));
-        let url = gw.url("acq", "/load");
-        let tasks = (0..workers)
-            .map(|_| {
-                let mut builder = gw.client_builder();
-                if !keep_alive {
-                    builder = builder.pool_max_idle_per_host(0);
+fn start_load(gw: &Gateway, workers: usize, keep_alive: bool) -> Load {
+    let url = gw.url("acq", "/load");
+    let workers = (0..workers).map(|_| {
+        let mut builder = gw.client_builder();
+        if !keep_alive {
+            builder = builder.pool_max_idle_per_host(0);
+        }
+        let client = builder.build().expect("client");
+        let url = url.clone();
+        move || {
+            let result = client.get(&url).header("accept", "application/json").send();
+            async move {
+                match result.await {
+                    Ok(r) if r.status() == 200 => match r.text().await {
+                        Ok(body) if body.contains("\"portal\"") => Ok(()),
+                        Ok(body) => Err(format!("200 without a portal: {body}")),
+                        Err(e) => Err(format!("body: {e:?}")),
+                    },
+                    Ok(r) => Err(format!("status {}", r.status())),
+                    Err(e) => Err(format!("{e:?}")),
                 }
-                let client = builder.build().expect("client");
-                let (stop, ok, failures, url) =
-                    (stop.clone(), ok.clone(), failures.clone(), url.clone());
-                tokio::spawn(async move {
-                    while !stop.load(Ordering::Relaxed) {
-                        let result = client
-                            .get(&url)
-                            .header("accept", "application/json")
-                            .send()
-                            .await;
-                        match result {
-                            Ok(r) if r.status() == 200 => match r.text().await {
-                                Ok(body) if body.contains("\"portal\"") => {
-                                    ok.fetch_add(1, Ordering::Relaxed);
-                                }
-                                Ok(body) => failures
-                                    .lock()
-                                    .expect("lock")
-                                    .push(format!("200 without a portal: {body}")),
-                                Err(e) => {
-                                    failures.lock().expect("lock").push(format!("body: {e:?}"))
-                                }
-                            },
-                            Ok(r) => failures
-                                .lock()
-                                .expect("lock")
-                                .push(format!("status {}", r.status())),
-                            Err(e) => failures.lock().expect("lock").push(format!("{e:?}")),
-                        }
-                        tokio::time::sleep(Duration::from_millis(5)).await;
-                    }
-                })
-            })
-            .collect();
-        Self {
-            stop,
-            ok,
-            failures,
-            tasks,
+            }
         }
-    }
-
-    fn served(&self) -> u64 {
-        self.ok.load(Ordering::Relaxed)
-    }
-
-    /// Stops the load; returns how many requests succeeded and every failure.
-    async fn finish(self) -> (u64, Vec<String>) {
-        self.stop.store(true, Ordering::Relaxed);
-        for t in self.tasks {
-            t.await.expect("load task");
-        }
-        let failures = self.failures.lock().expect("lock").clone();
-        (self.ok.load(Ordering::Relaxed), failures)
-    }
+    });
+    Load::start(workers, Duration::from_millis(5))
 }
 
 /// Writes the admin API's `token` into the gateway's configuration, for its next reload and
@@ -198,7 +148,7 @@ async fn twenty_reloads_under_load_fail_no_request_and_apply_their_change() {
     std::fs::write(&pid_file, gw.pid().to_string()).expect("pid file");
     assert_eq!(portal_of_acq(&gw).await, "acq");
 
-    let load = Load::start(&gw, 4, true);
+    let load = start_load(&gw, 4, true);
     wait_for("the load to run", Duration::from_secs(10), || {
         load.served() > 20
     });
@@ -336,8 +286,8 @@ async fn a_binary_upgrade_under_load_fails_no_request() {
     );
 
     // New connections for every request as well as kept-alive ones.
-    let fresh = Load::start(&gw, 2, false);
-    let kept = Load::start(&gw, 2, true);
+    let fresh = start_load(&gw, 2, false);
+    let kept = start_load(&gw, 2, true);
     wait_for("the load to run", Duration::from_secs(10), || {
         fresh.served() > 10 && kept.served() > 10
     });
