@@ -44,6 +44,17 @@ async fn invalid_signing(signing: Signing) -> HostileWorld {
     .await
 }
 
+/// A login refused (`reason`, the login-failed page) at the authorization response: its
+/// code is never redeemed.
+async fn refused_before_the_code_is_redeemed(behaviour: Behaviour, reason: &str) {
+    let world = refused(behaviour, Shown::LoginFailed, reason).await;
+    assert_eq!(
+        world.op.requested("/token"),
+        0,
+        "the code was never redeemed"
+    );
+}
+
 fn now() -> i64 {
     prehod_test_support::hostile_op::unix_now() as i64
 }
@@ -311,38 +322,26 @@ async fn fapi2_remove_authorization_response_iss() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fapi2_ensure_authorization_response_with_invalid_state_fails() {
-    let world = refused(
+    refused_before_the_code_is_redeemed(
         Behaviour {
             response_state: Param::Wrong,
             ..Behaviour::default()
         },
-        Shown::LoginFailed,
         "state_mismatch",
     )
     .await;
-    assert_eq!(
-        world.op.requested("/token"),
-        0,
-        "the code was never redeemed"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fapi2_ensure_authorization_response_with_invalid_missing_state_fails() {
-    let world = refused(
+    refused_before_the_code_is_redeemed(
         Behaviour {
             response_state: Param::Missing,
             ..Behaviour::default()
         },
-        Shown::LoginFailed,
         "missing_state",
     )
     .await;
-    assert_eq!(
-        world.op.requested("/token"),
-        0,
-        "the code was never redeemed"
-    );
 }
 
 /// A code that already logged someone in is put into another browser's login (code
