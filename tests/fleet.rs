@@ -611,37 +611,64 @@ fn admin_api(
     (status, body)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_person_sees_and_ends_their_sessions_and_an_admin_can_too() {
-    use prehod_test_support::login::*;
-    use prehod_test_support::rekono::{SREDNJA, SREDNJA_TOTP};
-    let redis = Redis::start();
-    let top = redis.state_yaml("sessions-test:");
+/// The admin API's token of the admin tests.
+const ADMIN_TOKEN: &str = "0123456789abcdef0123456789abcdef-admin";
+
+/// A world (gateway A) whose state is in `redis` under `prefix`, with [`ADMIN_TOKEN`] written
+/// into its configuration (for A's next reload), and replica B started from that
+/// configuration.
+async fn world_with_admin(
+    redis: &Redis,
+    prefix: &str,
+) -> (prehod_test_support::login::World, Replica) {
+    use prehod_test_support::login::{world, Options};
     let world = world(Options {
-        top_yaml: top,
+        top_yaml: redis.state_yaml(prefix),
         ..Options::default()
     })
     .await;
-    let token = "0123456789abcdef0123456789abcdef-admin";
-    // The admin API is switched on by a reload (A) and from the start (B).
-    write_admin_token(&world.gw, token);
+    write_admin_token(&world.gw, ADMIN_TOKEN);
     let b = Replica::of(&world.gw);
-    sighup(world.gw.pid());
-    wait_for("the reload", Duration::from_secs(10), || {
-        metric(&world.gw, "prehod_config_reloads_total{result=\"ok\"}") == 1.0
-    });
+    (world, b)
+}
+
+/// Once A and B both reach Redis: a person logs in on bips (with a one-time password); their
+/// browser and the user id the portal received.
+async fn logged_in_on_bips(
+    world: &prehod_test_support::login::World,
+    b: &Replica,
+) -> (prehod_test_support::login::Browser, String) {
+    use prehod_test_support::login::{login_otp, portal_url, Browser};
+    use prehod_test_support::rekono::{SREDNJA, SREDNJA_TOTP};
     for admin in [world.gw.admin, b.admin] {
         wait_for("Redis", Duration::from_secs(10), || {
             readyz_store(admin)["up"] == true
         });
     }
-    let pki = &world.pki;
-    let bips = portal_url(&world, "bips", "/");
-    let mut one = Browser::new(&world);
-    let json = login_otp(&world, &mut one, &bips, SREDNJA, SREDNJA_TOTP)
+    let bips = portal_url(world, "bips", "/");
+    let mut one = Browser::new(world);
+    let json = login_otp(world, &mut one, &bips, SREDNJA, SREDNJA_TOTP)
         .await
         .json();
     let sub = received_header(&json, "x-auth-user")[0].to_owned();
+    (one, sub)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_sees_and_ends_their_sessions_and_an_admin_can_too() {
+    use prehod_test_support::login::*;
+    use prehod_test_support::rekono::{SREDNJA, SREDNJA_TOTP};
+    let redis = Redis::start();
+    // The admin API is switched on by a reload (A) and from the start (B).
+    let (world, b) = world_with_admin(&redis, "sessions-test:").await;
+    let token = ADMIN_TOKEN;
+    sighup(world.gw.pid());
+    wait_for("the reload", Duration::from_secs(10), || {
+        metric(&world.gw, "prehod_config_reloads_total{result=\"ok\"}") == 1.0
+    });
+    let (mut one, sub) = logged_in_on_bips(&world, &b).await;
+    let pki = &world.pki;
+    let bips = portal_url(&world, "bips", "/");
     let mut two = Browser::new(&world);
     login_otp(&world, &mut two, &bips, SREDNJA, SREDNJA_TOTP).await;
     let (c1, c2) = (bips_session(&one), bips_session(&two));
@@ -781,32 +808,13 @@ async fn fresh_login_again(
 /// at the callback too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_an_admin_ends_all_sessions_on_one_replica_the_next_login_on_another_is_fresh() {
-    use prehod_test_support::login::*;
-    use prehod_test_support::rekono::{SREDNJA, SREDNJA_TOTP};
     let redis = Redis::start();
-    let top = redis.state_yaml("fresh-test:");
-    let world = world(Options {
-        top_yaml: top,
-        ..Options::default()
-    })
-    .await;
     // B has the admin API (its configuration is A's with a token).
-    let token = "0123456789abcdef0123456789abcdef-admin";
-    write_admin_token(&world.gw, token);
-    let b = Replica::of(&world.gw);
-    for admin in [world.gw.admin, b.admin] {
-        wait_for("Redis", Duration::from_secs(10), || {
-            readyz_store(admin)["up"] == true
-        });
-    }
+    let (world, b) = world_with_admin(&redis, "fresh-test:").await;
+    let token = ADMIN_TOKEN;
+    let (mut one, sub) = logged_in_on_bips(&world, &b).await;
     let pki = &world.pki;
     let a = world.gw.https;
-    let bips = portal_url(&world, "bips", "/");
-    let mut one = Browser::new(&world);
-    let json = login_otp(&world, &mut one, &bips, SREDNJA, SREDNJA_TOTP)
-        .await
-        .json();
-    let sub = received_header(&json, "x-auth-user")[0].to_owned();
     let old = bips_session(&one);
     assert_eq!(status_with(pki, b.https, &old).await, 200);
 
