@@ -223,33 +223,50 @@ pub fn generate(dir: &Path, server_names: &[String]) -> Result<(), PkiError> {
 
     forgeries(&out, &ca, now)?;
 
+    let crl_pem = crl_pem(
+        &ca,
+        (now - Duration::minutes(5), now + Duration::days(7)),
+        1,
+        revoked_serial.into_iter(),
+        now - Duration::minutes(1),
+    )?;
+    out.write(files::CRL, &crl_pem)?;
+    Ok(())
+}
+
+/// A CRL of `issuer` in PEM: valid over `(this_update, next_update)`, numbered `number`, that
+/// revokes `serials` at `revoked_at`.
+fn crl_pem(
+    issuer: &rcgen::Issuer<'_, KeyPair>,
+    (this_update, next_update): (OffsetDateTime, OffsetDateTime),
+    number: u64,
+    serials: impl Iterator<Item = u64>,
+    revoked_at: OffsetDateTime,
+) -> Result<String, PkiError> {
     let crl = CertificateRevocationListParams {
-        this_update: now - Duration::minutes(5),
-        next_update: now + Duration::days(7),
-        crl_number: SerialNumber::from(1u64),
+        this_update,
+        next_update,
+        crl_number: SerialNumber::from(number),
         issuing_distribution_point: None,
-        revoked_certs: revoked_serial
-            .into_iter()
+        revoked_certs: serials
             .map(|serial| RevokedCertParams {
                 serial_number: SerialNumber::from(serial),
-                revocation_time: now - Duration::minutes(1),
+                revocation_time: revoked_at,
                 reason_code: None,
                 invalidity_date: None,
             })
             .collect(),
         key_identifier_method: KeyIdMethod::Sha256,
     }
-    .signed_by(&ca)
+    .signed_by(issuer)
     .map_err(|source| PkiError::Generate {
         what: "CRL",
         source,
     })?;
-    let crl_pem = crl.pem().map_err(|source| PkiError::Generate {
+    crl.pem().map_err(|source| PkiError::Generate {
         what: "CRL PEM",
         source,
-    })?;
-    out.write(files::CRL, &crl_pem)?;
-    Ok(())
+    })
 }
 
 /// The certificates of [`files::FORGED`]: what an attacker makes to pass as a user of `ca`,
@@ -555,31 +572,13 @@ pub fn write_crl(
     } else {
         (now - Duration::minutes(1), now + next_update)
     };
-    let crl = CertificateRevocationListParams {
-        this_update,
-        next_update: next,
-        crl_number: SerialNumber::from(now.unix_timestamp() as u64),
-        issuing_distribution_point: None,
-        revoked_certs: serials
-            .iter()
-            .map(|s| RevokedCertParams {
-                serial_number: SerialNumber::from(*s),
-                revocation_time: now - Duration::minutes(1),
-                reason_code: None,
-                invalidity_date: None,
-            })
-            .collect(),
-        key_identifier_method: KeyIdMethod::Sha256,
-    }
-    .signed_by(&issuer)
-    .map_err(|source| PkiError::Generate {
-        what: "CRL",
-        source,
-    })?;
-    let pem = crl.pem().map_err(|source| PkiError::Generate {
-        what: "CRL PEM",
-        source,
-    })?;
+    let pem = crl_pem(
+        &issuer,
+        (this_update, next),
+        now.unix_timestamp() as u64,
+        serials.iter().copied(),
+        now - Duration::minutes(1),
+    )?;
     // Written whole, then renamed: a reader never sees half a CRL.
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, pem)

@@ -398,7 +398,7 @@ impl ProxyHttp for Gateway {
     ) -> FailToProxy {
         let failure = crate::respond::failure(e);
         if let Failure::ClientGone(kind) = failure {
-            metrics::count_client_disconnect(kind);
+            metrics::count(metrics::ProcessCount::ClientDisconnect, kind);
             tracing::debug!(request_id = %ctx.request_id, error = %e, "client went away");
             return FailToProxy {
                 error_code: 0,
