@@ -190,6 +190,8 @@ impl AuthState {
                 extra_roots: auth.oidc.ca.iter().cloned().collect(),
                 timeout: auth.oidc.timeout,
                 max_skew: Duration::from_secs(60),
+                profile: auth.oidc.profile,
+                userinfo: auth.oidc.userinfo,
             },
             logout_at_provider: auth.oidc.logout_at_provider,
             pages,

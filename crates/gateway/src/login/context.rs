@@ -297,6 +297,7 @@ pub(super) fn oidc_refusal(e: &OidcError) -> (&'static str, Message) {
         OidcError::Refused(_) => ("code_refused", Message::LoginFailed),
         OidcError::InvalidToken(_) => ("invalid_id_token", Message::LoginFailed),
         OidcError::Config(_) => ("configuration", Message::LoginFailed),
+        OidcError::Metadata(_) => ("provider_metadata", Message::RekonoUnavailable),
         OidcError::NotFresh { .. } => ("not_fresh", Message::FreshLoginRequired),
     }
 }
