@@ -121,7 +121,11 @@ pub(super) async fn start(ctx: &Ctx<'_, '_>) -> Reply {
 fn start_failed(ctx: &Ctx<'_, '_>, e: &OidcError) -> Reply {
     let (reason, m) = oidc_refusal(e);
     if matches!(e, OidcError::Unavailable(_)) {
-        ctx.shared.metrics.oidc_errors.with_label_values(&["par"]).inc();
+        ctx.shared
+            .metrics
+            .oidc_errors
+            .with_label_values(&["par"])
+            .inc();
     }
     tracing::warn!(request_id = ctx.req.request_id, error = %e, "Rekono login could not start");
     ctx.login_failed(reason, m)

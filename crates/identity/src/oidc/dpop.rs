@@ -40,7 +40,9 @@ impl DpopKey {
             "iat": now,
         });
         if let Some(token) = access_token {
-            claims["ath"] = URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes())).into();
+            claims["ath"] = URL_SAFE_NO_PAD
+                .encode(Sha256::digest(token.as_bytes()))
+                .into();
         }
         self.key.sign_jwt(
             serde_json::json!({"typ": "dpop+jwt", "jwk": self.jwk}),
@@ -82,9 +84,13 @@ mod tests {
             URL_SAFE_NO_PAD.encode(Sha256::digest(b"tok")).as_str()
         );
         // No private part of the key is ever in the header.
-        assert!(jwk_has_no_private_part(&serde_json::to_value(&jwk).unwrap()));
+        assert!(jwk_has_no_private_part(
+            &serde_json::to_value(&jwk).unwrap()
+        ));
         // Each proof has its own jti: a replayed one is the server's to refuse.
-        let again = key.proof("GET", "https://op.example/userinfo", 1, None).unwrap();
+        let again = key
+            .proof("GET", "https://op.example/userinfo", 1, None)
+            .unwrap();
         let other = jsonwebtoken::decode::<serde_json::Value>(&again, &decoding, &v)
             .unwrap()
             .claims;
