@@ -790,8 +790,7 @@ fn check_refuses_a_client_secret_under_the_fapi2_profile() {
     let dir = tempfile::tempdir().expect("tmp");
     let key = dir.path().join("client.key");
     let ec = openssl::ec::EcKey::generate(
-        &openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1)
-            .expect("curve"),
+        &openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).expect("curve"),
     )
     .expect("key");
     write_secret(

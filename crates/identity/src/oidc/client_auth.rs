@@ -113,7 +113,9 @@ impl ClientKey {
         mut header: serde_json::Value,
         claims: &serde_json::Value,
     ) -> Result<String, OidcError> {
-        header["alg"] = self.alg.name().into();
+        if let Some(fields) = header.as_object_mut() {
+            fields.insert("alg".into(), self.alg.name().into());
+        }
         let signing_input = format!(
             "{}.{}",
             URL_SAFE_NO_PAD.encode(header.to_string()),

@@ -39,10 +39,9 @@ impl DpopKey {
             "htu": htu,
             "iat": now,
         });
-        if let Some(token) = access_token {
-            claims["ath"] = URL_SAFE_NO_PAD
-                .encode(Sha256::digest(token.as_bytes()))
-                .into();
+        if let (Some(token), Some(fields)) = (access_token, claims.as_object_mut()) {
+            let ath = URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes()));
+            fields.insert("ath".into(), ath.into());
         }
         self.key.sign_jwt(
             serde_json::json!({"typ": "dpop+jwt", "jwk": self.jwk}),

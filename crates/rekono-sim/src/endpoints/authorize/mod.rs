@@ -31,7 +31,12 @@ pub(super) fn authorize(sim: &Sim, r: &Req) -> Resp {
     record(sim, r);
     let query = match pushed_or_query(sim, r) {
         Ok(q) => q,
-        Err(resp) => return resp,
+        Err((sl, en)) => {
+            return html(
+                StatusCode::BAD_REQUEST,
+                pages::error(r.lang(), r.lang().t(sl, en)),
+            )
+        }
     };
     let a = match AuthRequest::parse(&sim.config.clients, &query) {
         Ok(a) => a,
@@ -70,17 +75,14 @@ pub(super) fn authorize(sim: &Sim, r: &Req) -> Resp {
 /// The authorization request's parameters: those pushed earlier (RFC 9126) that its
 /// `request_uri` names — once, unexpired, for the same `client_id` — or, outside FAPI 2.0
 /// mode, its query. An unknown, used or expired `request_uri`, or a plain request in FAPI 2.0
-/// mode, gets an error page (nothing can be redirected safely).
-fn pushed_or_query(sim: &Sim, r: &Req) -> Result<std::collections::HashMap<String, String>, Resp> {
-    let refuse = |sl: &str, en: &str| {
-        html(
-            StatusCode::BAD_REQUEST,
-            pages::error(r.lang(), r.lang().t(sl, en)),
-        )
-    };
+/// mode, is refused with the error page's text (SL, EN): nothing can be redirected safely.
+fn pushed_or_query(
+    sim: &Sim,
+    r: &Req,
+) -> Result<std::collections::HashMap<String, String>, (&'static str, &'static str)> {
     let Some(uri) = r.query.get("request_uri") else {
         if sim.config.fapi2 {
-            return Err(refuse(
+            return Err((
                 "Zahteva mora biti poslana prek PAR (request_uri).",
                 "The request must be pushed first (PAR, request_uri).",
             ));
@@ -96,7 +98,7 @@ fn pushed_or_query(sim: &Sim, r: &Req) -> Result<std::collections::HashMap<Strin
         {
             Ok(p.params)
         }
-        _ => Err(refuse(
+        _ => Err((
             "Neznan, že uporabljen ali potekel request_uri.",
             "Unknown, used or expired request_uri.",
         )),
