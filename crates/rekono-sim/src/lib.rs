@@ -3,6 +3,10 @@
 //! account's level of assurance allows (SMS code, OnePass one-time password, OnePass push,
 //! digital certificate) — so the whole gateway runs and is tested on one machine.
 //!
+//! In its FAPI 2.0 mode (`fapi2: true`) it takes only pushed authorization requests and
+//! DPoP-bound tokens, and `danger_misbehave` breaks one promise of that profile at a time, for
+//! tests of the relying party's refusals.
+//!
 //! It is for development and tests only: it binds loopback unless told otherwise, says so on
 //! every page and at start, and has `/dev/…` endpoints (SMS outbox, push approval, key
 //! rotation, logout) that a real provider would never have.
