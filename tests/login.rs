@@ -891,6 +891,8 @@ async fn an_id_token_with_another_nonce_is_refused() {
         extra_roots: vec![std::fs::read(world.pki.path("ca.crt")).expect("ca")],
         timeout: Duration::from_secs(5),
         max_skew: Duration::from_secs(60),
+        profile: prehod_identity::oidc::Profile::Default,
+        userinfo: false,
     };
     let provider = prehod_identity::oidc::Provider::discover(settings)
         .await

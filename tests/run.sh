@@ -100,8 +100,10 @@ CREDENTIALS_DIRECTORY="$credentials" \
   PREHOD_POSTARCA_CA="$pki/si/untrusted-ca.crt" PREHOD_POSTARCA_CRL="$pki/si/ca.crl.pem" \
   "$prehod" check --config proxy.yaml
 "$prehod" pki --out "$pki/dev" --domain bankart.localhost >/dev/null
-PREHOD_DEV_CERTS="$pki/dev" PREHOD_SESSION_KEY="$(cat "$pki/dev/session.key")" \
-  "$prehod" check --config deploy/dev/proxy.yaml
+for dev in deploy/dev deploy/dev-fapi; do
+  PREHOD_DEV_CERTS="$pki/dev" PREHOD_SESSION_KEY="$(cat "$pki/dev/session.key")" \
+    "$prehod" check --config "$dev/proxy.yaml"
+done
 
 # deploy/: the Dockerfile, the rendered Kubernetes objects, the Prometheus rules and their
 # tests, the dashboard's metrics and the systemd unit (it installs its own tools).

@@ -348,6 +348,22 @@ pub struct Oidc {
     pub timeout: Duration,
     /// RP-initiated logout also ends the session at the provider.
     pub logout_at_provider: bool,
+    /// What the client asks of itself and of the provider (`oidc.profile`).
+    pub profile: Profile,
+    /// After the ID token, the provider's userinfo endpoint is asked for the claims it lacks
+    /// (with a DPoP-bound access token under [`Profile::Fapi2`]); its `sub` must match.
+    pub userinfo: bool,
+}
+
+/// The OpenID client's profile (`oidc.profile`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Profile {
+    /// OpenID Connect with PKCE, as Rekono asks.
+    #[default]
+    Default,
+    /// The FAPI 2.0 Security Profile: pushed authorization requests, `private_key_jwt`,
+    /// `iss` in every authorization response, PS256/ES256/EdDSA ID tokens, DPoP.
+    Fapi2,
 }
 
 /// Client authentication at the provider's token endpoint.

@@ -188,6 +188,10 @@ pub struct Oidc {
     pub ca: Option<String>,
     pub timeout: Option<String>,
     pub logout_at_provider: Option<bool>,
+    /// `default` or `fapi2` (the FAPI 2.0 Security Profile).
+    pub profile: Option<String>,
+    /// Ask the provider's userinfo endpoint for the claims the ID token lacks.
+    pub userinfo: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

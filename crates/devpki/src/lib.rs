@@ -58,6 +58,10 @@ pub mod files {
     pub const ASSERTION_KEY: &str = "assertion.key";
     /// A 32-byte session sealing key, base64.
     pub const SESSION_KEY: &str = "session.key";
+    /// EC P-256 key the gateway authenticates to the simulator with (`private_key_jwt`, the
+    /// FAPI 2.0 dev setup `deploy/dev-fapi/`), and its public half the simulator knows.
+    pub const OIDC_CLIENT_KEY: &str = "oidc-client.key";
+    pub const OIDC_CLIENT_PUB: &str = "oidc-client.pub";
     /// Client certificates: `clients/NAME.crt` and `clients/NAME.key`.
     pub const CLIENTS: [&str; 10] = [
         "valid",
@@ -142,6 +146,7 @@ pub fn generate(dir: &Path, server_names: &[String]) -> Result<(), PkiError> {
     let assertion = new_key("assertion key")?;
     out.write(files::ASSERTION_KEY, &assertion.serialize_pem())?;
     out.write(files::SESSION_KEY, &session_key()?)?;
+    oidc_client_key(&out)?;
 
     let mut revoked_serial = None;
     for (i, name) in files::CLIENTS.iter().enumerate() {
@@ -443,6 +448,10 @@ pub fn ensure(dir: &Path, server_names: &[String]) -> Result<Ensured, PkiError> 
         generate(dir, server_names)?;
         return Ok(Ensured::Generated);
     }
+    // A dev PKI from before the FAPI 2.0 dev setup has no client key: it gets one.
+    if !dir.join(files::OIDC_CLIENT_KEY).exists() {
+        oidc_client_key(&Writer { dir })?;
+    }
     let now = OffsetDateTime::now_utc();
     let renew_after = now + Duration::days(SERVER_CERT_RENEW_DAYS);
     match server_not_after(dir) {
@@ -461,6 +470,13 @@ fn server_not_after(dir: &Path) -> Option<OffsetDateTime> {
     let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).ok()?;
     let cert = pem.parse_x509().ok()?;
     Some(cert.validity().not_after.to_datetime())
+}
+
+/// The gateway's `private_key_jwt` key pair (EC P-256).
+fn oidc_client_key(out: &Writer<'_>) -> Result<(), PkiError> {
+    let key = new_key("OIDC client key")?;
+    out.write(files::OIDC_CLIENT_KEY, &key.serialize_pem())?;
+    out.write(files::OIDC_CLIENT_PUB, &key.public_key_pem())
 }
 
 /// 32 random bytes from the kernel, base64.

@@ -190,6 +190,8 @@ impl AuthState {
                 extra_roots: auth.oidc.ca.iter().cloned().collect(),
                 timeout: auth.oidc.timeout,
                 max_skew: Duration::from_secs(60),
+                profile: auth.oidc.profile,
+                userinfo: auth.oidc.userinfo,
             },
             logout_at_provider: auth.oidc.logout_at_provider,
             pages,
@@ -235,7 +237,7 @@ impl AuthState {
     /// For a configuration reload: this login takes over from `old` what lives as long as the
     /// process — revocations (and the session cache, with the same keys), the used single
     /// sign-on codes, the identity provider until it is discovered again with the new
-    /// settings (when it is the same issuer and client), the highest CRL seen per issuer
+    /// settings (see [`serves_until_rediscovered`]), the highest CRL seen per issuer
     /// (never taken below again), and the CRLs held until they are fetched again (for an
     /// anchor of the same name and CAs, per source of the same place and issuer).
     pub fn adopt(
@@ -250,9 +252,7 @@ impl AuthState {
         if let (Some(new), Some(previous)) = (&self.certificates, &old.certificates) {
             new.checker.adopt(&previous.checker);
         }
-        if config.oidc.issuer == old_config.oidc.issuer
-            && config.oidc.client_id == old_config.oidc.client_id
-        {
+        if serves_until_rediscovered(&config.oidc, &old_config.oidc) {
             self.provider = RwLock::new(old.provider());
         }
         self
@@ -343,4 +343,42 @@ pub fn encode(s: &str) -> String {
 /// A cookie's value from the `Cookie` headers.
 pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     crate::cookies::find(headers, name)
+}
+
+/// Whether the provider discovered for `old` may serve logins after a reload to `new` until it
+/// is discovered again: the same issuer and client, and the same profile and userinfo call —
+/// a reload to `profile: fapi2` whose discovery fails (no PAR endpoint) must not leave logins
+/// going on without the profile.
+fn serves_until_rediscovered(new: &prehod_config::Oidc, old: &prehod_config::Oidc) -> bool {
+    new.issuer == old.issuer
+        && new.client_id == old.client_id
+        && new.profile == old.profile
+        && new.userinfo == old.userinfo
+}
+
+#[cfg(test)]
+mod tests {
+    use super::serves_until_rediscovered;
+    use crate::testing::{Dev, DEV};
+
+    #[test]
+    fn a_reload_to_another_profile_does_not_keep_the_old_provider() {
+        let dev = Dev::new();
+        let oidc = |text: &str| dev.config(text).auth.expect("a login").oidc;
+        let today = oidc(DEV);
+        assert!(serves_until_rediscovered(&oidc(DEV), &today));
+        let fapi = DEV.replace(
+            "  client_secret: prehod-dev-secret\n",
+            "  client_auth: private_key_jwt\n  client_key: ${PREHOD_DEV_CERTS}/oidc-client.key\n  profile: fapi2\n",
+        );
+        assert_ne!(fapi, DEV);
+        let fapi = oidc(&fapi);
+        assert!(!serves_until_rediscovered(&fapi, &today));
+        assert!(!serves_until_rediscovered(&today, &fapi));
+        let userinfo = oidc(&DEV.replace(
+            "  client_secret: prehod-dev-secret\n",
+            "  client_secret: prehod-dev-secret\n  userinfo: true\n",
+        ));
+        assert!(!serves_until_rediscovered(&userinfo, &today));
+    }
 }

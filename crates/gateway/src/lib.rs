@@ -288,6 +288,13 @@ async fn discover(shared: &Shared, mut shutdown: ShutdownWatch) {
                 tracing::info!(issuer = %auth.oidc.issuer, "identity provider discovered");
                 return;
             }
+            // The provider answered, and cannot serve this configuration (FAPI 2.0 without a
+            // PAR endpoint, another issuer): no login uses it; it is asked again, in case
+            // its metadata is mended.
+            Err(e @ prehod_identity::oidc::OidcError::Metadata(_)) => {
+                metrics.oidc_errors.with_label_values(&["discovery"]).inc();
+                tracing::error!(issuer = %auth.oidc.issuer, error = %e, "identity provider refused: its metadata does not fit the configuration");
+            }
             Err(e) => {
                 metrics.oidc_errors.with_label_values(&["discovery"]).inc();
                 tracing::warn!(issuer = %auth.oidc.issuer, error = %e, "identity provider not reachable yet");

@@ -64,7 +64,7 @@ pub const LOGIN_METHODS: [&str; 2] = ["rekono", "certificate"];
 pub const OUTCOMES: [&str; 2] = ["success", "failure"];
 
 /// `call` of the identity provider metrics.
-pub const OIDC_CALLS: [&str; 2] = ["discovery", "token"];
+pub const OIDC_CALLS: [&str; 3] = ["discovery", "token", "par"];
 
 /// `result` of `prehod_session_cache_lookups_total`.
 pub const CACHE_RESULTS: [&str; 2] = ["hit", "miss"];

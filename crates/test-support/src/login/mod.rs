@@ -10,7 +10,7 @@ mod world;
 pub use browser::{Browser, Page};
 pub use certificates::{CertOptions, Ocsp, Responder};
 pub use flows::*;
-pub use world::{certificate_world, world, Options, World};
+pub use world::{certificate_world, world, Fapi, Options, World};
 
 pub const CLIENT_ID: &str = "prehod-test";
 /// The session cookie: host-only (`__Host-`), one per host.

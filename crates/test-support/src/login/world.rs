@@ -41,6 +41,23 @@ pub struct Options {
     pub server_yaml: &'static str,
     /// More portals, as YAML under `portals:` (e.g. `forward_auth` portals).
     pub more_portals: &'static str,
+    /// The FAPI 2.0 profile on both sides: the simulator in its FAPI 2.0 mode, the gateway
+    /// with `profile: fapi2` and `private_key_jwt` (an EC key).
+    pub fapi: Option<Fapi>,
+}
+
+/// A FAPI 2.0 world ([`Options::fapi`]).
+#[derive(Clone, Debug, Default)]
+pub struct Fapi {
+    /// The simulator's `id_token_alg` for the gateway (`PS256`, `EdDSA`; default ES256).
+    pub id_token_alg: Option<&'static str>,
+    /// `oidc.userinfo: true` (the claims from userinfo, with a DPoP-bound access token).
+    pub userinfo: bool,
+    /// What the simulator gets wrong from the start.
+    pub misbehave: prehod_rekono_sim::Misbehave,
+    /// The gateway will refuse the provider's discovery: the world does not wait for it to
+    /// be ready (it never is), only for it to answer.
+    pub refused_discovery: bool,
 }
 
 impl Default for Options {
@@ -59,6 +76,7 @@ impl Default for Options {
             login_yaml: "",
             server_yaml: "",
             more_portals: "",
+            fapi: None,
         }
     }
 }
@@ -88,7 +106,8 @@ async fn try_world(options: &Options) -> Option<World> {
     let port = free_port();
     let login_url = format!("https://login.bankart.localhost:{port}");
     let client_key = pki.path("oidc-client.key");
-    if options.private_key_jwt {
+    let private_key_jwt = options.private_key_jwt || options.fapi.is_some();
+    if private_key_jwt {
         let key = if options.rsa_client_key {
             openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(2048).expect("key"))
                 .expect("pkey")
@@ -114,8 +133,8 @@ async fn try_world(options: &Options) -> Option<World> {
     let rp = prehod_rekono_sim::config::RawClient {
         client_id: CLIENT_ID.into(),
         name: "Bankart Varni Spletni Prehod".into(),
-        secret: (!options.private_key_jwt).then(|| CLIENT_SECRET.into()),
-        jwt_keys: if options.private_key_jwt {
+        secret: (!private_key_jwt).then(|| CLIENT_SECRET.into()),
+        jwt_keys: if private_key_jwt {
             vec![pki.path("oidc-client.pub").display().to_string()]
         } else {
             vec![]
@@ -128,7 +147,11 @@ async fn try_world(options: &Options) -> Option<World> {
                 .clone()
                 .unwrap_or_else(|| format!("{login_url}/oidc/backchannel-logout")),
         ),
-        id_token_alg: None,
+        id_token_alg: options
+            .fapi
+            .as_ref()
+            .and_then(|f| f.id_token_alg)
+            .map(str::to_owned),
     };
     let config = crate::rekono::sim_config(
         &pki,
@@ -136,6 +159,10 @@ async fn try_world(options: &Options) -> Option<World> {
         Some(pki.path("ca.crt")),
     );
     let mut config = config;
+    if let Some(fapi) = &options.fapi {
+        config.fapi2 = true;
+        config.misbehave = fapi.misbehave.clone();
+    }
     if let Some((email, sub)) = options.account_sub {
         for account in config.accounts.iter_mut().filter(|a| a.email == email) {
             account.sub = sub.to_owned();
@@ -192,10 +219,14 @@ assertion:\n  key: {assertion}\n{certificates}",
             .as_ref()
             .map(|c| certificate_login_yaml(&pki, c, responder.as_ref(), crl_url))
             .unwrap_or_default(),
-        client_auth = if options.private_key_jwt {
+        client_auth = if private_key_jwt {
             format!(
-                "  client_auth: private_key_jwt\n  client_key: {}\n",
-                client_key.display()
+                "  client_auth: private_key_jwt\n  client_key: {}\n{}",
+                client_key.display(),
+                match &options.fapi {
+                    Some(f) => format!("  profile: fapi2\n  userinfo: {}\n", f.userinfo),
+                    None => String::new(),
+                }
             )
         } else {
             format!("  client_secret: {CLIENT_SECRET}\n")
@@ -203,7 +234,9 @@ assertion:\n  key: {assertion}\n{certificates}",
     ));
 
     let gw = Gateway::try_start(&pki, &setup)?;
-    gw.wait_ready();
+    if !options.fapi.as_ref().is_some_and(|f| f.refused_discovery) {
+        gw.wait_ready();
+    }
     Some(World {
         _responder: responder,
         pki,
