@@ -2,7 +2,8 @@
 //! TLS reverse proxy with a keep-alive upstream pool (the reference), a bare pingora TLS proxy
 //! (benches/bare_pingora.rs, the floor of what pingora itself costs), and the real `prehod`
 //! binary — a public route, a route with a session from a real Rekono login through the
-//! simulator, and a certificate-only (mTLS) portal. Keep-alive HTTP/1.1 load from `wrk`, HTTP/2
+//! simulator, and a certificate-only (mTLS) portal — and nginx in front of a forward-auth
+//! portal asking prehod with `auth_request` (the shipped deploy/nginx/ template). Keep-alive HTTP/1.1 load from `wrk`, HTTP/2
 //! from `h2load`, and a new TLS connection per request (with and without a client certificate)
 //! from this file's own load client, which wrk cannot do. All on loopback, free ports, targets
 //! interleaved, several rounds, medians; CPU of the server processes from /proc/PID/stat, peak
@@ -11,7 +12,8 @@
 //! Run it through `bash benches/compare.sh` (installs nginx, wrk, h2load; builds the bare
 //! proxy). Env: COMPARE_SECONDS (10), COMPARE_ROUNDS (3), COMPARE_CONNECTIONS (64),
 //! COMPARE_THREADS (2: prehod's, nginx's and the bare proxy's), COMPARE_BARE (the bare proxy's
-//! binary), COMPARE_OUT (also write the table there). `--smoke`: 1 s per target, one round,
+//! binary), COMPARE_OUT (also write the table there), COMPARE_ONLY (only the rows whose
+//! name holds it, no paced runs). `--smoke`: 1 s per target, one round,
 //! every response checked — it fails if any target answers anything but 200 or errors.
 
 use std::collections::BTreeMap;
@@ -542,9 +544,14 @@ fn h2load(
 struct Prehod {
     world: World,
     cookie: String,
+    /// The browser of the login (its login-host session serves the forward-auth row's).
+    browser: Browser,
 }
 
-async fn prehod(threads: usize, upstream: SocketAddr) -> Prehod {
+/// prehod logged in through the simulator; with `forward_auth`, also the portal fa behind
+/// nginx and nginx's address (127.0.0.2) trusted — left out of the instruction counts, whose
+/// rows it would change (one CIDR more to match per request).
+async fn prehod(threads: usize, upstream: SocketAddr, forward_auth: bool) -> Prehod {
     for _ in 0..5 {
         let pki = Pki::new();
         let port = free_port();
@@ -568,6 +575,11 @@ async fn prehod(threads: usize, upstream: SocketAddr) -> Prehod {
         let mut setup = Setup::new();
         for p in PORTALS {
             setup = setup.upstream(p, &[format!("http://{upstream}")]);
+        }
+        // fa sits behind nginx (the forward-auth row), which asks prehod from 127.0.0.2.
+        if forward_auth {
+            setup.more_portals = "fa:\n  host: fa.bankart.localhost\n  forward_auth: true\n".into();
+            setup.top_extra = "trusted_proxies: [127.0.0.2/32]\n".into();
         }
         setup = setup
             .portal_yaml("acq", "danger_no_authentication: true")
@@ -620,7 +632,11 @@ certificate_login:\n  host: certlogin.bankart.localhost\n  level: 30\n  anchors:
         let cookie = browser
             .cookie_at(&host("bips"), SESSION)
             .expect("a session cookie from the login");
-        return Prehod { world, cookie };
+        return Prehod {
+            world,
+            cookie,
+            browser,
+        };
     }
     panic!("five attempts to start prehod lost its port");
 }
@@ -740,7 +756,7 @@ async fn instructions(n: usize, threads: usize, out_dir: &Path) {
         "PREHOD_TEST_WRAPPER",
         format!("valgrind --tool=callgrind --callgrind-out-file={out}.%p"),
     );
-    let ph = prehod(threads, upstream_addr).await;
+    let ph = prehod(threads, upstream_addr, false).await;
     std::env::remove_var("PREHOD_TEST_WRAPPER");
     let pid = ph.world.gw.pid();
     let ca = ph.world.pki.path("ca.crt");
@@ -910,7 +926,7 @@ fn main() {
         );
 
         // prehod, logged in through the simulator, its portals all on the static upstream.
-        let ph = prehod(threads, upstream_addr).await;
+        let mut ph = prehod(threads, upstream_addr, true).await;
         let pki = &ph.world.pki;
         let prehod_procs = Procs {
             pids: vec![ph.world.gw.pid()],
@@ -998,6 +1014,54 @@ fn main() {
             r.target.tls = r.target.tls.take().map(|(c, _)| (c, acq.clone()));
             r.target.request = request(&acq, &r.headers, matches!(r.tool, Tool::Client(Mode::NewConnection)));
         }
+        // nginx in front of the forward-auth portal fa, asking prehod with `auth_request`: the
+        // shipped template (deploy/nginx/), on 127.0.0.2 at prehod's port (one public port),
+        // connecting to prehod from 127.0.0.2 (its trusted proxy). Its CPU is nginx's and
+        // prehod's together.
+        let fa = "fa.bankart.localhost".to_owned();
+        let fa_addr: SocketAddr = ([127, 0, 0, 2], gw.port()).into();
+        let template = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/deploy/nginx/forward-auth.conf.template"
+        ))
+        .expect("the shipped nginx template");
+        let rendered = [
+            ("LISTEN", fa_addr.to_string()),
+            ("PORTAL_HOST", fa.clone()),
+            ("PUBLIC_AUTHORITY", format!("{fa}:{}", gw.port())),
+            ("CERT", cert.clone()),
+            ("KEY", key.clone()),
+            ("PORTAL", format!("http://{upstream_addr}")),
+            ("PREHOD", gw.to_string()),
+            ("LOGIN_HOST", "login.bankart.localhost".to_owned()),
+            ("PREHOD_CA", ca.display().to_string()),
+            ("UPSTREAM_NAME", "prehod".to_owned()),
+        ]
+        .iter()
+        .fold(template, |t, (k, v)| t.replace(&format!("{{{{{k}}}}}"), v))
+        .replace("    server_name ", "    proxy_bind 127.0.0.2;\n    server_name ");
+        let auth_ngx = nginx("auth_request", threads, &rendered, "");
+        ph.browser.http = ph
+            .world
+            .gw
+            .client_builder()
+            .resolve("rekono.localhost", ([127, 0, 0, 1], 0).into())
+            .resolve(&fa, fa_addr)
+            .build()
+            .expect("client");
+        let page = ph.browser.follow(&format!("https://{fa}:{}/", gw.port())).await;
+        assert_eq!(page.status, 200, "single sign-on to fa through nginx: {}", page.body);
+        let fa_session = ph.browser.cookie_at(&fa, SESSION).expect("fa's session cookie");
+        let mut both = auth_ngx.procs.clone();
+        both.pids.push(ph.world.gw.pid());
+        rows.push(row("nginx auth_request → prehod forward-auth, authenticated (CPU: both)", Tool::Wrk, &fa, fa_addr, vec![format!("Cookie: {SESSION}={fa_session}")], Some(plain.clone()), Some(&both)));
+        // COMPARE_ONLY: only the rows whose name holds it (a smoke of one row), no paced runs.
+        let only = std::env::var("COMPARE_ONLY").ok();
+        if let Some(o) = &only {
+            rows.retain(|r| r.name.contains(o.as_str()));
+            assert!(!rows.is_empty(), "COMPARE_ONLY={o} names no row");
+        }
+
         // Everything answers 200 before the clock starts (polled, not slept).
         for r in &rows {
             let deadline = Instant::now() + Duration::from_secs(20);
@@ -1074,7 +1138,7 @@ fn main() {
             (4usize, half_own, "prehod authenticated, at half its own maximum"),
         ];
         let mut paced_results: BTreeMap<usize, Vec<Sample>> = BTreeMap::new();
-        for _ in 0..rounds {
+        for _ in 0..if only.is_some() { 0 } else { rounds } {
             for (k, (i, rate, _)) in paced.iter().enumerate() {
                 let Some(r) = rows.get(*i) else { continue };
                 let s = drive(&r.target, Mode::Paced(*rate), connections, seconds).await;
@@ -1115,6 +1179,7 @@ fn main() {
                 m(&|s| s.peak_kib as f64) / 1024.0,
             ));
         }
+        if !paced_results.is_empty() {
         table.push_str(&format!("\nPaced keep-alive load ({connections} connections, own client; latency from the scheduled send time, so a server that falls behind shows it):\n\n| target | offered req/s | req/s | p50 ms | p99 ms |\n|---|---:|---:|---:|---:|\n"));
         for (k, (_, rate, name)) in paced.iter().enumerate() {
             let Some(v) = paced_results.get(&k) else { continue };
@@ -1124,6 +1189,7 @@ fn main() {
                 median(v.iter().map(|s| s.p50).collect()),
                 median(v.iter().map(|s| s.p99.unwrap_or(0.0)).collect()),
             ));
+        }
         }
         if !peak_reset {
             table.push_str("\n(The kernel refused /proc/PID/clear_refs: peak RSS is since each process started.)\n");
@@ -1136,6 +1202,7 @@ fn main() {
             std::fs::write(out, &table).expect("COMPARE_OUT");
         }
         drop(bare);
+        drop(auth_ngx);
         drop(ngx);
         drop(up);
     });

@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # prehod against real peers in one run (benches/compare.rs): nginx static upstream, nginx TLS
 # reverse proxy, a bare pingora proxy, prehod public / authenticated (a real login through the
-# simulator) / certificate-only, new connection per request with and without a client
-# certificate, HTTP/2. Prints one table (medians of interleaved rounds).
+# simulator) / certificate-only, nginx with `auth_request` to prehod's forward-auth endpoint
+# (deploy/nginx/forward-auth.conf.template, authenticated), new connection per request with and
+# without a client certificate, HTTP/2. Prints one table (medians of interleaved rounds).
 #
 #   bash benches/compare.sh            # release build, 3 rounds of 10 s per target
 #   bash benches/compare.sh --smoke    # debug build, 1 s per target, every response checked
 #
-# Env: COMPARE_SECONDS, COMPARE_ROUNDS, COMPARE_CONNECTIONS, COMPARE_THREADS, COMPARE_OUT.
+#   COMPARE_ONLY=auth_request bash benches/compare.sh --smoke   # one row only
+#
+# Env: COMPARE_SECONDS, COMPARE_ROUNDS, COMPARE_CONNECTIONS, COMPARE_THREADS, COMPARE_OUT,
+# COMPARE_ONLY (only the rows whose name holds it; no paced runs).
 # Installs Debian nginx, wrk and nghttp2-client (h2load) when missing; safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."

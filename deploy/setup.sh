@@ -8,9 +8,10 @@
 #   nodejs, npm  install axe-core (tests/a11y), the accessibility check the browser tests run
 #   redis-server the shared state the two-replica tests start (tests/fleet.rs)
 #   redis-sentinel  the Sentinel the failover test starts three of (tests/failover.rs)
+#   nginx        the front proxy of the forward-auth test (tests/forward_auth.rs)
 set -euo pipefail
 
-packages=(cmake pkg-config libssl-dev openssl chromium chromium-driver redis-server redis-sentinel)
+packages=(cmake pkg-config libssl-dev openssl chromium chromium-driver redis-server redis-sentinel nginx)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

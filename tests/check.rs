@@ -779,3 +779,80 @@ fn check_refuses_a_template_directory_whose_catalogue_lacks_a_text() {
     assert_eq!(code, 64);
     assert!(stderr.contains("en.ftl: line 1"), "{stderr}");
 }
+
+/// `oidc.profile: fapi2` takes no client secret (FAPI 2.0: the client authenticates with a
+/// key): with the default `client_secret_basic`, with `client_secret` beside
+/// `private_key_jwt`, and an unknown profile — each named at its line; with `private_key_jwt`
+/// and a key the config is good.
+#[test]
+fn check_refuses_a_client_secret_under_the_fapi2_profile() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().expect("tmp");
+    let key = dir.path().join("client.key");
+    let ec = openssl::ec::EcKey::generate(
+        &openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).expect("curve"),
+    )
+    .expect("key");
+    write_secret(
+        &key,
+        &String::from_utf8(
+            openssl::pkey::PKey::from_ec_key(ec)
+                .expect("pkey")
+                .private_key_to_pem_pkcs8()
+                .expect("pem"),
+        )
+        .expect("utf-8"),
+        0o600,
+    );
+    let with_key = format!(
+        "  client_auth: private_key_jwt\n  client_key: {}\n",
+        key.display()
+    );
+    let file = dir.path().join("fapi.yaml");
+    for (oidc_extra, bad_line, problem) in [
+        (
+            "  profile: fapi2\n".to_owned(),
+            Some("profile: fapi2"),
+            "oidc.profile: profile fapi2 needs client_auth: private_key_jwt",
+        ),
+        (
+            format!("  profile: fapi2\n{with_key}"),
+            Some("client_secret:"),
+            "oidc.client_secret: profile fapi2 does not allow a client secret",
+        ),
+        (
+            "  profile: fapi-2\n".to_owned(),
+            Some("profile: fapi-2"),
+            "oidc.profile: \"fapi-2\" is not one of: default, fapi2",
+        ),
+        (format!("  profile: fapi2\n{with_key}"), None, ""),
+    ] {
+        let mut text = good_config(&pki, "", &[]).replace(
+            "  client_secret: s3cret\n",
+            &format!("  client_secret: s3cret\n{oidc_extra}"),
+        );
+        if bad_line.is_none() {
+            text = text.replace("  client_secret: s3cret\n", "");
+        }
+        std::fs::write(&file, &text).expect("write");
+        let (code, stdout, stderr) = run(&["check", "--config"], &file);
+        let Some(needle) = bad_line else {
+            assert_eq!(code, 0, "{oidc_extra}: {stdout}{stderr}");
+            continue;
+        };
+        assert_eq!(code, 64, "{oidc_extra}: {stdout}{stderr}");
+        let line = text
+            .lines()
+            .position(|l| l.contains(needle))
+            .map(|i| i + 1)
+            .expect("line");
+        let prefix = format!("{}:{line}:", file.display());
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.starts_with(&prefix) && l.contains(problem)),
+            "missing `{prefix}…{problem}` in:\n{stderr}"
+        );
+        assert!(!stderr.contains("s3cret"), "{stderr}");
+    }
+}

@@ -21,6 +21,28 @@ async fn closes<S: tokio::io::AsyncRead + Unpin>(
     join_all(conns.iter_mut().map(|c| closed_within(c, limit))).await
 }
 
+/// Waits up to 10 s for `conns` to be closed; asserts that at least `over_cap` of them were
+/// closed at once (within 1 s: `capped`) and every one within 5 s (`cut`, by a 2 s deadline).
+async fn capped_then_cut<S: tokio::io::AsyncRead + Unpin>(
+    conns: &mut [S],
+    over_cap: usize,
+    capped: &str,
+    cut: &str,
+) {
+    let closed = closes(conns, Duration::from_secs(10)).await;
+    let at_once = closed
+        .iter()
+        .filter(|c| within(**c, Duration::ZERO, Duration::from_secs(1)))
+        .count();
+    assert!(at_once >= over_cap, "{capped}: {closed:?}");
+    assert!(
+        closed
+            .iter()
+            .all(|c| within(*c, Duration::ZERO, Duration::from_secs(5))),
+        "{cut}: {closed:?}"
+    );
+}
+
 fn within(d: Option<Duration>, lo: Duration, hi: Duration) -> bool {
     d.is_some_and(|d| (lo..hi).contains(&d))
 }
@@ -89,21 +111,13 @@ async fn the_plain_http_listeners_cut_slow_headers_and_cap_each_address() {
         .expect("write");
     assert_eq!(read_response(&mut by).await.expect("answer"), 308);
 
-    let closed = closes(&mut partial, Duration::from_secs(10)).await;
-    let at_once = closed
-        .iter()
-        .filter(|c| within(**c, Duration::ZERO, Duration::from_secs(1)))
-        .count();
-    assert!(
-        at_once >= 10,
-        "the ten connections over the cap of 20 are closed at once: {closed:?}"
-    );
-    assert!(
-        closed
-            .iter()
-            .all(|c| within(*c, Duration::ZERO, Duration::from_secs(5))),
-        "every unfinished header is cut by the 2 s deadline: {closed:?}"
-    );
+    capped_then_cut(
+        &mut partial,
+        10,
+        "the ten connections over the cap of 20 are closed at once",
+        "every unfinished header is cut by the 2 s deadline",
+    )
+    .await;
     for (what, t) in [
         ("redirect", trickled.await.expect("join")),
         ("admin", trickled_admin.await.expect("join")),
@@ -151,21 +165,13 @@ async fn connections_are_capped_and_timed_from_the_tcp_accept_before_any_handsha
     // Another address is served meanwhile.
     assert_eq!(bystander_get(&gw).await, 200);
 
-    let closed = closes(&mut silent, Duration::from_secs(10)).await;
-    let at_once = closed
-        .iter()
-        .filter(|c| within(**c, Duration::ZERO, Duration::from_secs(1)))
-        .count();
-    assert!(
-        at_once >= 11,
-        "the connections over the cap of 20 are refused before any handshake: {closed:?}"
-    );
-    assert!(
-        closed
-            .iter()
-            .all(|c| within(*c, Duration::ZERO, Duration::from_secs(5))),
-        "a handshake that does not finish within 2 s is cut: {closed:?}"
-    );
+    capped_then_cut(
+        &mut silent,
+        11,
+        "the connections over the cap of 20 are refused before any handshake",
+        "a handshake that does not finish within 2 s is cut",
+    )
+    .await;
     let page = gw.metrics();
     assert!(
         metric(&page, "prehod_slow_clients_total{phase=\"handshake\"}") >= 15.0,

@@ -10,11 +10,12 @@
 //! the sentinels then promote.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use prehod_test_support::fleet::*;
+use prehod_test_support::load::Load;
 use prehod_test_support::login::*;
 use prehod_test_support::rekono::{SREDNJA, SREDNJA_TOTP, VISOKA, VISOKA_TOTP};
 use prehod_test_support::*;
@@ -273,67 +274,27 @@ impl MasterProxy {
 
 /// A loop of requests on the replicas: each worker sends one cookie to one replica again and
 /// again and expects one status; any other answer or error is a failure.
-struct Load {
-    stop: Arc<AtomicBool>,
-    served: Arc<AtomicU64>,
-    failures: Arc<Mutex<Vec<String>>>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Load {
-    fn start(pki: &Pki, work: Vec<(std::net::SocketAddr, (String, String), u16)>) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let served = Arc::new(AtomicU64::new(0));
-        let failures = Arc::new(Mutex::new(Vec::new()));
-        let tasks = work
-            .into_iter()
-            .map(|(https, cookie, expected)| {
-                let client = bips_client(pki, https);
-                let url = format!("https://{}:{}/", host("bips"), https.port());
-                let (stop, served, failures) = (stop.clone(), served.clone(), failures.clone());
-                tokio::spawn(async move {
-                    while !stop.load(Ordering::Relaxed) {
-                        let answer = client
-                            .get(&url)
-                            .header("accept", "application/json")
-                            .header("cookie", format!("{}={}", cookie.0, cookie.1))
-                            .send()
-                            .await;
-                        match answer {
-                            Ok(r) if r.status().as_u16() == expected => {
-                                served.fetch_add(1, Ordering::Relaxed);
-                            }
-                            Ok(r) => failures
-                                .lock()
-                                .expect("lock")
-                                .push(format!("{https}: {} instead of {expected}", r.status())),
-                            Err(e) => failures.lock().expect("lock").push(format!("{https}: {e}")),
-                        }
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                    }
-                })
-            })
-            .collect();
-        Self {
-            stop,
-            served,
-            failures,
-            tasks,
+fn start_load(pki: &Pki, work: Vec<(std::net::SocketAddr, (String, String), u16)>) -> Load {
+    let workers = work.into_iter().map(|(https, cookie, expected)| {
+        let client = bips_client(pki, https);
+        let url = format!("https://{}:{}/", host("bips"), https.port());
+        let cookie = format!("{}={}", cookie.0, cookie.1);
+        move || {
+            let answer = client
+                .get(&url)
+                .header("accept", "application/json")
+                .header("cookie", &cookie)
+                .send();
+            async move {
+                match answer.await {
+                    Ok(r) if r.status().as_u16() == expected => Ok(()),
+                    Ok(r) => Err(format!("{https}: {} instead of {expected}", r.status())),
+                    Err(e) => Err(format!("{https}: {e}")),
+                }
+            }
         }
-    }
-
-    fn served(&self) -> u64 {
-        self.served.load(Ordering::Relaxed)
-    }
-
-    async fn finish(self) -> (u64, Vec<String>) {
-        self.stop.store(true, Ordering::Relaxed);
-        for t in self.tasks {
-            t.await.expect("load task");
-        }
-        let failures = self.failures.lock().expect("lock").clone();
-        (self.served.load(Ordering::Relaxed), failures)
-    }
+    });
+    Load::start(workers, Duration::from_millis(10))
 }
 
 /// How long after `since` the replica on `admin` was connected to `master` again (polled
@@ -463,7 +424,7 @@ async fn a_failover_under_load_keeps_every_revocation_on_both_replicas_and_on_a_
     );
 
     // 3. The loop of requests on both replicas: L answered, R1 and R2 refused, every time.
-    let load = Load::start(
+    let load = start_load(
         pki,
         vec![
             (a.0, cl.clone(), 200),

@@ -3,91 +3,41 @@
 //! that must see no failed request.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use prehod_test_support::fleet::*;
+use prehod_test_support::load::Load;
 use prehod_test_support::redis::Redis;
 use prehod_test_support::*;
 
 /// A bounded load: `workers` clients, each sending one request at a time (with a short pause)
 /// to `acq`, until stopped. Every answer that is not a 200 from a demo portal, and every
 /// transport error, is a failure.
-struct Load {
-    stop: Arc<AtomicBool>,
-    ok: Arc<std::sync::atomic::AtomicU64>,
-    failures: Arc<Mutex<Vec<String>>>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Load {
-    fn start(gw: &Gateway, workers: usize, keep_alive: bool) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let ok = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let failures = Arc::new(Mutex::new(Vec::new()));
-        let url = gw.url("acq", "/load");
-        let tasks = (0..workers)
-            .map(|_| {
-                let mut builder = gw.client_builder();
-                if !keep_alive {
-                    builder = builder.pool_max_idle_per_host(0);
+fn start_load(gw: &Gateway, workers: usize, keep_alive: bool) -> Load {
+    let url = gw.url("acq", "/load");
+    let workers = (0..workers).map(|_| {
+        let mut builder = gw.client_builder();
+        if !keep_alive {
+            builder = builder.pool_max_idle_per_host(0);
+        }
+        let client = builder.build().expect("client");
+        let url = url.clone();
+        move || {
+            let result = client.get(&url).header("accept", "application/json").send();
+            async move {
+                match result.await {
+                    Ok(r) if r.status() == 200 => match r.text().await {
+                        Ok(body) if body.contains("\"portal\"") => Ok(()),
+                        Ok(body) => Err(format!("200 without a portal: {body}")),
+                        Err(e) => Err(format!("body: {e:?}")),
+                    },
+                    Ok(r) => Err(format!("status {}", r.status())),
+                    Err(e) => Err(format!("{e:?}")),
                 }
-                let client = builder.build().expect("client");
-                let (stop, ok, failures, url) =
-                    (stop.clone(), ok.clone(), failures.clone(), url.clone());
-                tokio::spawn(async move {
-                    while !stop.load(Ordering::Relaxed) {
-                        let result = client
-                            .get(&url)
-                            .header("accept", "application/json")
-                            .send()
-                            .await;
-                        match result {
-                            Ok(r) if r.status() == 200 => match r.text().await {
-                                Ok(body) if body.contains("\"portal\"") => {
-                                    ok.fetch_add(1, Ordering::Relaxed);
-                                }
-                                Ok(body) => failures
-                                    .lock()
-                                    .expect("lock")
-                                    .push(format!("200 without a portal: {body}")),
-                                Err(e) => {
-                                    failures.lock().expect("lock").push(format!("body: {e:?}"))
-                                }
-                            },
-                            Ok(r) => failures
-                                .lock()
-                                .expect("lock")
-                                .push(format!("status {}", r.status())),
-                            Err(e) => failures.lock().expect("lock").push(format!("{e:?}")),
-                        }
-                        tokio::time::sleep(Duration::from_millis(5)).await;
-                    }
-                })
-            })
-            .collect();
-        Self {
-            stop,
-            ok,
-            failures,
-            tasks,
+            }
         }
-    }
-
-    fn served(&self) -> u64 {
-        self.ok.load(Ordering::Relaxed)
-    }
-
-    /// Stops the load; returns how many requests succeeded and every failure.
-    async fn finish(self) -> (u64, Vec<String>) {
-        self.stop.store(true, Ordering::Relaxed);
-        for t in self.tasks {
-            t.await.expect("load task");
-        }
-        let failures = self.failures.lock().expect("lock").clone();
-        (self.ok.load(Ordering::Relaxed), failures)
-    }
+    });
+    Load::start(workers, Duration::from_millis(5))
 }
 
 /// Writes the admin API's `token` into the gateway's configuration, for its next reload and
@@ -198,7 +148,7 @@ async fn twenty_reloads_under_load_fail_no_request_and_apply_their_change() {
     std::fs::write(&pid_file, gw.pid().to_string()).expect("pid file");
     assert_eq!(portal_of_acq(&gw).await, "acq");
 
-    let load = Load::start(&gw, 4, true);
+    let load = start_load(&gw, 4, true);
     wait_for("the load to run", Duration::from_secs(10), || {
         load.served() > 20
     });
@@ -336,8 +286,8 @@ async fn a_binary_upgrade_under_load_fails_no_request() {
     );
 
     // New connections for every request as well as kept-alive ones.
-    let fresh = Load::start(&gw, 2, false);
-    let kept = Load::start(&gw, 2, true);
+    let fresh = start_load(&gw, 2, false);
+    let kept = start_load(&gw, 2, true);
     wait_for("the load to run", Duration::from_secs(10), || {
         fresh.served() > 10 && kept.served() > 10
     });
@@ -661,37 +611,64 @@ fn admin_api(
     (status, body)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_person_sees_and_ends_their_sessions_and_an_admin_can_too() {
-    use prehod_test_support::login::*;
-    use prehod_test_support::rekono::{SREDNJA, SREDNJA_TOTP};
-    let redis = Redis::start();
-    let top = redis.state_yaml("sessions-test:");
+/// The admin API's token of the admin tests.
+const ADMIN_TOKEN: &str = "0123456789abcdef0123456789abcdef-admin";
+
+/// A world (gateway A) whose state is in `redis` under `prefix`, with [`ADMIN_TOKEN`] written
+/// into its configuration (for A's next reload), and replica B started from that
+/// configuration.
+async fn world_with_admin(
+    redis: &Redis,
+    prefix: &str,
+) -> (prehod_test_support::login::World, Replica) {
+    use prehod_test_support::login::{world, Options};
     let world = world(Options {
-        top_yaml: top,
+        top_yaml: redis.state_yaml(prefix),
         ..Options::default()
     })
     .await;
-    let token = "0123456789abcdef0123456789abcdef-admin";
-    // The admin API is switched on by a reload (A) and from the start (B).
-    write_admin_token(&world.gw, token);
+    write_admin_token(&world.gw, ADMIN_TOKEN);
     let b = Replica::of(&world.gw);
-    sighup(world.gw.pid());
-    wait_for("the reload", Duration::from_secs(10), || {
-        metric(&world.gw, "prehod_config_reloads_total{result=\"ok\"}") == 1.0
-    });
+    (world, b)
+}
+
+/// Once A and B both reach Redis: a person logs in on bips (with a one-time password); their
+/// browser and the user id the portal received.
+async fn logged_in_on_bips(
+    world: &prehod_test_support::login::World,
+    b: &Replica,
+) -> (prehod_test_support::login::Browser, String) {
+    use prehod_test_support::login::{login_otp, portal_url, Browser};
+    use prehod_test_support::rekono::{SREDNJA, SREDNJA_TOTP};
     for admin in [world.gw.admin, b.admin] {
         wait_for("Redis", Duration::from_secs(10), || {
             readyz_store(admin)["up"] == true
         });
     }
-    let pki = &world.pki;
-    let bips = portal_url(&world, "bips", "/");
-    let mut one = Browser::new(&world);
-    let json = login_otp(&world, &mut one, &bips, SREDNJA, SREDNJA_TOTP)
+    let bips = portal_url(world, "bips", "/");
+    let mut one = Browser::new(world);
+    let json = login_otp(world, &mut one, &bips, SREDNJA, SREDNJA_TOTP)
         .await
         .json();
     let sub = received_header(&json, "x-auth-user")[0].to_owned();
+    (one, sub)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_sees_and_ends_their_sessions_and_an_admin_can_too() {
+    use prehod_test_support::login::*;
+    use prehod_test_support::rekono::{SREDNJA, SREDNJA_TOTP};
+    let redis = Redis::start();
+    // The admin API is switched on by a reload (A) and from the start (B).
+    let (world, b) = world_with_admin(&redis, "sessions-test:").await;
+    let token = ADMIN_TOKEN;
+    sighup(world.gw.pid());
+    wait_for("the reload", Duration::from_secs(10), || {
+        metric(&world.gw, "prehod_config_reloads_total{result=\"ok\"}") == 1.0
+    });
+    let (mut one, sub) = logged_in_on_bips(&world, &b).await;
+    let pki = &world.pki;
+    let bips = portal_url(&world, "bips", "/");
     let mut two = Browser::new(&world);
     login_otp(&world, &mut two, &bips, SREDNJA, SREDNJA_TOTP).await;
     let (c1, c2) = (bips_session(&one), bips_session(&two));
@@ -831,32 +808,13 @@ async fn fresh_login_again(
 /// at the callback too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_an_admin_ends_all_sessions_on_one_replica_the_next_login_on_another_is_fresh() {
-    use prehod_test_support::login::*;
-    use prehod_test_support::rekono::{SREDNJA, SREDNJA_TOTP};
     let redis = Redis::start();
-    let top = redis.state_yaml("fresh-test:");
-    let world = world(Options {
-        top_yaml: top,
-        ..Options::default()
-    })
-    .await;
     // B has the admin API (its configuration is A's with a token).
-    let token = "0123456789abcdef0123456789abcdef-admin";
-    write_admin_token(&world.gw, token);
-    let b = Replica::of(&world.gw);
-    for admin in [world.gw.admin, b.admin] {
-        wait_for("Redis", Duration::from_secs(10), || {
-            readyz_store(admin)["up"] == true
-        });
-    }
+    let (world, b) = world_with_admin(&redis, "fresh-test:").await;
+    let token = ADMIN_TOKEN;
+    let (mut one, sub) = logged_in_on_bips(&world, &b).await;
     let pki = &world.pki;
     let a = world.gw.https;
-    let bips = portal_url(&world, "bips", "/");
-    let mut one = Browser::new(&world);
-    let json = login_otp(&world, &mut one, &bips, SREDNJA, SREDNJA_TOTP)
-        .await
-        .json();
-    let sub = received_header(&json, "x-auth-user")[0].to_owned();
     let old = bips_session(&one);
     assert_eq!(status_with(pki, b.https, &old).await, 200);
 

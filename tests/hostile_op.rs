@@ -44,6 +44,30 @@ async fn invalid_signing(signing: Signing) -> HostileWorld {
     .await
 }
 
+/// A login refused (`reason`, the login-failed page) at the authorization response: its
+/// code is never redeemed.
+async fn refused_before_the_code_is_redeemed(behaviour: Behaviour, reason: &str) {
+    let world = refused(behaviour, Shown::LoginFailed, reason).await;
+    assert_eq!(
+        world.op.requested("/token"),
+        0,
+        "the code was never redeemed"
+    );
+}
+
+/// One test per row, named after the attack (as the conformance suites name it), that awaits
+/// the row's refusal (`invalid_signing`, `invalid_claims`): rows of the same check read as a
+/// table, and each attack still passes or fails on its own.
+macro_rules! one_test_per_attack {
+    ($($(#[$doc:meta])* $name:ident => $refused:expr;)*) => {$(
+        $(#[$doc])*
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            $refused.await;
+        }
+    )*};
+}
+
 fn now() -> i64 {
     prehod_test_support::hostile_op::unix_now() as i64
 }
@@ -111,45 +135,20 @@ async fn rp_key_rotation_op_sign_key_after_forged_tokens() {
 
 // --- signatures and keys --------------------------------------------------------------------
 
-/// Also `fapi2-…-invalid-null-alg`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rp_id_token_sig_none() {
-    invalid_signing(Signing::None).await;
-}
-
-/// HS256 keyed with the provider's RSA public key (algorithm confusion; also
-/// `fapi2-…-invalid-alternate-alg`).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rp_id_token_bad_sig_hs256() {
-    invalid_signing(Signing::Hs256WithPublicKey).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rp_id_token_bad_sig_rs256() {
-    invalid_signing(Signing::BadSigRs256).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rp_id_token_bad_sig_es256() {
-    invalid_signing(Signing::BadSigEs256).await;
-}
-
-/// No `kid`, and the JWKS has two EC P-256 keys: which one signed cannot be told.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rp_id_token_kid_absent_multiple_jwks() {
-    invalid_signing(Signing::NoKid).await;
-}
-
-/// A `kid` the provider does not publish, even after the JWKS is fetched again.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn id_token_kid_unknown() {
-    invalid_signing(Signing::UnknownKid).await;
-}
-
-/// The header carries the attacker's key as `jwk`: never trusted.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn id_token_header_jwk_is_not_trusted() {
-    invalid_signing(Signing::EmbeddedJwk).await;
+one_test_per_attack! {
+    /// Also `fapi2-…-invalid-null-alg`.
+    rp_id_token_sig_none => invalid_signing(Signing::None);
+    /// HS256 keyed with the provider's RSA public key (algorithm confusion; also
+    /// `fapi2-…-invalid-alternate-alg`).
+    rp_id_token_bad_sig_hs256 => invalid_signing(Signing::Hs256WithPublicKey);
+    rp_id_token_bad_sig_rs256 => invalid_signing(Signing::BadSigRs256);
+    rp_id_token_bad_sig_es256 => invalid_signing(Signing::BadSigEs256);
+    /// No `kid`, and the JWKS has two EC P-256 keys: which one signed cannot be told.
+    rp_id_token_kid_absent_multiple_jwks => invalid_signing(Signing::NoKid);
+    /// A `kid` the provider does not publish, even after the JWKS is fetched again.
+    id_token_kid_unknown => invalid_signing(Signing::UnknownKid);
+    /// The header carries the attacker's key as `jwk`: never trusted.
+    id_token_header_jwk_is_not_trusted => invalid_signing(Signing::EmbeddedJwk);
 }
 
 /// The header's `jku` points at the attacker's key set: refused, and never fetched.
@@ -166,101 +165,30 @@ async fn id_token_header_jku_is_never_fetched() {
 
 // --- claims ---------------------------------------------------------------------------------
 
-/// Also `fapi2-…-invalid-iss`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rp_id_token_issuer_mismatch() {
-    invalid_claims(vec![("iss", Some(json!("https://evil.example")))]).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fapi2_invalid_missing_iss() {
-    invalid_claims(vec![("iss", None)]).await;
-}
-
-/// Also `fapi2-…-invalid-aud`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rp_id_token_aud() {
-    invalid_claims(vec![("aud", Some(json!("another-client")))]).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fapi2_invalid_missing_aud() {
-    invalid_claims(vec![("aud", None)]).await;
-}
-
-/// Several audiences, ours among them, and no `azp`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fapi2_invalid_secondary_aud() {
-    invalid_claims(vec![(
-        "aud",
-        Some(json!([
-            prehod_test_support::login::CLIENT_ID,
-            "another-client"
-        ])),
-    )])
-    .await;
-}
-
-/// `azp` names another client (`aud` is ours alone, so only the `azp` check can refuse it).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn id_token_azp_another_client() {
-    invalid_claims(vec![("azp", Some(json!("another-client")))]).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fapi2_invalid_missing_exp() {
-    invalid_claims(vec![("exp", None)]).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fapi2_invalid_expired_exp() {
-    invalid_claims(vec![
-        ("exp", Some(json!(now() - 600))),
-        ("iat", Some(json!(now() - 900))),
-    ])
-    .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rp_id_token_iat_missing() {
-    invalid_claims(vec![("iat", None)]).await;
-}
-
-/// Issued a day from now (and valid until after that).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn id_token_iat_far_future() {
-    invalid_claims(vec![
-        ("iat", Some(json!(now() + 86_400))),
-        ("exp", Some(json!(now() + 86_700))),
-    ])
-    .await;
-}
-
-/// Issued a week ago, though `exp` is still ahead (`fapi1-advanced-final-client-test-iat-is-week-in-past`).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fapi1_iat_is_week_in_past() {
-    invalid_claims(vec![("iat", Some(json!(now() - 7 * 86_400)))]).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rp_id_token_sub_missing() {
-    invalid_claims(vec![("sub", None)]).await;
-}
-
-/// Also `fapi2-…-invalid-nonce`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rp_nonce_invalid() {
-    invalid_claims(vec![("nonce", Some(json!("not-the-nonce-that-was-sent")))]).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fapi2_invalid_missing_nonce() {
-    invalid_claims(vec![("nonce", None)]).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn id_token_acr_missing() {
-    invalid_claims(vec![("acr", None)]).await;
+one_test_per_attack! {
+    /// Also `fapi2-…-invalid-iss`.
+    rp_id_token_issuer_mismatch => invalid_claims(vec![("iss", Some(json!("https://evil.example")))]);
+    fapi2_invalid_missing_iss => invalid_claims(vec![("iss", None)]);
+    /// Also `fapi2-…-invalid-aud`.
+    rp_id_token_aud => invalid_claims(vec![("aud", Some(json!("another-client")))]);
+    fapi2_invalid_missing_aud => invalid_claims(vec![("aud", None)]);
+    /// Several audiences, ours among them, and no `azp`.
+    fapi2_invalid_secondary_aud => invalid_claims(vec![("aud", Some(json!([prehod_test_support::login::CLIENT_ID, "another-client"])))]);
+    /// `azp` names another client (`aud` is ours alone, so only the `azp` check can refuse it).
+    id_token_azp_another_client => invalid_claims(vec![("azp", Some(json!("another-client")))]);
+    fapi2_invalid_missing_exp => invalid_claims(vec![("exp", None)]);
+    fapi2_invalid_expired_exp => invalid_claims(vec![("exp", Some(json!(now() - 600))), ("iat", Some(json!(now() - 900)))]);
+    rp_id_token_iat_missing => invalid_claims(vec![("iat", None)]);
+    /// Issued a day from now (and valid until after that).
+    id_token_iat_far_future => invalid_claims(vec![("iat", Some(json!(now() + 86_400))), ("exp", Some(json!(now() + 86_700)))]);
+    /// Issued a week ago, though `exp` is still ahead (`fapi1-advanced-final-client-test-iat-is-week-in-past`).
+    fapi1_iat_is_week_in_past => invalid_claims(vec![("iat", Some(json!(now() - 7 * 86_400)))]);
+    rp_id_token_sub_missing => invalid_claims(vec![("sub", None)]);
+    /// Also `fapi2-…-invalid-nonce`.
+    rp_nonce_invalid => invalid_claims(vec![("nonce", Some(json!("not-the-nonce-that-was-sent")))]);
+    fapi2_invalid_missing_nonce => invalid_claims(vec![("nonce", None)]);
+    id_token_acr_missing => invalid_claims(vec![("acr", None)]);
+    id_token_acr_unknown => invalid_claims(vec![("acr", Some(json!("urn:evil:loa:max")))]);
 }
 
 /// `bips` asks for level 20 (`acr_values=20`); the token says 10.
@@ -272,11 +200,6 @@ async fn id_token_acr_lower_than_asked() {
         "level_too_low",
     )
     .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn id_token_acr_unknown() {
-    invalid_claims(vec![("acr", Some(json!("urn:evil:loa:max")))]).await;
 }
 
 // --- the authorization response -------------------------------------------------------------
@@ -311,38 +234,26 @@ async fn fapi2_remove_authorization_response_iss() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fapi2_ensure_authorization_response_with_invalid_state_fails() {
-    let world = refused(
+    refused_before_the_code_is_redeemed(
         Behaviour {
             response_state: Param::Wrong,
             ..Behaviour::default()
         },
-        Shown::LoginFailed,
         "state_mismatch",
     )
     .await;
-    assert_eq!(
-        world.op.requested("/token"),
-        0,
-        "the code was never redeemed"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fapi2_ensure_authorization_response_with_invalid_missing_state_fails() {
-    let world = refused(
+    refused_before_the_code_is_redeemed(
         Behaviour {
             response_state: Param::Missing,
             ..Behaviour::default()
         },
-        Shown::LoginFailed,
         "missing_state",
     )
     .await;
-    assert_eq!(
-        world.op.requested("/token"),
-        0,
-        "the code was never redeemed"
-    );
 }
 
 /// A code that already logged someone in is put into another browser's login (code

@@ -787,15 +787,11 @@ async fn own_login_portals_keep_their_form_cookie_and_authorization_after_the_ga
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_key_rotated_at_rekono_is_fetched_and_a_foreign_iss_is_refused() {
-    let world = world(Options::default()).await;
-    // Rekono rotates its signing key after the gateway fetched the old JWKS: the ID token
-    // names an unknown kid, the gateway fetches the keys again and the login succeeds.
-    let mut browser = Browser::new(&world);
+/// Rekono rotates its signing key (the simulator's `/dev/keys/rotate`) and names the new one.
+async fn rotate_rekono_key(world: &World, browser: &Browser) {
     let rotated: Value = browser
         .http
-        .post(sim_url(&world, "/dev/keys/rotate"))
+        .post(sim_url(world, "/dev/keys/rotate"))
         .send()
         .await
         .expect("rotate")
@@ -803,6 +799,15 @@ async fn a_key_rotated_at_rekono_is_fetched_and_a_foreign_iss_is_refused() {
         .await
         .expect("json");
     assert!(rotated["kid"].is_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_rotated_at_rekono_is_fetched_and_a_foreign_iss_is_refused() {
+    let world = world(Options::default()).await;
+    // Rekono rotates its signing key after the gateway fetched the old JWKS: the ID token
+    // names an unknown kid, the gateway fetches the keys again and the login succeeds.
+    let mut browser = Browser::new(&world);
+    rotate_rekono_key(&world, &browser).await;
     let page = login_at(&world, &mut browser, "bips", "/", SREDNJA, SREDNJA_TOTP).await;
     assert_eq!(page.status, 200, "{}", page.body);
 
@@ -871,16 +876,7 @@ async fn a_flood_of_forged_logout_tokens_does_not_starve_the_key_refresh_a_rotat
         assert_eq!(answer.status(), 400);
     }
     // Then Rekono really rotates its key, and a user logs in with a token signed by it.
-    let rotated: Value = browser
-        .http
-        .post(sim_url(&world, "/dev/keys/rotate"))
-        .send()
-        .await
-        .expect("rotate")
-        .json()
-        .await
-        .expect("json");
-    assert!(rotated["kid"].is_string());
+    rotate_rekono_key(&world, &browser).await;
     let page = login_at(&world, &mut browser, "bips", "/", SREDNJA, SREDNJA_TOTP).await;
     assert_eq!(
         page.status, 200,
@@ -904,6 +900,8 @@ async fn an_id_token_with_another_nonce_is_refused() {
         extra_roots: vec![std::fs::read(world.pki.path("ca.crt")).expect("ca")],
         timeout: Duration::from_secs(5),
         max_skew: Duration::from_secs(60),
+        profile: prehod_identity::oidc::Profile::Default,
+        userinfo: false,
     };
     let provider = prehod_identity::oidc::Provider::discover(settings)
         .await
@@ -1426,23 +1424,36 @@ async fn a_state_with_multi_byte_characters_is_refused_without_a_panic() {
     );
 }
 
+/// A fresh world, and what one browser of it gets at each of `paths` on the login host.
+async fn login_host_pages<const N: usize>(paths: [String; N]) -> (World, Vec<(String, Page)>) {
+    let world = world(Options::default()).await;
+    let mut browser = Browser::new(&world);
+    let mut pages = Vec::with_capacity(N);
+    for path in paths {
+        let page = browser.navigate(&login_url(&world, &path)).await;
+        pages.push((path, page));
+    }
+    (world, pages)
+}
+
 /// Attacker's review of issue 13: the callback's error branch named a cookie after any
 /// `state` of 16 bytes or more and cleared it, so a crafted state became a `Set-Cookie` of the
 /// attacker's making (attributes included), or a 500 when it held a byte no header may carry.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crafted_state_never_reaches_a_response_header() {
-    let world = world(Options::default()).await;
-    let mut browser = Browser::new(&world);
-    for query in [
-        "error=x&state=aaaaaaa%0d%0aX-Injected:%201",
-        "error=x&state=aaaaaaaaaaaaaaa%00",
-        "error=access_denied&error_description=cancel&state=a%3Db%3B%20Max-Age%3D9%3Bxxxx",
-        "error=access_denied&state=aaaaaaaaaaaaaaaaaaaaaa",
-        "code=x&state=a%3Db%3B%20Max-Age%3D9%3Bxxxx",
-    ] {
-        let page = browser
-            .navigate(&login_url(&world, &format!("/oidc/callback?{query}")))
-            .await;
+    let (world, pages) = login_host_pages(
+        [
+            "error=x&state=aaaaaaa%0d%0aX-Injected:%201",
+            "error=x&state=aaaaaaaaaaaaaaa%00",
+            "error=access_denied&error_description=cancel&state=a%3Db%3B%20Max-Age%3D9%3Bxxxx",
+            "error=access_denied&state=aaaaaaaaaaaaaaaaaaaaaa",
+            "code=x&state=a%3Db%3B%20Max-Age%3D9%3Bxxxx",
+        ]
+        .map(|query| format!("/oidc/callback?{query}")),
+    )
+    .await;
+    for (path, page) in pages {
+        let query = path.trim_start_matches("/oidc/callback?");
         assert!(page.status < 500, "{query}: {} {}", page.status, page.body);
         let cookies: Vec<_> = page
             .headers
@@ -1470,18 +1481,20 @@ async fn a_crafted_state_never_reaches_a_response_header() {
 /// showed a genuine page whose EN link (`//evil.example?lang=en`) left the site.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_language_switch_never_leaves_the_login_host() {
-    let world = world(Options::default()).await;
-    let mut browser = Browser::new(&world);
-    for path in [
-        "//evil.example",
-        "//evil.example/x?return=y",
-        "///evil.example",
-        "/%2F/evil.example",
-        "/oidc/callback?code=x&state=y",
-        "/?lang=sl",
-    ] {
-        let url = login_url(&world, path);
-        let page = browser.navigate(&url).await;
+    let (world, pages) = login_host_pages(
+        [
+            "//evil.example",
+            "//evil.example/x?return=y",
+            "///evil.example",
+            "/%2F/evil.example",
+            "/oidc/callback?code=x&state=y",
+            "/?lang=sl",
+        ]
+        .map(String::from),
+    )
+    .await;
+    for (path, page) in pages {
+        let url = login_url(&world, &path);
         let marker = "\">EN</a>";
         let end = page
             .body

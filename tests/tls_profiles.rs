@@ -387,22 +387,30 @@ fn sslyze_groups(scan: &serde_json::Value) -> BTreeSet<String> {
 /// sslyze's verdict line for one server.
 const COMPLIANT: &str = ": OK - Compliant.";
 
+/// sslyze's Mozilla check for `profile` (`intermediate`, `modern`) on a gateway whose `tls:`
+/// has `tls_extra`: asserts that the scan completed and found the gateway compliant, and
+/// returns what sslyze printed and its scan result.
+async fn mozilla_compliant(tls_extra: &str, profile: &str) -> (String, serde_json::Value) {
+    let pki = Pki::new();
+    let (gw, _portals) = gateway(&pki, tls_extra).await;
+    let (compliant, printed, json) = mozilla_check(&gw, profile);
+    let scan = assert_scanned(&json, &printed);
+    assert!(
+        compliant
+            && printed.contains(&format!("Mozilla's \"{profile}\" configuration"))
+            && printed.contains(COMPLIANT),
+        "{printed}"
+    );
+    (printed, scan)
+}
+
 fn strings(list: &[&str]) -> BTreeSet<String> {
     list.iter().map(|s| (*s).to_owned()).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sslyze_finds_the_default_profile_compliant_with_mozilla_intermediate() {
-    let pki = Pki::new();
-    let (gw, _portals) = gateway(&pki, "").await;
-    let (compliant, printed, json) = mozilla_check(&gw, "intermediate");
-    let scan = assert_scanned(&json, &printed);
-    assert!(
-        compliant
-            && printed.contains("Mozilla's \"intermediate\" configuration")
-            && printed.contains(COMPLIANT),
-        "{printed}"
-    );
+    let (printed, scan) = mozilla_compliant("", "intermediate").await;
     // What sslyze saw, so that "compliant" is not the verdict on an empty scan.
     assert_eq!(
         accepted_suites(&scan, "tls_1_2_cipher_suites"),
@@ -425,16 +433,7 @@ async fn sslyze_finds_the_default_profile_compliant_with_mozilla_intermediate() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sslyze_finds_the_modern_profile_compliant_with_mozilla_modern() {
-    let pki = Pki::new();
-    let (gw, _portals) = gateway(&pki, "profile: modern\n").await;
-    let (compliant, printed, json) = mozilla_check(&gw, "modern");
-    let scan = assert_scanned(&json, &printed);
-    assert!(
-        compliant
-            && printed.contains("Mozilla's \"modern\" configuration")
-            && printed.contains(COMPLIANT),
-        "{printed}"
-    );
+    let (printed, scan) = mozilla_compliant("profile: modern\n", "modern").await;
     assert_eq!(
         scan["tls_1_2_cipher_suites"]["result"]["is_tls_version_supported"], false,
         "{printed}"

@@ -360,6 +360,11 @@ pub struct Oidc {
     /// `rekono`, whose ids stay the bare Rekono `sub` (as before providers were a list; a
     /// provider without a prefix refuses a `sub` with `:`). Ids of two providers never meet.
     pub user_id_prefix: String,
+    /// What the client asks of itself and of the provider (`oidc.profile`).
+    pub profile: Profile,
+    /// After the ID token, the provider's userinfo endpoint is asked for the claims it lacks
+    /// (with a DPoP-bound access token under [`Profile::Fapi2`]); its `sub` must match.
+    pub userinfo: bool,
 }
 
 /// The id the single `oidc:` section gives its provider; the one provider whose user ids
@@ -371,6 +376,17 @@ impl Oidc {
     pub fn user_id(&self, sub: &str) -> String {
         format!("{}{sub}", self.user_id_prefix)
     }
+}
+
+/// The OpenID client's profile (`oidc.profile`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Profile {
+    /// OpenID Connect with PKCE, as Rekono asks.
+    #[default]
+    Default,
+    /// The FAPI 2.0 Security Profile: pushed authorization requests, `private_key_jwt`,
+    /// `iss` in every authorization response, PS256/ES256/EdDSA ID tokens, DPoP.
+    Fapi2,
 }
 
 /// Client authentication at the provider's token endpoint.
@@ -751,6 +767,11 @@ pub struct Portal {
     /// A certificate-only portal: its own handshake requires a client certificate from the
     /// `certificate_login` anchors, and every request is authenticated by it (no session).
     pub client_certificate_required: bool,
+    /// The portal sits behind another proxy (nginx `auth_request`, Traefik ForwardAuth) that
+    /// asks the gateway's forward-auth endpoint; the gateway forwards nothing to it (its
+    /// `upstream` has no targets) and answers on its host only its own paths and the way to
+    /// the login.
+    pub forward_auth: bool,
 
     /// No login at all for this portal. Only for tests and demos.
     pub danger_no_authentication: bool,

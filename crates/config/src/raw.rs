@@ -192,6 +192,10 @@ pub struct Oidc {
     pub id: Option<String>,
     /// The login page's button: `{sl: …, en: …}`.
     pub button: Option<Button>,
+    /// `default` or `fapi2` (the FAPI 2.0 Security Profile).
+    pub profile: Option<String>,
+    /// Ask the provider's userinfo endpoint for the claims the ID token lacks.
+    pub userinfo: Option<bool>,
 }
 
 /// A login button's text in both languages.
@@ -269,7 +273,11 @@ pub struct Portal {
 
     #[serde(default)]
     pub danger_no_authentication: bool,
-    pub upstream: Upstream,
+    /// The portal sits behind another proxy that asks the forward-auth endpoint; it has no
+    /// `upstream` (see docs/forward-auth.md).
+    #[serde(default)]
+    pub forward_auth: bool,
+    pub upstream: Option<Upstream>,
     #[serde(default)]
     pub timeouts: Timeouts,
 }

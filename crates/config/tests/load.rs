@@ -33,6 +33,19 @@ fn load(text: &str, pki: &Path) -> Result<Config, prehod_config::ConfigError> {
     })
 }
 
+/// [`base`] with the top-level `sections` (YAML) put before its `portals:`.
+fn base_with(pki: &Path, sections: &str) -> String {
+    base(pki).replace("portals:\n", &format!("{sections}portals:\n"))
+}
+
+/// Asserts that `text` is refused, and that the errors shown name every one of `expected`.
+fn assert_refused(text: &str, pki: &Path, expected: &[&str]) {
+    let shown = load(text, pki).expect_err("invalid").to_string();
+    for expected in expected {
+        assert!(shown.contains(expected), "{expected}\nin\n{shown}");
+    }
+}
+
 #[test]
 fn a_valid_config_is_fully_parsed() {
     let pki = pki();
@@ -157,9 +170,9 @@ fn rate_limits_have_defaults_and_every_bad_value_is_reported() {
     assert!(limits.certificate_login.per_certificate.is_some());
     assert_eq!(limits.tracked_keys, 100_000);
 
-    let text = base(pki.path()).replace(
-        "portals:\n",
-        "rate_limits:\n  login: {per_address: \"5/s\", burst: 3}\n  backchannel_logout: {per_address: \"off\"}\nportals:\n",
+    let text = base_with(
+        pki.path(),
+        "rate_limits:\n  login: {per_address: \"5/s\", burst: 3}\n  backchannel_logout: {per_address: \"off\"}\n",
     );
     let config = load(&text, pki.path()).expect("valid");
     let login = config.rate_limits.login;
@@ -167,21 +180,22 @@ fn rate_limits_have_defaults_and_every_bad_value_is_reported() {
     assert!((login.per_address.expect("set").per_second() - 5.0).abs() < 1e-9);
     assert_eq!(config.rate_limits.backchannel_logout.per_address, None);
 
-    let text = base(pki.path()).replace(
-        "portals:\n",
-        "rate_limits:\n  login: {per_address: \"30 per minute\", burst: 0, per_certificate: \"1/min\"}\n  certificate_login: {per_certificate: \"0/min\"}\n  tracked_keys: 0\n  shared: redis\nportals:\n",
+    let text = base_with(
+        pki.path(),
+        "rate_limits:\n  login: {per_address: \"30 per minute\", burst: 0, per_certificate: \"1/min\"}\n  certificate_login: {per_certificate: \"0/min\"}\n  tracked_keys: 0\n  shared: redis\n",
     );
-    let shown = load(&text, pki.path()).expect_err("invalid").to_string();
-    for expected in [
+    assert_refused(
+        &text,
+        pki.path(),
+        &[
         "rate_limits.login.per_address: \"30 per minute\" is not a rate",
         "rate_limits.login.burst: must be at least 1",
         "rate_limits.login.per_certificate: only rate_limits.certificate_login knows a certificate",
         "rate_limits.certificate_login.per_certificate: \"0/min\" allows nothing",
         "rate_limits.tracked_keys: must be at least 1",
         "rate_limits.shared: unknown key",
-    ] {
-        assert!(shown.contains(expected), "{expected}\nin\n{shown}");
-    }
+        ],
+    );
 }
 
 #[test]
@@ -196,23 +210,24 @@ fn slow_client_limits_have_defaults_and_bad_values_are_reported() {
     assert_eq!(server.handshake_timeout, std::time::Duration::from_secs(10));
     assert_eq!(server.idle_timeout, std::time::Duration::from_secs(60));
     assert_eq!(server.max_connections, 16 * 1024);
-    let text = base(pki.path()).replace(
-        "portals:\n",
-        "server:\n  header_timeout: 0s\n  body_timeout: soon\n  body_min_rate: 0\n  max_connections_per_address: 0\n  max_pending_connections: 0\n  handshake_timeout: 0s\n  idle_timeout: later\n  max_connections: 0\nportals:\n",
+    let text = base_with(
+        pki.path(),
+        "server:\n  header_timeout: 0s\n  body_timeout: soon\n  body_min_rate: 0\n  max_connections_per_address: 0\n  max_pending_connections: 0\n  handshake_timeout: 0s\n  idle_timeout: later\n  max_connections: 0\n",
     );
-    let shown = load(&text, pki.path()).expect_err("invalid").to_string();
-    for expected in [
-        "server.header_timeout: must be longer than zero",
-        "server.body_timeout: \"soon\" does not start with a whole number",
-        "server.body_min_rate: must be at least 1",
-        "server.max_connections_per_address: must be at least 1",
-        "server.max_pending_connections: must be at least 1",
-        "server.handshake_timeout: must be longer than zero",
-        "server.idle_timeout: \"later\" does not start with a whole number",
-        "server.max_connections: must be at least 1",
-    ] {
-        assert!(shown.contains(expected), "{expected}\nin\n{shown}");
-    }
+    assert_refused(
+        &text,
+        pki.path(),
+        &[
+            "server.header_timeout: must be longer than zero",
+            "server.body_timeout: \"soon\" does not start with a whole number",
+            "server.body_min_rate: must be at least 1",
+            "server.max_connections_per_address: must be at least 1",
+            "server.max_pending_connections: must be at least 1",
+            "server.handshake_timeout: must be longer than zero",
+            "server.idle_timeout: \"later\" does not start with a whole number",
+            "server.max_connections: must be at least 1",
+        ],
+    );
 }
 
 /// Review 17: the per-address caps on connections without a request and on requests in
@@ -225,9 +240,7 @@ fn per_address_pending_and_request_caps_and_h2_streams_have_defaults_and_are_che
     assert_eq!(server.max_pending_connections_per_address, 32);
     assert_eq!(server.max_requests_per_address, 256);
     assert_eq!(server.h2_max_streams, 32);
-    let with = |extra: &str| {
-        base(pki.path()).replace("portals:\n", &format!("server:\n{extra}portals:\n"))
-    };
+    let with = |extra: &str| base_with(pki.path(), &format!("server:\n{extra}"));
     let server = load(
         &with("  max_connections_per_address: 16\n  max_pending_connections: 40\n"),
         pki.path(),
@@ -242,34 +255,26 @@ fn per_address_pending_and_request_caps_and_h2_streams_have_defaults_and_are_che
         server.max_pending_connections_per_address, 10,
         "a quarter of a small pending cap"
     );
-    let shown = load(
+    assert_refused(
         &with(
             "  max_pending_connections: 64\n  max_pending_connections_per_address: 64\n  \
              max_requests_per_address: 0\n  h2_max_streams: 0\n",
         ),
         pki.path(),
-    )
-    .expect_err("invalid")
-    .to_string();
-    for expected in [
+        &[
         "server.max_pending_connections_per_address: must be below server.max_pending_connections (64)",
         "server.max_requests_per_address: must be at least 1",
         "server.h2_max_streams: must be between 1 and 1000",
-    ] {
-        assert!(shown.contains(expected), "{expected}\nin\n{shown}");
-    }
-    let shown = load(
+        ],
+    );
+    assert_refused(
         &with("  max_pending_connections_per_address: 0\n  h2_max_streams: 5000\n"),
         pki.path(),
-    )
-    .expect_err("invalid")
-    .to_string();
-    for expected in [
-        "server.max_pending_connections_per_address: must be at least 1",
-        "server.h2_max_streams: must be between 1 and 1000",
-    ] {
-        assert!(shown.contains(expected), "{expected}\nin\n{shown}");
-    }
+        &[
+            "server.max_pending_connections_per_address: must be at least 1",
+            "server.h2_max_streams: must be between 1 and 1000",
+        ],
+    );
 }
 
 #[test]
@@ -320,8 +325,10 @@ fn http_methods_strip_prefixes_and_body_buffers_have_defaults_and_are_checked() 
                 "server:\n  body_buffer_memory: 100KiB\n  body_buffers_per_connection: 0\nportals:\n"
             )
     );
-    let shown = load(&text, pki.path()).expect_err("invalid").to_string();
-    for expected in [
+    assert_refused(
+        &text,
+        pki.path(),
+        &[
         "proxy.yaml:14:26: headers.strip[1]: \"*\" would remove every header",
         "headers.strip[2]: \"X Y*\" is not a header name prefix",
         "server.body_buffer_memory: \"100KiB\" is too small",
@@ -331,13 +338,38 @@ fn http_methods_strip_prefixes_and_body_buffers_have_defaults_and_are_checked() 
         "portals.ecmsweb.http_methods[2]: \"BAD METHOD\" is not an HTTP method",
         "portals.ecmsweb.http_methods[4]: GET is listed twice",
         "portals.ecmsweb.http_methods[5]: CONNECT opens a tunnel",
-    ] {
-        assert!(shown.contains(expected), "{expected}\nin\n{shown}");
-    }
+        ],
+    );
     let empty = format!("{}    http_methods: []\n", base(pki.path()));
     let shown = load(&empty, pki.path()).expect_err("invalid").to_string();
     assert!(
         shown.contains("portals.ecmsweb.http_methods: list at least one method"),
         "{shown}"
     );
+}
+
+#[test]
+fn a_forward_auth_portal_has_no_upstream_and_every_other_portal_needs_one() {
+    let pki = pki();
+    let fa = "  fa:\n    host: fa.bankart.localhost\n    forward_auth: true\n    danger_no_authentication: true\n";
+    let config = load(&format!("{}{fa}", base(pki.path())), pki.path()).expect("valid");
+    let portal = config.portals.iter().find(|p| p.name == "fa").expect("fa");
+    assert!(portal.forward_auth && portal.upstream.targets.is_empty());
+    assert!(!config.portals[0].forward_auth, "off unless asked for");
+    // Both mistakes at once, each naming its portal: an upstream given to a forward_auth
+    // portal, none given to a portal the gateway forwards to, and a certificate-only portal
+    // that another proxy's handshake could never serve.
+    let bad = "  fa:\n    host: fa.bankart.localhost\n    forward_auth: true\n    client_certificate: required\n    upstream:\n      urls: [http://10.0.0.1:80]\n    danger_no_authentication: true\n  acq:\n    host: acq.bankart.localhost\n    danger_no_authentication: true\n";
+    let err = load(&format!("{}{bad}", base(pki.path())), pki.path()).expect_err("refused");
+    let text = err.to_string();
+    for needle in [
+        "portals.fa.upstream",
+        "has no upstream",
+        "portals.fa.forward_auth",
+        "certificate-only portal",
+        "portals.acq",
+        "required key `upstream` is missing",
+    ] {
+        assert!(text.contains(needle), "{needle} not in:\n{text}");
+    }
 }

@@ -60,6 +60,10 @@ pub mod files {
     pub const ASSERTION_KEY: &str = "assertion.key";
     /// A 32-byte session sealing key, base64.
     pub const SESSION_KEY: &str = "session.key";
+    /// EC P-256 key the gateway authenticates to the simulator with (`private_key_jwt`, the
+    /// FAPI 2.0 dev setup `deploy/dev-fapi/`), and its public half the simulator knows.
+    pub const OIDC_CLIENT_KEY: &str = "oidc-client.key";
+    pub const OIDC_CLIENT_PUB: &str = "oidc-client.pub";
     /// Client certificates: `clients/NAME.crt` and `clients/NAME.key`.
     pub const CLIENTS: [&str; 10] = [
         "valid",
@@ -144,6 +148,7 @@ pub fn generate(dir: &Path, server_names: &[String]) -> Result<(), PkiError> {
     let assertion = new_key("assertion key")?;
     out.write(files::ASSERTION_KEY, &assertion.serialize_pem())?;
     out.write(files::SESSION_KEY, &session_key()?)?;
+    oidc_client_key(&out)?;
 
     let mut revoked_serial = None;
     for (i, name) in files::CLIENTS.iter().enumerate() {
@@ -225,33 +230,50 @@ pub fn generate(dir: &Path, server_names: &[String]) -> Result<(), PkiError> {
 
     forgeries(&out, &ca, now)?;
 
+    let crl_pem = crl_pem(
+        &ca,
+        (now - Duration::minutes(5), now + Duration::days(7)),
+        1,
+        revoked_serial.into_iter(),
+        now - Duration::minutes(1),
+    )?;
+    out.write(files::CRL, &crl_pem)?;
+    Ok(())
+}
+
+/// A CRL of `issuer` in PEM: valid over `(this_update, next_update)`, numbered `number`, that
+/// revokes `serials` at `revoked_at`.
+fn crl_pem(
+    issuer: &rcgen::Issuer<'_, KeyPair>,
+    (this_update, next_update): (OffsetDateTime, OffsetDateTime),
+    number: u64,
+    serials: impl Iterator<Item = u64>,
+    revoked_at: OffsetDateTime,
+) -> Result<String, PkiError> {
     let crl = CertificateRevocationListParams {
-        this_update: now - Duration::minutes(5),
-        next_update: now + Duration::days(7),
-        crl_number: SerialNumber::from(1u64),
+        this_update,
+        next_update,
+        crl_number: SerialNumber::from(number),
         issuing_distribution_point: None,
-        revoked_certs: revoked_serial
-            .into_iter()
+        revoked_certs: serials
             .map(|serial| RevokedCertParams {
                 serial_number: SerialNumber::from(serial),
-                revocation_time: now - Duration::minutes(1),
+                revocation_time: revoked_at,
                 reason_code: None,
                 invalidity_date: None,
             })
             .collect(),
         key_identifier_method: KeyIdMethod::Sha256,
     }
-    .signed_by(&ca)
+    .signed_by(issuer)
     .map_err(|source| PkiError::Generate {
         what: "CRL",
         source,
     })?;
-    let crl_pem = crl.pem().map_err(|source| PkiError::Generate {
+    crl.pem().map_err(|source| PkiError::Generate {
         what: "CRL PEM",
         source,
-    })?;
-    out.write(files::CRL, &crl_pem)?;
-    Ok(())
+    })
 }
 
 /// The certificates of [`files::FORGED`]: what an attacker makes to pass as a user of `ca`,
@@ -428,6 +450,10 @@ pub fn ensure(dir: &Path, server_names: &[String]) -> Result<Ensured, PkiError> 
         generate(dir, server_names)?;
         return Ok(Ensured::Generated);
     }
+    // A dev PKI from before the FAPI 2.0 dev setup has no client key: it gets one.
+    if !dir.join(files::OIDC_CLIENT_KEY).exists() {
+        oidc_client_key(&Writer { dir })?;
+    }
     let now = OffsetDateTime::now_utc();
     let renew_after = now + Duration::days(SERVER_CERT_RENEW_DAYS);
     match server_not_after(dir) {
@@ -476,6 +502,13 @@ fn server_names_all(dir: &Path, names: &[String]) -> bool {
         })
         .collect();
     names.iter().all(|n| dns.contains(&n.as_str()))
+}
+
+/// The gateway's `private_key_jwt` key pair (EC P-256).
+fn oidc_client_key(out: &Writer<'_>) -> Result<(), PkiError> {
+    let key = new_key("OIDC client key")?;
+    out.write(files::OIDC_CLIENT_KEY, &key.serialize_pem())?;
+    out.write(files::OIDC_CLIENT_PUB, &key.public_key_pem())
 }
 
 /// 32 random bytes from the kernel, base64.
@@ -587,31 +620,13 @@ pub fn write_crl(
     } else {
         (now - Duration::minutes(1), now + next_update)
     };
-    let crl = CertificateRevocationListParams {
-        this_update,
-        next_update: next,
-        crl_number: SerialNumber::from(now.unix_timestamp() as u64),
-        issuing_distribution_point: None,
-        revoked_certs: serials
-            .iter()
-            .map(|s| RevokedCertParams {
-                serial_number: SerialNumber::from(*s),
-                revocation_time: now - Duration::minutes(1),
-                reason_code: None,
-                invalidity_date: None,
-            })
-            .collect(),
-        key_identifier_method: KeyIdMethod::Sha256,
-    }
-    .signed_by(&issuer)
-    .map_err(|source| PkiError::Generate {
-        what: "CRL",
-        source,
-    })?;
-    let pem = crl.pem().map_err(|source| PkiError::Generate {
-        what: "CRL PEM",
-        source,
-    })?;
+    let pem = crl_pem(
+        &issuer,
+        (this_update, next),
+        now.unix_timestamp() as u64,
+        serials.iter().copied(),
+        now - Duration::minutes(1),
+    )?;
     // Written whole, then renamed: a reader never sees half a CRL.
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, pem)

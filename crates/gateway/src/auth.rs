@@ -221,7 +221,7 @@ impl AuthState {
     /// For a configuration reload: this login takes over from `old` what lives as long as the
     /// process — revocations (and the session cache, with the same keys), the used single
     /// sign-on codes, the identity provider until it is discovered again with the new
-    /// settings (when it is the same issuer and client), the highest CRL seen per issuer
+    /// settings (see [`crate::providers::LoginProvider::same_registration`]), the highest CRL seen per issuer
     /// (never taken below again), and the CRLs held until they are fetched again (for an
     /// anchor of the same name and CAs, per source of the same place and issuer).
     pub fn adopt(

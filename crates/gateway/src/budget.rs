@@ -115,7 +115,10 @@ impl BodyBudget {
             }
         };
         if let Some(refused) = refused {
-            crate::metrics::count_body_buffer_refused(refused.label());
+            crate::metrics::count(
+                crate::metrics::ProcessCount::BodyBufferRefused,
+                refused.label(),
+            );
             return Err(refused);
         }
         Ok(Hold {

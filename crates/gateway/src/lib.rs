@@ -12,6 +12,7 @@ pub mod body;
 pub mod budget;
 pub mod connections;
 pub mod cookies;
+pub mod forward_auth;
 pub mod framing;
 pub mod fresh_auth;
 pub mod hygiene;
@@ -301,6 +302,13 @@ async fn discover_one(
                 }
                 tracing::info!(provider = %provider.id, issuer = %issuer, "identity provider discovered");
                 return;
+            }
+            // The provider answered, and cannot serve this configuration (FAPI 2.0 without a
+            // PAR endpoint, another issuer): no login uses it; it is asked again, in case
+            // its metadata is mended.
+            Err(e @ prehod_identity::oidc::OidcError::Metadata(_)) => {
+                metrics.oidc_errors.with_label_values(&["discovery"]).inc();
+                tracing::error!(issuer = %auth.oidc.issuer, error = %e, "identity provider refused: its metadata does not fit the configuration");
             }
             Err(e) => {
                 metrics.oidc_errors.with_label_values(&["discovery"]).inc();

@@ -8,74 +8,107 @@ mod process;
 
 pub use labels::{CERTLOGIN_PORTAL, LOGIN_PORTAL, UNKNOWN_PORTAL};
 
+use std::sync::LazyLock;
+
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-pub struct Metrics {
-    pub registry: Registry,
+/// Declares `Metrics` from one table, each metric written once: its doc, field, type and the
+/// expression that makes it (`?` is added); `Metrics::new` makes and registers every one.
+macro_rules! metrics {
+    ($($(#[$doc:meta])* $field:ident: $type:ty = $make:expr;)*) => {
+        pub struct Metrics {
+            pub registry: Registry,
+            $($(#[$doc])* pub $field: $type,)*
+            /// Configuration reloads and the shared state store (see `crate::live`, `crate::state`).
+            pub fleet: crate::live::FleetMetrics,
+        }
+
+        impl Metrics {
+            pub fn new() -> Result<Self, prometheus::Error> {
+                let registry = Registry::new();
+                $(
+                    let $field: $type = $make?;
+                    registry.register(Box::new($field.clone()))?;
+                )*
+                registry.register(Box::new(process::ProcessCollector::new()?))?;
+                for counter in PROCESS_COUNTERS.iter() {
+                    registry.register(Box::new(counter.clone()))?;
+                }
+                registry.register(Box::new(BODY_BUFFER_BYTES.clone()))?;
+                let fleet = crate::live::FleetMetrics::register(&registry)?;
+                let metrics = Self { registry, fleet, $($field,)* };
+                metrics
+                    .build_info
+                    .get_metric_with_label_values(&[env!("CARGO_PKG_VERSION"), BUILD_REVISION])?
+                    .set(1);
+                labels::initialise(&metrics)?;
+                Ok(metrics)
+            }
+        }
+    };
+}
+
+metrics! {
     /// portal, status class (`2xx`…), auth outcome.
-    pub requests: IntCounterVec,
-    pub request_duration: HistogramVec,
-    pub upstream_duration: HistogramVec,
+    requests: IntCounterVec = IntCounterVec::new(Opts::new("prehod_requests_total", "Requests handled, by portal, status class and auth outcome"), &["portal", "status_class", "auth"]);
+    request_duration: HistogramVec = HistogramVec::new(timing("prehod_request_duration_seconds", "Whole request time at the gateway"), &["portal"]);
+    upstream_duration: HistogramVec = HistogramVec::new(timing("prehod_upstream_duration_seconds", "Time from choosing an upstream to its response header"), &["portal"]);
     /// portal, kind (`connect_refused`, `connect_timeout`, `read_timeout`, `tls`, `other`).
-    pub upstream_errors: IntCounterVec,
-    pub in_flight: IntGauge,
+    upstream_errors: IntCounterVec = IntCounterVec::new(Opts::new("prehod_upstream_errors_total", "Failed upstream attempts, by portal and kind"), &["portal", "kind"]);
+    in_flight: IntGauge = IntGauge::new("prehod_requests_in_flight", "Requests being handled now");
     /// handler (`login`, `certificate_login`): panics caught and answered with a 500 page.
-    pub panics: IntCounterVec,
-    /// kind (`closed`, `read_error`, `write_error`): clients that went away mid-request.
-    pub client_disconnects: IntCounterVec,
+    panics: IntCounterVec = IntCounterVec::new(Opts::new("prehod_panics_total", "Request handlers that panicked (answered 500), by handler"), &["handler"]);
     /// portal, target: 1 healthy, 0 not.
-    pub upstream_healthy: IntGaugeVec,
+    upstream_healthy: IntGaugeVec = IntGaugeVec::new(Opts::new("prehod_upstream_healthy", "1 when the upstream target passed its last health check"), &["portal", "target"]);
     /// version, revision: always 1.
-    pub build_info: IntGaugeVec,
+    build_info: IntGaugeVec = IntGaugeVec::new(Opts::new("prehod_build_info", "Always 1; labels say which build runs (version, source revision)"), &["version", "revision"]);
     /// hash (SHA-256 of the configuration file in use): always 1, one series.
-    pub config_info: IntGaugeVec,
+    config_info: IntGaugeVec = IntGaugeVec::new(Opts::new("prehod_config_info", "Always 1; hash is the SHA-256 of the configuration file in use, as sha256sum prints it"), &["hash"]);
     /// name (the first DNS name), file: the earliest notAfter of each server certificate's
     /// chain, unix seconds.
-    pub tls_certificate_expiry: IntGaugeVec,
+    tls_certificate_expiry: IntGaugeVec = IntGaugeVec::new(Opts::new("prehod_tls_certificate_expiry_timestamp_seconds", "When the server certificate's chain stops being valid (its earliest notAfter), by its first DNS name and file"), &["name", "file"]);
     /// anchor, subject: the notAfter of each CA certificate of a trust anchor, unix seconds.
-    pub client_ca_expiry: IntGaugeVec,
+    client_ca_expiry: IntGaugeVec = IntGaugeVec::new(Opts::new("prehod_client_ca_expiry_timestamp_seconds", "When a trust anchor's CA certificate expires (notAfter), by anchor and subject"), &["anchor", "subject"]);
     /// method (`rekono`, `certificate`), outcome (`success`, `failure`).
-    pub logins: IntCounterVec,
+    logins: IntCounterVec = IntCounterVec::new(Opts::new("prehod_logins_total", "Logins by method and outcome"), &["method", "outcome"]);
     /// portal
-    pub step_ups: IntCounterVec,
+    step_ups: IntCounterVec = IntCounterVec::new(Opts::new("prehod_step_ups_total", "Step-ups to a higher level of assurance, by portal"), &["portal"]);
     /// reason
-    pub denials: IntCounterVec,
-    pub session_cache_entries: IntGauge,
+    denials: IntCounterVec = IntCounterVec::new(Opts::new("prehod_denials_total", "Portal requests and logins refused, by reason"), &["reason"]);
+    session_cache_entries: IntGauge = IntGauge::new("prehod_session_cache_entries", "Validated sessions in the cache");
     /// Revocations held (logouts whose sessions could still be valid).
-    pub revocations: IntGauge,
+    revocations: IntGauge = IntGauge::new("prehod_revocations", "Revocations held (at session.max_revocations no new session is issued)");
     /// Times the revocation store was found full: kept equal to the store's count at each scrape.
-    pub revocation_store_full: prometheus::IntCounter,
+    revocation_store_full: IntCounter = IntCounter::new("prehod_revocation_store_full_total", "Times the revocation store was full: a session refused or a revocation widened to every session issued until then");
     /// result (`hit`, `miss`): kept equal to the session store's own counts at each scrape.
-    pub session_cache_lookups: IntCounterVec,
+    session_cache_lookups: IntCounterVec = IntCounterVec::new(Opts::new("prehod_session_cache_lookups_total", "Session cache lookups by result"), &["result"]);
     /// call (`discovery`, `token`)
-    pub oidc_duration: HistogramVec,
-    pub oidc_errors: IntCounterVec,
+    oidc_duration: HistogramVec = HistogramVec::new(timing("prehod_oidc_request_duration_seconds", "Calls to the identity provider"), &["call"]);
+    oidc_errors: IntCounterVec = IntCounterVec::new(Opts::new("prehod_oidc_errors_total", "Failed calls to the identity provider"), &["call"]);
     /// 1 once the identity provider's metadata and keys were fetched.
-    pub oidc_ready: IntGauge,
+    oidc_ready: IntGauge = IntGauge::new("prehod_oidc_ready", "1 once the identity provider was discovered");
     /// outcome (`success`, `failure`), reason (`ok`, `expired`, `revoked`, …)
-    pub certificates: IntCounterVec,
-    pub ocsp_duration: prometheus::Histogram,
-    pub ocsp_errors: prometheus::IntCounter,
+    certificates: IntCounterVec = IntCounterVec::new(Opts::new("prehod_certificate_verifications_total", "Certificate logins by outcome and reason"), &["outcome", "reason"]);
+    ocsp_duration: Histogram = Histogram::with_opts(timing("prehod_ocsp_request_duration_seconds", "OCSP checks of client certificates (cache hits included)"));
+    ocsp_errors: IntCounter = IntCounter::new("prehod_ocsp_errors_total", "OCSP checks without a usable answer");
     /// anchor: seconds since the loaded CRL's thisUpdate.
-    pub crl_age: IntGaugeVec,
+    crl_age: IntGaugeVec = IntGaugeVec::new(Opts::new("prehod_crl_age_seconds", "Seconds since the anchor's CRL was issued (thisUpdate)"), &["anchor"]);
     /// anchor: the loaded CRL's nextUpdate, unix seconds (0: CRLs configured, none loaded).
-    pub crl_next_update: IntGaugeVec,
+    crl_next_update: IntGaugeVec = IntGaugeVec::new(Opts::new("prehod_crl_next_update_timestamp_seconds", "When the anchor's loaded CRL reaches its nextUpdate (unix seconds; 0 while CRLs are configured but none is loaded)"), &["anchor"]);
     /// anchor: unix time the CRL was last loaded.
-    pub crl_loaded: IntGaugeVec,
+    crl_loaded: IntGaugeVec = IntGaugeVec::new(Opts::new("prehod_crl_last_refresh_timestamp_seconds", "When the anchor's CRL was last loaded"), &["anchor"]);
     /// anchor, reason (`rollback`, `wrong_issuer`, `delta`, `expired`, `fetch`, …): CRLs not
     /// taken (configured sources and distribution points); the previous one stayed.
-    pub crl_refused: IntCounterVec,
+    crl_refused: IntCounterVec = IntCounterVec::new(Opts::new("prehod_crl_refused_total", "CRLs not taken (the previous one stays), by anchor and reason"), &["anchor", "reason"]);
     /// anchor, reason (`nonce`, `stale`, `signature`, `unreachable`, …): OCSP answers not
     /// used at a login.
-    pub ocsp_refused: IntCounterVec,
+    ocsp_refused: IntCounterVec = IntCounterVec::new(Opts::new("prehod_ocsp_refused_total", "OCSP answers not used at a login, by anchor and reason"), &["anchor", "reason"]);
     /// endpoint (`oidc_start`, `oidc_callback`, `certificate_login`, `backchannel_logout`):
     /// requests refused with 429 by a rate limit.
-    pub rate_limited: IntCounterVec,
-    /// Configuration reloads and the shared state store (see `crate::live`, `crate::state`).
-    pub fleet: crate::live::FleetMetrics,
+    rate_limited: IntCounterVec = IntCounterVec::new(Opts::new("prehod_rate_limited_total", "Requests refused (429) by a login rate limit, by endpoint"), &["endpoint"]);
 }
 
 /// The source revision of this build (see the build script); `unknown` without git.
@@ -85,283 +118,12 @@ const BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 ];
 
-impl Metrics {
-    pub fn new() -> Result<Self, prometheus::Error> {
-        let registry = Registry::new();
-        let requests = IntCounterVec::new(
-            Opts::new(
-                "prehod_requests_total",
-                "Requests handled, by portal, status class and auth outcome",
-            ),
-            &["portal", "status_class", "auth"],
-        )?;
-        let request_duration = HistogramVec::new(
-            HistogramOpts::new(
-                "prehod_request_duration_seconds",
-                "Whole request time at the gateway",
-            )
-            .buckets(BUCKETS.to_vec()),
-            &["portal"],
-        )?;
-        let upstream_duration = HistogramVec::new(
-            HistogramOpts::new(
-                "prehod_upstream_duration_seconds",
-                "Time from choosing an upstream to its response header",
-            )
-            .buckets(BUCKETS.to_vec()),
-            &["portal"],
-        )?;
-        let upstream_errors = IntCounterVec::new(
-            Opts::new(
-                "prehod_upstream_errors_total",
-                "Failed upstream attempts, by portal and kind",
-            ),
-            &["portal", "kind"],
-        )?;
-        let in_flight = IntGauge::new("prehod_requests_in_flight", "Requests being handled now")?;
-        let upstream_healthy = IntGaugeVec::new(
-            Opts::new(
-                "prehod_upstream_healthy",
-                "1 when the upstream target passed its last health check",
-            ),
-            &["portal", "target"],
-        )?;
-        let build_info = IntGaugeVec::new(
-            Opts::new(
-                "prehod_build_info",
-                "Always 1; labels say which build runs (version, source revision)",
-            ),
-            &["version", "revision"],
-        )?;
-        build_info
-            .get_metric_with_label_values(&[env!("CARGO_PKG_VERSION"), BUILD_REVISION])?
-            .set(1);
-        let config_info = IntGaugeVec::new(
-            Opts::new(
-                "prehod_config_info",
-                "Always 1; hash is the SHA-256 of the configuration file in use, as sha256sum prints it",
-            ),
-            &["hash"],
-        )?;
-        let tls_certificate_expiry = IntGaugeVec::new(
-            Opts::new(
-                "prehod_tls_certificate_expiry_timestamp_seconds",
-                "When the server certificate's chain stops being valid (its earliest notAfter), by its first DNS name and file",
-            ),
-            &["name", "file"],
-        )?;
-        let client_ca_expiry = IntGaugeVec::new(
-            Opts::new(
-                "prehod_client_ca_expiry_timestamp_seconds",
-                "When a trust anchor's CA certificate expires (notAfter), by anchor and subject",
-            ),
-            &["anchor", "subject"],
-        )?;
-        for g in [&config_info, &tls_certificate_expiry, &client_ca_expiry] {
-            registry.register(Box::new(g.clone()))?;
-        }
-        registry.register(Box::new(process::ProcessCollector::new()?))?;
-        registry.register(Box::new(requests.clone()))?;
-        registry.register(Box::new(request_duration.clone()))?;
-        registry.register(Box::new(upstream_duration.clone()))?;
-        registry.register(Box::new(upstream_errors.clone()))?;
-        registry.register(Box::new(in_flight.clone()))?;
-        let panics = IntCounterVec::new(
-            Opts::new(
-                "prehod_panics_total",
-                "Request handlers that panicked (answered 500), by handler",
-            ),
-            &["handler"],
-        )?;
-        registry.register(Box::new(panics.clone()))?;
-        let rate_limited = IntCounterVec::new(
-            Opts::new(
-                "prehod_rate_limited_total",
-                "Requests refused (429) by a login rate limit, by endpoint",
-            ),
-            &["endpoint"],
-        )?;
-        registry.register(Box::new(rate_limited.clone()))?;
-        let client_disconnects = CLIENT_DISCONNECTS.clone();
-        registry.register(Box::new(client_disconnects.clone()))?;
-        registry.register(Box::new(CONNECTIONS_REFUSED.clone()))?;
-        registry.register(Box::new(REQUESTS_REFUSED.clone()))?;
-        registry.register(Box::new(SLOW_CLIENTS.clone()))?;
-        registry.register(Box::new(BODY_BUFFERS_REFUSED.clone()))?;
-        registry.register(Box::new(BODY_BUFFER_BYTES.clone()))?;
-        registry.register(Box::new(upstream_healthy.clone()))?;
-        registry.register(Box::new(build_info.clone()))?;
-        let logins = IntCounterVec::new(
-            Opts::new("prehod_logins_total", "Logins by method and outcome"),
-            &["method", "outcome"],
-        )?;
-        let step_ups = IntCounterVec::new(
-            Opts::new(
-                "prehod_step_ups_total",
-                "Step-ups to a higher level of assurance, by portal",
-            ),
-            &["portal"],
-        )?;
-        let denials = IntCounterVec::new(
-            Opts::new(
-                "prehod_denials_total",
-                "Portal requests and logins refused, by reason",
-            ),
-            &["reason"],
-        )?;
-        let session_cache_entries = IntGauge::new(
-            "prehod_session_cache_entries",
-            "Validated sessions in the cache",
-        )?;
-        let revocations = IntGauge::new(
-            "prehod_revocations",
-            "Revocations held (at session.max_revocations no new session is issued)",
-        )?;
-        let revocation_store_full = prometheus::IntCounter::new(
-            "prehod_revocation_store_full_total",
-            "Times the revocation store was full: a session refused or a revocation widened to every session issued until then",
-        )?;
-        let session_cache_lookups = IntCounterVec::new(
-            Opts::new(
-                "prehod_session_cache_lookups_total",
-                "Session cache lookups by result",
-            ),
-            &["result"],
-        )?;
-        let oidc_duration = HistogramVec::new(
-            HistogramOpts::new(
-                "prehod_oidc_request_duration_seconds",
-                "Calls to the identity provider",
-            )
-            .buckets(BUCKETS.to_vec()),
-            &["call"],
-        )?;
-        let oidc_errors = IntCounterVec::new(
-            Opts::new(
-                "prehod_oidc_errors_total",
-                "Failed calls to the identity provider",
-            ),
-            &["call"],
-        )?;
-        let oidc_ready = IntGauge::new(
-            "prehod_oidc_ready",
-            "1 once the identity provider was discovered",
-        )?;
-        for c in [
-            &logins,
-            &step_ups,
-            &denials,
-            &session_cache_lookups,
-            &oidc_errors,
-        ] {
-            registry.register(Box::new(c.clone()))?;
-        }
-        registry.register(Box::new(session_cache_entries.clone()))?;
-        registry.register(Box::new(revocations.clone()))?;
-        registry.register(Box::new(revocation_store_full.clone()))?;
-        registry.register(Box::new(oidc_duration.clone()))?;
-        registry.register(Box::new(oidc_ready.clone()))?;
-        let certificates = IntCounterVec::new(
-            Opts::new(
-                "prehod_certificate_verifications_total",
-                "Certificate logins by outcome and reason",
-            ),
-            &["outcome", "reason"],
-        )?;
-        registry.register(Box::new(certificates.clone()))?;
-        let ocsp_duration = prometheus::Histogram::with_opts(
-            HistogramOpts::new(
-                "prehod_ocsp_request_duration_seconds",
-                "OCSP checks of client certificates (cache hits included)",
-            )
-            .buckets(BUCKETS.to_vec()),
-        )?;
-        let ocsp_errors = prometheus::IntCounter::new(
-            "prehod_ocsp_errors_total",
-            "OCSP checks without a usable answer",
-        )?;
-        registry.register(Box::new(ocsp_duration.clone()))?;
-        registry.register(Box::new(ocsp_errors.clone()))?;
-        let crl_age = IntGaugeVec::new(
-            Opts::new(
-                "prehod_crl_age_seconds",
-                "Seconds since the anchor's CRL was issued (thisUpdate)",
-            ),
-            &["anchor"],
-        )?;
-        let crl_next_update = IntGaugeVec::new(
-            Opts::new(
-                "prehod_crl_next_update_timestamp_seconds",
-                "When the anchor's loaded CRL reaches its nextUpdate (unix seconds; 0 while CRLs are configured but none is loaded)",
-            ),
-            &["anchor"],
-        )?;
-        let crl_loaded = IntGaugeVec::new(
-            Opts::new(
-                "prehod_crl_last_refresh_timestamp_seconds",
-                "When the anchor's CRL was last loaded",
-            ),
-            &["anchor"],
-        )?;
-        for g in [&crl_age, &crl_next_update, &crl_loaded] {
-            registry.register(Box::new(g.clone()))?;
-        }
-        let crl_refused = IntCounterVec::new(
-            Opts::new(
-                "prehod_crl_refused_total",
-                "CRLs not taken (the previous one stays), by anchor and reason",
-            ),
-            &["anchor", "reason"],
-        )?;
-        let ocsp_refused = IntCounterVec::new(
-            Opts::new(
-                "prehod_ocsp_refused_total",
-                "OCSP answers not used at a login, by anchor and reason",
-            ),
-            &["anchor", "reason"],
-        )?;
-        registry.register(Box::new(crl_refused.clone()))?;
-        registry.register(Box::new(ocsp_refused.clone()))?;
-        let fleet = crate::live::FleetMetrics::register(&registry)?;
-        let metrics = Self {
-            fleet,
-            registry,
-            requests,
-            request_duration,
-            upstream_duration,
-            upstream_errors,
-            in_flight,
-            panics,
-            client_disconnects,
-            upstream_healthy,
-            build_info,
-            config_info,
-            tls_certificate_expiry,
-            client_ca_expiry,
-            logins,
-            step_ups,
-            denials,
-            session_cache_entries,
-            revocations,
-            revocation_store_full,
-            session_cache_lookups,
-            oidc_duration,
-            oidc_errors,
-            oidc_ready,
-            certificates,
-            ocsp_duration,
-            ocsp_errors,
-            crl_age,
-            crl_next_update,
-            crl_loaded,
-            crl_refused,
-            ocsp_refused,
-            rate_limited,
-        };
-        labels::initialise(&metrics)?;
-        Ok(metrics)
-    }
+/// A histogram's options with the gateway's buckets (seconds).
+fn timing(name: &str, help: &str) -> HistogramOpts {
+    HistogramOpts::new(name, help).buckets(BUCKETS.to_vec())
+}
 
+impl Metrics {
     /// The text exposition format.
     pub fn render(&self) -> Vec<u8> {
         let mut out = Vec::new();
@@ -371,93 +133,95 @@ impl Metrics {
     }
 }
 
-/// Clients that went away, by kind (`closed`, `read_error`, `write_error`, `header`). One for the
-/// process: besides `fail_to_proxy`, the log filter counts the one pingora reports only in its
-/// own log (a client gone while its request header was read: `header`).
-static CLIENT_DISCONNECTS: std::sync::LazyLock<IntCounterVec> = std::sync::LazyLock::new(|| {
-    IntCounterVec::new(
-        Opts::new(
-            "prehod_client_disconnects_total",
-            "Clients that closed or reset their connection before the response was done",
-        ),
-        &["kind"],
-    )
-    // Invariant: a constant, valid metric name and label.
-    .expect("a valid metric definition")
-});
-
-/// Counts a client that went away; `kind` is a short constant label.
-pub fn count_client_disconnect(kind: &str) {
-    CLIENT_DISCONNECTS.with_label_values(&[kind]).inc();
+/// What is counted where no `Metrics` is at hand (the connection guard, the body budget, the log
+/// filter): one counter for the process each, by one label; `Metrics::new` registers them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProcessCount {
+    /// Clients that went away, by kind (`closed`, `read_error`, `write_error`, `header`).
+    /// Besides `fail_to_proxy`, the log filter counts the one pingora reports only in its own
+    /// log (a client gone while its request header was read: `header`).
+    ClientDisconnect,
+    /// A connection closed at the TCP accept: the listeners hold too many, its address holds
+    /// too many, or too many have not yet sent a request.
+    ConnectionRefused,
+    /// An HTTP/2 stream refused: its address, or all addresses together, have as many requests
+    /// in progress as they may.
+    RequestRefused,
+    /// A connection (or an HTTP/2 stream) cut by a deadline: `handshake`, `header`, `body`,
+    /// `idle`.
+    SlowClient,
+    /// A request body refused its memory (see `crate::budget`).
+    BodyBufferRefused,
 }
 
-static CONNECTIONS_REFUSED: std::sync::LazyLock<IntCounterVec> = std::sync::LazyLock::new(|| {
-    IntCounterVec::new(
-        Opts::new(
-            "prehod_connections_refused_total",
-            "Connections closed at the TCP accept by a cap, by reason (total, per_address, pending, pending_per_address)",
-        ),
-        &["reason"],
-    )
-    // Invariant: a constant, valid metric name and label.
-    .expect("a valid metric definition")
-});
+impl ProcessCount {
+    const ALL: [Self; 5] = [
+        Self::ClientDisconnect,
+        Self::ConnectionRefused,
+        Self::RequestRefused,
+        Self::SlowClient,
+        Self::BodyBufferRefused,
+    ];
 
-/// A connection closed at the TCP accept: the listeners hold too many, its address holds too
-/// many, or too many have not yet sent a request. Counted where no `Metrics` is at hand (the
-/// connection guard).
-pub fn count_connection_refused(reason: &str) {
-    CONNECTIONS_REFUSED.with_label_values(&[reason]).inc();
+    /// The counter's name, help and label.
+    fn definition(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Self::ClientDisconnect => (
+                "prehod_client_disconnects_total",
+                "Clients that closed or reset their connection before the response was done",
+                "kind",
+            ),
+            Self::ConnectionRefused => (
+                "prehod_connections_refused_total",
+                "Connections closed at the TCP accept by a cap, by reason (total, per_address, pending, pending_per_address)",
+                "reason",
+            ),
+            Self::RequestRefused => (
+                "prehod_requests_refused_total",
+                "HTTP/2 streams refused (REFUSED_STREAM) because the requests in progress of their client address, or of all, are at their cap, by reason (per_address, total)",
+                "reason",
+            ),
+            Self::SlowClient => (
+                "prehod_slow_clients_total",
+                "Connections (an HTTP/2 stream for `body`) cut because their TLS handshake, a request header, a request body or the wait for the next request missed its deadline, by phase",
+                "phase",
+            ),
+            Self::BodyBufferRefused => (
+                "prehod_body_buffers_refused_total",
+                "Request bodies not buffered (503, or a form not kept) because their memory was taken, by reason (memory, per_address, per_connection)",
+                "reason",
+            ),
+        }
+    }
+
+    fn counter(self) -> &'static IntCounterVec {
+        let [disconnects, connections, requests, slow, bodies] = &*PROCESS_COUNTERS;
+        match self {
+            Self::ClientDisconnect => disconnects,
+            Self::ConnectionRefused => connections,
+            Self::RequestRefused => requests,
+            Self::SlowClient => slow,
+            Self::BodyBufferRefused => bodies,
+        }
+    }
 }
 
-static REQUESTS_REFUSED: std::sync::LazyLock<IntCounterVec> = std::sync::LazyLock::new(|| {
-    IntCounterVec::new(
-        Opts::new(
-            "prehod_requests_refused_total",
-            "HTTP/2 streams refused (REFUSED_STREAM) because the requests in progress of their client address, or of all, are at their cap, by reason (per_address, total)",
-        ),
-        &["reason"],
-    )
-    // Invariant: a constant, valid metric name and label.
-    .expect("a valid metric definition")
+/// The counters of `ProcessCount`, in the order of `ProcessCount::ALL`.
+static PROCESS_COUNTERS: LazyLock<[IntCounterVec; 5]> = LazyLock::new(|| {
+    ProcessCount::ALL.map(|count| {
+        let (name, help, label) = count.definition();
+        IntCounterVec::new(Opts::new(name, help), &[label])
+            // Invariant: constant, valid metric names and labels.
+            .expect("a valid metric definition")
+    })
 });
 
-/// An HTTP/2 stream refused: its address, or all addresses together, have as many requests in
-/// progress as they may. Counted where no `Metrics` is at hand (the connection guard).
-pub fn count_request_refused(reason: &str) {
-    REQUESTS_REFUSED.with_label_values(&[reason]).inc();
+/// Counts one `count`; `value` is a short constant label.
+pub fn count(count: ProcessCount, value: &str) {
+    count.counter().with_label_values(&[value]).inc();
 }
 
-static SLOW_CLIENTS: std::sync::LazyLock<IntCounterVec> = std::sync::LazyLock::new(|| {
-    IntCounterVec::new(
-        Opts::new(
-            "prehod_slow_clients_total",
-            "Connections (an HTTP/2 stream for `body`) cut because their TLS handshake, a request header, a request body or the wait for the next request missed its deadline, by phase",
-        ),
-        &["phase"],
-    )
-    // Invariant: a constant, valid metric name and label.
-    .expect("a valid metric definition")
-});
-
-/// A connection (or an HTTP/2 stream) cut by a deadline: `handshake`, `header`, `body`, `idle`.
-pub fn count_slow_client(phase: &str) {
-    SLOW_CLIENTS.with_label_values(&[phase]).inc();
-}
-
-static BODY_BUFFERS_REFUSED: std::sync::LazyLock<IntCounterVec> = std::sync::LazyLock::new(|| {
-    IntCounterVec::new(
-        Opts::new(
-            "prehod_body_buffers_refused_total",
-            "Request bodies not buffered (503, or a form not kept) because their memory was taken, by reason (memory, per_address, per_connection)",
-        ),
-        &["reason"],
-    )
-    // Invariant: a constant, valid metric name and label.
-    .expect("a valid metric definition")
-});
-
-static BODY_BUFFER_BYTES: std::sync::LazyLock<IntGauge> = std::sync::LazyLock::new(|| {
+static BODY_BUFFER_BYTES: LazyLock<IntGauge> = LazyLock::new(|| {
     IntGauge::new(
         "prehod_body_buffer_bytes",
         "Bytes reserved now for request bodies the gateway holds in memory",
@@ -465,11 +229,6 @@ static BODY_BUFFER_BYTES: std::sync::LazyLock<IntGauge> = std::sync::LazyLock::n
     // Invariant: a constant, valid metric name.
     .expect("a valid metric definition")
 });
-
-/// A request body refused its memory (see `crate::budget`).
-pub fn count_body_buffer_refused(reason: &str) {
-    BODY_BUFFERS_REFUSED.with_label_values(&[reason]).inc();
-}
 
 /// The bytes reserved for buffered request bodies now.
 pub fn set_body_buffer_bytes(bytes: u64) {

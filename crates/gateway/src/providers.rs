@@ -51,6 +51,8 @@ impl LoginProvider {
                 extra_roots: config.ca.iter().cloned().collect(),
                 timeout: config.timeout,
                 max_skew: Duration::from_secs(60),
+                profile: config.profile,
+                userinfo: config.userinfo,
             },
             discovered: RwLock::new(None),
             logout_at_provider: config.logout_at_provider,
@@ -96,11 +98,15 @@ impl LoginProvider {
     }
 
     /// A new discovery with these settings keeps what the running one learnt: same issuer
-    /// and client.
+    /// and client, and the same profile and userinfo call — a reload to `profile: fapi2`
+    /// whose discovery fails (no PAR endpoint) must not leave logins going on without the
+    /// profile.
     pub fn same_registration(&self, other: &LoginProvider) -> bool {
         self.id == other.id
             && self.settings.issuer == other.settings.issuer
             && self.settings.client_id == other.settings.client_id
+            && self.settings.profile == other.settings.profile
+            && self.settings.userinfo == other.settings.userinfo
     }
 
     /// For a configuration reload: the discovered provider of `old`, when it is the same
@@ -181,9 +187,36 @@ mod tests {
                 id: id.into(),
                 button: None,
                 user_id_prefix: prefix.into(),
+                profile: prehod_config::Profile::Default,
+                userinfo: false,
             },
             "https://login.bankart.localhost",
         )
+    }
+
+    #[test]
+    fn a_reload_to_another_profile_does_not_keep_the_old_provider() {
+        use crate::testing::{Dev, DEV};
+        let dev = Dev::new();
+        let first = |text: &str| {
+            let auth = dev.config(text).auth.expect("a login");
+            LoginProvider::new(&auth.providers[0], "https://login.bankart.localhost")
+        };
+        let today = first(DEV);
+        assert!(first(DEV).same_registration(&today));
+        let fapi = DEV.replace(
+            "  client_secret: prehod-dev-secret\n",
+            "  client_auth: private_key_jwt\n  client_key: ${PREHOD_DEV_CERTS}/oidc-client.key\n  profile: fapi2\n",
+        );
+        assert_ne!(fapi, DEV);
+        let fapi = first(&fapi);
+        assert!(!fapi.same_registration(&today));
+        assert!(!today.same_registration(&fapi));
+        let userinfo = first(&DEV.replace(
+            "  client_secret: prehod-dev-secret\n",
+            "  client_secret: prehod-dev-secret\n  userinfo: true\n",
+        ));
+        assert!(!userinfo.same_registration(&today));
     }
 
     #[test]

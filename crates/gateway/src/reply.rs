@@ -11,6 +11,9 @@ pub struct Reply {
     pub status: u16,
     /// In the order they are written; `set-cookie` may repeat.
     pub headers: Vec<(&'static str, String)>,
+    /// Headers whose names the configuration chooses (the identity headers of a forward-auth
+    /// answer), written after `headers`.
+    pub named: Vec<(http::HeaderName, String)>,
     pub body: Bytes,
     /// The gateway's page headers (`crate::pages::PAGE_HEADERS`: CSP, framing, caching) go
     /// with it, each unless the reply names it itself (a logout form's CSP names Rekono).
@@ -25,6 +28,7 @@ impl Reply {
         Self {
             status,
             headers: Vec::new(),
+            named: Vec::new(),
             body: Bytes::new(),
             page_headers: true,
             close: false,
@@ -63,6 +67,12 @@ impl Reply {
     /// With one more header.
     pub fn header(mut self, name: &'static str, value: String) -> Self {
         self.headers.push((name, value));
+        self
+    }
+
+    /// With one more header whose name the configuration chose.
+    pub fn named_header(mut self, name: &http::HeaderName, value: String) -> Self {
+        self.named.push((name.clone(), value));
         self
     }
 

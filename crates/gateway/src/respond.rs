@@ -37,10 +37,13 @@ pub async fn write(
 fn head(reply: &Reply, id_header: &http::HeaderName, request_id: &str) -> Result<ResponseHeader> {
     let mut header = ResponseHeader::build(
         reply.status,
-        Some(reply.headers.len() + 2 + PAGE_HEADERS.len()),
+        Some(reply.headers.len() + reply.named.len() + 2 + PAGE_HEADERS.len()),
     )?;
     for (name, value) in &reply.headers {
         header.append_header(*name, value.as_str())?;
+    }
+    for (name, value) in &reply.named {
+        header.append_header(name.clone(), value.as_str())?;
     }
     if reply.status != 204 {
         header.insert_header("content-length", reply.body.len().to_string())?;

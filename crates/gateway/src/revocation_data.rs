@@ -40,13 +40,7 @@ pub async fn remote_checks(
     request_id: &str,
 ) -> Result<(), Refusal> {
     let started = std::time::Instant::now();
-    let mut checked = certs
-        .checker
-        .check_distribution_points(&certs.http, id, presented)
-        .await;
-    if checked.verdict.is_ok() && checked.unusable.is_none() {
-        checked = certs.checker.check_ocsp(&certs.http, id, presented).await;
-    }
+    let checked = certs.checker.check_online(&certs.http, id, presented).await;
     let metrics = &shared.metrics;
     metrics
         .ocsp_duration

@@ -19,6 +19,8 @@ pub enum Route {
     Login,
     /// The certificate-login host: its handshake asks for a client certificate.
     CertLogin,
+    /// `crate::forward_auth::PATH` on the login host: another proxy asks about a request.
+    ForwardAuth,
     /// No configured portal has this host, or the SNI names another host.
     Misdirected,
 }
@@ -62,6 +64,15 @@ impl Router {
         match self.by_host.get(host) {
             Some(&i) => Route::Portal(i),
             None => Route::Misdirected,
+        }
+    }
+
+    /// [`Router::route`] for a request: on the login host, the forward-auth path is a route
+    /// of its own (its callers, methods and limits are not the login's).
+    pub fn route_request(&self, req: &crate::request::Request<'_>) -> Route {
+        match self.route(req.host, req.sni()) {
+            Route::Login if req.path == crate::forward_auth::PATH => Route::ForwardAuth,
+            route => route,
         }
     }
 

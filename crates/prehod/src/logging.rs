@@ -56,7 +56,10 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for ClientGone {
         if Self::is_client_gone(event) {
             // Counted, not written (an event raised here would be dropped: tracing does not
             // re-enter a subscriber from inside it).
-            prehod_gateway::metrics::count_client_disconnect("header");
+            prehod_gateway::metrics::count(
+                prehod_gateway::metrics::ProcessCount::ClientDisconnect,
+                "header",
+            );
             return false;
         }
         true

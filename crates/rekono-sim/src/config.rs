@@ -64,6 +64,36 @@ struct RawConfig {
     forgot_password_url: Option<String>,
     #[serde(default)]
     create_account_url: Option<String>,
+    /// Serve the FAPI 2.0 Security Profile: pushed authorization requests only, DPoP-bound
+    /// access tokens, a userinfo that checks the proof (see [`SimConfig::fapi2`]).
+    #[serde(default)]
+    fapi2: bool,
+    /// Misbehave on purpose (tests of the relying party's refusals).
+    #[serde(default)]
+    danger_misbehave: Misbehave,
+}
+
+/// What the simulator gets wrong on purpose, for tests of the relying party: each switch
+/// breaks one promise of the FAPI 2.0 profile. All off by default. Also switchable while it
+/// runs ([`crate::Sim::misbehave`]).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Misbehave {
+    /// Sign ID tokens with RS256 whatever the client's `id_token_alg`.
+    #[serde(default)]
+    pub sign_rs256: bool,
+    /// No `iss` in authorization responses (and discovery does not promise it).
+    #[serde(default)]
+    pub omit_iss: bool,
+    /// Discovery names this issuer instead of its own.
+    #[serde(default)]
+    pub discovery_issuer: Option<String>,
+    /// Discovery names no `pushed_authorization_request_endpoint`.
+    #[serde(default)]
+    pub no_par_endpoint: bool,
+    /// Userinfo answers with this `sub` instead of the account's.
+    #[serde(default)]
+    pub userinfo_sub: Option<String>,
 }
 
 /// Where the login screen's links lead unless configured: Rekono's public site (set
@@ -92,7 +122,7 @@ pub struct RawClient {
     #[serde(default)]
     pub post_logout_redirect_uris: Vec<String>,
     pub backchannel_logout_uri: Option<String>,
-    /// `ES256` (default) or `RS256`.
+    /// `ES256` (default), `PS256`, `EdDSA` or `RS256`.
     pub id_token_alg: Option<String>,
 }
 
@@ -165,6 +195,11 @@ pub struct SimConfig {
     pub forgot_password_url: String,
     /// "Ustvari račun" (default [`CREATE_ACCOUNT_URL`]).
     pub create_account_url: String,
+    /// The FAPI 2.0 Security Profile: authorization requests only by PAR (RFC 9126), access
+    /// tokens only DPoP-bound (RFC 9449), userinfo only with a DPoP proof carrying `ath`.
+    pub fapi2: bool,
+    /// What it gets wrong on purpose (tests only).
+    pub misbehave: Misbehave,
 }
 
 pub fn default_levels() -> BTreeMap<u8, Vec<Factor>> {
@@ -208,6 +243,8 @@ impl SimConfig {
             create_account_url: raw
                 .create_account_url
                 .unwrap_or_else(|| CREATE_ACCOUNT_URL.to_owned()),
+            fapi2: raw.fapi2,
+            misbehave: raw.danger_misbehave,
         };
         config.validate()?;
         Ok(config)
@@ -264,9 +301,11 @@ pub fn client(c: &RawClient, base: &Path) -> Result<Client, SimConfigError> {
     let id_token_alg = match c.id_token_alg.as_deref() {
         None | Some("ES256") => jsonwebtoken::Algorithm::ES256,
         Some("RS256") => jsonwebtoken::Algorithm::RS256,
+        Some("PS256") => jsonwebtoken::Algorithm::PS256,
+        Some("EdDSA") => jsonwebtoken::Algorithm::EdDSA,
         Some(other) => {
             return Err(SimConfigError::Invalid(format!(
-                "id_token_alg {other} is not ES256 or RS256"
+                "id_token_alg {other} is not ES256, PS256, EdDSA or RS256"
             )))
         }
     };

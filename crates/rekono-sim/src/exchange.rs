@@ -37,6 +37,8 @@ pub(crate) struct Req {
     pub form: HashMap<String, String>,
     pub cookies: HashMap<String, String>,
     pub authorization: Option<String>,
+    /// The `DPoP` header (RFC 9449): a proof of possession of the key a token is bound to.
+    pub dpop: Option<String>,
     pub conn: Conn,
 }
 
@@ -75,6 +77,11 @@ impl Req {
             authorization: parts
                 .headers
                 .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            dpop: parts
+                .headers
+                .get("dpop")
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned),
             conn,

@@ -1,5 +1,5 @@
-//! The simulator's signing keys: ES256 (the default) and RS256, each with a `kid`, published
-//! as a JWKS. Rotation adds a new ES256 key and signs with it from then on; old keys stay in
+//! The simulator's signing keys: ES256 (the default), RS256, and PS256 and EdDSA (for the
+//! FAPI 2.0 profile), each with a `kid`, published as a JWKS. Rotation adds a new ES256 key and signs with it from then on; old keys stay in
 //! the JWKS so tokens already issued still verify.
 
 use std::sync::RwLock;
@@ -78,12 +78,45 @@ fn new_rs256(kid: String) -> Result<Key, KeyError> {
     })
 }
 
+// As `new_rs256`: PS256 with the `rsa` crate, development and tests only.
+#[allow(clippy::disallowed_methods)]
+fn new_ps256(kid: String) -> Result<Key, KeyError> {
+    let rsa = Rsa::generate(2048)?;
+    let jwk = serde_json::json!({
+        "kty": "RSA", "use": "sig", "alg": "PS256", "kid": kid,
+        "n": b64(&rsa.n().to_vec()), "e": b64(&rsa.e().to_vec()),
+    });
+    let pem = PKey::from_rsa(rsa)?.private_key_to_pem_pkcs8()?;
+    Ok(Key {
+        jwk,
+        encoding: EncodingKey::from_rsa_pem(&pem)?,
+        alg: Algorithm::PS256,
+        kid,
+    })
+}
+
+fn new_eddsa(kid: String) -> Result<Key, KeyError> {
+    let key = PKey::generate_ed25519()?;
+    let jwk = serde_json::json!({
+        "kty": "OKP", "crv": "Ed25519", "use": "sig", "alg": "EdDSA", "kid": kid,
+        "x": b64(&key.raw_public_key()?),
+    });
+    Ok(Key {
+        jwk,
+        encoding: EncodingKey::from_ed_pem(&key.private_key_to_pem_pkcs8()?)?,
+        alg: Algorithm::EdDSA,
+        kid,
+    })
+}
+
 impl Keys {
     pub fn generate() -> Result<Self, KeyError> {
         Ok(Self {
             keys: RwLock::new(vec![
                 new_es256("rekono-sim-es256-1".into())?,
                 new_rs256("rekono-sim-rs256-1".into())?,
+                new_ps256("rekono-sim-ps256-1".into())?,
+                new_eddsa("rekono-sim-eddsa-1".into())?,
             ]),
             current_es256: RwLock::new(0),
             generation: std::sync::atomic::AtomicU32::new(1),
@@ -112,7 +145,8 @@ impl Keys {
         serde_json::json!({ "keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>() })
     }
 
-    /// Signs `claims` with the current key of `alg` (ES256 or RS256), with `typ` in the header.
+    /// Signs `claims` with the current key of `alg` (ES256, RS256, PS256 or EdDSA), with `typ`
+    /// in the header.
     pub fn sign<T: Serialize>(
         &self,
         alg: Algorithm,
@@ -121,7 +155,9 @@ impl Keys {
     ) -> Result<String, KeyError> {
         let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
         let key = match alg {
-            Algorithm::RS256 => keys.iter().rev().find(|k| k.alg == Algorithm::RS256),
+            Algorithm::RS256 | Algorithm::PS256 | Algorithm::EdDSA => {
+                keys.iter().rev().find(|k| k.alg == alg)
+            }
             _ => keys.get(*self.current_es256.read().unwrap_or_else(|e| e.into_inner())),
         };
         let key = key
@@ -198,6 +234,17 @@ mod tests {
             jsonwebtoken::decode_header(&rs).unwrap().alg,
             Algorithm::RS256
         );
+        for alg in [Algorithm::PS256, Algorithm::EdDSA] {
+            let token = keys.sign(alg, "JWT", &serde_json::json!({"a": 1})).unwrap();
+            let header = jsonwebtoken::decode_header(&token).unwrap();
+            assert_eq!(header.alg, alg);
+            let (key_alg, key) = keys.decoding_key(&header.kid.unwrap()).unwrap();
+            assert_eq!(key_alg, alg);
+            let mut v = jsonwebtoken::Validation::new(alg);
+            v.required_spec_claims.clear();
+            v.validate_exp = false;
+            assert!(jsonwebtoken::decode::<serde_json::Value>(&token, &key, &v).is_ok());
+        }
         assert_eq!(random_digits(6).len(), 6);
     }
 }

@@ -3,6 +3,10 @@
 //! account's level of assurance allows (SMS code, OnePass one-time password, OnePass push,
 //! digital certificate) — so the whole gateway runs and is tested on one machine.
 //!
+//! In its FAPI 2.0 mode (`fapi2: true`) it takes only pushed authorization requests and
+//! DPoP-bound tokens, and `danger_misbehave` breaks one promise of that profile at a time, for
+//! tests of the relying party's refusals.
+//!
 //! It is for development and tests only: it binds loopback unless told otherwise, says so on
 //! every page and at start, and has `/dev/…` endpoints (SMS outbox, push approval, key
 //! rotation, logout) that a real provider would never have.
@@ -22,7 +26,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-pub use config::{hash_password, Account, Client, SimConfig, SimConfigError};
+pub use config::{hash_password, Account, Client, Misbehave, SimConfig, SimConfigError};
 pub use server::{spawn, RunningSim, SimError};
 
 /// Rekono's issuer path (MITREid Connect naming).
@@ -124,6 +128,17 @@ pub(crate) struct Code {
 pub(crate) struct AccessToken {
     pub account: usize,
     pub expires: Instant,
+    /// RFC 9449: the thumbprint of the DPoP key the token is bound to; it is then usable only
+    /// with a proof by that key.
+    pub jkt: Option<String>,
+}
+
+/// A pushed authorization request (RFC 9126), until its `request_uri` is used (once).
+#[derive(Debug)]
+pub(crate) struct Pushed {
+    pub client: usize,
+    pub params: HashMap<String, String>,
+    pub expires: Instant,
 }
 
 /// A Rekono single-sign-on session (cookie `rekono_sid`).
@@ -149,6 +164,13 @@ pub(crate) struct State {
     pub failures: HashMap<String, u32>,
     /// The query of each authorization request, newest last (at most [`AUTHORIZE_LOG`]).
     pub authorize_log: Vec<Vec<(String, String)>>,
+    /// The form of each pushed authorization request that was accepted, newest last (at most
+    /// [`AUTHORIZE_LOG`]).
+    pub par_log: Vec<Vec<(String, String)>>,
+    /// Pushed authorization requests by `request_uri`.
+    pub pushed: HashMap<String, Pushed>,
+    /// DPoP proof `jti`s already used (RFC 9449 11.1), with when they may be forgotten.
+    pub dpop_jti: HashMap<String, Instant>,
 }
 
 /// How many authorization requests [`Sim::authorization_requests`] keeps.
@@ -163,6 +185,8 @@ pub struct Sim {
     /// The addresses actually bound (a `:0` port in the config is replaced).
     pub https: SocketAddr,
     pub mtls: SocketAddr,
+    /// What it gets wrong on purpose now (from the config's `danger_misbehave`).
+    pub(crate) misbehave: Mutex<config::Misbehave>,
 }
 
 impl Sim {
@@ -210,6 +234,24 @@ impl Sim {
     /// a relying party really sent.
     pub fn authorization_requests(&self) -> Vec<Vec<(String, String)>> {
         self.state().authorize_log.clone()
+    }
+
+    /// The forms of the pushed authorization requests accepted so far (oldest first).
+    pub fn pushed_requests(&self) -> Vec<Vec<(String, String)>> {
+        self.state().par_log.clone()
+    }
+
+    /// What the simulator gets wrong on purpose now.
+    pub fn misbehaving(&self) -> config::Misbehave {
+        self.misbehave
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Changes what the simulator gets wrong on purpose (tests of the relying party).
+    pub fn misbehave(&self, change: impl FnOnce(&mut config::Misbehave)) {
+        change(&mut self.misbehave.lock().unwrap_or_else(|e| e.into_inner()));
     }
 
     /// The SMS messages sent so far (also at `GET /dev/outbox`).

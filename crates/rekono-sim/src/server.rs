@@ -114,6 +114,7 @@ pub async fn spawn(mut config: SimConfig) -> Result<RunningSim, SimError> {
     let http = back_channel_client(&config)?;
     let sim = Arc::new(Sim {
         keys: keys::Keys::generate()?,
+        misbehave: Mutex::new(config.misbehave.clone()),
         config,
         state: Mutex::new(State::default()),
         http,

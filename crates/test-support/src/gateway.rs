@@ -35,6 +35,9 @@ pub struct Setup {
     pub run_args: Vec<String>,
     /// The gateway's open-file limit (`ulimit -n`), when the test sets one.
     pub open_files: Option<u64>,
+    /// More portals, as YAML under `portals:` (indented by the harness): ones without an
+    /// upstream of the harness's, e.g. `forward_auth` portals.
+    pub more_portals: String,
 }
 
 impl Setup {
@@ -156,6 +159,9 @@ impl Gateway {
                     }
                 }
             }
+        }
+        for line in setup.more_portals.lines() {
+            yaml.push_str(&format!("  {line}\n"));
         }
         let config = dir.path().join("proxy.yaml");
         std::fs::write(&config, &yaml).expect("write config");

@@ -14,7 +14,8 @@
 //! - [`rekono`]: the simulator alone, its demo accounts and an `openidconnect` relying party;
 //! - [`http`], [`servers`], [`clients`], [`metrics`]: reading answers, small servers on loopback,
 //!   raw TLS/HTTP clients, Prometheus pages;
-//! - [`fleet`], [`redis`]: replicas and a Redis of the test's own;
+//! - [`fleet`], [`redis`], [`load`]: replicas, a Redis of the test's own, and a load that
+//!   must see no failed request while a test changes the gateway;
 //! - [`revocation`], [`der`]: a revocation server and the CA side that signs what it serves;
 //! - [`hostile_op`]: an OpenID Provider that misbehaves on purpose;
 //! - [`webdriver`]: headless Chromium through chromedriver.
@@ -25,6 +26,7 @@ pub mod fleet;
 pub mod gateway;
 pub mod hostile_op;
 pub mod http;
+pub mod load;
 pub mod login;
 pub mod metrics;
 pub mod pki;

@@ -71,6 +71,8 @@ pub fn sim_config(
         danger_allow_non_loopback: false,
         forgot_password_url: FORGOT_PASSWORD_URL.into(),
         create_account_url: CREATE_ACCOUNT_URL.into(),
+        fapi2: false,
+        misbehave: prehod_rekono_sim::config::Misbehave::default(),
     }
 }
 

@@ -17,6 +17,9 @@ use openssl::x509::X509;
 use crate::der;
 use crate::Pki;
 
+mod scene;
+pub use scene::{revoked_page, two_crls, until, CrlPath, Scene, SceneOptions, A, B};
+
 pub const OID_CRL_NUMBER: &str = "2.5.29.20";
 pub const OID_DELTA_CRL_INDICATOR: &str = "2.5.29.27";
 pub const OID_ISSUING_DISTRIBUTION_POINT: &str = "2.5.29.28";

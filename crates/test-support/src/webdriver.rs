@@ -26,6 +26,11 @@ impl Chrome {
     /// Starts chromedriver on a free port and a headless Chromium session that trusts exactly
     /// the server key with SPKI hash `spki_sha256_b64` (no blanket certificate bypass).
     pub async fn start(spki_sha256_b64: &str) -> Self {
+        Self::start_with(spki_sha256_b64, &[]).await
+    }
+
+    /// [`Chrome::start`] with more command-line switches (e.g. `--host-resolver-rules=…`).
+    pub async fn start_with(spki_sha256_b64: &str, extra_args: &[String]) -> Self {
         let port = crate::free_port();
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
@@ -50,7 +55,7 @@ impl Chrome {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let profile = tempfile::tempdir().expect("profile dir");
-        let args = vec![
+        let mut args = vec![
             "--headless=new".to_owned(),
             "--no-sandbox".to_owned(),
             "--disable-gpu".to_owned(),
@@ -64,6 +69,7 @@ impl Chrome {
             format!("--user-data-dir={}", profile.path().display()),
             format!("--ignore-certificate-errors-spki-list={spki_sha256_b64}"),
         ];
+        args.extend(extra_args.iter().cloned());
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             // A Slovenian bank clerk's browser.

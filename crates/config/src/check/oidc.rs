@@ -48,6 +48,38 @@ impl Checker<'_> {
         if raw.client_id.is_empty() {
             self.problem(&key("client_id"), "must not be empty");
         }
+        let profile = match raw.profile.as_deref() {
+            None | Some("default") => Some(crate::Profile::Default),
+            Some("fapi2") => Some(crate::Profile::Fapi2),
+            Some(other) => {
+                self.problem(
+                    &key("profile"),
+                    format!("{other:?} is not one of: default, fapi2"),
+                );
+                None
+            }
+        };
+        // FAPI 2.0 (5.3.2.1): the client authenticates with a key, never a shared secret.
+        if profile == Some(crate::Profile::Fapi2) {
+            if raw.client_auth.as_deref() != Some("private_key_jwt") {
+                let place = match raw.client_auth {
+                    Some(_) => key("client_auth"),
+                    None => key("profile"),
+                };
+                self.problem(
+                    &place,
+                    "profile fapi2 needs client_auth: private_key_jwt (a client secret is not allowed)",
+                );
+                return None;
+            }
+            if raw.client_secret.is_some() {
+                self.problem(
+                    &key("client_secret"),
+                    "profile fapi2 does not allow a client secret (client_auth: private_key_jwt)",
+                );
+                return None;
+            }
+        }
         let client_auth = match raw.client_auth.as_deref().unwrap_or("client_secret_basic") {
             "client_secret_basic" => match raw.client_secret.as_deref() {
                 Some(secret) if !secret.is_empty() => {
@@ -151,6 +183,8 @@ impl Checker<'_> {
             ca,
             timeout,
             logout_at_provider: raw.logout_at_provider.unwrap_or(true),
+            profile: profile?,
+            userinfo: raw.userinfo.unwrap_or(false),
             user_id_prefix: if id == crate::DEFAULT_PROVIDER_ID {
                 String::new()
             } else {

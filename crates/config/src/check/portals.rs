@@ -4,7 +4,7 @@ use serde_yaml::Value;
 
 use super::values::is_host_name;
 use super::{join, Checker};
-use crate::{raw, AppLogin, Portal, Timeouts, Tls};
+use crate::{raw, AppLogin, HealthCheck, Portal, Timeouts, Tls, Upstream};
 
 impl Checker<'_> {
     pub(super) fn portals(
@@ -114,7 +114,35 @@ impl Checker<'_> {
                 None
             }
         };
-        let upstream = self.upstream(raw.upstream, &join(key, "upstream"));
+        let upstream = match (raw.upstream, raw.forward_auth) {
+            (Some(upstream), false) => self.upstream(upstream, &join(key, "upstream")),
+            (None, true) => Some(Upstream {
+                targets: Vec::new(),
+                tls: None,
+                // Nothing to check: the pool has no targets.
+                health_check: HealthCheck {
+                    interval: std::time::Duration::from_secs(5),
+                    timeout: std::time::Duration::from_secs(1),
+                },
+            }),
+            (None, false) => {
+                self.problem(key, "required key `upstream` is missing (or `forward_auth: true` for a portal behind another proxy)");
+                None
+            }
+            (Some(_), true) => {
+                self.problem(
+                    &join(key, "upstream"),
+                    "a forward_auth portal has no upstream: the proxy in front of it forwards its requests",
+                );
+                None
+            }
+        };
+        if raw.forward_auth && raw.client_certificate.is_some() {
+            self.problem(
+                &join(key, "forward_auth"),
+                "a certificate-only portal (client_certificate) cannot be a forward_auth portal: its handshake is the gateway's",
+            );
+        }
         let timeouts = self.timeouts(&raw.timeouts, &join(key, "timeouts"), defaults);
         let min_level = raw.min_level.unwrap_or(10);
         if !matches!(min_level, 10 | 20 | 30) {
@@ -154,6 +182,7 @@ impl Checker<'_> {
                 }
             },
             danger_no_authentication: raw.danger_no_authentication,
+            forward_auth: raw.forward_auth,
             name: name.to_owned(),
             host: host?,
             title: raw.title.unwrap_or_else(|| name.to_owned()),

@@ -69,7 +69,10 @@ impl Acceptor {
                 None
             }
             Err(_) => {
-                crate::metrics::count_slow_client(Missed::Handshake.label());
+                crate::metrics::count(
+                    crate::metrics::ProcessCount::SlowClient,
+                    Missed::Handshake.label(),
+                );
                 tracing::debug!(client = ?client, "TLS handshake missed its deadline");
                 None
             }

@@ -307,7 +307,10 @@ impl ConnectionFilter for AcceptFilter {
         match self.0.room_for(address) {
             Ok(()) => true,
             Err(refused) => {
-                crate::metrics::count_connection_refused(refused.label());
+                crate::metrics::count(
+                    crate::metrics::ProcessCount::ConnectionRefused,
+                    refused.label(),
+                );
                 tracing::debug!(client = ?address, reason = refused.label(), "connection refused");
                 false
             }

@@ -116,7 +116,10 @@ impl<A> Streams<A> {
         match self.counters.start_request(address, http2) {
             Ok(request) => Some(request),
             Err(refused) => {
-                crate::metrics::count_request_refused(refused.label());
+                crate::metrics::count(
+                    crate::metrics::ProcessCount::RequestRefused,
+                    refused.label(),
+                );
                 tracing::debug!(
                     client = ?address,
                     reason = refused.label(),
@@ -160,7 +163,7 @@ impl<A: HttpServerApp + Send + Sync + 'static> HttpServerApp for Streams<A> {
                 done = &mut work => return done,
                 () = tokio::time::sleep_until(deadline) => {
                     if body.deadline(&self.deadlines).is_some_and(|d| d <= Instant::now()) {
-                        crate::metrics::count_slow_client(Missed::Body.label());
+                        crate::metrics::count(crate::metrics::ProcessCount::SlowClient, Missed::Body.label());
                         tracing::debug!("an HTTP/2 request body missed its deadline: stream reset");
                         return None;
                     }

@@ -148,7 +148,10 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
         let slot = match self.counters.admit(address, &connection) {
             Ok(slot) => slot,
             Err(refused) => {
-                crate::metrics::count_connection_refused(refused.label());
+                crate::metrics::count(
+                    crate::metrics::ProcessCount::ConnectionRefused,
+                    refused.label(),
+                );
                 tracing::debug!(client = ?address, reason = refused.label(), "connection refused");
                 return None;
             }

@@ -58,7 +58,7 @@ impl AsyncRead for GuardedStream {
                 this.armed = Some(deadline);
             }
             if this.sleep.as_mut().poll(cx).is_ready() {
-                crate::metrics::count_slow_client(missed.label());
+                crate::metrics::count(crate::metrics::ProcessCount::SlowClient, missed.label());
                 tracing::debug!(phase = missed.label(), "a connection missed its deadline");
                 return Poll::Ready(Err(io::Error::new(
                     io::ErrorKind::TimedOut,

@@ -320,6 +320,9 @@ pub(super) fn oidc_refusal(e: &OidcError) -> (&'static str, Message) {
         OidcError::Refused(_) => ("code_refused", Message::LoginFailed),
         OidcError::InvalidToken(_) => ("invalid_id_token", Message::LoginFailed),
         OidcError::Config(_) => ("configuration", Message::LoginFailed),
+        // The provider cannot serve the configured profile: as unusable as an outage (the log
+        // says why, at start-up and at each discovery).
+        OidcError::Metadata(_) => ("rekono_unavailable", Message::RekonoUnavailable),
         OidcError::NotFresh { .. } => ("not_fresh", Message::FreshLoginRequired),
     }
 }

@@ -43,7 +43,7 @@ pub async fn handle(shared: &Shared, auth: &AuthState, req: Request<'_>) -> Repl
     }
     let mut resp = match (req.method.as_str(), req.path) {
         ("GET" | "HEAD", "/") => login_page(&ctx),
-        ("GET", "/oidc/start") => start(&ctx),
+        ("GET", "/oidc/start") => start(&ctx).await,
         ("GET", p) if auth.providers.by_callback(p).is_some() => callback(&ctx).await,
         ("GET", "/logout") => logout_confirmation(&ctx),
         ("POST", "/logout") => logout(&ctx),

@@ -24,7 +24,7 @@ pub(super) const MAX_ATTEMPTS: usize = 5;
 
 /// Starts a login at a provider (`provider=ID`; default: the live session's, for a step-up,
 /// else the first the portal allows): a sealed attempt cookie per tab, then off to it.
-pub(super) fn start(ctx: &Ctx<'_, '_>) -> Reply {
+pub(super) async fn start(ctx: &Ctx<'_, '_>) -> Reply {
     let auth = ctx.auth;
     // Without `return` the login was started on the login host's home, and returns there.
     let (return_to, min_level, portal) = match ctx.req.query().get("return") {
@@ -78,7 +78,12 @@ pub(super) fn start(ctx: &Ctx<'_, '_>) -> Reply {
             .map(|s| s.email.clone()),
         fresh: false,
     };
-    let (url, attempt) = provider.start_with(level, return_to, now, &hints);
+    // Under FAPI 2.0 the request is pushed to the provider first (`prehod_identity::oidc`'s
+    // `par.rs`); the URL then only names it.
+    let (url, attempt) = match provider.begin(level, return_to, now, &hints).await {
+        Ok(started) => started,
+        Err(e) => return start_failed(ctx, &e),
+    };
     let form = ctx
         .req
         .query()
@@ -141,6 +146,21 @@ fn chosen_provider<'a>(
     live.and_then(|s| auth.providers.of_session(s))
         .filter(|p| allowed(p))
         .or_else(|| auth.providers.iter().find(|p| allowed(p)))
+}
+
+/// A login that could not be started at the provider (a pushed authorization request it
+/// refused or did not answer): said as a failed login, counted, logged.
+fn start_failed(ctx: &Ctx<'_, '_>, e: &OidcError) -> Reply {
+    let (reason, m) = oidc_refusal(e);
+    if matches!(e, OidcError::Unavailable(_)) {
+        ctx.shared
+            .metrics
+            .oidc_errors
+            .with_label_values(&["par"])
+            .inc();
+    }
+    tracing::warn!(request_id = ctx.req.request_id, error = %e, "Rekono login could not start");
+    ctx.login_failed(reason, m)
 }
 
 /// The redirect to Rekono's authorization `url` with the attempt's cookie; `None` when it
@@ -398,7 +418,9 @@ pub(super) async fn callback(ctx: &Ctx<'_, '_>) -> Reply {
                 family,
                 provider: Some(login_provider.id.clone()),
             };
-            return ask_again_fresh(ctx, &identity, again, now).cookie(clear);
+            return ask_again_fresh(ctx, &identity, again, now)
+                .await
+                .cookie(clear);
         }
         Verdict::Refuse => {
             return ctx
@@ -509,7 +531,7 @@ pub(super) async fn callback(ctx: &Ctx<'_, '_>) -> Reply {
 
 /// Starts the login again, once, asking Rekono for a fresh authentication of the account that
 /// came back (see `crate::fresh_auth`); the new attempt keeps the old one's way back.
-pub(super) fn ask_again_fresh(
+pub(super) async fn ask_again_fresh(
     ctx: &Ctx<'_, '_>,
     identity: &Identity,
     was: SealedAttempt,
@@ -523,12 +545,18 @@ pub(super) fn ask_again_fresh(
         return ctx.login_failed("rekono_unavailable", Message::RekonoUnavailable);
     };
     let hints = crate::fresh_auth::hints(ctx.lang.code(), &identity.email);
-    let (url, attempt) = provider.start_with(
-        was.attempt.level,
-        was.attempt.return_to.clone(),
-        now,
-        &hints,
-    );
+    let (url, attempt) = match provider
+        .begin(
+            was.attempt.level,
+            was.attempt.return_to.clone(),
+            now,
+            &hints,
+        )
+        .await
+    {
+        Ok(started) => started,
+        Err(e) => return start_failed(ctx, &e),
+    };
     ctx.audit(audit::Event {
         event: crate::audit::Kind::Login,
         outcome: crate::audit::Outcome::Started,

@@ -64,7 +64,7 @@ pub const LOGIN_METHODS: [&str; 2] = ["rekono", "certificate"];
 pub const OUTCOMES: [&str; 2] = ["success", "failure"];
 
 /// `call` of the identity provider metrics.
-pub const OIDC_CALLS: [&str; 2] = ["discovery", "token"];
+pub const OIDC_CALLS: [&str; 3] = ["discovery", "token", "par"];
 
 /// `result` of `prehod_session_cache_lookups_total`.
 pub const CACHE_RESULTS: [&str; 2] = ["hit", "miss"];
@@ -345,19 +345,19 @@ pub(super) fn initialise(m: &Metrics) -> Result<(), prometheus::Error> {
         touch(&m.denials, &[reason])?;
     }
     for kind in DISCONNECT_KINDS {
-        touch(&super::CLIENT_DISCONNECTS, &[kind])?;
+        touch(super::ProcessCount::ClientDisconnect.counter(), &[kind])?;
     }
     for reason in connection_refusals() {
-        touch(&super::CONNECTIONS_REFUSED, &[reason])?;
+        touch(super::ProcessCount::ConnectionRefused.counter(), &[reason])?;
     }
     for reason in request_refusals() {
-        touch(&super::REQUESTS_REFUSED, &[reason])?;
+        touch(super::ProcessCount::RequestRefused.counter(), &[reason])?;
     }
     for phase in slow_client_phases() {
-        touch(&super::SLOW_CLIENTS, &[phase])?;
+        touch(super::ProcessCount::SlowClient.counter(), &[phase])?;
     }
     for reason in body_buffer_refusals() {
-        touch(&super::BODY_BUFFERS_REFUSED, &[reason])?;
+        touch(super::ProcessCount::BodyBufferRefused.counter(), &[reason])?;
     }
     Ok(())
 }

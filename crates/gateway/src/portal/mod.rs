@@ -52,6 +52,10 @@ pub fn answer(
 ) -> Answer {
     let auth = shared.auth.as_ref();
     match decision {
+        // The proxy in front of a forward-auth portal forwards to it, never the gateway.
+        Decision::Allow { .. } if portal.forward_auth => {
+            Answer::Reply(crate::forward_auth::not_forwarded(shared, req))
+        }
         Decision::Allow { session, rolled } => {
             // Back from the login with a form kept for this URL and bound to this very
             // session by its login: send it again.

@@ -19,6 +19,8 @@ pub async fn answer(shared: &Shared, portal: &Portal, req: &Request<'_>) -> Opti
         // Single sign-on: the login host sent the browser here with a code.
         crate::state::claim_sso_code(shared, req.query().get("code")).await;
         crate::login::redeem_sso_code(shared, auth, portal, req)
+    } else if let Some(reply) = crate::forward_auth::sign_in(auth, portal, req) {
+        reply
     } else {
         crate::login::portal_path(shared, auth, portal, req)
     })

@@ -10,10 +10,13 @@
 //! forwarding and identity headers; `fail_to_proxy` turns an error into a page
 //! (`respond::failure`); `logging` writes the metrics and the access-log line.
 
+mod forward_auth;
 mod login_host;
 mod portal_host;
 mod record;
 mod upstream;
+
+pub(crate) use upstream::header_safe;
 
 use std::net::IpAddr;
 use std::panic::AssertUnwindSafe;
@@ -157,6 +160,7 @@ impl Gateway {
         let methods = match route {
             Route::Portal(i) => shared.portals.get(*i).map(|p| &p.config.http_methods),
             Route::Login | Route::CertLogin => Some(&*crate::framing::LOGIN_HOST_METHODS),
+            Route::ForwardAuth => Some(&*crate::forward_auth::METHODS),
             Route::Misdirected => None,
         };
         let req = session.req_header();
@@ -255,13 +259,14 @@ impl ProxyHttp for Gateway {
         let shared = ctx.shared.clone();
         let route = {
             let req = request(session, "");
-            shared.router.route(req.host, req.sni())
+            shared.router.route_request(&req)
         };
         if self.answer_method(session, ctx, &route).await? {
             return Ok(true);
         }
         let (handler, site, auth): (&'static str, _, _) = match route {
             Route::Portal(i) => return self.serve_portal(session, ctx, i).await,
+            Route::ForwardAuth => return self.serve_forward_auth(session, ctx).await,
             Route::Misdirected => {
                 self.send_page(session, Page::Misdirected, ctx).await?;
                 return Ok(true);
@@ -393,7 +398,7 @@ impl ProxyHttp for Gateway {
     ) -> FailToProxy {
         let failure = crate::respond::failure(e);
         if let Failure::ClientGone(kind) = failure {
-            metrics::count_client_disconnect(kind);
+            metrics::count(metrics::ProcessCount::ClientDisconnect, kind);
             tracing::debug!(request_id = %ctx.request_id, error = %e, "client went away");
             return FailToProxy {
                 error_code: 0,

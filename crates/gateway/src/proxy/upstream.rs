@@ -144,7 +144,7 @@ pub(super) fn drop_gateway_cookies(hygiene: &Hygiene, upstream: &mut ResponseHea
 /// Unicode; a header value is sent as it is only when it is visible ASCII, otherwise (and when
 /// it already looks encoded, so a chosen name cannot pass for another) percent-encoded as
 /// UTF-8, RFC 8187 style (`UTF-8''%C5%BDan`), so nothing is lost and nothing becomes a 500.
-fn header_safe(value: &str) -> String {
+pub(crate) fn header_safe(value: &str) -> String {
     let looks_encoded = value
         .get(..7)
         .is_some_and(|p| p.eq_ignore_ascii_case("UTF-8''"));

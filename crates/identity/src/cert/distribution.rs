@@ -181,23 +181,18 @@ fn judge(crl: &AcceptedCrl, leaf: &str, now: i64, grace: Option<i64>) -> Result<
 }
 
 impl Checker {
-    /// The distribution-point step, after [`Checker::check`] passed: every http CRL
+    /// The distribution-point step of [`Checker::check_online`]: every http CRL
     /// distribution point the certificate names is fetched (or taken from the cache), must be
     /// the CRL of the certificate's issuer on the verified chain, pass every check of
     /// [`super::crl`], and must not list the certificate. One that cannot be had refuses the
     /// login (fail closed). The URLs are then watched for the certificate's sessions.
-    pub async fn check_distribution_points(
+    pub(super) async fn check_distribution_points(
         &self,
         http: &reqwest::Client,
+        (anchor, dps): (&Anchor, &DistributionPoints),
         id: &CertIdentity,
         presented: &Presented,
     ) -> Checked {
-        let Some(anchor) = self.anchors.iter().find(|a| a.name == id.anchor) else {
-            return Checked::ok();
-        };
-        let Some(dps) = &anchor.distribution_points else {
-            return Checked::ok();
-        };
         if id.distribution_points.is_empty() {
             return Checked::ok();
         }

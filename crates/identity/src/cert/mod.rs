@@ -118,6 +118,37 @@ impl Checker {
         self.marks.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// The network checks of a login, after [`Checker::check`] passed: the certificate's
+    /// own distribution points (where its anchor takes them), then, if they left nothing to
+    /// say, the anchor's OCSP responder (where it has one).
+    pub async fn check_online(
+        &self,
+        http: &reqwest::Client,
+        id: &CertIdentity,
+        presented: &Presented,
+    ) -> Checked {
+        let Some(anchor) = self.anchor(&id.anchor) else {
+            return Checked::ok();
+        };
+        if let Some(dps) = &anchor.distribution_points {
+            let checked = self
+                .check_distribution_points(http, (anchor, dps), id, presented)
+                .await;
+            if checked.verdict.is_err() || checked.unusable.is_some() {
+                return checked;
+            }
+        }
+        match &anchor.ocsp {
+            Some(ocsp) => self.check_ocsp(http, (anchor, ocsp), id, presented).await,
+            None => Checked::ok(),
+        }
+    }
+
+    /// The anchor named `name`.
+    fn anchor(&self, name: &str) -> Option<&Anchor> {
+        self.anchors.iter().find(|a| a.name == name)
+    }
+
     /// Whether `allowed` (a portal's `allowed_organisations`) lets in a certificate of
     /// organisation `organization_id` (anchor-qualified, see [`CertIdentity`]). With a single
     /// anchor, a bare organisation name stands for that anchor's.

@@ -16,7 +16,7 @@ use openssl::hash::MessageDigest;
 use openssl::x509::X509;
 
 use super::der;
-use super::{fetch, CertIdentity, Checked, Checker, Presented, Refusal, Unusable};
+use super::{fetch, Anchor, CertIdentity, Checked, Checker, Presented, Refusal, Unusable};
 
 /// An OCSP responder for one anchor: answers are verified against the anchor's CA.
 pub struct Ocsp {
@@ -435,20 +435,15 @@ fn same_id(content: &[u8], id: &CertId) -> Option<bool> {
 }
 
 impl Checker {
-    /// The OCSP step, after [`Checker::check`] passed: asks the anchor's responder (if it has
-    /// one) and applies its policy.
-    pub async fn check_ocsp(
+    /// The OCSP step of [`Checker::check_online`]: asks the anchor's responder and applies
+    /// its policy.
+    pub(super) async fn check_ocsp(
         &self,
         http: &reqwest::Client,
+        (anchor, ocsp): (&Anchor, &Ocsp),
         id: &CertIdentity,
         presented: &Presented,
     ) -> Checked {
-        let Some(anchor) = self.anchors.iter().find(|a| a.name == id.anchor) else {
-            return Checked::ok();
-        };
-        let Some(ocsp) = &anchor.ocsp else {
-            return Checked::ok();
-        };
         // The verified chain: the client's certificate, its issuer, …, the anchor's root.
         let Ok(chain) = presented
             .chain

@@ -281,11 +281,7 @@ impl Checker {
     /// background), a revocation an OCSP responder told, and the certificate's own expiry. No
     /// network call.
     pub fn still_valid(&self, cert: &SessionCert<'_>, now: i64) -> Result<(), Refusal> {
-        let anchor = self
-            .anchors
-            .iter()
-            .find(|a| a.name == cert.anchor)
-            .ok_or(Refusal::Untrusted)?;
+        let anchor = self.anchor(cert.anchor).ok_or(Refusal::Untrusted)?;
         let skew = anchor.clock_skew.unwrap_or(self.clock_skew);
         if now.saturating_sub(skew) > cert.not_after {
             return Err(Refusal::Expired);

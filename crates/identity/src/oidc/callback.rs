@@ -1,7 +1,8 @@
 //! The authorization response: its `iss` (RFC 9207), the code exchanged at the token endpoint
-//! (`token.rs`), and the ID token checked into an [`Identity`] (`id_token.rs`).
+//! (`token.rs`), the ID token checked into an [`Identity`] (`id_token.rs`), and, when
+//! configured, the claims it lacks from userinfo (`userinfo.rs`).
 
-use super::{Attempt, Identity, OidcError, Provider};
+use super::{Attempt, Identity, OidcError, Profile, Provider};
 
 impl Provider {
     /// Exchanges the code and checks the ID token completely. `iss` is the response's `iss`
@@ -18,13 +19,20 @@ impl Provider {
             Some(iss) if iss != self.settings.issuer => {
                 return Err(OidcError::WrongIssuer(iss.to_owned()));
             }
-            None if current.iss_in_response => return Err(OidcError::MissingIssuer),
+            // FAPI 2.0 (5.3.2.2): `iss` in every response, whatever discovery promised.
+            None if current.iss_in_response || self.settings.profile == Profile::Fapi2 => {
+                return Err(OidcError::MissingIssuer)
+            }
             _ => {}
         }
         let token = self
             .exchange_code(&current, code, &attempt.verifier, now)
             .await?;
-        self.identity(&current, &token, attempt, now).await
+        let identity = self.identity(&current, &token, attempt, now).await?;
+        if !self.settings.userinfo {
+            return Ok(identity);
+        }
+        self.with_userinfo(&current, &token, identity, now).await
     }
 }
 

@@ -1,6 +1,7 @@
 //! The client's authentication at the token endpoint with `private_key_jwt` (RFC 7523 2.2,
-//! OIDC Core 9): a short-lived client assertion signed with OpenSSL — RS256 with an RSA key,
-//! ES256 with an EC P-256 key. OpenSSL blinds its RSA private-key operations; the `rsa` crate,
+//! OIDC Core 9): a short-lived client assertion signed with OpenSSL — RS256 with an RSA key
+//! (PS256 under the FAPI 2.0 profile), ES256 with an EC P-256 key. The same signing makes the
+//! DPoP proofs (`dpop.rs`). OpenSSL blinds its RSA private-key operations; the `rsa` crate,
 //! whose are not constant-time (RUSTSEC-2023-0071, "Marvin"), never sees the key.
 //! (`client_secret_basic` needs nothing here: `openidconnect` sends the secret.)
 
@@ -26,6 +27,8 @@ enum Alg {
     Rs256,
     /// ECDSA on P-256 with SHA-256.
     Es256,
+    /// RSASSA-PSS with SHA-256 (FAPI 2.0 allows no PKCS#1 v1.5).
+    Ps256,
 }
 
 impl Alg {
@@ -33,6 +36,7 @@ impl Alg {
         match self {
             Alg::Rs256 => "RS256",
             Alg::Es256 => "ES256",
+            Alg::Ps256 => "PS256",
         }
     }
 }
@@ -46,14 +50,18 @@ pub(super) struct ClientKey {
 
 impl ClientKey {
     /// `pem`: the private key the config read; `rsa`: whether the config found it an RSA key
-    /// (otherwise it is EC P-256). A key of another kind is a configuration error, whose
-    /// message never quotes the key.
-    pub(super) fn from_pem(pem: &[u8], rsa: bool) -> Result<Self, OidcError> {
+    /// (otherwise it is EC P-256); `pss`: an RSA key signs PS256, not RS256 (FAPI 2.0). A key
+    /// of another kind is a configuration error, whose message never quotes the key.
+    pub(super) fn from_pem(pem: &[u8], rsa: bool, pss: bool) -> Result<Self, OidcError> {
         let bad = |what: &str| OidcError::Config(format!("client key: {what}"));
         let key = PKey::private_key_from_pem(pem).map_err(|_| bad("not a PEM private key"))?;
         let alg = if rsa {
             key.rsa().map_err(|_| bad("not an RSA private key"))?;
-            Alg::Rs256
+            if pss {
+                Alg::Ps256
+            } else {
+                Alg::Rs256
+            }
         } else {
             let ec = key
                 .ec_key()
@@ -66,15 +74,70 @@ impl ClientKey {
         Ok(Self { alg, key })
     }
 
-    /// A client assertion for the token endpoint `audience`: `iss` and `sub` the client id,
-    /// valid for a minute from `now`, with a fresh `jti`.
+    /// A new EC P-256 key (ES256), for DPoP proofs: made at start-up, never stored.
+    pub(super) fn generate_p256() -> Result<Self, OidcError> {
+        let key = openssl::ec::EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)
+            .and_then(|g| openssl::ec::EcKey::generate(&g))
+            .and_then(PKey::from_ec_key)
+            .map_err(|e| OidcError::Config(format!("DPoP key: {e}")))?;
+        Ok(Self {
+            alg: Alg::Es256,
+            key,
+        })
+    }
+
+    /// The public half as a JWK (RFC 7517/7518; EC keys only: the DPoP key), and its RFC 7638
+    /// thumbprint's members in their canonical order.
+    pub(super) fn public_jwk(&self) -> Result<serde_json::Value, OidcError> {
+        let bad = |e: ErrorStack| OidcError::Config(format!("DPoP key: {e}"));
+        let ec = self.key.ec_key().map_err(bad)?;
+        let mut ctx = openssl::bn::BigNumContext::new().map_err(bad)?;
+        let (mut x, mut y) = (
+            openssl::bn::BigNum::new().map_err(bad)?,
+            openssl::bn::BigNum::new().map_err(bad)?,
+        );
+        ec.public_key()
+            .affine_coordinates(ec.group(), &mut x, &mut y, &mut ctx)
+            .map_err(bad)?;
+        Ok(serde_json::json!({
+            "crv": "P-256",
+            "kty": "EC",
+            "x": URL_SAFE_NO_PAD.encode(x.to_vec_padded(32).map_err(bad)?),
+            "y": URL_SAFE_NO_PAD.encode(y.to_vec_padded(32).map_err(bad)?),
+        }))
+    }
+
+    /// A compact JWS of `claims` with `header` (its `alg` set here), signed with this key.
+    pub(super) fn sign_jwt(
+        &self,
+        mut header: serde_json::Value,
+        claims: &serde_json::Value,
+    ) -> Result<String, OidcError> {
+        if let Some(fields) = header.as_object_mut() {
+            fields.insert("alg".into(), self.alg.name().into());
+        }
+        let signing_input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let signature = self
+            .sign(signing_input.as_bytes())
+            .map_err(|e| OidcError::Config(format!("signing a JWT: {e}")))?;
+        Ok(format!(
+            "{signing_input}.{}",
+            URL_SAFE_NO_PAD.encode(signature)
+        ))
+    }
+
+    /// A client assertion for `audience` (the token endpoint; the issuer under FAPI 2.0):
+    /// `iss` and `sub` the client id, valid for a minute from `now`, with a fresh `jti`.
     pub(super) fn assertion(
         &self,
         client_id: &str,
         audience: &str,
         now: u64,
     ) -> Result<String, OidcError> {
-        let header = serde_json::json!({"typ": "JWT", "alg": self.alg.name()});
         let claims = serde_json::json!({
             "iss": client_id,
             "sub": client_id,
@@ -83,29 +146,25 @@ impl ClientKey {
             "exp": now.saturating_add(LIFETIME),
             "jti": crate::random_id(),
         });
-        let signing_input = format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(header.to_string()),
-            URL_SAFE_NO_PAD.encode(claims.to_string())
-        );
-        let signature = self
-            .sign(signing_input.as_bytes())
-            .map_err(|e| OidcError::Config(format!("client assertion: {e}")))?;
-        Ok(format!(
-            "{signing_input}.{}",
-            URL_SAFE_NO_PAD.encode(signature)
-        ))
+        self.sign_jwt(serde_json::json!({"typ": "JWT"}), &claims)
     }
 
     /// The JWS signature of `input` (RFC 7518 3.3 and 3.4).
     fn sign(&self, input: &[u8]) -> Result<Vec<u8>, ErrorStack> {
         let mut signer = Signer::new(MessageDigest::sha256(), &self.key)?;
-        if self.alg == Alg::Rs256 {
-            signer.set_rsa_padding(Padding::PKCS1)?;
+        match self.alg {
+            Alg::Rs256 => signer.set_rsa_padding(Padding::PKCS1)?,
+            // RFC 7518 3.5: MGF1 with SHA-256, a salt as long as the hash.
+            Alg::Ps256 => {
+                signer.set_rsa_padding(Padding::PKCS1_PSS)?;
+                signer.set_rsa_mgf1_md(MessageDigest::sha256())?;
+                signer.set_rsa_pss_saltlen(openssl::sign::RsaPssSaltlen::DIGEST_LENGTH)?;
+            }
+            Alg::Es256 => {}
         }
         let signature = signer.sign_oneshot_to_vec(input)?;
         match self.alg {
-            Alg::Rs256 => Ok(signature),
+            Alg::Rs256 | Alg::Ps256 => Ok(signature),
             // OpenSSL writes ECDSA signatures in DER; JWS wants R and S, 32 bytes each.
             Alg::Es256 => {
                 let signature = EcdsaSig::from_der(&signature)?;
@@ -161,7 +220,7 @@ mod tests {
         ] {
             let pem = key.private_key_to_pem_pkcs8().unwrap();
             let public = key.public_key_to_pem().unwrap();
-            let client = ClientKey::from_pem(&pem, rsa).unwrap();
+            let client = ClientKey::from_pem(&pem, rsa, false).unwrap();
             let now = crate::unix_now();
             let assertion = client.assertion(CLIENT, TOKEN_ENDPOINT, now).unwrap();
             assert_eq!(jsonwebtoken::decode_header(&assertion).unwrap().alg, alg);
@@ -207,7 +266,7 @@ mod tests {
                 true,
             ),
         ] {
-            match ClientKey::from_pem(pem, rsa) {
+            match ClientKey::from_pem(pem, rsa, false) {
                 Err(OidcError::Config(m)) => {
                     assert!(m.starts_with("client key: "), "{m}");
                     assert!(!m.contains("BEGIN") && !m.contains("nonsense"), "{m}");

@@ -9,7 +9,7 @@ use openidconnect::{
     ClientId, ClientSecret, EndpointMaybeSet, EndpointNotSet, EndpointSet, IssuerUrl, RedirectUrl,
 };
 
-use super::{ClientAuth, OidcError, Settings};
+use super::{ClientAuth, OidcError, Profile, Settings};
 
 pub(super) type Client = CoreClient<
     EndpointSet,
@@ -29,6 +29,10 @@ pub(super) struct Discovered {
     /// is refused.
     pub(super) iss_in_response: bool,
     pub(super) jwks: jsonwebtoken::jwk::JwkSet,
+    /// RFC 9126's `pushed_authorization_request_endpoint` (required under FAPI 2.0).
+    pub(super) par_endpoint: Option<String>,
+    pub(super) authorization_endpoint: String,
+    pub(super) userinfo_endpoint: Option<String>,
 }
 
 /// The provider's HTTP client: timeouts, no redirects, extra trust roots, and `*.localhost`
@@ -64,8 +68,16 @@ pub(super) async fn fetch(
         IssuerUrl::new(settings.issuer.clone()).map_err(|e| OidcError::Config(e.to_string()))?;
     let metadata = CoreProviderMetadata::discover_async(issuer, http)
         .await
-        .map_err(|e| OidcError::Unavailable(format!("discovery: {e}")))?;
+        .map_err(|e| match e {
+            // Another issuer in the document: the provider answered, and not as configured.
+            openidconnect::DiscoveryError::Validation(e) => {
+                OidcError::Metadata(format!("discovery: {e}"))
+            }
+            e => OidcError::Unavailable(format!("discovery: {e}")),
+        })?;
     let jwks_uri = metadata.jwks_uri().url().clone();
+    let authorization_endpoint = metadata.authorization_endpoint().url().to_string();
+    let userinfo_endpoint = metadata.userinfo_endpoint().map(|u| u.url().to_string());
     let token_endpoint = metadata
         .token_endpoint()
         .map(|t| t.url().to_string())
@@ -77,6 +89,33 @@ pub(super) async fn fetch(
         .get("end_session_endpoint")
         .and_then(serde_json::Value::as_str)
         .map(str::to_owned);
+    // openidconnect compares the issuer too; this says so in words, and holds for the
+    // document read here, which could be another answer than the one it read.
+    match doc.get("issuer").and_then(serde_json::Value::as_str) {
+        Some(issuer) if issuer == settings.issuer => {}
+        other => {
+            return Err(OidcError::Metadata(format!(
+                "discovery names the issuer {other:?}, not the configured {:?}",
+                settings.issuer
+            )))
+        }
+    }
+    let par_endpoint = doc
+        .get("pushed_authorization_request_endpoint")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned);
+    if settings.profile == Profile::Fapi2 && par_endpoint.is_none() {
+        return Err(OidcError::Metadata(
+            "profile fapi2 needs pushed authorization requests, and discovery names no \
+             pushed_authorization_request_endpoint"
+                .into(),
+        ));
+    }
+    if settings.userinfo && userinfo_endpoint.is_none() {
+        return Err(OidcError::Metadata(
+            "oidc.userinfo is set, and discovery names no userinfo_endpoint".into(),
+        ));
+    }
     let iss_in_response = doc
         .get("authorization_response_iss_parameter_supported")
         .and_then(serde_json::Value::as_bool)
@@ -107,6 +146,9 @@ pub(super) async fn fetch(
         end_session,
         iss_in_response,
         jwks,
+        par_endpoint,
+        authorization_endpoint,
+        userinfo_endpoint,
     })
 }
 

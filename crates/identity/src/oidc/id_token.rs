@@ -6,7 +6,7 @@ use openidconnect::{Nonce, TokenResponse};
 
 use super::discovery::Discovered;
 use super::key_refresh::{kid_of, Asker};
-use super::{Attempt, OidcError, Provider};
+use super::{Attempt, OidcError, Profile, Provider};
 
 /// What a successful login proves.
 #[derive(Clone, Debug)]
@@ -37,14 +37,12 @@ impl Provider {
             .id_token()
             .ok_or_else(|| OidcError::InvalidToken("no id_token".into()))?;
         let nonce = Nonce::new(attempt.nonce.clone());
+        let allowed = allowed_algs(self.settings.profile);
         let verify = |d: &Discovered| {
-            let verifier = d.client.id_token_verifier().set_allowed_algs([
-                // Asymmetric algorithms only: never `none`, never HS* keyed by a public key.
-                CoreJwsSigningAlgorithm::EcdsaP256Sha256,
-                CoreJwsSigningAlgorithm::EcdsaP384Sha384,
-                CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
-                CoreJwsSigningAlgorithm::RsaSsaPssSha256,
-            ]);
+            let verifier = d
+                .client
+                .id_token_verifier()
+                .set_allowed_algs(allowed.iter().cloned());
             id_token.claims(&verifier, &nonce).cloned()
         };
         // An unknown `kid`: the provider may have rotated. Fetch its keys again, once — and
@@ -147,6 +145,24 @@ impl Provider {
                 .map(str::to_owned),
             id_token: raw,
         })
+    }
+}
+
+/// The algorithms an ID token may be signed with: asymmetric ones only (never `none`, never
+/// HS* keyed by a public key); under FAPI 2.0 (5.4.1) only PS256, ES256 and EdDSA.
+fn allowed_algs(profile: Profile) -> &'static [CoreJwsSigningAlgorithm] {
+    match profile {
+        Profile::Default => &[
+            CoreJwsSigningAlgorithm::EcdsaP256Sha256,
+            CoreJwsSigningAlgorithm::EcdsaP384Sha384,
+            CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+            CoreJwsSigningAlgorithm::RsaSsaPssSha256,
+        ],
+        Profile::Fapi2 => &[
+            CoreJwsSigningAlgorithm::RsaSsaPssSha256,
+            CoreJwsSigningAlgorithm::EcdsaP256Sha256,
+            CoreJwsSigningAlgorithm::EdDsa,
+        ],
     }
 }
 

@@ -13,18 +13,25 @@
 //!   `token.rs` (the token request and what its failures mean), `client_auth.rs` (the
 //!   `private_key_jwt` client assertion, signed with OpenSSL) and `id_token.rs` (every check
 //!   of the ID token);
-//! - `logout.rs`: back-channel logout tokens and the provider's end-session URL.
+//! - `logout.rs`: back-channel logout tokens and the provider's end-session URL;
+//! - the FAPI 2.0 Security Profile ([`Profile::Fapi2`]): `par.rs` (pushed authorization
+//!   requests, RFC 9126), `dpop.rs` (DPoP proofs, RFC 9449) and `userinfo.rs` (the userinfo
+//!   call with a DPoP-bound access token, its `sub` checked), beside the profile's checks in
+//!   the files above (issuer in discovery and response, ID-token algorithms).
 
 mod authorize;
 mod callback;
 mod client_auth;
 mod discovery;
+mod dpop;
 mod id_token;
 mod key_refresh;
 mod logout;
+mod par;
 #[cfg(test)]
 mod test_provider;
 mod token;
+mod userinfo;
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -55,10 +62,16 @@ pub struct Settings {
     pub timeout: Duration,
     /// Allowed clock difference for `iat`.
     pub max_skew: Duration,
+    /// `oidc.profile`: OpenID Connect as Rekono asks, or FAPI 2.0.
+    pub profile: Profile,
+    /// `oidc.userinfo`: fill the claims the ID token lacks from the userinfo endpoint.
+    pub userinfo: bool,
 }
 
 /// The provider of a session sealed before providers were configurable (the config's id).
 pub const DEFAULT_PROVIDER: &str = prehod_config::DEFAULT_PROVIDER_ID;
+/// The client's profile (the config's own type).
+pub use prehod_config::Profile;
 
 /// How the relying party authenticates at the token endpoint (the config's own type).
 pub use prehod_config::ClientAuth;
@@ -79,6 +92,10 @@ pub enum OidcError {
     MissingIssuer,
     #[error("configuration: {0}")]
     Config(String),
+    /// What the provider's discovery document says cannot serve the configured profile (no
+    /// PAR endpoint under FAPI 2.0, another issuer): it is not used until it can.
+    #[error("the provider's metadata does not fit the configuration: {0}")]
+    Metadata(String),
     /// The attempt asked for a fresh authentication (`prompt=login`, `max_age=0`) and the
     /// ID token shows none: no `auth_time`, or one from before the attempt.
     #[error("a fresh authentication was asked for (max_age=0) and the ID token's auth_time {auth_time:?} is from before the request ({asked})")]
@@ -97,14 +114,24 @@ pub struct Provider {
     seen_jti: moka::sync::Cache<String, ()>,
     /// The `private_key_jwt` key, parsed once; `None` with a client secret.
     client_key: Option<ClientKey>,
+    /// The DPoP key (FAPI 2.0), made when the provider is discovered and never stored.
+    dpop: Option<dpop::DpopKey>,
 }
 
 impl Provider {
     /// Discovers the provider. Fails when it cannot be reached: the caller retries.
     pub async fn discover(settings: Settings) -> Result<Self, OidcError> {
         let client_key = match &settings.client_auth {
-            ClientAuth::PrivateKeyJwt { key_pem, rsa } => Some(ClientKey::from_pem(key_pem, *rsa)?),
+            ClientAuth::PrivateKeyJwt { key_pem, rsa } => Some(ClientKey::from_pem(
+                key_pem,
+                *rsa,
+                settings.profile == Profile::Fapi2,
+            )?),
             ClientAuth::Secret(_) => None,
+        };
+        let dpop = match settings.profile {
+            Profile::Fapi2 => Some(dpop::DpopKey::generate()?),
+            Profile::Default => None,
         };
         let http = http_client(&settings)?;
         let discovered = discovery::fetch(&settings, &http).await?;
@@ -118,6 +145,7 @@ impl Provider {
                 .time_to_live(Duration::from_secs(600))
                 .build(),
             client_key,
+            dpop,
         })
     }
 

@@ -111,6 +111,8 @@ impl TestProvider {
             extra_roots: vec![],
             timeout: Duration::from_secs(2),
             max_skew: Duration::from_secs(60),
+            profile: crate::oidc::Profile::Default,
+            userinfo: false,
         }
     }
 

@@ -4,9 +4,8 @@
 use std::sync::atomic::{AtomicU16, Ordering};
 
 use openidconnect::core::CoreTokenResponse;
-use openidconnect::{AsyncHttpClient, AuthorizationCode, PkceCodeVerifier};
+use openidconnect::{AsyncHttpClient, AuthorizationCode, OAuth2TokenResponse, PkceCodeVerifier};
 
-use super::client_auth::ClientKey;
 use super::discovery::Discovered;
 use super::{OidcError, Provider};
 
@@ -42,40 +41,40 @@ impl Provider {
                         other => token_failure(http.status(), other.to_string()),
                     })
             }
-            Some(key) => {
-                self.token_with_client_assertion(&current.token_endpoint, code, verifier, key, now)
+            Some(_) => {
+                self.token_with_client_assertion(&current.token_endpoint, code, verifier, now)
                     .await
             }
         }
     }
 
     /// The token request of `private_key_jwt` (RFC 7523 2.2), which `openidconnect` does not
-    /// build itself: a short-lived JWT signed with the client's key (`client_auth.rs`),
-    /// `aud` = token endpoint.
+    /// build itself: a short-lived JWT signed with the client's key (`client_auth.rs`), its
+    /// `aud` the token endpoint (the issuer under FAPI 2.0, `par.rs`). Under FAPI 2.0 the
+    /// request carries a DPoP proof, and the access token must come back bound to its key.
     async fn token_with_client_assertion(
         &self,
         token_endpoint: &str,
         code: &str,
         verifier: &str,
-        key: &ClientKey,
         now: u64,
     ) -> Result<CoreTokenResponse, OidcError> {
-        let assertion = key.assertion(&self.settings.client_id, token_endpoint, now)?;
-        let resp = self
-            .http
-            .post(token_endpoint)
-            .form(&[
-                ("grant_type", "authorization_code"),
-                ("code", code),
-                ("redirect_uri", self.settings.redirect_uri.as_str()),
-                ("code_verifier", verifier),
-                ("client_id", self.settings.client_id.as_str()),
-                (
-                    "client_assertion_type",
-                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-                ),
-                ("client_assertion", assertion.as_str()),
-            ])
+        let mut form: Vec<(String, String)> = [
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", self.settings.redirect_uri.as_str()),
+            ("code_verifier", verifier),
+            ("client_id", self.settings.client_id.as_str()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        form.extend(self.client_authentication(now)?);
+        let mut request = self.http.post(token_endpoint).form(&form);
+        if let Some(dpop) = &self.dpop {
+            request = request.header("DPoP", dpop.proof("POST", token_endpoint, now, None)?);
+        }
+        let resp = request
             .send()
             .await
             .map_err(|e| OidcError::Unavailable(format!("token endpoint: {e}")))?;
@@ -93,7 +92,17 @@ impl Provider {
             return Err(token_failure(status, detail.to_owned()));
         }
         // The ID token's claims are parsed here: one without `exp`, `iat` or `sub` fails.
-        serde_json::from_slice(&body).map_err(|e| token_failure(status, e.to_string()))
+        let token: CoreTokenResponse =
+            serde_json::from_slice(&body).map_err(|e| token_failure(status, e.to_string()))?;
+        // RFC 9449 5: a DPoP-bound token says so; a Bearer one would work for anyone who
+        // copies it, which FAPI 2.0 does not allow.
+        if self.dpop.is_some() && !token.token_type().as_ref().eq_ignore_ascii_case("DPoP") {
+            return Err(OidcError::InvalidToken(format!(
+                "the access token is not DPoP-bound (token_type {:?})",
+                token.token_type().as_ref()
+            )));
+        }
+        Ok(token)
     }
 }
 

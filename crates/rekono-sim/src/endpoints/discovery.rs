@@ -6,13 +6,14 @@ use serde_json::json;
 use crate::exchange::{json_response, Resp};
 use crate::Sim;
 
-/// `GET /.well-known/openid-configuration`: what the provider supports, as Rekono states it.
+/// `GET /.well-known/openid-configuration`: what the provider supports, as Rekono states it;
+/// in FAPI 2.0 mode also PAR, DPoP and the profile's algorithms (and what `danger_misbehave`
+/// gets wrong).
 pub(super) fn discovery(sim: &Sim) -> Resp {
     let iss = sim.issuer();
-    json_response(
-        StatusCode::OK,
-        &json!({
-            "issuer": iss,
+    let misbehave = sim.misbehaving();
+    let mut doc = json!({
+            "issuer": misbehave.discovery_issuer.clone().unwrap_or_else(|| iss.clone()),
             "authorization_endpoint": format!("{iss}/authorize"),
             "token_endpoint": format!("{iss}/token"),
             "userinfo_endpoint": format!("{iss}/userinfo"),
@@ -32,9 +33,19 @@ pub(super) fn discovery(sim: &Sim) -> Resp {
             "claims_parameter_supported": false,
             "backchannel_logout_supported": true,
             "backchannel_logout_session_supported": true,
-            "authorization_response_iss_parameter_supported": true,
-        }),
-    )
+            "authorization_response_iss_parameter_supported": !misbehave.omit_iss,
+    });
+    if sim.config.fapi2 {
+        doc["id_token_signing_alg_values_supported"] = json!(["PS256", "ES256", "EdDSA"]);
+        doc["token_endpoint_auth_methods_supported"] = json!(["private_key_jwt"]);
+        doc["token_endpoint_auth_signing_alg_values_supported"] = json!(["PS256", "ES256"]);
+        doc["dpop_signing_alg_values_supported"] = json!(["ES256", "PS256", "EdDSA"]);
+        doc["require_pushed_authorization_requests"] = json!(true);
+        if !misbehave.no_par_endpoint {
+            doc["pushed_authorization_request_endpoint"] = json!(format!("{iss}/par"));
+        }
+    }
+    json_response(StatusCode::OK, &doc)
 }
 
 /// `GET /jwk`: the public signing keys, the rotated ones included.

@@ -1,12 +1,14 @@
 //! The provider's endpoints, one module each: discovery and JWKS, authorize and its login
-//! screens, token, userinfo, logout (RP-initiated and back-channel), and the `/dev/…` endpoints
+//! screens, pushed authorization requests and DPoP (FAPI 2.0 mode), token, userinfo, logout (RP-initiated and back-channel), and the `/dev/…` endpoints
 //! that stand in for a phone and an admin console. This file is only the routing table.
 
 mod authorize;
 mod dev;
 mod discovery;
+mod dpop;
 mod language;
 mod logout;
+mod par;
 mod playground;
 mod token;
 mod userinfo;
@@ -64,6 +66,7 @@ pub(crate) async fn route(sim: &Sim, r: Req) -> Resp {
         (Method::GET, "/factor/push/status") => factor::push_status(sim, &r),
         (Method::GET, "/factor/cert") => with_tx(sim, &r, false, factor::certificate),
         (Method::POST, "/token") => token::token(sim, &r),
+        (Method::POST, "/par") if sim.config.fapi2 => par::par(sim, &r),
         (Method::GET | Method::POST, "/userinfo") => userinfo::userinfo(sim, &r),
         (Method::GET | Method::POST, "/endsession") => logout::end_session(sim, &r).await,
         _ => plain(StatusCode::NOT_FOUND, "not found"),

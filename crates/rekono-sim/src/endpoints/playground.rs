@@ -123,6 +123,7 @@ fn token_request(sim: &Sim, r: &Req, verifier: String) -> Option<Req> {
             "Basic {}",
             STANDARD.encode(format!("{PLAYGROUND_CLIENT}:{secret}"))
         )),
+        dpop: None,
         conn: r.conn.clone(),
     })
 }

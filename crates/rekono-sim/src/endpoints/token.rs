@@ -1,6 +1,7 @@
 //! The token endpoint (`POST /token`): client authentication (`client_secret_basic` or
 //! `private_key_jwt`), then an authorization code redeemed once, with its PKCE verifier, for an
-//! access token and a signed ID token.
+//! access token and a signed ID token. With a DPoP proof (required under FAPI 2.0) the access
+//! token is bound to the proof's key.
 
 use std::time::{Duration, Instant};
 
@@ -31,6 +32,17 @@ pub(super) fn token(sim: &Sim, r: &Req) -> Resp {
     if r.form.get("grant_type").map(String::as_str) != Some("authorization_code") {
         return bad("unsupported_grant_type", "only authorization_code");
     }
+    let token_endpoint = format!("{}/token", sim.issuer());
+    let jkt = match &r.dpop {
+        Some(proof) => match super::dpop::check(sim, proof, "POST", &token_endpoint, None) {
+            Ok(jkt) => Some(jkt),
+            Err(d) => return bad("invalid_dpop_proof", d),
+        },
+        None if sim.config.fapi2 => {
+            return bad("invalid_dpop_proof", "FAPI 2.0: a DPoP proof is required")
+        }
+        None => None,
+    };
     let code_value = r.form.get("code").cloned().unwrap_or_default();
     let mut guard = sim.state();
     let state = &mut *guard;
@@ -57,13 +69,16 @@ pub(super) fn token(sim: &Sim, r: &Req) -> Resp {
         AccessToken {
             account: code.account,
             expires: Instant::now() + Duration::from_secs(TOKEN_LIFETIME),
+            jkt: jkt.clone(),
         },
     );
     drop(guard);
-    let id_token = match sim
-        .keys
-        .sign(sim.config.clients[client].id_token_alg, "JWT", &claims)
-    {
+    let alg = if sim.misbehaving().sign_rs256 {
+        Algorithm::RS256
+    } else {
+        sim.config.clients[client].id_token_alg
+    };
+    let id_token = match sim.keys.sign(alg, "JWT", &claims) {
         Ok(t) => t,
         Err(e) => {
             return token_error(
@@ -77,7 +92,7 @@ pub(super) fn token(sim: &Sim, r: &Req) -> Resp {
         StatusCode::OK,
         &json!({
             "access_token": access,
-            "token_type": "Bearer",
+            "token_type": if jkt.is_some() { "DPoP" } else { "Bearer" },
             "expires_in": TOKEN_LIFETIME,
             "id_token": id_token,
             "scope": "openid profile email",
@@ -151,7 +166,7 @@ fn token_error(status: StatusCode, error: &str, description: &str) -> Resp {
 
 /// Client authentication: `client_secret_basic` or `private_key_jwt`. Returns the client index.
 /// A failure is the `error_description` of the 401 `invalid_client` answer.
-fn authenticate_client(sim: &Sim, r: &Req) -> Result<usize, &'static str> {
+pub(super) fn authenticate_client(sim: &Sim, r: &Req) -> Result<usize, &'static str> {
     if let Some(basic) = r
         .authorization
         .as_deref()
@@ -217,6 +232,14 @@ fn private_key_jwt(sim: &Sim, assertion: &str) -> Result<usize, &'static str> {
         .ok_or("unknown client")?;
     let header = jsonwebtoken::decode_header(assertion).map_err(|_| MALFORMED)?;
     let token_endpoint = format!("{}/token", sim.issuer());
+    let issuer = sim.issuer();
+    // FAPI 2.0 (5.3.2.1): the audience is the issuer identifier; otherwise the token endpoint
+    // (the PAR endpoint's requests included) will do as well.
+    let audiences: &[&str] = if sim.config.fapi2 {
+        &[issuer.as_str()]
+    } else {
+        &[token_endpoint.as_str(), issuer.as_str()]
+    };
     let verified = sim.config.clients[client]
         .jwt_keys
         .iter()
@@ -235,7 +258,7 @@ fn private_key_jwt(sim: &Sim, assertion: &str) -> Result<usize, &'static str> {
                 _ => jsonwebtoken::DecodingKey::from_ec_pem(pem).ok()?,
             };
             let mut v = Validation::new(header.alg);
-            v.set_audience(&[token_endpoint.as_str(), sim.issuer().as_str()]);
+            v.set_audience(audiences);
             v.set_issuer(&[id.as_str()]);
             v.sub = Some(id.clone());
             v.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);

@@ -11,7 +11,7 @@ pub use browser::{Browser, Page};
 pub use certificates::{CertOptions, Ocsp, Responder};
 pub use flows::*;
 pub use world::{
-    certificate_world, world, Options, World, STAFF_ANA, STAFF_ANA_TOTP, STAFF_BOR,
+    certificate_world, world, Fapi, Options, World, STAFF_ANA, STAFF_ANA_TOTP, STAFF_BOR,
     STAFF_CLIENT_ID, STAFF_ID,
 };
 

@@ -47,6 +47,25 @@ pub struct Options {
     pub staff: bool,
     /// Give the staff simulator's account with this e-mail this `sub`.
     pub staff_account_sub: Option<(&'static str, &'static str)>,
+    /// More portals, as YAML under `portals:` (e.g. `forward_auth` portals).
+    pub more_portals: &'static str,
+    /// The FAPI 2.0 profile on both sides: the simulator in its FAPI 2.0 mode, the gateway
+    /// with `profile: fapi2` and `private_key_jwt` (an EC key).
+    pub fapi: Option<Fapi>,
+}
+
+/// A FAPI 2.0 world ([`Options::fapi`]).
+#[derive(Clone, Debug, Default)]
+pub struct Fapi {
+    /// The simulator's `id_token_alg` for the gateway (`PS256`, `EdDSA`; default ES256).
+    pub id_token_alg: Option<&'static str>,
+    /// `oidc.userinfo: true` (the claims from userinfo, with a DPoP-bound access token).
+    pub userinfo: bool,
+    /// What the simulator gets wrong from the start.
+    pub misbehave: prehod_rekono_sim::Misbehave,
+    /// The gateway will refuse the provider's discovery: the world does not wait for it to
+    /// be ready (it never is), only for it to answer.
+    pub refused_discovery: bool,
 }
 
 impl Default for Options {
@@ -66,6 +85,8 @@ impl Default for Options {
             server_yaml: "",
             staff: false,
             staff_account_sub: None,
+            more_portals: "",
+            fapi: None,
         }
     }
 }
@@ -95,7 +116,8 @@ async fn try_world(options: &Options) -> Option<World> {
     let port = free_port();
     let login_url = format!("https://login.bankart.localhost:{port}");
     let client_key = pki.path("oidc-client.key");
-    if options.private_key_jwt {
+    let private_key_jwt = options.private_key_jwt || options.fapi.is_some();
+    if private_key_jwt {
         let key = if options.rsa_client_key {
             openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(2048).expect("key"))
                 .expect("pkey")
@@ -121,8 +143,8 @@ async fn try_world(options: &Options) -> Option<World> {
     let rp = prehod_rekono_sim::config::RawClient {
         client_id: CLIENT_ID.into(),
         name: "Bankart Varni Spletni Prehod".into(),
-        secret: (!options.private_key_jwt).then(|| CLIENT_SECRET.into()),
-        jwt_keys: if options.private_key_jwt {
+        secret: (!private_key_jwt).then(|| CLIENT_SECRET.into()),
+        jwt_keys: if private_key_jwt {
             vec![pki.path("oidc-client.pub").display().to_string()]
         } else {
             vec![]
@@ -135,7 +157,11 @@ async fn try_world(options: &Options) -> Option<World> {
                 .clone()
                 .unwrap_or_else(|| format!("{login_url}/oidc/backchannel-logout")),
         ),
-        id_token_alg: None,
+        id_token_alg: options
+            .fapi
+            .as_ref()
+            .and_then(|f| f.id_token_alg)
+            .map(str::to_owned),
     };
     let config = crate::rekono::sim_config(
         &pki,
@@ -143,6 +169,10 @@ async fn try_world(options: &Options) -> Option<World> {
         Some(pki.path("ca.crt")),
     );
     let mut config = config;
+    if let Some(fapi) = &options.fapi {
+        config.fapi2 = true;
+        config.misbehave = fapi.misbehave.clone();
+    }
     if let Some((email, sub)) = options.account_sub {
         for account in config.accounts.iter_mut().filter(|a| a.email == email) {
             account.sub = sub.to_owned();
@@ -161,6 +191,7 @@ async fn try_world(options: &Options) -> Option<World> {
     setup.https_port = Some(port);
     setup.top_extra = options.top_yaml.to_owned();
     setup.server_extra = options.server_yaml.to_owned();
+    setup.more_portals = options.more_portals.to_owned();
     let key = std::fs::read_to_string(pki.path("session.key")).expect("session key");
     let responder = options
         .certificates
@@ -181,10 +212,14 @@ async fn try_world(options: &Options) -> Option<World> {
         }) => Some(crate::servers::serve_file(pki.path(crl)).await),
         _ => None,
     };
-    let client_auth = if options.private_key_jwt {
+    let client_auth = if private_key_jwt {
         format!(
-            "  client_auth: private_key_jwt\n  client_key: {}\n",
-            client_key.display()
+            "  client_auth: private_key_jwt\n  client_key: {}\n{}",
+            client_key.display(),
+            match &options.fapi {
+                Some(f) => format!("  profile: fapi2\n  userinfo: {}\n", f.userinfo),
+                None => String::new(),
+            }
         )
     } else {
         format!("  client_secret: {CLIENT_SECRET}\n")
@@ -225,7 +260,9 @@ assertion:\n  key: {assertion}\n{certificates}",
     ));
 
     let gw = Gateway::try_start(&pki, &setup)?;
-    gw.wait_ready();
+    if !options.fapi.as_ref().is_some_and(|f| f.refused_discovery) {
+        gw.wait_ready();
+    }
     Some(World {
         _responder: responder,
         pki,

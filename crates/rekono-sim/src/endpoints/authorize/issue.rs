@@ -80,7 +80,10 @@ pub(super) fn issue_from_session(
         state.codes.insert(code.clone(), entry);
     }
     let iss = sim.issuer();
-    let mut params = vec![("code", code.as_str()), ("iss", iss.as_str())];
+    let mut params = vec![("code", code.as_str())];
+    if !sim.misbehaving().omit_iss {
+        params.push(("iss", iss.as_str()));
+    }
     if let Some(s) = state_param {
         params.push(("state", s));
     }

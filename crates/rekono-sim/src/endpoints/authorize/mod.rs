@@ -8,7 +8,7 @@ pub(super) mod second_factor;
 pub(super) mod transaction;
 
 mod issue;
-mod request;
+pub(super) mod request;
 
 use std::time::Instant;
 
@@ -29,7 +29,16 @@ use crate::{unix_now, Sim, Step, Tx, AUTHORIZE_LOG};
 /// else with the login form of a new transaction.
 pub(super) fn authorize(sim: &Sim, r: &Req) -> Resp {
     record(sim, r);
-    let a = match AuthRequest::parse(&sim.config.clients, &r.query) {
+    let query = match pushed_or_query(sim, r) {
+        Ok(q) => q,
+        Err((sl, en)) => {
+            return html(
+                StatusCode::BAD_REQUEST,
+                pages::error(r.lang(), r.lang().t(sl, en)),
+            )
+        }
+    };
+    let a = match AuthRequest::parse(&sim.config.clients, &query) {
         Ok(a) => a,
         Err(refusal) => return refusal.into_response(r.lang(), &sim.issuer()),
     };
@@ -61,6 +70,39 @@ pub(super) fn authorize(sim: &Sim, r: &Req) -> Resp {
         append_cookie(&mut resp, &c);
     }
     resp
+}
+
+/// The authorization request's parameters: those pushed earlier (RFC 9126) that its
+/// `request_uri` names — once, unexpired, for the same `client_id` — or, outside FAPI 2.0
+/// mode, its query. An unknown, used or expired `request_uri`, or a plain request in FAPI 2.0
+/// mode, is refused with the error page's text (SL, EN): nothing can be redirected safely.
+fn pushed_or_query(
+    sim: &Sim,
+    r: &Req,
+) -> Result<std::collections::HashMap<String, String>, (&'static str, &'static str)> {
+    let Some(uri) = r.query.get("request_uri") else {
+        if sim.config.fapi2 {
+            return Err((
+                "Zahteva mora biti poslana prek PAR (request_uri).",
+                "The request must be pushed first (PAR, request_uri).",
+            ));
+        }
+        return Ok(r.query.clone());
+    };
+    // Used once: taken out whatever happens next.
+    let pushed = sim.state().pushed.remove(uri);
+    match pushed {
+        Some(p)
+            if p.expires > Instant::now()
+                && r.query.get("client_id") == Some(&sim.config.clients[p.client].client_id) =>
+        {
+            Ok(p.params)
+        }
+        _ => Err((
+            "Neznan, že uporabljen ali potekel request_uri.",
+            "Unknown, used or expired request_uri.",
+        )),
+    }
 }
 
 /// Keeps the query of the request for [`Sim::authorization_requests`] (at most

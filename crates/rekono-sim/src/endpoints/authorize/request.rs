@@ -12,7 +12,7 @@ use crate::Client;
 
 /// An authorization request that passed every check.
 #[derive(Debug)]
-pub(super) struct AuthRequest {
+pub(in crate::endpoints) struct AuthRequest {
     /// The client's index in the configuration.
     pub client: usize,
     /// Exactly one of the client's registered redirect URIs.
@@ -35,7 +35,7 @@ pub(super) struct AuthRequest {
 
 /// Why an authorization request is refused.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) enum Refusal {
+pub(in crate::endpoints) enum Refusal {
     /// No known `client_id`: nothing is redirected.
     UnknownClient,
     /// The `redirect_uri` is not one the client registered: nothing is redirected.
