@@ -308,7 +308,7 @@ async fn discover_one(
             // its metadata is mended.
             Err(e @ prehod_identity::oidc::OidcError::Metadata(_)) => {
                 metrics.oidc_errors.with_label_values(&["discovery"]).inc();
-                tracing::error!(issuer = %auth.oidc.issuer, error = %e, "identity provider refused: its metadata does not fit the configuration");
+                tracing::error!(provider = %provider.id, issuer = %issuer, error = %e, "identity provider refused: its metadata does not fit the configuration");
             }
             Err(e) => {
                 metrics.oidc_errors.with_label_values(&["discovery"]).inc();
