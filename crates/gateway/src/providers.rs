@@ -205,16 +205,16 @@ mod tests {
         let today = first(DEV);
         assert!(first(DEV).same_registration(&today));
         let fapi = DEV.replace(
-            "  client_secret: prehod-dev-secret\n",
-            "  client_auth: private_key_jwt\n  client_key: ${PREHOD_DEV_CERTS}/oidc-client.key\n  profile: fapi2\n",
+            "    client_secret: prehod-dev-secret\n",
+            "    client_auth: private_key_jwt\n    client_key: ${PREHOD_DEV_CERTS}/oidc-client.key\n    profile: fapi2\n",
         );
         assert_ne!(fapi, DEV);
         let fapi = first(&fapi);
         assert!(!fapi.same_registration(&today));
         assert!(!today.same_registration(&fapi));
         let userinfo = first(&DEV.replace(
-            "  client_secret: prehod-dev-secret\n",
-            "  client_secret: prehod-dev-secret\n  userinfo: true\n",
+            "    client_secret: prehod-dev-secret\n",
+            "    client_secret: prehod-dev-secret\n    userinfo: true\n",
         ));
         assert!(!userinfo.same_registration(&today));
     }
