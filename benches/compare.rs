@@ -756,6 +756,7 @@ async fn instructions(n: usize, threads: usize, out_dir: &Path) {
     let session = vec![format!("Cookie: {SESSION}={}", ph.cookie)];
     let paths = [
         (
+            "public",
             "public route (acq)",
             Target {
                 addr: gw,
@@ -764,6 +765,7 @@ async fn instructions(n: usize, threads: usize, out_dir: &Path) {
             },
         ),
         (
+            "authenticated",
             "authenticated (bips, Rekono session)",
             Target {
                 addr: gw,
@@ -772,6 +774,7 @@ async fn instructions(n: usize, threads: usize, out_dir: &Path) {
             },
         ),
         (
+            "certificate_only",
             "certificate-only portal (bws, mTLS)",
             Target {
                 addr: gw,
@@ -780,13 +783,14 @@ async fn instructions(n: usize, threads: usize, out_dir: &Path) {
             },
         ),
     ];
-    for (_, t) in &paths {
+    for (_, _, t) in &paths {
         sequential(t, 50).await;
     }
     let mut part = 1;
     dump(pid, &out, part);
     let mut rows = String::new();
-    for (name, t) in &paths {
+    let mut figures = serde_json::Map::new();
+    for (key, name, t) in &paths {
         part += 1;
         sequential(t, n).await;
         let one = dump(pid, &out, part);
@@ -795,6 +799,7 @@ async fn instructions(n: usize, threads: usize, out_dir: &Path) {
         let two = dump(pid, &out, part);
         let per = two.saturating_sub(one) as f64 / n as f64;
         rows.push_str(&format!("| {name} | {one} | {two} | {per:.0} |\n"));
+        figures.insert((*key).into(), per.round().into());
         eprintln!(
             "{name}: {per:.0} instructions per request (parts {}, {part})",
             part - 1
@@ -847,7 +852,12 @@ async fn instructions(n: usize, threads: usize, out_dir: &Path) {
     rows.push_str(&format!(
         "| bare pingora proxy (no prehod, no access log) | {one} | {two} | {per:.0} |\n"
     ));
+    figures.insert("bare_pingora".into(), per.round().into());
     drop(bare);
+    // For benches/budget.py (the CI budget check): instructions per request by path.
+    let json = out_dir.join("per-request.json");
+    std::fs::write(&json, serde_json::Value::Object(figures).to_string() + "\n")
+        .expect("write per-request.json");
     println!(
         "\ninstructions per request (callgrind, release gateway, one keep-alive connection, {n} and {} requests, access log on):\n\n| path | instructions, {n} requests | instructions, {} requests | per request |\n|---|---:|---:|---:|\n{rows}\nprofiles: {out}.{pid}.* (callgrind_annotate)",
         2 * n,
