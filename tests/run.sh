@@ -70,8 +70,8 @@ bash fuzz/run.sh
 echo "== compare smoke"
 bash benches/compare.sh --smoke
 
-# The instructions-per-request budget (issue 20): the release gateway under callgrind, 300
-# requests per path, held to benches/budget.toml (fails when a path is more than 3 % over its
+# The instructions-per-request budget (issue 20): the release gateway under callgrind, five
+# blocks of 200 requests per path, held to benches/budget.toml (fails when a path is more than 3 % over its
 # budget; benches/budget.py). CI's only release build; what it adds: benches/README.md,
 # "instructions per request".
 echo "== instructions budget"
