@@ -216,7 +216,7 @@ impl Hygiene {
         let values = headers.get_all(header::COOKIE);
         let count = values.iter().count();
         for value in values {
-            let Some(value) = crate::cookies::visible_ascii(value) else {
+            let Ok(value) = value.to_str() else {
                 // A non-ASCII cookie header cannot be filtered reliably: drop it whole.
                 changed = true;
                 continue;
