@@ -566,6 +566,44 @@ async fn a_certificate_only_portal_requires_a_certificate_in_its_own_handshake()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_revoked_while_its_connection_stays_open_is_refused_on_it() {
+    // The attack: a client keeps one keep-alive connection to a certificate-only portal open
+    // after its certificate was revoked. The gateway keeps the chain's verdict for the
+    // connection (issue 20); the CRL must still be checked on every request of it.
+    let w = world(Options {
+        portal_yaml: vec![("bws", "client_certificate: required")],
+        ..cert_options()
+    })
+    .await;
+    let url = portal_url(&w, "bws", "/api/report");
+    let mut browser = Browser::with_certificate(&w, "valid");
+    for _ in 0..3 {
+        let page = browser.api(&url).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+    }
+    prehod_devpki::write_crl(
+        w.pki.dir.path(),
+        &w.pki.path("ca.crl.pem"),
+        &[1000, 1002],
+        time::Duration::days(7),
+    )
+    .expect("crl");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let page = browser.navigate(&url).await;
+        if page.status == 403 && page.body.contains("Certifikat je preklican") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the revoked certificate still reaches the portal on its open connection: {}",
+            page.status
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_id_template_and_organisation_allow_lists() {
     let w = world(Options {
         certificates: Some(CertOptions {

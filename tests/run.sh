@@ -2,8 +2,8 @@
 # The test command: on a fresh machine it installs what is needed, then runs everything CI
 # gates on — formatting, clippy with warnings as errors, the whole test suite (unit tests and
 # the end-to-end tests against the real binary), the production build's check (no development
-# code), the supply-chain gate (cargo deny) and the SBOM, a short run of every fuzz target, and
-# `prehod check` on every shipped config.
+# code), the supply-chain gate (cargo deny) and the SBOM, a short run of every fuzz target, the
+# instructions-per-request budget, and `prehod check` on every shipped config.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -70,6 +70,13 @@ bash fuzz/run.sh
 # timing is asserted, but it fails if any target answers anything but 200 or errors.
 echo "== compare smoke"
 bash benches/compare.sh --smoke
+
+# The instructions-per-request budget (issue 20): the release gateway under callgrind, five
+# blocks of 200 requests per path, held to benches/budget.toml (fails when a path is more than 3 % over its
+# budget; benches/budget.py). CI's only release build; what it adds: benches/README.md,
+# "instructions per request".
+echo "== instructions budget"
+bash benches/instructions.sh --check
 
 echo "== prehod check on every shipped config"
 # The same selection as the test run, so that nothing is compiled again (a plain --bin prehod

@@ -61,14 +61,24 @@ pub fn pairs(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
 
 /// Whether a cookie name is one of the gateway's (`prefix`, in any letter case, also behind
 /// `__Host-` or `__Secure-`): such cookies never reach a portal, and a portal may never set
-/// one.
+/// one. Compared in place: no lower-case copies per cookie.
 pub fn is_gateway_name(name: &str, prefix: &str) -> bool {
-    let lower = name.trim().to_ascii_lowercase();
+    let name = name.trim();
     let unprefixed = ["__host-", "__secure-"]
         .iter()
-        .find_map(|p| lower.strip_prefix(p))
-        .unwrap_or(&lower);
-    unprefixed.starts_with(&prefix.to_ascii_lowercase())
+        .find_map(|p| strip_prefix_ignoring_case(name, p))
+        .unwrap_or(name);
+    strip_prefix_ignoring_case(unprefixed, prefix).is_some()
+}
+
+/// `s` without `prefix`, when it starts with it in any ASCII letter case.
+fn strip_prefix_ignoring_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = s.get(..prefix.len())?;
+    if head.eq_ignore_ascii_case(prefix) {
+        s.get(prefix.len()..)
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]
@@ -120,8 +130,16 @@ mod tests {
         ] {
             assert!(is_gateway_name(n, "prehod"), "{n}");
         }
-        for n in ["app_cookie", "__Host-app", "xprehod"] {
+        for n in [
+            "app_cookie",
+            "__Host-app",
+            "xprehod",
+            "__Host-",
+            "préhod",
+            "__Host-prehó",
+        ] {
             assert!(!is_gateway_name(n, "prehod"), "{n}");
         }
+        assert!(is_gateway_name(" __SECURE-Prehod_x ", "prehod"));
     }
 }

@@ -30,6 +30,8 @@ pub struct HandshakeInfo {
     /// about it (the certificate, the chain OpenSSL built, every error it reported). `None`
     /// elsewhere.
     pub client_cert: Option<Presented>,
+    /// The verdict on `client_cert`, kept for the connection's later requests.
+    pub cert_verdict: prehod_identity::cert::VerdictCache,
     /// Where the connection is in its life, for the guard's deadlines (`crate::connections`).
     pub connection: Arc<crate::lifecycle::Connection>,
 }
@@ -338,6 +340,7 @@ impl SniCertificates {
         HandshakeInfo {
             sni,
             client_cert,
+            cert_verdict: Default::default(),
             connection,
         }
     }

@@ -236,12 +236,51 @@ impl RevocationKeys {
     }
 }
 
+/// The session cache's key for a cookie value: a 128-bit digest under a secret key drawn at
+/// start (SipHash-1-3 with 128-bit output), 16 bytes where the cookie (~520 bytes, ~1 650 with
+/// an id token) was the key before. Keyed, so that nobody can make a cookie whose digest is
+/// another session's (a cache hit skips opening the seal) — its outputs never leave the
+/// process; 128 bits, so that two cookies never share one by chance. One pass of SipHash-1-3
+/// costs ~2 instructions per byte, what moka's own hash of the cookie cost before; two passes
+/// of SipHash-2-4 cost 13 000 instructions per request, and software SHA-256 ~30 per byte
+/// (benches/README.md, issue 20).
+#[derive(Clone)]
+struct CookieDigest([u64; 2]);
+
+impl CookieDigest {
+    fn random() -> Self {
+        let mut bytes = [0u8; 16];
+        // As crate::random_id: without system randomness nothing can be kept secret.
+        if let Err(e) = openssl::rand::rand_bytes(&mut bytes) {
+            panic!("no system randomness ({e}): refusing to key the session cache predictably");
+        }
+        let mut k = [0u64; 2];
+        for (k, b) in k.iter_mut().zip(bytes.chunks_exact(8)) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(b);
+            *k = u64::from_le_bytes(word);
+        }
+        Self(k)
+    }
+
+    fn of(&self, cookie: &str) -> u128 {
+        use siphasher::sip128::Hasher128;
+        use std::hash::Hasher;
+        let [k0, k1] = self.0;
+        let mut h = siphasher::sip128::SipHasher13::new_with_keys(k0, k1);
+        h.write(cookie.as_bytes());
+        h.finish128().as_u128()
+    }
+}
+
 pub struct Sessions {
     sealer: Sealer,
     idle: Duration,
     absolute: Duration,
-    /// Cookie value → session that opened from it.
-    cache: Cache<String, Cached>,
+    /// [`CookieDigest`] of a cookie value → the session that opened from it.
+    cache: Cache<u128, Cached>,
+    /// The cache's digest keys; they go with the cache at a reload.
+    digest: CookieDigest,
     /// Sessions, Rekono sessions and subjects logged out, each until it no longer matters.
     /// Shared with the sessions of the configurations loaded after this one (see [`Sessions::adopt`]).
     revoked: Arc<Revocations>,
@@ -300,8 +339,8 @@ impl Sessions {
             absolute,
             cache: Cache::builder()
                 .max_capacity(max_bytes)
-                .weigher(move |cookie: &String, c: &Cached| -> u32 {
-                    let bytes = cookie.len() as u64
+                .weigher(move |_: &u128, c: &Cached| -> u32 {
+                    let bytes = std::mem::size_of::<u128>() as u64
                         + approximate_size(&c.session)
                         + std::mem::size_of::<RevocationKeys>() as u64;
                     u32::try_from(bytes.max(floor)).unwrap_or(u32::MAX)
@@ -309,6 +348,7 @@ impl Sessions {
                 // An entry is never older than the longest a session can idle.
                 .time_to_live(idle)
                 .build(),
+            digest: CookieDigest::random(),
             revoked: Arc::new(Revocations::new(crate::revocation::DEFAULT_MAX)),
             longest_absolute: Arc::new(absolute.as_secs().into()),
             fresh_login_for: absolute,
@@ -344,6 +384,7 @@ impl Sessions {
         self.misses = old.misses.clone();
         if same_keys && self.idle == old.idle && self.absolute == old.absolute {
             self.cache = old.cache.clone();
+            self.digest = old.digest.clone();
         }
         self
     }
@@ -407,7 +448,8 @@ impl Sessions {
 
     /// Checks a cookie value at `now`.
     pub fn validate(&self, cookie: &str, now: u64) -> Result<Valid, Refusal> {
-        let Cached { session, keys } = match self.cache.get(cookie) {
+        let digest = self.digest.of(cookie);
+        let Cached { session, keys } = match self.cache.get(&digest) {
             Some(c) => {
                 self.hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 c
@@ -424,7 +466,7 @@ impl Sessions {
                     keys: Arc::new(RevocationKeys::of(&s)),
                     session: Arc::new(s),
                 };
-                self.cache.insert(cookie.to_owned(), c.clone());
+                self.cache.insert(digest, c.clone());
                 c
             }
         };
@@ -451,7 +493,7 @@ impl Sessions {
 
     /// Whether `cookie` was opened here before (and is still cached).
     pub fn is_cached(&self, cookie: &str) -> bool {
-        self.cache.contains_key(cookie)
+        self.cache.contains_key(&self.digest.of(cookie))
     }
 
     /// A cookie's session when it is genuine, not past its absolute expiry and not revoked —
@@ -459,7 +501,7 @@ impl Sessions {
     /// (a login over it must be the same person): a session idle on one host may still be in
     /// use on another.
     pub fn peek(&self, cookie: &str, now: u64) -> Option<Arc<Session>> {
-        let Cached { session, keys } = match self.cache.get(cookie) {
+        let Cached { session, keys } = match self.cache.get(&self.digest.of(cookie)) {
             Some(c) => c,
             None => {
                 let plain = self.sealer.open(PURPOSE, cookie).ok()?;

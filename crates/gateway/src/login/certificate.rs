@@ -47,7 +47,7 @@ pub async fn certificate(
         }
     };
     let now = unix_now();
-    let checked = check_certificate_for(shared, certs, portal, client, req.request_id).await;
+    let checked = check_certificate_for(shared, certs, portal, client, None, req.request_id).await;
     let metrics = &shared.metrics;
     let id = match checked {
         Ok(id) => id,
@@ -171,17 +171,18 @@ pub(super) fn certificate_refused(
     resp
 }
 
-/// Every check of a client certificate for `portal`: the local ones, the portal's allow-list,
-/// then the distribution points and OCSP. Counts OCSP latency and errors; the caller counts
-/// the outcome.
+/// Every check of a client certificate for `portal`: the local ones (kept for the connection
+/// in `kept`, see `VerdictCache`), the portal's allow-list, then the distribution points and
+/// OCSP. Counts OCSP latency and errors; the caller counts the outcome.
 pub async fn check_certificate(
     shared: &Shared,
     certs: &crate::auth::CertLogin,
     portal: &prehod_config::Portal,
     client: Option<&prehod_identity::cert::Presented>,
+    kept: Option<&prehod_identity::cert::VerdictCache>,
     request_id: &str,
 ) -> Result<prehod_identity::cert::CertIdentity, prehod_identity::cert::Refusal> {
-    check_certificate_for(shared, certs, Some(portal), client, request_id).await
+    check_certificate_for(shared, certs, Some(portal), client, kept, request_id).await
 }
 
 /// [`check_certificate`]; without a portal (a login on the login host's home) no portal's
@@ -191,6 +192,7 @@ pub(super) async fn check_certificate_for(
     certs: &crate::auth::CertLogin,
     portal: Option<&prehod_config::Portal>,
     client: Option<&prehod_identity::cert::Presented>,
+    kept: Option<&prehod_identity::cert::VerdictCache>,
     request_id: &str,
 ) -> Result<prehod_identity::cert::CertIdentity, prehod_identity::cert::Refusal> {
     use prehod_identity::cert::{Presented, Refusal};
@@ -199,7 +201,11 @@ pub(super) async fn check_certificate_for(
         ..Presented::default()
     };
     let presented = client.unwrap_or(&no_certificate);
-    let id = certs.checker.check(presented, unix_now() as i64)?;
+    let now = unix_now() as i64;
+    let id = match (client, kept) {
+        (Some(presented), Some(kept)) => certs.checker.check_cached(presented, kept, now)?,
+        _ => certs.checker.check(presented, now)?,
+    };
     let allowed = portal.is_none_or(|portal| {
         portal
             .allowed_users

@@ -30,8 +30,10 @@ pub async fn check(shared: &Shared, portal: &Portal, req: &Request<'_>) -> Verdi
         return Verdict::NotConfigured;
     };
     let presented = req.handshake.and_then(|h| h.client_cert.as_ref());
+    let kept = req.handshake.map(|h| &h.cert_verdict);
     let checked =
-        crate::login::check_certificate(shared, certs, portal, presented, req.request_id).await;
+        crate::login::check_certificate(shared, certs, portal, presented, kept, req.request_id)
+            .await;
     let counted = |outcome, label| {
         shared
             .metrics

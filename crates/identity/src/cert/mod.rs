@@ -11,6 +11,7 @@
 //!   maximum age; `der`: the little DER that takes.
 //! - `fetch`: the bounded HTTP client every download uses.
 
+mod cached;
 mod crl;
 mod der;
 mod distribution;
@@ -25,6 +26,7 @@ use std::sync::{Arc, RwLock};
 
 use openssl::x509::X509;
 
+pub use cached::VerdictCache;
 pub use crl::{CrlRefusal, RefusedCrl};
 pub use distribution::DistributionPoints;
 pub use fetch::{revocation_client, MAX_FETCH_BYTES};
@@ -95,6 +97,8 @@ pub struct Checker {
     pub stale_grace: Option<i64>,
     /// The highest CRL seen per issuer and scope; handed on at a reload ([`Checker::adopt`]).
     marks: RwLock<Arc<CrlMarks>>,
+    /// This configuration's, for the verdicts kept with connections ([`VerdictCache`]).
+    generation: u64,
 }
 
 impl Checker {
@@ -110,6 +114,7 @@ impl Checker {
             clock_skew,
             stale_grace,
             marks: RwLock::default(),
+            generation: cached::next_generation(),
         }
     }
 

@@ -447,18 +447,18 @@ fn distribution_point_urls(cert: &X509Certificate<'_>) -> Vec<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(in crate::cert) mod tests {
     use super::*;
     use crate::cert::UserId;
     use openssl::x509::X509;
 
     /// A generated dev PKI and a checker trusting its CA, with a 5-minute skew.
-    struct Fixture {
-        dir: tempfile::TempDir,
-        checker: Checker,
+    pub(in crate::cert) struct Fixture {
+        pub(in crate::cert) dir: tempfile::TempDir,
+        pub(in crate::cert) checker: Checker,
     }
 
-    fn fixture() -> Fixture {
+    pub(in crate::cert) fn fixture() -> Fixture {
         let dir = tempfile::tempdir().expect("tmp");
         prehod_devpki::generate(dir.path(), &["bankart.localhost".to_owned()]).expect("pki");
         let ca =
@@ -487,7 +487,7 @@ mod tests {
         }
 
         /// What a handshake with `leaf` under the dev CA presents, with these errors.
-        fn presented(&self, leaf: &str, errors: &[(u32, i32)]) -> Presented {
+        pub(in crate::cert) fn presented(&self, leaf: &str, errors: &[(u32, i32)]) -> Presented {
             let leaf = self.der(leaf);
             Presented {
                 chain: vec![leaf.clone(), self.der("ca.crt")],
@@ -501,7 +501,7 @@ mod tests {
         }
     }
 
-    fn now() -> i64 {
+    pub(in crate::cert) fn now() -> i64 {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64)
