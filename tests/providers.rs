@@ -105,38 +105,7 @@ async fn one_providers_answer_is_never_taken_at_anothers_callback() {
     .await;
     // A staff login up to the staff provider's redirect back, not followed.
     let mut browser = Browser::new(&world);
-    let login_page = browser.follow(&portal_url(&world, "acq", "/")).await;
-    let link = link_by_id(&world, &login_page, "login-bankart-staff").expect("staff button");
-    let sim_login = browser.follow(&link).await;
-    let base = staff_url(&world, "");
-    let (tx, csrf) = (sim_login.hidden("tx"), sim_login.hidden("csrf"));
-    let chooser = browser
-        .post_form(
-            &format!("{base}/openid-connect-server-webapp/login"),
-            &[
-                ("tx", &tx),
-                ("csrf", &csrf),
-                ("email", STAFF_ANA.0),
-                ("password", STAFF_ANA.1),
-            ],
-        )
-        .await;
-    let (tx, csrf) = (chooser.hidden("tx"), chooser.hidden("csrf"));
-    let code = totp_now(STAFF_ANA_TOTP);
-    let callback = browser
-        .send(
-            reqwest::Method::POST,
-            &format!("{base}/openid-connect-server-webapp/factor/otp/verify"),
-            Some(&[
-                ("tx", tx.as_str()),
-                ("csrf", csrf.as_str()),
-                ("code", code.as_str()),
-            ]),
-            &[],
-        )
-        .await
-        .location
-        .expect("the staff provider sends the browser back");
+    let callback = staff_answer_url(&world, &mut browser).await;
     assert!(
         callback.contains("/oidc/callback/bankart-staff?"),
         "{callback}"
@@ -171,38 +140,7 @@ async fn a_code_of_another_provider_under_this_providers_state_is_refused() {
     .await;
     // The staff provider's code for Ana, taken from her own login …
     let mut ana = Browser::new(&world);
-    let login_page = ana.follow(&portal_url(&world, "acq", "/")).await;
-    let link = link_by_id(&world, &login_page, "login-bankart-staff").expect("staff button");
-    let sim_login = ana.follow(&link).await;
-    let base = staff_url(&world, "");
-    let (tx, csrf) = (sim_login.hidden("tx"), sim_login.hidden("csrf"));
-    let chooser = ana
-        .post_form(
-            &format!("{base}/openid-connect-server-webapp/login"),
-            &[
-                ("tx", &tx),
-                ("csrf", &csrf),
-                ("email", STAFF_ANA.0),
-                ("password", STAFF_ANA.1),
-            ],
-        )
-        .await;
-    let (tx, csrf) = (chooser.hidden("tx"), chooser.hidden("csrf"));
-    let totp = totp_now(STAFF_ANA_TOTP);
-    let staff_callback = ana
-        .send(
-            reqwest::Method::POST,
-            &format!("{base}/openid-connect-server-webapp/factor/otp/verify"),
-            Some(&[
-                ("tx", tx.as_str()),
-                ("csrf", csrf.as_str()),
-                ("code", totp.as_str()),
-            ]),
-            &[],
-        )
-        .await
-        .location
-        .expect("callback");
+    let staff_callback = staff_answer_url(&world, &mut ana).await;
     let staff_code = url::Url::parse(&staff_callback)
         .expect("url")
         .query_pairs()
@@ -424,4 +362,41 @@ async fn world_with_bips_30() -> World {
         ("bips", "min_level: 30"),
     ]))
     .await
+}
+
+/// A staff login on acq in `browser`, up to the staff provider's redirect back to the gateway
+/// (not followed): that callback URL, with the staff provider's code and the gateway's state.
+async fn staff_answer_url(world: &World, browser: &mut Browser) -> String {
+    let login_page = browser.follow(&portal_url(world, "acq", "/")).await;
+    let link = link_by_id(world, &login_page, "login-bankart-staff").expect("staff button");
+    let sim_login = browser.follow(&link).await;
+    let base = staff_url(world, "");
+    let (tx, csrf) = (sim_login.hidden("tx"), sim_login.hidden("csrf"));
+    let chooser = browser
+        .post_form(
+            &format!("{base}/openid-connect-server-webapp/login"),
+            &[
+                ("tx", &tx),
+                ("csrf", &csrf),
+                ("email", STAFF_ANA.0),
+                ("password", STAFF_ANA.1),
+            ],
+        )
+        .await;
+    let (tx, csrf) = (chooser.hidden("tx"), chooser.hidden("csrf"));
+    let code = totp_now(STAFF_ANA_TOTP);
+    browser
+        .send(
+            reqwest::Method::POST,
+            &format!("{base}/openid-connect-server-webapp/factor/otp/verify"),
+            Some(&[
+                ("tx", tx.as_str()),
+                ("csrf", csrf.as_str()),
+                ("code", code.as_str()),
+            ]),
+            &[],
+        )
+        .await
+        .location
+        .expect("the staff provider sends the browser back")
 }

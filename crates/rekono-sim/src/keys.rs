@@ -60,37 +60,22 @@ fn new_es256(kid: String) -> Result<Key, KeyError> {
     })
 }
 
-// The simulator's throwaway RS256 key signs with the `rsa` crate (RUSTSEC-2023-0071, timing):
-// development and tests only, never in the production build (clippy.toml).
+// The simulator's throwaway RSA keys (RS256, PS256) sign with the `rsa` crate
+// (RUSTSEC-2023-0071, timing): development and tests only, never in the production build
+// (clippy.toml).
 #[allow(clippy::disallowed_methods)]
-fn new_rs256(kid: String) -> Result<Key, KeyError> {
+fn new_rsa(kid: String, alg: Algorithm) -> Result<Key, KeyError> {
     let rsa = Rsa::generate(2048)?;
+    // The JWA name is the variant's (`RS256`, `PS256`).
     let jwk = serde_json::json!({
-        "kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid,
+        "kty": "RSA", "use": "sig", "alg": format!("{alg:?}"), "kid": kid,
         "n": b64(&rsa.n().to_vec()), "e": b64(&rsa.e().to_vec()),
     });
     let pem = PKey::from_rsa(rsa)?.private_key_to_pem_pkcs8()?;
     Ok(Key {
         jwk,
         encoding: EncodingKey::from_rsa_pem(&pem)?,
-        alg: Algorithm::RS256,
-        kid,
-    })
-}
-
-// As `new_rs256`: PS256 with the `rsa` crate, development and tests only.
-#[allow(clippy::disallowed_methods)]
-fn new_ps256(kid: String) -> Result<Key, KeyError> {
-    let rsa = Rsa::generate(2048)?;
-    let jwk = serde_json::json!({
-        "kty": "RSA", "use": "sig", "alg": "PS256", "kid": kid,
-        "n": b64(&rsa.n().to_vec()), "e": b64(&rsa.e().to_vec()),
-    });
-    let pem = PKey::from_rsa(rsa)?.private_key_to_pem_pkcs8()?;
-    Ok(Key {
-        jwk,
-        encoding: EncodingKey::from_rsa_pem(&pem)?,
-        alg: Algorithm::PS256,
+        alg,
         kid,
     })
 }
@@ -114,8 +99,8 @@ impl Keys {
         Ok(Self {
             keys: RwLock::new(vec![
                 new_es256("rekono-sim-es256-1".into())?,
-                new_rs256("rekono-sim-rs256-1".into())?,
-                new_ps256("rekono-sim-ps256-1".into())?,
+                new_rsa("rekono-sim-rs256-1".into(), Algorithm::RS256)?,
+                new_rsa("rekono-sim-ps256-1".into(), Algorithm::PS256)?,
                 new_eddsa("rekono-sim-eddsa-1".into())?,
             ]),
             current_es256: RwLock::new(0),
