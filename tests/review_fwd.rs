@@ -302,3 +302,42 @@ async fn review_a_client_of_nginx_chooses_prehods_request_id() {
         "prehod took the request id the client of nginx chose"
     );
 }
+
+/// Finding 4: the template's identity header names are fixed (`X-Auth-*`), while prehod's are
+/// configurable (`headers.*`, docs/configuration.md) and the endpoint answers with the
+/// configured names. With `headers.user: X-Bank-User`, nginx takes no identity from prehod's
+/// answer and passes the client's own `X-Bank-User` to the portal: any person with a session
+/// that fa lets in is whoever they say. (prehod as the proxy strips `X-Bank-User` from every
+/// client.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn review_template_ignores_configured_identity_header_names() {
+    let world = world(Options {
+        top_yaml: "trusted_proxies: [127.0.0.1/32]\nheaders:\n  user: X-Bank-User\n  level: X-Bank-Level\n",
+        more_portals: "fa:\n  host: fa.bankart.localhost\n  forward_auth: true\n",
+        ..Options::default()
+    })
+    .await;
+    let nginx = start_nginx(&world).await;
+    let mut browser = browser(&world, &nginx);
+    login_on_fa(&world, &mut browser).await;
+    let page = browser
+        .send(
+            reqwest::Method::GET,
+            &at(&world, FA, "/orders"),
+            None,
+            &[
+                ("accept", "application/json"),
+                ("x-bank-user", "admin"),
+                ("x-bank-level", "30"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let received = page.json();
+    let users = received_header(&received, "x-bank-user");
+    let levels = received_header(&received, "x-bank-level");
+    assert!(
+        !users.contains(&"admin") && !levels.contains(&"30"),
+        "the client's own identity reached the portal behind nginx: user {users:?}, level {levels:?}"
+    );
+}
