@@ -242,9 +242,45 @@ async fn review_template_leaks_the_parent_domain_session_cookie_to_the_portal() 
             name.starts_with("prehod_")
         })
         .collect();
+    // What the portal can do with it: the cookie is the person's session on every portal
+    // under the parent domain — here acq, which prehod proxies itself.
+    let mut replayed = None;
+    if let Some(leaked) = gateway_cookies.first() {
+        let resp = world
+            .gw
+            .client()
+            .get(portal_url(&world, "acq", "/"))
+            .header("accept", "application/json")
+            .header("cookie", *leaked)
+            .send()
+            .await
+            .expect("acq answers");
+        replayed = Some(resp.status().as_u16());
+    }
     assert!(
         gateway_cookies.is_empty(),
-        "prehod's cookies reached the portal behind nginx: {gateway_cookies:?}"
+        "prehod's cookies reached the portal behind nginx: {gateway_cookies:?}; replayed by the \
+         portal on acq: {replayed:?}"
+    );
+}
+
+/// Finding 2c: the same map with `cookies.prefix` other than `prehod` (a documented option):
+/// the session cookie `__Host-bankart_session` reaches the portal behind nginx.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn review_template_leaks_a_renamed_session_cookie_to_the_portal() {
+    let world = world(Options {
+        top_yaml: "trusted_proxies: [127.0.0.1/32]\ncookies:\n  prefix: bankart\n",
+        more_portals: "fa:\n  host: fa.bankart.localhost\n  forward_auth: true\n",
+        ..Options::default()
+    })
+    .await;
+    let nginx = start_nginx(&world).await;
+    let mut browser = browser(&world, &nginx);
+    let received = login_on_fa(&world, &mut browser).await;
+    let cookies = received_header(&received, "cookie").join("; ");
+    assert!(
+        !cookies.contains("bankart_session="),
+        "the session cookie reached the portal behind nginx: {cookies}"
     );
 }
 
