@@ -1079,6 +1079,7 @@ fn main() {
             ("PREHOD_CA", ca.display().to_string()),
             ("UPSTREAM_NAME", "prehod".to_owned()),
             ("COOKIE_PREFIX", "prehod".to_owned()),
+            ("PORTAL_PREFIX", "/.prehod/".to_owned()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))

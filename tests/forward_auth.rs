@@ -66,8 +66,8 @@ const HEADERS: [(&str, &str); 11] = [
     ("CERT_FINGERPRINT", "X-Auth-Cert-Fingerprint"),
 ];
 
-/// What the template takes from prehod's configuration: `cookies.prefix` and the identity
-/// header names, as docs/forward-auth.md says to render them.
+/// What the template takes from prehod's configuration: `cookies.prefix`, the identity
+/// header names (and `login.portal_prefix`, the default here), as docs/forward-auth.md says to render them.
 struct Gateway<'a> {
     cookie_prefix: &'a str,
     /// `(placeholder, name)` for each `headers.*` that is not the default.
@@ -81,7 +81,10 @@ const DEFAULTS: Gateway = Gateway {
 
 impl Gateway<'_> {
     fn values(&self) -> Vec<(String, String)> {
-        let mut values = vec![("COOKIE_PREFIX".to_owned(), self.cookie_prefix.to_owned())];
+        let mut values = vec![
+            ("COOKIE_PREFIX".to_owned(), self.cookie_prefix.to_owned()),
+            ("PORTAL_PREFIX".to_owned(), "/.prehod/".to_owned()),
+        ];
         for (stem, default) in HEADERS {
             let name = (self.headers.iter())
                 .find(|(s, _)| *s == stem)
@@ -842,4 +845,30 @@ async fn the_template_takes_out_prehods_cookies_and_keeps_the_portals() {
         .join("; ");
     let got = received(format!("{session}; a=1; {many}")).await;
     assert!(got.is_empty(), "no cookie at all: {got:?}");
+}
+
+/// The attack (review note): nginx's first server block is the default one, so a client may
+/// name any host in `Host` and still be served by fa's block. The portal gets its own name,
+/// written out in the template, never the client's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_portal_gets_its_own_host_name_whatever_host_the_client_names() {
+    let (world, nginx) = setup().await;
+    let mut browser = browser(&world, &nginx);
+    login_on_fa(&world, &mut browser).await;
+    let session = format!(
+        "{SESSION}={}",
+        browser.cookie_at(FA, SESSION).expect("fa cookie")
+    );
+    let resp = browser
+        .http
+        .get(at(&world, FA, "/orders"))
+        .header("accept", "application/json")
+        .header("cookie", session)
+        .header("host", "evil.example")
+        .send()
+        .await
+        .expect("fa answers");
+    assert_eq!(resp.status(), 200);
+    let json: Value = resp.json().await.expect("JSON");
+    assert_eq!(received_header(&json, "host"), [FA]);
 }
