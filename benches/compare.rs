@@ -1078,9 +1078,25 @@ fn main() {
             ("LOGIN_HOST", "login.bankart.localhost".to_owned()),
             ("PREHOD_CA", ca.display().to_string()),
             ("UPSTREAM_NAME", "prehod".to_owned()),
+            ("COOKIE_PREFIX", "prehod".to_owned()),
+            ("PORTAL_PREFIX", "/.prehod/".to_owned()),
         ]
-        .iter()
-        .fold(template, |t, (k, v)| t.replace(&format!("{{{{{k}}}}}"), v))
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        // prehod's default identity header names (`headers.*`), as the template's H_* names.
+        .chain(
+            [
+                "USER", "EMAIL", "NAME", "METHOD", "LEVEL", "AMR", "ASSERTION",
+                "CERT_SUBJECT", "CERT_ISSUER", "CERT_SERIAL", "CERT_FINGERPRINT",
+            ]
+            .into_iter()
+            .flat_map(|stem| {
+                let var = format!("x_auth_{}", stem.to_ascii_lowercase());
+                let name = var.replace('_', "-");
+                [(format!("H_{stem}"), name), (format!("H_{stem}_VAR"), var)]
+            }),
+        )
+        .fold(template, |t, (k, v)| t.replace(&format!("{{{{{k}}}}}"), &v))
         .replace("    server_name ", "    proxy_bind 127.0.0.2;\n    server_name ");
         let auth_ngx = nginx("auth_request", threads, &rendered, "");
         ph.browser.http = ph

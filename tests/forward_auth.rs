@@ -3,7 +3,9 @@
 //! prehod → the Rekono simulator → back through nginx to the portal, the identity the portal
 //! receives, client-sent identity headers removed, 401/403/302, Traefik's contract against
 //! prehod itself, and the attacks on the endpoint: an untrusted caller, a URL naming another
-//! portal, a sign-in return URL to a foreign host, one portal's cookie used for another.
+//! portal, a sign-in return URL to a foreign host, one portal's cookie used for another, a
+//! method the portal does not take; what the template keeps from the portal (prehod's
+//! cookies, a client's request id or identity under configured header names).
 //!
 //! nginx listens on 127.0.0.2 and prehod on 127.0.0.1, both on the same port: the public port
 //! is one for the portal hosts and the login host, as in production (443 on two addresses).
@@ -35,7 +37,7 @@ impl Drop for Nginx {
 }
 
 /// The shipped template with its placeholders filled in.
-fn render(values: &[(&str, String)]) -> String {
+fn render(values: &[(String, String)]) -> String {
     let template = std::fs::read_to_string(format!(
         "{WORKSPACE}/deploy/nginx/forward-auth.conf.template"
     ))
@@ -48,8 +50,60 @@ fn render(values: &[(&str, String)]) -> String {
     text
 }
 
+/// The identity header names' placeholders of the template (`H_USER` …) and their default
+/// values (prehod's `headers.*`).
+const HEADERS: [(&str, &str); 11] = [
+    ("USER", "X-Auth-User"),
+    ("EMAIL", "X-Auth-Email"),
+    ("NAME", "X-Auth-Name"),
+    ("METHOD", "X-Auth-Method"),
+    ("LEVEL", "X-Auth-Level"),
+    ("AMR", "X-Auth-Amr"),
+    ("ASSERTION", "X-Auth-Assertion"),
+    ("CERT_SUBJECT", "X-Auth-Cert-Subject"),
+    ("CERT_ISSUER", "X-Auth-Cert-Issuer"),
+    ("CERT_SERIAL", "X-Auth-Cert-Serial"),
+    ("CERT_FINGERPRINT", "X-Auth-Cert-Fingerprint"),
+];
+
+/// What the template takes from prehod's configuration: `cookies.prefix`, the identity
+/// header names (and `login.portal_prefix`, the default here), as docs/forward-auth.md says to render them.
+struct Gateway<'a> {
+    cookie_prefix: &'a str,
+    /// `(placeholder, name)` for each `headers.*` that is not the default.
+    headers: &'a [(&'a str, &'a str)],
+}
+
+const DEFAULTS: Gateway = Gateway {
+    cookie_prefix: "prehod",
+    headers: &[],
+};
+
+impl Gateway<'_> {
+    fn values(&self) -> Vec<(String, String)> {
+        let mut values = vec![
+            ("COOKIE_PREFIX".to_owned(), self.cookie_prefix.to_owned()),
+            ("PORTAL_PREFIX".to_owned(), "/.prehod/".to_owned()),
+        ];
+        for (stem, default) in HEADERS {
+            let name = (self.headers.iter())
+                .find(|(s, _)| *s == stem)
+                .map_or(default, |(_, n)| *n);
+            values.push((format!("H_{stem}"), name.to_owned()));
+            let var = name.to_ascii_lowercase().replace('-', "_");
+            values.push((format!("H_{stem}_VAR"), var));
+        }
+        values
+    }
+}
+
 /// nginx on 127.0.0.2 at the gateway's port, guarding fa and fb (each a demo portal).
 async fn start_nginx(world: &World) -> Nginx {
+    start_nginx_for(world, &DEFAULTS).await
+}
+
+/// [`start_nginx`] with the template rendered for `gateway`'s configuration.
+async fn start_nginx_for(world: &World, gateway: &Gateway<'_>) -> Nginx {
     let dir = tempfile::tempdir().expect("tmp");
     let port = world.gw.https.port();
     let addr: SocketAddr = format!("127.0.0.2:{port}").parse().expect("addr");
@@ -66,18 +120,24 @@ async fn start_nginx(world: &World) -> Nginx {
         .await
         .expect("demo portal");
         std::mem::forget(task);
-        servers.push_str(&render(&[
-            ("LISTEN", addr.to_string()),
-            ("PORTAL_HOST", host.to_owned()),
-            ("PUBLIC_AUTHORITY", format!("{host}:{port}")),
-            ("CERT", world.pki.path("server.crt").display().to_string()),
-            ("KEY", world.pki.path("server.key").display().to_string()),
-            ("PORTAL", format!("http://{portal}")),
-            ("PREHOD", world.gw.https.to_string()),
-            ("LOGIN_HOST", "login.bankart.localhost".to_owned()),
-            ("PREHOD_CA", world.pki.path("ca.crt").display().to_string()),
-            ("UPSTREAM_NAME", format!("prehod_{name}")),
-        ]));
+        servers.push_str(&render(
+            &[
+                ("LISTEN", addr.to_string()),
+                ("PORTAL_HOST", host.to_owned()),
+                ("PUBLIC_AUTHORITY", format!("{host}:{port}")),
+                ("CERT", world.pki.path("server.crt").display().to_string()),
+                ("KEY", world.pki.path("server.key").display().to_string()),
+                ("PORTAL", format!("http://{portal}")),
+                ("PREHOD", world.gw.https.to_string()),
+                ("LOGIN_HOST", "login.bankart.localhost".to_owned()),
+                ("PREHOD_CA", world.pki.path("ca.crt").display().to_string()),
+                ("UPSTREAM_NAME", format!("prehod_{name}")),
+            ]
+            .into_iter()
+            .map(|(n, v)| (n.to_owned(), v))
+            .chain(gateway.values())
+            .collect::<Vec<_>>(),
+        ));
     }
     let d = dir.path().display();
     let conf = format!(
@@ -482,4 +542,333 @@ async fn in_chromium_a_rekono_login_through_nginx_lands_on_the_portal_with_the_i
     assert!(page.contains("fa portal"), "{page}");
     assert!(page.contains("x-auth-user"), "{page}");
     chrome.quit().await;
+}
+
+/// The attack (review finding 1): a person with a session sends a forward_auth portal that
+/// takes only GET and HEAD a DELETE (or a WebDAV method, TRACE, CONNECT) through nginx. The
+/// endpoint applies the proxy's own method gate to the original method: no 2xx and no
+/// identity, and the browser gets prehod's 405 on the portal's host, as without a session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_endpoint_applies_the_portals_http_methods_to_the_original_method() {
+    let world = world(Options {
+        top_yaml: "trusted_proxies: [127.0.0.1/32]\n",
+        more_portals: "fa:\n  host: fa.bankart.localhost\n  forward_auth: true\n  http_methods: [GET, HEAD]\n",
+        ..Options::default()
+    })
+    .await;
+    let nginx = start_nginx(&world).await;
+    let mut browser = browser(&world, &nginx);
+    login_on_fa(&world, &mut browser).await;
+    let fa_cookie = format!(
+        "{SESSION}={}",
+        browser.cookie_at(FA, SESSION).expect("fa cookie")
+    );
+    let url = at(&world, FA, "/orders/7");
+
+    // Without a session prehod itself says 405 for DELETE on fa's host (nginx hands the
+    // refused request to prehod there): the method is not fa's.
+    let mut anonymous = self::browser(&world, &nginx);
+    let page = anonymous
+        .send(
+            reqwest::Method::DELETE,
+            &url,
+            None,
+            &[("accept", "application/json")],
+        )
+        .await;
+    assert_eq!(page.status, 405, "without a session: {}", page.body);
+
+    // The attack: the same DELETE with the person's session, through nginx.
+    let page = browser
+        .send(
+            reqwest::Method::DELETE,
+            &url,
+            None,
+            &[("accept", "application/json")],
+        )
+        .await;
+    let reached = page.status == 200
+        && serde_json::from_str::<Value>(&page.body)
+            .is_ok_and(|j| j["method"] == "DELETE" && j["portal"] == "fa");
+    assert!(
+        !reached,
+        "a DELETE reached fa (http_methods: [GET, HEAD]) through nginx with prehod's 200: {}",
+        page.body
+    );
+
+    // The endpoint's own answer for methods fa does not take: never a 2xx.
+    for method in ["DELETE", "PUT", "PROPFIND", "TRACE"] {
+        let resp = ask(
+            &world,
+            &world.gw.client(),
+            &[
+                ("x-original-url", url.clone()),
+                ("x-original-method", method.to_owned()),
+                ("accept", "application/json".to_owned()),
+                ("cookie", fa_cookie.clone()),
+            ],
+        )
+        .await;
+        let status = resp.status().as_u16();
+        let user = resp.headers().get("x-auth-user").cloned();
+        assert!(
+            !(200..300).contains(&status),
+            "{method}: forward-auth answered {status} with identity {user:?} for a method fa does not take"
+        );
+    }
+}
+
+/// The attack (review finding 2): with `session.cookie_scope: parent_domain` the session
+/// cookie is `prehod_session` (no `__Host-`), good on every portal under the parent domain;
+/// the portal behind nginx must not receive it (it could replay it on acq, which prehod
+/// proxies itself). Every cookie under `cookies.prefix` is taken out by the template.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_template_keeps_the_parent_domain_session_cookie_from_the_portal() {
+    let world = world(Options {
+        top_yaml: "trusted_proxies: [127.0.0.1/32]\n",
+        more_portals: "fa:\n  host: fa.bankart.localhost\n  forward_auth: true\n",
+        parent_domain: true,
+        ..Options::default()
+    })
+    .await;
+    let nginx = start_nginx(&world).await;
+    let mut browser = browser(&world, &nginx);
+    let received = login_on_fa(&world, &mut browser).await;
+    assert_eq!(received_header(&received, "x-auth-method"), ["rekono"]);
+    let cookies = received_header(&received, "cookie").join("; ");
+    let gateway_cookies: Vec<&str> = cookies
+        .split(';')
+        .map(str::trim)
+        .filter(|c| {
+            let name = c.split('=').next().unwrap_or_default().to_ascii_lowercase();
+            let name = name
+                .strip_prefix("__host-")
+                .or_else(|| name.strip_prefix("__secure-"))
+                .unwrap_or(&name)
+                .to_owned();
+            name.starts_with("prehod_")
+        })
+        .collect();
+    // What the portal can do with it: the cookie is the person's session on every portal
+    // under the parent domain — here acq, which prehod proxies itself.
+    let mut replayed = None;
+    if let Some(leaked) = gateway_cookies.first() {
+        let resp = world
+            .gw
+            .client()
+            .get(portal_url(&world, "acq", "/"))
+            .header("accept", "application/json")
+            .header("cookie", *leaked)
+            .send()
+            .await
+            .expect("acq answers");
+        replayed = Some(resp.status().as_u16());
+    }
+    assert!(
+        gateway_cookies.is_empty(),
+        "prehod's cookies reached the portal behind nginx: {gateway_cookies:?}; replayed by the \
+         portal on acq: {replayed:?}"
+    );
+}
+
+/// The same with `cookies.prefix: bankart` (review finding 2c): the template, rendered with
+/// the prefix, keeps `__Host-bankart_session` from the portal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_template_keeps_a_renamed_session_cookie_from_the_portal() {
+    let world = world(Options {
+        top_yaml: "trusted_proxies: [127.0.0.1/32]\ncookies:\n  prefix: bankart\n",
+        more_portals: "fa:\n  host: fa.bankart.localhost\n  forward_auth: true\n",
+        ..Options::default()
+    })
+    .await;
+    let gateway = Gateway {
+        cookie_prefix: "bankart",
+        ..DEFAULTS
+    };
+    let nginx = start_nginx_for(&world, &gateway).await;
+    let mut browser = browser(&world, &nginx);
+    let received = login_on_fa(&world, &mut browser).await;
+    let cookies = received_header(&received, "cookie").join("; ");
+    assert!(
+        !cookies.contains("bankart_session="),
+        "the session cookie reached the portal behind nginx: {cookies}"
+    );
+}
+
+/// In the default host scope (review finding 2b): after a login through nginx the portal
+/// gets none of prehod's cookies — not the single sign-on nonce `__Host-prehod_sso` either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_template_keeps_prehods_other_cookies_from_the_portal() {
+    let world = world(Options {
+        top_yaml: "trusted_proxies: [127.0.0.1/32]\n",
+        more_portals: "fa:\n  host: fa.bankart.localhost\n  forward_auth: true\n",
+        ..Options::default()
+    })
+    .await;
+    let nginx = start_nginx(&world).await;
+    let mut browser = browser(&world, &nginx);
+    let received = login_on_fa(&world, &mut browser).await;
+    let cookies = received_header(&received, "cookie").join("; ");
+    assert!(
+        !cookies.to_ascii_lowercase().contains("prehod_"),
+        "prehod's cookies reached the portal behind nginx: {cookies}"
+    );
+}
+
+/// The attack (review finding 4): a client of nginx sends `X-Request-Id` to choose the id
+/// prehod logs and audits (prehod believes a trusted proxy's request id). The template sets
+/// nginx's own `$request_id` on every request to prehod.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_of_nginx_cannot_choose_prehods_request_id() {
+    let world = world(Options {
+        top_yaml: "trusted_proxies: [127.0.0.1/32]\n",
+        more_portals: "fa:\n  host: fa.bankart.localhost\n  forward_auth: true\n",
+        ..Options::default()
+    })
+    .await;
+    let nginx = start_nginx(&world).await;
+    let mut browser = browser(&world, &nginx);
+    let chosen = "victims-request-id-0001";
+    let page = browser
+        .send(
+            reqwest::Method::GET,
+            &at(&world, FA, "/orders"),
+            None,
+            &[("accept", "application/json"), ("x-request-id", chosen)],
+        )
+        .await;
+    assert_eq!(page.status, 401, "{}", page.body);
+    let id = page.json()["request_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert_ne!(
+        id, chosen,
+        "prehod took the request id the client of nginx chose"
+    );
+}
+
+/// The attack (review finding 3): with `headers.user: X-Bank-User` (and `level`), a person
+/// with a session sends their own `X-Bank-User: admin` through nginx. The template rendered
+/// with the configured names (its `H_*` placeholders) replaces them with prehod's answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_template_rendered_with_configured_header_names_replaces_the_clients_identity() {
+    let world = world(Options {
+        top_yaml: "trusted_proxies: [127.0.0.1/32]\nheaders:\n  user: X-Bank-User\n  level: X-Bank-Level\n",
+        more_portals: "fa:\n  host: fa.bankart.localhost\n  forward_auth: true\n",
+        ..Options::default()
+    })
+    .await;
+    // The template rendered with the configured names (docs/forward-auth.md).
+    let gateway = Gateway {
+        headers: &[("USER", "X-Bank-User"), ("LEVEL", "X-Bank-Level")],
+        ..DEFAULTS
+    };
+    let nginx = start_nginx_for(&world, &gateway).await;
+    let mut browser = browser(&world, &nginx);
+    login_on_fa(&world, &mut browser).await;
+    let page = browser
+        .send(
+            reqwest::Method::GET,
+            &at(&world, FA, "/orders"),
+            None,
+            &[
+                ("accept", "application/json"),
+                ("x-bank-user", "admin"),
+                ("x-bank-level", "30"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let received = page.json();
+    let users = received_header(&received, "x-bank-user");
+    let levels = received_header(&received, "x-bank-level");
+    assert!(
+        !users.contains(&"admin") && !levels.contains(&"30"),
+        "the client's own identity reached the portal behind nginx: user {users:?}, level {levels:?}"
+    );
+    // And prehod's identity did, under the configured names.
+    assert_eq!(levels, ["10"], "prehod's level under X-Bank-Level");
+    assert!(
+        users.len() == 1 && users[0].starts_with("rekono-"),
+        "prehod's user under X-Bank-User: {users:?}"
+    );
+}
+
+/// The template's cookie maps take out exactly prehod's cookies: every name under the prefix
+/// (any letter case, `__Host-`/`__Secure-` or not) wherever it stands in the header, and
+/// nothing of the portal's own. More of prehod's cookies than the maps take out: the portal
+/// gets no cookie at all (fail closed), never one of prehod's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_template_takes_out_prehods_cookies_and_keeps_the_portals() {
+    let (world, nginx) = setup().await;
+    let mut browser = browser(&world, &nginx);
+    login_on_fa(&world, &mut browser).await;
+    let session = format!(
+        "{SESSION}={}",
+        browser.cookie_at(FA, SESSION).expect("fa cookie")
+    );
+    let received = |cookie: String| {
+        let http = browser.http.clone();
+        let url = at(&world, FA, "/orders");
+        async move {
+            let resp = http
+                .get(url)
+                .header("accept", "application/json")
+                .header("cookie", cookie)
+                .send()
+                .await
+                .expect("fa answers");
+            assert_eq!(resp.status(), 200);
+            let json: Value = resp.json().await.expect("JSON");
+            received_header(&json, "cookie")
+                .iter()
+                .map(|c| (*c).to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    let got = received(format!(
+        "a=1; {session}; prehod_lang=sl;b=2; __Secure-PREHOD_x=y; __host-prehod_post=z; c=prehod_1"
+    ))
+    .await;
+    let names: Vec<&str> = got
+        .iter()
+        .flat_map(|h| h.split(';'))
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
+    assert_eq!(names, ["a=1", "b=2", "c=prehod_1"], "{got:?}");
+
+    let many = (0..7)
+        .map(|i| format!("prehod_{i}=x"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let got = received(format!("{session}; a=1; {many}")).await;
+    assert!(got.is_empty(), "no cookie at all: {got:?}");
+}
+
+/// The attack (review note): nginx's first server block is the default one, so a client may
+/// name any host in `Host` and still be served by fa's block. The portal gets its own name,
+/// written out in the template, never the client's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_portal_gets_its_own_host_name_whatever_host_the_client_names() {
+    let (world, nginx) = setup().await;
+    let mut browser = browser(&world, &nginx);
+    login_on_fa(&world, &mut browser).await;
+    let session = format!(
+        "{SESSION}={}",
+        browser.cookie_at(FA, SESSION).expect("fa cookie")
+    );
+    let resp = browser
+        .http
+        .get(at(&world, FA, "/orders"))
+        .header("accept", "application/json")
+        .header("cookie", session)
+        .header("host", "evil.example")
+        .send()
+        .await
+        .expect("fa answers");
+    assert_eq!(resp.status(), 200);
+    let json: Value = resp.json().await.expect("JSON");
+    assert_eq!(received_header(&json, "host"), [FA]);
 }

@@ -130,11 +130,18 @@ pub enum MethodVerdict {
 pub fn method_verdict(methods: &HttpMethods, method: &Method, uri: &Uri) -> MethodVerdict {
     if method == Method::OPTIONS && uri.path() == "*" {
         MethodVerdict::AnswerOptions
-    } else if method == Method::TRACE || !methods.allows(method) {
+    } else if !method_taken(methods, method) {
         MethodVerdict::Refuse
     } else {
         MethodVerdict::Go
     }
+}
+
+/// Whether a host that takes `methods` takes `method` (exactly as written: `get` is not
+/// `GET`): never `TRACE` or `CONNECT`, whatever the list says. The proxy's gate and the
+/// forward-auth endpoint's (for the method a front proxy names) are this one.
+pub fn method_taken(methods: &HttpMethods, method: &Method) -> bool {
+    method != Method::TRACE && method != Method::CONNECT && methods.allows(method)
 }
 
 /// [`check`] applied to a request pingora read: its `Content-Length` collapsed in place, or

@@ -83,6 +83,19 @@ pub async fn check(shared: &Shared, req: &Request<'_>, trusted_proxy: bool) -> C
     else {
         return refused(403, "forward_auth_not_a_forward_auth_portal");
     };
+    // A method the portal does not take gets no identity, as at the proxy's own gate.
+    if !crate::framing::method_taken(&runtime.config.http_methods, &original.method) {
+        shared
+            .metrics
+            .denials
+            .with_label_values(&["method_not_allowed"])
+            .inc();
+        return Checked {
+            reply: method_refused(shared, req, &runtime.config, &original),
+            portal: Some(runtime.clone()),
+            outcome: "refused",
+        };
+    }
     // A cookie this replica has not seen yet: asked about in the fleet's revocations.
     crate::state::check_unseen(shared, req.headers).await;
     let decision = crate::portal::decide::decide(
@@ -169,6 +182,31 @@ fn answer(
                     page
                 }
             }
+        }
+    }
+}
+
+/// The answer for a method `portal` does not take. nginx's `auth_request` passes on only a
+/// 401 or 403 (any other status is its 500): a 403, which the template's `error_page` hands
+/// to the gateway on the portal's host, whose method gate answers the browser 405 with
+/// `Allow`. Traefik passes the answer itself on: the proxy's own 405 page with `Allow`.
+fn method_refused(
+    shared: &Shared,
+    req: &Request<'_>,
+    portal: &prehod_config::Portal,
+    original: &Original,
+) -> Reply {
+    match original.contract {
+        Contract::Nginx => refusal(req, 403, "method_not_allowed"),
+        Contract::Traefik => {
+            let lang = req.lang_by(&shared.lang_cookie);
+            let page = Reply::page(
+                &shared.pages,
+                crate::pages::Page::MethodNotAllowed,
+                lang,
+                req.request_id,
+            );
+            page.header("allow", portal.http_methods.allow().to_owned())
         }
     }
 }
@@ -366,6 +404,53 @@ mod tests {
         // The same request from a trusted proxy passes: the refusal was the caller's.
         let c = ask(&shared, true, &nginx(&url, &cookie, false)).await;
         assert_eq!(c.reply.status, 200);
+    }
+
+    #[tokio::test]
+    async fn a_method_the_portal_does_not_take_gets_no_identity() {
+        // The attack: a person with a session sends the portal a method it does not take
+        // (DELETE to a read-only portal, WebDAV, TRACE, a lowercase `get`) through the front
+        // proxy, which asks the endpoint with that method.
+        let dev = Dev::new();
+        let text = DEV.replace(
+            "    upstream:\n      urls: [http://127.0.0.1:9101]\n",
+            "    forward_auth: true\n    http_methods: [GET, HEAD]\n",
+        );
+        let shared = Shared::new(dev.config(&text)).unwrap_or_else(|e| panic!("{e}"));
+        let origin = origin(&dev, "acq");
+        let url = format!("{origin}/pay");
+        let host = origin.trim_start_matches("https://").to_owned();
+        let cookie = dev.session_cookie("acq.bankart.localhost", 20, prehod_identity::unix_now());
+        for method in [
+            "DELETE", "PUT", "PROPFIND", "TRACE", "CONNECT", "get", "FOO",
+        ] {
+            let mut h = nginx(&url, &cookie, false);
+            h[1] = ("x-original-method", method);
+            let c = ask(&shared, true, &h).await;
+            assert_eq!(c.reply.status, 403, "{method}");
+            assert_eq!(reason(&c.reply), "method_not_allowed", "{method}");
+            assert!(c.reply.named.is_empty(), "{method}: no identity");
+            let c = ask(
+                &shared,
+                true,
+                &[
+                    ("x-forwarded-proto", "https"),
+                    ("x-forwarded-host", host.as_str()),
+                    ("x-forwarded-uri", "/pay"),
+                    ("x-forwarded-method", method),
+                    ("accept", "text/html"),
+                    ("cookie", &cookie),
+                ],
+            )
+            .await;
+            assert_eq!(c.reply.status, 405, "{method}");
+            assert_eq!(c.reply.header_value("allow"), Some("GET, HEAD"), "{method}");
+            assert!(c.reply.named.is_empty(), "{method}: no identity");
+        }
+        // What the portal takes still passes, with the identity.
+        let c = ask(&shared, true, &nginx(&url, &cookie, false)).await;
+        assert_eq!(c.reply.status, 200);
+        assert!(!c.reply.named.is_empty());
     }
 
     #[tokio::test]
