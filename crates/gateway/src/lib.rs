@@ -16,6 +16,7 @@ pub mod forward_auth;
 pub mod framing;
 pub mod fresh_auth;
 pub mod hygiene;
+pub mod identity_headers;
 pub mod lifecycle;
 pub mod live;
 pub mod login;

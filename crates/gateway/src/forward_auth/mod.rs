@@ -226,25 +226,14 @@ fn identity(
     s: &Session,
     reply: Reply,
 ) -> Result<Reply, prehod_identity::assertion::AssertionError> {
-    use crate::proxy::header_safe;
     let names = &shared.config.headers;
     let jwt = (auth.signer).sign_cached(s, &runtime.audience, prehod_identity::unix_now())?;
-    let mut reply = reply
-        .named_header(&names.user, header_safe(&s.sub))
-        .named_header(&names.email, header_safe(&s.email))
-        .named_header(&names.name, header_safe(&s.name))
-        .named_header(&names.method, s.method.as_str().to_owned())
-        .named_header(&names.level, s.level.to_string())
-        .named_header(&names.amr, header_safe(&s.amr.join(" ")));
-    if let Some(cert) = &s.cert {
-        reply = reply
-            .named_header(&names.cert_subject, header_safe(&cert.subject))
-            .named_header(&names.cert_issuer, header_safe(&cert.issuer))
-            .named_header(&names.cert_serial, header_safe(&cert.serial));
-    }
-    if let Some(fp) = &s.cert_fingerprint {
-        reply = reply.named_header(&names.cert_fingerprint, header_safe(fp));
-    }
+    let mut reply = reply;
+    crate::identity_headers::each(names, s, |name, value| {
+        reply.named.push((name.clone(), value));
+        Ok::<(), std::convert::Infallible>(())
+    })
+    .unwrap_or_else(|never| match never {});
     Ok(reply.named_header(&names.assertion, jwt.to_string()))
 }
 

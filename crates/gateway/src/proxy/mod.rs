@@ -16,8 +16,6 @@ mod portal_host;
 mod record;
 mod upstream;
 
-pub(crate) use upstream::header_safe;
-
 use std::net::IpAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;

@@ -1,0 +1,101 @@
+//! A session's identity as header values — one list for the request the gateway forwards to a
+//! portal (`proxy::upstream`) and for the forward-auth endpoint's answer (`forward_auth`), so
+//! the two can never name or encode the identity differently. The signed assertion is added
+//! by each caller (it is signed for the portal's audience).
+
+use prehod_config::Headers;
+use prehod_identity::session::Session;
+
+/// Calls `put` with each identity header of session `s` under the configured names: user,
+/// e-mail, name, method (the provider's id or `certificate`), level, amr, and the
+/// certificate's subject, issuer, serial and fingerprint when it has one. Every value that
+/// may be text goes through [`header_safe`].
+pub fn each<E>(
+    names: &Headers,
+    s: &Session,
+    mut put: impl FnMut(&http::HeaderName, String) -> Result<(), E>,
+) -> Result<(), E> {
+    put(&names.user, header_safe(&s.sub))?;
+    put(&names.email, header_safe(&s.email))?;
+    put(&names.name, header_safe(&s.name))?;
+    put(&names.method, s.method_label().to_owned())?;
+    put(&names.level, s.level.to_string())?;
+    put(&names.amr, header_safe(&s.amr.join(" ")))?;
+    if let Some(cert) = &s.cert {
+        put(&names.cert_subject, header_safe(&cert.subject))?;
+        put(&names.cert_issuer, header_safe(&cert.issuer))?;
+        put(&names.cert_serial, header_safe(&cert.serial))?;
+    }
+    if let Some(fp) = &s.cert_fingerprint {
+        put(&names.cert_fingerprint, header_safe(fp))?;
+    }
+    Ok(())
+}
+
+/// Identity values (a certificate CN "Žan", a Rekono name with č, an IDN e-mail) can hold any
+/// Unicode; a header value is sent as it is only when it is visible ASCII, otherwise (and when
+/// it already looks encoded, so a chosen name cannot pass for another) percent-encoded as
+/// UTF-8, RFC 8187 style (`UTF-8''%C5%BDan`), so nothing is lost and nothing becomes a 500.
+pub fn header_safe(value: &str) -> String {
+    let looks_encoded = value
+        .get(..7)
+        .is_some_and(|p| p.eq_ignore_ascii_case("UTF-8''"));
+    if !looks_encoded && value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        value.to_owned()
+    } else {
+        format!(
+            "UTF-8''{}",
+            url::form_urlencoded::byte_serialize(value.as_bytes())
+                .collect::<String>()
+                .replace('+', "%20")
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pingora::http::RequestHeader;
+
+    #[test]
+    fn identity_values_of_any_text_become_valid_header_values() {
+        // Why: a raw value with a control character is refused as a header value (a 500), and
+        // raw UTF-8 goes out as obs-text that portals read as Latin-1 or drop.
+        let mut raw = RequestHeader::build("GET", b"/", None).unwrap();
+        assert!(raw.insert_header("x-auth-user", "a\nb").is_err());
+        assert_eq!(header_safe("Jan Novak"), "Jan Novak");
+        assert_eq!(header_safe("Žan"), "UTF-8''%C5%BDan");
+        assert_eq!(
+            header_safe("Špela Čeh Žužek"),
+            "UTF-8''%C5%A0pela%20%C4%8Ceh%20%C5%BDu%C5%BEek"
+        );
+        assert_eq!(
+            header_safe("žan@bankart.si"),
+            "UTF-8''%C5%BEan%40bankart.si"
+        );
+        // Control characters cannot split the header; an ASCII look-alike of an encoded value
+        // is encoded too, so it cannot decode to another name.
+        assert_eq!(
+            header_safe("a\r\nX-Auth-User: admin"),
+            "UTF-8''a%0D%0AX-Auth-User%3A%20admin"
+        );
+        assert_eq!(header_safe("utf-8''%41dmin"), "UTF-8''utf-8%27%27%2541dmin");
+        for value in [
+            "Žan",
+            "a\r\nb",
+            "\u{7f}",
+            "tab\there",
+            "UTF-8''x",
+            "",
+            "日本",
+        ] {
+            let safe = header_safe(value);
+            assert!(
+                http::HeaderValue::from_str(&safe).is_ok(),
+                "{value:?} → {safe:?} is no header value"
+            );
+            let mut h = RequestHeader::build("GET", b"/", None).unwrap();
+            h.insert_header("x-auth-name", safe).unwrap();
+        }
+    }
+}
