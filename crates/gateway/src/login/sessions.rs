@@ -279,6 +279,7 @@ async fn page(
             issued: when(e.issued_at),
             last_seen: when(e.last_seen),
             certificate: e.method == "certificate",
+            provider: provider_name(auth, &e.method, lang),
             level: e.level,
             this: e.sid == session.sid,
         })
@@ -292,6 +293,17 @@ async fn page(
     let mut resp = Reply::html(status, body);
     resp.headers.push(("cache-control", "no-store".into()));
     resp
+}
+
+/// How the sessions page names the provider of a session made at an OpenID provider with a
+/// button of its own (its button's text, in the page's language); `None` for certificate
+/// sessions and for `rekono`, which the page names with its own words.
+fn provider_name(auth: &AuthState, method: &str, lang: Lang) -> Option<String> {
+    let (sl, en) = auth.providers.by_id(method)?.button.clone()?;
+    Some(match lang {
+        Lang::Sl => sl,
+        Lang::En => en,
+    })
 }
 
 #[cfg(test)]

@@ -541,6 +541,11 @@ mod tests {
                     certificate: true,
                     ..SessionRow::default()
                 },
+                SessionRow {
+                    sid: "s3".into(),
+                    provider: Some("Bankart <staff>".into()),
+                    ..SessionRow::default()
+                },
             ],
             csrf: "t\"k".into(),
             refused: false,
@@ -550,6 +555,11 @@ mod tests {
         assert!(html.contains("this session <form"), "{html}");
         assert!(html.contains("name=\"sid\" value=\"s&lt;1&gt;\""), "{html}");
         assert!(html.contains("<tr><td></td><td>certificate</td>"), "{html}");
+        // Another provider's session by its own (escaped) name, not "Rekono".
+        assert!(
+            html.contains("<tr><td></td><td>Bankart &lt;staff&gt;</td>"),
+            "{html}"
+        );
         assert!(html.contains("value=\"t&quot;k\"") && !html.contains("t\"k"));
         assert!(!html.contains("class=\"notice\""));
     }

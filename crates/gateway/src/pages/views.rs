@@ -131,6 +131,9 @@ pub struct SessionRow {
     pub issued: String,
     pub last_seen: String,
     pub certificate: bool,
+    /// The provider's own name (its button's text) for a session of a provider other than
+    /// `rekono`; `None`: the page's words for Rekono or a certificate.
+    pub provider: Option<String>,
     pub level: u8,
     /// The session of the browser that shows the page.
     pub this: bool,
