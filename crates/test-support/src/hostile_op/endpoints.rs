@@ -31,11 +31,27 @@ impl Inner {
             }
             ("GET", "/authorize") => self.authorize(req),
             ("POST", "/token") => self.token(req),
+            ("POST", "/par") => json_response(
+                201,
+                &json!({"request_uri": format!("urn:ietf:params:oauth:request_uri:{}", random_hex(16)), "expires_in": 60}),
+            ),
             _ => oauth_error(404, "not_found"),
         }
     }
 
     fn discovery(&self) -> Value {
+        let i = &self.issuer;
+        let mut doc = self.plain_discovery();
+        if self.state().behaviour.fapi2 {
+            doc["pushed_authorization_request_endpoint"] = json!(format!("{i}/par"));
+            doc["userinfo_endpoint"] = json!(format!("{i}/userinfo"));
+            doc["token_endpoint_auth_methods_supported"] = json!(["private_key_jwt"]);
+            doc["id_token_signing_alg_values_supported"] = json!(["ES256", "PS256"]);
+        }
+        doc
+    }
+
+    fn plain_discovery(&self) -> Value {
         let i = &self.issuer;
         json!({
             "issuer": i,

@@ -80,6 +80,12 @@ pub struct Behaviour {
     /// The token endpoint answers every request with this status and an HTML error page (an
     /// outage), instead of tokens.
     pub token_status: Option<u16>,
+    /// FAPI 2.0: discovery names a pushed authorization request endpoint (`/par`) and
+    /// userinfo; the gateway is configured with `profile: fapi2` (review-fapi).
+    pub fapi2: bool,
+    /// The PAR endpoint answers 201 with a well-formed JSON body of about this many bytes
+    /// (a `request_uri` that long), written as fast as the relying party reads it.
+    pub par_body: Option<usize>,
 }
 
 impl Default for Behaviour {
@@ -91,6 +97,8 @@ impl Default for Behaviour {
             response_state: Param::Right,
             advertise_iss: true,
             token_status: None,
+            fapi2: false,
+            par_body: None,
         }
     }
 }
@@ -135,6 +143,10 @@ pub(crate) struct Inner {
     issuer: String,
     keys: Keys,
     state: Mutex<State>,
+    /// Bytes of the PAR answer written so far (`Behaviour::par_body`).
+    par_written: std::sync::atomic::AtomicU64,
+    /// Whether a whole `par_body` answer was written (the relying party read it all).
+    par_complete: std::sync::atomic::AtomicBool,
 }
 
 /// The running provider; stops when dropped.
@@ -179,6 +191,8 @@ impl HostileOp {
                 requests: Vec::new(),
                 last_sid: None,
             }),
+            par_written: std::sync::atomic::AtomicU64::new(0),
+            par_complete: std::sync::atomic::AtomicBool::new(false),
         });
         let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).expect("acceptor");
         b.set_certificate_chain_file(pki.path("server.crt"))
@@ -203,6 +217,16 @@ impl HostileOp {
                     let Some(request) = read_request(&mut stream).await else {
                         return;
                     };
+                    let huge = inner
+                        .state
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .behaviour
+                        .par_body;
+                    if let (Some(size), "/par") = (huge, request.path.as_str()) {
+                        inner.huge_par_answer(&mut stream, size).await;
+                        return;
+                    }
                     let response = inner.handle(&request);
                     let _ = stream.write_all(&response).await;
                     let _ = stream.shutdown().await;
@@ -214,6 +238,15 @@ impl HostileOp {
 
     pub fn issuer(&self) -> &str {
         &self.inner.issuer
+    }
+
+    /// Bytes of the huge PAR answer written so far, and whether one was written whole.
+    pub fn par_written(&self) -> (u64, bool) {
+        use std::sync::atomic::Ordering;
+        (
+            self.inner.par_written.load(Ordering::SeqCst),
+            self.inner.par_complete.load(Ordering::SeqCst),
+        )
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -276,6 +309,45 @@ impl HostileOp {
         self.inner
             .keys
             .sign(signing, &claims, &self.inner.issuer, rotated)
+    }
+}
+
+impl Inner {
+    /// A 201 whose JSON body is `size` bytes long, written in 64 KiB pieces for as long as the
+    /// relying party reads them.
+    async fn huge_par_answer<S: tokio::io::AsyncWrite + Unpin>(&self, stream: &mut S, size: usize) {
+        use std::sync::atomic::Ordering;
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .requests
+            .push("POST /par".into());
+        let (open, close) = (
+            b"{\"request_uri\":\"urn:ietf:params:oauth:request_uri:".as_slice(),
+            b"\",\"expires_in\":60}".as_slice(),
+        );
+        let filler = size.saturating_sub(open.len() + close.len());
+        let head = format!(
+            "HTTP/1.1 201 Created\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            open.len() + filler + close.len()
+        );
+        if stream.write_all(head.as_bytes()).await.is_err() || stream.write_all(open).await.is_err() {
+            return;
+        }
+        let piece = vec![b'A'; 64 * 1024];
+        let mut left = filler;
+        while left > 0 {
+            let n = left.min(piece.len());
+            if stream.write_all(&piece[..n]).await.is_err() {
+                return;
+            }
+            left -= n;
+            self.par_written.fetch_add(n as u64, Ordering::SeqCst);
+        }
+        if stream.write_all(close).await.is_ok() && stream.flush().await.is_ok() {
+            self.par_complete.store(true, Ordering::SeqCst);
+        }
+        let _ = stream.shutdown().await;
     }
 }
 
