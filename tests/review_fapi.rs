@@ -55,3 +55,120 @@ async fn a_huge_par_answer_is_not_read_whole_into_memory() {
         "the gateway read a {SIZE}-byte PAR answer whole ({written} bytes)"
     );
 }
+
+/// A self-signed CA that signed nothing the provider serves, as a PEM file in `dir`.
+fn unrelated_ca(dir: &std::path::Path) -> std::path::PathBuf {
+    use openssl::{asn1::Asn1Time, bn::BigNum, hash::MessageDigest, pkey::PKey, rsa::Rsa, x509};
+    let key = PKey::from_rsa(Rsa::generate(2048).expect("rsa")).expect("pkey");
+    let mut name = x509::X509NameBuilder::new().expect("name");
+    name.append_entry_by_text("CN", "Replacement CA").expect("cn");
+    let name = name.build();
+    let mut b = x509::X509Builder::new().expect("builder");
+    b.set_version(2).expect("v3");
+    b.set_serial_number(&BigNum::from_u32(7).expect("bn").to_asn1_integer().expect("serial"))
+        .expect("serial");
+    b.set_subject_name(&name).expect("subject");
+    b.set_issuer_name(&name).expect("issuer");
+    b.set_pubkey(&key).expect("key");
+    b.set_not_before(&Asn1Time::days_from_now(0).expect("t")).expect("nb");
+    b.set_not_after(&Asn1Time::days_from_now(30).expect("t")).expect("na");
+    b.append_extension(
+        x509::extension::BasicConstraints::new()
+            .critical()
+            .ca()
+            .build()
+            .expect("bc"),
+    )
+    .expect("ext");
+    b.sign(&key, MessageDigest::sha256()).expect("sign");
+    let path = dir.join("replacement-ca.crt");
+    std::fs::write(&path, b.build().to_pem().expect("pem")).expect("write");
+    path
+}
+
+/// Rewrites the gateway's config with `edit` and reloads it (SIGHUP); waits until the new
+/// config is in use.
+async fn reload(gw: &prehod_test_support::Gateway, edit: impl FnOnce(String) -> String) {
+    let path = gw.dir.path().join("proxy.yaml");
+    let old = std::fs::read_to_string(&path).expect("config");
+    let text = edit(old.clone());
+    assert_ne!(text, old, "the edit changed the config");
+    std::fs::write(&path, &text).expect("write");
+    let hash: String = openssl::sha::sha256(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &gw.pid().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !gw.metrics().contains(&hash) {
+        assert!(std::time::Instant::now() < deadline, "never reloaded");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Finding 2: a reload keeps the provider discovered under the old `oidc` settings until the
+/// new ones are discovered (`serves_until_rediscovered` in crates/gateway/src/auth.rs compares
+/// only issuer, client_id, profile and userinfo). The operator removes a compromised CA from
+/// `oidc.ca` (or rotates a leaked `client_key`, or demotes an `acr` in `acr_levels`) and
+/// reloads; whoever holds a certificate of that CA (the man in the middle, here the provider
+/// itself) makes the new discovery fail simply by answering it, and logins go on through the
+/// old provider — its HTTP client still trusting the removed CA, the old key and level map —
+/// for as long as the new discovery keeps failing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_removes_a_trusted_ca_stops_logins_through_it() {
+    let world = hostile_world(Behaviour::default()).await;
+    let mut browser = world.browser();
+    let page = world.login(&mut browser).await;
+    world.assert_logged_in(&mut browser, &page).await;
+
+    // The CA that signed the provider's (the attacker's) certificate is no longer trusted.
+    let old_ca = world.pki.path("ca.crt").display().to_string();
+    let new_ca = unrelated_ca(world.gw.dir.path());
+    reload(&world.gw, |text| {
+        text.replace(
+            &format!("ca: {old_ca}"),
+            &format!("ca: {}", new_ca.display()),
+        )
+    })
+    .await;
+    // The new settings' discovery fails (the provider's certificate is not trusted by them).
+    prehod_test_support::wait_for(
+        "a failed discovery after the reload",
+        Duration::from_secs(10),
+        || {
+            world
+                .gw
+                .log_lines()
+                .iter()
+                .any(|l| l.contains("identity provider not reachable yet"))
+        },
+    );
+
+    // A new login must not go through the provider reached with the removed CA.
+    let mut other = world.browser();
+    let login_page = other.follow(&world.portal_url("bips", "/")).await;
+    let marker = "id=\"login-rekono\" href=\"";
+    let at = login_page.body.find(marker).expect("Rekono button") + marker.len();
+    let href = login_page.body[at..].split('"').next().unwrap_or_default();
+    let start = other.navigate(&world.login_url(&unescape(href))).await;
+    let to_op = start
+        .location
+        .clone()
+        .filter(|l| l.starts_with(world.op.issuer()));
+    if let Some(authorize) = to_op {
+        let back = other.navigate(&authorize).await;
+        let callback = back.location.expect("back to the gateway");
+        let page = other.navigate(&callback).await;
+        panic!(
+            "after the reload that removed the provider's CA, a login still went through it: \
+             callback {} to {:?}",
+            page.status,
+            page.location.as_deref().and_then(|l| l.split('?').next())
+        );
+    }
+    assert_eq!(start.status, 503, "{}", start.body);
+}
