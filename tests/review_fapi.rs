@@ -172,3 +172,105 @@ async fn a_reload_that_removes_a_trusted_ca_stops_logins_through_it() {
     }
     assert_eq!(start.status, 503, "{}", start.body);
 }
+
+/// Finding 1, at userinfo: the same unbounded read of a provider's answer, after the code is
+/// redeemed (`resp.json()` in crates/identity/src/oidc/userinfo.rs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_userinfo_answer_is_not_read_whole_into_memory() {
+    const SIZE: usize = 32 << 20;
+    let world = hostile_world(Behaviour {
+        fapi2: true,
+        userinfo_call: true,
+        userinfo_body: Some(SIZE),
+        ..Behaviour::default()
+    })
+    .await;
+    let before = peak_rss_kib(world.gw.pid());
+    let mut browser = world.browser();
+    let callback = world.to_callback(&mut browser).await;
+    let page = tokio::time::timeout(Duration::from_secs(20), browser.navigate(&callback))
+        .await
+        .expect("the callback answers in time");
+    let (written, complete) = world.op.par_written();
+    let after = peak_rss_kib(world.gw.pid());
+    println!(
+        "callback answered {}; userinfo body written {written} bytes, whole: {complete}; gateway peak RSS {before} -> {after} KiB",
+        page.status
+    );
+    assert!(world.op.requested("/userinfo") + world.op.requested("HUGE") >= 1 || written > 0);
+    assert!(
+        !complete && written < (4 << 20),
+        "the gateway read a {SIZE}-byte userinfo answer whole ({written} bytes)"
+    );
+}
+
+/// Held (passes): under fapi2 against the hostile provider — the login goes by PAR with a
+/// client assertion and DPoP proofs; the ID-token attacks of the default profile plus RS256
+/// are refused; a response without `iss` is refused; userinfo's claims never replace the ID
+/// token's `email` or `sub`, nor add a level.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_fapi2_against_a_hostile_provider() {
+    use prehod_test_support::hostile_op::{Param, Shown, Signing};
+    let world = hostile_world(Behaviour {
+        fapi2: true,
+        userinfo_call: true,
+        userinfo: serde_json::json!({"email": "ceo@bankart.si", "acr": "30", "name": "Userinfo"}),
+        ..Behaviour::default()
+    })
+    .await;
+    let mut browser = world.browser();
+    let page = world.login(&mut browser).await;
+    world.assert_logged_in(&mut browser, &page).await;
+    let portal = browser.api(&world.portal_url("bips", "/")).await;
+    let headers = portal.json();
+    assert_eq!(
+        prehod_test_support::received_header(&headers, "x-auth-email"),
+        ["hostile@rekono.localhost"],
+        "userinfo's email does not replace the ID token's"
+    );
+    for (path, headers) in world.op.seen_headers() {
+        let names: Vec<&str> = headers.iter().map(|(n, _)| n.as_str()).collect();
+        assert!(names.contains(&"dpop"), "{path}: {names:?}");
+        if path == "/token" {
+            assert!(!names.contains(&"authorization"), "no secret at the token endpoint");
+        } else {
+            let auth = headers.iter().find(|(n, _)| n == "authorization").map(|(_, v)| v.as_str());
+            assert!(auth.is_some_and(|a| a.starts_with("DPoP ")), "{auth:?}");
+        }
+    }
+    for (signing, reason) in [
+        (Signing::Rs256, "invalid_id_token"),
+        (Signing::None, "invalid_id_token"),
+        (Signing::Hs256WithPublicKey, "invalid_id_token"),
+        (Signing::EmbeddedJwk, "invalid_id_token"),
+    ] {
+        world.op.set(Behaviour {
+            fapi2: true,
+            userinfo_call: true,
+            signing,
+            ..Behaviour::default()
+        });
+        let mut b = world.browser();
+        let page = world.login(&mut b).await;
+        world.assert_refused(&mut b, &page, Shown::LoginFailed, reason).await;
+    }
+    world.op.set(Behaviour {
+        fapi2: true,
+        userinfo_call: true,
+        response_iss: Param::Missing,
+        ..Behaviour::default()
+    });
+    let mut b = world.browser();
+    let page = world.login(&mut b).await;
+    world.assert_refused(&mut b, &page, Shown::LoginFailed, "missing_issuer").await;
+    world.op.set(Behaviour {
+        fapi2: true,
+        userinfo_call: true,
+        userinfo: serde_json::json!({"sub": "someone-else"}),
+        ..Behaviour::default()
+    });
+    let mut b = world.browser();
+    let page = world.login(&mut b).await;
+    assert_eq!(page.status, 400, "userinfo of another sub: {}", page.body);
+    assert!(b.cookie(prehod_test_support::login::SESSION).is_none());
+}

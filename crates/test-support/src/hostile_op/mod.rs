@@ -86,6 +86,13 @@ pub struct Behaviour {
     /// The PAR endpoint answers 201 with a well-formed JSON body of about this many bytes
     /// (a `request_uri` that long), written as fast as the relying party reads it.
     pub par_body: Option<usize>,
+    /// The gateway is configured with `oidc.userinfo: true`.
+    pub userinfo_call: bool,
+    /// The userinfo endpoint's claims (`sub` the ID token's unless set here).
+    pub userinfo: Value,
+    /// Userinfo answers 200 with a well-formed JSON body of about this many bytes (a `name`
+    /// that long), written as fast as the relying party reads it.
+    pub userinfo_body: Option<usize>,
 }
 
 impl Default for Behaviour {
@@ -99,6 +106,9 @@ impl Default for Behaviour {
             token_status: None,
             fapi2: false,
             par_body: None,
+            userinfo_call: false,
+            userinfo: json!({}),
+            userinfo_body: None,
         }
     }
 }
@@ -137,6 +147,10 @@ pub(crate) struct State {
     requests: Vec<String>,
     /// The `sid` of the last ID token issued.
     last_sid: Option<String>,
+    /// Pushed authorization requests by `request_uri` (FAPI 2.0).
+    pushed: HashMap<String, HashMap<String, String>>,
+    /// Headers of every token and userinfo request (FAPI 2.0: the DPoP proofs).
+    pub(crate) seen_headers: Vec<(String, Vec<(String, String)>)>,
 }
 
 pub(crate) struct Inner {
@@ -190,6 +204,8 @@ impl HostileOp {
                 grants: HashMap::new(),
                 requests: Vec::new(),
                 last_sid: None,
+                pushed: HashMap::new(),
+                seen_headers: Vec::new(),
             }),
             par_written: std::sync::atomic::AtomicU64::new(0),
             par_complete: std::sync::atomic::AtomicBool::new(false),
@@ -217,15 +233,23 @@ impl HostileOp {
                     let Some(request) = read_request(&mut stream).await else {
                         return;
                     };
-                    let huge = inner
-                        .state
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .behaviour
-                        .par_body;
-                    if let (Some(size), "/par") = (huge, request.path.as_str()) {
-                        inner.huge_par_answer(&mut stream, size).await;
-                        return;
+                    let (huge_par, huge_userinfo) = {
+                        let b = &inner.state.lock().unwrap_or_else(|e| e.into_inner()).behaviour;
+                        (b.par_body, b.userinfo_body)
+                    };
+                    match (request.path.as_str(), huge_par, huge_userinfo) {
+                        ("/par", Some(size), _) => {
+                            let open = b"{\"request_uri\":\"urn:ietf:params:oauth:request_uri:";
+                            let close = b"\",\"expires_in\":60}";
+                            inner.huge_answer(&mut stream, "201 Created", "/par", open, close, size).await;
+                            return;
+                        }
+                        ("/userinfo", _, Some(size)) => {
+                            let open = format!("{{\"sub\":\"{SUB}\",\"name\":\"");
+                            inner.huge_answer(&mut stream, "200 OK", "/userinfo", open.as_bytes(), b"\"}", size).await;
+                            return;
+                        }
+                        _ => {}
                     }
                     let response = inner.handle(&request);
                     let _ = stream.write_all(&response).await;
@@ -240,7 +264,12 @@ impl HostileOp {
         &self.inner.issuer
     }
 
-    /// Bytes of the huge PAR answer written so far, and whether one was written whole.
+    /// The headers of every token and userinfo request, by path.
+    pub fn seen_headers(&self) -> Vec<(String, Vec<(String, String)>)> {
+        self.state().seen_headers.clone()
+    }
+
+    /// Bytes of the huge PAR or userinfo answer written so far, and whether one was written whole.
     pub fn par_written(&self) -> (u64, bool) {
         use std::sync::atomic::Ordering;
         (
@@ -313,22 +342,26 @@ impl HostileOp {
 }
 
 impl Inner {
-    /// A 201 whose JSON body is `size` bytes long, written in 64 KiB pieces for as long as the
-    /// relying party reads them.
-    async fn huge_par_answer<S: tokio::io::AsyncWrite + Unpin>(&self, stream: &mut S, size: usize) {
+    /// An answer whose JSON body is `size` bytes long (`open`, filler, `close`), written in
+    /// 64 KiB pieces for as long as the relying party reads them.
+    async fn huge_answer<S: tokio::io::AsyncWrite + Unpin>(
+        &self,
+        stream: &mut S,
+        status: &str,
+        path: &str,
+        open: &[u8],
+        close: &[u8],
+        size: usize,
+    ) {
         use std::sync::atomic::Ordering;
         self.state
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .requests
-            .push("POST /par".into());
-        let (open, close) = (
-            b"{\"request_uri\":\"urn:ietf:params:oauth:request_uri:".as_slice(),
-            b"\",\"expires_in\":60}".as_slice(),
-        );
+            .push(format!("HUGE {path}"));
         let filler = size.saturating_sub(open.len() + close.len());
         let head = format!(
-            "HTTP/1.1 201 Created\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
             open.len() + filler + close.len()
         );
         if stream.write_all(head.as_bytes()).await.is_err() || stream.write_all(open).await.is_err() {

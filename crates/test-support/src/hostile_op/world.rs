@@ -30,6 +30,7 @@ pub async fn hostile_world(behaviour: Behaviour) -> HostileWorld {
 
 async fn try_hostile_world(behaviour: Behaviour) -> Option<HostileWorld> {
     let fapi2 = behaviour.fapi2;
+    let userinfo = if behaviour.userinfo_call { "  userinfo: true\n" } else { "" };
     let pki = Pki::new();
     let op = HostileOp::start(&pki, behaviour).await;
     let mut setup = Setup::new();
@@ -72,7 +73,7 @@ async fn try_hostile_world(behaviour: Behaviour) -> Option<HostileWorld> {
     setup.auth = Some(format!(
         "login:\n  host: login.bankart.localhost\n  url: https://login.bankart.localhost:{port}\n\
 session:\n  keys: [\"{key}\"]\n\
-oidc:\n  issuer: {issuer}\n  client_id: {CLIENT_ID}\n{client_auth}  ca: {ca}\n  timeout: 5s\n\
+oidc:\n  issuer: {issuer}\n  client_id: {CLIENT_ID}\n{client_auth}{userinfo}  ca: {ca}\n  timeout: 5s\n\
 assertion:\n  key: {assertion}\n",
         key = key.trim(),
         issuer = op.issuer(),
