@@ -274,3 +274,42 @@ async fn held_fapi2_against_a_hostile_provider() {
     assert_eq!(page.status, 400, "userinfo of another sub: {}", page.body);
     assert!(b.cookie(prehod_test_support::login::SESSION).is_none());
 }
+
+/// Finding 3: under `profile: fapi2` an RSA client key of any size is taken (FAPI 2.0 5.4.1:
+/// RSA keys of at least 2048 bits); the gateway then signs its PS256 client assertions — its
+/// only client authentication at PAR and the token endpoint — with a key anyone can factor
+/// (1024 bits here; 512 is taken too). `prehod check` and the start must refuse it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_weak_rsa_client_key_is_refused_under_fapi2() {
+    let world = hostile_world(Behaviour {
+        fapi2: true,
+        ..Behaviour::default()
+    })
+    .await;
+    let config = std::fs::read_to_string(world.gw.dir.path().join("proxy.yaml")).expect("config");
+    for bits in [512, 1024] {
+        let weak = world.gw.dir.path().join(format!("weak-{bits}.key"));
+        let key = openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(bits).expect("rsa"))
+            .expect("pkey");
+        std::fs::write(&weak, key.private_key_to_pem_pkcs8().expect("pem")).expect("write");
+        std::fs::set_permissions(&weak, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .expect("chmod");
+        let old = world.pki.path("oidc-client.key").display().to_string();
+        let text = config.replace(&old, &weak.display().to_string());
+        assert_ne!(text, config);
+        let file = world.gw.dir.path().join(format!("weak-{bits}.yaml"));
+        std::fs::write(&file, &text).expect("write");
+        let out = std::process::Command::new(prehod_test_support::prehod_bin())
+            .args(["check", "--config"])
+            .arg(&file)
+            .output()
+            .expect("run prehod check");
+        assert_eq!(
+            out.status.code(),
+            Some(64),
+            "a {bits}-bit RSA client key under fapi2 was accepted: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
