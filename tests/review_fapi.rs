@@ -313,3 +313,27 @@ async fn a_weak_rsa_client_key_is_refused_under_fapi2() {
         );
     }
 }
+
+/// Finding 4: under `profile: fapi2` an ID token signed PS256 by a 1024-bit RSA key of the
+/// provider's JWKS logs in (openidconnect's `rsa` check has no minimum size; FAPI 2.0 5.4.1
+/// asks for 2048 bits). Whoever factors a weak key the provider publishes (by mistake, or an
+/// old one left in the JWKS) forges ID tokens for any `sub` and `acr`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_token_signed_by_a_weak_rsa_key_is_refused_under_fapi2() {
+    use prehod_test_support::hostile_op::{Shown, Signing};
+    let world = hostile_world(Behaviour {
+        fapi2: true,
+        signing: Signing::Ps256Weak,
+        ..Behaviour::default()
+    })
+    .await;
+    let mut browser = world.browser();
+    let page = world.login(&mut browser).await;
+    if page.status == 302 {
+        world.assert_logged_in(&mut browser, &page).await;
+        panic!("logged in with an ID token signed PS256 by a 1024-bit RSA key");
+    }
+    world
+        .assert_refused(&mut browser, &page, Shown::LoginFailed, "invalid_id_token")
+        .await;
+}

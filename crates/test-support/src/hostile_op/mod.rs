@@ -56,6 +56,8 @@ pub enum Signing {
     /// ES256 with the attacker's key, which the header's `jku` points at (served, should the
     /// relying party ever ask, at `/attacker/jwks.json`).
     Jku,
+    /// PS256 (a FAPI 2.0 algorithm) with the published 1024-bit RSA key `rs-weak`.
+    Ps256Weak,
 }
 
 /// What the authorization response carries for `state` or `iss`.
@@ -194,6 +196,8 @@ impl HostileOp {
             rs1_public_pem,
             unknown: Key::ec("es-unknown"),
             attacker: Key::ec("attacker"),
+            weak: openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(1024).expect("rsa"))
+                .expect("pkey"),
         };
         let inner = Arc::new(Inner {
             issuer,
