@@ -49,7 +49,10 @@ async fn a_huge_par_answer_is_not_read_whole_into_memory() {
         "start answered {:?}; PAR body written {written} bytes, whole: {complete}; gateway peak RSS {before} -> {after} KiB",
         start.map(|r| (r.status(), r.headers().get("location").map(|l| l.len()))),
     );
-    assert!(world.op.requested("/par") >= 1, "the PAR endpoint was asked");
+    assert!(
+        world.op.requested("/par") >= 1,
+        "the PAR endpoint was asked"
+    );
     assert!(
         !complete && written < (4 << 20),
         "the gateway read a {SIZE}-byte PAR answer whole ({written} bytes)"
@@ -61,17 +64,25 @@ fn unrelated_ca(dir: &std::path::Path) -> std::path::PathBuf {
     use openssl::{asn1::Asn1Time, bn::BigNum, hash::MessageDigest, pkey::PKey, rsa::Rsa, x509};
     let key = PKey::from_rsa(Rsa::generate(2048).expect("rsa")).expect("pkey");
     let mut name = x509::X509NameBuilder::new().expect("name");
-    name.append_entry_by_text("CN", "Replacement CA").expect("cn");
+    name.append_entry_by_text("CN", "Replacement CA")
+        .expect("cn");
     let name = name.build();
     let mut b = x509::X509Builder::new().expect("builder");
     b.set_version(2).expect("v3");
-    b.set_serial_number(&BigNum::from_u32(7).expect("bn").to_asn1_integer().expect("serial"))
-        .expect("serial");
+    b.set_serial_number(
+        &BigNum::from_u32(7)
+            .expect("bn")
+            .to_asn1_integer()
+            .expect("serial"),
+    )
+    .expect("serial");
     b.set_subject_name(&name).expect("subject");
     b.set_issuer_name(&name).expect("issuer");
     b.set_pubkey(&key).expect("key");
-    b.set_not_before(&Asn1Time::days_from_now(0).expect("t")).expect("nb");
-    b.set_not_after(&Asn1Time::days_from_now(30).expect("t")).expect("na");
+    b.set_not_before(&Asn1Time::days_from_now(0).expect("t"))
+        .expect("nb");
+    b.set_not_after(&Asn1Time::days_from_now(30).expect("t"))
+        .expect("na");
     b.append_extension(
         x509::extension::BasicConstraints::new()
             .critical()
@@ -232,9 +243,15 @@ async fn held_fapi2_against_a_hostile_provider() {
         let names: Vec<&str> = headers.iter().map(|(n, _)| n.as_str()).collect();
         assert!(names.contains(&"dpop"), "{path}: {names:?}");
         if path == "/token" {
-            assert!(!names.contains(&"authorization"), "no secret at the token endpoint");
+            assert!(
+                !names.contains(&"authorization"),
+                "no secret at the token endpoint"
+            );
         } else {
-            let auth = headers.iter().find(|(n, _)| n == "authorization").map(|(_, v)| v.as_str());
+            let auth = headers
+                .iter()
+                .find(|(n, _)| n == "authorization")
+                .map(|(_, v)| v.as_str());
             assert!(auth.is_some_and(|a| a.starts_with("DPoP ")), "{auth:?}");
         }
     }
@@ -252,7 +269,9 @@ async fn held_fapi2_against_a_hostile_provider() {
         });
         let mut b = world.browser();
         let page = world.login(&mut b).await;
-        world.assert_refused(&mut b, &page, Shown::LoginFailed, reason).await;
+        world
+            .assert_refused(&mut b, &page, Shown::LoginFailed, reason)
+            .await;
     }
     world.op.set(Behaviour {
         fapi2: true,
@@ -262,7 +281,9 @@ async fn held_fapi2_against_a_hostile_provider() {
     });
     let mut b = world.browser();
     let page = world.login(&mut b).await;
-    world.assert_refused(&mut b, &page, Shown::LoginFailed, "missing_issuer").await;
+    world
+        .assert_refused(&mut b, &page, Shown::LoginFailed, "missing_issuer")
+        .await;
     world.op.set(Behaviour {
         fapi2: true,
         userinfo_call: true,

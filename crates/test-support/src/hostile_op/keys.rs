@@ -113,7 +113,9 @@ fn ps256(key: &openssl::pkey::PKey<openssl::pkey::Private>, kid: &str, claims: &
     );
     let mut signer =
         openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), key).expect("signer");
-    signer.set_rsa_padding(openssl::rsa::Padding::PKCS1_PSS).expect("pss");
+    signer
+        .set_rsa_padding(openssl::rsa::Padding::PKCS1_PSS)
+        .expect("pss");
     signer
         .set_rsa_mgf1_md(openssl::hash::MessageDigest::sha256())
         .expect("mgf1");

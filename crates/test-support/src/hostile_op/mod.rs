@@ -238,19 +238,34 @@ impl HostileOp {
                         return;
                     };
                     let (huge_par, huge_userinfo) = {
-                        let b = &inner.state.lock().unwrap_or_else(|e| e.into_inner()).behaviour;
+                        let b = &inner
+                            .state
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .behaviour;
                         (b.par_body, b.userinfo_body)
                     };
                     match (request.path.as_str(), huge_par, huge_userinfo) {
                         ("/par", Some(size), _) => {
                             let open = b"{\"request_uri\":\"urn:ietf:params:oauth:request_uri:";
                             let close = b"\",\"expires_in\":60}";
-                            inner.huge_answer(&mut stream, "201 Created", "/par", open, close, size).await;
+                            inner
+                                .huge_answer(&mut stream, "201 Created", "/par", open, close, size)
+                                .await;
                             return;
                         }
                         ("/userinfo", _, Some(size)) => {
                             let open = format!("{{\"sub\":\"{SUB}\",\"name\":\"");
-                            inner.huge_answer(&mut stream, "200 OK", "/userinfo", open.as_bytes(), b"\"}", size).await;
+                            inner
+                                .huge_answer(
+                                    &mut stream,
+                                    "200 OK",
+                                    "/userinfo",
+                                    open.as_bytes(),
+                                    b"\"}",
+                                    size,
+                                )
+                                .await;
                             return;
                         }
                         _ => {}
@@ -368,7 +383,8 @@ impl Inner {
             "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
             open.len() + filler + close.len()
         );
-        if stream.write_all(head.as_bytes()).await.is_err() || stream.write_all(open).await.is_err() {
+        if stream.write_all(head.as_bytes()).await.is_err() || stream.write_all(open).await.is_err()
+        {
             return;
         }
         let piece = vec![b'A'; 64 * 1024];

@@ -30,7 +30,11 @@ pub async fn hostile_world(behaviour: Behaviour) -> HostileWorld {
 
 async fn try_hostile_world(behaviour: Behaviour) -> Option<HostileWorld> {
     let fapi2 = behaviour.fapi2;
-    let userinfo = if behaviour.userinfo_call { "  userinfo: true\n" } else { "" };
+    let userinfo = if behaviour.userinfo_call {
+        "  userinfo: true\n"
+    } else {
+        ""
+    };
     let pki = Pki::new();
     let op = HostileOp::start(&pki, behaviour).await;
     let mut setup = Setup::new();
@@ -57,8 +61,9 @@ async fn try_hostile_world(behaviour: Behaviour) -> Option<HostileWorld> {
     let client_auth = if fapi2 {
         let group = openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1)
             .expect("curve");
-        let k = openssl::pkey::PKey::from_ec_key(openssl::ec::EcKey::generate(&group).expect("key"))
-            .expect("pkey");
+        let k =
+            openssl::pkey::PKey::from_ec_key(openssl::ec::EcKey::generate(&group).expect("key"))
+                .expect("pkey");
         let path = pki.path("oidc-client.key");
         std::fs::write(&path, k.private_key_to_pem_pkcs8().expect("pem")).expect("write");
         std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
