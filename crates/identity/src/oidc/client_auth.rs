@@ -276,4 +276,25 @@ mod tests {
             }
         }
     }
+
+    /// Review (review-fapi), finding 3: under FAPI 2.0 (5.4.1) an RSA key must have at least
+    /// 2048 bits; a 1024-bit key is taken and signs PS256 client assertions.
+    #[test]
+    fn review_fapi_a_weak_rsa_client_key_is_refused_under_fapi2() {
+        let weak = PKey::from_rsa(openssl::rsa::Rsa::generate(1024).unwrap())
+            .unwrap()
+            .private_key_to_pem_pkcs8()
+            .unwrap();
+        match ClientKey::from_pem(&weak, true, true) {
+            Err(OidcError::Config(_)) => {}
+            Err(e) => panic!("{e}"),
+            Ok(key) => {
+                let signed = key.assertion(CLIENT, TOKEN_ENDPOINT, crate::unix_now());
+                panic!(
+                    "a 1024-bit RSA client key was taken under fapi2 (assertion signed: {})",
+                    signed.is_ok()
+                );
+            }
+        }
+    }
 }
