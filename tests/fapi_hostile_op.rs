@@ -1,5 +1,7 @@
-//! Review of the FAPI 2.0 profile (branch `review-fapi`): the attacks on `oidc.profile: fapi2`
-//! that succeed on the code as reviewed. Each test fails until its finding is fixed.
+//! The FAPI 2.0 profile (`oidc.profile: fapi2`) against a hostile provider (the review of
+//! branch `review-fapi`): a provider's answers of any size, a reload that removes a trusted
+//! CA, weak RSA keys on either side. Each attack succeeded on the reviewed code and is
+//! refused now; `held_fapi2_against_a_hostile_provider` held then too.
 
 use std::time::Duration;
 
@@ -47,11 +49,17 @@ async fn a_huge_par_answer_is_not_read_whole_into_memory() {
     let after = peak_rss_kib(world.gw.pid());
     println!(
         "start answered {:?}; PAR body written {written} bytes, whole: {complete}; gateway peak RSS {before} -> {after} KiB",
-        start.map(|r| (r.status(), r.headers().get("location").map(|l| l.len()))),
+        start.as_ref().map(|r| (r.status(), r.headers().get("location").map(|l| l.len()))),
     );
     assert!(
         world.op.requested("/par") >= 1,
         "the PAR endpoint was asked"
+    );
+    let start = start.expect("the gateway answers");
+    assert!(
+        !start.status().is_redirection() && start.headers().get("location").is_none(),
+        "the huge request_uri was not sent on: {}",
+        start.status()
     );
     assert!(
         !complete && written < (4 << 20),
@@ -325,12 +333,26 @@ async fn a_weak_rsa_client_key_is_refused_under_fapi2() {
             .arg(&file)
             .output()
             .expect("run prehod check");
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert_eq!(
             out.status.code(),
             Some(64),
-            "a {bits}-bit RSA client key under fapi2 was accepted: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+            "a {bits}-bit RSA client key under fapi2 was accepted: {said}"
+        );
+        let line = text
+            .lines()
+            .position(|l| l.contains(&format!("weak-{bits}.key")))
+            .expect("the key's line")
+            + 1;
+        assert!(
+            said.contains(&format!("weak-{bits}.yaml:{line}:"))
+                && said.contains("client_key")
+                && said.contains(&format!("{bits}-bit RSA key")),
+            "the error names the key at its FILE:LINE: {said}"
         );
     }
 }
@@ -357,4 +379,74 @@ async fn an_id_token_signed_by_a_weak_rsa_key_is_refused_under_fapi2() {
     world
         .assert_refused(&mut browser, &page, Shown::LoginFailed, "invalid_id_token")
         .await;
+}
+
+/// Reviewer's note: under `profile: fapi2` a back-channel logout token signed RS256 (or
+/// ES384) ended sessions, where the ID tokens must be PS256, ES256 or EdDSA. Refused now;
+/// an ES256 one still ends the session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_token_of_an_algorithm_fapi2_does_not_allow_is_refused() {
+    use prehod_test_support::hostile_op::Signing;
+    let world = hostile_world(Behaviour {
+        fapi2: true,
+        ..Behaviour::default()
+    })
+    .await;
+    let mut browser = world.browser();
+    let page = world.login(&mut browser).await;
+    world.assert_logged_in(&mut browser, &page).await;
+    let sid = world.op.last_sid().expect("the ID token had a sid");
+    let rs256 = world.op.logout_token(Signing::Rs256, Some(&sid), &[]);
+    assert_eq!(world.backchannel_logout(&rs256).await, 400, "RS256");
+    let portal = browser.api(&world.portal_url("bips", "/")).await;
+    assert_eq!(portal.status, 200, "the session lives on: {}", portal.body);
+    let es256 = world.op.logout_token(Signing::Es256, Some(&sid), &[]);
+    assert_eq!(world.backchannel_logout(&es256).await, 200, "ES256");
+    assert_eq!(
+        browser.api(&world.portal_url("bips", "/")).await.status,
+        401,
+        "the session ended"
+    );
+}
+
+/// Reviewer's note: an error response (`?error=…`) was taken without its `iss` (RFC 9207
+/// 2.4), so a mix-up attacker could end a login with another provider's refusal. Under
+/// fapi2 one without `iss`, or of another issuer, is refused as such now; the provider's own
+/// (with its `iss`) is still shown as its refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_response_without_the_providers_iss_is_refused_under_fapi2() {
+    let world = hostile_world(Behaviour {
+        fapi2: true,
+        ..Behaviour::default()
+    })
+    .await;
+    let issuer = world.op.issuer().to_owned();
+    let enc = |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
+    for (iss, reason) in [
+        (None, "missing_issuer"),
+        (Some("https://mix-up.localhost"), "wrong_issuer"),
+        (Some(issuer.as_str()), "denied_by_provider"),
+    ] {
+        let mut browser = world.browser();
+        let callback = world.to_callback(&mut browser).await;
+        let state = url::Url::parse(&callback)
+            .expect("callback URL")
+            .query_pairs()
+            .find(|(k, _)| k == "state")
+            .map(|(_, v)| v.into_owned())
+            .expect("state");
+        let mut url = world.login_url(&format!(
+            "/oidc/callback?error=access_denied&state={}",
+            enc(&state)
+        ));
+        if let Some(iss) = iss {
+            url.push_str(&format!("&iss={}", enc(iss)));
+        }
+        let page = browser.navigate(&url).await;
+        if reason != "denied_by_provider" {
+            assert_eq!(page.status, 400, "{iss:?}: {}", page.body);
+            assert!(page.body.contains("Prijava ni uspela"), "{}", page.body);
+        }
+        world.expect_denial(reason).await;
+    }
 }
