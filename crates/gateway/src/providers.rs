@@ -221,7 +221,8 @@ mod tests {
     fn a_reload_that_changes_any_relying_party_setting_does_not_keep_the_old_provider() {
         let today = provider("rekono", "");
         assert!(provider("rekono", "").same_registration(&today));
-        let edits: [(&str, fn(&mut LoginProvider)); 8] = [
+        type Edit = fn(&mut LoginProvider);
+        let edits: [(&str, Edit); 8] = [
             ("trust roots", |p| {
                 p.settings.extra_roots = vec![b"another CA".to_vec()]
             }),
