@@ -389,8 +389,12 @@ pub enum Profile {
     Fapi2,
 }
 
+/// The smallest RSA key the OpenID client signs with or takes a signature from (FAPI 2.0
+/// 5.4.1; NIST SP 800-131A has disallowed shorter ones since 2013), under every profile.
+pub const MIN_RSA_BITS: u32 = 2048;
+
 /// Client authentication at the provider's token endpoint.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum ClientAuth {
     /// `client_secret_basic`
     Secret(String),

@@ -97,16 +97,14 @@ impl LoginProvider {
         }
     }
 
-    /// A new discovery with these settings keeps what the running one learnt: same issuer
-    /// and client, and the same profile and userinfo call — a reload to `profile: fapi2`
-    /// whose discovery fails (no PAR endpoint) must not leave logins going on without the
-    /// profile.
+    /// A new discovery with these settings keeps what the running one learnt only when every
+    /// relying-party setting is the same: issuer, client id, client authentication and its
+    /// key, scopes, `acr` levels, trust roots, timeout, profile, userinfo. A reload that
+    /// removes a compromised CA, rotates a leaked key or demotes an `acr` must not leave
+    /// logins going through the provider built with the old ones while the new discovery
+    /// fails (which whoever holds the removed CA's certificate can make it do).
     pub fn same_registration(&self, other: &LoginProvider) -> bool {
-        self.id == other.id
-            && self.settings.issuer == other.settings.issuer
-            && self.settings.client_id == other.settings.client_id
-            && self.settings.profile == other.settings.profile
-            && self.settings.userinfo == other.settings.userinfo
+        self.id == other.id && self.settings == other.settings
     }
 
     /// For a configuration reload: the discovered provider of `old`, when it is the same
@@ -217,6 +215,40 @@ mod tests {
             "    client_secret: prehod-dev-secret\n    userinfo: true\n",
         ));
         assert!(!userinfo.same_registration(&today));
+    }
+
+    #[test]
+    fn a_reload_that_changes_any_relying_party_setting_does_not_keep_the_old_provider() {
+        let today = provider("rekono", "");
+        assert!(provider("rekono", "").same_registration(&today));
+        type Edit = fn(&mut LoginProvider);
+        let edits: [(&str, Edit); 8] = [
+            ("trust roots", |p| {
+                p.settings.extra_roots = vec![b"another CA".to_vec()]
+            }),
+            ("client secret", |p| {
+                p.settings.client_auth = prehod_config::ClientAuth::Secret("rotated".into())
+            }),
+            ("client key", |p| {
+                p.settings.client_auth = prehod_config::ClientAuth::PrivateKeyJwt {
+                    key_pem: b"another key".to_vec(),
+                    rsa: false,
+                }
+            }),
+            ("acr levels", |p| {
+                p.settings.acr_levels = vec![("x".into(), 1)]
+            }),
+            ("scopes", |p| p.settings.scopes.push("email".into())),
+            ("timeout", |p| p.settings.timeout = Duration::from_secs(9)),
+            ("issuer", |p| p.settings.issuer.push('/')),
+            ("client id", |p| p.settings.client_id.push('2')),
+        ];
+        for (what, edit) in edits {
+            let mut changed = provider("rekono", "");
+            edit(&mut changed);
+            assert!(!changed.same_registration(&today), "{what}");
+            assert!(!today.same_registration(&changed), "{what}");
+        }
     }
 
     #[test]

@@ -98,6 +98,18 @@ impl Checker<'_> {
                     .read_key_file(path, &key("client_key"))
                     .and_then(
                         |(p, pem)| match openssl::pkey::PKey::private_key_from_pem(&pem) {
+                            Ok(k) if k.rsa().is_ok() && k.bits() < crate::MIN_RSA_BITS => {
+                                self.problem(
+                                    &key("client_key"),
+                                    format!(
+                                        "{} is a {}-bit RSA key: at least {} bits (FAPI 2.0 5.4.1, NIST SP 800-131A)",
+                                        p.display(),
+                                        k.bits(),
+                                        crate::MIN_RSA_BITS
+                                    ),
+                                );
+                                None
+                            }
                             Ok(k) if k.rsa().is_ok() => Some(crate::ClientAuth::PrivateKeyJwt {
                                 key_pem: pem,
                                 rsa: true,

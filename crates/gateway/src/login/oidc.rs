@@ -301,7 +301,21 @@ pub(super) async fn callback(ctx: &Ctx<'_, '_>) -> Reply {
     });
     let clear = crate::cookies::set_on_path(name.as_deref().unwrap_or_default(), "", "/", 0);
     if let Some(error) = q.get("error") {
-        let resp = provider_refusal(ctx, error, sealed.as_ref());
+        // RFC 9207 2.4: an error response names its issuer too; one of another issuer (a
+        // mix-up), or without the `iss` the provider promised, is not this provider's word.
+        let iss = q.get("iss").map(String::as_str);
+        let resp = match auth
+            .providers
+            .by_callback(ctx.req.path)
+            .and_then(|p| p.discovered())
+            .map(|p| p.check_response_iss(iss))
+        {
+            Some(Err(e)) => {
+                let (reason, m) = oidc_refusal(&e);
+                ctx.login_failed(reason, m)
+            }
+            _ => provider_refusal(ctx, error, sealed.as_ref()),
+        };
         // Only an attempt of this browser's is ended.
         return if sealed.is_some() {
             resp.cookie(clear)

@@ -15,16 +15,7 @@ impl Provider {
         now: u64,
     ) -> Result<Identity, OidcError> {
         let current = self.current();
-        match iss {
-            Some(iss) if iss != self.settings.issuer => {
-                return Err(OidcError::WrongIssuer(iss.to_owned()));
-            }
-            // FAPI 2.0 (5.3.2.2): `iss` in every response, whatever discovery promised.
-            None if current.iss_in_response || self.settings.profile == Profile::Fapi2 => {
-                return Err(OidcError::MissingIssuer)
-            }
-            _ => {}
-        }
+        self.check_response_iss(iss)?;
         let token = self
             .exchange_code(&current, code, &attempt.verifier, now)
             .await?;
@@ -33,6 +24,19 @@ impl Provider {
             return Ok(identity);
         }
         self.with_userinfo(&current, &token, identity, now).await
+    }
+
+    /// RFC 9207: the authorization response's `iss` — of an error response too (2.4) — is
+    /// this provider's; it must be there when the provider promised it, and always under
+    /// FAPI 2.0 (5.3.2.2), whatever discovery said.
+    pub fn check_response_iss(&self, iss: Option<&str>) -> Result<(), OidcError> {
+        match iss {
+            Some(iss) if iss != self.settings.issuer => Err(OidcError::WrongIssuer(iss.to_owned())),
+            None if self.current().iss_in_response || self.settings.profile == Profile::Fapi2 => {
+                Err(OidcError::MissingIssuer)
+            }
+            _ => Ok(()),
+        }
     }
 }
 

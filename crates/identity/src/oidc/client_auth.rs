@@ -57,6 +57,13 @@ impl ClientKey {
         let key = PKey::private_key_from_pem(pem).map_err(|_| bad("not a PEM private key"))?;
         let alg = if rsa {
             key.rsa().map_err(|_| bad("not an RSA private key"))?;
+            if key.bits() < prehod_config::MIN_RSA_BITS {
+                return Err(bad(&format!(
+                    "a {}-bit RSA key: at least {} bits",
+                    key.bits(),
+                    prehod_config::MIN_RSA_BITS
+                )));
+            }
             if pss {
                 Alg::Ps256
             } else {
@@ -273,6 +280,30 @@ mod tests {
                 }
                 Err(e) => panic!("{e}"),
                 Ok(_) => panic!("a key of the wrong kind was taken"),
+            }
+        }
+    }
+
+    /// Review (review-fapi), finding 3: FAPI 2.0 (5.4.1) asks for RSA keys of at least 2048
+    /// bits; a 1024-bit key was taken and signed PS256 client assertions. Refused under every
+    /// profile.
+    #[test]
+    fn a_weak_rsa_client_key_is_refused() {
+        let weak = PKey::from_rsa(openssl::rsa::Rsa::generate(1024).unwrap())
+            .unwrap()
+            .private_key_to_pem_pkcs8()
+            .unwrap();
+        for pss in [true, false] {
+            match ClientKey::from_pem(&weak, true, pss) {
+                Err(OidcError::Config(_)) => {}
+                Err(e) => panic!("{e}"),
+                Ok(key) => {
+                    let signed = key.assertion(CLIENT, TOKEN_ENDPOINT, crate::unix_now());
+                    panic!(
+                        "a 1024-bit RSA client key was taken (PS256: {pss}; assertion signed: {})",
+                        signed.is_ok()
+                    );
+                }
             }
         }
     }

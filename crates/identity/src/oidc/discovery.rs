@@ -9,6 +9,7 @@ use openidconnect::{
     ClientId, ClientSecret, EndpointMaybeSet, EndpointNotSet, EndpointSet, IssuerUrl, RedirectUrl,
 };
 
+use super::bounded::{read_body, BoundedHttp};
 use super::{ClientAuth, OidcError, Profile, Settings};
 
 pub(super) type Client = CoreClient<
@@ -66,7 +67,7 @@ pub(super) async fn fetch(
 ) -> Result<Discovered, OidcError> {
     let issuer =
         IssuerUrl::new(settings.issuer.clone()).map_err(|e| OidcError::Config(e.to_string()))?;
-    let metadata = CoreProviderMetadata::discover_async(issuer, http)
+    let metadata = CoreProviderMetadata::discover_async(issuer, &BoundedHttp::new(http))
         .await
         .map_err(|e| match e {
             // Another issuer in the document: the provider answered, and not as configured.
@@ -75,6 +76,12 @@ pub(super) async fn fetch(
             }
             e => OidcError::Unavailable(format!("discovery: {e}")),
         })?;
+    // The keys `openidconnect` checks ID tokens with: the weak ones dropped.
+    let strong = serde_json::to_value(metadata.jwks())
+        .map(strong_keys_only)
+        .and_then(serde_json::from_value)
+        .map_err(|e| OidcError::Unavailable(format!("JWKS: {e}")))?;
+    let metadata = metadata.set_jwks(strong);
     let jwks_uri = metadata.jwks_uri().url().clone();
     let authorization_endpoint = metadata.authorization_endpoint().url().to_string();
     let userinfo_endpoint = metadata.userinfo_endpoint().map(|u| u.url().to_string());
@@ -116,17 +123,31 @@ pub(super) async fn fetch(
             "oidc.userinfo is set, and discovery names no userinfo_endpoint".into(),
         ));
     }
+    let endpoints = [
+        Some(authorization_endpoint.as_str()),
+        Some(token_endpoint.as_str()),
+        Some(jwks_uri.as_str()),
+        userinfo_endpoint.as_deref(),
+        par_endpoint.as_deref(),
+        end_session.as_deref(),
+    ];
+    all_https_when_the_issuer_is(&settings.issuer, endpoints.into_iter().flatten())?;
     let iss_in_response = doc
         .get("authorization_response_iss_parameter_supported")
         .and_then(serde_json::Value::as_bool)
         == Some(true);
-    let jwks: jsonwebtoken::jwk::JwkSet = http
+    let jwks = http
         .get(jwks_uri)
         .send()
         .await
-        .map_err(|e| OidcError::Unavailable(format!("JWKS: {e}")))?
-        .json()
+        .map_err(|e| OidcError::Unavailable(format!("JWKS: {e}")))?;
+    // A provider's error, retried like an unreachable one.
+    let jwks = read_body(jwks, "JWKS")
         .await
+        .map_err(|e| OidcError::Unavailable(e.to_string()))?;
+    let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_slice(&jwks)
+        .map(strong_keys_only)
+        .and_then(serde_json::from_value)
         .map_err(|e| OidcError::Unavailable(format!("JWKS: {e}")))?;
     let redirect = RedirectUrl::new(settings.redirect_uri.clone())
         .map_err(|e| OidcError::Config(e.to_string()))?;
@@ -152,6 +173,76 @@ pub(super) async fn fetch(
     })
 }
 
+/// Every endpoint discovery names is `https://` when the issuer is (the config allows no
+/// other issuer; only this crate's own tests run one on plain HTTP): a token, a client
+/// assertion or the user's claims never go over plain HTTP because the document said so.
+fn all_https_when_the_issuer_is<'a>(
+    issuer: &str,
+    endpoints: impl Iterator<Item = &'a str>,
+) -> Result<(), OidcError> {
+    if !issuer.starts_with("https://") {
+        return Ok(());
+    }
+    for endpoint in endpoints {
+        if url::Url::parse(endpoint)
+            .map(|u| u.scheme() != "https")
+            .unwrap_or(true)
+        {
+            return Err(OidcError::Metadata(format!(
+                "discovery names the endpoint {endpoint:?}, not https://"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A JWKS (as JSON) without its RSA keys of fewer than [`prehod_config::MIN_RSA_BITS`] bits
+/// (FAPI 2.0 5.4.1), under every profile: a token signed by a key short enough to factor
+/// proves nothing, whichever profile the client follows. A dropped key is logged by `kid`; a
+/// token it signed then names an unknown key and is refused.
+fn strong_keys_only(mut jwks: serde_json::Value) -> serde_json::Value {
+    if let Some(keys) = jwks
+        .get_mut("keys")
+        .and_then(serde_json::Value::as_array_mut)
+    {
+        keys.retain(|key| {
+            let bits = rsa_bits(key);
+            let weak = bits.is_some_and(|b| b < prehod_config::MIN_RSA_BITS);
+            if weak {
+                tracing::warn!(
+                    kid = key
+                        .get("kid")
+                        .and_then(serde_json::Value::as_str)
+                        .unwrap_or(""),
+                    bits,
+                    "the provider's JWKS has a weak RSA key, not used"
+                );
+            }
+            !weak
+        });
+    }
+    jwks
+}
+
+/// The modulus size of an RSA JWK; `Some(0)` for one whose `n` is not base64url; `None` for
+/// another key type.
+fn rsa_bits(key: &serde_json::Value) -> Option<u32> {
+    if key.get("kty").and_then(serde_json::Value::as_str) != Some("RSA") {
+        return None;
+    }
+    let n = key
+        .get("n")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("");
+    let bytes = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, n)
+        .unwrap_or_default();
+    Some(
+        openssl::bn::BigNum::from_slice(&bytes)
+            .map(|n| n.num_bits().max(0).unsigned_abs())
+            .unwrap_or(0),
+    )
+}
+
 /// The discovery document as JSON, for the fields `openidconnect`'s core metadata lacks.
 async fn discovery_document(
     http: &reqwest::Client,
@@ -162,12 +253,68 @@ async fn discovery_document(
         issuer.trim_end_matches('/')
     );
     let unavailable = |e: reqwest::Error| OidcError::Unavailable(format!("discovery: {e}"));
-    http.get(url)
+    let resp = http
+        .get(url)
         .send()
         .await
         .and_then(reqwest::Response::error_for_status)
-        .map_err(unavailable)?
-        .json()
+        .map_err(unavailable)?;
+    let body = read_body(resp, "discovery")
         .await
-        .map_err(unavailable)
+        .map_err(|e| OidcError::Unavailable(e.to_string()))?;
+    serde_json::from_slice(&body).map_err(|e| OidcError::Unavailable(format!("discovery: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strong_keys_only;
+
+    fn rsa_jwk(kid: &str, bits: u32) -> serde_json::Value {
+        let rsa = openssl::rsa::Rsa::generate(bits).unwrap();
+        let b64 = |v: Vec<u8>| {
+            base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, v)
+        };
+        serde_json::json!({"kty": "RSA", "kid": kid, "n": b64(rsa.n().to_vec()), "e": b64(rsa.e().to_vec())})
+    }
+
+    #[test]
+    fn an_https_issuer_s_endpoints_are_all_https() {
+        use super::all_https_when_the_issuer_is as check;
+        let https = ["https://op.example/token", "https://op.example/jwks"];
+        assert!(check("https://op.example", https.into_iter()).is_ok());
+        for bad in [
+            "http://op.example/par",
+            "HTTP://op.example/x",
+            "ftp://op.example/",
+            "not a url",
+        ] {
+            let endpoints = https.into_iter().chain([bad]);
+            assert!(check("https://op.example", endpoints).is_err(), "{bad}");
+        }
+        // This crate's own test provider runs on plain HTTP, never configurable.
+        assert!(check(
+            "http://127.0.0.1:1",
+            ["http://127.0.0.1:1/token"].into_iter()
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn rsa_keys_under_2048_bits_are_dropped_from_the_jwks() {
+        let jwks = serde_json::json!({"keys": [
+            rsa_jwk("rs-512", 512),
+            rsa_jwk("rs-1024", 1024),
+            rsa_jwk("rs-2047", 2047),
+            rsa_jwk("rs-2048", 2048),
+            {"kty": "RSA", "kid": "rs-bad-n", "n": "!!", "e": "AQAB"},
+            {"kty": "EC", "kid": "ec", "crv": "P-256", "x": "x", "y": "y"},
+        ]});
+        let kept: Vec<String> = strong_keys_only(jwks)["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(kept, ["rs-2048", "ec"]);
+    }
 }

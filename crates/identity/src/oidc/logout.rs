@@ -2,7 +2,7 @@
 //! the end-session URL of RP-initiated logout.
 
 use super::key_refresh::Asker;
-use super::{OidcError, Provider};
+use super::{OidcError, Profile, Provider};
 
 /// The subject of a verified back-channel logout token.
 #[derive(Debug, PartialEq, Eq)]
@@ -35,6 +35,17 @@ impl Provider {
     pub async fn verify_logout_token(&self, token: &str, now: u64) -> Result<Logout, OidcError> {
         let invalid = |m: &str| OidcError::InvalidToken(m.to_owned());
         let (alg, kid) = logout_token_header(token)?;
+        // FAPI 2.0 (5.4.1): PS256, ES256 or EdDSA, like the ID tokens (`id_token.rs`).
+        if self.settings.profile == Profile::Fapi2
+            && !matches!(
+                alg,
+                jsonwebtoken::Algorithm::PS256 | jsonwebtoken::Algorithm::ES256
+            )
+        {
+            return Err(invalid(
+                "logout token algorithm not allowed under profile fapi2",
+            ));
+        }
         let mut jwks = self.current().jwks.clone();
         if jwks.find(&kid).is_none() && self.refresh_for(Asker::BackChannel, &kid).await {
             jwks = self.current().jwks.clone();

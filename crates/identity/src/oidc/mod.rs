@@ -7,6 +7,7 @@
 //! The parts, each in the file named after what it does:
 //!
 //! - `discovery.rs`: the provider's metadata and keys (discovery, JWKS) and its HTTP client;
+//! - `bounded.rs`: every answer of the provider read up to a size limit;
 //! - `key_refresh.rs`: fetching the keys again for an unknown `kid`, within its budgets;
 //! - `authorize.rs`: the authorization request (PKCE, state, nonce, level, hints);
 //! - `callback.rs`: the authorization response, from the code to the [`Identity`], through
@@ -20,6 +21,7 @@
 //!   the files above (issuer in discovery and response, ID-token algorithms).
 
 mod authorize;
+mod bounded;
 mod callback;
 mod client_auth;
 mod discovery;
@@ -45,8 +47,9 @@ use client_auth::ClientKey;
 use discovery::Discovered;
 use key_refresh::KeyRefresh;
 
-/// What the relying party needs to know; built from the config.
-#[derive(Clone, Debug)]
+/// What the relying party needs to know; built from the config. Two are equal when every
+/// setting is (a reload keeps a discovered provider only then).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Settings {
     pub issuer: String,
     pub client_id: String,

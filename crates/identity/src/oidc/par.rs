@@ -4,7 +4,12 @@
 //! and the browser sent to the authorization endpoint with `client_id` and the `request_uri`
 //! the provider answered, nothing else.
 
+use super::bounded::read_body;
 use super::{Attempt, Hints, OidcError, Profile, Provider};
+
+/// The longest `request_uri` sent on in the browser's `Location` (RFC 9126's are a URN of a
+/// few dozen characters).
+const MAX_REQUEST_URI: usize = 2048;
 
 impl Provider {
     /// A new attempt at `level` and the URL to send the browser to: under the default
@@ -42,7 +47,8 @@ impl Provider {
             .await
             .map_err(|e| OidcError::Unavailable(format!("PAR endpoint: {e}")))?;
         let status = resp.status().as_u16();
-        let body: serde_json::Value = resp.json().await.unwrap_or_default();
+        let body = read_body(resp, "PAR endpoint").await?;
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
         let field = |name: &str| body.get(name).and_then(serde_json::Value::as_str);
         match status {
             // RFC 9126 2.2: 201 Created, with the request_uri.
@@ -62,6 +68,7 @@ impl Provider {
         let request_uri = field("request_uri").ok_or_else(|| {
             OidcError::Refused("the PAR endpoint's answer has no request_uri".into())
         })?;
+        check_request_uri(request_uri)?;
         let mut authorize = url::Url::parse(&current.authorization_endpoint)
             .map_err(|e| OidcError::Metadata(format!("authorization_endpoint: {e}")))?;
         authorize
@@ -94,5 +101,46 @@ impl Provider {
             ),
             ("client_assertion".into(), assertion),
         ])
+    }
+}
+
+/// A `request_uri` the gateway sends on: at most [`MAX_REQUEST_URI`] characters, printable
+/// ASCII without space (a URI), so a provider cannot make the redirect it answers huge or
+/// carry what a URI cannot.
+fn check_request_uri(uri: &str) -> Result<(), OidcError> {
+    if uri.is_empty() || uri.len() > MAX_REQUEST_URI {
+        return Err(OidcError::Refused(format!(
+            "the PAR endpoint's request_uri is {} bytes long (at most {MAX_REQUEST_URI})",
+            uri.len()
+        )));
+    }
+    if !uri.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(OidcError::Refused(
+            "the PAR endpoint's request_uri has characters a URI cannot".into(),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_request_uri;
+
+    #[test]
+    fn a_request_uri_is_short_and_printable() {
+        assert!(
+            check_request_uri("urn:ietf:params:oauth:request_uri:6esc_11ACC5bwc014ltc14eY22c")
+                .is_ok()
+        );
+        assert!(check_request_uri(&"a".repeat(2048)).is_ok());
+        for bad in [
+            "".to_owned(),
+            "a".repeat(2049),
+            "urn:x y".into(),
+            "urn:x\r\nSet-Cookie: a=b".into(),
+            "urn:č".into(),
+        ] {
+            assert!(check_request_uri(&bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -1,11 +1,10 @@
 //! The token request: the authorization code and its PKCE verifier redeemed at the token
 //! endpoint, and what a failed request means — an outage, a refusal, or an invalid token.
 
-use std::sync::atomic::{AtomicU16, Ordering};
-
 use openidconnect::core::CoreTokenResponse;
-use openidconnect::{AsyncHttpClient, AuthorizationCode, OAuth2TokenResponse, PkceCodeVerifier};
+use openidconnect::{AuthorizationCode, OAuth2TokenResponse, PkceCodeVerifier};
 
+use super::bounded::{read_body, BoundedHttp};
 use super::discovery::Discovered;
 use super::{OidcError, Provider};
 
@@ -23,10 +22,7 @@ impl Provider {
             None => {
                 // The status of the answer decides what a failure is (see `token_failure`);
                 // openidconnect reports a 5xx page and a malformed ID token alike as `Parse`.
-                let http = StatusRecorder {
-                    http: &self.http,
-                    status: AtomicU16::new(0),
-                };
+                let http = BoundedHttp::new(&self.http);
                 current
                     .client
                     .exchange_code(AuthorizationCode::new(code.to_owned()))
@@ -79,10 +75,7 @@ impl Provider {
             .await
             .map_err(|e| OidcError::Unavailable(format!("token endpoint: {e}")))?;
         let status = resp.status().as_u16();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| OidcError::Unavailable(format!("token endpoint: {e}")))?;
+        let body = read_body(resp, "token endpoint").await?;
         if status != 200 {
             let error: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
             let detail = error
@@ -115,40 +108,6 @@ fn token_failure(status: u16, detail: String) -> OidcError {
         0 | 500.. => OidcError::Unavailable(format!("token endpoint ({status}): {detail}")),
         200 => OidcError::InvalidToken(format!("token response: {detail}")),
         _ => OidcError::Refused(detail),
-    }
-}
-
-/// The provider's HTTP client for one token request, remembering the status of the answer.
-struct StatusRecorder<'a> {
-    http: &'a reqwest::Client,
-    status: AtomicU16,
-}
-
-impl StatusRecorder<'_> {
-    /// The answer's status; 0 when there was none.
-    fn status(&self) -> u16 {
-        self.status.load(Ordering::Relaxed)
-    }
-}
-
-impl<'c> AsyncHttpClient<'c> for StatusRecorder<'_> {
-    type Error = openidconnect::HttpClientError<reqwest::Error>;
-    type Future = std::pin::Pin<
-        Box<
-            dyn std::future::Future<Output = Result<openidconnect::HttpResponse, Self::Error>>
-                + Send
-                + Sync
-                + 'c,
-        >,
-    >;
-
-    fn call(&'c self, request: openidconnect::HttpRequest) -> Self::Future {
-        Box::pin(async move {
-            let response = self.http.call(request).await?;
-            self.status
-                .store(response.status().as_u16(), Ordering::Relaxed);
-            Ok(response)
-        })
     }
 }
 

@@ -6,6 +6,7 @@
 use openidconnect::core::CoreTokenResponse;
 use openidconnect::OAuth2TokenResponse;
 
+use super::bounded::read_body;
 use super::discovery::Discovered;
 use super::{Identity, OidcError, Provider};
 
@@ -43,9 +44,8 @@ impl Provider {
             }
             _ => return Err(OidcError::Refused(format!("userinfo answered {status}"))),
         }
-        let claims: serde_json::Value = resp
-            .json()
-            .await
+        let body = read_body(resp, "userinfo").await?;
+        let claims: serde_json::Value = serde_json::from_slice(&body)
             .map_err(|e| OidcError::InvalidToken(format!("userinfo: {e}")))?;
         let text = |name: &str| {
             claims

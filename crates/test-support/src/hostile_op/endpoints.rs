@@ -29,13 +29,65 @@ impl Inner {
             ("GET", "/attacker/jwks.json") => {
                 json_response(200, &json!({"keys": [self.keys.attacker.jwk]}))
             }
-            ("GET", "/authorize") => self.authorize(req),
-            ("POST", "/token") => self.token(req),
+            ("GET", "/authorize") => match req.query.get("request_uri") {
+                // FAPI 2.0: the request pushed before, once.
+                Some(uri) => {
+                    let Some(query) = self.state().pushed.remove(uri) else {
+                        return response(400, &[], "unknown request_uri");
+                    };
+                    self.authorize(&Request {
+                        method: req.method.clone(),
+                        path: req.path.clone(),
+                        query,
+                        headers: req.headers.clone(),
+                        body: Vec::new(),
+                    })
+                }
+                None => self.authorize(req),
+            },
+            ("POST", "/token") => {
+                self.seen(req);
+                self.token(req)
+            }
+            ("POST", "/par") => {
+                let uri = format!("urn:ietf:params:oauth:request_uri:{}", random_hex(16));
+                let form: std::collections::HashMap<String, String> = req
+                    .form()
+                    .into_iter()
+                    .filter(|(k, _)| !k.starts_with("client_assertion"))
+                    .collect();
+                self.state().pushed.insert(uri.clone(), form);
+                json_response(201, &json!({"request_uri": uri, "expires_in": 60}))
+            }
+            ("GET", "/userinfo") => {
+                self.seen(req);
+                let mut claims = json!({"sub": SUB});
+                edit_value(&mut claims, &self.state().behaviour.userinfo);
+                json_response(200, &claims)
+            }
             _ => oauth_error(404, "not_found"),
         }
     }
 
+    fn seen(&self, req: &Request) {
+        self.state()
+            .seen_headers
+            .push((req.path.clone(), req.headers.clone()));
+    }
+
     fn discovery(&self) -> Value {
+        let i = &self.issuer;
+        let mut doc = self.plain_discovery();
+        if self.state().behaviour.fapi2 {
+            doc["pushed_authorization_request_endpoint"] = json!(format!("{i}/par"));
+            doc["userinfo_endpoint"] = json!(format!("{i}/userinfo"));
+            doc["token_endpoint_auth_methods_supported"] = json!(["private_key_jwt"]);
+            doc["id_token_signing_alg_values_supported"] = json!(["ES256", "PS256"]);
+        }
+        doc
+    }
+
+    fn plain_discovery(&self) -> Value {
         let i = &self.issuer;
         json!({
             "issuer": i,
@@ -127,7 +179,9 @@ impl Inner {
             base64::engine::general_purpose::STANDARD
                 .encode(format!("{CLIENT_ID}:{CLIENT_SECRET}"))
         );
-        if req.header("authorization") != Some(expected.as_str()) {
+        let fapi2 = self.state().behaviour.fapi2;
+        let assertion = req.form().contains_key("client_assertion");
+        if !(fapi2 && assertion) && req.header("authorization") != Some(expected.as_str()) {
             return oauth_error(401, "invalid_client");
         }
         let form = req.form();
@@ -183,10 +237,24 @@ impl Inner {
             200,
             &json!({
                 "access_token": random_hex(16),
-                "token_type": "Bearer",
+                "token_type": if behaviour.fapi2 { "DPoP" } else { "Bearer" },
                 "expires_in": 300,
                 "id_token": id_token,
             }),
         )
+    }
+}
+
+/// Sets every member of `edits` (an object) in `target`; `null` removes.
+fn edit_value(target: &mut Value, edits: &Value) {
+    let (Some(t), Some(e)) = (target.as_object_mut(), edits.as_object()) else {
+        return;
+    };
+    for (k, v) in e {
+        if v.is_null() {
+            t.remove(k);
+        } else {
+            t.insert(k.clone(), v.clone());
+        }
     }
 }

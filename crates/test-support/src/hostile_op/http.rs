@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 use tokio::io::AsyncReadExt;
 
 /// One HTTP/1.1 request, read whole (headers and a `Content-Length` body).
+#[derive(Clone)]
 pub(super) struct Request {
     pub(super) method: String,
     pub(super) path: String,

@@ -90,6 +90,40 @@ pub(super) struct Keys {
     /// Not published by the provider.
     pub(super) unknown: Key,
     pub(super) attacker: Key,
+    /// A 1024-bit RSA key `rs-weak`, published, signing PS256 (review-fapi).
+    pub(super) weak: openssl::pkey::PKey<openssl::pkey::Private>,
+}
+
+/// The JWK of the weak RSA key.
+pub(super) fn weak_jwk(key: &openssl::pkey::PKey<openssl::pkey::Private>) -> Value {
+    let rsa = key.rsa().expect("RSA");
+    json!({
+        "kty": "RSA", "use": "sig", "alg": "PS256", "kid": "rs-weak",
+        "n": B64.encode(rsa.n().to_vec()),
+        "e": B64.encode(rsa.e().to_vec()),
+    })
+}
+
+/// A PS256 JWS of `claims` by `key` (OpenSSL: RSASSA-PSS, MGF1-SHA256, salt 32).
+fn ps256(key: &openssl::pkey::PKey<openssl::pkey::Private>, kid: &str, claims: &Value) -> String {
+    let input = format!(
+        "{}.{}",
+        B64.encode(json!({"alg": "PS256", "typ": "JWT", "kid": kid}).to_string()),
+        B64.encode(claims.to_string())
+    );
+    let mut signer =
+        openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), key).expect("signer");
+    signer
+        .set_rsa_padding(openssl::rsa::Padding::PKCS1_PSS)
+        .expect("pss");
+    signer
+        .set_rsa_mgf1_md(openssl::hash::MessageDigest::sha256())
+        .expect("mgf1");
+    signer
+        .set_rsa_pss_saltlen(openssl::sign::RsaPssSaltlen::DIGEST_LENGTH)
+        .expect("salt");
+    let sig = signer.sign_oneshot_to_vec(input.as_bytes()).expect("sign");
+    format!("{input}.{}", B64.encode(sig))
 }
 
 impl Keys {
@@ -98,6 +132,7 @@ impl Keys {
             self.es1.jwk.clone(),
             self.es_old.jwk.clone(),
             self.rs1.jwk.clone(),
+            weak_jwk(&self.weak),
         ];
         if rotated {
             keys.push(self.es2.jwk.clone());
@@ -152,6 +187,7 @@ impl Keys {
                 );
                 self.attacker.sign(h, claims)
             }
+            Signing::Ps256Weak => ps256(&self.weak, "rs-weak", claims),
             Signing::Jku => {
                 let mut h = self.attacker.header();
                 h.jku = Some(format!("{issuer}/attacker/jwks.json"));

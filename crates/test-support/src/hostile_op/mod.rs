@@ -56,6 +56,8 @@ pub enum Signing {
     /// ES256 with the attacker's key, which the header's `jku` points at (served, should the
     /// relying party ever ask, at `/attacker/jwks.json`).
     Jku,
+    /// PS256 (a FAPI 2.0 algorithm) with the published 1024-bit RSA key `rs-weak`.
+    Ps256Weak,
 }
 
 /// What the authorization response carries for `state` or `iss`.
@@ -80,6 +82,19 @@ pub struct Behaviour {
     /// The token endpoint answers every request with this status and an HTML error page (an
     /// outage), instead of tokens.
     pub token_status: Option<u16>,
+    /// FAPI 2.0: discovery names a pushed authorization request endpoint (`/par`) and
+    /// userinfo; the gateway is configured with `profile: fapi2` (review-fapi).
+    pub fapi2: bool,
+    /// The PAR endpoint answers 201 with a well-formed JSON body of about this many bytes
+    /// (a `request_uri` that long), written as fast as the relying party reads it.
+    pub par_body: Option<usize>,
+    /// The gateway is configured with `oidc.userinfo: true`.
+    pub userinfo_call: bool,
+    /// The userinfo endpoint's claims (`sub` the ID token's unless set here).
+    pub userinfo: Value,
+    /// Userinfo answers 200 with a well-formed JSON body of about this many bytes (a `name`
+    /// that long), written as fast as the relying party reads it.
+    pub userinfo_body: Option<usize>,
 }
 
 impl Default for Behaviour {
@@ -91,6 +106,11 @@ impl Default for Behaviour {
             response_state: Param::Right,
             advertise_iss: true,
             token_status: None,
+            fapi2: false,
+            par_body: None,
+            userinfo_call: false,
+            userinfo: json!({}),
+            userinfo_body: None,
         }
     }
 }
@@ -129,12 +149,20 @@ pub(crate) struct State {
     requests: Vec<String>,
     /// The `sid` of the last ID token issued.
     last_sid: Option<String>,
+    /// Pushed authorization requests by `request_uri` (FAPI 2.0).
+    pushed: HashMap<String, HashMap<String, String>>,
+    /// Headers of every token and userinfo request (FAPI 2.0: the DPoP proofs).
+    pub(crate) seen_headers: Vec<(String, Vec<(String, String)>)>,
 }
 
 pub(crate) struct Inner {
     issuer: String,
     keys: Keys,
     state: Mutex<State>,
+    /// Bytes of the PAR answer written so far (`Behaviour::par_body`).
+    par_written: std::sync::atomic::AtomicU64,
+    /// Whether a whole `par_body` answer was written (the relying party read it all).
+    par_complete: std::sync::atomic::AtomicBool,
 }
 
 /// The running provider; stops when dropped.
@@ -168,6 +196,8 @@ impl HostileOp {
             rs1_public_pem,
             unknown: Key::ec("es-unknown"),
             attacker: Key::ec("attacker"),
+            weak: openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(1024).expect("rsa"))
+                .expect("pkey"),
         };
         let inner = Arc::new(Inner {
             issuer,
@@ -178,7 +208,11 @@ impl HostileOp {
                 grants: HashMap::new(),
                 requests: Vec::new(),
                 last_sid: None,
+                pushed: HashMap::new(),
+                seen_headers: Vec::new(),
             }),
+            par_written: std::sync::atomic::AtomicU64::new(0),
+            par_complete: std::sync::atomic::AtomicBool::new(false),
         });
         let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).expect("acceptor");
         b.set_certificate_chain_file(pki.path("server.crt"))
@@ -203,6 +237,39 @@ impl HostileOp {
                     let Some(request) = read_request(&mut stream).await else {
                         return;
                     };
+                    let (huge_par, huge_userinfo) = {
+                        let b = &inner
+                            .state
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .behaviour;
+                        (b.par_body, b.userinfo_body)
+                    };
+                    match (request.path.as_str(), huge_par, huge_userinfo) {
+                        ("/par", Some(size), _) => {
+                            let open = b"{\"request_uri\":\"urn:ietf:params:oauth:request_uri:";
+                            let close = b"\",\"expires_in\":60}";
+                            inner
+                                .huge_answer(&mut stream, "201 Created", "/par", open, close, size)
+                                .await;
+                            return;
+                        }
+                        ("/userinfo", _, Some(size)) => {
+                            let open = format!("{{\"sub\":\"{SUB}\",\"name\":\"");
+                            inner
+                                .huge_answer(
+                                    &mut stream,
+                                    "200 OK",
+                                    "/userinfo",
+                                    open.as_bytes(),
+                                    b"\"}",
+                                    size,
+                                )
+                                .await;
+                            return;
+                        }
+                        _ => {}
+                    }
                     let response = inner.handle(&request);
                     let _ = stream.write_all(&response).await;
                     let _ = stream.shutdown().await;
@@ -214,6 +281,20 @@ impl HostileOp {
 
     pub fn issuer(&self) -> &str {
         &self.inner.issuer
+    }
+
+    /// The headers of every token and userinfo request, by path.
+    pub fn seen_headers(&self) -> Vec<(String, Vec<(String, String)>)> {
+        self.state().seen_headers.clone()
+    }
+
+    /// Bytes of the huge PAR or userinfo answer written so far, and whether one was written whole.
+    pub fn par_written(&self) -> (u64, bool) {
+        use std::sync::atomic::Ordering;
+        (
+            self.inner.par_written.load(Ordering::SeqCst),
+            self.inner.par_complete.load(Ordering::SeqCst),
+        )
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -276,6 +357,50 @@ impl HostileOp {
         self.inner
             .keys
             .sign(signing, &claims, &self.inner.issuer, rotated)
+    }
+}
+
+impl Inner {
+    /// An answer whose JSON body is `size` bytes long (`open`, filler, `close`), written in
+    /// 64 KiB pieces for as long as the relying party reads them.
+    async fn huge_answer<S: tokio::io::AsyncWrite + Unpin>(
+        &self,
+        stream: &mut S,
+        status: &str,
+        path: &str,
+        open: &[u8],
+        close: &[u8],
+        size: usize,
+    ) {
+        use std::sync::atomic::Ordering;
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .requests
+            .push(format!("HUGE {path}"));
+        let filler = size.saturating_sub(open.len() + close.len());
+        let head = format!(
+            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            open.len() + filler + close.len()
+        );
+        if stream.write_all(head.as_bytes()).await.is_err() || stream.write_all(open).await.is_err()
+        {
+            return;
+        }
+        let piece = vec![b'A'; 64 * 1024];
+        let mut left = filler;
+        while left > 0 {
+            let n = left.min(piece.len());
+            if stream.write_all(&piece[..n]).await.is_err() {
+                return;
+            }
+            left -= n;
+            self.par_written.fetch_add(n as u64, Ordering::SeqCst);
+        }
+        if stream.write_all(close).await.is_ok() && stream.flush().await.is_ok() {
+            self.par_complete.store(true, Ordering::SeqCst);
+        }
+        let _ = stream.shutdown().await;
     }
 }
 

@@ -29,6 +29,12 @@ pub async fn hostile_world(behaviour: Behaviour) -> HostileWorld {
 }
 
 async fn try_hostile_world(behaviour: Behaviour) -> Option<HostileWorld> {
+    let fapi2 = behaviour.fapi2;
+    let userinfo = if behaviour.userinfo_call {
+        "  userinfo: true\n"
+    } else {
+        ""
+    };
     let pki = Pki::new();
     let op = HostileOp::start(&pki, behaviour).await;
     let mut setup = Setup::new();
@@ -51,10 +57,28 @@ async fn try_hostile_world(behaviour: Behaviour) -> Option<HostileWorld> {
     let port = free_port();
     setup.https_port = Some(port);
     let key = std::fs::read_to_string(pki.path("session.key")).expect("session key");
+    // Under `fapi2` (review-fapi): private_key_jwt with a fresh EC key, the FAPI 2.0 profile.
+    let client_auth = if fapi2 {
+        let group = openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1)
+            .expect("curve");
+        let k =
+            openssl::pkey::PKey::from_ec_key(openssl::ec::EcKey::generate(&group).expect("key"))
+                .expect("pkey");
+        let path = pki.path("oidc-client.key");
+        std::fs::write(&path, k.private_key_to_pem_pkcs8().expect("pem")).expect("write");
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .expect("chmod");
+        format!(
+            "  client_auth: private_key_jwt\n  client_key: {}\n  profile: fapi2\n",
+            path.display()
+        )
+    } else {
+        format!("  client_secret: {CLIENT_SECRET}\n")
+    };
     setup.auth = Some(format!(
         "login:\n  host: login.bankart.localhost\n  url: https://login.bankart.localhost:{port}\n\
 session:\n  keys: [\"{key}\"]\n\
-oidc:\n  issuer: {issuer}\n  client_id: {CLIENT_ID}\n  client_secret: {CLIENT_SECRET}\n  ca: {ca}\n  timeout: 5s\n\
+oidc:\n  issuer: {issuer}\n  client_id: {CLIENT_ID}\n{client_auth}{userinfo}  ca: {ca}\n  timeout: 5s\n\
 assertion:\n  key: {assertion}\n",
         key = key.trim(),
         issuer = op.issuer(),
