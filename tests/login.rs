@@ -419,6 +419,77 @@ async fn api_calls_without_a_session_get_401_json_and_navigations_the_login_page
     );
 }
 
+/// Review bug: a HEAD over HTTP/2 answered by one of the gateway's own replies got the
+/// reply's body as DATA, which a HEAD response may not carry: the client reset the stream
+/// with PROTOCOL_ERROR. Each reply — a JSON refusal, an HTML page, a redirect, the login
+/// page — answers HEAD with the GET's status and `Content-Length`, no body, the stream ended
+/// cleanly; over HTTP/1.1 as well.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_over_http2_gets_the_gets_headers_and_no_body_from_every_reply() {
+    let world = world(Options::default()).await;
+    let gw = &world.gw;
+    let h2 = gw
+        .client_builder()
+        .http2_prior_knowledge()
+        .build()
+        .expect("client");
+    let h1 = gw.client_builder().http1_only().build().expect("client");
+    let json = [("accept", "application/json")];
+    let page = [("accept", "text/html"), ("sec-fetch-mode", "navigate")];
+    let cases: [(&str, &str, &[(&str, &str)], u16); 4] = [
+        ("acq", "/", &json, 401),
+        ("unknown", "/", &[], 421),
+        ("acq", "/orders", &page, 302),
+        ("login", "/", &[], 200),
+    ];
+    for (client, version) in [
+        (&h2, reqwest::Version::HTTP_2),
+        (&h1, reqwest::Version::HTTP_11),
+    ] {
+        for (portal, path, headers, status) in cases {
+            let what = format!("{portal}{path} {headers:?} over {version:?}");
+            let send = |method: reqwest::Method| {
+                let mut req = client.request(method, gw.url(portal, path));
+                for (name, value) in headers {
+                    req = req.header(*name, *value);
+                }
+                req.send()
+            };
+            let get = send(reqwest::Method::GET).await.expect("GET");
+            assert_eq!(get.status(), status, "GET {what}");
+            let length = get.headers().get("content-length").cloned();
+            let body = get.bytes().await.expect("GET body");
+            assert_eq!(
+                length.as_ref().and_then(|v| v.to_str().ok()),
+                Some(body.len().to_string().as_str()),
+                "GET {what}"
+            );
+
+            let head = send(reqwest::Method::HEAD).await.expect("HEAD");
+            assert_eq!(head.version(), version, "{what}");
+            assert_eq!(head.status(), status, "HEAD {what}");
+            assert_eq!(
+                head.headers().get("content-length"),
+                length.as_ref(),
+                "HEAD {what}: the GET's length"
+            );
+            let body = head.bytes().await;
+            assert!(
+                body.as_ref().is_ok_and(|b| b.is_empty()),
+                "HEAD {what}: no body, the stream ended cleanly, not {body:?}"
+            );
+        }
+    }
+    // The connection serves on after them.
+    let after = h2
+        .get(gw.url("acq", "/"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .expect("another stream");
+    assert_eq!(after.status(), 401);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tampered_replayed_and_logged_out_cookies_are_refused() {
     let world = world(Options::default()).await;
