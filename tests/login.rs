@@ -419,11 +419,14 @@ async fn api_calls_without_a_session_get_401_json_and_navigations_the_login_page
     );
 }
 
+/// A portal (or host), a path, request headers and the status both methods get.
+type HeadCase<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], u16);
+
 /// Review bug: a HEAD over HTTP/2 answered by one of the gateway's own replies got the
 /// reply's body as DATA, which a HEAD response may not carry: the client reset the stream
-/// with PROTOCOL_ERROR. Each reply — a JSON refusal, an HTML page, a redirect, the login
-/// page — answers HEAD with the GET's status and `Content-Length`, no body, the stream ended
-/// cleanly; over HTTP/1.1 as well.
+/// with PROTOCOL_ERROR. Each reply — JSON refusals (401, the forward-auth endpoint's 403), an
+/// HTML page, a redirect, the login page — answers HEAD with the GET's status and
+/// `Content-Length`, no body, the stream ended cleanly; over HTTP/1.1 as well.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn head_over_http2_gets_the_gets_headers_and_no_body_from_every_reply() {
     let world = world(Options::default()).await;
@@ -436,8 +439,10 @@ async fn head_over_http2_gets_the_gets_headers_and_no_body_from_every_reply() {
     let h1 = gw.client_builder().http1_only().build().expect("client");
     let json = [("accept", "application/json")];
     let page = [("accept", "text/html"), ("sec-fetch-mode", "navigate")];
-    let cases: [(&str, &str, &[(&str, &str)], u16); 4] = [
+    let cases: [HeadCase; 5] = [
         ("acq", "/", &json, 401),
+        // The forward-auth endpoint asked by a caller it does not trust: a JSON 403.
+        ("login", "/forward-auth", &[], 403),
         ("unknown", "/", &[], 421),
         ("acq", "/orders", &page, 302),
         ("login", "/", &[], 200),
