@@ -495,6 +495,58 @@ async fn head_over_http2_gets_the_gets_headers_and_no_body_from_every_reply() {
     assert_eq!(after.status(), 401);
 }
 
+/// Review bug: the single sign-on nonce cookie was `__Host-prehod_sso` whatever
+/// `cookies.prefix` said, so with another prefix the gateway did not count it as its own and
+/// passed it to the portal. With `cookies.prefix: bankart` it is `__Host-bankart_sso`, the
+/// login still works, and no cookie of the gateway's reaches the portal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_another_cookie_prefix_the_sso_nonce_follows_it_and_stays_at_the_gateway() {
+    let world = world(Options {
+        top_yaml: "cookies:\n  prefix: bankart\n",
+        ..Options::default()
+    })
+    .await;
+    let mut browser = Browser::new(&world);
+    let url = portal_url(&world, "bips", "/accounts");
+    let page = login_otp(&world, &mut browser, &url, SREDNJA, SREDNJA_TOTP).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(page.url, url, "back on the original URL");
+    // The page it landed on lists the headers the portal received.
+    let landed = page.body.to_ascii_lowercase();
+    assert!(
+        !landed.contains("bankart_") && !landed.contains("prehod_"),
+        "a cookie of the gateway's reached the portal: {}",
+        page.body
+    );
+    let again = browser.api(&url).await;
+    assert_eq!(again.status, 200, "{}", again.body);
+    let json = again.json();
+    assert_eq!(json["portal"], "bips");
+    assert!(
+        !received_header(&json, "x-auth-user").is_empty(),
+        "logged in"
+    );
+    for cookie in received_header(&json, "cookie") {
+        for pair in cookie.split(';') {
+            let name = pair.split('=').next().unwrap_or("").trim();
+            let name = name.to_ascii_lowercase();
+            assert!(
+                !name.contains("bankart_") && !name.contains("prehod"),
+                "the gateway's cookie {name} reached the portal: {cookie}"
+            );
+        }
+    }
+    let names = browser.cookie_names();
+    assert!(
+        names.iter().any(|n| n == "__Host-bankart_sso"),
+        "the nonce cookie is named after the prefix: {names:?}"
+    );
+    assert!(
+        !names.iter().any(|n| n.contains("prehod")),
+        "no cookie named after the default prefix: {names:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tampered_replayed_and_logged_out_cookies_are_refused() {
     let world = world(Options::default()).await;
