@@ -672,7 +672,9 @@ async fn the_template_keeps_the_parent_domain_session_cookie_from_the_portal() {
 }
 
 /// The same with `cookies.prefix: bankart` (review finding 2c): the template, rendered with
-/// the prefix, keeps `__Host-bankart_session` from the portal.
+/// the prefix, keeps `__Host-bankart_session` from the portal — and the single sign-on nonce,
+/// `__Host-bankart_sso` under this prefix (it was `__Host-prehod_sso` whatever the prefix, and
+/// passed the template).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_template_keeps_a_renamed_session_cookie_from_the_portal() {
     let world = world(Options {
@@ -692,6 +694,19 @@ async fn the_template_keeps_a_renamed_session_cookie_from_the_portal() {
     assert!(
         !cookies.contains("bankart_session="),
         "the session cookie reached the portal behind nginx: {cookies}"
+    );
+    let lower = cookies.to_ascii_lowercase();
+    assert!(
+        !lower.contains("bankart_") && !lower.contains("prehod_"),
+        "a cookie of prehod's reached the portal behind nginx: {cookies}"
+    );
+    assert!(
+        browser
+            .cookie_names()
+            .iter()
+            .any(|n| n == "__Host-bankart_sso"),
+        "the nonce cookie is named after the prefix: {:?}",
+        browser.cookie_names()
     );
 }
 

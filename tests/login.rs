@@ -419,6 +419,134 @@ async fn api_calls_without_a_session_get_401_json_and_navigations_the_login_page
     );
 }
 
+/// A portal (or host), a path, request headers and the status both methods get.
+type HeadCase<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], u16);
+
+/// Review bug: a HEAD over HTTP/2 answered by one of the gateway's own replies got the
+/// reply's body as DATA, which a HEAD response may not carry: the client reset the stream
+/// with PROTOCOL_ERROR. Each reply — JSON refusals (401, the forward-auth endpoint's 403), an
+/// HTML page, a redirect, the login page — answers HEAD with the GET's status and
+/// `Content-Length`, no body, the stream ended cleanly; over HTTP/1.1 as well.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_over_http2_gets_the_gets_headers_and_no_body_from_every_reply() {
+    let world = world(Options::default()).await;
+    let gw = &world.gw;
+    let h2 = gw
+        .client_builder()
+        .http2_prior_knowledge()
+        .build()
+        .expect("client");
+    let h1 = gw.client_builder().http1_only().build().expect("client");
+    let json = [("accept", "application/json")];
+    let page = [("accept", "text/html"), ("sec-fetch-mode", "navigate")];
+    let cases: [HeadCase; 5] = [
+        ("acq", "/", &json, 401),
+        // The forward-auth endpoint asked by a caller it does not trust: a JSON 403.
+        ("login", "/forward-auth", &[], 403),
+        ("unknown", "/", &[], 421),
+        ("acq", "/orders", &page, 302),
+        ("login", "/", &[], 200),
+    ];
+    for (client, version) in [
+        (&h2, reqwest::Version::HTTP_2),
+        (&h1, reqwest::Version::HTTP_11),
+    ] {
+        for (portal, path, headers, status) in cases {
+            let what = format!("{portal}{path} {headers:?} over {version:?}");
+            let send = |method: reqwest::Method| {
+                let mut req = client.request(method, gw.url(portal, path));
+                for (name, value) in headers {
+                    req = req.header(*name, *value);
+                }
+                req.send()
+            };
+            let get = send(reqwest::Method::GET).await.expect("GET");
+            assert_eq!(get.status(), status, "GET {what}");
+            let length = get.headers().get("content-length").cloned();
+            let body = get.bytes().await.expect("GET body");
+            assert_eq!(
+                length.as_ref().and_then(|v| v.to_str().ok()),
+                Some(body.len().to_string().as_str()),
+                "GET {what}"
+            );
+
+            let head = send(reqwest::Method::HEAD).await.expect("HEAD");
+            assert_eq!(head.version(), version, "{what}");
+            assert_eq!(head.status(), status, "HEAD {what}");
+            assert_eq!(
+                head.headers().get("content-length"),
+                length.as_ref(),
+                "HEAD {what}: the GET's length"
+            );
+            let body = head.bytes().await;
+            assert!(
+                body.as_ref().is_ok_and(|b| b.is_empty()),
+                "HEAD {what}: no body, the stream ended cleanly, not {body:?}"
+            );
+        }
+    }
+    // The connection serves on after them.
+    let after = h2
+        .get(gw.url("acq", "/"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .expect("another stream");
+    assert_eq!(after.status(), 401);
+}
+
+/// Review bug: the single sign-on nonce cookie was `__Host-prehod_sso` whatever
+/// `cookies.prefix` said, so with another prefix the gateway did not count it as its own and
+/// passed it to the portal. With `cookies.prefix: bankart` it is `__Host-bankart_sso`, the
+/// login still works, and no cookie of the gateway's reaches the portal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_another_cookie_prefix_the_sso_nonce_follows_it_and_stays_at_the_gateway() {
+    let world = world(Options {
+        top_yaml: "cookies:\n  prefix: bankart\n",
+        ..Options::default()
+    })
+    .await;
+    let mut browser = Browser::new(&world);
+    let url = portal_url(&world, "bips", "/accounts");
+    let page = login_otp(&world, &mut browser, &url, SREDNJA, SREDNJA_TOTP).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(page.url, url, "back on the original URL");
+    // The page it landed on lists the headers the portal received.
+    let landed = page.body.to_ascii_lowercase();
+    assert!(
+        !landed.contains("bankart_") && !landed.contains("prehod_"),
+        "a cookie of the gateway's reached the portal: {}",
+        page.body
+    );
+    let again = browser.api(&url).await;
+    assert_eq!(again.status, 200, "{}", again.body);
+    let json = again.json();
+    assert_eq!(json["portal"], "bips");
+    assert!(
+        !received_header(&json, "x-auth-user").is_empty(),
+        "logged in"
+    );
+    for cookie in received_header(&json, "cookie") {
+        for pair in cookie.split(';') {
+            let name = pair.split('=').next().unwrap_or("").trim();
+            let name = name.to_ascii_lowercase();
+            assert!(
+                !name.contains("bankart_") && !name.contains("prehod"),
+                "the gateway's cookie {name} reached the portal: {cookie}"
+            );
+        }
+    }
+    let names = browser.cookie_names();
+    assert!(
+        names.iter().any(|n| n == "__Host-bankart_sso"),
+        "the nonce cookie is named after the prefix: {names:?}"
+    );
+    assert!(
+        !names.iter().any(|n| n.contains("prehod")),
+        "no cookie named after the default prefix: {names:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tampered_replayed_and_logged_out_cookies_are_refused() {
     let world = world(Options::default()).await;

@@ -33,6 +33,8 @@ pub struct AuthState {
     pub attempt_prefix: String,
     /// The cookie that carries a form POST across the login.
     pub post_cookie: String,
+    /// The cookie that keeps a host's single sign-on nonce (`crate::sso::nonce_cookie_name`).
+    pub nonce_cookie: String,
     pub lang_cookie: String,
     /// Host-only `__Host-` cookies, or one on the parent domain.
     pub cookie_scope: prehod_config::CookieScope,
@@ -195,7 +197,7 @@ impl AuthState {
                 &format!("{}_post", config.cookies.prefix),
                 &auth.session.cookie_scope,
             ),
-
+            nonce_cookie: crate::sso::nonce_cookie_name(&config.cookies.prefix),
             lang_cookie: format!("{}_lang", config.cookies.prefix),
             cookie_scope: auth.session.cookie_scope.clone(),
             sso,
@@ -267,7 +269,7 @@ impl AuthState {
     /// `Set-Cookie` for this host's single-sign-on nonce (see [`crate::sso`]), kept while the
     /// browser logs in (and reused by its other tabs).
     pub fn sso_nonce_cookie(&self, nonce: &str) -> String {
-        crate::cookies::set_on_path(crate::sso::NONCE_COOKIE, nonce, "/", 600)
+        crate::cookies::set_on_path(&self.nonce_cookie, nonce, "/", 600)
     }
 
     /// `Set-Cookie` for a form kept across the login, and the one that deletes it.

@@ -12,6 +12,10 @@ use crate::reply::Reply;
 use crate::request::Request;
 
 /// Writes `reply` to the client, with the request id under `id_header`. Returns the status.
+/// A HEAD gets the header a GET would (its `Content-Length` too) and no body: pingora drops
+/// the body of a HEAD over HTTP/1.1 but sends it over HTTP/2, where a client resets a HEAD
+/// stream that carries DATA (PROTOCOL_ERROR). The stream is always ended with the body write:
+/// pingora's HTTP/2 header write never ends it.
 pub async fn write(
     session: &mut Session,
     reply: Reply,
@@ -22,13 +26,15 @@ pub async fn write(
     if reply.close {
         session.set_keepalive(None);
     }
-    let empty = reply.body.is_empty();
+    let body = if session.req_header().method == http::Method::HEAD {
+        bytes::Bytes::new()
+    } else {
+        reply.body
+    };
     session
-        .write_response_header(Box::new(header), empty)
+        .write_response_header(Box::new(header), body.is_empty())
         .await?;
-    if !empty {
-        session.write_response_body(Some(reply.body), true).await?;
-    }
+    session.write_response_body(Some(body), true).await?;
     Ok(reply.status)
 }
 

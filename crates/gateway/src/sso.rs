@@ -45,8 +45,13 @@ struct Code {
     next_bind: Option<String>,
 }
 
-/// The cookie that holds a host's nonce while its browser is away logging in.
-pub const NONCE_COOKIE: &str = "__Host-prehod_sso";
+/// The name of the cookie that holds a host's nonce while its browser is away logging in:
+/// `__Host-<cookies.prefix>_sso` in either cookie scope (host-only, never planted by a sibling
+/// host), under the prefix like the gateway's other cookies so that the proxy and the
+/// forward-auth template take it out (computed once, in [`crate::auth::AuthState`]).
+pub fn nonce_cookie_name(prefix: &str) -> String {
+    crate::cookies::name(&format!("{prefix}_sso"), &prehod_config::CookieScope::Host)
+}
 
 /// A new nonce (for the host's cookie) and its binding (for the URL and the code).
 pub fn new_binding() -> (String, String) {

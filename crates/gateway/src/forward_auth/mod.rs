@@ -246,7 +246,7 @@ fn to_login(auth: &AuthState, req: &Request<'_>, mut location: String, post: boo
     }
     let mut reply = Reply::status(if post { 303 } else { 302 });
     if matches!(auth.cookie_scope, prehod_config::CookieScope::Host) {
-        let (nonce, bind) = crate::sso::binding_for(req.cookie(crate::sso::NONCE_COOKIE));
+        let (nonce, bind) = crate::sso::binding_for(req.cookie(&auth.nonce_cookie));
         location.push_str("&bind=");
         location.push_str(&bind);
         reply = reply.cookie(auth.sso_nonce_cookie(&nonce));
@@ -494,7 +494,7 @@ mod tests {
             assert!(c
                 .reply
                 .cookies()
-                .any(|k| k.starts_with(crate::sso::NONCE_COOKIE)));
+                .any(|k| k.starts_with(&dev.auth().nonce_cookie)));
         }
         let c = ask(&shared, true, &traefik("application/json")).await;
         assert_eq!(c.reply.status, 401);

@@ -256,10 +256,8 @@ pub(super) fn certificate_action(
     {
         return None;
     }
-    let (nonce, bind) = crate::sso::binding_for(crate::auth::cookie(
-        ctx.req.headers,
-        crate::sso::NONCE_COOKIE,
-    ));
+    let (nonce, bind) =
+        crate::sso::binding_for(crate::auth::cookie(ctx.req.headers, &ctx.auth.nonce_cookie));
     let mut ret = format!("return={}", encode(return_to));
     if let Some(b) = portal_bind {
         ret.push_str("&bind=");

@@ -104,10 +104,8 @@ pub(super) fn login_page(ctx: &Ctx<'_, '_>) -> Reply {
         ret.push_str(&bind);
     }
     // A certificate login ends back here with a code: bound to this browser's own nonce.
-    let (login_nonce, login_bind) = crate::sso::binding_for(crate::auth::cookie(
-        ctx.req.headers,
-        crate::sso::NONCE_COOKIE,
-    ));
+    let (login_nonce, login_bind) =
+        crate::sso::binding_for(crate::auth::cookie(ctx.req.headers, &auth.nonce_cookie));
     let portal = return_to
         .as_deref()
         .and_then(|r| auth.check_return(r))

@@ -37,7 +37,7 @@ pub fn redeem_sso_code(
         .map(String::as_str)
         .unwrap_or_default();
     let now = unix_now();
-    let nonce = crate::auth::cookie(req.headers, crate::sso::NONCE_COOKIE);
+    let nonce = crate::auth::cookie(req.headers, &auth.nonce_cookie);
     let mut redeemed = auth.sso.redeem(code, &portal.host, nonce, now);
     // A code never replaces the live session of another person on this portal.
     if let Ok(r) = &redeemed {
@@ -116,7 +116,7 @@ pub(super) fn adopt_sso_code(ctx: &Ctx<'_, '_>) -> Reply {
         .get("code")
         .map(String::as_str)
         .unwrap_or_default();
-    let nonce = crate::auth::cookie(ctx.req.headers, crate::sso::NONCE_COOKIE);
+    let nonce = crate::auth::cookie(ctx.req.headers, &auth.nonce_cookie);
     let redeemed = match auth.sso.redeem(code, &auth.login_host, nonce, now) {
         Ok(r) => r,
         Err(refusal) => {
@@ -241,7 +241,7 @@ pub(super) fn query_bind(req: &Request<'_>) -> Option<String> {
 /// to set (on the current host) and the URL.
 pub(super) fn login_again(auth: &AuthState, req: &Request<'_>, host: &str) -> Reply {
     let (nonce, bind) =
-        crate::sso::binding_for(crate::auth::cookie(req.headers, crate::sso::NONCE_COOKIE));
+        crate::sso::binding_for(crate::auth::cookie(req.headers, &auth.nonce_cookie));
     let origin = public_origin(auth, host);
     let url = format!(
         "{}&bind={bind}",

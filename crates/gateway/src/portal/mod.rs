@@ -138,7 +138,7 @@ fn redirect(
     // already has is kept: several tabs log in at once.)
     let nonce_cookie = auth.and_then(|a| {
         matches!(a.cookie_scope, prehod_config::CookieScope::Host).then(|| {
-            let (nonce, bind) = crate::sso::binding_for(req.cookie(crate::sso::NONCE_COOKIE));
+            let (nonce, bind) = crate::sso::binding_for(req.cookie(&a.nonce_cookie));
             location.push_str("&bind=");
             location.push_str(&bind);
             a.sso_nonce_cookie(&nonce)
