@@ -162,15 +162,7 @@ fn answer(
             crate::respond::login_required(req, &login, reason)
         }
         Decision::Deny { message, reason } => {
-            shared.metrics.denials.with_label_values(&[reason]).inc();
-            crate::audit::write(&crate::audit::Event {
-                event: crate::audit::Kind::Denied,
-                outcome: crate::audit::Outcome::Failure,
-                reason: Some(reason),
-                portal: Some(&portal.name),
-                request_id: req.request_id,
-                ..Default::default()
-            });
+            crate::portal::denied(shared, portal, req, reason);
             match original.contract {
                 Contract::Nginx => refusal(req, 403, reason),
                 Contract::Traefik => {
