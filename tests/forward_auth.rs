@@ -230,6 +230,19 @@ async fn login_on_fa(world: &World, browser: &mut Browser) -> Value {
     page.json()
 }
 
+/// `method url` in `browser` as a script asks (`accept: application/json`), with `headers`
+/// besides.
+async fn as_script(
+    browser: &mut Browser,
+    method: reqwest::Method,
+    url: &str,
+    headers: &[(&str, &str)],
+) -> Page {
+    let mut all = vec![("accept", "application/json")];
+    all.extend_from_slice(headers);
+    browser.send(method, url, None, &all).await
+}
+
 /// The forward-auth endpoint asked directly, from `client`, with these headers.
 async fn ask(
     world: &World,
@@ -274,25 +287,23 @@ async fn a_browser_logs_in_through_nginx_and_the_portal_gets_the_identity_and_no
     let user = received_header(&received, "x-auth-user")[0].to_owned();
 
     // The attack: the client sends identity headers of its own, in every spelling.
-    let spoofed = browser
-        .send(
-            reqwest::Method::GET,
-            &at(&world, FA, "/orders"),
-            None,
-            &[
-                ("accept", "application/json"),
-                ("x-auth-user", "admin"),
-                ("X-Auth-Level", "30"),
-                ("x_auth_user", "admin"),
-                ("x.auth.user", "admin"),
-                ("remote-user", "admin"),
-                ("x-forwarded-user", "admin"),
-                ("x-auth-request-user", "admin"),
-                ("x-auth-groups", "admins"),
-                ("x-auth-assertion", "forged"),
-            ],
-        )
-        .await;
+    let spoofed = as_script(
+        &mut browser,
+        reqwest::Method::GET,
+        &at(&world, FA, "/orders"),
+        &[
+            ("x-auth-user", "admin"),
+            ("X-Auth-Level", "30"),
+            ("x_auth_user", "admin"),
+            ("x.auth.user", "admin"),
+            ("remote-user", "admin"),
+            ("x-forwarded-user", "admin"),
+            ("x-auth-request-user", "admin"),
+            ("x-auth-groups", "admins"),
+            ("x-auth-assertion", "forged"),
+        ],
+    )
+    .await;
     assert_eq!(spoofed.status, 200, "{}", spoofed.body);
     let received = spoofed.json();
     assert_eq!(received_header(&received, "x-auth-user"), [user.as_str()]);
@@ -583,25 +594,11 @@ async fn the_endpoint_applies_the_portals_http_methods_to_the_original_method() 
     // Without a session prehod itself says 405 for DELETE on fa's host (nginx hands the
     // refused request to prehod there): the method is not fa's.
     let mut anonymous = self::browser(&world, &nginx);
-    let page = anonymous
-        .send(
-            reqwest::Method::DELETE,
-            &url,
-            None,
-            &[("accept", "application/json")],
-        )
-        .await;
+    let page = as_script(&mut anonymous, reqwest::Method::DELETE, &url, &[]).await;
     assert_eq!(page.status, 405, "without a session: {}", page.body);
 
     // The attack: the same DELETE with the person's session, through nginx.
-    let page = browser
-        .send(
-            reqwest::Method::DELETE,
-            &url,
-            None,
-            &[("accept", "application/json")],
-        )
-        .await;
+    let page = as_script(&mut browser, reqwest::Method::DELETE, &url, &[]).await;
     let reached = page.status == 200
         && serde_json::from_str::<Value>(&page.body)
             .is_ok_and(|j| j["method"] == "DELETE" && j["portal"] == "fa");
@@ -723,14 +720,13 @@ async fn the_template_keeps_prehods_other_cookies_from_the_portal() {
 async fn a_client_of_nginx_cannot_choose_prehods_request_id() {
     let (world, _nginx, mut browser) = behind_nginx(fa_only(), &DEFAULTS).await;
     let chosen = "victims-request-id-0001";
-    let page = browser
-        .send(
-            reqwest::Method::GET,
-            &at(&world, FA, "/orders"),
-            None,
-            &[("accept", "application/json"), ("x-request-id", chosen)],
-        )
-        .await;
+    let page = as_script(
+        &mut browser,
+        reqwest::Method::GET,
+        &at(&world, FA, "/orders"),
+        &[("x-request-id", chosen)],
+    )
+    .await;
     assert_eq!(page.status, 401, "{}", page.body);
     let id = page.json()["request_id"]
         .as_str()
@@ -758,18 +754,13 @@ async fn the_template_rendered_with_configured_header_names_replaces_the_clients
     };
     let (world, _nginx, mut browser) = behind_nginx(options, &gateway).await;
     login_on_fa(&world, &mut browser).await;
-    let page = browser
-        .send(
-            reqwest::Method::GET,
-            &at(&world, FA, "/orders"),
-            None,
-            &[
-                ("accept", "application/json"),
-                ("x-bank-user", "admin"),
-                ("x-bank-level", "30"),
-            ],
-        )
-        .await;
+    let page = as_script(
+        &mut browser,
+        reqwest::Method::GET,
+        &at(&world, FA, "/orders"),
+        &[("x-bank-user", "admin"), ("x-bank-level", "30")],
+    )
+    .await;
     assert_eq!(page.status, 200, "{}", page.body);
     let received = page.json();
     let users = received_header(&received, "x-bank-user");
