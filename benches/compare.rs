@@ -556,16 +556,12 @@ async fn prehod(threads: usize, upstream: SocketAddr, forward_auth: bool) -> Pre
         let pki = Pki::new();
         let port = free_port();
         let login_url = format!("https://login.bankart.localhost:{port}");
-        let rp = prehod_rekono_sim::config::RawClient {
-            client_id: CLIENT_ID.into(),
-            name: "Bankart Varni Spletni Prehod".into(),
-            secret: Some(CLIENT_SECRET.into()),
-            jwt_keys: vec![],
-            redirect_uris: vec![format!("{login_url}/oidc/callback")],
-            post_logout_redirect_uris: vec![format!("{login_url}/logged-out")],
-            backchannel_logout_uri: Some(format!("{login_url}/oidc/backchannel-logout")),
-            id_token_alg: None,
-        };
+        let rp = prehod_test_support::rekono::gateway_client(
+            CLIENT_ID,
+            CLIENT_SECRET,
+            &login_url,
+            "/oidc/callback",
+        );
         let config = prehod_test_support::rekono::sim_config(
             &pki,
             vec![prehod_rekono_sim::config::client(&rp, pki.dir.path()).expect("client")],

@@ -175,14 +175,31 @@ http {{\n  access_log {d}/access.log;\n  client_body_temp_path {d}/body;\n  prox
 /// trusted.
 async fn setup() -> (World, Nginx) {
     let world = world(Options {
-        top_yaml: "trusted_proxies: [127.0.0.1/32]\n",
         more_portals: "fa:\n  host: fa.bankart.localhost\n  forward_auth: true\n\
 fb:\n  host: fb.bankart.localhost\n  forward_auth: true\n  allowed_users: [nobody]\n",
-        ..Options::default()
+        ..fa_only()
     })
     .await;
     let nginx = start_nginx(&world).await;
     (world, nginx)
+}
+
+/// The options of prehod with only fa (anyone) behind nginx, nginx's address trusted.
+fn fa_only() -> Options {
+    Options {
+        top_yaml: "trusted_proxies: [127.0.0.1/32]\n",
+        more_portals: "fa:\n  host: fa.bankart.localhost\n  forward_auth: true\n",
+        ..Options::default()
+    }
+}
+
+/// prehod with `options`, nginx in front with the template rendered for `gateway`, and a
+/// browser that reaches fa and fb through nginx.
+async fn behind_nginx(options: Options, gateway: &Gateway<'_>) -> (World, Nginx, Browser) {
+    let world = world(options).await;
+    let nginx = start_nginx_for(&world, gateway).await;
+    let browser = browser(&world, &nginx);
+    (world, nginx, browser)
 }
 
 /// A browser whose portal hosts fa and fb are nginx's; every other name is the gateway's.
@@ -211,6 +228,19 @@ async fn login_on_fa(world: &World, browser: &mut Browser) -> Value {
     assert_eq!(page.status, 200, "{}", page.body);
     assert_eq!(page.url, url, "back at the original URL");
     page.json()
+}
+
+/// `method url` in `browser` as a script asks (`accept: application/json`), with `headers`
+/// besides.
+async fn as_script(
+    browser: &mut Browser,
+    method: reqwest::Method,
+    url: &str,
+    headers: &[(&str, &str)],
+) -> Page {
+    let mut all = vec![("accept", "application/json")];
+    all.extend_from_slice(headers);
+    browser.send(method, url, None, &all).await
 }
 
 /// The forward-auth endpoint asked directly, from `client`, with these headers.
@@ -257,25 +287,23 @@ async fn a_browser_logs_in_through_nginx_and_the_portal_gets_the_identity_and_no
     let user = received_header(&received, "x-auth-user")[0].to_owned();
 
     // The attack: the client sends identity headers of its own, in every spelling.
-    let spoofed = browser
-        .send(
-            reqwest::Method::GET,
-            &at(&world, FA, "/orders"),
-            None,
-            &[
-                ("accept", "application/json"),
-                ("x-auth-user", "admin"),
-                ("X-Auth-Level", "30"),
-                ("x_auth_user", "admin"),
-                ("x.auth.user", "admin"),
-                ("remote-user", "admin"),
-                ("x-forwarded-user", "admin"),
-                ("x-auth-request-user", "admin"),
-                ("x-auth-groups", "admins"),
-                ("x-auth-assertion", "forged"),
-            ],
-        )
-        .await;
+    let spoofed = as_script(
+        &mut browser,
+        reqwest::Method::GET,
+        &at(&world, FA, "/orders"),
+        &[
+            ("x-auth-user", "admin"),
+            ("X-Auth-Level", "30"),
+            ("x_auth_user", "admin"),
+            ("x.auth.user", "admin"),
+            ("remote-user", "admin"),
+            ("x-forwarded-user", "admin"),
+            ("x-auth-request-user", "admin"),
+            ("x-auth-groups", "admins"),
+            ("x-auth-assertion", "forged"),
+        ],
+    )
+    .await;
     assert_eq!(spoofed.status, 200, "{}", spoofed.body);
     let received = spoofed.json();
     assert_eq!(received_header(&received, "x-auth-user"), [user.as_str()]);
@@ -550,14 +578,12 @@ async fn in_chromium_a_rekono_login_through_nginx_lands_on_the_portal_with_the_i
 /// identity, and the browser gets prehod's 405 on the portal's host, as without a session.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_endpoint_applies_the_portals_http_methods_to_the_original_method() {
-    let world = world(Options {
-        top_yaml: "trusted_proxies: [127.0.0.1/32]\n",
-        more_portals: "fa:\n  host: fa.bankart.localhost\n  forward_auth: true\n  http_methods: [GET, HEAD]\n",
-        ..Options::default()
-    })
-    .await;
-    let nginx = start_nginx(&world).await;
-    let mut browser = browser(&world, &nginx);
+    let options = Options {
+        more_portals:
+            "fa:\n  host: fa.bankart.localhost\n  forward_auth: true\n  http_methods: [GET, HEAD]\n",
+        ..fa_only()
+    };
+    let (world, nginx, mut browser) = behind_nginx(options, &DEFAULTS).await;
     login_on_fa(&world, &mut browser).await;
     let fa_cookie = format!(
         "{SESSION}={}",
@@ -568,25 +594,11 @@ async fn the_endpoint_applies_the_portals_http_methods_to_the_original_method() 
     // Without a session prehod itself says 405 for DELETE on fa's host (nginx hands the
     // refused request to prehod there): the method is not fa's.
     let mut anonymous = self::browser(&world, &nginx);
-    let page = anonymous
-        .send(
-            reqwest::Method::DELETE,
-            &url,
-            None,
-            &[("accept", "application/json")],
-        )
-        .await;
+    let page = as_script(&mut anonymous, reqwest::Method::DELETE, &url, &[]).await;
     assert_eq!(page.status, 405, "without a session: {}", page.body);
 
     // The attack: the same DELETE with the person's session, through nginx.
-    let page = browser
-        .send(
-            reqwest::Method::DELETE,
-            &url,
-            None,
-            &[("accept", "application/json")],
-        )
-        .await;
+    let page = as_script(&mut browser, reqwest::Method::DELETE, &url, &[]).await;
     let reached = page.status == 200
         && serde_json::from_str::<Value>(&page.body)
             .is_ok_and(|j| j["method"] == "DELETE" && j["portal"] == "fa");
@@ -624,15 +636,11 @@ async fn the_endpoint_applies_the_portals_http_methods_to_the_original_method() 
 /// proxies itself). Every cookie under `cookies.prefix` is taken out by the template.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_template_keeps_the_parent_domain_session_cookie_from_the_portal() {
-    let world = world(Options {
-        top_yaml: "trusted_proxies: [127.0.0.1/32]\n",
-        more_portals: "fa:\n  host: fa.bankart.localhost\n  forward_auth: true\n",
+    let options = Options {
         parent_domain: true,
-        ..Options::default()
-    })
-    .await;
-    let nginx = start_nginx(&world).await;
-    let mut browser = browser(&world, &nginx);
+        ..fa_only()
+    };
+    let (world, _nginx, mut browser) = behind_nginx(options, &DEFAULTS).await;
     let received = login_on_fa(&world, &mut browser).await;
     assert_eq!(received_header(&received, "x-auth-method"), ["rekono"]);
     let cookies = received_header(&received, "cookie").join("; ");
@@ -677,18 +685,15 @@ async fn the_template_keeps_the_parent_domain_session_cookie_from_the_portal() {
 /// passed the template).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_template_keeps_a_renamed_session_cookie_from_the_portal() {
-    let world = world(Options {
+    let options = Options {
         top_yaml: "trusted_proxies: [127.0.0.1/32]\ncookies:\n  prefix: bankart\n",
-        more_portals: "fa:\n  host: fa.bankart.localhost\n  forward_auth: true\n",
-        ..Options::default()
-    })
-    .await;
+        ..fa_only()
+    };
     let gateway = Gateway {
         cookie_prefix: "bankart",
         ..DEFAULTS
     };
-    let nginx = start_nginx_for(&world, &gateway).await;
-    let mut browser = browser(&world, &nginx);
+    let (world, _nginx, mut browser) = behind_nginx(options, &gateway).await;
     let received = login_on_fa(&world, &mut browser).await;
     let cookies = received_header(&received, "cookie").join("; ");
     assert!(
@@ -714,14 +719,7 @@ async fn the_template_keeps_a_renamed_session_cookie_from_the_portal() {
 /// gets none of prehod's cookies — not the single sign-on nonce `__Host-prehod_sso` either.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_template_keeps_prehods_other_cookies_from_the_portal() {
-    let world = world(Options {
-        top_yaml: "trusted_proxies: [127.0.0.1/32]\n",
-        more_portals: "fa:\n  host: fa.bankart.localhost\n  forward_auth: true\n",
-        ..Options::default()
-    })
-    .await;
-    let nginx = start_nginx(&world).await;
-    let mut browser = browser(&world, &nginx);
+    let (world, _nginx, mut browser) = behind_nginx(fa_only(), &DEFAULTS).await;
     let received = login_on_fa(&world, &mut browser).await;
     let cookies = received_header(&received, "cookie").join("; ");
     assert!(
@@ -735,23 +733,15 @@ async fn the_template_keeps_prehods_other_cookies_from_the_portal() {
 /// nginx's own `$request_id` on every request to prehod.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_of_nginx_cannot_choose_prehods_request_id() {
-    let world = world(Options {
-        top_yaml: "trusted_proxies: [127.0.0.1/32]\n",
-        more_portals: "fa:\n  host: fa.bankart.localhost\n  forward_auth: true\n",
-        ..Options::default()
-    })
-    .await;
-    let nginx = start_nginx(&world).await;
-    let mut browser = browser(&world, &nginx);
+    let (world, _nginx, mut browser) = behind_nginx(fa_only(), &DEFAULTS).await;
     let chosen = "victims-request-id-0001";
-    let page = browser
-        .send(
-            reqwest::Method::GET,
-            &at(&world, FA, "/orders"),
-            None,
-            &[("accept", "application/json"), ("x-request-id", chosen)],
-        )
-        .await;
+    let page = as_script(
+        &mut browser,
+        reqwest::Method::GET,
+        &at(&world, FA, "/orders"),
+        &[("x-request-id", chosen)],
+    )
+    .await;
     assert_eq!(page.status, 401, "{}", page.body);
     let id = page.json()["request_id"]
         .as_str()
@@ -768,32 +758,24 @@ async fn a_client_of_nginx_cannot_choose_prehods_request_id() {
 /// with the configured names (its `H_*` placeholders) replaces them with prehod's answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_template_rendered_with_configured_header_names_replaces_the_clients_identity() {
-    let world = world(Options {
+    let options = Options {
         top_yaml: "trusted_proxies: [127.0.0.1/32]\nheaders:\n  user: X-Bank-User\n  level: X-Bank-Level\n",
-        more_portals: "fa:\n  host: fa.bankart.localhost\n  forward_auth: true\n",
-        ..Options::default()
-    })
-    .await;
+        ..fa_only()
+    };
     // The template rendered with the configured names (docs/forward-auth.md).
     let gateway = Gateway {
         headers: &[("USER", "X-Bank-User"), ("LEVEL", "X-Bank-Level")],
         ..DEFAULTS
     };
-    let nginx = start_nginx_for(&world, &gateway).await;
-    let mut browser = browser(&world, &nginx);
+    let (world, _nginx, mut browser) = behind_nginx(options, &gateway).await;
     login_on_fa(&world, &mut browser).await;
-    let page = browser
-        .send(
-            reqwest::Method::GET,
-            &at(&world, FA, "/orders"),
-            None,
-            &[
-                ("accept", "application/json"),
-                ("x-bank-user", "admin"),
-                ("x-bank-level", "30"),
-            ],
-        )
-        .await;
+    let page = as_script(
+        &mut browser,
+        reqwest::Method::GET,
+        &at(&world, FA, "/orders"),
+        &[("x-bank-user", "admin"), ("x-bank-level", "30")],
+    )
+    .await;
     assert_eq!(page.status, 200, "{}", page.body);
     let received = page.json();
     let users = received_header(&received, "x-bank-user");

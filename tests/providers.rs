@@ -20,6 +20,11 @@ fn staff_world(portal_yaml: Vec<(&'static str, &'static str)>) -> Options {
     }
 }
 
+/// The staff world in which acq takes both providers.
+fn acq_takes_both() -> Options {
+    staff_world(vec![("acq", "methods: [rekono, bankart-staff]")])
+}
+
 /// Logs in at the staff provider for `path` on `portal` in a new browser.
 async fn staff_log_in(world: &World, portal: &str, path: &str) -> (Browser, Page) {
     let mut browser = Browser::new(world);
@@ -98,14 +103,9 @@ async fn both_providers_log_in_and_each_names_its_users_and_sessions() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_providers_answer_is_never_taken_at_anothers_callback() {
-    let world = world(staff_world(vec![(
-        "acq",
-        "methods: [rekono, bankart-staff]",
-    )]))
-    .await;
+    let world = world(acq_takes_both()).await;
     // A staff login up to the staff provider's redirect back, not followed.
-    let mut browser = Browser::new(&world);
-    let callback = staff_answer_url(&world, &mut browser).await;
+    let (mut browser, callback) = staff_answer_url(&world).await;
     assert!(
         callback.contains("/oidc/callback/bankart-staff?"),
         "{callback}"
@@ -133,14 +133,9 @@ async fn one_providers_answer_is_never_taken_at_anothers_callback() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_code_of_another_provider_under_this_providers_state_is_refused() {
-    let world = world(staff_world(vec![(
-        "acq",
-        "methods: [rekono, bankart-staff]",
-    )]))
-    .await;
+    let world = world(acq_takes_both()).await;
     // The staff provider's code for Ana, taken from her own login …
-    let mut ana = Browser::new(&world);
-    let staff_callback = staff_answer_url(&world, &mut ana).await;
+    let (_, staff_callback) = staff_answer_url(&world).await;
     let staff_code = url::Url::parse(&staff_callback)
         .expect("url")
         .query_pairs()
@@ -212,7 +207,7 @@ async fn the_same_sub_at_two_providers_is_two_users() {
     let world = world(Options {
         account_sub: Some((SREDNJA.0, "shared-sub-1")),
         staff_account_sub: Some((STAFF_ANA.0, "shared-sub-1")),
-        ..staff_world(vec![("acq", "methods: [rekono, bankart-staff]")])
+        ..acq_takes_both()
     })
     .await;
     let (mut sara, page) = log_in(&world, "acq", "/", SREDNJA, SREDNJA_TOTP).await;
@@ -249,7 +244,7 @@ async fn a_logout_token_of_one_provider_never_ends_anothers_sessions() {
     let (addr, mut rx) = prehod_test_support::servers::body_recorder().await;
     let world = world(Options {
         backchannel: Some(format!("http://{addr}/record")),
-        ..staff_world(vec![("acq", "methods: [rekono, bankart-staff]")])
+        ..acq_takes_both()
     })
     .await;
     let (mut sara, page) = log_in(&world, "acq", "/", SREDNJA, SREDNJA_TOTP).await;
@@ -364,39 +359,16 @@ async fn world_with_bips_30() -> World {
     .await
 }
 
-/// A staff login on acq in `browser`, up to the staff provider's redirect back to the gateway
-/// (not followed): that callback URL, with the staff provider's code and the gateway's state.
-async fn staff_answer_url(world: &World, browser: &mut Browser) -> String {
+/// A staff login on acq in a new browser, up to the staff provider's redirect back to the
+/// gateway (not followed): that browser and that callback URL, with the staff provider's code
+/// and the gateway's state.
+async fn staff_answer_url(world: &World) -> (Browser, String) {
+    let mut browser = Browser::new(world);
     let login_page = browser.follow(&portal_url(world, "acq", "/")).await;
     let link = link_by_id(world, &login_page, "login-bankart-staff").expect("staff button");
     let sim_login = browser.follow(&link).await;
     let base = staff_url(world, "");
-    let (tx, csrf) = (sim_login.hidden("tx"), sim_login.hidden("csrf"));
-    let chooser = browser
-        .post_form(
-            &format!("{base}/openid-connect-server-webapp/login"),
-            &[
-                ("tx", &tx),
-                ("csrf", &csrf),
-                ("email", STAFF_ANA.0),
-                ("password", STAFF_ANA.1),
-            ],
-        )
-        .await;
-    let (tx, csrf) = (chooser.hidden("tx"), chooser.hidden("csrf"));
-    let code = totp_now(STAFF_ANA_TOTP);
-    browser
-        .send(
-            reqwest::Method::POST,
-            &format!("{base}/openid-connect-server-webapp/factor/otp/verify"),
-            Some(&[
-                ("tx", tx.as_str()),
-                ("csrf", csrf.as_str()),
-                ("code", code.as_str()),
-            ]),
-            &[],
-        )
-        .await
-        .location
-        .expect("the staff provider sends the browser back")
+    let chooser = sim_password(&mut browser, &base, &sim_login, STAFF_ANA).await;
+    let callback = sim_otp_callback(&mut browser, &base, &chooser, STAFF_ANA_TOTP).await;
+    (browser, callback)
 }

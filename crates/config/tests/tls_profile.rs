@@ -3,9 +3,12 @@
 // Tests index into their own fixtures, where a panic is the failure report.
 #![allow(clippy::indexing_slicing)]
 
+mod common;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use common::{assert_refused, pki};
 use openssl::asn1::Asn1Time;
 use openssl::hash::MessageDigest;
 use openssl::pkey::PKey;
@@ -13,16 +16,6 @@ use openssl::rsa::Rsa;
 use openssl::x509::extension::SubjectAlternativeName;
 use openssl::x509::{X509Builder, X509NameBuilder};
 use prehod_config::{Config, ConfigError, TlsProfile, TlsVersion};
-
-fn pki() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tmp");
-    prehod_devpki::generate(
-        dir.path(),
-        &prehod_devpki::dev_server_names("bankart.localhost"),
-    )
-    .expect("pki");
-    dir
-}
 
 /// A configuration whose `tls:` section has `tls_lines` before its certificate (the dev
 /// PKI's, ECDSA P-256) and `more_certificates` after it.
@@ -109,23 +102,18 @@ fn intermediate_is_the_default_and_a_tls_1_3_minimum_still_narrows_it() {
 #[test]
 fn contradictions_and_unknown_profiles_are_refused_where_they_are_written() {
     let pki = pki();
-    let shown = load(&config(
+    let loaded = load(&config(
         pki.path(),
         "  profile: modern\n  min_version: \"1.2\"\n",
         "",
-    ))
-    .expect_err("modern is TLS 1.3 only")
-    .to_string();
-    assert!(
-        shown.contains("/etc/prehod/proxy.yaml:7:3: tls.min_version: \"1.2\" contradicts tls.profile: modern, which offers TLS 1.3 only"),
-        "{shown}"
+    ));
+    assert_refused(
+        loaded,
+        &["/etc/prehod/proxy.yaml:7:3: tls.min_version: \"1.2\" contradicts tls.profile: modern, which offers TLS 1.3 only"],
     );
-    let shown = load(&config(pki.path(), "  profile: old\n", ""))
-        .expect_err("no old profile")
-        .to_string();
-    assert!(
-        shown.contains("/etc/prehod/proxy.yaml:6:3: tls.profile: \"old\" is not a profile: use \"intermediate\""),
-        "{shown}"
+    assert_refused(
+        load(&config(pki.path(), "  profile: old\n", "")),
+        &["/etc/prehod/proxy.yaml:6:3: tls.profile: \"old\" is not a profile: use \"intermediate\""],
     );
 }
 

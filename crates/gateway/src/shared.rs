@@ -278,25 +278,23 @@ mod tests {
     #[test]
     fn the_assertion_audience_keeps_a_non_default_port_and_drops_443() {
         let dev = Dev::new();
-        let text = crate::testing::DEV.replace(
-            "url: https://login.bankart.localhost:8443",
-            "url: https://login.bankart.localhost:19444",
-        );
-        let shared = Shared::new(dev.config(&text)).expect("builds");
-        let acq = shared.portals.iter().find(|p| p.config.name == "acq");
-        assert_eq!(
-            acq.map(|p| p.audience.as_str()),
-            Some("https://acq.bankart.localhost:19444")
-        );
-        let text = crate::testing::DEV.replace(
-            "url: https://login.bankart.localhost:8443",
-            "url: https://login.bankart.localhost",
-        );
-        let shared = Shared::new(dev.config(&text)).expect("builds");
-        let acq = shared.portals.iter().find(|p| p.config.name == "acq");
-        assert_eq!(
-            acq.map(|p| p.audience.as_str()),
-            Some("https://acq.bankart.localhost")
-        );
+        for (login, audience) in [
+            (
+                "https://login.bankart.localhost:19444",
+                "https://acq.bankart.localhost:19444",
+            ),
+            (
+                "https://login.bankart.localhost",
+                "https://acq.bankart.localhost",
+            ),
+        ] {
+            let text = crate::testing::DEV.replace(
+                "url: https://login.bankart.localhost:8443",
+                &format!("url: {login}"),
+            );
+            let shared = Shared::new(dev.config(&text)).expect("builds");
+            let acq = shared.portals.iter().find(|p| p.config.name == "acq");
+            assert_eq!(acq.map(|p| p.audience.as_str()), Some(audience), "{login}");
+        }
     }
 }

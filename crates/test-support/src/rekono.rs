@@ -85,6 +85,26 @@ pub async fn start_with_rp(backchannel: Option<String>) -> (Pki, Rekono, Rp) {
     (pki, rekono, rp)
 }
 
+/// The gateway at `login_url` as a simulator's client `client_id` (with `secret`): its
+/// callback at `callback_path`, its logged-out page and its back-channel logout.
+pub fn gateway_client(
+    client_id: &str,
+    secret: &str,
+    login_url: &str,
+    callback_path: &str,
+) -> prehod_rekono_sim::config::RawClient {
+    prehod_rekono_sim::config::RawClient {
+        client_id: client_id.into(),
+        name: "Bankart Varni Spletni Prehod".into(),
+        secret: Some(secret.into()),
+        jwt_keys: vec![],
+        redirect_uris: vec![format!("{login_url}{callback_path}")],
+        post_logout_redirect_uris: vec![format!("{login_url}/logged-out")],
+        backchannel_logout_uri: Some(format!("{login_url}/oidc/backchannel-logout")),
+        id_token_alg: None,
+    }
+}
+
 /// Starts the simulator with one relying party (`RP_ID`), whose back-channel logout goes to
 /// `backchannel` when given.
 pub async fn start(pki: &Pki, backchannel: Option<String>) -> Rekono {

@@ -162,15 +162,7 @@ fn answer(
             crate::respond::login_required(req, &login, reason)
         }
         Decision::Deny { message, reason } => {
-            shared.metrics.denials.with_label_values(&[reason]).inc();
-            crate::audit::write(&crate::audit::Event {
-                event: crate::audit::Kind::Denied,
-                outcome: crate::audit::Outcome::Failure,
-                reason: Some(reason),
-                portal: Some(&portal.name),
-                request_id: req.request_id,
-                ..Default::default()
-            });
+            crate::portal::denied(shared, portal, req, reason);
             match original.contract {
                 Contract::Nginx => refusal(req, 403, reason),
                 Contract::Traefik => {
@@ -373,20 +365,49 @@ mod tests {
         json["reason"].as_str().unwrap_or_default().to_owned()
     }
 
+    /// The `/pay` URL of `portal` and the cookie of a level-20 session there.
+    fn signed_in(dev: &Dev, portal: &str) -> (String, String) {
+        let url = format!("{}/pay", origin(dev, portal));
+        let host = format!("{portal}.bankart.localhost");
+        let cookie = dev.session_cookie(&host, 20, prehod_identity::unix_now());
+        (url, cookie)
+    }
+
+    /// Traefik's headers for `method /pay` on `host`, with `accept` and `cookie` (none if empty).
+    fn traefik<'a>(
+        host: &'a str,
+        method: &'a str,
+        accept: &'a str,
+        cookie: &'a str,
+    ) -> Vec<(&'static str, &'a str)> {
+        let mut h = vec![
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", host),
+            ("x-forwarded-uri", "/pay"),
+            ("x-forwarded-method", method),
+            ("accept", accept),
+        ];
+        if !cookie.is_empty() {
+            h.push(("cookie", cookie));
+        }
+        h
+    }
+
+    /// Asserts a refusal with this status and reason that names no identity.
+    fn assert_refused(c: &Checked, status: u16, why: &str, case: &str) {
+        assert_eq!(c.reply.status, status, "{case}");
+        assert_eq!(reason(&c.reply), why, "{case}");
+        assert!(c.reply.named.is_empty(), "{case}: no identity");
+    }
+
     #[tokio::test]
     async fn an_untrusted_caller_is_refused_before_anything_it_names_is_read() {
         // The attack: a client asks the endpoint itself, naming a portal and sending a
         // person's cookie, to learn who it is (or to pass for a proxy).
         let (dev, shared) = gateway();
-        let url = format!("{}/pay", origin(&dev, "acq"));
-        let cookie = dev.session_cookie("acq.bankart.localhost", 20, prehod_identity::unix_now());
+        let (url, cookie) = signed_in(&dev, "acq");
         let c = ask(&shared, false, &nginx(&url, &cookie, false)).await;
-        assert_eq!(c.reply.status, 403);
-        assert_eq!(reason(&c.reply), "forward_auth_untrusted_caller");
-        assert!(
-            c.reply.named.is_empty(),
-            "no identity to an untrusted caller"
-        );
+        assert_refused(&c, 403, "forward_auth_untrusted_caller", "untrusted");
         let counted =
             (shared.metrics.denials).with_label_values(&["forward_auth_untrusted_caller"]);
         assert_eq!(counted.get(), 1, "counted by its reason");
@@ -406,32 +427,18 @@ mod tests {
             "    forward_auth: true\n    http_methods: [GET, HEAD]\n",
         );
         let shared = Shared::new(dev.config(&text)).unwrap_or_else(|e| panic!("{e}"));
-        let origin = origin(&dev, "acq");
-        let url = format!("{origin}/pay");
-        let host = origin.trim_start_matches("https://").to_owned();
-        let cookie = dev.session_cookie("acq.bankart.localhost", 20, prehod_identity::unix_now());
+        let (url, cookie) = signed_in(&dev, "acq");
+        let host = origin(&dev, "acq")
+            .trim_start_matches("https://")
+            .to_owned();
         for method in [
             "DELETE", "PUT", "PROPFIND", "TRACE", "CONNECT", "get", "FOO",
         ] {
             let mut h = nginx(&url, &cookie, false);
             h[1] = ("x-original-method", method);
             let c = ask(&shared, true, &h).await;
-            assert_eq!(c.reply.status, 403, "{method}");
-            assert_eq!(reason(&c.reply), "method_not_allowed", "{method}");
-            assert!(c.reply.named.is_empty(), "{method}: no identity");
-            let c = ask(
-                &shared,
-                true,
-                &[
-                    ("x-forwarded-proto", "https"),
-                    ("x-forwarded-host", host.as_str()),
-                    ("x-forwarded-uri", "/pay"),
-                    ("x-forwarded-method", method),
-                    ("accept", "text/html"),
-                    ("cookie", &cookie),
-                ],
-            )
-            .await;
+            assert_refused(&c, 403, "method_not_allowed", method);
+            let c = ask(&shared, true, &traefik(&host, method, "text/html", &cookie)).await;
             assert_eq!(c.reply.status, 405, "{method}");
             assert_eq!(c.reply.header_value("allow"), Some("GET, HEAD"), "{method}");
             assert!(c.reply.named.is_empty(), "{method}: no identity");
@@ -445,8 +452,7 @@ mod tests {
     #[tokio::test]
     async fn a_session_is_answered_with_its_identity_and_the_signed_assertion() {
         let (dev, shared) = gateway();
-        let url = format!("{}/pay", origin(&dev, "acq"));
-        let cookie = dev.session_cookie("acq.bankart.localhost", 20, prehod_identity::unix_now());
+        let (url, cookie) = signed_in(&dev, "acq");
         let c = ask(&shared, true, &nginx(&url, &cookie, true)).await;
         assert_eq!(c.reply.status, 200);
         assert_eq!(c.outcome, "session");
@@ -475,16 +481,7 @@ mod tests {
             assert_eq!(c.reply.status, 401, "page load {page_load}");
         }
         let host = origin.trim_start_matches("https://").to_owned();
-        let traefik = |accept: &'static str| {
-            vec![
-                ("x-forwarded-proto", "https"),
-                ("x-forwarded-host", host.as_str()),
-                ("x-forwarded-uri", "/pay"),
-                ("x-forwarded-method", "GET"),
-                ("accept", accept),
-            ]
-        };
-        let c = ask(&shared, true, &traefik("text/html")).await;
+        let c = ask(&shared, true, &traefik(&host, "GET", "text/html", "")).await;
         assert_eq!(c.reply.status, 302);
         let location = c.reply.header_value("location").expect("location");
         assert!(location.starts_with(&dev.auth().login_url), "{location}");
@@ -496,35 +493,28 @@ mod tests {
                 .cookies()
                 .any(|k| k.starts_with(&dev.auth().nonce_cookie)));
         }
-        let c = ask(&shared, true, &traefik("application/json")).await;
+        let c = ask(
+            &shared,
+            true,
+            &traefik(&host, "GET", "application/json", ""),
+        )
+        .await;
         assert_eq!(c.reply.status, 401);
     }
 
     #[tokio::test]
     async fn below_the_portals_level_is_403_for_nginx_and_the_step_up_behind_traefik() {
         let (dev, shared) = gateway();
-        let origin = origin(&dev, "bws");
-        let url = format!("{origin}/pay");
-        let cookie = dev.session_cookie("bws.bankart.localhost", 20, prehod_identity::unix_now());
+        let (url, cookie) = signed_in(&dev, "bws");
         for page_load in [true, false] {
             let c = ask(&shared, true, &nginx(&url, &cookie, page_load)).await;
             assert_eq!(c.reply.status, 403, "page load {page_load}");
             assert_eq!(reason(&c.reply), "level_too_low");
         }
-        let host = origin.trim_start_matches("https://").to_owned();
-        let c = ask(
-            &shared,
-            true,
-            &[
-                ("x-forwarded-proto", "https"),
-                ("x-forwarded-host", host.as_str()),
-                ("x-forwarded-uri", "/pay"),
-                ("x-forwarded-method", "GET"),
-                ("accept", "text/html"),
-                ("cookie", &cookie),
-            ],
-        )
-        .await;
+        let host = origin(&dev, "bws")
+            .trim_start_matches("https://")
+            .to_owned();
+        let c = ask(&shared, true, &traefik(&host, "GET", "text/html", &cookie)).await;
         assert_eq!(c.reply.status, 302);
         let location = c.reply.header_value("location").expect("location");
         assert!(location.contains("/step-up?level=30"), "{location}");
@@ -535,12 +525,9 @@ mod tests {
         // The attack: a trusted proxy (or a client it lets through) names a portal that is
         // not behind it, to use the endpoint as an oracle for that portal's sessions.
         let (dev, shared) = gateway();
-        let url = format!("{}/pay", origin(&dev, "b2b"));
-        let cookie = dev.session_cookie("b2b.bankart.localhost", 20, prehod_identity::unix_now());
+        let (url, cookie) = signed_in(&dev, "b2b");
         let c = ask(&shared, true, &nginx(&url, &cookie, false)).await;
-        assert_eq!(c.reply.status, 403);
-        assert_eq!(reason(&c.reply), "forward_auth_not_a_forward_auth_portal");
-        assert!(c.reply.named.is_empty());
+        assert_refused(&c, 403, "forward_auth_not_a_forward_auth_portal", "b2b");
         let c = ask(
             &shared,
             true,

@@ -128,14 +128,28 @@ mod tests {
         read(dev.auth(), &h)
     }
 
+    /// `:port` of the gateway's public address, or nothing on the default port.
+    fn public_port(dev: &Dev) -> String {
+        dev.auth()
+            .public_port
+            .map(|p| format!(":{p}"))
+            .unwrap_or_default()
+    }
+
+    /// Traefik's headers for `GET` of `uri` on `proto://host`.
+    fn traefik<'a>(proto: &'a str, host: &'a str, uri: &'a str) -> [(&'static str, &'a str); 4] {
+        [
+            ("x-forwarded-proto", proto),
+            ("x-forwarded-host", host),
+            ("x-forwarded-uri", uri),
+            ("x-forwarded-method", "GET"),
+        ]
+    }
+
     #[test]
     fn nginx_names_the_whole_url_and_traefik_its_parts() {
         let dev = Dev::new();
-        let port = dev
-            .auth()
-            .public_port
-            .map(|p| format!(":{p}"))
-            .unwrap_or_default();
+        let port = public_port(&dev);
         let url = format!("https://acq.bankart.localhost{port}/pay?id=7");
         let o = read_from(
             &dev,
@@ -148,16 +162,7 @@ mod tests {
             (url.as_str(), http::Method::POST)
         );
         let host = format!("acq.bankart.localhost{port}");
-        let o = read_from(
-            &dev,
-            &[
-                ("x-forwarded-proto", "https"),
-                ("x-forwarded-host", &host),
-                ("x-forwarded-uri", "/pay?id=7"),
-                ("x-forwarded-method", "GET"),
-            ],
-        )
-        .expect("read");
+        let o = read_from(&dev, &traefik("https", &host, "/pay?id=7")).expect("read");
         assert_eq!(o.contract, Contract::Traefik);
         assert_eq!(o.url, url);
         let acq = dev
@@ -173,11 +178,7 @@ mod tests {
         // The attack: a proxy that passes on what a client sent, asked about another host
         // (or another port, another scheme, a user part that hides the real host).
         let dev = Dev::new();
-        let port = dev
-            .auth()
-            .public_port
-            .map(|p| format!(":{p}"))
-            .unwrap_or_default();
+        let port = public_port(&dev);
         for url in [
             "https://evil.example/".to_owned(),
             format!("http://acq.bankart.localhost{port}/"),
@@ -194,15 +195,7 @@ mod tests {
         }
         let host = format!("acq.bankart.localhost{port}");
         for (proto, uri) in [("http", "/"), ("https", "@evil.example/"), ("https", "x")] {
-            let r = read_from(
-                &dev,
-                &[
-                    ("x-forwarded-proto", proto),
-                    ("x-forwarded-host", &host),
-                    ("x-forwarded-uri", uri),
-                    ("x-forwarded-method", "GET"),
-                ],
-            );
+            let r = read_from(&dev, &traefik(proto, &host, uri));
             assert_eq!(r, Err(Unreadable::NotHttps), "{proto} {uri}");
         }
     }
@@ -210,11 +203,7 @@ mod tests {
     #[test]
     fn repeated_mixed_or_missing_headers_are_refused() {
         let dev = Dev::new();
-        let port = dev
-            .auth()
-            .public_port
-            .map(|p| format!(":{p}"))
-            .unwrap_or_default();
+        let port = public_port(&dev);
         let url = format!("https://acq.bankart.localhost{port}/");
         let b2b = format!("https://b2b.bankart.localhost{port}/");
         assert_eq!(read_from(&dev, &[]), Err(Unreadable::Missing));

@@ -94,9 +94,14 @@ mod tests {
     use prehod_identity::oidc::OidcError;
 
     async fn get(dev: &Dev, target: &str) -> Reply {
+        get_from(&dev.shared, dev.auth(), target).await
+    }
+
+    /// `GET target` in Slovenian from the login host of `shared`.
+    async fn get_from(shared: &Shared, auth: &AuthState, target: &str) -> Reply {
         let (uri, h) = head(target, &[("accept-language", "sl")]);
         let req = Request::new(&http::Method::GET, &uri, &h, "r-login");
-        handle(&dev.shared, dev.auth(), req).await
+        handle(shared, auth, req).await
     }
 
     #[tokio::test]
@@ -134,13 +139,7 @@ mod tests {
         assert!(html.contains("id=\"login-certificate\""), "{html}");
         let shared = without_certificate_login(&dev);
         let auth = shared.auth.as_ref().expect("login");
-        let (uri, h) = head("/", &[("accept-language", "sl")]);
-        let page = handle(
-            &shared,
-            auth,
-            Request::new(&http::Method::GET, &uri, &h, "r"),
-        )
-        .await;
+        let page = get_from(&shared, auth, "/").await;
         let html = String::from_utf8_lossy(&page.body).into_owned();
         assert!(html.contains("id=\"login-rekono\""), "{html}");
         assert!(
@@ -148,16 +147,8 @@ mod tests {
             "no certificate login configured, no button: {html}"
         );
         // Nor on a portal's login page that allows certificates.
-        let (uri, h) = head(
-            "/?return=https%3A%2F%2Facq.bankart.localhost%3A8443%2F",
-            &[("accept-language", "sl")],
-        );
-        let page = handle(
-            &shared,
-            auth,
-            Request::new(&http::Method::GET, &uri, &h, "r"),
-        )
-        .await;
+        let target = "/?return=https%3A%2F%2Facq.bankart.localhost%3A8443%2F";
+        let page = get_from(&shared, auth, target).await;
         let html = String::from_utf8_lossy(&page.body).into_owned();
         assert!(html.contains("id=\"login-rekono\""), "{html}");
         assert!(!html.contains("login-certificate"), "{html}");

@@ -78,18 +78,23 @@ pub fn answer(
             Answer::Reply(crate::respond::login_required(req, &login, reason))
         }
         Decision::Deny { message, reason } => {
-            shared.metrics.denials.with_label_values(&[reason]).inc();
-            crate::audit::write(&crate::audit::Event {
-                event: crate::audit::Kind::Denied,
-                outcome: crate::audit::Outcome::Failure,
-                reason: Some(reason),
-                portal: Some(&portal.name),
-                request_id: req.request_id,
-                ..Default::default()
-            });
+            denied(shared, portal, req, reason);
             Answer::Reply(crate::respond::denial(shared, auth, req, message))
         }
     }
+}
+
+/// Counts a decision's denial of `req` on `portal` by its `reason` and writes its audit line.
+pub fn denied(shared: &Shared, portal: &Portal, req: &Request<'_>, reason: &'static str) {
+    shared.metrics.denials.with_label_values(&[reason]).inc();
+    crate::audit::write(&crate::audit::Event {
+        event: crate::audit::Kind::Denied,
+        outcome: crate::audit::Outcome::Failure,
+        reason: Some(reason),
+        portal: Some(&portal.name),
+        request_id: req.request_id,
+        ..Default::default()
+    });
 }
 
 /// The page that sends a kept form again, when this GET brings one back for `url` bound to

@@ -72,7 +72,7 @@ impl Checker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cert::verdict::tests::{fixture, now};
+    use crate::cert::verdict::tests::{fixture, now, Fixture};
     use crate::cert::{Anchor, AnchorCrl, CrlSource, UserId};
     use openssl::x509::X509;
 
@@ -137,14 +137,20 @@ mod tests {
         );
     }
 
+    /// The fixture's valid client certificate, with its verdict kept in a new cache.
+    fn a_kept_verdict(f: &Fixture) -> (Presented, VerdictCache) {
+        let presented = f.presented("clients/valid.crt", &[]);
+        let cache = VerdictCache::default();
+        assert!(f.checker.check_cached(&presented, &cache, now()).is_ok());
+        (presented, cache)
+    }
+
     #[test]
     fn a_kept_verdict_is_not_taken_by_another_configuration() {
         // The attack: a connection opened before a reload that removed the anchor keeps the
         // access the old configuration gave it.
         let f = fixture();
-        let presented = f.presented("clients/valid.crt", &[]);
-        let cache = VerdictCache::default();
-        assert!(f.checker.check_cached(&presented, &cache, now()).is_ok());
+        let (presented, cache) = a_kept_verdict(&f);
         let reloaded = Checker::new(Vec::new(), 4, 300, None);
         assert_eq!(
             reloaded.check_cached(&presented, &cache, now()),
@@ -155,9 +161,7 @@ mod tests {
     #[test]
     fn a_kept_verdict_ends_with_the_certificate() {
         let f = fixture();
-        let presented = f.presented("clients/valid.crt", &[]);
-        let cache = VerdictCache::default();
-        assert!(f.checker.check_cached(&presented, &cache, now()).is_ok());
+        let (presented, cache) = a_kept_verdict(&f);
         let in_a_century = now() + 100 * 365 * 86_400;
         assert_eq!(
             f.checker.check_cached(&presented, &cache, in_a_century),

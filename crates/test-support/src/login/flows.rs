@@ -32,10 +32,21 @@ pub async fn rekono_password(
         page.url,
         page.body
     );
+    sim_password(browser, &sim_url(world, ""), page, account).await
+}
+
+/// From a simulator's login page (the simulator at `sim_base`, its public URL): e-mail and
+/// password of `account`, then the chooser page.
+pub async fn sim_password(
+    browser: &mut Browser,
+    sim_base: &str,
+    page: &Page,
+    account: (&str, &str),
+) -> Page {
     let (tx, csrf) = (page.hidden("tx"), page.hidden("csrf"));
     browser
         .post_form(
-            &sim_url(world, "/openid-connect-server-webapp/login"),
+            &format!("{sim_base}/openid-connect-server-webapp/login"),
             &[
                 ("tx", &tx),
                 ("csrf", &csrf),
@@ -44,6 +55,32 @@ pub async fn rekono_password(
             ],
         )
         .await
+}
+
+/// From a simulator's chooser page: the OnePass code of `secret`; returns where the simulator
+/// sends the browser (the gateway's callback), not followed.
+pub async fn sim_otp_callback(
+    browser: &mut Browser,
+    sim_base: &str,
+    chooser: &Page,
+    secret: &str,
+) -> String {
+    let (tx, csrf) = (chooser.hidden("tx"), chooser.hidden("csrf"));
+    let code = totp_now(secret);
+    browser
+        .send(
+            reqwest::Method::POST,
+            &format!("{sim_base}/openid-connect-server-webapp/factor/otp/verify"),
+            Some(&[
+                ("tx", tx.as_str()),
+                ("csrf", csrf.as_str()),
+                ("code", code.as_str()),
+            ]),
+            &[],
+        )
+        .await
+        .location
+        .expect("the simulator redirects to the gateway's callback")
 }
 
 pub fn totp_now(secret: &str) -> String {
@@ -189,22 +226,8 @@ pub async fn callback_url(world: &World, browser: &mut Browser, portal_url: &str
 /// sends the browser to, not followed.
 pub async fn rekono_to_callback(world: &World, browser: &mut Browser, rekono: &Page) -> String {
     let chooser = rekono_password(world, browser, rekono, crate::rekono::SREDNJA).await;
-    let (tx, csrf) = (chooser.hidden("tx"), chooser.hidden("csrf"));
-    let code = totp_now(crate::rekono::SREDNJA_TOTP);
-    browser
-        .send(
-            reqwest::Method::POST,
-            &sim_url(world, "/openid-connect-server-webapp/factor/otp/verify"),
-            Some(&[
-                ("tx", tx.as_str()),
-                ("csrf", csrf.as_str()),
-                ("code", code.as_str()),
-            ]),
-            &[],
-        )
-        .await
-        .location
-        .expect("Rekono redirects to the gateway's callback")
+    let sim_base = sim_url(world, "");
+    sim_otp_callback(browser, &sim_base, &chooser, crate::rekono::SREDNJA_TOTP).await
 }
 
 /// Logs out as a person does: the confirmation page at `GET /logout`, then its form.
@@ -307,18 +330,7 @@ pub async fn login_otp_at(
         "{provider}'s button leads to {}, not {sim_base}",
         sim_login.url
     );
-    let (tx, csrf) = (sim_login.hidden("tx"), sim_login.hidden("csrf"));
-    let chooser = browser
-        .post_form(
-            &format!("{sim_base}/openid-connect-server-webapp/login"),
-            &[
-                ("tx", &tx),
-                ("csrf", &csrf),
-                ("email", account.0),
-                ("password", account.1),
-            ],
-        )
-        .await;
+    let chooser = sim_password(browser, sim_base, &sim_login, account).await;
     let (tx, csrf) = (chooser.hidden("tx"), chooser.hidden("csrf"));
     let back = browser
         .post_form(

@@ -141,16 +141,12 @@ async fn try_world(options: &Options) -> Option<World> {
         .expect("write");
     }
     let rp = prehod_rekono_sim::config::RawClient {
-        client_id: CLIENT_ID.into(),
-        name: "Bankart Varni Spletni Prehod".into(),
         secret: (!private_key_jwt).then(|| CLIENT_SECRET.into()),
         jwt_keys: if private_key_jwt {
             vec![pki.path("oidc-client.pub").display().to_string()]
         } else {
             vec![]
         },
-        redirect_uris: vec![format!("{login_url}/oidc/callback")],
-        post_logout_redirect_uris: vec![format!("{login_url}/logged-out")],
         backchannel_logout_uri: Some(
             options
                 .backchannel
@@ -162,6 +158,7 @@ async fn try_world(options: &Options) -> Option<World> {
             .as_ref()
             .and_then(|f| f.id_token_alg)
             .map(str::to_owned),
+        ..crate::rekono::gateway_client(CLIENT_ID, CLIENT_SECRET, &login_url, "/oidc/callback")
     };
     let config = crate::rekono::sim_config(
         &pki,
@@ -286,16 +283,12 @@ pub const STAFF_BOR: (&str, &str) = ("bor.zupan@staff.bankart.localhost", "Nizka
 /// The simulator as the second provider: `staff-idp.localhost`, the staff accounts, the
 /// gateway registered with its own callback path and back-channel logout.
 async fn staff_sim(pki: &Pki, login_url: &str, options: &Options) -> prehod_rekono_sim::RunningSim {
-    let rp = prehod_rekono_sim::config::RawClient {
-        client_id: STAFF_CLIENT_ID.into(),
-        name: "Bankart Varni Spletni Prehod".into(),
-        secret: Some(STAFF_CLIENT_SECRET.into()),
-        jwt_keys: vec![],
-        redirect_uris: vec![format!("{login_url}/oidc/callback/{STAFF_ID}")],
-        post_logout_redirect_uris: vec![format!("{login_url}/logged-out")],
-        backchannel_logout_uri: Some(format!("{login_url}/oidc/backchannel-logout")),
-        id_token_alg: None,
-    };
+    let rp = crate::rekono::gateway_client(
+        STAFF_CLIENT_ID,
+        STAFF_CLIENT_SECRET,
+        login_url,
+        &format!("/oidc/callback/{STAFF_ID}"),
+    );
     let mut config = crate::rekono::sim_config(
         pki,
         vec![prehod_rekono_sim::config::client(&rp, pki.dir.path()).expect("client")],
