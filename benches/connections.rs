@@ -129,8 +129,8 @@ fn main() {
             format!(
                 "listen:\n  https: {https}\nadmin:\n  listen: {admin}\n\
 tls:\n  certificates:\n    - cert: server.crt\n      key: server.key\n\
-server:\n  threads: 2\n  grace_period: 1s\n  max_connections: {cap}\n  max_connections_per_address: {cap}\n\
-  max_pending_connections: {cap}\n  idle_timeout: 1h\n{read_buffer}\
+server:\n  threads: 2\n  grace_period: 1s\n  max_connections: {cap}\n  max_connections_per_address: {cap}\n  max_pending_connections: {cap}\n  idle_timeout: 1h\n\
+{read_buffer}\
 portals:\n  acq:\n    host: {HOST}\n    danger_no_authentication: true\n    upstream:\n      urls: [http://{upstream}]\n",
                 cap = count + 100,
                 read_buffer = std::env::var("CONN_READ_BUFFER")
