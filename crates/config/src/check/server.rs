@@ -5,10 +5,14 @@ use std::time::Duration;
 use super::Checker;
 use crate::{parse_duration, raw, Server};
 
-/// Each client connection's read buffer under TLS (`server.read_buffer`): one TLS record
-/// and a little more, so a read takes a whole record in one system call; pingora's own default
-/// (64 KiB) is held by every idle keep-alive connection.
-pub const DEFAULT_READ_BUFFER: usize = 16 * 1024 + 512;
+/// Each client connection's read buffer under TLS (`server.read_buffer`): more than one TLS
+/// record, so a read takes a whole record in one system call; pingora's own default (64 KiB)
+/// is held by every idle keep-alive connection. 24 KiB, not 16.5: jemalloc's thread cache
+/// keeps the 20 KiB size class (`tcache_max:20480`, .cargo/config.toml) for OpenSSL's record
+/// buffers; a read buffer of that class would come from the cache already written and be
+/// zeroed whole (20 KB more resident per idle connection), one of the next class comes from
+/// fresh pages, of which only what reads fill is resident (benches/README.md, "allocator").
+pub const DEFAULT_READ_BUFFER: usize = 24 * 1024;
 
 /// Streams an HTTP/2 connection may have open at once, by default: a browser queues the rest
 /// of a page's requests on the connection; pingora's own default is 100.
