@@ -272,16 +272,7 @@ async fn round_robin_spreads_load_and_avoids_a_dead_target() {
     let mut names = Vec::new();
     let mut tasks = Vec::new();
     for i in 0..2 {
-        let (addr, task) = prehod_demo_portal::spawn(
-            "127.0.0.1:0".parse().expect("addr"),
-            prehod_demo_portal::PortalInfo {
-                name: format!("acq-{i}"),
-                title: "acq".into(),
-                own_login: false,
-            },
-        )
-        .await
-        .expect("bind");
+        let (addr, task) = demo_portal(&format!("acq-{i}")).await;
         names.push(format!("http://{addr}"));
         tasks.push(task);
     }

@@ -56,21 +56,46 @@ impl Setup {
     }
 }
 
+/// A demo portal called `name` ("`name` portal") on a free loopback port: its address and
+/// its task. It has a login of its own where the demo's does (`ecmsweb`, `bankomati`).
+pub async fn demo_portal(name: &str) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    prehod_demo_portal::spawn(
+        "127.0.0.1:0".parse().expect("literal address"),
+        prehod_demo_portal::PortalInfo {
+            name: name.to_owned(),
+            title: format!("{name} portal"),
+            own_login: matches!(name, "ecmsweb" | "bankomati"),
+        },
+    )
+    .await
+    .expect("demo portal binds")
+}
+
+/// [`demo_portal`] on a thread and runtime of its own, for as long as the process runs: a test
+/// or bench whose own tasks load its runtime must not slow the upstream down.
+pub fn demo_portal_on_its_own_thread(name: &str) -> SocketAddr {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let name = name.to_owned();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("the portal's runtime");
+        runtime.block_on(async move {
+            let (addr, task) = demo_portal(&name).await;
+            tx.send(addr).expect("the caller waits for the address");
+            let _ = task.await;
+        });
+    });
+    rx.recv().expect("the portal's address")
+}
+
 /// Starts demo portals for all six portals on free ports; returns the setup and the tasks.
 pub async fn six_demo_portals() -> (Setup, Vec<tokio::task::JoinHandle<()>>) {
     let mut setup = Setup::new();
     let mut tasks = Vec::new();
     for name in PORTALS {
-        let (addr, task) = prehod_demo_portal::spawn(
-            "127.0.0.1:0".parse().expect("literal address"),
-            prehod_demo_portal::PortalInfo {
-                name: name.to_owned(),
-                title: format!("{name} portal"),
-                own_login: matches!(name, "ecmsweb" | "bankomati"),
-            },
-        )
-        .await
-        .expect("demo portal binds");
+        let (addr, task) = demo_portal(name).await;
         setup = setup.upstream(name, &[format!("http://{addr}")]);
         tasks.push(task);
     }
