@@ -10,7 +10,7 @@
 
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,7 +19,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_openssl::SslStream;
 
-use prehod_test_support::{demo_portal, env_or, free_port, Pki};
+use prehod_test_support::bench::BenchGround;
+use prehod_test_support::env_or;
 
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -94,30 +95,22 @@ fn main() {
         .build()
         .expect("runtime");
     runtime.block_on(async move {
-        let (upstream, _task) = demo_portal("acq").await;
-        let pki = Pki::new();
-        let https: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-        let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-        let config = pki.path("proxy.yaml");
+        let ground = BenchGround::new().await;
+        let (pki, https, upstream) = (&ground.pki, ground.https, ground.upstream);
         // Every connection comes from 127.0.0.1: the caps are raised above the count (their
         // defaults are for the internet, not for one load generator), and the idle timeout
         // past the bench (it holds the connections idle on purpose).
-        std::fs::write(
-            &config,
-            format!(
-                "listen:\n  https: {https}\nadmin:\n  listen: {admin}\n\
-tls:\n  certificates:\n    - cert: server.crt\n      key: server.key\n\
-server:\n  threads: 2\n  grace_period: 1s\n  max_connections: {cap}\n  max_connections_per_address: {cap}\n\
+        let config = format!(
+            "{head}  max_connections: {cap}\n  max_connections_per_address: {cap}\n\
   max_pending_connections: {cap}\n  idle_timeout: 1h\n{read_buffer}\
 portals:\n  acq:\n    host: {HOST}\n    danger_no_authentication: true\n    upstream:\n      urls: [http://{upstream}]\n",
-                cap = count + 100,
-                read_buffer = std::env::var("CONN_READ_BUFFER")
-                    .map(|b| format!("  read_buffer: {b}\n"))
-                    .unwrap_or_default(),
-            ),
-        )
-        .expect("config");
-        let mut child = match std::env::var("CONN_WRAP") {
+            head = ground.config_head(),
+            cap = count + 100,
+            read_buffer = std::env::var("CONN_READ_BUFFER")
+                .map(|b| format!("  read_buffer: {b}\n"))
+                .unwrap_or_default(),
+        );
+        let command = match std::env::var("CONN_WRAP") {
             Ok(w) => {
                 let mut c = Command::new(w);
                 c.arg(env!("CARGO_BIN_EXE_prehod"));
@@ -125,13 +118,7 @@ portals:\n  acq:\n    host: {HOST}\n    danger_no_authentication: true\n    upst
             }
             Err(_) => Command::new(env!("CARGO_BIN_EXE_prehod")),
         };
-        let mut child = child
-            .args(["run", "--config"])
-            .arg(&config)
-            .env("PREHOD_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start prehod");
+        let mut child = ground.start(command, &config);
         let pid = child.id();
         let mut builder = SslConnector::builder(SslMethod::tls_client()).expect("tls");
         builder.set_ca_file(pki.path("ca.crt")).expect("ca");

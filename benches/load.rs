@@ -5,13 +5,13 @@
 //! `cargo bench --bench load` (env: LOAD_SECONDS, default 10; LOAD_CONNECTIONS, default 32).
 //! Figures go in benches/README.md. Every request must succeed: a failure aborts the run.
 
-use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use prehod_test_support::{demo_portal, env_or, free_port, Pki};
+use prehod_test_support::bench::BenchGround;
+use prehod_test_support::env_or;
 
 struct Figures {
     requests: u64,
@@ -79,35 +79,20 @@ fn main() {
         .build()
         .expect("runtime");
     runtime.block_on(async move {
-        let (upstream, _task) = demo_portal("acq").await;
-
-        let pki = Pki::new();
-        let https: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-        let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-                let config = pki.path("proxy.yaml");
+        let ground = BenchGround::new().await;
+        let (pki, https, upstream) = (&ground.pki, ground.https, ground.upstream);
         let key = std::fs::read_to_string(pki.path("session.key")).expect("session key");
         // acq needs no login; bips needs a session: the two measure the gateway without and
         // with the login's per-request work (session check, identity headers, assertion).
-        std::fs::write(
-            &config,
-            format!(
-                "listen:\n  https: {https}\nadmin:\n  listen: {admin}\ntls:\n  certificates:\n    - cert: server.crt\n      key: server.key\nserver:\n  threads: 2\n  grace_period: 1s\n\
-login:\n  host: login.bankart.localhost\nsession:\n  keys: [\"{key}\"]\n\
+        let config = format!(
+            "{head}login:\n  host: login.bankart.localhost\nsession:\n  keys: [\"{key}\"]\n\
 oidc:\n  issuer: https://rekono.localhost:1/openid-connect-server-webapp\n  client_id: load\n  client_secret: load\n\
 assertion:\n  key: assertion.key\n\
 portals:\n  acq:\n    host: acq.bankart.localhost\n    danger_no_authentication: true\n    upstream:\n      urls: [http://{upstream}]\n  bips:\n    host: bips.bankart.localhost\n    upstream:\n      urls: [http://{upstream}]\n",
-
-                key = key.trim()
-            ),
-        )
-        .expect("config");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_prehod"))
-            .args(["run", "--config"])
-            .arg(&config)
-            .env("PREHOD_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start prehod");
+            head = ground.config_head(),
+            key = key.trim()
+        );
+        let mut child = ground.start(Command::new(env!("CARGO_BIN_EXE_prehod")), &config);
         let ca = std::fs::read(pki.path("ca.crt")).expect("ca");
                 let client = reqwest::Client::builder()
             .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("pem"))

@@ -19,8 +19,10 @@
 //!   must see no failed request while a test changes the gateway;
 //! - [`revocation`], [`der`]: a revocation server and the CA side that signs what it serves;
 //! - [`hostile_op`]: an OpenID Provider that misbehaves on purpose;
-//! - [`webdriver`]: headless Chromium through chromedriver.
+//! - [`webdriver`]: headless Chromium through chromedriver;
+//! - [`bench`]: the ground a whole-gateway bench starts its gateway on.
 
+pub mod bench;
 pub mod clients;
 pub mod der;
 pub mod fleet;
