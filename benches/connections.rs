@@ -101,8 +101,9 @@ fn main() {
         // defaults are for the internet, not for one load generator), and the idle timeout
         // past the bench (it holds the connections idle on purpose).
         let config = format!(
-            "{head}  max_connections: {cap}\n  max_connections_per_address: {cap}\n\
-  max_pending_connections: {cap}\n  idle_timeout: 1h\n{read_buffer}\
+            // (No line may begin with the indentation: a `\` line end drops the next line's.)
+            "{head}  max_connections: {cap}\n  max_connections_per_address: {cap}\n  \
+max_pending_connections: {cap}\n  idle_timeout: 1h\n{read_buffer}\
 portals:\n  acq:\n    host: {HOST}\n    danger_no_authentication: true\n    upstream:\n      urls: [http://{upstream}]\n",
             head = ground.config_head(),
             cap = count + 100,
