@@ -495,32 +495,13 @@ certificate_login:\n  host: certlogin.bankart.localhost\n  level: 30\n  anchors:
     assert_eq!(count("unknown"), 1.0, "only the unknown host: {metrics}");
 
     // A reload (SIGHUP) of a changed file: its hash replaces the old one, which is gone.
-    let path = gw.dir.path().join("proxy.yaml");
-    let text = std::fs::read_to_string(&path).expect("config") + "# reloaded\n";
-    std::fs::write(&path, &text).expect("write");
-    let reloaded: String = openssl::sha::sha256(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
+    let reloaded = gw.reload_with(|text| text + "# reloaded\n").await;
+    let info: Vec<String> = gw
+        .metrics()
+        .lines()
+        .filter(|l| l.starts_with("prehod_config_info{"))
+        .map(str::to_owned)
         .collect();
-    let status = std::process::Command::new("kill")
-        .args(["-HUP", &gw.pid().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let info = loop {
-        let metrics = gw.metrics();
-        let info: Vec<String> = metrics
-            .lines()
-            .filter(|l| l.starts_with("prehod_config_info{"))
-            .map(str::to_owned)
-            .collect();
-        if info.iter().any(|l| l.contains(&reloaded)) {
-            break info;
-        }
-        assert!(Instant::now() < deadline, "never reloaded:\n{metrics}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
     assert_eq!(
         info,
         [format!(r#"prehod_config_info{{hash="{reloaded}"}} 1"#)]

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use openssl::ssl::{SslConnector, SslMethod};
 
-use crate::http::http_get;
+use crate::http::{http_get, sha256_hex};
 use crate::{free_port, host, prehod_bin, Pki, PORTALS};
 
 /// Upstream addresses for each portal and any per-portal YAML to add.
@@ -283,6 +283,28 @@ impl Gateway {
 
     pub fn metrics(&self) -> String {
         http_get(self.admin, "/metrics").expect("metrics answer").1
+    }
+
+    /// Rewrites the gateway's config with `edit` (which must change it) and reloads it
+    /// (SIGHUP); returns once `/metrics` shows the new config's hash in use: that hash.
+    pub async fn reload_with(&self, edit: impl FnOnce(String) -> String) -> String {
+        let path = self.dir.path().join("proxy.yaml");
+        let old = std::fs::read_to_string(&path).expect("config");
+        let text = edit(old.clone());
+        assert_ne!(text, old, "the edit changed the config");
+        std::fs::write(&path, &text).expect("write");
+        let hash = sha256_hex(text.as_bytes());
+        let status = Command::new("kill")
+            .args(["-HUP", &self.pid().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.metrics().contains(&hash) {
+            assert!(Instant::now() < deadline, "never reloaded");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        hash
     }
 
     /// A reqwest client that trusts the test CA, resolves every `*.bankart.localhost` name to

@@ -54,6 +54,13 @@ impl RawResponse {
     }
 }
 
+/// The value of the hidden input `name` (`tx`, `csrf`) in `html`, as the page writes it.
+pub fn hidden_input(html: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let (_, after) = html.split_once(&marker)?;
+    after.split('"').next().map(str::to_owned)
+}
+
 pub fn sha256_hex(data: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(data))
