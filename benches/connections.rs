@@ -8,9 +8,9 @@
 //! `CONN_RELEASE=1` for a release gateway; `CONN_ROUNDS`, default 2: open, hold and close
 //! them again, to tell memory the allocator keeps from memory still held). Figures go in benches/README.md.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::pin::Pin;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,12 +19,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_openssl::SslStream;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port")
-}
+use prehod_test_support::bench::BenchGround;
+use prehod_test_support::env_or;
 
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -93,53 +89,30 @@ async fn open(
 }
 
 fn main() {
-    let count: usize = std::env::var("CONN_COUNT")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10_000);
+    let count: usize = env_or("CONN_COUNT", 10_000);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
     runtime.block_on(async move {
-        let (upstream, _task) = prehod_demo_portal::spawn(
-            "127.0.0.1:0".parse().expect("addr"),
-            prehod_demo_portal::PortalInfo {
-                name: "acq".into(),
-                title: "Acquiring portal".into(),
-                own_login: false,
-            },
-        )
-        .await
-        .expect("demo portal");
-        let pki = tempfile::tempdir().expect("tmp");
-        prehod_devpki::generate(
-            pki.path(),
-            &prehod_devpki::dev_server_names("bankart.localhost"),
-        )
-        .expect("pki");
-        let https: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-        let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-        let config = pki.path().join("proxy.yaml");
+        let ground = BenchGround::new().await;
+        let (pki, https, upstream) = (&ground.pki, ground.https, ground.upstream);
         // Every connection comes from 127.0.0.1: the caps are raised above the count (their
         // defaults are for the internet, not for one load generator), and the idle timeout
         // past the bench (it holds the connections idle on purpose).
-        std::fs::write(
-            &config,
-            format!(
-                "listen:\n  https: {https}\nadmin:\n  listen: {admin}\n\
-tls:\n  certificates:\n    - cert: server.crt\n      key: server.key\n\
-server:\n  threads: 2\n  grace_period: 1s\n  max_connections: {cap}\n  max_connections_per_address: {cap}\n  max_pending_connections: {cap}\n  idle_timeout: 1h\n\
-{read_buffer}\
+        let config = format!(
+            // (No line may begin with the indentation: a `\` line end drops the next line's.)
+            "{head}  max_connections: {cap}\n  max_connections_per_address: {cap}\n  \
+max_pending_connections: {cap}\n  max_pending_connections_per_address: {pending}\n  idle_timeout: 1h\n{read_buffer}\
 portals:\n  acq:\n    host: {HOST}\n    danger_no_authentication: true\n    upstream:\n      urls: [http://{upstream}]\n",
-                cap = count + 100,
-                read_buffer = std::env::var("CONN_READ_BUFFER")
-                    .map(|b| format!("  read_buffer: {b}\n"))
-                    .unwrap_or_default(),
-            ),
-        )
-        .expect("config");
-        let mut child = match std::env::var("CONN_WRAP") {
+            head = ground.config_head(),
+            cap = count + 100,
+            pending = count + 99,
+            read_buffer = std::env::var("CONN_READ_BUFFER")
+                .map(|b| format!("  read_buffer: {b}\n"))
+                .unwrap_or_default(),
+        );
+        let command = match std::env::var("CONN_WRAP") {
             Ok(w) => {
                 let mut c = Command::new(w);
                 c.arg(env!("CARGO_BIN_EXE_prehod"));
@@ -147,16 +120,10 @@ portals:\n  acq:\n    host: {HOST}\n    danger_no_authentication: true\n    upst
             }
             Err(_) => Command::new(env!("CARGO_BIN_EXE_prehod")),
         };
-        let mut child = child
-            .args(["run", "--config"])
-            .arg(&config)
-            .env("PREHOD_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start prehod");
+        let mut child = ground.start(command, &config);
         let pid = child.id();
         let mut builder = SslConnector::builder(SslMethod::tls_client()).expect("tls");
-        builder.set_ca_file(pki.path().join("ca.crt")).expect("ca");
+        builder.set_ca_file(pki.path("ca.crt")).expect("ca");
         builder.set_alpn_protos(b"\x08http/1.1").expect("alpn");
         let connector = Arc::new(builder.build());
 
@@ -179,10 +146,7 @@ portals:\n  acq:\n    host: {HOST}\n    danger_no_authentication: true\n    upst
 
         // A second round shows whether memory kept after the first is reused (the allocator
         // holding freed memory) or grows again (something still holds the first round's).
-        let rounds: usize = std::env::var("CONN_ROUNDS")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(2);
+        let rounds: usize = env_or("CONN_ROUNDS", 2);
         for round in 1..=rounds {
             let started = Instant::now();
             let handshakes = Arc::new(tokio::sync::Semaphore::new(64));

@@ -5,18 +5,13 @@
 //! `cargo bench --bench load` (env: LOAD_SECONDS, default 10; LOAD_CONNECTIONS, default 32).
 //! Figures go in benches/README.md. Every request must succeed: a failure aborts the run.
 
-use std::net::{SocketAddr, TcpListener};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port")
-}
+use prehod_test_support::bench::BenchGround;
+use prehod_test_support::env_or;
 
 struct Figures {
     requests: u64,
@@ -76,56 +71,29 @@ async fn drive(client: reqwest::Client, url: String, connections: usize, seconds
 }
 
 fn main() {
-    let seconds: u64 = std::env::var("LOAD_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10);
-    let connections: usize = std::env::var("LOAD_CONNECTIONS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(32);
+    let seconds: u64 = env_or("LOAD_SECONDS", 10);
+    let connections: usize = env_or("LOAD_CONNECTIONS", 32);
     // Both sides share this machine's cores: the client gets one runtime thread per core.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
     runtime.block_on(async move {
-        let (upstream, _task) = prehod_demo_portal::spawn(
-            "127.0.0.1:0".parse().expect("addr"),
-            prehod_demo_portal::PortalInfo { name: "acq".into(), title: "Acquiring portal".into(), own_login: false },
-        )
-        .await
-        .expect("demo portal");
-
-        let pki = tempfile::tempdir().expect("tmp");
-        prehod_devpki::generate(pki.path(), &prehod_devpki::dev_server_names("bankart.localhost")).expect("pki");
-        let https: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-        let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-                let config = pki.path().join("proxy.yaml");
-        let key = std::fs::read_to_string(pki.path().join("session.key")).expect("session key");
+        let ground = BenchGround::new().await;
+        let (pki, https, upstream) = (&ground.pki, ground.https, ground.upstream);
+        let key = std::fs::read_to_string(pki.path("session.key")).expect("session key");
         // acq needs no login; bips needs a session: the two measure the gateway without and
         // with the login's per-request work (session check, identity headers, assertion).
-        std::fs::write(
-            &config,
-            format!(
-                "listen:\n  https: {https}\nadmin:\n  listen: {admin}\ntls:\n  certificates:\n    - cert: server.crt\n      key: server.key\nserver:\n  threads: 2\n  grace_period: 1s\n\
-login:\n  host: login.bankart.localhost\nsession:\n  keys: [\"{key}\"]\n\
+        let config = format!(
+            "{head}login:\n  host: login.bankart.localhost\nsession:\n  keys: [\"{key}\"]\n\
 oidc:\n  issuer: https://rekono.localhost:1/openid-connect-server-webapp\n  client_id: load\n  client_secret: load\n\
 assertion:\n  key: assertion.key\n\
 portals:\n  acq:\n    host: acq.bankart.localhost\n    danger_no_authentication: true\n    upstream:\n      urls: [http://{upstream}]\n  bips:\n    host: bips.bankart.localhost\n    upstream:\n      urls: [http://{upstream}]\n",
-
-                key = key.trim()
-            ),
-        )
-        .expect("config");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_prehod"))
-            .args(["run", "--config"])
-            .arg(&config)
-            .env("PREHOD_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start prehod");
-        let ca = std::fs::read(pki.path().join("ca.crt")).expect("ca");
+            head = ground.config_head(),
+            key = key.trim()
+        );
+        let mut child = ground.start(Command::new(env!("CARGO_BIN_EXE_prehod")), &config);
+        let ca = std::fs::read(pki.path("ca.crt")).expect("ca");
                 let client = reqwest::Client::builder()
             .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("pem"))
             .resolve("acq.bankart.localhost", https)

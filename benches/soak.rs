@@ -18,15 +18,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use prehod_test_support::env_or;
 use prehod_test_support::login::{log_out, login_otp, portal_url, world, Browser, Options};
 use prehod_test_support::rekono::{SREDNJA, SREDNJA_TOTP};
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
 
 /// `VmRSS` of `pid` in KiB.
 fn rss_kib(pid: u32) -> Option<u64> {
@@ -74,11 +68,11 @@ async fn cycle(world: &prehod_test_support::login::World, requests: u64, counts:
 }
 
 fn main() {
-    let seconds = env_u64("SOAK_SECONDS", 1800);
-    let sample = env_u64("SOAK_SAMPLE_SECONDS", 30).max(1);
-    let pause = Duration::from_millis(env_u64("SOAK_PAUSE_MS", 2500));
-    let requests = env_u64("SOAK_REQUESTS", 20);
-    let tolerance = env_u64("SOAK_TOLERANCE", 5) as f64;
+    let seconds: u64 = env_or("SOAK_SECONDS", 1800);
+    let sample = env_or::<u64>("SOAK_SAMPLE_SECONDS", 30).max(1);
+    let pause = Duration::from_millis(env_or("SOAK_PAUSE_MS", 2500));
+    let requests: u64 = env_or("SOAK_REQUESTS", 20);
+    let tolerance = env_or::<u64>("SOAK_TOLERANCE", 5) as f64;
     let csv = std::env::var("SOAK_CSV").unwrap_or_else(|_| "target/soak-rss.csv".into());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

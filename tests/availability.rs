@@ -160,38 +160,13 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
     }
 }
 
-/// The portal behind the gateway, on a thread and runtime of its own (as the bystander):
-/// this test's thousands of attacking tasks must not slow the upstream down.
-fn portal_on_its_own_thread() -> std::net::SocketAddr {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("the portal's runtime");
-        runtime.block_on(async move {
-            let (addr, task) = prehod_demo_portal::spawn(
-                "127.0.0.1:0".parse().expect("literal address"),
-                prehod_demo_portal::PortalInfo {
-                    name: "acq".to_owned(),
-                    title: "acq portal".to_owned(),
-                    own_login: false,
-                },
-            )
-            .await
-            .expect("the demo portal binds");
-            tx.send(addr).expect("the test waits for the address");
-            let _ = task.await;
-        });
-    });
-    rx.recv().expect("the portal's address")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_address_with_thousands_of_connections_cannot_lock_out_another() {
     enough_open_files(PER_KIND as u64 * KINDS.len() as u64 + 2048);
     let pki = Pki::new();
-    let portal = portal_on_its_own_thread();
+    // The portal on a thread of its own (as the bystander): this test's thousands of attacking
+    // tasks must not slow the upstream down.
+    let portal = demo_portal_on_its_own_thread("acq");
     let mut setup = Setup::new().upstream("acq", &[format!("http://{portal}")]);
     setup.http_redirect = true;
     setup.open_files = Some(1024);

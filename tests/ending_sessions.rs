@@ -8,22 +8,6 @@ use std::time::Duration;
 use prehod_test_support::login::*;
 use prehod_test_support::rekono::{SREDNJA, SREDNJA_TOTP};
 
-/// `url` answered to a browser that sends only `cookie` as the session cookie.
-async fn status_with_cookie(world: &World, url: &str, cookie: &str) -> u16 {
-    Browser::new(world)
-        .send(
-            reqwest::Method::GET,
-            url,
-            None,
-            &[
-                ("accept", "application/json"),
-                ("cookie", &format!("{SESSION}={cookie}")),
-            ],
-        )
-        .await
-        .status
-}
-
 async fn end_all(world: &World, browser: &mut Browser) {
     let page = browser.navigate(&login_url(world, "/sessions")).await;
     let csrf = unescape(&page.hidden("csrf"));
@@ -109,25 +93,19 @@ async fn a_logged_out_session_stays_ended_after_a_reload_shortens_the_absolute_t
     let stolen = browser
         .cookie_at(&prehod_test_support::host("acq"), SESSION)
         .expect("acq cookie");
-    let path = world.gw.dir.path().join("proxy.yaml");
-    let yaml = std::fs::read_to_string(&path).expect("config");
-    let shorter = yaml
-        .replace("idle_timeout: 30s", "idle_timeout: 10s")
-        .replace("absolute_timeout: 60s", "absolute_timeout: 15s");
-    assert_ne!(yaml, shorter);
-    std::fs::write(&path, shorter).expect("write");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(world.gw.pid() as i32),
-        nix::sys::signal::Signal::SIGHUP,
-    )
-    .expect("SIGHUP");
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    world
+        .gw
+        .reload_with(|yaml| {
+            yaml.replace("idle_timeout: 30s", "idle_timeout: 10s")
+                .replace("absolute_timeout: 60s", "absolute_timeout: 15s")
+        })
+        .await;
     log_out(&world, &mut browser).await;
     let me = portal_url(&world, "acq", "/.prehod/me");
-    assert_eq!(status_with_cookie(&world, &me, &stolen).await, 401);
+    assert_eq!(status_with_session_cookie(&world, &me, &stolen).await, 401);
     tokio::time::sleep(Duration::from_secs(17)).await;
     assert_eq!(
-        status_with_cookie(&world, &me, &stolen).await,
+        status_with_session_cookie(&world, &me, &stolen).await,
         401,
         "the logged-out session works again once its revocation lapsed"
     );
@@ -165,16 +143,19 @@ async fn logout_and_end_all_survive_a_restart() {
         .expect("cookie");
     end_all(&world, &mut two).await;
     let me = portal_url(&world, "acq", "/.prehod/me");
-    assert_eq!(status_with_cookie(&world, &me, &logged_out).await, 401);
-    assert_eq!(status_with_cookie(&world, &me, &ended).await, 401);
+    assert_eq!(
+        status_with_session_cookie(&world, &me, &logged_out).await,
+        401
+    );
+    assert_eq!(status_with_session_cookie(&world, &me, &ended).await, 401);
     world.gw.restart();
     assert_eq!(
-        status_with_cookie(&world, &me, &logged_out).await,
+        status_with_session_cookie(&world, &me, &logged_out).await,
         401,
         "logout forgotten"
     );
     assert_eq!(
-        status_with_cookie(&world, &me, &ended).await,
+        status_with_session_cookie(&world, &me, &ended).await,
         401,
         "end-all forgotten"
     );

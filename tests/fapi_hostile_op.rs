@@ -105,30 +105,6 @@ fn unrelated_ca(dir: &std::path::Path) -> std::path::PathBuf {
     path
 }
 
-/// Rewrites the gateway's config with `edit` and reloads it (SIGHUP); waits until the new
-/// config is in use.
-async fn reload(gw: &prehod_test_support::Gateway, edit: impl FnOnce(String) -> String) {
-    let path = gw.dir.path().join("proxy.yaml");
-    let old = std::fs::read_to_string(&path).expect("config");
-    let text = edit(old.clone());
-    assert_ne!(text, old, "the edit changed the config");
-    std::fs::write(&path, &text).expect("write");
-    let hash: String = openssl::sha::sha256(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let status = std::process::Command::new("kill")
-        .args(["-HUP", &gw.pid().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !gw.metrics().contains(&hash) {
-        assert!(std::time::Instant::now() < deadline, "never reloaded");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// Finding 2: a reload keeps the provider discovered under the old `oidc` settings until the
 /// new ones are discovered (`serves_until_rediscovered` in crates/gateway/src/auth.rs compares
 /// only issuer, client_id, profile and userinfo). The operator removes a compromised CA from
@@ -147,13 +123,15 @@ async fn a_reload_that_removes_a_trusted_ca_stops_logins_through_it() {
     // The CA that signed the provider's (the attacker's) certificate is no longer trusted.
     let old_ca = world.pki.path("ca.crt").display().to_string();
     let new_ca = unrelated_ca(world.gw.dir.path());
-    reload(&world.gw, |text| {
-        text.replace(
-            &format!("ca: {old_ca}"),
-            &format!("ca: {}", new_ca.display()),
-        )
-    })
-    .await;
+    world
+        .gw
+        .reload_with(|text| {
+            text.replace(
+                &format!("ca: {old_ca}"),
+                &format!("ca: {}", new_ca.display()),
+            )
+        })
+        .await;
     // The new settings' discovery fails (the provider's certificate is not trusted by them).
     prehod_test_support::wait_for(
         "a failed discovery after the reload",

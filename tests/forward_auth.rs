@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use prehod_test_support::login::*;
 use prehod_test_support::rekono::{SREDNJA, SREDNJA_TOTP};
-use prehod_test_support::{received_header, received_header_names, wait_for, WORKSPACE};
+use prehod_test_support::{
+    demo_portal, received_header, received_header_names, wait_for, WORKSPACE,
+};
 use serde_json::Value;
 
 const FA: &str = "fa.bankart.localhost";
@@ -109,16 +111,7 @@ async fn start_nginx_for(world: &World, gateway: &Gateway<'_>) -> Nginx {
     let addr: SocketAddr = format!("127.0.0.2:{port}").parse().expect("addr");
     let mut servers = String::new();
     for (name, host) in [("fa", FA), ("fb", FB)] {
-        let (portal, task) = prehod_demo_portal::spawn(
-            "127.0.0.1:0".parse().expect("literal"),
-            prehod_demo_portal::PortalInfo {
-                name: name.to_owned(),
-                title: format!("{name} portal"),
-                own_login: false,
-            },
-        )
-        .await
-        .expect("demo portal");
+        let (portal, task) = demo_portal(name).await;
         std::mem::forget(task);
         servers.push_str(&render(
             &[

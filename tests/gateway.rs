@@ -42,17 +42,7 @@ async fn routes_each_portal_by_host_and_refuses_unknown_hosts() {
     }
 
     // An unknown host (its own SNI): a 421 page, not a default portal.
-    let resp = client
-        .get(gw.url("unknown", "/"))
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(resp.status(), 421);
-    let id = resp.headers()["x-request-id"]
-        .to_str()
-        .expect("ascii")
-        .to_owned();
-    let page = resp.text().await.expect("page");
+    let (page, id) = page_and_request_id(&client, &gw.url("unknown", "/"), 421).await;
     // One language, the request's (issue 13, item 4): Slovenian by default…
     assert!(
         page.contains("Na tem naslovu ni aplikacije")
@@ -206,6 +196,18 @@ async fn large_and_chunked_bodies_arrive_byte_identical() {
     assert_eq!(body["body_len"], 3 * 1024 * 1024 + 17);
 }
 
+/// GETs `url`, asserts the answer's `status`, and returns its page and the request id it was
+/// given (`x-request-id`).
+async fn page_and_request_id(client: &reqwest::Client, url: &str, status: u16) -> (String, String) {
+    let resp = client.get(url).send().await.expect("request");
+    assert_eq!(resp.status(), status);
+    let id = resp.headers()["x-request-id"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    (resp.text().await.expect("page"), id)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_down_gives_502_and_slow_upstream_504() {
     let pki = Pki::new();
@@ -216,17 +218,7 @@ async fn upstream_down_gives_502_and_slow_upstream_504() {
     let gw = Gateway::start(&pki, &setup);
     let client = gw.client();
 
-    let resp = client
-        .get(gw.url("acq", "/"))
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(resp.status(), 502);
-    let id = resp.headers()["x-request-id"]
-        .to_str()
-        .expect("ascii")
-        .to_owned();
-    let page = resp.text().await.expect("page");
+    let (page, id) = page_and_request_id(&client, &gw.url("acq", "/"), 502).await;
     assert!(page.contains("Aplikacija trenutno ni dosegljiva"));
     assert!(page.contains(&id));
     assert!(
@@ -272,16 +264,7 @@ async fn round_robin_spreads_load_and_avoids_a_dead_target() {
     let mut names = Vec::new();
     let mut tasks = Vec::new();
     for i in 0..2 {
-        let (addr, task) = prehod_demo_portal::spawn(
-            "127.0.0.1:0".parse().expect("addr"),
-            prehod_demo_portal::PortalInfo {
-                name: format!("acq-{i}"),
-                title: "acq".into(),
-                own_login: false,
-            },
-        )
-        .await
-        .expect("bind");
+        let (addr, task) = demo_portal(&format!("acq-{i}")).await;
         names.push(format!("http://{addr}"));
         tasks.push(task);
     }
@@ -512,32 +495,13 @@ certificate_login:\n  host: certlogin.bankart.localhost\n  level: 30\n  anchors:
     assert_eq!(count("unknown"), 1.0, "only the unknown host: {metrics}");
 
     // A reload (SIGHUP) of a changed file: its hash replaces the old one, which is gone.
-    let path = gw.dir.path().join("proxy.yaml");
-    let text = std::fs::read_to_string(&path).expect("config") + "# reloaded\n";
-    std::fs::write(&path, &text).expect("write");
-    let reloaded: String = openssl::sha::sha256(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
+    let reloaded = gw.reload_with(|text| text + "# reloaded\n").await;
+    let info: Vec<String> = gw
+        .metrics()
+        .lines()
+        .filter(|l| l.starts_with("prehod_config_info{"))
+        .map(str::to_owned)
         .collect();
-    let status = std::process::Command::new("kill")
-        .args(["-HUP", &gw.pid().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let info = loop {
-        let metrics = gw.metrics();
-        let info: Vec<String> = metrics
-            .lines()
-            .filter(|l| l.starts_with("prehod_config_info{"))
-            .map(str::to_owned)
-            .collect();
-        if info.iter().any(|l| l.contains(&reloaded)) {
-            break info;
-        }
-        assert!(Instant::now() < deadline, "never reloaded:\n{metrics}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
     assert_eq!(
         info,
         [format!(r#"prehod_config_info{{hash="{reloaded}"}} 1"#)]
@@ -800,27 +764,28 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
     assert_eq!(&echoed[2..], b"pozdravljeni, prehod");
 }
 
+/// Cookie tossing: a portal (or an own-login application) sets the gateway's cookies on
+/// the parent domain, to swap the user's session on every portal. Every spelling a
+/// browser would store under a gateway cookie name, beside the application's own cookie.
+const PLANTED_COOKIES: [&str; 10] = [
+    "prehod_session=evil; Domain=bankart.localhost; Path=/; Secure; HttpOnly",
+    "PREHOD_SESSION=evil; Domain=bankart.localhost",
+    "Prehod_Lang=en; Path=/",
+    "prehod_post=evil; Max-Age=600",
+    " prehod_session=evil; Domain=.bankart.localhost",
+    "__Host-prehod_session=evil; Path=/; Secure",
+    "__Secure-prehod_session=evil; Domain=bankart.localhost; Secure",
+    "__host-PREHOD_login_x=evil; Path=/; Secure",
+    // A nameless cookie whose value a browser sends as `prehod_session=evil`.
+    "=prehod_session=evil; Domain=bankart.localhost",
+    "prehod_session",
+];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_portal_cannot_plant_the_gateways_cookies() {
     let (_pki, gw, _portals) = demo_gateway(|_| {}).await;
-    // Cookie tossing: a portal (or an own-login application) sets the gateway's cookies on
-    // the parent domain, to swap the user's session on every portal. Every spelling a
-    // browser would store under a gateway cookie name, beside the application's own cookie.
-    let planted = [
-        "prehod_session=evil; Domain=bankart.localhost; Path=/; Secure; HttpOnly",
-        "PREHOD_SESSION=evil; Domain=bankart.localhost",
-        "Prehod_Lang=en; Path=/",
-        "prehod_post=evil; Max-Age=600",
-        " prehod_session=evil; Domain=.bankart.localhost",
-        "__Host-prehod_session=evil; Path=/; Secure",
-        "__Secure-prehod_session=evil; Domain=bankart.localhost; Secure",
-        "__host-PREHOD_login_x=evil; Path=/; Secure",
-        // A nameless cookie whose value a browser sends as `prehod_session=evil`.
-        "=prehod_session=evil; Domain=bankart.localhost",
-        "prehod_session",
-    ];
     let app = "app_cookie=kept; Path=/; Secure";
-    let query: Vec<String> = planted
+    let query: Vec<String> = PLANTED_COOKIES
         .iter()
         .chain([&app])
         .map(|c| {
@@ -899,34 +864,37 @@ Connection: TE, close\r\n\r\n"
     assert_eq!(RawResponse::parse(&raw).expect("response").status, 200);
 }
 
+/// The identity headers of other gateways (Apache/Authelia, oauth2-proxy, nginx client
+/// certificates), as a client would send them to pass for someone.
+const OTHER_GATEWAYS_IDENTITY_HEADERS: [&str; 16] = [
+    "X-Remote-User",
+    "x_remote_user",
+    "Remote-User",
+    "REMOTE_USER",
+    "X-Forwarded-User",
+    "X-Forwarded-Email",
+    "X-Forwarded-Groups",
+    "X-Forwarded-Preferred-Username",
+    "X-Auth-Request-User",
+    "X-Auth-Request-Email",
+    "x_auth_request_groups",
+    "X-SSL-Client-Cert",
+    "X-SSL-Client-S-DN",
+    "X-Ssl-Client-Verify",
+    "X-Client-Cert",
+    "X-Client-Cert-Chain",
+];
+
 /// Issue 10: identity headers of other gateways (Apache/Authelia, oauth2-proxy, nginx client
 /// certificates) reached the portal, which may still trust them from an earlier set-up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn other_gateways_identity_headers_never_reach_the_upstream() {
     let (_pki, gw, _portals) = demo_gateway(|_| {}).await;
-    let spoofed = [
-        "X-Remote-User",
-        "x_remote_user",
-        "Remote-User",
-        "REMOTE_USER",
-        "X-Forwarded-User",
-        "X-Forwarded-Email",
-        "X-Forwarded-Groups",
-        "X-Forwarded-Preferred-Username",
-        "X-Auth-Request-User",
-        "X-Auth-Request-Email",
-        "x_auth_request_groups",
-        "X-SSL-Client-Cert",
-        "X-SSL-Client-S-DN",
-        "X-Ssl-Client-Verify",
-        "X-Client-Cert",
-        "X-Client-Cert-Chain",
-    ];
     let mut request = format!(
         "GET /whoami HTTP/1.1\r\nHost: {}\r\nAccept: application/json\r\nConnection: close\r\n",
         host("b2b")
     );
-    for name in spoofed {
+    for name in OTHER_GATEWAYS_IDENTITY_HEADERS {
         request.push_str(&format!("{name}: evil\r\n"));
     }
     request.push_str("X-Harmless: kept\r\n\r\n");
@@ -937,7 +905,7 @@ async fn other_gateways_identity_headers_never_reach_the_upstream() {
     let json_text = &text[text.find('{').expect("json")..=text.rfind('}').expect("json")];
     let body: Value = serde_json::from_str(json_text).expect("json");
     let names = received_header_names(&body);
-    for name in spoofed {
+    for name in OTHER_GATEWAYS_IDENTITY_HEADERS {
         assert!(
             !names.contains(&name.to_ascii_lowercase()),
             "{name} reached the upstream: {names:?}"

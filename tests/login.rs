@@ -2179,23 +2179,6 @@ fn asked(request: &[(String, String)], name: &str) -> Option<String> {
         .map(|(_, v)| v.clone())
 }
 
-/// The status `url` answers a browser without cookies that sends `cookie` (a session cookie
-/// kept from before).
-async fn status_of_cookie(world: &World, url: &str, cookie: &str) -> u16 {
-    Browser::new(world)
-        .send(
-            reqwest::Method::GET,
-            url,
-            None,
-            &[
-                ("accept", "application/json"),
-                ("cookie", &format!("{SESSION}={cookie}")),
-            ],
-        )
-        .await
-        .status
-}
-
 /// Issue 17, item 8: "End all my sessions" locked the person out. Rekono's single sign-on
 /// keeps the original login time, and the gateway compared the subject's revocation with
 /// it: every new login in the same browser was issued and then refused as revoked, again
@@ -2224,7 +2207,7 @@ async fn after_ending_all_sessions_the_next_login_asks_once_for_fresh_authentica
         .await;
     assert!(ended.url.ends_with("/logged-out"), "{}", ended.url);
     for old in [&old_one, &old_two] {
-        assert_eq!(status_of_cookie(&world, &bips, old).await, 401);
+        assert_eq!(status_with_session_cookie(&world, &bips, old).await, 401);
     }
     into_the_next_second().await;
 
@@ -2259,7 +2242,7 @@ async fn after_ending_all_sessions_the_next_login_asks_once_for_fresh_authentica
 
     // The sessions from before stay ended, in both browsers.
     for old in [&old_one, &old_two] {
-        assert_eq!(status_of_cookie(&world, &bips, old).await, 401);
+        assert_eq!(status_with_session_cookie(&world, &bips, old).await, 401);
     }
     assert_eq!(two.api(&bips).await.status, 401);
     // The other browser's Rekono login is from before the end too: fresh authentication.

@@ -4,7 +4,9 @@
 //! Unknown keys are not refused by serde (that would stop at the first); they are collected by
 //! `serde_ignored` so that every one of them is reported.
 
-use serde::Deserialize;
+use serde::{de, Deserialize};
+
+use crate::IdentityHeader;
 
 #[derive(Debug, Deserialize)]
 pub struct Listen {
@@ -81,22 +83,73 @@ pub struct Timeouts {
     pub idle: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// `headers:`. Its identity headers are the table [`IdentityHeader::ALL`], not fields written
+/// out once more, so serde reads this section by hand ([`Headers::deserialize`]).
+#[derive(Debug, Default)]
 pub struct Headers {
     pub request_id: Option<String>,
-    pub user: Option<String>,
-    pub email: Option<String>,
-    pub name: Option<String>,
-    pub method: Option<String>,
-    pub level: Option<String>,
-    pub amr: Option<String>,
-    pub assertion: Option<String>,
-    pub cert_subject: Option<String>,
-    pub cert_issuer: Option<String>,
-    pub cert_serial: Option<String>,
-    pub cert_fingerprint: Option<String>,
-    #[serde(default)]
+    /// The identity headers' names, in the order of [`IdentityHeader::ALL`].
+    pub identity: [Option<String>; 11],
     pub strip: Vec<String>,
+}
+
+impl Headers {
+    /// Every key of `headers:`: `request_id`, the identity headers' keys, `strip`.
+    // Evaluated when the crate is built: an index out of bounds fails the build, not a run.
+    #[allow(clippy::indexing_slicing)]
+    const KEYS: [&'static str; 13] = {
+        let mut keys = ["request_id"; 13];
+        let mut i = 0;
+        while i < IdentityHeader::ALL.len() {
+            keys[i + 1] = IdentityHeader::ALL[i].1;
+            i += 1;
+        }
+        keys[12] = "strip";
+        keys
+    };
+}
+
+/// As `#[derive(Deserialize)]` would read it: each known key once, an unknown key's value
+/// read as `IgnoredAny` (so that `serde_ignored` reports it, with its place).
+impl<'de> Deserialize<'de> for Headers {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Fields;
+
+        impl<'de> de::Visitor<'de> for Fields {
+            type Value = Headers;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("struct Headers")
+            }
+
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Headers, A::Error> {
+                let mut headers = Headers::default();
+                while let Some(key) = map.next_key::<String>()? {
+                    let slot = match key.as_str() {
+                        "request_id" => Some(&mut headers.request_id),
+                        "strip" => {
+                            headers.strip = map.next_value()?;
+                            continue;
+                        }
+                        _ => headers
+                            .identity
+                            .iter_mut()
+                            .zip(IdentityHeader::ALL)
+                            .find_map(|(slot, (_, k, _))| (k == key).then_some(slot)),
+                    };
+                    match slot {
+                        Some(slot) => *slot = map.next_value()?,
+                        None => {
+                            map.next_value::<de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(headers)
+            }
+        }
+
+        deserializer.deserialize_struct("Headers", &Self::KEYS, Fields)
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 
 use common::{assert_refused, pki};
-use prehod_config::{AppLogin, Config, TlsVersion};
+use prehod_config::{AppLogin, Config, IdentityHeader, TlsVersion};
 
 fn base(pki: &Path) -> String {
     format!(
@@ -357,4 +357,35 @@ fn a_forward_auth_portal_has_no_upstream_and_every_other_portal_needs_one() {
     ] {
         assert!(text.contains(needle), "{needle} not in:\n{text}");
     }
+}
+
+/// `headers:` is read by hand from the table of identity headers (`IdentityHeader::ALL`), not
+/// derived: each key lands on its own header, and an unknown key or a wrong type is reported
+/// where it stands, as in every derived section.
+#[test]
+fn every_key_of_headers_is_read_and_an_unknown_one_is_named_where_it_stands() {
+    let pki = pki();
+    let renamed: String = IdentityHeader::ALL
+        .iter()
+        .map(|(_, key, _)| format!("  {key}: X-Own-{key}\n"))
+        .collect();
+    let text = base(pki.path()).replace("  user: X-Remote-User\n", &renamed);
+    let config = load(&text, pki.path()).expect("valid");
+    for (header, key, _) in IdentityHeader::ALL {
+        assert_eq!(config.headers[header].as_str(), format!("x-own-{key}"));
+    }
+    assert_eq!(config.headers.request_id.as_str(), "x-request-id");
+
+    let text = base(pki.path()).replace(
+        "  user: X-Remote-User\n",
+        "  usr: X-Remote-User\n  email: [X-Mail]\n",
+    );
+    refused(
+        &text,
+        pki.path(),
+        &[
+            "proxy.yaml:13:3: headers.usr: unknown key",
+            "proxy.yaml:14:3: headers.email: invalid type: sequence, expected a string",
+        ],
+    );
 }

@@ -98,22 +98,9 @@ fn normalise(name: &str) -> std::borrow::Cow<'_, str> {
 /// one of them is renamed `X-Remote-User`). Normalised, ending in `-`. A single name, or a
 /// group of one, gives none: its prefix could be any application's (`x-` alone never is one).
 fn identity_prefixes(headers: &prehod_config::Headers) -> Vec<String> {
-    let set = [
-        &headers.user,
-        &headers.email,
-        &headers.name,
-        &headers.method,
-        &headers.level,
-        &headers.amr,
-        &headers.assertion,
-        &headers.cert_subject,
-        &headers.cert_issuer,
-        &headers.cert_serial,
-        &headers.cert_fingerprint,
-    ];
     // (the group's words, the words its names have in common, how many names)
     let mut groups: Vec<(Vec<String>, Vec<String>, usize)> = Vec::new();
-    for name in set {
+    for name in &headers.identity {
         let words: Vec<String> = normalise(name.as_str())
             .split('-')
             .map(str::to_owned)
@@ -531,17 +518,7 @@ mod tests {
         let n = |s: &str| HeaderName::from_bytes(s.as_bytes()).unwrap();
         prehod_config::Headers {
             request_id: n("x-request-id"),
-            user: n(names[0]),
-            email: n(names[1]),
-            name: n(names[2]),
-            method: n(names[3]),
-            level: n(names[4]),
-            amr: n(names[5]),
-            assertion: n(names[6]),
-            cert_subject: n(names[7]),
-            cert_issuer: n(names[8]),
-            cert_serial: n(names[9]),
-            cert_fingerprint: n(names[10]),
+            identity: names.map(n),
             strip: vec![],
             strip_prefixes: vec![],
         }

@@ -3,7 +3,7 @@
 //! the two can never name or encode the identity differently. The signed assertion is added
 //! by each caller (it is signed for the portal's audience).
 
-use prehod_config::Headers;
+use prehod_config::{Headers, IdentityHeader as H};
 use prehod_identity::session::Session;
 
 /// Calls `put` with each identity header of session `s` under the configured names: user,
@@ -15,19 +15,19 @@ pub fn each<E>(
     s: &Session,
     mut put: impl FnMut(&http::HeaderName, String) -> Result<(), E>,
 ) -> Result<(), E> {
-    put(&names.user, header_safe(&s.sub))?;
-    put(&names.email, header_safe(&s.email))?;
-    put(&names.name, header_safe(&s.name))?;
-    put(&names.method, s.method_label().to_owned())?;
-    put(&names.level, s.level.to_string())?;
-    put(&names.amr, header_safe(&s.amr.join(" ")))?;
+    put(&names[H::User], header_safe(&s.sub))?;
+    put(&names[H::Email], header_safe(&s.email))?;
+    put(&names[H::Name], header_safe(&s.name))?;
+    put(&names[H::Method], s.method_label().to_owned())?;
+    put(&names[H::Level], s.level.to_string())?;
+    put(&names[H::Amr], header_safe(&s.amr.join(" ")))?;
     if let Some(cert) = &s.cert {
-        put(&names.cert_subject, header_safe(&cert.subject))?;
-        put(&names.cert_issuer, header_safe(&cert.issuer))?;
-        put(&names.cert_serial, header_safe(&cert.serial))?;
+        put(&names[H::CertSubject], header_safe(&cert.subject))?;
+        put(&names[H::CertIssuer], header_safe(&cert.issuer))?;
+        put(&names[H::CertSerial], header_safe(&cert.serial))?;
     }
     if let Some(fp) = &s.cert_fingerprint {
-        put(&names.cert_fingerprint, header_safe(fp))?;
+        put(&names[H::CertFingerprint], header_safe(fp))?;
     }
     Ok(())
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use openssl::ssl::{SslConnector, SslMethod};
 
-use crate::http::http_get;
+use crate::http::{http_get, sha256_hex};
 use crate::{free_port, host, prehod_bin, Pki, PORTALS};
 
 /// Upstream addresses for each portal and any per-portal YAML to add.
@@ -56,21 +56,46 @@ impl Setup {
     }
 }
 
+/// A demo portal called `name` ("`name` portal") on a free loopback port: its address and
+/// its task. It has a login of its own where the demo's does (`ecmsweb`, `bankomati`).
+pub async fn demo_portal(name: &str) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    prehod_demo_portal::spawn(
+        "127.0.0.1:0".parse().expect("literal address"),
+        prehod_demo_portal::PortalInfo {
+            name: name.to_owned(),
+            title: format!("{name} portal"),
+            own_login: matches!(name, "ecmsweb" | "bankomati"),
+        },
+    )
+    .await
+    .expect("demo portal binds")
+}
+
+/// [`demo_portal`] on a thread and runtime of its own, for as long as the process runs: a test
+/// or bench whose own tasks load its runtime must not slow the upstream down.
+pub fn demo_portal_on_its_own_thread(name: &str) -> SocketAddr {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let name = name.to_owned();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("the portal's runtime");
+        runtime.block_on(async move {
+            let (addr, task) = demo_portal(&name).await;
+            tx.send(addr).expect("the caller waits for the address");
+            let _ = task.await;
+        });
+    });
+    rx.recv().expect("the portal's address")
+}
+
 /// Starts demo portals for all six portals on free ports; returns the setup and the tasks.
 pub async fn six_demo_portals() -> (Setup, Vec<tokio::task::JoinHandle<()>>) {
     let mut setup = Setup::new();
     let mut tasks = Vec::new();
     for name in PORTALS {
-        let (addr, task) = prehod_demo_portal::spawn(
-            "127.0.0.1:0".parse().expect("literal address"),
-            prehod_demo_portal::PortalInfo {
-                name: name.to_owned(),
-                title: format!("{name} portal"),
-                own_login: matches!(name, "ecmsweb" | "bankomati"),
-            },
-        )
-        .await
-        .expect("demo portal binds");
+        let (addr, task) = demo_portal(name).await;
         setup = setup.upstream(name, &[format!("http://{addr}")]);
         tasks.push(task);
     }
@@ -258,6 +283,28 @@ impl Gateway {
 
     pub fn metrics(&self) -> String {
         http_get(self.admin, "/metrics").expect("metrics answer").1
+    }
+
+    /// Rewrites the gateway's config with `edit` (which must change it) and reloads it
+    /// (SIGHUP); returns once `/metrics` shows the new config's hash in use: that hash.
+    pub async fn reload_with(&self, edit: impl FnOnce(String) -> String) -> String {
+        let path = self.dir.path().join("proxy.yaml");
+        let old = std::fs::read_to_string(&path).expect("config");
+        let text = edit(old.clone());
+        assert_ne!(text, old, "the edit changed the config");
+        std::fs::write(&path, &text).expect("write");
+        let hash = sha256_hex(text.as_bytes());
+        let status = Command::new("kill")
+            .args(["-HUP", &self.pid().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.metrics().contains(&hash) {
+            assert!(Instant::now() < deadline, "never reloaded");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        hash
     }
 
     /// A reqwest client that trusts the test CA, resolves every `*.bankart.localhost` name to

@@ -54,6 +54,50 @@ impl RawResponse {
     }
 }
 
+/// The `Content-Length` of an HTTP head (request or status line and headers); 0 without one.
+pub fn content_length(head: &str) -> usize {
+    head.lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap_or(0))
+        })
+        .unwrap_or(0)
+}
+
+/// Reads one HTTP/1.1 request from `stream`, for a small server of a test: its head (request
+/// line and headers) and its `Content-Length` body; `None` if the stream ends first.
+pub async fn read_request<S>(stream: &mut S) -> Option<(String, Vec<u8>)>
+where
+    S: tokio::io::AsyncRead + Unpin,
+{
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        let n = stream.read(&mut chunk).await.unwrap_or(0);
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let Some(split) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+            continue;
+        };
+        let head = String::from_utf8_lossy(&buf[..split]).into_owned();
+        let end = split + 4 + content_length(&head);
+        if buf.len() >= end {
+            return Some((head, buf[split + 4..end].to_vec()));
+        }
+    }
+}
+
+/// The value of the hidden input `name` (`tx`, `csrf`) in `html`, as the page writes it.
+pub fn hidden_input(html: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let (_, after) = html.split_once(&marker)?;
+    after.split('"').next().map(str::to_owned)
+}
+
 pub fn sha256_hex(data: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(data))

@@ -6,9 +6,10 @@
 //! Each test binary takes what it needs; nothing here is compiled into a test binary it does
 //! not use. The pieces, from the bottom up:
 //!
-//! - [`Pki`] (pki.rs), [`free_port`], [`host`], [`wait_for`] (here);
+//! - [`Pki`] (pki.rs), [`free_port`], [`host`], [`wait_for`], [`env_or`] (here);
 //! - [`Setup`] → [`Gateway`] (gateway.rs): a config written from the setup, the binary
-//!   started, its bind verified and /healthz polled; [`six_demo_portals`] as upstreams;
+//!   started, its bind verified and /healthz polled; [`demo_portal`], [`six_demo_portals`] as
+//!   upstreams;
 //! - [`login`]: a [`login::World`] (simulator + gateway registered with it), the browser and
 //!   the login flows (Rekono, certificate);
 //! - [`rekono`]: the simulator alone, its demo accounts and an `openidconnect` relying party;
@@ -18,8 +19,10 @@
 //!   must see no failed request while a test changes the gateway;
 //! - [`revocation`], [`der`]: a revocation server and the CA side that signs what it serves;
 //! - [`hostile_op`]: an OpenID Provider that misbehaves on purpose;
-//! - [`webdriver`]: headless Chromium through chromedriver.
+//! - [`webdriver`]: headless Chromium through chromedriver;
+//! - [`bench`]: the ground a whole-gateway bench starts its gateway on.
 
+pub mod bench;
 pub mod clients;
 pub mod der;
 pub mod fleet;
@@ -40,7 +43,9 @@ use std::net::TcpListener;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-pub use gateway::{demo_gateway, six_demo_portals, Gateway, Setup};
+pub use gateway::{
+    demo_gateway, demo_portal, demo_portal_on_its_own_thread, six_demo_portals, Gateway, Setup,
+};
 pub use http::{http_get, received_header, received_header_names, sha256_hex, RawResponse};
 pub use pki::Pki;
 
@@ -96,6 +101,15 @@ pub fn free_port() -> u16 {
 /// (`login`, `certlogin`) and of a host no portal serves (`unknown`).
 pub fn host(portal: &str) -> String {
     format!("{portal}.bankart.localhost")
+}
+
+/// Environment variable `name` read as a `T` (a bench's or test's knob), or `default` where it
+/// is unset or does not parse.
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
 }
 
 /// Polls `done` every 20 ms; panics naming `what` after `timeout`.

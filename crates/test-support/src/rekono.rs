@@ -265,17 +265,8 @@ pub struct Page {
 impl Page {
     /// The value of a hidden input (`tx`, `csrf`).
     pub fn hidden(&self, name: &str) -> String {
-        let marker = format!("name=\"{name}\" value=\"");
-        let start = self
-            .body
-            .find(&marker)
+        crate::http::hidden_input(&self.body, name)
             .unwrap_or_else(|| panic!("no {name} in page:\n{}", self.body))
-            + marker.len();
-        self.body[start..]
-            .split('"')
-            .next()
-            .unwrap_or_default()
-            .to_owned()
     }
 
     /// The query parameters of the redirect target.

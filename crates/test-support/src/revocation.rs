@@ -420,7 +420,7 @@ pub struct RevocationServer {
 
 impl RevocationServer {
     pub async fn start() -> Self {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio::io::AsyncWriteExt;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -431,29 +431,8 @@ impl RevocationServer {
             while let Ok((mut s, _)) = listener.accept().await {
                 let state = shared.clone();
                 tokio::spawn(async move {
-                    let mut buf = Vec::new();
-                    let mut chunk = [0u8; 8192];
-                    let (head, body) = loop {
-                        let n = s.read(&mut chunk).await.unwrap_or(0);
-                        if n == 0 {
-                            return;
-                        }
-                        buf.extend_from_slice(&chunk[..n]);
-                        let Some(split) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-                            continue;
-                        };
-                        let head = String::from_utf8_lossy(&buf[..split]).into_owned();
-                        let len: usize = head
-                            .lines()
-                            .find_map(|l| {
-                                l.to_ascii_lowercase()
-                                    .strip_prefix("content-length:")
-                                    .map(|v| v.trim().parse().unwrap_or(0))
-                            })
-                            .unwrap_or(0);
-                        if buf.len() >= split + 4 + len {
-                            break (head, buf[split + 4..split + 4 + len].to_vec());
-                        }
+                    let Some((head, body)) = crate::http::read_request(&mut s).await else {
+                        return;
                     };
                     let mut words = head.split_whitespace();
                     let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));

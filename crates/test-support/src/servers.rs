@@ -12,7 +12,7 @@ use crate::Pki;
 /// A plain-HTTP endpoint on loopback that answers 200 to every request and hands each request
 /// body to the test: a relying party's back-channel logout endpoint, for instance.
 pub async fn body_recorder() -> (SocketAddr, tokio::sync::mpsc::Receiver<String>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -20,30 +20,11 @@ pub async fn body_recorder() -> (SocketAddr, tokio::sync::mpsc::Receiver<String>
     let (tx, rx) = tokio::sync::mpsc::channel::<String>(4);
     tokio::spawn(async move {
         while let Ok((mut s, _)) = listener.accept().await {
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 8192];
-            loop {
-                let n = s.read(&mut chunk).await.unwrap_or(0);
-                if n == 0 {
-                    break;
-                }
-                buf.extend_from_slice(&chunk[..n]);
-                let text = String::from_utf8_lossy(&buf).into_owned();
-                if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                    let len: usize = head
-                        .lines()
-                        .find_map(|l| {
-                            l.to_ascii_lowercase()
-                                .strip_prefix("content-length:")
-                                .map(|v| v.trim().parse().unwrap_or(0))
-                        })
-                        .unwrap_or(0);
-                    if body.len() >= len {
-                        let _ = tx.send(body.to_owned()).await;
-                        let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
-                        break;
-                    }
-                }
+            if let Some((_, body)) = crate::http::read_request(&mut s).await {
+                let _ = tx.send(String::from_utf8_lossy(&body).into_owned()).await;
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .await;
             }
         }
     });

@@ -3,7 +3,7 @@
 use http::HeaderName;
 
 use super::{join, requests, Checker};
-use crate::{raw, Headers};
+use crate::{raw, Headers, IdentityHeader};
 
 impl Checker<'_> {
     pub(super) fn headers(&mut self, mut raw: raw::Headers) -> Option<Headers> {
@@ -35,29 +35,13 @@ impl Checker<'_> {
                 }
             }
         };
+        let request_id = name(raw.request_id, "request_id", "x-request-id", self);
+        let mut given = raw.identity.into_iter();
+        let identity = IdentityHeader::ALL
+            .map(|(_, key, default)| name(given.next().flatten(), key, default, self));
         let headers = Headers {
-            request_id: name(raw.request_id, "request_id", "x-request-id", self),
-            user: name(raw.user, "user", "x-auth-user", self),
-            email: name(raw.email, "email", "x-auth-email", self),
-            name: name(raw.name, "name", "x-auth-name", self),
-            method: name(raw.method, "method", "x-auth-method", self),
-            level: name(raw.level, "level", "x-auth-level", self),
-            amr: name(raw.amr, "amr", "x-auth-amr", self),
-            assertion: name(raw.assertion, "assertion", "x-auth-assertion", self),
-            cert_subject: name(
-                raw.cert_subject,
-                "cert_subject",
-                "x-auth-cert-subject",
-                self,
-            ),
-            cert_issuer: name(raw.cert_issuer, "cert_issuer", "x-auth-cert-issuer", self),
-            cert_serial: name(raw.cert_serial, "cert_serial", "x-auth-cert-serial", self),
-            cert_fingerprint: name(
-                raw.cert_fingerprint,
-                "cert_fingerprint",
-                "x-auth-cert-fingerprint",
-                self,
-            ),
+            request_id,
+            identity,
             strip: strip_names
                 .into_iter()
                 .map(|(i, s)| name(Some(s), &format!("strip[{i}]"), "", self))

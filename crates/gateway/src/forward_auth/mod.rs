@@ -25,7 +25,7 @@ pub mod original;
 
 use std::sync::{Arc, LazyLock};
 
-use prehod_config::HttpMethods;
+use prehod_config::{HttpMethods, IdentityHeader};
 use prehod_identity::session::Session;
 
 use crate::auth::AuthState;
@@ -226,7 +226,7 @@ fn identity(
         Ok::<(), std::convert::Infallible>(())
     })
     .unwrap_or_else(|never| match never {});
-    Ok(reply.named_header(&names.assertion, jwt.to_string()))
+    Ok(reply.named_header(&names[IdentityHeader::Assertion], jwt.to_string()))
 }
 
 /// The way to the login (or the step-up) for a browser: this host's nonce cookie and its
@@ -464,9 +464,12 @@ mod tests {
                 .map(|(_, v)| v.clone())
         };
         let names = &shared.config.headers;
-        assert_eq!(value(&names.user).as_deref(), Some("ana42"));
-        assert_eq!(value(&names.level).as_deref(), Some("20"));
-        let jwt = value(&names.assertion).expect("the assertion");
+        assert_eq!(
+            value(&names[IdentityHeader::User]).as_deref(),
+            Some("ana42")
+        );
+        assert_eq!(value(&names[IdentityHeader::Level]).as_deref(), Some("20"));
+        let jwt = value(&names[IdentityHeader::Assertion]).expect("the assertion");
         assert_eq!(jwt.split('.').count(), 3, "{jwt}");
         assert_eq!(c.reply.header_value("cache-control"), Some("no-store"));
     }

@@ -7,6 +7,7 @@ use std::time::Instant;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::HttpPeer;
 use pingora::{Error, ErrorSource, ErrorType, Result};
+use prehod_config::IdentityHeader;
 
 use super::RequestCtx;
 use crate::hygiene::Hygiene;
@@ -103,7 +104,7 @@ pub(super) fn identity_headers(upstream: &mut RequestHeader, ctx: &RequestCtx) -
             let why = format!("signing the identity assertion: {e}");
             Error::explain(ErrorType::InternalError, why)
         })?;
-    upstream.insert_header(headers.assertion.clone(), &*jwt)?;
+    upstream.insert_header(headers[IdentityHeader::Assertion].clone(), &*jwt)?;
     Ok(())
 }
 

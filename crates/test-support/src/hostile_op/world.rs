@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::{Behaviour, HostileOp, SUB};
 use crate::login::{unescape, Browser, Page, CLIENT_ID, CLIENT_SECRET};
-use crate::{free_port, host, Gateway, Pki, Setup};
+use crate::{demo_portal, free_port, host, Gateway, Pki, Setup};
 
 /// The real gateway binary whose `oidc.issuer` is the hostile provider (config only), with
 /// the `acq` (level 10) and `bips` (level 20) demo portals behind it.
@@ -40,16 +40,7 @@ async fn try_hostile_world(behaviour: Behaviour) -> Option<HostileWorld> {
     let mut setup = Setup::new();
     let mut portals = Vec::new();
     for name in ["acq", "bips"] {
-        let (addr, task) = prehod_demo_portal::spawn(
-            "127.0.0.1:0".parse().expect("literal address"),
-            prehod_demo_portal::PortalInfo {
-                name: name.to_owned(),
-                title: format!("{name} portal"),
-                own_login: false,
-            },
-        )
-        .await
-        .expect("demo portal binds");
+        let (addr, task) = demo_portal(name).await;
         setup = setup.upstream(name, &[format!("http://{addr}")]);
         portals.push(task);
     }

@@ -35,17 +35,8 @@ pub struct Page {
 
 impl Page {
     pub fn hidden(&self, name: &str) -> String {
-        let marker = format!("name=\"{name}\" value=\"");
-        let start = self
-            .body
-            .find(&marker)
+        crate::http::hidden_input(&self.body, name)
             .unwrap_or_else(|| panic!("no {name} on {}:\n{}", self.url, self.body))
-            + marker.len();
-        self.body[start..]
-            .split('"')
-            .next()
-            .unwrap_or_default()
-            .to_owned()
     }
 
     pub fn json(&self) -> serde_json::Value {

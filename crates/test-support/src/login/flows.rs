@@ -1,7 +1,7 @@
 //! The login flows as a person goes through them: the Bankart login page, Rekono's password and
 //! second-factor pages in the simulator, step-up, logout; and the links and URLs they use.
 
-use super::{Browser, Page, World};
+use super::{Browser, Page, World, SESSION};
 use crate::host;
 
 pub fn sim_url(world: &World, path: &str) -> String {
@@ -339,4 +339,21 @@ pub async fn login_otp_at(
         )
         .await;
     browser.api(&back.url).await
+}
+
+/// The status `url` answers a browser without cookies that sends only `cookie` as its session
+/// cookie (one kept from before, or stolen).
+pub async fn status_with_session_cookie(world: &World, url: &str, cookie: &str) -> u16 {
+    Browser::new(world)
+        .send(
+            reqwest::Method::GET,
+            url,
+            None,
+            &[
+                ("accept", "application/json"),
+                ("cookie", &format!("{SESSION}={cookie}")),
+            ],
+        )
+        .await
+        .status
 }
