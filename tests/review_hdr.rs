@@ -129,6 +129,14 @@ fn review_hdr_an_identity_header_named_like_a_hop_by_hop_or_framing_header_is_re
     let pki = Pki::new();
     let dir = tempfile::tempdir().expect("tmp");
     let mut accepted = Vec::new();
+    for (key, name) in [("request_id", "Connection"), ("user", "Transfer-Encoding")] {
+        let headers = format!("headers:\n  {key}: {name}");
+        let path = config_with_headers(&pki, dir.path(), &headers);
+        let (code, out) = check(&path);
+        if code != 64 || !out.contains(&format!("headers.{key}")) {
+            accepted.push(key);
+        }
+    }
     for name in [
         "Connection",
         "Keep-Alive",
@@ -149,6 +157,30 @@ fn review_hdr_an_identity_header_named_like_a_hop_by_hop_or_framing_header_is_re
     }
     assert!(
         accepted.is_empty(),
-        "`headers.name` accepted as these hop-by-hop/framing names: {accepted:?}"
+        "accepted as hop-by-hop/framing names (headers.name unless another key is named): {accepted:?}"
     );
+}
+
+/// The gateway's own hygiene reads `_` and `.` as `-` (a CGI or PHP portal does: `X.Auth.Email`
+/// and `X-Auth-Email` are both `HTTP_X_AUTH_EMAIL`), but the checker compares the names as
+/// written: `user: X.Auth.Email` next to the default `email` (`X-Auth-Email`), or
+/// `user: X_Request_Id` next to the default request id, passes `prehod check`. Such a portal
+/// then gets two values for one header — the user's id and the e-mail address (or the request
+/// id) — and which one it reads is up to its server.
+#[test]
+fn review_hdr_names_equal_once_underscores_and_dots_are_dashes_are_refused() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().expect("tmp");
+    for headers in [
+        "headers:\n  user: X.Auth.Email",
+        "headers:\n  user: x_auth_level",
+        "headers:\n  user: X_Request_Id",
+    ] {
+        let path = config_with_headers(&pki, dir.path(), headers);
+        let (code, out) = check(&path);
+        assert_eq!(
+            code, 64,
+            "one name (as a portal reads it) for two of the gateway's headers must be refused:\n{headers}\n--- prehod check said:\n{out}"
+        );
+    }
 }
