@@ -34,8 +34,8 @@ impl Entry {
             issued_at: s.issue_time(),
             expires_at: s.expires_at,
             last_seen: s.issue_time(),
-            op_sid: s.op_sid.clone(),
-            family: s.family.clone(),
+            op_sid: s.op_sid.as_deref().map(str::to_owned),
+            family: s.family.as_deref().map(str::to_owned),
         }
     }
 

@@ -607,7 +607,7 @@ pub async fn check_unseen(shared: &crate::Shared, headers: &http::HeaderMap) {
     };
     let mut asked = vec![(Kind::Session, session.sid.clone())];
     if let Some(op) = &session.op_sid {
-        asked.push((Kind::RekonoSession, op.clone()));
+        asked.push((Kind::RekonoSession, op.to_string()));
     }
     asked.push((Kind::Subject, session.sub.clone()));
     asked.push((Kind::Family, session.family_id().to_owned()));

@@ -31,6 +31,12 @@ impl Method {
     }
 }
 
+/// What a login proves, as sealed into the cookie and kept in the session cache. Its size is
+/// most of a cached session's memory: the optional strings are `Box<str>` (16 bytes, no spare
+/// capacity, where a `String` is 24), the certificate is boxed, so that the cache's
+/// `Arc<Session>` fits jemalloc's 320-byte size class
+/// (`a_cached_session_is_one_small_allocation_without_spare_capacity`; benches/README.md,
+/// "session memory"). The sealed JSON is the same as with `String`s.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Session {
     /// The gateway's own session id: new at every login.
@@ -55,29 +61,30 @@ pub struct Session {
     /// Unix seconds after which an idle session is over; pushed forward on activity.
     pub idle_until: u64,
     /// The identity provider's session id (`sid` claim), for back-channel logout.
-    pub op_sid: Option<String>,
+    pub op_sid: Option<Box<str>>,
     /// For RP-initiated logout (`id_token_hint`).
     pub id_token: Option<String>,
     /// SHA-256 of the client certificate, for certificate sessions.
-    pub cert_fingerprint: Option<String>,
-    /// Subject, issuer and serial of the client certificate, for certificate sessions.
+    pub cert_fingerprint: Option<Box<str>>,
+    /// Subject, issuer and serial of the client certificate, for certificate sessions. Boxed:
+    /// inline it made every cached session (mostly Rekono ones, without it) 200 bytes larger.
     #[serde(default)]
-    pub cert: Option<CertInfo>,
+    pub cert: Option<Box<CertInfo>>,
     /// With host-only cookies, the one host this cookie is for (a portal's or the login
     /// host's): a cookie taken from one host is refused on another. `None` on the parent
     /// domain, where one cookie serves every host.
     #[serde(default)]
-    pub host: Option<String>,
+    pub host: Option<Box<str>>,
     /// The browser's session family: the sessions issued over one browser's login-host
     /// session (a step-up, two tabs whose callbacks arrived together) carry the id of the
     /// family they joined, and a logout ends the whole family ([`Sessions::end_browser`]).
     /// `None`: the session started its family, whose id is its own ([`Session::family_id`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub family: Option<String>,
+    pub family: Option<Box<str>>,
     /// The id of the OpenID provider of a [`Method::Rekono`] (OpenID) login; `None` in a
     /// certificate session, and in one sealed before providers were configurable: `rekono`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub provider: Option<String>,
+    pub provider: Option<Box<str>>,
 }
 
 impl Session {
@@ -98,6 +105,16 @@ impl Session {
                 .as_deref()
                 .unwrap_or(crate::oidc::DEFAULT_PROVIDER),
             Method::Certificate => Method::Certificate.as_str(),
+        }
+    }
+
+    /// Drops the spare capacity of its lists: serde grows a list it reads to room for four
+    /// (`amr` of two took 96 bytes, not 48), and a cached session keeps it for its lifetime.
+    fn shrink_to_fit(&mut self) {
+        self.amr.shrink_to_fit();
+        if let Some(c) = &mut self.cert {
+            c.revocation_keys.shrink_to_fit();
+            c.distribution_points.shrink_to_fit();
         }
     }
 
@@ -151,14 +168,15 @@ fn approximate_size(s: &Session) -> u64 {
         + s.name.len()
         + s.email.len()
         + s.amr.iter().map(String::len).sum::<usize>()
-        + s.op_sid.as_ref().map_or(0, String::len)
+        + s.op_sid.as_ref().map_or(0, |v| v.len())
         + s.id_token.as_ref().map_or(0, String::len)
-        + s.cert_fingerprint.as_ref().map_or(0, String::len)
-        + s.host.as_ref().map_or(0, String::len)
-        + s.family.as_ref().map_or(0, String::len)
-        + s.provider.as_ref().map_or(0, String::len)
+        + s.cert_fingerprint.as_ref().map_or(0, |v| v.len())
+        + s.host.as_ref().map_or(0, |v| v.len())
+        + s.family.as_ref().map_or(0, |v| v.len())
+        + s.provider.as_ref().map_or(0, |v| v.len())
         + s.cert.as_ref().map_or(0, |c| {
-            c.organization.len()
+            std::mem::size_of::<CertInfo>()
+                + c.organization.len()
                 + c.subject.len()
                 + c.issuer.len()
                 + c.serial.len()
@@ -208,13 +226,16 @@ pub struct Valid {
 }
 
 /// A cached session with the revocation-store keys of its ids, computed once when it was
-/// opened rather than three SHA-256 digests on every request.
+/// opened rather than three SHA-256 digests on every request. The keys are kept inline (moka
+/// clones the value on every hit: a copy of 65 bytes where a second `Arc` was an allocation of
+/// 96 bytes per session and a second reference count to move per request).
 #[derive(Clone)]
 struct Cached {
     session: Arc<Session>,
-    keys: Arc<RevocationKeys>,
+    keys: RevocationKeys,
 }
 
+#[derive(Clone)]
 struct RevocationKeys {
     sid: Key,
     op_sid: Option<Key>,
@@ -340,9 +361,8 @@ impl Sessions {
             cache: Cache::builder()
                 .max_capacity(max_bytes)
                 .weigher(move |_: &u128, c: &Cached| -> u32 {
-                    let bytes = std::mem::size_of::<u128>() as u64
-                        + approximate_size(&c.session)
-                        + std::mem::size_of::<RevocationKeys>() as u64;
+                    let bytes =
+                        std::mem::size_of::<(u128, Cached)>() as u64 + approximate_size(&c.session);
                     u32::try_from(bytes.max(floor)).unwrap_or(u32::MAX)
                 })
                 // An entry is never older than the longest a session can idle.
@@ -437,7 +457,7 @@ impl Sessions {
     /// (same id, same expiry), bound to another host.
     pub fn cookie_for(&self, session: &Session, host: Option<&str>) -> Result<String, SealError> {
         let mut s = session.clone();
-        s.host = host.map(str::to_owned);
+        s.host = host.map(Box::from);
         self.seal(&s)
     }
 
@@ -457,15 +477,7 @@ impl Sessions {
             None => {
                 self.misses
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let plain = self
-                    .sealer
-                    .open(PURPOSE, cookie)
-                    .map_err(|_| Refusal::Invalid)?;
-                let s: Session = serde_json::from_slice(&plain).map_err(|_| Refusal::Invalid)?;
-                let c = Cached {
-                    keys: Arc::new(RevocationKeys::of(&s)),
-                    session: Arc::new(s),
-                };
+                let c = self.open(cookie).ok_or(Refusal::Invalid)?;
                 self.cache.insert(digest, c.clone());
                 c
             }
@@ -491,6 +503,17 @@ impl Sessions {
         Ok(Valid { session, rolled })
     }
 
+    /// A cookie's session, opened from its seal (a cache miss), as the cache keeps it.
+    fn open(&self, cookie: &str) -> Option<Cached> {
+        let plain = self.sealer.open(PURPOSE, cookie).ok()?;
+        let mut s = serde_json::from_slice::<Session>(&plain).ok()?;
+        s.shrink_to_fit();
+        Some(Cached {
+            keys: RevocationKeys::of(&s),
+            session: Arc::new(s),
+        })
+    }
+
     /// Whether `cookie` was opened here before (and is still cached).
     pub fn is_cached(&self, cookie: &str) -> bool {
         self.cache.contains_key(&self.digest.of(cookie))
@@ -503,14 +526,7 @@ impl Sessions {
     pub fn peek(&self, cookie: &str, now: u64) -> Option<Arc<Session>> {
         let Cached { session, keys } = match self.cache.get(&self.digest.of(cookie)) {
             Some(c) => c,
-            None => {
-                let plain = self.sealer.open(PURPOSE, cookie).ok()?;
-                let s = serde_json::from_slice::<Session>(&plain).ok()?;
-                Cached {
-                    keys: Arc::new(RevocationKeys::of(&s)),
-                    session: Arc::new(s),
-                }
-            }
+            None => self.open(cookie)?,
         };
         (now < session.expires_at && !self.is_revoked(&session, &keys, now)).then_some(session)
     }

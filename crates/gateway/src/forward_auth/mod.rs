@@ -281,19 +281,6 @@ pub fn sign_in(
     Some(no_store(reply))
 }
 
-/// What a forward-auth portal's host answers at the gateway when the decision is to let the
-/// request through: the gateway forwards nothing to such a portal (the proxy in front of it
-/// does), so this request came the wrong way — 421, never a pass.
-pub fn not_forwarded(shared: &Shared, req: &Request<'_>) -> Reply {
-    let lang = req.lang_by(&shared.lang_cookie);
-    Reply::page(
-        &shared.pages,
-        crate::pages::Page::Misdirected,
-        lang,
-        req.request_id,
-    )
-}
-
 /// A refusal as JSON: `forbidden` (403) or `refused` (any other status), with its reason.
 fn refusal(req: &Request<'_>, status: u16, reason: &str) -> Reply {
     no_store(Reply::json(

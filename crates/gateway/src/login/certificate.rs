@@ -246,8 +246,8 @@ pub fn certificate_session(
         idle_until: 0,
         op_sid: None,
         id_token: None,
-        cert_fingerprint: Some(id.fingerprint.clone()),
-        cert: Some(prehod_identity::session::CertInfo {
+        cert_fingerprint: Some(id.fingerprint.as_str().into()),
+        cert: Some(Box::new(prehod_identity::session::CertInfo {
             organization: id.organization.clone(),
             organization_id: id.organization_id.clone(),
             subject: id.subject.clone(),
@@ -257,7 +257,7 @@ pub fn certificate_session(
             not_after: id.not_after,
             revocation_keys: id.revocation_keys.clone(),
             distribution_points: id.distribution_points.clone(),
-        }),
+        })),
         host: None,
         issued_at: None,
         family: None,

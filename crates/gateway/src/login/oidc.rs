@@ -460,13 +460,13 @@ pub(super) async fn callback(ctx: &Ctx<'_, '_>) -> Reply {
         issued_at: None,
         expires_at: 0,
         idle_until: 0,
-        op_sid: identity.op_sid,
+        op_sid: identity.op_sid.map(Box::from),
         id_token: Some(identity.id_token),
         cert_fingerprint: None,
         cert: None,
         host: None,
-        family,
-        provider: Some(login_provider.id.clone()),
+        family: family.map(Box::from),
+        provider: Some(login_provider.id.as_str().into()),
     };
     let (session, _) = match auth.sessions.issue(session, now) {
         Ok(issued) => issued,

@@ -154,7 +154,7 @@ pub(super) fn adopt_sso_code(ctx: &Ctx<'_, '_>) -> Reply {
         }
         auth.sessions.revoke_session(&live, now);
         let mut joined = (*session).clone();
-        joined.family = Some(live.family_id().to_owned());
+        joined.family = Some(live.family_id().into());
         let here = auth.cookie_host(&auth.login_host);
         let Ok(c) = auth.sessions.cookie_for(&joined, here) else {
             return ctx.message(Message::LoginFailed);

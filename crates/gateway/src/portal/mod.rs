@@ -54,7 +54,7 @@ pub fn answer(
     match decision {
         // The proxy in front of a forward-auth portal forwards to it, never the gateway.
         Decision::Allow { .. } if portal.forward_auth => {
-            Answer::Reply(crate::forward_auth::not_forwarded(shared, req))
+            Answer::Reply(not_forwarded(shared, req))
         }
         Decision::Allow { session, rolled } => {
             // Back from the login with a form kept for this URL and bound to this very
@@ -82,6 +82,19 @@ pub fn answer(
             Answer::Reply(crate::respond::denial(shared, auth, req, message))
         }
     }
+}
+
+/// What a forward-auth portal's host answers at the gateway when the decision is to let the
+/// request through: the gateway forwards nothing to such a portal (the proxy in front of it
+/// does), so this request came the wrong way — 421, never a pass.
+fn not_forwarded(shared: &Shared, req: &Request<'_>) -> Reply {
+    let lang = req.lang_by(&shared.lang_cookie);
+    Reply::page(
+        &shared.pages,
+        crate::pages::Page::Misdirected,
+        lang,
+        req.request_id,
+    )
 }
 
 /// Counts a decision's denial of `req` on `portal` by its `reason` and writes its audit line.

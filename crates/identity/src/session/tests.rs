@@ -295,7 +295,7 @@ fn replicas_apply_each_others_revocations_with_the_same_meaning() {
     assert!(b.validate(&old_cookie, 1001).is_ok());
     a.revoke_sub("rekono-1", 1050);
     let mut family = session();
-    family.family = Some(old.family_id().to_owned());
+    family.family = Some(old.family_id().into());
     let (_, sibling) = b.issue(family, 1020).unwrap();
     a.revoke_family(old.family_id(), 1055);
     let shared = records.lock().unwrap().clone();
@@ -356,7 +356,7 @@ fn a_logout_ends_every_session_of_the_family() {
     assert_eq!(root.family, None, "it starts its own family");
     let joined = || {
         let mut j = session();
-        j.family = Some(root.family_id().to_owned());
+        j.family = Some(root.family_id().into());
         j
     };
     let (_, one) = s.issue(joined(), 1010).unwrap();
@@ -374,7 +374,7 @@ fn a_logout_ends_every_session_of_the_family() {
     let s = sessions();
     let (root, _) = s.issue(session(), 1000).unwrap();
     let mut j = session();
-    j.family = Some(root.family_id().to_owned());
+    j.family = Some(root.family_id().into());
     let (_, joined) = s.issue(j, 1010).unwrap();
     s.end_browser(&root, 1020);
     assert_eq!(s.validate(&joined, 1021).unwrap_err(), Refusal::Revoked);
@@ -526,4 +526,74 @@ fn a_reload_with_the_same_keys_still_finds_the_cached_cookies() {
     let new = sessions().adopt(&old, true);
     assert!(new.is_cached(&cookie));
     assert!(!sessions().adopt(&old, false).is_cached(&cookie));
+}
+
+/// A certificate session with every optional field set, as a login would issue it.
+fn full_session() -> Session {
+    let mut s = session();
+    s.method = Method::Certificate;
+    s.amr = vec!["swk".into(), "hwk".into(), "pin".into()];
+    s.id_token = Some("e".repeat(850));
+    s.cert_fingerprint = Some("ab".repeat(32).into());
+    s.cert = Some(Box::new(CertInfo {
+        organization: "Banka d.d.".into(),
+        organization_id: "anchor-1/Banka d.d.".into(),
+        subject: "CN=Sara".into(),
+        issuer: "CN=ACNLB".into(),
+        serial: "01AB".into(),
+        anchor: "anchor-1".into(),
+        not_after: 2_000_000_000,
+        revocation_keys: vec!["k1".into(), "k2".into()],
+        distribution_points: vec!["http://crl.localhost/a.crl".into()],
+    }));
+    s.host = Some("bips.bankart.localhost".into());
+    s.family = Some("family-1".into());
+    s.provider = Some("rekono".into());
+    s
+}
+
+#[test]
+fn a_cached_session_is_the_session_that_was_sealed() {
+    // The cache keeps a compacted copy (boxed certificate, exact-size lists): nothing of the
+    // session may be lost on the way, on a miss, a hit or a peek — the id token included,
+    // which logout sends back to the provider.
+    let s = sessions();
+    let (issued, cookie) = s.issue(full_session(), 1000).unwrap();
+    let miss = s.validate(&cookie, 1001).unwrap().session;
+    assert!(s.is_cached(&cookie));
+    let hit = s.validate(&cookie, 1002).unwrap().session;
+    let peeked = s.peek(&cookie, 1003).unwrap();
+    for (what, got) in [("miss", &miss), ("hit", &hit), ("peek", &peeked)] {
+        assert_eq!(**got, issued, "the session of a {what}");
+    }
+    // Re-sealed for another host (single sign-on), it is still the whole session.
+    let other = s.cookie_for(&hit, Some("acq.bankart.localhost")).unwrap();
+    let there = s.validate(&other, 1004).unwrap().session;
+    assert_eq!(there.id_token, issued.id_token);
+    assert_eq!(there.cert, issued.cert);
+    assert_eq!(there.host.as_deref(), Some("acq.bankart.localhost"));
+}
+
+#[test]
+fn a_cached_session_is_one_small_allocation_without_spare_capacity() {
+    // The session behind the cache's `Arc` (16 bytes of counts) fits jemalloc's 320-byte
+    // size class; at 512 bytes (the certificate inline, `String`s of 24 bytes) it took 640
+    // bytes, half of a cached session's memory (benches/README.md, session memory).
+    let arc = std::mem::size_of::<Session>() + 2 * std::mem::size_of::<usize>();
+    assert!(arc <= 320, "Arc<Session> takes {arc} bytes");
+    // serde reads a list into room for four; the cache keeps only what is used.
+    let s = sessions();
+    let (_, cookie) = s.issue(full_session(), 1000).unwrap();
+    for session in [
+        s.validate(&cookie, 1001).unwrap().session,
+        s.validate(&cookie, 1002).unwrap().session,
+    ] {
+        assert_eq!(session.amr.capacity(), session.amr.len());
+        let cert = session.cert.as_ref().unwrap();
+        assert_eq!(cert.revocation_keys.capacity(), cert.revocation_keys.len());
+        assert_eq!(
+            cert.distribution_points.capacity(),
+            cert.distribution_points.len()
+        );
+    }
 }
