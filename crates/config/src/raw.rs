@@ -124,7 +124,18 @@ impl<'de> Deserialize<'de> for Headers {
 
             fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Headers, A::Error> {
                 let mut headers = Headers::default();
+                // A key given twice (`user` and `!x user`: two keys to YAML, one to serde) is
+                // refused where the second stands, as the derived readers refuse it.
+                let mut seen = [false; Headers::KEYS.len()];
                 while let Some(key) = map.next_key::<String>()? {
+                    if let Some(i) = Headers::KEYS.iter().position(|k| *k == key) {
+                        if seen.get(i).copied().unwrap_or(false) {
+                            return map.next_value_seed(GivenTwice).map(|()| headers);
+                        }
+                        if let Some(s) = seen.get_mut(i) {
+                            *s = true;
+                        }
+                    }
                     let slot = match key.as_str() {
                         "request_id" => Some(&mut headers.request_id),
                         "strip" => {
@@ -149,6 +160,20 @@ impl<'de> Deserialize<'de> for Headers {
         }
 
         deserializer.deserialize_struct("Headers", &Self::KEYS, Fields)
+    }
+}
+
+/// The value of a key given a second time: refused, so that the error names the key's path
+/// and place.
+struct GivenTwice;
+
+impl<'de> de::DeserializeSeed<'de> for GivenTwice {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, _: D) -> Result<(), D::Error> {
+        Err(de::Error::custom(
+            "given twice (a key of `headers` may stand once)",
+        ))
     }
 }
 

@@ -48,20 +48,80 @@ impl Checker<'_> {
                 .collect(),
             strip_prefixes,
         };
-        let set = headers.identity_names();
-        for (i, n) in set.iter().enumerate().take(11) {
-            if set.iter().take(i).any(|m| m == n) {
-                self.problem("headers", format!("header name {n} is used twice"));
+        // Compared as a portal reads them: in any case, `_` and `.` as `-` (a CGI or PHP
+        // portal sees `X.Auth.Email` and `X-Auth-Email` as one `HTTP_X_AUTH_EMAIL`).
+        let mut taken: Vec<(String, String)> = Vec::new();
+        let named = std::iter::once(("request_id".to_owned(), &headers.request_id))
+            .chain(
+                IdentityHeader::ALL
+                    .iter()
+                    .zip(&headers.identity)
+                    .map(|((_, key, _), n)| ((*key).to_owned(), n)),
+            )
+            .chain(
+                headers
+                    .strip
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| (format!("strip[{i}]"), n)),
+            );
+        for (key, n) in named {
+            let read_as = as_a_portal_reads(n.as_str());
+            if let Some(owner) = OWNED_BY_HTTP.iter().find(|o| **o == read_as) {
+                self.problem(
+                    &join("headers", &key),
+                    format!("{n} is {owner}, a header HTTP or the gateway itself sets: not a name for this"),
+                );
                 ok = false;
             }
-        }
-        if set.contains(&headers.request_id) {
-            self.problem(
-                "headers.request_id",
-                "must differ from the identity headers",
-            );
-            ok = false;
+            match taken.iter().find(|(_, other)| *other == read_as) {
+                None => taken.push((key, read_as)),
+                Some((other, _)) if other == "request_id" => {
+                    self.problem(
+                        "headers.request_id",
+                        "must differ from the identity headers and the stripped ones",
+                    );
+                    ok = false;
+                }
+                // A name stripped twice, or an identity header also listed in `strip`: harmless.
+                Some(_) if key.starts_with("strip[") => {}
+                Some((other, _)) => {
+                    self.problem(
+                        "headers",
+                        format!(
+                            "header name {n} is used twice (headers.{other} and headers.{key})"
+                        ),
+                    );
+                    ok = false;
+                }
+            }
         }
         ok.then_some(headers)
     }
+}
+
+/// Names that HTTP itself or the gateway's forwarding owns (hop-by-hop and framing headers,
+/// RFC 9110 7.6.1 and RFC 9112; the cookies; `X-Forwarded-*`), as [`as_a_portal_reads`]
+/// writes them: an identity header of that name would be the user's id in `Content-Length`.
+const OWNED_BY_HTTP: [&str; 15] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "content-length",
+    "host",
+    "cookie",
+    "set-cookie",
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+];
+
+/// A header name as a portal's server reads it: lower case, `_` and `.` as `-`.
+fn as_a_portal_reads(name: &str) -> String {
+    name.to_ascii_lowercase().replace(['_', '.'], "-")
 }

@@ -76,9 +76,12 @@ impl std::ops::Index<IdentityHeader> for Headers {
 impl Headers {
     /// Every identity header name: the ones the gateway sets and the extra ones it strips.
     pub fn identity_names(&self) -> Vec<HeaderName> {
-        let mut names: Vec<HeaderName> = self.identity.to_vec();
-        names.extend(self.strip.iter().cloned());
-        names.dedup();
+        let mut names: Vec<HeaderName> = Vec::with_capacity(self.identity.len() + self.strip.len());
+        for name in self.identity.iter().chain(&self.strip) {
+            if !names.contains(name) {
+                names.push(name.clone());
+            }
+        }
         names
     }
 }

@@ -53,9 +53,7 @@ pub fn answer(
     let auth = shared.auth.as_ref();
     match decision {
         // The proxy in front of a forward-auth portal forwards to it, never the gateway.
-        Decision::Allow { .. } if portal.forward_auth => {
-            Answer::Reply(not_forwarded(shared, req))
-        }
+        Decision::Allow { .. } if portal.forward_auth => Answer::Reply(not_forwarded(shared, req)),
         Decision::Allow { session, rolled } => {
             // Back from the login with a form kept for this URL and bound to this very
             // session by its login: send it again.

@@ -1,7 +1,8 @@
-//! Review "hdr" (attacker's review of the identity headers as one table, `IdentityHeader::ALL`,
-//! its hand-written `Deserialize` and `check/headers.rs`): each test here shows one way a
-//! mistake under `headers:` is not refused by `prehod check` (or what reaches a portal). Every
-//! one FAILS on the reviewed code (main bfcdffc).
+//! Mistakes under `headers:` that `prehod check` refuses, from the attacker's review of the
+//! identity headers as one table (`IdentityHeader::ALL`, its hand-written `Deserialize` and
+//! `check/headers.rs`): a key given twice under a YAML tag, two identity headers of one name,
+//! a hop-by-hop or framing name, names equal as a portal reads them. Each failed on main
+//! bfcdffc.
 
 use std::process::Command;
 
@@ -52,7 +53,7 @@ assertion:\n  key: {}\nportals:\n",
 
 /// The control: the harness's config with default `headers:` passes `prehod check`.
 #[test]
-fn review_hdr_control_a_good_headers_section_passes_check() {
+fn control_a_good_headers_section_passes_check() {
     let pki = Pki::new();
     let dir = tempfile::tempdir().expect("tmp");
     let path = config_with_headers(&pki, dir.path(), "headers:\n  user: X-Auth-User");
@@ -67,7 +68,7 @@ fn review_hdr_control_a_good_headers_section_passes_check() {
 /// replaced (and which every other section still uses), refuses this: "duplicate field `user`".
 /// Also for `strip:` — a refused `strip: ["*"]` hidden by a later `!x strip: [...]`.
 #[test]
-fn review_hdr_a_headers_key_given_twice_under_a_yaml_tag_is_refused() {
+fn a_headers_key_given_twice_under_a_yaml_tag_is_refused() {
     let pki = Pki::new();
     let dir = tempfile::tempdir().expect("tmp");
     for (headers, key) in [
@@ -102,7 +103,7 @@ fn review_hdr_a_headers_key_given_twice_under_a_yaml_tag_is_refused() {
 /// looks for duplicates, so the check never sees the second. The gateway then sets the name
 /// twice (the second value wins): `X-Auth-User` carries the user's e-mail address.
 #[test]
-fn review_hdr_two_adjacent_identity_headers_with_one_name_are_refused() {
+fn two_adjacent_identity_headers_with_one_name_are_refused() {
     let pki = Pki::new();
     let dir = tempfile::tempdir().expect("tmp");
     for headers in [
@@ -125,7 +126,7 @@ fn review_hdr_two_adjacent_identity_headers_with_one_name_are_refused() {
 /// `Transfer-Encoding:`, `Content-Length:` or `Host:` to the user's id/name/e-mail on what it
 /// forwards (and strip every client's own copy of it, since it is an "identity header").
 #[test]
-fn review_hdr_an_identity_header_named_like_a_hop_by_hop_or_framing_header_is_refused() {
+fn an_identity_header_named_like_a_hop_by_hop_or_framing_header_is_refused() {
     let pki = Pki::new();
     let dir = tempfile::tempdir().expect("tmp");
     let mut accepted = Vec::new();
@@ -168,7 +169,7 @@ fn review_hdr_an_identity_header_named_like_a_hop_by_hop_or_framing_header_is_re
 /// then gets two values for one header — the user's id and the e-mail address (or the request
 /// id) — and which one it reads is up to its server.
 #[test]
-fn review_hdr_names_equal_once_underscores_and_dots_are_dashes_are_refused() {
+fn names_equal_once_underscores_and_dots_are_dashes_are_refused() {
     let pki = Pki::new();
     let dir = tempfile::tempdir().expect("tmp");
     for headers in [
