@@ -2,20 +2,8 @@
 
 use std::process::Command;
 
+use prehod_test_support::check::{good_config, run_prehod as run};
 use prehod_test_support::*;
-
-fn run(args: &[&str], config: &std::path::Path) -> (i32, String, String) {
-    let out = Command::new(prehod_bin())
-        .args(args)
-        .arg(config)
-        .output()
-        .expect("run prehod");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 /// A config with one mistake on each marked line; every one must be reported with its line.
 fn broken_config(pki: &Pki, dir: &std::path::Path) -> std::path::PathBuf {
@@ -137,33 +125,6 @@ fn check_reports_every_problem_with_its_line_and_run_exits_64() {
     let (code, _, stderr) = run(&["run", "--config"], &path);
     assert_eq!(code, 64, "prehod run must refuse the config: {stderr}");
     assert!(stderr.contains("not starting"));
-}
-
-/// A good configuration for the dev PKI: the six portals (each with its `portal_extra` YAML
-/// lines) and `extra` top-level sections.
-fn good_config(pki: &Pki, extra: &str, portal_extra: &[(&str, &str)]) -> String {
-    let session_key = std::fs::read_to_string(pki.path("session.key")).expect("session key");
-    let mut text = format!(
-        "listen:\n  https: 127.0.0.1:8443\nadmin:\n  listen: 127.0.0.1:9090\ntls:\n  certificates:\n    - cert: {}\n      key: {}\n\
-login:\n  host: login.bankart.localhost\n\
-session:\n  keys: [\"{}\"]\n\
-oidc:\n  issuer: https://rekono.localhost:8444/openid-connect-server-webapp\n  client_id: prehod\n  client_secret: s3cret\n\
-assertion:\n  key: {}\n{extra}portals:\n",
-        pki.path("server.crt").display(),
-        pki.path("server.key").display(),
-        session_key.trim(),
-        pki.path("assertion.key").display(),
-    );
-    for (i, p) in PORTALS.iter().enumerate() {
-        text.push_str(&format!(
-            "  {p}:\n    host: {}\n    upstream:\n      urls: [\"http://10.0.0.{i}:8080\"]\n",
-            host(p)
-        ));
-        for (_, yaml) in portal_extra.iter().filter(|(name, _)| name == p) {
-            text.push_str(&format!("    {yaml}\n"));
-        }
-    }
-    text
 }
 
 #[test]

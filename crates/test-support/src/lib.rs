@@ -23,6 +23,7 @@
 //! - [`bench`]: the ground a whole-gateway bench starts its gateway on.
 
 pub mod bench;
+pub mod check;
 pub mod clients;
 pub mod der;
 pub mod fleet;
