@@ -162,7 +162,10 @@ impl Drop for Nginx {
     }
 }
 
-fn nginx(name: &str, threads: usize, servers: &str, http: &str) -> Nginx {
+/// nginx's configuration in a new temporary directory: `threads` workers (`0`: one process,
+/// `master_process off`), the access log on, keep-alive without limit. Returns the directory
+/// and the configuration file.
+fn nginx_conf(threads: usize, servers: &str, http: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("temp dir");
     let d = dir.path().display();
     let user = if std::fs::metadata("/proc/self")
@@ -173,8 +176,13 @@ fn nginx(name: &str, threads: usize, servers: &str, http: &str) -> Nginx {
     } else {
         ""
     };
+    let processes = if threads == 0 {
+        "master_process off;\nworker_processes 1;".to_owned()
+    } else {
+        format!("worker_processes {threads};")
+    };
     let conf = format!(
-        "{user}worker_processes {threads};\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
+        "{user}{processes}\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
 events {{ worker_connections 4096; }}\n\
 http {{\n  access_log {d}/access.log;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
   fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
@@ -182,6 +190,12 @@ http {{\n  access_log {d}/access.log;\n  client_body_temp_path {d}/body;\n  prox
     );
     let path = dir.path().join("nginx.conf");
     std::fs::write(&path, conf).expect("nginx.conf");
+    (dir, path)
+}
+
+fn nginx(name: &str, threads: usize, servers: &str, http: &str) -> Nginx {
+    let (dir, path) = nginx_conf(threads, servers, http);
+    let d = dir.path().display();
     let child = Command::new("nginx")
         .arg("-p")
         .arg(dir.path())
@@ -898,6 +912,23 @@ async fn instructions(n: usize, blocks: usize, threads: usize, out_dir: &Path) {
         figures.insert("bare_pingora".into(), median.round().into());
         drop(bare);
     }
+    // The reference: nginx as the TLS reverse proxy (the same certificate, upstream and
+    // keep-alive pool as compare's timed row, access log on), one process under callgrind.
+    if std::env::var("INSTR_NGINX").is_ok_and(|v| v == "none") {
+        eprintln!("nginx TLS proxy: not counted (INSTR_NGINX=none)");
+    } else if Command::new("nginx")
+        .arg("-v")
+        .stderr(Stdio::null())
+        .status()
+        .is_err()
+    {
+        eprintln!("nginx TLS proxy: not counted (no nginx on PATH)");
+    } else {
+        let costs = nginx_instructions(&ph, upstream_addr, n, blocks, out_dir).await;
+        rows.push_str(&row("nginx TLS proxy (access log on)", &costs));
+        let median = costs.get(costs.len() / 2).copied().unwrap_or(f64::NAN);
+        figures.insert("nginx".into(), median.round().into());
+    }
     // For benches/budget.py (the CI budget check): instructions per request by path.
     std::fs::write(
         out_dir.join("per-request.json"),
@@ -907,6 +938,68 @@ async fn instructions(n: usize, blocks: usize, threads: usize, out_dir: &Path) {
     println!(
         "\ninstructions per request (callgrind, release gateway, one keep-alive connection, {blocks} blocks of {n} requests, access log on):\n\n| path | least | median | most |\n|---|---:|---:|---:|\n{rows}\nprofiles: {out}.{pid}.* (callgrind_annotate)"
     );
+}
+
+/// nginx as the TLS reverse proxy of compare's timed row, one process (`master_process off`)
+/// under callgrind, counted like the gateway: sorted instructions per request of `blocks`
+/// blocks of `n` requests. Profiles: `out_dir/nginx.out.PID.*`.
+async fn nginx_instructions(
+    ph: &Prehod,
+    upstream: SocketAddr,
+    n: usize,
+    blocks: usize,
+    out_dir: &Path,
+) -> Vec<f64> {
+    let pki = &ph.world.pki;
+    let port = free_port();
+    let (dir, conf) = nginx_conf(
+        0,
+        &format!(
+            "  server {{\n    listen 127.0.0.1:{port} ssl;\n    ssl_certificate {cert};\n    ssl_certificate_key {key};\n    ssl_protocols TLSv1.2 TLSv1.3;\n\
+    location / {{\n      proxy_pass http://backend;\n      proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n    }}\n  }}",
+            cert = pki.path("server.crt").display(),
+            key = pki.path("server.key").display(),
+        ),
+        &format!("  upstream backend {{\n    server {upstream};\n    keepalive 32;\n  }}"),
+    );
+    let ngx_out = out_dir.join("nginx.out").display().to_string();
+    let ngx = Killed(
+        Command::new("valgrind")
+            .args([
+                "--tool=callgrind",
+                &format!("--callgrind-out-file={ngx_out}.%p"),
+                "nginx",
+            ])
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-e")
+            .arg(dir.path().join("error.log"))
+            .arg("-c")
+            .arg(&conf)
+            .args(["-g", "daemon off;"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("valgrind nginx"),
+    );
+    let target = Target {
+        addr: ([127, 0, 0, 1], port).into(),
+        tls: Some((connector(&pki.path("ca.crt"), None, true), host("acq"))),
+        request: request(&host("acq"), &[], false),
+    };
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while connect(&target).await.is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "nginx did not come up under valgrind: see {}/error.log",
+            dir.path().display()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut part = 1;
+    let costs = per_request(&target, n, blocks, ngx.0.id(), &ngx_out, &mut part).await;
+    drop(ngx);
+    costs
 }
 
 fn main() {

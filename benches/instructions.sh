@@ -3,11 +3,13 @@
 # noisy machine, unlike wall-clock figures): the public route, the authenticated route (a
 # session from a real login through the simulator) and the certificate-only portal, each as
 # the median of INSTR_BLOCKS (5) blocks of INSTR_REQUESTS (1000) requests on one keep-alive
-# connection.
+# connection — and the floors they are measured against: the bare pingora proxy
+# (benches/bare_pingora.rs) and nginx as the TLS reverse proxy (one process,
+# `master_process off`, access log on; skipped with a line when nginx is missing).
 # Profiles stay in target/callgrind/ for callgrind_annotate, the figures in
 # target/callgrind/per-request.json.
 #
-# --check (tests/run.sh, CI): no bare pingora floor, INSTR_REQUESTS defaults to 200, and the
+# --check (tests/run.sh, CI): no floors (bare pingora, nginx), INSTR_REQUESTS defaults to 200, and the
 # figures are held to benches/budget.toml by benches/budget.py (fails when a path is more than
 # its tolerance over its budget). The spread of three runs on one tree: benches/README.md,
 # "instructions per request".
@@ -31,8 +33,8 @@ if [ "${1:-}" = "--check" ]; then
 fi
 rm -rf target/callgrind
 if ((check)); then
-  # The bare pingora floor is left out (it has no budget).
-  COMPARE_BARE=none INSTR_DIR="$PWD/target/callgrind" \
+  # The floors are left out (they have no budget).
+  COMPARE_BARE=none INSTR_NGINX=none INSTR_DIR="$PWD/target/callgrind" \
     cargo bench --quiet --bench compare -- --instructions
 else
   cargo build --quiet --release --example bare_pingora

@@ -421,3 +421,174 @@ async fn the_global_cap_refuses_connections_beyond_it_until_places_are_given_bac
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Issue 20 ("the floor"): pingora wrote a response's header and its body in separate TLS
+/// records (two `SSL_write`s, each an encryption and a record buffer), where nginx sends a
+/// small response in one. The guard's stream holds writes until pingora flushes: a small
+/// response is one record. Counted on the wire, under the TLS layer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_response_leaves_in_one_tls_record() {
+    let (_pki, gw, _portals) = demo_gateway(|_| {}).await;
+    let h = host("acq");
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let tcp = tcp_from(ip(ATTACKER), gw.https).await.expect("connect");
+    let ssl = connector(&gw.ca, H1)
+        .configure()
+        .and_then(|c| c.into_ssl(&h))
+        .expect("ssl");
+    let mut tls = tokio_openssl::SslStream::new(
+        ssl,
+        Recorded {
+            inner: tcp,
+            received: received.clone(),
+        },
+    )
+    .expect("tls");
+    std::pin::Pin::new(&mut tls)
+        .connect()
+        .await
+        .expect("handshake");
+    // The first answers also carry the session tickets; the one after them is counted.
+    for _ in 0..2 {
+        assert_eq!(get(&mut tls, &h, "/").await.expect("answer"), 200);
+    }
+    let start = received.lock().expect("log").len();
+    assert_eq!(get(&mut tls, &h, "/").await.expect("answer"), 200);
+    let wire = received.lock().expect("log")[start..].to_vec();
+    let mut records = Vec::new();
+    let mut at = 0;
+    while at + 5 <= wire.len() {
+        let length = usize::from(u16::from_be_bytes([wire[at + 3], wire[at + 4]]));
+        records.push((wire[at], length));
+        at += 5 + length;
+    }
+    assert_eq!(at, wire.len(), "whole records: {records:?}");
+    assert_eq!(
+        records.len(),
+        1,
+        "a demo page (header and a ~1 KB body) in one TLS record: {records:?}"
+    );
+}
+
+/// What the coalescing must not do: hold a streamed (chunked) response's chunk until the
+/// upstream sends more. pingora flushes after every chunk; the first must reach the client
+/// while the upstream still waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_chunk_reaches_the_client_before_the_response_ends() {
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let upstream = listener.local_addr().expect("address");
+    let (seen_tx, seen_rx) = tokio::sync::oneshot::channel::<()>();
+    // Health checks and the like get an empty 200; `GET /stream` gets the stream.
+    let seen = std::sync::Arc::new(tokio::sync::Mutex::new(Some(seen_rx)));
+    let _server = tokio::spawn(async move {
+        loop {
+            let Ok((mut c, _)) = listener.accept().await else {
+                return;
+            };
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if c.read_exact(&mut byte).await.is_err() {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                if !head.starts_with(b"GET /stream ") {
+                    let _ = c
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                        )
+                        .await;
+                    return;
+                }
+                c.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n")
+                    .await
+                    .expect("first chunk");
+                // The rest only once the client saw the first chunk (or after 5 s).
+                if let Some(seen_rx) = seen.lock().await.take() {
+                    let _ = tokio::time::timeout(Duration::from_secs(5), seen_rx).await;
+                }
+                let _ = c.write_all(b"4\r\nlast\r\n0\r\n\r\n").await;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            });
+        }
+    });
+    let (_pki, gw, _portals) = demo_gateway(|setup| {
+        setup.upstreams[0].1 = vec![format!("http://{upstream}")];
+    })
+    .await;
+    let h = host("acq");
+    let mut tls = tls_from(&connector(&gw.ca, H1), ip(ATTACKER), gw.https, &h)
+        .await
+        .expect("handshake");
+    tls.write_all(format!("GET /stream HTTP/1.1\r\nHost: {h}\r\n\r\n").as_bytes())
+        .await
+        .expect("request");
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let read_first = async {
+        while !String::from_utf8_lossy(&got).contains("first") {
+            let n = tls.read(&mut chunk).await.expect("read");
+            assert!(n > 0, "closed: {}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&chunk[..n]);
+        }
+    };
+    let in_time = tokio::time::timeout(Duration::from_secs(3), read_first).await;
+    assert!(
+        in_time.is_ok(),
+        "the first chunk was held until the response ended: {}",
+        String::from_utf8_lossy(&got)
+    );
+    let _ = seen_tx.send(());
+}
+
+/// A TCP stream that keeps a copy of every byte it reads.
+struct Recorded {
+    inner: tokio::net::TcpStream,
+    received: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+}
+
+impl tokio::io::AsyncRead for Recorded {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        if polled.is_ready() {
+            let new = buf.filled()[before..].to_vec();
+            self.received.lock().expect("log").extend_from_slice(&new);
+        }
+        polled
+    }
+}
+
+impl tokio::io::AsyncWrite for Recorded {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}

@@ -1,7 +1,8 @@
 //! The client's stream under the guard: every read fails with `TimedOut` once the
 //! connection's current deadline has passed (pingora then closes the connection), and the
 //! bytes read tell the connection where it is. It holds the connection's place in the caps
-//! until it is dropped.
+//! until it is dropped. Its writes are coalesced until the next flush ([`COALESCE`]), so that
+//! a response's header and a small body leave in one TLS record.
 
 use std::future::Future;
 use std::io;
@@ -21,6 +22,20 @@ use tokio::time::{Instant, Sleep};
 use super::admission::Slot;
 use crate::lifecycle::Connection;
 
+/// The most bytes written to the client that wait above TLS for the next flush (one TLS
+/// record's worth). pingora writes a response's header and each piece of its body separately,
+/// each a TLS record of its own (`SSL_write`: an encryption, a record buffer taken and given
+/// back) — nginx sends a small response in one record. pingora flushes where it wants data
+/// sent (after the header of a response without a body, after a chunked or close-delimited
+/// body's every chunk, at the end of a Content-Length body, HTTP/2 after its frames), so
+/// holding writes until then delays nothing it meant to send; only a Content-Length body is
+/// held up to this size before it is written, which pingora's own L4 write buffer also does
+/// (for 1 460 bytes). A write at least this long goes straight to TLS.
+const COALESCE: usize = 16 * 1024;
+
+/// The buffer's first allocation: a response header and a small body.
+const COALESCE_FIRST: usize = 1024;
+
 /// A client's stream whose reads fail once the connection's deadline has passed.
 #[derive(Debug)]
 pub struct GuardedStream {
@@ -30,6 +45,11 @@ pub struct GuardedStream {
     /// The deadline `sleep` is set to.
     armed: Option<Instant>,
     slot: Slot,
+    /// Writes held until the next flush (at most [`COALESCE`] bytes); given back once empty,
+    /// so that an idle connection holds none.
+    out: Vec<u8>,
+    /// How much of `out` TLS has taken.
+    sent: usize,
 }
 
 impl GuardedStream {
@@ -40,7 +60,38 @@ impl GuardedStream {
             sleep: Box::pin(tokio::time::sleep(Duration::ZERO)),
             armed: None,
             slot,
+            out: Vec::new(),
+            sent: 0,
         }
+    }
+
+    /// Writes everything held in `out` to TLS (not flushing it); gives the buffer back.
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while let Some(rest) = self.out.get(self.sent..).filter(|r| !r.is_empty()) {
+            match Pin::new(&mut self.inner).poll_write(cx, rest) {
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                }
+                Poll::Ready(Ok(n)) => self.sent += n,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        self.out = Vec::new();
+        self.sent = 0;
+        Poll::Ready(Ok(()))
+    }
+
+    /// Holds `buf` if it fits beside what is held; `false` when it must be written first.
+    fn hold(&mut self, buf: &[u8]) -> bool {
+        if buf.len() >= COALESCE || self.out.len() + buf.len() > COALESCE {
+            return false;
+        }
+        if self.out.capacity() == 0 {
+            self.out.reserve(buf.len().max(COALESCE_FIRST));
+        }
+        self.out.extend_from_slice(buf);
+        true
     }
 }
 
@@ -82,33 +133,35 @@ impl AsyncWrite for GuardedStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+        let this = self.get_mut();
+        if this.hold(buf) {
+            return Poll::Ready(Ok(buf.len()));
+        }
+        std::task::ready!(this.poll_drain(cx))?;
+        if this.hold(buf) {
+            return Poll::Ready(Ok(buf.len()));
+        }
+        Pin::new(&mut this.inner).poll_write(cx, buf)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+        let this = self.get_mut();
+        std::task::ready!(this.poll_drain(cx))?;
+        Pin::new(&mut this.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
+        let this = self.get_mut();
+        std::task::ready!(this.poll_drain(cx))?;
+        Pin::new(&mut this.inner).poll_shutdown(cx)
     }
 }
 
 #[async_trait]
 impl Shutdown for GuardedStream {
     async fn shutdown(&mut self) {
+        // What is held goes to TLS first, before its close_notify.
+        let _ = std::future::poll_fn(|cx| self.poll_drain(cx)).await;
         self.inner.shutdown().await;
     }
 }

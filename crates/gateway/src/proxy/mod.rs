@@ -182,7 +182,7 @@ impl Gateway {
                 .header("allow", allow)
                 .without_page_headers(),
         };
-        self.reply(session, ctx, reply).await?;
+        Box::pin(self.reply(session, ctx, reply)).await?;
         Ok(true)
     }
 }
@@ -253,6 +253,9 @@ impl ProxyHttp for Gateway {
     /// Routes by Host/SNI, then the host's handler. `Ok(true)`: the gateway answered (the
     /// login hosts, a 405 or 421, a portal's redirect or denial) and the request ends here;
     /// `Ok(false)`: forward it, with `ctx.session` (the identity) when there is one.
+    /// The handlers of the other hosts and the gateway's own answers are boxed: async_trait
+    /// copies this future whole into its box on every request, so it is kept to the size
+    /// the portal path needs (issue 20).
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let shared = ctx.shared.clone();
         let route = {
@@ -264,9 +267,9 @@ impl ProxyHttp for Gateway {
         }
         let (handler, site, auth): (&'static str, _, _) = match route {
             Route::Portal(i) => return self.serve_portal(session, ctx, i).await,
-            Route::ForwardAuth => return self.serve_forward_auth(session, ctx).await,
+            Route::ForwardAuth => return Box::pin(self.serve_forward_auth(session, ctx)).await,
             Route::Misdirected => {
-                self.send_page(session, Page::Misdirected, ctx).await?;
+                Box::pin(self.send_page(session, Page::Misdirected, ctx)).await?;
                 return Ok(true);
             }
             Route::Login => ("login", metrics::LOGIN_PORTAL, "login"),
@@ -279,17 +282,11 @@ impl ProxyHttp for Gateway {
         (ctx.site, ctx.auth) = (site, auth);
         let served = match route {
             Route::CertLogin => {
-                AssertUnwindSafe(self.serve_cert_login(session, ctx))
-                    .catch_unwind()
-                    .await
+                Box::pin(AssertUnwindSafe(self.serve_cert_login(session, ctx)).catch_unwind()).await
             }
-            _ => {
-                AssertUnwindSafe(self.serve_login(session, ctx))
-                    .catch_unwind()
-                    .await
-            }
+            _ => Box::pin(AssertUnwindSafe(self.serve_login(session, ctx)).catch_unwind()).await,
         };
-        self.contain_panic(session, ctx, handler, served).await?;
+        Box::pin(self.contain_panic(session, ctx, handler, served)).await?;
         Ok(true)
     }
 

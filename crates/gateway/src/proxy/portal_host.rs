@@ -11,7 +11,8 @@ use crate::portal::{self, Answer};
 
 impl Gateway {
     /// A request for portal `index`: `Ok(true)` when the gateway answered it, `Ok(false)` to
-    /// forward it with `ctx.session`.
+    /// forward it with `ctx.session`. Its rare awaits (a reply, a body read) are boxed: this
+    /// future is part of `request_filter`'s, copied whole on every request.
     pub(super) async fn serve_portal(
         &self,
         session: &mut Session,
@@ -32,7 +33,9 @@ impl Gateway {
         let url = format!("https://{}{}", req.host.unwrap_or_default(), req.target);
         if let Some(reply) = portal::own_paths::answer(&shared, portal_cfg, &req).await {
             ctx.auth = "login";
-            return self.reply(session, ctx, reply).await.map(|_| true);
+            return Box::pin(self.reply(session, ctx, reply))
+                .await
+                .map(|_| true);
         }
         if portal_cfg.client_certificate_required {
             let verdict = portal::certificate_only::check(&shared, portal_cfg, &req).await;
@@ -53,10 +56,9 @@ impl Gateway {
         // Only a body read to its end, within the limit and the body budget, may be kept;
         // the hold ends with this function.
         let read = match portal::wants_body(&decision, &req) {
-            true => Some(
-                self.read_body(session, ctx, portal::keep_form::MAX_BODY)
-                    .await?,
-            ),
+            true => {
+                Some(Box::pin(self.read_body(session, ctx, portal::keep_form::MAX_BODY)).await?)
+            }
             false => None,
         };
         let body = match &read {
@@ -69,7 +71,9 @@ impl Gateway {
                 (ctx.session, ctx.rolled) = (s, rolled);
                 Ok(false)
             }
-            Answer::Reply(reply) => self.reply(session, ctx, reply).await.map(|_| true),
+            Answer::Reply(reply) => Box::pin(self.reply(session, ctx, reply))
+                .await
+                .map(|_| true),
         }
     }
 
