@@ -144,7 +144,7 @@ pub(super) fn certificate_refused(
 ) -> Reply {
     let lang = ctx.lang;
     let mut view = MessageView::new(Message::CertificateRefused);
-    view.detail = Some(ctx.text(Text::certificate_refusal(refusal)));
+    view.detail = Some(ctx.auth.pages.refusal(ctx.lang, refusal));
     let back = if is_home(ctx.auth, return_to) {
         format!("{}/?lang={}", ctx.auth.login_url, lang.code())
     } else {

@@ -200,48 +200,7 @@ pub fn rate_limited_endpoints() -> [&'static str; 4] {
 
 /// Every refusal of a client certificate (`reason` of the certificate and denial metrics).
 pub fn certificate_refusals() -> [&'static str; 18] {
-    use prehod_identity::cert::Refusal as R;
-    let all = [
-        R::NoCertificate,
-        R::Expired,
-        R::NotYetValid,
-        R::IssuerExpired,
-        R::IssuerNotYetValid,
-        R::ChainInvalid,
-        R::NotVerified,
-        R::Untrusted,
-        R::BadSignature,
-        R::Revoked,
-        R::NotForClientAuth,
-        R::PolicyNotAllowed,
-        R::UnknownCriticalExtension,
-        R::ChainTooDeep,
-        R::RevocationUnknown,
-        R::RevokedOcsp,
-        R::Unreadable,
-        R::UserNotAllowed,
-    ];
-    let _every_variant = |r: R| match r {
-        R::NoCertificate
-        | R::Expired
-        | R::NotYetValid
-        | R::IssuerExpired
-        | R::IssuerNotYetValid
-        | R::ChainInvalid
-        | R::NotVerified
-        | R::Untrusted
-        | R::BadSignature
-        | R::Revoked
-        | R::NotForClientAuth
-        | R::PolicyNotAllowed
-        | R::UnknownCriticalExtension
-        | R::ChainTooDeep
-        | R::RevocationUnknown
-        | R::RevokedOcsp
-        | R::Unreadable
-        | R::UserNotAllowed => (),
-    };
-    all.map(R::label)
+    prehod_identity::cert::Refusal::ALL.map(prehod_identity::cert::Refusal::label)
 }
 
 /// Every `reason` of `prehod_denials_total`: refused sessions, portal decisions, failed

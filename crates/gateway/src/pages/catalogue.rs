@@ -4,8 +4,8 @@
 //! the format has variables (`{ $app }`) and attributes (`.title`) without any Rust.
 //!
 //! The checks, all at start-up: the file parses; every id the Rust code names ([`Text`],
-//! [`Message`], [`Page`]) is there, with the attributes and only the variables the code gives
-//! it. Texts only the templates use are checked by rendering every page (see `super::render`),
+//! [`Message`], [`Page`], the certificate refusals' [`refusal_id`]) is there, with the
+//! attributes and only the variables the code gives it. Texts only the templates use are checked by rendering every page (see `super::render`),
 //! and the languages against each other by [`Catalogue::missing_from`].
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -15,7 +15,9 @@ use fluent_bundle::concurrent::FluentBundle;
 use fluent_bundle::{FluentArgs, FluentResource, FluentValue};
 use fluent_syntax::ast;
 
-use super::keys::{Message, Page, Text, PAGE_ATTRIBUTES};
+use prehod_identity::cert::Refusal;
+
+use super::keys::{refusal_id, Message, Page, Text, PAGE_ATTRIBUTES};
 use super::lang::Lang;
 
 /// The catalogues built into the binary.
@@ -145,6 +147,9 @@ impl Catalogue {
             }
             self.format(t.key(), None, Some(&args))?;
         }
+        for r in Refusal::ALL {
+            self.format(&refusal_id(r), None, None)?;
+        }
         Ok(())
     }
 
@@ -174,6 +179,11 @@ impl Catalogue {
             Some(e) => Err(format!("the text `{id}`: {e}")),
             None => Ok(text.into_owned()),
         }
+    }
+
+    /// Why a certificate was refused (its [`refusal_id`] text, checked at start-up).
+    pub fn refusal(&self, r: Refusal) -> String {
+        self.format(&refusal_id(r), None, None).unwrap_or_default()
     }
 
     /// A text without variables.
@@ -271,6 +281,11 @@ mod tests {
             "Prehod je trenutno preobremenjen"
         );
         assert_eq!(sl.text(Text::TryAgain), "Poskusite znova");
+        assert_eq!(sl.refusal(Refusal::Revoked), "Certifikat je preklican.");
+        assert_eq!(
+            sl.refusal(Refusal::IssuerExpired),
+            "Certifikat izdajatelja je potekel (vmesni ali korenski overitelj v verigi)."
+        );
     }
 
     #[test]
@@ -284,6 +299,14 @@ mod tests {
         };
         let e = parse(Lang::En, &without("try_again")).err().unwrap();
         assert!(e.to_string().contains("`try_again` is missing"), "{e}");
+        // A certificate refusal's text, one of the two ids named before the labels too.
+        for id in [
+            "certificate_refusal_revoked",
+            "certificate_refusal_issuer_expired",
+        ] {
+            let e = parse(Lang::En, &without(id)).err().unwrap();
+            assert!(e.to_string().contains(&format!("`{id}` is missing")), "{e}");
+        }
         let no_next = full.replacen("    .next = Try again in a few seconds.\n", "", 1);
         assert_ne!(no_next, full, "the test edits the catalogue");
         let e = parse(Lang::En, &no_next).err().unwrap();

@@ -170,6 +170,13 @@ impl Pages {
         self.catalogue(lang).map(|c| c.text(t)).unwrap_or_default()
     }
 
+    /// Why a certificate was refused, in `lang`.
+    pub fn refusal(&self, lang: Lang, r: prehod_identity::cert::Refusal) -> String {
+        self.catalogue(lang)
+            .map(|c| c.refusal(r))
+            .unwrap_or_default()
+    }
+
     /// A text with its variables: `&[("app", title.into()), ("level", 20.into())]`.
     pub fn text_with(
         &self,

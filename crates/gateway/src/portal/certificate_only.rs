@@ -7,7 +7,7 @@ use std::sync::Arc;
 use prehod_config::Portal;
 use prehod_identity::session::Session;
 
-use crate::pages::{Message, Text};
+use crate::pages::Message;
 use crate::reply::Reply;
 use crate::request::Request;
 use crate::Shared;
@@ -72,7 +72,7 @@ pub async fn check(shared: &Shared, portal: &Portal, req: &Request<'_>) -> Verdi
                     a.pages.message_detail(
                         lang,
                         Message::CertificateRefused,
-                        &a.pages.text(lang, Text::certificate_refusal(refusal)),
+                        &a.pages.refusal(lang, refusal),
                         "",
                         req.request_id,
                     )

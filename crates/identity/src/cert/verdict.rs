@@ -72,6 +72,30 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// Every refusal, for what is listed by refusal (the metrics' `reason` labels, the
+    /// pages' texts); `every_refusal_is_listed` keeps it whole.
+    pub const ALL: [Refusal; 18] = [
+        Refusal::NoCertificate,
+        Refusal::Expired,
+        Refusal::NotYetValid,
+        Refusal::IssuerExpired,
+        Refusal::IssuerNotYetValid,
+        Refusal::ChainInvalid,
+        Refusal::NotVerified,
+        Refusal::Untrusted,
+        Refusal::BadSignature,
+        Refusal::Revoked,
+        Refusal::NotForClientAuth,
+        Refusal::PolicyNotAllowed,
+        Refusal::UnknownCriticalExtension,
+        Refusal::ChainTooDeep,
+        Refusal::RevocationUnknown,
+        Refusal::RevokedOcsp,
+        Refusal::Unreadable,
+        Refusal::UserNotAllowed,
+    ];
+
+    /// Its `reason` label in the metrics and the audit log.
     pub fn label(self) -> &'static str {
         match self {
             Refusal::NoCertificate => "no_certificate",
@@ -638,5 +662,35 @@ pub(in crate::cert) mod tests {
             };
             assert_eq!(serial_text(&raw), expected, "{raw:02x?}");
         }
+    }
+
+    #[test]
+    fn every_refusal_is_listed() {
+        // A new variant does not compile here until it is named in this match, a reminder
+        // to put it in `Refusal::ALL` too (no stable Rust counts an enum's variants).
+        let _named = |r: Refusal| match r {
+            Refusal::NoCertificate
+            | Refusal::Expired
+            | Refusal::NotYetValid
+            | Refusal::IssuerExpired
+            | Refusal::IssuerNotYetValid
+            | Refusal::ChainInvalid
+            | Refusal::NotVerified
+            | Refusal::Untrusted
+            | Refusal::BadSignature
+            | Refusal::Revoked
+            | Refusal::NotForClientAuth
+            | Refusal::PolicyNotAllowed
+            | Refusal::UnknownCriticalExtension
+            | Refusal::ChainTooDeep
+            | Refusal::RevocationUnknown
+            | Refusal::RevokedOcsp
+            | Refusal::Unreadable
+            | Refusal::UserNotAllowed => (),
+        };
+        let mut labels = Refusal::ALL.map(Refusal::label).to_vec();
+        labels.sort_unstable();
+        labels.dedup();
+        assert_eq!(labels.len(), Refusal::ALL.len(), "a label is given twice");
     }
 }
