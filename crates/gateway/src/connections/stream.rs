@@ -1,8 +1,8 @@
 //! The client's stream under the guard: every read fails with `TimedOut` once the
 //! connection's current deadline has passed (pingora then closes the connection), and the
 //! bytes read tell the connection where it is. It holds the connection's place in the caps
-//! until it is dropped. Its writes are coalesced until the next flush ([`COALESCE`]), so that
-//! a response's header and a small body leave in one TLS record.
+//! until it is dropped. Its small writes are coalesced until the next flush ([`COALESCE`]), so
+//! that a response's header and a small body leave in one TLS record.
 
 use std::future::Future;
 use std::io;
@@ -22,19 +22,19 @@ use tokio::time::{Instant, Sleep};
 use super::admission::Slot;
 use crate::lifecycle::Connection;
 
-/// The most bytes written to the client that wait above TLS for the next flush (one TLS
-/// record's worth). pingora writes a response's header and each piece of its body separately,
-/// each a TLS record of its own (`SSL_write`: an encryption, a record buffer taken and given
-/// back) — nginx sends a small response in one record. pingora flushes where it wants data
-/// sent (after the header of a response without a body, after a chunked or close-delimited
-/// body's every chunk, at the end of a Content-Length body, HTTP/2 after its frames), so
-/// holding writes until then delays nothing it meant to send; only a Content-Length body is
-/// held up to this size before it is written, which pingora's own L4 write buffer also does
-/// (for 1 460 bytes). A write at least this long goes straight to TLS.
-const COALESCE: usize = 16 * 1024;
-
-/// The buffer's first allocation: a response header and a small body.
-const COALESCE_FIRST: usize = 1024;
+/// The most bytes written to the client that wait above TLS for the next flush: one TCP
+/// segment, the size of pingora's own write buffer under TLS (`DEFAULT_L4_WRITE_BUFFER_SIZE`),
+/// which holds the records written into it the same way until a flush or until it is full.
+/// pingora writes a response's header and each piece of its body separately, each a TLS record
+/// of its own (`SSL_write`: an encryption, a record buffer taken and given back) — nginx sends
+/// a small response in one record. pingora flushes where it wants data sent (after the header
+/// of a response without a body, after a chunked or close-delimited body's every chunk, 1xx
+/// answers, upgraded traffic, at the end of a Content-Length body, HTTP/2 after its frames);
+/// a Content-Length body streamed slowly is flushed only at its end, so what is held must stay
+/// as small as what pingora's buffer holds anyway: a write that does not fit beside what is
+/// held sends both on (`a_slowly_streamed_content_length_body_is_not_held_until_16_kib`: 16 KiB
+/// held such a body back for seconds).
+const COALESCE: usize = 1460;
 
 /// A client's stream whose reads fail once the connection's deadline has passed.
 #[derive(Debug)]
@@ -82,13 +82,13 @@ impl GuardedStream {
         Poll::Ready(Ok(()))
     }
 
-    /// Holds `buf` if it fits beside what is held; `false` when it must be written first.
+    /// Holds `buf` if it fits beside what is held; `false` when it must be written on.
     fn hold(&mut self, buf: &[u8]) -> bool {
-        if buf.len() >= COALESCE || self.out.len() + buf.len() > COALESCE {
+        if self.out.len() + buf.len() > COALESCE {
             return false;
         }
         if self.out.capacity() == 0 {
-            self.out.reserve(buf.len().max(COALESCE_FIRST));
+            self.out.reserve_exact(COALESCE);
         }
         self.out.extend_from_slice(buf);
         true
@@ -137,10 +137,9 @@ impl AsyncWrite for GuardedStream {
         if this.hold(buf) {
             return Poll::Ready(Ok(buf.len()));
         }
+        // It does not fit: what is held goes on first, then this write, not held (holding
+        // it again would keep back more than pingora's own buffer does).
         std::task::ready!(this.poll_drain(cx))?;
-        if this.hold(buf) {
-            return Poll::Ready(Ok(buf.len()));
-        }
         Pin::new(&mut this.inner).poll_write(cx, buf)
     }
 
