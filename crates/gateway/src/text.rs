@@ -10,19 +10,19 @@ use std::net::IpAddr;
 pub fn push_decimal(out: &mut Vec<u8>, n: u64, width: usize) {
     // u64::MAX has 20 digits.
     let mut digits = [b'0'; 20];
-    let mut at = digits.len();
+    let mut len = 0;
     let mut rest = n;
-    loop {
-        at -= 1;
+    for digit in digits.iter_mut().rev() {
         // `rest % 10` is below 10: the cast keeps its value.
-        digits[at] = b'0' + (rest % 10) as u8;
+        *digit = b'0' + (rest % 10) as u8;
         rest /= 10;
+        len += 1;
         if rest == 0 {
             break;
         }
     }
-    let start = at.min(digits.len().saturating_sub(width));
-    out.extend_from_slice(&digits[start..]);
+    let shown = len.max(width.min(digits.len()));
+    out.extend(digits.iter().skip(digits.len().saturating_sub(shown)));
 }
 
 /// Appends `ip` as `Display` writes it: dotted decimal for IPv4; IPv6 (rare behind the
