@@ -10,6 +10,9 @@
 
 use std::cell::RefCell;
 use std::io::Write;
+use std::net::IpAddr;
+
+use crate::text::{push_decimal, push_ip};
 
 /// Everything one access-log line says.
 pub struct AccessEntry<'a> {
@@ -22,10 +25,11 @@ pub struct AccessEntry<'a> {
     pub status: u16,
     pub bytes: usize,
     pub duration_ms: f64,
-    pub upstream: Option<String>,
+    /// The target's `host:port` (`crate::pool::TargetState::label`).
+    pub upstream: Option<&'a str>,
     pub upstream_error: Option<&'a str>,
     pub auth: &'a str,
-    pub client: Option<String>,
+    pub client: Option<IpAddr>,
 }
 
 thread_local! {
@@ -52,18 +56,24 @@ pub fn write(e: &AccessEntry<'_>) {
 
 /// The line (with its newline) for `e` at `now`.
 fn format_line(out: &mut Vec<u8>, e: &AccessEntry<'_>, now: time::OffsetDateTime) {
-    // tracing-subscriber's timestamp: RFC 3339, UTC, microseconds.
-    let _ = write!(
-        out,
-        "{{\"timestamp\":\"{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z\",\"level\":\"INFO\",\"fields\":{{\"message\":\"access\"",
-        now.year(),
-        u8::from(now.month()),
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second(),
-        now.microsecond()
-    );
+    // tracing-subscriber's timestamp: RFC 3339, UTC, microseconds; the digits written
+    // without core::fmt (~2 000 instructions per line less).
+    out.extend_from_slice(b"{\"timestamp\":\"");
+    // A year before 1 BC is not a clock's: written as 0000 (`time` allows −9999).
+    push_decimal(out, u64::try_from(now.year()).unwrap_or(0), 4);
+    for (sep, n) in [
+        (b'-', u8::from(now.month())),
+        (b'-', now.day()),
+        (b'T', now.hour()),
+        (b':', now.minute()),
+        (b':', now.second()),
+    ] {
+        out.push(sep);
+        push_decimal(out, u64::from(n), 2);
+    }
+    out.push(b'.');
+    push_decimal(out, u64::from(now.microsecond()), 6);
+    out.extend_from_slice(b"Z\",\"level\":\"INFO\",\"fields\":{\"message\":\"access\"");
     let text = |out: &mut Vec<u8>, name: &str, value: &str| {
         out.extend_from_slice(b",\"");
         out.extend_from_slice(name.as_bytes());
@@ -76,13 +86,25 @@ fn format_line(out: &mut Vec<u8>, e: &AccessEntry<'_>, now: time::OffsetDateTime
     text(out, "method", e.method);
     text(out, "path", e.path);
     text(out, "host", e.host);
-    let _ = write!(out, ",\"status\":{},\"bytes\":{}", e.status, e.bytes);
+    out.extend_from_slice(b",\"status\":");
+    push_decimal(out, u64::from(e.status), 1);
+    out.extend_from_slice(b",\"bytes\":");
+    // usize fits u64 on every target the gateway builds for.
+    push_decimal(out, u64::try_from(e.bytes).unwrap_or(u64::MAX), 1);
     out.extend_from_slice(b",\"duration_ms\":");
     let _ = serde_json::to_writer(&mut *out, &e.duration_ms);
-    text(out, "upstream", e.upstream.as_deref().unwrap_or("-"));
+    text(out, "upstream", e.upstream.unwrap_or("-"));
     text(out, "upstream_error", e.upstream_error.unwrap_or("-"));
     text(out, "auth", e.auth);
-    text(out, "client", e.client.as_deref().unwrap_or("-"));
+    match e.client {
+        // Digits, dots and colons: nothing to escape.
+        Some(ip) => {
+            out.extend_from_slice(b",\"client\":\"");
+            push_ip(out, ip);
+            out.push(b'"');
+        }
+        None => text(out, "client", "-"),
+    }
     out.extend_from_slice(b"},\"target\":\"prehod::access\"}\n");
 }
 
@@ -101,10 +123,10 @@ mod tests {
             status: 302,
             bytes: 0,
             duration_ms: 0.463889,
-            upstream: Some("127.0.0.1:8080".into()),
+            upstream: Some("127.0.0.1:8080"),
             upstream_error: None,
             auth: "redirect",
-            client: Some("127.0.0.1".into()),
+            client: Some(std::net::Ipv4Addr::LOCALHOST.into()),
         }
     }
 
@@ -133,6 +155,7 @@ mod tests {
         let e = entry(hostile, "bips.bankart.localhost");
         let captured = Captured::default();
         let sink = captured.clone();
+        let client = e.client.map_or("-".to_owned(), |c| c.to_string());
         let subscriber = tracing_subscriber::fmt()
             .json()
             .with_current_span(false)
@@ -149,10 +172,10 @@ mod tests {
                 status = e.status,
                 bytes = e.bytes,
                 duration_ms = e.duration_ms,
-                upstream = e.upstream.as_deref().unwrap_or("-"),
+                upstream = e.upstream.unwrap_or("-"),
                 upstream_error = e.upstream_error.unwrap_or("-"),
                 auth = e.auth,
-                client = e.client.as_deref().unwrap_or("-"),
+                client = client.as_str(),
                 "access"
             );
         });
@@ -197,5 +220,22 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&line).expect("JSON");
         assert_eq!(v["fields"]["path"], "/x\n{\"forged\":1}\r\n");
         assert_eq!(v["fields"]["status"], 302);
+    }
+
+    #[test]
+    fn the_client_and_upstream_are_written_as_their_display() {
+        for (client, shown) in [
+            (Some("2001:db8::7".parse().expect("address")), "2001:db8::7"),
+            (Some("192.0.2.10".parse().expect("address")), "192.0.2.10"),
+            (None, "-"),
+        ] {
+            let mut e = entry("/", "h");
+            (e.client, e.upstream) = (client, None);
+            let mut out = Vec::new();
+            format_line(&mut out, &e, time::OffsetDateTime::UNIX_EPOCH);
+            let v: serde_json::Value = serde_json::from_slice(&out).expect("JSON");
+            assert_eq!(v["fields"]["client"], shown);
+            assert_eq!(v["fields"]["upstream"], "-");
+        }
     }
 }

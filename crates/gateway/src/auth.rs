@@ -33,6 +33,9 @@ pub struct AuthState {
     pub attempt_prefix: String,
     /// The cookie that carries a form POST across the login.
     pub post_cookie: String,
+    /// A search for `post_cookie` in the `Cookie` headers' bytes, built once
+    /// (`crate::cookies::may_hold`).
+    pub post_cookie_search: memchr::memmem::Finder<'static>,
     /// The cookie that keeps a host's single sign-on nonce (`crate::sso::nonce_cookie_name`).
     pub nonce_cookie: String,
     pub lang_cookie: String,
@@ -161,6 +164,10 @@ impl AuthState {
         );
         let login_url = auth.login.url.clone();
         let public_port = url::Url::parse(&login_url).ok().and_then(|u| u.port());
+        let post_cookie = crate::cookies::name(
+            &format!("{}_post", config.cookies.prefix),
+            &auth.session.cookie_scope,
+        );
         Ok(Some(Self {
             sessions: Sessions::with_memory_bound(
                 sealer.clone(),
@@ -193,10 +200,8 @@ impl AuthState {
                 &format!("{}_login_", config.cookies.prefix),
                 &prehod_config::CookieScope::Host,
             ),
-            post_cookie: crate::cookies::name(
-                &format!("{}_post", config.cookies.prefix),
-                &auth.session.cookie_scope,
-            ),
+            post_cookie: post_cookie.clone(),
+            post_cookie_search: memchr::memmem::Finder::new(post_cookie.as_bytes()).into_owned(),
             nonce_cookie: crate::sso::nonce_cookie_name(&config.cookies.prefix),
             lang_cookie: format!("{}_lang", config.cookies.prefix),
             cookie_scope: auth.session.cookie_scope.clone(),

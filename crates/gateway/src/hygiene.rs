@@ -285,7 +285,7 @@ impl Hygiene {
         peer: Option<IpAddr>,
         trusted: bool,
     ) -> Option<String> {
-        let peer = peer?.to_string();
+        let peer = crate::text::ip_string(peer?);
         if trusted {
             let previous: Vec<&str> = headers
                 .get_all("x-forwarded-for")

@@ -42,6 +42,7 @@ pub mod sso;
 pub mod state;
 #[cfg(test)]
 mod testing;
+pub mod text;
 pub mod tls;
 pub mod tls_profile;
 pub mod watch;

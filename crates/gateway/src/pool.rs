@@ -14,6 +14,8 @@ use prehod_config::{HealthCheck, Target};
 #[derive(Debug)]
 pub struct TargetState {
     pub target: Target,
+    /// `target` as text (`host:port`, `[v6]:port`), written once here for the access log.
+    pub label: String,
     addr: RwLock<Option<SocketAddr>>,
     healthy: AtomicBool,
 }
@@ -48,6 +50,7 @@ impl Pool {
                 .iter()
                 .map(|t| TargetState {
                     target: t.clone(),
+                    label: t.to_string(),
                     addr: RwLock::new(t.host.parse().ok().map(|ip| SocketAddr::new(ip, t.port))),
                     // Optimistic until the first check: a fresh gateway serves at once.
                     healthy: AtomicBool::new(true),

@@ -221,8 +221,8 @@ fn identity(
     let names = &shared.config.headers;
     let jwt = (auth.signer).sign_cached(s, &runtime.audience, prehod_identity::unix_now())?;
     let mut reply = reply;
-    crate::identity_headers::each(names, s, |name, value| {
-        reply.named.push((name.clone(), value));
+    crate::identity_headers::each(s, |kind, value| {
+        reply.named.push((names[kind].clone(), value));
         Ok::<(), std::convert::Infallible>(())
     })
     .unwrap_or_else(|never| match never {});

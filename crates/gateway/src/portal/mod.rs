@@ -114,6 +114,9 @@ fn resubmit(auth: &AuthState, req: &Request<'_>, url: &str, s: &Arc<Session>) ->
     if *req.method != http::Method::GET {
         return None;
     }
+    if !crate::cookies::may_hold(req.headers, &auth.post_cookie_search) {
+        return None;
+    }
     let cookie = req.cookie(&auth.post_cookie)?;
     let kept = keep_form::open(&auth.sealer, cookie, url, s, prehod_identity::unix_now())?;
     Some(

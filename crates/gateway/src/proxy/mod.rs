@@ -366,8 +366,8 @@ impl ProxyHttp for Gateway {
         // Only a 101 makes a WebSocket of the connection (free of the HTTP deadlines).
         crate::connections::response_header(session, response.status);
         let shared = ctx.shared.clone();
-        response.insert_header(shared.config.headers.request_id.clone(), &ctx.request_id)?;
-        if !response.headers.contains_key("strict-transport-security") {
+        response.insert_header(shared.wire_names.request_id.clone(), &ctx.request_id)?;
+        if !(response.headers).contains_key(http::header::STRICT_TRANSPORT_SECURITY) {
             response.insert_header(
                 "strict-transport-security",
                 crate::pages::STRICT_TRANSPORT_SECURITY,

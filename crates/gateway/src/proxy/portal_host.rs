@@ -30,7 +30,7 @@ impl Gateway {
         let portal_cfg = &runtime.config;
         let id = ctx.request_id.clone();
         let req = request(session, &id);
-        let url = format!("https://{}{}", req.host.unwrap_or_default(), req.target);
+        let url = full_url(req.host.unwrap_or_default(), req.target);
         if let Some(reply) = portal::own_paths::answer(&shared, portal_cfg, &req).await {
             ctx.auth = "login";
             return Box::pin(self.reply(session, ctx, reply))
@@ -98,6 +98,30 @@ impl Gateway {
                 ErrorType::HTTPStatus(403),
                 "certificate-only portal without certificate_login",
             )),
+        }
+    }
+}
+
+/// `https://{host}{target}`, the request's full URL, in one allocation of the right size
+/// (`format!` cost ~930 instructions per request, issue 20).
+fn full_url(host: &str, target: &str) -> String {
+    const SCHEME: &str = "https://";
+    let mut url = String::with_capacity(SCHEME.len() + host.len() + target.len());
+    url.push_str(SCHEME);
+    url.push_str(host);
+    url.push_str(target);
+    url
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_full_url_is_what_format_wrote() {
+        for (host, target) in [("bips.example", "/a?b=c"), ("", "/"), ("h:8443", "")] {
+            assert_eq!(
+                super::full_url(host, target),
+                format!("https://{host}{target}")
+            );
         }
     }
 }

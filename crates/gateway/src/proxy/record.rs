@@ -30,7 +30,7 @@ pub(super) fn finished(portal: &str, session: &Session, status: u16, ctx: &Reque
         .or_else(|| req.uri.host())
         .unwrap_or("-");
     let upstream = match (&ctx.portal, ctx.target) {
-        (Some(p), Some(t)) => p.pool.targets.get(t).map(|t| t.target.to_string()),
+        (Some(p), Some(t)) => p.pool.targets.get(t).map(|t| t.label.as_str()),
         _ => None,
     };
     access_log::write(&access_log::AccessEntry {
@@ -45,6 +45,6 @@ pub(super) fn finished(portal: &str, session: &Session, status: u16, ctx: &Reque
         upstream,
         upstream_error: ctx.upstream_error,
         auth: ctx.auth,
-        client: ctx.client.map(|c| c.to_string()),
+        client: ctx.client,
     });
 }

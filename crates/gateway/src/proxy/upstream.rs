@@ -83,7 +83,7 @@ pub(super) fn forwarding_headers(
             upstream.insert_header("x-forwarded-host", portal.config.host.as_str())?;
         }
     }
-    upstream.insert_header(shared.config.headers.request_id.clone(), &ctx.request_id)?;
+    upstream.insert_header(shared.wire_names.request_id.clone(), &ctx.request_id)?;
     Ok(())
 }
 
@@ -91,12 +91,12 @@ pub(super) fn forwarding_headers(
 /// portal (without which the request does not go on: the portal may rely on it).
 pub(super) fn identity_headers(upstream: &mut RequestHeader, ctx: &RequestCtx) -> Result<()> {
     let shared = &ctx.shared;
-    let headers = &shared.config.headers;
     let (Some(s), Some(auth), Some(portal)) = (&ctx.session, &shared.auth, &ctx.portal) else {
         return Ok(());
     };
-    crate::identity_headers::each(headers, s, |name, value| {
-        upstream.insert_header(name.clone(), value)
+    let names = &shared.wire_names;
+    crate::identity_headers::each(s, |kind, value| {
+        upstream.insert_header(names[kind].clone(), value)
     })?;
     let jwt = (auth.signer)
         .sign_cached(s, &portal.audience, prehod_identity::unix_now())
@@ -104,7 +104,7 @@ pub(super) fn identity_headers(upstream: &mut RequestHeader, ctx: &RequestCtx) -
             let why = format!("signing the identity assertion: {e}");
             Error::explain(ErrorType::InternalError, why)
         })?;
-    upstream.insert_header(headers[IdentityHeader::Assertion].clone(), &*jwt)?;
+    upstream.insert_header(names[IdentityHeader::Assertion].clone(), &*jwt)?;
     Ok(())
 }
 
