@@ -470,25 +470,50 @@ async fn a_small_response_leaves_in_one_tls_record() {
     );
 }
 
-/// What the coalescing must not do: hold a streamed (chunked) response's chunk until the
-/// upstream sends more. pingora flushes after every chunk; the first must reach the client
-/// while the upstream still waits.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_streamed_chunk_reaches_the_client_before_the_response_ends() {
+/// A gateway whose `acq` portal is `upstream`, and an HTTP/1.1 TLS connection to it (keep the
+/// gateway: dropping it stops it).
+async fn acq_over_tls_to(
+    upstream: std::net::SocketAddr,
+) -> (
+    (Pki, Gateway, Vec<tokio::task::JoinHandle<()>>),
+    tokio_openssl::SslStream<tokio::net::TcpStream>,
+    String,
+) {
+    let started = demo_gateway(|setup| {
+        setup.upstreams[0].1 = vec![format!("http://{upstream}")];
+    })
+    .await;
+    let h = host("acq");
+    let tls = tls_from(
+        &connector(&started.1.ca, H1),
+        ip(ATTACKER),
+        started.1.https,
+        &h,
+    )
+    .await
+    .expect("handshake");
+    (started, tls, h)
+}
+
+/// An upstream whose requests for a path starting `/script` are handed, with their header, to
+/// `script`; everything else (health checks) gets an empty 200 and a close.
+async fn scripted_upstream<F, Fut>(script: F) -> std::net::SocketAddr
+where
+    F: Fn(tokio::net::TcpStream, Vec<u8>) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     use tokio::io::AsyncReadExt;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
-    let upstream = listener.local_addr().expect("address");
-    let (seen_tx, seen_rx) = tokio::sync::oneshot::channel::<()>();
-    // Health checks and the like get an empty 200; `GET /stream` gets the stream.
-    let seen = std::sync::Arc::new(tokio::sync::Mutex::new(Some(seen_rx)));
-    let _server = tokio::spawn(async move {
+    let address = listener.local_addr().expect("address");
+    let script = std::sync::Arc::new(script);
+    tokio::spawn(async move {
         loop {
             let Ok((mut c, _)) = listener.accept().await else {
                 return;
             };
-            let seen = seen.clone();
+            let script = script.clone();
             tokio::spawn(async move {
                 let mut head = Vec::new();
                 let mut byte = [0u8; 1];
@@ -498,35 +523,51 @@ async fn a_streamed_chunk_reaches_the_client_before_the_response_ends() {
                     }
                     head.push(byte[0]);
                 }
-                if !head.starts_with(b"GET /stream ") {
+                let line = String::from_utf8_lossy(&head).into_owned();
+                if line
+                    .split_whitespace()
+                    .nth(1)
+                    .is_some_and(|p| p.starts_with("/script"))
+                {
+                    script(c, head).await;
+                } else {
                     let _ = c
                         .write_all(
                             b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
                         )
                         .await;
-                    return;
                 }
-                c.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n")
-                    .await
-                    .expect("first chunk");
-                // The rest only once the client saw the first chunk (or after 5 s).
-                if let Some(seen_rx) = seen.lock().await.take() {
-                    let _ = tokio::time::timeout(Duration::from_secs(5), seen_rx).await;
-                }
-                let _ = c.write_all(b"4\r\nlast\r\n0\r\n\r\n").await;
-                tokio::time::sleep(Duration::from_secs(1)).await;
             });
         }
     });
-    let (_pki, gw, _portals) = demo_gateway(|setup| {
-        setup.upstreams[0].1 = vec![format!("http://{upstream}")];
+    address
+}
+
+/// What the coalescing must not do: hold a streamed (chunked) response's chunk until the
+/// upstream sends more. pingora flushes after every chunk; the first must reach the client
+/// while the upstream still waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_chunk_reaches_the_client_before_the_response_ends() {
+    use tokio::io::AsyncReadExt;
+    let (seen_tx, seen_rx) = tokio::sync::oneshot::channel::<()>();
+    let seen = std::sync::Arc::new(tokio::sync::Mutex::new(Some(seen_rx)));
+    let upstream = scripted_upstream(move |mut c, _| {
+        let seen = seen.clone();
+        async move {
+            c.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n")
+                .await
+                .expect("first chunk");
+            // The rest only once the client saw the first chunk (or after 5 s).
+            if let Some(seen_rx) = seen.lock().await.take() {
+                let _ = tokio::time::timeout(Duration::from_secs(5), seen_rx).await;
+            }
+            let _ = c.write_all(b"4\r\nlast\r\n0\r\n\r\n").await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
     })
     .await;
-    let h = host("acq");
-    let mut tls = tls_from(&connector(&gw.ca, H1), ip(ATTACKER), gw.https, &h)
-        .await
-        .expect("handshake");
-    tls.write_all(format!("GET /stream HTTP/1.1\r\nHost: {h}\r\n\r\n").as_bytes())
+    let (_gw, mut tls, h) = acq_over_tls_to(upstream).await;
+    tls.write_all(format!("GET /script/stream HTTP/1.1\r\nHost: {h}\r\n\r\n").as_bytes())
         .await
         .expect("request");
     let mut got = Vec::new();
@@ -599,54 +640,6 @@ impl tokio::io::AsyncWrite for Recorded {
 // real binary — nothing pingora means to send may be held back.
 // ---------------------------------------------------------------------------------------------
 
-/// An upstream whose requests for a path starting `/script` are handed, with their header, to
-/// `script`; everything else (health checks) gets an empty 200 and a close.
-async fn scripted_upstream<F, Fut>(script: F) -> std::net::SocketAddr
-where
-    F: Fn(tokio::net::TcpStream, Vec<u8>) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    use tokio::io::AsyncReadExt;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let address = listener.local_addr().expect("address");
-    let script = std::sync::Arc::new(script);
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut c, _)) = listener.accept().await else {
-                return;
-            };
-            let script = script.clone();
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") {
-                    if c.read_exact(&mut byte).await.is_err() {
-                        return;
-                    }
-                    head.push(byte[0]);
-                }
-                let line = String::from_utf8_lossy(&head).into_owned();
-                if line
-                    .split_whitespace()
-                    .nth(1)
-                    .is_some_and(|p| p.starts_with("/script"))
-                {
-                    script(c, head).await;
-                } else {
-                    let _ = c
-                        .write_all(
-                            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                        )
-                        .await;
-                }
-            });
-        }
-    });
-    address
-}
-
 /// Reads from `tls` until `done(received so far)` or `limit`; every read's (time since
 /// `start`, bytes received so far).
 async fn read_until<S: tokio::io::AsyncRead + Unpin>(
@@ -713,14 +706,7 @@ async fn a_slowly_streamed_content_length_body_is_not_held_until_16_kib() {
         }
     })
     .await;
-    let (_pki, gw, _portals) = demo_gateway(|setup| {
-        setup.upstreams[0].1 = vec![format!("http://{upstream}")];
-    })
-    .await;
-    let h = host("acq");
-    let mut tls = tls_from(&connector(&gw.ca, H1), ip(ATTACKER), gw.https, &h)
-        .await
-        .expect("handshake");
+    let (_gw, mut tls, h) = acq_over_tls_to(upstream).await;
     let start = Instant::now();
     tls.write_all(format!("GET /script HTTP/1.1\r\nHost: {h}\r\n\r\n").as_bytes())
         .await
@@ -771,14 +757,7 @@ async fn a_100_continue_reaches_the_client_before_its_body() {
             .await;
     })
     .await;
-    let (_pki, gw, _portals) = demo_gateway(|setup| {
-        setup.upstreams[0].1 = vec![format!("http://{upstream}")];
-    })
-    .await;
-    let h = host("acq");
-    let mut tls = tls_from(&connector(&gw.ca, H1), ip(ATTACKER), gw.https, &h)
-        .await
-        .expect("handshake");
+    let (_gw, mut tls, h) = acq_over_tls_to(upstream).await;
     let start = Instant::now();
     tls.write_all(
         format!(
@@ -825,14 +804,7 @@ async fn a_101_and_a_later_server_first_message_are_not_held() {
         tokio::time::sleep(Duration::from_secs(10)).await;
     })
     .await;
-    let (_pki, gw, _portals) = demo_gateway(|setup| {
-        setup.upstreams[0].1 = vec![format!("http://{upstream}")];
-    })
-    .await;
-    let h = host("acq");
-    let mut tls = tls_from(&connector(&gw.ca, H1), ip(ATTACKER), gw.https, &h)
-        .await
-        .expect("handshake");
+    let (_gw, mut tls, h) = acq_over_tls_to(upstream).await;
     let start = Instant::now();
     tls.write_all(
         format!(
