@@ -48,7 +48,8 @@ struct ClientAuth {
     required_hosts: Vec<String>,
     store: X509Store,
     /// The anchors' names, sent in the CertificateRequest so that a browser offers only
-    /// certificates of those issuers.
+    /// certificates of those issuers: set on every certificate's context
+    /// ([`Certificate::new`]), read only by a handshake that asks for a certificate.
     ca_names: Vec<X509Name>,
     max_depth: u32,
     /// Where the verify callback of a handshake leaves its errors.
@@ -158,23 +159,6 @@ impl ClientAuth {
                 .unwrap_or(i32::MAX)
                 .saturating_add(8),
         );
-        match self
-            .ca_names
-            .iter()
-            .map(|n| X509NameRef::to_owned(n))
-            .collect::<Result<Vec<_>, _>>()
-            .and_then(|names| {
-                let mut stack = Stack::new()?;
-                for n in names {
-                    stack.push(n)?;
-                }
-                Ok(stack)
-            }) {
-            Ok(stack) => ssl.set_client_ca_list(stack),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot list the anchors in the CertificateRequest")
-            }
-        }
     }
 
     /// What this handshake established about the client's certificate.
@@ -234,15 +218,25 @@ struct Certificate {
 impl Certificate {
     /// The certificate's context: the listener's settings ([`settings`], for what the
     /// handshake reads from the context it is switched to: ALPN, the session id context),
-    /// and the certificate, its key (checked against it here, once) and its intermediates.
+    /// the certificate, its key (checked against it here, once) and its intermediates, and
+    /// `ca_names` for the CertificateRequest (sent only where [`ClientAuth::ask`] asks: copied
+    /// into each such handshake instead, they cost ~27 000 instructions per handshake).
     fn new(
         chain: &[X509],
         key: &PKey<Private>,
+        ca_names: &[X509Name],
         profile: TlsProfile,
         min_version: TlsVersion,
     ) -> Result<Self, TlsBuildError> {
         let build = || -> Result<SslContext, pingora::tls::error::ErrorStack> {
             let (mut builder, _) = settings(profile, min_version)?;
+            if !ca_names.is_empty() {
+                let mut stack = Stack::new()?;
+                for name in ca_names {
+                    stack.push(X509NameRef::to_owned(name)?)?;
+                }
+                builder.set_client_ca_list(stack);
+            }
             // The config check gives every certificate at least its leaf.
             if let Some((leaf, intermediates)) = chain.split_first() {
                 builder.set_certificate(leaf)?;
@@ -280,6 +274,10 @@ pub enum TlsBuildError {
 
 impl SniCertificates {
     pub fn new(config: &Config) -> Result<Self, TlsBuildError> {
+        let client_auth = ClientAuth::new(config)?;
+        let ca_names = client_auth
+            .as_ref()
+            .map_or(&[][..], |c| c.ca_names.as_slice());
         let mut exact = HashMap::new();
         let mut wildcard = HashMap::new();
         let mut certs = Vec::new();
@@ -294,6 +292,7 @@ impl SniCertificates {
             certs.push(Certificate::new(
                 &c.chain,
                 &c.key,
+                ca_names,
                 config.tls.profile,
                 config.tls.min_version,
             )?);
@@ -302,7 +301,7 @@ impl SniCertificates {
             certs,
             exact,
             wildcard,
-            client_auth: ClientAuth::new(config)?,
+            client_auth,
         })
     }
 
