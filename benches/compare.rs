@@ -739,6 +739,49 @@ async fn per_request(
     costs
 }
 
+/// One request on a new TCP connection with a full TLS handshake (the client keeps no TLS
+/// session, so nothing is resumed), `Connection: close`, read until the server closes.
+async fn on_new_connection(t: &Target, buf: &mut Vec<u8>) {
+    let mut c = connect(t).await.expect("connect");
+    let status = exchange(&mut c, &t.request, buf).await.expect("exchange");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(buf));
+    let mut rest = [0u8; 1024];
+    // The server's close_notify (0) or its FIN without one (an error): either ends it.
+    while matches!(c.read(&mut rest).await, Ok(n) if n > 0) {}
+}
+
+/// Instructions per request of `blocks` blocks of `n` requests to `t`, each on a new
+/// connection ([`on_new_connection`]; `t`'s request must ask for the close), after 10 to warm
+/// up, each block between two callgrind dumps of process `pid`: sorted, least first. The
+/// dump waits a moment after the block, so that the server has let go of its last connection.
+async fn per_new_connection(
+    t: &Target,
+    n: usize,
+    blocks: usize,
+    pid: u32,
+    out: &str,
+    part: &mut usize,
+) -> Vec<f64> {
+    let mut buf = Vec::new();
+    for _ in 0..10 {
+        on_new_connection(t, &mut buf).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    dump(pid, out, *part);
+    let mut costs = Vec::new();
+    for _ in 0..blocks {
+        for _ in 0..n {
+            on_new_connection(t, &mut buf).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        *part += 1;
+        costs.push(dump(pid, out, *part) as f64 / n as f64);
+    }
+    *part += 1;
+    costs.sort_by(f64::total_cmp);
+    costs
+}
+
 /// `| name | least | median | most |` of sorted per-request costs.
 fn row(name: &str, costs: &[f64]) -> String {
     let at = |i: usize| costs.get(i).copied().unwrap_or(f64::NAN);
@@ -784,7 +827,12 @@ fn dump(pid: u32, out: &str, part: usize) -> u64 {
 /// other parts of the profile). The median block is the path's figure: a block's cost varies
 /// with timing (a read that finds no data yet costs OpenSSL a record buffer allocated and
 /// freed), the median of several does much less.
-async fn instructions(n: usize, blocks: usize, threads: usize, out_dir: &Path) {
+///
+/// With `fresh` > 0 also instructions per request on a new TLS connection each (full
+/// handshake, no resumption: [`per_new_connection`], `blocks` blocks of `fresh`) for the
+/// public route, the certificate-only portal, the bare proxy and nginx (with and without a
+/// client certificate), into `new-connection.json` (not held to a budget).
+async fn instructions(n: usize, fresh: usize, blocks: usize, threads: usize, out_dir: &Path) {
     let up_port = free_port();
     let upstream_addr: SocketAddr = ([127, 0, 0, 1], up_port).into();
     let _up = nginx(
@@ -832,7 +880,7 @@ async fn instructions(n: usize, blocks: usize, threads: usize, out_dir: &Path) {
             "authenticated (bips, Rekono session)",
             Target {
                 addr: gw,
-                tls: Some((plain, host("bips"))),
+                tls: Some((plain.clone(), host("bips"))),
                 request: request(&host("bips"), &session, false),
             },
         ),
@@ -841,7 +889,7 @@ async fn instructions(n: usize, blocks: usize, threads: usize, out_dir: &Path) {
             "certificate-only portal (bws, mTLS)",
             Target {
                 addr: gw,
-                tls: Some((with_cert, host("bws"))),
+                tls: Some((with_cert.clone(), host("bws"))),
                 request: request(&host("bws"), &[], false),
             },
         ),
@@ -855,6 +903,34 @@ async fn instructions(n: usize, blocks: usize, threads: usize, out_dir: &Path) {
         let median = costs.get(costs.len() / 2).copied().unwrap_or(f64::NAN);
         figures.insert((*key).into(), median.round().into());
         eprintln!("{name}: {costs:.0?} instructions per request");
+    }
+    // New connections: the same gateway and paths, a full handshake per request.
+    let mut fresh_rows = String::new();
+    let mut fresh_figures = serde_json::Map::new();
+    let mut fresh_row = |key: &str, name: &str, costs: &[f64]| {
+        fresh_rows.push_str(&row(name, costs));
+        let median = costs.get(costs.len() / 2).copied().unwrap_or(f64::NAN);
+        fresh_figures.insert(key.into(), median.round().into());
+        eprintln!("{name}: {costs:.0?} instructions per new connection");
+    };
+    if fresh > 0 {
+        for (key, name, connector, portal) in [
+            ("public", "prehod, public route (acq)", &plain, "acq"),
+            (
+                "certificate_only",
+                "prehod, certificate-only portal (bws, client certificate)",
+                &with_cert,
+                "bws",
+            ),
+        ] {
+            let t = Target {
+                addr: gw,
+                tls: Some((connector.clone(), host(portal))),
+                request: request(&host(portal), &[], true),
+            };
+            let costs = per_new_connection(&t, fresh, blocks, pid, &out, &mut part).await;
+            fresh_row(key, name, &costs);
+        }
     }
     // The floor: the bare pingora proxy, on the same upstream, under callgrind the same way
     // (not with COMPARE_BARE=none: the CI budget check builds only the gateway).
@@ -910,6 +986,15 @@ async fn instructions(n: usize, blocks: usize, threads: usize, out_dir: &Path) {
         ));
         let median = costs.get(costs.len() / 2).copied().unwrap_or(f64::NAN);
         figures.insert("bare_pingora".into(), median.round().into());
+        if fresh > 0 {
+            let t = Target {
+                request: request(&host("acq"), &[], true),
+                ..bare_target
+            };
+            let costs =
+                per_new_connection(&t, fresh, blocks, bare.0.id(), &bare_out, &mut bare_part).await;
+            fresh_row("bare_pingora", "bare pingora proxy", &costs);
+        }
         drop(bare);
     }
     // The reference: nginx as the TLS reverse proxy (the same certificate, upstream and
@@ -924,10 +1009,19 @@ async fn instructions(n: usize, blocks: usize, threads: usize, out_dir: &Path) {
     {
         eprintln!("nginx TLS proxy: not counted (no nginx on PATH)");
     } else {
-        let costs = nginx_instructions(&ph, upstream_addr, n, blocks, out_dir).await;
+        let (costs, fresh_costs) =
+            nginx_instructions(&ph, upstream_addr, n, fresh, blocks, out_dir).await;
         rows.push_str(&row("nginx TLS proxy (access log on)", &costs));
         let median = costs.get(costs.len() / 2).copied().unwrap_or(f64::NAN);
         figures.insert("nginx".into(), median.round().into());
+        if let Some((plain, with_cert)) = fresh_costs {
+            fresh_row("nginx", "nginx TLS proxy", &plain);
+            fresh_row(
+                "nginx_client_certificate",
+                "nginx TLS proxy, client certificate (ssl_verify_client on)",
+                &with_cert,
+            );
+        }
     }
     // For benches/budget.py (the CI budget check): instructions per request by path.
     std::fs::write(
@@ -938,27 +1032,48 @@ async fn instructions(n: usize, blocks: usize, threads: usize, out_dir: &Path) {
     println!(
         "\ninstructions per request (callgrind, release gateway, one keep-alive connection, {blocks} blocks of {n} requests, access log on):\n\n| path | least | median | most |\n|---|---:|---:|---:|\n{rows}\nprofiles: {out}.{pid}.* (callgrind_annotate)"
     );
+    if !fresh_figures.is_empty() {
+        std::fs::write(
+            out_dir.join("new-connection.json"),
+            serde_json::Value::Object(fresh_figures).to_string() + "\n",
+        )
+        .expect("write new-connection.json");
+        println!(
+            "\ninstructions per request on a new TLS connection each (full TLS 1.3 handshake, no resumption, Connection: close; {blocks} blocks of {fresh}):\n\n| path | least | median | most |\n|---|---:|---:|---:|\n{fresh_rows}"
+        );
+    }
 }
 
-/// nginx as the TLS reverse proxy of compare's timed row, one process (`master_process off`)
+/// Sorted instructions per request on new connections (without, with a client certificate).
+type FreshCosts = (Vec<f64>, Vec<f64>);
+
+/// nginx as the TLS reverse proxy of compare's timed rows, one process (`master_process off`)
 /// under callgrind, counted like the gateway: sorted instructions per request of `blocks`
-/// blocks of `n` requests. Profiles: `out_dir/nginx.out.PID.*`.
+/// blocks of `n` requests on one connection, and with `fresh` > 0 of `blocks` blocks of
+/// `fresh` on a new connection each — also to a second server that verifies client
+/// certificates against the dev CA (compare's timed row). Profiles: `out_dir/nginx.out.PID.*`.
 async fn nginx_instructions(
     ph: &Prehod,
     upstream: SocketAddr,
     n: usize,
+    fresh: usize,
     blocks: usize,
     out_dir: &Path,
-) -> Vec<f64> {
+) -> (Vec<f64>, Option<FreshCosts>) {
     let pki = &ph.world.pki;
-    let port = free_port();
+    let (port, mtls_port) = (free_port(), free_port());
+    let tls = format!(
+        "    ssl_certificate {cert};\n    ssl_certificate_key {key};\n    ssl_protocols TLSv1.2 TLSv1.3;\n",
+        cert = pki.path("server.crt").display(),
+        key = pki.path("server.key").display(),
+    );
+    let location = "    location / {\n      proxy_pass http://backend;\n      proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n    }\n";
     let (dir, conf) = nginx_conf(
         0,
         &format!(
-            "  server {{\n    listen 127.0.0.1:{port} ssl;\n    ssl_certificate {cert};\n    ssl_certificate_key {key};\n    ssl_protocols TLSv1.2 TLSv1.3;\n\
-    location / {{\n      proxy_pass http://backend;\n      proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n    }}\n  }}",
-            cert = pki.path("server.crt").display(),
-            key = pki.path("server.key").display(),
+            "  server {{\n    listen 127.0.0.1:{port} ssl;\n{tls}{location}  }}\n\
+  server {{\n    listen 127.0.0.1:{mtls_port} ssl;\n{tls}    ssl_client_certificate {ca};\n    ssl_verify_client on;\n    ssl_verify_depth 3;\n{location}  }}",
+            ca = pki.path("ca.crt").display(),
         ),
         &format!("  upstream backend {{\n    server {upstream};\n    keepalive 32;\n  }}"),
     );
@@ -998,14 +1113,35 @@ async fn nginx_instructions(
     }
     let mut part = 1;
     let costs = per_request(&target, n, blocks, ngx.0.id(), &ngx_out, &mut part).await;
+    let fresh_costs = if fresh > 0 {
+        let ca = pki.path("ca.crt");
+        let identity = (pki.path("clients/valid.crt"), pki.path("clients/valid.key"));
+        let plain = Target {
+            request: request(&host("acq"), &[], true),
+            ..target
+        };
+        let with_cert = Target {
+            addr: ([127, 0, 0, 1], mtls_port).into(),
+            tls: Some((connector(&ca, Some(identity), true), host("acq"))),
+            request: plain.request.clone(),
+        };
+        let id = ngx.0.id();
+        let plain = per_new_connection(&plain, fresh, blocks, id, &ngx_out, &mut part).await;
+        let with_cert =
+            per_new_connection(&with_cert, fresh, blocks, id, &ngx_out, &mut part).await;
+        Some((plain, with_cert))
+    } else {
+        None
+    };
     drop(ngx);
-    costs
+    (costs, fresh_costs)
 }
 
 fn main() {
     let smoke = std::env::args().any(|a| a == "--smoke");
     if std::env::args().any(|a| a == "--instructions") {
         let n = env_or("INSTR_REQUESTS", 1000);
+        let fresh = env_or("INSTR_NEW_CONNECTIONS", 100);
         let blocks = env_or("INSTR_BLOCKS", 5);
         let threads = env_or("COMPARE_THREADS", 2);
         let dir =
@@ -1015,7 +1151,7 @@ fn main() {
             .enable_all()
             .build()
             .expect("runtime");
-        runtime.block_on(instructions(n, blocks, threads, &dir));
+        runtime.block_on(instructions(n, fresh, blocks, threads, &dir));
         return;
     }
     let seconds: f64 = if smoke {

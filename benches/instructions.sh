@@ -8,8 +8,14 @@
 # `master_process off`, access log on; skipped with a line when nginx is missing).
 # Profiles stay in target/callgrind/ for callgrind_annotate, the figures in
 # target/callgrind/per-request.json.
+# Then the cost of a new connection: INSTR_BLOCKS blocks of INSTR_NEW_CONNECTIONS (100)
+# requests, each on a new TLS connection (full handshake, no resumption, Connection: close),
+# for the public route, the certificate-only portal (client certificate), the bare proxy and
+# nginx (with and without a client certificate), in target/callgrind/new-connection.json
+# (INSTR_NEW_CONNECTIONS=0 leaves them out).
 #
-# --check (tests/run.sh, CI): no floors (bare pingora, nginx), INSTR_REQUESTS defaults to 200, and the
+# --check (tests/run.sh, CI): no floors (bare pingora, nginx), no new connections (no budget),
+# INSTR_REQUESTS defaults to 200, and the
 # figures are held to benches/budget.toml by benches/budget.py (fails when a path is more than
 # its tolerance over its budget). The spread of three runs on one tree: benches/README.md,
 # "instructions per request".
@@ -34,7 +40,7 @@ fi
 rm -rf target/callgrind
 if ((check)); then
   # The floors are left out (they have no budget).
-  COMPARE_BARE=none INSTR_NGINX=none INSTR_DIR="$PWD/target/callgrind" \
+  COMPARE_BARE=none INSTR_NGINX=none INSTR_NEW_CONNECTIONS=0 INSTR_DIR="$PWD/target/callgrind" \
     cargo bench --quiet --bench compare -- --instructions
 else
   cargo build --quiet --release --example bare_pingora
