@@ -188,7 +188,7 @@ impl Live {
     async fn try_reload(&self, old: &Arc<Shared>) -> Result<(), ReloadError> {
         let path = self.path.clone().ok_or(ReloadError::NoFile)?;
         // Loading reads certificate, key, CA and CRL files: off the request threads.
-        let config = tokio::task::spawn_blocking(move || prehod_config::Config::load(&path))
+        let mut config = tokio::task::spawn_blocking(move || prehod_config::Config::load(&path))
             .await
             .map_err(|e| ReloadError::Interrupted(e.to_string()))??;
         for what in fixed_changes(&old.config, &config) {
@@ -197,6 +197,7 @@ impl Live {
                 "changed in the file, but a reload cannot apply it: it takes effect at the next restart or binary upgrade"
             );
         }
+        keep_listener_tls(&mut config, &old.config);
         let next = Shared::reloaded(config, old)?;
         self.current.store(Arc::new(next));
         self.generation.send_modify(|g| *g += 1);
@@ -298,6 +299,15 @@ fn fixed_changes(old: &prehod_config::Config, new: &prehod_config::Config) -> Ve
     changed
 }
 
+/// The TLS profile stays the listener's in a reloaded snapshot too: each certificate's TLS
+/// context is built from it, and a handshake switched to that context takes its cipher suites
+/// and signature algorithms from it (`crate::tls`), so the file's new profile there would mix
+/// with the listener's versions and groups (`tests/tls_contexts.rs`).
+fn keep_listener_tls(new: &mut prehod_config::Config, old: &prehod_config::Config) {
+    new.tls.profile = old.tls.profile;
+    new.tls.min_version = old.tls.min_version;
+}
+
 /// `SIGHUP`: reload the configuration. Registering the handler replaces the signal's
 /// default action (which ends the process). `prehod run` registers it before the services
 /// start, so an early `SIGHUP` is ignored rather than fatal.
@@ -329,5 +339,25 @@ impl BackgroundService for ReloadOnHangup {
                 _ = shutdown.changed() => return,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{Dev, DEV};
+
+    #[test]
+    fn a_reloaded_snapshot_keeps_the_listeners_tls_profile() {
+        let dev = Dev::new();
+        let modern = DEV.replacen("tls:\n", "tls:\n  profile: modern\n", 1);
+        assert_ne!(modern, DEV, "the dev configuration has a tls section");
+        let mut new = dev.config(&modern);
+        assert_ne!(new.tls.profile, dev.shared.config.tls.profile);
+        // (modern's lowest version is TLS 1.3: that changes too)
+        assert!(fixed_changes(&dev.shared.config, &new).contains(&"tls.profile"));
+        keep_listener_tls(&mut new, &dev.shared.config);
+        assert_eq!(new.tls.profile, dev.shared.config.tls.profile);
+        assert_eq!(new.tls.min_version, dev.shared.config.tls.min_version);
     }
 }

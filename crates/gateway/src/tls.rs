@@ -332,8 +332,10 @@ impl SniCertificates {
             return;
         };
         // First: the switch replaces the handshake's certificate settings, where `ask` puts
-        // the client-certificate trust store. What the handshake negotiates (versions,
-        // suites, groups) was copied from the listener's acceptor and stays.
+        // the client-certificate trust store. The versions, options and groups were copied
+        // from the listener's acceptor and stay; the cipher suites and signature algorithms
+        // are read from the context switched to — built with the same profile (a reload keeps
+        // the listener's: `crate::live`).
         if let Err(e) = ssl.set_ssl_context(&certificate.context) {
             // Without a certificate the handshake fails: the client sees a TLS alert.
             tracing::error!(error = %e, "cannot use the server certificate for this handshake");

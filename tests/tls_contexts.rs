@@ -1,8 +1,7 @@
-//! Review 2 (attacker's view) of the per-certificate TLS contexts switched to by SNI
-//! (`SSL_set_SSL_CTX`, commits 8de69f7 and 25220f6). Real gateway, real sockets, real TLS.
-//!
-//! A test whose name starts with `hole_` would FAIL on the reviewed code, showing a hole. None
-//! was found: every test here passes — each is an attack that held, kept as a guard.
+//! The per-certificate TLS contexts switched to by SNI (`SSL_set_SSL_CTX`): an attacker's
+//! review of them (2026-12-06), each attack against the real gateway with real sockets and TLS
+//! — cross-host resumption, SNI spellings, untrusted certificates, HelloRetryRequest, ALPN, a
+//! reload with a mismatched key or another TLS profile. Every one held; each stays as a guard.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -54,18 +53,17 @@ fn accepted_tls12(gw: &Gateway, sni: &str, candidates: &[String]) -> BTreeSet<St
         .collect()
 }
 
-/// Latent, held with valid configurations. `tls.profile` is one of the settings a reload
-/// cannot change: the listener keeps its profile until a restart (crates/gateway/src/live.rs
-/// logs a WARN). But each certificate's context is built from the *reloaded* file's profile,
-/// and after `SSL_set_SSL_CTX` the handshake reads its cipher list (`SSL_get_ciphers` falls
-/// back to `s->ctx`), signature algorithms, security level and DH parameters (the CERT) from
-/// that context, while versions, options and groups stay the listener's (copied at `SSL_new`).
-/// So a reload from intermediate to modern leaves TLS 1.2 on (listener) with the cipher list of
-/// a `modern` context — rust-openssl's `mozilla_intermediate_v5` defaults, as `modern` sets no
-/// TLS 1.2 list — which include DHE-RSA-AES{128,256}-GCM suites. Those need an RSA certificate,
-/// and the config check refuses an RSA certificate under `modern` (the reload is refused), so
-/// with ECDSA certificates the TLS 1.2 suites stay exactly the intermediate ones: this test
-/// passes. It guards the mix: it would catch e.g. a `modern` that allowed RSA certificates.
+/// `tls.profile` is one of the settings a reload cannot change: the listener keeps its profile
+/// until a restart (crates/gateway/src/live.rs logs a WARN). After `SSL_set_SSL_CTX` a handshake
+/// reads its cipher list (`SSL_get_ciphers` falls back to `s->ctx`), signature algorithms,
+/// security level and DH parameters from the certificate's context, while versions, options
+/// and groups stay the listener's (copied at `SSL_new`) — so the certificates' contexts of a
+/// reloaded snapshot are built with the listener's profile, not the file's (live.rs). Before
+/// that, a reload from intermediate to modern gave TLS 1.2 (the listener's) with a `modern`
+/// context's cipher list — rust-openssl's defaults, as `modern` sets no TLS 1.2 list, with
+/// DHE-RSA suites neither profile offers; they need an RSA certificate, which the config check
+/// refuses under `modern`, so with valid configurations the suites stayed the intermediate
+/// ones and this test passed either way: it guards the mix.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_that_changes_tls_profile_leaves_the_tls12_suites_as_they_were() {
     let pki = Pki::new();
