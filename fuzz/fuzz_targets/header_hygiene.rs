@@ -1,4 +1,4 @@
-//! Header hygiene (`crates/gateway/src/hygiene.rs` and `cookies.rs`, compiled in by path: the
+//! Header hygiene (`crates/gateway/src/hygiene.rs`, `cookies.rs` and `text.rs`, compiled in by path: the
 //! gateway crate needs pingora) on any request headers: after stripping, no identity header
 //! (nor any name under `X-Auth-`) and no gateway cookie is left, whatever the spelling;
 //! nothing panics.
@@ -10,6 +10,9 @@ mod cookies;
 #[allow(dead_code)]
 #[path = "../../crates/gateway/src/hygiene.rs"]
 mod hygiene;
+#[allow(dead_code)]
+#[path = "../../crates/gateway/src/text.rs"]
+mod text;
 
 use std::sync::OnceLock;
 
