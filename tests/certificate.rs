@@ -962,10 +962,11 @@ async fn certificate_user_ids_name_their_anchor_in_headers_and_allow_lists() {
     assert!(page.body.contains("nima dostopa do aplikacije"));
 }
 
-/// `openssl s_client` to the gateway: SNI `sni`, optionally a client certificate of the test
-/// PKI, a TLS session saved to or resumed from `session`, one HTTP/1.1 request. Returns what
-/// it printed (the handshake summary, then the response).
-fn s_client(
+/// `openssl s_client` to the gateway (`prehod_test_support::login::s_client`): SNI and `Host`
+/// `sni`, optionally a client certificate of the test PKI, a TLS session saved to or resumed
+/// from `session`, one HTTP/1.1 request. Returns what it printed (the handshake summary, then
+/// the response).
+fn s_client_to(
     w: &World,
     sni: &str,
     cert: Option<&str>,
@@ -973,54 +974,7 @@ fn s_client(
     tls12: bool,
     path: &str,
 ) -> String {
-    use std::io::Write;
-    let mut cmd = std::process::Command::new("openssl");
-    cmd.args([
-        "s_client",
-        "-connect",
-        &format!("127.0.0.1:{}", w.gw.https.port()),
-        "-servername",
-        sni,
-        "-ign_eof",
-        "-alpn",
-        "http/1.1",
-        "-CAfile",
-    ])
-    .arg(w.pki.path("ca.crt"))
-    .arg(session.0)
-    .arg(session.1);
-    if tls12 {
-        cmd.arg("-tls1_2");
-    }
-    if let Some(name) = cert {
-        cmd.arg("-cert")
-            .arg(w.pki.path(&format!("clients/{name}.crt")))
-            .arg("-key")
-            .arg(w.pki.path(&format!("clients/{name}.key")));
-    }
-    let mut child = cmd
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("openssl s_client");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {sni}\r\nConnection: close\r\n\r\n");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(request.as_bytes())
-        .expect("write");
-    let out = child.wait_with_output().expect("s_client");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The HTTP status in what `s_client` printed.
-fn http_status(out: &str) -> Option<u16> {
-    out.split("HTTP/1.1 ")
-        .nth(1)
-        .and_then(|rest| rest.get(..3))
-        .and_then(|s| s.parse().ok())
+    s_client(w, Some(sni), sni, cert, Some(session), tls12, path)
 }
 
 /// Issue 8, point 7: TLS resumption cannot skip the certificate check. A handshake on a host
@@ -1041,7 +995,7 @@ async fn a_resumed_tls_session_cannot_skip_the_certificate_check() {
     let certlogin_host = "certlogin.bankart.localhost";
     let portal = prehod_test_support::host("bws");
     // TLS 1.3: no ticket for a certificate host, so nothing to resume.
-    let first = s_client(
+    let first = s_client_to(
         &w,
         certlogin_host,
         Some("valid"),
@@ -1055,7 +1009,7 @@ async fn a_resumed_tls_session_cannot_skip_the_certificate_check() {
         "a TLS 1.3 session of the certificate host was saved: {first}"
     );
     // …while an ordinary host's sessions still resume.
-    let first = s_client(
+    let first = s_client_to(
         &w,
         &prehod_test_support::host("bips"),
         None,
@@ -1064,7 +1018,7 @@ async fn a_resumed_tls_session_cannot_skip_the_certificate_check() {
         "/",
     );
     assert!(sess.exists(), "no ticket on an ordinary host: {first}");
-    let again = s_client(
+    let again = s_client_to(
         &w,
         &prehod_test_support::host("bips"),
         None,
@@ -1080,7 +1034,7 @@ async fn a_resumed_tls_session_cannot_skip_the_certificate_check() {
         ("valid", 200),
     ] {
         let _ = std::fs::remove_file(&sess);
-        let first = s_client(
+        let first = s_client_to(
             &w,
             certlogin_host,
             Some(cert),
@@ -1090,7 +1044,7 @@ async fn a_resumed_tls_session_cannot_skip_the_certificate_check() {
         );
         assert!(first.contains("New, TLSv1.2"), "{cert}: {first}");
         assert!(sess.exists(), "{cert}: no session was saved: {first}");
-        let out = s_client(&w, &portal, None, ("-sess_in", &sess), true, "/api/x");
+        let out = s_client_to(&w, &portal, None, ("-sess_in", &sess), true, "/api/x");
         assert!(
             out.contains("Reused, TLSv1.2"),
             "{cert}: the session was not resumed, so this proves nothing: {out}"
@@ -1110,7 +1064,7 @@ async fn the_certificate_request_names_the_anchors_and_pages_follow_the_language
     })
     .await;
     let dir = tempfile::tempdir().expect("tmp");
-    let out = s_client(
+    let out = s_client_to(
         &w,
         "certlogin.bankart.localhost",
         None,

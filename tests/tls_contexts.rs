@@ -4,7 +4,6 @@
 //! reload with a mismatched key or another TLS profile. Every one held; each stays as a guard.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::time::Duration;
 
 use openssl::ssl::{SslConnector, SslMethod, SslVersion};
@@ -106,70 +105,6 @@ async fn a_reload_that_changes_tls_profile_leaves_the_tls12_suites_as_they_were(
     }
     // TLS 1.2 stays (the listener's versions) with the same suites, nothing more.
     assert_eq!(accepted_tls12(&gw, &acq, &candidates), expected);
-}
-
-/// `openssl s_client`: SNI `sni` (none with `None`), HTTP `Host: host`, optionally a client
-/// certificate of the test PKI, a TLS session saved to or resumed from `session`.
-fn s_client(
-    w: &World,
-    sni: Option<&str>,
-    host_header: &str,
-    cert: Option<&str>,
-    session: Option<(&str, &Path)>,
-    tls12: bool,
-    path: &str,
-) -> String {
-    use std::io::Write;
-    let mut cmd = std::process::Command::new("openssl");
-    cmd.args([
-        "s_client",
-        "-connect",
-        &format!("127.0.0.1:{}", w.gw.https.port()),
-        "-ign_eof",
-        "-alpn",
-        "http/1.1",
-        "-CAfile",
-    ])
-    .arg(w.pki.path("ca.crt"));
-    match sni {
-        Some(s) => cmd.args(["-servername", s]),
-        None => cmd.arg("-noservername"),
-    };
-    if let Some((flag, file)) = session {
-        cmd.arg(flag).arg(file);
-    }
-    if tls12 {
-        cmd.arg("-tls1_2");
-    }
-    if let Some(name) = cert {
-        cmd.arg("-cert")
-            .arg(w.pki.path(&format!("clients/{name}.crt")))
-            .arg("-key")
-            .arg(w.pki.path(&format!("clients/{name}.key")));
-    }
-    let mut child = cmd
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("openssl s_client");
-    let request =
-        format!("GET {path} HTTP/1.1\r\nHost: {host_header}\r\nConnection: close\r\n\r\n");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(request.as_bytes())
-        .expect("write");
-    let out = child.wait_with_output().expect("s_client");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn http_status(out: &str) -> Option<u16> {
-    out.split("HTTP/1.1 ")
-        .nth(1)
-        .and_then(|rest| rest.get(..3))
-        .and_then(|s| s.parse().ok())
 }
 
 async fn bws_required_world() -> World {

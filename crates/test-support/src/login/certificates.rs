@@ -282,3 +282,68 @@ impl super::World {
         crl
     }
 }
+
+/// `openssl s_client`: SNI `sni` (none with `None`), HTTP `Host: host`, optionally a client
+/// certificate of the test PKI, a TLS session saved to or resumed from `session`.
+pub fn s_client(
+    w: &super::World,
+    sni: Option<&str>,
+    host_header: &str,
+    cert: Option<&str>,
+    session: Option<(&str, &std::path::Path)>,
+    tls12: bool,
+    path: &str,
+) -> String {
+    use std::io::Write;
+    let mut cmd = std::process::Command::new("openssl");
+    cmd.args([
+        "s_client",
+        "-connect",
+        &format!("127.0.0.1:{}", w.gw.https.port()),
+        "-ign_eof",
+        "-alpn",
+        "http/1.1",
+        "-CAfile",
+    ])
+    .arg(w.pki.path("ca.crt"));
+    match sni {
+        Some(s) => cmd.args(["-servername", s]),
+        None => cmd.arg("-noservername"),
+    };
+    if let Some((flag, file)) = session {
+        cmd.arg(flag).arg(file);
+    }
+    if tls12 {
+        cmd.arg("-tls1_2");
+    }
+    if let Some(name) = cert {
+        cmd.arg("-cert")
+            .arg(w.pki.path(&format!("clients/{name}.crt")))
+            .arg("-key")
+            .arg(w.pki.path(&format!("clients/{name}.key")));
+    }
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("openssl s_client");
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: {host_header}\r\nConnection: close\r\n\r\n");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(request.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("s_client");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The HTTP status in what [`s_client`] printed.
+pub fn http_status(out: &str) -> Option<u16> {
+    out.split("HTTP/1.1 ")
+        .nth(1)
+        .and_then(|rest| rest.get(..3))
+        .and_then(|s| s.parse().ok())
+}
