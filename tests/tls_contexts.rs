@@ -82,27 +82,8 @@ async fn a_reload_that_changes_tls_profile_leaves_the_tls12_suites_as_they_were(
     .collect();
     assert_eq!(before, expected);
 
-    let config = gw.dir.path().join("proxy.yaml");
-    let yaml = std::fs::read_to_string(&config).expect("config");
-    let edited = yaml.replacen("tls:\n", "tls:\n  profile: modern\n", 1);
-    assert_ne!(edited, yaml);
-    std::fs::write(&config, edited).expect("write");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(gw.pid() as i32),
-        nix::sys::signal::Signal::SIGHUP,
-    )
-    .expect("SIGHUP");
-    let value = |series: &str| prehod_test_support::metrics::value_or_zero(&gw.metrics(), series);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while value("prehod_config_reloads_total{result=\"ok\"}") < 1.0 {
-        assert!(
-            std::time::Instant::now() < deadline
-                && value("prehod_config_reloads_total{result=\"failed\"}") < 1.0,
-            "the reload failed: {}",
-            std::fs::read_to_string(&gw.log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    gw.reload_with(|yaml| yaml.replacen("tls:\n", "tls:\n  profile: modern\n", 1))
+        .await;
     // TLS 1.2 stays (the listener's versions) with the same suites, nothing more.
     assert_eq!(accepted_tls12(&gw, &acq, &candidates), expected);
 }
@@ -371,17 +352,10 @@ async fn a_reload_with_a_key_that_does_not_match_its_certificate_is_refused() {
     let pki = Pki::new();
     let (setup, _portals) = six_demo_portals().await;
     let gw = Gateway::start(&pki, &setup);
-    let config = gw.dir.path().join("proxy.yaml");
-    let yaml = std::fs::read_to_string(&config).expect("config");
     let server_key = pki.path("server.key").display().to_string();
-    let edited = yaml.replace(&server_key, &pki.path("ca.key").display().to_string());
-    assert_ne!(edited, yaml);
-    std::fs::write(&config, edited).expect("write");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(gw.pid() as i32),
-        nix::sys::signal::Signal::SIGHUP,
-    )
-    .expect("SIGHUP");
+    gw.rewrite_and_hang_up(|yaml| {
+        yaml.replace(&server_key, &pki.path("ca.key").display().to_string())
+    });
     let value = |series: &str| prehod_test_support::metrics::value_or_zero(&gw.metrics(), series);
     prehod_test_support::wait_for("the refused reload", Duration::from_secs(10), || {
         value("prehod_config_reloads_total{result=\"failed\"}") >= 1.0

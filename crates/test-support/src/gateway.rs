@@ -288,23 +288,30 @@ impl Gateway {
     /// Rewrites the gateway's config with `edit` (which must change it) and reloads it
     /// (SIGHUP); returns once `/metrics` shows the new config's hash in use: that hash.
     pub async fn reload_with(&self, edit: impl FnOnce(String) -> String) -> String {
-        let path = self.dir.path().join("proxy.yaml");
-        let old = std::fs::read_to_string(&path).expect("config");
-        let text = edit(old.clone());
-        assert_ne!(text, old, "the edit changed the config");
-        std::fs::write(&path, &text).expect("write");
+        let text = self.rewrite_and_hang_up(edit);
         let hash = sha256_hex(text.as_bytes());
-        let status = Command::new("kill")
-            .args(["-HUP", &self.pid().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success());
         let deadline = Instant::now() + Duration::from_secs(10);
         while !self.metrics().contains(&hash) {
             assert!(Instant::now() < deadline, "never reloaded");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         hash
+    }
+
+    /// Rewrites the gateway's config with `edit` (which must change it) and sends SIGHUP,
+    /// without waiting for the reload (which may be refused); returns the new text.
+    pub fn rewrite_and_hang_up(&self, edit: impl FnOnce(String) -> String) -> String {
+        let path = self.dir.path().join("proxy.yaml");
+        let old = std::fs::read_to_string(&path).expect("config");
+        let text = edit(old.clone());
+        assert_ne!(text, old, "the edit changed the config");
+        std::fs::write(&path, &text).expect("write");
+        let status = Command::new("kill")
+            .args(["-HUP", &self.pid().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        text
     }
 
     /// A reqwest client that trusts the test CA, resolves every `*.bankart.localhost` name to
