@@ -193,17 +193,22 @@ http {{\n  access_log {d}/access.log;\n  client_body_temp_path {d}/body;\n  prox
     (dir, path)
 }
 
+/// nginx's arguments after its program: its prefix and error log in `dir`, the configuration
+/// `conf`, in the foreground.
+fn nginx_args<'c>(cmd: &'c mut Command, dir: &Path, conf: &Path) -> &'c mut Command {
+    cmd.arg("-p")
+        .arg(dir)
+        .arg("-e")
+        .arg(dir.join("error.log"))
+        .arg("-c")
+        .arg(conf)
+        .args(["-g", "daemon off;"])
+}
+
 fn nginx(name: &str, threads: usize, servers: &str, http: &str) -> Nginx {
     let (dir, path) = nginx_conf(threads, servers, http);
     let d = dir.path().display();
-    let child = Command::new("nginx")
-        .arg("-p")
-        .arg(dir.path())
-        .arg("-e")
-        .arg(dir.path().join("error.log"))
-        .arg("-c")
-        .arg(&path)
-        .args(["-g", "daemon off;"])
+    let child = nginx_args(&mut Command::new("nginx"), dir.path(), &path)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
@@ -1078,20 +1083,14 @@ async fn nginx_instructions(
         &format!("  upstream backend {{\n    server {upstream};\n    keepalive 32;\n  }}"),
     );
     let ngx_out = out_dir.join("nginx.out").display().to_string();
+    let mut valgrind = Command::new("valgrind");
+    valgrind.args([
+        "--tool=callgrind",
+        &format!("--callgrind-out-file={ngx_out}.%p"),
+        "nginx",
+    ]);
     let ngx = Killed(
-        Command::new("valgrind")
-            .args([
-                "--tool=callgrind",
-                &format!("--callgrind-out-file={ngx_out}.%p"),
-                "nginx",
-            ])
-            .arg("-p")
-            .arg(dir.path())
-            .arg("-e")
-            .arg(dir.path().join("error.log"))
-            .arg("-c")
-            .arg(&conf)
-            .args(["-g", "daemon off;"])
+        nginx_args(&mut valgrind, dir.path(), &conf)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

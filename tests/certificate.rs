@@ -548,21 +548,8 @@ async fn a_certificate_only_portal_requires_a_certificate_in_its_own_handshake()
     assert!(page.body.contains("Certifikat je preklican"));
     // Portals that are not certificate-only still never ask (see the s_client test), and a
     // certificate-only portal's handshake does.
-    let out = std::process::Command::new("openssl")
-        .args([
-            "s_client",
-            "-msg",
-            "-connect",
-            &format!("127.0.0.1:{}", w.gw.https.port()),
-            "-servername",
-            &prehod_test_support::host("bws"),
-            "-CAfile",
-        ])
-        .arg(w.pki.path("ca.crt"))
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("openssl s_client");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("CertificateRequest"));
+    let out = s_client_raw(&w, &["-servername", &prehod_test_support::host("bws")]);
+    assert!(out.contains("CertificateRequest"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -347,3 +347,21 @@ pub fn http_status(out: &str) -> Option<u16> {
         .and_then(|rest| rest.get(..3))
         .and_then(|s| s.parse().ok())
 }
+
+/// `openssl s_client -msg` with `args` to the gateway, nothing sent: what it printed.
+pub fn s_client_raw(w: &super::World, args: &[&str]) -> String {
+    let out = std::process::Command::new("openssl")
+        .args([
+            "s_client",
+            "-msg",
+            "-connect",
+            &format!("127.0.0.1:{}", w.gw.https.port()),
+            "-CAfile",
+        ])
+        .arg(w.pki.path("ca.crt"))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("openssl s_client");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
