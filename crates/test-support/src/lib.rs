@@ -88,11 +88,21 @@ pub fn prehod_bin() -> PathBuf {
 /// (32768–60999): a port handed out by `bind(:0)` could be taken by any outgoing connection
 /// before the gateway binds it, one outside that range only by another test's own choice.
 pub fn free_port() -> u16 {
+    // Never the same port twice in one test process: the ports of one gateway are picked
+    // before any is bound, and two picks of one free port (1 in 12 768 per pair) made its
+    // admin listener share a public listener's address (a start-up error, seen in CI).
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     loop {
         let mut r = [0u8; 2];
         openssl::rand::rand_bytes(&mut r).expect("randomness");
         let port = 20_000 + u16::from_le_bytes(r) % 12_768;
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        if given.len() > 8_000 {
+            // A long-running process (a benchmark) starts over rather than run out.
+            given.clear();
+        }
+        if !given.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.push(port);
             return port;
         }
     }
