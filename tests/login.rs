@@ -547,16 +547,22 @@ async fn with_another_cookie_prefix_the_sso_nonce_follows_it_and_stays_at_the_ga
     );
 }
 
+/// The session cookies of `portal`'s host and of the login host, after a host-only login.
+fn session_cookies(browser: &Browser, portal: &str) -> (String, String) {
+    let on_portal = browser
+        .cookie_at(&prehod_test_support::host(portal), SESSION)
+        .expect("the portal's session cookie");
+    let on_login_host = browser
+        .cookie_at("login.bankart.localhost", SESSION)
+        .expect("the login host's session cookie");
+    (on_portal, on_login_host)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tampered_replayed_and_logged_out_cookies_are_refused() {
     let world = world(Options::default()).await;
     let (mut browser, _) = log_in(&world, "bips", "/", SREDNJA, SREDNJA_TOTP).await;
-    let good = browser
-        .cookie_at(&prehod_test_support::host("bips"), SESSION)
-        .expect("the portal's session cookie");
-    let good_login = browser
-        .cookie_at("login.bankart.localhost", SESSION)
-        .expect("the login host's session cookie");
+    let (good, good_login) = session_cookies(&browser, "bips");
     assert_eq!(
         browser.api(&portal_url(&world, "bips", "/")).await.status,
         200
@@ -610,6 +616,90 @@ async fn tampered_replayed_and_logged_out_cookies_are_refused() {
     assert_eq!(page.status, 401);
     assert_eq!(page.json()["reason"], "revoked");
     expect_audit(&world, "logout", "success", Some("user")).await;
+}
+
+/// The session in a cookie value, opened with the world's session key.
+fn opened(world: &World, cookie: &str) -> prehod_identity::session::Session {
+    use base64::Engine;
+    let text = std::fs::read_to_string(world.pki.path("session.key")).expect("session key");
+    let key: [u8; 32] = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .expect("base64")
+        .try_into()
+        .expect("32 bytes");
+    let sessions = prehod_identity::session::Sessions::new(
+        prehod_identity::seal::Sealer::new(&[key]),
+        Duration::from_secs(3600),
+        Duration::from_secs(36_000),
+        10,
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    (*sessions
+        .validate(cookie, now)
+        .expect("a session cookie")
+        .session)
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_login_hosts_cookie_carries_the_id_token_and_logout_still_sends_it() {
+    // The id token is for RP-initiated logout (`id_token_hint`), which only the login host
+    // does: a portal's cookie, sent with every request to the portal, goes without it; the
+    // session cache keeps it nowhere, and a logout after the login host's session was cached
+    // still hands the provider the token.
+    let world = world(Options::default()).await;
+    let (mut browser, _) = log_in(&world, "bips", "/", SREDNJA, SREDNJA_TOTP).await;
+    let (portal, login) = session_cookies(&browser, "bips");
+    let token = opened(&world, &login)
+        .id_token
+        .expect("the login host's cookie carries the id token");
+    assert_eq!(token.split('.').count(), 3, "a JWT: {token}");
+    let on_portal = opened(&world, &portal);
+    assert_eq!(on_portal.id_token, None, "the portal's cookie carries none");
+    assert_eq!(
+        on_portal.sid,
+        opened(&world, &login).sid,
+        "the same session"
+    );
+    assert!(
+        portal.len() + token.len() < login.len(),
+        "{} vs {}",
+        portal.len(),
+        login.len()
+    );
+    // Both hosts' sessions are validated (and cached) more than once.
+    for _ in 0..2 {
+        assert_eq!(
+            browser.api(&portal_url(&world, "bips", "/")).await.status,
+            200
+        );
+        assert_eq!(browser.navigate(&login_url(&world, "/")).await.status, 200);
+    }
+    let confirm = browser.navigate(&login_url(&world, "/logout")).await;
+    assert_eq!(confirm.status, 200, "{}", confirm.body);
+    let csrf = unescape(&confirm.hidden("csrf"));
+    let out = browser
+        .send(
+            reqwest::Method::POST,
+            &login_url(&world, "/logout"),
+            Some(&[("csrf", &csrf)]),
+            &[("accept", "text/html")],
+        )
+        .await;
+    assert_eq!(out.status, 302, "{}", out.body);
+    let to = url::Url::parse(out.location.as_deref().expect("a redirect")).expect("url");
+    assert!(
+        to.as_str().starts_with(&world.sim.issuer()),
+        "to the provider's end-session endpoint: {to}"
+    );
+    let hint = to
+        .query_pairs()
+        .find(|(k, _)| k == "id_token_hint")
+        .map(|(_, v)| v.into_owned());
+    assert_eq!(hint.as_deref(), Some(token.as_str()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -229,10 +229,39 @@ pub struct Valid {
 /// opened rather than three SHA-256 digests on every request. The keys are kept inline (moka
 /// clones the value on every hit: a copy of 65 bytes where a second `Arc` was an allocation of
 /// 96 bytes per session and a second reference count to move per request).
+///
+/// The cached session never holds the id token (`Session::id_token` is `None` in it): at ~850
+/// bytes it was half of a cached session's memory, and only the login host's logout
+/// (`id_token_hint`) and the re-seals of that host's cookie need it. A look-up that must have
+/// it ([`Sessions::validate`], [`Sessions::peek`], a roll of the idle deadline) opens the
+/// cookie again; the portal request path ([`Sessions::validate_without_id_token`]) does not.
 #[derive(Clone)]
 struct Cached {
     session: Arc<Session>,
     keys: RevocationKeys,
+    /// The cookie holds an id token that `session` leaves out.
+    id_token_left_out: bool,
+}
+
+/// A cookie's session as a look-up found it ([`Sessions::find`]).
+struct Found {
+    cached: Cached,
+    /// A miss that opened a cookie with an id token: the whole session, token included.
+    opened_whole: Option<Session>,
+}
+
+impl Found {
+    /// The whole session, its id token included: the cached one when the cache left nothing
+    /// out, else the one a miss opened, else the cookie opened again.
+    fn whole(self, sessions: &Sessions, cookie: &str) -> Option<Arc<Session>> {
+        if !self.cached.id_token_left_out {
+            return Some(self.cached.session);
+        }
+        match self.opened_whole {
+            Some(whole) => Some(Arc::new(whole)),
+            None => sessions.open_whole(cookie),
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -461,39 +490,59 @@ impl Sessions {
         self.seal(&s)
     }
 
+    /// The cookie value of `session` for a portal's host (host-only cookies): as
+    /// [`Sessions::cookie_for`], without the id token. Only the login host's cookie is sent
+    /// back to the provider at logout (`id_token_hint`); a portal's comes with every request
+    /// to the portal, ~1 100 bytes shorter without it.
+    pub fn portal_cookie(&self, session: &Session, host: &str) -> Result<String, SealError> {
+        let mut s = session.clone();
+        s.host = Some(host.into());
+        s.id_token = None;
+        self.seal(&s)
+    }
+
     fn seal(&self, session: &Session) -> Result<String, SealError> {
         let json = serde_json::to_vec(session).map_err(|e| SealError::Crypto(e.to_string()))?;
         self.sealer.seal(PURPOSE, &json)
     }
 
-    /// Checks a cookie value at `now`.
+    /// Checks a cookie value at `now`: the whole session as sealed, its id token included (for
+    /// the login host, whose cookie's token logout sends back to the provider, and whose
+    /// session is sealed again into other cookies).
     pub fn validate(&self, cookie: &str, now: u64) -> Result<Valid, Refusal> {
-        let digest = self.digest.of(cookie);
-        let Cached { session, keys } = match self.cache.get(&digest) {
-            Some(c) => {
-                self.hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                c
-            }
-            None => {
-                self.misses
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let c = self.open(cookie).ok_or(Refusal::Invalid)?;
-                self.cache.insert(digest, c.clone());
-                c
-            }
-        };
+        self.validate_as(cookie, now, true)
+    }
+
+    /// Checks a cookie value at `now` as [`Sessions::validate`] does, for the portal request
+    /// path: the session may lack its id token (`Session::id_token` is `None`, see [`Cached`]) —
+    /// so that a cached session is used as it is, without opening the cookie again. Never seal
+    /// the session it returns into a cookie; `Valid::rolled` is sealed whole.
+    pub fn validate_without_id_token(&self, cookie: &str, now: u64) -> Result<Valid, Refusal> {
+        self.validate_as(cookie, now, false)
+    }
+
+    fn validate_as(&self, cookie: &str, now: u64, with_id_token: bool) -> Result<Valid, Refusal> {
+        let found = self.find(cookie, true).ok_or(Refusal::Invalid)?;
+        let Cached { session, keys, .. } = &found.cached;
         if now >= session.expires_at {
             return Err(Refusal::AbsoluteExpired);
         }
         if now >= session.idle_until {
             return Err(Refusal::IdleExpired);
         }
-        if self.is_revoked(&session, &keys, now) {
+        if self.is_revoked(session, keys, now) {
             return Err(Refusal::Revoked);
         }
         // Roll the idle deadline once half of it is used (deadlines are whole seconds, so
         // "half or less" keeps even a very short idle time rolling).
-        let rolled = if session.idle_until.saturating_sub(now) <= self.idle.as_secs() / 2 {
+        let roll = session.idle_until.saturating_sub(now) <= self.idle.as_secs() / 2;
+        // The rolled cookie is the whole session again, id token included.
+        let session = if with_id_token || roll {
+            found.whole(self, cookie).ok_or(Refusal::Invalid)?
+        } else {
+            found.cached.session
+        };
+        let rolled = if roll {
             let mut next = (*session).clone();
             next.idle_until = (now + self.idle.as_secs()).min(next.expires_at);
             self.seal(&next).ok()
@@ -503,15 +552,58 @@ impl Sessions {
         Ok(Valid { session, rolled })
     }
 
-    /// A cookie's session, opened from its seal (a cache miss), as the cache keeps it.
-    fn open(&self, cookie: &str) -> Option<Cached> {
-        let plain = self.sealer.open(PURPOSE, cookie).ok()?;
-        let mut s = serde_json::from_slice::<Session>(&plain).ok()?;
+    /// A cookie's session from the cache, or opened from its seal; a miss is counted and cached
+    /// when `keep`.
+    fn find(&self, cookie: &str, keep: bool) -> Option<Found> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let digest = self.digest.of(cookie);
+        if let Some(cached) = self.cache.get(&digest) {
+            if keep {
+                self.hits.fetch_add(1, Relaxed);
+            }
+            return Some(Found {
+                cached,
+                opened_whole: None,
+            });
+        }
+        if keep {
+            self.misses.fetch_add(1, Relaxed);
+        }
+        let found = self.open(cookie)?;
+        if keep {
+            self.cache.insert(digest, found.cached.clone());
+        }
+        Some(found)
+    }
+
+    /// A cookie's session, opened from its seal (a cache miss), as the cache keeps it: without
+    /// its id token ([`Cached`]); and the whole session when it had one.
+    fn open(&self, cookie: &str) -> Option<Found> {
+        let mut s = self.open_session(cookie)?;
         s.shrink_to_fit();
-        Some(Cached {
+        let whole = s.id_token.is_some().then(|| s.clone());
+        s.id_token = None;
+        let cached = Cached {
             keys: RevocationKeys::of(&s),
             session: Arc::new(s),
+            id_token_left_out: whole.is_some(),
+        };
+        Some(Found {
+            cached,
+            opened_whole: whole,
         })
+    }
+
+    /// A cookie's whole session, id token included, opened from its seal.
+    fn open_whole(&self, cookie: &str) -> Option<Arc<Session>> {
+        let mut s = self.open_session(cookie)?;
+        s.shrink_to_fit();
+        Some(Arc::new(s))
+    }
+
+    fn open_session(&self, cookie: &str) -> Option<Session> {
+        let plain = self.sealer.open(PURPOSE, cookie).ok()?;
+        serde_json::from_slice::<Session>(&plain).ok()
     }
 
     /// Whether `cookie` was opened here before (and is still cached).
@@ -522,13 +614,14 @@ impl Sessions {
     /// A cookie's session when it is genuine, not past its absolute expiry and not revoked —
     /// even if it has idled out. For ending it (logout) and for knowing whose browser this is
     /// (a login over it must be the same person): a session idle on one host may still be in
-    /// use on another.
+    /// use on another. The session is whole, its id token included.
     pub fn peek(&self, cookie: &str, now: u64) -> Option<Arc<Session>> {
-        let Cached { session, keys } = match self.cache.get(&self.digest.of(cookie)) {
-            Some(c) => c,
-            None => self.open(cookie)?,
-        };
-        (now < session.expires_at && !self.is_revoked(&session, &keys, now)).then_some(session)
+        let found = self.find(cookie, false)?;
+        let Cached { session, keys, .. } = &found.cached;
+        if now >= session.expires_at || self.is_revoked(session, keys, now) {
+            return None;
+        }
+        found.whole(self, cookie)
     }
 
     /// `keys` are `s`'s own ([`RevocationKeys::of`]).

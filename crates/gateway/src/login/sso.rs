@@ -195,7 +195,7 @@ pub fn signed_in(
         }
         prehod_config::CookieScope::Host => {
             let portal_host = url::Url::parse(return_to).ok()?.host_str()?.to_owned();
-            let portal_cookie = auth.sessions.cookie_for(session, Some(&portal_host)).ok()?;
+            let portal_cookie = auth.sessions.portal_cookie(session, &portal_host).ok()?;
             let form = form.and_then(|f| {
                 f.form.map(|id| crate::sso::KeptForm {
                     id: id.to_owned(),

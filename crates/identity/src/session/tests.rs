@@ -106,7 +106,8 @@ fn the_cache_is_bounded_by_entries_and_by_memory() {
         8 * 1024,
     );
     let mut big = session();
-    big.id_token = Some("x".repeat(1500));
+    // The cache leaves the id token out: a long name is kept.
+    big.name = "x".repeat(1500);
     for _ in 0..50 {
         let (_, c) = s.issue(big.clone(), 1000).unwrap();
         s.validate(&c, 1001).unwrap();
@@ -554,9 +555,9 @@ fn full_session() -> Session {
 
 #[test]
 fn a_cached_session_is_the_session_that_was_sealed() {
-    // The cache keeps a compacted copy (boxed certificate, exact-size lists): nothing of the
-    // session may be lost on the way, on a miss, a hit or a peek — the id token included,
-    // which logout sends back to the provider.
+    // The cache keeps a compacted copy (boxed certificate, exact-size lists, no id token):
+    // nothing of the session may be lost on the way, on a miss, a hit or a peek — the id
+    // token included, which logout sends back to the provider.
     let s = sessions();
     let (issued, cookie) = s.issue(full_session(), 1000).unwrap();
     let miss = s.validate(&cookie, 1001).unwrap().session;
@@ -566,6 +567,11 @@ fn a_cached_session_is_the_session_that_was_sealed() {
     for (what, got) in [("miss", &miss), ("hit", &hit), ("peek", &peeked)] {
         assert_eq!(**got, issued, "the session of a {what}");
     }
+    // The portal request path gets every field but the id token.
+    let lean = s.validate_without_id_token(&cookie, 1003).unwrap().session;
+    let mut expected = issued.clone();
+    expected.id_token = None;
+    assert_eq!(*lean, expected);
     // Re-sealed for another host (single sign-on), it is still the whole session.
     let other = s.cookie_for(&hit, Some("acq.bankart.localhost")).unwrap();
     let there = s.validate(&other, 1004).unwrap().session;
@@ -596,4 +602,82 @@ fn a_cached_session_is_one_small_allocation_without_spare_capacity() {
             cert.distribution_points.len()
         );
     }
+}
+
+#[test]
+fn the_cache_keeps_no_id_token_and_a_look_up_that_needs_it_opens_the_cookie() {
+    // An 850-byte id token was half of a cached session's memory (benches/README.md).
+    let s = sessions();
+    let (issued, cookie) = s.issue(full_session(), 1000).unwrap();
+    // A peek before anything is cached opens the cookie whole.
+    assert_eq!(s.peek(&cookie, 1000).unwrap().id_token, issued.id_token);
+    let lean = s.validate_without_id_token(&cookie, 1001).unwrap();
+    assert_eq!(lean.session.id_token, None);
+    let cached = s.cache.get(&s.digest.of(&cookie)).expect("cached");
+    assert_eq!(cached.session.id_token, None, "the cache holds no id token");
+    assert!(cached.id_token_left_out);
+    // Cache hits that need the token get it, from the cookie.
+    assert_eq!(
+        s.validate(&cookie, 1002).unwrap().session.id_token,
+        issued.id_token
+    );
+    assert_eq!(s.peek(&cookie, 1003).unwrap().id_token, issued.id_token);
+    // A session without one is served from the cache as it is, on every path.
+    let mut plain = full_session();
+    plain.id_token = None;
+    let (_, c) = s.issue(plain, 1000).unwrap();
+    let first = s.validate(&c, 1001).unwrap().session;
+    let again = s.validate(&c, 1002).unwrap().session;
+    assert!(
+        std::sync::Arc::ptr_eq(&first, &again),
+        "a hit, not a new open"
+    );
+    assert!(!s.cache.get(&s.digest.of(&c)).unwrap().id_token_left_out);
+}
+
+#[test]
+fn a_rolled_cookie_keeps_the_id_token_the_cache_left_out() {
+    // idle 600 s: past half of it, a hit rolls the cookie — sealed whole, on either path.
+    let s = sessions();
+    let (issued, cookie) = s.issue(full_session(), 1000).unwrap();
+    s.validate_without_id_token(&cookie, 1001).unwrap();
+    for lean in [true, false] {
+        let valid = if lean {
+            s.validate_without_id_token(&cookie, 1400).unwrap()
+        } else {
+            s.validate(&cookie, 1400).unwrap()
+        };
+        let rolled = valid.rolled.expect("rolled past half of the idle time");
+        let next = s.validate(&rolled, 1401).unwrap().session;
+        assert_eq!(next.id_token, issued.id_token, "lean: {lean}");
+        assert_eq!(next.idle_until, 2000);
+        assert_eq!(next.sid, issued.sid);
+    }
+}
+
+#[test]
+fn a_portal_cookie_carries_no_id_token() {
+    let s = sessions();
+    let (issued, _) = s.issue(full_session(), 1000).unwrap();
+    let portal = s.portal_cookie(&issued, "acq.bankart.localhost").unwrap();
+    let login = s
+        .cookie_for(&issued, Some("login.bankart.localhost"))
+        .unwrap();
+    let there = s.validate(&portal, 1001).unwrap().session;
+    assert_eq!(there.id_token, None);
+    assert_eq!(there.host.as_deref(), Some("acq.bankart.localhost"));
+    assert_eq!(
+        (there.sid.as_str(), there.expires_at),
+        (issued.sid.as_str(), issued.expires_at)
+    );
+    assert_eq!(
+        s.validate(&login, 1001).unwrap().session.id_token,
+        issued.id_token
+    );
+    assert!(
+        login.len() > portal.len() + 850,
+        "{} vs {}",
+        login.len(),
+        portal.len()
+    );
 }
