@@ -6,7 +6,7 @@
 //! give each session an 850-byte id token, as a Rekono login keeps for RP-initiated logout —
 //! in the login host's cookie, or the one cookie of `cookie_scope: parent_domain`; the cache
 //! leaves it out). Look-ups as the portal request path makes them
-//! (`validate_without_id_token`).
+//! (`validate_on_portal`).
 
 use std::time::{Duration, Instant};
 
@@ -90,7 +90,7 @@ fn main() {
     let before = rss_kib();
     let started = Instant::now();
     for c in &cookies {
-        sessions.validate_without_id_token(c, now).expect("valid");
+        sessions.validate_on_portal(c, now).expect("valid");
     }
     let fill = started.elapsed();
     let cached = sessions.cached();
@@ -111,11 +111,11 @@ fn main() {
     for _ in 0..lookups {
         i = (i + stride) % n;
         let c = cookies.get(i).expect("cookie");
-        std::hint::black_box(sessions.validate_without_id_token(c, now).expect("valid"));
+        std::hint::black_box(sessions.validate_on_portal(c, now).expect("valid"));
     }
     let hit = started.elapsed();
     println!(
-        "look-up (validate_without_id_token, as a portal request; cache hit) with {cached} cached: {:.0} ns each ({lookups} look-ups)",
+        "look-up (validate_on_portal, as a portal request; cache hit) with {cached} cached: {:.0} ns each ({lookups} look-ups)",
         hit.as_secs_f64() * 1e9 / lookups as f64
     );
 }

@@ -678,27 +678,11 @@ async fn only_the_login_hosts_cookie_carries_the_id_token_and_logout_still_sends
         );
         assert_eq!(browser.navigate(&login_url(&world, "/")).await.status, 200);
     }
-    let confirm = browser.navigate(&login_url(&world, "/logout")).await;
-    assert_eq!(confirm.status, 200, "{}", confirm.body);
-    let csrf = unescape(&confirm.hidden("csrf"));
-    let out = browser
-        .send(
-            reqwest::Method::POST,
-            &login_url(&world, "/logout"),
-            Some(&[("csrf", &csrf)]),
-            &[("accept", "text/html")],
-        )
-        .await;
-    assert_eq!(out.status, 302, "{}", out.body);
-    let to = url::Url::parse(out.location.as_deref().expect("a redirect")).expect("url");
+    let (to, hint) = log_out_with_hint(&world, &mut browser).await;
     assert!(
-        to.as_str().starts_with(&world.sim.issuer()),
+        to.starts_with(&world.sim.issuer()),
         "to the provider's end-session endpoint: {to}"
     );
-    let hint = to
-        .query_pairs()
-        .find(|(k, _)| k == "id_token_hint")
-        .map(|(_, v)| v.into_owned());
     assert_eq!(hint.as_deref(), Some(token.as_str()));
 }
 
@@ -2489,4 +2473,185 @@ async fn logout_ends_every_session_of_the_browser_even_from_two_callbacks_at_onc
             .await;
         assert_eq!(me.status, 401, "{portal} after the logout: {}", me.body);
     }
+}
+
+// The id token left out of the session cache and the portals' cookies: an attacker's review.
+
+/// Logs out at the login host (confirmation, then the form) and returns where the browser is
+/// sent and the `id_token_hint` it carries, if any.
+async fn log_out_with_hint(world: &World, browser: &mut Browser) -> (String, Option<String>) {
+    let confirm = browser.navigate(&login_url(world, "/logout")).await;
+    assert_eq!(confirm.status, 200, "{}", confirm.body);
+    let csrf = unescape(&confirm.hidden("csrf"));
+    let out = browser
+        .send(
+            reqwest::Method::POST,
+            &login_url(world, "/logout"),
+            Some(&[("csrf", &csrf)]),
+            &[("accept", "text/html")],
+        )
+        .await;
+    assert_eq!(out.status, 302, "{}", out.body);
+    let to = url::Url::parse(out.location.as_deref().expect("a redirect")).expect("url");
+    let hint = to
+        .query_pairs()
+        .find(|(k, _)| k == "id_token_hint")
+        .map(|(_, v)| v.into_owned());
+    (to.to_string(), hint)
+}
+
+/// `cookie_scope: parent_domain`: one cookie, with the id token, for every host. The portal
+/// request path caches it without the token and rolls it past half of the idle time; the
+/// rolled cookie must keep the token, and a logout after portal-path hits must send it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parent_domain_roll_and_logout_after_portal_hits_keep_the_id_token() {
+    let world = world(Options {
+        parent_domain: true,
+        idle: "6s",
+        ..Options::default()
+    })
+    .await;
+    let (mut browser, _) = log_in(&world, "bips", "/", SREDNJA, SREDNJA_TOTP).await;
+    let first = browser
+        .cookie("prehod_session")
+        .expect("the parent-domain cookie");
+    let token = opened(&world, &first)
+        .id_token
+        .expect("the cookie carries the id token");
+    for _ in 0..3 {
+        assert_eq!(
+            browser.api(&portal_url(&world, "acq", "/")).await.status,
+            200
+        );
+    }
+    // Past half of the idle time: a portal-path hit rolls the cookie.
+    tokio::time::sleep(Duration::from_millis(3300)).await;
+    assert_eq!(
+        browser.api(&portal_url(&world, "acq", "/")).await.status,
+        200
+    );
+    let rolled = browser.cookie("prehod_session").expect("cookie");
+    assert_ne!(rolled, first, "rolled on the portal path");
+    let again = opened(&world, &rolled);
+    assert_eq!(
+        again.id_token.as_deref(),
+        Some(token.as_str()),
+        "the roll kept the token"
+    );
+    // More portal-path hits on the rolled cookie, then the login host.
+    for _ in 0..2 {
+        assert_eq!(
+            browser.api(&portal_url(&world, "bips", "/")).await.status,
+            200
+        );
+    }
+    let (to, hint) = log_out_with_hint(&world, &mut browser).await;
+    assert!(to.starts_with(&world.sim.issuer()), "{to}");
+    assert_eq!(hint.as_deref(), Some(token.as_str()));
+}
+
+/// Host-only cookies: a portal's cookie rolled on the portal path stays without the token;
+/// a second portal reached by single sign-on from the login host's cached session gets none
+/// either; the login host's cookie, looked up (and cached) on every one of those steps, still
+/// gives the logout its `id_token_hint`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_only_rolls_and_sso_never_move_the_id_token() {
+    let world = world(Options {
+        idle: "6s",
+        ..Options::default()
+    })
+    .await;
+    let (mut browser, _) = log_in(&world, "bips", "/", SREDNJA, SREDNJA_TOTP).await;
+    let (portal, login) = session_cookies(&browser, "bips");
+    let token = opened(&world, &login).id_token.expect("token");
+    for _ in 0..2 {
+        assert_eq!(
+            browser.api(&portal_url(&world, "bips", "/")).await.status,
+            200
+        );
+        assert_eq!(browser.navigate(&login_url(&world, "/")).await.status, 200);
+    }
+    tokio::time::sleep(Duration::from_millis(3300)).await;
+    assert_eq!(
+        browser.api(&portal_url(&world, "bips", "/")).await.status,
+        200
+    );
+    let (rolled, login_now) = session_cookies(&browser, "bips");
+    assert_ne!(rolled, portal, "rolled on the portal path");
+    assert_eq!(
+        opened(&world, &rolled).id_token,
+        None,
+        "a rolled portal cookie, no token"
+    );
+    // Single sign-on to another portal over the login host's (cached) session.
+    let page = browser.follow(&portal_url(&world, "acq", "/")).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let (acq, login_after) = session_cookies(&browser, "acq");
+    assert_eq!(
+        opened(&world, &acq).id_token,
+        None,
+        "the second portal's cookie, no token"
+    );
+    let kept = opened(&world, &login_after);
+    assert_eq!(kept.id_token.as_deref(), Some(token.as_str()));
+    assert_eq!(kept.sid, opened(&world, &login_now).sid);
+    let (_, hint) = log_out_with_hint(&world, &mut browser).await;
+    assert_eq!(hint.as_deref(), Some(token.as_str()));
+    // Every host's cookie of the family is refused after the logout.
+    for p in ["bips", "acq"] {
+        assert_eq!(
+            browser.api(&portal_url(&world, p, "/")).await.status,
+            401,
+            "{p}"
+        );
+    }
+}
+
+/// An attacker with another user's portal cookie (from the portal's logs) plants it as their
+/// login host's cookie: it has no id token, and must not pass for a login-host session
+/// (which would seal it again into portal cookies, and give a logout with no
+/// `id_token_hint`); nor may its use there end or change the victim's session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stolen_portal_cookie_is_no_login_host_session() {
+    let world = world(Options::default()).await;
+    let (mut victim, _) = log_in(&world, "bips", "/", SREDNJA, SREDNJA_TOTP).await;
+    let (stolen, _) = session_cookies(&victim, "bips");
+    assert_eq!(
+        victim.api(&portal_url(&world, "bips", "/")).await.status,
+        200
+    );
+    let mut attacker = Browser::new(&world);
+    // The victim's cookies' places in the jar, the login host's holding the portal's value.
+    attacker.carry_cookie_from(&victim, SESSION);
+    attacker.set_cookie_at("login.bankart.localhost", SESSION, &stolen);
+    assert_eq!(
+        attacker
+            .cookie_at("login.bankart.localhost", SESSION)
+            .as_deref(),
+        Some(stolen.as_str())
+    );
+    // Single sign-on from the login host to another portal: no session there to hand on.
+    let ret: String =
+        url::form_urlencoded::byte_serialize(portal_url(&world, "acq", "/").as_bytes()).collect();
+    let page = attacker
+        .navigate(&login_url(&world, &format!("/?return={ret}")))
+        .await;
+    assert_eq!(
+        page.status, 200,
+        "the login page, not a code: {:?}",
+        page.location
+    );
+    let sessions = attacker.navigate(&login_url(&world, "/sessions")).await;
+    assert_eq!(sessions.status, 302);
+    // Its logout is no logout of the victim.
+    let confirm = attacker.navigate(&login_url(&world, "/logout")).await;
+    assert_eq!(
+        confirm.status, 302,
+        "no session to confirm: {}",
+        confirm.body
+    );
+    assert_eq!(
+        victim.api(&portal_url(&world, "bips", "/")).await.status,
+        200
+    );
 }

@@ -233,8 +233,8 @@ pub struct Valid {
 /// The cached session never holds the id token (`Session::id_token` is `None` in it): at ~850
 /// bytes it was half of a cached session's memory, and only the login host's logout
 /// (`id_token_hint`) and the re-seals of that host's cookie need it. A look-up that must have
-/// it ([`Sessions::validate`], [`Sessions::peek`], a roll of the idle deadline) opens the
-/// cookie again; the portal request path ([`Sessions::validate_without_id_token`]) does not.
+/// it ([`Sessions::validate`], [`Sessions::peek`], a roll of a cookie that keeps it) opens the
+/// cookie again; the portal request path ([`Sessions::validate_on_portal`]) does not.
 #[derive(Clone)]
 struct Cached {
     session: Arc<Session>,
@@ -513,11 +513,15 @@ impl Sessions {
         self.validate_as(cookie, now, true)
     }
 
-    /// Checks a cookie value at `now` as [`Sessions::validate`] does, for the portal request
-    /// path: the session may lack its id token (`Session::id_token` is `None`, see [`Cached`]) —
-    /// so that a cached session is used as it is, without opening the cookie again. Never seal
-    /// the session it returns into a cookie; `Valid::rolled` is sealed whole.
-    pub fn validate_without_id_token(&self, cookie: &str, now: u64) -> Result<Valid, Refusal> {
+    /// Checks a cookie value at `now` as [`Sessions::validate`] does, for a request to a
+    /// portal's host: the session may lack its id token (`Session::id_token` is `None`, see
+    /// [`Cached`]) — so that a cached session is used as it is, without opening the cookie
+    /// again. Never seal the session it returns into a cookie. `Valid::rolled` is a portal's
+    /// cookie: a host-only one (`Session::host` set) is sealed without the id token, as
+    /// [`Sessions::portal_cookie`] seals it (a portal cookie sealed with one before sheds it at
+    /// its first roll); the one cookie of every host (`host` unset) is sealed whole. Never for
+    /// the login host's cookie, whose token logout needs.
+    pub fn validate_on_portal(&self, cookie: &str, now: u64) -> Result<Valid, Refusal> {
         self.validate_as(cookie, now, false)
     }
 
@@ -536,8 +540,9 @@ impl Sessions {
         // Roll the idle deadline once half of it is used (deadlines are whole seconds, so
         // "half or less" keeps even a very short idle time rolling).
         let roll = session.idle_until.saturating_sub(now) <= self.idle.as_secs() / 2;
-        // The rolled cookie is the whole session again, id token included.
-        let session = if with_id_token || roll {
+        // A rolled cookie is the whole session again, id token included — but a portal's
+        // host-only cookie, which carries none (`portal_cookie`).
+        let session = if with_id_token || (roll && found.cached.session.host.is_none()) {
             found.whole(self, cookie).ok_or(Refusal::Invalid)?
         } else {
             found.cached.session

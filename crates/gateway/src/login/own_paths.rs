@@ -27,7 +27,7 @@ pub fn portal_path(
         ("GET", "me") => {
             let now = unix_now();
             let session = crate::auth::cookie(req.headers, &auth.cookie_name)
-                .and_then(|c| auth.sessions.validate_without_id_token(c, now).ok())
+                .and_then(|c| auth.sessions.validate_on_portal(c, now).ok())
                 .filter(|v| v.session.host.as_deref() == auth.cookie_host(&portal.host));
             let mut resp = match session {
                 Some(v) => {

@@ -94,16 +94,14 @@ pub fn decide(
         };
     };
     let opened = cookie(headers, &auth.cookie_name).map(|c| {
-        auth.sessions
-            .validate_without_id_token(c, now)
-            .and_then(|valid| {
-                // Host-only cookies name their host: another host's cookie is not a session here.
-                if valid.session.host.as_deref() == auth.cookie_host(&portal.host) {
-                    Ok(valid)
-                } else {
-                    Err(Refusal::Invalid)
-                }
-            })
+        auth.sessions.validate_on_portal(c, now).and_then(|valid| {
+            // Host-only cookies name their host: another host's cookie is not a session here.
+            if valid.session.host.as_deref() == auth.cookie_host(&portal.host) {
+                Ok(valid)
+            } else {
+                Err(Refusal::Invalid)
+            }
+        })
     });
     let refusal = match opened {
         Some(Ok(valid)) => {

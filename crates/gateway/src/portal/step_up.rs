@@ -17,7 +17,7 @@ pub fn started(shared: &Shared, portal: &Portal, req: &Request<'_>) {
     let valid = shared.auth.as_ref().and_then(|auth| {
         let cookie = req.cookie(&auth.cookie_name)?;
         auth.sessions
-            .validate_without_id_token(cookie, prehod_identity::unix_now())
+            .validate_on_portal(cookie, prehod_identity::unix_now())
             .ok()
     });
     let session = valid.as_ref().map(|v| &v.session);
