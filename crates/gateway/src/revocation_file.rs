@@ -3,7 +3,11 @@
 //! (review 17b, finding 4): sessions survive a restart, so their revocations must too.
 //!
 //! One JSON line per revocation (kind, id, when, until when), appended and synced by a thread
-//! of its own, so a logout never waits for the disk. At start-up the file is read, every
+//! of its own; the request that revoked waits for that sync (at most [`SYNC_WAIT`]), so that a
+//! logout or an "end all" the user was told of is on disk before the answer leaves — a crash
+//! right after it (a `kill -9`, an out-of-memory kill) does not bring the sessions back. A disk
+//! slower than that bound is not waited for further (the revocation holds in memory, the
+//! write goes on, a warning says so). At start-up the file is read, every
 //! revocation still holding is applied, and the file is rewritten with only those; it is
 //! compacted the same way while running when it holds more than twice the lines still
 //! holding. A line that cannot be read stops the start (fail closed), except a last line cut
@@ -24,6 +28,12 @@ use serde::{Deserialize, Serialize};
 
 /// Compact while running once this many lines were appended and fewer than half still hold.
 const COMPACT_AFTER: usize = 10_000;
+
+/// The longest a revoking request waits for its revocation to be synced to the file.
+const SYNC_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// A revocation for the writer, and where it says the line is synced (or failed).
+type Job = (Revoked, mpsc::SyncSender<()>);
 
 #[derive(Serialize, Deserialize)]
 struct Line {
@@ -46,15 +56,27 @@ impl Line {
 
 /// The revocation file: every revocation made here is sent to its writer thread.
 pub struct RevocationFile {
-    tx: Mutex<mpsc::Sender<Revoked>>,
+    tx: Mutex<mpsc::Sender<Job>>,
 }
 
 impl RevocationFile {
-    /// Hands `r` to the writer (the request that revoked never waits for the disk).
+    /// Hands `r` to the writer and waits until it is synced to the file (at most
+    /// [`SYNC_WAIT`]; revocations are made by logouts and logins, not by every request).
     pub fn record(&self, r: &Revoked) {
-        let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
-        if tx.send(r.clone()).is_err() {
+        let (done, synced) = mpsc::sync_channel(1);
+        let sent = {
+            let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
+            tx.send((r.clone(), done)).is_ok()
+        };
+        if !sent {
             tracing::error!("revocation file writer is gone: this revocation is not kept on disk");
+            return;
+        }
+        if let Err(mpsc::RecvTimeoutError::Timeout) = synced.recv_timeout(SYNC_WAIT) {
+            tracing::warn!(
+                wait = ?SYNC_WAIT,
+                "revocation file: not synced in time; the revocation holds, its write goes on"
+            );
         }
     }
 }
@@ -102,7 +124,7 @@ pub fn open(path: &Path, sessions: &Sessions, now: u64) -> Result<RevocationFile
         revocations = held.len(),
         "revocation file read"
     );
-    let (tx, rx) = mpsc::channel::<Revoked>();
+    let (tx, rx) = mpsc::channel::<Job>();
     let path = path.to_owned();
     std::thread::Builder::new()
         .name("prehod-revocation-file".into())
@@ -195,9 +217,9 @@ fn append(path: &Path) -> Result<File, String> {
 }
 
 /// Appends and syncs each revocation; compacts when most lines no longer hold.
-fn writer(path: PathBuf, mut file: File, mut held: Vec<Revoked>, rx: mpsc::Receiver<Revoked>) {
+fn writer(path: PathBuf, mut file: File, mut held: Vec<Revoked>, rx: mpsc::Receiver<Job>) {
     let mut lines = held.len();
-    while let Ok(r) = rx.recv() {
+    while let Ok((r, done)) = rx.recv() {
         let mut line = match serde_json::to_vec(&Line::of(&r)) {
             Ok(l) => l,
             Err(e) => {
@@ -213,6 +235,8 @@ fn writer(path: PathBuf, mut file: File, mut held: Vec<Revoked>, rx: mpsc::Recei
                 "revocation file: cannot write; this revocation holds until the process ends"
             );
         }
+        // The revoking request goes on (it may have stopped waiting: nothing to tell then).
+        let _ = done.try_send(());
         held.push(r);
         lines += 1;
         if lines >= COMPACT_AFTER {
@@ -287,5 +311,28 @@ mod tests {
         let e = read(&path, 2).expect_err("refused");
         assert!(e.starts_with(&format!("{}:1: ", path.display())), "{e}");
         assert_eq!(read(&dir.path().join("absent"), 2).expect("none"), vec![]);
+    }
+
+    #[test]
+    fn a_recorded_revocation_is_on_disk_when_record_returns() {
+        // The request that revoked answers after `record`: a crash right after the answer
+        // must not lose what the user was told of (ending_sessions.rs's restart is a kill).
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("revocations");
+        let sessions = Sessions::new(
+            prehod_identity::seal::Sealer::new(&[[5; 32]]),
+            std::time::Duration::from_secs(60),
+            std::time::Duration::from_secs(600),
+            10,
+        );
+        let file = open(&path, &sessions, 100).expect("open");
+        for i in 0..50 {
+            let r = revoked(Kind::Subject, &format!("sub-{i}"), 5000);
+            file.record(&r);
+            assert!(
+                read(&path, 200).expect("read").contains(&r),
+                "revocation {i} not on disk when record returned"
+            );
+        }
     }
 }
