@@ -547,6 +547,14 @@ async fn with_another_cookie_prefix_the_sso_nonce_follows_it_and_stays_at_the_ga
     );
 }
 
+/// Each portal refuses the browser's session (after a logout): 401 on an API call.
+async fn refused_on(world: &World, browser: &mut Browser, portals: &[&str]) {
+    for portal in portals {
+        let status = browser.api(&portal_url(world, portal, "/")).await.status;
+        assert_eq!(status, 401, "{portal} after the logout");
+    }
+}
+
 /// The session cookies of `portal`'s host and of the login host, after a host-only login.
 fn session_cookies(browser: &Browser, portal: &str) -> (String, String) {
     let on_portal = browser
@@ -1923,13 +1931,7 @@ async fn session_cookies_are_host_only_and_single_sign_on_uses_single_use_codes(
     }
     // Logout on the login host ends every portal's cookie.
     log_out(&world, &mut browser).await;
-    for portal in ["bips", "acq"] {
-        assert_eq!(
-            browser.api(&portal_url(&world, portal, "/")).await.status,
-            401,
-            "{portal} after logout"
-        );
-    }
+    refused_on(&world, &mut browser, &["bips", "acq"]).await;
 }
 
 /// The parent-domain mode stays as an explicit option: one cookie on the parent domain,
@@ -2117,13 +2119,7 @@ async fn logout_ends_every_login_of_the_browser_even_one_idle_on_the_login_host(
     let back = rekono_otp(&world, &mut browser, &chooser, VISOKA_TOTP).await;
     assert_eq!(back.url, target);
     log_out(&world, &mut browser).await;
-    for portal in ["bips", "bws"] {
-        assert_eq!(
-            browser.api(&portal_url(&world, portal, "/")).await.status,
-            401,
-            "{portal} after the logout"
-        );
-    }
+    refused_on(&world, &mut browser, &["bips", "bws"]).await;
 
     // Idle on the login host, busy on the portal.
     let world = world_idle(4).await;
@@ -2598,13 +2594,7 @@ async fn host_only_rolls_and_sso_never_move_the_id_token() {
     let (_, hint) = log_out_with_hint(&world, &mut browser).await;
     assert_eq!(hint.as_deref(), Some(token.as_str()));
     // Every host's cookie of the family is refused after the logout.
-    for p in ["bips", "acq"] {
-        assert_eq!(
-            browser.api(&portal_url(&world, p, "/")).await.status,
-            401,
-            "{p}"
-        );
-    }
+    refused_on(&world, &mut browser, &["bips", "acq"]).await;
 }
 
 /// An attacker with another user's portal cookie (from the portal's logs) plants it as their
