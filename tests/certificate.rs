@@ -257,19 +257,8 @@ async fn a_new_crl_takes_effect_without_restart_and_a_stale_one_fails_closed() {
 async fn portal_hosts_never_ask_for_a_certificate() {
     let world = world(cert_options()).await;
     let handshake = |host: String| {
-        let port = world.gw.https.port();
-        let ca = world.pki.path("ca.crt");
-        std::process::Command::new("openssl")
-            .args([
-                "s_client",
-                "-msg",
-                "-connect",
-                &format!("127.0.0.1:{port}"),
-                "-servername",
-                &host,
-                "-CAfile",
-            ])
-            .arg(ca)
+        s_client_command(&world)
+            .args(["-msg", "-servername", &host])
             .stdin(std::process::Stdio::null())
             .output()
             .expect("openssl s_client")

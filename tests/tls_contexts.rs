@@ -244,15 +244,8 @@ async fn a_hello_retry_request_keeps_each_hosts_certificate_policy_and_alpn() {
         args.extend(["-servername", &bws]);
         args.extend(c);
         // Send a request so that a TLS 1.3 post-handshake refusal shows too.
-        let mut child = std::process::Command::new("openssl")
-            .args([
-                "s_client",
-                "-ign_eof",
-                "-connect",
-                &format!("127.0.0.1:{}", w.gw.https.port()),
-                "-CAfile",
-            ])
-            .arg(w.pki.path("ca.crt"))
+        let mut child = s_client_command(&w)
+            .arg("-ign_eof")
             .args(args.iter().map(|a| a.replace("h2,http/1.1", "http/1.1")))
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())

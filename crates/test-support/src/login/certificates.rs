@@ -295,17 +295,8 @@ pub fn s_client(
     path: &str,
 ) -> String {
     use std::io::Write;
-    let mut cmd = std::process::Command::new("openssl");
-    cmd.args([
-        "s_client",
-        "-connect",
-        &format!("127.0.0.1:{}", w.gw.https.port()),
-        "-ign_eof",
-        "-alpn",
-        "http/1.1",
-        "-CAfile",
-    ])
-    .arg(w.pki.path("ca.crt"));
+    let mut cmd = s_client_command(w);
+    cmd.args(["-ign_eof", "-alpn", "http/1.1"]);
     match sni {
         Some(s) => cmd.args(["-servername", s]),
         None => cmd.arg("-noservername"),
@@ -348,17 +339,24 @@ pub fn http_status(out: &str) -> Option<u16> {
         .and_then(|s| s.parse().ok())
 }
 
+/// `openssl s_client` to the gateway's public port, trusting the test CA: the caller adds
+/// the rest.
+pub fn s_client_command(w: &super::World) -> std::process::Command {
+    let mut cmd = std::process::Command::new("openssl");
+    cmd.args([
+        "s_client",
+        "-connect",
+        &format!("127.0.0.1:{}", w.gw.https.port()),
+        "-CAfile",
+    ])
+    .arg(w.pki.path("ca.crt"));
+    cmd
+}
+
 /// `openssl s_client -msg` with `args` to the gateway, nothing sent: what it printed.
 pub fn s_client_raw(w: &super::World, args: &[&str]) -> String {
-    let out = std::process::Command::new("openssl")
-        .args([
-            "s_client",
-            "-msg",
-            "-connect",
-            &format!("127.0.0.1:{}", w.gw.https.port()),
-            "-CAfile",
-        ])
-        .arg(w.pki.path("ca.crt"))
+    let out = s_client_command(w)
+        .arg("-msg")
         .args(args)
         .stdin(std::process::Stdio::null())
         .output()

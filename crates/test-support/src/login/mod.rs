@@ -8,7 +8,9 @@ mod flows;
 mod world;
 
 pub use browser::{Browser, Page};
-pub use certificates::{http_status, s_client, s_client_raw, CertOptions, Ocsp, Responder};
+pub use certificates::{
+    http_status, s_client, s_client_command, s_client_raw, CertOptions, Ocsp, Responder,
+};
 pub use flows::*;
 pub use world::{
     certificate_world, world, Fapi, Options, World, STAFF_ANA, STAFF_ANA_TOTP, STAFF_BOR,
