@@ -1289,3 +1289,102 @@ async fn slow_headers_and_bodies_are_cut_off_while_normal_requests_are_served() 
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A portal that records the head of every request it gets (request line and headers, as the
+/// bytes arrived) and answers each with `200 Fine Thanks`: its own reason phrase.
+async fn head_recorder() -> (std::net::SocketAddr, tokio::sync::mpsc::Receiver<Vec<u8>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                // One request at a time on the connection (the gateway's pool keeps it).
+                while let Ok(n) = s.read(&mut chunk).await {
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let _ = tx.send(buf[..end].to_vec()).await;
+                        buf.clear();
+                        let answer = b"HTTP/1.1 200 Fine Thanks\r\ncontent-length: 2\r\n\r\nok";
+                        if s.write_all(answer).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (addr, rx)
+}
+
+/// The request the gateway writes to the portal is the client's less what it removes and
+/// plus what it adds: a request-target goes as it was sent — percent-encoded, with UTF-8 that
+/// is not ASCII, in absolute form — and the portal's own reason phrase comes back to the
+/// client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_request_target_and_the_portals_reason_phrase_pass_as_sent() {
+    let pki = Pki::new();
+    let (mut setup, _portals) = six_demo_portals().await;
+    let (addr, mut heads) = head_recorder().await;
+    setup.upstreams[0].1 = vec![format!("http://{addr}")];
+    let gw = Gateway::start(&pki, &setup);
+    let acq = host("acq");
+    let absolute = format!("https://{acq}/abs/x?q=1");
+    // (A target with bytes that are not UTF-8 is refused before the gateway sees it: 400.)
+    let targets: [&[u8]; 4] = [
+        b"/a/%FF%20b?x=%C5%BE&y=1",
+        b"/plain?q",
+        "/\u{17e}ivjo?ime=\u{17d}an".as_bytes(),
+        absolute.as_bytes(),
+    ];
+    for target in targets {
+        let mut request = b"GET ".to_vec();
+        request.extend_from_slice(target);
+        request.extend_from_slice(
+            format!(" HTTP/1.1\r\nHost: {acq}\r\nX-Mixed-Case: v\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        );
+        let shown = String::from_utf8_lossy(target).into_owned();
+        let raw = gw.raw(&acq, &request).expect("handshake");
+        let status_line = raw.split(|b| *b == b'\r').next().unwrap_or_default();
+        assert_eq!(
+            String::from_utf8_lossy(status_line),
+            "HTTP/1.1 200 Fine Thanks",
+            "{shown}: {}",
+            String::from_utf8_lossy(&raw)
+        );
+        let head = tokio::time::timeout(Duration::from_secs(10), heads.recv())
+            .await
+            .expect("the portal got the request")
+            .expect("recorder");
+        let mut line = b"GET ".to_vec();
+        line.extend_from_slice(target);
+        line.extend_from_slice(b" HTTP/1.1\r\n");
+        assert!(
+            head.starts_with(&line),
+            "{shown}: the portal got {}",
+            String::from_utf8_lossy(&head)
+        );
+        let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+        for added in [
+            "\r\nx-forwarded-proto: https",
+            "\r\nx-forwarded-for: 127.0.0.1",
+            "\r\nx-mixed-case: v",
+        ] {
+            assert!(head.contains(added), "{shown}: no {added:?} in {head}");
+        }
+        assert!(
+            head.contains(&format!("\r\nx-forwarded-host: {acq}")),
+            "{shown}: {head}"
+        );
+    }
+}

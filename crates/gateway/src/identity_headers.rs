@@ -3,14 +3,11 @@
 //! the two can never name or encode the identity differently. The signed assertion is added
 //! by each caller (it is signed for the portal's audience).
 
-use bytes::Bytes;
-use pingora::http::IntoCaseHeaderName;
-use prehod_config::{Headers, IdentityHeader as H};
+use prehod_config::IdentityHeader as H;
 use prehod_identity::session::Session;
 
-/// Calls `put` with each identity header of session `s`, by its kind (the caller names it:
-/// `Headers` or [`WireNames`]): user, e-mail, name, method (the provider's id or
-/// `certificate`), level, amr, and the certificate's subject, issuer, serial and fingerprint
+/// Calls `put` with each identity header of session `s`, by its kind (the caller names it
+/// from `Headers`): user, e-mail, name, method (the provider's id or `certificate`), level, amr, and the certificate's subject, issuer, serial and fingerprint
 /// when it has one. Every value that may be text goes through [`header_safe`].
 pub fn each<E>(s: &Session, mut put: impl FnMut(H, String) -> Result<(), E>) -> Result<(), E> {
     put(H::User, header_safe(&s.sub))?;
@@ -28,40 +25,6 @@ pub fn each<E>(s: &Session, mut put: impl FnMut(H, String) -> Result<(), E>) -> 
         put(H::CertFingerprint, header_safe(fp))?;
     }
     Ok(())
-}
-
-/// The configured names of the headers the gateway sets on every request (the request id,
-/// the identity headers) as the bytes pingora's `insert_header` takes as they are: given a
-/// `HeaderName`, it copies the name into new bytes on every insert (`IntoCaseHeaderName`);
-/// a clone of these is a reference count. Built with the snapshot, from `Headers`; the bytes
-/// are what pingora would have made of the `HeaderName` (tests below).
-pub struct WireNames {
-    pub request_id: Bytes,
-    identity: [Bytes; 11],
-}
-
-impl WireNames {
-    pub fn of(headers: &Headers) -> Self {
-        let wire = |name: &http::HeaderName| {
-            Bytes::copy_from_slice(name.clone().into_case_header_name().as_slice())
-        };
-        Self {
-            request_id: wire(&headers.request_id),
-            identity: headers.identity.each_ref().map(wire),
-        }
-    }
-}
-
-impl std::ops::Index<H> for WireNames {
-    type Output = Bytes;
-
-    fn index(&self, header: H) -> &Bytes {
-        // As `Headers`' index: a variant's discriminant is its place in `IdentityHeader::ALL`,
-        // with one name per entry.
-        self.identity
-            .get(header as usize)
-            .expect("one name per identity header")
-    }
 }
 
 /// Identity values (a certificate CN "Žan", a Rekono name with č, an IDN e-mail) can hold any
@@ -129,45 +92,5 @@ mod tests {
             let mut h = RequestHeader::build("GET", b"/", None).unwrap();
             h.insert_header("x-auth-name", safe).unwrap();
         }
-    }
-
-    /// The same header inserted under its `HeaderName` and under its wire name goes out the
-    /// same (name case included), for a custom and a standard name.
-    #[test]
-    fn wire_names_write_what_header_names_wrote() {
-        let name = |n: &str| http::HeaderName::from_bytes(n.as_bytes()).expect("name");
-        let headers = Headers {
-            request_id: name("x-request-id"),
-            identity: H::ALL.map(|(_, _, default)| name(default)),
-            strip: Vec::new(),
-            strip_prefixes: Vec::new(),
-        };
-        let headers = Headers {
-            // A standard name, which pingora writes title-cased.
-            request_id: http::header::SERVER,
-            ..headers
-        };
-        let wire = WireNames::of(&headers);
-        let mut named = RequestHeader::build("GET", b"/", None).expect("head");
-        let mut bytes = RequestHeader::build("GET", b"/", None).expect("head");
-        named
-            .insert_header(headers.request_id.clone(), "1")
-            .expect("insert");
-        bytes
-            .insert_header(wire.request_id.clone(), "1")
-            .expect("insert");
-        for (kind, _, _) in H::ALL {
-            named
-                .insert_header(headers[kind].clone(), "v")
-                .expect("insert");
-            bytes
-                .insert_header(wire[kind].clone(), "v")
-                .expect("insert");
-        }
-        let (mut a, mut b) = (Vec::new(), Vec::new());
-        named.header_to_h1_wire(&mut a);
-        bytes.header_to_h1_wire(&mut b);
-        assert_eq!(String::from_utf8_lossy(&a), String::from_utf8_lossy(&b));
-        assert!(String::from_utf8_lossy(&b).contains("Server: 1"));
     }
 }

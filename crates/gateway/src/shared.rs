@@ -9,10 +9,7 @@ use prehod_config::{Config, Portal};
 
 use crate::metrics::Metrics;
 use crate::pool::Pool;
-use crate::{
-    auth, budget, hygiene, identity_headers, login, pages, ratelimit, routing, state, tls,
-    BuildError,
-};
+use crate::{auth, budget, hygiene, login, pages, ratelimit, routing, state, tls, BuildError};
 
 /// What every phase of every request reads: one configuration's snapshot, built at start and
 /// again at each reload (see [`crate::live`]). The `Arc` parts are the ones that live as long as the
@@ -44,8 +41,6 @@ pub struct Shared {
     pub body_budget: Arc<budget::BodyBudget>,
     /// The language cookie's name (`{cookies.prefix}_lang`), for the pages of every host.
     pub lang_cookie: String,
-    /// `config.headers`' request-id and identity names as pingora takes them without a copy.
-    pub wire_names: identity_headers::WireNames,
 }
 
 /// A portal as the request path uses it: its settings, its upstream pool (health, round
@@ -132,7 +127,6 @@ impl Shared {
             sessions_index: Arc::default(),
             body_budget: Arc::new(budget::BodyBudget::new(config.server.body_buffers)),
             lang_cookie: format!("{}_lang", config.cookies.prefix),
-            wire_names: identity_headers::WireNames::of(&config.headers),
             config,
         })
     }

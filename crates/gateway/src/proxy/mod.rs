@@ -336,8 +336,7 @@ impl ProxyHttp for Gateway {
         upstream: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        upstream::forwarding_headers(session.req_header(), upstream, ctx)?;
-        upstream::identity_headers(upstream, ctx)
+        upstream::prepare(session.req_header(), upstream, ctx)
     }
 
     /// The gateway's cookies are its own: a portal's `Set-Cookie` for one of them is dropped
@@ -365,21 +364,7 @@ impl ProxyHttp for Gateway {
     ) -> Result<()> {
         // Only a 101 makes a WebSocket of the connection (free of the HTTP deadlines).
         crate::connections::response_header(session, response.status);
-        let shared = ctx.shared.clone();
-        response.insert_header(shared.wire_names.request_id.clone(), &ctx.request_id)?;
-        if !(response.headers).contains_key(http::header::STRICT_TRANSPORT_SECURITY) {
-            response.insert_header(
-                "strict-transport-security",
-                crate::pages::STRICT_TRANSPORT_SECURITY,
-            )?;
-        }
-        // The session's idle time was rolled: hand the browser the new cookie.
-        if let (Some(rolled), Some(auth)) = (&ctx.rolled, &shared.auth) {
-            response.append_header(
-                "set-cookie",
-                auth.session_cookie(rolled, auth.sessions.absolute().as_secs()),
-            )?;
-        }
+        upstream::finish_response(response, ctx)?;
         Ok(())
     }
 
