@@ -74,7 +74,8 @@ pub(super) fn prepare(
     upstream: &mut RequestHeader,
     ctx: &RequestCtx,
 ) -> Result<()> {
-    let empty = RequestHeader::build_no_case(http::Method::GET, b"/", Some(0))?;
+    // An empty request (no allocation) holds the place while the parts are out.
+    let empty = RequestHeader::from(http::Request::new(()).into_parts().0);
     let taken = std::mem::replace(upstream, empty);
     let as_uri = taken.uri.path_and_query().map(|p| p.as_str().as_bytes());
     let verbatim = (!taken.raw_path_is_utf8() || as_uri != Some(taken.raw_path()))
@@ -175,7 +176,7 @@ fn identity_headers(upstream: &mut HeaderMap, ctx: &RequestCtx) -> Result<()> {
 /// pingora adds after this), the case map of the portal's header names left out. A reason
 /// phrase of the portal's own is kept.
 pub(super) fn finish_response(response: &mut ResponseHeader, ctx: &RequestCtx) -> Result<()> {
-    let empty = ResponseHeader::build_no_case(http::StatusCode::OK, Some(0))?;
+    let empty = ResponseHeader::from(http::Response::new(()).into_parts().0);
     let taken = std::mem::replace(response, empty);
     let reason = taken.get_reason_phrase();
     let reason = (reason != taken.status.canonical_reason()).then(|| reason.map(str::to_owned));
