@@ -63,8 +63,23 @@ pub fn pairs(headers: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
         .get_all(http::header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
+        .flat_map(split_semicolons)
         .filter_map(|c| c.trim().split_once('='))
+}
+
+/// `v.split(';')`, each `;` found by the memchr crate's vector search: `str::split` looks for
+/// them a word at a time, ~1.3 instructions a byte — ~700 for a ~550-byte session cookie,
+/// which is read twice per request (issue 20).
+pub fn split_semicolons(v: &str) -> impl Iterator<Item = &str> {
+    let mut start = 0;
+    memchr::memchr_iter(b';', v.as_bytes())
+        .chain(std::iter::once(v.len()))
+        .map(move |end| {
+            // `;` is ASCII: both ends are on character boundaries.
+            let piece = v.get(start..end).unwrap_or_default();
+            start = end + 1;
+            piece
+        })
 }
 
 /// Whether a cookie name is one of the gateway's (`prefix`, in any letter case, also behind
@@ -92,6 +107,24 @@ fn strip_prefix_ignoring_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn split_semicolons_is_str_split() {
+        for v in [
+            "",
+            ";",
+            ";;",
+            "a",
+            "a=1; b=2",
+            "a=1;",
+            ";a=1",
+            " ž=č ; x ;; y=\u{1f600};",
+        ] {
+            let ours: Vec<&str> = split_semicolons(v).collect();
+            let theirs: Vec<&str> = v.split(';').collect();
+            assert_eq!(ours, theirs, "{v:?}");
+        }
+    }
 
     #[test]
     fn host_cookies_follow_the_host_prefix_rules() {

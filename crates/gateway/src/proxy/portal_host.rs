@@ -53,20 +53,22 @@ impl Gateway {
             now,
         );
         ctx.auth = decision.outcome();
-        // Only a body read to its end, within the limit and the body budget, may be kept;
-        // the hold ends with this function.
-        let read = match portal::wants_body(&decision, &req) {
-            true => {
-                Some(Box::pin(self.read_body(session, ctx, portal::keep_form::MAX_BODY)).await?)
-            }
-            false => None,
+        let answer = if portal::wants_body(&decision, &req) {
+            // Only a body read to its end, within the limit and the body budget, may be
+            // kept; the hold ends with this block. The request is read again after the body
+            // (the read needs the session); a request without one is read once.
+            let max = portal::keep_form::MAX_BODY;
+            let read = Box::pin(self.read_body(session, ctx, max)).await?;
+            let body = match &read {
+                Buffered::Body(body, _) => Some(body),
+                _ => None,
+            };
+            let req = request(session, &id);
+            portal::answer(&shared, portal_cfg, &req, &url, decision, body)
+        } else {
+            portal::answer(&shared, portal_cfg, &req, &url, decision, None)
         };
-        let body = match &read {
-            Some(Buffered::Body(body, _)) => Some(body),
-            _ => None,
-        };
-        let req = request(session, &id);
-        match portal::answer(&shared, portal_cfg, &req, &url, decision, body) {
+        match answer {
             Answer::Forward { session: s, rolled } => {
                 (ctx.session, ctx.rolled) = (s, rolled);
                 Ok(false)
