@@ -2,8 +2,11 @@
 //! forwards, so a portal can verify who the user is with the gateway's JWKS instead of
 //! trusting plain headers alone.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use http::HeaderValue;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use openssl::bn::{BigNum, BigNumContext};
 use openssl::ec::EcKey;
@@ -18,18 +21,32 @@ pub enum AssertionError {
     Key(String),
     #[error("signing: {0}")]
     Sign(#[from] jsonwebtoken::errors::Error),
+    #[error("the signed assertion is no header value")]
+    NotAHeaderValue,
 }
 
 pub struct Signer {
+    /// This signer's number in the process: a reload makes another signer (perhaps with
+    /// another key, issuer or lifetime) while the cached sessions stay, so what a session keeps
+    /// is kept by signer ([`crate::session::Prepared`]). Never a pointer, which a later signer
+    /// could reuse.
+    id: u64,
     kid: String,
     key: EncodingKey,
     jwks: serde_json::Value,
     issuer: String,
     lifetime: u64,
-    /// (session id, audience) → an assertion still valid for at least half its lifetime.
-    /// Signing costs far more than a request should; a session's assertion is reused.
-    recent: moka::sync::Cache<(String, String), (u64, std::sync::Arc<str>)>,
+    /// (session id, audience) → an assertion still valid for at least half its lifetime, as
+    /// a header value (the gateway sends it as it is). Signing costs far more than a request
+    /// should; a session's assertion is reused. Looked up when the session object has not kept
+    /// one yet: its first request, and a new object of the same session (a rolled cookie, a
+    /// session evicted from the session cache and opened again, a certificate-only portal's
+    /// session, made per request).
+    recent: moka::sync::Cache<(String, String), (u64, HeaderValue)>,
 }
+
+/// Tells the signers of the process apart ([`Signer::id`]).
+static SIGNERS: AtomicU64 = AtomicU64::new(0);
 
 #[derive(Serialize)]
 struct Claims<'a> {
@@ -74,6 +91,7 @@ impl Signer {
         let kid = hex::encode(&digest[..8]);
         let pkcs8 = pkey.private_key_to_pem_pkcs8().map_err(|e| bad(&e))?;
         Ok(Self {
+            id: SIGNERS.fetch_add(1, Ordering::Relaxed),
             key: EncodingKey::from_ec_pem(&pkcs8)?,
             jwks: serde_json::json!({"keys": [{"kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": kid, "x": x, "y": y}]}),
             kid,
@@ -86,23 +104,33 @@ impl Signer {
         })
     }
 
-    /// Like [`Signer::sign`], but reuses an assertion issued for the same session and audience
-    /// less than half a lifetime ago.
+    /// Like [`Signer::sign`], as a header value, but reuses an assertion issued for the same
+    /// session and audience less than half a lifetime ago: the one `session` keeps for this
+    /// signer and audience (a lock and a comparison, no allocation: the request path), else
+    /// the one in this signer's cache (then kept by `session` too).
     pub fn sign_cached(
         &self,
         session: &Session,
         audience: &str,
         now: u64,
-    ) -> Result<std::sync::Arc<str>, AssertionError> {
+    ) -> Result<HeaderValue, AssertionError> {
+        let fresh = |issued: u64| now.saturating_sub(issued) < self.lifetime / 2;
+        let kept = &session.prepared;
+        if let Some(value) = kept.assertion(self.id, audience, fresh) {
+            return Ok(value);
+        }
         let key = (session.sid.clone(), audience.to_owned());
-        if let Some((issued, token)) = self.recent.get(&key) {
-            if now.saturating_sub(issued) < self.lifetime / 2 {
-                return Ok(token);
+        if let Some((issued, value)) = self.recent.get(&key) {
+            if fresh(issued) {
+                kept.keep_assertion(self.id, audience, issued, value.clone());
+                return Ok(value);
             }
         }
-        let token: std::sync::Arc<str> = self.sign(session, audience, now)?.into();
-        self.recent.insert(key, (now, token.clone()));
-        Ok(token)
+        let value = HeaderValue::try_from(self.sign(session, audience, now)?)
+            .map_err(|_| AssertionError::NotAHeaderValue)?;
+        self.recent.insert(key, (now, value.clone()));
+        kept.keep_assertion(self.id, audience, now, value.clone());
+        Ok(value)
     }
 
     pub fn jwks(&self) -> &serde_json::Value {
@@ -150,15 +178,30 @@ mod tests {
     use crate::session::{Method, Session};
 
     fn signer() -> Signer {
+        signer_of("https://login.example")
+    }
+
+    /// A signer with a key of its own.
+    fn signer_of(issuer: &str) -> Signer {
         let group =
             openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap();
         let key = PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap();
-        Signer::new(
-            &key.private_key_to_pem_pkcs8().unwrap(),
-            "https://login.example".into(),
-            60,
-        )
-        .unwrap()
+        Signer::new(&key.private_key_to_pem_pkcs8().unwrap(), issuer.into(), 60).unwrap()
+    }
+
+    /// The claims of `token`, which must verify with `signer`'s published key for `audience`
+    /// (as a portal verifies it; its times are the tests' own clock, not checked here).
+    fn verified(signer: &Signer, token: &HeaderValue, audience: &str) -> serde_json::Value {
+        let jwks: jsonwebtoken::jwk::JwkSet =
+            serde_json::from_value(signer.jwks().clone()).unwrap();
+        let key = jsonwebtoken::DecodingKey::from_jwk(&jwks.keys[0]).unwrap();
+        let mut v = jsonwebtoken::Validation::new(Algorithm::ES256);
+        v.set_issuer(&[signer.issuer()]);
+        v.set_audience(&[audience]);
+        v.validate_exp = false;
+        jsonwebtoken::decode::<serde_json::Value>(token.to_str().unwrap(), &key, &v)
+            .unwrap_or_else(|e| panic!("{audience}: {e}"))
+            .claims
     }
 
     fn session(sid: &str) -> Session {
@@ -181,6 +224,7 @@ mod tests {
             issued_at: None,
             family: None,
             provider: None,
+            prepared: Default::default(),
         }
     }
 
@@ -212,5 +256,108 @@ mod tests {
             .unwrap()
             .claims;
         assert_eq!(claims["exp"].as_u64().unwrap() - 1029, 31);
+    }
+
+    #[test]
+    fn a_session_keeps_an_assertion_per_audience_and_never_sends_one_for_another() {
+        // The attack: the client picks the portal (the host, so the audience) of each request;
+        // it alternates between portals, some of whose audiences look alike, to get from what
+        // its session keeps an assertion that one portal signs for another.
+        let s = signer();
+        let session = session("1");
+        let audiences = [
+            "https://acq",
+            "https://acq/",
+            "https://acq.evil",
+            "https://ACQ",
+            "https://acq:8443",
+            "https://b2b",
+        ];
+        let first: Vec<HeaderValue> = audiences
+            .iter()
+            .map(|a| s.sign_cached(&session, a, 1000).unwrap())
+            .collect();
+        for (i, (a, token)) in audiences.iter().zip(&first).enumerate() {
+            assert_eq!(verified(&s, token, a)["aud"], *a);
+            assert!(first.iter().skip(i + 1).all(|other| other != token));
+        }
+        for now in [1001, 1015, 1029] {
+            for (a, token) in audiences.iter().zip(&first).rev() {
+                assert_eq!(s.sign_cached(&session, a, now).unwrap(), *token, "{a}");
+            }
+        }
+        // They come from the session object, not from the signer's cache: without the cache,
+        // the session still has them; another object of the session (its rolled cookie's)
+        // has them from the cache only.
+        s.recent.invalidate_all();
+        assert_eq!(
+            s.sign_cached(&session, audiences[0], 1029).unwrap(),
+            first[0]
+        );
+        let rolled = s.sign_cached(&session.clone(), audiences[0], 1029).unwrap();
+        assert_ne!(rolled, first[0]);
+        assert_eq!(
+            s.sign_cached(&session, audiences[5], 1029).unwrap(),
+            first[5]
+        );
+        // At half its lifetime the session's own is given up, for the one the signer's cache
+        // has from less than half a lifetime ago (the rolled object's)…
+        assert_eq!(s.sign_cached(&session, audiences[0], 1030).unwrap(), rolled);
+        // …and half a lifetime after that, for a new one, which is kept.
+        let renewed = s.sign_cached(&session, audiences[0], 1059).unwrap();
+        assert_ne!(renewed, rolled);
+        assert_eq!(verified(&s, &renewed, audiences[0])["iat"], 1059);
+        assert_eq!(
+            s.sign_cached(&session, audiences[0], 1088).unwrap(),
+            renewed
+        );
+    }
+
+    #[test]
+    fn a_reloaded_signer_never_sends_an_assertion_the_one_before_kept() {
+        // The attack: the assertion key leaked and a reload replaced it; the sessions cached
+        // before the reload (the session cache outlives it) must not go on sending assertions
+        // signed with the old key, under the old issuer.
+        let (old, new) = (signer(), signer_of("https://login.new"));
+        let session = session("1");
+        let before = old.sign_cached(&session, "https://acq", 1000).unwrap();
+        let after = new.sign_cached(&session, "https://acq", 1001).unwrap();
+        assert_ne!(after, before);
+        assert_eq!(
+            verified(&new, &after, "https://acq")["iss"],
+            "https://login.new"
+        );
+        // Requests in flight across the reload: each signer sends its own, and the session
+        // keeps only the newest signer's.
+        assert_eq!(
+            old.sign_cached(&session, "https://acq", 1002).unwrap(),
+            before
+        );
+        assert_eq!(
+            new.sign_cached(&session, "https://acq", 1003).unwrap(),
+            after
+        );
+        assert_eq!(session.prepared.kept_assertions(), 1);
+        verified(&old, &before, "https://acq");
+    }
+
+    #[test]
+    fn a_session_on_more_portals_than_it_keeps_still_gets_each_its_own() {
+        // A parent-domain session reaches every portal; what it keeps is bounded, and a portal
+        // whose assertion it gave up gets its own again (from the signer's cache).
+        let s = signer();
+        let session = session("1");
+        let audiences: Vec<String> = (0..40).map(|i| format!("https://p{i}")).collect();
+        let first: Vec<HeaderValue> = audiences
+            .iter()
+            .map(|a| s.sign_cached(&session, a, 1000).unwrap())
+            .collect();
+        assert!(session.prepared.kept_assertions() <= 16);
+        for (a, token) in audiences.iter().zip(&first).rev() {
+            let again = s.sign_cached(&session, a, 1010).unwrap();
+            assert_eq!(again, *token);
+            assert_eq!(verified(&s, &again, a)["aud"], a.as_str());
+        }
+        assert!(session.prepared.kept_assertions() <= 16);
     }
 }

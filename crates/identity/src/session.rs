@@ -12,6 +12,9 @@ use crate::digest::KeyedDigest;
 use crate::revocation::{Key, Kind, Revocations};
 use crate::seal::{SealError, Sealer};
 
+mod prepared;
+pub use prepared::Prepared;
+
 const PURPOSE: &[u8] = b"prehod session v1";
 
 /// How the user logged in to the gateway: `Rekono` is any OpenID provider's login (which one:
@@ -86,6 +89,11 @@ pub struct Session {
     /// certificate session, and in one sealed before providers were configurable: `rekono`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider: Option<Box<str>>,
+    /// The identity header values and assertions a request to a portal carries, made at the
+    /// first such request of this session object and kept for the next ([`Prepared`]). Never
+    /// sealed; empty in a new session and in a clone (`Default::default()`).
+    #[serde(skip)]
+    pub prepared: Prepared,
 }
 
 impl Session {
