@@ -13,6 +13,7 @@ use openssl::ec::EcKey;
 use openssl::pkey::PKey;
 use serde::Serialize;
 
+use crate::digest::KeyedDigest;
 use crate::session::Session;
 
 #[derive(Debug, thiserror::Error)]
@@ -36,13 +37,15 @@ pub struct Signer {
     jwks: serde_json::Value,
     issuer: String,
     lifetime: u64,
-    /// (session id, audience) → an assertion still valid for at least half its lifetime, as
-    /// a header value (the gateway sends it as it is). Signing costs far more than a request
-    /// should; a session's assertion is reused. Looked up when the session object has not kept
-    /// one yet: its first request, and a new object of the same session (a rolled cookie, a
-    /// session evicted from the session cache and opened again, a certificate-only portal's
-    /// session, made per request).
-    recent: moka::sync::Cache<(String, String), (u64, HeaderValue)>,
+    /// [`Signer::key`] (session and audience) → an assertion still valid for at least half
+    /// its lifetime, as a header value (the gateway sends it as it is). Signing costs far more
+    /// than a request should; a session's assertion is reused. Looked up when the session
+    /// object has not kept one yet: its first request, and a new object of the same session (a
+    /// rolled cookie, a session evicted from the session cache and opened again, a
+    /// certificate-only portal's session, made per request).
+    recent: moka::sync::Cache<u128, (u64, HeaderValue)>,
+    /// The key of [`Signer::key`]'s digest, drawn at start.
+    digest: KeyedDigest,
 }
 
 /// Tells the signers of the process apart ([`Signer::id`]).
@@ -101,6 +104,7 @@ impl Signer {
                 .max_capacity(100_000)
                 .time_to_live(std::time::Duration::from_secs((lifetime / 2).max(1)))
                 .build(),
+            digest: KeyedDigest::random(),
         })
     }
 
@@ -119,7 +123,7 @@ impl Signer {
         if let Some(value) = kept.assertion(self.id, audience, fresh) {
             return Ok(value);
         }
-        let key = (session.sid.clone(), audience.to_owned());
+        let key = self.key(session, audience);
         if let Some((issued, value)) = self.recent.get(&key) {
             if fresh(issued) {
                 kept.keep_assertion(self.id, audience, issued, value.clone());
@@ -131,6 +135,33 @@ impl Signer {
         self.recent.insert(key, (now, value.clone()));
         kept.keep_assertion(self.id, audience, now, value.clone());
         Ok(value)
+    }
+
+    /// The key of an assertion of `session` for `audience` in this signer's cache: a keyed
+    /// 128-bit digest (as the session cache's key, [`KeyedDigest`]) of the audience and of
+    /// every claim but the times — not of the session id alone, so that a session of another
+    /// identity or level never takes one, however it came to that id (a certificate-only
+    /// portal's session is named after the certificate, its level is the configuration's).
+    /// `auth_time` is left out as it was with the id as the key: a certificate-only session's is
+    /// the time of its request, and one assertion serves its requests for half a lifetime. No
+    /// allocation, where the key was two new strings per look-up.
+    fn key(&self, session: &Session, audience: &str) -> u128 {
+        let fingerprint = session.cert_fingerprint.as_deref();
+        let (level, has_fingerprint) = ([session.level], [u8::from(fingerprint.is_some())]);
+        let amr = (session.amr.len() as u64).to_le_bytes();
+        let text = [
+            audience,
+            &session.sid,
+            &session.sub,
+            &session.email,
+            &session.name,
+            session.method_label(),
+            fingerprint.unwrap_or_default(),
+        ];
+        let parts = (text.into_iter().map(str::as_bytes))
+            .chain([&level[..], &has_fingerprint[..], &amr[..]])
+            .chain(session.amr.iter().map(String::as_bytes));
+        self.digest.of_parts(parts)
     }
 
     pub fn jwks(&self) -> &serde_json::Value {
@@ -203,6 +234,9 @@ mod tests {
             .unwrap_or_else(|e| panic!("{audience}: {e}"))
             .claims
     }
+
+    /// A change to a session, by what it changes.
+    type Change = (&'static str, fn(&mut Session));
 
     fn session(sid: &str) -> Session {
         Session {
@@ -359,5 +393,48 @@ mod tests {
             assert_eq!(verified(&s, &again, a)["aud"], a.as_str());
         }
         assert!(session.prepared.kept_assertions() <= 16);
+    }
+
+    #[test]
+    fn a_session_of_the_same_id_but_another_identity_never_takes_the_cached_assertion() {
+        // The attack: the signer's cache was keyed by the session id alone. A session that
+        // comes to another's id with another identity or level (a certificate-only session is
+        // named after its certificate and takes its level from the configuration) must get an
+        // assertion of its own claims, not the one cached for that id.
+        let s = signer();
+        let first = s.sign_cached(&session("1"), "https://acq", 1000).unwrap();
+        let changes: [Change; 9] = [
+            ("sub", |x| x.sub.push('x')),
+            ("email", |x| x.email.push('x')),
+            ("name", |x| x.name.push('x')),
+            ("method", |x| x.method = Method::Certificate),
+            ("provider", |x| x.provider = Some("bankart-staff".into())),
+            ("level", |x| x.level = 30),
+            ("amr", |x| x.amr.push("otp".into())),
+            ("cert_fingerprint", |x| {
+                x.cert_fingerprint = Some("ab".into())
+            }),
+            ("cert_fingerprint empty", |x| {
+                x.cert_fingerprint = Some("".into())
+            }),
+        ];
+        for (field, change) in changes {
+            let mut other = session("1");
+            change(&mut other);
+            let token = s.sign_cached(&other, "https://acq", 1001).unwrap();
+            assert_ne!(token, first, "{field}");
+            let claims = verified(&s, &token, "https://acq");
+            assert_eq!(claims["level"], other.level, "{field}");
+            assert_eq!(claims["sub"], other.sub.as_str(), "{field}");
+            assert_eq!(claims["email"], other.email.as_str(), "{field}");
+            assert_eq!(claims["method"], other.method_label(), "{field}");
+            assert_eq!(claims["amr"], serde_json::json!(other.amr), "{field}");
+        }
+        // Its times are not its identity: the same session made again later (a
+        // certificate-only portal's, per request) reuses it, as with the id as the key.
+        let mut later = session("1");
+        later.auth_time = 999;
+        later.expires_at = 5000;
+        assert_eq!(s.sign_cached(&later, "https://acq", 1002).unwrap(), first);
     }
 }
