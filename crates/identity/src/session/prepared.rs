@@ -9,7 +9,7 @@
 //! what is derived from it alone can be kept on it; a request then clones each header value
 //! (a reference count).
 
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use http::HeaderValue;
 use prehod_config::IdentityHeader;
@@ -21,12 +21,14 @@ use super::Session;
 ///
 /// Nothing in it outlives a change of the session: a clone starts empty (a clone is what is
 /// changed — issued, rolled, bound to another host), it is never sealed into a cookie nor read
-/// from one, and it takes no part in comparing sessions. One pointer's room in the session
-/// (16 bytes with its once-flag), so that the cached `Arc<Session>` keeps to jemalloc's 320-byte
-/// class (`a_cached_session_is_one_small_allocation_without_spare_capacity`); the slots
-/// themselves are allocated only for a session that reaches a portal.
+/// from one, and it takes no part in comparing sessions. Another session object has it only
+/// when it is the same session but for its times ([`Session::share_prepared`]). One pointer's
+/// room in the session (16 bytes with its once-flag), so that the cached `Arc<Session>` keeps
+/// to jemalloc's 320-byte class
+/// (`a_cached_session_is_one_small_allocation_without_spare_capacity`); the slots themselves
+/// are allocated only for a session that reaches a portal.
 #[derive(Default)]
-pub struct Prepared(OnceLock<Box<Slots>>);
+pub struct Prepared(OnceLock<Arc<Slots>>);
 
 #[derive(Default)]
 struct Slots {
@@ -49,7 +51,7 @@ const MAX_KEPT: usize = 16;
 
 impl Prepared {
     fn slots(&self) -> &Slots {
-        self.0.get_or_init(Box::default)
+        self.0.get_or_init(Arc::default)
     }
 
     /// The assertion kept for `audience` by signer `signer`, when `fresh` holds for its issue
@@ -125,6 +127,61 @@ impl Session {
         }
         let made = make(self)?;
         Ok(slots.headers.get_or_init(|| made))
+    }
+
+    /// Takes what `other` has prepared when `other` is the same session but for its times
+    /// (the certificate-only portal makes a session per request, its `auth_time` the request's;
+    /// `prehod_identity::cert::VerdictCache::session`): every field the identity header values
+    /// and the assertion are made of is compared, and more. `auth_time` is not: an assertion
+    /// of `other` is reused with it, as the signer's cache reuses one across such sessions (its
+    /// key leaves the times out). Whether it took them.
+    pub fn share_prepared(&mut self, other: &Session) -> bool {
+        if !self.same_but_times(other) {
+            return false;
+        }
+        let slots = other.prepared.0.get_or_init(Arc::default).clone();
+        self.prepared = Prepared(OnceLock::from(slots));
+        true
+    }
+
+    /// Whether `other` differs from this session in nothing but its times. Every field is named
+    /// here, so that a field added to the session is compared (or left out) on purpose.
+    fn same_but_times(&self, other: &Session) -> bool {
+        let Session {
+            sid,
+            sub,
+            name,
+            email,
+            method,
+            amr,
+            level,
+            auth_time: _,
+            issued_at: _,
+            expires_at: _,
+            idle_until: _,
+            op_sid,
+            id_token,
+            cert_fingerprint,
+            cert,
+            host,
+            family,
+            provider,
+            prepared: _,
+        } = self;
+        *sid == other.sid
+            && *sub == other.sub
+            && *name == other.name
+            && *email == other.email
+            && *method == other.method
+            && *amr == other.amr
+            && *level == other.level
+            && *op_sid == other.op_sid
+            && *id_token == other.id_token
+            && *cert_fingerprint == other.cert_fingerprint
+            && *cert == other.cert
+            && *host == other.host
+            && *family == other.family
+            && *provider == other.provider
     }
 }
 

@@ -12,6 +12,9 @@ use super::*;
 
 type Values = Box<[(H, HeaderValue)]>;
 
+/// A change to a session, by what it changes.
+type Change = (&'static str, fn(&mut Session));
+
 /// Makes two of the values as the gateway's list does (user and level), counting its calls.
 fn make(calls: &Cell<u32>) -> impl FnOnce(&Session) -> Result<Values, InvalidHeaderValue> + '_ {
     move |s| {
@@ -114,4 +117,62 @@ fn requests_racing_on_one_session_all_send_the_one_set_it_keeps() {
         threads.into_iter().map(|t| t.join().unwrap()).collect()
     });
     assert!(made.iter().all(|p| *p == made[0]), "one set for all");
+}
+
+#[test]
+fn a_session_takes_what_another_prepared_only_when_it_is_the_same_but_for_its_times() {
+    // The certificate-only portal makes a session per request and gives it what the
+    // connection's last one prepared (`VerdictCache::session`). The attack: any difference of
+    // identity — another certificate, a reload that changed the level or the user id rule, a
+    // session of another host or family — must make its own values, never take those.
+    let mut base = full_session();
+    base.sid = "cert-ab".into();
+    let calls = Cell::new(0);
+    let made = base.identity_header_values(make(&calls)).unwrap().as_ptr();
+    let mut later = base.clone();
+    later.auth_time += 60;
+    later.issued_at = Some(2000);
+    later.expires_at = 9000;
+    later.idle_until = 8000;
+    assert!(later.share_prepared(&base));
+    assert_eq!(
+        later.identity_header_values(make(&calls)).unwrap().as_ptr(),
+        made
+    );
+    assert_eq!(calls.get(), 1, "taken, not made again");
+
+    let changes: [Change; 17] = [
+        ("sid", |s| s.sid.push('x')),
+        ("sub", |s| s.sub.push('x')),
+        ("name", |s| s.name.push('x')),
+        ("email", |s| s.email.push('x')),
+        ("method", |s| s.method = Method::Rekono),
+        ("amr", |s| s.amr.pop().map(drop).unwrap_or_default()),
+        ("level", |s| s.level = 10),
+        ("op_sid", |s| s.op_sid = None),
+        ("id_token", |s| s.id_token = None),
+        ("cert_fingerprint", |s| {
+            s.cert_fingerprint = Some("cd".into())
+        }),
+        ("cert subject", |s| {
+            s.cert.as_mut().unwrap().subject.push('x')
+        }),
+        ("cert issuer", |s| s.cert.as_mut().unwrap().issuer.push('x')),
+        ("cert serial", |s| s.cert.as_mut().unwrap().serial.push('x')),
+        ("cert organisation", |s| {
+            s.cert.as_mut().unwrap().organization_id.push('x')
+        }),
+        ("host", |s| s.host = None),
+        ("family", |s| s.family = None),
+        ("provider", |s| s.provider = Some("bankart-staff".into())),
+    ];
+    for (field, change) in changes {
+        let mut other = base.clone();
+        change(&mut other);
+        assert!(!other.share_prepared(&base), "{field}");
+        let before = calls.get();
+        let own = other.identity_header_values(make(&calls)).unwrap().as_ptr();
+        assert_ne!(own, made, "{field}");
+        assert_eq!(calls.get(), before + 1, "{field}: made its own");
+    }
 }
