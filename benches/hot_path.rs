@@ -162,6 +162,7 @@ assertion:\n  key: {0}/assertion.key\nportals:\n  bips:\n    host: bips.bankart.
         issued_at: None,
         family: None,
         provider: None,
+        prepared: Default::default(),
     };
     let (issued, cookie) = auth.sessions.issue(session, now).expect("issue");
     c.bench_function("session/validate (cached)", |b| {

@@ -144,6 +144,7 @@ portals:\n  acq:\n    host: acq.bankart.localhost\n    danger_no_authentication:
                     issued_at: None,
                     family: None,
                     provider: None,
+                    prepared: Default::default(),
                 },
                 now,
             )

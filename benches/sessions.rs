@@ -70,6 +70,7 @@ fn main() {
                     issued_at: None,
                     family: None,
                     provider: None,
+                    prepared: Default::default(),
                 },
                 now,
             )

@@ -1355,3 +1355,57 @@ async fn a_certificate_code_planted_in_another_browser_takes_nothing_over() {
     assert_eq!(me["email"], prehod_test_support::rekono::SREDNJA.0, "{me}");
     assert_eq!(me["method"], "rekono");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_only_connection_across_a_reload_carries_the_new_identity() {
+    // The attack: the identity headers and assertion of a certificate-only portal's requests
+    // are prepared once per connection (issue 20). A keep-alive connection that stays open
+    // across a reload changing what its certificate stands for (here the user id rule) must
+    // carry the new identity, in its headers and its assertion, not the prepared one.
+    let w = world(Options {
+        certificates: Some(CertOptions {
+            crl: Some(("ca.crl.pem", "1m")),
+            ..CertOptions::default()
+        }),
+        portal_yaml: vec![("bws", "client_certificate: required")],
+        ..Options::default()
+    })
+    .await;
+    let url = portal_url(&w, "bws", "/api/report");
+    let mut browser = Browser::with_certificate(&w, "valid");
+    let seen = |json: &serde_json::Value| {
+        let token = received_header(json, "x-auth-assertion")[0];
+        let claims = jsonwebtoken::dangerous::insecure_decode::<serde_json::Value>(token)
+            .expect("a JWT")
+            .claims;
+        let user = received_header(json, "x-auth-user")[0].to_owned();
+        assert_eq!(
+            claims["sub"],
+            user.as_str(),
+            "the assertion says the header's user"
+        );
+        (user, token.to_owned())
+    };
+    let (before, token) = seen(&browser.api(&url).await.json());
+    assert_eq!(before, "prehod-dev-ca:SI-DEV-1000");
+    assert_eq!(
+        seen(&browser.api(&url).await.json()),
+        (before.clone(), token),
+        "prepared once, reused"
+    );
+    w.gw.reload_with(|yaml| {
+        yaml.replacen(
+            "      user_id: serial_number\n",
+            "      user_id: common_name\n",
+            1,
+        )
+    })
+    .await;
+    for _ in 0..2 {
+        let page = browser.api(&url).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        let (after, _) = seen(&page.json());
+        assert_ne!(after, before, "the new user id rule's id");
+        assert!(after.contains("Testni Uporabnik"), "{after}");
+    }
+}

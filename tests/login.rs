@@ -2645,3 +2645,79 @@ async fn a_stolen_portal_cookie_is_no_login_host_session() {
         200
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_step_up_no_portal_gets_what_the_earlier_session_prepared() {
+    // The attack: a session's identity headers and assertion are made at its first request to
+    // a portal and kept with it (issue 20). A step-up is a new session of the same person (the
+    // earlier one revoked): the portal that had the level-20 session's values must get the new
+    // session's, and the earlier cookie, sent again, must get nothing it kept. One cookie for
+    // every host, so that both sessions reach the same portal.
+    let world = world(Options {
+        parent_domain: true,
+        ..Options::default()
+    })
+    .await;
+    let (mut browser, page) = log_in(&world, "bips", "/", VISOKA, VISOKA_TOTP).await;
+    let json = page.json();
+    assert_eq!(received_header(&json, "x-auth-level"), ["20"]);
+    let before = verify_assertion(&world, &browser, "bips", &json).await;
+    let again = browser.api(&portal_url(&world, "bips", "/")).await.json();
+    assert_eq!(
+        received_header(&again, "x-auth-assertion"),
+        received_header(&json, "x-auth-assertion"),
+        "the kept assertion, reused"
+    );
+    let earlier = browser.cookie("prehod_session").expect("the cookie");
+    let target = portal_url(&world, "bws", "/");
+    let why = browser.follow(&target).await;
+    let rekono = continue_step_up(&world, &mut browser, &why).await;
+    let chooser = rekono_password(&world, &mut browser, &rekono, VISOKA).await;
+    let back = rekono_otp(&world, &mut browser, &chooser, VISOKA_TOTP).await;
+    assert_eq!(back.url, target);
+    let json = browser.api(&portal_url(&world, "bips", "/")).await.json();
+    assert_eq!(received_header(&json, "x-auth-level"), ["30"]);
+    let after = verify_assertion(&world, &browser, "bips", &json).await;
+    assert_eq!(after["level"], 30);
+    assert_eq!(after["sub"], before["sub"]);
+    assert_ne!(after["sid"], before["sid"], "the new session's assertion");
+    browser.set_cookie_value("prehod_session", &earlier);
+    let page = browser.api(&portal_url(&world, "bips", "/")).await;
+    assert_ne!(page.status, 200, "the revoked session reaches no portal");
+    assert!(!page.body.contains("x-auth"), "{}", page.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_with_a_new_assertion_key_signs_the_next_request_of_a_cached_session() {
+    // The attack: the assertion key leaked and a reload replaced it. The session cache
+    // outlives the reload, and with it the assertion each session keeps: the next request of
+    // a session seen before must carry an assertion of the new key (the only one the JWKS
+    // then publishes), not the kept one of the old key.
+    let world = world(Options::default()).await;
+    let (mut browser, page) = log_in(&world, "bips", "/", SREDNJA, SREDNJA_TOTP).await;
+    let json = page.json();
+    let before = verify_assertion(&world, &browser, "bips", &json).await;
+    let kid = |json: &Value| {
+        let token = received_header(json, "x-auth-assertion")[0];
+        jsonwebtoken::decode_header(token).expect("header").kid
+    };
+    let old_kid = kid(&json);
+    let group =
+        openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).expect("P-256");
+    let key = openssl::pkey::PKey::from_ec_key(openssl::ec::EcKey::generate(&group).expect("key"))
+        .expect("key");
+    let new_key = world.pki.path("assertion-2.key");
+    std::fs::write(&new_key, key.private_key_to_pem_pkcs8().expect("pem")).expect("write");
+    // A key readable by its owner only, as the gateway asks of every secret file.
+    let owner_only = std::os::unix::fs::PermissionsExt::from_mode(0o600);
+    std::fs::set_permissions(&new_key, owner_only).expect("chmod");
+    let old_key = world.pki.path("assertion.key").display().to_string();
+    world
+        .gw
+        .reload_with(|yaml| yaml.replace(&old_key, &new_key.display().to_string()))
+        .await;
+    let json = browser.api(&portal_url(&world, "bips", "/")).await.json();
+    assert_ne!(kid(&json), old_kid, "signed with the new key");
+    let after = verify_assertion(&world, &browser, "bips", &json).await;
+    assert_eq!(after["sid"], before["sid"], "the same session");
+}

@@ -74,6 +74,7 @@ impl Dev {
             issued_at: None,
             family: None,
             provider: None,
+            prepared: Default::default(),
         };
         let auth = self.auth();
         let (issued, _) = auth.sessions.issue(s, now).expect("issue");

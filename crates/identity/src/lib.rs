@@ -4,6 +4,7 @@
 
 pub mod assertion;
 pub mod cert;
+mod digest;
 pub mod oidc;
 pub mod revocation;
 pub mod seal;

@@ -8,8 +8,12 @@ use std::time::Duration;
 use moka::sync::Cache;
 use serde::{Deserialize, Serialize};
 
+use crate::digest::KeyedDigest;
 use crate::revocation::{Key, Kind, Revocations};
 use crate::seal::{SealError, Sealer};
+
+mod prepared;
+pub use prepared::Prepared;
 
 const PURPOSE: &[u8] = b"prehod session v1";
 
@@ -85,6 +89,11 @@ pub struct Session {
     /// certificate session, and in one sealed before providers were configurable: `rekono`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider: Option<Box<str>>,
+    /// The identity header values and assertions a request to a portal carries, made at the
+    /// first such request of this session object and kept for the next ([`Prepared`]). Never
+    /// sealed; empty in a new session and in a clone (`Default::default()`).
+    #[serde(skip)]
+    pub prepared: Prepared,
 }
 
 impl Session {
@@ -286,51 +295,14 @@ impl RevocationKeys {
     }
 }
 
-/// The session cache's key for a cookie value: a 128-bit digest under a secret key drawn at
-/// start (SipHash-1-3 with 128-bit output), 16 bytes where the cookie (~520 bytes, ~1 650 with
-/// an id token) was the key before. Keyed, so that nobody can make a cookie whose digest is
-/// another session's (a cache hit skips opening the seal) — its outputs never leave the
-/// process; 128 bits, so that two cookies never share one by chance. One pass of SipHash-1-3
-/// costs ~2 instructions per byte, what moka's own hash of the cookie cost before; two passes
-/// of SipHash-2-4 cost 13 000 instructions per request, and software SHA-256 ~30 per byte
-/// (benches/README.md, issue 20).
-#[derive(Clone)]
-struct CookieDigest([u64; 2]);
-
-impl CookieDigest {
-    fn random() -> Self {
-        let mut bytes = [0u8; 16];
-        // As crate::random_id: without system randomness nothing can be kept secret.
-        if let Err(e) = openssl::rand::rand_bytes(&mut bytes) {
-            panic!("no system randomness ({e}): refusing to key the session cache predictably");
-        }
-        let mut k = [0u64; 2];
-        for (k, b) in k.iter_mut().zip(bytes.chunks_exact(8)) {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(b);
-            *k = u64::from_le_bytes(word);
-        }
-        Self(k)
-    }
-
-    fn of(&self, cookie: &str) -> u128 {
-        use siphasher::sip128::Hasher128;
-        use std::hash::Hasher;
-        let [k0, k1] = self.0;
-        let mut h = siphasher::sip128::SipHasher13::new_with_keys(k0, k1);
-        h.write(cookie.as_bytes());
-        h.finish128().as_u128()
-    }
-}
-
 pub struct Sessions {
     sealer: Sealer,
     idle: Duration,
     absolute: Duration,
-    /// [`CookieDigest`] of a cookie value → the session that opened from it.
+    /// [`KeyedDigest`] of a cookie value → the session that opened from it.
     cache: Cache<u128, Cached>,
     /// The cache's digest keys; they go with the cache at a reload.
-    digest: CookieDigest,
+    digest: KeyedDigest,
     /// Sessions, Rekono sessions and subjects logged out, each until it no longer matters.
     /// Shared with the sessions of the configurations loaded after this one (see [`Sessions::adopt`]).
     revoked: Arc<Revocations>,
@@ -397,7 +369,7 @@ impl Sessions {
                 // An entry is never older than the longest a session can idle.
                 .time_to_live(idle)
                 .build(),
-            digest: CookieDigest::random(),
+            digest: KeyedDigest::random(),
             revoked: Arc::new(Revocations::new(crate::revocation::DEFAULT_MAX)),
             longest_absolute: Arc::new(absolute.as_secs().into()),
             fresh_login_for: absolute,

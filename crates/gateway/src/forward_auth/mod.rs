@@ -226,7 +226,9 @@ fn identity(
         Ok::<(), std::convert::Infallible>(())
     })
     .unwrap_or_else(|never| match never {});
-    Ok(reply.named_header(&names[IdentityHeader::Assertion], jwt.to_string()))
+    // A JWT: base64url and dots, all visible ASCII.
+    let jwt = String::from_utf8_lossy(jwt.as_bytes()).into_owned();
+    Ok(reply.named_header(&names[IdentityHeader::Assertion], jwt))
 }
 
 /// The way to the login (or the step-up) for a browser: this host's nonce cookie and its

@@ -262,5 +262,6 @@ pub fn certificate_session(
         issued_at: None,
         family: None,
         provider: None,
+        prepared: Default::default(),
     }
 }

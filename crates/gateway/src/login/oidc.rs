@@ -467,6 +467,7 @@ pub(super) async fn callback(ctx: &Ctx<'_, '_>) -> Reply {
         host: None,
         family: family.map(Box::from),
         provider: Some(login_provider.id.as_str().into()),
+        prepared: Default::default(),
     };
     let (session, _) = match auth.sessions.issue(session, now) {
         Ok(issued) => issued,

@@ -46,9 +46,13 @@ pub async fn check(shared: &Shared, portal: &Portal, req: &Request<'_>) -> Verdi
             counted("success", "ok");
             let mut s =
                 crate::login::certificate_session(&id, certs.level, prehod_identity::unix_now());
-            // One identity per certificate: its assertion is reused like a session's.
+            // One identity per certificate: its assertion is reused like a session's, and its
+            // header values and assertion are prepared once per connection.
             s.sid = format!("cert-{}", id.fingerprint);
-            Verdict::Allow(Arc::new(s))
+            Verdict::Allow(match kept {
+                Some(kept) => kept.session(s),
+                None => Arc::new(s),
+            })
         }
         Err(refusal) => {
             counted("failure", refusal.label());

@@ -205,6 +205,7 @@ mod tests {
             issued_at: None,
             family: None,
             provider: None,
+            prepared: Default::default(),
         }
     }
 

@@ -149,24 +149,27 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// The identity of the request's session as headers, and its signed assertion for the
-/// portal (without which the request does not go on: the portal may rely on it).
+/// portal (without which the request does not go on: the portal may rely on it). Both are
+/// header values the session keeps from its first request ([`crate::identity_headers::values`],
+/// `Signer::sign_cached`): a request clones them.
 fn identity_headers(upstream: &mut HeaderMap, ctx: &RequestCtx) -> Result<()> {
     let shared = &ctx.shared;
     let (Some(s), Some(auth), Some(portal)) = (&ctx.session, &shared.auth, &ctx.portal) else {
         return Ok(());
     };
     let names = &shared.config.headers;
-    crate::identity_headers::each(s, |kind, v| {
-        upstream.insert(names[kind].clone(), value(v)?);
-        Ok::<(), Box<Error>>(())
-    })?;
+    let values = crate::identity_headers::values(s)
+        .map_err(|_| Error::explain(ErrorType::InvalidHTTPHeader, "invalid header value"))?;
+    for (kind, v) in values {
+        upstream.insert(names[*kind].clone(), v.clone());
+    }
     let jwt = (auth.signer)
         .sign_cached(s, &portal.audience, prehod_identity::unix_now())
         .map_err(|e| {
             let why = format!("signing the identity assertion: {e}");
             Error::explain(ErrorType::InternalError, why)
         })?;
-    upstream.insert(names[IdentityHeader::Assertion].clone(), value(&*jwt)?);
+    upstream.insert(names[IdentityHeader::Assertion].clone(), jwt);
     Ok(())
 }
 

@@ -4,11 +4,14 @@
 //! extensions, the user id, the revocation keys' hashes) run once per connection and
 //! configuration; what changes with time (expiry, the CRLs) runs on every request. On a
 //! certificate-only portal this was ~140 000 instructions of every request (benches/README.md).
+//! The identity headers and assertion of its requests are likewise prepared once per
+//! connection ([`VerdictCache::session`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::{CertIdentity, Checker, Presented, Refusal};
+use crate::session::Session;
 
 /// Each [`Checker`] is one configuration's: a verdict kept under one is never taken by
 /// another (a reload may have removed the anchor, a policy, a user id rule).
@@ -18,10 +21,15 @@ pub(super) fn next_generation() -> u64 {
     GENERATION.fetch_add(1, Ordering::Relaxed)
 }
 
-/// The verdict of a connection's certificate, by the checker that gave it. Kept with the
-/// connection (the handshake's record), never shared between connections.
+/// The verdict of a connection's certificate, by the checker that gave it, and the session its
+/// last request to a certificate-only portal went with (with what it prepared: ~2 KiB per such
+/// connection, for its life). Kept with the connection (the handshake's record), never shared
+/// between connections.
 #[derive(Default)]
-pub struct VerdictCache(Mutex<Option<(u64, Arc<CertIdentity>)>>);
+pub struct VerdictCache {
+    verdict: Mutex<Option<(u64, Arc<CertIdentity>)>>,
+    session: Mutex<Option<Arc<Session>>>,
+}
 
 impl std::fmt::Debug for VerdictCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -31,15 +39,33 @@ impl std::fmt::Debug for VerdictCache {
 
 impl VerdictCache {
     fn get(&self, generation: u64) -> Option<Arc<CertIdentity>> {
-        let held = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let held = self.verdict.lock().unwrap_or_else(|e| e.into_inner());
         held.as_ref()
             .filter(|(g, _)| *g == generation)
             .map(|(_, id)| id.clone())
     }
 
     fn put(&self, generation: u64, id: &CertIdentity) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) =
+        *self.verdict.lock().unwrap_or_else(|e| e.into_inner()) =
             Some((generation, Arc::new(id.clone())));
+    }
+
+    /// `session`, made for a request to a certificate-only portal (per request: its
+    /// `auth_time` is the request's), with what the connection's last one prepared — the
+    /// identity header values and assertions — when that is the same session but for its
+    /// times ([`Session::share_prepared`]); else it becomes the last one. They are then made
+    /// once per connection, not per request (~6 000 instructions, issue 20). A session of
+    /// another identity (a reload changed the level, the user id rule) prepares its own.
+    pub fn session(&self, mut session: Session) -> Arc<Session> {
+        let mut last = self.session.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(last) = last.as_deref() {
+            if session.share_prepared(last) {
+                return Arc::new(session);
+            }
+        }
+        let session = Arc::new(session);
+        *last = Some(session.clone());
+        session
     }
 }
 
@@ -167,5 +193,87 @@ mod tests {
             f.checker.check_cached(&presented, &cache, in_a_century),
             Err(Refusal::Expired)
         );
+    }
+
+    /// The session a request to a certificate-only portal is made, at `now`.
+    fn certificate_session(level: u8, now: u64) -> Session {
+        Session {
+            sid: "cert-ab".into(),
+            sub: "prehod-dev-ca:SI-DEV-1000".into(),
+            name: "Testni Uporabnik".into(),
+            email: String::new(),
+            method: crate::session::Method::Certificate,
+            amr: vec!["swk".into()],
+            level,
+            auth_time: now,
+            expires_at: 0,
+            idle_until: 0,
+            op_sid: None,
+            id_token: None,
+            cert_fingerprint: Some("ab".into()),
+            cert: None,
+            host: None,
+            issued_at: None,
+            family: None,
+            provider: None,
+            prepared: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_connections_sessions_share_what_they_prepare_until_the_identity_changes() {
+        // The attack: one keep-alive connection to a certificate-only portal stays open across
+        // a reload that changes what the certificate stands for (here its level). The requests
+        // after it must carry the new identity — headers and assertion — not what the
+        // connection's earlier requests prepared.
+        let group =
+            openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap();
+        let key = openssl::pkey::PKey::from_ec_key(openssl::ec::EcKey::generate(&group).unwrap())
+            .unwrap();
+        let pem = key.private_key_to_pem_pkcs8().unwrap();
+        let signer = crate::assertion::Signer::new(&pem, "https://login".into(), 60).unwrap();
+        let level = |s: &Session| -> serde_json::Value {
+            let token = signer.sign_cached(s, "https://bws", 1000).unwrap();
+            let claims =
+                jsonwebtoken::dangerous::insecure_decode::<serde_json::Value>(token.as_bytes())
+                    .unwrap()
+                    .claims;
+            claims["level"].clone()
+        };
+        let made = std::cell::Cell::new(0);
+        let values = |s: &Session| {
+            let v = s.identity_header_values(|s| {
+                made.set(made.get() + 1);
+                let level = http::HeaderValue::from(u16::from(s.level));
+                Ok::<_, ()>(Box::new([(prehod_config::IdentityHeader::Level, level)]))
+            });
+            v.unwrap()[0].1.to_str().unwrap().to_owned()
+        };
+        let connection = VerdictCache::default();
+        let first = connection.session(certificate_session(30, 1000));
+        assert_eq!(
+            (values(&first), level(&first)),
+            ("30".to_owned(), 30.into())
+        );
+        // The next requests of the connection: made again, at their own time, but prepared once.
+        for now in [1001, 1002] {
+            let next = connection.session(certificate_session(30, now));
+            assert_eq!(next.auth_time, now);
+            assert_eq!((values(&next), level(&next)), ("30".to_owned(), 30.into()));
+        }
+        assert_eq!(made.get(), 1);
+        // After the reload: its own values and assertion, then shared by the requests after.
+        let reloaded = connection.session(certificate_session(20, 1003));
+        assert_eq!(
+            (values(&reloaded), level(&reloaded)),
+            ("20".to_owned(), 20.into())
+        );
+        let next = connection.session(certificate_session(20, 1004));
+        assert_eq!((values(&next), level(&next)), ("20".to_owned(), 20.into()));
+        assert_eq!(made.get(), 2);
+        // Another connection prepares its own.
+        let other = VerdictCache::default().session(certificate_session(20, 1005));
+        values(&other);
+        assert_eq!(made.get(), 3);
     }
 }

@@ -25,6 +25,7 @@ fn session() -> Session {
         issued_at: None,
         family: None,
         provider: None,
+        prepared: Default::default(),
     }
 }
 
@@ -606,3 +607,4 @@ fn a_cached_session_is_one_small_allocation_without_spare_capacity() {
 }
 
 mod id_token;
+mod prepared;

@@ -1,0 +1,178 @@
+//! What a session prepares for the requests to portals ([`Prepared`]: its identity header
+//! values), and the attacker's review of it: no other session, no changed copy of it and no
+//! session opened again from a cookie ever has the values another session object made.
+#![allow(clippy::indexing_slicing)] // a test's own fixture; a panic is the failure report
+
+use std::cell::Cell;
+
+use http::header::{HeaderValue, InvalidHeaderValue};
+use prehod_config::IdentityHeader as H;
+
+use super::*;
+
+type Values = Box<[(H, HeaderValue)]>;
+
+/// A change to a session, by what it changes.
+type Change = (&'static str, fn(&mut Session));
+
+/// Makes two of the values as the gateway's list does (user and level), counting its calls.
+fn make(calls: &Cell<u32>) -> impl FnOnce(&Session) -> Result<Values, InvalidHeaderValue> + '_ {
+    move |s| {
+        calls.set(calls.get() + 1);
+        let user = HeaderValue::from_str(&s.sub)?;
+        Ok(Box::new([
+            (H::User, user),
+            (H::Level, u16::from(s.level).into()),
+        ]))
+    }
+}
+
+fn shown(values: &[(H, HeaderValue)]) -> Vec<(H, &[u8])> {
+    values.iter().map(|(k, v)| (*k, v.as_bytes())).collect()
+}
+
+#[test]
+fn a_session_makes_its_values_once_and_no_other_session_object_takes_them() {
+    let s = sessions();
+    let (_, cookie) = s.issue(session(), 1000).unwrap();
+    let calls = Cell::new(0);
+    let cached = s.validate_on_portal(&cookie, 1001).unwrap().session;
+    let first = shown(cached.identity_header_values(make(&calls)).unwrap());
+    assert_eq!(first, [(H::User, &b"rekono-1"[..]), (H::Level, b"20")]);
+    // The next request of the cookie has the same session object, and its values as made.
+    let again = s.validate_on_portal(&cookie, 1002).unwrap().session;
+    assert!(Arc::ptr_eq(&cached, &again));
+    assert_eq!(
+        shown(again.identity_header_values(make(&calls)).unwrap()),
+        first
+    );
+    assert_eq!(calls.get(), 1, "made once");
+
+    // The attack: a copy of a prepared session, changed (as a roll, a cookie for another
+    // host, or code that raises a level would change one), must not carry its values.
+    let mut raised = (*cached).clone();
+    raised.sub = "rekono-2".into();
+    raised.level = 30;
+    let made = shown(raised.identity_header_values(make(&calls)).unwrap());
+    assert_eq!(made, [(H::User, &b"rekono-2"[..]), (H::Level, b"30")]);
+    assert_eq!(calls.get(), 2);
+
+    // A step-up is a new session (a new id, the old one revoked): it makes its own values,
+    // and the revoked one's are never reached again.
+    let mut higher = session();
+    higher.level = 30;
+    higher.family = Some(cached.family_id().into());
+    let (_, stepped) = s.issue(higher, 1100).unwrap();
+    s.revoke_session(&cached, 1100);
+    let stepped = s.validate_on_portal(&stepped, 1101).unwrap().session;
+    let made = shown(stepped.identity_header_values(make(&calls)).unwrap());
+    assert_eq!(made, [(H::User, &b"rekono-1"[..]), (H::Level, b"30")]);
+    assert_eq!(
+        s.validate_on_portal(&cookie, 1101).unwrap_err(),
+        Refusal::Revoked
+    );
+
+    // Nothing of it is sealed: a rolled cookie opens to a new object, which makes its own.
+    let json = serde_json::to_value(&*cached).unwrap();
+    assert!(json.get("prepared").is_none(), "{json}");
+    let (_, other) = s.issue(session(), 1000).unwrap();
+    let rolled = s.validate_on_portal(&other, 1400).unwrap().rolled.unwrap();
+    let opened = s.validate_on_portal(&rolled, 1401).unwrap().session;
+    let before = calls.get();
+    opened.identity_header_values(make(&calls)).unwrap();
+    assert_eq!(
+        calls.get(),
+        before + 1,
+        "the rolled cookie's session made its own"
+    );
+}
+
+#[test]
+fn values_that_cannot_be_made_are_refused_each_time_and_nothing_is_kept() {
+    let mut bad = session();
+    bad.sub = "a\nb".into();
+    let calls = Cell::new(0);
+    assert!(bad.identity_header_values(make(&calls)).is_err());
+    assert!(bad.identity_header_values(make(&calls)).is_err());
+    assert_eq!(
+        calls.get(),
+        2,
+        "tried again, not kept as refused or as empty"
+    );
+}
+
+#[test]
+fn requests_racing_on_one_session_all_send_the_one_set_it_keeps() {
+    let shared = Arc::new(session());
+    let made: Vec<usize> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let s = shared.clone();
+                scope.spawn(move || {
+                    let calls = Cell::new(0);
+                    s.identity_header_values(make(&calls)).unwrap().as_ptr() as usize
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    assert!(made.iter().all(|p| *p == made[0]), "one set for all");
+}
+
+#[test]
+fn a_session_takes_what_another_prepared_only_when_it_is_the_same_but_for_its_times() {
+    // The certificate-only portal makes a session per request and gives it what the
+    // connection's last one prepared (`VerdictCache::session`). The attack: any difference of
+    // identity — another certificate, a reload that changed the level or the user id rule, a
+    // session of another host or family — must make its own values, never take those.
+    let mut base = full_session();
+    base.sid = "cert-ab".into();
+    let calls = Cell::new(0);
+    let made = base.identity_header_values(make(&calls)).unwrap().as_ptr();
+    let mut later = base.clone();
+    later.auth_time += 60;
+    later.issued_at = Some(2000);
+    later.expires_at = 9000;
+    later.idle_until = 8000;
+    assert!(later.share_prepared(&base));
+    assert_eq!(
+        later.identity_header_values(make(&calls)).unwrap().as_ptr(),
+        made
+    );
+    assert_eq!(calls.get(), 1, "taken, not made again");
+
+    let changes: [Change; 17] = [
+        ("sid", |s| s.sid.push('x')),
+        ("sub", |s| s.sub.push('x')),
+        ("name", |s| s.name.push('x')),
+        ("email", |s| s.email.push('x')),
+        ("method", |s| s.method = Method::Rekono),
+        ("amr", |s| s.amr.pop().map(drop).unwrap_or_default()),
+        ("level", |s| s.level = 10),
+        ("op_sid", |s| s.op_sid = None),
+        ("id_token", |s| s.id_token = None),
+        ("cert_fingerprint", |s| {
+            s.cert_fingerprint = Some("cd".into())
+        }),
+        ("cert subject", |s| {
+            s.cert.as_mut().unwrap().subject.push('x')
+        }),
+        ("cert issuer", |s| s.cert.as_mut().unwrap().issuer.push('x')),
+        ("cert serial", |s| s.cert.as_mut().unwrap().serial.push('x')),
+        ("cert organisation", |s| {
+            s.cert.as_mut().unwrap().organization_id.push('x')
+        }),
+        ("host", |s| s.host = None),
+        ("family", |s| s.family = None),
+        ("provider", |s| s.provider = Some("bankart-staff".into())),
+    ];
+    for (field, change) in changes {
+        let mut other = base.clone();
+        change(&mut other);
+        assert!(!other.share_prepared(&base), "{field}");
+        let before = calls.get();
+        let own = other.identity_header_values(make(&calls)).unwrap().as_ptr();
+        assert_ne!(own, made, "{field}");
+        assert_eq!(calls.get(), before + 1, "{field}: made its own");
+    }
+}
