@@ -6,7 +6,9 @@
 //! give each session an 850-byte id token, as a Rekono login keeps for RP-initiated logout —
 //! in the login host's cookie, or the one cookie of `cookie_scope: parent_domain`; the cache
 //! leaves it out). Look-ups as the portal request path makes them
-//! (`validate_on_portal`).
+//! (`validate_on_portal`). SESSIONS_PREPARED=1: then what a session keeps once it has reached
+//! a portal — its identity header values and one assertion (`Session::prepared`), and the
+//! assertion in the signer's cache — as more bytes per session.
 
 use std::time::{Duration, Instant};
 
@@ -118,5 +120,44 @@ fn main() {
     println!(
         "look-up (validate_on_portal, as a portal request; cache hit) with {cached} cached: {:.0} ns each ({lookups} look-ups)",
         hit.as_secs_f64() * 1e9 / lookups as f64
+    );
+    if std::env::var("SESSIONS_PREPARED").is_ok_and(|v| v == "1") {
+        prepare_each(&sessions, &cookies, now);
+    }
+}
+
+/// Each cached session as its first request to a portal leaves it: its identity header values
+/// and its assertion for one audience made and kept (and the assertion in the signer's cache).
+fn prepare_each(sessions: &Sessions, cookies: &[String], now: u64) {
+    let group =
+        openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).expect("P-256");
+    let key = openssl::pkey::PKey::from_ec_key(openssl::ec::EcKey::generate(&group).expect("key"))
+        .expect("key");
+    let pem = key.private_key_to_pem_pkcs8().expect("pem");
+    let signer =
+        prehod_identity::assertion::Signer::new(&pem, "https://login".into(), 60).expect("signer");
+    let per_session = |before: u64, after: u64| {
+        (after.saturating_sub(before)) as f64 * 1024.0 / cookies.len() as f64
+    };
+    let before = rss_kib();
+    for c in cookies {
+        let s = sessions.validate_on_portal(c, now).expect("valid").session;
+        prehod_gateway::identity_headers::values(&s).expect("values");
+    }
+    let values = rss_kib();
+    let started = Instant::now();
+    for c in cookies {
+        let s = sessions.validate_on_portal(c, now).expect("valid").session;
+        signer
+            .sign_cached(&s, "https://bips.bankart.localhost", now)
+            .expect("assertion");
+    }
+    let after = rss_kib();
+    println!(
+        "prepared: {} sessions; RSS {before} → {values} KiB for the header values: {:.0} bytes more per session; → {after} KiB for an assertion each ({:.1} s to sign): {:.0} more (the assertion kept by the session, ~100, and the ~600-byte JWT in the signer's cache, which it held before too)",
+        cookies.len(),
+        per_session(before, values),
+        started.elapsed().as_secs_f64(),
+        per_session(values, after),
     );
 }

@@ -7,7 +7,8 @@
 //! bytes (issue 20, benches/README.md). The session behind a request is the session cache's
 //! `Arc<Session>`, shared by every request of that cookie and never changed once shared, so
 //! what is derived from it alone can be kept on it; a request then clones each header value
-//! (a reference count).
+//! (a reference count): the gateway's `upstream::prepare` went from ~13 050 to ~8 730
+//! instructions per authenticated request.
 
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
@@ -26,7 +27,9 @@ use super::Session;
 /// room in the session (16 bytes with its once-flag), so that the cached `Arc<Session>` keeps
 /// to jemalloc's 320-byte class
 /// (`a_cached_session_is_one_small_allocation_without_spare_capacity`); the slots themselves
-/// are allocated only for a session that reaches a portal.
+/// are allocated only for a session that reaches a portal: ~520 bytes of header values and
+/// ~110 per assertion kept (`SESSIONS_PREPARED=1 cargo bench --bench sessions`), which the
+/// session cache's weigher does not count (it weighs an entry once, when it is opened).
 #[derive(Default)]
 pub struct Prepared(OnceLock<Arc<Slots>>);
 
