@@ -362,8 +362,11 @@ impl Sessions {
             cache: Cache::builder()
                 .max_capacity(max_bytes)
                 .weigher(move |_: &u128, c: &Cached| -> u32 {
-                    let bytes =
-                        std::mem::size_of::<(u128, Cached)>() as u64 + approximate_size(&c.session);
+                    // What the session will hold once it reaches a portal is weighed in from
+                    // the start (`prepared::EXPECTED_BYTES`): the weigher sees an entry once.
+                    let bytes = std::mem::size_of::<(u128, Cached)>() as u64
+                        + approximate_size(&c.session)
+                        + prepared::EXPECTED_BYTES;
                     u32::try_from(bytes.max(floor)).unwrap_or(u32::MAX)
                 })
                 // An entry is never older than the longest a session can idle.

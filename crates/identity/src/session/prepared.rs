@@ -29,7 +29,12 @@ use super::Session;
 /// (`a_cached_session_is_one_small_allocation_without_spare_capacity`); the slots themselves
 /// are allocated only for a session that reaches a portal: ~520 bytes of header values and
 /// ~110 per assertion kept (`SESSIONS_PREPARED=1 cargo bench --bench sessions`), which the
-/// session cache's weigher does not count (it weighs an entry once, when it is opened).
+/// session cache's weigher counts as [`EXPECTED_BYTES`] from the start (it weighs an entry
+/// once, when it is opened), so that `session.cache_memory` bounds them too.
+/// What a session's prepared values take once it reaches a portal, as the session cache
+/// weighs it: its header values and two portals' assertions (the measured ~520 + 2 × ~110).
+pub(super) const EXPECTED_BYTES: u64 = 520 + 2 * 110;
+
 #[derive(Default)]
 pub struct Prepared(OnceLock<Arc<Slots>>);
 
