@@ -2721,3 +2721,64 @@ async fn a_reload_with_a_new_assertion_key_signs_the_next_request_of_a_cached_se
     let after = verify_assertion(&world, &browser, "bips", &json).await;
     assert_eq!(after["sid"], before["sid"], "the same session");
 }
+
+/// review-rp: a logged-in session alternating between two portals (one cookie for every
+/// host), each request with forged identity headers in several letter cases and duplicates
+/// and gateway cookies in extra Cookie headers: each portal gets only this session's identity,
+/// exactly one assertion, for its own audience, and no gateway cookie.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn review_rp_prepared_values_per_portal_and_no_forged_header_survives_the_rebuild() {
+    let world = world(Options {
+        parent_domain: true,
+        ..Options::default()
+    })
+    .await;
+    let (mut browser, _page) = log_in(&world, "bips", "/", VISOKA, VISOKA_TOTP).await;
+    let forged = [
+        ("accept", "application/json"),
+        ("authorization", "Basic ZGVtbzpkZW1vMTIz"),
+        ("X-Auth-Level", "99"),
+        ("x-auth-LEVEL", "98"),
+        ("X-AUTH-USER", "admin"),
+        ("x-auth-assertion", "forged.jwt.value"),
+        ("X-Auth-Cert-Subject", "CN=admin"),
+        ("cookie", "app=1; prehod_session=STOLEN1"),
+        (
+            "cookie",
+            "__Host-prehod_session=STOLEN2;x=\"a;prehod_session=STOLEN3\"",
+        ),
+    ];
+    let mut tokens: std::collections::HashMap<&str, String> = Default::default();
+    for portal in ["bips", "b2b", "bips", "b2b", "bips"] {
+        let page = browser
+            .send(
+                reqwest::Method::GET,
+                &portal_url(&world, portal, "/whoami"),
+                None,
+                &forged,
+            )
+            .await;
+        assert_eq!(page.status, 200, "{portal}: {}", page.body);
+        let json = page.json();
+        assert_eq!(received_header(&json, "x-auth-level"), ["20"], "{portal}");
+        assert_ne!(received_header(&json, "x-auth-user"), ["admin"], "{portal}");
+        assert!(
+            received_header(&json, "x-auth-cert-subject").is_empty(),
+            "{portal}"
+        );
+        let claims = verify_assertion(&world, &browser, portal, &json).await;
+        assert_eq!(claims["level"], 20);
+        let token = received_header(&json, "x-auth-assertion")[0].to_owned();
+        if let Some(earlier) = tokens.insert(portal, token.clone()) {
+            assert_eq!(earlier, token, "{portal}: the kept assertion");
+        }
+        let body = json.to_string();
+        for stolen in ["STOLEN1", "STOLEN2", "STOLEN3"] {
+            assert!(
+                !body.contains(stolen),
+                "{portal}: {stolen} reached the portal: {body}"
+            );
+        }
+    }
+    assert_ne!(tokens["bips"], tokens["b2b"], "one assertion per audience");
+}

@@ -446,6 +446,9 @@ impl Sessions {
             });
         }
         session.sid = crate::random_id();
+        // A session moved in may have served a portal: what it prepared then is another
+        // session's (attacker's review of the prepared values, finding 1).
+        session.prepared = Default::default();
         session.auth_time = session.auth_time.min(now);
         session.issued_at = Some(now);
         session.expires_at = now + self.absolute.as_secs();

@@ -276,4 +276,39 @@ mod tests {
         values(&other);
         assert_eq!(made.get(), 3);
     }
+
+    /// review-rp: one TLS connection whose certificate changes (renegotiation, or requests
+    /// interleaved with another identity on a connection without SNI) must never hand the
+    /// second certificate's requests the first one's prepared headers or assertion.
+    #[test]
+    fn review_rp_a_connection_never_shares_across_certificates() {
+        let connection = VerdictCache::default();
+        let values = |s: &Session| {
+            let v = s.identity_header_values(|s| {
+                let user = http::HeaderValue::from_str(&s.sub).unwrap();
+                Ok::<_, ()>(Box::new([(prehod_config::IdentityHeader::User, user)]))
+            });
+            v.unwrap()[0].1.to_str().unwrap().to_owned()
+        };
+        let mut a = certificate_session(30, 1000);
+        a.sid = "cert-aa".into();
+        a.cert_fingerprint = Some("aa".into());
+        a.sub = "ca:ALICE".into();
+        let mut b = certificate_session(30, 1001);
+        b.sid = "cert-bb".into();
+        b.cert_fingerprint = Some("bb".into());
+        b.sub = "ca:BOB".into();
+        // Same fingerprint and id, another subject (a reload's user id rule): not shared.
+        let mut c = certificate_session(30, 1002);
+        c.sid = "cert-aa".into();
+        c.cert_fingerprint = Some("aa".into());
+        c.sub = "ca:ALICE-2".into();
+        let a = connection.session(a);
+        assert_eq!(values(&a), "ca:ALICE");
+        let b = connection.session(b);
+        assert_eq!(values(&b), "ca:BOB");
+        let c = connection.session(c);
+        assert_eq!(values(&c), "ca:ALICE-2");
+        assert_eq!(values(&a), "ca:ALICE");
+    }
 }

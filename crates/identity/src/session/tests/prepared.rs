@@ -176,3 +176,106 @@ fn a_session_takes_what_another_prepared_only_when_it_is_the_same_but_for_its_ti
         assert_eq!(calls.get(), before + 1, "{field}: made its own");
     }
 }
+
+// --- review-rp (independent attacker review of the prepared values) ---
+
+/// Finding 1 (latent): `Sessions::issue` takes an owned session and changes its id, times
+/// and family, and kept its `prepared` field. A caller that passed a session which already
+/// served a request (a step-up or re-issue built from the live session by move, not by clone)
+/// would have given the new session the old one's header values and assertions (old sid, old
+/// level). No caller did so (oidc.rs, certificate.rs build fresh sessions); `issue` now
+/// empties it, and this test failed before.
+#[test]
+fn review_rp_an_issued_session_never_keeps_what_the_session_passed_in_had_prepared() {
+    let s = sessions();
+    let calls = Cell::new(0);
+    let mut used = session();
+    used.sid = "old-sid".into();
+    used.level = 10;
+    let before = shown(used.identity_header_values(make(&calls)).unwrap())
+        .into_iter()
+        .map(|(k, v)| (k, v.to_vec()))
+        .collect::<Vec<_>>();
+    // The same object, moved and changed, then issued: it prepares its own.
+    used.level = 30;
+    let (issued, _) = s.issue(used, 1000).unwrap();
+    assert_ne!(issued.sid, "old-sid");
+    let after = shown(issued.identity_header_values(make(&calls)).unwrap())
+        .into_iter()
+        .map(|(k, v)| (k, v.to_vec()))
+        .collect::<Vec<_>>();
+    assert_eq!(calls.get(), 2, "the issued session made its own values");
+    assert_ne!(
+        after, before,
+        "the level-30 session kept the level-10 values"
+    );
+}
+
+/// Digest input ambiguity of the signer's cache key, tried on the fields an attacker
+/// influences (a Rekono name, a certificate subject turned into name/sub, amr lists).
+#[test]
+fn review_rp_no_two_identities_share_a_signer_cache_key() {
+    let group = openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap();
+    let key =
+        openssl::pkey::PKey::from_ec_key(openssl::ec::EcKey::generate(&group).unwrap()).unwrap();
+    let signer = crate::assertion::Signer::new(
+        &key.private_key_to_pem_pkcs8().unwrap(),
+        "https://login".into(),
+        60,
+    )
+    .unwrap();
+    let claims = |s: &Session| -> serde_json::Value {
+        let t = signer.sign_cached(s, "https://acq", 1000).unwrap();
+        jsonwebtoken::dangerous::insecure_decode::<serde_json::Value>(t.as_bytes())
+            .unwrap()
+            .claims
+    };
+    let base = || {
+        let mut s = session();
+        s.sid = "same".into();
+        s
+    };
+    let changes: [Change; 8] = [
+        ("name/email boundary", |s| {
+            s.name = "ab".into();
+            s.email = "c".into();
+        }),
+        ("name/email boundary 2", |s| {
+            s.name = "a".into();
+            s.email = "bc".into();
+        }),
+        ("amr split", |s| s.amr = vec!["a".into(), "b".into()]),
+        ("amr joined", |s| s.amr = vec!["ab".into()]),
+        ("fingerprint empty", |s| {
+            s.cert_fingerprint = Some("".into())
+        }),
+        ("fingerprint none", |s| s.cert_fingerprint = None),
+        ("amr into fingerprint", |s| {
+            s.cert_fingerprint = Some("x".into());
+            s.amr = vec![];
+        }),
+        ("fingerprint into amr", |s| {
+            s.cert_fingerprint = None;
+            s.amr = vec!["x".into()];
+        }),
+    ];
+    let mut seen = Vec::new();
+    for (what, change) in changes {
+        let mut s = base();
+        change(&mut s);
+        let c = claims(&s);
+        assert_eq!(c["name"], s.name.as_str(), "{what}");
+        assert_eq!(c["email"], s.email.as_str(), "{what}");
+        assert_eq!(
+            c["amr"],
+            serde_json::to_value(&s.amr).unwrap(),
+            "{what}: another identity's assertion"
+        );
+        assert_eq!(
+            c["cert_fingerprint"],
+            serde_json::to_value(&s.cert_fingerprint).unwrap(),
+            "{what}"
+        );
+        seen.push(c);
+    }
+}
