@@ -55,27 +55,11 @@ impl Dev {
     /// A `Cookie` header value with a sealed session of a Rekono login at `level`, for the
     /// portal `host` (host-only cookies: a session names its host).
     pub fn session_cookie(&self, host: &str, level: u8, now: u64) -> String {
-        let s = Session {
-            sid: String::new(),
-            sub: "ana42".into(),
-            name: "Ana Novak".into(),
-            email: "ana@example.si".into(),
-            method: Method::Rekono,
-            amr: vec!["pwd".into()],
-            level,
-            auth_time: now,
-            expires_at: 0,
-            idle_until: 0,
-            op_sid: None,
-            id_token: None,
-            cert_fingerprint: None,
-            cert: None,
-            host: None,
-            issued_at: None,
-            family: None,
-            provider: None,
-            prepared: Default::default(),
-        };
+        let mut s = rekono_session("", "ana42", level);
+        s.name = "Ana Novak".into();
+        s.email = "ana@example.si".into();
+        s.amr = vec!["pwd".into()];
+        s.auth_time = now;
         let auth = self.auth();
         let (issued, _) = auth.sessions.issue(s, now).expect("issue");
         let cookie = (auth.sessions)
@@ -114,4 +98,30 @@ pub fn head(uri: &str, headers: &[(&'static str, &str)]) -> (http::Uri, http::He
         map.append(*n, http::HeaderValue::from_str(v).expect("a header value"));
     }
     (uri.parse().expect("a URI"), map)
+}
+
+/// A Rekono session `sid` of `sub` at `level`, every other field empty or zero: the tests
+/// set what they read.
+pub fn rekono_session(sid: &str, sub: &str, level: u8) -> Session {
+    Session {
+        sid: sid.into(),
+        sub: sub.into(),
+        name: String::new(),
+        email: String::new(),
+        method: Method::Rekono,
+        amr: Vec::new(),
+        level,
+        auth_time: 0,
+        expires_at: 0,
+        idle_until: 0,
+        op_sid: None,
+        id_token: None,
+        cert_fingerprint: None,
+        cert: None,
+        host: None,
+        issued_at: None,
+        family: None,
+        provider: None,
+        prepared: Default::default(),
+    }
 }

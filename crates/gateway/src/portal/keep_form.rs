@@ -186,27 +186,7 @@ mod tests {
     use super::*;
 
     fn session(sid: &str, sub: &str) -> prehod_identity::session::Session {
-        prehod_identity::session::Session {
-            sid: sid.into(),
-            sub: sub.into(),
-            name: String::new(),
-            email: String::new(),
-            method: prehod_identity::session::Method::Rekono,
-            amr: Vec::new(),
-            level: 20,
-            auth_time: 0,
-            expires_at: 0,
-            idle_until: 0,
-            op_sid: None,
-            id_token: None,
-            cert_fingerprint: None,
-            cert: None,
-            host: None,
-            issued_at: None,
-            family: None,
-            provider: None,
-            prepared: Default::default(),
-        }
+        crate::testing::rekono_session(sid, sub, 20)
     }
 
     #[test]
