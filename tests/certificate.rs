@@ -23,6 +23,20 @@ fn cert_options() -> Options {
     }
 }
 
+/// The world with `bws` a certificate-only portal (`client_certificate: required`) and a CRL
+/// refreshed every minute.
+async fn certificate_only_world() -> World {
+    world(Options {
+        certificates: Some(CertOptions {
+            crl: Some(("ca.crl.pem", "1m")),
+            ..CertOptions::default()
+        }),
+        portal_yaml: vec![("bws", "client_certificate: required")],
+        ..Options::default()
+    })
+    .await
+}
+
 fn certlogin(world: &World, portal: &str) -> String {
     let ret = url::form_urlencoded::byte_serialize(portal_url(world, portal, "/home").as_bytes())
         .collect::<String>();
@@ -502,15 +516,7 @@ async fn a_stale_crl_within_the_grace_period_is_still_used() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_certificate_only_portal_requires_a_certificate_in_its_own_handshake() {
-    let w = world(Options {
-        certificates: Some(CertOptions {
-            crl: Some(("ca.crl.pem", "1m")),
-            ..CertOptions::default()
-        }),
-        portal_yaml: vec![("bws", "client_certificate: required")],
-        ..Options::default()
-    })
-    .await;
+    let w = certificate_only_world().await;
     let url = portal_url(&w, "bws", "/api/report");
     // Without a certificate the handshake itself fails: that is what `required` means.
     assert!(
@@ -1362,15 +1368,7 @@ async fn a_certificate_only_connection_across_a_reload_carries_the_new_identity(
     // are prepared once per connection (issue 20). A keep-alive connection that stays open
     // across a reload changing what its certificate stands for (here the user id rule) must
     // carry the new identity, in its headers and its assertion, not the prepared one.
-    let w = world(Options {
-        certificates: Some(CertOptions {
-            crl: Some(("ca.crl.pem", "1m")),
-            ..CertOptions::default()
-        }),
-        portal_yaml: vec![("bws", "client_certificate: required")],
-        ..Options::default()
-    })
-    .await;
+    let w = certificate_only_world().await;
     let url = portal_url(&w, "bws", "/api/report");
     let mut browser = Browser::with_certificate(&w, "valid");
     let seen = |json: &serde_json::Value| {

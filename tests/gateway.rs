@@ -1326,17 +1326,29 @@ async fn head_recorder() -> (std::net::SocketAddr, tokio::sync::mpsc::Receiver<V
     (addr, rx)
 }
 
+/// A gateway whose `acq` portal is a [`head_recorder`]: its PKI and the other portals (to
+/// keep for as long as the gateway runs), the gateway, and the heads `acq` receives.
+async fn acq_before_a_head_recorder() -> (
+    Pki,
+    Vec<tokio::task::JoinHandle<()>>,
+    Gateway,
+    tokio::sync::mpsc::Receiver<Vec<u8>>,
+) {
+    let pki = Pki::new();
+    let (mut setup, portals) = six_demo_portals().await;
+    let (addr, heads) = head_recorder().await;
+    setup.upstreams[0].1 = vec![format!("http://{addr}")];
+    let gw = Gateway::start(&pki, &setup);
+    (pki, portals, gw, heads)
+}
+
 /// The request the gateway writes to the portal is the client's less what it removes and
 /// plus what it adds: a request-target goes as it was sent — percent-encoded, with UTF-8 that
 /// is not ASCII, in absolute form — and the portal's own reason phrase comes back to the
 /// client.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_request_target_and_the_portals_reason_phrase_pass_as_sent() {
-    let pki = Pki::new();
-    let (mut setup, _portals) = six_demo_portals().await;
-    let (addr, mut heads) = head_recorder().await;
-    setup.upstreams[0].1 = vec![format!("http://{addr}")];
-    let gw = Gateway::start(&pki, &setup);
+    let (_pki, _portals, gw, mut heads) = acq_before_a_head_recorder().await;
     let acq = host("acq");
     let absolute = format!("https://{acq}/abs/x?q=1");
     // (A target with bytes that are not UTF-8 is refused before the gateway sees it: 400.)
@@ -1395,11 +1407,7 @@ async fn the_request_target_and_the_portals_reason_phrase_pass_as_sent() {
 /// reach this portal with that other portal's authority.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn review_rp_rebuilt_request_carries_no_gateway_cookie_nor_foreign_authority() {
-    let pki = Pki::new();
-    let (mut setup, _portals) = six_demo_portals().await;
-    let (addr, mut heads) = head_recorder().await;
-    setup.upstreams[0].1 = vec![format!("http://{addr}")];
-    let gw = Gateway::start(&pki, &setup);
+    let (_pki, _portals, gw, mut heads) = acq_before_a_head_recorder().await;
     let acq = host("acq");
     let b2b = host("b2b");
     let cookies = "Cookie: a=\"x; prehod_session=q1\"; b=1\r\n\
