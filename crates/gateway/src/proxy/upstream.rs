@@ -67,8 +67,8 @@ pub(super) fn connect_failed(ctx: &mut RequestCtx, mut e: Box<Error>) -> Box<Err
 /// their parsed names, and put back together without the case map. Header names then go to
 /// the portal in lower case (a few, `Host`, `Content-Type`…, in pingora's title case), as
 /// every HTTP/2 client's already went: names are case-insensitive (RFC 9110 §5.1). A
-/// request-target the URI does not hold as it was sent (absolute form, bytes that are not
-/// UTF-8) is put back as it was sent.
+/// request-target the URI does not hold as it was sent (absolute form; bytes that are not
+/// UTF-8, which pingora's parser refuses today with a 400) is put back as it was sent.
 pub(super) fn prepare(
     client: &RequestHeader,
     upstream: &mut RequestHeader,
