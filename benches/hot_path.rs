@@ -143,26 +143,15 @@ assertion:\n  key: {0}/assertion.key\nportals:\n  bips:\n    host: bips.bankart.
         .expect("auth")
         .expect("configured");
     let now = prehod_identity::unix_now();
-    let session = prehod_identity::session::Session {
-        sid: String::new(),
-        sub: "rekono-92bcfca13abe4441".into(),
+    use prehod_identity::session::{Method, Session};
+    let session = Session {
         name: "Sara Srednja".into(),
         email: "srednja@rekono.localhost".into(),
-        method: prehod_identity::session::Method::Rekono,
         amr: vec!["pwd".into(), "otp".into()],
-        level: 20,
         auth_time: now,
-        expires_at: 0,
-        idle_until: 0,
         op_sid: Some("op-sid".into()),
         id_token: Some("x".repeat(700)),
-        cert_fingerprint: None,
-        cert: None,
-        host: None,
-        issued_at: None,
-        family: None,
-        provider: None,
-        prepared: Default::default(),
+        ..Session::new(Method::Rekono, "rekono-92bcfca13abe4441", 20)
     };
     let (issued, cookie) = auth.sessions.issue(session, now).expect("issue");
     c.bench_function("session/validate (cached)", |b| {

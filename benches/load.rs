@@ -125,26 +125,17 @@ portals:\n  acq:\n    host: acq.bankart.localhost\n    danger_no_authentication:
         let (_, cookie) = sessions
             .issue(
                 prehod_identity::session::Session {
-                    sid: String::new(),
-                    sub: "rekono-load".into(),
                     name: "Load Test".into(),
                     email: "load@rekono.localhost".into(),
-                    method: prehod_identity::session::Method::Rekono,
                     amr: vec!["pwd".into(), "otp".into()],
-                    level: 20,
                     auth_time: now,
-                    expires_at: 0,
-                    idle_until: 0,
-                    op_sid: None,
-                    id_token: None,
-                    cert_fingerprint: None,
-                    cert: None,
                     // Host-only cookies: sealed for the portal it is sent to.
                     host: Some("bips.bankart.localhost".into()),
-                    issued_at: None,
-                    family: None,
-                    provider: None,
-                    prepared: Default::default(),
+                    ..prehod_identity::session::Session::new(
+                        prehod_identity::session::Method::Rekono,
+                        "rekono-load",
+                        20,
+                    )
                 },
                 now,
             )

@@ -54,25 +54,14 @@ fn main() {
         let (_, cookie) = sessions
             .issue(
                 Session {
-                    sid: String::new(),
-                    sub: format!("rekono-{i:08}"),
                     name: "Janez Novak".into(),
                     email: format!("user{i}@rekono.localhost"),
-                    method: Method::Rekono,
                     amr: vec!["pwd".into(), "otp".into()],
-                    level: 20,
                     auth_time: now,
-                    expires_at: 0,
-                    idle_until: 0,
                     op_sid: Some(format!("op-{i:016}").into()),
                     id_token: id_token.then(|| token.clone()),
-                    cert_fingerprint: None,
-                    cert: None,
                     host: Some("bips.bankart.localhost".into()),
-                    issued_at: None,
-                    family: None,
-                    provider: None,
-                    prepared: Default::default(),
+                    ..Session::new(Method::Rekono, format!("rekono-{i:08}"), 20)
                 },
                 now,
             )

@@ -138,30 +138,20 @@ mod tests {
             revocation_keys: vec![],
             distribution_points: vec![],
         };
+        let method = if cert {
+            Method::Certificate
+        } else {
+            Method::Rekono
+        };
         Session {
             sid: "s-1".into(),
-            sub: "utf-8''%41dmin".into(),
             name: name.into(),
             email: "žan@bankart.si".into(),
-            method: if cert {
-                Method::Certificate
-            } else {
-                Method::Rekono
-            },
             amr: vec!["pwd".into(), "otp".into()],
-            level: 30,
-            auth_time: 0,
-            expires_at: 0,
-            idle_until: 0,
-            op_sid: None,
-            id_token: None,
             cert_fingerprint: cert.then(|| "ab:cd".into()),
             cert: cert.then(|| Box::new(cert_info)),
-            host: None,
-            issued_at: None,
-            family: None,
             provider: (!cert).then(|| "bankart-staff".into()),
-            prepared: Default::default(),
+            ..Session::new(method, "utf-8''%41dmin", 30)
         }
     }
 

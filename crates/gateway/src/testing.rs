@@ -105,23 +105,6 @@ pub fn head(uri: &str, headers: &[(&'static str, &str)]) -> (http::Uri, http::He
 pub fn rekono_session(sid: &str, sub: &str, level: u8) -> Session {
     Session {
         sid: sid.into(),
-        sub: sub.into(),
-        name: String::new(),
-        email: String::new(),
-        method: Method::Rekono,
-        amr: Vec::new(),
-        level,
-        auth_time: 0,
-        expires_at: 0,
-        idle_until: 0,
-        op_sid: None,
-        id_token: None,
-        cert_fingerprint: None,
-        cert: None,
-        host: None,
-        issued_at: None,
-        family: None,
-        provider: None,
-        prepared: Default::default(),
+        ..Session::new(Method::Rekono, sub, level)
     }
 }

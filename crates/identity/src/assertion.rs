@@ -241,24 +241,11 @@ mod tests {
     fn session(sid: &str) -> Session {
         Session {
             sid: sid.into(),
-            sub: "s".into(),
             name: "n".into(),
             email: "e".into(),
-            method: Method::Rekono,
-            amr: vec![],
-            level: 20,
-            auth_time: 0,
             expires_at: u64::MAX,
             idle_until: u64::MAX,
-            op_sid: None,
-            id_token: None,
-            cert_fingerprint: None,
-            cert: None,
-            host: None,
-            issued_at: None,
-            family: None,
-            provider: None,
-            prepared: Default::default(),
+            ..Session::new(Method::Rekono, "s", 20)
         }
     }
 

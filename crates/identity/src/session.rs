@@ -97,6 +97,34 @@ pub struct Session {
 }
 
 impl Session {
+    /// A session of `method` for `sub` at `level`, every other field empty or zero — those
+    /// [`Sessions::issue`] sets (`sid`, `issued_at`, the deadlines) included. A login sets what
+    /// else it knows with `Session { name, …, ..Session::new(…) }`: the one place a session is
+    /// made of its parts, so that a field added to the session is added here.
+    pub fn new(method: Method, sub: impl Into<String>, level: u8) -> Session {
+        Session {
+            sid: String::new(),
+            sub: sub.into(),
+            name: String::new(),
+            email: String::new(),
+            method,
+            amr: Vec::new(),
+            level,
+            auth_time: 0,
+            issued_at: None,
+            expires_at: 0,
+            idle_until: 0,
+            op_sid: None,
+            id_token: None,
+            cert_fingerprint: None,
+            cert: None,
+            host: None,
+            family: None,
+            provider: None,
+            prepared: Prepared::default(),
+        }
+    }
+
     /// When the gateway issued the session. A session sealed before the issue time was kept
     /// has its `auth_time` instead: never later than its issue ([`Sessions::issue`] caps it),
     /// so every revocation of the subject that ends the session by its issue time ends it by

@@ -233,19 +233,11 @@ pub fn certificate_session(
     now: u64,
 ) -> Session {
     Session {
-        sid: String::new(),
-        sub: id.user_id.clone(),
         name: id.name.clone(),
         email: id.email.clone(),
-        method: Method::Certificate,
         // RFC 8176: a software-secured key (the browser's certificate store).
         amr: vec!["swk".into()],
-        level,
         auth_time: now,
-        expires_at: 0,
-        idle_until: 0,
-        op_sid: None,
-        id_token: None,
         cert_fingerprint: Some(id.fingerprint.as_str().into()),
         cert: Some(Box::new(prehod_identity::session::CertInfo {
             organization: id.organization.clone(),
@@ -258,10 +250,6 @@ pub fn certificate_session(
             revocation_keys: id.revocation_keys.clone(),
             distribution_points: id.distribution_points.clone(),
         })),
-        host: None,
-        issued_at: None,
-        family: None,
-        provider: None,
-        prepared: Default::default(),
+        ..Session::new(Method::Certificate, id.user_id.clone(), level)
     }
 }

@@ -449,25 +449,15 @@ pub(super) async fn callback(ctx: &Ctx<'_, '_>) -> Reply {
         None => family.filter(|f| !auth.sessions.is_family_revoked(f, now)),
     };
     let session = Session {
-        sid: String::new(),
-        sub: identity.sub,
         name: identity.name,
         email: identity.email,
-        method: Method::Rekono,
         amr: identity.amr,
-        level: identity.level,
         auth_time: identity.auth_time.unwrap_or(now),
-        issued_at: None,
-        expires_at: 0,
-        idle_until: 0,
         op_sid: identity.op_sid.map(Box::from),
         id_token: Some(identity.id_token),
-        cert_fingerprint: None,
-        cert: None,
-        host: None,
         family: family.map(Box::from),
         provider: Some(login_provider.id.as_str().into()),
-        prepared: Default::default(),
+        ..Session::new(Method::Rekono, identity.sub, identity.level)
     };
     let (session, _) = match auth.sessions.issue(session, now) {
         Ok(issued) => issued,

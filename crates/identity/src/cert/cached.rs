@@ -197,26 +197,14 @@ mod tests {
 
     /// The session a request to a certificate-only portal is made, at `now`.
     fn certificate_session(level: u8, now: u64) -> Session {
+        let sub = "prehod-dev-ca:SI-DEV-1000";
         Session {
             sid: "cert-ab".into(),
-            sub: "prehod-dev-ca:SI-DEV-1000".into(),
             name: "Testni Uporabnik".into(),
-            email: String::new(),
-            method: crate::session::Method::Certificate,
             amr: vec!["swk".into()],
-            level,
             auth_time: now,
-            expires_at: 0,
-            idle_until: 0,
-            op_sid: None,
-            id_token: None,
             cert_fingerprint: Some("ab".into()),
-            cert: None,
-            host: None,
-            issued_at: None,
-            family: None,
-            provider: None,
-            prepared: Default::default(),
+            ..Session::new(crate::session::Method::Certificate, sub, level)
         }
     }
 

@@ -7,25 +7,12 @@ use super::*;
 
 fn session() -> Session {
     Session {
-        sid: String::new(),
-        sub: "rekono-1".into(),
         name: "Sara".into(),
         email: "s@x".into(),
-        method: Method::Rekono,
         amr: vec!["pwd".into(), "otp".into()],
-        level: 20,
         auth_time: 1000,
-        expires_at: 0,
-        idle_until: 0,
         op_sid: Some("op-1".into()),
-        id_token: None,
-        cert_fingerprint: None,
-        cert: None,
-        host: None,
-        issued_at: None,
-        family: None,
-        provider: None,
-        prepared: Default::default(),
+        ..Session::new(Method::Rekono, "rekono-1", 20)
     }
 }
 
