@@ -13,7 +13,8 @@
 //! proxy). Env: COMPARE_SECONDS (10), COMPARE_ROUNDS (3), COMPARE_CONNECTIONS (64),
 //! COMPARE_THREADS (2: prehod's, nginx's and the bare proxy's), COMPARE_BARE (the bare proxy's
 //! binary), COMPARE_OUT (also write the table there), COMPARE_ONLY (only the rows whose
-//! name holds it, no paced runs; `HTTP/2` for the two h2load rows), COMPARE_H2_STREAMS (10:
+//! name holds it or one of its `|`-separated parts, no paced runs; `HTTP/2` for the two
+//! h2load rows), COMPARE_H2_STREAMS (10:
 //! h2load's `-m`, streams open at once per connection). `--smoke`: 1 s per target, one round,
 //! every response checked — it fails if any target answers anything but 200 or errors.
 
@@ -1361,7 +1362,7 @@ fn main() {
         // COMPARE_ONLY: only the rows whose name holds it (a smoke of one row), no paced runs.
         let only = std::env::var("COMPARE_ONLY").ok();
         if let Some(o) = &only {
-            rows.retain(|r| r.name.contains(o.as_str()));
+            rows.retain(|r| o.split('|').any(|part| r.name.contains(part)));
             assert!(!rows.is_empty(), "COMPARE_ONLY={o} names no row");
         }
 

@@ -119,7 +119,7 @@ async fn a_session_key_file_rotated_then_reloaded_seals_new_cookies_and_still_op
     )
     .expect("config");
     reload(&world, "failed", 1.0);
-    let log = world.gw.log_lines();
+    let log = world.gw.all_log_lines();
     assert!(
         log.iter()
             .any(|l| l.contains("configuration reload refused") && l.contains("oidc.issuer")),

@@ -7,10 +7,21 @@
 //! target `prehod::access` is enabled). It is formatted here rather than through `tracing`
 //! because that costed ~26 000 instructions per request — 13 % of a whole proxied request —
 //! in field visitors and per-field serialisation (benches/README.md, "instructions").
+//!
+//! Lines are written in batches, not one `write(2)` each: a request's line waits in one
+//! buffer until 32 KiB wait, the flusher thread's next turn (every 50 ms) or [`flush`] at
+//! shutdown — as nginx's `access_log … buffer= flush=` and Envoy's flush interval do. A write
+//! per request under stdout's lock was the one system call a request made beyond its sockets,
+//! and the two worker threads waited for each other on that lock. Lines keep their order
+//! (a batch is taken from the buffer under stdout's lock), and each batch is whole lines, so
+//! they never interleave with the rest of the log; a line may follow a later event of another
+//! target by up to 50 ms (its own `timestamp` is when it was made).
 
 use std::cell::RefCell;
 use std::io::Write;
 use std::net::IpAddr;
+use std::sync::{Mutex, Once, PoisonError};
+use std::time::Duration;
 
 use crate::text::{push_decimal, push_ip};
 
@@ -48,10 +59,67 @@ pub fn write(e: &AccessEntry<'_>) {
         };
         line.clear();
         format_line(&mut line, e, now);
-        // One write of the whole line under stdout's lock: lines never interleave with the
-        // rest of the log, which writes to the same stdout the same way.
-        let _ = std::io::stdout().lock().write_all(&line);
+        if PENDING.add(&line) {
+            flush();
+        }
     });
+    FLUSHER.call_once(|| {
+        let started = std::thread::Builder::new()
+            .name("prehod-access-log".into())
+            .spawn(|| loop {
+                std::thread::sleep(FLUSH_EVERY);
+                flush();
+            });
+        if let Err(e) = started {
+            // Without the thread, lines still go out when a batch is full and at shutdown.
+            tracing::error!(error = %e, "the access log's flusher thread did not start");
+        }
+    });
+}
+
+/// Writes every line that waits, in order. Called by the flusher thread, when a batch is full,
+/// and by the binary before it exits (lines written after are written by the next call).
+pub fn flush() {
+    // The batch is taken under stdout's lock: two batches are written in the order they were
+    // taken, and no other log line is written in the middle of one.
+    let _ = PENDING.write_to(&mut std::io::stdout().lock());
+}
+
+/// How much waits before the request that adds to it writes the batch itself.
+const BATCH: usize = 32 * 1024;
+/// How long a line waits at the most while requests are few.
+const FLUSH_EVERY: Duration = Duration::from_millis(50);
+
+static PENDING: Pending = Pending(Mutex::new(Vec::new()));
+static FLUSHER: Once = Once::new();
+
+/// The lines made and not yet written.
+struct Pending(Mutex<Vec<u8>>);
+
+impl Pending {
+    /// Adds `line`; whether a batch is full.
+    fn add(&self, line: &[u8]) -> bool {
+        let mut pending = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if pending.capacity() == 0 {
+            pending.reserve_exact(BATCH + 4096);
+        }
+        pending.extend_from_slice(line);
+        pending.len() >= BATCH
+    }
+
+    /// Writes what waits to `out` (held by the caller while it takes it), leaving room for the
+    /// next batch.
+    fn write_to(&self, out: &mut impl Write) -> std::io::Result<()> {
+        let batch = {
+            let mut pending = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+            if pending.is_empty() {
+                return Ok(());
+            }
+            std::mem::replace(&mut *pending, Vec::with_capacity(BATCH + 4096))
+        };
+        out.write_all(&batch)?;
+        out.flush()
+    }
 }
 
 /// The line (with its newline) for `e` at `now`.
@@ -151,6 +219,37 @@ mod tests {
             auth: "redirect",
             client: Some(std::net::Ipv4Addr::LOCALHOST.into()),
         }
+    }
+
+    /// Lines wait until a batch is full or a flush, then go out whole and in the order they
+    /// were made, and nothing is written twice.
+    #[test]
+    fn lines_wait_for_a_batch_and_go_out_whole_and_in_order() {
+        let pending = Pending(Mutex::new(Vec::new()));
+        let mut out = Vec::new();
+        pending.write_to(&mut out).unwrap();
+        assert!(out.is_empty(), "nothing waits");
+        let line = |i: usize| format!("{{\"n\":{i:06},\"pad\":\"{}\"}}\n", "x".repeat(300));
+        let mut full_at = None;
+        for i in 0..200 {
+            if pending.add(line(i).as_bytes()) && full_at.is_none() {
+                full_at = Some(i);
+            }
+        }
+        // ~320 bytes a line: the batch is full at its 32 KiB, not before.
+        let full_at = full_at.expect("a batch fills");
+        let len = line(0).len();
+        assert!(
+            full_at * len < BATCH && (full_at + 1) * len >= BATCH,
+            "full at {full_at}"
+        );
+        pending.write_to(&mut out).unwrap();
+        let expected: String = (0..200).map(line).collect();
+        assert_eq!(String::from_utf8(out.clone()).unwrap(), expected);
+        pending.add(line(200).as_bytes());
+        pending.write_to(&mut out).unwrap();
+        pending.write_to(&mut out).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), expected + &line(200));
     }
 
     /// Every character class serde_json treats apart, alone and among others: the fast path

@@ -79,6 +79,8 @@ pub(crate) fn run(config: Config, path: Option<PathBuf>, process: &ProcessArgs) 
     // Returns after SIGTERM (graceful, within server.grace_period), SIGINT (fast) or SIGQUIT
     // (sockets handed to the upgrade, then graceful).
     server.run(RunArgs::default());
+    // The access log's last lines (it writes in batches).
+    prehod_gateway::access_log::flush();
     if let Some(pid_file) = &process.pid_file {
         remove_pid_file(pid_file);
     }

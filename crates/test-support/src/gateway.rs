@@ -384,6 +384,14 @@ impl Gateway {
         self.wait_ready();
     }
 
+    /// The lines of the gateway's stdout once every access-log line of the requests made
+    /// before the call is in it: the gateway writes those in batches, at the latest 50 ms after
+    /// a request (`prehod_gateway::access_log`). For a check that a thing is in no line.
+    pub fn all_log_lines(&self) -> Vec<String> {
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        self.log_lines()
+    }
+
     /// The lines of the gateway's stdout (JSON logs).
     pub fn log_lines(&self) -> Vec<String> {
         std::fs::read_to_string(&self.log)
