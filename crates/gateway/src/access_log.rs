@@ -16,11 +16,21 @@
 //! (a batch is taken from the buffer under stdout's lock), and each batch is whole lines, so
 //! they never interleave with the rest of the log; a line may follow a later event of another
 //! target by up to 50 ms (its own `timestamp` is when it was made).
+//!
+//! A batch goes out in writes of whole lines of at most `PIPE_BUF` (4 096) bytes each: on a
+//! pipe — a container's stdout — such a write is never mixed with another process's, and
+//! during a binary upgrade the old and the new process write to the same stdout (one 32 KiB
+//! write was cut into by the other process's lines once the reader lagged: the attacker's
+//! review). A longer line is one write of its own, as every line was before.
+//!
+//! What a batch cannot survive is the process's sudden end: a SIGKILL (Kubernetes' after
+//! `terminationGracePeriodSeconds`), the OOM killer or a crash loses the lines of the last
+//! 50 ms at the most; a stop by SIGTERM, SIGINT or SIGQUIT writes them ([`flush`] at exit).
 
 use std::cell::RefCell;
 use std::io::Write;
 use std::net::IpAddr;
-use std::sync::{Mutex, Once, PoisonError};
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use crate::text::{push_decimal, push_ip};
@@ -63,18 +73,27 @@ pub fn write(e: &AccessEntry<'_>) {
             flush();
         }
     });
-    FLUSHER.call_once(|| {
+    // The binary started it before serving ([`start_flusher`]); here for any other user of
+    // the library.
+    start_flusher();
+}
+
+/// Starts the thread that writes the waiting lines every 50 ms (once; later calls return what
+/// the first one got): whether it runs. The binary calls it before it serves and refuses to
+/// start without it — else, on a quiet gateway, lines would wait for 32 KiB more or the exit.
+pub fn start_flusher() -> bool {
+    *FLUSHER.get_or_init(|| {
         let started = std::thread::Builder::new()
             .name("prehod-access-log".into())
             .spawn(|| loop {
                 std::thread::sleep(FLUSH_EVERY);
                 flush();
             });
-        if let Err(e) = started {
-            // Without the thread, lines still go out when a batch is full and at shutdown.
+        if let Err(e) = &started {
             tracing::error!(error = %e, "the access log's flusher thread did not start");
         }
-    });
+        started.is_ok()
+    })
 }
 
 /// Writes every line that waits, in order. Called by the flusher thread, when a batch is full,
@@ -87,11 +106,14 @@ pub fn flush() {
 
 /// How much waits before the request that adds to it writes the batch itself.
 const BATCH: usize = 32 * 1024;
+/// The most one write of several lines holds: POSIX's `PIPE_BUF` on Linux, the size up to
+/// which a write to a pipe is not mixed with another writer's.
+const PIPE_BUF: usize = 4096;
 /// How long a line waits at the most while requests are few.
 const FLUSH_EVERY: Duration = Duration::from_millis(50);
 
 static PENDING: Pending = Pending(Mutex::new(Vec::new()));
-static FLUSHER: Once = Once::new();
+static FLUSHER: OnceLock<bool> = OnceLock::new();
 
 /// The lines made and not yet written.
 struct Pending(Mutex<Vec<u8>>);
@@ -117,9 +139,34 @@ impl Pending {
             }
             std::mem::replace(&mut *pending, Vec::with_capacity(BATCH + 4096))
         };
-        out.write_all(&batch)?;
+        for piece in pieces(&batch) {
+            out.write_all(piece)?;
+        }
         out.flush()
     }
+}
+
+/// `batch` (whole lines) cut into writes of whole lines of at most [`PIPE_BUF`] bytes; a
+/// longer line is a piece of its own.
+fn pieces(batch: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = batch;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let window = rest.get(..PIPE_BUF.min(rest.len())).unwrap_or(rest);
+        let end = match memchr::memrchr(b'\n', window) {
+            // Up to the last newline that fits.
+            Some(i) if window.len() < rest.len() => i + 1,
+            // All of the rest fits.
+            _ if window.len() == rest.len() => rest.len(),
+            // A line longer than a piece: alone, to its newline (or the end).
+            _ => memchr::memchr(b'\n', rest).map_or(rest.len(), |i| i + 1),
+        };
+        let (piece, after) = rest.split_at(end);
+        rest = after;
+        Some(piece)
+    })
 }
 
 /// The line (with its newline) for `e` at `now`.
@@ -250,6 +297,69 @@ mod tests {
         pending.write_to(&mut out).unwrap();
         pending.write_to(&mut out).unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), expected + &line(200));
+    }
+
+    /// Every `write` call a writer gets.
+    #[derive(Default)]
+    struct Writes(Vec<Vec<u8>>);
+
+    impl Write for Writes {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.push(buf.to_vec());
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// review-al: one 32 KiB write to a pipe is cut into by another process writing to it (the
+    /// old and the new process of an upgrade share stdout) once the reader lags; a write of at
+    /// most PIPE_BUF bytes is not. Every write is whole lines of at most PIPE_BUF bytes, or one
+    /// longer line alone — and nothing is lost or reordered on the way.
+    #[test]
+    fn review_al_a_batch_goes_out_in_writes_a_pipe_never_mixes() {
+        let pending = Pending(Mutex::new(Vec::new()));
+        let mut expected = String::new();
+        for i in 0..300 {
+            // Mostly ~320-byte lines, some as long as a piece or longer (a long path).
+            let pad = match i % 50 {
+                7 => PIPE_BUF - 20,
+                8 => PIPE_BUF * 3,
+                9 => PIPE_BUF - 21,
+                _ => 300,
+            };
+            let line = format!("{{\"n\":{i:06},\"p\":\"{}\"}}\n", "y".repeat(pad));
+            pending.add(line.as_bytes());
+            expected.push_str(&line);
+        }
+        let mut out = Writes::default();
+        pending.write_to(&mut out).unwrap();
+        assert!(out.0.len() > 30, "{} writes", out.0.len());
+        for w in &out.0 {
+            assert_eq!(w.last(), Some(&b'\n'), "a write ends a line");
+            let lines = w.iter().filter(|&&b| b == b'\n').count();
+            assert!(
+                w.len() <= PIPE_BUF || lines == 1,
+                "a write of {} bytes holds {lines} lines",
+                w.len()
+            );
+        }
+        // Pieces are as full as they may be: a piece and the next line would not fit.
+        for pair in out.0.windows(2) {
+            let next = pair[1].iter().position(|&b| b == b'\n').unwrap() + 1;
+            assert!(pair[0].len() + next > PIPE_BUF);
+        }
+        assert_eq!(String::from_utf8(out.0.concat()).unwrap(), expected);
+        // Exactly PIPE_BUF, and one byte more.
+        for len in [PIPE_BUF, PIPE_BUF + 1] {
+            let line = format!("{}\n", "z".repeat(len - 1));
+            let two = format!("{line}{line}");
+            assert_eq!(
+                pieces(two.as_bytes()).collect::<Vec<_>>(),
+                [line.as_bytes(); 2]
+            );
+        }
     }
 
     /// Every character class serde_json treats apart, alone and among others: the fast path

@@ -75,6 +75,12 @@ pub(crate) fn run(config: Config, path: Option<PathBuf>, process: &ProcessArgs) 
         }
     };
     server.add_services(services);
+    // The access log's lines go out every 50 ms from this thread: without it a quiet gateway
+    // would hold them back (the error is logged).
+    if !prehod_gateway::access_log::start_flusher() {
+        eprintln!("prehod: the access log's flusher thread did not start");
+        return ExitCode::from(EX_SOFTWARE);
+    }
     tracing::info!("prehod started");
     // Returns after SIGTERM (graceful, within server.grace_period), SIGINT (fast) or SIGQUIT
     // (sockets handed to the upgrade, then graceful).

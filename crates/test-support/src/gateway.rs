@@ -385,11 +385,43 @@ impl Gateway {
     }
 
     /// The lines of the gateway's stdout once every access-log line of the requests made
-    /// before the call is in it: the gateway writes those in batches, at the latest 50 ms after
-    /// a request (`prehod_gateway::access_log`). For a check that a thing is in no line.
+    /// before the call is in it — for a check that a thing is in no line. The gateway writes
+    /// access lines in batches, in order (`prehod_gateway::access_log`): one more request is
+    /// sent, and once its line (found by its `x-request-id`) is in the log, every earlier one
+    /// is too.
     pub fn all_log_lines(&self) -> Vec<String> {
-        std::thread::sleep(std::time::Duration::from_millis(150));
-        self.log_lines()
+        let request = |portal: &str| {
+            let host = host(portal);
+            let get =
+                format!("GET /log-barrier HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+            let answer = self.raw(&host, get.as_bytes())?;
+            let answer = String::from_utf8_lossy(&answer).into_owned();
+            let id = answer.lines().find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                name.eq_ignore_ascii_case("x-request-id")
+                    .then(|| value.trim().to_owned())
+            });
+            id.filter(|id| !id.is_empty())
+        };
+        let id = PORTALS
+            .iter()
+            .find_map(|p| request(p))
+            .expect("no portal host answered with an x-request-id");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let lines = self.log_lines();
+            if lines
+                .iter()
+                .any(|l| l.contains("prehod::access") && l.contains(&id))
+            {
+                return lines;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the access line of request {id} was not written in 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// The lines of the gateway's stdout (JSON logs).
