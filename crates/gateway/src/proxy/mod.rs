@@ -386,7 +386,7 @@ impl ProxyHttp for Gateway {
             };
         }
         if ctx.request_id.is_empty() {
-            ctx.request_id = uuid::Uuid::new_v4().simple().to_string();
+            ctx.request_id = new_request_id();
         }
         let code = match failure {
             Failure::ClientGone(_) => 0,
@@ -431,5 +431,12 @@ fn request_id(shared: &Shared, head: &RequestHeader, trusted_proxy: bool) -> Str
         .flatten()
         .and_then(|v| v.to_str().ok())
         .filter(|v| valid_request_id(v));
-    forwarded.map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), str::to_owned)
+    forwarded.map_or_else(new_request_id, str::to_owned)
+}
+
+/// A new request id: a random UUID's 32 lower-case hex digits, written by `uuid` itself into
+/// a buffer (through `Display`, ~200 instructions more per request).
+fn new_request_id() -> String {
+    let mut buf = uuid::Uuid::encode_buffer();
+    (*uuid::Uuid::new_v4().simple().encode_lower(&mut buf)).to_owned()
 }
