@@ -4,9 +4,11 @@
 
 mod configured;
 mod labels;
+mod portal;
 mod process;
 
 pub use labels::{CERTLOGIN_PORTAL, LOGIN_PORTAL, UNKNOWN_PORTAL};
+pub use portal::PortalMetrics;
 
 use std::sync::LazyLock;
 

@@ -52,6 +52,11 @@ pub struct PortalRuntime {
     /// `https://HOST[:PORT]` (the public port, unless 443): the audience of the identity
     /// assertions sent to it.
     pub audience: String,
+    /// Its host as the `X-Forwarded-Host` value, made once (`None`: not a header value,
+    /// which the request then fails on as before).
+    pub forwarded_host: Option<http::HeaderValue>,
+    /// Its request count and duration series, found once ([`crate::metrics::PortalMetrics`]).
+    pub metrics: crate::metrics::PortalMetrics,
 }
 
 /// A portal's upstream connection settings, cloned into each request's peer.
@@ -92,6 +97,8 @@ impl PortalRuntime {
                 tls: tls.is_some(),
                 options,
             },
+            forwarded_host: http::HeaderValue::from_str(&portal.host).ok(),
+            metrics: crate::metrics::PortalMetrics::default(),
         })
     }
 }

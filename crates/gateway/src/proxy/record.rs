@@ -11,13 +11,18 @@ use crate::metrics;
 /// Counts the request under `portal` and writes its access-log line.
 pub(super) fn finished(portal: &str, session: &Session, status: u16, ctx: &RequestCtx) {
     let m = &ctx.shared.metrics;
-    m.requests
-        .with_label_values(&[portal, metrics::status_class(status), ctx.auth])
-        .inc();
     let elapsed = ctx.started.elapsed();
-    m.request_duration
-        .with_label_values(&[portal])
-        .observe(elapsed.as_secs_f64());
+    match &ctx.portal {
+        Some(p) => (p.metrics).finished(m, portal, status, ctx.auth, elapsed.as_secs_f64()),
+        None => {
+            m.requests
+                .with_label_values(&[portal, metrics::status_class(status), ctx.auth])
+                .inc();
+            m.request_duration
+                .with_label_values(&[portal])
+                .observe(elapsed.as_secs_f64());
+        }
+    }
     if let (Some(kind), true) = (ctx.upstream_error, ctx.failed.is_empty()) {
         m.upstream_errors.with_label_values(&[portal, kind]).inc();
     }

@@ -136,7 +136,11 @@ fn forwarding_headers(
     }
     if !ctx.trusted_proxy || !upstream.contains_key(X_FORWARDED_HOST) {
         if let Some(portal) = &ctx.portal {
-            upstream.insert(X_FORWARDED_HOST, value(portal.config.host.as_str())?);
+            let host = match &portal.forwarded_host {
+                Some(host) => host.clone(),
+                None => value(portal.config.host.as_str())?,
+            };
+            upstream.insert(X_FORWARDED_HOST, host);
         }
     }
     let request_id = shared.config.headers.request_id.clone();
