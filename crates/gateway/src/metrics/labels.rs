@@ -25,7 +25,7 @@ pub const STATUS_CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "none"
 
 /// `auth` of a portal's requests: [`crate::portal::decide::Decision::outcome`], and `certificate` for a
 /// certificate-only portal's.
-pub fn portal_auth_outcomes() -> [&'static str; 7] {
+pub const fn portal_auth_outcomes() -> [&'static str; 7] {
     use crate::portal::decide::Decision as D;
     // Compile-time guard: a new decision must be listed below.
     let _every_variant = |d: &D| match d {

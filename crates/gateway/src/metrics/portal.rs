@@ -8,28 +8,26 @@ use std::sync::OnceLock;
 
 use prometheus::{Histogram, IntCounter};
 
+use super::labels::{portal_auth_outcomes, STATUS_CLASSES};
 use super::Metrics;
 
-/// The status classes of `prehod_requests_total`, as [`super::status_class`] names them.
-const STATUS_CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "none"];
+/// The auth outcomes a portal's request ends with beyond its decision's
+/// ([`portal_auth_outcomes`]): its own `/.prehod/` paths, a refusal before the decision, a panic.
+const MORE_AUTH_OUTCOMES: [&str; 3] = ["login", "refused", "panic"];
 
-/// The auth outcomes a request on a portal ends with (`RequestCtx::auth`).
-const AUTH_OUTCOMES: [&str; 9] = [
-    "none",
-    "session",
-    "step_up",
-    "redirect",
-    "unauthenticated",
-    "denied",
-    "login",
-    "refused",
-    "panic",
-];
+/// How many auth outcomes a portal keeps handles for.
+const AUTH_OUTCOMES: usize = portal_auth_outcomes().len() + MORE_AUTH_OUTCOMES.len();
+
+/// `auth`'s place among the outcomes a portal keeps handles for.
+fn auth_index(auth: &str) -> Option<usize> {
+    let known = portal_auth_outcomes();
+    (known.iter().chain(MORE_AUTH_OUTCOMES.iter())).position(|a| *a == auth)
+}
 
 /// A portal's request count by status class and auth outcome, and its request duration.
 pub struct PortalMetrics {
     duration: OnceLock<Histogram>,
-    /// By `STATUS_CLASSES` index × `AUTH_OUTCOMES.len()` + `AUTH_OUTCOMES` index.
+    /// By `STATUS_CLASSES` index × `AUTH_OUTCOMES` + [`auth_index`].
     requests: Box<[OnceLock<IntCounter>]>,
 }
 
@@ -37,7 +35,7 @@ impl Default for PortalMetrics {
     fn default() -> Self {
         Self {
             duration: OnceLock::new(),
-            requests: (0..STATUS_CLASSES.len() * AUTH_OUTCOMES.len())
+            requests: (0..STATUS_CLASSES.len() * AUTH_OUTCOMES)
                 .map(|_| OnceLock::new())
                 .collect(),
         }
@@ -52,10 +50,7 @@ impl PortalMetrics {
         let slot = STATUS_CLASSES
             .iter()
             .position(|c| *c == class)
-            .and_then(|c| {
-                let a = AUTH_OUTCOMES.iter().position(|a| *a == auth)?;
-                self.requests.get(c * AUTH_OUTCOMES.len() + a)
-            });
+            .and_then(|c| self.requests.get(c * AUTH_OUTCOMES + auth_index(auth)?));
         let labels = [portal, class, auth];
         match slot {
             Some(slot) => slot
@@ -86,15 +81,26 @@ mod tests {
         p.finished(&m, "bips", 204, "session", 0.01);
         p.finished(&m, "bips", 302, "redirect", 0.01);
         p.finished(&m, "bips", 0, "none", 0.01);
+        p.finished(&m, "bips", 200, "certificate", 0.01);
         // An outcome outside the known ones still counts, through the family.
         p.finished(&m, "bips", 200, "something-new", 0.01);
         assert_eq!(count(&m, ["bips", "2xx", "session"]), 2);
         assert_eq!(count(&m, ["bips", "3xx", "redirect"]), 1);
         assert_eq!(count(&m, ["bips", "none", "none"]), 1);
+        assert_eq!(count(&m, ["bips", "2xx", "certificate"]), 1);
         assert_eq!(count(&m, ["bips", "2xx", "something-new"]), 1);
         assert_eq!(count(&m, ["bips", "2xx", "redirect"]), 0);
         let h = m.request_duration.with_label_values(&["bips"]);
-        assert_eq!(h.get_sample_count(), 5);
+        assert_eq!(h.get_sample_count(), 6);
+    }
+
+    #[test]
+    fn every_outcome_has_its_own_handle() {
+        let all = portal_auth_outcomes();
+        let all = all.iter().chain(MORE_AUTH_OUTCOMES.iter());
+        let places: Vec<_> = all.map(|a| auth_index(a)).collect();
+        assert_eq!(places, (0..AUTH_OUTCOMES).map(Some).collect::<Vec<_>>());
+        assert_eq!(auth_index("something-new"), None);
     }
 
     #[test]
