@@ -243,6 +243,8 @@ pub struct Session {
     pub cookie_domain: Option<String>,
     pub idle_timeout: Option<String>,
     pub absolute_timeout: Option<String>,
+    /// Absent or empty: the checker's "at least one key", reported with the rest.
+    #[serde(default)]
     pub keys: Vec<String>,
     pub cache_entries: Option<u64>,
     /// e.g. `64MiB`
@@ -294,6 +296,8 @@ pub struct CertificateLogin {
     pub crl_grace: Option<String>,
     /// The longest a CRL or distribution-point download may take, connect included.
     pub fetch_timeout: Option<String>,
+    /// Absent or empty: the checker's "at least one trust anchor", reported with the rest.
+    #[serde(default)]
     pub anchors: Vec<Anchor>,
 }
 

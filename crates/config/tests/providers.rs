@@ -182,3 +182,27 @@ fn a_provider_whose_user_ids_could_meet_a_certificate_anchors_is_refused() {
     let shown = assert_refused(load(&text), &["portals.acq.allowed_users[1]"]);
     assert!(!shown.contains("allowed_users[0]"), "{shown}");
 }
+
+#[test]
+fn a_missing_key_or_anchor_list_is_named_with_the_other_problems_of_its_section() {
+    let pki = pki();
+    let certificates =
+        "certificate_login:\n  host: certlogin.bankart.localhost\n  level: 25\n".to_owned();
+    let text = config(pki.path(), &format!("{OIDC}{certificates}"), "", "");
+    let key = std::fs::read_to_string(pki.path().join("session.key")).expect("session key");
+    let text = text.replace(
+        &format!("  keys: [\"{}\"]\n", key.trim()),
+        "  idle_timeout: soon\n",
+    );
+    assert!(!text.contains("keys:"), "{text}");
+    let shown = assert_refused(
+        load(&text),
+        &[
+            "session.keys: at least one key is needed",
+            "session.idle_timeout",
+            "certificate_login.anchors: at least one trust anchor is needed",
+            "certificate_login.level: 25 is not 10, 20 or 30",
+        ],
+    );
+    assert!(!shown.contains("is missing"), "{shown}");
+}
