@@ -7,7 +7,7 @@
 use bytes::Bytes;
 use http::header::{HeaderValue, InvalidHeaderValue};
 use prehod_config::IdentityHeader as H;
-use prehod_identity::session::Session;
+use prehod_identity::session::{PreparedValues, Session};
 
 /// Calls `put` with each identity header of session `s`, by its kind (the caller names it
 /// from `Headers`): user, e-mail, name, method (the provider's id or `certificate`), level, amr, and the certificate's subject, issuer, serial and fingerprint
@@ -31,12 +31,12 @@ pub fn each<E>(s: &Session, mut put: impl FnMut(H, String) -> Result<(), E>) -> 
 }
 
 /// The identity headers of session `s` as [`each`] makes them, as header values: made at the
-/// first request of the session object and kept on it
+/// first request of the session object and kept for it while it is in use
 /// ([`Session::identity_header_values`]), so that each later request of the cookie clones them
 /// (a reference count each) where it formatted, percent-encoded, checked and copied every
 /// value again (~4 200 instructions per authenticated request, issue 20). The values share one
 /// buffer: one allocation for all of them, not one each.
-pub fn values(s: &Session) -> Result<&[(H, HeaderValue)], InvalidHeaderValue> {
+pub fn values(s: &Session) -> Result<PreparedValues, InvalidHeaderValue> {
     s.identity_header_values(|s| {
         let mut text = String::new();
         let mut ends = Vec::with_capacity(H::ALL.len());
@@ -178,7 +178,10 @@ mod tests {
                 .map(|(kind, v)| (*kind, v.to_str().unwrap().to_owned()))
                 .collect();
             assert_eq!(kept_as_text, made);
-            assert!(std::ptr::eq(kept, values(&s).unwrap()), "made once");
+            assert!(
+                std::ptr::eq(kept.as_ptr(), values(&s).unwrap().as_ptr()),
+                "made once"
+            );
         }
     }
 }

@@ -13,7 +13,7 @@ use crate::revocation::{Key, Kind, Revocations};
 use crate::seal::{SealError, Sealer};
 
 mod prepared;
-pub use prepared::Prepared;
+pub use prepared::{Prepared, PreparedValues, HOT_SESSIONS};
 
 const PURPOSE: &[u8] = b"prehod session v1";
 
@@ -390,11 +390,13 @@ impl Sessions {
             cache: Cache::builder()
                 .max_capacity(max_bytes)
                 .weigher(move |_: &u128, c: &Cached| -> u32 {
-                    // What the session will hold once it reaches a portal is weighed in from
-                    // the start (`prepared::EXPECTED_BYTES`): the weigher sees an entry once.
+                    // What a session that reached a portal keeps of it for good is weighed
+                    // in from the start (`prepared::LINGERING_BYTES`: the weigher sees an
+                    // entry once); its prepared values themselves are bounded by their own set
+                    // (`prepared::HOT_SESSIONS`).
                     let bytes = std::mem::size_of::<(u128, Cached)>() as u64
                         + approximate_size(&c.session)
-                        + prepared::EXPECTED_BYTES;
+                        + prepared::LINGERING_BYTES;
                     u32::try_from(bytes.max(floor)).unwrap_or(u32::MAX)
                 })
                 // An entry is never older than the longest a session can idle.

@@ -164,7 +164,7 @@ fn identity_headers(upstream: &mut HeaderMap, ctx: &RequestCtx) -> Result<()> {
     let names = &shared.config.headers;
     let values = crate::identity_headers::values(s)
         .map_err(|_| Error::explain(ErrorType::InvalidHTTPHeader, "invalid header value"))?;
-    for (kind, v) in values {
+    for (kind, v) in values.iter() {
         upstream.insert(names[*kind].clone(), v.clone());
     }
     let jwt = (auth.signer)

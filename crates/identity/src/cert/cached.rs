@@ -22,9 +22,9 @@ pub(super) fn next_generation() -> u64 {
 }
 
 /// The verdict of a connection's certificate, by the checker that gave it, and the session its
-/// last request to a certificate-only portal went with (with what it prepared: ~2 KiB per such
-/// connection, for its life). Kept with the connection (the handshake's record), never shared
-/// between connections.
+/// last request to a certificate-only portal went with (what it prepared is held by the set of
+/// sessions in use, `session::HOT_SESSIONS`, as every session's). Kept with the connection (the
+/// handshake's record), never shared between connections.
 #[derive(Default)]
 pub struct VerdictCache {
     verdict: Mutex<Option<(u64, Arc<CertIdentity>)>>,

@@ -1,5 +1,6 @@
 //! What a request to a portal carries of its session, made once per session object and kept
-//! with it: the identity header values and the signed assertion for each portal's audience.
+//! with it while the session is in use: the identity header values and the signed assertion
+//! for each portal's audience.
 //!
 //! Every authenticated request used to make them again: each identity value formatted and
 //! copied into a header value (~4 200 instructions), the assertion looked up in the signer's
@@ -9,13 +10,34 @@
 //! what is derived from it alone can be kept on it; a request then clones each header value
 //! (a reference count): the gateway's `upstream::prepare` went from ~13 050 to ~8 730
 //! instructions per authenticated request.
+//!
+//! What is kept is held by a bounded set of the sessions in use ([`HotSet`], [`HOT_SESSIONS`]
+//! of them), not by the session itself: kept by every cached session, ~650 bytes each made a
+//! cached session ~1.5 KiB instead of ~0.9 (issue 20's "≤ 1 KiB per cached session"). The
+//! session holds a weak reference; a session pushed out of the set (the one not used for the
+//! longest turn of the set's clock) makes its values again at its next request.
 
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 
 use http::HeaderValue;
 use prehod_config::IdentityHeader;
 
 use super::Session;
+
+/// How many sessions keep what they prepared at once (~650 bytes each: their header values and
+/// an assertion; ~11 MB in all when full). More sessions in use than this still work: those
+/// pushed out make their values again (~6 000 instructions) at their next request.
+pub const HOT_SESSIONS: usize = 16_384;
+
+/// The one set of the process: every session that prepares anything is in it, whichever
+/// configuration's session cache (or certificate-only connection) it came from.
+static HOT: HotSet = HotSet::new(HOT_SESSIONS);
+
+/// What a session that reached a portal keeps after its values left the [`HotSet`]: the
+/// allocation its weak reference points to (the reference counts and a pointer, jemalloc's
+/// 32-byte class). The session cache's weigher counts it for every session.
+pub(super) const LINGERING_BYTES: u64 = 32;
 
 /// A session's prepared header values ([`Session::identity_header_values`]) and assertions
 /// ([`crate::assertion::Signer::sign_cached`]), filled at the first request that needs them.
@@ -23,23 +45,22 @@ use super::Session;
 /// Nothing in it outlives a change of the session: a clone starts empty (a clone is what is
 /// changed — issued, rolled, bound to another host), it is never sealed into a cookie nor read
 /// from one, and it takes no part in comparing sessions. Another session object has it only
-/// when it is the same session but for its times ([`Session::share_prepared`]). One pointer's
-/// room in the session (16 bytes with its once-flag), so that the cached `Arc<Session>` keeps
-/// to jemalloc's 320-byte class
-/// (`a_cached_session_is_one_small_allocation_without_spare_capacity`); the slots themselves
-/// are allocated only for a session that reaches a portal: ~520 bytes of header values and
-/// ~110 per assertion kept (`SESSIONS_PREPARED=1 cargo bench --bench sessions`), which the
-/// session cache's weigher counts as [`EXPECTED_BYTES`] from the start (it weighs an entry
-/// once, when it is opened), so that `session.cache_memory` bounds them too.
-/// What a session's prepared values take once it reaches a portal, as the session cache
-/// weighs it: its header values and two portals' assertions (the measured ~520 + 2 × ~110).
-pub(super) const EXPECTED_BYTES: u64 = 520 + 2 * 110;
+/// when it is the same session but for its times ([`Session::share_prepared`]). One weak
+/// reference's room in the session (16 bytes with its lock), so that the cached `Arc<Session>`
+/// keeps to jemalloc's 320-byte class
+/// (`a_cached_session_is_one_small_allocation_without_spare_capacity`).
+#[derive(Default)]
+pub struct Prepared(Mutex<Weak<Slots>>);
+
+/// Held strongly by the [`HotSet`] (and by a request while it uses them), weakly by the
+/// session. Boxed, so that what stays behind a session's weak reference once the set let go is
+/// [`LINGERING_BYTES`], not the slots.
+struct Slots(Box<Contents>);
 
 #[derive(Default)]
-pub struct Prepared(OnceLock<Arc<Slots>>);
-
-#[derive(Default)]
-struct Slots {
+struct Contents {
+    /// Used since the set's clock last passed (its second chance).
+    used: AtomicBool,
     headers: OnceLock<Box<[(IdentityHeader, HeaderValue)]>>,
     assertions: Mutex<Vec<Kept>>,
 }
@@ -57,9 +78,100 @@ struct Kept {
 /// reaches every portal; this bounds what it holds however many there are.
 const MAX_KEPT: usize = 16;
 
+/// The sessions whose prepared values are kept: at most `capacity`, the one to give up chosen
+/// by a clock (second chance): the hand passes over the held ones, clearing the mark each use
+/// sets, and gives up the first it finds unmarked — a session in use keeps its values, one
+/// that stopped being used loses them within two turns.
+pub(crate) struct HotSet {
+    capacity: usize,
+    clock: Mutex<Clock>,
+}
+
+struct Clock {
+    held: Vec<Arc<Slots>>,
+    hand: usize,
+}
+
+impl HotSet {
+    pub(crate) const fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            clock: Mutex::new(Clock {
+                held: Vec::new(),
+                hand: 0,
+            }),
+        }
+    }
+
+    /// Holds `slots`, giving up (and returning, to be dropped after the lock) the ones the
+    /// clock chose when the set is full.
+    fn admit(&self, slots: Arc<Slots>) -> Option<Arc<Slots>> {
+        let mut clock = self.clock.lock().unwrap_or_else(PoisonError::into_inner);
+        if clock.held.len() < self.capacity.max(1) {
+            clock.held.push(slots);
+            return None;
+        }
+        let len = clock.held.len();
+        // At most one turn: after it every mark is cleared, so the next one is given up.
+        for _ in 0..len {
+            let hand = clock.hand % len;
+            let used = clock
+                .held
+                .get(hand)
+                .is_some_and(|s| s.0.used.swap(false, Relaxed));
+            if !used {
+                break;
+            }
+            clock.hand = hand + 1;
+        }
+        let hand = clock.hand % len;
+        clock.hand = hand + 1;
+        clock
+            .held
+            .get_mut(hand)
+            .map(|place| std::mem::replace(place, slots))
+    }
+
+    /// How many sessions it holds (for the tests).
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.clock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .held
+            .len()
+    }
+}
+
 impl Prepared {
-    fn slots(&self) -> &Slots {
-        self.0.get_or_init(Arc::default)
+    /// The session's slots while the set holds them, marked as used.
+    fn held(&self) -> Option<Arc<Slots>> {
+        let slots = self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .upgrade()?;
+        if !slots.0.used.load(Relaxed) {
+            slots.0.used.store(true, Relaxed);
+        }
+        Some(slots)
+    }
+
+    /// The session's slots, new (and empty) when it had none or the set gave them up.
+    fn slots(&self, hot: &HotSet) -> Arc<Slots> {
+        let mut cell = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(slots) = cell.upgrade() {
+            if !slots.0.used.load(Relaxed) {
+                slots.0.used.store(true, Relaxed);
+            }
+            return slots;
+        }
+        let slots = Arc::new(Slots(Box::default()));
+        *cell = Arc::downgrade(&slots);
+        drop(cell);
+        // Another session's values, given up: dropped here, outside every lock.
+        drop(hot.admit(slots.clone()));
+        slots
     }
 
     /// The assertion kept for `audience` by signer `signer`, when `fresh` holds for its issue
@@ -70,8 +182,9 @@ impl Prepared {
         audience: &str,
         fresh: impl Fn(u64) -> bool,
     ) -> Option<HeaderValue> {
-        let slots = self.0.get()?;
+        let slots = self.held()?;
         let kept = slots
+            .0
             .assertions
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
@@ -89,8 +202,9 @@ impl Prepared {
         issued: u64,
         value: HeaderValue,
     ) {
-        let mut kept = self
-            .slots()
+        let slots = self.slots(&HOT);
+        let mut kept = slots
+            .0
             .assertions
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
@@ -109,32 +223,64 @@ impl Prepared {
         });
     }
 
+    /// Whether the session's slots are still held by the set (for the tests).
+    #[cfg(test)]
+    pub(crate) fn is_held(&self) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .strong_count()
+            > 0
+    }
+
     /// How many assertions are kept (for the tests of the bound).
     #[cfg(test)]
     pub(crate) fn kept_assertions(&self) -> usize {
-        self.0.get().map_or(0, |slots| {
-            let kept = slots.assertions.lock();
+        self.held().map_or(0, |slots| {
+            let kept = slots.0.assertions.lock();
             kept.unwrap_or_else(PoisonError::into_inner).len()
         })
     }
 }
 
+/// A session's identity header values as [`Session::identity_header_values`] made them: a
+/// list, held for as long as a request uses it.
+pub struct PreparedValues(Arc<Slots>);
+
+impl std::ops::Deref for PreparedValues {
+    type Target = [(IdentityHeader, HeaderValue)];
+
+    fn deref(&self) -> &Self::Target {
+        self.0 .0.headers.get().map_or(&[], |values| values)
+    }
+}
+
 impl Session {
     /// The identity header values of this session, by kind: made by `make` at the first call
-    /// on this session object and kept on it, so that later calls (later requests of the same
-    /// cookie) return the same values without making them. `make` is always the gateway's one
-    /// list (`prehod_gateway::identity_headers::values`); a value it cannot make is an error
-    /// each time, and nothing is kept.
+    /// on this session object and kept for it (in the [`HotSet`]), so that later calls (later
+    /// requests of the same cookie) return the same values without making them. `make` is
+    /// always the gateway's one list (`prehod_gateway::identity_headers::values`); a value it
+    /// cannot make is an error each time, and nothing is kept.
     pub fn identity_header_values<E>(
         &self,
         make: impl FnOnce(&Session) -> Result<Box<[(IdentityHeader, HeaderValue)]>, E>,
-    ) -> Result<&[(IdentityHeader, HeaderValue)], E> {
-        let slots = self.prepared.slots();
-        if let Some(values) = slots.headers.get() {
-            return Ok(values);
+    ) -> Result<PreparedValues, E> {
+        self.identity_header_values_in(&HOT, make)
+    }
+
+    /// [`Session::identity_header_values`] with the slots held by `hot`.
+    pub(crate) fn identity_header_values_in<E>(
+        &self,
+        hot: &HotSet,
+        make: impl FnOnce(&Session) -> Result<Box<[(IdentityHeader, HeaderValue)]>, E>,
+    ) -> Result<PreparedValues, E> {
+        let slots = self.prepared.slots(hot);
+        if slots.0.headers.get().is_none() {
+            let made = make(self)?;
+            // Made at once by two requests of the session: either is this session's.
+            let _ = slots.0.headers.set(made);
         }
-        let made = make(self)?;
-        Ok(slots.headers.get_or_init(|| made))
+        Ok(PreparedValues(slots))
     }
 
     /// Takes what `other` has prepared when `other` is the same session but for its times
@@ -147,8 +293,8 @@ impl Session {
         if !self.same_but_times(other) {
             return false;
         }
-        let slots = other.prepared.0.get_or_init(Arc::default).clone();
-        self.prepared = Prepared(OnceLock::from(slots));
+        let slots = other.prepared.slots(&HOT);
+        self.prepared = Prepared(Mutex::new(Arc::downgrade(&slots)));
         true
     }
 

@@ -27,8 +27,12 @@ fn make(calls: &Cell<u32>) -> impl FnOnce(&Session) -> Result<Values, InvalidHea
     }
 }
 
-fn shown(values: &[(H, HeaderValue)]) -> Vec<(H, &[u8])> {
-    values.iter().map(|(k, v)| (*k, v.as_bytes())).collect()
+/// The values as bytes, outliving the list a request holds (a test's few bytes, leaked).
+fn shown(values: PreparedValues) -> Vec<(H, &'static [u8])> {
+    values
+        .iter()
+        .map(|(k, v)| (*k, &*Vec::leak(v.as_bytes().to_vec())))
+        .collect()
 }
 
 #[test]
@@ -175,6 +179,66 @@ fn a_session_takes_what_another_prepared_only_when_it_is_the_same_but_for_its_ti
         assert_ne!(own, made, "{field}");
         assert_eq!(calls.get(), before + 1, "{field}: made its own");
     }
+}
+
+/// A session called `sub`, as the gateway's cache would hold it.
+fn named(sub: &str) -> Session {
+    Session::new(Method::Rekono, sub, 20)
+}
+
+#[test]
+fn the_set_holds_a_bounded_number_and_gives_up_the_one_unused_longest() {
+    // Issue 20: every cached session that reached a portal kept ~650 bytes of values for as
+    // long as it was cached (~1.5 KiB a session). Now a bounded set holds them.
+    let hot = crate::session::prepared::HotSet::new(2);
+    let calls = Cell::new(0);
+    let values = |s: &Session| {
+        let v = s.identity_header_values_in(&hot, make(&calls)).unwrap();
+        shown(v)
+    };
+    let (a, b, c) = (named("a"), named("b"), named("c"));
+    values(&a);
+    values(&b);
+    assert_eq!((calls.get(), hot.len()), (2, 2));
+    // `a` is used again (its mark set); a third session then takes `b`'s place, not `a`'s.
+    assert_eq!(values(&a), [(H::User, &b"a"[..]), (H::Level, b"20")]);
+    assert_eq!(calls.get(), 2, "a's values were kept");
+    values(&c);
+    assert_eq!(
+        (calls.get(), hot.len()),
+        (3, 2),
+        "never more than the bound"
+    );
+    assert!(a.prepared.is_held() && c.prepared.is_held());
+    assert!(!b.prepared.is_held(), "b's values were let go (and freed)");
+    // `b` comes back: it makes its own values again — never another session's.
+    assert_eq!(values(&b), [(H::User, &b"b"[..]), (H::Level, b"20")]);
+    assert_eq!(calls.get(), 4);
+    // Sessions going round the set each get their own values, however they are pushed out.
+    for round in 0..3 {
+        for s in [&a, &b, &c] {
+            let v = values(s);
+            assert_eq!(v[0], (H::User, s.sub.as_bytes()), "round {round}");
+        }
+    }
+    assert_eq!(hot.len(), 2);
+}
+
+#[test]
+fn a_request_keeps_the_values_it_took_while_the_set_lets_them_go() {
+    let hot = crate::session::prepared::HotSet::new(1);
+    let calls = Cell::new(0);
+    let a = named("a");
+    let held = a.identity_header_values_in(&hot, make(&calls)).unwrap();
+    named("b")
+        .identity_header_values_in(&hot, make(&calls))
+        .unwrap();
+    // The request that took `a`'s values still sends them whole; they go when it is done.
+    assert_eq!(held[0].1.as_bytes(), b"a");
+    assert_eq!(held.len(), 2);
+    assert!(a.prepared.is_held());
+    drop(held);
+    assert!(!a.prepared.is_held());
 }
 
 // --- review-rp (independent attacker review of the prepared values) ---
