@@ -20,6 +20,7 @@ use hyper_util::rt::TokioIo;
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 
+mod pages;
 mod websocket;
 
 /// The demo application's own credentials (only for `own_login` portals).
@@ -121,7 +122,7 @@ async fn handle(
         let logged_in =
             has_cookie(&parts.headers, &info.app_cookie()) || basic_auth_ok(&parts.headers);
         if !logged_in {
-            return Ok(login_form(&info, None));
+            return Ok(html(StatusCode::OK, pages::login(&info, false)));
         }
     }
 
@@ -156,37 +157,15 @@ async fn handle(
             .body(Full::new(Bytes::from(json.to_string())))
             .unwrap_or_default());
     }
-    let row = |(n, v): &(String, String)| {
-        format!("<tr><th>{}</th><td>{}</td></tr>", escape(n), escape(v))
-    };
-    let identity: String = headers
-        .iter()
-        .filter(|(n, _)| n.starts_with("x-auth-"))
-        .map(row)
-        .collect();
-    let rows: String = headers
-        .iter()
-        .filter(|(n, _)| !n.starts_with("x-auth-"))
-        .map(row)
-        .collect();
-    let identity = if identity.is_empty() {
-        "<p>(none: this portal is not behind a gateway login)</p>".to_owned()
-    } else {
-        format!("<table class=\"id\">{identity}</table>")
-    };
-    let page = format!(
-        "<!doctype html><html lang=\"sl\"><head><meta charset=\"utf-8\"><title>{title}</title>\
-         <style>body{{font-family:system-ui,sans-serif;margin:2rem;color:#1d2a3a}}\
-         h1{{color:#00529b}}table{{border-collapse:collapse;table-layout:fixed;width:100%}}th,td{{border:1px solid #ccd;padding:.3rem .6rem;text-align:left;font-family:monospace;word-break:break-all}}\
-         th{{background:#eef3f8;width:14rem}}table.id th{{background:#dff0d8}}</style></head><body>\
-         <h1>{title}</h1><p>Demo portal <b>{name}</b> behind prehod. {method} {uri}</p>\
-         <h2>Identity the gateway vouches for</h2>{identity}\
-         <h2>Request headers the portal received</h2><table>{rows}</table>\
-         <p>Body: {length} bytes, SHA-256 {body_sha256}</p></body></html>",
-        title = escape(&info.title),
-        name = escape(&info.name),
-        method = parts.method,
-        uri = escape(&parts.uri.to_string()),
+    let page = pages::echo(
+        &info,
+        &pages::Echo {
+            method: parts.method.as_str(),
+            uri: &parts.uri.to_string(),
+            headers: &headers,
+            body_len: length,
+            body_sha256: &body_sha256,
+        },
     );
     Ok(html(StatusCode::OK, page))
 }
@@ -217,10 +196,7 @@ fn own_login(info: &PortalInfo, form: &[u8]) -> Response<Body> {
             .body(Full::new(Bytes::new()))
             .unwrap_or_default();
     }
-    login_form(
-        info,
-        Some("Napačno uporabniško ime ali geslo / Wrong username or password."),
-    )
+    html(StatusCode::OK, pages::login(info, true))
 }
 
 /// A test endpoint: each `c=` query value (percent-encoded) comes back as one `Set-Cookie`
@@ -265,22 +241,6 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn login_form(info: &PortalInfo, error: Option<&str>) -> Response<Body> {
-    let error = error
-        .map(|e| format!("<p class=\"err\">{}</p>", escape(e)))
-        .unwrap_or_default();
-    let page = format!(
-        "<!doctype html><html lang=\"sl\"><head><meta charset=\"utf-8\"><title>{title} — prijava</title></head>\
-         <body style=\"font-family:system-ui,sans-serif;margin:2rem\"><h1>{title}</h1>\
-         <p>Prijava v aplikacijo (application login)</p>{error}\
-         <form method=\"post\" action=\"/login\"><label>Uporabniško ime <input name=\"username\" required></label><br>\
-         <label>Geslo <input name=\"password\" type=\"password\" required></label><br>\
-         <button type=\"submit\">Prijava</button></form></body></html>",
-        title = escape(&info.title),
-    );
-    html(StatusCode::OK, page)
-}
-
 fn has_cookie(headers: &HeaderMap, name: &str) -> bool {
     headers
         .get_all(header::COOKIE)
@@ -307,17 +267,21 @@ fn text(status: StatusCode, body: &'static str) -> Response<Body> {
     r
 }
 
-fn html(status: StatusCode, page: String) -> Response<Body> {
+/// A rendered page; a page that could not be rendered is a plain-text 500 (and logged).
+fn html(status: StatusCode, page: Result<String, String>) -> Response<Body> {
+    let page = match page {
+        Ok(page) => page,
+        Err(e) => {
+            tracing::error!(error = %e, "a page could not be rendered");
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the demo portal could not render this page",
+            );
+        }
+    };
     Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
         .body(Full::new(Bytes::from(page)))
         .unwrap_or_default()
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }

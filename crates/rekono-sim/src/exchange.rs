@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http::{header, Response, StatusCode};
 use http_body_util::Full;
 
-use crate::pages::Lang;
+use crate::pages::{Lang, PageError};
 
 /// Every answer the simulator gives.
 pub(crate) type Resp = Response<Full<Bytes>>;
@@ -123,7 +123,18 @@ pub(crate) fn plain(status: StatusCode, text: &str) -> Resp {
         .unwrap_or_default()
 }
 
-pub(crate) fn html(status: StatusCode, body: String) -> Resp {
+/// A rendered page; a page that could not be rendered is a plain-text 500 (and logged).
+pub(crate) fn html(status: StatusCode, page: Result<String, PageError>) -> Resp {
+    let body = match page {
+        Ok(body) => body,
+        Err(e) => {
+            tracing::error!(error = %e, "a page could not be rendered");
+            return plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the simulator could not render this page",
+            );
+        }
+    };
     Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
