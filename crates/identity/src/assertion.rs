@@ -42,7 +42,11 @@ pub struct Signer {
     /// than a request should; a session's assertion is reused. Looked up when the session
     /// object has not kept one yet: its first request, and a new object of the same session (a
     /// rolled cookie, a session evicted from the session cache and opened again, a
-    /// certificate-only portal's session, made per request).
+    /// certificate-only portal's session, made per request), and a session whose kept values
+    /// the set of sessions in use gave up. As many as that set holds
+    /// ([`crate::session::HOT_SESSIONS`]): ~900 bytes each with moka's entry, so that with many
+    /// sessions cached they do not add to each one's memory (issue 20; 100 000 added ~94 bytes
+    /// to each of 1 M cached sessions).
     recent: moka::sync::Cache<u128, (u64, HeaderValue)>,
     /// The key of [`Signer::key`]'s digest, drawn at start.
     digest: KeyedDigest,
@@ -101,7 +105,7 @@ impl Signer {
             issuer,
             lifetime,
             recent: moka::sync::Cache::builder()
-                .max_capacity(100_000)
+                .max_capacity(crate::session::HOT_SESSIONS as u64)
                 .time_to_live(std::time::Duration::from_secs((lifetime / 2).max(1)))
                 .build(),
             digest: KeyedDigest::random(),
