@@ -7,8 +7,9 @@
 //! in the login host's cookie, or the one cookie of `cookie_scope: parent_domain`; the cache
 //! leaves it out). Look-ups as the portal request path makes them
 //! (`validate_on_portal`). SESSIONS_PREPARED=1: then what a session keeps once it has reached
-//! a portal — its identity header values and one assertion (`Session::prepared`), and the
-//! assertion in the signer's cache — as more bytes per session.
+//! a portal — its identity header values and one assertion (`Session::prepared`, held by the
+//! bounded set of sessions in use, `HOT_SESSIONS`), and the assertion in the signer's cache
+//! (as many) — as more bytes per session.
 
 use std::time::{Duration, Instant};
 
@@ -143,10 +144,11 @@ fn prepare_each(sessions: &Sessions, cookies: &[String], now: u64) {
     }
     let after = rss_kib();
     println!(
-        "prepared: {} sessions; RSS {before} → {values} KiB for the header values: {:.0} bytes more per session; → {after} KiB for an assertion each ({:.1} s to sign): {:.0} more (the assertion kept by the session, ~100, and the ~600-byte JWT in the signer's cache, which it held before too)",
+        "prepared: {} sessions; RSS {before} → {values} KiB for the header values: {:.0} bytes more per session; → {after} KiB for an assertion each ({:.1} s to sign): {:.0} more (the ~600-byte JWT kept with the session and in the signer's cache, both for the {} sessions in use at the most)",
         cookies.len(),
         per_session(before, values),
         started.elapsed().as_secs_f64(),
         per_session(values, after),
+        prehod_identity::session::HOT_SESSIONS,
     );
 }

@@ -390,10 +390,8 @@ impl Sessions {
             cache: Cache::builder()
                 .max_capacity(max_bytes)
                 .weigher(move |_: &u128, c: &Cached| -> u32 {
-                    // What a session that reached a portal keeps of it for good is weighed
-                    // in from the start (`prepared::LINGERING_BYTES`: the weigher sees an
-                    // entry once); its prepared values themselves are bounded by their own set
-                    // (`prepared::HOT_SESSIONS`).
+                    // With what a session keeps once it reached a portal (weighed once, from
+                    // the start); its prepared values are bounded by their own set.
                     let bytes = std::mem::size_of::<(u128, Cached)>() as u64
                         + approximate_size(&c.session)
                         + prepared::LINGERING_BYTES;
