@@ -130,14 +130,14 @@ impl Signer {
         let key = self.key(session, audience);
         if let Some((issued, value)) = self.recent.get(&key) {
             if fresh(issued) {
-                kept.keep_assertion(self.id, audience, issued, value.clone());
+                kept.keep_assertion(self.id, audience, issued, value.clone(), fresh);
                 return Ok(value);
             }
         }
         let value = HeaderValue::try_from(self.sign(session, audience, now)?)
             .map_err(|_| AssertionError::NotAHeaderValue)?;
         self.recent.insert(key, (now, value.clone()));
-        kept.keep_assertion(self.id, audience, now, value.clone());
+        kept.keep_assertion(self.id, audience, now, value.clone(), fresh);
         Ok(value)
     }
 

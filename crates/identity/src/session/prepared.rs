@@ -25,9 +25,12 @@ use prehod_config::IdentityHeader;
 
 use super::Session;
 
-/// How many sessions keep what they prepared at once (~650 bytes each: their header values and
-/// an assertion; ~11 MB in all when full). More sessions in use than this still work: those
+/// How many sessions keep what they prepared at once: ~1.1 KiB each with their header values
+/// (~500 bytes) and one portal's assertion (~650; a session of host-only cookies reaches one),
+/// ~18 MB in all when full; ~700 bytes more for each further portal a session (one cookie of
+/// every host) is used on, up to [`MAX_KEPT`]. More sessions in use than this still work: those
 /// pushed out make their values again (~6 000 instructions) at their next request.
+/// (`review_hot::a_full_set_keeps_what_its_bound_says` counts it.)
 pub const HOT_SESSIONS: usize = 16_384;
 
 /// The one set of the process: every session that prepares anything is in it, whichever
@@ -76,7 +79,7 @@ struct Kept {
 /// The most assertions a session keeps: one per portal it is used on, the oldest given up
 /// first (then it is found in the signer's cache again). A session on the parent domain
 /// reaches every portal; this bounds what it holds however many there are.
-const MAX_KEPT: usize = 16;
+pub(crate) const MAX_KEPT: usize = 16;
 
 /// The sessions whose prepared values are kept: at most `capacity`, the one to give up chosen
 /// by a clock (second chance): the hand passes over the held ones, clearing the mark each use
@@ -194,13 +197,15 @@ impl Prepared {
     }
 
     /// Keeps `value`, issued at `issued`, as the assertion for `audience` by `signer`, in place
-    /// of the one before; those of other signers (an earlier configuration's) are dropped.
+    /// of the one before; those of other signers (an earlier configuration's) and those no
+    /// longer `fresh` (never sent again) are dropped.
     pub(crate) fn keep_assertion(
         &self,
         signer: u64,
         audience: &str,
         issued: u64,
         value: HeaderValue,
+        fresh: impl Fn(u64) -> bool,
     ) {
         let slots = self.slots(&HOT);
         let mut kept = slots
@@ -208,7 +213,7 @@ impl Prepared {
             .assertions
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        kept.retain(|k| k.signer == signer && *k.audience != *audience);
+        kept.retain(|k| k.signer == signer && *k.audience != *audience && fresh(k.issued));
         if kept.len() >= MAX_KEPT {
             kept.remove(0);
         }
@@ -360,3 +365,6 @@ impl std::fmt::Debug for Prepared {
         f.write_str("Prepared")
     }
 }
+
+#[cfg(test)]
+mod review_hot;
