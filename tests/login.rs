@@ -13,15 +13,7 @@ use serde_json::Value;
 async fn verify_assertion(world: &World, browser: &Browser, portal: &str, body: &Value) -> Value {
     let token = received_header(body, "x-auth-assertion");
     assert_eq!(token.len(), 1, "exactly one assertion");
-    let jwks: jsonwebtoken::jwk::JwkSet = browser
-        .http
-        .get(login_url(world, "/.well-known/jwks.json"))
-        .send()
-        .await
-        .expect("jwks")
-        .json()
-        .await
-        .expect("json");
+    let jwks = assertion_keys(world, &browser.http).await;
     let header = jsonwebtoken::decode_header(token[0]).expect("header");
     assert_eq!(header.alg, jsonwebtoken::Algorithm::ES256);
     let key = jsonwebtoken::DecodingKey::from_jwk(

@@ -47,16 +47,7 @@ fn claims(jwks: &jsonwebtoken::jwk::JwkSet, json: &Value, audience: &str) -> (Va
 }
 
 async fn jwks(world: &World) -> jsonwebtoken::jwk::JwkSet {
-    world
-        .gw
-        .client()
-        .get(login_url(world, "/.well-known/jwks.json"))
-        .send()
-        .await
-        .expect("jwks")
-        .json()
-        .await
-        .expect("json")
+    assertion_keys(world, &world.gw.client()).await
 }
 
 /// What a real session's requests must carry, every time.
@@ -65,6 +56,27 @@ struct Expected {
     level: &'static str,
     amr: &'static str,
     email: &'static str,
+}
+
+/// A real Rekono login of `account` at `portal`: the browser, what its requests must carry (at
+/// `level`) — checked on the first — and the first request's answer.
+async fn logged_in(
+    world: &World,
+    portal: &str,
+    account: (&'static str, &'static str),
+    totp: &str,
+    level: &'static str,
+) -> (Browser, Expected, Value) {
+    let (browser, page) = log_in(world, portal, "/", account, totp).await;
+    let first = page.json();
+    let is = Expected {
+        user: received_header(&first, "x-auth-user")[0].to_owned(),
+        level,
+        amr: "pwd otp",
+        email: account.0,
+    };
+    check(&first, &is);
+    (browser, is, first)
 }
 
 /// One API request of a real session: its identity, and an assertion that verifies with
@@ -209,26 +221,10 @@ async fn review_hot_churning_the_gateways_set_never_mixes_identities_across_a_re
     let audience = |portal: &str| format!("https://{}:{}", host(portal), world.gw.https.port());
     // The victim (level 30, on bws) and the attacker's own real session (level 10, on acq:
     // the level the portal asks for).
-    let (mut victim, page) = log_in(&world, "bws", "/", VISOKA, VISOKA_TOTP).await;
+    let (mut victim, victim_is, _) = logged_in(&world, "bws", VISOKA, VISOKA_TOTP, "30").await;
     let victim_url = portal_url(&world, "bws", "/whoami");
-    let first = page.json();
-    let victim_is = Expected {
-        user: received_header(&first, "x-auth-user")[0].to_owned(),
-        level: "30",
-        amr: "pwd otp",
-        email: VISOKA.0,
-    };
-    check(&first, &victim_is);
-    let (mut own, page) = log_in(&world, "acq", "/", SREDNJA, SREDNJA_TOTP).await;
+    let (mut own, own_is, first) = logged_in(&world, "acq", SREDNJA, SREDNJA_TOTP, "10").await;
     let own_url = portal_url(&world, "acq", "/whoami");
-    let first = page.json();
-    let own_is = Expected {
-        user: received_header(&first, "x-auth-user")[0].to_owned(),
-        level: "10",
-        amr: "pwd otp",
-        email: SREDNJA.0,
-    };
-    check(&first, &own_is);
     assert_ne!(victim_is.user, own_is.user);
     let jwks_before = jwks(&world).await;
     let (_, old_kid) = claims(&jwks_before, &first, &audience("acq"));

@@ -19,6 +19,17 @@ pub fn login_url(world: &World, path: &str) -> String {
     )
 }
 
+/// The keys the gateway signs its identity assertions with (its JWKS on the login host).
+pub async fn assertion_keys(world: &World, http: &reqwest::Client) -> jsonwebtoken::jwk::JwkSet {
+    http.get(login_url(world, "/.well-known/jwks.json"))
+        .send()
+        .await
+        .expect("jwks")
+        .json()
+        .await
+        .expect("json")
+}
+
 /// From the Rekono login page: e-mail and password, then the chooser page.
 pub async fn rekono_password(
     world: &World,
