@@ -496,7 +496,7 @@ async fn review_hot_certificate_only_connections_pushed_out_keep_their_own_ident
         expected,
         "prepared, shared"
     );
-    // Idle for two turns of the set's clock: pushed out.
+    // Idle for two turns of the set's clock (which does not hold a connection's values).
     let Churn {
         workers,
         next,
@@ -513,7 +513,7 @@ async fn review_hot_certificate_only_connections_pushed_out_keep_their_own_ident
     assert_eq!(
         round(&mut connections, &jwks_now),
         expected,
-        "pushed out, made again: each connection its own"
+        "after the churn: each connection its own"
     );
     // A reload changes the user id rule: the same connections, the new identities.
     world

@@ -13,7 +13,7 @@ use crate::revocation::{Key, Kind, Revocations};
 use crate::seal::{SealError, Sealer};
 
 mod prepared;
-pub use prepared::{Prepared, PreparedValues, HOT_SESSIONS};
+pub use prepared::{Prepared, PreparedHold, PreparedValues, HOT_SESSIONS};
 
 const PURPOSE: &[u8] = b"prehod session v1";
 

@@ -177,6 +177,20 @@ impl Prepared {
         slots
     }
 
+    /// The session's slots held by the caller (new ones, not in the set, when it had none):
+    /// for a session whose life another owner bounds — a certificate-only connection's
+    /// ([`crate::cert::VerdictCache`]) — so that they go with that owner. While it holds them,
+    /// the session's requests use them and never put them in the set.
+    pub(crate) fn hold(&self) -> PreparedHold {
+        let mut cell = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(slots) = cell.upgrade() {
+            return PreparedHold(slots);
+        }
+        let slots = Arc::new(Slots(Box::default()));
+        *cell = Arc::downgrade(&slots);
+        PreparedHold(slots)
+    }
+
     /// The assertion kept for `audience` by signer `signer`, when `fresh` holds for its issue
     /// time.
     pub(crate) fn assertion(
@@ -248,6 +262,9 @@ impl Prepared {
     }
 }
 
+/// What a session prepared, held by an owner other than the set ([`Prepared::hold`]).
+pub struct PreparedHold(Arc<Slots>);
+
 /// A session's identity header values as [`Session::identity_header_values`] made them: a
 /// list, held for as long as a request uses it.
 pub struct PreparedValues(Arc<Slots>);
@@ -298,8 +315,10 @@ impl Session {
         if !self.same_but_times(other) {
             return false;
         }
-        let slots = other.prepared.slots(&HOT);
-        self.prepared = Prepared(Mutex::new(Arc::downgrade(&slots)));
+        // `other`'s own: its owner holds them (`VerdictCache`), or they are gone with this
+        // call and each session makes its own.
+        let slots = other.prepared.hold();
+        self.prepared = Prepared(Mutex::new(Arc::downgrade(&slots.0)));
         true
     }
 
