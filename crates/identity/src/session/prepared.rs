@@ -34,7 +34,8 @@ use super::Session;
 pub const HOT_SESSIONS: usize = 16_384;
 
 /// The one set of the process: every session that prepares anything is in it, whichever
-/// configuration's session cache (or certificate-only connection) it came from.
+/// configuration's session cache it came from — but a certificate-only connection's, which the
+/// connection holds ([`Prepared::hold`]).
 static HOT: HotSet = HotSet::new(HOT_SESSIONS);
 
 /// What a session that reached a portal keeps after its values left the [`HotSet`]: the
@@ -55,8 +56,8 @@ pub(super) const LINGERING_BYTES: u64 = 32;
 #[derive(Default)]
 pub struct Prepared(Mutex<Weak<Slots>>);
 
-/// Held strongly by the [`HotSet`] (and by a request while it uses them), weakly by the
-/// session. Boxed, so that what stays behind a session's weak reference once the set let go is
+/// Held strongly by the [`HotSet`] or by the owner of a session whose life it bounds
+/// ([`Prepared::hold`]), and by a request while it uses them; weakly by the session. Boxed, so that what stays behind a session's weak reference once the set let go is
 /// [`LINGERING_BYTES`], not the slots.
 struct Slots(Box<Contents>);
 
