@@ -61,6 +61,15 @@ pub struct Prepared(Mutex<Weak<Slots>>);
 /// [`LINGERING_BYTES`], not the slots.
 struct Slots(Box<Contents>);
 
+impl Slots {
+    /// Sets the clock's mark (a store only when it was clear: the line stays shared).
+    fn mark_used(&self) {
+        if !self.0.used.load(Relaxed) {
+            self.0.used.store(true, Relaxed);
+        }
+    }
+}
+
 #[derive(Default)]
 struct Contents {
     /// Used since the set's clock last passed (its second chance).
@@ -155,26 +164,30 @@ impl Prepared {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .upgrade()?;
-        if !slots.0.used.load(Relaxed) {
-            slots.0.used.store(true, Relaxed);
-        }
+        slots.mark_used();
         Some(slots)
     }
 
-    /// The session's slots, new (and empty) when it had none or the set gave them up.
-    fn slots(&self, hot: &HotSet) -> Arc<Slots> {
+    /// The session's slots (marked as used), or new empty ones when it had none or their
+    /// holder let them go: with whether they are new.
+    fn held_or_new(&self) -> (Arc<Slots>, bool) {
         let mut cell = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(slots) = cell.upgrade() {
-            if !slots.0.used.load(Relaxed) {
-                slots.0.used.store(true, Relaxed);
-            }
-            return slots;
+            slots.mark_used();
+            return (slots, false);
         }
         let slots = Arc::new(Slots(Box::default()));
         *cell = Arc::downgrade(&slots);
-        drop(cell);
-        // Another session's values, given up: dropped here, outside every lock.
-        drop(hot.admit(slots.clone()));
+        (slots, true)
+    }
+
+    /// The session's slots, new ones held by the set when it had none or the set gave them up.
+    fn slots(&self, hot: &HotSet) -> Arc<Slots> {
+        let (slots, new) = self.held_or_new();
+        if new {
+            // Another session's values, given up: dropped here, outside every lock.
+            drop(hot.admit(slots.clone()));
+        }
         slots
     }
 
@@ -183,13 +196,7 @@ impl Prepared {
     /// ([`crate::cert::VerdictCache`]) — so that they go with that owner. While it holds them,
     /// the session's requests use them and never put them in the set.
     pub(crate) fn hold(&self) -> PreparedHold {
-        let mut cell = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(slots) = cell.upgrade() {
-            return PreparedHold(slots);
-        }
-        let slots = Arc::new(Slots(Box::default()));
-        *cell = Arc::downgrade(&slots);
-        PreparedHold(slots)
+        PreparedHold(self.held_or_new().0)
     }
 
     /// The assertion kept for `audience` by signer `signer`, when `fresh` holds for its issue
