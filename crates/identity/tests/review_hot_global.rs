@@ -107,14 +107,19 @@ fn review_hot_churning_the_whole_set_never_mixes_identities() {
     let audiences = ["https://acq", "https://b2b", "https://bws"];
     std::thread::scope(|scope| {
         for t in 0..2usize {
-            let (signer, done) = (&signer, &done);
+            let (signer, done, checks) = (&signer, &done, &checks);
             scope.spawn(move || {
                 let made = AtomicUsize::new(0);
-                for i in 0..(3 * HOT_SESSIONS) {
+                // Three turns of the set at least, and on until the victim has been checked
+                // through ten of its idle spells (on a fast machine the turns alone took half a
+                // second: ten checks, the victim never pushed out).
+                let mut i = 0usize;
+                while i < 3 * HOT_SESSIONS || checks.load(Relaxed) < 50 {
+                    i += 1;
                     let s = rekono(&format!("churn-{t}-{i}"), 10, &["pwd"]);
                     let headers = values(&s, &made);
                     assert_eq!(headers[0].1, s.sub);
-                    if i % 512 == 0 {
+                    if i.is_multiple_of(512) {
                         request(&s, signer, audiences[i % 3], 1000, &made);
                     }
                 }
