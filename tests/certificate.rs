@@ -1407,3 +1407,83 @@ async fn a_certificate_only_connection_across_a_reload_carries_the_new_identity(
         assert!(after.contains("Testni Uporabnik"), "{after}");
     }
 }
+
+/// A connection's client certificate is fixed for the connection's life: what the gateway
+/// checked is kept per connection (`cert::cached`), so a second handshake on it that presented
+/// another certificate would have its requests answered with the first one's verdict. The
+/// gateway never renegotiates, and a client's request to (TLS 1.2 renegotiation; TLS 1.3 has
+/// none) is refused with OpenSSL's `no_renegotiation` alert: no second handshake runs, and the
+/// connection keeps the identity of its one handshake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_cannot_renegotiate_a_certificate_connection() {
+    use std::io::{Read, Write};
+    let w = certificate_only_world().await;
+    let portal = prehod_test_support::host("bws");
+    let mut child = s_client_command(&w)
+        .args([
+            "-msg",
+            "-tls1_2",
+            "-alpn",
+            "http/1.1",
+            "-servername",
+            &portal,
+        ])
+        .arg("-cert")
+        .arg(w.pki.path("clients/valid.crt"))
+        .arg("-key")
+        .arg(w.pki.path("clients/valid.key"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("openssl s_client");
+    let printed = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let reader = {
+        let printed = printed.clone();
+        let mut stdout = child.stdout.take().expect("stdout");
+        std::thread::spawn(move || {
+            let mut chunk = [0u8; 4096];
+            while let Ok(n @ 1..) = stdout.read(&mut chunk) {
+                printed
+                    .lock()
+                    .expect("lock")
+                    .push_str(&String::from_utf8_lossy(&chunk[..n]));
+            }
+        })
+    };
+    let seen = |what: &str| printed.lock().expect("lock").matches(what).count();
+    let wait = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; s_client printed:\n{}",
+                printed.lock().expect("lock")
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let mut stdin = child.stdin.take().expect("stdin");
+    let request = format!("GET /api/x HTTP/1.1\r\nHost: {portal}\r\n\r\n");
+    stdin.write_all(request.as_bytes()).expect("first request");
+    wait("the first answer", &|| seen("HTTP/1.1 200") == 1);
+    // s_client's `R` line: SSL_renegotiate and a new handshake on the connection.
+    stdin.write_all(b"R\n").expect("R");
+    wait("the gateway's answer to the renegotiation", &|| {
+        seen("ClientHello") == 2 && seen("Alert") >= 1
+    });
+    let _ = stdin.write_all(request.as_bytes());
+    drop(stdin);
+    let _ = child.wait();
+    reader.join().expect("reader");
+    let out = printed.lock().expect("lock").clone();
+    assert!(
+        out.contains("<<< TLS 1.2, Alert [length 0002], warning no_renegotiation"),
+        "the gateway refuses with no_renegotiation:\n{out}"
+    );
+    assert_eq!(
+        out.lines().filter(|l| l.ends_with(", ServerHello")).count(),
+        1,
+        "one handshake on the connection, never a second:\n{out}"
+    );
+}

@@ -95,6 +95,11 @@ pub fn apply(
         TlsVersion::Tls13 => SslVersion::TLS1_3,
     }))?;
     builder.set_max_proto_version(Some(SslVersion::TLS1_3))?;
+    // No renegotiation, ever (TLS 1.2; TLS 1.3 has none): a connection's client certificate is
+    // checked once and its verdict kept for the connection's life (identity's `cert::cached`),
+    // so a second handshake must never put another certificate on it. OpenSSL 3 already
+    // refuses a client's renegotiation by default; this does not depend on that default.
+    builder.set_options(SslOptions::NO_RENEGOTIATION);
     if p.tls12_ciphers.is_empty() {
         // OpenSSL takes no empty TLS 1.2 list: TLS 1.2 is switched off instead.
         builder.set_options(SslOptions::NO_TLSV1_2);
