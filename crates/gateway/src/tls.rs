@@ -460,3 +460,27 @@ fn settings(
     settings.set_alpn_select_callback(prefer_h2);
     Ok((settings, offered))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pingora::tls::ssl::SslOptions;
+
+    /// Only the listener's options count (OpenSSL copies them into each connection at
+    /// `SSL_new`; the certificate's context switched to by SNI does not change them), and
+    /// OpenSSL 3 already refuses a client's renegotiation by default — so the end-to-end test
+    /// (`tests/certificate.rs`, `a_client_cannot_renegotiate_a_certificate_connection`) passes
+    /// without the option too. This one fails without it.
+    #[test]
+    fn the_listeners_settings_refuse_renegotiation_under_every_profile() {
+        for profile in [TlsProfile::Intermediate, TlsProfile::Modern] {
+            for min_version in [TlsVersion::Tls12, TlsVersion::Tls13] {
+                let (built, _) = settings(profile, min_version).expect("settings");
+                assert!(
+                    built.options().contains(SslOptions::NO_RENEGOTIATION),
+                    "{profile:?} from {min_version:?}"
+                );
+            }
+        }
+    }
+}
