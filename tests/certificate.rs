@@ -23,20 +23,6 @@ fn cert_options() -> Options {
     }
 }
 
-/// The world with `bws` a certificate-only portal (`client_certificate: required`) and a CRL
-/// refreshed every minute.
-async fn certificate_only_world() -> World {
-    world(Options {
-        certificates: Some(CertOptions {
-            crl: Some(("ca.crl.pem", "1m")),
-            ..CertOptions::default()
-        }),
-        portal_yaml: vec![("bws", "client_certificate: required")],
-        ..Options::default()
-    })
-    .await
-}
-
 fn certlogin(world: &World, portal: &str) -> String {
     let ret = url::form_urlencoded::byte_serialize(portal_url(world, portal, "/home").as_bytes())
         .collect::<String>();
@@ -1419,67 +1405,35 @@ async fn a_certificate_only_connection_across_a_reload_carries_the_new_identity(
 /// is the test that fails without it.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_cannot_renegotiate_a_certificate_connection() {
-    use std::io::{Read, Write};
     let w = certificate_only_world().await;
     let portal = prehod_test_support::host("bws");
-    let mut child = s_client_command(&w)
-        .args([
-            "-msg",
-            "-tls1_2",
-            "-alpn",
-            "http/1.1",
-            "-servername",
-            &portal,
-        ])
-        .arg("-cert")
-        .arg(w.pki.path("clients/valid.crt"))
-        .arg("-key")
-        .arg(w.pki.path("clients/valid.key"))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("openssl s_client");
-    let printed = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let reader = {
-        let printed = printed.clone();
-        let mut stdout = child.stdout.take().expect("stdout");
-        std::thread::spawn(move || {
-            let mut chunk = [0u8; 4096];
-            while let Ok(n @ 1..) = stdout.read(&mut chunk) {
-                printed
-                    .lock()
-                    .expect("lock")
-                    .push_str(&String::from_utf8_lossy(&chunk[..n]));
-            }
-        })
-    };
-    let seen = |what: &str| printed.lock().expect("lock").matches(what).count();
-    let wait = |what: &str, done: &dyn Fn() -> bool| {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !done() {
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; s_client printed:\n{}",
-                printed.lock().expect("lock")
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    };
-    let mut stdin = child.stdin.take().expect("stdin");
+    let mut args: Vec<String> = ["-tls1_2", "-alpn", "http/1.1", "-servername", &portal]
+        .map(str::to_owned)
+        .into();
+    for (flag, file) in [
+        ("-cert", "clients/valid.crt"),
+        ("-key", "clients/valid.key"),
+    ] {
+        args.push(flag.to_owned());
+        args.push(w.pki.path(file).display().to_string());
+    }
+    let mut client = SClient::start(&w, &args);
     let request = format!("GET /api/x HTTP/1.1\r\nHost: {portal}\r\n\r\n");
-    stdin.write_all(request.as_bytes()).expect("first request");
-    wait("the first answer", &|| seen("HTTP/1.1 200") == 1);
+    assert!(client.send(request.as_bytes()), "first request");
+    assert!(
+        client.wait(|c| c.count("HTTP/1.1 200") == 1),
+        "the first answer:\n{}",
+        client.printed()
+    );
     // s_client's `R` line: SSL_renegotiate and a new handshake on the connection.
-    stdin.write_all(b"R\n").expect("R");
-    wait("the gateway's answer to the renegotiation", &|| {
-        seen("ClientHello") == 2 && seen("Alert") >= 1
-    });
-    let _ = stdin.write_all(request.as_bytes());
-    drop(stdin);
-    let _ = child.wait();
-    reader.join().expect("reader");
-    let out = printed.lock().expect("lock").clone();
+    assert!(client.send(b"R\n"), "R");
+    assert!(
+        client.wait(|c| c.count("ClientHello") == 2 && c.count("Alert") >= 1),
+        "the gateway's answer to the renegotiation:\n{}",
+        client.printed()
+    );
+    let _ = client.send(request.as_bytes());
+    let out = client.finish();
     assert!(
         out.contains("<<< TLS 1.2, Alert [length 0002], warning no_renegotiation"),
         "the gateway refuses with no_renegotiation:\n{out}"

@@ -9,23 +9,9 @@
 //! — the gateway answered `unexpected_message` and closed the connection. Run with
 //! `--no-capture` to see the evidence.
 
-use std::io::{Read, Write};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use prehod_test_support::login::*;
-
-async fn certificate_only_world() -> World {
-    world(Options {
-        certificates: Some(CertOptions {
-            crl: Some(("ca.crl.pem", "1m")),
-            ..CertOptions::default()
-        }),
-        portal_yaml: vec![("bws", "client_certificate: required")],
-        ..Options::default()
-    })
-    .await
-}
 
 enum Step {
     Send(Vec<u8>),
@@ -41,61 +27,22 @@ fn get(host: &str) -> Step {
 /// Runs s_client with `args` (and `-msg`) through `steps`; returns what it printed, stdout
 /// then stderr.
 fn session(w: &World, args: &[String], steps: Vec<Step>) -> String {
-    let mut child = s_client_command(w)
-        .arg("-msg")
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("openssl s_client");
-    let printed = Arc::new(Mutex::new(String::new()));
-    let reader = {
-        let printed = printed.clone();
-        let mut stdout = child.stdout.take().expect("stdout");
-        std::thread::spawn(move || {
-            let mut chunk = [0u8; 4096];
-            while let Ok(n @ 1..) = stdout.read(&mut chunk) {
-                printed
-                    .lock()
-                    .expect("lock")
-                    .push_str(&String::from_utf8_lossy(&chunk[..n]));
-            }
-        })
-    };
-    let mut stdin = child.stdin.take().expect("stdin");
+    let mut client = SClient::start(w, args);
     for step in steps {
         match step {
             Step::Send(b) => {
-                if stdin.write_all(&b).is_err() {
+                if !client.send(&b) {
                     break;
                 }
-                let _ = stdin.flush();
             }
             Step::Wait(what, n) => {
-                let deadline = Instant::now() + Duration::from_secs(10);
-                while printed.lock().expect("lock").matches(what).count() < n
-                    && Instant::now() < deadline
-                {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
+                let _ = client.wait(|c| c.count(what) >= n);
             }
             Step::Sleep(ms) => std::thread::sleep(Duration::from_millis(ms)),
         }
     }
     std::thread::sleep(Duration::from_millis(500));
-    drop(stdin);
-    let _ = child.kill();
-    let _ = child.wait();
-    reader.join().expect("reader");
-    let mut err = String::new();
-    let _ = child
-        .stderr
-        .take()
-        .expect("stderr")
-        .read_to_string(&mut err);
-    let out = printed.lock().expect("lock").clone();
-    format!("{out}\n--- stderr ---\n{err}")
+    client.finish()
 }
 
 fn cert_args(w: &World, name: &str) -> Vec<String> {
@@ -137,14 +84,8 @@ fn summary(label: &str, out: &str) -> (usize, usize, usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r1_tls12_renegotiation_everywhere() {
     let w = certificate_only_world().await;
-    let suites = [
-        "ECDHE-ECDSA-AES128-GCM-SHA256",
-        "ECDHE-RSA-AES128-GCM-SHA256",
-        "ECDHE-ECDSA-AES256-GCM-SHA384",
-        "ECDHE-RSA-AES256-GCM-SHA384",
-        "ECDHE-ECDSA-CHACHA20-POLY1305",
-        "ECDHE-RSA-CHACHA20-POLY1305",
-    ];
+    // Every TLS 1.2 suite the default profile offers.
+    let suites = prehod_gateway::tls_profile::INTERMEDIATE.tls12_ciphers;
     let hosts: [(Option<&str>, Option<&str>); 6] = [
         (Some("bws"), Some("valid")),
         (Some("bws"), Some("revoked")),

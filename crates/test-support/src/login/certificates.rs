@@ -363,3 +363,95 @@ pub fn s_client_raw(w: &super::World, args: &[&str]) -> String {
         .expect("openssl s_client");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// `openssl s_client -msg` to the gateway with `args`, its standard input kept open, so that a
+/// test can type into one connection (HTTP requests, `R` to renegotiate, `k` for a key update)
+/// and wait for what comes back.
+pub struct SClient {
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    printed: std::sync::Arc<std::sync::Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SClient {
+    pub fn start(w: &super::World, args: &[String]) -> Self {
+        use std::io::Read;
+        use std::process::Stdio;
+        let mut child = s_client_command(w)
+            .arg("-msg")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("openssl s_client");
+        let printed = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let reader = {
+            let printed = printed.clone();
+            let mut stdout = child.stdout.take().expect("stdout");
+            std::thread::spawn(move || {
+                let mut chunk = [0u8; 4096];
+                while let Ok(n @ 1..) = stdout.read(&mut chunk) {
+                    printed
+                        .lock()
+                        .expect("lock")
+                        .push_str(&String::from_utf8_lossy(chunk.get(..n).unwrap_or_default()));
+                }
+            })
+        };
+        Self {
+            stdin: child.stdin.take(),
+            child,
+            printed,
+            reader: Some(reader),
+        }
+    }
+
+    /// Types `bytes`; false once s_client no longer reads (the connection ended).
+    pub fn send(&mut self, bytes: &[u8]) -> bool {
+        use std::io::Write;
+        self.stdin
+            .as_mut()
+            .is_some_and(|s| s.write_all(bytes).and_then(|()| s.flush()).is_ok())
+    }
+
+    /// How often `what` has been printed so far.
+    pub fn count(&self, what: &str) -> usize {
+        self.printed.lock().expect("lock").matches(what).count()
+    }
+
+    /// Waits up to 10 s for `done`; false if it never came.
+    pub fn wait(&self, done: impl Fn(&Self) -> bool) -> bool {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !done(self) {
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        true
+    }
+
+    /// What was printed so far.
+    pub fn printed(&self) -> String {
+        self.printed.lock().expect("lock").clone()
+    }
+
+    /// Closes its input, ends it and returns everything it printed: standard output, then
+    /// standard error after a `--- stderr ---` line.
+    pub fn finish(mut self) -> String {
+        use std::io::Read;
+        drop(self.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(reader) = self.reader.take() {
+            reader.join().expect("reader");
+        }
+        let mut err = String::new();
+        if let Some(mut stderr) = self.child.stderr.take() {
+            let _ = stderr.read_to_string(&mut err);
+        }
+        format!("{}\n--- stderr ---\n{err}", self.printed())
+    }
+}

@@ -9,12 +9,12 @@ mod world;
 
 pub use browser::{Browser, Page};
 pub use certificates::{
-    http_status, s_client, s_client_command, s_client_raw, CertOptions, Ocsp, Responder,
+    http_status, s_client, s_client_command, s_client_raw, CertOptions, Ocsp, Responder, SClient,
 };
 pub use flows::*;
 pub use world::{
-    certificate_world, world, Fapi, Options, World, STAFF_ANA, STAFF_ANA_TOTP, STAFF_BOR,
-    STAFF_CLIENT_ID, STAFF_ID,
+    certificate_only_world, certificate_world, world, Fapi, Options, World, STAFF_ANA,
+    STAFF_ANA_TOTP, STAFF_BOR, STAFF_CLIENT_ID, STAFF_ID,
 };
 
 pub const CLIENT_ID: &str = "prehod-test";

@@ -100,6 +100,20 @@ pub async fn certificate_world(certificates: CertOptions) -> World {
     .await
 }
 
+/// The world with `bws` a certificate-only portal (`client_certificate: required`) and a CRL
+/// refreshed every minute.
+pub async fn certificate_only_world() -> World {
+    world(Options {
+        certificates: Some(CertOptions {
+            crl: Some(("ca.crl.pem", "1m")),
+            ..CertOptions::default()
+        }),
+        portal_yaml: vec![("bws", "client_certificate: required")],
+        ..Options::default()
+    })
+    .await
+}
+
 pub async fn world(options: Options) -> World {
     // The HTTPS port is part of the redirect URI registered at Rekono, so it is chosen first;
     // if another process takes it before the gateway binds it, everything starts again.
