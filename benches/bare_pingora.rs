@@ -42,10 +42,6 @@ fn main() {
     };
     let conf = ServerConf {
         threads,
-        // Like prehod's default (`server.work_stealing: false`): the same runtime layout, so
-        // that the two compare like with like (benches/README.md, "the runtime without work
-        // stealing").
-        work_stealing: false,
         ..ServerConf::default()
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);

@@ -185,7 +185,6 @@ pub struct Cookies {
 #[derive(Debug, Default, Deserialize)]
 pub struct Server {
     pub threads: Option<usize>,
-    pub work_stealing: Option<bool>,
     pub grace_period: Option<String>,
     pub handshake_timeout: Option<String>,
     pub header_timeout: Option<String>,

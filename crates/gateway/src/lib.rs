@@ -80,7 +80,6 @@ pub enum BuildError {
 pub fn server_conf(config: &Config) -> ServerConf {
     ServerConf {
         threads: config.server.threads,
-        work_stealing: config.server.work_stealing,
         grace_period_seconds: Some(config.server.grace_period.as_secs()),
         graceful_shutdown_timeout_seconds: Some(config.server.grace_period.as_secs().max(1)),
         ..ServerConf::default()

@@ -249,9 +249,6 @@ fn fixed_changes(old: &prehod_config::Config, new: &prehod_config::Config) -> Ve
     if old.server.threads != new.server.threads {
         changed.push("server.threads");
     }
-    if old.server.work_stealing != new.server.work_stealing {
-        changed.push("server.work_stealing");
-    }
     if old.server.grace_period != new.server.grace_period {
         changed.push("server.grace_period");
     }

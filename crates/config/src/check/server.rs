@@ -125,7 +125,6 @@ impl Checker<'_> {
         }
         Some(Server {
             threads,
-            work_stealing: raw.work_stealing.unwrap_or(false),
             grace_period,
             handshake_timeout: handshake_timeout?,
             header_timeout: header_timeout?,

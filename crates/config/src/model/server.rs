@@ -57,11 +57,6 @@ pub struct Cookies {
 #[derive(Clone, Debug)]
 pub struct Server {
     pub threads: usize,
-    /// Whether a worker thread may take tasks queued on another (tokio's work-stealing
-    /// scheduler) — off by default: each connection and each HTTP/2 stream is placed on a
-    /// worker at random and stays there (pingora's `NoSteal` runtime); benches/README.md,
-    /// "the runtime without work stealing".
-    pub work_stealing: bool,
     /// How long in-flight requests may finish after SIGTERM.
     pub grace_period: Duration,
     /// The longest a client may take to finish its TLS handshake, from the TCP accept.
