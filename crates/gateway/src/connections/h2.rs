@@ -162,15 +162,10 @@ impl<A: HttpServerApp + Send + Sync + 'static> HttpServerApp for Streams<A> {
         let Some(request) = self.start_request(&mut session, connection.as_ref()) else {
             return Box::pin(std::future::ready(None));
         };
-        if !session.is_http2() {
-            let work = self.inner.process_new_http(session, shutdown);
-            return Box::pin(async move {
-                let _request = request;
-                work.await
-            });
-        }
-        let open = connection.as_ref().map(OpenStream::of);
-        if session.is_body_done() {
+        // An HTTP/2 stream keeps its connection busy (its idle deadline waits) while it is open.
+        let http2 = session.is_http2();
+        let open = connection.as_ref().filter(|_| http2).map(OpenStream::of);
+        if !http2 || session.is_body_done() {
             let work = self.inner.process_new_http(session, shutdown);
             return Box::pin(async move {
                 let (_request, _open) = (request, open);
