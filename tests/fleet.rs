@@ -1,44 +1,13 @@
-//! Running as a fleet: reload without restart (SIGHUP and `prehod reload`) and the binary
-//! upgrade (listening sockets handed to a new process), each under a bounded loopback load
-//! that must see no failed request.
+//! Running as a fleet: reload without restart (SIGHUP and `prehod reload`) under a bounded
+//! loopback load that must see no failed request, replicas sharing state through Redis, and
+//! the sessions page. The binary upgrade is tests/upgrade.rs.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use prehod_test_support::fleet::*;
-use prehod_test_support::load::Load;
 use prehod_test_support::redis::Redis;
 use prehod_test_support::*;
-
-/// A bounded load: `workers` clients, each sending one request at a time (with a short pause)
-/// to `acq`, until stopped. Every answer that is not a 200 from a demo portal, and every
-/// transport error, is a failure.
-fn start_load(gw: &Gateway, workers: usize, keep_alive: bool) -> Load {
-    let url = gw.url("acq", "/load");
-    let workers = (0..workers).map(|_| {
-        let mut builder = gw.client_builder();
-        if !keep_alive {
-            builder = builder.pool_max_idle_per_host(0);
-        }
-        let client = builder.build().expect("client");
-        let url = url.clone();
-        move || {
-            let result = client.get(&url).header("accept", "application/json").send();
-            async move {
-                match result.await {
-                    Ok(r) if r.status() == 200 => match r.text().await {
-                        Ok(body) if body.contains("\"portal\"") => Ok(()),
-                        Ok(body) => Err(format!("200 without a portal: {body}")),
-                        Err(e) => Err(format!("body: {e:?}")),
-                    },
-                    Ok(r) => Err(format!("status {}", r.status())),
-                    Err(e) => Err(format!("{e:?}")),
-                }
-            }
-        }
-    });
-    Load::start(workers, Duration::from_millis(5))
-}
 
 /// Writes the admin API's `token` into the gateway's configuration, for its next reload and
 /// for a replica started from it.
@@ -127,15 +96,6 @@ fn sighup(pid: u32) {
     .expect("SIGHUP");
 }
 
-fn prehod_reload(pid_file: &Path, config: Option<&Path>) -> std::process::Output {
-    let mut cmd = std::process::Command::new(prehod_bin());
-    cmd.args(["reload", "--pid-file"]).arg(pid_file);
-    if let Some(c) = config {
-        cmd.arg("--config").arg(c);
-    }
-    cmd.output().expect("prehod reload runs")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_reloads_under_load_fail_no_request_and_apply_their_change() {
     let (pki, gw, _portals) = demo_gateway(|_| {}).await;
@@ -148,7 +108,7 @@ async fn twenty_reloads_under_load_fail_no_request_and_apply_their_change() {
     std::fs::write(&pid_file, gw.pid().to_string()).expect("pid file");
     assert_eq!(portal_of_acq(&gw).await, "acq");
 
-    let load = start_load(&gw, 4, true);
+    let load = load_on_acq(&gw, 4, true);
     wait_for("the load to run", Duration::from_secs(10), || {
         load.served() > 20
     });
@@ -252,110 +212,6 @@ async fn twenty_reloads_under_load_fail_no_request_and_apply_their_change() {
         admin_api(gw.admin, "GET", "/sessions?user=x", Some("anything")).0,
         404
     );
-}
-
-fn exited(pid: u32) -> bool {
-    // A child that exited and was not waited for is a zombie: state Z.
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("State:") && (l.contains('Z') || l.contains('X')))
-        })
-        .unwrap_or(true)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_binary_upgrade_under_load_fails_no_request() {
-    let (mut setup, _portals) = six_demo_portals().await;
-    let sockets = tempfile::tempdir().expect("dir");
-    let upgrade_socket = sockets.path().join("upgrade.sock");
-    let pid_file = sockets.path().join("prehod.pid");
-    setup.run_args = vec![
-        "--upgrade-socket".into(),
-        upgrade_socket.display().to_string(),
-        "--pid-file".into(),
-        pid_file.display().to_string(),
-    ];
-    let pki = Pki::new();
-    let gw = Gateway::start(&pki, &setup);
-    gw.wait_ready();
-    let old_pid = gw.pid();
-    assert_eq!(
-        std::fs::read_to_string(&pid_file).expect("pid file").trim(),
-        old_pid.to_string()
-    );
-
-    // New connections for every request as well as kept-alive ones.
-    let fresh = start_load(&gw, 2, false);
-    let kept = start_load(&gw, 2, true);
-    wait_for("the load to run", Duration::from_secs(10), || {
-        fresh.served() > 10 && kept.served() > 10
-    });
-
-    let log = gw.dir.path().join("upgraded.log");
-    let new = Child(
-        std::process::Command::new(prehod_bin())
-            .args(["run", "--upgrade", "--config"])
-            .arg(gw.dir.path().join("proxy.yaml"))
-            .arg("--upgrade-socket")
-            .arg(&upgrade_socket)
-            .arg("--pid-file")
-            .arg(&pid_file)
-            .env("PREHOD_LOG", "info")
-            .stdout(std::fs::File::create(&log).expect("log"))
-            .stderr(std::process::Stdio::inherit())
-            .spawn()
-            .expect("start the new prehod"),
-    );
-    // The new process waits for the sockets on the upgrade socket; then the old one is told
-    // to hand them over (SIGQUIT), keeps serving a few seconds, drains and exits.
-    wait_for(
-        "the new process's upgrade socket",
-        Duration::from_secs(20),
-        || upgrade_socket.exists(),
-    );
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(old_pid as i32),
-        nix::sys::signal::Signal::SIGQUIT,
-    )
-    .expect("SIGQUIT");
-    wait_for(
-        "the new process's pid file",
-        Duration::from_secs(20),
-        || std::fs::read_to_string(&pid_file).is_ok_and(|p| p.trim() == new.0.id().to_string()),
-    );
-    wait_for("the old process to exit", Duration::from_secs(30), || {
-        exited(old_pid)
-    });
-    assert!(!exited(new.0.id()), "the new process runs");
-    let (before_fresh, before_kept) = (fresh.served(), kept.served());
-    wait_for(
-        "requests served by the new process",
-        Duration::from_secs(10),
-        || fresh.served() > before_fresh + 20 && kept.served() > before_kept + 20,
-    );
-    let (served_fresh, failed_fresh) = fresh.finish().await;
-    let (served_kept, failed_kept) = kept.finish().await;
-    assert!(
-        failed_fresh.is_empty() && failed_kept.is_empty(),
-        "failed requests: {failed_fresh:?} {failed_kept:?}"
-    );
-    assert!(served_fresh + served_kept > 100);
-    // The admin listener came along too, and SIGHUP now reloads the new process.
-    assert!(http_get(gw.admin, "/healthz").is_some_and(|(s, _)| s == 200));
-    let out = prehod_reload(&pid_file, None);
-    assert!(out.status.success());
-    wait_for(
-        "a reload of the new process",
-        Duration::from_secs(10),
-        || {
-            http_get(gw.admin, "/metrics")
-                .is_some_and(|(_, m)| m.contains("prehod_config_reloads_total{result=\"ok\"} 1"))
-        },
-    );
-    assert!(std::fs::read_to_string(&log)
-        .expect("new log")
-        .contains("prehod started"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1029,64 +885,4 @@ async fn a_reload_keeps_the_crl_fetched_from_a_url_while_its_server_is_away() {
         302,
         "and a good certificate still logs in"
     );
-}
-
-/// Attacker's review of issue 12: the upgrade socket defaulted to `/tmp`, where any local user
-/// could be listening first and receive the listening sockets at `SIGQUIT` (or hand the new
-/// process decoys); the pid file was written through a symlink, and `prehod reload` signalled
-/// whatever process a planted pid file named. Each is refused now.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn upgrade_sockets_and_pid_files_must_be_in_a_private_directory() {
-    use std::os::unix::fs::PermissionsExt;
-    let (_pki, gw, _portals) = demo_gateway(|_| {}).await;
-    gw.wait_ready();
-    let config = gw.dir.path().join("proxy.yaml");
-    let shared = tempfile::tempdir().expect("dir");
-    std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o1777))
-        .expect("chmod");
-
-    // A world-writable directory for the upgrade socket: refused before anything starts.
-    let out = std::process::Command::new(prehod_bin())
-        .args(["run", "--upgrade", "--config"])
-        .arg(&config)
-        .arg("--upgrade-socket")
-        .arg(shared.path().join("upgrade.sock"))
-        .output()
-        .expect("prehod run");
-    assert_eq!(out.status.code(), Some(64), "{out:?}");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("writable by group or others"));
-
-    // A pid file there: refused by `run` and by `reload`.
-    let out = std::process::Command::new(prehod_bin())
-        .args(["run", "--upgrade", "--config"])
-        .arg(&config)
-        .arg("--upgrade-socket")
-        .arg(gw.dir.path().join("upgrade.sock"))
-        .arg("--pid-file")
-        .arg(shared.path().join("prehod.pid"))
-        .output()
-        .expect("prehod run");
-    assert_ne!(out.status.code(), Some(0), "{out:?}");
-    std::fs::write(shared.path().join("planted.pid"), "1\n").expect("plant");
-    let out = prehod_reload(&shared.path().join("planted.pid"), None);
-    assert_eq!(out.status.code(), Some(64), "{out:?}");
-
-    // A private directory, but the pid file names another program: nothing is signalled.
-    let private = tempfile::tempdir().expect("dir");
-    let mut victim = std::process::Command::new("sleep")
-        .arg("30")
-        .spawn()
-        .expect("sleep");
-    let pid_file = private.path().join("prehod.pid");
-    std::fs::write(&pid_file, format!("{}\n", victim.id())).expect("pid");
-    let out = prehod_reload(&pid_file, None);
-    assert_eq!(out.status.code(), Some(69), "{out:?}");
-    assert!(
-        victim.try_wait().expect("wait").is_none(),
-        "the other process still runs"
-    );
-    let _ = victim.kill();
-    let _ = victim.wait();
-
-    // (A symlink in the pid file's place is not followed: `write_pid_file`'s unit test.)
 }

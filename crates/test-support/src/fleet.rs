@@ -1,10 +1,63 @@
 //! What the fleet tests share: a second gateway replica on the same proxy.yaml, child
-//! processes that end with the test, and the questions asked of a replica (a cookie's status,
-//! the state store's view on `/readyz`).
+//! processes that end with the test, a bounded load on `acq`, `prehod reload`, and the
+//! questions asked of a replica (a cookie's status, the state store's view on `/readyz`,
+//! whether its process has exited).
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::load::Load;
 use crate::{free_port, host, http_get, prehod_bin, wait_for, Gateway, Pki};
+
+/// A bounded load: `workers` clients, each sending one request at a time (with a short pause)
+/// to `acq`, until stopped; a new connection for every request unless `keep_alive`. Every
+/// answer that is not a 200 from a demo portal, and every transport error, is a failure.
+pub fn load_on_acq(gw: &Gateway, workers: usize, keep_alive: bool) -> Load {
+    let url = gw.url("acq", "/load");
+    let workers = (0..workers).map(|_| {
+        let mut builder = gw.client_builder();
+        if !keep_alive {
+            builder = builder.pool_max_idle_per_host(0);
+        }
+        let client = builder.build().expect("client");
+        let url = url.clone();
+        move || {
+            let result = client.get(&url).header("accept", "application/json").send();
+            async move {
+                match result.await {
+                    Ok(r) if r.status() == 200 => match r.text().await {
+                        Ok(body) if body.contains("\"portal\"") => Ok(()),
+                        Ok(body) => Err(format!("200 without a portal: {body}")),
+                        Err(e) => Err(format!("body: {e:?}")),
+                    },
+                    Ok(r) => Err(format!("status {}", r.status())),
+                    Err(e) => Err(format!("{e:?}")),
+                }
+            }
+        }
+    });
+    Load::start(workers, Duration::from_millis(5))
+}
+
+/// `prehod reload --pid-file pid_file [--config config]`, run to its end.
+pub fn prehod_reload(pid_file: &Path, config: Option<&Path>) -> std::process::Output {
+    let mut cmd = std::process::Command::new(prehod_bin());
+    cmd.args(["reload", "--pid-file"]).arg(pid_file);
+    if let Some(c) = config {
+        cmd.arg("--config").arg(c);
+    }
+    cmd.output().expect("prehod reload runs")
+}
+
+/// Whether process `pid` has exited (gone, or a zombie not yet reaped).
+pub fn exited(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("State:") && (l.contains('Z') || l.contains('X')))
+        })
+        .unwrap_or(true)
+}
 
 /// A process started by the test, killed when dropped.
 pub struct Child(pub std::process::Child);

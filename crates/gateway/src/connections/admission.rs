@@ -348,6 +348,7 @@ mod tests {
             max_pending_per_address: pending_per_address,
             max_requests_per_address: requests_per_address,
             h2_max_streams: 32,
+            grace_period: Duration::from_secs(1),
         }
     }
 

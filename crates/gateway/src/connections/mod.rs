@@ -12,7 +12,10 @@
 //!    ([`stream`]): the whole request header (every request of the connection, not only the
 //!    first), the request body's minimum rate, the wait for the next request (HTTP/1.1
 //!    keep-alive) or stream (HTTP/2) — pingora would time each read only, and wait between
-//!    requests for ever.
+//!    requests for ever;
+//! 4. tells the app behind it that the process stops a moment after the listener stopped
+//!    accepting ([`drain`]), so that a connection taken just before is not sent HTTP/2's
+//!    GOAWAY before its first request.
 //!
 //! Where the connection is comes from the request phases, through its
 //! [`Connection`](crate::lifecycle::Connection): the proxy's phases find it in the TLS
@@ -24,6 +27,7 @@
 
 pub mod accept;
 pub mod admission;
+pub mod drain;
 pub mod h2;
 pub mod plain;
 pub mod stream;
@@ -39,6 +43,7 @@ use pingora::services::listening::Service;
 
 pub use accept::Acceptor;
 pub use admission::{AcceptFilter, Counters, Refused};
+pub use drain::Drain;
 pub use h2::{stream_body_read, Streams};
 pub use plain::Signalled;
 pub use stream::GuardedStream;
@@ -59,6 +64,9 @@ pub struct Limits {
     pub max_requests_per_address: u32,
     /// Streams one HTTP/2 connection may have open at once.
     pub h2_max_streams: u32,
+    /// `server.grace_period`: the connections hear of a stop part of it later than the
+    /// listener ([`Drain`]).
+    pub grace_period: Duration,
 }
 
 /// The admin listener's cap on all its connections: a scraper and a few probes need a handful,
@@ -81,6 +89,7 @@ impl Limits {
             max_pending_per_address: server.max_pending_connections_per_address,
             max_requests_per_address: server.max_requests_per_address,
             h2_max_streams: server.h2_max_streams,
+            grace_period: server.grace_period,
         }
     }
 
@@ -121,6 +130,7 @@ pub struct Guarded<A> {
     inner: Arc<A>,
     counters: Arc<Counters>,
     tls: Option<Arc<Acceptor>>,
+    drain: Drain,
 }
 
 impl<A> Guarded<A> {
@@ -128,6 +138,7 @@ impl<A> Guarded<A> {
     pub fn new(inner: A, counters: Arc<Counters>, tls: Option<Arc<Acceptor>>) -> Self {
         Self {
             inner: Arc::new(inner),
+            drain: Drain::new(counters.limits().grace_period),
             counters,
             tls,
         }
@@ -165,10 +176,11 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
         // A stream handed back for another round would be admitted and handshaken again. The
         // apps behind the guard never hand one back (pingora's HTTP apps keep a kept-alive
         // connection themselves); one that did is closed here.
+        let shutdown = self.drain.watch(shutdown);
         let _ = CONNECTION
             .scope(
                 connection,
-                self.inner.process_new(Box::new(stream), shutdown),
+                self.inner.process_new(Box::new(stream), &shutdown),
             )
             .await;
         None
