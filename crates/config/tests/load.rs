@@ -215,6 +215,25 @@ fn slow_client_limits_have_defaults_and_bad_values_are_reported() {
     );
 }
 
+/// pingora counts the grace period in whole seconds (`as_secs`), and shuts its runtimes down
+/// at the stop for less than one: a part of a second is rounded up, never down (review of the
+/// drain: `800ms` cut a request in flight at once, `1900ms` gave it 1 s).
+#[test]
+fn a_grace_period_in_parts_of_a_second_is_rounded_up_to_whole_seconds() {
+    let pki = pki();
+    let grace = |value: &str| {
+        let text = base_with(pki.path(), &format!("server:\n  grace_period: {value}\n"));
+        load(&text, pki.path()).expect("valid").server.grace_period
+    };
+    let secs = std::time::Duration::from_secs;
+    assert_eq!(grace("800ms"), secs(1));
+    assert_eq!(grace("1900ms"), secs(2));
+    assert_eq!(grace("2s"), secs(2));
+    assert_eq!(grace("0s"), secs(0));
+    let default = load(&base(pki.path()), pki.path()).expect("valid").server;
+    assert_eq!(default.grace_period, secs(10));
+}
+
 /// Review 17: the per-address caps on connections without a request and on requests in
 /// progress, and the HTTP/2 stream cap, have defaults well below the global caps, and a
 /// per-address pending cap that would let one address take every pending place is refused.

@@ -38,9 +38,11 @@ impl Checker<'_> {
             self.problem("server.threads", "must be at least 1");
             return None;
         }
+        // pingora counts the grace period in whole seconds (and shuts its runtimes down at
+        // once for less than one): a part of a second is rounded up, never down.
         let grace_period = match raw.grace_period {
             Some(ref g) => match parse_duration(g) {
-                Ok(d) => d,
+                Ok(d) => Duration::from_secs(d.as_secs() + u64::from(d.subsec_nanos() > 0)),
                 Err(message) => {
                     self.problem("server.grace_period", message);
                     return None;
