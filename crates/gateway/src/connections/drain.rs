@@ -1,17 +1,21 @@
 //! The drain: when the connections of a stopping process hear that it stops.
 //!
 //! pingora tells a listener and the connections it took that the process stops at one
-//! instant: the accept loop ends, and every HTTP/2 connection is sent GOAWAY. A connection
-//! accepted a moment before — its client has finished the handshake and is about to open its
-//! first stream — then hears GOAWAY before it sent its request. A client may not open a
-//! stream after GOAWAY, and one that does not try the request again on a new connection
-//! (hyper's, and so reqwest's: "a fresh connection means we definitely can't retry") fails
-//! it: a binary upgrade under load lost such a request (tests/upgrade.rs).
+//! instant: the accept loop ends, every HTTP/2 connection is sent GOAWAY, and the proxy drops
+//! every HTTP/1.1 connection waiting for a request (its `http_cleanup`). A connection accepted
+//! a moment before — its client has finished the handshake and is about to send its first
+//! request — is then told to go, or closed, before it asked. A client may not open a stream
+//! after GOAWAY, and one that does not try the request again on a new connection (hyper's,
+//! and so reqwest's: "a fresh connection means we definitely can't retry") fails it: a binary
+//! upgrade under load lost such a request (tests/upgrade.rs).
 //!
-//! So the connections behind the guard hear of the stop [`Drain::delay`] after the listener
-//! did (half the grace period, at most a second): every connection the stopping process
-//! still holds has had that long to send its first request, and is served. The rest of the
-//! grace period is for the requests in flight, as before.
+//! So both come [`Drain::delay`] after the listener stopped (half the grace period, at most a
+//! second): an HTTP/2 connection gets the process's stop signal that much later
+//! ([`Drain::watch`]); the guard's `cleanup` waits that long before the proxy's. Every
+//! connection the stopping process still holds has had that long to send its first request,
+//! and is served; a request taken on in the delay still has at least the other half of the
+//! grace period. An HTTP/1.1 connection hears of the stop at once, so that its answers from
+//! then on say `Connection: close`.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -33,14 +37,19 @@ impl Drain {
     /// The drain of a process whose grace period (`server.grace_period`) is `grace_period`.
     pub fn new(grace_period: Duration) -> Self {
         Self {
-            delay: Self::delay(grace_period),
+            delay: Self::delay_of(grace_period),
             watch: OnceLock::new(),
         }
     }
 
     /// Half the grace period, at most [`MAX_DELAY`].
-    pub fn delay(grace_period: Duration) -> Duration {
+    fn delay_of(grace_period: Duration) -> Duration {
         (grace_period / 2).min(MAX_DELAY)
+    }
+
+    /// How long after the process's stop its connections hear of it.
+    pub fn delay(&self) -> Duration {
+        self.delay
     }
 
     /// What a connection is given as the process's shutdown signal: `process`, delayed. Must
@@ -76,12 +85,12 @@ mod tests {
 
     #[test]
     fn the_delay_is_half_the_grace_period_and_at_most_a_second() {
-        assert_eq!(Drain::delay(Duration::ZERO), Duration::ZERO);
+        assert_eq!(Drain::new(Duration::ZERO).delay(), Duration::ZERO);
         assert_eq!(
-            Drain::delay(Duration::from_secs(1)),
+            Drain::new(Duration::from_secs(1)).delay(),
             Duration::from_millis(500)
         );
-        assert_eq!(Drain::delay(Duration::from_secs(10)), MAX_DELAY);
+        assert_eq!(Drain::new(Duration::from_secs(10)).delay(), MAX_DELAY);
     }
 
     #[tokio::test(start_paused = true)]

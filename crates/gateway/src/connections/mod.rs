@@ -13,9 +13,9 @@
 //!    first), the request body's minimum rate, the wait for the next request (HTTP/1.1
 //!    keep-alive) or stream (HTTP/2) — pingora would time each read only, and wait between
 //!    requests for ever;
-//! 4. tells the app behind it that the process stops a moment after the listener stopped
-//!    accepting ([`drain`]), so that a connection taken just before is not sent HTTP/2's
-//!    GOAWAY before its first request.
+//! 4. lets a connection taken just before the listener stopped accepting ask its first
+//!    request ([`drain`]): HTTP/2's GOAWAY, and pingora's end of the HTTP/1.1 wait for a
+//!    request, come a moment after the stop.
 //!
 //! Where the connection is comes from the request phases, through its
 //! [`Connection`](crate::lifecycle::Connection): the proxy's phases find it in the TLS
@@ -171,12 +171,20 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
             Some(tls) => tls.handshake(stream, &connection, address).await?,
             None => stream,
         };
-        connection.ready(matches!(stream.selected_alpn_proto(), Some(ALPN::H2)));
+        let http2 = matches!(stream.selected_alpn_proto(), Some(ALPN::H2));
+        connection.ready(http2);
         let stream = GuardedStream::new(stream, connection.clone(), slot);
+        // An HTTP/2 connection hears of a stop later ([`drain`]); an HTTP/1.1 connection at
+        // once, so that what it is answered from then on says `Connection: close` (pingora's
+        // wait for its next request ends later: [`Guarded::cleanup`]).
+        let shutdown = if http2 {
+            self.drain.watch(shutdown)
+        } else {
+            shutdown.clone()
+        };
         // A stream handed back for another round would be admitted and handshaken again. The
         // apps behind the guard never hand one back (pingora's HTTP apps keep a kept-alive
         // connection themselves); one that did is closed here.
-        let shutdown = self.drain.watch(shutdown);
         let _ = CONNECTION
             .scope(
                 connection,
@@ -186,7 +194,11 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Guarded<A> {
         None
     }
 
+    /// pingora calls this as soon as the listener has stopped accepting, and the proxy then
+    /// drops every HTTP/1.1 connection waiting for a request — a first request too, from a
+    /// client that connected a moment before. It waits for the [`drain`]'s delay first.
     async fn cleanup(&self) {
+        tokio::time::sleep(self.drain.delay()).await;
         self.inner.cleanup().await;
     }
 }
