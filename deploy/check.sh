@@ -177,7 +177,7 @@ EOF
   # checked field by field against the fields of monitoring.coreos.com/v1 it may use, and
   # against the Service it must select (its port name, its job label).
   "$py" - "$out" "$dir" "$rules" <<'EOF'
-import json, os, re, sys, yaml
+import json, math, os, re, sys, yaml
 out, src, rules_file = sys.argv[1:4]
 docs = json.load(open(os.path.join(out, "all.json")))
 problems = []
@@ -358,7 +358,8 @@ if c["readinessProbe"]["httpGet"]["path"] != "/readyz":
 def seconds(d):
     m = re.fullmatch(r"([0-9]+)(ms|s|m|h)", str(d))
     return int(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[m.group(2)]
-grace = seconds(conf.get("server", {}).get("grace_period", "10s"))
+# prehod rounds a part of a second up (pingora counts whole seconds).
+grace = math.ceil(seconds(conf.get("server", {}).get("grace_period", "10s")))
 pre = c.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds")
 if pre is None:
     problems.append("no preStop sleep (pingora stops accepting at SIGTERM)")
