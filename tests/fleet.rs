@@ -1,6 +1,8 @@
 //! Running as a fleet: reload without restart (SIGHUP and `prehod reload`) under a bounded
 //! loopback load that must see no failed request, replicas sharing state through Redis, and
-//! the sessions page. The binary upgrade is tests/upgrade.rs.
+//! the sessions page. The binary upgrade is tests/upgrade.rs. Past 800 lines because each
+//! test is a whole scenario of a running fleet (its gateways, Redis, load and admin calls); what
+//! they share is in test-support's `fleet` module.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
