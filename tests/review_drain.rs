@@ -25,7 +25,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use prehod_test_support::clients::{connector, tcp_from, tls_from, H1, H2};
+use prehod_test_support::clients::{
+    connector, hyper_http2, tcp_from, tls_from, tls_over, Http2Sender, H1, H2,
+};
 use prehod_test_support::fleet::exited;
 use prehod_test_support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -58,9 +60,7 @@ async fn wait_exit(pid: u32, since: Instant) -> Duration {
 // ---------------------------------------------------------------------------------------------
 // hyper's HTTP/2 client (reqwest's), handshaken before the stop.
 
-type Sender = hyper::client::conn::http2::SendRequest<http_body_util::Empty<bytes::Bytes>>;
-
-async fn hyper_h2(gw: &Gateway) -> Sender {
+async fn hyper_h2(gw: &Gateway) -> Http2Sender {
     let tls = tls_from(
         &connector(&gw.ca, H2),
         "127.0.0.1".parse().expect("address"),
@@ -69,17 +69,10 @@ async fn hyper_h2(gw: &Gateway) -> Sender {
     )
     .await
     .expect("TLS");
-    let (sender, connection) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(tls),
-    )
-    .await
-    .expect("HTTP/2 handshake");
-    tokio::spawn(connection);
-    sender
+    hyper_http2(tls).await.expect("HTTP/2 handshake")
 }
 
-async fn hyper_get(sender: &mut Sender, url: &str) -> Result<u16, String> {
+async fn hyper_get(sender: &mut Http2Sender, url: &str) -> Result<u16, String> {
     let request = ::http::Request::get(url)
         .body(http_body_util::Empty::new())
         .expect("request");
@@ -309,35 +302,19 @@ async fn every_connection_taken_before_the_stop_gets_its_first_request_served() 
     let h2_ready = hyper_get(&mut h2_ready, &url).await;
     let h1_ready = h1_get(&mut h1_ready, &acq, "/first").await;
     let h1_late = async {
-        let ssl = connector(&gw.ca, H1)
-            .configure()
-            .and_then(|c| c.into_ssl(&acq))
-            .map_err(|e| format!("{e}"))?;
-        let mut tls = SslStream::new(ssl, tcp_h1).map_err(|e| format!("{e}"))?;
-        std::pin::Pin::new(&mut tls)
-            .connect()
+        let mut tls = tls_over(&connector(&gw.ca, H1), tcp_h1, &acq)
             .await
             .map_err(|e| format!("handshake: {e}"))?;
         h1_get(&mut tls, &acq, "/first").await
     }
     .await;
     let h2_late = async {
-        let ssl = connector(&gw.ca, H2)
-            .configure()
-            .and_then(|c| c.into_ssl(&acq))
-            .map_err(|e| format!("{e}"))?;
-        let mut tls = SslStream::new(ssl, tcp_h2).map_err(|e| format!("{e}"))?;
-        std::pin::Pin::new(&mut tls)
-            .connect()
+        let tls = tls_over(&connector(&gw.ca, H2), tcp_h2, &acq)
             .await
             .map_err(|e| format!("handshake: {e}"))?;
-        let (mut sender, connection) = hyper::client::conn::http2::handshake(
-            hyper_util::rt::TokioExecutor::new(),
-            hyper_util::rt::TokioIo::new(tls),
-        )
-        .await
-        .map_err(|e| format!("h2 handshake: {e:?}"))?;
-        tokio::spawn(connection);
+        let mut sender = hyper_http2(tls)
+            .await
+            .map_err(|e| format!("h2 handshake: {e:?}"))?;
         hyper_get(&mut sender, &url).await
     }
     .await;

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use prehod_test_support::clients::{connector, tls_from, H2};
+use prehod_test_support::clients::{connector, hyper_http2, tls_from, Http2Sender, H2};
 use prehod_test_support::fleet::*;
 use prehod_test_support::*;
 
@@ -161,11 +161,9 @@ fn holds_socket(pid: u32, inode: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// An HTTP/2 connection by hyper's client (which, like reqwest's, sends no request after
-/// the server's GOAWAY and does not try one again on a new connection when its first
-/// connection went away): handshaken, no stream opened yet.
+/// An HTTP/2 connection by hyper's client, handshaken, no stream opened yet.
 struct Idle {
-    sender: hyper::client::conn::http2::SendRequest<http_body_util::Empty<bytes::Bytes>>,
+    sender: Http2Sender,
     client_port: u16,
 }
 
@@ -180,15 +178,8 @@ async fn idle_http2_connection(gw: &Gateway) -> Idle {
     .expect("TLS");
     assert_eq!(tls.ssl().selected_alpn_protocol(), Some(&b"h2"[..]));
     let client_port = tls.get_ref().local_addr().expect("local address").port();
-    let (sender, connection) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(tls),
-    )
-    .await
-    .expect("HTTP/2 handshake");
-    tokio::spawn(connection);
     Idle {
-        sender,
+        sender: hyper_http2(tls).await.expect("HTTP/2 handshake"),
         client_port,
     }
 }

@@ -1,7 +1,7 @@
 //! Raw clients for the connection tests: TCP from a chosen loopback address (127.0.0.1 and
 //! 127.0.0.2 are two clients to the gateway), TLS with a chosen ALPN, one HTTP/1.1 exchange
-//! read to its end, a minimal HTTP/2 client written frame by frame, and "how long until the
-//! gateway closed this connection".
+//! read to its end, a minimal HTTP/2 client written frame by frame, hyper's HTTP/2 client,
+//! and "how long until the gateway closed this connection".
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -49,7 +49,15 @@ pub async fn tls_from(
     to: SocketAddr,
     sni: &str,
 ) -> io::Result<SslStream<TcpStream>> {
-    let tcp = tcp_from(from, to).await?;
+    tls_over(connector, tcp_from(from, to).await?, sni).await
+}
+
+/// The TLS handshake for `sni` over a TCP connection made earlier.
+pub async fn tls_over(
+    connector: &SslConnector,
+    tcp: TcpStream,
+    sni: &str,
+) -> io::Result<SslStream<TcpStream>> {
     let ssl = connector
         .configure()
         .and_then(|c| c.into_ssl(sni))
@@ -185,6 +193,22 @@ pub async fn h2_read_response<S: AsyncRead + AsyncWrite + Unpin>(
             return Ok(ok);
         }
     }
+}
+
+/// hyper's HTTP/2 client (reqwest's): it sends no request after the server's GOAWAY and does
+/// not try one again on a new connection when its first connection went away.
+pub type Http2Sender = hyper::client::conn::http2::SendRequest<http_body_util::Empty<bytes::Bytes>>;
+
+/// hyper's HTTP/2 handshake over `tls` (its connection driven by a task of its own): no
+/// stream opened yet.
+pub async fn hyper_http2(tls: SslStream<TcpStream>) -> hyper::Result<Http2Sender> {
+    let (sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tls),
+    )
+    .await?;
+    tokio::spawn(connection);
+    Ok(sender)
 }
 
 /// The sum of every sample of `name` (with its labels, e.g. `x_total{phase="idle"}`) in a
