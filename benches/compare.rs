@@ -14,7 +14,8 @@
 //! COMPARE_THREADS (2: prehod's, nginx's and the bare proxy's), COMPARE_BARE (the bare proxy's
 //! binary), COMPARE_OUT (also write the table there), COMPARE_ONLY (only the rows whose
 //! name holds it or one of its `|`-separated parts, no paced runs; `HTTP/2` for the two
-//! h2load rows), COMPARE_H2_STREAMS (10:
+//! h2load rows), COMPARE_PACED (`1`: the paced runs too under COMPARE_ONLY, when it keeps the
+//! nginx proxy's and the authenticated rows), COMPARE_H2_STREAMS (10:
 //! h2load's `-m`, streams open at once per connection). `--smoke`: 1 s per target, one round,
 //! every response checked — it fails if any target answers anything but 200 or errors.
 
@@ -1437,19 +1438,24 @@ fn main() {
         // route at the same offered load (half of nginx's maximum), and each at half of
         // prehod's own maximum — prehod's p99 there against nginx's at the same absolute rate
         // (issue 20) — (keep-alive, this file's client, paced).
-        let max_of = |i: usize| results.get(&i).map(|v| median(v.iter().map(|s| s.rps).collect())).unwrap_or(1000.0);
-        let half = (max_of(1) / 2.0).max(100.0);
-        let half_own = (max_of(4) / 2.0).max(100.0);
+        // The two rows by name (COMPARE_ONLY may have left others out); with COMPARE_ONLY the
+        // paced runs only when COMPARE_PACED=1 (and both rows are in).
+        let index = |name: &str| rows.iter().position(|r| r.name == name);
+        let (ngx_row, auth_row) = (index("nginx TLS reverse proxy, keep-alive pool"), index("prehod, authenticated (Rekono session)"));
+        let max_of = |i: Option<usize>| i.and_then(|i| results.get(&i)).map(|v| median(v.iter().map(|s| s.rps).collect())).unwrap_or(1000.0);
+        let half = (max_of(ngx_row) / 2.0).max(100.0);
+        let half_own = (max_of(auth_row) / 2.0).max(100.0);
         let paced = [
-            (1usize, half, "nginx TLS proxy, at half nginx's maximum"),
-            (4usize, half, "prehod authenticated, at half nginx's maximum"),
-            (4usize, half_own, "prehod authenticated, at half its own maximum"),
-            (1usize, half_own, "nginx TLS proxy, at half prehod's maximum"),
+            (ngx_row, half, "nginx TLS proxy, at half nginx's maximum"),
+            (auth_row, half, "prehod authenticated, at half nginx's maximum"),
+            (auth_row, half_own, "prehod authenticated, at half its own maximum"),
+            (ngx_row, half_own, "nginx TLS proxy, at half prehod's maximum"),
         ];
+        let paced_rounds = if only.is_none() || std::env::var("COMPARE_PACED").is_ok_and(|v| v == "1") { rounds } else { 0 };
         let mut paced_results: BTreeMap<usize, Vec<Sample>> = BTreeMap::new();
-        for _ in 0..if only.is_some() { 0 } else { rounds } {
+        for _ in 0..paced_rounds {
             for (k, (i, rate, _)) in paced.iter().enumerate() {
-                let Some(r) = rows.get(*i) else { continue };
+                let Some(r) = i.and_then(|i| rows.get(i)) else { continue };
                 let s = drive(&r.target, Mode::Paced(*rate), connections, seconds).await;
                 paced_results.entry(k).or_default().push(s);
             }

@@ -11,7 +11,8 @@
 #   COMPARE_ONLY=auth_request bash benches/compare.sh --smoke   # one row only
 #
 # Env: COMPARE_SECONDS, COMPARE_ROUNDS, COMPARE_CONNECTIONS, COMPARE_THREADS, COMPARE_OUT,
-# COMPARE_ONLY (only the rows whose name holds it or one of its |-separated parts; no paced runs), COMPARE_H2_STREAMS (h2load -m, 10).
+# COMPARE_ONLY (only the rows whose name holds it or one of its |-separated parts; no paced runs
+# unless COMPARE_PACED=1), COMPARE_H2_STREAMS (h2load -m, 10).
 #
 #   COMPARE_ONLY=HTTP/2 bash benches/compare.sh   # the HTTP/2 rows (nginx, prehod) and their peak RSS
 # Installs Debian nginx, wrk and nghttp2-client (h2load) when missing; safe to run again.
