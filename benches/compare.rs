@@ -1366,6 +1366,15 @@ fn main() {
             rows.retain(|r| o.split('|').any(|part| r.name.contains(part)));
             assert!(!rows.is_empty(), "COMPARE_ONLY={o} names no row");
         }
+        // The paced rates are halves of the nginx proxy's and the authenticated route's maximums.
+        let paced_asked = std::env::var("COMPARE_PACED").is_ok_and(|v| v == "1");
+        if only.is_some() && paced_asked {
+            let kept = |name: &str| rows.iter().any(|r| r.name == name);
+            assert!(
+                kept("nginx TLS reverse proxy, keep-alive pool") && kept("prehod, authenticated (Rekono session)"),
+                "COMPARE_PACED=1: COMPARE_ONLY must keep both \"nginx TLS reverse proxy\" and \"prehod, authenticated (Rekono\""
+            );
+        }
 
         // Everything answers 200 before the clock starts (polled, not slept).
         for r in &rows {
@@ -1451,7 +1460,7 @@ fn main() {
             (auth_row, half_own, "prehod authenticated, at half its own maximum"),
             (ngx_row, half_own, "nginx TLS proxy, at half prehod's maximum"),
         ];
-        let paced_rounds = if only.is_none() || std::env::var("COMPARE_PACED").is_ok_and(|v| v == "1") { rounds } else { 0 };
+        let paced_rounds = if only.is_none() || paced_asked { rounds } else { 0 };
         let mut paced_results: BTreeMap<usize, Vec<Sample>> = BTreeMap::new();
         for _ in 0..paced_rounds {
             for (k, (i, rate, _)) in paced.iter().enumerate() {
