@@ -506,6 +506,11 @@ fn wrk(
 }
 
 /// `h2load` (HTTP/2 over TLS): `c` connections, 10 streams each.
+/// The rows the paced runs are measured against (their rates are halves of these rows' maximums),
+/// found by name since COMPARE_ONLY may leave others out.
+const NGINX_PROXY_ROW: &str = "nginx TLS reverse proxy, keep-alive pool";
+const AUTHENTICATED_ROW: &str = "prehod, authenticated (Rekono session)";
+
 /// Streams each h2load connection keeps open at once (`-m`): COMPARE_H2_STREAMS, 10.
 fn h2_streams() -> usize {
     env_or("COMPARE_H2_STREAMS", 10)
@@ -1284,10 +1289,10 @@ fn main() {
         let bws = host("bws");
         let mut rows = vec![
             row("upstream direct (nginx, plain HTTP)", Tool::Wrk, &name_ngx, upstream_addr, vec![], None, None),
-            row("nginx TLS reverse proxy, keep-alive pool", Tool::Wrk, &name_ngx, loop_addr(ngx_port), vec![], Some(plain.clone()), Some(&ngx.procs)),
+            row(NGINX_PROXY_ROW, Tool::Wrk, &name_ngx, loop_addr(ngx_port), vec![], Some(plain.clone()), Some(&ngx.procs)),
             row("bare pingora TLS proxy", Tool::Wrk, &name_ngx, loop_addr(bare_port), vec![], Some(plain.clone()), Some(&bare_procs)),
             row("prehod, public route", Tool::Wrk, &acq, gw, vec![], Some(plain.clone()), Some(&prehod_procs)),
-            row("prehod, authenticated (Rekono session)", Tool::Wrk, &bips, gw, vec![session.clone()], Some(plain.clone()), Some(&prehod_procs)),
+            row(AUTHENTICATED_ROW, Tool::Wrk, &bips, gw, vec![session.clone()], Some(plain.clone()), Some(&prehod_procs)),
             row("prehod, certificate-only portal (mTLS, keep-alive)", Tool::Client(Mode::KeepAlive), &bws, gw, vec![], Some(with_cert.clone()), Some(&prehod_procs)),
             row("new TLS connection per request: nginx", Tool::Client(Mode::NewConnection), &name_ngx, loop_addr(ngx_port), vec![], Some(plain.clone()), Some(&ngx.procs)),
             row("new TLS connection per request: nginx, client certificate", Tool::Client(Mode::NewConnection), &name_ngx, loop_addr(ngx_mtls_port), vec![], Some(with_cert.clone()), Some(&ngx.procs)),
@@ -1371,7 +1376,7 @@ fn main() {
         if only.is_some() && paced_asked {
             let kept = |name: &str| rows.iter().any(|r| r.name == name);
             assert!(
-                kept("nginx TLS reverse proxy, keep-alive pool") && kept("prehod, authenticated (Rekono session)"),
+                kept(NGINX_PROXY_ROW) && kept(AUTHENTICATED_ROW),
                 "COMPARE_PACED=1: COMPARE_ONLY must keep both \"nginx TLS reverse proxy\" and \"prehod, authenticated (Rekono\""
             );
         }
@@ -1450,7 +1455,7 @@ fn main() {
         // The two rows by name (COMPARE_ONLY may have left others out); with COMPARE_ONLY the
         // paced runs only when COMPARE_PACED=1 (and both rows are in).
         let index = |name: &str| rows.iter().position(|r| r.name == name);
-        let (ngx_row, auth_row) = (index("nginx TLS reverse proxy, keep-alive pool"), index("prehod, authenticated (Rekono session)"));
+        let (ngx_row, auth_row) = (index(NGINX_PROXY_ROW), index(AUTHENTICATED_ROW));
         let max_of = |i: Option<usize>| i.and_then(|i| results.get(&i)).map(|v| median(v.iter().map(|s| s.rps).collect())).unwrap_or(1000.0);
         let half = (max_of(ngx_row) / 2.0).max(100.0);
         let half_own = (max_of(auth_row) / 2.0).max(100.0);
