@@ -132,13 +132,13 @@ fn children(parent: u32) -> Vec<u32> {
     out
 }
 
-/// A child process killed (and reaped) when dropped.
+/// A child process killed (and reaped) when dropped (interrupted first under
+/// `PREHOD_TEST_STOP=interrupt`: `prehod_test_support::gateway::stop`).
 struct Killed(Child);
 
 impl Drop for Killed {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        prehod_test_support::gateway::stop(&mut self.0);
     }
 }
 

@@ -436,7 +436,23 @@ impl Gateway {
 
 impl Drop for Gateway {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop(&mut self.child);
     }
+}
+
+/// Stops and reaps a child: SIGKILL, or with `PREHOD_TEST_STOP=interrupt` SIGINT first (pingora's
+/// quick shutdown) and up to 10 s for the process to exit by itself — a build instrumented for
+/// profile-guided optimisation writes its profile only when it exits (benches/pgo.sh).
+pub fn stop(child: &mut Child) {
+    if std::env::var("PREHOD_TEST_STOP").is_ok_and(|v| v == "interrupt") {
+        let _ = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
