@@ -19,20 +19,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need=()
-command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
-command -v wrk >/dev/null 2>&1 || need+=(wrk)
-command -v h2load >/dev/null 2>&1 || need+=(nghttp2-client)
-if ((${#need[@]})); then
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  echo "compare: installing ${need[*]}"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-export PATH="$PATH:/usr/sbin"
-# Many connections from one address.
-ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+# benches/peers.sh: Debian packages when missing, /usr/sbin on PATH, the open-files limit raised.
+source benches/peers.sh
+peers_install nginx wrk h2load
+peers_raise_nofile
 
 if [ "${1:-}" = "--smoke" ]; then
   cargo build --quiet --example bare_pingora

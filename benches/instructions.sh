@@ -21,16 +21,8 @@
 # "instructions per request".
 set -euo pipefail
 cd "$(dirname "$0")/.."
-need=()
-command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
-command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
-if ((${#need[@]})); then
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-export PATH="$PATH:/usr/sbin"
+source benches/peers.sh
+peers_install valgrind nginx
 check=0
 if [ "${1:-}" = "--check" ]; then
   check=1

@@ -27,19 +27,9 @@ if [ -z "$profdata" ]; then
 fi
 [ -x "$profdata" ] || { echo "pgo: no llvm-profdata under $(rustc --print sysroot)" >&2; exit 1; }
 
-need=()
-command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
-command -v wrk >/dev/null 2>&1 || need+=(wrk)
-command -v h2load >/dev/null 2>&1 || need+=(nghttp2-client)
-if ((${#need[@]})); then
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  echo "pgo: installing ${need[*]}"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-export PATH="$PATH:/usr/sbin"
-ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+source "$root/benches/peers.sh"
+peers_install nginx wrk h2load
+peers_raise_nofile
 
 out="$root/target/pgo"
 raw="$out/raw"
