@@ -9,6 +9,15 @@ cd "$(dirname "$0")/.."
 
 bash deploy/setup.sh
 
+# CI builds everything once, from a fresh clone: no incremental caches, which no later step
+# reads (2.6 GB of target/debug/incremental in a full run). CARGO_INCREMENTAL=1 keeps them.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+# What the build trees hold and what the disk has left, after each step that builds (a CI
+# machine's disk once ran out in the fuzz build: 2026-12-07).
+disk() {
+  echo "-- disk after $1: $(du -sh target fuzz/target 2>/dev/null | awk '{printf "%s %s, ", $2, $1}')$(df -h . | awk 'NR==2 {print $4}') free"
+}
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -42,12 +51,14 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --no-fail-fast
 fi
+disk "tests"
 
 # The production build (no `dev` feature) has no development command and none of the
 # simulator's, demo portals' or dev PKI's code: a debug build of the prehod package alone
 # (every library is the test run's), then target/debug/prehod is the development one again.
 echo "== production build"
 bash tests/production_build.sh
+disk "the production build"
 
 # cargo deny (deny.toml): licenses, sources, bans, and advisories against the RustSec database
 # (fetched now, a mirror, or the snapshot in tests/advisory-db/ — tests/deny.sh says which).
@@ -59,17 +70,20 @@ bash tests/deny.sh
 # rot. The first run on a machine installs cargo-cyclonedx (a debug build, about 4 minutes).
 echo "== SBOM"
 bash deploy/sbom.sh target/sbom/prehod.cdx.json
+disk "the SBOM"
 
 # The fuzz targets, a few seconds each, after replaying their regression inputs (fuzz/run.sh):
 # 4 min 32 s from a cold fuzz/target on the 2-core machine (nearly all of it building), about
 # 1 minute warm — well inside CI's 90 minutes.
 echo "== fuzzing"
 bash fuzz/run.sh
+disk "fuzzing"
 
 # The comparison benchmark (benches/compare.sh) for a few seconds, so that it cannot rot: no
 # timing is asserted, but it fails if any target answers anything but 200 or errors.
 echo "== compare smoke"
 bash benches/compare.sh --smoke
+disk "the compare smoke"
 
 # The instructions-per-request budget (issue 20): the release gateway under callgrind, five
 # blocks of 200 requests per path, held to benches/budget.toml (fails when a path is more than 3 % over its
@@ -77,6 +91,7 @@ bash benches/compare.sh --smoke
 # "instructions per request".
 echo "== instructions budget"
 bash benches/instructions.sh --check
+disk "the instructions budget"
 
 echo "== prehod check on every shipped config"
 # The same selection as the test run, so that nothing is compiled again (a plain --bin prehod
