@@ -15,7 +15,8 @@
 //! binary), COMPARE_OUT (also write the table there), COMPARE_ONLY (only the rows whose
 //! name holds it or one of its `|`-separated parts, no paced runs; `HTTP/2` for the two
 //! h2load rows), COMPARE_PACED (`1`: the paced runs too under COMPARE_ONLY, when it keeps the
-//! nginx proxy's and the authenticated rows), COMPARE_H2_STREAMS (10:
+//! nginx proxy's and the authenticated rows; the bare proxy's row, when kept, is paced at
+//! prehod's rate too), COMPARE_H2_STREAMS (10:
 //! h2load's `-m`, streams open at once per connection). `--smoke`: 1 s per target, one round,
 //! every response checked — it fails if any target answers anything but 200 or errors.
 
@@ -510,6 +511,9 @@ fn wrk(
 /// found by name since COMPARE_ONLY may leave others out.
 const NGINX_PROXY_ROW: &str = "nginx TLS reverse proxy, keep-alive pool";
 const AUTHENTICATED_ROW: &str = "prehod, authenticated (Rekono session)";
+/// The floor: pingora with nothing of prehod's (benches/bare_pingora.rs), paced at prehod's rate
+/// when its row is kept.
+const BARE_ROW: &str = "bare pingora TLS proxy";
 
 /// Streams each h2load connection keeps open at once (`-m`): COMPARE_H2_STREAMS, 10.
 fn h2_streams() -> usize {
@@ -1290,7 +1294,7 @@ fn main() {
         let mut rows = vec![
             row("upstream direct (nginx, plain HTTP)", Tool::Wrk, &name_ngx, upstream_addr, vec![], None, None),
             row(NGINX_PROXY_ROW, Tool::Wrk, &name_ngx, loop_addr(ngx_port), vec![], Some(plain.clone()), Some(&ngx.procs)),
-            row("bare pingora TLS proxy", Tool::Wrk, &name_ngx, loop_addr(bare_port), vec![], Some(plain.clone()), Some(&bare_procs)),
+            row(BARE_ROW, Tool::Wrk, &name_ngx, loop_addr(bare_port), vec![], Some(plain.clone()), Some(&bare_procs)),
             row("prehod, public route", Tool::Wrk, &acq, gw, vec![], Some(plain.clone()), Some(&prehod_procs)),
             row(AUTHENTICATED_ROW, Tool::Wrk, &bips, gw, vec![session.clone()], Some(plain.clone()), Some(&prehod_procs)),
             row("prehod, certificate-only portal (mTLS, keep-alive)", Tool::Client(Mode::KeepAlive), &bws, gw, vec![], Some(with_cert.clone()), Some(&prehod_procs)),
@@ -1455,7 +1459,7 @@ fn main() {
         // The two rows by name (COMPARE_ONLY may have left others out); with COMPARE_ONLY the
         // paced runs only when COMPARE_PACED=1 (and both rows are in).
         let index = |name: &str| rows.iter().position(|r| r.name == name);
-        let (ngx_row, auth_row) = (index(NGINX_PROXY_ROW), index(AUTHENTICATED_ROW));
+        let (ngx_row, auth_row, bare_row) = (index(NGINX_PROXY_ROW), index(AUTHENTICATED_ROW), index(BARE_ROW));
         let max_of = |i: Option<usize>| i.and_then(|i| results.get(&i)).map(|v| median(v.iter().map(|s| s.rps).collect())).unwrap_or(1000.0);
         let half = (max_of(ngx_row) / 2.0).max(100.0);
         let half_own = (max_of(auth_row) / 2.0).max(100.0);
@@ -1464,13 +1468,18 @@ fn main() {
             (auth_row, half, "prehod authenticated, at half nginx's maximum"),
             (auth_row, half_own, "prehod authenticated, at half its own maximum"),
             (ngx_row, half_own, "nginx TLS proxy, at half prehod's maximum"),
+            // The floor at the same rate: how much of prehod's tail pingora's own pays.
+            (bare_row, half_own, "bare pingora TLS proxy, at half prehod's maximum"),
         ];
         let paced_rounds = if only.is_none() || paced_asked { rounds } else { 0 };
         let mut paced_results: BTreeMap<usize, Vec<Sample>> = BTreeMap::new();
         for _ in 0..paced_rounds {
             for (k, (i, rate, _)) in paced.iter().enumerate() {
                 let Some(r) = i.and_then(|i| rows.get(i)) else { continue };
-                let s = drive(&r.target, Mode::Paced(*rate), connections, seconds).await;
+                let p0 = r.proxy.as_ref().map_or(0, Procs::cpu_ticks);
+                let mut s = drive(&r.target, Mode::Paced(*rate), connections, seconds).await;
+                let p1 = r.proxy.as_ref().map_or(0, Procs::cpu_ticks);
+                s.proxy_cpu_ms_per_1k = (p1 - p0) as f64 * tick_ms / s.requests.max(1) as f64 * 1000.0;
                 paced_results.entry(k).or_default().push(s);
             }
         }
@@ -1510,14 +1519,15 @@ fn main() {
             ));
         }
         if !paced_results.is_empty() {
-        table.push_str(&format!("\nPaced keep-alive load ({connections} connections, own client; latency from the scheduled send time, so a server that falls behind shows it):\n\n| target | offered req/s | req/s | p50 ms | p99 ms |\n|---|---:|---:|---:|---:|\n"));
+        table.push_str(&format!("\nPaced keep-alive load ({connections} connections, own client; latency from the scheduled send time, so a server that falls behind shows it):\n\n| target | offered req/s | req/s | p50 ms | p99 ms | proxy CPU ms / 1 000 req |\n|---|---:|---:|---:|---:|---:|\n"));
         for (k, (_, rate, name)) in paced.iter().enumerate() {
             let Some(v) = paced_results.get(&k) else { continue };
             table.push_str(&format!(
-                "| {name} | {rate:.0} | {:.0} | {:.2} | {:.2} |\n",
+                "| {name} | {rate:.0} | {:.0} | {:.2} | {:.2} | {:.1} |\n",
                 median(v.iter().map(|s| s.rps).collect()),
                 median(v.iter().map(|s| s.p50).collect()),
                 median(v.iter().map(|s| s.p99.unwrap_or(0.0)).collect()),
+                median(v.iter().map(|s| s.proxy_cpu_ms_per_1k).collect()),
             ));
         }
         }
