@@ -419,6 +419,11 @@ struct Sample {
     peak_kib: u64,
 }
 
+/// CPU milliseconds per 1 000 requests from clock ticks spent over `requests`.
+fn cpu_ms_per_1k(ticks: u64, tick_ms: f64, requests: u64) -> f64 {
+    ticks as f64 * tick_ms / requests.max(1) as f64 * 1000.0
+}
+
 fn millis(v: &str) -> Option<f64> {
     let (num, unit) = v.split_at(v.find(|c: char| c.is_ascii_alphabetic())?);
     let n: f64 = num.parse().ok()?;
@@ -1435,9 +1440,8 @@ fn main() {
                     Tool::Client(mode) => drive(&r.target, mode, connections, seconds).await,
                 };
                 let (p1, u1) = (r.proxy.as_ref().map_or(0, Procs::cpu_ticks), r.upstream.cpu_ticks());
-                let per_1k = |ticks: u64| ticks as f64 * tick_ms / s.requests.max(1) as f64 * 1000.0;
-                s.proxy_cpu_ms_per_1k = per_1k(p1 - p0);
-                s.upstream_cpu_ms_per_1k = per_1k(u1 - u0);
+                s.proxy_cpu_ms_per_1k = cpu_ms_per_1k(p1 - p0, tick_ms, s.requests);
+                s.upstream_cpu_ms_per_1k = cpu_ms_per_1k(u1 - u0, tick_ms, s.requests);
                 s.peak_kib = server.peak_kib();
                 eprintln!(
                     "round {}/{rounds} {:<62} {:>9.0} req/s  p50 {:.2} ms  CPU {:.1}/{:.1} ms per 1k",
@@ -1456,8 +1460,9 @@ fn main() {
         // route at the same offered load (half of nginx's maximum), and each at half of
         // prehod's own maximum — prehod's p99 there against nginx's at the same absolute rate
         // (issue 20) — (keep-alive, this file's client, paced).
-        // The two rows by name (COMPARE_ONLY may have left others out); with COMPARE_ONLY the
-        // paced runs only when COMPARE_PACED=1 (and both rows are in).
+        // The rows by name (COMPARE_ONLY may have left others out); with COMPARE_ONLY the
+        // paced runs only when COMPARE_PACED=1 (and the nginx proxy's and authenticated rows
+        // are in; the bare proxy's is paced when kept).
         let index = |name: &str| rows.iter().position(|r| r.name == name);
         let (ngx_row, auth_row, bare_row) = (index(NGINX_PROXY_ROW), index(AUTHENTICATED_ROW), index(BARE_ROW));
         let max_of = |i: Option<usize>| i.and_then(|i| results.get(&i)).map(|v| median(v.iter().map(|s| s.rps).collect())).unwrap_or(1000.0);
@@ -1479,7 +1484,7 @@ fn main() {
                 let p0 = r.proxy.as_ref().map_or(0, Procs::cpu_ticks);
                 let mut s = drive(&r.target, Mode::Paced(*rate), connections, seconds).await;
                 let p1 = r.proxy.as_ref().map_or(0, Procs::cpu_ticks);
-                s.proxy_cpu_ms_per_1k = (p1 - p0) as f64 * tick_ms / s.requests.max(1) as f64 * 1000.0;
+                s.proxy_cpu_ms_per_1k = cpu_ms_per_1k(p1 - p0, tick_ms, s.requests);
                 paced_results.entry(k).or_default().push(s);
             }
         }
